@@ -1,0 +1,416 @@
+//! Configuration: the typed, validated view of `habeat.yml`.
+//!
+//! The types in this file are the *effective* configuration that the rest
+//! of habeat reads: defaults filled in, legacy keys mapped to their new
+//! meaning, every address and duration already validated. Parsing and
+//! validation (with file:line:column errors) live in [`load`].
+//!
+//! Each section has its own struct with a `Default` so that subsystems (and
+//! their tests) can be configured without a whole file.
+
+pub mod load;
+
+pub use load::{ConfigError, load_file, load_str};
+
+use crate::model::{Component, Role};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Name of a datacenter as written in the config (`primary`, `secondary`).
+pub type DcName = String;
+
+/// The whole effective configuration.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    /// The file this came from (for messages).
+    pub source: PathBuf,
+    pub local: Local,
+    /// Every datacenter defined in the file, by name.
+    pub dcs: BTreeMap<DcName, Datacenter>,
+    pub consul: Consul,
+    pub detection: Detection,
+    pub probes: Probes,
+    pub witnesses: Witnesses,
+    pub carbonio: Carbonio,
+    pub safety: Safety,
+    pub hooks: Hooks,
+    pub metrics: Metrics,
+    /// Non-fatal findings (world-readable token, quorum gate disabled, ...),
+    /// printed by `config check` and logged at every start.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// The datacenter this node watches.
+    pub fn peer(&self) -> &Datacenter {
+        // Validation guarantees dc_check names a defined DC.
+        &self.dcs[&self.local.dc_check]
+    }
+
+    /// The datacenter this node is in, if the file defines it.
+    pub fn own(&self) -> Option<&Datacenter> {
+        self.dcs.get(&self.local.whoami)
+    }
+
+    /// True when this node sits in the DC named `primary`: never promotes
+    /// automatically (SPEC 4, invariant 4).
+    pub fn is_primary(&self) -> bool {
+        self.local.whoami == "primary"
+    }
+}
+
+/// `local:` — who this node is and what it does.
+#[derive(Debug, Clone, Serialize)]
+pub struct Local {
+    pub whoami: DcName,
+    pub dc_check: DcName,
+    /// From `roles:` or the legacy single `role:`.
+    pub roles: Vec<Role>,
+    /// Legacy lock-file templates; the role name is appended (`<file>-<role>`).
+    pub check_down_file: PathBuf,
+    pub check_promotion_file: PathBuf,
+    pub check_restart_replica_file: PathBuf,
+    /// Carbonio promotion threads.
+    pub threads: u32,
+    /// Which `proxy_switch` tool of this DC to run (legacy: "bgp").
+    pub proxy_switch: String,
+    pub proxy_enable_activate: bool,
+    pub proxy_enable_deactivate: bool,
+    pub disable_ha_module: bool,
+    pub flush_cache: bool,
+    pub flush_arguments_a: bool,
+    pub restart_replica: bool,
+    pub state_dir: PathBuf,
+}
+
+impl Local {
+    pub fn down_file(&self, role: Role) -> PathBuf {
+        with_role_suffix(&self.check_down_file, role)
+    }
+    pub fn promotion_file(&self, role: Role) -> PathBuf {
+        with_role_suffix(&self.check_promotion_file, role)
+    }
+}
+
+fn with_role_suffix(template: &std::path::Path, role: Role) -> PathBuf {
+    let mut s = template.as_os_str().to_owned();
+    s.push("-");
+    s.push(role.as_str());
+    PathBuf::from(s)
+}
+
+/// One datacenter block (`primary:`, `secondary:`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Datacenter {
+    pub proxy_ip: Option<String>,
+    pub appserver_ip: Option<String>,
+    pub directorysrv_ip: Option<String>,
+    pub consul_ips: Vec<String>,
+    /// Hostnames of the Consul servers (node names derive from them).
+    pub consul_vmnames: Vec<String>,
+    /// The mailstore whose accounts are promoted when it is lost.
+    pub appserver_vmname: Option<String>,
+    pub proxyserver_vmname: Option<String>,
+    /// Proxy switch tools of this DC, by name (`bgp`).
+    pub proxy_switch: BTreeMap<String, SwitchCommands>,
+}
+
+impl Datacenter {
+    /// The addresses the network witness pings for a component.
+    pub fn addresses(&self, c: Component) -> Vec<String> {
+        match c {
+            Component::Proxy => self.proxy_ip.iter().cloned().collect(),
+            Component::Appserver => self.appserver_ip.iter().cloned().collect(),
+            Component::Directory => self.directorysrv_ip.iter().cloned().collect(),
+            Component::Consul => self.consul_ips.clone(),
+        }
+    }
+
+    /// The hostnames whose Consul node names stand for a component.
+    pub fn hostnames(&self, c: Component) -> Vec<String> {
+        match c {
+            Component::Proxy => self.proxyserver_vmname.iter().cloned().collect(),
+            Component::Appserver => self.appserver_vmname.iter().cloned().collect(),
+            Component::Directory => Vec::new(),
+            Component::Consul => self.consul_vmnames.clone(),
+        }
+    }
+}
+
+/// `proxy_switch: { <tool>: { activate: [...], deactivate: [...] } }`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SwitchCommands {
+    pub activate: Vec<HookCommand>,
+    /// Also accepted under the legacy misspelling `deativate`.
+    pub deactivate: Vec<HookCommand>,
+}
+
+/// A command written by the operator: an argv list (run directly) or a
+/// string (run by `/bin/sh -c`). Data is passed in environment variables,
+/// never interpolated into the string.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum HookCommand {
+    Argv(Vec<String>),
+    Shell(String),
+}
+
+impl HookCommand {
+    /// The argv to execute.
+    pub fn argv(&self) -> Vec<String> {
+        match self {
+            HookCommand::Argv(v) => v.clone(),
+            HookCommand::Shell(s) => vec!["/bin/sh".into(), "-c".into(), s.clone()],
+        }
+    }
+}
+
+/// `consul:` — how to reach the local Consul agent.
+#[derive(Debug, Clone, Serialize)]
+pub struct Consul {
+    pub hostname: String,
+    pub port: u16,
+    pub scheme: Scheme,
+    pub ca_file: Option<PathBuf>,
+    pub token_file: Option<PathBuf>,
+    /// The ACL token, from `token`, `token_file` or `CONSUL_HTTP_TOKEN`.
+    pub token: Option<Secret>,
+    pub service_discover_data: PathBuf,
+}
+
+impl Default for Consul {
+    fn default() -> Self {
+        Consul {
+            hostname: "127.0.0.1".into(),
+            port: 8500,
+            scheme: Scheme::Http,
+            ca_file: None,
+            token_file: None,
+            token: None,
+            service_discover_data: PathBuf::from("/var/lib/service-discover/data"),
+        }
+    }
+}
+
+impl Consul {
+    /// Base URL of the agent's HTTP API, e.g. `http://127.0.0.1:8500`.
+    pub fn base_url(&self) -> String {
+        let scheme = match self.scheme {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        };
+        if self.hostname.contains(':') {
+            format!("{scheme}://[{}]:{}", self.hostname, self.port)
+        } else {
+            format!("{scheme}://{}:{}", self.hostname, self.port)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+/// A secret (the Consul token). Its `Debug` and `Serialize` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    /// The secret itself: only for the `X-Consul-Token` header.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"********\"")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("********")
+    }
+}
+
+/// `detection:` — probe timing and hysteresis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Detection {
+    #[serde(with = "crate::model::humantime_serde_compat")]
+    pub interval: Duration,
+    #[serde(with = "crate::model::humantime_serde_compat")]
+    pub timeout: Duration,
+    pub fall: u32,
+    pub rise: u32,
+    pub quorum: Quorum,
+}
+
+impl Default for Detection {
+    fn default() -> Self {
+        Detection {
+            interval: Duration::from_secs(2),
+            timeout: Duration::from_secs(1),
+            fall: 3,
+            rise: 2,
+            quorum: Quorum::All,
+        }
+    }
+}
+
+/// How many Down votes make a component Down (any Up vote vetoes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Quorum {
+    /// Every witness of the component must vote Down.
+    All,
+    /// At least N witnesses must vote Down.
+    #[serde(untagged)]
+    AtLeast(u32),
+}
+
+/// `probes:` — extra network checks per component of the peer DC.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Probes {
+    pub appserver: Vec<ProbeSpec>,
+    pub proxy: Vec<ProbeSpec>,
+    pub directory: Vec<ProbeSpec>,
+    pub consul: Vec<ProbeSpec>,
+}
+
+impl Probes {
+    pub fn for_component(&self, c: Component) -> &[ProbeSpec] {
+        match c {
+            Component::Appserver => &self.appserver,
+            Component::Proxy => &self.proxy,
+            Component::Directory => &self.directory,
+            Component::Consul => &self.consul,
+        }
+    }
+}
+
+/// One extra probe of a component.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProbeSpec {
+    Icmp,
+    Tcp(u16),
+    Http(String),
+    Ldap(u16),
+}
+
+/// `witnesses:` — which non-network witnesses are used.
+#[derive(Debug, Clone, Serialize)]
+pub struct Witnesses {
+    pub consul_members: bool,
+    pub consul_health: bool,
+    /// External witness argv; empty: none.
+    pub command: Vec<String>,
+}
+
+impl Default for Witnesses {
+    fn default() -> Self {
+        Witnesses {
+            consul_members: true,
+            consul_health: true,
+            command: Vec::new(),
+        }
+    }
+}
+
+/// `carbonio:` — how the Zextras CLIs are run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Carbonio {
+    pub cli: PathBuf,
+    pub zmprov: PathBuf,
+    /// User to run the CLIs as; `None` runs as the current user.
+    pub run_as: Option<String>,
+    /// `MailReplica`, or `ha` for releases before the rename.
+    pub module: String,
+    #[serde(with = "crate::model::humantime_serde_compat")]
+    pub command_timeout: Duration,
+    #[serde(with = "crate::model::humantime_serde_compat")]
+    pub promote_timeout: Duration,
+}
+
+impl Default for Carbonio {
+    fn default() -> Self {
+        Carbonio {
+            cli: PathBuf::from("/opt/zextras/bin/carbonio"),
+            zmprov: PathBuf::from("/opt/zextras/bin/zmprov"),
+            run_as: Some("zextras".into()),
+            module: "MailReplica".into(),
+            command_timeout: Duration::from_secs(120),
+            promote_timeout: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// `safety:` — the rules that keep habeat from splitting mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Safety {
+    pub quorum_gate: bool,
+    #[serde(with = "crate::model::humantime_serde_compat")]
+    pub recovery_grace: Duration,
+    #[serde(with = "crate::model::humantime_serde_compat")]
+    pub promotion_block: Duration,
+    pub rearm: Rearm,
+}
+
+impl Default for Safety {
+    fn default() -> Self {
+        Safety {
+            quorum_gate: true,
+            recovery_grace: Duration::from_secs(60),
+            promotion_block: Duration::from_secs(3600),
+            rearm: Rearm::Auto,
+        }
+    }
+}
+
+/// When the failover locks clear.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Rearm {
+    /// When the peer is Up again (the old behaviour).
+    Auto,
+    /// Only by `habeat rearm`.
+    Manual,
+}
+
+/// `hooks:` — operator commands run around actions.
+#[derive(Debug, Clone, Serialize)]
+pub struct Hooks {
+    #[serde(with = "crate::model::humantime_serde_compat")]
+    pub timeout: Duration,
+    pub after_promotion: Vec<HookCommand>,
+    pub on_peer_recovered: Vec<HookCommand>,
+    pub on_event: Vec<HookCommand>,
+}
+
+impl Default for Hooks {
+    fn default() -> Self {
+        Hooks {
+            timeout: Duration::from_secs(60),
+            after_promotion: Vec::new(),
+            on_peer_recovered: Vec::new(),
+            on_event: Vec::new(),
+        }
+    }
+}
+
+/// `metrics:` — the optional HTTP endpoint.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Metrics {
+    pub listen: Option<SocketAddr>,
+}

@@ -1,0 +1,16 @@
+//! habeat: failover daemon for two-datacenter Carbonio mail installations.
+//!
+//! The crate follows the picture of `docs/ARCHITECTURE.md`: probes (I/O) feed
+//! observation rounds into a pure decision engine, whose actions are carried
+//! out by the executor; the state store persists what must survive a crash.
+//! The binary (`src/main.rs`) is a thin command-line layer over this library.
+
+pub mod act;
+pub mod cli;
+pub mod config;
+pub mod consul;
+pub mod engine;
+pub mod exit;
+pub mod model;
+pub mod probe;
+pub mod state;
