@@ -17,7 +17,12 @@ use std::path::PathBuf;
 #[command(name = "habeat", version, about, long_about = None, after_long_help = AFTER_HELP)]
 pub struct Cli {
     /// Configuration file.
-    #[arg(long, global = true, value_name = "PATH", default_value = "/etc/habeat/habeat.yml")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        default_value = "/etc/habeat/habeat.yml"
+    )]
     pub config: PathBuf,
 
     /// Also append logs to FILE (reopened on SIGHUP, for logrotate).

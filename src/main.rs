@@ -13,7 +13,8 @@ fn dispatch(cli: Cli) -> i32 {
             clap_complete::generate(shell, &mut Cli::command(), "habeat", &mut std::io::stdout());
             exit::OK
         }
-        Some(Command::Config(ConfigCommand::Check)) => match habeat::config::load_file(&cli.config) {
+        Some(Command::Config(ConfigCommand::Check)) => match habeat::config::load_file(&cli.config)
+        {
             Ok(cfg) => {
                 println!("{cfg:#?}");
                 exit::OK

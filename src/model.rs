@@ -180,3 +180,29 @@ pub mod humantime_serde_compat {
         humantime::parse_duration(&s).map_err(serde::de::Error::custom)
     }
 }
+
+/// One raft server as the local Consul last reported it
+/// (`/v1/operator/raft/configuration`). Kept while healthy so that raft
+/// recovery can write `peers.json` with the right ids.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RaftServer {
+    pub id: String,
+    /// Consul node name (`server-svc1-example-com`).
+    pub node: String,
+    /// `ip:port` of the server's raft (server RPC) address.
+    pub address: String,
+    pub leader: bool,
+    pub voter: bool,
+}
+
+/// Everything the probes learned in one round: the input of the engine.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Round {
+    /// One observation per witness of the peer DC.
+    pub observations: Vec<Observation>,
+    /// Whether the local Consul has a raft leader (`/v1/status/leader` not
+    /// `""`); `None` when the local agent could not be asked.
+    pub local_leader: Option<bool>,
+    /// The raft configuration, when the local Consul could report one.
+    pub raft_servers: Option<Vec<RaftServer>>,
+}
