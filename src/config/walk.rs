@@ -705,7 +705,7 @@ impl<'e> Walker<'e> {
                 "the datacenter this node watches"
             };
             self.error(
-                s.pos_of(key),
+                self.marks.local.unwrap_or(s.pos),
                 format!(
                     "{} is missing; set it to the name of {what} (e.g. primary or \
                      secondary), matching a top-level section of the same name",

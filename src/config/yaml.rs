@@ -143,19 +143,25 @@ fn describe(e: &serde_saphyr::Error) -> SyntaxError {
     }
     let raw = inner.to_string();
     let text = strip_location_suffix(&raw);
-    let message = match inner {
+    // Some limits reach us re-wrapped as a plain message: match the text too.
+    let lower = text.to_ascii_lowercase();
+    let expansion = matches!(
+        inner,
         E::Budget { .. }
-        | E::AliasReplayCounterOverflow { .. }
-        | E::AliasReplayLimitExceeded { .. }
-        | E::AliasExpansionLimitExceeded { .. }
-        | E::AliasReplayStackDepthExceeded { .. } => format!(
+            | E::AliasReplayCounterOverflow { .. }
+            | E::AliasReplayLimitExceeded { .. }
+            | E::AliasExpansionLimitExceeded { .. }
+            | E::AliasReplayStackDepthExceeded { .. }
+    ) || lower.contains("budget")
+        || (lower.contains("alias") && (lower.contains("limit") || lower.contains("exceeded")));
+    let message = match inner {
+        E::MultipleDocuments { .. } => several_documents(),
+        _ if lower.contains("documents") => several_documents(),
+        _ if expansion => format!(
             "the YAML expands to far more than a configuration needs \
              ({text}): an alias bomb or runaway nesting; write the values out \
              instead of repeating anchors"
         ),
-        E::MultipleDocuments { .. } => "the file holds more than one YAML document \
-             (a second `---`); keep a single document"
-            .to_string(),
         E::InvalidUtf8Input => {
             "the file is not UTF-8 text; save it as UTF-8 (plain ASCII is fine)".to_string()
         }
@@ -176,9 +182,14 @@ fn describe(e: &serde_saphyr::Error) -> SyntaxError {
     SyntaxError { pos, message }
 }
 
-/// serde-saphyr appends " at line L, column C"; we print the place first.
+fn several_documents() -> String {
+    "the file holds more than one YAML document (a second `---`); keep a single document".into()
+}
+
+/// serde-saphyr appends " at line L, column C" (and for aliases, where
+/// the anchor was defined); we print the place first.
 fn strip_location_suffix(s: &str) -> &str {
-    match s.rfind(" at line ") {
+    match s.find(" at line ") {
         Some(i) if s[i..].contains(", column ") => &s[..i],
         _ => s,
     }
