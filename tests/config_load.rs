@@ -3,8 +3,8 @@
 //! message at the right line and column, and the Consul token stays secret.
 
 use habeat::config::{
-    Config, ConfigError, HookCommand, LoadEnv, ProbeSpec, Quorum, Secret, TokenSource, load_file_with,
-    load_str_with,
+    Config, ConfigError, HookCommand, LoadEnv, ProbeSpec, Quorum, Secret, TokenSource,
+    load_file_with, load_str_with,
 };
 use habeat::model::Role;
 use std::os::unix::fs::PermissionsExt;
@@ -22,7 +22,9 @@ primary:
 ";
 
 fn example(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("config").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("config")
+        .join(name)
 }
 
 fn no_env() -> LoadEnv {
@@ -70,7 +72,10 @@ fn new_example_loads_with_its_documented_meaning() {
     assert_eq!(cfg.local.dc_check, "primary");
     assert_eq!(cfg.local.roles, vec![Role::Appserver]);
     assert!(!cfg.is_primary());
-    assert_eq!(cfg.peer().appserver_vmname.as_deref(), Some("mbox1.example.com"));
+    assert_eq!(
+        cfg.peer().appserver_vmname.as_deref(),
+        Some("mbox1.example.com")
+    );
     assert_eq!(cfg.peer().consul_ips, vec!["192.0.2.41", "192.0.2.43"]);
     let bgp = &cfg.own().expect("own DC").proxy_switch["bgp"];
     assert_eq!(
@@ -83,7 +88,11 @@ fn new_example_loads_with_its_documented_meaning() {
     );
     assert_eq!(
         bgp.deactivate[0].argv(),
-        vec!["/bin/sh", "-c", "/usr/local/sbin/bgp-switch withdraw secondary"]
+        vec![
+            "/bin/sh",
+            "-c",
+            "/usr/local/sbin/bgp-switch withdraw secondary"
+        ]
     );
     assert_eq!(cfg.probes.appserver, vec![ProbeSpec::Tcp(7071)]);
     assert_eq!(cfg.probes.directory, vec![ProbeSpec::Ldap(389)]);
@@ -103,7 +112,9 @@ fn legacy_example_keeps_every_old_meaning() {
     let bgp = &cfg.dcs["secondary"].proxy_switch["bgp"];
     assert_eq!(
         bgp.deactivate,
-        vec![HookCommand::Shell("/usr/local/sbin/bgp-withdraw secondary".into())]
+        vec![HookCommand::Shell(
+            "/usr/local/sbin/bgp-withdraw secondary".into()
+        )]
     );
     assert_eq!(cfg.local.proxy_switch, "bgp");
     assert_eq!(cfg.local.threads, 5);
@@ -116,7 +127,10 @@ fn legacy_example_keeps_every_old_meaning() {
         Path::new("/var/tmp/appserverrstopha")
     );
     assert_eq!(cfg.consul.base_url(), "http://127.0.0.1:8500");
-    assert!(cfg.consul.token.is_none(), "`token:` left empty means no token");
+    assert!(
+        cfg.consul.token.is_none(),
+        "`token:` left empty means no token"
+    );
     // Keys the old file never had get their defaults.
     assert_eq!(cfg.detection.fall, 3);
     assert!(cfg.safety.quorum_gate);
@@ -143,7 +157,10 @@ fn defaults_fill_a_minimal_file() {
     assert_eq!(cfg.carbonio.module, "MailReplica");
     assert_eq!(cfg.hooks.timeout, Duration::from_secs(60));
     assert!(cfg.metrics.listen.is_none());
-    assert!(cfg.own().is_none(), "secondary: is not defined and not needed");
+    assert!(
+        cfg.own().is_none(),
+        "secondary: is not defined and not needed"
+    );
 }
 
 #[test]
@@ -167,8 +184,16 @@ fn hook_commands_are_strings_or_argv_lists() {
 
 #[test]
 fn run_as_empty_means_current_user() {
-    assert_eq!(ok(&format!("{BASE}carbonio:\n  run_as:\n")).carbonio.run_as, None);
-    assert_eq!(ok(&format!("{BASE}carbonio:\n  run_as: \"\"\n")).carbonio.run_as, None);
+    assert_eq!(
+        ok(&format!("{BASE}carbonio:\n  run_as:\n")).carbonio.run_as,
+        None
+    );
+    assert_eq!(
+        ok(&format!("{BASE}carbonio:\n  run_as: \"\"\n"))
+            .carbonio
+            .run_as,
+        None
+    );
 }
 
 #[test]
@@ -190,7 +215,10 @@ fn unknown_key_is_named_with_the_nearest_valid_one() {
         "detection: unknown key `intervall`; did you mean `interval`?",
     );
     one_error(
-        &BASE.replace("  dc_check: primary\n", "  dc_check: primary\n  check_down_file: /x\n"),
+        &BASE.replace(
+            "  dc_check: primary\n",
+            "  dc_check: primary\n  check_down_file: /x\n",
+        ),
         "4:3",
         "did you mean `checkDownFile`?",
     );
@@ -305,7 +333,9 @@ fn dc_check_naming_an_undefined_datacenter_is_refused() {
     let errs = errors(&BASE.replace("dc_check: primary", "dc_check: primray"));
     assert_eq!(errs.len(), 2, "{errs:#?}");
     assert!(
-        errs[0].starts_with("t.yml:3:13: local.dc_check names `primray`, but the file has no `primray:` section"),
+        errs[0].starts_with(
+            "t.yml:3:13: local.dc_check names `primray`, but the file has no `primray:` section"
+        ),
         "{}",
         errs[0]
     );
@@ -323,7 +353,11 @@ fn whoami_and_dc_check_are_required() {
         "1:1",
         "local.whoami is missing",
     );
-    one_error("primary:\n  proxy_ip: 10.0.0.1\n", "1:1", "there is no `local:` section");
+    one_error(
+        "primary:\n  proxy_ip: 10.0.0.1\n",
+        "1:1",
+        "there is no `local:` section",
+    );
 }
 
 #[test]
@@ -342,24 +376,41 @@ fn each_role_needs_its_addresses() {
         "local:\n  whoami: secondary\n  dc_check: primary\n  roles: [proxyserver]\nprimary:\n  appserver_ip: 192.0.2.20\n",
     );
     assert_eq!(errs.len(), 2, "{errs:#?}");
-    assert!(errs[0].contains("primary.proxy_ip is not set, but the proxyserver role (local.roles, line 4)"));
+    assert!(
+        errs[0].contains(
+            "primary.proxy_ip is not set, but the proxyserver role (local.roles, line 4)"
+        )
+    );
     assert!(errs[1].contains("primary.proxyserver_vmname is not set"));
     // Without Consul witnesses the proxy's node name is not needed.
-    ok("local:\n  whoami: secondary\n  dc_check: primary\n  roles: [proxyserver]\nprimary:\n  proxy_ip: 192.0.2.10\nwitnesses:\n  consul_members: false\n  consul_health: false\n");
+    ok(
+        "local:\n  whoami: secondary\n  dc_check: primary\n  roles: [proxyserver]\nprimary:\n  proxy_ip: 192.0.2.10\nwitnesses:\n  consul_members: false\n  consul_health: false\n",
+    );
 
     let errs = errors(&format!("{BASE}  consul_ips: [192.0.2.41]\n").replace(
         "  dc_check: primary\n",
         "  dc_check: primary\n  roles: [appserver, consulserver]\n",
     ));
     assert_eq!(errs.len(), 2, "{errs:#?}");
-    assert!(errs[0].contains("secondary.consul_vmnames is not set, but the consulserver role"), "{}", errs[0]);
-    assert!(errs[1].contains("primary.consul_vmnames is not set"), "{}", errs[1]);
+    assert!(
+        errs[0].contains("secondary.consul_vmnames is not set, but the consulserver role"),
+        "{}",
+        errs[0]
+    );
+    assert!(
+        errs[1].contains("primary.consul_vmnames is not set"),
+        "{}",
+        errs[1]
+    );
 }
 
 #[test]
 fn unknown_role_and_role_with_roles_are_refused() {
     one_error(
-        &BASE.replace("  dc_check: primary\n", "  dc_check: primary\n  role: appsrever\n"),
+        &BASE.replace(
+            "  dc_check: primary\n",
+            "  dc_check: primary\n  role: appsrever\n",
+        ),
         "4:9",
         "local.role: unknown role `appsrever`; did you mean `appserver`?",
     );
@@ -384,13 +435,11 @@ fn enabled_proxy_switch_needs_its_commands() {
         "local.proxy_enable_activate is true, but `secondary:` has no proxy_switch.bgp",
     );
     one_error(
-        &format!(
-            "{BASE}secondary:\n  proxy_switch:\n    bgp:\n      activate: [\"announce\"]\n"
-        )
-        .replace(
-            "  dc_check: primary\n",
-            "  dc_check: primary\n  proxy_enable_deactivate: true\n",
-        ),
+        &format!("{BASE}secondary:\n  proxy_switch:\n    bgp:\n      activate: [\"announce\"]\n")
+            .replace(
+                "  dc_check: primary\n",
+                "  dc_check: primary\n  proxy_enable_deactivate: true\n",
+            ),
         "4:28",
         "secondary.proxy_switch.bgp.deactivate lists no command",
     );
@@ -406,7 +455,10 @@ fn zero_counts_and_bad_quorum_are_refused() {
         );
     }
     one_error(
-        &BASE.replace("  dc_check: primary\n", "  dc_check: primary\n  threads: 0\n"),
+        &BASE.replace(
+            "  dc_check: primary\n",
+            "  dc_check: primary\n  threads: 0\n",
+        ),
         "4:12",
         "local.threads: 0 is out of range: must be at least 1",
     );
@@ -444,7 +496,10 @@ fn metrics_listen_must_be_ip_and_port() {
 #[test]
 fn only_the_consul_provider_is_supported() {
     one_error(
-        &BASE.replace("  dc_check: primary\n", "  dc_check: primary\n  provider: hetrix\n"),
+        &BASE.replace(
+            "  dc_check: primary\n",
+            "  dc_check: primary\n  provider: hetrix\n",
+        ),
         "4:13",
         "local.provider: `hetrix` is not supported",
     );
@@ -479,7 +534,11 @@ fn empty_and_comment_only_files_are_refused() {
 #[test]
 fn files_that_are_not_yaml_or_not_a_config_are_refused() {
     one_error("[section]\nkey=value\n", "2:1", "not valid YAML");
-    one_error("just some words\n", "1:1", "the file holds text where habeat expects sections");
+    one_error(
+        "just some words\n",
+        "1:1",
+        "the file holds text where habeat expects sections",
+    );
     one_error("- a\n- b\n", "1:1", "the file holds a list");
     one_error("local:\n\twhoami: x\n", "2:2", "not valid YAML: tabs");
     one_error("local: [\n", "1:8", "not valid YAML");
@@ -488,11 +547,18 @@ fn files_that_are_not_yaml_or_not_a_config_are_refused() {
 #[test]
 fn duplicate_keys_and_several_documents_are_refused() {
     one_error(
-        &BASE.replace("  dc_check: primary\n", "  dc_check: primary\n  whoami: primary\n"),
+        &BASE.replace(
+            "  dc_check: primary\n",
+            "  dc_check: primary\n  whoami: primary\n",
+        ),
         "4:3",
         "key `whoami` appears twice in the same section",
     );
-    one_error(&format!("{BASE}---\n{BASE}"), "7:1", "more than one YAML document");
+    one_error(
+        &format!("{BASE}---\n{BASE}"),
+        "7:1",
+        "more than one YAML document",
+    );
 }
 
 #[test]
@@ -500,7 +566,10 @@ fn alias_bombs_and_runaway_nesting_are_refused() {
     let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
     for i in 1..12u8 {
         let (p, c) = ((b'a' + i - 1) as char, (b'a' + i) as char);
-        bomb.push_str(&format!("{c}: &{c} [{}]\n", vec![format!("*{p}"); 10].join(", ")));
+        bomb.push_str(&format!(
+            "{c}: &{c} [{}]\n",
+            vec![format!("*{p}"); 10].join(", ")
+        ));
     }
     let errs = errors(&bomb);
     assert_eq!(errs.len(), 1);
@@ -516,7 +585,10 @@ fn every_problem_is_reported_in_file_order() {
     let errs = errors(
         "local:\n  whoami: secondary\n  dc_check: primary\n  threads: 0\nprimary:\n  appserver_ip: 10.0.0.999\n  appserver_vmname: mbox1.example.com\ndetection:\n  fall: x\n",
     );
-    let lines: Vec<&str> = errs.iter().map(|e| e.split(':').nth(1).unwrap_or("")).collect();
+    let lines: Vec<&str> = errs
+        .iter()
+        .map(|e| e.split(':').nth(1).unwrap_or(""))
+        .collect();
     assert_eq!(lines, vec!["4", "6", "9"], "{errs:#?}");
 }
 
@@ -526,7 +598,8 @@ fn empty_list_entries_from_the_old_template_are_ignored_with_a_warning() {
     assert_eq!(cfg.peer().consul_ips, vec!["192.0.2.41"]);
     assert_eq!(cfg.warnings.len(), 1);
     assert!(
-        cfg.warnings[0].starts_with("t.yml:8:4: primary.consul_ips: an empty list entry is ignored"),
+        cfg.warnings[0]
+            .starts_with("t.yml:8:4: primary.consul_ips: an empty list entry is ignored"),
         "{:?}",
         cfg.warnings
     );
@@ -546,12 +619,25 @@ fn disabling_the_quorum_gate_is_a_warning() {
 #[test]
 fn a_directory_a_missing_file_and_a_device_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let e = load_file_with(dir.path(), &no_env()).unwrap_err().to_string();
-    assert!(e.starts_with(&format!("{}: is a directory, not a file", dir.path().display())), "{e}");
+    let e = load_file_with(dir.path(), &no_env())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with(&format!(
+            "{}: is a directory, not a file",
+            dir.path().display()
+        )),
+        "{e}"
+    );
     let missing = dir.path().join("nope.yml");
     let e = load_file_with(&missing, &no_env()).unwrap_err().to_string();
-    assert!(e.contains("nope.yml: no such file; pass the right path with --config"), "{e}");
-    let e = load_file_with(Path::new("/dev/null"), &no_env()).unwrap_err().to_string();
+    assert!(
+        e.contains("nope.yml: no such file; pass the right path with --config"),
+        "{e}"
+    );
+    let e = load_file_with(Path::new("/dev/null"), &no_env())
+        .unwrap_err()
+        .to_string();
     assert!(e.starts_with("/dev/null: is not a regular file"), "{e}");
 }
 
@@ -565,7 +651,10 @@ fn binary_and_oversized_files_are_refused() {
     let big = dir.path().join("big.yml");
     std::fs::write(&big, "#".repeat(2 * 1024 * 1024)).unwrap();
     let e = load_file_with(&big, &no_env()).unwrap_err().to_string();
-    assert!(e.contains("is 2097152 bytes; a habeat configuration is a few KiB"), "{e}");
+    assert!(
+        e.contains("is 2097152 bytes; a habeat configuration is a few KiB"),
+        "{e}"
+    );
 }
 
 // -- the Consul token ---------------------------------------------------------
@@ -592,26 +681,40 @@ fn token_precedence_is_inline_then_file_then_environment() {
     write_mode(&tf, &format!("{TOKEN_FILE}\n"), 0o600);
 
     let cfg = load_str_with(BASE, Path::new("t.yml"), &env_token()).unwrap();
-    assert_eq!(cfg.consul.token.as_ref().map(Secret::expose), Some(TOKEN_ENV));
+    assert_eq!(
+        cfg.consul.token.as_ref().map(Secret::expose),
+        Some(TOKEN_ENV)
+    );
     assert_eq!(cfg.consul.token_source, Some(TokenSource::Environment));
 
     let with_file = format!("{BASE}consul:\n  token_file: {}\n", tf.display());
     let cfg = load_str_with(&with_file, Path::new("t.yml"), &env_token()).unwrap();
-    assert_eq!(cfg.consul.token.as_ref().map(Secret::expose), Some(TOKEN_FILE));
+    assert_eq!(
+        cfg.consul.token.as_ref().map(Secret::expose),
+        Some(TOKEN_FILE)
+    );
     assert_eq!(cfg.consul.token_source, Some(TokenSource::File));
     assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
 
     let inline = format!("{BASE}consul:\n  token: \"{TOKEN_INLINE}\"\n");
     let cfg = load_str_with(&inline, Path::new("t.yml"), &env_token()).unwrap();
-    assert_eq!(cfg.consul.token.as_ref().map(Secret::expose), Some(TOKEN_INLINE));
+    assert_eq!(
+        cfg.consul.token.as_ref().map(Secret::expose),
+        Some(TOKEN_INLINE)
+    );
     assert_eq!(cfg.consul.token_source, Some(TokenSource::Config));
 
     let both = format!(
         "{BASE}consul:\n  token: \"{TOKEN_INLINE}\"\n  token_file: {}\n",
         tf.display()
     );
-    let e = load_str_with(&both, Path::new("t.yml"), &no_env()).unwrap_err().to_string();
-    assert!(e.starts_with("t.yml:9:15: consul.token and consul.token_file are both set"), "{e}");
+    let e = load_str_with(&both, Path::new("t.yml"), &no_env())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("t.yml:9:15: consul.token and consul.token_file are both set"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -625,7 +728,10 @@ fn bad_token_files_are_refused() {
         "is empty; put the Consul ACL token in it",
     );
     one_error(
-        &format!("{BASE}consul:\n  token_file: {}/missing\n", dir.path().display()),
+        &format!(
+            "{BASE}consul:\n  token_file: {}/missing\n",
+            dir.path().display()
+        ),
         "8:15",
         "missing no such file",
     );
@@ -651,15 +757,32 @@ fn world_readable_token_files_and_configs_are_warned_about() {
     assert!(cfg.warnings[0].contains("can be read by every local user (mode 0644)"));
 
     let file = dir.path().join("habeat.yml");
-    write_mode(&file, &format!("{BASE}consul:\n  token: \"{TOKEN_INLINE}\"\n"), 0o644);
+    write_mode(
+        &file,
+        &format!("{BASE}consul:\n  token: \"{TOKEN_INLINE}\"\n"),
+        0o644,
+    );
     let cfg = load_file_with(&file, &no_env()).unwrap();
     assert_eq!(cfg.warnings.len(), 1, "{:?}", cfg.warnings);
-    assert!(cfg.warnings[0].contains(":8:10: consul.token is in a file every local user can read (mode 0644)"));
+    assert!(
+        cfg.warnings[0]
+            .contains(":8:10: consul.token is in a file every local user can read (mode 0644)")
+    );
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
-    assert!(load_file_with(&file, &no_env()).unwrap().warnings.is_empty());
+    assert!(
+        load_file_with(&file, &no_env())
+            .unwrap()
+            .warnings
+            .is_empty()
+    );
     // A world-readable file without a token is fine.
     write_mode(&file, BASE, 0o644);
-    assert!(load_file_with(&file, &no_env()).unwrap().warnings.is_empty());
+    assert!(
+        load_file_with(&file, &no_env())
+            .unwrap()
+            .warnings
+            .is_empty()
+    );
 }
 
 #[test]
@@ -690,7 +813,10 @@ fn the_token_never_appears_in_output_errors_or_debug() {
         format!("{BASE}consul:\n  token: \"{TOKEN_INLINE}\"\n  port: http\n"),
         format!("{BASE}consul:\n  token: \"{TOKEN_INLINE} x\"\n"),
         format!("{BASE}consul:\n  tokn: \"{TOKEN_INLINE}\"\n"),
-        format!("{BASE}consul:\n  token: \"{TOKEN_INLINE}\"\n  token_file: {}\n", tf.display()),
+        format!(
+            "{BASE}consul:\n  token: \"{TOKEN_INLINE}\"\n  token_file: {}\n",
+            tf.display()
+        ),
         format!("{BASE}consul:\n  token: \"{TOKEN_INLINE}\n"),
         format!("{BASE}consul:\n  token: {TOKEN_ENV}\n  hostname: 999.1.1.1\n"),
         format!("{BASE}consul:\n  token: 123456789012\n"),
@@ -699,7 +825,12 @@ fn the_token_never_appears_in_output_errors_or_debug() {
         check("error", &e.to_string());
         check("error Debug", &format!("{e:?}"));
     }
-    let e = load(&format!("{BASE}consul:\n  token: 123456789012\n")).unwrap_err().to_string();
-    assert!(e.contains("consul.token: expected text, found a number; put the token in quotes"), "{e}");
+    let e = load(&format!("{BASE}consul:\n  token: 123456789012\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("consul.token: expected text, found a number; put the token in quotes"),
+        "{e}"
+    );
     assert!(!e.contains("123456789012"), "{e}");
 }
