@@ -699,6 +699,9 @@ impl<'e> Walker<'e> {
 
     fn dc_name(&mut self, s: &Section, key: &str) -> Option<(String, Pos)> {
         let Some((name, pos)) = self.opt_string(s, key, "a datacenter name such as primary") else {
+            if matches!(s.given(key), Some(n) if !matches!(&n.value, Value::Str(_))) {
+                return None; // wrong type: already reported
+            }
             let what = if key == "whoami" {
                 "the datacenter this node is in"
             } else {
@@ -743,6 +746,9 @@ impl<'e> Walker<'e> {
 
     fn local(&mut self, node: &Node) -> Option<Local> {
         let s = self.section(node, "local", LOCAL_KEYS);
+        if !matches!(node.value, Value::Map(_) | Value::Null) {
+            return None; // wrong type: already reported
+        }
         let whoami = self.dc_name(&s, "whoami");
         let dc_check = self.dc_name(&s, "dc_check");
         if let (Some((w, _)), Some((d, pos))) = (&whoami, &dc_check)
@@ -838,13 +844,6 @@ impl<'e> Walker<'e> {
         let mut out = Vec::new();
         if let Some(node) = roles {
             self.marks.roles = Some(node.pos);
-            if let Value::Str(_) = node.value {
-                self.type_error(
-                    node,
-                    "local.roles",
-                    "a list such as [appserver, proxyserver]",
-                );
-            }
             let items = self.list(s, "roles", "roles");
             if items.is_empty() && matches!(node.value, Value::Seq(_)) {
                 self.error(
