@@ -13,7 +13,7 @@ pub mod load;
 pub mod render;
 mod suggest;
 mod walk;
-pub mod yaml;
+mod yaml;
 
 pub use walk::{SECTIONS, witness_count};
 
