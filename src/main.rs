@@ -16,11 +16,20 @@ fn dispatch(cli: Cli) -> i32 {
         Some(Command::Config(ConfigCommand::Check)) => match habeat::config::load_file(&cli.config)
         {
             Ok(cfg) => {
-                println!("{cfg:#?}");
+                for w in &cfg.warnings {
+                    eprintln!("habeat: warning: {w}");
+                }
+                if cli.json {
+                    println!("{}", cfg.render_json());
+                } else {
+                    print!("{}", cfg.render_text());
+                }
                 exit::OK
             }
             Err(e) => {
-                eprintln!("habeat: {e}");
+                for line in e.lines() {
+                    eprintln!("habeat: {line}");
+                }
                 exit::USAGE
             }
         },

@@ -1,32 +1,223 @@
 //! Parsing and validation of `habeat.yml` (legacy and new keys).
 //!
-//! Owned by issue #2: every error names file, line and column and says what
-//! to do; validation is complete before anything runs.
+//! Validation is complete before anything runs: every problem in the file
+//! is collected (not just the first) and reported as one line
+//! `file:line:column: what is wrong; what to do`, so an operator fixes the
+//! whole file in one pass. Problems that concern the file itself (missing,
+//! a directory, unreadable) name only the file: it has no lines to point at.
+//!
+//! The walk itself (schema, types, cross-section checks) is in
+//! `walk.rs`, over the spanned tree of [`super::yaml`].
 
-use super::Config;
+use super::walk::Walker;
+use super::yaml::{self, Pos};
+use super::{Config, Secret};
+use std::fmt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
-/// Why a configuration could not be used. Every variant renders as one
-/// sentence an operator can act on, starting with `file:line:column`.
+/// One problem in the file: where it is and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// 1-based line.
+    pub line: u64,
+    /// 1-based column.
+    pub column: u64,
+    /// "what is wrong; what to do", without the location.
+    pub message: String,
+}
+
+/// Why a configuration could not be used. Renders as one line per problem,
+/// each starting with `file:line:column` (or just `file` when the file
+/// itself is the problem), ready for the terminal.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: {message}")]
-    Invalid { path: PathBuf, message: String },
+    /// The file could not be read at all: missing, a directory, not a
+    /// regular file, unreadable, too large.
+    #[error("{}: {message}", path.display())]
+    File { path: PathBuf, message: String },
+    /// The file was read but its content is wrong; problems in file order.
+    #[error("{}", render_problems(path, problems))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
 }
 
-/// Read and validate the configuration file at `path`.
+impl ConfigError {
+    /// The configuration file the error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            ConfigError::File { path, .. } | ConfigError::Invalid { path, .. } => path,
+        }
+    }
+
+    /// Each problem as its own line (`file:line:column: message`).
+    pub fn lines(&self) -> Vec<String> {
+        self.to_string().lines().map(str::to_owned).collect()
+    }
+}
+
+fn render_problems(path: &Path, problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("{}:{}:{}: {}", path.display(), p.line, p.column, p.message))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// What the loader reads from the process environment, made explicit so
+/// tests can supply it without touching the real environment.
+#[derive(Debug, Clone, Default)]
+pub struct LoadEnv {
+    /// `CONSUL_HTTP_TOKEN`, the token the Consul CLI also reads.
+    pub consul_http_token: Option<Secret>,
+}
+
+impl LoadEnv {
+    /// The environment of this process (an empty `CONSUL_HTTP_TOKEN` counts
+    /// as unset, as it does for the Consul CLI).
+    pub fn from_process() -> Self {
+        let consul_http_token = std::env::var("CONSUL_HTTP_TOKEN")
+            .ok()
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+            .map(Secret::new);
+        LoadEnv { consul_http_token }
+    }
+}
+
+/// Read and validate the configuration file at `path`, taking
+/// `CONSUL_HTTP_TOKEN` from the environment.
 pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Invalid {
-        path: path.to_owned(),
-        message: e.to_string(),
-    })?;
-    load_str(&text, path)
+    load_file_with(path, &LoadEnv::from_process())
 }
 
-/// Validate configuration text; `source` names it in messages.
-pub fn load_str(_text: &str, source: &Path) -> Result<Config, ConfigError> {
-    Err(ConfigError::Invalid {
+/// [`load_file`] with an explicit environment.
+pub fn load_file_with(path: &Path, env: &LoadEnv) -> Result<Config, ConfigError> {
+    let file_err = |message: String| ConfigError::File {
+        path: path.to_owned(),
+        message,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| file_err(io_problem(&e)))?;
+    if meta.is_dir() {
+        return Err(file_err(format!(
+            "is a directory, not a file; give the path of the YAML file itself \
+             (e.g. --config {}/habeat.yml)",
+            path.display()
+        )));
+    }
+    if !meta.is_file() {
+        return Err(file_err(
+            "is not a regular file (a device, pipe or socket); give the path of habeat.yml".into(),
+        ));
+    }
+    let limit = yaml::MAX_FILE_BYTES as u64;
+    if meta.len() > limit {
+        return Err(file_err(format!(
+            "is {} bytes; a habeat configuration is a few KiB (limit {limit}): is this the right file?",
+            meta.len()
+        )));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
+        .map_err(|e| file_err(io_problem(&e)))?;
+    if bytes.len() as u64 > limit {
+        return Err(file_err(format!(
+            "grew past {limit} bytes while being read; is this the right file?"
+        )));
+    }
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let pos = end_position(std::str::from_utf8(good).unwrap_or(""));
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                problems: vec![Problem {
+                    line: pos.line,
+                    column: pos.column,
+                    message: "the file is not UTF-8 text (binary data here); \
+                              is this really habeat.yml? save it as UTF-8"
+                        .into(),
+                }],
+            });
+        }
+    };
+    use std::os::unix::fs::PermissionsExt;
+    load_inner(&text, path, env, Some(meta.permissions().mode()))
+}
+
+/// Validate configuration text; `source` names it in messages. Takes
+/// `CONSUL_HTTP_TOKEN` from the environment; reads `consul.token_file`.
+pub fn load_str(text: &str, source: &Path) -> Result<Config, ConfigError> {
+    load_str_with(text, source, &LoadEnv::from_process())
+}
+
+/// [`load_str`] with an explicit environment.
+pub fn load_str_with(text: &str, source: &Path, env: &LoadEnv) -> Result<Config, ConfigError> {
+    load_inner(text, source, env, None)
+}
+
+pub(super) fn io_problem(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file; pass the right path with --config \
+             (the default is /etc/habeat/habeat.yml; the old one was /etc/hamon/habeat.yml)"
+            .into(),
+        std::io::ErrorKind::PermissionDenied => "cannot be read: permission denied; run habeat \
+             as root, or let its user read the file"
+            .into(),
+        std::io::ErrorKind::NotADirectory => {
+            "a part of this path is a file, not a directory; check the path".into()
+        }
+        _ => format!("cannot be read: {e}"),
+    }
+}
+
+/// Line and column just after `text` (where the next character would be).
+fn end_position(text: &str) -> Pos {
+    let line = text.matches('\n').count() as u64 + 1;
+    let last = text.rsplit('\n').next().unwrap_or("");
+    Pos {
+        line,
+        column: last.chars().count() as u64 + 1,
+    }
+}
+
+fn load_inner(
+    text: &str,
+    source: &Path,
+    env: &LoadEnv,
+    file_mode: Option<u32>,
+) -> Result<Config, ConfigError> {
+    let invalid = |problems: Vec<Problem>| ConfigError::Invalid {
         path: source.to_owned(),
-        message: "configuration loading is not built yet".into(),
-    })
+        problems,
+    };
+    let root = match yaml::parse(text) {
+        Ok(root) => root,
+        Err(e) => {
+            let mut w = Walker::new(source, env);
+            w.error(e.pos, e.message);
+            return Err(invalid(w.finish_problems()));
+        }
+    };
+    let mut w = Walker::new(source, env);
+    w.file_mode = file_mode;
+    let cfg = w.config(&root);
+    let problems = w.finish_problems();
+    match cfg {
+        Some(mut cfg) if problems.is_empty() => {
+            cfg.warnings = w.finish_warnings();
+            Ok(cfg)
+        }
+        _ => Err(invalid(problems)),
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.line, self.column, self.message)
+    }
 }

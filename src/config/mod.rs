@@ -8,9 +8,16 @@
 //! Each section has its own struct with a `Default` so that subsystems (and
 //! their tests) can be configured without a whole file.
 
+mod address;
 pub mod load;
+pub mod render;
+mod suggest;
+mod walk;
+mod yaml;
 
-pub use load::{ConfigError, load_file, load_str};
+pub use walk::{SECTIONS, witness_count};
+
+pub use load::{ConfigError, LoadEnv, Problem, load_file, load_file_with, load_str, load_str_with};
 
 use crate::model::{Component, Role};
 use serde::Serialize;
@@ -179,6 +186,8 @@ pub struct Consul {
     pub token_file: Option<PathBuf>,
     /// The ACL token, from `token`, `token_file` or `CONSUL_HTTP_TOKEN`.
     pub token: Option<Secret>,
+    /// Where the token came from (shown by `config check`; the token never is).
+    pub token_source: Option<TokenSource>,
     pub service_discover_data: PathBuf,
 }
 
@@ -191,6 +200,7 @@ impl Default for Consul {
             ca_file: None,
             token_file: None,
             token: None,
+            token_source: None,
             service_discover_data: PathBuf::from("/var/lib/service-discover/data"),
         }
     }
@@ -209,6 +219,20 @@ impl Consul {
             format!("{scheme}://{}:{}", self.hostname, self.port)
         }
     }
+}
+
+/// Which of the three token sources supplied the Consul token, by
+/// precedence: `consul.token`, `consul.token_file`, `CONSUL_HTTP_TOKEN`.
+/// Operators need to know which one is in force when a token is rotated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenSource {
+    /// `consul.token` in habeat.yml.
+    Config,
+    /// The file named by `consul.token_file`.
+    File,
+    /// The `CONSUL_HTTP_TOKEN` environment variable.
+    Environment,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

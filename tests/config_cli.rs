@@ -1,0 +1,332 @@
+//! `habeat config check` as an operator runs it: the real binary, real
+//! files, exit codes and the exact lines on stderr.
+
+use clap::Parser;
+use habeat::cli::{Cli, Command, ConfigCommand};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command as Proc, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_habeat");
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn fixture(name: &str) -> PathBuf {
+    root().join("tests/fixtures/config").join(name)
+}
+
+/// Run `habeat --config <path> [--json] config check` without any
+/// CONSUL_HTTP_TOKEN from the test's environment.
+fn check(path: &Path, json: bool) -> Output {
+    let mut cmd = Proc::new(BIN);
+    cmd.arg("--config").arg(path);
+    if json {
+        cmd.arg("--json");
+    }
+    cmd.args(["config", "check"])
+        .env_remove("CONSUL_HTTP_TOKEN");
+    cmd.output().expect("run habeat")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Exit 2, nothing on stdout, and stderr is exactly `expected` (one
+/// `habeat: ` line each).
+#[track_caller]
+fn refused(out: &Output, expected: &[String]) {
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert_eq!(text(&out.stdout), "", "nothing on stdout when refused");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        lines,
+        expected.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn both_example_configs_pass_and_print_the_effective_config() {
+    for name in ["habeat.yml", "legacy-habeat.yml"] {
+        let path = root().join("config").join(name);
+        let out = check(&path, false);
+        let stdout = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stderr), "", "{name}: no warnings expected");
+        assert!(
+            stdout.starts_with("# Effective configuration of "),
+            "{stdout}"
+        );
+        assert!(stdout.contains("\n  whoami: secondary\n"), "{stdout}");
+        assert!(stdout.contains("\n  roles:\n    - appserver\n"), "{stdout}");
+        // Defaults the file does not mention are filled in.
+        assert!(stdout.contains("\n  recovery_grace: 1m\n"), "{stdout}");
+        assert!(
+            stdout.contains("\n  state_dir: /var/lib/habeat\n"),
+            "{stdout}"
+        );
+    }
+}
+
+#[test]
+fn json_output_is_json_with_the_effective_values() {
+    let out = check(&root().join("config/legacy-habeat.yml"), true);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert_eq!(v["local"]["whoami"], "secondary");
+    assert_eq!(v["local"]["roles"], serde_json::json!(["appserver"]));
+    assert_eq!(v["primary"]["appserver_vmname"], "mbox1.example.com");
+    assert_eq!(
+        v["secondary"]["proxy_switch"]["bgp"]["deactivate"],
+        serde_json::json!(["/usr/local/sbin/bgp-withdraw secondary"]),
+        "the legacy `deativate` shows as deactivate"
+    );
+    assert_eq!(v["detection"]["quorum"], "all");
+    assert_eq!(v["consul"]["port"], 8500);
+    assert!(v["consul"].get("token").is_none(), "no token configured");
+}
+
+#[test]
+fn every_mistake_in_a_file_is_reported_with_its_place() {
+    let p = fixture("typos.yml");
+    let d = p.display();
+    refused(
+        &check(&p, false),
+        &[
+            format!("habeat: {d}:5:3: local: unknown key `rol`; did you mean `role`?"),
+            format!("habeat: {d}:6:12: local.threads: expected a whole number (1-256), found text"),
+            format!(
+                "habeat: {d}:8:17: primary.appserver_ip: `192.0.2.256` is not a valid IPv4 \
+                 address (four numbers 0-255 separated by dots)"
+            ),
+            format!(
+                "habeat: {d}:11:13: detection.interval: `5 sekonds` is not a duration (unknown \
+                 time unit \"sekonds\", supported units: ns, us/µs, ms, sec, min, hours, days, \
+                 weeks, months, years (and few variations)); write e.g. 2s, 500ms, 1m30s or 1h"
+            ),
+        ],
+    );
+}
+
+#[test]
+fn whoami_equal_to_dc_check_exits_2() {
+    let p = fixture("same-dc.yml");
+    refused(
+        &check(&p, false),
+        &[format!(
+            "habeat: {}:3:13: local.dc_check is `primary`, the same as local.whoami: a node \
+             watches the other datacenter; set dc_check to the peer's name",
+            p.display()
+        )],
+    );
+}
+
+#[test]
+fn empty_non_yaml_and_alias_bomb_files_exit_2() {
+    let p = fixture("empty.yml");
+    refused(
+        &check(&p, false),
+        &[format!(
+            "habeat: {}:1:1: the file is empty (only blank lines or comments); start from the \
+             example config/habeat.yml and set at least local.whoami and local.dc_check",
+            p.display()
+        )],
+    );
+    let p = fixture("not-yaml.ini");
+    refused(
+        &check(&p, false),
+        &[format!(
+            "habeat: {}:2:1: not valid YAML: did not find expected <document start>; check the \
+             indentation (spaces, not tabs) and the quoting around this place",
+            p.display()
+        )],
+    );
+    let p = fixture("alias-bomb.yml");
+    let out = check(&p, false);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!("habeat: {}:", p.display())),
+        "{err}"
+    );
+    assert!(err.contains("an alias bomb or runaway nesting"), "{err}");
+}
+
+#[test]
+fn a_directory_or_missing_file_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    refused(
+        &check(dir.path(), false),
+        &[format!(
+            "habeat: {d}: is a directory, not a file; give the path of the YAML file itself \
+             (e.g. --config {d}/habeat.yml)"
+        )],
+    );
+    refused(
+        &check(&dir.path().join("habeat.yml"), false),
+        &[format!(
+            "habeat: {d}/habeat.yml: no such file; pass the right path with --config (the \
+             default is /etc/habeat/habeat.yml; the old one was /etc/hamon/habeat.yml)"
+        )],
+    );
+}
+
+#[test]
+fn an_unreadable_file_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let p = dir.path().join("habeat.yml");
+    std::fs::copy(root().join("config/habeat.yml"), &p).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let mut cmd = Proc::new(BIN);
+    cmd.arg("--config").arg(&p).args(["config", "check"]);
+    if nix::unistd::Uid::effective().is_root() {
+        // root reads anything: run as nobody to see a real EACCES.
+        use std::os::unix::process::CommandExt;
+        cmd.uid(65534).gid(65534);
+    }
+    let out = cmd.output().expect("run habeat");
+    refused(
+        &out,
+        &[format!(
+            "habeat: {}: cannot be read: permission denied; run habeat as root, or let its user \
+             read the file",
+            p.display()
+        )],
+    );
+}
+
+const SECRET: &str = "9f3c2b1a-5d4e-4f60-8a7b-c0ffee123456";
+
+#[test]
+fn the_token_appears_in_no_output_text_json_warning_or_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = std::fs::read_to_string(root().join("config/habeat.yml")).unwrap();
+    let inline = dir.path().join("inline.yml");
+    // World-readable with a token: must warn, and still not show it.
+    std::fs::write(
+        &inline,
+        base.replace("  token_file: ~", &format!("  token: \"{SECRET}\"")),
+    )
+    .unwrap();
+    std::fs::set_permissions(&inline, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{SECRET}\n")).unwrap();
+    let via_file = dir.path().join("file.yml");
+    std::fs::write(
+        &via_file,
+        base.replace(
+            "  token_file: ~",
+            &format!("  token_file: {}", token_file.display()),
+        ),
+    )
+    .unwrap();
+    let broken = dir.path().join("broken.yml");
+    std::fs::write(
+        &broken,
+        base.replace(
+            "  token_file: ~",
+            &format!("  token: \"{SECRET}\"\n  port: eighty"),
+        ),
+    )
+    .unwrap();
+    let bad_token = dir.path().join("bad-token.yml");
+    std::fs::write(
+        &bad_token,
+        base.replace(
+            "  token_file: ~",
+            &format!("  token: \"{SECRET} {SECRET}\""),
+        ),
+    )
+    .unwrap();
+    let mut warned = false;
+    for (path, env, want) in [
+        (&inline, false, 0),
+        (&via_file, false, 0),
+        (&root().join("config/habeat.yml"), true, 0),
+        (&broken, true, 2),
+        (&bad_token, false, 2),
+    ] {
+        for json in [false, true] {
+            let mut cmd = Proc::new(BIN);
+            cmd.arg("--config").arg(path);
+            if json {
+                cmd.arg("--json");
+            }
+            cmd.args(["config", "check"])
+                .env_remove("CONSUL_HTTP_TOKEN");
+            if env {
+                cmd.env("CONSUL_HTTP_TOKEN", SECRET);
+            }
+            let out = cmd.output().expect("run habeat");
+            let (o, e) = (text(&out.stdout), text(&out.stderr));
+            assert_eq!(out.status.code(), Some(want), "{}: {e}", path.display());
+            assert!(!o.contains(SECRET), "stdout shows the token:\n{o}");
+            assert!(!e.contains(SECRET), "stderr shows the token:\n{e}");
+            if want == 0 {
+                if json {
+                    assert!(o.contains("\"token\": \"********\""), "{o}");
+                } else {
+                    assert!(o.contains("# token: ******** (from "), "{o}");
+                }
+            }
+            warned |= e.contains("habeat: warning: ")
+                && e.contains("consul.token is in a file every local user can read (mode 0644)");
+        }
+    }
+    assert!(
+        warned,
+        "a world-readable config holding a token must be warned about"
+    );
+}
+
+#[test]
+fn warnings_go_to_stderr_and_do_not_fail_the_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("habeat.yml");
+    let base = std::fs::read_to_string(root().join("config/habeat.yml")).unwrap();
+    std::fs::write(
+        &p,
+        base.replace("  quorum_gate: true ", "  quorum_gate: false"),
+    )
+    .unwrap();
+    let out = check(&p, false);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.starts_with(&format!("habeat: warning: {}:", p.display()))
+            && err.contains("safety.quorum_gate is false"),
+        "{err}"
+    );
+    assert!(text(&out.stdout).contains("\n  quorum_gate: false\n"));
+}
+
+#[test]
+fn bare_legacy_invocation_parses_as_check() {
+    let cli = Cli::try_parse_from([
+        "habeat",
+        "--config",
+        "/etc/hamon/habeat.yml",
+        "--log",
+        "/var/log/habeat.log",
+    ])
+    .expect("the old unit line must parse");
+    assert!(cli.command.is_none(), "no command means check");
+    assert_eq!(cli.config, Path::new("/etc/hamon/habeat.yml"));
+    assert_eq!(cli.log.as_deref(), Some(Path::new("/var/log/habeat.log")));
+
+    // Global flags also work after the subcommand.
+    let cli = Cli::try_parse_from(["habeat", "config", "check", "--json", "--config", "/x.yml"])
+        .expect("config check with flags after it");
+    assert!(matches!(
+        cli.command,
+        Some(Command::Config(ConfigCommand::Check))
+    ));
+    assert!(cli.json);
+    assert_eq!(cli.config, Path::new("/x.yml"));
+}
