@@ -189,6 +189,9 @@ async fn ldap_one(sa: SocketAddr, budget: Duration) -> Finding {
                 sa.port()
             ));
         }
+        Err(ldap3::LdapError::Timeout { .. }) => {
+            return Finding::down(format!("no answer from {sa} within {}", ms(budget)));
+        }
         Err(e) => return Finding::down(format!("cannot connect to LDAP at {sa}: {e}")),
     };
     // The connection driver must die with this probe, whatever happens.

@@ -172,6 +172,22 @@ impl Netns {
             &self.ns_if,
             if up { "up" } else { "down" },
         ]);
+        if up {
+            self.wait_carrier();
+        }
+    }
+
+    /// Wait (up to 5 s) until the host's end of the link has carrier again.
+    fn wait_carrier(&self) {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::time::Instant::now() < until {
+            let out = must(&["ip", "link", "show", "dev", &self.host_if]);
+            if String::from_utf8_lossy(&out.stdout).contains("LOWER_UP") {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!("{} has no carrier 5s after link up", self.host_if);
     }
 
     /// Drop `percent`% of the packets entering the namespace (100: all of
@@ -199,6 +215,28 @@ impl Netns {
                 &format!("add rule inet habeat_probe input numgen random mod 100 < {percent} drop"),
             ]);
         }
+    }
+
+    /// Route a whole /24 to this namespace, which accepts every address of
+    /// it as its own: 254 "hosts" that live and die with the namespace
+    /// (one block per test process: `10.<201+pid%50>.200.0/24`).
+    pub fn host_block(&self) -> Vec<IpAddr> {
+        let second = self.addr.octets()[1];
+        let net = format!("10.{second}.200.0/24");
+        must(&[
+            "ip",
+            "route",
+            "replace",
+            &net,
+            "via",
+            &self.addr.to_string(),
+            "dev",
+            &self.host_if,
+        ]);
+        self.run(&["ip", "route", "add", "local", &net, "dev", "lo"]);
+        (1..=254)
+            .map(|h| IpAddr::V4(Ipv4Addr::new(10, second, 200, h)))
+            .collect()
     }
 
     /// Remove the drop rules.
