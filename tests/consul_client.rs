@@ -125,7 +125,8 @@ async fn every_fault_maps_to_its_own_error() {
         .start()
         .await;
     let c = client(&api);
-    let cases: Vec<(Fault, fn(&Error) -> bool, &str)> = vec![
+    type IsRight = fn(&Error) -> bool;
+    let cases: Vec<(Fault, IsRight, &str)> = vec![
         (
             Fault::Slow(Duration::from_secs(3)),
             |e| matches!(e, Error::Timeout { .. }),

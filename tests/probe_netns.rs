@@ -103,7 +103,7 @@ async fn many_black_holed_targets_finish_within_the_bound() {
         return;
     }
     let ns = Netns::create();
-    let block = ns.host_block();
+    let block = ns.host_block(254);
     ns.drop_incoming(100);
     let mut cfg = support::network_only(&[Role::Consulserver], Duration::from_secs(1));
     support::peer_mut(&mut cfg).consul_ips = block.iter().map(ToString::to_string).collect();
@@ -129,7 +129,10 @@ async fn many_black_holed_targets_finish_within_the_bound() {
         ),
     ]);
     let r = bounded_round(&p).await;
-    assert_eq!(obs(&r, Component::Consul, &WitnessKind::Icmp).vote, Vote::Up);
+    assert_eq!(
+        obs(&r, Component::Consul, &WitnessKind::Icmp).vote,
+        Vote::Up
+    );
 }
 
 #[tokio::test]

@@ -129,13 +129,20 @@ async fn loopback_answers_icmp_and_tcp_and_a_closed_port_is_down() {
 
     let icmp = obs(&r, Component::Appserver, &WitnessKind::Icmp);
     assert_eq!(icmp.vote, Vote::Up, "{icmp:?}");
-    assert!(icmp.reason.contains("echo reply from 127.0.0.1"), "{icmp:?}");
+    assert!(
+        icmp.reason.contains("echo reply from 127.0.0.1"),
+        "{icmp:?}"
+    );
     let up = obs(&r, Component::Appserver, &WitnessKind::Tcp { port: open });
     assert_eq!(up.vote, Vote::Up, "{up:?}");
     let down = obs(&r, Component::Appserver, &WitnessKind::Tcp { port: closed });
     assert_eq!(down.vote, Vote::Down, "{down:?}");
     assert!(down.reason.contains("refused"), "{down:?}");
-    assert!(r.observations.iter().all(|o| o.latency < Duration::from_secs(3)));
+    assert!(
+        r.observations
+            .iter()
+            .all(|o| o.latency < Duration::from_secs(3))
+    );
     // No Consul witness and no gate: the local agent is not asked.
     assert_eq!(r.local_leader, None);
     drop(listener);
@@ -156,11 +163,21 @@ async fn http_status_and_body_decide_the_vote() {
     ];
     cfg.probes.appserver = urls.iter().cloned().map(ProbeSpec::Http).collect();
     let r = timed_round(&Prober::new(&cfg).expect("prober")).await;
-    let vote = |u: &str| obs(&r, Component::Appserver, &WitnessKind::Http { url: u.into() });
+    let vote = |u: &str| {
+        obs(
+            &r,
+            Component::Appserver,
+            &WitnessKind::Http { url: u.into() },
+        )
+    };
     assert_eq!(vote(&urls[0]).vote, Vote::Up, "{:?}", vote(&urls[0]));
     assert_eq!(vote(&urls[1]).vote, Vote::Up, "3xx is alive");
     assert_eq!(vote(&urls[2]).vote, Vote::Down);
-    assert!(vote(&urls[2]).reason.contains("503"), "{:?}", vote(&urls[2]));
+    assert!(
+        vote(&urls[2]).reason.contains("503"),
+        "{:?}",
+        vote(&urls[2])
+    );
     assert_eq!(vote(&urls[3]).vote, Vote::Down);
 
     // Optional body match (function level: the config has no key for it).
@@ -258,13 +275,20 @@ async fn consul_members_and_health_follow_the_peer_nodes() {
         .token("tok")
         .start()
         .await;
-    let p = Prober::new(&consul_cfg(&api, &[Role::Appserver, Role::Consulserver]))
-        .expect("prober");
+    let p = Prober::new(&consul_cfg(&api, &[Role::Appserver, Role::Consulserver])).expect("prober");
 
     let r = timed_round(&p).await;
     let m = obs(&r, Component::Appserver, &WitnessKind::ConsulMembers);
-    assert_eq!(m.vote, Vote::Down, "mbox1 failed even though mbox10 is alive: {m:?}");
-    assert!(m.reason.contains("agent-mbox1-example-com status 4 (failed)"), "{m:?}");
+    assert_eq!(
+        m.vote,
+        Vote::Down,
+        "mbox1 failed even though mbox10 is alive: {m:?}"
+    );
+    assert!(
+        m.reason
+            .contains("agent-mbox1-example-com status 4 (failed)"),
+        "{m:?}"
+    );
     let h = obs(&r, Component::Appserver, &WitnessKind::ConsulHealth);
     assert_eq!(h.vote, Vote::Down, "{h:?}");
     assert!(h.reason.contains("critical"), "{h:?}");
@@ -304,14 +328,20 @@ async fn consul_members_and_health_follow_the_peer_nodes() {
     let ch = obs(&r, Component::Consul, &WitnessKind::ConsulHealth);
     assert_eq!(ch.vote, Vote::Unknown, "{ch:?}");
     assert_eq!(r.local_leader, Some(false));
-    assert_eq!(r.raft_servers, None, "no leader: no trustworthy configuration");
+    assert_eq!(
+        r.raft_servers, None,
+        "no leader: no trustworthy configuration"
+    );
 
     // A node that is absent from the members list is Down.
     api.remove_member("agent-mbox1-example-com");
     let r = timed_round(&p).await;
     let m = obs(&r, Component::Appserver, &WitnessKind::ConsulMembers);
     assert_eq!(m.vote, Vote::Down, "{m:?}");
-    assert!(m.reason.contains("no member named agent-mbox1-example-com"), "{m:?}");
+    assert!(
+        m.reason.contains("no member named agent-mbox1-example-com"),
+        "{m:?}"
+    );
 }
 
 #[tokio::test]
@@ -330,8 +360,14 @@ async fn every_consul_fault_is_unknown_with_the_reason() {
     let cases = [
         (Fault::Slow(Duration::from_secs(5)), "did not answer"),
         (Fault::ServerError, "HTTP 500"),
-        (Fault::Forbidden, "the Consul token is wrong or lacks permission"),
-        (Fault::Unauthorized, "the Consul token is wrong or lacks permission"),
+        (
+            Fault::Forbidden,
+            "the Consul token is wrong or lacks permission",
+        ),
+        (
+            Fault::Unauthorized,
+            "the Consul token is wrong or lacks permission",
+        ),
         (Fault::Truncated, "cut short"),
         (Fault::NotJson, "not the JSON Consul sends"),
         (Fault::Hangup, "cannot reach the Consul agent"),

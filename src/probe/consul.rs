@@ -56,6 +56,9 @@ pub async fn members(client: &Client, hostnames: &[String]) -> Finding {
     }
 }
 
+/// One node name asked about, and Consul's answer.
+type NodeAnswer = (String, Result<Vec<consul::HealthCheck>, consul::Error>);
+
 /// What the catalog says about one host.
 enum HostHealth {
     Passing(String),
@@ -81,8 +84,7 @@ pub async fn health(client: &Client, hostnames: &[String]) -> Finding {
             });
         }
     }
-    let mut per_host: Vec<Vec<(String, Result<Vec<consul::HealthCheck>, consul::Error>)>> =
-        vec![Vec::new(); hostnames.len()];
+    let mut per_host: Vec<Vec<NodeAnswer>> = vec![Vec::new(); hostnames.len()];
     while let Some(j) = asks.join_next().await {
         match j {
             Ok((i, node, r)) => per_host[i].push((node, r)),
@@ -116,10 +118,7 @@ pub async fn health(client: &Client, hostnames: &[String]) -> Finding {
     }
 }
 
-fn host_health(
-    host: &str,
-    mut answers: Vec<(String, Result<Vec<consul::HealthCheck>, consul::Error>)>,
-) -> HostHealth {
+fn host_health(host: &str, mut answers: Vec<NodeAnswer>) -> HostHealth {
     answers.sort_by(|a, b| a.0.cmp(&b.0));
     let mut errors = Vec::new();
     let mut found = None;

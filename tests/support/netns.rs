@@ -217,12 +217,13 @@ impl Netns {
         }
     }
 
-    /// Route a whole /24 to this namespace, which accepts every address of
-    /// it as its own: 254 "hosts" that live and die with the namespace
-    /// (one block per test process: `10.<201+pid%50>.200.0/24`).
-    pub fn host_block(&self) -> Vec<IpAddr> {
+    /// Route a block of addresses to this namespace, which accepts every
+    /// one of them as its own: up to 1,020 "hosts" that live and die with
+    /// the namespace. One block per test process (`10.<201+pid%50>.200.0/22`),
+    /// so at most one namespace per process may call this.
+    pub fn host_block(&self, count: usize) -> Vec<IpAddr> {
         let second = self.addr.octets()[1];
-        let net = format!("10.{second}.200.0/24");
+        let net = format!("10.{second}.200.0/22");
         must(&[
             "ip",
             "route",
@@ -234,8 +235,10 @@ impl Netns {
             &self.host_if,
         ]);
         self.run(&["ip", "route", "add", "local", &net, "dev", "lo"]);
-        (1..=254)
-            .map(|h| IpAddr::V4(Ipv4Addr::new(10, second, 200, h)))
+        (200u8..=203)
+            .flat_map(|third| (1u8..=254).map(move |h| Ipv4Addr::new(10, second, third, h)))
+            .map(IpAddr::V4)
+            .take(count)
             .collect()
     }
 
