@@ -248,3 +248,145 @@ async fn kv_lock_semantics_through_the_client() {
     );
     assert_eq!(c.kv_get("habeat/missing").await.expect("get"), None);
 }
+
+/// Run openssl (test set-up), panicking with its stderr on failure.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+struct KillOnDrop(std::process::Child);
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn https_trusts_the_configured_ca_and_nothing_else() {
+    if std::process::Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED https test: openssl is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=habeat test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    openssl(d, &ca);
+    let mut csr = vec!["req"];
+    csr.extend(ec);
+    csr.extend([
+        "-keyout",
+        "srv.key",
+        "-out",
+        "srv.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    openssl(d, &csr);
+    std::fs::write(
+        d.join("ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("write ext");
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "srv.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "srv.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext",
+        ],
+    );
+    let port = support::free_port();
+    let server = KillOnDrop(
+        std::process::Command::new("openssl")
+            .args(["s_server", "-accept", &format!("127.0.0.1:{port}")])
+            .args(["-cert", "srv.pem", "-key", "srv.key", "-www", "-quiet"])
+            .current_dir(d)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start openssl s_server"),
+    );
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < until, "s_server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let mut cfg = habeat::config::Consul {
+        port,
+        scheme: habeat::config::Scheme::Https,
+        ca_file: Some(d.join("ca.pem")),
+        ..habeat::config::Consul::default()
+    };
+    // With the CA the TLS handshake succeeds; s_server answers an HTML
+    // status page, which is (rightly) not Consul's JSON.
+    let err = Client::new(&cfg, Duration::from_secs(2))
+        .expect("client with CA")
+        .members()
+        .await
+        .expect_err("not Consul");
+    assert!(matches!(err, Error::BadBody { .. }), "{err:?}");
+
+    // Without it, the same server is not trusted.
+    cfg.ca_file = None;
+    let err = Client::new(&cfg, Duration::from_secs(2))
+        .expect("client without CA")
+        .members()
+        .await
+        .expect_err("untrusted certificate");
+    assert!(matches!(err, Error::Unreachable { .. }), "{err:?}");
+    assert!(
+        err.to_string().to_lowercase().contains("certificate"),
+        "{err}"
+    );
+    drop(server);
+}

@@ -97,12 +97,18 @@ pub struct Member {
     pub status: i64,
 }
 
-/// Serf member status codes (`github.com/hashicorp/serf/serf.MemberStatus`).
+/// Serf member status codes (`github.com/hashicorp/serf/serf.MemberStatus`),
+/// named so that the witnesses read as Consul's own CLI does.
 pub mod member_status {
+    /// Unknown to Serf.
     pub const NONE: i64 = 0;
+    /// Gossiping: the node is up.
     pub const ALIVE: i64 = 1;
+    /// Shutting down gracefully.
     pub const LEAVING: i64 = 2;
+    /// Shut down gracefully.
     pub const LEFT: i64 = 3;
+    /// Stopped answering gossip.
     pub const FAILED: i64 = 4;
 
     /// The word Consul's own CLI prints for a status code.

@@ -40,18 +40,22 @@ pub struct Finding {
 }
 
 impl Finding {
+    /// The target showed it is alive.
     pub fn up(reason: impl Into<String>) -> Finding {
         Finding {
             vote: Vote::Up,
             reason: reason.into(),
         }
     }
+    /// The target did not show it is alive (no answer, refused, bad answer).
     pub fn down(reason: impl Into<String>) -> Finding {
         Finding {
             vote: Vote::Down,
             reason: reason.into(),
         }
     }
+    /// habeat could not ask (its own problem, or the witness cannot tell):
+    /// never counted as Down.
     pub fn unknown(reason: impl Into<String>) -> Finding {
         Finding {
             vote: Vote::Unknown,
