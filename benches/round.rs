@@ -1,0 +1,153 @@
+//! One probe round over 10, 100 and 1,000 black-holed targets, timeout 1 s.
+//!
+//! The targets are addresses routed into a network namespace that drops
+//! every packet (nftables), so nothing ever answers: the worst case for the
+//! round bound. Each target gets an ICMP echo and a TCP connect (one
+//! component with N addresses) and an HTTP GET (N separate witnesses), i.e.
+//! 3·N probes per round. Prints wall time per round (min/median/max over
+//! several rounds) and the peak RSS of the process (VmHWM). Target: every
+//! round under 1.2 s.
+//!
+//! Needs root (network namespaces). Run: `cargo bench --bench round`.
+
+#[path = "../tests/support/netns.rs"]
+mod netns;
+
+use habeat::config::{Config, ProbeSpec};
+use habeat::model::{Role, Vote};
+use habeat::probe::Prober;
+use std::time::{Duration, Instant};
+
+const REPETITIONS: usize = 5;
+const TIMEOUT: Duration = Duration::from_secs(1);
+
+fn config(targets: &[std::net::IpAddr]) -> Config {
+    let mut dcs = std::collections::BTreeMap::new();
+    let peer = habeat::config::Datacenter {
+        consul_ips: targets.iter().map(ToString::to_string).collect(),
+        ..Default::default()
+    };
+    dcs.insert("primary".to_owned(), peer);
+    dcs.insert("secondary".to_owned(), Default::default());
+    let state = std::env::temp_dir().join("habeat-bench");
+    Config {
+        source: "<bench>".into(),
+        local: habeat::config::Local {
+            whoami: "secondary".into(),
+            dc_check: "primary".into(),
+            roles: vec![Role::Consulserver],
+            check_down_file: state.join("d"),
+            check_promotion_file: state.join("p"),
+            check_restart_replica_file: state.join("r"),
+            threads: 1,
+            proxy_switch: "bgp".into(),
+            proxy_enable_activate: false,
+            proxy_enable_deactivate: false,
+            disable_ha_module: false,
+            flush_cache: false,
+            flush_arguments_a: false,
+            restart_replica: false,
+            state_dir: state,
+        },
+        dcs,
+        consul: Default::default(),
+        detection: habeat::config::Detection {
+            timeout: TIMEOUT,
+            ..Default::default()
+        },
+        probes: habeat::config::Probes {
+            consul: std::iter::once(ProbeSpec::Tcp(8500))
+                .chain(
+                    targets
+                        .iter()
+                        .map(|t| ProbeSpec::Http(format!("http://{t}:8080/"))),
+                )
+                .collect(),
+            ..Default::default()
+        },
+        witnesses: habeat::config::Witnesses {
+            consul_members: false,
+            consul_health: false,
+            command: Vec::new(),
+        },
+        carbonio: Default::default(),
+        safety: habeat::config::Safety {
+            quorum_gate: false,
+            ..Default::default()
+        },
+        hooks: Default::default(),
+        metrics: Default::default(),
+        warnings: Vec::new(),
+    }
+}
+
+fn vm_hwm_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn main() {
+    if !netns::may_use_netns("bench round") {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let ns = netns::Netns::create();
+    let all = ns.host_block(1000);
+    ns.drop_incoming(100);
+    println!(
+        "one round, timeout {}, 3 probes per black-holed target (icmp, tcp, http), {REPETITIONS} rounds each",
+        humantime::format_duration(TIMEOUT)
+    );
+    println!(
+        "{:>8} {:>8} {:>10} {:>10} {:>10} {:>14}",
+        "targets", "probes", "min", "median", "max", "peak RSS"
+    );
+    let mut worst = Duration::ZERO;
+    for n in [10usize, 100, 1000] {
+        let cfg = config(&all[..n]);
+        let prober = Prober::new(&cfg).expect("prober");
+        let mut times = Vec::new();
+        rt.block_on(async {
+            // Warm-up: opens the ICMP socket once, as the daemon's first round.
+            let _ = prober.round().await;
+            for _ in 0..REPETITIONS {
+                let t = Instant::now();
+                let round = prober.round().await;
+                times.push(t.elapsed());
+                assert!(
+                    round.observations.iter().all(|o| o.vote == Vote::Down),
+                    "a black-holed target answered"
+                );
+                assert_eq!(round.observations.len(), n + 2);
+            }
+        });
+        times.sort();
+        worst = worst.max(times[times.len() - 1]);
+        println!(
+            "{:>8} {:>8} {:>10.3?} {:>10.3?} {:>10.3?} {:>11} KiB",
+            n,
+            3 * n,
+            times[0],
+            times[times.len() / 2],
+            times[times.len() - 1],
+            vm_hwm_kib().map_or("?".into(), |k| k.to_string())
+        );
+    }
+    println!(
+        "worst round: {worst:.3?} ({})",
+        if worst < Duration::from_millis(1200) {
+            "within the 1.2 s target"
+        } else {
+            "OVER the 1.2 s target"
+        }
+    );
+}
