@@ -30,6 +30,10 @@ pub struct EngineConfig {
     /// A witness (or the leaderless count) not heard from for this long
     /// starts over unsettled: "consecutive" must mean consecutive.
     pub stale_after: Duration,
+    /// How long a verdict may be acted on after the round that produced it
+    /// (the account listing and the quorum gate run in between): a little
+    /// longer than `stale_after` plus one CLI call.
+    pub verdict_valid_for: Duration,
     /// How long after a failed step (or an empty/failed account listing, or
     /// a refused quorum gate) the engine tries again.
     pub retry_delay: Duration,
@@ -88,6 +92,7 @@ impl EngineConfig {
             quorum: Quorum::All,
             interval,
             stale_after: stale_after(interval),
+            verdict_valid_for: stale_after(interval) + Duration::from_secs(120),
             retry_delay: retry_delay(interval),
             source_mail_host: None,
             peer_proxy_host: None,
@@ -123,6 +128,7 @@ impl EngineConfig {
         e.quorum = cfg.detection.quorum;
         e.interval = cfg.detection.interval;
         e.stale_after = stale_after(cfg.detection.interval + cfg.detection.timeout);
+        e.verdict_valid_for = e.stale_after + cfg.carbonio.command_timeout;
         e.retry_delay = retry_delay(cfg.detection.interval);
         e.source_mail_host = peer.and_then(|d| d.appserver_vmname.clone());
         e.peer_proxy_host = peer.and_then(|d| d.proxyserver_vmname.clone().or(d.proxy_ip.clone()));

@@ -791,7 +791,7 @@ impl<'a> Cx<'a> {
     pub(crate) fn fresh(&self) -> bool {
         self.s
             .last_round_at
-            .is_some_and(|t| self.now >= t && self.now.since(t) <= self.cfg.stale_after)
+            .is_some_and(|t| self.now >= t && self.now.since(t) <= self.cfg.verdict_valid_for)
     }
 
     /// Why automatic action is impossible now, if it is.
