@@ -1456,31 +1456,29 @@ impl<'a> Cx<'a> {
             st.updated_at = now;
             let name = st.step.name();
             if st.step.stalls_on_give_up() {
-                let why = format!("step \"{name}\" gave up: {reason}");
+                let hint = match &p.promotion {
+                    Some(d) => format!(
+                        "promote by hand (`habeat promote --source-mail-host {} --force`) or, \
+                         if you handled it, `habeat rearm`",
+                        d.source_mail_host
+                    ),
+                    None => "handle it by hand, then `habeat rearm`".into(),
+                };
+                let why = format!("step \"{name}\" gave up: {reason}; operator needed: {hint}");
                 p.stalled = Some(why.clone());
-                stalled = Some((p.id, why, p.promotion.clone()));
+                p.finished_at = Some(now);
+                stalled = Some((p.id, why));
             } else if p.is_finished() && p.finished_at.is_none() {
                 p.finished_at = Some(now);
                 finished = Some((p.id, p.kind, slot));
             }
-            if stalled.is_some() {
-                p.finished_at = Some(now);
-            }
         }
-        if let Some((id, why, promo)) = stalled {
-            let hint = match promo {
-                Some(d) => format!(
-                    "promote by hand (`habeat promote --source-mail-host {} --force`) or, if \
-                     you handled it, `habeat rearm`",
-                    d.source_mail_host
-                ),
-                None => "handle it by hand, then `habeat rearm`".into(),
-            };
+        if let Some((id, why)) = stalled {
             self.event(
                 Severity::Error,
                 EventKind::PipelineStalled { pipeline: id },
                 Some(role),
-                format!("pipeline {id} stopped: {why}; operator needed: {hint}"),
+                format!("pipeline {id} stopped: {why}"),
             );
         }
         if let Some((id, kind, slot)) = finished {
