@@ -81,6 +81,10 @@ pub fn step(prev: &State, input: &Input, now: UnixMillis, cfg: &EngineConfig) ->
             Scope::Operator
         }
     };
+    if cx.refusal.is_some() {
+        // A refused command does nothing else in the same step.
+        return cx.finish(None);
+    }
     let action = cx.next_action(scope);
     cx.finish(action)
 }
