@@ -194,6 +194,9 @@ struct Checker {
     history: Vec<[Vote; 3]>,
     last_round_at: Option<UnixMillis>,
     last_app: [Vote; 3],
+    /// Raw consul-server votes since the last gap, and the local leader.
+    consul_history: Vec<[Vote; 3]>,
+    last_leader: Option<bool>,
     gate: Option<String>,
     paused_until: Option<UnixMillis>,
     safe: bool,
@@ -213,6 +216,8 @@ impl Checker {
             history: Vec::new(),
             last_round_at: None,
             last_app: [Vote::Unknown; 3],
+            consul_history: Vec::new(),
+            last_leader: None,
             gate: None,
             paused_until: None,
             safe: false,
@@ -341,6 +346,29 @@ impl Checker {
                 self.rearmed_since_commit = false;
             }
         }
+        if let ActionKind::RaftRecovery { .. } = &a.kind {
+            let (fall, rise) = (self.cfg.fall as usize, self.cfg.rise as usize);
+            let votes: Vec<Vote> = (0..3)
+                .map(|i| {
+                    let h: Vec<Vote> = self.consul_history.iter().map(|r| r[i]).collect();
+                    oracle(&h, fall, rise)
+                })
+                .collect();
+            let need = match self.cfg.quorum {
+                Quorum::All => 3,
+                Quorum::AtLeast(n) => n as usize,
+            };
+            prop_assert!(
+                !votes.contains(&Vote::Up)
+                    && votes.iter().filter(|v| **v == Vote::Down).count() >= need,
+                "raft recovery while the peer Consul servers are not Down: {votes:?}"
+            );
+            prop_assert_eq!(
+                self.last_leader,
+                Some(false),
+                "raft recovery while the local Consul has a leader"
+            );
+        }
         if let Some(sr) = a.step {
             prop_assert!(
                 !self.done.contains(&(a.role, sr.pipeline, sr.index)),
@@ -458,7 +486,10 @@ impl Checker {
                     .is_some_and(|t| self.now.since(t) > self.cfg.stale_after)
                 {
                     self.history.clear();
+                    self.consul_history.clear();
                 }
+                self.consul_history.push(consul.votes());
+                self.last_leader = *leader;
                 self.last_round_at = Some(self.now);
                 self.history.push(app.votes());
                 self.last_app = app.votes();
