@@ -839,3 +839,182 @@ fn a_stale_round_does_not_count_towards_fall() {
     );
     assert!(sim.rounds(1, down()).iter().any(is_promote));
 }
+
+#[test]
+fn engine_config_is_derived_from_the_effective_config() {
+    use habeat::config::*;
+    use std::collections::BTreeMap;
+    let mut dcs = BTreeMap::new();
+    dcs.insert(
+        "primary".to_string(),
+        Datacenter {
+            appserver_vmname: Some("mbox1.example.com".into()),
+            proxyserver_vmname: Some("proxy1.example.com".into()),
+            consul_vmnames: vec!["svc1.example.com".into(), "svc3.example.com".into()],
+            ..Datacenter::default()
+        },
+    );
+    let mut switch = BTreeMap::new();
+    switch.insert(
+        "bgp".to_string(),
+        SwitchCommands {
+            activate: vec![HookCommand::Argv(vec![
+                "vtysh".into(),
+                "-c".into(),
+                "announce".into(),
+            ])],
+            deactivate: vec![HookCommand::Shell("withdraw-routes".into())],
+        },
+    );
+    dcs.insert(
+        "secondary".to_string(),
+        Datacenter {
+            consul_vmnames: vec!["svc2.example.com".into()],
+            proxy_switch: switch,
+            ..Datacenter::default()
+        },
+    );
+    let cfg = Config {
+        source: "/etc/hamon/habeat.yml".into(),
+        local: Local {
+            whoami: "secondary".into(),
+            dc_check: "primary".into(),
+            roles: vec![Role::Proxyserver, Role::Appserver],
+            check_down_file: "/var/tmp/appserverdown-habeat".into(),
+            check_promotion_file: "/var/tmp/appserverprom-habeat".into(),
+            check_restart_replica_file: "/var/tmp/appserverrstopha".into(),
+            threads: 7,
+            proxy_switch: "bgp".into(),
+            proxy_enable_activate: true,
+            proxy_enable_deactivate: true,
+            disable_ha_module: false,
+            flush_cache: true,
+            flush_arguments_a: true,
+            restart_replica: false,
+            state_dir: "/var/lib/habeat".into(),
+        },
+        dcs,
+        consul: Consul::default(),
+        detection: Detection::default(),
+        probes: Probes::default(),
+        witnesses: Witnesses {
+            command: vec!["/usr/local/bin/vcenter-witness".into()],
+            ..Witnesses::default()
+        },
+        carbonio: Carbonio::default(),
+        safety: Safety {
+            rearm: Rearm::Manual,
+            ..Safety::default()
+        },
+        hooks: Hooks::default(),
+        metrics: Metrics::default(),
+        warnings: Vec::new(),
+    };
+    let e = habeat::engine::EngineConfig::from_config(&cfg);
+    assert!(!e.is_primary);
+    assert_eq!(e.roles, [Role::Appserver, Role::Proxyserver], "fixed order");
+    assert_eq!(e.source_mail_host.as_deref(), Some("mbox1.example.com"));
+    assert_eq!(e.peer_proxy_host.as_deref(), Some("proxy1.example.com"));
+    assert_eq!(e.threads, 7);
+    assert!(e.flush_all_servers && e.command_witness);
+    assert_eq!(e.proxy_activate, [vec!["vtysh", "-c", "announce"]]);
+    assert_eq!(
+        e.proxy_deactivate,
+        [vec!["/bin/sh", "-c", "withdraw-routes"]]
+    );
+    assert_eq!(e.own_consul_hosts, ["svc2.example.com"]);
+    assert_eq!(e.peer_consul_hosts.len(), 2);
+    assert_eq!(e.rearm, Rearm::Manual);
+    assert_eq!((e.fall, e.rise), (3, 2));
+    assert!(e.verdict_valid_for > e.stale_after);
+}
+
+#[test]
+fn a_whole_dc_loss_runs_each_role_under_its_own_quorum_gate() {
+    let mut sim = Sim::new(full_config(), World::new(&ACCOUNTS));
+    let mut r = all(Component::Appserver, Vote::Down);
+    r.extend(all(Component::Proxy, Vote::Down));
+    r.extend(all(Component::Consul, Vote::Up));
+    let ran = sim.rounds(3, r);
+    let mut held: Option<String> = None;
+    for k in &ran {
+        match k {
+            ActionKind::AcquireQuorumGate { key } => {
+                assert!(held.is_none(), "one gate at a time");
+                held = Some(key.clone());
+            }
+            ActionKind::ReleaseQuorumGate { key } => {
+                assert_eq!(held.as_ref(), Some(key));
+                held = None;
+            }
+            ActionKind::PromoteAccounts { .. } => {
+                assert_eq!(held.as_deref(), Some("habeat/failover/mbox1.example.com"))
+            }
+            ActionKind::RunCommand {
+                purpose: habeat::engine::CommandPurpose::ProxyActivate,
+                ..
+            } => {
+                assert!(held.is_some())
+            }
+            _ => {}
+        }
+    }
+    assert!(held.is_none(), "the gate is given back at the end");
+    let n = names(&ran);
+    assert_eq!(
+        n.iter().filter(|x| *x == "run:bgp-announce").count(),
+        2,
+        "{n:?}"
+    );
+    assert!(n.contains(&"gate".to_string()));
+    assert!(ran.iter().any(|k| matches!(k, ActionKind::AcquireQuorumGate { key } if key == "habeat/failover/proxy1.example.com")));
+}
+
+#[test]
+fn rounds_fed_during_a_long_promotion_do_not_interrupt_it() {
+    let mut sim = Sim::new(appserver_config(), World::new(&ACCOUNTS));
+    sim.rounds(2, down());
+    sim.now = sim.now.plus(sim.cfg.interval);
+    let mut next = sim.feed_one(Input::Round(habeat::model::Round {
+        observations: down(),
+        local_leader: Some(true),
+        raft_servers: None,
+    }));
+    while let Some(a) = next.clone() {
+        if is_promote(&a.kind) {
+            break;
+        }
+        let r = sim.world.run(&a);
+        next = sim.feed_one(Input::Outcome(habeat::engine::ActionOutcome {
+            id: a.id,
+            result: r,
+        }));
+    }
+    let promote = next.expect("promotion handed out");
+    // The daemon keeps probing while promoteAccounts runs: no new action,
+    // no "interrupted", status stays fresh.
+    for _ in 0..30 {
+        sim.now = sim.now.plus(sim.cfg.interval);
+        let extra = sim.feed_one(Input::Round(habeat::model::Round {
+            observations: up(),
+            local_leader: Some(true),
+            raft_servers: None,
+        }));
+        assert!(extra.is_none());
+    }
+    assert!(
+        !sim.events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::Interrupted { .. }))
+    );
+    assert!(sim.why().contains("in progress"), "{}", sim.why());
+    let r = sim.world.run(&promote);
+    let next = sim.feed_one(Input::Outcome(habeat::engine::ActionOutcome {
+        id: promote.id,
+        result: r,
+    }));
+    assert_eq!(
+        names(&[next.expect("the follow-up steps continue").kind]),
+        ["locks"]
+    );
+}

@@ -91,6 +91,7 @@ pub enum CommandPurpose {
 }
 
 impl CommandPurpose {
+    /// In words, for the journal.
     pub fn as_str(self) -> &'static str {
         match self {
             CommandPurpose::ProxyActivate => "proxy switch activate",

@@ -44,22 +44,33 @@ pub struct EngineConfig {
     pub peer_proxy_host: Option<String>,
     /// Carbonio promotion threads.
     pub threads: u32,
+    /// Primary DC: stop the HA module once when the peer appserver is Down.
     pub disable_ha_module: bool,
+    /// Flush each promoted account's cache (`zmprov fc`).
     pub flush_cache: bool,
     /// `zmprov fc -a` (flush on every application server).
     pub flush_all_servers: bool,
+    /// `pauseReplicas` + `restartReplicas` for the promoted accounts.
     pub restart_replica: bool,
+    /// Run the proxy switch `activate` commands on failover.
     pub proxy_enable_activate: bool,
+    /// Run the proxy switch `deactivate` commands when the peer proxy returns.
     pub proxy_enable_deactivate: bool,
     /// This DC's proxy switch `activate` commands (argv each).
     pub proxy_activate: Vec<Vec<String>>,
     /// This DC's proxy switch `deactivate` commands (argv each).
     pub proxy_deactivate: Vec<Vec<String>>,
+    /// `hooks.after_promotion` (argv each).
     pub after_promotion: Vec<Vec<String>>,
+    /// `hooks.on_peer_recovered` (argv each), run on automatic re-arm.
     pub on_peer_recovered: Vec<Vec<String>>,
+    /// Prove the Consul majority before promoting or switching proxies.
     pub quorum_gate: bool,
+    /// Leaderless this long (consecutive rounds) before raft recovery.
     pub recovery_grace: Duration,
+    /// No automatic promotion within this long of the last one.
     pub promotion_block: Duration,
+    /// Whether records clear by themselves when the peer is Up again.
     pub rearm: Rearm,
     /// An external `command` witness is configured: raft recovery also
     /// needs its Down vote.

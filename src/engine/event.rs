@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// A normal transition.
     Info,
+    /// Worth a look: a refused gate, an interrupted action, a Down verdict.
     Warning,
     /// A failed action or a condition that needs an operator: makes `check`
     /// exit non-zero.
@@ -21,12 +23,17 @@ pub enum Severity {
 /// One line of `events.jsonl`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
+    /// When it happened (the `now` of the engine step).
     pub at: UnixMillis,
+    /// How loudly to report it.
     pub severity: Severity,
+    /// What happened, with its data.
     #[serde(flatten)]
     pub kind: EventKind,
+    /// The role concerned, if one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<Role>,
+    /// The peer component concerned, if one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub component: Option<Component>,
     /// The sentence an operator reads in `habeat history`.

@@ -158,6 +158,7 @@ impl<'a> Cx<'a> {
     fn finish(mut self, action: Option<Action>) -> Transition {
         if let Some(a) = &action {
             self.s.in_flight = Some(a.clone());
+            self.s.in_flight_live = true;
         }
         Transition {
             state: self.s,
@@ -183,6 +184,10 @@ impl<'a> Cx<'a> {
     /// An action handed out before a restart never reported back: habeat
     /// died during it. Its step is in doubt; decide whether to re-run it.
     fn recover_in_flight(&mut self) {
+        if self.s.in_flight_live {
+            // Still running in this process: its outcome will come.
+            return;
+        }
         let Some(a) = self.s.in_flight.take() else {
             return;
         };
@@ -332,6 +337,7 @@ impl<'a> Cx<'a> {
             return false;
         };
         self.s.in_flight = None;
+        self.s.in_flight_live = false;
         let role = a.role;
         let err = match (&a.kind, &o.result) {
             (ActionKind::ListAccounts { .. }, OutcomeResult::Succeeded { .. }) => {

@@ -14,6 +14,7 @@ pub const STATE_VERSION: u32 = 1;
 /// The whole durable state of habeat.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
+    /// Layout version ([`STATE_VERSION`]).
     pub version: u32,
     /// Hysteresis of each witness seen in the last round.
     pub witnesses: Vec<WitnessState>,
@@ -47,6 +48,11 @@ pub struct State {
     /// the Consul session, so it is not persisted.
     #[serde(skip)]
     pub gate_held: Option<(Role, String)>,
+    /// The in-flight action was handed out by this process (not found in a
+    /// loaded file): a round fed while it runs (the daemon keeps probing
+    /// during a long promotion) is not mistaken for a crash.
+    #[serde(skip)]
+    pub(crate) in_flight_live: bool,
 }
 
 impl Default for State {
@@ -73,6 +79,7 @@ impl State {
             next_pipeline_id: 1,
             fresh_listing: None,
             gate_held: None,
+            in_flight_live: false,
         }
     }
 
@@ -118,6 +125,7 @@ impl State {
 /// Per-witness hysteresis (SPEC 3: each witness keeps its own counters).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WitnessState {
+    /// Which witness.
     pub witness: WitnessId,
     /// The settled vote: Down after `fall` consecutive Down observations,
     /// Up after `rise` consecutive Up; Unknown while unsettled.
@@ -126,8 +134,11 @@ pub struct WitnessState {
     pub last_raw: Vote,
     /// The reason given with the last observation.
     pub reason: String,
+    /// Consecutive raw Down observations.
     pub down_streak: u32,
+    /// Consecutive raw Up observations.
     pub up_streak: u32,
+    /// When it was last observed (gaps longer than `stale_after` reset it).
     pub last_seen: UnixMillis,
     /// When `vote` last changed.
     pub since: UnixMillis,
@@ -136,8 +147,11 @@ pub struct WitnessState {
 /// The verdict on one component, with the words that explain it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ComponentState {
+    /// Up, Down or Unknown.
     pub verdict: Verdict,
+    /// Which witnesses said what.
     pub reason: String,
+    /// When the verdict last changed.
     pub since: UnixMillis,
 }
 
@@ -180,16 +194,23 @@ pub enum PipelineKind {
 /// so a crash leaves at most one step in doubt (invariant 7).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pipeline {
+    /// Unique across the life of the state (never reused).
     pub id: u64,
+    /// What it does.
     pub kind: PipelineKind,
+    /// Automatic pipelines obey pause and safe hold; operator ones do not.
     pub origin: Origin,
+    /// When it was recorded.
     pub started_at: UnixMillis,
+    /// Why, in words (also the `why` of its lock files).
     pub reason: String,
     /// For promotions: what is promoted.
     pub promotion: Option<PromotionDetails>,
+    /// The steps, in the order they run.
     pub steps: Vec<StepState>,
     /// Set when a step that cannot be skipped gave up: operator needed.
     pub stalled: Option<String>,
+    /// When every step was done or given up (or it stalled).
     pub finished_at: Option<UnixMillis>,
 }
 
@@ -236,8 +257,11 @@ impl Pipeline {
 /// What a promotion moves: recorded with the intent, before promoting.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PromotionDetails {
+    /// The mailstore the accounts are promoted from.
     pub source_mail_host: String,
+    /// All its accounts, or some.
     pub target: PromoteTarget,
+    /// Carbonio promotion threads.
     pub threads: u32,
     /// Every account listed on the source while promoting (the union of
     /// the listings): what cache flush and replica restart apply to.
@@ -247,11 +271,15 @@ pub struct PromotionDetails {
 /// One recorded step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepState {
+    /// What the step does.
     pub step: Step,
+    /// Where it stands.
     pub status: StepStatus,
     /// How many times the step was started (crashes included).
     pub attempts: u32,
+    /// Why it last failed.
     pub last_error: Option<String>,
+    /// When its status last changed.
     pub updated_at: UnixMillis,
 }
 
@@ -264,6 +292,7 @@ pub enum StepStatus {
     /// Handed to the executor; no outcome yet. Found after a restart, the
     /// step is in doubt: it may or may not have run.
     Started,
+    /// Finished with success: never run again.
     Done,
     /// Failed; will be tried again after `retry_delay`.
     Failed,
@@ -329,23 +358,31 @@ impl Step {
 /// When and what was last promoted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LastPromotion {
+    /// When `promoteAccounts` first started for it.
     pub at: UnixMillis,
+    /// From which mailstore.
     pub source_mail_host: String,
+    /// Automatic, by an operator, or found as a lock file.
     pub origin: Origin,
 }
 
 /// A maintenance pause.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pause {
+    /// When the operator paused.
     pub since: UnixMillis,
+    /// When the pause ends by itself.
     pub until: UnixMillis,
+    /// What the operator said (or `habeat pause`).
     pub reason: String,
 }
 
 /// Why automatic action is held until `habeat rearm`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SafeHold {
+    /// Since when.
     pub since: UnixMillis,
+    /// What could not be trusted.
     pub reason: String,
 }
 
@@ -354,6 +391,7 @@ pub struct SafeHold {
 pub struct RaftMemory {
     /// The last raft configuration seen while the local Consul had a leader.
     pub last_healthy: Option<Vec<RaftServer>>,
+    /// When that configuration was seen.
     pub last_healthy_at: Option<UnixMillis>,
     /// Since when consecutive rounds saw no local leader.
     pub leaderless_since: Option<UnixMillis>,
@@ -385,8 +423,11 @@ pub enum OperatorCommand {
 /// Presence of one legacy lock file, read by the driver before deciding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockFileSeen {
+    /// Whose lock file.
     pub role: Role,
+    /// Which one.
     pub lock: LockKind,
+    /// Whether it exists.
     pub present: bool,
     /// The `when` of its JSON body, if it had one.
     pub written_at: Option<UnixMillis>,

@@ -12,10 +12,12 @@ use serde::Serialize;
 /// One role's situation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Explanation {
+    /// The role explained.
     pub role: Role,
     /// The peer component this role acts on, and its verdict.
     pub component: Component,
     pub verdict: Verdict,
+    /// Which witnesses said what.
     pub verdict_reason: String,
     /// The action habeat would take next, if it would act now.
     pub would_act: Option<String>,

@@ -29,12 +29,14 @@ pub struct JournalRead {
 }
 
 impl Journal {
+    /// The journal at `path` (normally [`crate::state::Store::journal_path`]).
     pub fn new(path: &Path) -> Journal {
         Journal {
             path: path.to_owned(),
         }
     }
 
+    /// Where it is (for messages).
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -25,6 +25,7 @@ pub struct LockBody {
 }
 
 impl LockBody {
+    /// A body written now by this process and version.
     pub fn new(now: UnixMillis, why: &str) -> LockBody {
         LockBody {
             when: now,

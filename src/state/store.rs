@@ -26,6 +26,7 @@ pub struct SetAside {
 /// The result of [`Store::load`].
 #[derive(Debug, Clone)]
 pub struct Loaded {
+    /// The state to start from.
     pub state: State,
     /// Set when the file was corrupt: the state is then a safe one (no
     /// automatic action until `habeat rearm`); report it loudly.
@@ -45,6 +46,7 @@ impl Store {
         })
     }
 
+    /// The state directory (also where the state lock lives).
     pub fn dir(&self) -> &Path {
         &self.dir
     }
