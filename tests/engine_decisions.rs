@@ -732,6 +732,7 @@ fn manual_promote_is_refused_while_a_witness_sees_the_source_up() {
     assert_eq!(
         names(&ran),
         [
+            "list",
             "promote",
             "locks",
             "flush",
@@ -740,9 +741,10 @@ fn manual_promote_is_refused_while_a_witness_sees_the_source_up() {
         ]
     );
     assert!(matches!(
-        &ran[0],
+        &ran[1],
         ActionKind::PromoteAccounts { threads: 8, .. }
     ));
+    assert!(matches!(&ran[3], ActionKind::FlushCache { accounts, .. } if accounts.len() == 3));
     assert_eq!(sim.world.promoted, ACCOUNTS);
     // The daemon will not promote again.
     sim.world.on_source = vec!["x@example.com".into()];
@@ -1017,4 +1019,22 @@ fn rounds_fed_during_a_long_promotion_do_not_interrupt_it() {
         names(&[next.expect("the follow-up steps continue").kind]),
         ["locks"]
     );
+}
+
+#[test]
+fn manual_promote_works_on_a_node_without_the_appserver_role() {
+    let mut cfg = full_config();
+    cfg.roles = vec![Role::Proxyserver];
+    let mut sim = Sim::new(cfg, World::new(&ACCOUNTS));
+    let ran = sim.operator(OperatorCommand::Promote {
+        target: PromoteTarget::SourceMailHost(SOURCE.into()),
+        accounts: vec![],
+        threads: None,
+        force: false,
+        evidence: vec![],
+    });
+    assert_eq!(names(&ran)[..3], ["list", "promote", "locks"]);
+    assert_eq!(sim.world.promoted, ACCOUNTS);
+    let ran = sim.operator(OperatorCommand::Rearm);
+    assert_eq!(names(&ran), ["unlock"]);
 }

@@ -765,7 +765,20 @@ impl<'a> Cx<'a> {
         if self.s.in_flight.is_some() {
             return None;
         }
-        for role in self.cfg.roles.clone() {
+        // Configured roles, plus any role with a re-arm or an operator's
+        // promotion under way (`promote` on a node without the appserver
+        // role, a role removed from the config since).
+        let mut roles = self.cfg.roles.clone();
+        for (r, rs) in &self.s.roles {
+            let operator = rs
+                .failover
+                .as_ref()
+                .is_some_and(|p| p.origin == Origin::Operator && !p.is_finished());
+            if (rs.recovery.is_some() || operator) && !roles.contains(r) {
+                roles.push(*r);
+            }
+        }
+        for role in roles {
             match self.role_next(role, scope) {
                 Next::Act(p) => return Some(self.start(role, p)),
                 Next::Idle(reason) => {
@@ -837,6 +850,9 @@ impl<'a> Cx<'a> {
         }
         if scope == Scope::Operator {
             return Next::Idle(String::new());
+        }
+        if !self.cfg.roles.contains(&role) {
+            return Next::Idle(format!("{role} is not a role of this node"));
         }
         if let Some(why) = self.automatic_blocked() {
             return Next::Idle(why);
@@ -1243,7 +1259,12 @@ impl<'a> Cx<'a> {
             pipeline: p.id,
             index: idx,
         };
-        let first_manual = !automatic && p.steps[idx].attempts == 0;
+        // An operator's list of accounts is promoted as given the first
+        // time; a whole mailstore is listed first so the record knows the
+        // accounts (for cache flush, replicas, and a resume after a crash).
+        let first_manual = !automatic
+            && p.steps[idx].attempts == 0
+            && matches!(d.target, PromoteTarget::Accounts(_));
         let remaining = if first_manual {
             match &d.target {
                 PromoteTarget::Accounts(a) => PromoteTarget::Accounts(a.clone()),

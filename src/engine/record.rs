@@ -410,7 +410,8 @@ pub enum OperatorCommand {
     /// `habeat promote`: a manual promotion, recorded like an automatic one.
     Promote {
         target: PromoteTarget,
-        /// The accounts the operator was shown (the listing), if known.
+        /// The accounts the operator was shown, recorded with the intent (a
+        /// whole mailstore is listed again by the engine before promoting).
         accounts: Vec<String>,
         threads: Option<u32>,
         /// Promote even while a witness sees the source appserver Up.
