@@ -1,1 +1,36 @@
-//! See docs/ARCHITECTURE.md.
+//! The decision engine: pure functions from (state, input, now, config) to
+//! (new state, actions, journal events).
+//!
+//! Like quinn-proto's connection state machine, it performs no I/O, reads
+//! no clock and draws no random number: the daemon, the timer run and the
+//! manual `promote` feed it observation rounds, action outcomes and
+//! operator commands, persist the state it returns, and run the actions it
+//! hands out one at a time. That is what lets the tests replay thousands of
+//! failure scenarios in seconds and check the safety invariants of SPEC 5.
+//!
+//! The rules themselves are written for operators in `docs/decisions.md`.
+
+mod action;
+mod config;
+mod event;
+mod machine;
+mod record;
+mod time;
+mod why;
+mod witness;
+
+pub use action::{
+    Action, ActionId, ActionKind, ActionOutcome, CommandPurpose, LockKind, Origin, OutcomeResult,
+    PromoteTarget, StepRef,
+};
+pub use config::{EngineConfig, MAX_ATTEMPTS};
+pub use event::{Event, EventKind, Severity};
+pub use machine::{Input, Transition, decide, on_outcome, step};
+pub use record::{
+    ComponentState, LastPromotion, LockFileSeen, OperatorCommand, Pause, Pipeline, PipelineKind,
+    PromotionDetails, RaftMemory, RoleState, STATE_VERSION, SafeHold, State, Step, StepState,
+    StepStatus, WitnessState,
+};
+pub use time::UnixMillis;
+pub use why::{Explanation, wants_more_rounds, why};
+pub use witness::{observe, verdict};

@@ -1,1 +1,52 @@
-//! See docs/ARCHITECTURE.md.
+//! Durable state in `state_dir`: `state.json` (the engine's [`State`]),
+//! `events.jsonl` (the journal), the legacy lock files at their old paths,
+//! and the process lock that lets one habeat act at a time.
+//!
+//! Everything here is plain file I/O with the crash-safety the engine's
+//! step model relies on: a state written with [`Store::save`] is either the
+//! old one or the new one after a crash, never a mix, and a file habeat
+//! cannot trust is set aside and replaced by a *safe* state (no automatic
+//! action until `habeat rearm`), never a panic.
+//!
+//! [`State`]: crate::engine::State
+
+mod atomic;
+mod journal;
+mod lock;
+mod locks;
+mod store;
+
+pub use atomic::write_atomic;
+pub use journal::{Journal, JournalRead};
+pub use lock::{LockError, StateLock};
+pub use locks::{LockBody, lock_path, read_lock, remove_locks, scan_locks, write_locks};
+pub use store::{Loaded, SetAside, Store};
+
+use std::path::PathBuf;
+
+/// A file operation on habeat's state that failed. The message names the
+/// file and the operation so the administrator knows where to look.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(
+        "cannot {op} {path}: {source} (check that the directory exists and is writable by habeat)"
+    )]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot encode the state for {path}: {message}")]
+    Encode { path: PathBuf, message: String },
+}
+
+impl StateError {
+    pub(crate) fn io(op: &'static str, path: &std::path::Path, source: std::io::Error) -> Self {
+        StateError::Io {
+            op,
+            path: path.to_owned(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! What the engine asks the executor to do, and what the executor reports
+//! back. Plain data: the executor matches on [`ActionKind`], runs it, and
+//! feeds an [`ActionOutcome`] with the same [`ActionId`] back into
+//! [`crate::engine::step`].
+
+use crate::model::{RaftServer, Role};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Identifies one action so that its outcome can be matched to it, also
+/// across a restart (it is persisted with the in-flight action).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ActionId(pub u64);
+
+impl fmt::Display for ActionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// Who asked for an action: automatic actions obey pause, the quorum gate
+/// and the safe hold; operator actions (`promote`, `rearm`) do not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// Decided by habeat from its witnesses.
+    Automatic,
+    /// Asked for by an operator command.
+    Operator,
+    /// Found as a lock file left by an earlier habeat (Python or Rust).
+    Legacy,
+}
+
+/// Where a recorded step lives: which pipeline, which step of it. Lets the
+/// driver (and tests) see that a finished step is never run again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct StepRef {
+    pub pipeline: u64,
+    pub index: usize,
+}
+
+/// One thing the executor must do. Actions are produced one at a time: the
+/// next one depends on the outcome of this one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Action {
+    pub id: ActionId,
+    /// The role on whose behalf it runs (lock files are per role).
+    pub role: Role,
+    pub origin: Origin,
+    /// The recorded step this action carries out, if it is one.
+    pub step: Option<StepRef>,
+    pub kind: ActionKind,
+}
+
+/// Which accounts a promotion moves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PromoteTarget {
+    /// `promoteAccounts source_mail_host <host>`: every account still on it.
+    SourceMailHost(String),
+    /// `promoteAccounts accounts a,b`: these accounts only.
+    Accounts(Vec<String>),
+}
+
+/// The legacy lock files of a role (SPEC 4: old names, JSON body).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LockKind {
+    /// `<checkDownFile>-<role>`: habeat saw the peer down and acted.
+    Down,
+    /// `<checkPromotionFile>-<role>`: habeat failed over; no automatic
+    /// action until re-armed.
+    Promotion,
+    /// `checkRestartReplicaFile`: habeat stopped the HA module (primary DC).
+    RestartReplica,
+}
+
+/// What an operator-written command is for (journal and environment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandPurpose {
+    /// `proxy_switch.<tool>.activate` of this DC.
+    ProxyActivate,
+    /// `proxy_switch.<tool>.deactivate` of this DC.
+    ProxyDeactivate,
+    /// `hooks.after_promotion`.
+    AfterPromotion,
+    /// `hooks.on_peer_recovered`.
+    OnPeerRecovered,
+}
+
+impl CommandPurpose {
+    /// In words, for the journal.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommandPurpose::ProxyActivate => "proxy switch activate",
+            CommandPurpose::ProxyDeactivate => "proxy switch deactivate",
+            CommandPurpose::AfterPromotion => "after_promotion hook",
+            CommandPurpose::OnPeerRecovered => "on_peer_recovered hook",
+        }
+    }
+}
+
+/// The executor's work, in the operator's words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum ActionKind {
+    /// `carbonio --json <module> getAccountStatus mailHost <host>`; answer
+    /// with [`OutcomeResult::Listed`].
+    ListAccounts { source_mail_host: String },
+    /// Create a Consul session and acquire the KV lock `key` (a consistent
+    /// write only a side with a raft leader can make). Answer
+    /// `Succeeded` when held, `GateRefused` when not.
+    AcquireQuorumGate { key: String },
+    /// Release the KV lock and destroy the session.
+    ReleaseQuorumGate { key: String },
+    /// `carbonio --sync <module> promoteAccounts ... threads <n>`.
+    PromoteAccounts {
+        source_mail_host: String,
+        target: PromoteTarget,
+        threads: u32,
+    },
+    /// Write these lock files of `Action::role` (JSON: when, why, pid, version).
+    WriteLocks {
+        locks: Vec<LockKind>,
+        reason: String,
+    },
+    /// Remove these lock files of `Action::role` (absent is fine).
+    RemoveLocks { locks: Vec<LockKind> },
+    /// `zmprov fc [-a] account <name>` for each account.
+    FlushCache {
+        accounts: Vec<String>,
+        all_servers: bool,
+    },
+    /// `carbonio <module> pauseReplicas` for each account.
+    PauseReplicas { accounts: Vec<String> },
+    /// `carbonio <module> restartReplicas` for each account.
+    RestartReplicas { accounts: Vec<String> },
+    /// `carbonio <module> doStopService module`.
+    StopHaModule,
+    /// `carbonio <module> doStartService module`.
+    StartHaModule,
+    /// An operator-written command from the config (argv; a string command
+    /// is already `/bin/sh -c <string>`), run with `hooks.timeout`.
+    RunCommand {
+        purpose: CommandPurpose,
+        index: usize,
+        argv: Vec<String>,
+    },
+    /// Stop service-discover, write `raft/peers.json` listing `servers`
+    /// (empty: build the single entry from the local `node-id`), owned by
+    /// `service-discover`, start it.
+    RaftRecovery { servers: Vec<RaftServer> },
+    /// Wait (bounded) for `/v1/status/leader` to name a leader; `Succeeded`
+    /// when it does, `Failed` otherwise.
+    ConfirmLeader,
+}
+
+impl ActionKind {
+    /// One line for logs, the journal and `--dry-run`.
+    pub fn describe(&self) -> String {
+        match self {
+            ActionKind::ListAccounts { source_mail_host } => {
+                format!("list the replicated accounts of {source_mail_host}")
+            }
+            ActionKind::AcquireQuorumGate { key } => {
+                format!("acquire the Consul quorum gate {key}")
+            }
+            ActionKind::ReleaseQuorumGate { key } => {
+                format!("release the Consul quorum gate {key}")
+            }
+            ActionKind::PromoteAccounts {
+                source_mail_host,
+                target,
+                threads,
+            } => match target {
+                PromoteTarget::SourceMailHost(h) => {
+                    format!("promote every account of {h} ({threads} threads)")
+                }
+                PromoteTarget::Accounts(a) => format!(
+                    "promote {} account(s) of {source_mail_host} ({threads} threads): {}",
+                    a.len(),
+                    preview(a)
+                ),
+            },
+            ActionKind::WriteLocks { locks, .. } => format!("write lock files {locks:?}"),
+            ActionKind::RemoveLocks { locks } => format!("remove lock files {locks:?}"),
+            ActionKind::FlushCache {
+                accounts,
+                all_servers,
+            } => format!(
+                "flush the cache of {} account(s){}",
+                accounts.len(),
+                if *all_servers {
+                    " on every server (-a)"
+                } else {
+                    ""
+                }
+            ),
+            ActionKind::PauseReplicas { accounts } => {
+                format!("pause the replicas of {} account(s)", accounts.len())
+            }
+            ActionKind::RestartReplicas { accounts } => {
+                format!("restart the replicas of {} account(s)", accounts.len())
+            }
+            ActionKind::StopHaModule => "stop the HA module (doStopService module)".into(),
+            ActionKind::StartHaModule => "start the HA module (doStartService module)".into(),
+            ActionKind::RunCommand {
+                purpose,
+                index,
+                argv,
+            } => format!(
+                "run {} #{}: {}",
+                purpose.as_str(),
+                index + 1,
+                argv.join(" ")
+            ),
+            ActionKind::RaftRecovery { servers } => {
+                if servers.is_empty() {
+                    "recover Consul raft with the local server alone (from node-id)".into()
+                } else {
+                    let names: Vec<&str> = servers.iter().map(|s| s.node.as_str()).collect();
+                    format!("recover Consul raft with {}", names.join(", "))
+                }
+            }
+            ActionKind::ConfirmLeader => "confirm the local Consul elected a leader".into(),
+        }
+    }
+
+    /// Whether this action changes something only a side holding the
+    /// Consul majority may change (SPEC 4, quorum gate).
+    pub(crate) fn needs_gate(&self) -> bool {
+        matches!(
+            self,
+            ActionKind::PromoteAccounts { .. }
+                | ActionKind::RunCommand {
+                    purpose: CommandPurpose::ProxyActivate,
+                    ..
+                }
+        )
+    }
+}
+
+fn preview(a: &[String]) -> String {
+    let mut s: Vec<&str> = a.iter().take(5).map(String::as_str).collect();
+    if a.len() > 5 {
+        s.push("...");
+    }
+    s.join(", ")
+}
+
+/// What happened when the executor ran an action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionOutcome {
+    pub id: ActionId,
+    pub result: OutcomeResult,
+}
+
+/// The result of one action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum OutcomeResult {
+    /// It worked; `detail` (output tail, duration) goes to the journal.
+    Succeeded { detail: String },
+    /// `ListAccounts` worked and printed these account names.
+    Listed { accounts: Vec<String> },
+    /// It failed: non-zero exit, unexpected output, I/O error...
+    Failed { reason: String },
+    /// It ran over its timeout and was killed with its process group.
+    TimedOut { reason: String },
+    /// `AcquireQuorumGate`: the lock could not be taken (no Consul leader on
+    /// this side, or another habeat holds it).
+    GateRefused { reason: String },
+}
+
+impl OutcomeResult {
+    pub(crate) fn error_text(&self) -> Option<String> {
+        match self {
+            OutcomeResult::Succeeded { .. } | OutcomeResult::Listed { .. } => None,
+            OutcomeResult::Failed { reason } => Some(reason.clone()),
+            OutcomeResult::TimedOut { reason } => Some(format!("timed out: {reason}")),
+            OutcomeResult::GateRefused { reason } => Some(format!("quorum gate refused: {reason}")),
+        }
+    }
+}

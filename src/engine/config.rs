@@ -1,0 +1,191 @@
+//! The part of the configuration the engine decides with.
+//!
+//! [`EngineConfig`] is derived once from the effective [`Config`] so that the
+//! engine depends on plain values only (no paths, no secrets, no I/O types)
+//! and tests can build one directly.
+
+use crate::config::{Config, HookCommand, Quorum, Rearm};
+use crate::model::Role;
+use std::time::Duration;
+
+/// Everything the decision engine needs to know about this installation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// The DC this node is in.
+    pub whoami: String,
+    /// The DC this node watches.
+    pub dc_check: String,
+    /// `whoami == "primary"`: never promotes automatically (invariant 4).
+    pub is_primary: bool,
+    /// The roles this node acts for, in a fixed order.
+    pub roles: Vec<Role>,
+    /// Consecutive Down observations before a witness votes Down.
+    pub fall: u32,
+    /// Consecutive Up observations before a witness votes Up.
+    pub rise: u32,
+    /// Down votes needed for a Down verdict.
+    pub quorum: Quorum,
+    /// Time between probe rounds.
+    pub interval: Duration,
+    /// A witness (or the leaderless count) not heard from for this long
+    /// starts over unsettled: "consecutive" must mean consecutive.
+    pub stale_after: Duration,
+    /// How long a verdict may be acted on after the round that produced it
+    /// (the account listing and the quorum gate run in between): a little
+    /// longer than `stale_after` plus one CLI call.
+    pub verdict_valid_for: Duration,
+    /// How long after a failed step (or an empty/failed account listing, or
+    /// a refused quorum gate) the engine tries again.
+    pub retry_delay: Duration,
+    /// The peer mailstore whose accounts are promoted (`appserver_vmname`
+    /// of `dc_check`); `None` makes the appserver role unable to promote.
+    pub source_mail_host: Option<String>,
+    /// The peer proxy's name, used for the proxyserver quorum-gate key.
+    pub peer_proxy_host: Option<String>,
+    /// Carbonio promotion threads.
+    pub threads: u32,
+    /// Primary DC: stop the HA module once when the peer appserver is Down.
+    pub disable_ha_module: bool,
+    /// Flush each promoted account's cache (`zmprov fc`).
+    pub flush_cache: bool,
+    /// `zmprov fc -a` (flush on every application server).
+    pub flush_all_servers: bool,
+    /// `pauseReplicas` + `restartReplicas` for the promoted accounts.
+    pub restart_replica: bool,
+    /// Run the proxy switch `activate` commands on failover.
+    pub proxy_enable_activate: bool,
+    /// Run the proxy switch `deactivate` commands when the peer proxy returns.
+    pub proxy_enable_deactivate: bool,
+    /// This DC's proxy switch `activate` commands (argv each).
+    pub proxy_activate: Vec<Vec<String>>,
+    /// This DC's proxy switch `deactivate` commands (argv each).
+    pub proxy_deactivate: Vec<Vec<String>>,
+    /// `hooks.after_promotion` (argv each).
+    pub after_promotion: Vec<Vec<String>>,
+    /// `hooks.on_peer_recovered` (argv each), run on automatic re-arm.
+    pub on_peer_recovered: Vec<Vec<String>>,
+    /// Prove the Consul majority before promoting or switching proxies.
+    pub quorum_gate: bool,
+    /// Leaderless this long (consecutive rounds) before raft recovery.
+    pub recovery_grace: Duration,
+    /// No automatic promotion within this long of the last one.
+    pub promotion_block: Duration,
+    /// Whether records clear by themselves when the peer is Up again.
+    pub rearm: Rearm,
+    /// An external `command` witness is configured: raft recovery also
+    /// needs its Down vote.
+    pub command_witness: bool,
+    /// Hostnames of this DC's Consul servers.
+    pub own_consul_hosts: Vec<String>,
+    /// Hostnames of the peer DC's Consul servers.
+    pub peer_consul_hosts: Vec<String>,
+}
+
+/// How many times a failed step is tried before habeat gives it up.
+pub const MAX_ATTEMPTS: u32 = 3;
+
+impl EngineConfig {
+    /// A configuration with the documented defaults, for `whoami` watching
+    /// `dc_check` with `roles`. Used by tests and as the base of
+    /// [`EngineConfig::from_config`].
+    pub fn new(whoami: &str, dc_check: &str, roles: &[Role]) -> EngineConfig {
+        let mut roles = roles.to_vec();
+        roles.sort();
+        roles.dedup();
+        let interval = Duration::from_secs(2);
+        EngineConfig {
+            whoami: whoami.to_owned(),
+            dc_check: dc_check.to_owned(),
+            is_primary: whoami == "primary",
+            roles,
+            fall: 3,
+            rise: 2,
+            quorum: Quorum::All,
+            interval,
+            stale_after: stale_after(interval),
+            verdict_valid_for: stale_after(interval) + Duration::from_secs(120),
+            retry_delay: retry_delay(interval),
+            source_mail_host: None,
+            peer_proxy_host: None,
+            threads: 5,
+            disable_ha_module: false,
+            flush_cache: false,
+            flush_all_servers: false,
+            restart_replica: false,
+            proxy_enable_activate: false,
+            proxy_enable_deactivate: false,
+            proxy_activate: Vec::new(),
+            proxy_deactivate: Vec::new(),
+            after_promotion: Vec::new(),
+            on_peer_recovered: Vec::new(),
+            quorum_gate: true,
+            recovery_grace: Duration::from_secs(60),
+            promotion_block: Duration::from_secs(3600),
+            rearm: Rearm::Auto,
+            command_witness: false,
+            own_consul_hosts: Vec::new(),
+            peer_consul_hosts: Vec::new(),
+        }
+    }
+
+    /// Derive the engine's view of the effective configuration.
+    pub fn from_config(cfg: &Config) -> EngineConfig {
+        let mut e = EngineConfig::new(&cfg.local.whoami, &cfg.local.dc_check, &cfg.local.roles);
+        let peer = cfg.dcs.get(&cfg.local.dc_check);
+        let own = cfg.own();
+        e.is_primary = cfg.is_primary();
+        e.fall = cfg.detection.fall.max(1);
+        e.rise = cfg.detection.rise.max(1);
+        e.quorum = cfg.detection.quorum;
+        e.interval = cfg.detection.interval;
+        e.stale_after = stale_after(cfg.detection.interval + cfg.detection.timeout);
+        e.verdict_valid_for = e.stale_after + cfg.carbonio.command_timeout;
+        e.retry_delay = retry_delay(cfg.detection.interval);
+        e.source_mail_host = peer.and_then(|d| d.appserver_vmname.clone());
+        e.peer_proxy_host = peer.and_then(|d| d.proxyserver_vmname.clone().or(d.proxy_ip.clone()));
+        e.threads = cfg.local.threads.max(1);
+        e.disable_ha_module = cfg.local.disable_ha_module;
+        e.flush_cache = cfg.local.flush_cache;
+        e.flush_all_servers = cfg.local.flush_arguments_a;
+        e.restart_replica = cfg.local.restart_replica;
+        e.proxy_enable_activate = cfg.local.proxy_enable_activate;
+        e.proxy_enable_deactivate = cfg.local.proxy_enable_deactivate;
+        if let Some(tool) = own.and_then(|d| d.proxy_switch.get(&cfg.local.proxy_switch)) {
+            e.proxy_activate = argvs(&tool.activate);
+            e.proxy_deactivate = argvs(&tool.deactivate);
+        }
+        e.after_promotion = argvs(&cfg.hooks.after_promotion);
+        e.on_peer_recovered = argvs(&cfg.hooks.on_peer_recovered);
+        e.quorum_gate = cfg.safety.quorum_gate;
+        e.recovery_grace = cfg.safety.recovery_grace;
+        e.promotion_block = cfg.safety.promotion_block;
+        e.rearm = cfg.safety.rearm;
+        e.command_witness = !cfg.witnesses.command.is_empty();
+        e.own_consul_hosts = own.map(|d| d.consul_vmnames.clone()).unwrap_or_default();
+        e.peer_consul_hosts = peer.map(|d| d.consul_vmnames.clone()).unwrap_or_default();
+        e
+    }
+
+    /// The Consul KV key of the quorum gate for a source host
+    /// (`habeat/failover/<host>`): one habeat in the installation acts per
+    /// source host.
+    pub fn gate_key(host: &str) -> String {
+        format!("habeat/failover/{host}")
+    }
+}
+
+fn argvs(cmds: &[HookCommand]) -> Vec<Vec<String>> {
+    cmds.iter().map(HookCommand::argv).collect()
+}
+
+/// A witness silent for five round periods has not been observed
+/// "consecutively" any more; at least 10s so a slow round is not a gap.
+fn stale_after(period: Duration) -> Duration {
+    (period * 5).max(Duration::from_secs(10))
+}
+
+/// Retry a failed step after 15 rounds, at least 30s: long enough not to
+/// hammer a broken CLI, short enough for the next timer run to retry.
+fn retry_delay(interval: Duration) -> Duration {
+    (interval * 15).max(Duration::from_secs(30))
+}

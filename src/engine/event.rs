@@ -1,0 +1,126 @@
+//! Journal entries: every transition and every action with its outcome.
+//! The engine produces them as data; [`crate::state::Journal`] appends them
+//! to `events.jsonl`, `on_event` hooks receive them on stdin.
+
+use super::action::{Action, ActionId};
+use super::time::UnixMillis;
+use crate::model::{Component, Role, Verdict, Vote, WitnessId};
+use serde::{Deserialize, Serialize};
+
+/// How loudly an event should be reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// A normal transition.
+    Info,
+    /// Worth a look: a refused gate, an interrupted action, a Down verdict.
+    Warning,
+    /// A failed action or a condition that needs an operator: makes `check`
+    /// exit non-zero.
+    Error,
+}
+
+/// One line of `events.jsonl`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// When it happened (the `now` of the engine step).
+    pub at: UnixMillis,
+    /// How loudly to report it.
+    pub severity: Severity,
+    /// What happened, with its data.
+    #[serde(flatten)]
+    pub kind: EventKind,
+    /// The role concerned, if one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    /// The peer component concerned, if one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component: Option<Component>,
+    /// The sentence an operator reads in `habeat history`.
+    pub message: String,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum EventKind {
+    /// A witness's settled vote changed (after hysteresis).
+    VoteChanged {
+        witness: WitnessId,
+        from: Vote,
+        to: Vote,
+    },
+    /// A component's verdict changed.
+    VerdictChanged {
+        from: Verdict,
+        to: Verdict,
+    },
+    /// Why a role does (or does not) act, logged when the reason changes.
+    Decision,
+    /// An action was handed to the executor.
+    ActionStarted {
+        action: Action,
+    },
+    /// An action succeeded.
+    ActionSucceeded {
+        action_id: ActionId,
+        detail: String,
+    },
+    /// An action failed or timed out.
+    ActionFailed {
+        action_id: ActionId,
+        reason: String,
+        /// Whether habeat will try again by itself.
+        will_retry: bool,
+    },
+    /// The quorum gate could not be acquired: no automatic action.
+    GateRefused {
+        key: String,
+        reason: String,
+    },
+    /// A promotion intent was recorded durably (before promoting).
+    PromotionIntent {
+        source_mail_host: String,
+        accounts: Vec<String>,
+    },
+    /// A recorded failover or recovery finished (every step done or given up).
+    PipelineFinished {
+        pipeline: u64,
+    },
+    /// A recorded failover stopped at a step that needs an operator.
+    PipelineStalled {
+        pipeline: u64,
+    },
+    /// A recorded promotion intent was dropped before anything was promoted.
+    IntentAbandoned {
+        pipeline: u64,
+    },
+    /// habeat found an action started before it stopped, with no outcome.
+    Interrupted {
+        action: Action,
+    },
+    /// Locks cleared: automatic action is possible again.
+    Rearmed,
+    Paused {
+        until: UnixMillis,
+    },
+    Resumed,
+    /// The pause reached its end by itself.
+    PauseEnded,
+    /// habeat holds all automatic action (e.g. after a corrupt state file).
+    SafeHold,
+    /// A lock file left by an earlier habeat was taken as a recorded failover.
+    LegacyLockAdopted {
+        lock: super::action::LockKind,
+    },
+    /// An operator removed a lock file by hand: taken as a re-arm.
+    LockRemovedByHand {
+        lock: super::action::LockKind,
+    },
+    /// A manual promotion was refused (a witness sees the source Up).
+    Refused,
+    /// An outcome that matches no action in flight (ignored).
+    OutcomeIgnored {
+        action_id: ActionId,
+    },
+}

@@ -1,0 +1,435 @@
+//! The engine's state: everything that must survive a restart
+//! (`state.json`), plus a little that must not (marked `serde(skip)`).
+
+use super::action::{Action, ActionKind, LockKind, Origin, PromoteTarget};
+use super::time::UnixMillis;
+use crate::model::{Component, Observation, RaftServer, Role, Verdict, Vote, WitnessId};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Version of the `state.json` layout. A file with another version is not
+/// trusted (set aside, safe hold).
+pub const STATE_VERSION: u32 = 1;
+
+/// The whole durable state of habeat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    /// Layout version ([`STATE_VERSION`]).
+    pub version: u32,
+    /// Hysteresis of each witness seen in the last round.
+    pub witnesses: Vec<WitnessState>,
+    /// The last verdict of each component of the peer DC, with its reason.
+    pub components: BTreeMap<Component, ComponentState>,
+    /// Per-role failover records.
+    pub roles: BTreeMap<Role, RoleState>,
+    /// The last promotion (automatic or manual): `promotion_block` counts
+    /// from it. Never cleared by `rearm`.
+    pub last_promotion: Option<LastPromotion>,
+    /// Maintenance pause, until a time.
+    pub pause: Option<Pause>,
+    /// No automatic action until an operator runs `habeat rearm`.
+    pub safe_hold: Option<SafeHold>,
+    /// Consul memory for raft recovery.
+    pub raft: RaftMemory,
+    /// When the last observation round was fed.
+    pub last_round_at: Option<UnixMillis>,
+    /// The action handed to the executor whose outcome has not come back.
+    /// Found set after a restart, it means habeat died during it.
+    pub in_flight: Option<Action>,
+    /// The next action id (ids are never reused, across restarts too).
+    pub next_action_id: u64,
+    /// The next pipeline id.
+    pub next_pipeline_id: u64,
+    /// Account listing obtained in this run; a new round or a restart
+    /// forgets it, so a promotion always uses a fresh listing.
+    #[serde(skip)]
+    pub(crate) fresh_listing: Option<Vec<String>>,
+    /// The quorum gate key held by this process. A restart loses it with
+    /// the Consul session, so it is not persisted.
+    #[serde(skip)]
+    pub gate_held: Option<(Role, String)>,
+    /// The in-flight action was handed out by this process (not found in a
+    /// loaded file): a round fed while it runs (the daemon keeps probing
+    /// during a long promotion) is not mistaken for a crash.
+    #[serde(skip)]
+    pub(crate) in_flight_live: bool,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State::new()
+    }
+}
+
+impl State {
+    /// A fresh state: nothing observed, nothing recorded.
+    pub fn new() -> State {
+        State {
+            version: STATE_VERSION,
+            witnesses: Vec::new(),
+            components: BTreeMap::new(),
+            roles: BTreeMap::new(),
+            last_promotion: None,
+            pause: None,
+            safe_hold: None,
+            raft: RaftMemory::default(),
+            last_round_at: None,
+            in_flight: None,
+            next_action_id: 1,
+            next_pipeline_id: 1,
+            fresh_listing: None,
+            gate_held: None,
+            in_flight_live: false,
+        }
+    }
+
+    /// The state habeat starts from when `state.json` could not be trusted:
+    /// no automatic action until `habeat rearm` (the lost file may have
+    /// recorded a promotion).
+    pub fn safe(now: UnixMillis, reason: impl Into<String>) -> State {
+        let mut s = State::new();
+        s.safe_hold = Some(SafeHold {
+            since: now,
+            reason: reason.into(),
+        });
+        s
+    }
+
+    /// The verdict last computed for a component (Unknown if never).
+    pub fn verdict(&self, c: Component) -> Verdict {
+        self.components
+            .get(&c)
+            .map(|s| s.verdict)
+            .unwrap_or(Verdict::Unknown)
+    }
+
+    /// The state of a role (default: nothing recorded).
+    pub fn role(&self, r: Role) -> RoleState {
+        self.roles.get(&r).cloned().unwrap_or_default()
+    }
+
+    /// Whether a pause is in force at `now`.
+    pub fn paused_at(&self, now: UnixMillis) -> bool {
+        self.pause.as_ref().is_some_and(|p| now < p.until)
+    }
+
+    pub(crate) fn role_mut(&mut self, r: Role) -> &mut RoleState {
+        self.roles.entry(r).or_default()
+    }
+
+    pub(crate) fn witness(&self, id: &WitnessId) -> Option<&WitnessState> {
+        self.witnesses.iter().find(|w| &w.witness == id)
+    }
+}
+
+/// Per-witness hysteresis (SPEC 3: each witness keeps its own counters).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WitnessState {
+    /// Which witness.
+    pub witness: WitnessId,
+    /// The settled vote: Down after `fall` consecutive Down observations,
+    /// Up after `rise` consecutive Up; Unknown while unsettled.
+    pub vote: Vote,
+    /// This round's raw observation.
+    pub last_raw: Vote,
+    /// The reason given with the last observation.
+    pub reason: String,
+    /// Consecutive raw Down observations.
+    pub down_streak: u32,
+    /// Consecutive raw Up observations.
+    pub up_streak: u32,
+    /// When it was last observed (gaps longer than `stale_after` reset it).
+    pub last_seen: UnixMillis,
+    /// When `vote` last changed.
+    pub since: UnixMillis,
+}
+
+/// The verdict on one component, with the words that explain it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentState {
+    /// Up, Down or Unknown.
+    pub verdict: Verdict,
+    /// Which witnesses said what.
+    pub reason: String,
+    /// When the verdict last changed.
+    pub since: UnixMillis,
+}
+
+/// What habeat has done (and is doing) for one role.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleState {
+    /// The failover record: present from the promotion intent (or HA-module
+    /// stop, proxy activation, raft recovery) until re-armed. Its presence
+    /// is what "locks" the role.
+    pub failover: Option<Pipeline>,
+    /// A re-arm in progress (locks being removed, hooks running).
+    pub recovery: Option<Pipeline>,
+    /// No automatic step of this role before this time (after a failure,
+    /// an empty listing or a refused gate).
+    pub retry_at: Option<UnixMillis>,
+    /// The last decision reason logged, to journal only changes.
+    pub last_decision: Option<String>,
+}
+
+/// What a pipeline does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PipelineKind {
+    /// appserver: promote the peer's accounts and follow-up steps.
+    Promotion,
+    /// appserver on the primary DC: stop the HA module once.
+    HaModuleStop,
+    /// proxyserver: switch proxy traffic to this DC.
+    ProxyActivation,
+    /// consulserver: recover raft with this DC's servers.
+    RaftRecovery,
+    /// A lock file found from an earlier habeat: a finished failover.
+    Adopted,
+    /// Re-arm: undo locks (and the HA module stop), run recovery hooks.
+    Rearm,
+}
+
+/// An ordered list of recorded steps. Each step is marked Started in the
+/// persisted state *before* its action runs and Done *after* its outcome,
+/// so a crash leaves at most one step in doubt (invariant 7).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pipeline {
+    /// Unique across the life of the state (never reused).
+    pub id: u64,
+    /// What it does.
+    pub kind: PipelineKind,
+    /// Automatic pipelines obey pause and safe hold; operator ones do not.
+    pub origin: Origin,
+    /// When it was recorded.
+    pub started_at: UnixMillis,
+    /// Why, in words (also the `why` of its lock files).
+    pub reason: String,
+    /// For promotions: what is promoted.
+    pub promotion: Option<PromotionDetails>,
+    /// The steps, in the order they run.
+    pub steps: Vec<StepState>,
+    /// Set when a step that cannot be skipped gave up: operator needed.
+    pub stalled: Option<String>,
+    /// When every step was done or given up (or it stalled).
+    pub finished_at: Option<UnixMillis>,
+}
+
+impl Pipeline {
+    /// Every step done or given up, or stalled.
+    pub fn is_finished(&self) -> bool {
+        self.stalled.is_some()
+            || self
+                .steps
+                .iter()
+                .all(|s| matches!(s.status, StepStatus::Done | StepStatus::GaveUp))
+    }
+
+    /// Whether anything irreversible may have happened: the promotion (or
+    /// first step) was started at least once. Before that it is only an
+    /// intent, which is dropped if the peer comes back.
+    pub fn committed(&self) -> bool {
+        self.steps.first().is_some_and(|s| s.attempts > 0)
+    }
+
+    /// The index of the first step not yet done or given up.
+    pub fn next_index(&self) -> Option<usize> {
+        if self.stalled.is_some() {
+            return None;
+        }
+        self.steps
+            .iter()
+            .position(|s| !matches!(s.status, StepStatus::Done | StepStatus::GaveUp))
+    }
+
+    /// Whether a step of this kind is done.
+    pub(crate) fn step_done(&self, pred: impl Fn(&Step) -> bool) -> bool {
+        self.steps
+            .iter()
+            .any(|s| pred(&s.step) && s.status == StepStatus::Done)
+    }
+
+    /// Whether a step of this kind ever started (done, or possibly done).
+    pub(crate) fn step_started(&self, pred: impl Fn(&Step) -> bool) -> bool {
+        self.steps.iter().any(|s| pred(&s.step) && s.attempts > 0)
+    }
+}
+
+/// What a promotion moves: recorded with the intent, before promoting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PromotionDetails {
+    /// The mailstore the accounts are promoted from.
+    pub source_mail_host: String,
+    /// All its accounts, or some.
+    pub target: PromoteTarget,
+    /// Carbonio promotion threads.
+    pub threads: u32,
+    /// Every account listed on the source while promoting (the union of
+    /// the listings): what cache flush and replica restart apply to.
+    pub accounts: Vec<String>,
+}
+
+/// One recorded step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepState {
+    /// What the step does.
+    pub step: Step,
+    /// Where it stands.
+    pub status: StepStatus,
+    /// How many times the step was started (crashes included).
+    pub attempts: u32,
+    /// Why it last failed.
+    pub last_error: Option<String>,
+    /// When its status last changed.
+    pub updated_at: UnixMillis,
+}
+
+/// Where a step stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    /// Not started yet.
+    Pending,
+    /// Handed to the executor; no outcome yet. Found after a restart, the
+    /// step is in doubt: it may or may not have run.
+    Started,
+    /// Finished with success: never run again.
+    Done,
+    /// Failed; will be tried again after `retry_delay`.
+    Failed,
+    /// Failed too often (or not retryable): an error event told the operator.
+    GaveUp,
+}
+
+/// A step of a pipeline, in the operator's words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum Step {
+    PromoteAccounts,
+    WriteLocks { locks: Vec<LockKind> },
+    RemoveLocks { locks: Vec<LockKind> },
+    FlushCache,
+    PauseReplicas,
+    RestartReplicas,
+    StopHaModule,
+    StartHaModule,
+    Command { action: ActionKind },
+    RaftRecovery { servers: Vec<RaftServer> },
+    ConfirmLeader,
+}
+
+impl Step {
+    /// How many failures a step survives before habeat gives it up.
+    /// Operator-written commands and raft recovery have side effects habeat
+    /// cannot judge: they are not retried after a failure (only re-run once
+    /// their run was interrupted by a crash).
+    pub(crate) fn max_failures(&self) -> u32 {
+        match self {
+            Step::Command { .. } | Step::RaftRecovery { .. } => 1,
+            _ => super::config::MAX_ATTEMPTS,
+        }
+    }
+
+    /// Whether giving this step up stops the pipeline (the following steps
+    /// make no sense without it).
+    pub(crate) fn stalls_on_give_up(&self) -> bool {
+        matches!(
+            self,
+            Step::PromoteAccounts | Step::RaftRecovery { .. } | Step::ConfirmLeader
+        )
+    }
+
+    pub(crate) fn name(&self) -> String {
+        match self {
+            Step::PromoteAccounts => "promote accounts".into(),
+            Step::WriteLocks { .. } => "write lock files".into(),
+            Step::RemoveLocks { .. } => "remove lock files".into(),
+            Step::FlushCache => "flush account caches".into(),
+            Step::PauseReplicas => "pause replicas".into(),
+            Step::RestartReplicas => "restart replicas".into(),
+            Step::StopHaModule => "stop the HA module".into(),
+            Step::StartHaModule => "start the HA module".into(),
+            Step::Command { action } => action.describe(),
+            Step::RaftRecovery { .. } => "raft recovery".into(),
+            Step::ConfirmLeader => "confirm a Consul leader".into(),
+        }
+    }
+}
+
+/// When and what was last promoted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastPromotion {
+    /// When `promoteAccounts` first started for it.
+    pub at: UnixMillis,
+    /// From which mailstore.
+    pub source_mail_host: String,
+    /// Automatic, by an operator, or found as a lock file.
+    pub origin: Origin,
+}
+
+/// A maintenance pause.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pause {
+    /// When the operator paused.
+    pub since: UnixMillis,
+    /// When the pause ends by itself.
+    pub until: UnixMillis,
+    /// What the operator said (or `habeat pause`).
+    pub reason: String,
+}
+
+/// Why automatic action is held until `habeat rearm`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SafeHold {
+    /// Since when.
+    pub since: UnixMillis,
+    /// What could not be trusted.
+    pub reason: String,
+}
+
+/// What habeat remembers about Consul raft.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RaftMemory {
+    /// The last raft configuration seen while the local Consul had a leader.
+    pub last_healthy: Option<Vec<RaftServer>>,
+    /// When that configuration was seen.
+    pub last_healthy_at: Option<UnixMillis>,
+    /// Since when consecutive rounds saw no local leader.
+    pub leaderless_since: Option<UnixMillis>,
+}
+
+/// An operator's command, fed to the engine like a round.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum OperatorCommand {
+    /// `habeat rearm`: clear the failover locks (and the safe hold).
+    Rearm,
+    /// `habeat pause --for`: no automatic action until `until`.
+    Pause { until: UnixMillis, reason: String },
+    /// `habeat resume`.
+    Resume,
+    /// `habeat promote`: a manual promotion, recorded like an automatic one.
+    Promote {
+        target: PromoteTarget,
+        /// The accounts the operator was shown, recorded with the intent (a
+        /// whole mailstore is listed again by the engine before promoting).
+        accounts: Vec<String>,
+        threads: Option<u32>,
+        /// Promote even while a witness sees the source appserver Up.
+        force: bool,
+        /// A fresh probe round of the source appserver's witnesses.
+        evidence: Vec<Observation>,
+    },
+}
+
+/// Presence of one legacy lock file, read by the driver before deciding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockFileSeen {
+    /// Whose lock file.
+    pub role: Role,
+    /// Which one.
+    pub lock: LockKind,
+    /// Whether it exists.
+    pub present: bool,
+    /// The `when` of its JSON body, if it had one.
+    pub written_at: Option<UnixMillis>,
+}

@@ -1,0 +1,208 @@
+//! Hysteresis per witness and the verdict per component (SPEC 3 and 4).
+
+use super::config::EngineConfig;
+use super::record::{ComponentState, WitnessState};
+use super::time::UnixMillis;
+use crate::config::Quorum;
+use crate::model::{Component, Observation, Verdict, Vote};
+
+/// Fold one raw observation into a witness's hysteresis.
+///
+/// - Down: `fall` consecutive Down observations make the vote Down. A
+///   witness that voted Up keeps voting Up until then (a single lost packet
+///   does not make a live peer look dead).
+/// - Up: `rise` consecutive Up observations make the vote Up. A witness
+///   that voted Down stops voting Down at once (it is Unknown until it has
+///   risen): Down must always be backed by consecutive Down observations.
+/// - Unknown: the witness cannot tell; both streaks restart and it votes
+///   Unknown. Unknown never advances Down.
+/// - A witness not heard from for `stale_after` starts over unsettled.
+pub fn observe(
+    prev: Option<&WitnessState>,
+    obs: &Observation,
+    now: UnixMillis,
+    cfg: &EngineConfig,
+) -> WitnessState {
+    let fresh = WitnessState {
+        witness: obs.witness.clone(),
+        vote: Vote::Unknown,
+        last_raw: Vote::Unknown,
+        reason: String::new(),
+        down_streak: 0,
+        up_streak: 0,
+        last_seen: now,
+        since: now,
+    };
+    let mut s = match prev {
+        Some(p) if now.since(p.last_seen) <= cfg.stale_after && now >= p.last_seen => p.clone(),
+        _ => fresh,
+    };
+    let before = s.vote;
+    match obs.vote {
+        Vote::Down => {
+            s.down_streak = s.down_streak.saturating_add(1);
+            s.up_streak = 0;
+            s.vote = if s.down_streak >= cfg.fall.max(1) {
+                Vote::Down
+            } else if s.vote == Vote::Up {
+                Vote::Up
+            } else {
+                Vote::Unknown
+            };
+        }
+        Vote::Up => {
+            s.up_streak = s.up_streak.saturating_add(1);
+            s.down_streak = 0;
+            if s.up_streak >= cfg.rise.max(1) {
+                s.vote = Vote::Up;
+            } else if s.vote == Vote::Down {
+                s.vote = Vote::Unknown;
+            }
+        }
+        Vote::Unknown => {
+            s.down_streak = 0;
+            s.up_streak = 0;
+            s.vote = Vote::Unknown;
+        }
+    }
+    s.last_raw = obs.vote;
+    s.reason = obs.reason.clone();
+    s.last_seen = now;
+    if s.vote != before {
+        s.since = now;
+    }
+    s
+}
+
+/// Merge duplicate observations of one witness in a round on the safe
+/// side: any Up makes it Up, Down only if all say Down, else Unknown.
+pub(crate) fn merge(a: &Observation, b: &Observation) -> Observation {
+    let vote = match (a.vote, b.vote) {
+        (Vote::Up, _) | (_, Vote::Up) => Vote::Up,
+        (Vote::Down, Vote::Down) => Vote::Down,
+        _ => Vote::Unknown,
+    };
+    let pick = if a.vote == vote { a } else { b };
+    Observation {
+        vote,
+        ..pick.clone()
+    }
+}
+
+/// The verdict on `component` from its witnesses' settled votes:
+/// Up when any votes Up; Down when at least `quorum` vote Down, none votes
+/// Up and none has just seen it Up in this round; otherwise Unknown.
+pub fn verdict(
+    component: Component,
+    witnesses: &[WitnessState],
+    quorum: Quorum,
+) -> (Verdict, String) {
+    let mine: Vec<&WitnessState> = witnesses
+        .iter()
+        .filter(|w| w.witness.component == component)
+        .collect();
+    if mine.is_empty() {
+        return (
+            Verdict::Unknown,
+            format!("no witness reports on the peer {component}"),
+        );
+    }
+    if let Some(up) = mine.iter().find(|w| w.vote == Vote::Up) {
+        return (
+            Verdict::Up,
+            format!("{} sees it up ({})", up.witness, up.reason),
+        );
+    }
+    let downs: Vec<&&WitnessState> = mine.iter().filter(|w| w.vote == Vote::Down).collect();
+    let need = match quorum {
+        Quorum::All => mine.len(),
+        Quorum::AtLeast(n) => usize::try_from(n.max(1)).unwrap_or(usize::MAX),
+    };
+    if let Some(fresh_up) = mine.iter().find(|w| w.last_raw == Vote::Up) {
+        return (
+            Verdict::Unknown,
+            format!(
+                "{} has just seen it up ({}); not settled yet",
+                fresh_up.witness, fresh_up.reason
+            ),
+        );
+    }
+    if downs.len() >= need {
+        let names: Vec<String> = downs
+            .iter()
+            .map(|w| format!("{} ({})", w.witness, w.reason))
+            .collect();
+        return (
+            Verdict::Down,
+            format!(
+                "{} of {} witnesses confirm it down: {}",
+                downs.len(),
+                mine.len(),
+                names.join("; ")
+            ),
+        );
+    }
+    let unsure: Vec<String> = mine
+        .iter()
+        .filter(|w| w.vote != Vote::Down)
+        .map(|w| {
+            if w.last_raw == Vote::Down {
+                format!("{} down {} time(s), not settled", w.witness, w.down_streak)
+            } else {
+                format!("{} cannot tell ({})", w.witness, w.reason)
+            }
+        })
+        .collect();
+    (
+        Verdict::Unknown,
+        format!(
+            "{} of {} witnesses vote down, {} needed: {}",
+            downs.len(),
+            mine.len(),
+            need,
+            unsure.join("; ")
+        ),
+    )
+}
+
+/// Whether a witness is part-way through a streak that could still settle
+/// it: `check` keeps probing until none is.
+pub(crate) fn unsettled(w: &WitnessState) -> bool {
+    match w.last_raw {
+        Vote::Down => w.vote != Vote::Down,
+        Vote::Up => w.vote != Vote::Up,
+        Vote::Unknown => false,
+    }
+}
+
+/// Update the component record, returning the previous verdict if changed.
+pub(crate) fn set_component(
+    slot: &mut Option<ComponentState>,
+    verdict: Verdict,
+    reason: String,
+    now: UnixMillis,
+) -> Option<Verdict> {
+    match slot {
+        Some(c) if c.verdict == verdict => {
+            c.reason = reason;
+            None
+        }
+        Some(c) => {
+            let from = c.verdict;
+            *c = ComponentState {
+                verdict,
+                reason,
+                since: now,
+            };
+            Some(from)
+        }
+        None => {
+            *slot = Some(ComponentState {
+                verdict,
+                reason,
+                since: now,
+            });
+            Some(Verdict::Unknown).filter(|_| verdict != Verdict::Unknown)
+        }
+    }
+}

@@ -1,0 +1,1040 @@
+//! Each branch of SPEC section 4, named as an operator would describe it.
+
+mod engine_harness;
+
+use engine_harness::*;
+use habeat::config::{Quorum, Rearm};
+use habeat::engine::{
+    ActionKind, EventKind, Input, LockFileSeen, LockKind, OperatorCommand, PromoteTarget, State,
+    StepStatus,
+};
+use habeat::model::{Component, RaftServer, Role, Vote, WitnessKind};
+use std::time::Duration;
+
+const ACCOUNTS: [&str; 3] = ["a@example.com", "b@example.com", "c@example.com"];
+
+fn down() -> Vec<habeat::model::Observation> {
+    all(Component::Appserver, Vote::Down)
+}
+fn up() -> Vec<habeat::model::Observation> {
+    all(Component::Appserver, Vote::Up)
+}
+
+#[test]
+fn peer_appserver_down_promotes_its_accounts_then_runs_every_follow_up_in_order() {
+    let mut sim = Sim::new(appserver_config(), World::new(&ACCOUNTS));
+    assert!(
+        sim.rounds(2, down()).is_empty(),
+        "no action before fall rounds"
+    );
+    let ran = sim.round(down());
+    assert_eq!(
+        names(&ran),
+        [
+            "list",
+            "gate",
+            "promote",
+            "locks",
+            "flush",
+            "pause-replicas",
+            "restart-replicas",
+            "run:bgp-announce",
+            "run:notify-promoted",
+            "run:page-oncall",
+            "release"
+        ]
+    );
+    assert_eq!(sim.world.promoted, ACCOUNTS);
+    assert!(sim.world.on_source.is_empty());
+    // The intent was recorded before the promotion ran.
+    let intent = sim
+        .events
+        .iter()
+        .position(|e| matches!(e.kind, EventKind::PromotionIntent { .. }))
+        .expect("intent event");
+    let promote = sim
+        .events
+        .iter()
+        .position(
+            |e| matches!(&e.kind, EventKind::ActionStarted { action } if is_promote(&action.kind)),
+        )
+        .expect("promote event");
+    assert!(intent < promote);
+    // Flush uses -a only when configured, and lists the promoted accounts.
+    assert!(ran.iter().any(|k| matches!(k, ActionKind::FlushCache { accounts, all_servers: false } if accounts.len() == 3)));
+}
+
+#[test]
+fn promotion_recorded_and_not_rearmed_does_nothing_on_later_outages() {
+    let mut cfg = appserver_config();
+    cfg.rearm = Rearm::Manual;
+    let mut sim = Sim::new(cfg, World::new(&ACCOUNTS));
+    sim.rounds(3, down());
+    sim.world.on_source = vec!["late@example.com".into()];
+    sim.advance(Duration::from_secs(2 * 3600));
+    let ran = sim.rounds(10, down());
+    assert!(ran.is_empty(), "ran {:?}", names(&ran));
+    assert!(sim.why().contains("not re-armed"), "{}", sim.why());
+}
+
+#[test]
+fn peer_unreachable_but_consul_alive_does_not_promote() {
+    let mut sim = Sim::new(appserver_config(), World::new(&ACCOUNTS));
+    let round = vec![
+        obs(Component::Appserver, WitnessKind::Icmp, Vote::Down),
+        obs(Component::Appserver, WitnessKind::ConsulMembers, Vote::Up),
+        obs(Component::Appserver, WitnessKind::ConsulHealth, Vote::Up),
+    ];
+    let ran = sim.rounds(20, round);
+    assert!(ran.is_empty());
+    assert!(sim.world.promoted.is_empty());
+    assert!(sim.why().contains("peer appserver is Up"), "{}", sim.why());
+}
+
+#[test]
+fn consul_unreachable_gives_unknown_and_never_promotes() {
+    let mut sim = Sim::new(appserver_config(), World::new(&ACCOUNTS));
+    let round = vec![
+        obs(Component::Appserver, WitnessKind::Icmp, Vote::Down),
+        obs(
+            Component::Appserver,
+            WitnessKind::ConsulMembers,
+            Vote::Unknown,
+        ),
+        obs(
+            Component::Appserver,
+            WitnessKind::ConsulHealth,
+            Vote::Unknown,
+        ),
+    ];
+    assert!(sim.rounds(20, round).is_empty());
+    assert!(sim.why().contains("Unknown"), "{}", sim.why());
+}
+
+#[test]
+fn quorum_of_two_promotes_with_one_witness_unsure_but_never_with_one_up() {
+    let mut cfg = appserver_config();
+    cfg.quorum = Quorum::AtLeast(2);
+    let unsure = vec![
+        obs(Component::Appserver, WitnessKind::Icmp, Vote::Down),
+        obs(Component::Appserver, WitnessKind::ConsulMembers, Vote::Down),
+        obs(
+            Component::Appserver,
+            WitnessKind::ConsulHealth,
+            Vote::Unknown,
+        ),
+    ];
+    let mut sim = Sim::new(cfg.clone(), World::new(&ACCOUNTS));
+    assert!(sim.rounds(3, unsure).iter().any(is_promote));
+
+    let one_up = vec![
+        obs(Component::Appserver, WitnessKind::Icmp, Vote::Down),
+        obs(Component::Appserver, WitnessKind::ConsulMembers, Vote::Down),
+        obs(Component::Appserver, WitnessKind::ConsulHealth, Vote::Up),
+    ];
+    let mut sim = Sim::new(cfg, World::new(&ACCOUNTS));
+    assert!(sim.rounds(10, one_up).is_empty());
+}
+
+#[test]
+fn a_single_fresh_sighting_of_the_peer_vetoes_down() {
+    let mut cfg = appserver_config();
+    cfg.quorum = Quorum::AtLeast(2);
+    let mut sim = Sim::new(cfg, World::new(&ACCOUNTS));
+    sim.rounds(2, down());
+    // tcp answered once: not settled Up, but it saw the peer alive.
+    let mut r = down();
+    r[2] = obs(Component::Appserver, WitnessKind::ConsulHealth, Vote::Up);
+    assert!(sim.round(r).is_empty());
+}
+
+#[test]
+fn primary_dc_never_promotes() {
+    let mut cfg = appserver_config();
+    cfg.whoami = "primary".into();
+    cfg.dc_check = "secondary".into();
+    cfg.is_primary = true;
+    let mut sim = Sim::new(cfg, World::new(&ACCOUNTS));
+    assert!(sim.rounds(20, down()).is_empty());
+    assert!(sim.why().contains("primary DC"), "{}", sim.why());
+}
+
+#[test]
+fn primary_dc_stops_the_ha_module_once_and_starts_it_when_the_peer_returns() {
+    let mut cfg = appserver_config();
+    cfg.is_primary = true;
+    cfg.disable_ha_module = true;
+    let mut sim = Sim::new(cfg, World::new(&ACCOUNTS));
+    let ran = sim.rounds(20, down());
+    assert_eq!(names(&ran), ["stop-ha", "locks"]);
+    assert!(
+        matches!(&ran[1], ActionKind::WriteLocks { locks, .. } if locks == &[LockKind::RestartReplica])
+    );
+    assert!(sim.world.promoted.is_empty());
+    let ran = sim.rounds(3, up());
+    assert_eq!(names(&ran), ["start-ha", "unlock", "run:notify-recovered"]);
+    assert!(
+        matches!(&ran[1], ActionKind::RemoveLocks { locks } if locks == &[LockKind::RestartReplica])
+    );
+}
+
+#[test]
+fn second_outage_within_promotion_block_does_not_promote() {
+    let mut sim = Sim::new(appserver_config(), World::new(&ACCOUNTS));
+    assert!(sim.rounds(3, down()).iter().any(is_promote));
+    // Peer returns: auto re-arm, then fails again 10 minutes later.
+    sim.rounds(3, up());
+    sim.world.on_source = vec!["d@example.com".into()];
+    sim.advance(Duration::from_secs(600));
+    let ran = sim.rounds(10, down());
+    assert!(!ran.iter().any(is_promote), "{:?}", names(&ran));
+    assert!(sim.why().contains("promotion_block"), "{}", sim.why());
+    // Also after a restart (the block is in state.json).
+    sim.restart();
+    assert!(!sim.rounds(10, down()).iter().any(is_promote));
+    // After the block, a new automatic promotion is allowed.
+    sim.advance(Duration::from_secs(3600));
+    assert!(sim.rounds(3, down()).iter().any(is_promote));
+}
+
+#[test]
+fn peer_back_with_auto_rearm_removes_locks_and_runs_recovery_hooks_but_never_fails_back() {
+    let mut sim = Sim::new(appserver_config(), World::new(&ACCOUNTS));
+    sim.rounds(3, down());
+    let ran = sim.rounds(1, up());
+    assert!(
+        ran.is_empty(),
+        "one Up round is not settled: {:?}",
+        names(&ran)
+    );
+    let ran = sim.rounds(1, up());
+    assert_eq!(names(&ran), ["unlock", "run:notify-recovered"]);
+    assert!(
+        matches!(&ran[0], ActionKind::RemoveLocks { locks } if locks == &[LockKind::Down, LockKind::Promotion])
+    );
+    assert!(sim.world.on_source.is_empty(), "accounts stay promoted");
+    assert!(
+        !sim.world
+            .log
+            .iter()
+            .any(|k| matches!(k, ActionKind::RunCommand { argv, .. } if argv[0] == "bgp-withdraw"))
+    );
+    assert!(sim.state.role(Role::Appserver).failover.is_none());
+}
+
+#[test]
+fn manual_rearm_waits_for_the_operator() {
+    let mut cfg = appserver_config();
+    cfg.rearm = Rearm::Manual;
+    cfg.promotion_block = Duration::ZERO;
+    let mut sim = Sim::new(cfg, World::new(&ACCOUNTS));
+    sim.rounds(3, down());
+    assert!(sim.rounds(5, up()).is_empty());
+    assert!(sim.why().contains("habeat rearm"), "{}", sim.why());
+    let ran = sim.operator(OperatorCommand::Rearm);
+    assert_eq!(
+        names(&ran),
+        ["unlock"],
+        "operator rearm runs no recovery hooks"
+    );
+    sim.world.on_source = vec!["d@example.com".into()];
+    assert!(sim.rounds(3, down()).iter().any(is_promote));
+}
+
+#[test]
+fn no_accounts_on_source_logs_and_does_nothing() {
+    let mut sim = Sim::new(appserver_config(), World::new(&[]));
+    let ran = sim.rounds(3, down());
+    assert_eq!(names(&ran), ["list"]);
+    assert!(
+        sim.events
+            .iter()
+            .any(|e| e.message.contains("no accounts on mbox1.example.com"))
+    );
+    assert!(sim.state.role(Role::Appserver).failover.is_none());
+    // Listing again only after retry_delay, not every round.
+    let d = sim.cfg.retry_delay;
+    assert_eq!(names(&sim.rounds_for(d, down())), ["list"]);
+}
+
+#[test]
+fn bad_listing_output_is_an_error_event_and_is_retried_later() {
+    let mut w = World::new(&ACCOUNTS);
+    w.listing_broken = true;
+    let mut sim = Sim::new(appserver_config(), w);
+    let ran = sim.rounds(3, down());
+    assert_eq!(names(&ran), ["list"]);
+    assert!(
+        sim.events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::ActionFailed { .. })
+                && e.severity == habeat::engine::Severity::Error)
+    );
+    assert!(sim.world.promoted.is_empty());
+    sim.world.listing_broken = false;
+    assert!(
+        sim.rounds_for(sim.cfg.retry_delay, down())
+            .iter()
+            .any(is_promote)
+    );
+}
+
+#[test]
+fn quorum_gate_refused_means_no_promotion_and_status_says_why() {
+    let mut w = World::new(&ACCOUNTS);
+    w.quorum = false;
+    let mut sim = Sim::new(appserver_config(), w);
+    let ran = sim.rounds(3, down());
+    assert_eq!(names(&ran), ["list", "gate"]);
+    assert!(sim.world.promoted.is_empty());
+    assert!(
+        sim.events
+            .iter()
+            .any(|e| e.message.contains("cannot prove the peer is gone"))
+    );
+    assert!(
+        sim.why().contains("trying again") || sim.why().contains("waiting"),
+        "{}",
+        sim.why()
+    );
+    // Quorum regained (raft recovered): the intent proceeds.
+    sim.world.quorum = true;
+    assert!(
+        sim.rounds_for(sim.cfg.retry_delay, down())
+            .iter()
+            .any(is_promote)
+    );
+    assert_eq!(sim.world.promoted.len(), 3);
+}
+
+#[test]
+fn quorum_gate_disabled_acts_on_witnesses_alone() {
+    let mut cfg = appserver_config();
+    cfg.quorum_gate = false;
+    let mut sim = Sim::new(cfg, World::new(&ACCOUNTS));
+    let ran = sim.rounds(3, down());
+    assert!(!names(&ran).contains(&"gate".to_string()));
+    assert!(ran.iter().any(is_promote));
+}
+
+#[test]
+fn gate_refused_then_peer_returns_drops_the_intent_without_a_promotion_record() {
+    let mut w = World::new(&ACCOUNTS);
+    w.quorum = false;
+    let mut cfg = appserver_config();
+    cfg.rearm = Rearm::Manual;
+    let mut sim = Sim::new(cfg, w);
+    sim.rounds(3, down());
+    assert!(sim.state.role(Role::Appserver).failover.is_some());
+    sim.rounds(2, up());
+    assert!(sim.state.role(Role::Appserver).failover.is_none());
+    assert!(
+        sim.state.last_promotion.is_none(),
+        "nothing was promoted: no block"
+    );
+}
+
+#[test]
+fn pause_blocks_automatic_action_and_ends_by_itself() {
+    let mut sim = Sim::new(appserver_config(), World::new(&ACCOUNTS));
+    let until = sim.now.plus(Duration::from_secs(60));
+    sim.operator(OperatorCommand::Pause {
+        until,
+        reason: "maintenance".into(),
+    });
+    assert!(sim.rounds(10, down()).is_empty());
+    assert!(sim.why().contains("paused until"), "{}", sim.why());
+    let ran = sim.rounds_for(Duration::from_secs(60), down());
+    assert!(ran.iter().any(is_promote), "{:?}", names(&ran));
+    assert!(
+        sim.events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::PauseEnded))
+    );
+}
+
+#[test]
+fn resume_does_not_act_on_old_verdicts_until_a_new_round() {
+    let mut sim = Sim::new(appserver_config(), World::new(&ACCOUNTS));
+    sim.operator(OperatorCommand::Pause {
+        until: sim.now.plus(Duration::from_secs(3600)),
+        reason: "maintenance".into(),
+    });
+    sim.rounds(5, down());
+    assert!(sim.operator(OperatorCommand::Resume).is_empty());
+    assert!(sim.rounds(1, down()).iter().any(is_promote));
+}
+
+#[test]
+fn crash_during_promote_accounts_relists_and_promotes_the_rest_in_the_same_record() {
+    let mut sim = Sim::new(appserver_config(), World::new(&ACCOUNTS));
+    sim.rounds(2, down());
+    // Third round: run the chain by hand up to the promotion, which dies
+    // half-way (two accounts moved, then kill -9).
+    sim.now = sim.now.plus(sim.cfg.interval);
+    let mut next = sim.feed_one(Input::Round(habeat::model::Round {
+        observations: down(),
+        local_leader: Some(true),
+        raft_servers: None,
+    }));
+    while let Some(a) = next.clone() {
+        if is_promote(&a.kind) {
+            break;
+        }
+        let r = sim.world.run(&a);
+        next = sim.feed_one(Input::Outcome(habeat::engine::ActionOutcome {
+            id: a.id,
+            result: r,
+        }));
+    }
+    let pid = sim.state.role(Role::Appserver).failover.expect("record").id;
+    let moved: Vec<String> = sim.world.on_source.drain(..2).collect();
+    sim.world.promoted.extend(moved);
+    sim.restart();
+
+    let ran = sim.rounds(3, down());
+    assert_eq!(names(&ran)[..3], ["list", "gate", "promote"]);
+    assert_eq!(
+        sim.world.promoted, ACCOUNTS,
+        "each account promoted exactly once"
+    );
+    let rec = sim.state.role(Role::Appserver).failover.expect("record");
+    assert_eq!(rec.id, pid, "never a second promotion record");
+    assert!(rec.steps.iter().all(|s| s.status == StepStatus::Done));
+    assert!(
+        sim.events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::Interrupted { .. }))
+    );
+}
+
+#[test]
+fn crash_after_promote_when_source_is_empty_marks_the_step_done_without_promoting_again() {
+    let mut sim = Sim::new(appserver_config(), World::new(&ACCOUNTS));
+    sim.rounds(2, down());
+    sim.now = sim.now.plus(sim.cfg.interval);
+    let mut next = sim.feed_one(Input::Round(habeat::model::Round {
+        observations: down(),
+        local_leader: Some(true),
+        raft_servers: None,
+    }));
+    while let Some(a) = next.clone() {
+        let r = sim.world.run(&a);
+        if is_promote(&a.kind) {
+            break; // the promotion completed, then habeat died before recording it
+        }
+        next = sim.feed_one(Input::Outcome(habeat::engine::ActionOutcome {
+            id: a.id,
+            result: r,
+        }));
+    }
+    sim.restart();
+    let ran = sim.rounds(3, down());
+    assert_eq!(names(&ran)[0], "list");
+    assert!(!ran.iter().any(is_promote), "{:?}", names(&ran));
+    assert!(names(&ran).contains(&"locks".to_string()));
+}
+
+#[test]
+fn crash_at_every_step_resumes_at_the_first_unfinished_step_and_never_repeats_a_finished_one() {
+    for crash_at in 0..11 {
+        let mut sim = Sim::new(appserver_config(), World::new(&ACCOUNTS));
+        sim.rounds(2, down());
+        sim.now = sim.now.plus(sim.cfg.interval);
+        let mut next = sim.feed_one(Input::Round(habeat::model::Round {
+            observations: down(),
+            local_leader: Some(true),
+            raft_servers: None,
+        }));
+        let mut done = Vec::new();
+        let mut n = 0;
+        while let Some(a) = next.clone() {
+            if n == crash_at {
+                break; // killed before this action ran
+            }
+            let r = sim.world.run(&a);
+            done.push(a.clone());
+            next = sim.feed_one(Input::Outcome(habeat::engine::ActionOutcome {
+                id: a.id,
+                result: r,
+            }));
+            n += 1;
+        }
+        sim.restart();
+        let after = sim.rounds(4, down());
+        let all: Vec<String> = names(&done.iter().map(|a| a.kind.clone()).collect::<Vec<_>>())
+            .into_iter()
+            .chain(names(&after))
+            .filter(|n| n != "list" && n != "gate" && n != "release")
+            .collect();
+        assert_eq!(
+            all,
+            [
+                "promote",
+                "locks",
+                "flush",
+                "pause-replicas",
+                "restart-replicas",
+                "run:bgp-announce",
+                "run:notify-promoted",
+                "run:page-oncall"
+            ],
+            "crash before action {crash_at}"
+        );
+        assert_eq!(sim.world.promoted, ACCOUNTS);
+    }
+}
+
+#[test]
+fn a_failed_hook_is_reported_not_retried_and_the_following_steps_still_run() {
+    let mut w = World::new(&ACCOUNTS);
+    w.failing =
+        vec![|k| matches!(k, ActionKind::RunCommand { argv, .. } if argv[0] == "notify-promoted")];
+    let mut sim = Sim::new(appserver_config(), w);
+    let ran = sim.rounds(3, down());
+    assert!(names(&ran).contains(&"run:page-oncall".to_string()));
+    assert!(sim.events.iter().any(|e| matches!(
+        &e.kind,
+        EventKind::ActionFailed {
+            will_retry: false,
+            ..
+        }
+    )));
+    sim.advance(Duration::from_secs(3600));
+    let again = sim.rounds(3, down());
+    assert!(again.is_empty(), "{:?}", names(&again));
+    let rec = sim.state.role(Role::Appserver).failover.expect("record");
+    assert!(rec.steps.iter().any(|s| s.status == StepStatus::GaveUp));
+}
+
+#[test]
+fn promotion_failing_three_times_stops_and_asks_for_an_operator() {
+    let mut w = World::new(&ACCOUNTS);
+    w.failing = vec![is_promote];
+    let mut sim = Sim::new(appserver_config(), w);
+    let mut promotes = 0;
+    for _ in 0..6 {
+        let d = sim.cfg.retry_delay;
+        promotes += sim
+            .rounds_for(d, down())
+            .iter()
+            .filter(|k| is_promote(k))
+            .count();
+    }
+    assert_eq!(promotes, 3);
+    assert!(
+        sim.events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::PipelineStalled { .. }))
+    );
+    assert!(sim.why().contains("habeat promote"), "{}", sim.why());
+}
+
+#[test]
+fn a_failed_lock_write_is_retried_later() {
+    let mut w = World::new(&ACCOUNTS);
+    w.failing = vec![|k| matches!(k, ActionKind::WriteLocks { .. })];
+    let mut sim = Sim::new(appserver_config(), w);
+    let ran = sim.rounds(3, down());
+    assert_eq!(names(&ran).last().map(String::as_str), Some("release"));
+    assert!(!names(&ran).contains(&"flush".to_string()));
+    sim.world.failing.clear();
+    let ran = sim.rounds_for(sim.cfg.retry_delay, down());
+    assert_eq!(names(&ran)[0], "locks");
+    assert!(names(&ran).contains(&"flush".to_string()));
+}
+
+#[test]
+fn flapping_peer_never_triggers_action() {
+    let mut sim = Sim::new(full_config(), World::new(&ACCOUNTS));
+    for i in 0..200 {
+        let v = if i % 3 == 2 { Vote::Up } else { Vote::Down };
+        let mut r = all(Component::Appserver, v);
+        r.extend(all(Component::Proxy, v));
+        r.extend(all(Component::Consul, v));
+        assert!(sim.round_with(r, Some(false), None).is_empty());
+    }
+}
+
+#[test]
+fn peer_proxy_down_switches_traffic_and_switches_back_when_it_returns() {
+    let mut cfg = full_config();
+    cfg.roles = vec![Role::Proxyserver];
+    let mut sim = Sim::new(cfg, World::new(&[]));
+    let ran = sim.rounds(3, all(Component::Proxy, Vote::Down));
+    assert_eq!(
+        names(&ran),
+        ["gate", "run:bgp-announce", "locks", "release"]
+    );
+    assert!(sim.rounds(5, all(Component::Proxy, Vote::Down)).is_empty());
+    let ran = sim.rounds(2, all(Component::Proxy, Vote::Up));
+    assert_eq!(
+        names(&ran),
+        ["run:bgp-withdraw", "unlock", "run:notify-recovered"]
+    );
+}
+
+#[test]
+fn proxy_switch_without_activation_only_writes_the_locks() {
+    let mut cfg = full_config();
+    cfg.roles = vec![Role::Proxyserver];
+    cfg.proxy_enable_activate = false;
+    let mut sim = Sim::new(cfg, World::new(&[]));
+    let ran = sim.rounds(3, all(Component::Proxy, Vote::Down));
+    assert_eq!(names(&ran), ["locks"]);
+}
+
+fn raft() -> Vec<RaftServer> {
+    ["svc1", "svc2", "svc3"]
+        .iter()
+        .enumerate()
+        .map(|(i, n)| RaftServer {
+            id: format!("id-{n}"),
+            node: format!("server-{n}-example-com"),
+            address: format!("10.0.0.{}:8300", i + 1),
+            leader: i == 0,
+            voter: true,
+        })
+        .collect()
+}
+
+fn consul_cfg() -> habeat::engine::EngineConfig {
+    let mut cfg = full_config();
+    cfg.roles = vec![Role::Consulserver];
+    cfg
+}
+
+#[test]
+fn peer_consul_servers_down_and_leaderless_for_grace_recovers_raft_with_the_surviving_servers() {
+    let mut sim = Sim::new(consul_cfg(), World::new(&[]));
+    sim.round_with(all(Component::Consul, Vote::Up), Some(true), Some(raft()));
+    let mut ran = Vec::new();
+    for _ in 0..40 {
+        ran.extend(sim.round_with(all(Component::Consul, Vote::Down), Some(false), None));
+    }
+    assert_eq!(names(&ran), ["raft-recovery", "confirm-leader", "locks"]);
+    match &ran[0] {
+        ActionKind::RaftRecovery { servers } => {
+            assert_eq!(servers.len(), 1);
+            assert_eq!(servers[0].id, "id-svc2");
+        }
+        _ => unreachable!(),
+    }
+    // Not before recovery_grace of leaderless rounds.
+    let rec = sim.state.role(Role::Consulserver).failover.expect("record");
+    assert!(
+        rec.started_at
+            .since(sim.state.raft.leaderless_since.expect("since"))
+            >= Duration::from_secs(60)
+    );
+}
+
+#[test]
+fn raft_recovery_never_when_peer_consul_servers_are_up_or_unknown() {
+    for v in [Vote::Up, Vote::Unknown] {
+        let mut sim = Sim::new(consul_cfg(), World::new(&[]));
+        for _ in 0..100 {
+            assert!(
+                sim.round_with(all(Component::Consul, v), Some(false), None)
+                    .is_empty()
+            );
+        }
+    }
+}
+
+#[test]
+fn a_leader_seen_in_between_restarts_the_recovery_grace() {
+    let mut sim = Sim::new(consul_cfg(), World::new(&[]));
+    for i in 0..100 {
+        let leader = i % 20 == 19;
+        assert!(
+            sim.round_with(all(Component::Consul, Vote::Down), Some(!leader), None)
+                .is_empty()
+        );
+    }
+}
+
+#[test]
+fn raft_recovery_needs_the_command_witness_to_agree_where_configured() {
+    let mut cfg = consul_cfg();
+    cfg.command_witness = true;
+    cfg.quorum = Quorum::AtLeast(2);
+    let mut sim = Sim::new(cfg, World::new(&[]));
+    let mut r = all(Component::Consul, Vote::Down);
+    r.push(obs(Component::Consul, WitnessKind::Command, Vote::Unknown));
+    for _ in 0..60 {
+        assert!(sim.round_with(r.clone(), Some(false), None).is_empty());
+    }
+    assert!(sim.why().contains("command witness"), "{}", sim.why());
+    let mut r = all(Component::Consul, Vote::Down);
+    r.push(obs(Component::Consul, WitnessKind::Command, Vote::Down));
+    let ran: Vec<_> = (0..5)
+        .flat_map(|_| sim.round_with(r.clone(), Some(false), None))
+        .collect();
+    assert_eq!(names(&ran)[0], "raft-recovery");
+}
+
+#[test]
+fn no_leader_after_raft_recovery_stops_for_an_operator() {
+    let mut w = World::new(&[]);
+    w.leader_after_recovery = false;
+    let mut sim = Sim::new(consul_cfg(), w);
+    let mut ran = Vec::new();
+    for _ in 0..200 {
+        ran.extend(sim.round_with(all(Component::Consul, Vote::Down), Some(false), None));
+        sim.advance(Duration::from_secs(1));
+    }
+    assert_eq!(
+        ran.iter()
+            .filter(|k| matches!(k, ActionKind::RaftRecovery { .. }))
+            .count(),
+        1
+    );
+    assert_eq!(
+        ran.iter()
+            .filter(|k| matches!(k, ActionKind::ConfirmLeader))
+            .count(),
+        3
+    );
+    assert!(
+        sim.events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::PipelineStalled { .. }))
+    );
+}
+
+#[test]
+fn manual_promote_is_refused_while_a_witness_sees_the_source_up() {
+    let mut sim = Sim::new(appserver_config(), World::new(&ACCOUNTS));
+    let t = habeat::engine::step(
+        &sim.state,
+        &Input::Operator(OperatorCommand::Promote {
+            target: PromoteTarget::SourceMailHost(SOURCE.into()),
+            accounts: ACCOUNTS.iter().map(|s| s.to_string()).collect(),
+            threads: None,
+            force: false,
+            evidence: vec![obs(Component::Appserver, WitnessKind::Icmp, Vote::Up)],
+        }),
+        sim.now,
+        &sim.cfg,
+    );
+    assert!(t.refusal.expect("refused").contains("split"));
+    assert!(t.actions.is_empty());
+    assert!(t.state.role(Role::Appserver).failover.is_none());
+    // With --force it promotes, and records it like an automatic one.
+    let ran = sim.operator(OperatorCommand::Promote {
+        target: PromoteTarget::SourceMailHost(SOURCE.into()),
+        accounts: ACCOUNTS.iter().map(|s| s.to_string()).collect(),
+        threads: Some(8),
+        force: true,
+        evidence: vec![obs(Component::Appserver, WitnessKind::Icmp, Vote::Up)],
+    });
+    assert_eq!(
+        names(&ran),
+        [
+            "list",
+            "promote",
+            "locks",
+            "flush",
+            "pause-replicas",
+            "restart-replicas"
+        ]
+    );
+    assert!(matches!(
+        &ran[1],
+        ActionKind::PromoteAccounts { threads: 8, .. }
+    ));
+    assert!(matches!(&ran[3], ActionKind::FlushCache { accounts, .. } if accounts.len() == 3));
+    assert_eq!(sim.world.promoted, ACCOUNTS);
+    // The daemon will not promote again.
+    sim.world.on_source = vec!["x@example.com".into()];
+    assert!(!sim.rounds(10, down()).iter().any(is_promote));
+}
+
+#[test]
+fn manual_promote_of_some_accounts_works_while_paused_and_without_the_gate() {
+    let mut w = World::new(&ACCOUNTS);
+    w.quorum = false;
+    let mut sim = Sim::new(appserver_config(), w);
+    sim.operator(OperatorCommand::Pause {
+        until: sim.now.plus(Duration::from_secs(3600)),
+        reason: "m".into(),
+    });
+    let ran = sim.operator(OperatorCommand::Promote {
+        target: PromoteTarget::Accounts(vec!["b@example.com".into()]),
+        accounts: vec![],
+        threads: None,
+        force: false,
+        evidence: all(Component::Appserver, Vote::Down),
+    });
+    assert_eq!(names(&ran)[0], "promote");
+    assert_eq!(sim.world.promoted, ["b@example.com"]);
+}
+
+#[test]
+fn a_lock_file_left_by_the_python_habeat_blocks_automatic_promotion() {
+    let mut sim = Sim::new(appserver_config(), World::new(&ACCOUNTS));
+    let when = sim.now;
+    sim.feed(Input::LockFiles(vec![LockFileSeen {
+        role: Role::Appserver,
+        lock: LockKind::Promotion,
+        present: true,
+        written_at: Some(when),
+    }]));
+    assert!(
+        sim.events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::LegacyLockAdopted { .. }))
+    );
+    sim.advance(Duration::from_secs(5 * 3600));
+    assert!(!sim.rounds(10, down()).iter().any(is_promote));
+}
+
+#[test]
+fn removing_the_promotion_lock_by_hand_rearms_like_the_old_runbook() {
+    let mut cfg = appserver_config();
+    cfg.rearm = Rearm::Manual;
+    let mut sim = Sim::new(cfg, World::new(&ACCOUNTS));
+    sim.rounds(3, down());
+    sim.feed(Input::LockFiles(vec![LockFileSeen {
+        role: Role::Appserver,
+        lock: LockKind::Promotion,
+        present: false,
+        written_at: None,
+    }]));
+    assert!(sim.state.role(Role::Appserver).failover.is_none());
+    sim.world.on_source = vec!["d@example.com".into()];
+    sim.advance(Duration::from_secs(3601));
+    assert!(sim.rounds(3, down()).iter().any(is_promote));
+}
+
+#[test]
+fn after_a_corrupt_state_nothing_happens_until_rearm() {
+    let mut sim = Sim::new(appserver_config(), World::new(&ACCOUNTS));
+    sim.state = State::safe(sim.now, "state.json was truncated");
+    assert!(sim.rounds(10, down()).is_empty());
+    assert!(sim.why().contains("habeat rearm"), "{}", sim.why());
+    sim.operator(OperatorCommand::Rearm);
+    assert!(sim.rounds(1, down()).iter().any(is_promote));
+}
+
+#[test]
+fn why_says_what_habeat_would_do_now() {
+    let mut sim = Sim::new(appserver_config(), World::new(&ACCOUNTS));
+    sim.rounds(2, down());
+    assert!(sim.why().contains("Unknown"), "{}", sim.why());
+    let e = habeat::engine::why(&sim.state, &sim.cfg, sim.now);
+    assert_eq!(e.len(), 1);
+    assert!(habeat::engine::wants_more_rounds(
+        &sim.state, &sim.cfg, sim.now
+    ));
+}
+
+#[test]
+fn a_stale_round_does_not_count_towards_fall() {
+    let mut sim = Sim::new(appserver_config(), World::new(&ACCOUNTS));
+    sim.rounds(2, down());
+    sim.advance(Duration::from_secs(300)); // the next timer run
+    assert!(
+        sim.rounds(2, down()).is_empty(),
+        "streak restarted after the gap"
+    );
+    assert!(sim.rounds(1, down()).iter().any(is_promote));
+}
+
+#[test]
+fn engine_config_is_derived_from_the_effective_config() {
+    use habeat::config::*;
+    use std::collections::BTreeMap;
+    let mut dcs = BTreeMap::new();
+    dcs.insert(
+        "primary".to_string(),
+        Datacenter {
+            appserver_vmname: Some("mbox1.example.com".into()),
+            proxyserver_vmname: Some("proxy1.example.com".into()),
+            consul_vmnames: vec!["svc1.example.com".into(), "svc3.example.com".into()],
+            ..Datacenter::default()
+        },
+    );
+    let mut switch = BTreeMap::new();
+    switch.insert(
+        "bgp".to_string(),
+        SwitchCommands {
+            activate: vec![HookCommand::Argv(vec![
+                "vtysh".into(),
+                "-c".into(),
+                "announce".into(),
+            ])],
+            deactivate: vec![HookCommand::Shell("withdraw-routes".into())],
+        },
+    );
+    dcs.insert(
+        "secondary".to_string(),
+        Datacenter {
+            consul_vmnames: vec!["svc2.example.com".into()],
+            proxy_switch: switch,
+            ..Datacenter::default()
+        },
+    );
+    let cfg = Config {
+        source: "/etc/hamon/habeat.yml".into(),
+        local: Local {
+            whoami: "secondary".into(),
+            dc_check: "primary".into(),
+            roles: vec![Role::Proxyserver, Role::Appserver],
+            check_down_file: "/var/tmp/appserverdown-habeat".into(),
+            check_promotion_file: "/var/tmp/appserverprom-habeat".into(),
+            check_restart_replica_file: "/var/tmp/appserverrstopha".into(),
+            threads: 7,
+            proxy_switch: "bgp".into(),
+            proxy_enable_activate: true,
+            proxy_enable_deactivate: true,
+            disable_ha_module: false,
+            flush_cache: true,
+            flush_arguments_a: true,
+            restart_replica: false,
+            state_dir: "/var/lib/habeat".into(),
+        },
+        dcs,
+        consul: Consul::default(),
+        detection: Detection::default(),
+        probes: Probes::default(),
+        witnesses: Witnesses {
+            command: vec!["/usr/local/bin/vcenter-witness".into()],
+            ..Witnesses::default()
+        },
+        carbonio: Carbonio::default(),
+        safety: Safety {
+            rearm: Rearm::Manual,
+            ..Safety::default()
+        },
+        hooks: Hooks::default(),
+        metrics: Metrics::default(),
+        warnings: Vec::new(),
+    };
+    let e = habeat::engine::EngineConfig::from_config(&cfg);
+    assert!(!e.is_primary);
+    assert_eq!(e.roles, [Role::Appserver, Role::Proxyserver], "fixed order");
+    assert_eq!(e.source_mail_host.as_deref(), Some("mbox1.example.com"));
+    assert_eq!(e.peer_proxy_host.as_deref(), Some("proxy1.example.com"));
+    assert_eq!(e.threads, 7);
+    assert!(e.flush_all_servers && e.command_witness);
+    assert_eq!(e.proxy_activate, [vec!["vtysh", "-c", "announce"]]);
+    assert_eq!(
+        e.proxy_deactivate,
+        [vec!["/bin/sh", "-c", "withdraw-routes"]]
+    );
+    assert_eq!(e.own_consul_hosts, ["svc2.example.com"]);
+    assert_eq!(e.peer_consul_hosts.len(), 2);
+    assert_eq!(e.rearm, Rearm::Manual);
+    assert_eq!((e.fall, e.rise), (3, 2));
+    assert!(e.verdict_valid_for > e.stale_after);
+}
+
+#[test]
+fn a_whole_dc_loss_runs_each_role_under_its_own_quorum_gate() {
+    let mut sim = Sim::new(full_config(), World::new(&ACCOUNTS));
+    let mut r = all(Component::Appserver, Vote::Down);
+    r.extend(all(Component::Proxy, Vote::Down));
+    r.extend(all(Component::Consul, Vote::Up));
+    let ran = sim.rounds(3, r);
+    let mut held: Option<String> = None;
+    for k in &ran {
+        match k {
+            ActionKind::AcquireQuorumGate { key } => {
+                assert!(held.is_none(), "one gate at a time");
+                held = Some(key.clone());
+            }
+            ActionKind::ReleaseQuorumGate { key } => {
+                assert_eq!(held.as_ref(), Some(key));
+                held = None;
+            }
+            ActionKind::PromoteAccounts { .. } => {
+                assert_eq!(held.as_deref(), Some("habeat/failover/mbox1.example.com"))
+            }
+            ActionKind::RunCommand {
+                purpose: habeat::engine::CommandPurpose::ProxyActivate,
+                ..
+            } => {
+                assert!(held.is_some())
+            }
+            _ => {}
+        }
+    }
+    assert!(held.is_none(), "the gate is given back at the end");
+    let n = names(&ran);
+    assert_eq!(
+        n.iter().filter(|x| *x == "run:bgp-announce").count(),
+        2,
+        "{n:?}"
+    );
+    assert!(n.contains(&"gate".to_string()));
+    assert!(ran.iter().any(|k| matches!(k, ActionKind::AcquireQuorumGate { key } if key == "habeat/failover/proxy1.example.com")));
+}
+
+#[test]
+fn rounds_fed_during_a_long_promotion_do_not_interrupt_it() {
+    let mut sim = Sim::new(appserver_config(), World::new(&ACCOUNTS));
+    sim.rounds(2, down());
+    sim.now = sim.now.plus(sim.cfg.interval);
+    let mut next = sim.feed_one(Input::Round(habeat::model::Round {
+        observations: down(),
+        local_leader: Some(true),
+        raft_servers: None,
+    }));
+    while let Some(a) = next.clone() {
+        if is_promote(&a.kind) {
+            break;
+        }
+        let r = sim.world.run(&a);
+        next = sim.feed_one(Input::Outcome(habeat::engine::ActionOutcome {
+            id: a.id,
+            result: r,
+        }));
+    }
+    let promote = next.expect("promotion handed out");
+    // The daemon keeps probing while promoteAccounts runs: no new action,
+    // no "interrupted", status stays fresh.
+    for _ in 0..30 {
+        sim.now = sim.now.plus(sim.cfg.interval);
+        let extra = sim.feed_one(Input::Round(habeat::model::Round {
+            observations: up(),
+            local_leader: Some(true),
+            raft_servers: None,
+        }));
+        assert!(extra.is_none());
+    }
+    assert!(
+        !sim.events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::Interrupted { .. }))
+    );
+    assert!(sim.why().contains("in progress"), "{}", sim.why());
+    let r = sim.world.run(&promote);
+    let next = sim.feed_one(Input::Outcome(habeat::engine::ActionOutcome {
+        id: promote.id,
+        result: r,
+    }));
+    assert_eq!(
+        names(&[next.expect("the follow-up steps continue").kind]),
+        ["locks"]
+    );
+}
+
+#[test]
+fn manual_promote_works_on_a_node_without_the_appserver_role() {
+    let mut cfg = full_config();
+    cfg.roles = vec![Role::Proxyserver];
+    let mut sim = Sim::new(cfg, World::new(&ACCOUNTS));
+    let ran = sim.operator(OperatorCommand::Promote {
+        target: PromoteTarget::SourceMailHost(SOURCE.into()),
+        accounts: vec![],
+        threads: None,
+        force: false,
+        evidence: vec![],
+    });
+    assert_eq!(names(&ran)[..3], ["list", "promote", "locks"]);
+    assert_eq!(sim.world.promoted, ACCOUNTS);
+    let ran = sim.operator(OperatorCommand::Rearm);
+    assert_eq!(names(&ran), ["unlock"]);
+}
