@@ -15,19 +15,39 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// The fake's binary, built by `cargo test` next to the habeat binary.
+/// The fake's binary, built by `cargo test` next to the habeat binary:
+/// `examples/fake_carbonio` (plain `cargo test`) or
+/// `examples/fake_carbonio-<hash>` (`cargo test --all-targets`, which
+/// builds examples in test mode; with `harness = false` that is the same
+/// program). The newest one is used.
 pub fn binary() -> PathBuf {
     let habeat = PathBuf::from(env!("CARGO_BIN_EXE_habeat"));
-    let dir = habeat.parent().map(Path::to_path_buf).unwrap_or_default();
-    let fake = dir.join("examples").join("fake_carbonio");
-    assert!(
-        fake.is_file(),
-        "{} is missing: run the tests with `cargo test --all-targets` (or `cargo build --examples` first)",
-        fake.display()
-    );
+    let dir = habeat
+        .parent()
+        .map(|d| d.join("examples"))
+        .unwrap_or_default();
+    let newest = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            (n == "fake_carbonio" || n.starts_with("fake_carbonio-")) && !n.contains('.')
+        })
+        .filter_map(|e| {
+            let m = e.metadata().ok()?;
+            let exec = m.is_file() && m.permissions().mode() & 0o111 != 0;
+            exec.then(|| (m.modified().ok(), e.path()))
+        })
+        .max();
+    let Some((built, fake)) = newest else {
+        panic!(
+            "no fake_carbonio in {}: run the tests with `cargo test` or `cargo test --all-targets` (or `cargo build --examples` first)",
+            dir.display()
+        );
+    };
     // `cargo test --test X` does not rebuild examples: refuse a stale fake
     // rather than test against old behaviour.
-    let built = std::fs::metadata(&fake).and_then(|m| m.modified()).ok();
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/fake_carbonio");
     for f in ["main.rs", "state.rs"] {
         let changed = std::fs::metadata(src.join(f))
