@@ -538,3 +538,28 @@ fn dry_run_rendering_matches_what_runs() {
         )
     );
 }
+
+#[tokio::test]
+async fn a_slow_cli_within_its_timeout_is_waited_for_and_one_beyond_it_is_not() {
+    let fake = three_on_mbox1();
+    fake.set_fault("getAccountStatus", Fault::Slow { seconds: 1.0 });
+    let list = fake
+        .driver()
+        .get_account_status(&host(MBOX1))
+        .await
+        .expect("slow but in time");
+    assert_eq!(list.len(), 3);
+
+    fake.set_fault("getAccountStatus", Fault::Slow { seconds: 60.0 });
+    let mut cfg = fake.config();
+    cfg.command_timeout = Duration::from_secs(1);
+    let started = Instant::now();
+    let err = fake
+        .driver_for(&cfg)
+        .get_account_status(&host(MBOX1))
+        .await
+        .expect_err("too slow");
+    assert!(started.elapsed() < Duration::from_secs(30), "did not hang");
+    assert_eq!(err.kind(), "timeout", "{err}");
+    assert!(err.to_string().contains("command_timeout"), "{err}");
+}

@@ -46,20 +46,41 @@ pub const JSON_OUTPUT_LIMIT: usize = 64 * 1024 * 1024;
 #[serde(tag = "command", rename_all = "snake_case")]
 pub enum Command {
     /// `carbonio --json <module> getAccountStatus mailHost <host>`
-    GetAccountStatus { mail_host: MailHost },
+    GetAccountStatus {
+        /// The mailstore whose accounts are listed.
+        mail_host: MailHost,
+    },
     /// `carbonio --sync <module> promoteAccounts source_mail_host <host> threads <n>`
-    PromoteSourceHost { source: MailHost, threads: u32 },
+    PromoteSourceHost {
+        /// The lost mailstore.
+        source: MailHost,
+        /// `local.threads`.
+        threads: u32,
+    },
     /// `carbonio --sync <module> promoteAccounts accounts a,b [threads <n>]`
     PromoteAccounts {
+        /// Never empty.
         accounts: Vec<AccountName>,
+        /// `--threads`, when given.
         threads: Option<u32>,
     },
     /// `carbonio --sync <module> promoteAccounts input_file <path> [threads <n>]`
-    PromoteInputFile { path: PathBuf, threads: Option<u32> },
+    PromoteInputFile {
+        /// The file the CLI reads (habeat's private, validated copy).
+        path: PathBuf,
+        /// `--threads`, when given.
+        threads: Option<u32>,
+    },
     /// `carbonio <module> pauseReplicas accounts a,b`
-    PauseReplicas { accounts: Vec<AccountName> },
+    PauseReplicas {
+        /// Never empty.
+        accounts: Vec<AccountName>,
+    },
     /// `carbonio <module> restartReplicas accounts a,b`
-    RestartReplicas { accounts: Vec<AccountName> },
+    RestartReplicas {
+        /// Never empty.
+        accounts: Vec<AccountName>,
+    },
     /// `carbonio <module> doStopService module`
     StopModule,
     /// `carbonio <module> doStartService module`
@@ -68,6 +89,7 @@ pub enum Command {
     GetAllOperations,
     /// `zmprov fc [-a] account <name>`
     FlushCache {
+        /// The account whose cache is flushed.
         account: AccountName,
         /// `-a`: flush on every application server, not only this one.
         all_servers: bool,
@@ -97,11 +119,15 @@ impl Command {
 /// Replica documentation; the ones habeat does not use are left out).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AccountStatus {
+    /// `accountId` (a UUID), kept as reported.
     pub account_id: String,
+    /// `accountName`, validated.
     pub account_name: AccountName,
+    /// `accountMailHost`: always the host that was asked about.
     pub account_mail_host: MailHost,
     /// Replication paused on the source.
     pub paused: bool,
+    /// Where the account is replicated (`replicas`).
     pub replicas: Vec<Replica>,
 }
 
@@ -109,8 +135,11 @@ pub struct AccountStatus {
 /// to a command, so fields are kept as reported (absent ones are `None`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Replica {
+    /// The mailstore holding the replica.
     pub destination: Option<String>,
+    /// Whether the replica can be promoted.
     pub available: Option<bool>,
+    /// Lower is preferred by promotion.
     pub priority: Option<i64>,
 }
 
@@ -118,8 +147,11 @@ pub struct Replica {
 /// vary between releases: the whole object is kept in `raw`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Operation {
+    /// `id` / `operationId`, when present.
     pub id: Option<String>,
+    /// `name` / `operationName` / `description`, when present.
     pub name: Option<String>,
+    /// The whole entry as printed.
     pub raw: Value,
 }
 
@@ -128,6 +160,7 @@ pub struct Operation {
 pub struct CommandReport {
     /// The argv as an operator would type it.
     pub command: String,
+    /// How long it ran.
     #[serde(with = "crate::model::humantime_serde_compat")]
     pub duration: Duration,
     /// The last [`TAIL_BYTES`] of stdout+stderr.
@@ -137,24 +170,29 @@ pub struct CommandReport {
 /// Why a carbonio or zmprov command did not give a usable answer.
 #[derive(Debug, thiserror::Error)]
 pub enum CarbonioError {
+    /// `carbonio.module` is not a word.
     #[error(
         "carbonio.module {0:?} is not a module name (expected letters and digits, e.g. MailReplica, or ha before the rename)"
     )]
     BadModule(String),
+    /// A command that needs accounts got none.
     #[error("{command}: refusing to run with an empty account list")]
     NoAccounts { command: String },
+    /// The `run_as` user is missing, or habeat may not switch to it.
     #[error("{command}: cannot run as user {user:?}: {reason}")]
     RunAs {
         command: String,
         user: String,
         reason: String,
     },
+    /// The program could not be started (missing, not executable).
     #[error("{command}: {source}")]
     Start {
         command: String,
         #[source]
         source: process::Error,
     },
+    /// Ran over its timeout; its process group was killed.
     #[error(
         "{command} did not finish within {after} and was killed with its process group; check the mailbox service and carbonio.{which}. Last output: {tail:?}"
     )]
@@ -164,22 +202,26 @@ pub enum CarbonioError {
         which: &'static str,
         tail: String,
     },
+    /// The CLI printed "Unable to communicate with server".
     #[error(
         "{command}: the CLI could not reach the mailbox service (\"{UNREACHABLE_MARKER}\"); check that carbonio runs on this node. Output: {tail:?}"
     )]
     Unreachable { command: String, tail: String },
+    /// Non-zero exit, or killed by a signal.
     #[error("{command} failed ({status}). Output: {tail:?}")]
     Failed {
         command: String,
         status: String,
         tail: String,
     },
+    /// Exit 0, but the output is not what the command must print.
     #[error("{command} printed output habeat cannot trust: {reason}. Output: {tail:?}")]
     BadOutput {
         command: String,
         reason: String,
         tail: String,
     },
+    /// A manual promotion's account file is unreadable or invalid.
     #[error("account list {path}: {reason}")]
     InputFile { path: PathBuf, reason: String },
 }

@@ -35,6 +35,7 @@ pub const HOOK_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
 pub struct HookEnv(BTreeMap<String, String>);
 
 impl HookEnv {
+    /// No variables yet.
     pub fn new() -> HookEnv {
         HookEnv::default()
     }
@@ -78,7 +79,9 @@ impl HookEnv {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OnFailure {
+    /// Skip the rest of the list (reported as skipped).
     Stop,
+    /// Run the rest anyway.
     Continue,
 }
 
@@ -90,7 +93,9 @@ pub struct HookOutcome {
     /// `None` when it did not exit by itself (timeout, signal, not started).
     pub exit_code: Option<i32>,
     #[serde(with = "crate::model::humantime_serde_compat")]
+    /// How long it ran.
     pub duration: Duration,
+    /// Killed at `hooks.timeout`.
     pub timed_out: bool,
     /// The last [`HOOK_TAIL_BYTES`] of stdout+stderr, or why it did not start.
     pub tail: String,
@@ -128,6 +133,7 @@ pub struct HookRunner {
 }
 
 impl HookRunner {
+    /// A runner killing each hook's process group after `timeout`.
     pub fn new(timeout: Duration) -> HookRunner {
         HookRunner { timeout }
     }
@@ -339,6 +345,7 @@ impl EventDispatcher {
         }
     }
 
+    /// The counters so far (for metrics and status).
     pub fn stats(&self) -> DispatchStats {
         DispatchStats {
             delivered: self.counters.delivered.load(Ordering::Relaxed),

@@ -21,6 +21,7 @@ pub struct NameError {
     pub kind: &'static str,
     /// The refused input, escaped so control characters stay visible.
     pub shown: String,
+    /// What is wrong with it.
     pub reason: String,
 }
 
@@ -101,6 +102,7 @@ impl AccountName {
         Ok(AccountName(raw.to_owned()))
     }
 
+    /// The validated name, for an argv word.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -204,6 +206,7 @@ impl MailHost {
         Ok(MailHost(raw.to_ascii_lowercase()))
     }
 
+    /// The validated name, for an argv word.
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -42,6 +42,7 @@ pub struct PeerEntry {
 }
 
 impl PeerEntry {
+    /// A voting member (the only kind recovery writes).
     pub fn voter(id: impl Into<String>, address: impl Into<String>) -> PeerEntry {
         PeerEntry {
             id: id.into(),
@@ -54,38 +55,47 @@ impl PeerEntry {
 /// Why raft recovery could not be done or confirmed.
 #[derive(Debug, thiserror::Error)]
 pub enum RaftError {
+    /// An empty survivor list (Consul would refuse it).
     #[error("raft recovery needs at least one surviving Consul server, and none was given")]
     NoPeers,
+    /// A peer with a bad id or address, or listed twice.
     #[error("raft peer {id:?} ({address}): {reason}")]
     BadPeer {
         id: String,
         address: String,
         reason: String,
     },
+    /// The `node-id` file is unreadable or holds no id.
     #[error("{path}: {reason}")]
     NodeId { path: PathBuf, reason: String },
+    /// The owner of `peers.json` does not exist.
     #[error(
         "user {0:?} (owner of peers.json) does not exist on this node: is service-discover installed here?"
     )]
     NoSuchOwner(String),
+    /// The user database could not be read.
     #[error("cannot look up user {0:?}: {1}")]
     OwnerLookup(String, String),
+    /// `<data>/raft` is missing: the data directory is wrong.
     #[error(
         "{0} does not exist: consul.service_discover_data must be the Consul data directory (it holds raft/)"
     )]
     NoRaftDir(PathBuf),
+    /// Writing, owning or renaming the file failed.
     #[error("cannot write {path}: {source}")]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
+    /// `systemctl stop` or `start` failed or ran over its timeout.
     #[error("{step} failed: {reason}. Output: {tail:?}")]
     Service {
         step: String,
         reason: String,
         tail: String,
     },
+    /// The write failed once the service was stopped (it was started again).
     #[error(
         "writing peers.json failed after service-discover was stopped ({write}); it was started again without it{restart}"
     )]
@@ -93,6 +103,7 @@ pub enum RaftError {
         write: Box<RaftError>,
         restart: String,
     },
+    /// No leader by `leader_deadline`.
     #[error(
         "service-discover restarted with peers.json, but no raft leader appeared within {after} (last check: {last}); look at `journalctl -u service-discover`"
     )]
@@ -188,53 +199,81 @@ pub fn write_peers_json(
     peers: &[PeerEntry],
     owner: &str,
 ) -> Result<PathBuf, RaftError> {
-    let body = render_peers_json(peers)?;
-    let user = match nix::unistd::User::from_name(owner) {
-        Ok(Some(u)) => u,
-        Ok(None) => return Err(RaftError::NoSuchOwner(owner.to_owned())),
-        Err(e) => return Err(RaftError::OwnerLookup(owner.to_owned(), e.to_string())),
-    };
-    let dir = data_dir.join("raft");
-    if !dir.is_dir() {
-        return Err(RaftError::NoRaftDir(dir));
+    PeersFile::prepare(data_dir, peers, owner)?.write()
+}
+
+/// Everything that can be checked before service-discover is stopped:
+/// valid peers, the owner exists, the raft directory is there.
+struct PeersFile {
+    body: String,
+    uid: u32,
+    gid: u32,
+    dir: PathBuf,
+}
+
+impl PeersFile {
+    fn prepare(data_dir: &Path, peers: &[PeerEntry], owner: &str) -> Result<PeersFile, RaftError> {
+        let body = render_peers_json(peers)?;
+        let user = match nix::unistd::User::from_name(owner) {
+            Ok(Some(u)) => u,
+            Ok(None) => return Err(RaftError::NoSuchOwner(owner.to_owned())),
+            Err(e) => return Err(RaftError::OwnerLookup(owner.to_owned(), e.to_string())),
+        };
+        let dir = data_dir.join("raft");
+        if !dir.is_dir() {
+            return Err(RaftError::NoRaftDir(dir));
+        }
+        Ok(PeersFile {
+            body,
+            uid: user.uid.as_raw(),
+            gid: user.gid.as_raw(),
+            dir,
+        })
     }
-    let path = dir.join("peers.json");
-    let tmp = dir.join(format!(".peers.json.habeat-{}", std::process::id()));
-    let io = |p: &Path| {
-        let p = p.to_owned();
-        move |source| RaftError::Io { path: p, source }
-    };
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .open(&tmp)
-            .map_err(io(&tmp))?;
-        f.write_all(body.as_bytes()).map_err(io(&tmp))?;
-        std::os::unix::fs::fchown(&f, Some(user.uid.as_raw()), Some(user.gid.as_raw()))
-            .map_err(io(&tmp))?;
-        f.set_permissions(std::fs::Permissions::from_mode(0o644))
-            .map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
-        std::fs::rename(&tmp, &path).map_err(io(&path))?;
-        std::fs::File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io(&dir))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+
+    fn write(&self) -> Result<PathBuf, RaftError> {
+        let path = self.dir.join("peers.json");
+        let tmp = self
+            .dir
+            .join(format!(".peers.json.habeat-{}", std::process::id()));
+        let io = |p: &Path| {
+            let p = p.to_owned();
+            move |source| RaftError::Io { path: p, source }
+        };
+        let result = (|| {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o644)
+                .open(&tmp)
+                .map_err(io(&tmp))?;
+            f.write_all(self.body.as_bytes()).map_err(io(&tmp))?;
+            std::os::unix::fs::fchown(&f, Some(self.uid), Some(self.gid)).map_err(io(&tmp))?;
+            f.set_permissions(std::fs::Permissions::from_mode(0o644))
+                .map_err(io(&tmp))?;
+            f.sync_all().map_err(io(&tmp))?;
+            std::fs::rename(&tmp, &path).map_err(io(&path))?;
+            std::fs::File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io(&self.dir))
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result.map(|()| path)
     }
-    result.map(|()| path)
 }
 
 /// How service-discover is stopped and started. The argvs are
 /// configurable so that tests can stand in for systemctl.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceControl {
+    /// Default `systemctl stop service-discover`.
     pub stop: Vec<String>,
+    /// Default `systemctl start service-discover`.
     pub start: Vec<String>,
+    /// Per call ([`SERVICE_TIMEOUT`]).
     pub timeout: Duration,
 }
 
@@ -257,16 +296,21 @@ impl Default for ServiceControl {
 pub struct StepReport {
     /// What was done, e.g. the argv, or "write /var/.../peers.json".
     pub step: String,
+    /// How long it took.
     #[serde(with = "crate::model::humantime_serde_compat")]
     pub duration: Duration,
+    /// The end of its output.
     pub tail: String,
 }
 
 /// A recovery that ended with a leader.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RecoveryReport {
+    /// stop, write, start, in order.
     pub steps: Vec<StepReport>,
+    /// Where `peers.json` was written.
     pub peers_file: PathBuf,
+    /// What it listed.
     pub peers: Vec<PeerEntry>,
     /// Time from the service start to the first leader seen.
     #[serde(with = "crate::model::humantime_serde_compat")]
@@ -280,6 +324,7 @@ pub struct RaftRecovery {
     pub data_dir: PathBuf,
     /// Owner of `peers.json` ([`DEFAULT_OWNER`]).
     pub owner: String,
+    /// How the service is stopped and started.
     pub service: ServiceControl,
     /// How long after the start a leader must appear.
     pub leader_deadline: Duration,
@@ -305,8 +350,8 @@ impl RaftRecovery {
     /// empty): `Ok(true)` ends the wait, `Ok(false)` or `Err` (Consul not
     /// answering yet) keeps waiting until `leader_deadline`.
     ///
-    /// The peers are validated before anything is stopped. If the write
-    /// fails after the stop, the service is started again (without
+    /// The peers, the owner and the raft directory are checked before
+    /// anything is stopped. If the write still fails after the stop, the service is started again (without
     /// `peers.json`) so that Consul is not left down.
     pub async fn recover<F, Fut>(
         &self,
@@ -317,12 +362,12 @@ impl RaftRecovery {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<bool, String>>,
     {
-        render_peers_json(peers)?;
+        let file = PeersFile::prepare(&self.data_dir, peers, &self.owner)?;
         let mut steps = Vec::new();
         steps.push(self.service_step(&self.service.stop).await?);
 
         let started = Instant::now();
-        let written = write_peers_json(&self.data_dir, peers, &self.owner);
+        let written = file.write();
         let peers_file = match written {
             Ok(p) => {
                 steps.push(StepReport {
