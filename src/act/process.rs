@@ -209,14 +209,24 @@ pub async fn run(spec: &Spec) -> Result<Output, Error> {
         cmd.current_dir(dir);
     }
     if let Some(user) = &spec.user {
-        cmd.uid(user.uid).gid(user.gid);
-        let name = std::ffi::CString::new(user.name.clone()).unwrap_or_default();
+        // std applies `Command::uid` *before* `pre_exec` closures, so
+        // supplementary groups could no longer be set after it; all three
+        // switches are therefore done here, in the kernel's required order
+        // (groups, gid, uid). The group list is resolved in the parent:
+        // NSS lookups are not safe between fork and exec.
+        let name = std::ffi::CString::new(user.name.clone())
+            .map_err(|_| Error::Lookup(user.name.clone(), "the name contains a NUL byte".into()))?;
         let gid = nix::unistd::Gid::from_raw(user.gid);
-        // SAFETY: initgroups is async-signal-safe enough for pre_exec use on
-        // glibc (it is what su and runuser call); it touches no Rust state.
+        let uid = nix::unistd::Uid::from_raw(user.uid);
+        let groups = nix::unistd::getgrouplist(&name, gid)
+            .map_err(|e| Error::Lookup(user.name.clone(), e.to_string()))?;
+        // SAFETY: setgroups, setgid and setuid are plain system calls
+        // (async-signal-safe); the closure allocates nothing.
         unsafe {
             cmd.pre_exec(move || {
-                nix::unistd::initgroups(&name, gid).map_err(std::io::Error::from)?;
+                nix::unistd::setgroups(&groups).map_err(std::io::Error::from)?;
+                nix::unistd::setgid(gid).map_err(std::io::Error::from)?;
+                nix::unistd::setuid(uid).map_err(std::io::Error::from)?;
                 Ok(())
             });
         }
@@ -227,6 +237,9 @@ pub async fn run(spec: &Spec) -> Result<Output, Error> {
         source,
     })?;
     let pgid = child.id();
+    // If the caller drops this future (its own timeout, a task abort), the
+    // whole group must still die, not only the direct child.
+    let mut guard = GroupGuard(pgid);
 
     if let (Some(bytes), Some(mut stdin)) = (spec.stdin.clone(), child.stdin.take()) {
         // A child that does not read its stdin must not block us.
@@ -266,6 +279,8 @@ pub async fn run(spec: &Spec) -> Result<Output, Error> {
             Status::TimedOut
         }
     };
+    // The child is reaped: its pid (the group id) may be reused from now on.
+    guard.0 = None;
     // Descendants may still hold the pipes open; never wait on them long.
     let grace = Duration::from_millis(200);
     let (stdout, t1) = collect(out, grace).await;
@@ -281,6 +296,15 @@ pub async fn run(spec: &Spec) -> Result<Output, Error> {
         truncated: t1.0 || t2.0,
         duration: started.elapsed(),
     })
+}
+
+/// Kills the child's process group when dropped while still armed.
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        kill_group(self.0);
+    }
 }
 
 fn kill_group(pgid: Option<u32>) {

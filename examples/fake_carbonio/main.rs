@@ -1,0 +1,442 @@
+//! A stand-in for Zextras's `carbonio` and `zmprov` CLIs, for tests only
+//! (SPEC 7): same argv, same `{"response": {...}}` JSON, state kept in the
+//! JSON file named by `FAKE_CARBONIO_STATE`, so that a promotion really
+//! moves accounts from one mail host to another and every invocation is
+//! logged with its argv, uid and environment.
+//!
+//! It behaves as `zmprov` when invoked under a name containing "zmprov"
+//! (tests symlink it), as `carbonio` otherwise. Faults (hang, fail,
+//! garbage, text around the JSON, "Unable to communicate with server", a
+//! JSON without `response`, slow) are injected through the state file.
+//!
+//! Built by `cargo test` and `cargo test --all-targets` (it is an example
+//! with `harness = false`, so both build it as a plain executable); tests
+//! find it in `target/<profile>/examples/` (see
+//! `tests/support/fake_carbonio.rs`).
+
+mod state;
+
+use state::{Account, Fault, Invocation, ReplicaState, STATE_ENV, State};
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// What one run ends with: stdout, stderr, exit code.
+struct Reply {
+    out: String,
+    err: String,
+    code: u8,
+}
+
+impl Reply {
+    fn ok(out: impl Into<String>) -> Reply {
+        Reply {
+            out: out.into(),
+            err: String::new(),
+            code: 0,
+        }
+    }
+    fn fail(code: u8, err: impl Into<String>) -> Reply {
+        Reply {
+            out: String::new(),
+            err: err.into(),
+            code,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    let program = argv
+        .first()
+        .and_then(|a| Path::new(a).file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let program = if program.contains("zmprov") {
+        "zmprov"
+    } else {
+        "carbonio"
+    };
+    let args: Vec<String> = argv.iter().skip(1).cloned().collect();
+    let Some(path) = std::env::var_os(STATE_ENV).map(PathBuf::from) else {
+        // `cargo test --all-targets` runs this example (harness = false) as
+        // a test of its own: there is nothing to do then.
+        eprintln!("fake {program}: {STATE_ENV} is not set; nothing to do");
+        return ExitCode::SUCCESS;
+    };
+    let reply = match run(program, &args, &path) {
+        Ok(r) => r,
+        Err(e) => Reply::fail(3, format!("fake {program}: {e}\n")),
+    };
+    print!("{}", reply.out);
+    eprint!("{}", reply.err);
+    let _ = std::io::stdout().flush();
+    ExitCode::from(reply.code)
+}
+
+/// The state file, locked for one read-modify-write.
+struct Locked {
+    file: File,
+}
+
+impl Locked {
+    fn open(path: &Path) -> Result<Locked, String> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        file.lock()
+            .map_err(|e| format!("cannot lock {}: {e}", path.display()))?;
+        Ok(Locked { file })
+    }
+
+    fn read(&mut self) -> Result<State, String> {
+        let mut s = String::new();
+        self.file.rewind().map_err(|e| e.to_string())?;
+        self.file
+            .read_to_string(&mut s)
+            .map_err(|e| e.to_string())?;
+        if s.trim().is_empty() {
+            return Ok(State::default());
+        }
+        serde_json::from_str(&s).map_err(|e| format!("bad state file: {e}"))
+    }
+
+    /// Written in place (no rename), so only the file needs to be writable
+    /// by whatever user the fake runs as.
+    fn write(&mut self, st: &State) -> Result<(), String> {
+        let s = serde_json::to_string_pretty(st).map_err(|e| e.to_string())?;
+        self.file.set_len(0).map_err(|e| e.to_string())?;
+        self.file.rewind().map_err(|e| e.to_string())?;
+        self.file
+            .write_all(s.as_bytes())
+            .map_err(|e| e.to_string())?;
+        self.file.sync_all().map_err(|e| e.to_string())
+    }
+}
+
+fn update<T>(path: &Path, f: impl FnOnce(&mut State) -> T) -> Result<T, String> {
+    let mut l = Locked::open(path)?;
+    let mut st = l.read()?;
+    let t = f(&mut st);
+    l.write(&st)?;
+    Ok(t)
+}
+
+/// The subcommand name faults are keyed by.
+fn subcommand(program: &str, args: &[String]) -> String {
+    if program == "zmprov" {
+        return args.first().cloned().unwrap_or_default();
+    }
+    args.iter()
+        .skip_while(|a| a.starts_with("--"))
+        .nth(1)
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn run(program: &str, args: &[String], path: &Path) -> Result<Reply, String> {
+    let sub = subcommand(program, args);
+    // A hang leaves a grandchild in our process group, so that tests can
+    // check that the whole group dies.
+    let mut child_pid = None;
+    let fault = update(path, |st| {
+        st.faults.get(&sub).or_else(|| st.faults.get("*")).cloned()
+    })?;
+    if matches!(fault, Some(Fault::Hang)) {
+        let child = std::process::Command::new("sleep").arg("3600").spawn();
+        child_pid = child.ok().and_then(|c| i32::try_from(c.id()).ok());
+    }
+    let inv = invocation(program, args, child_pid);
+    update(path, |st| st.invocations.push(inv))?;
+
+    match fault {
+        Some(Fault::Hang) => loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        },
+        Some(Fault::Fail { exit_code }) => {
+            return Ok(Reply::fail(
+                u8::try_from(exit_code).unwrap_or(1),
+                "ERROR: injected failure\n",
+            ));
+        }
+        Some(Fault::Garbage) => return Ok(Reply::ok("\u{1b}[31m<<garbage>> {{{ not json ]]\n")),
+        Some(Fault::Unreachable) => {
+            return Ok(Reply::ok(
+                "Unable to communicate with server. Check whether the server is running.\n",
+            ));
+        }
+        Some(Fault::NoResponse) => return Ok(Reply::ok("{\"values\": []}\n")),
+        Some(Fault::Slow { seconds }) => {
+            std::thread::sleep(Duration::from_secs_f64(seconds.max(0.0)));
+        }
+        Some(Fault::TextAround) | None => {}
+    }
+    let mut reply = update(path, |st| {
+        if program == "zmprov" {
+            zmprov(st, args)
+        } else {
+            carbonio(st, args)
+        }
+    })?;
+    if matches!(fault, Some(Fault::TextAround)) && reply.code == 0 {
+        reply.out = format!(
+            "INFO  Connecting to mailbox service...\n{}Operation completed.\n",
+            reply.out
+        );
+    }
+    Ok(reply)
+}
+
+fn invocation(program: &str, args: &[String], child_pid: Option<i32>) -> Invocation {
+    let env: BTreeMap<String, String> = std::env::vars()
+        .filter(|(k, _)| {
+            ["HOME", "USER", "LOGNAME", "PATH", "LANG"].contains(&k.as_str())
+                || k.starts_with("CONSUL")
+        })
+        .collect();
+    Invocation {
+        program: program.into(),
+        args: args.to_vec(),
+        uid: nix::unistd::getuid().as_raw(),
+        gid: nix::unistd::getgid().as_raw(),
+        pid: nix::unistd::getpid().as_raw(),
+        pgid: nix::unistd::getpgrp().as_raw(),
+        cwd: std::env::current_dir()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default(),
+        env,
+        child_pid,
+    }
+}
+
+/// `key value` pairs after a subcommand.
+fn pairs(args: &[String]) -> Result<BTreeMap<String, String>, String> {
+    if !args.len().is_multiple_of(2) {
+        return Err(format!("odd number of parameters: {args:?}"));
+    }
+    Ok(args
+        .chunks(2)
+        .map(|c| (c[0].clone(), c[1].clone()))
+        .collect())
+}
+
+fn carbonio(st: &mut State, args: &[String]) -> Reply {
+    let mut json = false;
+    let mut rest = args;
+    while let Some(flag) = rest.first().filter(|a| a.starts_with("--")) {
+        match flag.as_str() {
+            "--json" => json = true,
+            "--sync" => {}
+            other => return Reply::fail(2, format!("Unknown option {other}\n")),
+        }
+        rest = &rest[1..];
+    }
+    let (Some(module), Some(cmd)) = (rest.first(), rest.get(1)) else {
+        return Reply::fail(
+            1,
+            "Usage: carbonio [--json] [--sync] <module> <command> ...\n",
+        );
+    };
+    let params = &rest[2..];
+    if module == "core" {
+        return match cmd.as_str() {
+            "getAllOperations" => respond(
+                json,
+                serde_json::json!({"operations": st.operations}),
+                format!("{} operations running\n", st.operations.len()),
+            ),
+            _ => Reply::fail(1, format!("Unknown command core {cmd}\n")),
+        };
+    }
+    if *module != st.module {
+        return Reply::fail(1, format!("Unknown module {module}\n"));
+    }
+    if cmd == "doStopService" || cmd == "doStartService" {
+        if params != ["module"] {
+            return Reply::fail(1, format!("{cmd}: unknown service {params:?}\n"));
+        }
+        st.module_running = cmd == "doStartService";
+        let word = if st.module_running {
+            "started"
+        } else {
+            "stopped"
+        };
+        return respond(
+            json,
+            serde_json::json!({ "running": st.module_running }),
+            format!("service module {word}\n"),
+        );
+    }
+    let kv = match pairs(params) {
+        Ok(kv) => kv,
+        Err(e) => return Reply::fail(1, format!("{cmd}: {e}\n")),
+    };
+    match cmd.as_str() {
+        "getAccountStatus" => {
+            let host = kv.get("mailHost");
+            let values: Vec<serde_json::Value> = st
+                .accounts
+                .iter()
+                .filter(|a| host.is_none_or(|h| a.mail_host.eq_ignore_ascii_case(h)))
+                .map(account_json)
+                .collect();
+            let text = values.iter().map(|v| format!("{v}\n")).collect::<String>();
+            respond(json, serde_json::json!({ "values": values }), text)
+        }
+        "promoteAccounts" => promote(st, &kv, json),
+        "pauseReplicas" | "restartReplicas" => {
+            let Some(list) = kv.get("accounts") else {
+                return Reply::fail(1, format!("{cmd}: missing parameter accounts\n"));
+            };
+            let names: Vec<&str> = list.split(',').collect();
+            if let Some(missing) = names
+                .iter()
+                .find(|n| !st.accounts.iter().any(|a| a.name == **n))
+            {
+                return Reply::fail(1, format!("{cmd}: account {missing} not found\n"));
+            }
+            let pause = cmd == "pauseReplicas";
+            for a in st
+                .accounts
+                .iter_mut()
+                .filter(|a| names.contains(&a.name.as_str()))
+            {
+                a.paused = pause;
+            }
+            respond(
+                json,
+                serde_json::json!({ "accounts": names }),
+                format!("{cmd}: {} accounts\n", names.len()),
+            )
+        }
+        _ => Reply::fail(1, format!("Unknown command {module} {cmd}\n")),
+    }
+}
+
+fn respond(json: bool, response: serde_json::Value, text: String) -> Reply {
+    if json {
+        Reply::ok(format!("{}\n", serde_json::json!({ "response": response })))
+    } else {
+        Reply::ok(text)
+    }
+}
+
+fn account_json(a: &Account) -> serde_json::Value {
+    serde_json::json!({
+        "accountId": a.id,
+        "accountName": a.name,
+        "accountMailHost": a.mail_host,
+        "paused": a.paused,
+        "mailboxId": 1,
+        "sequence": 1,
+        "itemId": 257,
+        "replicas": a.replicas.iter().map(|r| serde_json::json!({
+            "accountId": a.id,
+            "destination": r.destination,
+            "available": r.available,
+            "priority": r.priority,
+            "canConnectToKafka": true,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// Move each chosen account to its best replica (lowest priority number);
+/// the old host becomes an unavailable replica.
+fn promote(st: &mut State, kv: &BTreeMap<String, String>, json: bool) -> Reply {
+    if let Some(t) = kv.get("threads")
+        && t.parse::<u32>().is_err()
+    {
+        return Reply::fail(
+            1,
+            format!("promoteAccounts: threads {t:?} is not a number\n"),
+        );
+    }
+    let chosen: Vec<usize> = match (
+        kv.get("source_mail_host"),
+        kv.get("accounts"),
+        kv.get("input_file"),
+    ) {
+        (Some(host), None, None) => st
+            .accounts
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.mail_host.eq_ignore_ascii_case(host))
+            .map(|(i, _)| i)
+            .collect(),
+        (None, Some(list), None) => match by_name(st, list.split(',')) {
+            Ok(v) => v,
+            Err(r) => return r,
+        },
+        (None, None, Some(file)) => match std::fs::read_to_string(file) {
+            Ok(text) => match by_name(st, text.lines().map(str::trim).filter(|l| !l.is_empty())) {
+                Ok(v) => v,
+                Err(r) => return r,
+            },
+            Err(e) => return Reply::fail(1, format!("promoteAccounts: cannot read {file}: {e}\n")),
+        },
+        _ => {
+            return Reply::fail(
+                1,
+                "promoteAccounts: give exactly one of source_mail_host, accounts, input_file\n",
+            );
+        }
+    };
+    let mut moved = Vec::new();
+    for i in chosen {
+        let a = &mut st.accounts[i];
+        let Some(best) = a.replicas.iter().min_by_key(|r| r.priority).cloned() else {
+            continue;
+        };
+        let old = std::mem::replace(&mut a.mail_host, best.destination.clone());
+        a.replicas = vec![ReplicaState {
+            destination: old,
+            available: false,
+            priority: best.priority,
+        }];
+        moved.push(a.name.clone());
+    }
+    let text = format!(
+        "Promotion completed: {} accounts promoted\n{}",
+        moved.len(),
+        moved.iter().map(|n| format!("  {n}\n")).collect::<String>()
+    );
+    respond(json, serde_json::json!({ "promoted": moved }), text)
+}
+
+fn by_name<'a>(st: &State, names: impl Iterator<Item = &'a str>) -> Result<Vec<usize>, Reply> {
+    names
+        .map(|n| {
+            st.accounts
+                .iter()
+                .position(|a| a.name == n)
+                .ok_or_else(|| Reply::fail(1, format!("promoteAccounts: account {n} not found\n")))
+        })
+        .collect()
+}
+
+/// `zmprov fc [-a] account <name>`.
+fn zmprov(st: &mut State, args: &[String]) -> Reply {
+    let rest: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (cache, name) = match rest.as_slice() {
+        ["fc", "-a", cache, name] | ["fc", cache, name] => (*cache, *name),
+        _ => return Reply::fail(1, format!("zmprov: unsupported arguments {args:?}\n")),
+    };
+    if cache != "account" {
+        return Reply::fail(
+            1,
+            format!("ERROR: service.INVALID_REQUEST (invalid cache type {cache})\n"),
+        );
+    }
+    if !st.accounts.iter().any(|a| a.name == name) {
+        return Reply::fail(
+            2,
+            format!("ERROR: account.NO_SUCH_ACCOUNT (no such account: {name})\n"),
+        );
+    }
+    Reply::ok("")
+}

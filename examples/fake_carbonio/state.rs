@@ -1,0 +1,100 @@
+//! The fake carbonio's state file: shared by the fake itself
+//! (`examples/fake_carbonio/main.rs`) and the test helpers
+//! (`tests/support/fake_carbonio.rs`), so both read the same schema.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Environment variable naming the state file.
+pub const STATE_ENV: &str = "FAKE_CARBONIO_STATE";
+
+/// Everything the fake remembers between invocations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct State {
+    /// The replica module name the fake answers to (`MailReplica` or `ha`).
+    pub module: String,
+    /// False after `doStopService module`.
+    pub module_running: bool,
+    pub accounts: Vec<Account>,
+    /// What `core getAllOperations` lists.
+    pub operations: Vec<serde_json::Value>,
+    /// Faults by subcommand (`getAccountStatus`, `promoteAccounts`,
+    /// `pauseReplicas`, `restartReplicas`, `doStopService`,
+    /// `doStartService`, `getAllOperations`, `fc`) or `*` for any.
+    pub faults: BTreeMap<String, Fault>,
+    /// Every invocation, in order.
+    pub invocations: Vec<Invocation>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            module: "MailReplica".into(),
+            module_running: true,
+            accounts: Vec::new(),
+            operations: Vec::new(),
+            faults: BTreeMap::new(),
+            invocations: Vec::new(),
+        }
+    }
+}
+
+/// One replicated account. `name` is printed verbatim, so a test can plant
+/// a hostile one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Account {
+    pub id: String,
+    pub name: String,
+    pub mail_host: String,
+    pub paused: bool,
+    pub replicas: Vec<ReplicaState>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaState {
+    pub destination: String,
+    pub available: bool,
+    pub priority: i64,
+}
+
+/// An injected misbehaviour.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Fault {
+    /// Never finish (a grandchild `sleep` is started too, in the same
+    /// process group, its pid logged).
+    Hang,
+    /// Exit with this code after printing an error on stderr.
+    Fail { exit_code: i32 },
+    /// Print bytes that are not JSON, exit 0.
+    Garbage,
+    /// Log lines before and after the normal output, exit 0.
+    TextAround,
+    /// Print the CLI's "Unable to communicate with server" line, exit 0.
+    Unreachable,
+    /// A JSON object without `response`, exit 0.
+    NoResponse,
+    /// Sleep this long, then behave normally.
+    Slow { seconds: f64 },
+}
+
+/// One logged run of the fake.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Invocation {
+    /// `carbonio` or `zmprov`.
+    pub program: String,
+    /// The arguments after argv[0], exactly as received.
+    pub args: Vec<String>,
+    pub uid: u32,
+    pub gid: u32,
+    pub pid: i32,
+    pub pgid: i32,
+    pub cwd: String,
+    /// HOME, USER, LOGNAME, PATH, LANG and any CONSUL_* variable seen.
+    pub env: BTreeMap<String, String>,
+    /// The grandchild started by a `hang` fault.
+    pub child_pid: Option<i32>,
+}

@@ -1,0 +1,201 @@
+//! Test helpers around the fake carbonio / zmprov
+//! (`examples/fake_carbonio`): set up its state, point a
+//! [`habeat::config::Carbonio`] at it, and read back what it did.
+//!
+//! Use from a test file with
+//! `#[path = "support/fake_carbonio.rs"] mod fake_carbonio;`.
+#![allow(dead_code)]
+
+#[path = "../../examples/fake_carbonio/state.rs"]
+pub mod state;
+
+pub use state::{Account, Fault, Invocation, ReplicaState, STATE_ENV, State};
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The fake's binary, built by `cargo test` next to the habeat binary:
+/// `examples/fake_carbonio` (plain `cargo test`) or
+/// `examples/fake_carbonio-<hash>` (`cargo test --all-targets`, which
+/// builds examples in test mode; with `harness = false` that is the same
+/// program). The newest one is used.
+pub fn binary() -> PathBuf {
+    let habeat = PathBuf::from(env!("CARGO_BIN_EXE_habeat"));
+    let dir = habeat
+        .parent()
+        .map(|d| d.join("examples"))
+        .unwrap_or_default();
+    let newest = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            (n == "fake_carbonio" || n.starts_with("fake_carbonio-")) && !n.contains('.')
+        })
+        .filter_map(|e| {
+            let m = e.metadata().ok()?;
+            let exec = m.is_file() && m.permissions().mode() & 0o111 != 0;
+            exec.then(|| (m.modified().ok(), e.path()))
+        })
+        .max();
+    let Some((built, fake)) = newest else {
+        panic!(
+            "no fake_carbonio in {}: run the tests with `cargo test` or `cargo test --all-targets` (or `cargo build --examples` first)",
+            dir.display()
+        );
+    };
+    // `cargo test --test X` does not rebuild examples: refuse a stale fake
+    // rather than test against old behaviour.
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/fake_carbonio");
+    for f in ["main.rs", "state.rs"] {
+        let changed = std::fs::metadata(src.join(f))
+            .and_then(|m| m.modified())
+            .ok();
+        assert!(
+            built >= changed,
+            "{} is older than its source {f}: run `cargo build --examples` (or `cargo test --all-targets`)",
+            fake.display()
+        );
+    }
+    fake
+}
+
+/// One fake installation: a directory with `carbonio` and `zmprov`
+/// (symlinks to the fake) and its state file.
+pub struct FakeCarbonio {
+    pub dir: tempfile::TempDir,
+    pub state_path: PathBuf,
+    pub carbonio: PathBuf,
+    pub zmprov: PathBuf,
+}
+
+impl FakeCarbonio {
+    pub fn new(state: &State) -> FakeCarbonio {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bin = binary();
+        let carbonio = dir.path().join("carbonio");
+        let zmprov = dir.path().join("zmprov");
+        std::os::unix::fs::symlink(&bin, &carbonio).expect("symlink carbonio");
+        std::os::unix::fs::symlink(&bin, &zmprov).expect("symlink zmprov");
+        let state_path = dir.path().join("state.json");
+        let fake = FakeCarbonio {
+            dir,
+            state_path,
+            carbonio,
+            zmprov,
+        };
+        fake.set_state(state);
+        fake
+    }
+
+    /// Let any user run the fake and change its state (for `run_as` tests).
+    pub fn open_to_everyone(&self) {
+        std::fs::set_permissions(self.dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod dir");
+        std::fs::set_permissions(&self.state_path, std::fs::Permissions::from_mode(0o666))
+            .expect("chmod state");
+    }
+
+    pub fn set_state(&self, state: &State) {
+        let s = serde_json::to_string_pretty(state).expect("serialise state");
+        std::fs::write(&self.state_path, s).expect("write state");
+    }
+
+    pub fn state(&self) -> State {
+        let s = std::fs::read_to_string(&self.state_path).expect("read state");
+        serde_json::from_str(&s).expect("parse state")
+    }
+
+    pub fn update(&self, f: impl FnOnce(&mut State)) {
+        let mut st = self.state();
+        f(&mut st);
+        self.set_state(&st);
+    }
+
+    pub fn set_fault(&self, command: &str, fault: Fault) {
+        self.update(|s| {
+            s.faults.insert(command.into(), fault);
+        });
+    }
+
+    pub fn invocations(&self) -> Vec<Invocation> {
+        self.state().invocations
+    }
+
+    /// A `carbonio:` config section pointing at this fake, running as the
+    /// current user, with a short command timeout.
+    pub fn config(&self) -> habeat::config::Carbonio {
+        habeat::config::Carbonio {
+            cli: self.carbonio.clone(),
+            zmprov: self.zmprov.clone(),
+            run_as: None,
+            module: "MailReplica".into(),
+            command_timeout: Duration::from_secs(20),
+            promote_timeout: Duration::from_secs(20),
+        }
+    }
+
+    /// A driver for `cfg` that tells the fake where its state is.
+    pub fn driver_for(&self, cfg: &habeat::config::Carbonio) -> habeat::act::carbonio::Carbonio {
+        habeat::act::carbonio::Carbonio::new(cfg)
+            .expect("valid carbonio config")
+            .with_env(STATE_ENV, &self.state_path)
+    }
+
+    pub fn driver(&self) -> habeat::act::carbonio::Carbonio {
+        self.driver_for(&self.config())
+    }
+
+    /// Accounts currently on `host`, by name, sorted.
+    pub fn accounts_on(&self, host: &str) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .state()
+            .accounts
+            .into_iter()
+            .filter(|a| a.mail_host == host)
+            .map(|a| a.name)
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+/// A replicated account on `host` with one replica on `replica`.
+pub fn account(name: &str, host: &str, replica: &str) -> Account {
+    Account {
+        id: format!("id-{name}"),
+        name: name.into(),
+        mail_host: host.into(),
+        paused: false,
+        replicas: vec![ReplicaState {
+            destination: replica.into(),
+            available: true,
+            priority: 10,
+        }],
+    }
+}
+
+/// A state with these accounts, the module running.
+pub fn with_accounts(accounts: Vec<Account>) -> State {
+    State {
+        accounts,
+        ..State::default()
+    }
+}
+
+/// True while any process is in process group `pgid`.
+pub fn group_alive(pgid: i32) -> bool {
+    nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), None).is_ok()
+}
+
+/// True while process `pid` exists (and is not a zombie).
+pub fn process_alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !s
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
