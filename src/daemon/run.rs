@@ -272,6 +272,8 @@ pub async fn run<D: Driver>(
 
     'main: loop {
         tokio::select! {
+            // Requests first: a stop must not wait behind an overdue tick.
+            biased;
             req = requests.recv() => match req {
                 Some(Request::Reload) => {
                     reload(driver, &opts, ready, &status_with_job(&last_status, &job)).await;
