@@ -209,14 +209,24 @@ pub async fn run(spec: &Spec) -> Result<Output, Error> {
         cmd.current_dir(dir);
     }
     if let Some(user) = &spec.user {
-        cmd.uid(user.uid).gid(user.gid);
+        // Supplementary groups must be set before the uid changes (after
+        // setuid the child no longer has CAP_SETGID), and std's `uid()`
+        // switches before any `pre_exec` closure runs: so all three steps
+        // happen here, in order. The group list is resolved in the parent
+        // (NSS lookups are not async-signal-safe); the child only makes
+        // the three system calls.
         let name = std::ffi::CString::new(user.name.clone()).unwrap_or_default();
         let gid = nix::unistd::Gid::from_raw(user.gid);
-        // SAFETY: initgroups is async-signal-safe enough for pre_exec use on
-        // glibc (it is what su and runuser call); it touches no Rust state.
+        let uid = nix::unistd::Uid::from_raw(user.uid);
+        let groups = nix::unistd::getgrouplist(&name, gid)
+            .map_err(|e| Error::Lookup(user.name.clone(), e.to_string()))?;
+        // SAFETY: setgroups, setgid and setuid are async-signal-safe system
+        // calls; the closure touches no shared Rust state.
         unsafe {
             cmd.pre_exec(move || {
-                nix::unistd::initgroups(&name, gid).map_err(std::io::Error::from)?;
+                nix::unistd::setgroups(&groups).map_err(std::io::Error::from)?;
+                nix::unistd::setgid(gid).map_err(std::io::Error::from)?;
+                nix::unistd::setuid(uid).map_err(std::io::Error::from)?;
                 Ok(())
             });
         }
