@@ -11,13 +11,17 @@
 //!   SIGHUP), so logrotate can move it away and the next line lands in a
 //!   new file at the same path.
 //! - `HABEAT_LOG_FORMAT=json` turns every line (stderr and file) into one
-//!   JSON object: `{"timestamp", "level", "message", ...fields}`.
+//!   JSON object: `{"timestamp", "level", "message", ...fields}`. Under
+//!   journald the object has no timestamp and still gets the `<N>` prefix,
+//!   which journald strips, so `journalctl -o cat` shows clean JSON.
 //! - The level filter comes from `HABEAT_LOG`, else `RUST_LOG`, else `info`,
 //!   in `tracing-subscriber`'s `EnvFilter` syntax (`debug`,
 //!   `habeat=debug,hyper=info`).
 //!
 //! Timestamps are RFC 3339 in UTC (`2025-01-31T10:00:00.123456Z`), so lines
 //! from both datacenters compare without guessing time zones.
+
+#![warn(missing_docs)]
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, IsTerminal, Write};
@@ -41,24 +45,33 @@ pub const DEFAULT_FILTER: &str = "info";
 /// Why logging could not be set up. Each message says what to change.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
+    /// `HABEAT_LOG`/`RUST_LOG` does not parse as a filter.
     #[error(
         "{var}={value:?} is not a log filter: {reason} (examples: info, debug, habeat=debug,hyper=warn)"
     )]
     Filter {
+        /// The variable the filter came from.
         var: &'static str,
+        /// Its value.
         value: String,
+        /// The parser's complaint.
         reason: String,
     },
     #[error("{FORMAT_ENV}={0:?} is not a log format: use text or json")]
+    /// `HABEAT_LOG_FORMAT` is neither `text` nor `json`.
     Format(String),
     #[error(
         "cannot open log file {path}: {source} (check that its directory exists and is writable, or drop --log)"
     )]
+    /// The `--log` file cannot be opened for appending.
     Open {
+        /// The file.
         path: PathBuf,
+        /// What the kernel said.
         #[source]
         source: io::Error,
     },
+    /// `init` was called twice (a bug in the caller).
     #[error("a logger is already installed in this process")]
     AlreadyInstalled,
 }
@@ -137,7 +150,9 @@ fn journal_stream_is_stderr() -> bool {
 pub struct LogOptions {
     /// Also append to this file (`--log`).
     pub file: Option<PathBuf>,
+    /// Text or JSON lines.
     pub format: LogFormat,
+    /// What stderr is (decides timestamps, colours, priority prefixes).
     pub console: Console,
     /// `EnvFilter` directives (`info`, `habeat=debug`).
     pub filter: String,

@@ -315,11 +315,15 @@ impl Default for ServerOptions {
 /// Why the metrics endpoint could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
+    /// The listening socket could not be bound (port taken, address not
+    /// local, no permission for a port below 1024).
     #[error(
         "cannot listen on {addr} for metrics: {source} (is another program using that port? change or remove metrics.listen in the configuration)"
     )]
     Bind {
+        /// The address from `metrics.listen`.
         addr: SocketAddr,
+        /// What the kernel said.
         #[source]
         source: std::io::Error,
     },

@@ -174,6 +174,7 @@ pub trait Driver {
 /// The loop's collaborators and limits.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
+    /// Where READY/WATCHDOG/STATUS go (a no-op outside systemd).
     pub notifier: Notifier,
     /// Rounds are recorded here when set.
     pub metrics: Option<Metrics>,
