@@ -1,0 +1,472 @@
+//! Prometheus metrics and the optional HTTP endpoint (`metrics.listen`).
+//!
+//! [`Metrics`] is a registry (prometheus-client, OpenMetrics text) with one
+//! method per thing the daemon does; the run loop records rounds, the
+//! executor records actions, promotions and quorum-gate refusals. It is
+//! cheap to clone and safe to share between tasks.
+//!
+//! [`MetricsServer`] serves `GET /metrics` and `GET /status` on its own
+//! task. It is bounded so that a scraper cannot hurt the daemon: at most
+//! `max_connections` connections at once (more are closed at accept),
+//! a deadline to send request headers, and a lifetime after which any
+//! connection is closed, however slowly the client reads. Nothing in it
+//! waits on the probe loop: `/status` returns whatever the status source
+//! says now.
+//!
+//! Encoding of votes and verdicts as gauge values: `1` Up, `0` Down, `-1`
+//! Unknown. Down is 0 so that the usual "is it up" alert (`== 0`) reads
+//! naturally, and Unknown is set apart below both, so `min_over_time`
+//! shows a period where the witness could not tell.
+
+use crate::model::{Component, Round, Verdict, Vote};
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+/// The content type of OpenMetrics text, which is what prometheus-client
+/// produces (Prometheus negotiates and parses it natively).
+pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Upper bounds (seconds) of the round duration histogram: a healthy round
+/// takes milliseconds, a round with dead targets about `detection.timeout`
+/// (1 s by default), anything above a few seconds is a problem.
+const ROUND_BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0,
+];
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct WitnessLabels {
+    component: String,
+    witness: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ComponentLabels {
+    component: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ActionLabels {
+    kind: String,
+    outcome: String,
+}
+
+/// How an action ended, as the `outcome` label of `habeat_actions_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ActionOutcome {
+    /// Ran and succeeded.
+    Succeeded,
+    /// Ran and failed (non-zero exit, unexpected output).
+    Failed,
+    /// Ran past its timeout and was killed.
+    TimedOut,
+    /// Not run: `--dry-run`.
+    DryRun,
+}
+
+impl ActionOutcome {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionOutcome::Succeeded => "succeeded",
+            ActionOutcome::Failed => "failed",
+            ActionOutcome::TimedOut => "timed_out",
+            ActionOutcome::DryRun => "dry_run",
+        }
+    }
+}
+
+struct Inner {
+    registry: Registry,
+    rounds: Counter,
+    round_duration: Histogram,
+    witness_vote: Family<WitnessLabels, Gauge>,
+    component_verdict: Family<ComponentLabels, Gauge>,
+    actions: Family<ActionLabels, Counter>,
+    promotions: Counter,
+    quorum_gate_refusals: Counter,
+    last_round: Gauge<f64, AtomicU64>,
+    /// Witnesses seen in the last round: a witness that disappears (after
+    /// a reload) must disappear from `/metrics` too, not freeze at its last
+    /// vote.
+    last_witnesses: Mutex<HashSet<WitnessLabels>>,
+}
+
+/// The daemon's Prometheus metrics. Clone it freely: clones share the
+/// same registry.
+#[derive(Clone)]
+pub struct Metrics(Arc<Inner>);
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+fn vote_value(v: Vote) -> i64 {
+    match v {
+        Vote::Up => 1,
+        Vote::Down => 0,
+        Vote::Unknown => -1,
+    }
+}
+
+fn verdict_value(v: Verdict) -> i64 {
+    match v {
+        Verdict::Up => 1,
+        Verdict::Down => 0,
+        Verdict::Unknown => -1,
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every habeat metric (prefix `habeat_`).
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("habeat");
+        let rounds = Counter::default();
+        registry.register("rounds", "Probe rounds completed", rounds.clone());
+        let round_duration = Histogram::new(ROUND_BUCKETS);
+        registry.register_with_unit(
+            "round_duration",
+            "Wall time of one probe round (all witnesses, concurrently)",
+            Unit::Seconds,
+            round_duration.clone(),
+        );
+        let witness_vote = Family::<WitnessLabels, Gauge>::default();
+        registry.register(
+            "witness_vote",
+            "Last raw vote of each witness of the peer DC, before fall/rise: 1 up, 0 down, -1 unknown",
+            witness_vote.clone(),
+        );
+        let component_verdict = Family::<ComponentLabels, Gauge>::default();
+        registry.register(
+            "component_verdict",
+            "Settled verdict per peer component: 1 up, 0 down, -1 unknown",
+            component_verdict.clone(),
+        );
+        let actions = Family::<ActionLabels, Counter>::default();
+        registry.register(
+            "actions",
+            "Actions executed (promotion, proxy switch, hooks, raft recovery) by kind and outcome",
+            actions.clone(),
+        );
+        let promotions = Counter::default();
+        registry.register(
+            "promotions",
+            "Promotions of mailbox replicas (automatic and manual)",
+            promotions.clone(),
+        );
+        let quorum_gate_refusals = Counter::default();
+        registry.register(
+            "quorum_gate_refusals",
+            "Automatic actions refused because this side could not prove it holds the Consul majority",
+            quorum_gate_refusals.clone(),
+        );
+        let last_round = Gauge::<f64, AtomicU64>::default();
+        registry.register_with_unit(
+            "last_round_timestamp",
+            "Unix time at which the last probe round completed",
+            Unit::Seconds,
+            last_round.clone(),
+        );
+        Metrics(Arc::new(Inner {
+            registry,
+            rounds,
+            round_duration,
+            witness_vote,
+            component_verdict,
+            actions,
+            promotions,
+            quorum_gate_refusals,
+            last_round,
+            last_witnesses: Mutex::new(HashSet::new()),
+        }))
+    }
+
+    /// Record a completed probe round: what each witness voted, the
+    /// settled verdict of each component, how long the round took.
+    pub fn record_round(
+        &self,
+        round: &Round,
+        duration: Duration,
+        verdicts: &[(Component, Verdict)],
+    ) {
+        let m = &self.0;
+        m.rounds.inc();
+        m.round_duration.observe(duration.as_secs_f64());
+        let mut seen = HashSet::with_capacity(round.observations.len());
+        for obs in &round.observations {
+            let labels = WitnessLabels {
+                component: obs.witness.component.as_str().to_owned(),
+                witness: obs.witness.kind.to_string(),
+            };
+            m.witness_vote
+                .get_or_create(&labels)
+                .set(vote_value(obs.vote));
+            seen.insert(labels);
+        }
+        {
+            let mut last = m.last_witnesses.lock().unwrap_or_else(|p| p.into_inner());
+            for gone in last.difference(&seen) {
+                m.witness_vote.remove(gone);
+            }
+            *last = seen;
+        }
+        for (component, verdict) in verdicts {
+            m.component_verdict
+                .get_or_create(&ComponentLabels {
+                    component: component.as_str().to_owned(),
+                })
+                .set(verdict_value(*verdict));
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        m.last_round.set(now);
+    }
+
+    /// Record one executed action. `kind` is a fixed name chosen by the
+    /// executor (`promote_accounts`, `proxy_activate`, `hook`,
+    /// `raft_recovery`, ...), never data from outside.
+    pub fn record_action(&self, kind: &str, outcome: ActionOutcome) {
+        self.0
+            .actions
+            .get_or_create(&ActionLabels {
+                kind: kind.to_owned(),
+                outcome: outcome.as_str().to_owned(),
+            })
+            .inc();
+    }
+
+    /// Record a promotion of mailbox replicas (counted once per promotion,
+    /// whatever the number of accounts).
+    pub fn record_promotion(&self) {
+        self.0.promotions.inc();
+    }
+
+    /// Record an automatic action refused by the quorum gate.
+    pub fn record_quorum_gate_refusal(&self) {
+        self.0.quorum_gate_refusals.inc();
+    }
+
+    /// The registry in OpenMetrics text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail; an encoder error would be a
+        // bug in a metric name, and an empty scrape says so loudly enough.
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.0.registry) {
+            tracing::error!("cannot encode metrics: {e}");
+        }
+        out
+    }
+}
+
+/// Supplies the body of `GET /status` (the JSON of `habeat status --json`,
+/// built by whoever owns the state). Called on the server's task for each
+/// request, so it must be quick: typically it reads a `watch` channel.
+pub type StatusSource = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
+
+/// Limits that keep slow or hostile clients from tying up the endpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerOptions {
+    /// Time a client has to send the request headers (also the idle limit
+    /// between keep-alive requests).
+    pub header_timeout: Duration,
+    /// Any connection is closed after this long, whatever it is doing.
+    pub connection_lifetime: Duration,
+    /// Connections served at once; more are closed right after accept.
+    pub max_connections: usize,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            header_timeout: Duration::from_secs(5),
+            connection_lifetime: Duration::from_secs(30),
+            max_connections: 16,
+        }
+    }
+}
+
+/// Why the metrics endpoint could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    /// The listening socket could not be bound (port taken, address not
+    /// local, no permission for a port below 1024).
+    #[error(
+        "cannot listen on {addr} for metrics: {source} (is another program using that port? change or remove metrics.listen in the configuration)"
+    )]
+    Bind {
+        /// The address from `metrics.listen`.
+        addr: SocketAddr,
+        /// What the kernel said.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The running `/metrics` + `/status` endpoint. Dropping it (or calling
+/// [`MetricsServer::shutdown`]) stops accepting and closes connections.
+#[derive(Debug)]
+pub struct MetricsServer {
+    addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl MetricsServer {
+    /// Bind `addr` and serve on a background task (inside a tokio runtime).
+    /// Use port 0 to let the kernel choose (tests); [`Self::local_addr`]
+    /// says which.
+    pub async fn start(
+        addr: SocketAddr,
+        metrics: Metrics,
+        status: StatusSource,
+        opts: ServerOptions,
+    ) -> Result<MetricsServer, MetricsError> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| MetricsError::Bind { addr, source })?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| MetricsError::Bind { addr, source })?;
+        let task = tokio::spawn(accept_loop(listener, metrics, status, opts));
+        tracing::info!("serving /metrics and /status on http://{local}");
+        Ok(MetricsServer { addr: local, task })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stop serving.
+    pub fn shutdown(self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for MetricsServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    metrics: Metrics,
+    status: StatusSource,
+    opts: ServerOptions,
+) {
+    let slots = Arc::new(Semaphore::new(opts.max_connections.max(1)));
+    // Connection tasks die with the accept loop (abort on shutdown).
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
+        };
+        let (stream, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!("metrics endpoint: cannot accept a connection: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::debug!("metrics endpoint: too many connections, closing one from {peer}");
+            drop(stream);
+            continue;
+        };
+        let metrics = metrics.clone();
+        let status = status.clone();
+        conns.spawn(async move {
+            let _permit = permit;
+            let svc = service_fn(move |req| {
+                let resp = respond(&req, &metrics, &status);
+                async move { Ok::<_, std::convert::Infallible>(resp) }
+            });
+            let mut builder = http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(opts.header_timeout);
+            let conn = builder.serve_connection(TokioIo::new(stream), svc);
+            match tokio::time::timeout(opts.connection_lifetime, conn).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::debug!("metrics endpoint: connection from {peer}: {e}"),
+                Err(_) => tracing::debug!(
+                    "metrics endpoint: closed a connection from {peer} that outlived its limit"
+                ),
+            }
+        });
+    }
+}
+
+fn respond(
+    req: &Request<Incoming>,
+    metrics: &Metrics,
+    status: &StatusSource,
+) -> Response<Full<Bytes>> {
+    let path = req.uri().path();
+    let known = matches!(path, "/metrics" | "/status");
+    if !known {
+        return plain(
+            StatusCode::NOT_FOUND,
+            "not found: try /metrics or /status\n",
+        );
+    }
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");
+        r.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    let (body, ctype) = if path == "/metrics" {
+        (metrics.encode(), METRICS_CONTENT_TYPE)
+    } else {
+        let mut s = serde_json::to_string(&status()).unwrap_or_else(|e| {
+            serde_json::json!({ "error": format!("cannot serialize status: {e}") }).to_string()
+        });
+        s.push('\n');
+        (s, "application/json")
+    };
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(ctype));
+    r
+}
+
+fn plain(code: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+    *r.status_mut() = code;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
