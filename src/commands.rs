@@ -360,7 +360,8 @@ fn read_state(cfg: &Config) -> Result<State, Failure> {
 
 fn print_verdicts(state: &State, cfg: &Config) {
     println!("peer {}:", cfg.local.dc_check);
-    for (c, cs) in &state.components {
+    let watched = crate::probe::watched_components(cfg);
+    for (c, cs) in state.components.iter().filter(|(c, _)| watched.contains(c)) {
         println!(
             "  {:<10} {:<8} since {}  {}",
             c.as_str(),

@@ -46,8 +46,14 @@ fn dispatch(cli: Cli) -> i32 {
             return exit::USAGE;
         }
     };
-    for w in &cfg.warnings {
-        tracing::warn!("{w}");
+    // Warnings matter where habeat may act; read-only commands stay quiet.
+    if matches!(
+        cli.command,
+        None | Some(Command::Check) | Some(Command::Run) | Some(Command::Promote(_))
+    ) {
+        for w in &cfg.warnings {
+            tracing::warn!("{w}");
+        }
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
