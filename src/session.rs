@@ -58,8 +58,25 @@ impl Session {
     /// Load the state of `cfg.local.state_dir`. A corrupt state file is set
     /// aside and reported; the engine then starts in its safe hold.
     pub fn open(cfg: &Config, dry_run: bool) -> Result<Session, StateError> {
-        let store = Store::open(&cfg.local.state_dir)?;
-        let loaded = store.load(now())?;
+        let store = if dry_run {
+            Store::at(&cfg.local.state_dir)
+        } else {
+            Store::open(&cfg.local.state_dir)?
+        };
+        let loaded = if dry_run {
+            // Read only: a corrupt file is reported, not moved aside.
+            crate::state::Loaded {
+                state: match std::fs::read(store.state_path()) {
+                    Ok(b) => serde_json::from_slice(&b).unwrap_or_else(|e| {
+                        State::safe(now(), format!("state.json is unreadable: {e}"))
+                    }),
+                    Err(_) => State::new(),
+                },
+                set_aside: None,
+            }
+        } else {
+            store.load(now())?
+        };
         if let Some(aside) = &loaded.set_aside {
             tracing::error!(
                 "{}: {}; it was moved to {} and habeat holds all automatic action until `habeat rearm`",

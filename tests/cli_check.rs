@@ -336,6 +336,13 @@ async fn dry_run_prints_the_plan_and_touches_nothing() {
         return;
     }
     let bed = Bed::new("").await;
+    // On a node where habeat never ran, --dry-run creates no state directory.
+    let first = bed.habeat(&["--dry-run", "check"]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    assert!(
+        !bed.dir.path().join("state").exists(),
+        "--dry-run created the state directory"
+    );
     // A first real run creates the state directory, as on a live node.
     assert_eq!(bed.habeat(&["check"]).status.code(), Some(0));
     bed.kill_appserver();

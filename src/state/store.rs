@@ -46,6 +46,14 @@ impl Store {
         })
     }
 
+    /// The store in `dir` without creating anything (for `--dry-run`, which
+    /// must change no file): a missing directory reads as a fresh start.
+    pub fn at(dir: &Path) -> Store {
+        Store {
+            dir: dir.to_owned(),
+        }
+    }
+
     /// The state directory (also where the state lock lives).
     pub fn dir(&self) -> &Path {
         &self.dir
