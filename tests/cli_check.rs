@@ -402,3 +402,94 @@ async fn primary_dc_with_disable_ha_module_stops_the_module_once_and_never_promo
     assert_eq!(stops, 1, "{}", text(&out));
     assert!(bed.lock("appserverrstopha").exists());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn proxyserver_switches_when_the_peer_proxy_dies_and_switches_back_when_it_returns() {
+    if !may_use_netns("proxyserver_switch") {
+        return;
+    }
+    let bed = Bed::new("  proxy_enable_deactivate: true").await;
+    let yaml = std::fs::read_to_string(&bed.config)
+        .expect("read")
+        .replace("  role: appserver\n", "  role: proxyserver\n")
+        .replace(
+            "primary:\n",
+            &format!(
+                "primary:\n  proxy_ip: {}\n  proxyserver_vmname: proxy1.example.com\n",
+                bed.ns.ip()
+            ),
+        )
+        .replace(
+            "consul:\n",
+            "witnesses:\n  consul_members: false\n  consul_health: false\nconsul:\n",
+        );
+    std::fs::write(&bed.config, yaml).expect("write");
+    let cfg = bed.habeat(&["config", "check"]);
+    assert_eq!(cfg.status.code(), Some(0), "{}", text(&cfg));
+
+    assert_eq!(bed.habeat(&["check"]).status.code(), Some(0));
+    assert_eq!(bed.hooks_log(), "", "switched while the peer proxy is up");
+
+    bed.ns.set_link(false);
+    let out = bed.habeat(&["check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(bed.hooks_log(), "activate\n", "{}", text(&out));
+    assert!(bed.lock("appserverdown-habeat-proxyserver").exists());
+    assert!(bed.lock("appserverprom-habeat-proxyserver").exists());
+    assert_eq!(
+        bed.promotions(),
+        0,
+        "the proxyserver role promoted accounts"
+    );
+
+    bed.ns.set_link(true);
+    let back = bed.habeat(&["check"]);
+    assert_eq!(back.status.code(), Some(0), "{}", text(&back));
+    assert_eq!(bed.hooks_log(), "activate\ndeactivate\n", "{}", text(&back));
+    assert!(!bed.lock("appserverdown-habeat-proxyserver").exists());
+    assert!(!bed.lock("appserverprom-habeat-proxyserver").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn peer_back_rearms_automatically_without_failing_back() {
+    if !may_use_netns("peer_back_rearms") {
+        return;
+    }
+    let bed = Bed::new("").await;
+    bed.kill_appserver();
+    assert_eq!(bed.habeat(&["check"]).status.code(), Some(0));
+    assert_eq!(bed.promotions(), 1);
+    assert!(bed.lock("appserverprom-habeat-appserver").exists());
+
+    bed.ns.set_link(true);
+    bed.consul.set_member_status(NODE, 1);
+    bed.consul.set_check(NODE, "serfHealth", "passing");
+    let out = bed.habeat(&["check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        !bed.lock("appserverprom-habeat-appserver").exists(),
+        "not re-armed: {}",
+        text(&out)
+    );
+    assert!(!bed.lock("appserverdown-habeat-appserver").exists());
+    assert_eq!(
+        bed.fake.accounts_on(REPLICA).len(),
+        2,
+        "accounts failed back automatically"
+    );
+
+    // A second outage within promotion_block (default 1h) is not promoted.
+    bed.fake.update(|s| {
+        for a in &mut s.accounts {
+            a.mail_host = SOURCE.into();
+        }
+    });
+    bed.kill_appserver();
+    let out = bed.habeat(&["check"]);
+    assert_eq!(
+        bed.promotions(),
+        1,
+        "promoted again within promotion_block: {}",
+        text(&out)
+    );
+}
