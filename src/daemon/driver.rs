@@ -153,6 +153,14 @@ impl Driver for Pipeline {
                 Err(e) => tracing::info!("not deciding this round: {e}"),
                 Ok(lock) => {
                     let mut s = self.session.lock().await;
+                    // A `check` or `promote` may have acted since our last
+                    // round: decide from what is on disk, never from memory.
+                    s.reload().map_err(|e| RoundError(e.to_string()))?;
+                    let fed = s
+                        .feed_lock_files()
+                        .await
+                        .map_err(|e| RoundError(e.to_string()))?;
+                    self.record_fed(&fed);
                     let mut fed = Fed::default();
                     let next = s
                         .decide(Input::Round(round.clone()), &mut fed)
