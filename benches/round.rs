@@ -10,75 +10,31 @@
 //!
 //! Needs root (network namespaces). Run: `cargo bench --bench round`.
 
-#[path = "../tests/support/netns.rs"]
-mod netns;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use habeat::config::{Config, ProbeSpec};
 use habeat::model::{Role, Vote};
 use habeat::probe::Prober;
 use std::time::{Duration, Instant};
+use support::netns;
 
 const REPETITIONS: usize = 5;
 const TIMEOUT: Duration = Duration::from_secs(1);
 
+/// A consulserver node whose peer has `targets` as Consul server addresses,
+/// each also probed over TCP and HTTP; network witnesses only.
 fn config(targets: &[std::net::IpAddr]) -> Config {
-    let mut dcs = std::collections::BTreeMap::new();
-    let peer = habeat::config::Datacenter {
-        consul_ips: targets.iter().map(ToString::to_string).collect(),
-        ..Default::default()
-    };
-    dcs.insert("primary".to_owned(), peer);
-    dcs.insert("secondary".to_owned(), Default::default());
-    let state = std::env::temp_dir().join("habeat-bench");
-    Config {
-        source: "<bench>".into(),
-        local: habeat::config::Local {
-            whoami: "secondary".into(),
-            dc_check: "primary".into(),
-            roles: vec![Role::Consulserver],
-            check_down_file: state.join("d"),
-            check_promotion_file: state.join("p"),
-            check_restart_replica_file: state.join("r"),
-            threads: 1,
-            proxy_switch: "bgp".into(),
-            proxy_enable_activate: false,
-            proxy_enable_deactivate: false,
-            disable_ha_module: false,
-            flush_cache: false,
-            flush_arguments_a: false,
-            restart_replica: false,
-            state_dir: state,
-        },
-        dcs,
-        consul: Default::default(),
-        detection: habeat::config::Detection {
-            timeout: TIMEOUT,
-            ..Default::default()
-        },
-        probes: habeat::config::Probes {
-            consul: std::iter::once(ProbeSpec::Tcp(8500))
-                .chain(
-                    targets
-                        .iter()
-                        .map(|t| ProbeSpec::Http(format!("http://{t}:8080/"))),
-                )
-                .collect(),
-            ..Default::default()
-        },
-        witnesses: habeat::config::Witnesses {
-            consul_members: false,
-            consul_health: false,
-            command: Vec::new(),
-        },
-        carbonio: Default::default(),
-        safety: habeat::config::Safety {
-            quorum_gate: false,
-            ..Default::default()
-        },
-        hooks: Default::default(),
-        metrics: Default::default(),
-        warnings: Vec::new(),
-    }
+    let mut cfg = support::network_only(&[Role::Consulserver], TIMEOUT);
+    support::peer_mut(&mut cfg).consul_ips = targets.iter().map(ToString::to_string).collect();
+    cfg.probes.consul = std::iter::once(ProbeSpec::Tcp(8500))
+        .chain(
+            targets
+                .iter()
+                .map(|t| ProbeSpec::Http(format!("http://{t}:8080/"))),
+        )
+        .collect();
+    cfg
 }
 
 fn vm_hwm_kib() -> Option<u64> {
