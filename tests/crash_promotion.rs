@@ -695,3 +695,93 @@ async fn a_check_that_cannot_get_the_state_lock_exits_5_naming_the_holder() {
         text(&bad)
     );
 }
+
+impl Bed {
+    /// Start the daemon (`habeat run`), its output to files named `tag`.
+    fn spawn_daemon(&self, tag: &str) -> Child {
+        let out = std::fs::File::create(self.dir.path().join(format!("{tag}.out"))).expect("out");
+        let err = std::fs::File::create(self.dir.path().join(format!("{tag}.err"))).expect("err");
+        self.command(&["run"], None)
+            .env_remove("NOTIFY_SOCKET")
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("spawn habeat run")
+    }
+}
+
+/// Stop the daemon as systemd does (SIGTERM) and wait for it.
+fn stop(child: &mut Child) {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    let start = Instant::now();
+    while child.try_wait().ok().flatten().is_none() {
+        if start.elapsed() > PATIENCE {
+            let _ = child.kill();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_daemon_and_a_timer_check_together_promote_once() {
+    if !may_use_netns("crash_daemon_and_check") {
+        return;
+    }
+    let bed = Bed::new().await;
+    bed.kill_appserver();
+    bed.fake
+        .set_fault("promoteAccounts", Fault::Slow { seconds: 1.0 });
+    let mut daemon = bed.spawn_daemon("daemon");
+    let mut check = bed.spawn_check("check", Some("60s"));
+    let code = check.wait().expect("wait check");
+    // Whoever promoted, the failover must be complete once both had their
+    // say: let the daemon run a few more rounds.
+    bed.wait_for("the failover finished", &mut daemon, "daemon", |b| {
+        b.state()["roles"]["appserver"]["failover"]["finished_at"].is_number()
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    stop(&mut daemon);
+    assert_eq!(code.code(), Some(0), "{}", bed.output_of("check"));
+    assert_eq!(
+        bed.promotions(),
+        1,
+        "{}\n{}",
+        bed.output_of("check"),
+        bed.output_of("daemon")
+    );
+    assert!(bed.intents() <= 1);
+    assert_eq!(bed.accounts_on(REPLICA), [ALICE, BOB]);
+    assert_eq!(bed.calls("restartReplicas").len(), 1);
+    assert_eq!(bed.hook_lines("after_promotion end"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_pause_while_the_daemon_runs_is_kept() {
+    if !may_use_netns("crash_daemon_pause") {
+        return;
+    }
+    let bed = Bed::new().await;
+    let mut daemon = bed.spawn_daemon("daemon");
+    bed.wait_for("a daemon round", &mut daemon, "daemon", |b| {
+        b.state()["last_round_at"].is_number()
+    });
+    let paused = bed
+        .command(&["pause", "--for", "1h"], Some("60s"))
+        .output()
+        .expect("pause");
+    assert_eq!(paused.status.code(), Some(0), "{}", text(&paused));
+    // A few daemon rounds later the pause is still on disk...
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        bed.state()["pause"].is_object(),
+        "the daemon overwrote the operator's pause: {}\n{}",
+        bed.state(),
+        bed.output_of("daemon")
+    );
+    // ...and honoured: the peer dies, nothing is promoted.
+    bed.kill_appserver();
+    std::thread::sleep(Duration::from_secs(3));
+    stop(&mut daemon);
+    assert_eq!(bed.promotions(), 0, "{}", bed.output_of("daemon"));
+}
