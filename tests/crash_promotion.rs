@@ -288,6 +288,14 @@ hooks:
         );
     }
 
+    /// The gate is still held by the killed run's session.
+    fn assert_gate_held_by_the_dead(&self) {
+        assert!(
+            self.consul.lock_holder(&gate_key()).is_some(),
+            "the killed habeat did not hold the gate (the test kills too early or too late)"
+        );
+    }
+
     /// What every crash test demands of the run after the restart: the
     /// whole failover done once, recorded once.
     fn assert_failover_complete(&self, out: &Output, pipeline: &Value) {
@@ -456,7 +464,9 @@ async fn killed_during_promote_accounts_that_finished_server_side_is_not_promote
     }
     assert_eq!(bed.accounts_on(REPLICA), [ALICE, BOB]);
     bed.fake.update(|s| s.faults.clear());
-    bed.outlive_dead_session();
+    // No waiting for the dead run's Consul session: the restarted habeat
+    // takes over the quorum gate its own dead process held.
+    bed.assert_gate_held_by_the_dead();
 
     let out = bed.check();
     bed.assert_failover_complete(&out, &pipeline);
@@ -503,7 +513,9 @@ async fn killed_during_a_partial_promote_accounts_promotes_only_what_is_left() {
         }
     });
     let before = bed.invocations().len();
-    bed.outlive_dead_session();
+    // No waiting for the dead run's Consul session: the restarted habeat
+    // takes over the quorum gate its own dead process held.
+    bed.assert_gate_held_by_the_dead();
 
     let out = bed.check();
     bed.assert_failover_complete(&out, &pipeline);
@@ -553,7 +565,9 @@ async fn killed_after_promote_accounts_does_not_promote_again_and_finishes_the_r
     }
     bed.fake.update(|s| s.faults.clear());
     let before = bed.invocations().len();
-    bed.outlive_dead_session();
+    // No waiting for the dead run's Consul session: the restarted habeat
+    // takes over the quorum gate its own dead process held.
+    bed.assert_gate_held_by_the_dead();
 
     let out = bed.check();
     bed.assert_failover_complete(&out, &pipeline);
@@ -598,6 +612,8 @@ async fn killed_during_the_after_promotion_hook_runs_it_once_more_and_nothing_el
     );
     std::fs::remove_file(&sleep_marker).expect("remove marker");
     let before = bed.invocations().len();
+    // Nothing left needs the gate; the dead run's session frees it at its
+    // TTL (on a real node an hour by default).
     bed.outlive_dead_session();
 
     let out = bed.check();
@@ -784,4 +800,29 @@ async fn an_operator_pause_while_the_daemon_runs_is_kept() {
     std::thread::sleep(Duration::from_secs(3));
     stop(&mut daemon);
     assert_eq!(bed.promotions(), 0, "{}", bed.output_of("daemon"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gate_held_by_a_live_process_of_this_node_is_not_taken_over() {
+    if !may_use_netns("crash_gate_live_holder") {
+        return;
+    }
+    let bed = Bed::new().await;
+    bed.kill_appserver();
+    // This test process stands for another habeat of this node, alive.
+    let client = habeat::consul::Client::new(&bed.consul.consul_config(), Duration::from_secs(5))
+        .expect("consul client");
+    let me = habeat::consul::gate::Holder::this_process("test: a live holder");
+    let held = habeat::consul::gate::acquire(&client, SOURCE, &me, Duration::from_secs(60))
+        .await
+        .expect("take the gate");
+    let out = bed.check();
+    assert_eq!(
+        bed.promotions(),
+        0,
+        "the gate was taken from a live holder: {}",
+        text(&out)
+    );
+    assert!(bed.consul.lock_holder(&gate_key()).is_some());
+    held.release().await.expect("release the gate");
 }
