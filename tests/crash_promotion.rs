@@ -2,8 +2,11 @@
 //! SIGKILL at each step of a promotion (after the intent, during
 //! `promoteAccounts`, after it, during an `after_promotion` hook) and run
 //! again. The next run neither repeats a finished step nor skips an
-//! unfinished one. Also: two habeat at once promote once, and a `check`
-//! that cannot get the state lock exits 5 naming the holder.
+//! unfinished one. Also: two `check`s, or the daemon and a `check`, at
+//! once promote once; an operator's `pause` made while the daemon runs is
+//! kept; a `check` that cannot get the state lock exits 5 naming the
+//! holder; the quorum gate left by a killed habeat is taken over at once,
+//! one held by a live process is not.
 //!
 //! The peer is a network namespace whose link is cut, Consul is the API
 //! test server, Carbonio is the fake CLI (SPEC 7), as in tests/cli_check.rs.
