@@ -49,6 +49,7 @@ Exit codes:
   3  an action failed
   4  refused for safety
   5  another habeat holds the state lock and the wait ran out
+     (30s; set HABEAT_LOCK_WAIT, e.g. HABEAT_LOCK_WAIT=5s, to change it)
 
 Examples:
   habeat config check                      validate /etc/habeat/habeat.yml

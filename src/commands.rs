@@ -13,8 +13,29 @@ use serde_json::json;
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
 
-/// How long a command waits for another habeat holding the state lock.
+/// How long a command waits for another habeat holding the state lock: a
+/// timer-driven `check` should outlast a short `status`/`rearm` of an
+/// operator, but not pile up behind a daemon forever.
 pub const LOCK_WAIT: Duration = Duration::from_secs(30);
+
+/// Environment variable overriding [`LOCK_WAIT`] (a humantime duration such
+/// as `5s` or `2m`), for scripts that would rather fail fast, and for tests.
+pub const LOCK_WAIT_ENV: &str = "HABEAT_LOCK_WAIT";
+
+/// The state-lock wait: [`LOCK_WAIT_ENV`] when set, else [`LOCK_WAIT`].
+/// A value that is not a duration is a usage error (exit 2), not a silent
+/// fallback: the administrator asked for something habeat cannot honour.
+fn lock_wait() -> Result<Duration, Failure> {
+    match std::env::var(LOCK_WAIT_ENV) {
+        Ok(v) => humantime::parse_duration(v.trim()).map_err(|e| Failure {
+            code: exit::USAGE,
+            message: format!(
+                "{LOCK_WAIT_ENV}={v:?} is not a duration ({e}); use e.g. 5s, 2m or unset it"
+            ),
+        }),
+        Err(_) => Ok(LOCK_WAIT),
+    }
+}
 
 /// A command's failure: the sentence to print and the exit code.
 #[derive(Debug)]
@@ -51,7 +72,7 @@ fn lock(cfg: &Config, dry_run: bool) -> Result<Option<StateLock>, Failure> {
                 cfg.local.state_dir.display()
             ))
         })?;
-    StateLock::acquire(&cfg.local.state_dir, LOCK_WAIT)
+    StateLock::acquire(&cfg.local.state_dir, lock_wait()?)
         .map(Some)
         .map_err(|e| Failure {
             code: e.exit_code(),

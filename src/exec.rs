@@ -234,7 +234,16 @@ impl Executor {
             .carbonio
             .promote_timeout
             .max(Duration::from_secs(60));
-        match gate::acquire(client, host, &holder, ttl).await {
+        let mut res = gate::acquire(client, host, &holder, ttl).await;
+        if let Err(gate::Refusal::HeldByAnother {
+            holder: Some(held), ..
+        }) = &res
+            && stale_own_holder(held, &holder)
+            && take_over(client, key).await
+        {
+            res = gate::acquire(client, host, &holder, ttl).await;
+        }
+        match res {
             Ok(lock) => {
                 self.gates.insert(key.to_owned(), lock);
                 succeeded(format!(
@@ -291,6 +300,45 @@ impl Executor {
             Err(e) => failed(e.to_string()),
         }
     }
+}
+
+/// True when the gate's holder (the JSON it wrote into the key) is a habeat
+/// of this very node whose process is gone: a habeat killed during a
+/// promotion. Its Consul session lives on until its TTL
+/// (`max(promote_timeout, 60s)`, an hour by default, up to twice that in
+/// Consul), and would lock the restarted habeat out of resuming its own
+/// failover for that long. We hold the state lock, so no other habeat of
+/// this node is acting; a dead holder on this node proves nothing about the
+/// peer, and taking its place still needs a Consul write (the majority).
+/// A live pid (even a reused one) is left alone: its session expires.
+fn stale_own_holder(held: &str, me: &gate::Holder) -> bool {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(held) else {
+        return false;
+    };
+    let node = v.get("node").and_then(|n| n.as_str());
+    let pid = v.get("pid").and_then(serde_json::Value::as_u64);
+    match (node, pid) {
+        (Some(n), Some(pid)) if n == me.node && pid != u64::from(me.pid) => {
+            !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        }
+        _ => false,
+    }
+}
+
+/// Destroy the session holding `key` (a dead habeat's, see
+/// [`stale_own_holder`]). True when it is gone and acquiring again may work.
+async fn take_over(client: &consul::Client, key: &str) -> bool {
+    let Ok(Some(pair)) = client.kv_get(key).await else {
+        return false;
+    };
+    let Some(session) = pair.session else {
+        return true;
+    };
+    tracing::warn!(
+        "the quorum gate {key} is held by session {session} of a habeat of this node that is \
+         no longer running (killed during a failover?): destroying that session to resume"
+    );
+    client.session_destroy(&session).await.unwrap_or(false)
 }
 
 fn round_ms(d: Duration) -> Duration {

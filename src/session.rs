@@ -135,6 +135,9 @@ impl Session {
     /// the action it hands out (returned). The daemon runs it later, beside
     /// probing, through [`Session::drive`].
     pub fn decide(&mut self, input: Input, fed: &mut Fed) -> Result<Option<Action>, StateError> {
+        if !matches!(input, Input::Outcome(_)) {
+            self.refresh()?;
+        }
         let t = engine::step(&self.state, &input, now(), &self.ecfg);
         if fed.refusal.is_none() {
             fed.refusal = t.refusal.clone();
@@ -169,6 +172,39 @@ impl Session {
             };
             next = self.decide(Input::Outcome(outcome), fed)?;
         }
+        Ok(())
+    }
+
+    /// Start from `state.json` as it is on disk now, not from this
+    /// process's memory: the daemon holds the state lock only while it
+    /// decides, and between its rounds an operator's `pause`, `rearm` or
+    /// `promote`, or a timer's `check`, may have changed the file. Deciding
+    /// from the old copy would overwrite their record (a pause ignored, a
+    /// promotion forgotten). Called with the state lock held, before every
+    /// input except an action's outcome (an outcome continues this
+    /// process's own chain). What is never saved (the fresh listing, the
+    /// quorum gate held, an action running here) is kept from memory.
+    /// `--dry-run` keeps its simulated state: it writes nothing.
+    fn refresh(&mut self) -> Result<(), StateError> {
+        if self.dry_run {
+            return Ok(());
+        }
+        let loaded = self.store.load(now())?;
+        if let Some(aside) = &loaded.set_aside {
+            tracing::error!(
+                "{}: {}; it was moved to {} and habeat holds all automatic action until `habeat rearm`",
+                self.store.state_path().display(),
+                aside.reason,
+                aside.moved_to.display()
+            );
+        }
+        let mut fresh = loaded.state;
+        fresh.fresh_listing = self.state.fresh_listing.take();
+        fresh.gate_held = self.state.gate_held.take();
+        fresh.in_flight_live = self.state.in_flight_live
+            && fresh.in_flight.as_ref().map(|a| a.id)
+                == self.state.in_flight.as_ref().map(|a| a.id);
+        self.state = fresh;
         Ok(())
     }
 

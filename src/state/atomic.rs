@@ -61,8 +61,17 @@ pub(crate) fn remove_leftover_temps(path: &Path) {
         return;
     };
     for e in entries.flatten() {
-        if e.file_name().to_string_lossy().starts_with(&prefix) {
-            let _ = fs::remove_file(e.path());
+        let file = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = file.strip_prefix(&prefix) else {
+            continue;
+        };
+        // A live process's temp file is a save in progress (the daemon
+        // loads at start and on SIGHUP without the state lock, while a
+        // `check` may be saving): removing it would make that save fail.
+        let own = pid == std::process::id().to_string();
+        if !own && !pid.is_empty() && Path::new("/proc").join(pid).exists() {
+            continue;
         }
+        let _ = fs::remove_file(e.path());
     }
 }
