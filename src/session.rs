@@ -97,26 +97,6 @@ impl Session {
         })
     }
 
-    /// Re-read `state.json`: another habeat (a timer `check`, a manual
-    /// `promote`) may have changed it since this process last did. Call it
-    /// with the state lock held, before deciding.
-    pub fn reload(&mut self) -> Result<(), StateError> {
-        if self.dry_run {
-            return Ok(());
-        }
-        let loaded = self.store.load(now())?;
-        if let Some(aside) = &loaded.set_aside {
-            tracing::error!(
-                "{}: {}; it was moved to {} and habeat holds all automatic action until `habeat rearm`",
-                self.store.state_path().display(),
-                aside.reason,
-                aside.moved_to.display()
-            );
-        }
-        self.state = loaded.state;
-        Ok(())
-    }
-
     /// Feed the legacy lock files as they are on disk now.
     pub async fn feed_lock_files(&mut self) -> Result<Fed, StateError> {
         let seen = crate::state::scan_locks(&self.cfg.local, &self.cfg.local.roles)?;

@@ -153,9 +153,8 @@ impl Driver for Pipeline {
                 Err(e) => tracing::info!("not deciding this round: {e}"),
                 Ok(lock) => {
                     let mut s = self.session.lock().await;
-                    // A `check` or `promote` may have acted since our last
-                    // round: decide from what is on disk, never from memory.
-                    s.reload().map_err(|e| RoundError(e.to_string()))?;
+                    // Session::decide re-reads state.json first: a `check` or
+                    // `promote` may have acted since our last round.
                     let fed = s
                         .feed_lock_files()
                         .await
