@@ -19,7 +19,11 @@ fn bins() -> Binaries {
 /// A plain HTTP GET against the Consul test server: the JSON body.
 fn get(tb: &Testbed, path: &str) -> serde_json::Value {
     let mut s = TcpStream::connect(tb.consul().addr()).expect("connect to the Consul test server");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").expect("send");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
     let mut buf = String::new();
     s.read_to_string(&mut buf).expect("read");
     let body = buf.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
@@ -51,7 +55,10 @@ fn a_cut_host_is_unreachable_at_once_and_failed_in_serf_after_the_delay() {
         },
         bins(),
     );
-    assert!(ldap_reachable(&tb), "slapd in the directory namespace answers");
+    assert!(
+        ldap_reachable(&tb),
+        "slapd in the directory namespace answers"
+    );
     assert_eq!(member_status(&tb, Host::Directory), 1);
     tb.kill_host(Host::Directory);
     assert!(!ldap_reachable(&tb), "a cut host does not answer");
@@ -73,11 +80,13 @@ fn a_cut_host_is_unreachable_at_once_and_failed_in_serf_after_the_delay() {
         "the others stay alive"
     );
     tb.restore_host(Host::Directory);
-    assert!(testbed::wait_until(Duration::from_secs(10), || ldap_reachable(&tb)));
-    assert!(testbed::wait_until(Duration::from_secs(5), || member_status(
-        &tb,
-        Host::Directory
-    ) == 1));
+    assert!(testbed::wait_until(Duration::from_secs(10), || {
+        ldap_reachable(&tb)
+    }));
+    assert!(testbed::wait_until(
+        Duration::from_secs(5),
+        || member_status(&tb, Host::Directory) == 1
+    ));
 }
 
 #[test]
@@ -108,13 +117,13 @@ fn a_partition_takes_the_leader_away_and_a_flap_stays_invisible_to_serf() {
     assert_eq!(get(&tb, "/v1/status/leader"), "");
     assert!(!ldap_reachable(&tb));
     assert!(testbed::wait_until(Duration::from_secs(10), || {
-        Host::ALL
-            .iter()
-            .all(|h| member_status(&tb, *h) == 4)
+        Host::ALL.iter().all(|h| member_status(&tb, *h) == 4)
     }));
     tb.heal();
     assert_ne!(get(&tb, "/v1/status/leader"), "");
-    assert!(testbed::wait_until(Duration::from_secs(10), || ldap_reachable(&tb)));
+    assert!(testbed::wait_until(Duration::from_secs(10), || {
+        ldap_reachable(&tb)
+    }));
 }
 
 #[test]

@@ -211,6 +211,12 @@ pub struct Options {
     pub ldap_probe: bool,
     /// `local.flush_cache`: `zmprov fc account` per promoted account.
     pub flush_cache: bool,
+    /// `local.restart_replica`: pause/restart replicas after promotion.
+    pub restart_replica: bool,
+    /// This node is in the DC named `primary` (it watches `secondary`,
+    /// played by the namespaces), with `disable_ha_module: true`: it must
+    /// never promote, only stop the HA module once.
+    pub this_dc_is_primary: bool,
 }
 
 impl Default for Options {
@@ -232,6 +238,8 @@ impl Default for Options {
             promote_delay: None,
             ldap_probe: true,
             flush_cache: true,
+            restart_replica: false,
+            this_dc_is_primary: false,
         }
     }
 }
@@ -555,8 +563,13 @@ impl Testbed {
             block = ms(o.promotion_block),
             rearm = o.rearm,
         );
+        let (me, peer) = if o.this_dc_is_primary {
+            ("primary", "secondary")
+        } else {
+            ("secondary", "primary")
+        };
         let primary = format!(
-            "primary:\n  proxy_ip: {proxy}\n  appserver_ip: {app}\n  directorysrv_ip: {dir}\n  consul_ips:\n  - {consul}\n  consul_vmnames:\n  - {CONSUL_HOST}\n  appserver_vmname: {SOURCE_HOST}\n  proxyserver_vmname: {PROXY_HOST}\n",
+            "{peer}:\n  proxy_ip: {proxy}\n  appserver_ip: {app}\n  directorysrv_ip: {dir}\n  consul_ips:\n  - {consul}\n  consul_vmnames:\n  - {CONSUL_HOST}\n  appserver_vmname: {SOURCE_HOST}\n  proxyserver_vmname: {PROXY_HOST}\n",
             proxy = ip(Host::Proxy),
             app = ip(Host::Appserver),
             dir = ip(Host::Directory),
@@ -569,12 +582,14 @@ impl Testbed {
         let text = if o.legacy_layout {
             // The Python habeat's layout, key for key (config/legacy-habeat.yml).
             format!(
-                "local:\n  whoami: \"secondary\"\n  dc_check: \"primary\"\n  role: \"appserver\"\n{locks}  provider: consul\n  threads: 5\n  proxy_switch: \"bgp\"\n  proxy_enable_activate: true\n  proxy_enable_deactivate: true\n  disable_ha_module: false\n  flush_cache: {fc}\n  flush_arguments_a: false\n  restart_replica: false\n  state_dir: {state}\n\
+                "local:\n  whoami: \"{me}\"\n  dc_check: \"{peer}\"\n  role: \"appserver\"\n{locks}  provider: consul\n  threads: 5\n  proxy_switch: \"bgp\"\n  proxy_enable_activate: true\n  proxy_enable_deactivate: true\n  disable_ha_module: {ha}\n  flush_cache: {fc}\n  flush_arguments_a: false\n  restart_replica: {rr}\n  state_dir: {state}\n\
                  {primary}\
-                 secondary:\n  appserver_vmname: {REPLICA_HOST}\n  proxy_switch:\n    bgp:\n      activate:\n        - {act}\n      deativate:\n        - {deact}\n\
+                 {me}:\n  appserver_vmname: {REPLICA_HOST}\n  proxy_switch:\n    bgp:\n      activate:\n        - {act}\n      deativate:\n        - {deact}\n\
                  consul:\n  hostname: {host}\n  port: {port}\n  token:\n\
                  {common_tail}",
                 fc = o.flush_cache,
+                rr = o.restart_replica,
+                ha = o.this_dc_is_primary,
                 state = self.state_dir.display(),
                 act = hook("proxy_activate"),
                 deact = hook("proxy_deactivate"),
@@ -583,14 +598,16 @@ impl Testbed {
             )
         } else {
             format!(
-                "local:\n  whoami: secondary\n  dc_check: primary\n  roles: [{roles}]\n{locks}  threads: 4\n  proxy_switch: bgp\n  proxy_enable_activate: true\n  proxy_enable_deactivate: true\n  flush_cache: {fc}\n  restart_replica: true\n  state_dir: {state}\n\
+                "local:\n  whoami: {me}\n  dc_check: {peer}\n  roles: [{roles}]\n{locks}  threads: 5\n  proxy_switch: bgp\n  proxy_enable_activate: true\n  proxy_enable_deactivate: true\n  disable_ha_module: {ha}\n  flush_cache: {fc}\n  restart_replica: {rr}\n  state_dir: {state}\n\
                  {primary}\
-                 secondary:\n  appserver_vmname: {REPLICA_HOST}\n  proxy_switch:\n    bgp:\n      activate:\n        - {act}\n      deactivate:\n        - {deact}\n\
+                 {me}:\n  appserver_vmname: {REPLICA_HOST}\n  proxy_switch:\n    bgp:\n      activate:\n        - {act}\n      deactivate:\n        - {deact}\n\
                  consul:\n  hostname: {host}\n  port: {port}\n\
                  {common_tail}\
                  hooks:\n  timeout: 10s\n  after_promotion:\n    - {after}\n  on_peer_recovered:\n    - {recovered}\n",
                 roles = o.roles.join(", "),
                 fc = o.flush_cache,
+                rr = o.restart_replica,
+                ha = o.this_dc_is_primary,
                 state = self.state_dir.display(),
                 act = hook("proxy_activate"),
                 deact = hook("proxy_deactivate"),
@@ -624,11 +641,12 @@ impl Testbed {
         let out_p = self.dir.path().join(format!("cmd-{n}.out"));
         let err_p = self.dir.path().join(format!("cmd-{n}.err"));
         let mut cmd = self.habeat(args);
-        let (Ok(out), Ok(err)) = (
-            std::fs::File::create(&out_p),
-            std::fs::File::create(&err_p),
-        ) else {
-            panic!("cannot create output files in {}", self.dir.path().display());
+        let (Ok(out), Ok(err)) = (std::fs::File::create(&out_p), std::fs::File::create(&err_p))
+        else {
+            panic!(
+                "cannot create output files in {}",
+                self.dir.path().display()
+            );
         };
         cmd.stdout(out).stderr(err);
         let mut child = cmd
@@ -693,7 +711,9 @@ impl Testbed {
         for h in Host::ALL {
             self.shared.set_link(h, true);
         }
-        self.shared.api.set_leader(Some(&format!("{consul_ip}:8300")));
+        self.shared
+            .api
+            .set_leader(Some(&format!("{consul_ip}:8300")));
     }
 
     /// Drop `percent`% of the packets entering a host (nftables random
@@ -759,6 +779,29 @@ impl Testbed {
     pub fn state_json(&self) -> Option<Value> {
         let t = std::fs::read_to_string(self.state_dir.join("state.json")).ok()?;
         serde_json::from_str(&t).ok()
+    }
+
+    /// Change the fake carbonio's state (under its lock), e.g. to move
+    /// accounts back as an operator's fail-back would.
+    pub fn fake_update(&self, f: impl FnOnce(&mut FakeState)) {
+        let Ok(mut file) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.fake_state)
+        else {
+            panic!("cannot open {}", self.fake_state.display());
+        };
+        file.lock().expect("lock the fake's state");
+        let mut s = String::new();
+        file.read_to_string(&mut s).expect("read the fake's state");
+        let mut st: FakeState = serde_json::from_str(&s).expect("parse the fake's state");
+        f(&mut st);
+        let out = serde_json::to_string_pretty(&st).expect("serialise the fake's state");
+        use std::io::{Seek, Write};
+        file.set_len(0).expect("truncate the fake's state");
+        file.rewind().expect("rewind the fake's state");
+        file.write_all(out.as_bytes())
+            .expect("write the fake's state");
     }
 
     /// The wrapped CLI calls so far, in order.
