@@ -7,12 +7,15 @@
 
 pub mod act;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod consul;
 pub mod daemon;
 pub mod engine;
+pub mod exec;
 pub mod exit;
 pub mod logging;
 pub mod model;
 pub mod probe;
+pub mod session;
 pub mod state;

@@ -1,6 +1,12 @@
 use clap::{CommandFactory, Parser};
 use habeat::cli::{Cli, Command, ConfigCommand};
+use habeat::commands::{self, Failure};
+use habeat::config::Config;
+use habeat::daemon::{self, Metrics, MetricsServer, Notifier, RunOptions, ServerOptions};
+use habeat::engine::OperatorCommand;
 use habeat::exit;
+use habeat::logging::{self, LogOptions};
+use std::sync::Arc;
 
 fn main() {
     let cli = Cli::parse();
@@ -8,34 +14,149 @@ fn main() {
 }
 
 fn dispatch(cli: Cli) -> i32 {
-    match cli.command {
+    match &cli.command {
         Some(Command::Completions { shell }) => {
-            clap_complete::generate(shell, &mut Cli::command(), "habeat", &mut std::io::stdout());
+            clap_complete::generate(
+                *shell,
+                &mut Cli::command(),
+                "habeat",
+                &mut std::io::stdout(),
+            );
+            return exit::OK;
+        }
+        Some(Command::Config(ConfigCommand::Check)) => return config_check(&cli),
+        _ => {}
+    }
+    // SAFETY: called before any thread exists (the runtime is built below),
+    // so removing NOTIFY_SOCKET from the environment races with nothing.
+    let notifier = unsafe { Notifier::take_from_env() };
+    let log = match LogOptions::from_env(cli.log.clone()).and_then(|o| logging::init(&o)) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("habeat: {e}");
+            return exit::USAGE;
+        }
+    };
+    let cfg = match habeat::config::load_file(&cli.config) {
+        Ok(c) => c,
+        Err(e) => {
+            for line in e.lines() {
+                eprintln!("habeat: {line}");
+            }
+            return exit::USAGE;
+        }
+    };
+    // Warnings matter where habeat may act; read-only commands stay quiet.
+    if matches!(
+        cli.command,
+        None | Some(Command::Check) | Some(Command::Run) | Some(Command::Promote(_))
+    ) {
+        for w in &cfg.warnings {
+            tracing::warn!("{w}");
+        }
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("habeat: cannot start the async runtime: {e}");
+            return exit::RUNTIME;
+        }
+    };
+    let (dry, json) = (cli.dry_run, cli.json);
+    let result = rt.block_on(async {
+        match &cli.command {
+            None | Some(Command::Check) => commands::check(&cfg, dry, json).await,
+            Some(Command::Run) => run_daemon(&cli, cfg.clone(), notifier, log).await,
+            Some(Command::Promote(args)) => commands::promote(&cfg, args, dry, json).await,
+            Some(Command::Status) => commands::status(&cfg, json),
+            Some(Command::Rearm) => {
+                commands::operator(&cfg, OperatorCommand::Rearm, dry, json).await
+            }
+            Some(Command::Pause(args)) => commands::pause(&cfg, args, dry, json).await,
+            Some(Command::Resume) => {
+                commands::operator(&cfg, OperatorCommand::Resume, dry, json).await
+            }
+            Some(Command::History(args)) => commands::history(&cfg, args.limit, json),
+            Some(Command::Completions { .. }) | Some(Command::Config(_)) => Ok(exit::OK),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(Failure { code, message }) => {
+            tracing::error!("{message}");
+            code
+        }
+    }
+}
+
+async fn run_daemon(
+    cli: &Cli,
+    cfg: Config,
+    notifier: Notifier,
+    log: logging::LogHandle,
+) -> Result<i32, Failure> {
+    let fail = |code: i32, message: String| Failure { code, message };
+    if cli.dry_run {
+        return Err(fail(
+            exit::USAGE,
+            "`run --dry-run` is not supported; use `check --dry-run`".into(),
+        ));
+    }
+    let requests =
+        daemon::signals::listen().map_err(|e| fail(exit::RUNTIME, format!("signals: {e}")))?;
+    let metrics = Metrics::new();
+    let listen = cfg.metrics.listen;
+    let mut driver = daemon::driver::Pipeline::new(cli.config.clone(), cfg, metrics.clone())
+        .map_err(|e| fail(exit::RUNTIME, e))?;
+    let _server = match listen {
+        Some(addr) => {
+            let status = driver.status.clone();
+            let source: daemon::metrics::StatusSource =
+                Arc::new(move || status.lock().map(|s| s.clone()).unwrap_or_default());
+            Some(
+                MetricsServer::start(addr, metrics.clone(), source, ServerOptions::default())
+                    .await
+                    .map_err(|e| fail(exit::RUNTIME, format!("metrics endpoint {addr}: {e}")))?,
+            )
+        }
+        None => None,
+    };
+    daemon::run(
+        &mut driver,
+        requests,
+        RunOptions {
+            notifier,
+            metrics: Some(metrics),
+            log,
+            ..RunOptions::default()
+        },
+    )
+    .await;
+    Ok(exit::OK)
+}
+
+fn config_check(cli: &Cli) -> i32 {
+    match habeat::config::load_file(&cli.config) {
+        Ok(cfg) => {
+            for w in &cfg.warnings {
+                eprintln!("habeat: warning: {w}");
+            }
+            if cli.json {
+                println!("{}", cfg.render_json());
+            } else {
+                print!("{}", cfg.render_text());
+            }
             exit::OK
         }
-        Some(Command::Config(ConfigCommand::Check)) => match habeat::config::load_file(&cli.config)
-        {
-            Ok(cfg) => {
-                for w in &cfg.warnings {
-                    eprintln!("habeat: warning: {w}");
-                }
-                if cli.json {
-                    println!("{}", cfg.render_json());
-                } else {
-                    print!("{}", cfg.render_text());
-                }
-                exit::OK
+        Err(e) => {
+            for line in e.lines() {
+                eprintln!("habeat: {line}");
             }
-            Err(e) => {
-                for line in e.lines() {
-                    eprintln!("habeat: {line}");
-                }
-                exit::USAGE
-            }
-        },
-        other => {
-            eprintln!("habeat: {other:?} is not built yet");
-            exit::RUNTIME
+            exit::USAGE
         }
     }
 }

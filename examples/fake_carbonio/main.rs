@@ -61,7 +61,13 @@ fn main() -> ExitCode {
         "carbonio"
     };
     let args: Vec<String> = argv.iter().skip(1).cloned().collect();
-    let Some(path) = std::env::var_os(STATE_ENV).map(PathBuf::from) else {
+    // The real habeat runs the CLI with a clean login environment, so the
+    // state file may also be found beside the symlink that invoked us.
+    let beside = argv
+        .first()
+        .map(|a| Path::new(a).with_file_name("state.json"))
+        .filter(|p| p.is_file());
+    let Some(path) = std::env::var_os(STATE_ENV).map(PathBuf::from).or(beside) else {
         // `cargo test --all-targets` runs this example (harness = false) as
         // a test of its own: there is nothing to do then.
         eprintln!("fake {program}: {STATE_ENV} is not set; nothing to do");

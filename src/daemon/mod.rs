@@ -35,6 +35,7 @@
 
 #![warn(missing_docs)]
 
+pub mod driver;
 pub mod metrics;
 pub mod notify;
 pub mod run;

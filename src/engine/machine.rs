@@ -355,7 +355,11 @@ impl<'a> Cx<'a> {
                         self.success_event(&a, o);
                     }
                     Some(reason) => {
-                        self.s.role_mut(role).retry_at = Some(self.now.plus(self.cfg.retry_delay));
+                        let rs = self.s.role_mut(role);
+                        rs.retry_at = Some(self.now.plus(self.cfg.retry_delay));
+                        rs.retry_reason = Some(format!(
+                            "cannot prove the peer is gone: this side has no Consul quorum ({reason})"
+                        ));
                         self.event(
                             Severity::Warning,
                             EventKind::GateRefused {
@@ -547,7 +551,11 @@ impl<'a> Cx<'a> {
         let mut any = had_hold;
         for role in self.s.roles.keys().copied().collect::<Vec<_>>() {
             let rs = self.s.role(role);
-            self.s.role_mut(role).retry_at = None;
+            {
+                let rs = self.s.role_mut(role);
+                rs.retry_at = None;
+                rs.retry_reason = None;
+            }
             self.s.role_mut(role).last_decision = None;
             if rs.recovery.is_some() {
                 any = true;
@@ -658,6 +666,7 @@ impl<'a> Cx<'a> {
         let r = self.s.role_mut(role);
         r.failover = Some(p);
         r.retry_at = None;
+        r.retry_reason = None;
         self.event(
             Severity::Warning,
             EventKind::PromotionIntent {
@@ -1127,6 +1136,13 @@ impl<'a> Cx<'a> {
         if let Some(t) = retry_at
             && self.now < t
         {
+            if let (None, Some(why)) = (&st.last_error, &self.s.role(role).retry_reason) {
+                return Next::Idle(format!(
+                    "{}: waiting before step \"{}\": {why}; trying again after {t}",
+                    describe_kind(p.kind),
+                    st.step.name(),
+                ));
+            }
             return Next::Idle(format!(
                 "{}: step \"{}\" failed ({}); trying again after {t}",
                 describe_kind(p.kind),
@@ -1393,7 +1409,11 @@ impl<'a> Cx<'a> {
                 finished = Some((p.id, p.kind, slot));
             }
         }
-        self.s.role_mut(role).retry_at = None;
+        {
+            let rs = self.s.role_mut(role);
+            rs.retry_at = None;
+            rs.retry_reason = None;
+        }
         if let Some((id, kind, slot)) = finished {
             self.pipeline_finished(role, id, kind, slot);
         }
@@ -1573,6 +1593,7 @@ impl<'a> Cx<'a> {
         r.failover = None;
         r.recovery = Some(rec);
         r.retry_at = None;
+        r.retry_reason = None;
         self.event(
             Severity::Info,
             EventKind::Decision,

@@ -167,6 +167,10 @@ pub struct RoleState {
     /// No automatic step of this role before this time (after a failure,
     /// an empty listing or a refused gate).
     pub retry_at: Option<UnixMillis>,
+    /// Why `retry_at` was set, when no step recorded an error (a refused
+    /// quorum gate): shown by `status`.
+    #[serde(default)]
+    pub retry_reason: Option<String>,
     /// The last decision reason logged, to journal only changes.
     pub last_decision: Option<String>,
 }

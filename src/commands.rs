@@ -1,0 +1,432 @@
+//! The operator commands of SPEC section 1, each a thin driver of
+//! [`Session`]: they differ only in what they feed the engine.
+
+use crate::cli::{PauseArgs, PromoteArgs};
+use crate::config::Config;
+use crate::engine::{self, Input, OperatorCommand, PromoteTarget, State};
+use crate::exit;
+use crate::model::Component;
+use crate::probe::Prober;
+use crate::session::{Fed, Session, now};
+use crate::state::{Journal, StateLock};
+use serde_json::json;
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::Duration;
+
+/// How long a command waits for another habeat holding the state lock.
+pub const LOCK_WAIT: Duration = Duration::from_secs(30);
+
+/// A command's failure: the sentence to print and the exit code.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: i32,
+    pub message: String,
+}
+
+impl Failure {
+    fn runtime(message: impl std::fmt::Display) -> Failure {
+        Failure {
+            code: exit::RUNTIME,
+            message: message.to_string(),
+        }
+    }
+}
+
+type Outcome = Result<i32, Failure>;
+
+/// Take the state lock (one actor at a time), unless `--dry-run`, which
+/// changes nothing and so needs none.
+fn lock(cfg: &Config, dry_run: bool) -> Result<Option<StateLock>, Failure> {
+    if dry_run {
+        return Ok(None);
+    }
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&cfg.local.state_dir)
+        .map_err(|e| {
+            Failure::runtime(format!(
+                "cannot create the state directory {}: {e}",
+                cfg.local.state_dir.display()
+            ))
+        })?;
+    StateLock::acquire(&cfg.local.state_dir, LOCK_WAIT)
+        .map(Some)
+        .map_err(|e| Failure {
+            code: e.exit_code(),
+            message: e.to_string(),
+        })
+}
+
+fn open(cfg: &Config, dry_run: bool) -> Result<Session, Failure> {
+    Session::open(cfg, dry_run).map_err(Failure::runtime)
+}
+
+/// Print what a feed did and turn it into an exit code.
+fn conclude(fed: &Fed, json_out: bool) -> i32 {
+    if !json_out {
+        for (action, result) in &fed.actions {
+            if let Some(r) = result {
+                println!("{}: {}", action.kind.describe(), describe_result(r));
+            }
+        }
+        if let Some(r) = &fed.refusal {
+            eprintln!("habeat: refused: {r}");
+        }
+    }
+    if fed.refusal.is_some() {
+        exit::REFUSED
+    } else if fed.failed() {
+        exit::ACTION_FAILED
+    } else {
+        exit::OK
+    }
+}
+
+fn describe_result(r: &engine::OutcomeResult) -> String {
+    use engine::OutcomeResult::*;
+    match r {
+        Succeeded { detail } => format!("done ({detail})"),
+        Listed { accounts } => format!("{} account(s)", accounts.len()),
+        Failed { reason } => format!("FAILED: {reason}"),
+        TimedOut { reason } => format!("TIMED OUT: {reason}"),
+        GateRefused { reason } => format!("REFUSED by the quorum gate: {reason}"),
+    }
+}
+
+/// `habeat check`: probe in rounds until every witness has settled, decide
+/// once, act, exit.
+pub async fn check(cfg: &Config, dry_run: bool, json_out: bool) -> Outcome {
+    let prober = Prober::new(cfg).map_err(Failure::runtime)?;
+    let _lock = lock(cfg, dry_run)?;
+    let mut s = open(cfg, dry_run)?;
+    let mut all = s.feed_lock_files().await.map_err(Failure::runtime)?;
+    // fall (or rise) rounds settle every witness; a little more for the
+    // witnesses that answered Unknown at first.
+    let max_rounds = cfg.detection.fall.max(cfg.detection.rise).saturating_add(2);
+    for i in 0..max_rounds {
+        if i > 0 {
+            tokio::time::sleep(cfg.detection.interval).await;
+        }
+        let round = prober.round().await;
+        let fed = s
+            .feed(Input::Round(round))
+            .await
+            .map_err(Failure::runtime)?;
+        all.actions.extend(fed.actions);
+        all.events.extend(fed.events);
+        if !engine::wants_more_rounds(&s.state, &s.ecfg, now()) {
+            break;
+        }
+    }
+    s.exec.release_all().await;
+    let code = conclude(&all, json_out);
+    if json_out {
+        println!("{}", status_json(&s.state, cfg, &s.ecfg));
+    } else {
+        print_verdicts(&s.state, cfg);
+        for e in engine::why(&s.state, &s.ecfg, now()) {
+            println!("{}: {}", e.role, e.text);
+        }
+    }
+    Ok(code)
+}
+
+/// `habeat rearm`, `pause`, `resume`: an operator command to the engine.
+pub async fn operator(
+    cfg: &Config,
+    cmd: OperatorCommand,
+    dry_run: bool,
+    json_out: bool,
+) -> Outcome {
+    let _lock = lock(cfg, dry_run)?;
+    let mut s = open(cfg, dry_run)?;
+    let label = match &cmd {
+        OperatorCommand::Rearm => "re-armed: automatic action is enabled again",
+        OperatorCommand::Pause { .. } => {
+            "paused: habeat keeps watching and takes no automatic action"
+        }
+        OperatorCommand::Resume => "resumed: automatic action is enabled again",
+        OperatorCommand::Promote { .. } => "promotion recorded",
+    };
+    let fed = s
+        .feed(Input::Operator(cmd))
+        .await
+        .map_err(Failure::runtime)?;
+    let code = conclude(&fed, json_out);
+    if code == exit::OK && !json_out {
+        println!("{label}");
+        if let Some(p) = s.state.pause.as_ref().filter(|_| s.state.paused_at(now())) {
+            println!("pause ends at {}", human_time(p.until));
+        }
+    }
+    if json_out {
+        println!("{}", status_json(&s.state, cfg, &s.ecfg));
+    }
+    Ok(code)
+}
+
+/// `habeat pause --for D`.
+pub async fn pause(cfg: &Config, args: &PauseArgs, dry_run: bool, json_out: bool) -> Outcome {
+    let until = now().plus(args.duration);
+    let reason = format!(
+        "paused by an operator for {}",
+        humantime::format_duration(args.duration)
+    );
+    operator(
+        cfg,
+        OperatorCommand::Pause { until, reason },
+        dry_run,
+        json_out,
+    )
+    .await
+}
+
+/// `habeat promote`: a manual promotion, recorded like an automatic one.
+pub async fn promote(cfg: &Config, args: &PromoteArgs, dry_run: bool, json_out: bool) -> Outcome {
+    let usage = |m: String| Failure {
+        code: exit::USAGE,
+        message: m,
+    };
+    let exec =
+        crate::act::carbonio::Carbonio::new(&cfg.carbonio).map_err(|e| usage(e.to_string()))?;
+    let (target, shown) = if let Some(host) = &args.source.source_mail_host {
+        let h = crate::act::MailHost::parse(host)
+            .map_err(|e| usage(format!("--source-mail-host {host:?}: {e}")))?;
+        let listed = exec.get_account_status(&h).await.map_err(|e| Failure {
+            code: exit::ACTION_FAILED,
+            message: format!("cannot list the accounts of {h}: {e}"),
+        })?;
+        let names = listed
+            .into_iter()
+            .map(|a| a.account_name.to_string())
+            .collect();
+        (PromoteTarget::SourceMailHost(h.to_string()), names)
+    } else {
+        let names: Vec<String> = if let Some(list) = &args.source.accounts {
+            list.iter()
+                .map(|a| {
+                    crate::act::AccountName::parse(a.trim())
+                        .map(|n| n.to_string())
+                        .map_err(|e| usage(format!("--accounts: {a:?}: {e}")))
+                })
+                .collect::<Result<_, _>>()?
+        } else if let Some(path) = &args.source.input_file {
+            crate::act::carbonio::read_account_file(path)
+                .map_err(|e| usage(e.to_string()))?
+                .into_iter()
+                .map(|n| n.to_string())
+                .collect()
+        } else {
+            return Err(usage(
+                "say what to promote: --source-mail-host, --accounts or --input-file".into(),
+            ));
+        };
+        (PromoteTarget::Accounts(names.clone()), names)
+    };
+    if shown.is_empty() {
+        println!("no accounts to promote");
+        return Ok(exit::OK);
+    }
+    // Fresh evidence about the source appserver: the engine refuses while
+    // any witness sees it Up, unless --force.
+    let prober = Prober::new(cfg).map_err(Failure::runtime)?;
+    let round = prober.round().await;
+    let evidence: Vec<_> = round
+        .observations
+        .into_iter()
+        .filter(|o| o.witness.component == Component::Appserver)
+        .collect();
+    if !args.yes && !dry_run {
+        if !std::io::stdin().is_terminal() {
+            return Err(usage(
+                "promote asks for confirmation on a terminal; add --yes to run it from a script"
+                    .into(),
+            ));
+        }
+        println!("Accounts to promote to this datacenter ({}):", shown.len());
+        for a in shown.iter().take(50) {
+            println!("  {a}");
+        }
+        if shown.len() > 50 {
+            println!("  … and {} more", shown.len() - 50);
+        }
+        for o in &evidence {
+            println!("  witness {}: {:?} ({})", o.witness, o.vote, o.reason);
+        }
+        print!("Promote them? [y/N] ");
+        let _ = std::io::stdout().flush();
+        let mut answer = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut answer);
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            println!("nothing done");
+            return Ok(exit::OK);
+        }
+    }
+    let cmd = OperatorCommand::Promote {
+        target,
+        accounts: shown,
+        threads: args.threads,
+        force: args.force,
+        evidence,
+    };
+    let code = operator(cfg, cmd, dry_run, json_out).await?;
+    if code == exit::REFUSED && !args.force {
+        eprintln!("habeat: if you are certain the source mailstore is gone, repeat with --force");
+    }
+    Ok(code)
+}
+
+/// `habeat status`: what habeat knows now, and why it would or would not act.
+pub fn status(cfg: &Config, json_out: bool) -> Outcome {
+    let state = read_state(cfg)?;
+    let ecfg = engine::EngineConfig::from_config(cfg);
+    if json_out {
+        println!("{}", status_json(&state, cfg, &ecfg));
+        return Ok(exit::OK);
+    }
+    println!(
+        "habeat on {} watching {} (roles: {})",
+        cfg.local.whoami,
+        cfg.local.dc_check,
+        cfg.local
+            .roles
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    print_verdicts(&state, cfg);
+    for w in &state.witnesses {
+        println!(
+            "    {:<32} {:<8} {}",
+            w.witness.to_string(),
+            format!("{:?}", w.vote),
+            w.reason
+        );
+    }
+    match crate::state::scan_locks(&cfg.local, &cfg.local.roles) {
+        Ok(locks) => {
+            for l in locks.iter().filter(|l| l.present) {
+                println!(
+                    "lock: {} ({:?}, {})",
+                    crate::state::lock_path(&cfg.local, l.role, l.lock).display(),
+                    l.lock,
+                    l.role
+                );
+            }
+        }
+        Err(e) => println!("lock files: cannot read: {e}"),
+    }
+    if let Some(p) = state.pause.as_ref().filter(|_| state.paused_at(now())) {
+        println!("paused until {} ({})", human_time(p.until), p.reason);
+    }
+    if let Some(h) = &state.safe_hold {
+        println!(
+            "SAFE HOLD since {}: {} — `habeat rearm` to clear",
+            human_time(h.since),
+            h.reason
+        );
+    }
+    if let Some(p) = &state.last_promotion {
+        println!(
+            "last promotion: {} of {} ({:?})",
+            human_time(p.at),
+            p.source_mail_host,
+            p.origin
+        );
+    }
+    for e in engine::why(&state, &ecfg, now()) {
+        println!("{}: {}", e.role, e.text);
+    }
+    Ok(exit::OK)
+}
+
+/// The state as last saved, without taking the lock or changing anything.
+fn read_state(cfg: &Config) -> Result<State, Failure> {
+    let path = cfg.local.state_dir.join("state.json");
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+            Failure::runtime(format!(
+                "{}: unreadable ({e}); the next `habeat check` or daemon round sets it aside",
+                path.display()
+            ))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::new()),
+        Err(e) => Err(Failure::runtime(format!("{}: {e}", path.display()))),
+    }
+}
+
+fn print_verdicts(state: &State, cfg: &Config) {
+    println!("peer {}:", cfg.local.dc_check);
+    let watched = crate::probe::watched_components(cfg);
+    for (c, cs) in state.components.iter().filter(|(c, _)| watched.contains(c)) {
+        println!(
+            "  {:<10} {:<8} since {}  {}",
+            c.as_str(),
+            cs.verdict.to_string(),
+            human_time(cs.since),
+            cs.reason
+        );
+    }
+}
+
+/// The JSON of `habeat status --json` (also served on `/status`).
+pub fn status_json(state: &State, cfg: &Config, ecfg: &engine::EngineConfig) -> serde_json::Value {
+    let locks: Vec<_> = crate::state::scan_locks(&cfg.local, &cfg.local.roles)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|l| {
+            json!({
+                "role": l.role, "lock": l.lock, "present": l.present,
+                "path": crate::state::lock_path(&cfg.local, l.role, l.lock),
+            })
+        })
+        .collect();
+    let why: Vec<_> = engine::why(state, ecfg, now())
+        .into_iter()
+        .map(|e| {
+            json!({"role": e.role, "component": e.component, "verdict": e.verdict,
+                   "verdict_reason": e.verdict_reason, "would_act": e.would_act, "text": e.text})
+        })
+        .collect();
+    json!({
+        "whoami": cfg.local.whoami,
+        "dc_check": cfg.local.dc_check,
+        "roles": cfg.local.roles,
+        "components": state.components,
+        "witnesses": state.witnesses,
+        "locks": locks,
+        "pause": state.pause.as_ref().filter(|_| state.paused_at(now())),
+        "safe_hold": state.safe_hold,
+        "last_promotion": state.last_promotion,
+        "last_round_at": state.last_round_at,
+        "why": why,
+    })
+}
+
+/// `habeat history`: the journal, newest first.
+pub fn history(cfg: &Config, limit: usize, json_out: bool) -> Outcome {
+    let path = cfg.local.state_dir.join("events.jsonl");
+    let read = Journal::new(&path).read().map_err(Failure::runtime)?;
+    for e in read.events.iter().rev().take(limit) {
+        if json_out {
+            println!("{}", serde_json::to_string(e).unwrap_or_default());
+        } else {
+            println!("{}  {:?}  {}", human_time(e.at), e.severity, e.message);
+        }
+    }
+    if read.skipped > 0 {
+        eprintln!(
+            "habeat: {} unreadable journal line(s) skipped",
+            read.skipped
+        );
+    }
+    Ok(exit::OK)
+}
+
+/// A timestamp for people: RFC 3339 in UTC, to the second.
+pub fn human_time(t: engine::UnixMillis) -> String {
+    humantime::format_rfc3339_seconds(t.to_system_time()).to_string()
+}

@@ -1,0 +1,254 @@
+//! The real [`Driver`] of `habeat run`: probe → engine → executor.
+//!
+//! Each round probes the peer; when no action is running it takes the
+//! state lock briefly, feeds the round to the engine and persists the
+//! result. An action the engine hands out runs as an [`ActionJob`] (with
+//! the state lock and the session moved into it), so probing, STATUS and
+//! WATCHDOG go on during a long promotion. Rounds that complete while a
+//! job runs are reported but not fed to the engine: the job owns the
+//! session until it ends.
+
+use super::metrics::Metrics;
+use super::run::{ActionEnd, ActionJob, Driver, RoundContext, RoundError, RoundReport};
+use crate::config::Config;
+use crate::engine::{ActionKind, Input, OutcomeResult, State};
+use crate::model::{Component, Verdict};
+use crate::probe::Prober;
+use crate::session::{Fed, Session};
+use crate::state::StateLock;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+/// How long a daemon round waits for the state lock held by a `check` or
+/// `promote` before skipping the decision this round.
+const LOCK_WAIT: Duration = Duration::from_millis(200);
+
+/// The daemon's pipeline.
+pub struct Pipeline {
+    config_path: PathBuf,
+    cfg: Config,
+    prober: Prober,
+    session: Arc<Mutex<Session>>,
+    metrics: Metrics,
+    /// The latest `status --json`, served on `/status`.
+    pub status: Arc<StdMutex<serde_json::Value>>,
+}
+
+/// What an action job reports back.
+pub struct JobResult {
+    fed: Fed,
+    error: Option<String>,
+}
+
+impl Pipeline {
+    /// Build the pipeline for a validated configuration.
+    pub fn new(config_path: PathBuf, cfg: Config, metrics: Metrics) -> Result<Pipeline, String> {
+        let prober = Prober::new(&cfg).map_err(|e| e.to_string())?;
+        let session = Session::open(&cfg, false).map_err(|e| e.to_string())?;
+        Ok(Pipeline {
+            config_path,
+            prober,
+            status: Arc::new(StdMutex::new(crate::commands::status_json(
+                &session.state,
+                &cfg,
+                &session.ecfg,
+            ))),
+            session: Arc::new(Mutex::new(session)),
+            cfg,
+            metrics,
+        })
+    }
+
+    fn publish(&self, state: &State, ecfg: &crate::engine::EngineConfig) {
+        let v = crate::commands::status_json(state, &self.cfg, ecfg);
+        if let Ok(mut s) = self.status.lock() {
+            *s = v;
+        }
+    }
+
+    fn status_line(&self, state: &State) -> String {
+        let parts: Vec<String> = crate::probe::watched_components(&self.cfg)
+            .into_iter()
+            .map(|c| format!("{c} {}", state.verdict(c)))
+            .collect();
+        let mode = if state.safe_hold.is_some() {
+            "SAFE HOLD"
+        } else if state.paused_at(crate::session::now()) {
+            "paused"
+        } else if state.last_promotion.is_some() {
+            "promoted"
+        } else {
+            "armed"
+        };
+        format!(
+            "peer {}: {}; {mode}",
+            self.cfg.local.dc_check,
+            parts.join(", ")
+        )
+    }
+
+    fn record_fed(&self, fed: &Fed) {
+        for (action, result) in &fed.actions {
+            let kind = kind_label(&action.kind);
+            let outcome = match result {
+                Some(OutcomeResult::Succeeded { .. }) | Some(OutcomeResult::Listed { .. }) => {
+                    super::metrics::ActionOutcome::Succeeded
+                }
+                Some(OutcomeResult::TimedOut { .. }) => super::metrics::ActionOutcome::TimedOut,
+                Some(OutcomeResult::GateRefused { .. }) => {
+                    self.metrics.record_quorum_gate_refusal();
+                    super::metrics::ActionOutcome::Failed
+                }
+                Some(OutcomeResult::Failed { .. }) => super::metrics::ActionOutcome::Failed,
+                None => super::metrics::ActionOutcome::DryRun,
+            };
+            if matches!(action.kind, ActionKind::PromoteAccounts { .. })
+                && outcome == super::metrics::ActionOutcome::Succeeded
+            {
+                self.metrics.record_promotion();
+            }
+            self.metrics.record_action(kind, outcome);
+        }
+    }
+}
+
+fn kind_label(k: &ActionKind) -> &'static str {
+    match k {
+        ActionKind::ListAccounts { .. } => "list_accounts",
+        ActionKind::AcquireQuorumGate { .. } => "acquire_quorum_gate",
+        ActionKind::ReleaseQuorumGate { .. } => "release_quorum_gate",
+        ActionKind::PromoteAccounts { .. } => "promote_accounts",
+        ActionKind::WriteLocks { .. } => "write_locks",
+        ActionKind::RemoveLocks { .. } => "remove_locks",
+        ActionKind::FlushCache { .. } => "flush_cache",
+        ActionKind::PauseReplicas { .. } => "pause_replicas",
+        ActionKind::RestartReplicas { .. } => "restart_replicas",
+        ActionKind::StopHaModule => "stop_ha_module",
+        ActionKind::StartHaModule => "start_ha_module",
+        ActionKind::RunCommand { .. } => "run_command",
+        ActionKind::RaftRecovery { .. } => "raft_recovery",
+        ActionKind::ConfirmLeader => "confirm_leader",
+    }
+}
+
+impl Driver for Pipeline {
+    type Outcome = JobResult;
+
+    fn interval(&self) -> Duration {
+        self.cfg.detection.interval
+    }
+
+    async fn round(&mut self, ctx: RoundContext) -> Result<RoundReport<JobResult>, RoundError> {
+        let started = Instant::now();
+        let round = self.prober.round().await;
+        let mut job = None;
+        if ctx.action_running.is_none() {
+            let dir = self.cfg.local.state_dir.clone();
+            let lock = tokio::task::spawn_blocking(move || StateLock::acquire(&dir, LOCK_WAIT))
+                .await
+                .map_err(|e| RoundError(e.to_string()))?;
+            match lock {
+                Err(e) => tracing::info!("not deciding this round: {e}"),
+                Ok(lock) => {
+                    let mut s = self.session.lock().await;
+                    let mut fed = Fed::default();
+                    let next = s
+                        .decide(Input::Round(round.clone()), &mut fed)
+                        .map_err(|e| RoundError(e.to_string()))?;
+                    if let Some(action) = next {
+                        let session = self.session.clone();
+                        let what = action.kind.describe();
+                        let timeout = self.cfg.carbonio.promote_timeout
+                            + self.cfg.hooks.timeout
+                            + self.cfg.carbonio.command_timeout;
+                        job = Some(ActionJob::new(what, timeout, async move {
+                            let _lock = lock;
+                            let mut s = session.lock().await;
+                            let mut fed = Fed::default();
+                            let error = s
+                                .drive(Some(action), &mut fed)
+                                .await
+                                .err()
+                                .map(|e| e.to_string());
+                            JobResult { fed, error }
+                        }));
+                    }
+                }
+            }
+        }
+        let (state, ecfg) = match self.session.try_lock() {
+            Ok(s) => (s.state.clone(), s.ecfg.clone()),
+            Err(_) => {
+                // A job owns the session: report the probe results only.
+                let status = format!(
+                    "peer {}: action running: {}",
+                    self.cfg.local.dc_check,
+                    ctx.action_running.clone().unwrap_or_default()
+                );
+                return Ok(RoundReport {
+                    status,
+                    round,
+                    verdicts: Vec::new(),
+                    action: job,
+                });
+            }
+        };
+        let verdicts: Vec<(Component, Verdict)> = state
+            .components
+            .iter()
+            .map(|(c, s)| (*c, s.verdict))
+            .collect();
+        self.metrics
+            .record_round(&round, started.elapsed(), &verdicts);
+        self.publish(&state, &ecfg);
+        Ok(RoundReport {
+            status: self.status_line(&state),
+            round,
+            verdicts,
+            action: job,
+        })
+    }
+
+    async fn action_finished(&mut self, what: &str, end: ActionEnd<JobResult>) {
+        match end {
+            ActionEnd::Finished(r) => {
+                self.record_fed(&r.fed);
+                if let Some(e) = r.error {
+                    tracing::error!("{what}: cannot save the state: {e}");
+                }
+                if r.fed.failed() {
+                    tracing::error!("{what}: an action failed; see `habeat history`");
+                }
+            }
+            ActionEnd::TimedOut => {
+                tracing::error!("{what}: ran past its deadline and was abandoned")
+            }
+            ActionEnd::Panicked(p) => tracing::error!("{what}: crashed: {p}"),
+            ActionEnd::NotStarted => {}
+        }
+        if let Ok(s) = self.session.try_lock() {
+            self.publish(&s.state, &s.ecfg);
+        }
+    }
+
+    async fn reload(&mut self) -> Result<(), String> {
+        let cfg = crate::config::load_file(&self.config_path).map_err(|e| e.lines().join("; "))?;
+        let prober = Prober::new(&cfg).map_err(|e| e.to_string())?;
+        let session = Session::open(&cfg, false).map_err(|e| e.to_string())?;
+        for w in &cfg.warnings {
+            tracing::warn!("{w}");
+        }
+        self.prober = prober;
+        self.session = Arc::new(Mutex::new(session));
+        self.cfg = cfg;
+        tracing::info!("configuration reloaded from {}", self.config_path.display());
+        Ok(())
+    }
+
+    async fn shutdown(&mut self) {
+        let mut s = self.session.lock().await;
+        s.exec.release_all().await;
+    }
+}

@@ -1,0 +1,334 @@
+//! The executor: carries out one engine [`Action`] against the outside
+//! world and reports its [`ActionOutcome`]. It decides nothing: every "if"
+//! about *whether* to act lives in the engine.
+
+use crate::act::carbonio::{Carbonio, CarbonioError};
+use crate::act::hooks::{HookEnv, HookRunner};
+use crate::act::raft::{PeerEntry, RaftRecovery, read_node_id};
+use crate::act::{AccountName, MailHost};
+use crate::config::{Config, HookCommand};
+use crate::consul::{self, gate};
+use crate::engine::{Action, ActionKind, ActionOutcome, OutcomeResult, PromoteTarget, UnixMillis};
+use crate::state;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// How long raft recovery waits for a leader after restarting Consul.
+const LEADER_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Runs actions; holds the quorum-gate locks between acquire and release.
+pub struct Executor {
+    cfg: Config,
+    carbonio: Result<Carbonio, String>,
+    hooks: HookRunner,
+    consul: Result<consul::Client, String>,
+    gates: HashMap<String, gate::FailoverLock>,
+}
+
+impl Executor {
+    /// An executor for `cfg`. Problems that only matter when an action runs
+    /// (an unknown `run_as` user, an unreadable CA file) are reported then,
+    /// as a failed action, not here: `status` must work regardless.
+    pub fn new(cfg: &Config) -> Executor {
+        Executor {
+            cfg: cfg.clone(),
+            carbonio: Carbonio::new(&cfg.carbonio).map_err(|e| e.to_string()),
+            hooks: HookRunner::new(cfg.hooks.timeout),
+            consul: consul::Client::new(
+                &cfg.consul,
+                cfg.carbonio.command_timeout.min(Duration::from_secs(10)),
+            )
+            .map_err(|e| e.to_string()),
+            gates: HashMap::new(),
+        }
+    }
+
+    /// Carry out `action` and say how it went.
+    pub async fn execute(&mut self, action: &Action) -> ActionOutcome {
+        let started = Instant::now();
+        let result = self.run(action).await;
+        tracing::info!(
+            action = %action.kind.describe(),
+            took = %humantime::format_duration(round_ms(started.elapsed())),
+            result = ?result,
+            "action finished"
+        );
+        ActionOutcome {
+            id: action.id,
+            result,
+        }
+    }
+
+    /// Release every quorum-gate lock still held (on exit).
+    pub async fn release_all(&mut self) {
+        for (_, lock) in self.gates.drain() {
+            let _ = lock.release().await;
+        }
+    }
+
+    async fn run(&mut self, action: &Action) -> OutcomeResult {
+        let now = UnixMillis::from_system_time(std::time::SystemTime::now());
+        match &action.kind {
+            ActionKind::ListAccounts { source_mail_host } => {
+                let host = match MailHost::parse(source_mail_host) {
+                    Ok(h) => h,
+                    Err(e) => return failed(format!("source host {source_mail_host:?}: {e}")),
+                };
+                match self.cli() {
+                    Ok(c) => match c.get_account_status(&host).await {
+                        Ok(list) => OutcomeResult::Listed {
+                            accounts: list
+                                .into_iter()
+                                .map(|a| a.account_name.to_string())
+                                .collect(),
+                        },
+                        Err(e) => cli_error(e),
+                    },
+                    Err(r) => r,
+                }
+            }
+            ActionKind::PromoteAccounts {
+                target, threads, ..
+            } => {
+                let cli = match self.cli() {
+                    Ok(c) => c,
+                    Err(r) => return r,
+                };
+                let res = match target {
+                    PromoteTarget::SourceMailHost(h) => match MailHost::parse(h) {
+                        Ok(h) => cli.promote_source_host(&h, *threads).await,
+                        Err(e) => return failed(format!("source host {h:?}: {e}")),
+                    },
+                    PromoteTarget::Accounts(a) => match accounts(a) {
+                        Ok(a) => cli.promote_accounts(&a, Some(*threads)).await,
+                        Err(r) => return r,
+                    },
+                };
+                report(res)
+            }
+            ActionKind::FlushCache {
+                accounts: a,
+                all_servers,
+            } => {
+                let cli = match self.cli() {
+                    Ok(c) => c,
+                    Err(r) => return r,
+                };
+                let names = match accounts(a) {
+                    Ok(n) => n,
+                    Err(r) => return r,
+                };
+                for name in &names {
+                    if let Err(e) = cli.flush_cache(name, *all_servers).await {
+                        return cli_error(e);
+                    }
+                }
+                succeeded(format!("flushed the cache of {} account(s)", names.len()))
+            }
+            ActionKind::PauseReplicas { accounts: a } => match (self.cli(), accounts(a)) {
+                (Ok(c), Ok(n)) => report(c.pause_replicas(&n).await),
+                (Err(r), _) | (_, Err(r)) => r,
+            },
+            ActionKind::RestartReplicas { accounts: a } => match (self.cli(), accounts(a)) {
+                (Ok(c), Ok(n)) => report(c.restart_replicas(&n).await),
+                (Err(r), _) | (_, Err(r)) => r,
+            },
+            ActionKind::StopHaModule => match self.cli() {
+                Ok(c) => report(c.stop_module().await),
+                Err(r) => r,
+            },
+            ActionKind::StartHaModule => match self.cli() {
+                Ok(c) => report(c.start_module().await),
+                Err(r) => r,
+            },
+            ActionKind::WriteLocks { locks, reason } => {
+                match state::write_locks(&self.cfg.local, action.role, locks, reason, now) {
+                    Ok(()) => succeeded(format!("wrote lock files {locks:?}")),
+                    Err(e) => failed(e.to_string()),
+                }
+            }
+            ActionKind::RemoveLocks { locks } => {
+                match state::remove_locks(&self.cfg.local, action.role, locks) {
+                    Ok(()) => succeeded(format!("removed lock files {locks:?}")),
+                    Err(e) => failed(e.to_string()),
+                }
+            }
+            ActionKind::RunCommand { purpose, argv, .. } => {
+                let env = HookEnv::new()
+                    .set("purpose", purpose.as_str())
+                    .set("role", action.role.as_str())
+                    .set("whoami", &self.cfg.local.whoami)
+                    .set("dc_check", &self.cfg.local.dc_check)
+                    .set(
+                        "source_host",
+                        self.cfg.peer().appserver_vmname.clone().unwrap_or_default(),
+                    );
+                let out = self
+                    .hooks
+                    .run(&HookCommand::Argv(argv.clone()), &env, None)
+                    .await;
+                let detail = format!(
+                    "{} exited {} after {}; output: {}",
+                    out.command,
+                    out.exit_code
+                        .map_or("without a code".to_string(), |c| c.to_string()),
+                    humantime::format_duration(round_ms(out.duration)),
+                    out.tail.trim()
+                );
+                if out.ok {
+                    succeeded(detail)
+                } else if out.timed_out {
+                    OutcomeResult::TimedOut { reason: detail }
+                } else {
+                    failed(detail)
+                }
+            }
+            ActionKind::AcquireQuorumGate { key } => self.acquire_gate(key).await,
+            ActionKind::ReleaseQuorumGate { key } => {
+                if let Some(lock) = self.gates.remove(key)
+                    && let Err(e) = lock.release().await
+                {
+                    tracing::warn!(
+                        "releasing the quorum gate {key}: {e} (its session expires by itself)"
+                    );
+                }
+                succeeded(format!("released {key}"))
+            }
+            ActionKind::RaftRecovery { servers } => self.raft_recovery(servers).await,
+            ActionKind::ConfirmLeader => match self.consul.as_ref() {
+                Ok(c) => {
+                    let deadline = Instant::now() + LEADER_DEADLINE;
+                    loop {
+                        match c.leader().await {
+                            Ok(Some(l)) => return succeeded(format!("raft leader {l}")),
+                            _ if Instant::now() >= deadline => {
+                                return OutcomeResult::TimedOut {
+                                    reason: "no raft leader appeared".into(),
+                                };
+                            }
+                            _ => tokio::time::sleep(Duration::from_secs(1)).await,
+                        }
+                    }
+                }
+                Err(e) => failed(e.clone()),
+            },
+        }
+    }
+
+    fn cli(&self) -> Result<&Carbonio, OutcomeResult> {
+        self.carbonio.as_ref().map_err(|e| failed(e.clone()))
+    }
+
+    async fn acquire_gate(&mut self, key: &str) -> OutcomeResult {
+        if self.gates.get(key).is_some_and(|l| l.is_held()) {
+            return succeeded(format!("{key} already held"));
+        }
+        let client = match self.consul.as_ref() {
+            Ok(c) => c,
+            Err(e) => return OutcomeResult::GateRefused { reason: e.clone() },
+        };
+        let host = key.rsplit('/').next().unwrap_or(key);
+        let holder = gate::Holder::this_process("promotion");
+        let ttl = self
+            .cfg
+            .carbonio
+            .promote_timeout
+            .max(Duration::from_secs(60));
+        match gate::acquire(client, host, &holder, ttl).await {
+            Ok(lock) => {
+                self.gates.insert(key.to_owned(), lock);
+                succeeded(format!(
+                    "acquired {key}: this side holds the Consul majority"
+                ))
+            }
+            Err(refusal) => OutcomeResult::GateRefused {
+                reason: refusal.to_string(),
+            },
+        }
+    }
+
+    async fn raft_recovery(&mut self, servers: &[crate::model::RaftServer]) -> OutcomeResult {
+        let recovery = RaftRecovery::new(&self.cfg.consul);
+        let peers: Vec<PeerEntry> = if servers.is_empty() {
+            let own = self.cfg.own().and_then(|d| d.consul_ips.first().cloned());
+            match (read_node_id(&recovery.data_dir), own) {
+                (Ok(id), Some(ip)) => vec![PeerEntry::voter(id, format!("{ip}:8300"))],
+                (Err(e), _) => return failed(e.to_string()),
+                (_, None) => {
+                    return failed(format!(
+                        "no raft configuration was recorded while healthy and {}.consul_ips is empty",
+                        self.cfg.local.whoami
+                    ));
+                }
+            }
+        } else {
+            servers
+                .iter()
+                .map(|s| PeerEntry::voter(s.id.clone(), s.address.clone()))
+                .collect()
+        };
+        let client = match self.consul.as_ref() {
+            Ok(c) => c.clone(),
+            Err(e) => return failed(e.clone()),
+        };
+        let res = recovery
+            .recover(&peers, || {
+                let c = client.clone();
+                async move {
+                    c.leader()
+                        .await
+                        .map(|l| l.is_some())
+                        .map_err(|e| e.to_string())
+                }
+            })
+            .await;
+        match res {
+            Ok(r) => succeeded(format!(
+                "raft recovered with {} server(s); leader after {}",
+                r.peers.len(),
+                humantime::format_duration(round_ms(r.leader_after))
+            )),
+            Err(e) => failed(e.to_string()),
+        }
+    }
+}
+
+fn round_ms(d: Duration) -> Duration {
+    Duration::from_millis(d.as_millis().try_into().unwrap_or(u64::MAX))
+}
+
+fn succeeded(detail: String) -> OutcomeResult {
+    OutcomeResult::Succeeded { detail }
+}
+
+fn failed(reason: String) -> OutcomeResult {
+    OutcomeResult::Failed { reason }
+}
+
+fn accounts(names: &[String]) -> Result<Vec<AccountName>, OutcomeResult> {
+    names
+        .iter()
+        .map(|n| AccountName::parse(n).map_err(|e| failed(format!("account {n:?}: {e}"))))
+        .collect()
+}
+
+fn cli_error(e: CarbonioError) -> OutcomeResult {
+    if matches!(e, CarbonioError::TimedOut { .. }) {
+        OutcomeResult::TimedOut {
+            reason: e.to_string(),
+        }
+    } else {
+        failed(e.to_string())
+    }
+}
+
+fn report(r: Result<crate::act::carbonio::CommandReport, CarbonioError>) -> OutcomeResult {
+    match r {
+        Ok(rep) => succeeded(format!(
+            "{} ({})",
+            rep.command,
+            humantime::format_duration(round_ms(rep.duration))
+        )),
+        Err(e) => cli_error(e),
+    }
+}

@@ -1,0 +1,175 @@
+//! The driver shared by every command: feed the engine one input, persist
+//! the state and journal *before* running the action it hands out, run it,
+//! feed the outcome back, and repeat until the engine has nothing to do.
+//!
+//! This order is what makes a crash at any point resumable (SPEC invariant
+//! 7): the engine's step record is on disk before the step starts.
+
+use crate::config::Config;
+use crate::engine::{
+    self, Action, ActionKind, EngineConfig, Event, Input, OutcomeResult, State, UnixMillis,
+};
+use crate::exec::Executor;
+use crate::state::{Journal, StateError, Store};
+
+/// Guard against a runaway engine: no single input needs more steps.
+const MAX_STEPS: usize = 200;
+
+/// What one [`Session::feed`] did.
+#[derive(Debug, Default)]
+pub struct Fed {
+    /// Each action handed out, with its result (`None` in `--dry-run`).
+    pub actions: Vec<(Action, Option<OutcomeResult>)>,
+    /// Events journaled.
+    pub events: Vec<Event>,
+    /// Set when the engine refused an operator command for safety.
+    pub refusal: Option<String>,
+}
+
+impl Fed {
+    /// True when some action failed or timed out (exit 3).
+    pub fn failed(&self) -> bool {
+        self.actions.iter().any(|(_, r)| {
+            matches!(
+                r,
+                Some(OutcomeResult::Failed { .. }) | Some(OutcomeResult::TimedOut { .. })
+            )
+        })
+    }
+}
+
+/// The engine, its persisted state and the executor, for one process.
+pub struct Session {
+    pub cfg: Config,
+    pub ecfg: EngineConfig,
+    pub state: State,
+    store: Store,
+    journal: Journal,
+    pub exec: Executor,
+    dry_run: bool,
+}
+
+/// The wall clock, read once per step (the engine itself reads none).
+pub fn now() -> UnixMillis {
+    UnixMillis::from_system_time(std::time::SystemTime::now())
+}
+
+impl Session {
+    /// Load the state of `cfg.local.state_dir`. A corrupt state file is set
+    /// aside and reported; the engine then starts in its safe hold.
+    pub fn open(cfg: &Config, dry_run: bool) -> Result<Session, StateError> {
+        let store = Store::open(&cfg.local.state_dir)?;
+        let loaded = store.load(now())?;
+        if let Some(aside) = &loaded.set_aside {
+            tracing::error!(
+                "{}: {}; it was moved to {} and habeat holds all automatic action until `habeat rearm`",
+                store.state_path().display(),
+                aside.reason,
+                aside.moved_to.display()
+            );
+        }
+        let journal = Journal::new(&store.journal_path());
+        Ok(Session {
+            ecfg: EngineConfig::from_config(cfg),
+            cfg: cfg.clone(),
+            state: loaded.state,
+            store,
+            journal,
+            exec: Executor::new(cfg),
+            dry_run,
+        })
+    }
+
+    /// Feed the legacy lock files as they are on disk now.
+    pub async fn feed_lock_files(&mut self) -> Result<Fed, StateError> {
+        let seen = crate::state::scan_locks(&self.cfg.local, &self.cfg.local.roles)?;
+        self.feed(Input::LockFiles(seen)).await
+    }
+
+    /// Step the engine with `input`, then run its actions to completion.
+    pub async fn feed(&mut self, input: Input) -> Result<Fed, StateError> {
+        let mut fed = Fed::default();
+        let first = self.decide(input, &mut fed)?;
+        self.drive(first, &mut fed).await?;
+        Ok(fed)
+    }
+
+    /// Step the engine with `input` and persist the result, without running
+    /// the action it hands out (returned). The daemon runs it later, beside
+    /// probing, through [`Session::drive`].
+    pub fn decide(&mut self, input: Input, fed: &mut Fed) -> Result<Option<Action>, StateError> {
+        let t = engine::step(&self.state, &input, now(), &self.ecfg);
+        if fed.refusal.is_none() {
+            fed.refusal = t.refusal.clone();
+        }
+        self.commit(&t.state, &t.events)?;
+        fed.events.extend(t.events.iter().cloned());
+        Ok(t.actions.first().cloned())
+    }
+
+    /// Run `action` and every action that follows from its outcome.
+    pub async fn drive(
+        &mut self,
+        mut next: Option<Action>,
+        fed: &mut Fed,
+    ) -> Result<(), StateError> {
+        for _ in 0..MAX_STEPS {
+            let Some(action) = next.take() else {
+                break;
+            };
+            let result = if self.dry_run {
+                println!("dry run: would {}", self.render(&action));
+                simulate(&action)
+            } else {
+                tracing::info!("{}", action.kind.describe());
+                self.exec.execute(&action).await.result
+            };
+            fed.actions
+                .push((action.clone(), (!self.dry_run).then(|| result.clone())));
+            let outcome = engine::ActionOutcome {
+                id: action.id,
+                result,
+            };
+            next = self.decide(Input::Outcome(outcome), fed)?;
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self, state: &State, events: &[Event]) -> Result<(), StateError> {
+        if !self.dry_run {
+            self.store.save(state)?;
+            self.journal.append(events)?;
+        }
+        for e in events {
+            tracing::info!(target: "habeat::event", "{}", e.message);
+        }
+        self.state = state.clone();
+        Ok(())
+    }
+
+    /// An action as `--dry-run` shows it: what, and the exact argv where it
+    /// is a command.
+    fn render(&self, action: &Action) -> String {
+        match &action.kind {
+            ActionKind::RunCommand { argv, .. } => format!(
+                "{}: {}",
+                action.kind.describe(),
+                crate::act::process::display_argv(&argv.iter().map(Into::into).collect::<Vec<_>>())
+            ),
+            other => other.describe(),
+        }
+    }
+}
+
+/// In `--dry-run`, every action "succeeds" without running, so the whole
+/// plan is shown. The account list is not queried (that would run the CLI).
+fn simulate(action: &Action) -> OutcomeResult {
+    match &action.kind {
+        ActionKind::ListAccounts { source_mail_host } => OutcomeResult::Listed {
+            accounts: vec![format!("dry-run-account@{source_mail_host}")],
+        },
+        _ => OutcomeResult::Succeeded {
+            detail: "dry run: not executed".into(),
+        },
+    }
+}

@@ -1,0 +1,397 @@
+//! `habeat check`, `promote`, `status`, `rearm`, `history` and `--dry-run`,
+//! run as the real binary against a real dead host (a network namespace
+//! whose link is cut), the Consul API test server and the fake carbonio.
+
+#[path = "support/fake_carbonio.rs"]
+mod fake_carbonio;
+mod support;
+
+use fake_carbonio::{FakeCarbonio, Fault, account, with_accounts};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use support::consul_api::ConsulApi;
+use support::netns::{Netns, may_use_netns};
+
+const SOURCE: &str = "mbox1.example.com";
+const REPLICA: &str = "mbox2.example.com";
+const NODE: &str = "agent-mbox1-example-com";
+
+/// One rehearsal: a primary appserver in a namespace, Consul, the fake CLI,
+/// a habeat.yml and a scratch directory for state, locks and hook output.
+struct Bed {
+    ns: Netns,
+    consul: ConsulApi,
+    fake: FakeCarbonio,
+    dir: tempfile::TempDir,
+    config: PathBuf,
+}
+
+impl Bed {
+    async fn new(extra_local: &str) -> Bed {
+        let ns = Netns::create();
+        let consul = ConsulApi::builder()
+            .node(NODE, &ns.ip().to_string(), 1)
+            .check(NODE, "serfHealth", "passing")
+            .leader(Some("127.0.0.1:8300"))
+            .start()
+            .await;
+        let fake = FakeCarbonio::new(&with_accounts(vec![
+            account("alice@example.com", SOURCE, REPLICA),
+            account("bob@example.com", SOURCE, REPLICA),
+        ]));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path().display();
+        let hooks = dir.path().join("hooks.log");
+        let yaml = format!(
+            r#"local:
+  whoami: secondary
+  dc_check: primary
+  role: appserver
+  checkDownFile: {d}/appserverdown-habeat
+  checkPromotionFile: {d}/appserverprom-habeat
+  checkRestartReplicaFile: {d}/appserverrstopha
+  provider: consul
+  threads: 3
+  proxy_switch: bgp
+  proxy_enable_activate: true
+  flush_cache: true
+  restart_replica: true
+  state_dir: {d}/state
+{extra_local}
+primary:
+  appserver_ip: {ip}
+  appserver_vmname: {SOURCE}
+secondary:
+  appserver_vmname: {REPLICA}
+  proxy_switch:
+    bgp:
+      activate: ["echo activate >> {hooks}"]
+      deativate: ["echo deactivate >> {hooks}"]
+consul:
+  hostname: 127.0.0.1
+  port: {port}
+detection:
+  interval: 300ms
+  timeout: 250ms
+  fall: 2
+  rise: 1
+carbonio:
+  cli: {cli}
+  zmprov: {zmprov}
+  run_as: ""
+  command_timeout: 5s
+  promote_timeout: 3s
+hooks:
+  after_promotion: ["echo after_promotion >> {hooks}"]
+"#,
+            ip = ns.ip(),
+            port = consul.addr().port(),
+            cli = fake.carbonio.display(),
+            zmprov = fake.zmprov.display(),
+            hooks = hooks.display(),
+        );
+        let config = dir.path().join("habeat.yml");
+        std::fs::write(&config, yaml).expect("write config");
+        Bed {
+            ns,
+            consul,
+            fake,
+            dir,
+            config,
+        }
+    }
+
+    /// Cut the primary appserver off, as Serf would see it.
+    fn kill_appserver(&self) {
+        self.ns.set_link(false);
+        self.consul.set_member_status(NODE, 4);
+        self.consul.set_check(NODE, "serfHealth", "critical");
+    }
+
+    fn habeat(&self, args: &[&str]) -> Output {
+        let mut all = vec!["--config", self.config.to_str().expect("utf-8 path")];
+        all.extend_from_slice(args);
+        std::process::Command::new(env!("CARGO_BIN_EXE_habeat"))
+            .args(&all)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run habeat")
+    }
+
+    fn promotions(&self) -> usize {
+        self.fake
+            .invocations()
+            .iter()
+            .filter(|i| i.args.iter().any(|a| a == "promoteAccounts"))
+            .count()
+    }
+
+    fn hooks_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("hooks.log")).unwrap_or_default()
+    }
+
+    fn lock(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn appserver_gone_promotes_once_then_flushes_restarts_switches_and_hooks_in_order() {
+    if !may_use_netns("appserver_gone_promotes_once") {
+        return;
+    }
+    let bed = Bed::new("").await;
+    let healthy = bed.habeat(&["check"]);
+    assert_eq!(healthy.status.code(), Some(0), "{}", text(&healthy));
+    assert_eq!(bed.promotions(), 0, "a healthy peer was promoted");
+
+    bed.kill_appserver();
+    let out = bed.habeat(&["check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(bed.promotions(), 1, "{}", text(&out));
+    assert_eq!(
+        bed.fake.accounts_on(REPLICA),
+        ["alice@example.com", "bob@example.com"]
+    );
+    assert!(bed.fake.accounts_on(SOURCE).is_empty());
+    let calls: Vec<String> = bed
+        .fake
+        .invocations()
+        .iter()
+        .map(|i| format!("{} {}", i.program, i.args.join(" ")))
+        .collect();
+    let promote = calls
+        .iter()
+        .position(|c| {
+            c.contains(&format!(
+                "promoteAccounts source_mail_host {SOURCE} threads 3"
+            ))
+        })
+        .unwrap_or_else(|| panic!("no promoteAccounts in {calls:#?}"));
+    assert!(calls[promote].contains("--sync"), "{calls:#?}");
+    let flushes = calls.iter().filter(|c| c.starts_with("zmprov fc")).count();
+    assert_eq!(flushes, 2, "{calls:#?}");
+    assert!(
+        calls.iter().any(|c| c.contains("restartReplicas")),
+        "{calls:#?}"
+    );
+    assert_eq!(bed.hooks_log(), "activate\nafter_promotion\n");
+    assert!(bed.lock("appserverdown-habeat-appserver").exists());
+    assert!(bed.lock("appserverprom-habeat-appserver").exists());
+    assert_eq!(
+        bed.consul.lock_holder("habeat/failover/mbox1.example.com"),
+        None,
+        "gate not released"
+    );
+
+    // The peer is still gone: the next runs do nothing more.
+    let again = bed.habeat(&["check"]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert_eq!(bed.promotions(), 1, "promoted twice: {}", text(&again));
+
+    let history = bed.habeat(&["history", "--json"]);
+    assert_eq!(history.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&history.stdout).lines().count() > 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn consul_without_leader_blocks_the_promotion_and_status_says_why() {
+    if !may_use_netns("consul_without_leader") {
+        return;
+    }
+    let bed = Bed::new("").await;
+    bed.kill_appserver();
+    bed.consul.set_leader(None);
+    let out = bed.habeat(&["check"]);
+    assert_eq!(
+        bed.promotions(),
+        0,
+        "promoted without a quorum: {}",
+        text(&out)
+    );
+    assert!(!bed.lock("appserverprom-habeat-appserver").exists());
+    let status = bed.habeat(&["status"]);
+    let s = String::from_utf8_lossy(&status.stdout).to_lowercase();
+    assert!(
+        s.contains("quorum"),
+        "status does not explain: {}",
+        text(&status)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn consul_api_down_is_unknown_and_never_promotes() {
+    if !may_use_netns("consul_api_down") {
+        return;
+    }
+    let bed = Bed::new("").await;
+    bed.kill_appserver();
+    bed.consul
+        .set_fault(Some(support::consul_api::Fault::ServerError));
+    let out = bed.habeat(&["check"]);
+    assert_eq!(bed.promotions(), 0, "{}", text(&out));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn manual_promote_refuses_while_the_source_answers_and_force_overrides() {
+    if !may_use_netns("manual_promote") {
+        return;
+    }
+    let bed = Bed::new("").await;
+    let refused = bed.habeat(&["promote", "--source-mail-host", SOURCE, "--yes"]);
+    assert_eq!(refused.status.code(), Some(4), "{}", text(&refused));
+    assert_eq!(bed.promotions(), 0);
+
+    let no_yes = bed.habeat(&["promote", "--accounts", "alice@example.com", "--force"]);
+    assert_eq!(
+        no_yes.status.code(),
+        Some(2),
+        "non-terminal without --yes: {}",
+        text(&no_yes)
+    );
+
+    let forced = bed.habeat(&[
+        "promote",
+        "--accounts",
+        "alice@example.com",
+        "--force",
+        "--yes",
+    ]);
+    assert_eq!(forced.status.code(), Some(0), "{}", text(&forced));
+    assert_eq!(bed.fake.accounts_on(REPLICA), ["alice@example.com"]);
+    assert!(
+        bed.lock("appserverprom-habeat-appserver").exists(),
+        "{}",
+        text(&forced)
+    );
+
+    // Recorded like an automatic promotion: the daemon will not promote again.
+    bed.kill_appserver();
+    let out = bed.habeat(&["check"]);
+    assert_eq!(bed.promotions(), 1, "{}", text(&out));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hanging_promotion_is_killed_at_its_timeout_and_check_exits_3() {
+    if !may_use_netns("hanging_promotion") {
+        return;
+    }
+    let bed = Bed::new("").await;
+    bed.fake.set_fault("promoteAccounts", Fault::Hang);
+    bed.kill_appserver();
+    let started = std::time::Instant::now();
+    let out = bed.habeat(&["check"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "did not stop at the timeout"
+    );
+    let hung = bed
+        .fake
+        .invocations()
+        .into_iter()
+        .find(|i| i.args.iter().any(|a| a == "promoteAccounts"))
+        .expect("promoteAccounts was invoked");
+    assert!(
+        !fake_carbonio::process_alive(hung.pid),
+        "the hung CLI survived its timeout"
+    );
+    if let Some(g) = hung.child_pid {
+        assert!(
+            !fake_carbonio::process_alive(g),
+            "the hung CLI's grandchild survived"
+        );
+    }
+}
+
+fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read dir").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((p.clone(), std::fs::read(&p).unwrap_or_default()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_run_prints_the_plan_and_touches_nothing() {
+    if !may_use_netns("dry_run") {
+        return;
+    }
+    let bed = Bed::new("").await;
+    // A first real run creates the state directory, as on a live node.
+    assert_eq!(bed.habeat(&["check"]).status.code(), Some(0));
+    bed.kill_appserver();
+    let before = tree(bed.dir.path());
+    let fake_before = tree(bed.fake.dir.path());
+    let out = bed.habeat(&["--dry-run", "check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("would promote"), "{}", text(&out));
+    assert!(
+        stdout.contains("echo activate"),
+        "argv of the switch not shown: {}",
+        text(&out)
+    );
+    assert_eq!(
+        tree(bed.dir.path()),
+        before,
+        "--dry-run changed habeat's files"
+    );
+    assert_eq!(
+        tree(bed.fake.dir.path()),
+        fake_before,
+        "--dry-run ran the carbonio CLI"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn primary_dc_with_disable_ha_module_stops_the_module_once_and_never_promotes() {
+    if !may_use_netns("primary_dc") {
+        return;
+    }
+    let bed = Bed::new("  disable_ha_module: true").await;
+    let yaml = std::fs::read_to_string(&bed.config)
+        .expect("read")
+        .replace("whoami: secondary", "whoami: tertiary_tmp")
+        .replace("dc_check: primary", "dc_check: secondary_tmp")
+        .replace("primary:\n", "secondary_tmp:\n")
+        .replace("secondary:\n", "primary:\n")
+        .replace("secondary_tmp:", "secondary:")
+        .replace("whoami: tertiary_tmp", "whoami: primary")
+        .replace("dc_check: secondary_tmp", "dc_check: secondary");
+    std::fs::write(&bed.config, yaml).expect("write");
+    // The peer (now `secondary`) holds the namespace's address.
+    let cfg = bed.habeat(&["config", "check"]);
+    assert_eq!(cfg.status.code(), Some(0), "{}", text(&cfg));
+    bed.kill_appserver();
+    let out = bed.habeat(&["check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let _ = bed.habeat(&["check"]);
+    assert_eq!(bed.promotions(), 0, "the primary DC promoted");
+    let stops = bed
+        .fake
+        .invocations()
+        .iter()
+        .filter(|i| i.args.iter().any(|a| a == "doStopService"))
+        .count();
+    assert_eq!(stops, 1, "{}", text(&out));
+    assert!(bed.lock("appserverrstopha").exists());
+}
