@@ -68,7 +68,12 @@ fn once(opts: &Options, bins: &Binaries, rep: u32) -> Result<Sample, String> {
     let mut daemon = tb.spawn_daemon();
     let up = || {
         tb.state_json()
-            .is_some_and(|s| s["components"]["appserver"]["verdict"] == "up")
+            .and_then(|s| {
+                s["components"]["appserver"]["verdict"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .is_some_and(|v| v.eq_ignore_ascii_case("up"))
     };
     if !testbed::wait_until(Duration::from_secs(30), up) {
         return Err(format!(
@@ -90,7 +95,12 @@ fn once(opts: &Options, bins: &Binaries, rep: u32) -> Result<Sample, String> {
     let confirmed = tb
         .events_of("verdict_changed")
         .iter()
-        .filter(|e| e["component"] == "appserver" && e["to"] == "down")
+        .filter(|e| {
+            e["component"] == "appserver"
+                && e["to"]
+                    .as_str()
+                    .is_some_and(|t| t.eq_ignore_ascii_case("down"))
+        })
         .filter_map(|e| e["at"].as_u64())
         .find(|at| *at + 1000 >= t0)
         .ok_or_else(|| format!("no Down verdict in the journal:\n{}", tb.diagnostics()))?;

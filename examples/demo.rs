@@ -141,11 +141,22 @@ fn describe(e: &Value) -> Option<String> {
     let label = match kind {
         "vote_changed" => {
             let w = &e["witness"];
-            let name = format!(
-                "{}/{}",
-                w["component"].as_str().unwrap_or("?"),
-                w["kind"].as_str().unwrap_or("?")
-            );
+            // `icmp`, or `{"ldap": {"port": 389}}` for a probe with a port.
+            let kind = match &w["kind"] {
+                Value::String(k) => k.clone(),
+                Value::Object(o) => o
+                    .iter()
+                    .next()
+                    .map(
+                        |(k, v)| match v.as_object().and_then(|v| v.values().next()) {
+                            Some(p) => format!("{k}:{p}"),
+                            None => k.clone(),
+                        },
+                    )
+                    .unwrap_or_default(),
+                _ => "?".into(),
+            };
+            let name = format!("{}/{kind}", w["component"].as_str().unwrap_or("?"));
             return Some(format!(
                 "  witness {name:<24} {} → {}",
                 e["from"].as_str().unwrap_or("?"),
@@ -299,7 +310,11 @@ fn rehearse(bins: Binaries) -> Result<(), String> {
     let mut daemon = tb.spawn_daemon();
     tl.say(&format!("habeat run started (pid {})", daemon.pid()));
     let healthy = |e: &Value| {
-        e["event"] == "verdict_changed" && e["component"] == "appserver" && e["to"] == "up"
+        e["event"] == "verdict_changed"
+            && e["component"] == "appserver"
+            && e["to"]
+                .as_str()
+                .is_some_and(|t| t.eq_ignore_ascii_case("up"))
     };
     if !tl.until(&tb, &mut daemon, Duration::from_secs(30), healthy)? {
         return Err(format!(
