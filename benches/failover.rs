@@ -24,7 +24,7 @@
 //! root; says why and exits 0 when it cannot run.
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod support;
 
 use std::path::Path;

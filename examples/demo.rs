@@ -22,7 +22,7 @@
 //! (`tests/support/testbed.rs`), included here by path.
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod support;
 
 use serde_json::Value;

@@ -31,6 +31,8 @@
 //! server, daemons started through [`Testbed::spawn_daemon`], the temporary
 //! directory) is removed on drop, also when a test panics.
 
+// Some test files also load this schema through `fake_carbonio.rs`.
+#[allow(clippy::duplicate_mod)]
 #[path = "../../examples/fake_carbonio/state.rs"]
 pub mod fake_state;
 
