@@ -63,8 +63,8 @@ fn binaries() -> Result<Binaries, String> {
     Binaries::beside(habeat)
 }
 
-fn once(opts: &Options, bins: &Binaries, rep: u32) -> Result<Sample, String> {
-    let tb = Testbed::start(opts.clone(), bins.clone());
+fn once(tb: &Testbed, rep: u32) -> Result<Sample, String> {
+    tb.reset();
     let mut daemon = tb.spawn_daemon();
     let up = || {
         tb.state_json()
@@ -167,8 +167,10 @@ fn main() {
     let mut rows = Vec::new();
     for (name, opts) in &setups {
         let mut samples = Vec::new();
+        // One stage per setup, reset between repetitions.
+        let tb = Testbed::start(opts.clone(), bins.clone());
         for rep in 0..reps {
-            match once(opts, &bins, rep) {
+            match once(&tb, rep) {
                 Ok(s) => {
                     eprintln!(
                         "  {name} #{rep}: detection {} ms, action {} ms",

@@ -178,7 +178,7 @@ fn describe(e: &Value) -> Option<String> {
             ));
         }
         "action_started" => "  action",
-        "action_succeeded" => "  done",
+        "action_succeeded" => return Some(format!("  ✓ {}", msg.trim_start_matches("done: "))),
         "action_failed" => "  FAILED",
         "pipeline_finished" => "✓ finished",
         "rearmed" => "✓ RE-ARMED",

@@ -806,6 +806,32 @@ impl Testbed {
             .expect("write the fake's state");
     }
 
+    /// Start over on the same stage (for repeated measurements: a process
+    /// may create only so many namespaces): every host back, Consul
+    /// healthy, no state, journal, lock file, hook or call log, and the
+    /// accounts back on the primary's mailstore. Stop daemons first.
+    pub fn reset(&self) {
+        self.heal();
+        self.consul_up();
+        for h in Host::ALL {
+            self.clear_loss(h);
+        }
+        for dir in [&self.state_dir, &self.lock_dir] {
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+        let _ = std::fs::remove_file(&self.hook_log);
+        let _ = std::fs::remove_file(&self.call_log);
+        self.fake_update(|s| {
+            for a in &mut s.accounts {
+                a.mail_host = SOURCE_HOST.into();
+            }
+            s.invocations.clear();
+            s.module_running = true;
+        });
+    }
+
     /// The wrapped CLI calls so far, in order.
     pub fn calls(&self) -> Vec<Call> {
         let text = std::fs::read_to_string(&self.call_log).unwrap_or_default();
