@@ -10,6 +10,7 @@
 pub mod consul_api;
 pub mod netns;
 pub mod slapd;
+pub mod testbed;
 
 use habeat::config::{
     Carbonio, Config, Consul, Datacenter, Detection, Hooks, Local, Metrics, Probes, Safety,
