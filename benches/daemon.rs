@@ -48,7 +48,11 @@ fn main() {
         ),
         ("defaults (interval 2s, fall 3)", ""),
     ] {
-        let cfg = targets.config(dir.path(), label.split(' ').next().unwrap_or("x"), detection);
+        let cfg = targets.config(
+            dir.path(),
+            label.split(' ').next().unwrap_or("x"),
+            detection,
+        );
         let mut times = Vec::with_capacity(checks);
         for _ in 0..checks {
             let started = Instant::now();
@@ -176,6 +180,7 @@ primary:
   appserver_vmname: mbox1.example.com
 secondary:
   appserver_vmname: mbox2.example.com
+  consul_vmnames: [c5]
 witnesses:
   consul_members: false
   consul_health: false
@@ -281,7 +286,9 @@ fn steady_state(cfg: &Path, run_for: Duration) {
     let t0 = Instant::now();
     let mut rss_max = rss_start;
     let mut last = (rss_start, ticks_start);
-    let every = Duration::from_secs(5).min(run_for / 10).max(Duration::from_millis(500));
+    let every = Duration::from_secs(5)
+        .min(run_for / 10)
+        .max(Duration::from_millis(500));
     println!("{:>8} {:>10} {:>8}", "t", "RSS", "CPU %");
     while t0.elapsed() < run_for {
         std::thread::sleep(every);
