@@ -18,7 +18,7 @@ use crate::session::{Fed, Session};
 use crate::state::StateLock;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex as StdMutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::Mutex;
 
 /// How long a daemon round waits for the state lock held by a `check` or
@@ -141,7 +141,6 @@ impl Driver for Pipeline {
     }
 
     async fn round(&mut self, ctx: RoundContext) -> Result<RoundReport<JobResult>, RoundError> {
-        let started = Instant::now();
         let round = self.prober.round().await;
         let mut job = None;
         if ctx.action_running.is_none() {
@@ -207,8 +206,8 @@ impl Driver for Pipeline {
             .iter()
             .map(|(c, s)| (*c, s.verdict))
             .collect();
-        self.metrics
-            .record_round(&round, started.elapsed(), &verdicts);
+        // The run loop records the round in the metrics (also while a job
+        // runs); recording it here too would count every round twice.
         self.publish(&state, &ecfg);
         Ok(RoundReport {
             status: self.status_line(&state),

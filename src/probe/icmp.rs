@@ -107,7 +107,12 @@ impl Pinger {
                     let mut pinger = client.pinger(addr, ident).await;
                     pinger.timeout(left);
                     match pinger.ping(seq, PAYLOAD).await {
-                        Ok((_, rtt)) => (addr, Ok(rtt)),
+                        Ok((packet, rtt)) if is_echo_reply(&packet) => (addr, Ok(rtt)),
+                        // An ICMP error about our echo (e.g. "host
+                        // unreachable" from the local kernel once ARP for a
+                        // dead neighbour fails) is routed to the same waiter:
+                        // it proves the host is NOT answering.
+                        Ok(_) => (addr, Err(None)),
                         Err(SurgeError::Timeout { .. }) => (addr, Err(None)),
                         Err(e) => (addr, Err(Some(e.to_string()))),
                     }
@@ -148,5 +153,14 @@ impl Pinger {
                 ECHOES_PER_ADDRESS
             )),
         }
+    }
+}
+
+/// Only an echo reply (ICMPv4 type 0, ICMPv6 type 129) shows the host is up;
+/// surge-ping also hands back ICMP errors quoting our echo request.
+fn is_echo_reply(packet: &surge_ping::IcmpPacket) -> bool {
+    match packet {
+        surge_ping::IcmpPacket::V4(p) => p.get_icmp_type().0 == 0,
+        surge_ping::IcmpPacket::V6(p) => p.get_icmpv6_type().0 == 129,
     }
 }

@@ -1,0 +1,495 @@
+//! `habeat run`, the real binary, as systemd would run it: a unix datagram
+//! socket standing in for `NOTIFY_SOCKET`, signals for reload and stop, the
+//! metrics endpoint scraped over HTTP, against a real dead host (a network
+//! namespace whose link is cut), the Consul API test server and the fake
+//! carbonio.
+
+#[path = "support/fake_carbonio.rs"]
+mod fake_carbonio;
+mod support;
+
+use fake_carbonio::{FakeCarbonio, Fault, account, with_accounts};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use support::consul_api::ConsulApi;
+use support::netns::{Netns, may_use_netns};
+use tokio::net::UnixDatagram;
+
+const SOURCE: &str = "mbox1.example.com";
+const REPLICA: &str = "mbox2.example.com";
+const NODE: &str = "agent-mbox1-example-com";
+/// "It did not hang": the bound on any single wait in these tests.
+const BOUND: Duration = Duration::from_secs(30);
+
+/// One rehearsal: a primary appserver in a namespace, Consul, the fake CLI,
+/// a habeat.yml, a scratch directory and the notify socket.
+struct Bed {
+    ns: Netns,
+    consul: ConsulApi,
+    fake: FakeCarbonio,
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    notify: UnixDatagram,
+    notify_path: PathBuf,
+    metrics_port: u16,
+}
+
+impl Bed {
+    async fn new() -> Bed {
+        let ns = Netns::create();
+        let consul = ConsulApi::builder()
+            .node(NODE, &ns.ip().to_string(), 1)
+            .check(NODE, "serfHealth", "passing")
+            .leader(Some("127.0.0.1:8300"))
+            .start()
+            .await;
+        let fake = FakeCarbonio::new(&with_accounts(vec![
+            account("alice@example.com", SOURCE, REPLICA),
+            account("bob@example.com", SOURCE, REPLICA),
+        ]));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let notify_path = dir.path().join("notify");
+        let notify = UnixDatagram::bind(&notify_path).expect("bind the notify socket");
+        let config = dir.path().join("habeat.yml");
+        let bed = Bed {
+            ns,
+            consul,
+            fake,
+            config,
+            notify,
+            notify_path,
+            metrics_port: support::free_port(),
+            dir,
+        };
+        bed.write_config("after_promotion");
+        bed
+    }
+
+    /// Write habeat.yml; the `after_promotion` hook appends `marker` to
+    /// hooks.log, which shows which configuration a promotion ran with.
+    fn write_config(&self, marker: &str) {
+        let d = self.dir.path().display();
+        let hooks = self.dir.path().join("hooks.log");
+        let yaml = format!(
+            r#"local:
+  whoami: secondary
+  dc_check: primary
+  role: appserver
+  checkDownFile: {d}/appserverdown-habeat
+  checkPromotionFile: {d}/appserverprom-habeat
+  checkRestartReplicaFile: {d}/appserverrstopha
+  provider: consul
+  threads: 3
+  proxy_switch: bgp
+  proxy_enable_activate: true
+  flush_cache: true
+  restart_replica: true
+  state_dir: {d}/state
+primary:
+  appserver_ip: {ip}
+  appserver_vmname: {SOURCE}
+secondary:
+  appserver_vmname: {REPLICA}
+  proxy_switch:
+    bgp:
+      activate: ["echo activate >> {hooks}"]
+      deativate: ["echo deactivate >> {hooks}"]
+consul:
+  hostname: 127.0.0.1
+  port: {port}
+detection:
+  interval: 300ms
+  timeout: 250ms
+  fall: 2
+  rise: 1
+carbonio:
+  cli: {cli}
+  zmprov: {zmprov}
+  run_as: ""
+  command_timeout: 5s
+  promote_timeout: 20s
+hooks:
+  after_promotion: ["echo {marker} >> {hooks}"]
+metrics:
+  listen: 127.0.0.1:{metrics}
+"#,
+            ip = self.ns.ip(),
+            port = self.consul.addr().port(),
+            cli = self.fake.carbonio.display(),
+            zmprov = self.fake.zmprov.display(),
+            hooks = hooks.display(),
+            metrics = self.metrics_port,
+        );
+        std::fs::write(&self.config, yaml).expect("write config");
+    }
+
+    /// Cut the primary appserver off, as Serf would see it.
+    fn kill_appserver(&self) {
+        self.ns.set_link(false);
+        self.consul.set_member_status(NODE, 4);
+        self.consul.set_check(NODE, "serfHealth", "critical");
+    }
+
+    /// Start `habeat --config F run` with NOTIFY_SOCKET aimed at our socket.
+    fn start(&self) -> Daemon {
+        let stderr = self.dir.path().join("stderr.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_habeat"))
+            .args(["--config", self.config.to_str().expect("utf-8 path"), "run"])
+            .env("NOTIFY_SOCKET", &self.notify_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).expect("create stderr.log"))
+            .spawn()
+            .expect("start habeat run");
+        Daemon { child, stderr }
+    }
+
+    /// The next sd_notify datagram.
+    async fn recv(&self) -> String {
+        let mut buf = [0u8; 4096];
+        let n = tokio::time::timeout(BOUND, self.notify.recv(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("no notification within {BOUND:?}"))
+            .expect("read the notify socket");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    /// Read notifications until one satisfies `want`; returns it and all
+    /// that came before it.
+    async fn until(&self, want: impl Fn(&str) -> bool) -> (String, Vec<String>) {
+        let mut before = Vec::new();
+        loop {
+            let m = self.recv().await;
+            if want(&m) {
+                return (m, before);
+            }
+            before.push(m);
+        }
+    }
+
+    /// Let `n` more rounds complete (each ends with WATCHDOG=1).
+    async fn rounds(&self, n: usize) -> Vec<String> {
+        let mut seen = Vec::new();
+        let mut pings = 0;
+        while pings < n {
+            let m = self.recv().await;
+            if m.contains("WATCHDOG=1") {
+                pings += 1;
+            }
+            seen.push(m);
+        }
+        seen
+    }
+
+    fn promotions(&self) -> usize {
+        self.fake
+            .invocations()
+            .iter()
+            .filter(|i| i.args.iter().any(|a| a == "promoteAccounts"))
+            .count()
+    }
+
+    fn hooks_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("hooks.log")).unwrap_or_default()
+    }
+
+    fn lock(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    async fn get(&self, path: &str) -> String {
+        let url = format!("http://127.0.0.1:{}{path}", self.metrics_port);
+        let resp = reqwest::get(&url).await.expect("GET the metrics endpoint");
+        assert_eq!(resp.status(), 200, "GET {url}");
+        resp.text().await.expect("read the body")
+    }
+
+    async fn scrape(&self) -> prometheus_parse::Scrape {
+        let body = self.get("/metrics").await;
+        prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_owned())))
+            .expect("parse /metrics")
+    }
+}
+
+/// The running daemon; killed on drop if a test fails before stopping it.
+struct Daemon {
+    child: Child,
+    stderr: PathBuf,
+}
+
+impl Daemon {
+    fn signal(&self, sig: Signal) {
+        let pid = i32::try_from(self.child.id()).expect("pid fits i32");
+        kill(Pid::from_raw(pid), sig).expect("signal habeat");
+    }
+
+    fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Wait for the exit (bounded), returning the exit code.
+    async fn exit_code(&mut self, bound: Duration) -> Option<i32> {
+        let deadline = tokio::time::Instant::now() + bound;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for habeat") {
+                return status.code();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "habeat did not exit within {bound:?}:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn value(s: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    s.samples
+        .iter()
+        .find(|x| x.metric == name && labels.iter().all(|(k, v)| x.labels.get(k) == Some(*v)))
+        .and_then(|x| match x.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => Some(v),
+            _ => None,
+        })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn notify_socket_gets_ready_after_the_first_round_then_watchdog_and_a_verdict_status() {
+    if !may_use_netns("daemon_binary_notify") {
+        return;
+    }
+    let bed = Bed::new().await;
+    let mut daemon = bed.start();
+    let first = bed.recv().await;
+    let lines: Vec<&str> = first.lines().collect();
+    assert_eq!(
+        lines.first(),
+        Some(&"READY=1"),
+        "{first:?}\n{}",
+        daemon.log()
+    );
+    let status = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("STATUS="))
+        .unwrap_or_else(|| panic!("READY=1 without STATUS=: {first:?}"));
+    assert!(
+        status.contains("peer primary") && status.contains("appserver Up"),
+        "STATUS is not the verdict: {status:?}"
+    );
+    assert!(!status.contains('\n'));
+    let more = bed.rounds(3).await;
+    assert!(
+        more.iter().all(|m| !m.contains("READY=1")),
+        "READY=1 sent twice: {more:?}"
+    );
+
+    // The verdict follows the peer: STATUS changes when it goes Down.
+    bed.kill_appserver();
+    let (down, _) = bed.until(|m| m.contains("appserver Down")).await;
+    assert!(down.starts_with("STATUS=peer primary"), "{down:?}");
+    assert!(daemon.alive(), "{}", daemon.log());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_reloads_a_valid_config_and_keeps_the_old_one_when_the_new_is_invalid() {
+    if !may_use_netns("daemon_binary_reload") {
+        return;
+    }
+    let bed = Bed::new().await;
+    let mut daemon = bed.start();
+    bed.until(|m| m.contains("READY=1")).await;
+    bed.rounds(1).await;
+
+    // A valid new config: a different after_promotion hook.
+    bed.write_config("reloaded");
+    daemon.signal(Signal::SIGHUP);
+    let (_, _) = bed.until(|m| m.starts_with("RELOADING=1")).await;
+    let after = bed.recv().await;
+    assert!(
+        after.starts_with("READY=1"),
+        "RELOADING=1 not followed by READY=1: {after:?}"
+    );
+    bed.rounds(2).await;
+    assert!(daemon.alive(), "{}", daemon.log());
+
+    // An invalid one: kept out, the reason logged, still running.
+    std::fs::write(
+        &bed.config,
+        std::fs::read_to_string(&bed.config)
+            .expect("read config")
+            .replace("interval: 300ms", "interval: banana"),
+    )
+    .expect("write config");
+    daemon.signal(Signal::SIGHUP);
+    bed.until(|m| m.starts_with("RELOADING=1")).await;
+    let after = bed.recv().await;
+    assert!(after.starts_with("READY=1"), "{after:?}");
+    bed.rounds(2).await;
+    assert!(daemon.alive(), "an invalid reload stopped habeat");
+    let log = daemon.log();
+    assert!(
+        log.contains("banana"),
+        "the rejected value is not in the log:\n{log}"
+    );
+
+    // The configuration in force is the valid new one.
+    bed.kill_appserver();
+    bed.until(|_| bed.hooks_log().contains("reloaded")).await;
+    assert_eq!(bed.hooks_log(), "activate\nreloaded\n");
+    assert_eq!(bed.promotions(), 1);
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.exit_code(BOUND).await, Some(0), "{}", daemon.log());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_during_a_slow_promotion_lets_it_finish_and_exits_0() {
+    if !may_use_netns("daemon_binary_sigterm") {
+        return;
+    }
+    let bed = Bed::new().await;
+    bed.fake
+        .set_fault("promoteAccounts", Fault::Slow { seconds: 3.0 });
+    let mut daemon = bed.start();
+    bed.until(|m| m.contains("READY=1")).await;
+    bed.kill_appserver();
+    let deadline = tokio::time::Instant::now() + BOUND;
+    while bed.promotions() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no promotion:\n{}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        bed.fake.accounts_on(REPLICA).is_empty(),
+        "the fake promotion was not slow"
+    );
+    daemon.signal(Signal::SIGTERM);
+    let code = daemon.exit_code(Duration::from_secs(60)).await;
+    let log = daemon.log();
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(
+        bed.fake.accounts_on(REPLICA),
+        ["alice@example.com", "bob@example.com"],
+        "{log}"
+    );
+    assert!(
+        bed.lock("appserverprom-habeat-appserver").exists(),
+        "promotion not recorded:\n{log}"
+    );
+    assert_eq!(bed.promotions(), 1);
+    assert_eq!(
+        bed.consul.lock_holder("habeat/failover/mbox1.example.com"),
+        None,
+        "gate not released:\n{log}"
+    );
+    // systemd was told we were stopping.
+    let mut saw_stopping = false;
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = bed.notify.try_recv(&mut buf) {
+        saw_stopping |= String::from_utf8_lossy(&buf[..n]).contains("STOPPING=1");
+    }
+    assert!(saw_stopping, "no STOPPING=1:\n{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_and_status_endpoints_follow_the_rounds_and_a_dead_appserver_is_promoted_once() {
+    if !may_use_netns("daemon_binary_metrics") {
+        return;
+    }
+    let bed = Bed::new().await;
+    let mut daemon = bed.start();
+    bed.until(|m| m.contains("READY=1")).await;
+    // READY's round pings too: count pings to bound the rounds counter.
+    let mut pings = 1 + bed
+        .rounds(2)
+        .await
+        .iter()
+        .filter(|m| m.contains("WATCHDOG=1"))
+        .count();
+    let s1 = bed.scrape().await;
+    let r1 = value(&s1, "habeat_rounds_total", &[]).expect("habeat_rounds_total");
+    // Every round counted once (one may have ended since the last ping).
+    assert!(
+        r1 >= 2.0 && r1 <= (pings + 2) as f64,
+        "{r1} rounds counted after {pings} watchdog pings"
+    );
+    assert_eq!(
+        value(
+            &s1,
+            "habeat_component_verdict",
+            &[("component", "appserver")]
+        ),
+        Some(1.0),
+        "appserver verdict gauge: {:?}",
+        s1.samples
+    );
+    assert!(
+        s1.samples.iter().any(|x| x.metric == "habeat_witness_vote"),
+        "no witness votes"
+    );
+    pings += bed.rounds(3).await.len();
+    let s2 = bed.scrape().await;
+    let r2 = value(&s2, "habeat_rounds_total", &[]).expect("habeat_rounds_total");
+    assert!(r2 > r1, "the rounds counter did not grow ({r1} -> {r2})");
+    assert!(r2 <= (pings + 2) as f64, "{r2} rounds after {pings} pings");
+
+    let status: serde_json::Value =
+        serde_json::from_str(&bed.get("/status").await).expect("/status is JSON");
+    assert_eq!(status["dc_check"], "primary", "{status:#}");
+    assert_eq!(
+        status["components"]["appserver"]["verdict"], "Up",
+        "{status:#}"
+    );
+
+    bed.kill_appserver();
+    bed.until(|_| bed.hooks_log().contains("after_promotion"))
+        .await;
+    // Ten more rounds with the peer still gone: nothing more is done.
+    bed.rounds(10).await;
+    assert_eq!(bed.promotions(), 1, "{}", daemon.log());
+    assert_eq!(bed.hooks_log(), "activate\nafter_promotion\n");
+    let s3 = bed.scrape().await;
+    assert_eq!(value(&s3, "habeat_promotions_total", &[]), Some(1.0));
+    assert_eq!(
+        value(
+            &s3,
+            "habeat_component_verdict",
+            &[("component", "appserver")]
+        ),
+        Some(0.0),
+        "{}\n{}",
+        bed.get("/status").await,
+        daemon.log()
+    );
+    let status: serde_json::Value =
+        serde_json::from_str(&bed.get("/status").await).expect("/status is JSON");
+    assert_eq!(
+        status["components"]["appserver"]["verdict"], "Down",
+        "{status:#}"
+    );
+    assert!(!status["last_promotion"].is_null(), "{status:#}");
+    assert!(daemon.alive());
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.exit_code(BOUND).await, Some(0), "{}", daemon.log());
+}
