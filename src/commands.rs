@@ -110,6 +110,8 @@ fn describe_result(r: &engine::OutcomeResult) -> String {
     match r {
         Succeeded { detail } => format!("done ({detail})"),
         Listed { accounts } => format!("{} account(s)", accounts.len()),
+        Operations { promotions } if promotions.is_empty() => "no promotion running".into(),
+        Operations { promotions } => format!("still running: {}", promotions.join("; ")),
         Failed { reason } => format!("FAILED: {reason}"),
         TimedOut { reason } => format!("TIMED OUT: {reason}"),
         GateRefused { reason } => format!("REFUSED by the quorum gate: {reason}"),

@@ -87,6 +87,15 @@ impl Executor {
                     Err(r) => r,
                 }
             }
+            ActionKind::ListOperations { .. } => match self.cli() {
+                Ok(c) => match c.get_all_operations().await {
+                    Ok(ops) => OutcomeResult::Operations {
+                        promotions: promotions_running(&ops),
+                    },
+                    Err(e) => cli_error(e),
+                },
+                Err(r) => r,
+            },
             ActionKind::PromoteAccounts {
                 target, threads, ..
             } => {
@@ -379,4 +388,21 @@ fn report(r: Result<crate::act::carbonio::CommandReport, CarbonioError>) -> Outc
         )),
         Err(e) => cli_error(e),
     }
+}
+
+/// The running operations that are promotions, in words. The fields of
+/// `core getAllOperations` vary between releases, so the whole entry is
+/// searched: any mention of a promotion counts (waiting for a promotion
+/// that is not one costs a little time; promoting beside one does not
+/// bear thinking about).
+fn promotions_running(ops: &[crate::act::carbonio::Operation]) -> Vec<String> {
+    ops.iter()
+        .filter(|o| o.raw.to_string().to_ascii_lowercase().contains("promot"))
+        .map(|o| match (&o.id, &o.name) {
+            (Some(id), Some(name)) => format!("{name} ({id})"),
+            (None, Some(name)) => name.clone(),
+            (Some(id), None) => format!("operation {id}"),
+            (None, None) => o.raw.to_string(),
+        })
+        .collect()
 }

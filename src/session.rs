@@ -180,6 +180,7 @@ impl Session {
         }
         let mut fresh = loaded.state;
         fresh.fresh_listing = self.state.fresh_listing.take();
+        fresh.no_promotion_running = self.state.no_promotion_running;
         fresh.gate_held = self.state.gate_held.take();
         fresh.in_flight_live = self.state.in_flight_live
             && fresh.in_flight.as_ref().map(|a| a.id)
@@ -220,6 +221,9 @@ fn simulate(action: &Action) -> OutcomeResult {
     match &action.kind {
         ActionKind::ListAccounts { source_mail_host } => OutcomeResult::Listed {
             accounts: vec![format!("dry-run-account@{source_mail_host}")],
+        },
+        ActionKind::ListOperations { .. } => OutcomeResult::Operations {
+            promotions: Vec::new(),
         },
         _ => OutcomeResult::Succeeded {
             detail: "dry run: not executed".into(),

@@ -396,21 +396,33 @@ fn kill_9_of_the_daemon_mid_promotion_and_restart_never_promotes_twice() {
     d.kill9();
     let _d2 = tb.spawn_daemon();
     // The orphaned promoteAccounts finishes by itself after 4 s; the new
-    // daemon must not issue another, neither before nor after.
+    // daemon must not issue another, neither before nor after (it sees the
+    // running operation in `core getAllOperations` and waits for it), and
+    // it must finish the failover the killed one started.
     assert!(testbed::wait_until(SLOW, || tb
         .accounts_on(testbed::SOURCE_HOST)
         .is_empty()));
-    std::thread::sleep(Duration::from_secs(6));
+    assert!(
+        testbed::wait_until(SLOW, || promoted_everything(&tb)),
+        "the restarted daemon did not finish the failover\n{}",
+        tb.diagnostics()
+    );
+    std::thread::sleep(Duration::from_secs(3));
     assert_eq!(
         tb.promote_calls().len(),
         1,
         "promoteAccounts repeated after a crash\n{}",
         tb.diagnostics()
     );
+    assert_eq!(
+        tb.hook_lines(),
+        vec!["proxy_activate", "after_promotion"],
+        "{}",
+        tb.diagnostics()
+    );
 }
 
 #[test]
-#[ignore = "finds a bug on main: a timer `check` beside the daemon adopts the daemon's fresh promotion lock as a legacy lock and re-arms while the peer is still down (two processes act on state_dir at once, invariant 6); run with --ignored"]
 fn the_daemon_and_timer_checks_together_promote_once() {
     if !testbed::available("e2e_daemon_and_check") {
         return;

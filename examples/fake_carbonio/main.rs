@@ -158,8 +158,34 @@ fn run(program: &str, args: &[String], path: &Path) -> Result<Reply, String> {
         child_pid = child.ok().and_then(|c| i32::try_from(c.id()).ok());
     }
     let inv = invocation(program, args, child_pid);
-    update(path, |st| st.invocations.push(inv))?;
+    // A promotion is an operation of the mailbox server: `core
+    // getAllOperations` lists it while it runs (here: while this process
+    // lives, so a killed client does not leave a ghost behind).
+    let operation = (sub == "promoteAccounts").then(|| {
+        serde_json::json!({
+            "id": format!("op-{}", std::process::id()),
+            "name": "PromoteAccounts",
+            "description": args.join(" "),
+            "pid": std::process::id(),
+        })
+    });
+    update(path, |st| {
+        st.invocations.push(inv);
+        st.operations.extend(operation.clone());
+    })?;
+    let reply = run_command(program, args, path, fault);
+    if let Some(op) = &operation {
+        update(path, |st| st.operations.retain(|o| o != op))?;
+    }
+    reply
+}
 
+fn run_command(
+    program: &str,
+    args: &[String],
+    path: &Path,
+    fault: Option<Fault>,
+) -> Result<Reply, String> {
     match fault {
         Some(Fault::Hang) => loop {
             std::thread::sleep(Duration::from_secs(3600));
@@ -220,6 +246,21 @@ fn invocation(program: &str, args: &[String], child_pid: Option<i32>) -> Invocat
     }
 }
 
+/// An operation a test planted (no `pid`) runs until removed; one of a
+/// promoteAccounts of this fake runs while that process lives (a zombie
+/// nobody reaped, as under a container's init, has ended).
+fn operation_alive(op: &serde_json::Value) -> bool {
+    let Some(pid) = op.get("pid").and_then(serde_json::Value::as_i64) else {
+        return true;
+    };
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !s
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
 /// `key value` pairs after a subcommand.
 fn pairs(args: &[String]) -> Result<BTreeMap<String, String>, String> {
     if !args.len().is_multiple_of(2) {
@@ -251,11 +292,14 @@ fn carbonio(st: &mut State, args: &[String]) -> Reply {
     let params = &rest[2..];
     if module == "core" {
         return match cmd.as_str() {
-            "getAllOperations" => respond(
-                json,
-                serde_json::json!({"operations": st.operations}),
-                format!("{} operations running\n", st.operations.len()),
-            ),
+            "getAllOperations" => {
+                st.operations.retain(operation_alive);
+                respond(
+                    json,
+                    serde_json::json!({"operations": st.operations}),
+                    format!("{} operations running\n", st.operations.len()),
+                )
+            }
             _ => Reply::fail(1, format!("Unknown command core {cmd}\n")),
         };
     }

@@ -93,7 +93,9 @@ impl Pipeline {
         for (action, result) in &fed.actions {
             let kind = kind_label(&action.kind);
             let outcome = match result {
-                Some(OutcomeResult::Succeeded { .. }) | Some(OutcomeResult::Listed { .. }) => {
+                Some(OutcomeResult::Succeeded { .. })
+                | Some(OutcomeResult::Listed { .. })
+                | Some(OutcomeResult::Operations { .. }) => {
                     super::metrics::ActionOutcome::Succeeded
                 }
                 Some(OutcomeResult::TimedOut { .. }) => super::metrics::ActionOutcome::TimedOut,
@@ -117,6 +119,7 @@ impl Pipeline {
 fn kind_label(k: &ActionKind) -> &'static str {
     match k {
         ActionKind::ListAccounts { .. } => "list_accounts",
+        ActionKind::ListOperations { .. } => "list_operations",
         ActionKind::AcquireQuorumGate { .. } => "acquire_quorum_gate",
         ActionKind::ReleaseQuorumGate { .. } => "release_quorum_gate",
         ActionKind::PromoteAccounts { .. } => "promote_accounts",

@@ -109,6 +109,11 @@ pub enum ActionKind {
     /// `carbonio --json <module> getAccountStatus mailHost <host>`; answer
     /// with [`OutcomeResult::Listed`].
     ListAccounts { source_mail_host: String },
+    /// `carbonio --json core getAllOperations`, before promoting again
+    /// after an attempt that did not report success (a crash, a timeout, a
+    /// failure): that attempt may still run on the mailbox server. Answer
+    /// with [`OutcomeResult::Operations`].
+    ListOperations { source_mail_host: String },
     /// Create a Consul session and acquire the KV lock `key` (a consistent
     /// write only a side with a raft leader can make). Answer
     /// `Succeeded` when held, `GateRefused` when not.
@@ -164,6 +169,10 @@ impl ActionKind {
             ActionKind::ListAccounts { source_mail_host } => {
                 format!("list the replicated accounts of {source_mail_host}")
             }
+            ActionKind::ListOperations { source_mail_host } => format!(
+                "check that no earlier promotion of {source_mail_host} still runs on the \
+                 mailbox server (core getAllOperations)"
+            ),
             ActionKind::AcquireQuorumGate { key } => {
                 format!("acquire the Consul quorum gate {key}")
             }
@@ -265,6 +274,9 @@ pub enum OutcomeResult {
     Succeeded { detail: String },
     /// `ListAccounts` worked and printed these account names.
     Listed { accounts: Vec<String> },
+    /// `ListOperations` worked: the promotion operations still running on
+    /// the mailbox server, in words (empty: none).
+    Operations { promotions: Vec<String> },
     /// It failed: non-zero exit, unexpected output, I/O error...
     Failed { reason: String },
     /// It ran over its timeout and was killed with its process group.
@@ -277,7 +289,9 @@ pub enum OutcomeResult {
 impl OutcomeResult {
     pub(crate) fn error_text(&self) -> Option<String> {
         match self {
-            OutcomeResult::Succeeded { .. } | OutcomeResult::Listed { .. } => None,
+            OutcomeResult::Succeeded { .. }
+            | OutcomeResult::Listed { .. }
+            | OutcomeResult::Operations { .. } => None,
             OutcomeResult::Failed { reason } => Some(reason.clone()),
             OutcomeResult::TimedOut { reason } => Some(format!("timed out: {reason}")),
             OutcomeResult::GateRefused { reason } => Some(format!("quorum gate refused: {reason}")),

@@ -37,6 +37,9 @@ pub struct EngineConfig {
     /// How long after a failed step (or an empty/failed account listing, or
     /// a refused quorum gate) the engine tries again.
     pub retry_delay: Duration,
+    /// How often to ask again whether an earlier promotion still runs on
+    /// the mailbox server before promoting what it left.
+    pub operation_poll: Duration,
     /// The peer mailstore whose accounts are promoted (`appserver_vmname`
     /// of `dc_check`); `None` makes the appserver role unable to promote.
     pub source_mail_host: Option<String>,
@@ -105,6 +108,7 @@ impl EngineConfig {
             stale_after: stale_after(interval),
             verdict_valid_for: stale_after(interval) + Duration::from_secs(120),
             retry_delay: retry_delay(interval),
+            operation_poll: operation_poll(interval),
             source_mail_host: None,
             peer_proxy_host: None,
             threads: 5,
@@ -141,6 +145,7 @@ impl EngineConfig {
         e.stale_after = stale_after(cfg.detection.interval + cfg.detection.timeout);
         e.verdict_valid_for = e.stale_after + cfg.carbonio.command_timeout;
         e.retry_delay = retry_delay(cfg.detection.interval);
+        e.operation_poll = operation_poll(cfg.detection.interval);
         e.source_mail_host = peer.and_then(|d| d.appserver_vmname.clone());
         e.peer_proxy_host = peer.and_then(|d| d.proxyserver_vmname.clone().or(d.proxy_ip.clone()));
         e.threads = cfg.local.threads.max(1);
@@ -182,6 +187,12 @@ fn argvs(cmds: &[HookCommand]) -> Vec<Vec<String>> {
 /// "consecutively" any more; at least 10s so a slow round is not a gap.
 fn stale_after(period: Duration) -> Duration {
     (period * 5).max(Duration::from_secs(10))
+}
+
+/// Every 5 rounds, at least 5s: a promotion of many accounts takes
+/// minutes, and the failover goes on as soon as it ends.
+fn operation_poll(interval: Duration) -> Duration {
+    (interval * 5).max(Duration::from_secs(5))
 }
 
 /// Retry a failed step after 15 rounds, at least 30s: long enough not to

@@ -240,8 +240,10 @@ impl<'a> Cx<'a> {
                 "the pause ended: automatic action is possible again".into(),
             );
         }
-        // A new round invalidates an account listing of an earlier one.
+        // A new round invalidates an account listing of an earlier one,
+        // and what the server was running then.
         self.s.fresh_listing = None;
+        self.s.no_promotion_running = false;
 
         // Hysteresis, one state per witness present in this round.
         let mut merged: Vec<Observation> = Vec::new();
@@ -343,6 +345,9 @@ impl<'a> Cx<'a> {
             (ActionKind::ListAccounts { .. }, OutcomeResult::Succeeded { .. }) => {
                 Some("the account listing returned no account list".to_string())
             }
+            (ActionKind::ListOperations { .. }, OutcomeResult::Succeeded { .. }) => {
+                Some("core getAllOperations returned no operation list".to_string())
+            }
             (_, r) => r.error_text(),
         };
 
@@ -397,6 +402,47 @@ impl<'a> Cx<'a> {
                 }
                 return true;
             }
+            ActionKind::ListOperations { source_mail_host } => {
+                let host = source_mail_host.clone();
+                match (&o.result, err) {
+                    (OutcomeResult::Operations { promotions }, None) if !promotions.is_empty() => {
+                        let why = format!(
+                            "an earlier promotion is still running on the mailbox server ({}): \
+                             waiting for it to end before promoting what it leaves on {host}",
+                            promotions.join("; ")
+                        );
+                        let rs = self.s.role_mut(role);
+                        rs.retry_at = Some(self.now.plus(self.cfg.operation_poll));
+                        rs.retry_reason = Some(why.clone());
+                        self.event(Severity::Warning, EventKind::Decision, Some(role), why);
+                    }
+                    (_, None) => {
+                        self.success_event(&a, o);
+                        self.s.no_promotion_running = true;
+                    }
+                    (_, Some(reason)) => {
+                        // Not knowing must not strand a failover half-done:
+                        // the fresh listing still limits the promotion to
+                        // the accounts that are left on the source.
+                        self.event(
+                            Severity::Warning,
+                            EventKind::ActionFailed {
+                                action_id: a.id,
+                                reason: reason.clone(),
+                                will_retry: false,
+                            },
+                            Some(role),
+                            format!(
+                                "could not ask the mailbox server which operations run \
+                                 ({reason}); promoting what the account listing still shows \
+                                 on {host}"
+                            ),
+                        );
+                        self.s.no_promotion_running = true;
+                    }
+                }
+                return true;
+            }
             ActionKind::ListAccounts { source_mail_host } => {
                 let host = source_mail_host.clone();
                 match (&o.result, err) {
@@ -445,6 +491,7 @@ impl<'a> Cx<'a> {
         let detail = match &o.result {
             OutcomeResult::Succeeded { detail } => detail.clone(),
             OutcomeResult::Listed { accounts } => format!("{} account(s)", accounts.len()),
+            OutcomeResult::Operations { .. } => "no promotion running".into(),
             _ => String::new(),
         };
         self.event(
@@ -1136,7 +1183,8 @@ impl<'a> Cx<'a> {
         if let Some(t) = retry_at
             && self.now < t
         {
-            if let (None, Some(why)) = (&st.last_error, &self.s.role(role).retry_reason) {
+            // A reason given with the wait is newer than the step's error.
+            if let Some(why) = &self.s.role(role).retry_reason {
                 return Next::Idle(format!(
                     "{}: waiting before step \"{}\": {why}; trying again after {t}",
                     describe_kind(p.kind),
@@ -1281,6 +1329,19 @@ impl<'a> Cx<'a> {
         let first_manual = !automatic
             && p.steps[idx].attempts == 0
             && matches!(d.target, PromoteTarget::Accounts(_));
+        // An earlier attempt that did not report success (habeat killed
+        // during it, its client timed out or failed) may still be running
+        // on the mailbox server: promoting again beside it would run two
+        // promotions of the same accounts at once. Ask the server first.
+        if p.steps[idx].attempts >= 1 && !self.s.no_promotion_running {
+            return Next::Act(Planned::new(
+                ActionKind::ListOperations {
+                    source_mail_host: d.source_mail_host.clone(),
+                },
+                p.origin,
+                None,
+            ));
+        }
         let remaining = if first_manual {
             match &d.target {
                 PromoteTarget::Accounts(a) => PromoteTarget::Accounts(a.clone()),
@@ -1375,6 +1436,7 @@ impl<'a> Cx<'a> {
         }
         if matches!(planned.kind, ActionKind::PromoteAccounts { .. }) {
             self.s.fresh_listing = None;
+            self.s.no_promotion_running = false;
         }
         let action = Action {
             id,
@@ -1492,7 +1554,10 @@ impl<'a> Cx<'a> {
         if give_up {
             self.give_up(role, sr, reason);
         } else {
-            self.s.role_mut(role).retry_at = Some(now.plus(retry_delay));
+            let rs = self.s.role_mut(role);
+            rs.retry_at = Some(now.plus(retry_delay));
+            // The step's error is the reason now.
+            rs.retry_reason = None;
         }
     }
 

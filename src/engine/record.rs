@@ -44,6 +44,11 @@ pub struct State {
     /// forgets it, so a promotion always uses a fresh listing.
     #[serde(skip)]
     pub(crate) fresh_listing: Option<Vec<String>>,
+    /// `core getAllOperations` showed no promotion running, in this run,
+    /// since the last promoteAccounts was handed out: a promotion may be
+    /// issued again. Like the listing, never saved.
+    #[serde(skip)]
+    pub(crate) no_promotion_running: bool,
     /// The quorum gate key held by this process. A restart loses it with
     /// the Consul session, so it is not persisted.
     #[serde(skip)]
@@ -78,6 +83,7 @@ impl State {
             next_action_id: 1,
             next_pipeline_id: 1,
             fresh_listing: None,
+            no_promotion_running: false,
             gate_held: None,
             in_flight_live: false,
         }

@@ -88,6 +88,8 @@ pub struct World {
     pub failing: Vec<fn(&ActionKind) -> bool>,
     /// A leader appears after raft recovery.
     pub leader_after_recovery: bool,
+    /// Promotions `core getAllOperations` shows running on the server.
+    pub operations: Vec<String>,
 }
 
 impl World {
@@ -100,6 +102,7 @@ impl World {
             listing_broken: false,
             failing: Vec::new(),
             leader_after_recovery: true,
+            operations: Vec::new(),
         }
     }
 
@@ -123,6 +126,9 @@ impl World {
                     }
                 }
             }
+            ActionKind::ListOperations { .. } => OutcomeResult::Operations {
+                promotions: self.operations.clone(),
+            },
             ActionKind::AcquireQuorumGate { .. } => {
                 if self.quorum {
                     ok()
@@ -286,6 +292,7 @@ pub fn names(ks: &[ActionKind]) -> Vec<String> {
     ks.iter()
         .map(|k| match k {
             ActionKind::ListAccounts { .. } => "list".into(),
+            ActionKind::ListOperations { .. } => "ops".into(),
             ActionKind::AcquireQuorumGate { .. } => "gate".into(),
             ActionKind::ReleaseQuorumGate { .. } => "release".into(),
             ActionKind::PromoteAccounts { .. } => "promote".into(),
