@@ -20,10 +20,16 @@ pub enum Vote {
 }
 
 /// The settled opinion about a component (after hysteresis and quorum).
+/// Lowercase in JSON like every other word habeat prints there; the
+/// capitalised form of early state files is still read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Verdict {
+    #[serde(alias = "Up")]
     Up,
+    #[serde(alias = "Down")]
     Down,
+    #[serde(alias = "Unknown")]
     Unknown,
 }
 
@@ -205,4 +211,20 @@ pub struct Round {
     pub local_leader: Option<bool>,
     /// The raft configuration, when the local Consul could report one.
     pub raft_servers: Option<Vec<RaftServer>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts_are_lowercase_in_json_and_early_capitalised_state_files_still_load() {
+        assert_eq!(
+            serde_json::to_string(&Verdict::Down).ok().as_deref(),
+            Some("\"down\"")
+        );
+        for (text, v) in [("\"Up\"", Verdict::Up), ("\"up\"", Verdict::Up)] {
+            assert_eq!(serde_json::from_str::<Verdict>(text).ok(), Some(v));
+        }
+    }
 }

@@ -458,7 +458,7 @@ async fn metrics_and_status_endpoints_follow_the_rounds_and_a_dead_appserver_is_
         serde_json::from_str(&bed.get("/status").await).expect("/status is JSON");
     assert_eq!(status["dc_check"], "primary", "{status:#}");
     assert_eq!(
-        status["components"]["appserver"]["verdict"], "Up",
+        status["components"]["appserver"]["verdict"], "up",
         "{status:#}"
     );
 
@@ -485,7 +485,7 @@ async fn metrics_and_status_endpoints_follow_the_rounds_and_a_dead_appserver_is_
     let status: serde_json::Value =
         serde_json::from_str(&bed.get("/status").await).expect("/status is JSON");
     assert_eq!(
-        status["components"]["appserver"]["verdict"], "Down",
+        status["components"]["appserver"]["verdict"], "down",
         "{status:#}"
     );
     assert!(!status["last_promotion"].is_null(), "{status:#}");
