@@ -330,3 +330,44 @@ fn bare_legacy_invocation_parses_as_check() {
     assert!(cli.json);
     assert_eq!(cli.config, Path::new("/x.yml"));
 }
+
+#[test]
+fn an_undefined_peer_dc_and_a_role_without_its_addresses_exit_2_with_their_places() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let undefined = dir.path().join("undefined-dc.yml");
+    std::fs::write(
+        &undefined,
+        "local:\n  whoami: secondary\n  dc_check: primray\nprimary:\n  appserver_ip: 192.0.2.20\n  appserver_vmname: mbox1.example.com\n",
+    )
+    .expect("write");
+    refused(
+        &check(&undefined, false),
+        &[
+            format!(
+                "habeat: {}:3:13: local.dc_check names `primray`, but the file has no `primray:` \
+                 section; did you mean `primary`? (the file defines `primary:`)",
+                undefined.display()
+            ),
+            format!(
+                "habeat: {}:4:1: unknown top-level key `primary`; did you mean `primray`?",
+                undefined.display()
+            ),
+        ],
+    );
+    let no_ip = dir.path().join("no-appserver-ip.yml");
+    std::fs::write(
+        &no_ip,
+        "local:\n  whoami: secondary\n  dc_check: primary\nprimary:\n  appserver_vmname: mbox1.example.com\n",
+    )
+    .expect("write");
+    let out = check(&no_ip, false);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "habeat: {}:4:1: primary.appserver_ip is not set, but the appserver role",
+            no_ip.display()
+        )),
+        "{err}"
+    );
+}

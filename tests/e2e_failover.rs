@@ -194,8 +194,9 @@ fn thirty_percent_packet_loss_promotes_nothing() {
     for h in Host::ALL {
         tb.packet_loss(h, 30);
     }
-    // The issue asks for a minute; 20 s (about 65 rounds) keeps CI fast.
-    assert_no_promotion_for(&tb, Duration::from_secs(20), "30% packet loss");
+    // A minute, about 200 rounds: long enough for a lossy witness to turn
+    // Down now and then; the others must keep the verdict from Down.
+    assert_no_promotion_for(&tb, Duration::from_secs(60), "30% packet loss");
     assert!(tb.hook_lines().is_empty());
 }
 

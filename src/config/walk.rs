@@ -162,6 +162,8 @@ struct Marks {
     /// `dc.key` of every datacenter key written with a value (valid or
     /// not): a missing-address error is only for keys really absent.
     given: BTreeSet<String>,
+    /// Top-level keys that are neither a section nor a named datacenter.
+    other_top: Vec<String>,
 }
 
 pub(super) struct Walker<'e> {
@@ -663,6 +665,7 @@ impl<'e> Walker<'e> {
                 let dc = self.datacenter(v, &k.name);
                 dcs.insert(k.name.clone(), dc);
             } else if local.is_some() {
+                self.marks.other_top.push(k.name.clone());
                 let mut candidates: Vec<&str> = SECTIONS.to_vec();
                 candidates.extend(dc_names.iter().copied());
                 let hint = match suggest::nearest(&k.name, &candidates) {
@@ -1387,13 +1390,23 @@ impl<'e> Walker<'e> {
             Some(p) => Some(p.clone()),
             None => {
                 if local.whoami != local.dc_check {
+                    let others: Vec<&str> =
+                        self.marks.other_top.iter().map(String::as_str).collect();
+                    let hint = match suggest::nearest(&local.dc_check, &others) {
+                        Some(near) => {
+                            format!("did you mean `{near}`? (the file defines `{near}:`)")
+                        }
+                        None => format!(
+                            "add the watched datacenter's addresses under `{}:` (proxy_ip, \
+                             appserver_ip, ...)",
+                            local.dc_check
+                        ),
+                    };
                     self.error(
                         self.marks.dc_check.unwrap_or(Pos::START),
                         format!(
-                            "local.dc_check names `{}`, but the file has no `{}:` section; add \
-                             the watched datacenter's addresses under `{}:` (proxy_ip, \
-                             appserver_ip, ...)",
-                            local.dc_check, local.dc_check, local.dc_check
+                            "local.dc_check names `{}`, but the file has no `{}:` section; {hint}",
+                            local.dc_check, local.dc_check
                         ),
                     );
                 }
