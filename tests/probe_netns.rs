@@ -201,3 +201,34 @@ async fn a_component_with_several_addresses_is_up_if_any_answers() {
     let o = obs(&r, Component::Consul, &WitnessKind::Icmp);
     assert_eq!(o.vote, Vote::Down, "{o:?}");
 }
+
+#[tokio::test]
+async fn an_icmp_error_about_our_echo_is_not_an_answer() {
+    let test = "an_icmp_error_about_our_echo_is_not_an_answer";
+    if !may_use_netns(test) {
+        return;
+    }
+    // A router (or our own kernel, once ARP gives up) answers an echo to a
+    // dead host with "destination host unreachable": an ICMP packet from
+    // the target's direction that carries our echo inside. It is not a
+    // sign of life.
+    let host = Netns::create();
+    host.run(&["nft", "add", "table", "inet", "habeat_probe"]);
+    host.run(&[
+        "nft",
+        "add chain inet habeat_probe input { type filter hook input priority 0; policy accept; }",
+    ]);
+    host.run(&[
+        "nft",
+        "add rule inet habeat_probe input icmp type echo-request reject with icmp type host-unreachable",
+    ]);
+    let mut cfg: Config = support::network_only(&[Role::Appserver], Duration::from_secs(1));
+    support::peer_mut(&mut cfg).appserver_ip = Some(host.addr.to_string());
+    let p = Prober::new(&cfg).expect("prober");
+    for _ in 0..3 {
+        let r = bounded_round(&p).await;
+        let o = obs(&r, Component::Appserver, &WitnessKind::Icmp);
+        assert_eq!(o.vote, Vote::Down, "{o:?}");
+        assert!(o.reason.starts_with("no echo reply"), "{o:?}");
+    }
+}
