@@ -189,14 +189,9 @@ hooks:
             .count()
     }
 
-    /// The fake's state, read under its file lock: a fake writes the file
-    /// in place, so an unlocked read while one runs may see it half done.
+    /// The fake's state (read under its file lock).
     fn fake_state(&self) -> fake_carbonio::State {
-        let mut f = std::fs::File::open(&self.fake.state_path).expect("open the fake's state");
-        f.lock_shared().expect("lock the fake's state");
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut f, &mut s).expect("read the fake's state");
-        serde_json::from_str(&s).expect("parse the fake's state")
+        self.fake.state()
     }
 
     fn invocations(&self) -> Vec<Invocation> {

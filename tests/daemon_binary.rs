@@ -493,3 +493,93 @@ async fn metrics_and_status_endpoints_follow_the_rounds_and_a_dead_appserver_is_
     daemon.signal(Signal::SIGTERM);
     assert_eq!(daemon.exit_code(BOUND).await, Some(0), "{}", daemon.log());
 }
+
+/// `habeat <args>` against the bed's config, as an operator beside the
+/// daemon; a short state-lock wait so a wrongly locking command shows fast.
+fn operator(bed: &Bed, args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_habeat"))
+        .args(["--config", bed.config.to_str().expect("utf-8 path")])
+        .args(args)
+        .env("HABEAT_LOCK_WAIT", "1s")
+        .env_remove("CONSUL_HTTP_TOKEN")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run habeat");
+    (
+        out.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_and_dry_runs_work_beside_the_daemon_even_during_its_promotion_and_a_real_check_waits()
+ {
+    if !may_use_netns("daemon_binary_beside") {
+        return;
+    }
+    let bed = Bed::new().await;
+    bed.fake
+        .set_fault("promoteAccounts", Fault::Slow { seconds: 8.0 });
+    let mut daemon = bed.start();
+    bed.until(|m| m.contains("READY=1")).await;
+    bed.rounds(2).await;
+
+    // Healthy peer: every read-only or dry-run command answers at once.
+    let (code, out) = operator(&bed, &["status"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("appserver"), "{out}");
+    let (code, out) = operator(&bed, &["--dry-run", "check"]);
+    assert_eq!(code, Some(0), "{out}");
+
+    // The peer dies; the daemon holds the state lock for its promotion.
+    bed.kill_appserver();
+    let deadline = tokio::time::Instant::now() + BOUND;
+    while bed.promotions() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no promotion:\n{}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (code, out) = operator(&bed, &["status"]);
+    assert_eq!(code, Some(0), "status during the promotion: {out}");
+    assert!(out.contains("Down"), "status shows the verdict: {out}");
+    let (code, out) = operator(&bed, &["--dry-run", "check"]);
+    assert_eq!(code, Some(0), "check --dry-run during the promotion: {out}");
+    let (code, out) = operator(
+        &bed,
+        &[
+            "--dry-run",
+            "promote",
+            "--yes",
+            "--accounts",
+            "alice@example.com",
+        ],
+    );
+    assert_ne!(
+        code,
+        Some(5),
+        "promote --dry-run took the state lock: {out}"
+    );
+    assert!(out.contains("dry run") || code == Some(4), "{out}");
+    let (history_code, history) = operator(&bed, &["history"]);
+    assert_eq!(history_code, Some(0), "{history}");
+    // A real check is an actor: it must not act beside the daemon.
+    let (code, out) = operator(&bed, &["check"]);
+    assert_eq!(code, Some(5), "a second actor ran beside the daemon: {out}");
+    assert!(
+        out.contains(&daemon.child.id().to_string()),
+        "exit 5 names the holder's pid: {out}"
+    );
+
+    bed.until(|_| bed.hooks_log().contains("after_promotion"))
+        .await;
+    assert_eq!(bed.promotions(), 1, "{}", daemon.log());
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.exit_code(BOUND).await, Some(0), "{}", daemon.log());
+}

@@ -98,20 +98,49 @@ impl FakeCarbonio {
             .expect("chmod state");
     }
 
-    pub fn set_state(&self, state: &State) {
-        let s = serde_json::to_string_pretty(state).expect("serialise state");
-        std::fs::write(&self.state_path, s).expect("write state");
+    /// The state file, locked as the fake locks it for each invocation
+    /// (it rewrites the file in place: an unlocked read may see it empty).
+    fn locked(&self) -> std::fs::File {
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&self.state_path)
+            .expect("open the fake's state");
+        f.lock().expect("lock the fake's state");
+        f
     }
 
-    pub fn state(&self) -> State {
-        let s = std::fs::read_to_string(&self.state_path).expect("read state");
+    fn read_locked(f: &mut std::fs::File) -> State {
+        use std::io::{Read, Seek};
+        let mut s = String::new();
+        f.rewind().expect("rewind state");
+        f.read_to_string(&mut s).expect("read state");
         serde_json::from_str(&s).expect("parse state")
     }
 
+    fn write_locked(f: &mut std::fs::File, state: &State) {
+        use std::io::{Seek, Write};
+        let s = serde_json::to_string_pretty(state).expect("serialise state");
+        f.set_len(0).expect("truncate state");
+        f.rewind().expect("rewind state");
+        f.write_all(s.as_bytes()).expect("write state");
+    }
+
+    pub fn set_state(&self, state: &State) {
+        Self::write_locked(&mut self.locked(), state);
+    }
+
+    pub fn state(&self) -> State {
+        Self::read_locked(&mut self.locked())
+    }
+
     pub fn update(&self, f: impl FnOnce(&mut State)) {
-        let mut st = self.state();
+        let mut file = self.locked();
+        let mut st = Self::read_locked(&mut file);
         f(&mut st);
-        self.set_state(&st);
+        Self::write_locked(&mut file, &st);
     }
 
     pub fn set_fault(&self, command: &str, fault: Fault) {
