@@ -90,17 +90,27 @@ impl Timeline {
         let events = tb.events();
         let new: Vec<Value> = events.iter().skip(self.events_seen).cloned().collect();
         self.events_seen = events.len();
-        for e in &new {
-            if let Some(line) = describe(e) {
+        // Journal events and CLI calls in the order they happened (an
+        // action's start is journaled before its command runs).
+        let mut lines: Vec<(u64, String)> = new
+            .iter()
+            .filter_map(|e| {
                 let at = e["at"].as_u64().unwrap_or_else(testbed::now_ms);
-                println!("{} {line}", self.stamp(at));
-            }
-        }
+                describe(e).map(|line| (at, line))
+            })
+            .collect();
         let calls = tb.calls();
-        for c in calls.iter().skip(self.calls_seen) {
-            println!("{}     $ {} {}", self.stamp(c.at), c.program, c.args);
-        }
+        lines.extend(
+            calls
+                .iter()
+                .skip(self.calls_seen)
+                .map(|c| (c.at, format!("    $ {} {}", c.program, c.args))),
+        );
         self.calls_seen = calls.len();
+        lines.sort_by_key(|(at, _)| *at);
+        for (at, line) in lines {
+            println!("{} {line}", self.stamp(at));
+        }
         let hooks = tb.hook_lines();
         for h in hooks.iter().skip(self.hooks_seen) {
             println!("{}     hook ran: {h}", self.stamp(testbed::now_ms()));
