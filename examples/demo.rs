@@ -243,10 +243,23 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     if !testbed::available("demo") {
+        // A fresh machine: install what the rehearsal needs (namespaces,
+        // nftables, a real slapd) with the script CI uses.
+        let deps = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/deps");
         eprintln!(
-            "demo: install iproute2, nftables and slapd (apt-get install iproute2 nftables slapd)"
+            "demo: installing the rehearsal's packages ({})",
+            deps.display()
         );
-        return ExitCode::from(2);
+        let installed = std::process::Command::new("bash")
+            .arg(&deps)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !installed || !testbed::available("demo") {
+            eprintln!(
+                "demo: install iproute2, nftables and slapd (apt-get install iproute2 nftables slapd)"
+            );
+            return ExitCode::from(2);
+        }
     }
     let Some(profile) = profile_dir() else {
         eprintln!("demo: cannot tell where this example was built");
