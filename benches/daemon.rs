@@ -227,23 +227,39 @@ fn accept_forever(l: TcpListener) {
     });
 }
 
-/// (RSS in KiB, utime+stime in clock ticks) of a process.
-fn sample(pid: u32) -> Option<(u64, u64)> {
+/// One reading of a process.
+#[derive(Clone, Copy)]
+struct Sample {
+    /// VmRSS, KiB: everything resident.
+    rss: u64,
+    /// RssAnon, KiB: heap and stacks. The rest of the RSS is mostly the
+    /// binary's own code pages, which grow as new code paths first run and
+    /// which the kernel can drop and re-read: a leak shows here.
+    anon: u64,
+    /// utime + stime, clock ticks.
+    ticks: u64,
+}
+
+fn sample(pid: u32) -> Option<Sample> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()?;
+    let kib = |key: &str| -> Option<u64> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    };
+    let rss = kib("VmRSS:")?;
+    let anon = kib("RssAnon:")?;
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the parenthesised command name; utime and stime are
     // fields 14 and 15 of the whole line (11 and 12 after the name).
     let rest = &stat[stat.rfind(')')? + 2..];
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-    Some((rss, ticks))
+    Some(Sample { rss, anon, ticks })
 }
 
 fn clock_ticks() -> f64 {
@@ -282,7 +298,7 @@ fn steady_state(cfg: &Path, run_for: Duration) {
     // Warm-up: the first rounds, the runtime's threads, the first probes.
     let warmup = Duration::from_secs(5).min(run_for / 4);
     std::thread::sleep(warmup);
-    let Some((rss_start, ticks_start)) = sample(pid) else {
+    let Some(first) = sample(pid) else {
         eprintln!(
             "habeat run exited early; its log:\n{}",
             std::fs::read_to_string(&log).unwrap_or_default()
@@ -290,24 +306,25 @@ fn steady_state(cfg: &Path, run_for: Duration) {
         std::process::exit(1);
     };
     let t0 = Instant::now();
-    let mut rss_max = rss_start;
-    let mut last = (rss_start, ticks_start);
+    let mut rss_max = first.rss;
+    let mut last = first;
     let every = Duration::from_secs(5)
         .min(run_for / 10)
         .max(Duration::from_millis(500));
-    println!("{:>8} {:>10} {:>8}", "t", "RSS", "CPU %");
+    println!("{:>8} {:>10} {:>10} {:>8}", "t", "RSS", "anon", "CPU %");
     while t0.elapsed() < run_for {
         std::thread::sleep(every);
         match sample(pid) {
             Some(s) => {
-                rss_max = rss_max.max(s.0);
+                rss_max = rss_max.max(s.rss);
                 let secs = t0.elapsed().as_secs_f64();
                 if (secs as u64) % 30 < every.as_secs().max(1) {
                     println!(
-                        "{:>7.0}s {:>7} KiB {:>7.2}",
+                        "{:>7.0}s {:>6} KiB {:>6} KiB {:>7.2}",
                         secs,
-                        s.0,
-                        (s.1 - ticks_start) as f64 / tck / secs * 100.0
+                        s.rss,
+                        s.anon,
+                        (s.ticks - first.ticks) as f64 / tck / secs * 100.0
                     );
                 }
                 last = s;
@@ -322,7 +339,7 @@ fn steady_state(cfg: &Path, run_for: Duration) {
         }
     }
     let secs = t0.elapsed().as_secs_f64();
-    let cpu = (last.1 - ticks_start) as f64 / tck / secs * 100.0;
+    let cpu = (last.ticks - first.ticks) as f64 / tck / secs * 100.0;
     let _ = child.kill();
     let _ = child.wait();
     let rounds = std::fs::read_to_string(&log)
@@ -334,15 +351,17 @@ fn steady_state(cfg: &Path, run_for: Duration) {
         .join("\n");
     println!();
     println!(
-        "{:<12} {:>10} {:>10} {:>10} {:>12}",
-        "window", "RSS start", "RSS end", "RSS max", "CPU % 1 core"
+        "{:<12} {:>10} {:>10} {:>10} {:>11} {:>10} {:>12}",
+        "window", "RSS start", "RSS end", "RSS max", "anon start", "anon end", "CPU % 1 core"
     );
     println!(
-        "{:<12} {:>6} KiB {:>6} KiB {:>6} KiB {:>12.2}",
+        "{:<12} {:>6} KiB {:>6} KiB {:>6} KiB {:>7} KiB {:>6} KiB {:>12.2}",
         humantime::format_duration(Duration::from_secs(secs as u64)).to_string(),
-        rss_start,
-        last.0,
+        first.rss,
+        last.rss,
         rss_max,
+        first.anon,
+        last.anon,
         cpu
     );
     if !rounds.is_empty() {

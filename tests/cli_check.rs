@@ -493,3 +493,42 @@ async fn peer_back_rearms_automatically_without_failing_back() {
         text(&out)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_account_names_in_the_listing_reach_no_shell_and_promote_nothing() {
+    if !may_use_netns("hostile_listing") {
+        return;
+    }
+    let bed = Bed::new("").await;
+    let marker = bed.dir.path().join("pwned");
+    let m = marker.display();
+    let hostile = [
+        format!("$(touch {m})@example.com"),
+        format!("`touch {m}`@example.com"),
+        format!("x'; touch {m}; '@example.com"),
+        format!("a\ntouch {m}\n@example.com"),
+        "with space@example.com".to_string(),
+        // No whitespace: refused for its shell characters, not by luck.
+        "$(reboot)@example.com".to_string(),
+        "a;reboot@example.com".to_string(),
+        "--force@example.com".to_string(),
+    ];
+    for name in &hostile {
+        bed.fake
+            .update(|s| s.accounts.push(account(name, SOURCE, REPLICA)));
+        bed.kill_appserver();
+        let out = bed.habeat(&["check"]);
+        // Output that is not a list of valid accounts is a failed listing:
+        // an error, no promotion, retried later (SPEC 4).
+        assert_eq!(out.status.code(), Some(3), "{name:?}: {}", text(&out));
+        assert!(!marker.exists(), "{name:?} reached a shell");
+        assert_eq!(bed.promotions(), 0, "{name:?}: {}", text(&out));
+        assert_eq!(bed.hooks_log(), "", "{name:?}");
+        bed.fake.update(|s| {
+            s.accounts
+                .retain(|a| a.mail_host != SOURCE || &a.name != name)
+        });
+        // Start the next name from a clean slate (no retry wait).
+        let _ = std::fs::remove_dir_all(bed.dir.path().join("state"));
+    }
+}
