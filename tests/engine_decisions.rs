@@ -1083,3 +1083,164 @@ fn manual_promote_works_on_a_node_without_the_appserver_role() {
     let ran = sim.operator(OperatorCommand::Rearm);
     assert_eq!(names(&ran), ["unlock"]);
 }
+
+/// One fresh sighting of the peer proxy: its witness is Up, the others
+/// still Down. The verdict is Up ("any Up vote makes it Up") once settled,
+/// Unknown before `rise`.
+fn proxy_coming_back() -> Vec<habeat::model::Observation> {
+    let mut o = all(Component::Proxy, Vote::Down);
+    o[0].vote = Vote::Up;
+    o
+}
+
+#[test]
+fn a_proxy_switch_retried_after_a_refused_gate_waits_while_the_peer_proxy_comes_back() {
+    let mut cfg = full_config();
+    cfg.roles = vec![Role::Proxyserver];
+    // Slow to believe the peer is back: Unknown for the whole retry delay.
+    cfg.rise = 100;
+    let mut w = World::new(&[]);
+    w.quorum = false;
+    let mut sim = Sim::new(cfg, w);
+    let ran = sim.rounds(3, all(Component::Proxy, Vote::Down));
+    assert_eq!(names(&ran), ["gate"], "the gate refused the switch");
+    // Quorum is back, and so (not yet settled) is the peer proxy: its
+    // verdict is Unknown. The retry must not switch traffic.
+    sim.world.quorum = true;
+    let ran = sim.rounds_for(sim.cfg.retry_delay * 2, proxy_coming_back());
+    assert!(
+        !ran.iter()
+            .any(|k| matches!(k, ActionKind::RunCommand { argv, .. } if argv[0] == "bgp-announce")),
+        "proxy switched while the peer proxy was coming back: {:?}",
+        names(&ran)
+    );
+    assert!(
+        sim.why().contains("only while the peer proxy is Down"),
+        "{}",
+        sim.why()
+    );
+    // Down again for good: the switch goes ahead.
+    let ran = sim.rounds(3, all(Component::Proxy, Vote::Down));
+    assert!(
+        names(&ran).contains(&"run:bgp-announce".to_string()),
+        "{:?}",
+        names(&ran)
+    );
+}
+
+#[test]
+fn a_failed_ha_module_stop_is_not_retried_once_the_peer_is_back() {
+    let mut cfg = appserver_config();
+    cfg.is_primary = true;
+    cfg.disable_ha_module = true;
+    cfg.rearm = Rearm::Manual;
+    let mut w = World::new(&ACCOUNTS);
+    w.failing = vec![|k| matches!(k, ActionKind::StopHaModule)];
+    let mut sim = Sim::new(cfg, w);
+    let ran = sim.rounds(3, down());
+    assert_eq!(names(&ran), ["stop-ha"], "the stop failed once");
+    sim.world.failing.clear();
+    // The peer is seen again before the retry is due.
+    let ran = sim.rounds_for(sim.cfg.retry_delay * 2, up());
+    assert!(
+        !ran.iter().any(|k| matches!(k, ActionKind::StopHaModule)),
+        "HA module stopped beside a healthy peer: {:?}",
+        names(&ran)
+    );
+}
+
+#[test]
+fn a_crash_during_the_proxy_switch_is_not_replayed_beside_a_peer_that_is_back() {
+    let mut cfg = full_config();
+    cfg.roles = vec![Role::Proxyserver];
+    let mut sim = Sim::new(cfg, World::new(&[]));
+    sim.rounds(2, all(Component::Proxy, Vote::Down));
+    sim.now = sim.now.plus(sim.cfg.interval);
+    // Third Down round: the gate, then habeat dies running `bgp-announce`.
+    let gate = sim
+        .feed_one(Input::Round(habeat::model::Round {
+            observations: all(Component::Proxy, Vote::Down),
+            local_leader: Some(true),
+            raft_servers: None,
+        }))
+        .expect("gate");
+    let result = sim.world.run(&gate);
+    let announce = sim
+        .feed_one(Input::Outcome(habeat::engine::ActionOutcome {
+            id: gate.id,
+            result,
+        }))
+        .expect("announce");
+    assert!(
+        matches!(&announce.kind, ActionKind::RunCommand { argv, .. } if argv[0] == "bgp-announce")
+    );
+    sim.restart();
+    // Restarted, it sees the peer proxy back: no replay of the switch.
+    let ran = sim.rounds(5, all(Component::Proxy, Vote::Up));
+    assert!(
+        !ran.iter()
+            .any(|k| matches!(k, ActionKind::RunCommand { argv, .. } if argv[0] == "bgp-announce")),
+        "{:?}",
+        names(&ran)
+    );
+    // It re-arms instead, switching traffic back, and says what may have run.
+    assert!(
+        names(&ran).contains(&"run:bgp-withdraw".to_string()),
+        "{:?}",
+        names(&ran)
+    );
+    assert!(
+        sim.events
+            .iter()
+            .any(|e| e.message.contains("proxy switch may have been activated")),
+        "no error event about the half-done switch"
+    );
+}
+
+#[test]
+fn an_automatic_rearm_never_switches_traffic_back_to_a_peer_that_fell_again() {
+    let mut cfg = full_config();
+    cfg.roles = vec![Role::Proxyserver];
+    let mut sim = Sim::new(cfg, World::new(&[]));
+    sim.rounds(3, all(Component::Proxy, Vote::Down));
+    // The peer proxy is back: the re-arm starts with `bgp-withdraw`, and
+    // habeat dies while it runs.
+    sim.rounds(1, all(Component::Proxy, Vote::Up));
+    sim.now = sim.now.plus(sim.cfg.interval);
+    let withdraw = sim
+        .feed_one(Input::Round(habeat::model::Round {
+            observations: all(Component::Proxy, Vote::Up),
+            local_leader: Some(true),
+            raft_servers: None,
+        }))
+        .expect("withdraw");
+    assert!(
+        matches!(&withdraw.kind, ActionKind::RunCommand { argv, .. } if argv[0] == "bgp-withdraw")
+    );
+    sim.restart();
+    // Restarted ten minutes later, it finds the peer proxy dead again.
+    sim.advance(Duration::from_secs(600));
+    let ran = sim.rounds(10, all(Component::Proxy, Vote::Down));
+    assert!(
+        !names(&ran)
+            .iter()
+            .any(|n| n == "run:bgp-withdraw" || n == "unlock"),
+        "re-arm went on beside a dead peer: {:?}",
+        names(&ran)
+    );
+    assert!(
+        sim.why().contains("only while the peer proxy is Up"),
+        "{}",
+        sim.why()
+    );
+    // The operator takes it over: locks removed, no traffic switched back
+    // (re-armed beside a dead peer, habeat may then switch to this DC again).
+    let ran = sim.operator(OperatorCommand::Rearm);
+    assert_eq!(names(&ran).first().map(String::as_str), Some("unlock"));
+    assert!(
+        !names(&ran).contains(&"run:bgp-withdraw".to_string()),
+        "{:?}",
+        names(&ran)
+    );
+    assert!(sim.state.role(Role::Proxyserver).recovery.is_none());
+}

@@ -196,6 +196,8 @@ struct Checker {
     last_app: [Vote; 3],
     /// Raw consul-server votes since the last gap, and the local leader.
     consul_history: Vec<[Vote; 3]>,
+    /// Raw peer-proxy votes since the last gap.
+    proxy_history: Vec<[Vote; 3]>,
     last_leader: Option<bool>,
     gate: Option<String>,
     paused_until: Option<UnixMillis>,
@@ -217,6 +219,7 @@ impl Checker {
             last_round_at: None,
             last_app: [Vote::Unknown; 3],
             consul_history: Vec::new(),
+            proxy_history: Vec::new(),
             last_leader: None,
             gate: None,
             paused_until: None,
@@ -346,6 +349,58 @@ impl Checker {
                 self.rearmed_since_commit = false;
             }
         }
+        // The decisive step of a proxy switch or an HA module stop, first
+        // run or retried or replayed after a crash, needs its peer Down
+        // (invariants 1 and 2 for the other roles); a re-arm's switch back
+        // needs its peer Up (any witness seeing it).
+        if automatic {
+            let settled = |h: &[[Vote; 3]]| -> Vec<Vote> {
+                (0..3)
+                    .map(|i| {
+                        let h: Vec<Vote> = h.iter().map(|r| r[i]).collect();
+                        oracle(&h, self.cfg.fall as usize, self.cfg.rise as usize)
+                    })
+                    .collect()
+            };
+            let need = match self.cfg.quorum {
+                Quorum::All => 3,
+                Quorum::AtLeast(n) => n as usize,
+            };
+            let is_down = |votes: &[Vote]| {
+                !votes.contains(&Vote::Up)
+                    && votes.iter().filter(|v| **v == Vote::Down).count() >= need
+            };
+            match &a.kind {
+                ActionKind::RunCommand {
+                    purpose: CommandPurpose::ProxyActivate,
+                    ..
+                } if a.role == Role::Proxyserver => {
+                    let votes = settled(&self.proxy_history);
+                    prop_assert!(
+                        is_down(&votes),
+                        "proxy switched while the peer proxy is not Down: {votes:?}"
+                    );
+                }
+                ActionKind::StopHaModule => {
+                    let votes = settled(&self.history);
+                    prop_assert!(
+                        is_down(&votes),
+                        "HA module stopped while the peer appserver is not Down: {votes:?}"
+                    );
+                }
+                ActionKind::RunCommand {
+                    purpose: CommandPurpose::ProxyDeactivate,
+                    ..
+                } => {
+                    let votes = settled(&self.proxy_history);
+                    prop_assert!(
+                        votes.contains(&Vote::Up),
+                        "traffic switched back while the peer proxy is not Up: {votes:?}"
+                    );
+                }
+                _ => {}
+            }
+        }
         if let ActionKind::RaftRecovery { .. } = &a.kind {
             let (fall, rise) = (self.cfg.fall as usize, self.cfg.rise as usize);
             let votes: Vec<Vote> = (0..3)
@@ -439,6 +494,11 @@ impl Checker {
             self.done.clear();
             self.commits.clear();
             self.rearmed_since_commit = true;
+            // And the witnesses' counters: the engine starts them afresh,
+            // as after a gap.
+            self.history.clear();
+            self.consul_history.clear();
+            self.proxy_history.clear();
         } else {
             let json = serde_json::to_vec(&self.state).expect("serialize");
             self.state = serde_json::from_slice(&json).expect("deserialize");
@@ -487,8 +547,10 @@ impl Checker {
                 {
                     self.history.clear();
                     self.consul_history.clear();
+                    self.proxy_history.clear();
                 }
                 self.consul_history.push(consul.votes());
+                self.proxy_history.push(proxy.votes());
                 self.last_leader = *leader;
                 self.last_round_at = Some(self.now);
                 self.history.push(app.votes());

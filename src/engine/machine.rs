@@ -604,8 +604,42 @@ impl<'a> Cx<'a> {
                 rs.retry_reason = None;
             }
             self.s.role_mut(role).last_decision = None;
-            if rs.recovery.is_some() {
+            if let Some(mut rec) = rs.recovery.clone() {
                 any = true;
+                if rec.origin != Origin::Operator && !rec.is_finished() {
+                    // An automatic re-arm waiting for the peer to be Up:
+                    // the operator takes it over. Like any operator
+                    // re-arm, it runs no commands (proxy deactivate,
+                    // on_peer_recovered): those are for a peer seen back.
+                    let now = self.now;
+                    let mut cancelled = Vec::new();
+                    for st in &mut rec.steps {
+                        if matches!(st.step, Step::Command { .. })
+                            && !matches!(st.status, StepStatus::Done | StepStatus::GaveUp)
+                        {
+                            st.status = StepStatus::GaveUp;
+                            st.last_error = Some("cancelled by `habeat rearm`".into());
+                            st.updated_at = now;
+                            cancelled.push(st.step.name());
+                        }
+                    }
+                    rec.origin = Origin::Operator;
+                    self.event(
+                        Severity::Warning,
+                        EventKind::Decision,
+                        Some(role),
+                        format!(
+                            "rearm takes over the unfinished re-arm (pipeline {}){}",
+                            rec.id,
+                            if cancelled.is_empty() {
+                                String::new()
+                            } else {
+                                format!("; not run: {}", cancelled.join(", "))
+                            }
+                        ),
+                    );
+                    self.s.role_mut(role).recovery = Some(rec);
+                }
                 continue;
             }
             if let Some(p) = rs.failover {
@@ -937,18 +971,25 @@ impl<'a> Cx<'a> {
                 );
                 return self.role_next(role, scope);
             }
-            let promote_unfinished = p.kind == PipelineKind::Promotion
-                && !p.step_done(|s| matches!(s, Step::PromoteAccounts));
-            if v == Verdict::Up && (p.is_finished() || promote_unfinished) {
+            let undecided = !p.decisive_done();
+            if v == Verdict::Up && (p.is_finished() || undecided) {
                 if self.cfg.rearm == Rearm::Auto {
-                    if promote_unfinished && !p.is_finished() {
+                    if undecided && !p.is_finished() {
+                        let what = match p.kind {
+                            PipelineKind::Promotion => "some accounts may have been promoted",
+                            PipelineKind::ProxyActivation => {
+                                "the proxy switch may have been activated"
+                            }
+                            _ => "its first step may have run",
+                        };
                         self.event(
                             Severity::Error,
                             EventKind::Decision,
                             Some(role),
                             format!(
-                                "the peer {c} came back while the promotion of pipeline {} was \
-                                 unfinished: some accounts may have been promoted, check them",
+                                "the peer {c} came back while the {} of pipeline {} was \
+                                 unfinished: {what}, check it",
+                                describe_kind(p.kind),
                                 p.id
                             ),
                         );
@@ -1170,6 +1211,9 @@ impl<'a> Cx<'a> {
                 ));
             }
         }
+        if automatic && let Some(why) = self.verdict_forbids(role, slot, &p) {
+            return Next::Idle(why);
+        }
         let Some(idx) = p.next_index() else {
             // Finished: a recovery pipeline ends the role's record.
             if slot == Slot::Recovery {
@@ -1237,6 +1281,54 @@ impl<'a> Cx<'a> {
             Step::ConfirmLeader => plan(ActionKind::ConfirmLeader),
         };
         self.gated(role, &p, next)
+    }
+
+    /// Why an automatic pipeline may not take its next step on the verdict
+    /// of now, if so. A failover before its decisive step (the promotion
+    /// has its own check in [`Self::promote_step`]) needs the peer Down
+    /// right now, like the decision that started it: a retry after a
+    /// refused gate or a failed command, or a replay after a crash, must
+    /// not switch proxy traffic or stop the HA module beside a peer that is
+    /// coming back (Unknown) or back (Up). A re-arm needs the peer Up at
+    /// every step: it must not switch traffic back to a peer that fell
+    /// again; it waits, holding off any new failover, until the peer is Up
+    /// or an operator runs `habeat rearm`.
+    fn verdict_forbids(&self, role: Role, slot: Slot, p: &Pipeline) -> Option<String> {
+        let c = role.watched_component();
+        let v = self.s.verdict(c);
+        let fresh = self.fresh();
+        match slot {
+            Slot::Failover
+                if p.kind != PipelineKind::Promotion
+                    && !p.decisive_done()
+                    && (v != Verdict::Down || !fresh) =>
+            {
+                Some(format!(
+                    "the {} (pipeline {}) is unfinished; it continues only while the peer {c} is \
+                     Down (now {})",
+                    describe_kind(p.kind),
+                    p.id,
+                    if fresh {
+                        v.to_string()
+                    } else {
+                        "not freshly observed".into()
+                    }
+                ))
+            }
+            Slot::Recovery if p.next_index().is_some() && (v != Verdict::Up || !fresh) => {
+                Some(format!(
+                    "the re-arm (pipeline {}) is unfinished; it continues only while the peer {c} \
+                     is Up (now {}); `habeat rearm` finishes it by hand",
+                    p.id,
+                    if fresh {
+                        v.to_string()
+                    } else {
+                        "not freshly observed".into()
+                    }
+                ))
+            }
+            _ => None,
+        }
     }
 
     /// Put the quorum gate in front of an automatic action that needs it.

@@ -241,6 +241,22 @@ impl Pipeline {
         self.steps.first().is_some_and(|s| s.attempts > 0)
     }
 
+    /// Whether the step that commits this failover has run to its end:
+    /// the promotion, the HA module stop, the first proxy switch command.
+    /// Before it, the failover is still only a decision about the peer and
+    /// needs the peer Down at every attempt; after it, the follow-up steps
+    /// (lock files, caches, hooks) must finish whatever the peer does.
+    pub fn decisive_done(&self) -> bool {
+        match self.kind {
+            PipelineKind::Promotion => self.step_done(|s| matches!(s, Step::PromoteAccounts)),
+            PipelineKind::HaModuleStop | PipelineKind::ProxyActivation => self
+                .steps
+                .first()
+                .is_none_or(|s| matches!(s.status, StepStatus::Done | StepStatus::GaveUp)),
+            PipelineKind::RaftRecovery | PipelineKind::Adopted | PipelineKind::Rearm => true,
+        }
+    }
+
     /// The index of the first step not yet done or given up.
     pub fn next_index(&self) -> Option<usize> {
         if self.stalled.is_some() {
