@@ -43,10 +43,22 @@ impl Executor {
         }
     }
 
-    /// Carry out `action` and say how it went.
+    /// Carry out `action` and say how it went. However it is carried out,
+    /// it ends by [`Executor::time_limit`]: what runs past it is dropped
+    /// (its children killed with their process group) and reported as
+    /// timed out, so that no step can hold a chain, or the daemon, forever.
     pub async fn execute(&mut self, action: &Action) -> ActionOutcome {
         let started = Instant::now();
-        let result = self.run(action).await;
+        let limit = self.time_limit(&action.kind);
+        let result = match tokio::time::timeout(limit, self.run(action)).await {
+            Ok(r) => r,
+            Err(_) => OutcomeResult::TimedOut {
+                reason: format!(
+                    "did not finish within {}, the most its commands may take; stopped",
+                    humantime::format_duration(limit)
+                ),
+            },
+        };
         tracing::info!(
             action = %action.kind.describe(),
             took = %humantime::format_duration(round_ms(started.elapsed())),
@@ -57,6 +69,38 @@ impl Executor {
             id: action.id,
             result,
         }
+    }
+
+    /// The most `kind` may take: the timeouts of what it runs, added up,
+    /// plus a margin. Each command already has its own timeout; this is
+    /// the backstop for what has none (a bug, a stuck system call).
+    pub fn time_limit(&self, kind: &ActionKind) -> Duration {
+        const MARGIN: Duration = Duration::from_secs(30);
+        let c = &self.cfg.carbonio;
+        let per_account = |n: usize| c.command_timeout * u32::try_from(n).unwrap_or(u32::MAX);
+        let limit = match kind {
+            ActionKind::PromoteAccounts { .. } => c.promote_timeout,
+            ActionKind::FlushCache { accounts, .. } => per_account(accounts.len()),
+            ActionKind::PauseReplicas { accounts } | ActionKind::RestartReplicas { accounts } => {
+                per_account(accounts.len().div_ceil(100).max(1))
+            }
+            ActionKind::RunCommand { .. } => self.cfg.hooks.timeout,
+            ActionKind::RaftRecovery { .. } => {
+                crate::act::raft::SERVICE_TIMEOUT * 3 + Duration::from_secs(120)
+            }
+            ActionKind::ConfirmLeader => LEADER_DEADLINE + c.command_timeout,
+            // Listings, HA module, Consul calls (a few requests each),
+            // lock files.
+            ActionKind::ListAccounts { .. }
+            | ActionKind::ListOperations { .. }
+            | ActionKind::StopHaModule
+            | ActionKind::StartHaModule
+            | ActionKind::AcquireQuorumGate { .. }
+            | ActionKind::ReleaseQuorumGate { .. }
+            | ActionKind::WriteLocks { .. }
+            | ActionKind::RemoveLocks { .. } => c.command_timeout * 4,
+        };
+        limit.saturating_add(MARGIN)
     }
 
     /// Release every quorum-gate lock still held (on exit).

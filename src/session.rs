@@ -99,8 +99,28 @@ impl Session {
 
     /// Feed the legacy lock files as they are on disk now.
     pub async fn feed_lock_files(&mut self) -> Result<Fed, StateError> {
-        let seen = crate::state::scan_locks(&self.cfg.local, &self.cfg.local.roles)?;
-        self.feed(Input::LockFiles(seen)).await
+        let input = self.lock_files()?;
+        self.feed(input).await
+    }
+
+    /// The legacy lock files as they are on disk now, as an engine input.
+    pub fn lock_files(&self) -> Result<Input, StateError> {
+        Ok(Input::LockFiles(crate::state::scan_locks(
+            &self.cfg.local,
+            &self.cfg.local.roles,
+        )?))
+    }
+
+    /// The chain that was running here ended without handing its outcome
+    /// back: it overran, panicked, or was dropped before it started.
+    /// Treat it as a crash would be treated: the action in flight is in
+    /// doubt (the next input journals it as interrupted and the engine
+    /// decides whether to run it again), and the quorum gate is given
+    /// back, to be taken again if a step still needs it.
+    pub async fn abandon_running(&mut self) {
+        self.state.in_flight_live = false;
+        self.state.gate_held = None;
+        self.exec.release_all().await;
     }
 
     /// Step the engine with `input`, then run its actions to completion.

@@ -583,3 +583,85 @@ async fn status_and_dry_runs_work_beside_the_daemon_even_during_its_promotion_an
     daemon.signal(Signal::SIGTERM);
     assert_eq!(daemon.exit_code(BOUND).await, Some(0), "{}", daemon.log());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operators_promotion_resumed_by_the_daemon_runs_beside_the_rounds_not_inside_one() {
+    if !may_use_netns("daemon_binary_resume") {
+        return;
+    }
+    let bed = Bed::new().await;
+    // Every cache flush takes 4 s (command_timeout is 5 s).
+    bed.fake.set_fault("fc", Fault::Slow { seconds: 4.0 });
+    let flushes = || {
+        bed.fake
+            .invocations()
+            .into_iter()
+            .filter(|i| i.args.iter().any(|a| a == "fc"))
+            .collect::<Vec<_>>()
+    };
+    // An operator's promotion, killed (lost ssh session) while it flushes
+    // the account's cache: its record is left unfinished.
+    let mut promote = Command::new(env!("CARGO_BIN_EXE_habeat"))
+        .args(["--config", bed.config.to_str().expect("utf-8 path")])
+        .args([
+            "promote",
+            "--yes",
+            "--force",
+            "--accounts",
+            "alice@example.com",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run habeat promote");
+    let deadline = tokio::time::Instant::now() + BOUND;
+    while flushes().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "promote never flushed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    promote.kill().expect("kill -9 habeat promote");
+    let _ = promote.wait();
+    assert_eq!(bed.fake.accounts_on(REPLICA), ["alice@example.com"]);
+
+    // The daemon resumes it at its first round. The flush runs as an
+    // action beside the rounds: systemd hears READY and watchdog pings
+    // while the flush is still running, not only after it.
+    let mut daemon = bed.start();
+    bed.until(|m| m.contains("READY=1")).await;
+    let deadline = tokio::time::Instant::now() + BOUND;
+    while flushes().len() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the daemon did not resume the flush:\n{}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let resumed = flushes().pop().expect("the daemon's flush");
+    bed.rounds(2).await;
+    assert!(
+        fake_carbonio::group_alive(resumed.pgid),
+        "no round completed while the resumed flush ran: the daemon ran it inside a round\n{}",
+        daemon.log()
+    );
+    // And it finishes: the operator's record is completed, once.
+    let deadline = tokio::time::Instant::now() + BOUND;
+    while fake_carbonio::group_alive(resumed.pgid) {
+        assert!(tokio::time::Instant::now() < deadline, "flush never ended");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bed.rounds(3).await;
+    let (code, history) = operator(&bed, &["history"]);
+    assert_eq!(code, Some(0), "{history}");
+    assert!(
+        history.contains("done: flush the cache of 1 account"),
+        "{history}"
+    );
+    assert_eq!(bed.promotions(), 1, "{}", daemon.log());
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.exit_code(BOUND).await, Some(0), "{}", daemon.log());
+}

@@ -31,6 +31,9 @@ pub struct Pipeline {
     cfg: Config,
     prober: Prober,
     session: Arc<Mutex<Session>>,
+    /// A session for a configuration reloaded while a job ran, taken into
+    /// use when the job ends.
+    pending_session: Option<Session>,
     metrics: Metrics,
     /// The latest `status --json`, served on `/status`.
     pub status: Arc<StdMutex<serde_json::Value>>,
@@ -56,6 +59,7 @@ impl Pipeline {
                 &session.ecfg,
             ))),
             session: Arc::new(Mutex::new(session)),
+            pending_session: None,
             cfg,
             metrics,
         })
@@ -156,23 +160,28 @@ impl Driver for Pipeline {
                 Ok(lock) => {
                     let mut s = self.session.lock().await;
                     // Session::decide re-reads state.json first: a `check` or
-                    // `promote` may have acted since our last round.
-                    let fed = s
-                        .feed_lock_files()
-                        .await
-                        .map_err(|e| RoundError(e.to_string()))?;
-                    self.record_fed(&fed);
+                    // `promote` may have acted since our last round. The
+                    // lock files go first (one removed by hand re-arms);
+                    // whatever either input hands out runs as the job, never
+                    // inside the round: an operator's promotion resumed
+                    // here may take an hour.
                     let mut fed = Fed::default();
-                    let next = s
+                    let err = |e: crate::state::StateError| RoundError(e.to_string());
+                    let locks = s.lock_files().map_err(err)?;
+                    let from_locks = s.decide(locks, &mut fed).map_err(err)?;
+                    // With an action handed out above, this only updates
+                    // the verdicts: one action at a time.
+                    let from_round = s
                         .decide(Input::Round(round.clone()), &mut fed)
-                        .map_err(|e| RoundError(e.to_string()))?;
-                    if let Some(action) = next {
+                        .map_err(err)?;
+                    if let Some(action) = from_locks.or(from_round) {
                         let session = self.session.clone();
                         let what = action.kind.describe();
-                        let timeout = self.cfg.carbonio.promote_timeout
-                            + self.cfg.hooks.timeout
-                            + self.cfg.carbonio.command_timeout;
-                        job = Some(ActionJob::new(what, timeout, async move {
+                        // Every step is bounded by the executor (its own
+                        // command, hook or Consul timeouts, and a backstop
+                        // per step); a chain's length depends on the
+                        // accounts and hooks, so the job as a whole is not.
+                        job = Some(ActionJob::unbounded(what, async move {
                             let _lock = lock;
                             let mut s = session.lock().await;
                             let mut fed = Fed::default();
@@ -224,21 +233,37 @@ impl Driver for Pipeline {
         match end {
             ActionEnd::Finished(r) => {
                 self.record_fed(&r.fed);
-                if let Some(e) = r.error {
-                    tracing::error!("{what}: cannot save the state: {e}");
-                }
                 if r.fed.failed() {
                     tracing::error!("{what}: an action failed; see `habeat history`");
                 }
+                match r.error {
+                    None => {}
+                    Some(e) => {
+                        tracing::error!("{what}: cannot save the state: {e}");
+                        self.session.lock().await.abandon_running().await;
+                    }
+                }
             }
             ActionEnd::TimedOut => {
-                tracing::error!("{what}: ran past its deadline and was abandoned")
+                tracing::error!(
+                    "{what}: ran past its deadline and was abandoned; the next round takes it \
+                     as interrupted"
+                );
+                self.session.lock().await.abandon_running().await;
             }
-            ActionEnd::Panicked(p) => tracing::error!("{what}: crashed: {p}"),
-            ActionEnd::NotStarted => {}
+            ActionEnd::Panicked(p) => {
+                tracing::error!("{what}: crashed: {p}; the next round takes it as interrupted");
+                self.session.lock().await.abandon_running().await;
+            }
+            ActionEnd::NotStarted => self.session.lock().await.abandon_running().await,
         }
         if let Ok(s) = self.session.try_lock() {
             self.publish(&s.state, &s.ecfg);
+        }
+        if let Some(session) = self.pending_session.take() {
+            self.session.lock().await.exec.release_all().await;
+            self.session = Arc::new(Mutex::new(session));
+            tracing::info!("the reloaded configuration now drives actions too");
         }
     }
 
@@ -250,7 +275,14 @@ impl Driver for Pipeline {
             tracing::warn!("{w}");
         }
         self.prober = prober;
-        self.session = Arc::new(Mutex::new(session));
+        if self.session.try_lock().is_ok() {
+            self.session = Arc::new(Mutex::new(session));
+        } else {
+            // A job owns the session: it finishes under the configuration
+            // it started with; the new one takes over when it ends.
+            tracing::info!("an action is running: it finishes with the previous configuration");
+            self.pending_session = Some(session);
+        }
         self.cfg = cfg;
         tracing::info!("configuration reloaded from {}", self.config_path.display());
         Ok(())

@@ -87,10 +87,13 @@ pub struct ActionJob<O> {
     /// What it is, for logs and STATUS ("promotion of the accounts of
     /// mbox1.example.com").
     pub what: String,
-    /// The outer bound on its run time. The job's own commands have their
-    /// own timeouts; this is the backstop after which the loop aborts the
-    /// future (killing its children), and how long a stop waits for it.
-    pub timeout: Duration,
+    /// The outer bound on its run time, if it has one. The job's own
+    /// commands have their own timeouts; this is the backstop after which
+    /// the loop aborts the future (killing its children), and how long a
+    /// stop waits for it. `None`: the job bounds each of its steps itself
+    /// and its length is not known in advance (a promotion's follow-up
+    /// steps grow with the accounts); the loop waits for it.
+    pub timeout: Option<Duration>,
     work: Pin<Box<dyn Future<Output = O> + Send + 'static>>,
 }
 
@@ -104,7 +107,20 @@ impl<O> ActionJob<O> {
     ) -> ActionJob<O> {
         ActionJob {
             what: what.into(),
-            timeout,
+            timeout: Some(timeout),
+            work: Box::pin(work),
+        }
+    }
+
+    /// A job without an outer bound: each of its steps is bounded by what
+    /// it runs (see [`ActionJob::timeout`]).
+    pub fn unbounded(
+        what: impl Into<String>,
+        work: impl Future<Output = O> + Send + 'static,
+    ) -> ActionJob<O> {
+        ActionJob {
+            what: what.into(),
+            timeout: None,
             work: Box::pin(work),
         }
     }
@@ -199,7 +215,7 @@ impl Default for RunOptions {
 
 struct Running<O> {
     what: String,
-    deadline: Instant,
+    deadline: Option<Instant>,
     handle: JoinHandle<O>,
 }
 
@@ -215,7 +231,7 @@ async fn job_end<O>(job: &mut Option<Running<O>>) -> ActionEnd<O> {
             Err(e) if e.is_panic() => ActionEnd::Panicked(panic_message(e)),
             Err(_) => ActionEnd::TimedOut, // cancelled: only we abort it
         },
-        () = tokio::time::sleep_until(r.deadline) => {
+        () = sleep_until_opt(r.deadline) => {
             r.handle.abort();
             ActionEnd::TimedOut
         }
@@ -352,13 +368,16 @@ pub async fn run<D: Driver>(
                             .action_finished(&new.what, ActionEnd::NotStarted)
                             .await;
                     } else {
-                        tracing::info!(
-                            "starting {} (at most {})",
-                            new.what,
-                            humantime::format_duration(new.timeout)
-                        );
+                        match new.timeout {
+                            Some(t) => tracing::info!(
+                                "starting {} (at most {})",
+                                new.what,
+                                humantime::format_duration(t)
+                            ),
+                            None => tracing::info!("starting {}", new.what),
+                        }
                         job = Some(Running {
-                            deadline: Instant::now() + new.timeout,
+                            deadline: new.timeout.map(|t| Instant::now() + t),
                             handle: tokio::spawn(new.work),
                             what: new.what,
                         });
@@ -444,12 +463,19 @@ async fn stop<D: Driver>(
 ) {
     let n = &opts.notifier;
     if let Some(r) = &job {
-        let left = r.deadline.saturating_duration_since(Instant::now());
-        let line = format!(
-            "stopping: waiting for {} to finish (at most {})",
-            r.what,
-            humantime::format_duration(Duration::from_secs(left.as_secs()))
-        );
+        let line = match r.deadline {
+            Some(d) => format!(
+                "stopping: waiting for {} to finish (at most {})",
+                r.what,
+                humantime::format_duration(Duration::from_secs(
+                    d.saturating_duration_since(Instant::now()).as_secs()
+                ))
+            ),
+            None => format!(
+                "stopping: waiting for {} to finish (each of its steps has its own time limit)",
+                r.what
+            ),
+        };
         tracing::warn!("{line}");
         notify_err("stopping", n.stopping(&line));
         notify_err("extend timeout", n.extend_timeout(EXTEND_BY));
