@@ -8,7 +8,9 @@ use crate::act::raft::{PeerEntry, RaftRecovery, read_node_id};
 use crate::act::{AccountName, MailHost};
 use crate::config::{Config, HookCommand};
 use crate::consul::{self, gate};
-use crate::engine::{Action, ActionKind, ActionOutcome, OutcomeResult, PromoteTarget, UnixMillis};
+use crate::engine::{
+    Action, ActionKind, ActionOutcome, Origin, OutcomeResult, PromoteTarget, UnixMillis,
+};
 use crate::state;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -110,7 +112,46 @@ impl Executor {
         }
     }
 
+    /// A gated automatic action runs only while the quorum gate is really
+    /// held: its Consul session may have been lost (invalidated, not
+    /// renewed for a TTL) while an earlier step ran, and the lock may now
+    /// be someone else's. The engine then takes the gate again.
+    fn gate_lost(&mut self, action: &Action) -> Option<OutcomeResult> {
+        if action.origin != Origin::Automatic
+            || !self.cfg.safety.quorum_gate
+            || !action.kind.needs_gate()
+        {
+            return None;
+        }
+        let lost: Vec<String> = self
+            .gates
+            .iter()
+            .filter(|(_, l)| !l.is_held())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in &lost {
+            self.gates.remove(k);
+        }
+        if self.gates.is_empty() {
+            let what = if lost.is_empty() {
+                "no quorum gate is held".to_owned()
+            } else {
+                format!(
+                    "the quorum gate {} was lost (its Consul session is gone)",
+                    lost.join(", ")
+                )
+            };
+            return Some(OutcomeResult::GateRefused {
+                reason: format!("{what}; not run"),
+            });
+        }
+        None
+    }
+
     async fn run(&mut self, action: &Action) -> OutcomeResult {
+        if let Some(refused) = self.gate_lost(action) {
+            return refused;
+        }
         let now = UnixMillis::from_system_time(std::time::SystemTime::now());
         match &action.kind {
             ActionKind::ListAccounts { source_mail_host } => {

@@ -1244,3 +1244,31 @@ fn an_automatic_rearm_never_switches_traffic_back_to_a_peer_that_fell_again() {
     );
     assert!(sim.state.role(Role::Proxyserver).recovery.is_none());
 }
+
+#[test]
+fn a_quorum_gate_lost_before_the_promotion_is_taken_again_and_costs_no_attempt() {
+    let mut w = World::new(&ACCOUNTS);
+    w.gate_lost = true;
+    let mut sim = Sim::new(appserver_config(), w);
+    let ran = sim.rounds(3, down());
+    assert_eq!(names(&ran), ["list", "gate", "promote"]);
+    assert!(sim.world.promoted.is_empty(), "the executor did not run it");
+    assert!(
+        sim.state.gate_held.is_none(),
+        "the engine still thinks it holds the gate"
+    );
+    assert!(sim.why().contains("quorum gate was lost"), "{}", sim.why());
+    // After the retry delay: the gate is taken again, then the promotion,
+    // as a first attempt (no getAllOperations check: nothing ran).
+    let ran = sim.rounds_for(sim.cfg.retry_delay, down());
+    let n = names(&ran);
+    let gate = n
+        .iter()
+        .position(|x| x == "gate")
+        .expect("gate taken again");
+    assert_eq!(n[gate + 1], "promote", "{n:?}");
+    assert!(!n.contains(&"ops".to_string()), "{n:?}");
+    assert_eq!(sim.world.promoted, ACCOUNTS);
+    let p = sim.state.role(Role::Appserver).failover.expect("record");
+    assert_eq!(p.steps[0].attempts, 1, "the lost-gate try was counted");
+}

@@ -239,7 +239,7 @@ impl ActionKind {
 
     /// Whether this action changes something only a side holding the
     /// Consul majority may change (SPEC 4, quorum gate).
-    pub(crate) fn needs_gate(&self) -> bool {
+    pub fn needs_gate(&self) -> bool {
         matches!(
             self,
             ActionKind::PromoteAccounts { .. }

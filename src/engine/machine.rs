@@ -477,6 +477,39 @@ impl<'a> Cx<'a> {
         let Some(sr) = a.step else {
             return true;
         };
+        if let OutcomeResult::GateRefused { reason } = &o.result {
+            // The executor found the gate lost before a gated step: the
+            // step did not run, so it neither failed nor counts as tried.
+            let key = self.s.gate_held.take().map(|(_, k)| k).unwrap_or_default();
+            if let Some((p, _)) = self.pipeline_mut(role, sr.pipeline)
+                && let Some(st) = p.steps.get_mut(sr.index)
+            {
+                st.attempts = st.attempts.saturating_sub(1);
+                st.status = if st.attempts == 0 {
+                    StepStatus::Pending
+                } else {
+                    StepStatus::Failed
+                };
+            }
+            let why = format!(
+                "cannot prove the peer is gone: the quorum gate was lost before {} ({reason}); \
+                 taking it again",
+                a.kind.describe()
+            );
+            let rs = self.s.role_mut(role);
+            rs.retry_at = Some(self.now.plus(self.cfg.retry_delay));
+            rs.retry_reason = Some(why.clone());
+            self.event(
+                Severity::Warning,
+                EventKind::GateRefused {
+                    key,
+                    reason: reason.clone(),
+                },
+                Some(role),
+                why,
+            );
+            return true;
+        }
         match err {
             None => {
                 self.success_event(&a, o);

@@ -90,6 +90,9 @@ pub struct World {
     pub leader_after_recovery: bool,
     /// Promotions `core getAllOperations` shows running on the server.
     pub operations: Vec<String>,
+    /// The executor finds the quorum gate lost before the next gated
+    /// action (its Consul session expired during an earlier step).
+    pub gate_lost: bool,
 }
 
 impl World {
@@ -103,6 +106,7 @@ impl World {
             failing: Vec::new(),
             leader_after_recovery: true,
             operations: Vec::new(),
+            gate_lost: false,
         }
     }
 
@@ -112,6 +116,12 @@ impl World {
         if self.failing.iter().any(|f| f(&a.kind)) {
             return OutcomeResult::Failed {
                 reason: "exit status 1".into(),
+            };
+        }
+        if self.gate_lost && a.kind.needs_gate() {
+            self.gate_lost = false;
+            return OutcomeResult::GateRefused {
+                reason: "the quorum gate was lost; not run".into(),
             };
         }
         match &a.kind {
