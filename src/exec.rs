@@ -245,10 +245,12 @@ impl Executor {
             .max(Duration::from_secs(60));
         let mut res = gate::acquire(client, host, &holder, ttl).await;
         if let Err(gate::Refusal::HeldByAnother {
-            holder: Some(held), ..
+            holder: Some(held),
+            session,
+            ..
         }) = &res
             && stale_own_holder(held, &holder)
-            && take_over(client, key).await
+            && take_over(client, key, session.as_deref()).await
         {
             res = gate::acquire(client, host, &holder, ttl).await;
         }
@@ -334,20 +336,25 @@ fn stale_own_holder(held: &str, me: &gate::Holder) -> bool {
     }
 }
 
-/// Destroy the session holding `key` (a dead habeat's, see
-/// [`stale_own_holder`]). True when it is gone and acquiring again may work.
-async fn take_over(client: &consul::Client, key: &str) -> bool {
-    let Ok(Some(pair)) = client.kv_get(key).await else {
-        return false;
-    };
-    let Some(session) = pair.session else {
+/// Destroy `session`, the one that held `key` in the very read whose holder
+/// [`stale_own_holder`] judged to be a dead habeat of this node. True when
+/// it is gone and acquiring again may work.
+///
+/// Only that session: the key is not read again, because by then the dead
+/// session may have expired and another node's habeat may hold the lock
+/// with a live session, which must never be destroyed. If that happened,
+/// destroying the expired session does nothing and the next acquire is
+/// refused as it should be.
+async fn take_over(client: &consul::Client, key: &str, session: Option<&str>) -> bool {
+    let Some(session) = session else {
+        // The key had no session in that read: nothing to destroy.
         return true;
     };
     tracing::warn!(
         "the quorum gate {key} is held by session {session} of a habeat of this node that is \
          no longer running (killed during a failover?): destroying that session to resume"
     );
-    client.session_destroy(&session).await.unwrap_or(false)
+    client.session_destroy(session).await.unwrap_or(false)
 }
 
 fn round_ms(d: Duration) -> Duration {
