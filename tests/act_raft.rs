@@ -185,15 +185,54 @@ async fn no_leader_by_the_deadline_is_an_error_saying_what_was_last_seen() {
 }
 
 #[tokio::test]
-async fn a_failed_stop_leaves_everything_as_it_was() {
+async fn a_failed_stop_writes_nothing_and_starts_the_service_again() {
     let d = data_dir();
     let log = d.path().join("service.log");
     let err = recovery(d.path(), &log, 1)
         .recover(&peers(), || async { Ok(true) })
         .await
         .expect_err("stop failed");
-    assert!(matches!(err, RaftError::Service { .. }), "{err}");
-    assert_eq!(lines(&log), ["stop without peers.json"]);
+    assert!(matches!(err, RaftError::StopFailed { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("exit code 1"), "{msg}");
+    assert!(msg.contains("started again"), "{msg}");
+    assert!(!msg.contains("failed too"), "{msg}");
+    // A stop that failed may still have stopped it: service-discover is
+    // started, and peers.json was never written.
+    assert_eq!(
+        lines(&log),
+        ["stop without peers.json", "start without peers.json"]
+    );
+    assert!(!d.path().join("raft/peers.json").exists());
+}
+
+#[tokio::test]
+async fn a_stop_that_times_out_is_followed_by_a_start_and_both_are_reported() {
+    let d = data_dir();
+    let log = d.path().join("service.log");
+    let mut r = recovery(d.path(), &log, 0);
+    r.service.timeout = Duration::from_secs(1);
+    r.service.stop = vec!["/bin/sh".into(), "-c".into(), "sleep 30".into()];
+    r.service.start = vec![
+        "/bin/sh".into(),
+        "-c".into(),
+        format!(
+            "echo start >> '{}'; echo 'Job failed' >&2; exit 5",
+            log.display()
+        ),
+    ];
+    let started = Instant::now();
+    let err = r
+        .recover(&peers(), || async { Ok(true) })
+        .await
+        .expect_err("stop timed out");
+    assert!(started.elapsed() < Duration::from_secs(20), "did not hang");
+    let msg = err.to_string();
+    assert!(matches!(err, RaftError::StopFailed { .. }), "{msg}");
+    assert!(msg.contains("did not finish within 1s"), "{msg}");
+    assert!(msg.contains("starting it failed too"), "{msg}");
+    assert!(msg.contains("exit code 5"), "{msg}");
+    assert_eq!(lines(&log), ["start"]);
     assert!(!d.path().join("raft/peers.json").exists());
 }
 

@@ -95,6 +95,16 @@ pub enum RaftError {
         reason: String,
         tail: String,
     },
+    /// `systemctl stop` failed or ran over its timeout. Nothing was
+    /// written, and the service was started (again) anyway: a failed or
+    /// killed stop may have left it stopped or half-stopped.
+    #[error(
+        "stopping service-discover failed ({stop}); peers.json was not written, and service-discover was started again so that Consul is not left down{restart}"
+    )]
+    StopFailed {
+        stop: Box<RaftError>,
+        restart: String,
+    },
     /// The write failed once the service was stopped (it was started again).
     #[error(
         "writing peers.json failed after service-discover was stopped ({write}); it was started again without it{restart}"
@@ -351,7 +361,8 @@ impl RaftRecovery {
     /// answering yet) keeps waiting until `leader_deadline`.
     ///
     /// The peers, the owner and the raft directory are checked before
-    /// anything is stopped. If the write still fails after the stop, the service is started again (without
+    /// anything is stopped. If the stop fails or times out, or the write
+    /// fails after the stop, the service is started again (without
     /// `peers.json`) so that Consul is not left down.
     pub async fn recover<F, Fut>(
         &self,
@@ -364,7 +375,15 @@ impl RaftRecovery {
     {
         let file = PeersFile::prepare(&self.data_dir, peers, &self.owner)?;
         let mut steps = Vec::new();
-        steps.push(self.service_step(&self.service.stop).await?);
+        match self.service_step(&self.service.stop).await {
+            Ok(step) => steps.push(step),
+            Err(stop) => {
+                return Err(RaftError::StopFailed {
+                    stop: Box::new(stop),
+                    restart: self.start_again().await,
+                });
+            }
+        }
 
         let started = Instant::now();
         let written = file.write();
@@ -378,13 +397,9 @@ impl RaftRecovery {
                 p
             }
             Err(write) => {
-                let restart = match self.service_step(&self.service.start).await {
-                    Ok(_) => String::new(),
-                    Err(e) => format!(", but starting it failed too: {e}"),
-                };
                 return Err(RaftError::WriteAfterStop {
                     write: Box::new(write),
-                    restart,
+                    restart: self.start_again().await,
                 });
             }
         };
@@ -420,6 +435,15 @@ impl RaftRecovery {
                 });
             }
             tokio::time::sleep(self.poll_interval).await;
+        }
+    }
+
+    /// Start the service after a step failed, so that Consul is not left
+    /// down: `""` when it started, else why not (to append to the error).
+    async fn start_again(&self) -> String {
+        match self.service_step(&self.service.start).await {
+            Ok(_) => String::new(),
+            Err(e) => format!(", but starting it failed too: {e}"),
         }
     }
 
