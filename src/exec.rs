@@ -4,17 +4,23 @@
 
 use crate::act::carbonio::{Carbonio, CarbonioError};
 use crate::act::hooks::{HookEnv, HookRunner};
-use crate::act::raft::{PeerEntry, RaftRecovery, read_node_id};
+use crate::act::raft::{
+    PeerEntry, RaftRecovery, local_addresses, own_server_address, read_node_id,
+};
 use crate::act::{AccountName, MailHost};
 use crate::config::{Config, HookCommand};
 use crate::consul::{self, gate};
 use crate::engine::{Action, ActionKind, ActionOutcome, OutcomeResult, PromoteTarget, UnixMillis};
 use crate::state;
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 /// How long raft recovery waits for a leader after restarting Consul.
 const LEADER_DEADLINE: Duration = Duration::from_secs(60);
+
+/// How long resolving a `consul_ips` hostname may take during recovery.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Runs actions; holds the quorum-gate locks between acquire and release.
 pub struct Executor {
@@ -270,16 +276,15 @@ impl Executor {
     async fn raft_recovery(&mut self, servers: &[crate::model::RaftServer]) -> OutcomeResult {
         let recovery = RaftRecovery::new(&self.cfg.consul);
         let peers: Vec<PeerEntry> = if servers.is_empty() {
-            let own = self.cfg.own().and_then(|d| d.consul_ips.first().cloned());
-            match (read_node_id(&recovery.data_dir), own) {
-                (Ok(id), Some(ip)) => vec![PeerEntry::voter(id, format!("{ip}:8300"))],
-                (Err(e), _) => return failed(e.to_string()),
-                (_, None) => {
-                    return failed(format!(
-                        "no raft configuration was recorded while healthy and {}.consul_ips is empty",
-                        self.cfg.local.whoami
-                    ));
-                }
+            // This server alone, at its own address (not merely the first
+            // one this DC lists), and only if it is the DC's only server.
+            let ip = match self.own_consul_address().await {
+                Ok(ip) => ip,
+                Err(reason) => return failed(reason),
+            };
+            match read_node_id(&recovery.data_dir) {
+                Ok(id) => vec![PeerEntry::voter(id, SocketAddr::new(ip, 8300).to_string())],
+                Err(e) => return failed(e.to_string()),
             }
         } else {
             servers
@@ -310,6 +315,47 @@ impl Executor {
             )),
             Err(e) => failed(e.to_string()),
         }
+    }
+}
+
+impl Executor {
+    /// This node's address among its DC's `consul_ips` (hostnames are
+    /// resolved, within [`RESOLVE_TIMEOUT`]); see [`own_server_address`].
+    async fn own_consul_address(&self) -> Result<IpAddr, String> {
+        let dc = &self.cfg.local.whoami;
+        let listed = self
+            .cfg
+            .own()
+            .map(|d| d.consul_ips.clone())
+            .unwrap_or_default();
+        let mut servers = Vec::new();
+        for name in listed {
+            let addrs = match name.parse::<IpAddr>() {
+                Ok(ip) => vec![ip],
+                Err(_) => {
+                    let lookup = tokio::net::lookup_host((name.as_str(), 8300));
+                    match tokio::time::timeout(RESOLVE_TIMEOUT, lookup).await {
+                        Ok(Ok(a)) => a.map(|s| s.ip()).collect(),
+                        Ok(Err(e)) => {
+                            return Err(format!("{dc}.consul_ips: cannot resolve {name}: {e}"));
+                        }
+                        Err(_) => {
+                            return Err(format!(
+                                "{dc}.consul_ips: resolving {name} took over {}",
+                                humantime::format_duration(RESOLVE_TIMEOUT)
+                            ));
+                        }
+                    }
+                }
+            };
+            servers.push((name, addrs));
+        }
+        let local = if servers.len() == 1 {
+            local_addresses()?
+        } else {
+            Vec::new()
+        };
+        own_server_address(dc, &servers, &local)
     }
 }
 

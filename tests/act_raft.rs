@@ -274,3 +274,56 @@ async fn a_write_failing_after_the_stop_starts_the_service_again() {
         ["stop with peers.json", "start with peers.json"]
     );
 }
+
+mod support;
+
+/// The executor's raft recovery when no raft configuration was recorded:
+/// this DC's Consul servers are `consul_ips`, the data dir holds a
+/// `node-id` (but no `raft/`, so that nothing could ever be stopped here).
+async fn recovery_without_a_recorded_configuration(consul_ips: &[&str]) -> String {
+    let d = tempfile::tempdir().expect("tempdir");
+    std::fs::write(d.path().join("node-id"), format!("{ID1}\n")).expect("node-id");
+    let mut cfg = support::config(&[habeat::model::Role::Consulserver]);
+    cfg.consul.service_discover_data = d.path().to_owned();
+    cfg.dcs.get_mut("secondary").expect("own dc").consul_ips =
+        consul_ips.iter().map(|s| s.to_string()).collect();
+    let action = habeat::engine::Action {
+        id: habeat::engine::ActionId(1),
+        role: habeat::model::Role::Consulserver,
+        origin: habeat::engine::Origin::Automatic,
+        step: None,
+        kind: habeat::engine::ActionKind::RaftRecovery {
+            servers: Vec::new(),
+        },
+    };
+    match habeat::exec::Executor::new(&cfg)
+        .execute(&action)
+        .await
+        .result
+    {
+        habeat::engine::OutcomeResult::Failed { reason } => reason,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn without_a_recorded_configuration_a_dc_of_several_servers_is_not_recovered_alone() {
+    // This node (127.0.0.1) is listed second: the first entry is another
+    // server, whose address must not be written as this node's.
+    let reason = recovery_without_a_recorded_configuration(&["192.0.2.1", "127.0.0.1"]).await;
+    assert!(reason.contains("lists 2 Consul servers"), "{reason}");
+    assert!(reason.contains("split the survivors"), "{reason}");
+}
+
+#[tokio::test]
+async fn without_a_recorded_configuration_a_server_that_is_not_this_node_is_refused() {
+    let reason = recovery_without_a_recorded_configuration(&["192.0.2.1"]).await;
+    assert!(
+        reason.contains("192.0.2.1, which is not an address of this node"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("127.0.0.1"),
+        "this node's addresses: {reason}"
+    );
+}
