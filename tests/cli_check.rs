@@ -250,6 +250,20 @@ async fn manual_promote_refuses_while_the_source_answers_and_force_overrides() {
     let refused = bed.habeat(&["promote", "--source-mail-host", SOURCE, "--yes"]);
     assert_eq!(refused.status.code(), Some(4), "{}", text(&refused));
     assert_eq!(bed.promotions(), 0);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    let why = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("habeat: refused: "))
+        .unwrap_or_else(|| panic!("no reason on stderr: {}", text(&refused)))
+        .to_owned();
+
+    // The same refusal in JSON says why too, for scripts.
+    let json = bed.habeat(&["promote", "--source-mail-host", SOURCE, "--yes", "--json"]);
+    assert_eq!(json.status.code(), Some(4), "{}", text(&json));
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&json)));
+    assert_eq!(v["refused"].as_str(), Some(why.as_str()), "{}", text(&json));
+    assert_eq!(bed.promotions(), 0);
 
     let no_yes = bed.habeat(&["promote", "--accounts", "alice@example.com", "--force"]);
     assert_eq!(
