@@ -384,6 +384,36 @@ async fn dry_run_prints_the_plan_and_touches_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn dry_run_logs_to_stderr_and_leaves_the_log_file_alone() {
+    if !may_use_netns("dry_run_log") {
+        return;
+    }
+    let bed = Bed::new("").await;
+    bed.kill_appserver();
+    let log = bed.dir.path().join("habeat.log");
+    let logarg = log.to_str().expect("utf-8 path");
+    let out = bed.habeat(&["--dry-run", "--log", logarg, "check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!log.exists(), "--dry-run created the --log file");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let notice: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("--dry-run: logging to stderr only"))
+        .collect();
+    assert_eq!(notice.len(), 1, "one line says so: {}", text(&out));
+    assert!(notice[0].contains(logarg), "{}", notice[0]);
+
+    // An existing log file is not appended to either.
+    std::fs::write(&log, "earlier line\n").expect("write log");
+    let out = bed.habeat(&["--dry-run", "--log", logarg, "check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        std::fs::read_to_string(&log).expect("read log"),
+        "earlier line\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn primary_dc_with_disable_ha_module_stops_the_module_once_and_never_promotes() {
     if !may_use_netns("primary_dc") {
         return;
