@@ -185,7 +185,13 @@ pub async fn operator(
         }
     }
     if json_out {
-        println!("{}", status_json(&s.state, cfg, &s.ecfg));
+        let mut out = status_json(&s.state, cfg, &s.ecfg);
+        // The text output says why on stderr; the JSON must too (exit 4
+        // alone does not tell a script what to fix).
+        if let Some(reason) = &fed.refusal {
+            out["refused"] = json!(reason);
+        }
+        println!("{out}");
     }
     Ok(code)
 }

@@ -4,7 +4,9 @@
 
 use crate::act::carbonio::{Carbonio, CarbonioError};
 use crate::act::hooks::{HookEnv, HookRunner};
-use crate::act::raft::{PeerEntry, RaftRecovery, read_node_id};
+use crate::act::raft::{
+    PeerEntry, RaftRecovery, local_addresses, own_server_address, read_node_id,
+};
 use crate::act::{AccountName, MailHost};
 use crate::config::{Config, HookCommand};
 use crate::consul::{self, gate};
@@ -13,10 +15,14 @@ use crate::engine::{
 };
 use crate::state;
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 /// How long raft recovery waits for a leader after restarting Consul.
 const LEADER_DEADLINE: Duration = Duration::from_secs(60);
+
+/// How long resolving a `consul_ips` hostname may take during recovery.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Runs actions; holds the quorum-gate locks between acquire and release.
 pub struct Executor {
@@ -330,10 +336,12 @@ impl Executor {
             .max(Duration::from_secs(60));
         let mut res = gate::acquire(client, host, &holder, ttl).await;
         if let Err(gate::Refusal::HeldByAnother {
-            holder: Some(held), ..
+            holder: Some(held),
+            session,
+            ..
         }) = &res
             && stale_own_holder(held, &holder)
-            && take_over(client, key).await
+            && take_over(client, key, session.as_deref()).await
         {
             res = gate::acquire(client, host, &holder, ttl).await;
         }
@@ -353,16 +361,15 @@ impl Executor {
     async fn raft_recovery(&mut self, servers: &[crate::model::RaftServer]) -> OutcomeResult {
         let recovery = RaftRecovery::new(&self.cfg.consul);
         let peers: Vec<PeerEntry> = if servers.is_empty() {
-            let own = self.cfg.own().and_then(|d| d.consul_ips.first().cloned());
-            match (read_node_id(&recovery.data_dir), own) {
-                (Ok(id), Some(ip)) => vec![PeerEntry::voter(id, format!("{ip}:8300"))],
-                (Err(e), _) => return failed(e.to_string()),
-                (_, None) => {
-                    return failed(format!(
-                        "no raft configuration was recorded while healthy and {}.consul_ips is empty",
-                        self.cfg.local.whoami
-                    ));
-                }
+            // This server alone, at its own address (not merely the first
+            // one this DC lists), and only if it is the DC's only server.
+            let ip = match self.own_consul_address().await {
+                Ok(ip) => ip,
+                Err(reason) => return failed(reason),
+            };
+            match read_node_id(&recovery.data_dir) {
+                Ok(id) => vec![PeerEntry::voter(id, SocketAddr::new(ip, 8300).to_string())],
+                Err(e) => return failed(e.to_string()),
             }
         } else {
             servers
@@ -396,6 +403,47 @@ impl Executor {
     }
 }
 
+impl Executor {
+    /// This node's address among its DC's `consul_ips` (hostnames are
+    /// resolved, within [`RESOLVE_TIMEOUT`]); see [`own_server_address`].
+    async fn own_consul_address(&self) -> Result<IpAddr, String> {
+        let dc = &self.cfg.local.whoami;
+        let listed = self
+            .cfg
+            .own()
+            .map(|d| d.consul_ips.clone())
+            .unwrap_or_default();
+        let mut servers = Vec::new();
+        for name in listed {
+            let addrs = match name.parse::<IpAddr>() {
+                Ok(ip) => vec![ip],
+                Err(_) => {
+                    let lookup = tokio::net::lookup_host((name.as_str(), 8300));
+                    match tokio::time::timeout(RESOLVE_TIMEOUT, lookup).await {
+                        Ok(Ok(a)) => a.map(|s| s.ip()).collect(),
+                        Ok(Err(e)) => {
+                            return Err(format!("{dc}.consul_ips: cannot resolve {name}: {e}"));
+                        }
+                        Err(_) => {
+                            return Err(format!(
+                                "{dc}.consul_ips: resolving {name} took over {}",
+                                humantime::format_duration(RESOLVE_TIMEOUT)
+                            ));
+                        }
+                    }
+                }
+            };
+            servers.push((name, addrs));
+        }
+        let local = if servers.len() == 1 {
+            local_addresses()?
+        } else {
+            Vec::new()
+        };
+        own_server_address(dc, &servers, &local)
+    }
+}
+
 /// True when the gate's holder (the JSON it wrote into the key) is a habeat
 /// of this very node whose process is gone: a habeat killed during a
 /// promotion. Its Consul session lives on until its TTL
@@ -419,20 +467,25 @@ fn stale_own_holder(held: &str, me: &gate::Holder) -> bool {
     }
 }
 
-/// Destroy the session holding `key` (a dead habeat's, see
-/// [`stale_own_holder`]). True when it is gone and acquiring again may work.
-async fn take_over(client: &consul::Client, key: &str) -> bool {
-    let Ok(Some(pair)) = client.kv_get(key).await else {
-        return false;
-    };
-    let Some(session) = pair.session else {
+/// Destroy `session`, the one that held `key` in the very read whose holder
+/// [`stale_own_holder`] judged to be a dead habeat of this node. True when
+/// it is gone and acquiring again may work.
+///
+/// Only that session: the key is not read again, because by then the dead
+/// session may have expired and another node's habeat may hold the lock
+/// with a live session, which must never be destroyed. If that happened,
+/// destroying the expired session does nothing and the next acquire is
+/// refused as it should be.
+async fn take_over(client: &consul::Client, key: &str, session: Option<&str>) -> bool {
+    let Some(session) = session else {
+        // The key had no session in that read: nothing to destroy.
         return true;
     };
     tracing::warn!(
         "the quorum gate {key} is held by session {session} of a habeat of this node that is \
          no longer running (killed during a failover?): destroying that session to resume"
     );
-    client.session_destroy(&session).await.unwrap_or(false)
+    client.session_destroy(session).await.unwrap_or(false)
 }
 
 fn round_ms(d: Duration) -> Duration {

@@ -30,7 +30,19 @@ fn dispatch(cli: Cli) -> i32 {
     // SAFETY: called before any thread exists (the runtime is built below),
     // so removing NOTIFY_SOCKET from the environment races with nothing.
     let notifier = unsafe { Notifier::take_from_env() };
-    let log = match LogOptions::from_env(cli.log.clone()).and_then(|o| logging::init(&o)) {
+    // --dry-run changes nothing outside stdout and stderr (SPEC invariant
+    // 9), not even a log file: its lines go to stderr only.
+    let log_file = match &cli.log {
+        Some(f) if cli.dry_run => {
+            eprintln!(
+                "habeat: --dry-run: logging to stderr only; {} is not written",
+                f.display()
+            );
+            None
+        }
+        other => other.clone(),
+    };
+    let log = match LogOptions::from_env(log_file).and_then(|o| logging::init(&o)) {
         Ok(h) => h,
         Err(e) => {
             eprintln!("habeat: {e}");

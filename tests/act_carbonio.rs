@@ -563,3 +563,122 @@ async fn a_slow_cli_within_its_timeout_is_waited_for_and_one_beyond_it_is_not() 
     assert_eq!(err.kind(), "timeout", "{err}");
     assert!(err.to_string().contains("command_timeout"), "{err}");
 }
+
+/// `n` accounts with long (valid) names: ~130 bytes each, so a few
+/// thousand joined by commas are far beyond the kernel's 128 KiB limit on
+/// one argument.
+fn many_long_accounts(n: usize) -> Vec<String> {
+    let domain = format!("{}.example.com", "replicated-mailstore-domain".repeat(2));
+    (0..n)
+        .map(|i| format!("user-{i:05}-{}@{domain}", "x".repeat(50)))
+        .collect()
+}
+
+#[tokio::test]
+async fn thousands_of_accounts_are_paused_and_restarted_in_calls_that_each_fit_in_an_argument() {
+    let names = many_long_accounts(3000);
+    let fake = FakeCarbonio::new(&with_accounts(
+        names.iter().map(|n| account(n, MBOX2, MBOX1)).collect(),
+    ));
+    let accounts: Vec<AccountName> = names.iter().map(|n| name(n)).collect();
+    let joined: usize = names.iter().map(|n| n.len() + 1).sum();
+    assert!(
+        joined > 128 * 1024,
+        "the test list must exceed MAX_ARG_STRLEN"
+    );
+    let c = fake.driver();
+
+    let report = c.pause_replicas(&accounts).await.expect("pause");
+    assert!(fake.state().accounts.iter().all(|a| a.paused));
+    assert!(
+        report.command.contains("<3000 accounts in "),
+        "{}",
+        report.command
+    );
+    c.restart_replicas(&accounts).await.expect("restart");
+    assert!(fake.state().accounts.iter().all(|a| !a.paused));
+
+    let inv = fake.invocations();
+    for cmd in ["pauseReplicas", "restartReplicas"] {
+        let calls: Vec<&Vec<String>> = inv
+            .iter()
+            .map(|i| &i.args)
+            .filter(|a| a[1] == cmd)
+            .collect();
+        assert!(calls.len() > 1, "{cmd}: one call cannot carry them all");
+        let mut seen = Vec::new();
+        for a in &calls {
+            assert_eq!(a[..3], args(&["MailReplica", cmd, "accounts"])[..], "{cmd}");
+            assert_eq!(a.len(), 4, "{cmd}: one word for the list");
+            assert!(a[3].len() <= 32 * 1024, "{cmd}: {} bytes", a[3].len());
+            seen.extend(a[3].split(',').map(str::to_owned));
+        }
+        assert_eq!(seen, names, "{cmd}: every account once, in order");
+    }
+}
+
+#[tokio::test]
+async fn a_failing_batch_stops_the_rest_and_says_which_call_failed() {
+    let names = many_long_accounts(3000);
+    // The last account is unknown to the CLI: the call carrying it fails.
+    let fake = FakeCarbonio::new(&with_accounts(
+        names[..2999]
+            .iter()
+            .map(|n| account(n, MBOX2, MBOX1))
+            .collect(),
+    ));
+    let mut order: Vec<AccountName> = names.iter().map(|n| name(n)).collect();
+    // Put the unknown one second in line so that calls after it exist.
+    let unknown = order.remove(2999);
+    order.insert(400, unknown);
+    let err = fake
+        .driver()
+        .pause_replicas(&order)
+        .await
+        .expect_err("the unknown account fails its call");
+    let msg = err.to_string();
+    assert!(msg.contains("call 2 of "), "{msg}");
+    assert!(
+        msg.contains("account(s) of the calls before it were done"),
+        "{msg}"
+    );
+    let inv = fake.invocations();
+    assert_eq!(inv.len(), 2, "no call after the failed one");
+    let first: Vec<&str> = inv[0].args[3].split(',').collect();
+    let st = fake.state();
+    for a in &st.accounts {
+        assert_eq!(
+            a.paused,
+            first.contains(&a.name.as_str()),
+            "{}: only the first call's accounts are paused",
+            a.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_manual_promotion_of_thousands_of_accounts_goes_through_an_input_file() {
+    let names = many_long_accounts(3000);
+    let fake = FakeCarbonio::new(&with_accounts(
+        names.iter().map(|n| account(n, MBOX1, MBOX2)).collect(),
+    ));
+    let accounts: Vec<AccountName> = names.iter().map(|n| name(n)).collect();
+    fake.driver()
+        .promote_accounts(&accounts, Some(4))
+        .await
+        .expect("promote");
+    assert_eq!(fake.accounts_on(MBOX1), Vec::<String>::new());
+    assert_eq!(fake.accounts_on(MBOX2).len(), 3000);
+    let inv = fake.invocations();
+    assert_eq!(inv.len(), 1, "one promotion, one call");
+    let a = &inv[0].args;
+    assert_eq!(
+        a[..4],
+        args(&["--sync", "MailReplica", "promoteAccounts", "input_file"])[..]
+    );
+    assert_eq!(a[5..], args(&["threads", "4"])[..]);
+    assert!(
+        !std::path::Path::new(&a[4]).exists(),
+        "the private copy was not removed"
+    );
+}

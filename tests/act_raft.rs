@@ -185,15 +185,54 @@ async fn no_leader_by_the_deadline_is_an_error_saying_what_was_last_seen() {
 }
 
 #[tokio::test]
-async fn a_failed_stop_leaves_everything_as_it_was() {
+async fn a_failed_stop_writes_nothing_and_starts_the_service_again() {
     let d = data_dir();
     let log = d.path().join("service.log");
     let err = recovery(d.path(), &log, 1)
         .recover(&peers(), || async { Ok(true) })
         .await
         .expect_err("stop failed");
-    assert!(matches!(err, RaftError::Service { .. }), "{err}");
-    assert_eq!(lines(&log), ["stop without peers.json"]);
+    assert!(matches!(err, RaftError::StopFailed { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("exit code 1"), "{msg}");
+    assert!(msg.contains("started again"), "{msg}");
+    assert!(!msg.contains("failed too"), "{msg}");
+    // A stop that failed may still have stopped it: service-discover is
+    // started, and peers.json was never written.
+    assert_eq!(
+        lines(&log),
+        ["stop without peers.json", "start without peers.json"]
+    );
+    assert!(!d.path().join("raft/peers.json").exists());
+}
+
+#[tokio::test]
+async fn a_stop_that_times_out_is_followed_by_a_start_and_both_are_reported() {
+    let d = data_dir();
+    let log = d.path().join("service.log");
+    let mut r = recovery(d.path(), &log, 0);
+    r.service.timeout = Duration::from_secs(1);
+    r.service.stop = vec!["/bin/sh".into(), "-c".into(), "sleep 30".into()];
+    r.service.start = vec![
+        "/bin/sh".into(),
+        "-c".into(),
+        format!(
+            "echo start >> '{}'; echo 'Job failed' >&2; exit 5",
+            log.display()
+        ),
+    ];
+    let started = Instant::now();
+    let err = r
+        .recover(&peers(), || async { Ok(true) })
+        .await
+        .expect_err("stop timed out");
+    assert!(started.elapsed() < Duration::from_secs(20), "did not hang");
+    let msg = err.to_string();
+    assert!(matches!(err, RaftError::StopFailed { .. }), "{msg}");
+    assert!(msg.contains("did not finish within 1s"), "{msg}");
+    assert!(msg.contains("starting it failed too"), "{msg}");
+    assert!(msg.contains("exit code 5"), "{msg}");
+    assert_eq!(lines(&log), ["start"]);
     assert!(!d.path().join("raft/peers.json").exists());
 }
 
@@ -233,5 +272,58 @@ async fn a_write_failing_after_the_stop_starts_the_service_again() {
     assert_eq!(
         lines(&log),
         ["stop with peers.json", "start with peers.json"]
+    );
+}
+
+mod support;
+
+/// The executor's raft recovery when no raft configuration was recorded:
+/// this DC's Consul servers are `consul_ips`, the data dir holds a
+/// `node-id` (but no `raft/`, so that nothing could ever be stopped here).
+async fn recovery_without_a_recorded_configuration(consul_ips: &[&str]) -> String {
+    let d = tempfile::tempdir().expect("tempdir");
+    std::fs::write(d.path().join("node-id"), format!("{ID1}\n")).expect("node-id");
+    let mut cfg = support::config(&[habeat::model::Role::Consulserver]);
+    cfg.consul.service_discover_data = d.path().to_owned();
+    cfg.dcs.get_mut("secondary").expect("own dc").consul_ips =
+        consul_ips.iter().map(|s| s.to_string()).collect();
+    let action = habeat::engine::Action {
+        id: habeat::engine::ActionId(1),
+        role: habeat::model::Role::Consulserver,
+        origin: habeat::engine::Origin::Automatic,
+        step: None,
+        kind: habeat::engine::ActionKind::RaftRecovery {
+            servers: Vec::new(),
+        },
+    };
+    match habeat::exec::Executor::new(&cfg)
+        .execute(&action)
+        .await
+        .result
+    {
+        habeat::engine::OutcomeResult::Failed { reason } => reason,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn without_a_recorded_configuration_a_dc_of_several_servers_is_not_recovered_alone() {
+    // This node (127.0.0.1) is listed second: the first entry is another
+    // server, whose address must not be written as this node's.
+    let reason = recovery_without_a_recorded_configuration(&["192.0.2.1", "127.0.0.1"]).await;
+    assert!(reason.contains("lists 2 Consul servers"), "{reason}");
+    assert!(reason.contains("split the survivors"), "{reason}");
+}
+
+#[tokio::test]
+async fn without_a_recorded_configuration_a_server_that_is_not_this_node_is_refused() {
+    let reason = recovery_without_a_recorded_configuration(&["192.0.2.1"]).await;
+    assert!(
+        reason.contains("192.0.2.1, which is not an address of this node"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("127.0.0.1"),
+        "this node's addresses: {reason}"
     );
 }

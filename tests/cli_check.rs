@@ -250,6 +250,20 @@ async fn manual_promote_refuses_while_the_source_answers_and_force_overrides() {
     let refused = bed.habeat(&["promote", "--source-mail-host", SOURCE, "--yes"]);
     assert_eq!(refused.status.code(), Some(4), "{}", text(&refused));
     assert_eq!(bed.promotions(), 0);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    let why = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("habeat: refused: "))
+        .unwrap_or_else(|| panic!("no reason on stderr: {}", text(&refused)))
+        .to_owned();
+
+    // The same refusal in JSON says why too, for scripts.
+    let json = bed.habeat(&["promote", "--source-mail-host", SOURCE, "--yes", "--json"]);
+    assert_eq!(json.status.code(), Some(4), "{}", text(&json));
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&json)));
+    assert_eq!(v["refused"].as_str(), Some(why.as_str()), "{}", text(&json));
+    assert_eq!(bed.promotions(), 0);
 
     let no_yes = bed.habeat(&["promote", "--accounts", "alice@example.com", "--force"]);
     assert_eq!(
@@ -366,6 +380,36 @@ async fn dry_run_prints_the_plan_and_touches_nothing() {
         tree(bed.fake.dir.path()),
         fake_before,
         "--dry-run ran the carbonio CLI"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_run_logs_to_stderr_and_leaves_the_log_file_alone() {
+    if !may_use_netns("dry_run_log") {
+        return;
+    }
+    let bed = Bed::new("").await;
+    bed.kill_appserver();
+    let log = bed.dir.path().join("habeat.log");
+    let logarg = log.to_str().expect("utf-8 path");
+    let out = bed.habeat(&["--dry-run", "--log", logarg, "check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!log.exists(), "--dry-run created the --log file");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let notice: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("--dry-run: logging to stderr only"))
+        .collect();
+    assert_eq!(notice.len(), 1, "one line says so: {}", text(&out));
+    assert!(notice[0].contains(logarg), "{}", notice[0]);
+
+    // An existing log file is not appended to either.
+    std::fs::write(&log, "earlier line\n").expect("write log");
+    let out = bed.habeat(&["--dry-run", "--log", logarg, "check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        std::fs::read_to_string(&log).expect("read log"),
+        "earlier line\n"
     );
 }
 

@@ -7,7 +7,7 @@ mod support;
 use habeat::consul::Client;
 use habeat::consul::gate::{self, DEFAULT_TTL, Holder, Refusal};
 use std::time::Duration;
-use support::consul_api::{ConsulApi, Fault};
+use support::consul_api::{ConsulApi, Fault, Interleave};
 
 fn client(api: &ConsulApi) -> Client {
     Client::new(&api.consul_config(), Duration::from_secs(1)).expect("client")
@@ -172,4 +172,95 @@ async fn an_invalidated_session_lets_another_habeat_in() {
     gate::acquire(&c, "mbox1", &holder("next"), DEFAULT_TTL)
         .await
         .expect("lock released by invalidation");
+}
+
+const KEY: &str = "habeat/failover/mbox1.example.com";
+
+/// The pid of a process that has exited.
+fn dead_pid() -> u32 {
+    let mut child = std::process::Command::new("true")
+        .spawn()
+        .expect("spawn true");
+    let pid = child.id();
+    child.wait().expect("wait");
+    pid
+}
+
+/// The gate held by a habeat of this node that is gone (killed during a
+/// promotion): its session lives on in Consul.
+async fn held_by_a_dead_habeat_of_this_node(c: &Client) -> String {
+    let dead = Holder {
+        pid: dead_pid(),
+        ..Holder::this_process("promotion")
+    };
+    let lock = gate::acquire(c, "mbox1.example.com", &dead, Duration::from_secs(3600))
+        .await
+        .expect("the dead habeat had the lock");
+    let session = lock.session().to_owned();
+    std::mem::forget(lock); // it died: no release
+    session
+}
+
+fn gate_action() -> habeat::engine::Action {
+    habeat::engine::Action {
+        id: habeat::engine::ActionId(1),
+        role: habeat::model::Role::Appserver,
+        origin: habeat::engine::Origin::Automatic,
+        step: None,
+        kind: habeat::engine::ActionKind::AcquireQuorumGate { key: KEY.into() },
+    }
+}
+
+fn executor(api: &ConsulApi) -> habeat::exec::Executor {
+    let mut cfg = support::config(&[habeat::model::Role::Appserver]);
+    cfg.consul = api.consul_config();
+    habeat::exec::Executor::new(&cfg)
+}
+
+#[tokio::test]
+async fn the_gate_of_a_dead_habeat_of_this_node_is_taken_over() {
+    let api = ConsulApi::builder().start().await;
+    let dead = held_by_a_dead_habeat_of_this_node(&client(&api)).await;
+    let mut exec = executor(&api);
+    let out = exec.execute(&gate_action()).await;
+    assert!(
+        matches!(out.result, habeat::engine::OutcomeResult::Succeeded { .. }),
+        "{:?}",
+        out.result
+    );
+    assert!(!api.sessions().contains(&dead), "the dead session is gone");
+    let now = api.lock_holder(KEY).expect("held");
+    assert_ne!(now, dead);
+    exec.release_all().await;
+}
+
+#[tokio::test]
+async fn a_lock_that_changed_hands_after_the_stale_check_is_not_taken_from_its_new_holder() {
+    let api = ConsulApi::builder().start().await;
+    let dead = held_by_a_dead_habeat_of_this_node(&client(&api)).await;
+    // Right after habeat reads the holder (and finds it dead), the dead
+    // session expires and the peer's habeat takes the lock.
+    let peer = br#"{"node":"mbox9.other-dc.example.com","pid":77,"version":"0.1.0","purpose":"promotion"}"#;
+    api.after_next(
+        "GET",
+        &format!("/v1/kv/{KEY}"),
+        Interleave::LockChangesHands {
+            key: KEY.into(),
+            value: peer.to_vec(),
+        },
+    );
+    let out = executor(&api).execute(&gate_action()).await;
+    let other = api.lock_holder(KEY).expect("the peer holds the lock");
+    assert_ne!(other, dead);
+    assert!(
+        api.sessions().contains(&other),
+        "the peer's live session was destroyed"
+    );
+    assert_eq!(api.kv_value(KEY).as_deref(), Some(&peer[..]));
+    match out.result {
+        habeat::engine::OutcomeResult::GateRefused { reason } => {
+            assert!(reason.contains("mbox9.other-dc.example.com"), "{reason}")
+        }
+        other => panic!("expected the gate to refuse, got {other:?}"),
+    }
 }

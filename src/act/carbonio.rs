@@ -40,6 +40,17 @@ pub const TAIL_BYTES: usize = 2000;
 /// every account of a mail host (about half a KiB each).
 pub const JSON_OUTPUT_LIMIT: usize = 64 * 1024 * 1024;
 
+/// The longest comma-separated account list habeat puts into one argv
+/// word. Linux refuses to start a program any of whose arguments is longer
+/// than `MAX_ARG_STRLEN` (128 KiB) with E2BIG, so an installation with
+/// thousands of accounts could never pause, restart or promote them in one
+/// call. A quarter of that limit leaves room for the rest of the argv and
+/// the environment. Longer lists are split into several
+/// `pauseReplicas`/`restartReplicas` calls, and a manual promotion goes
+/// through `promoteAccounts input_file` instead (one promotion stays one
+/// call).
+pub const ACCOUNT_LIST_ARG_MAX: usize = 32 * 1024;
+
 /// One invocation of a Zextras CLI, as data: what `--dry-run` prints and
 /// what the journal records, before (or instead of) running it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -227,6 +238,25 @@ pub enum CarbonioError {
 }
 
 impl CarbonioError {
+    /// The same error, saying that it ended call `k` of `n` and how many
+    /// accounts the calls before it handled.
+    fn in_call(mut self, k: usize, n: usize, done: usize) -> CarbonioError {
+        let note = format!(
+            " (call {k} of {n}; the {done} account(s) of the calls before it were done, the rest were not attempted)"
+        );
+        match &mut self {
+            CarbonioError::NoAccounts { command }
+            | CarbonioError::RunAs { command, .. }
+            | CarbonioError::Start { command, .. }
+            | CarbonioError::TimedOut { command, .. }
+            | CarbonioError::Unreachable { command, .. }
+            | CarbonioError::Failed { command, .. }
+            | CarbonioError::BadOutput { command, .. } => command.push_str(&note),
+            CarbonioError::BadModule(_) | CarbonioError::InputFile { .. } => {}
+        }
+        self
+    }
+
     /// A short stable tag for the journal and metrics: `timeout`,
     /// `unreachable`, `exit`, `bad_output`, `start`, `config`, `input`.
     pub fn kind(&self) -> &'static str {
@@ -551,7 +581,27 @@ impl Carbonio {
             threads,
         };
         self.non_empty(accounts, &cmd)?;
-        self.exec_text(cmd).await
+        if joined_len(accounts) <= ACCOUNT_LIST_ARG_MAX {
+            return self.exec_text(cmd).await;
+        }
+        // Too long for one argv word: the CLI reads the list from a private
+        // copy instead, still in a single promotion.
+        let (user, _, _) = self.user(&cmd)?;
+        let copy = AccountListCopy::create(accounts, user.as_ref()).map_err(|reason| {
+            CarbonioError::InputFile {
+                path: std::env::temp_dir(),
+                reason,
+            }
+        })?;
+        tracing::info!(
+            accounts = accounts.len(),
+            "the account list is too long for one argument: promoting through input_file"
+        );
+        self.exec_text(Command::PromoteInputFile {
+            path: copy.file.clone(),
+            threads,
+        })
+        .await
     }
 
     /// Promote the accounts listed in a file (manual promotion). The file is
@@ -586,28 +636,74 @@ impl Carbonio {
         Ok((accounts, report))
     }
 
-    /// Pause replication of these accounts.
+    /// Pause replication of these accounts: one call, or several in order
+    /// when the list is longer than [`ACCOUNT_LIST_ARG_MAX`] (stopping at
+    /// the first that fails).
     pub async fn pause_replicas(
         &self,
         accounts: &[AccountName],
     ) -> Result<CommandReport, CarbonioError> {
-        let cmd = Command::PauseReplicas {
-            accounts: accounts.to_vec(),
-        };
-        self.non_empty(accounts, &cmd)?;
-        self.exec_text(cmd).await
+        self.in_batches(accounts, |accounts| Command::PauseReplicas { accounts })
+            .await
     }
 
-    /// Restart replication of these accounts.
+    /// Restart replication of these accounts, in batches like
+    /// [`Carbonio::pause_replicas`].
     pub async fn restart_replicas(
         &self,
         accounts: &[AccountName],
     ) -> Result<CommandReport, CarbonioError> {
-        let cmd = Command::RestartReplicas {
-            accounts: accounts.to_vec(),
+        self.in_batches(accounts, |accounts| Command::RestartReplicas { accounts })
+            .await
+    }
+
+    /// Run `make(batch)` for each batch of [`account_batches`], in order,
+    /// stopping at the first failure (whose error says which call it was
+    /// and how many accounts the calls before it handled).
+    async fn in_batches(
+        &self,
+        accounts: &[AccountName],
+        make: impl Fn(Vec<AccountName>) -> Command,
+    ) -> Result<CommandReport, CarbonioError> {
+        if accounts.is_empty() {
+            return Err(CarbonioError::NoAccounts {
+                command: self.display(&make(Vec::new())),
+            });
+        }
+        let batches = account_batches(accounts);
+        let n = batches.len();
+        let mut done = 0;
+        let mut duration = Duration::ZERO;
+        let mut tail = String::new();
+        let mut last = None;
+        for (i, batch) in batches.into_iter().enumerate() {
+            let report = self
+                .exec_text(make(batch.to_vec()))
+                .await
+                .map_err(|e| if n > 1 { e.in_call(i + 1, n, done) } else { e })?;
+            done += batch.len();
+            duration += report.duration;
+            tail.push_str(&report.tail);
+            last = Some(report);
+        }
+        let Some(last) = last else {
+            // Unreachable: a non-empty list has at least one batch.
+            return Err(CarbonioError::NoAccounts {
+                command: self.display(&make(Vec::new())),
+            });
         };
-        self.non_empty(accounts, &cmd)?;
-        self.exec_text(cmd).await
+        if n == 1 {
+            return Ok(last);
+        }
+        // One line for the journal, not the thousands of names again.
+        let mut argv = self.argv(&make(Vec::new()));
+        argv.pop();
+        argv.push(format!("<{} accounts in {n} calls>", accounts.len()).into());
+        Ok(CommandReport {
+            command: process::display_argv(&argv),
+            duration,
+            tail: last_bytes(&tail, TAIL_BYTES),
+        })
     }
 
     /// Stop the replica module on this node (primary-DC branch with
@@ -704,6 +800,42 @@ fn join_lines(accounts: &[AccountName]) -> String {
         .map(AccountName::as_str)
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// The length of the comma-separated list [`join`] makes.
+fn joined_len(accounts: &[AccountName]) -> usize {
+    accounts.iter().map(|a| a.as_str().len()).sum::<usize>() + accounts.len().saturating_sub(1)
+}
+
+/// Consecutive slices of `accounts`, in order, each of whose
+/// comma-separated list is at most [`ACCOUNT_LIST_ARG_MAX`] bytes (an
+/// account name is at most 254 bytes, so every slice holds at least one).
+pub fn account_batches(accounts: &[AccountName]) -> Vec<&[AccountName]> {
+    let mut out = Vec::new();
+    let (mut start, mut len) = (0, 0);
+    for (i, a) in accounts.iter().enumerate() {
+        let more = a.as_str().len() + usize::from(i > start);
+        if i > start && len + more > ACCOUNT_LIST_ARG_MAX {
+            out.push(&accounts[start..i]);
+            start = i;
+            len = a.as_str().len();
+        } else {
+            len += more;
+        }
+    }
+    if start < accounts.len() {
+        out.push(&accounts[start..]);
+    }
+    out
+}
+
+/// The last `n` bytes of `s` (or a little less, at a character boundary).
+fn last_bytes(s: &str, n: usize) -> String {
+    let mut from = s.len().saturating_sub(n);
+    while !s.is_char_boundary(from) {
+        from += 1;
+    }
+    s[from..].to_owned()
 }
 
 fn join(accounts: &[AccountName]) -> String {

@@ -19,7 +19,7 @@ use crate::model::RaftServer;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -95,6 +95,16 @@ pub enum RaftError {
         reason: String,
         tail: String,
     },
+    /// `systemctl stop` failed or ran over its timeout. Nothing was
+    /// written, and the service was started (again) anyway: a failed or
+    /// killed stop may have left it stopped or half-stopped.
+    #[error(
+        "stopping service-discover failed ({stop}); peers.json was not written, and service-discover was started again so that Consul is not left down{restart}"
+    )]
+    StopFailed {
+        stop: Box<RaftError>,
+        restart: String,
+    },
     /// The write failed once the service was stopped (it was started again).
     #[error(
         "writing peers.json failed after service-discover was stopped ({write}); it was started again without it{restart}"
@@ -144,6 +154,86 @@ pub fn read_node_id(data_dir: &Path) -> Result<String, RaftError> {
     let id = text.trim();
     check_id(id).map_err(|r| err(format!("it does not hold a node id: {r}")))?;
     Ok(id.to_owned())
+}
+
+/// The IP addresses assigned to this node's network interfaces.
+///
+/// This is how the recovery fallback finds which of this DC's
+/// `consul_ips` is this very server. Asking the kernel for the addresses it
+/// has assigned is exact. The alternatives are not: matching the hostname
+/// to the position in `consul_vmnames` relies on two independent lists
+/// being in the same order and on the hostname being spelled as in the
+/// config (short name or FQDN), and binding a socket to each address also
+/// succeeds for addresses that are not local when
+/// `net.ipv4.ip_nonlocal_bind` is set (common on hosts that carry a
+/// keepalived VIP).
+pub fn local_addresses() -> Result<Vec<IpAddr>, String> {
+    let addrs = nix::ifaddrs::getifaddrs()
+        .map_err(|e| format!("cannot list this node's network addresses: {e}"))?;
+    let mut out: Vec<IpAddr> = addrs
+        .filter_map(|a| a.address)
+        .filter_map(|a| {
+            a.as_sockaddr_in()
+                .map(|v4| IpAddr::V4(v4.ip()))
+                .or_else(|| a.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// This server's own address, for `peers.json` when no raft configuration
+/// was recorded while healthy (the local server alone, from `node-id`).
+///
+/// `servers` are this DC's `consul_ips` (`dc` names it), each with the
+/// addresses it stands for (itself for an IP, what it resolved to for a
+/// hostname); `local` are this node's addresses ([`local_addresses`]).
+/// Refused with the reason when:
+/// - the DC lists no Consul server;
+/// - it lists more than one: each surviving server would write a
+///   `peers.json` holding only itself and the survivors would split into
+///   separate one-server clusters (recover those by hand, with every
+///   survivor's node id);
+/// - the one listed is not an address of this node (so not this server).
+pub fn own_server_address(
+    dc: &str,
+    servers: &[(String, Vec<IpAddr>)],
+    local: &[IpAddr],
+) -> Result<IpAddr, String> {
+    let none = "no raft configuration was recorded while this side had a leader";
+    let own = |addrs: &[IpAddr]| addrs.iter().copied().find(|a| local.contains(a));
+    match servers {
+        [] => Err(format!("{none}, and {dc}.consul_ips is empty")),
+        [(name, addrs)] => own(addrs).ok_or_else(|| {
+            format!(
+                "{none}, and {dc}.consul_ips lists {name}, which is not an address of this node \
+                 ({}): cannot tell this server's address for peers.json",
+                if local.is_empty() {
+                    "it has none".to_owned()
+                } else {
+                    format!(
+                        "its addresses: {}",
+                        local
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }
+            )
+        }),
+        many => Err(format!(
+            "{none}, and {dc}.consul_ips lists {} Consul servers ({}): a peers.json with this \
+             server alone would split the survivors into separate clusters; recover by hand \
+             (Consul outage recovery) with the node id of every surviving server",
+            many.len(),
+            many.iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
 }
 
 /// Consul node ids are UUIDs; accept hex digits and hyphens.
@@ -351,7 +441,8 @@ impl RaftRecovery {
     /// answering yet) keeps waiting until `leader_deadline`.
     ///
     /// The peers, the owner and the raft directory are checked before
-    /// anything is stopped. If the write still fails after the stop, the service is started again (without
+    /// anything is stopped. If the stop fails or times out, or the write
+    /// fails after the stop, the service is started again (without
     /// `peers.json`) so that Consul is not left down.
     pub async fn recover<F, Fut>(
         &self,
@@ -364,7 +455,15 @@ impl RaftRecovery {
     {
         let file = PeersFile::prepare(&self.data_dir, peers, &self.owner)?;
         let mut steps = Vec::new();
-        steps.push(self.service_step(&self.service.stop).await?);
+        match self.service_step(&self.service.stop).await {
+            Ok(step) => steps.push(step),
+            Err(stop) => {
+                return Err(RaftError::StopFailed {
+                    stop: Box::new(stop),
+                    restart: self.start_again().await,
+                });
+            }
+        }
 
         let started = Instant::now();
         let written = file.write();
@@ -378,13 +477,9 @@ impl RaftRecovery {
                 p
             }
             Err(write) => {
-                let restart = match self.service_step(&self.service.start).await {
-                    Ok(_) => String::new(),
-                    Err(e) => format!(", but starting it failed too: {e}"),
-                };
                 return Err(RaftError::WriteAfterStop {
                     write: Box::new(write),
-                    restart,
+                    restart: self.start_again().await,
                 });
             }
         };
@@ -420,6 +515,15 @@ impl RaftRecovery {
                 });
             }
             tokio::time::sleep(self.poll_interval).await;
+        }
+    }
+
+    /// Start the service after a step failed, so that Consul is not left
+    /// down: `""` when it started, else why not (to append to the error).
+    async fn start_again(&self) -> String {
+        match self.service_step(&self.service.start).await {
+            Ok(_) => String::new(),
+            Err(e) => format!(", but starting it failed too: {e}"),
         }
     }
 
@@ -502,6 +606,61 @@ mod tests {
             PeerEntry::voter("ab", "10.0.0.2:8300"),
         ];
         assert!(render_peers_json(&dup).is_err());
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    #[test]
+    fn the_fallback_address_is_this_nodes_own_not_the_first_listed() {
+        let local = [ip("127.0.0.1"), ip("10.2.0.7"), ip("fe80::1")];
+        let one = |n: &str, a: &[&str]| (n.to_owned(), a.iter().map(|x| ip(x)).collect());
+        // This node is the DC's only Consul server.
+        assert_eq!(
+            own_server_address("secondary", &[one("10.2.0.7", &["10.2.0.7"])], &local),
+            Ok(ip("10.2.0.7"))
+        );
+        // Listed by a hostname that resolves to one of this node's addresses.
+        assert_eq!(
+            own_server_address(
+                "secondary",
+                &[one("svc1.dc2.example.com", &["10.9.9.9", "10.2.0.7"])],
+                &local
+            ),
+            Ok(ip("10.2.0.7"))
+        );
+        // The one listed is another node: no address to write.
+        let e = own_server_address("secondary", &[one("10.2.0.1", &["10.2.0.1"])], &local)
+            .expect_err("not this node");
+        assert!(
+            e.contains("10.2.0.1, which is not an address of this node"),
+            "{e}"
+        );
+        assert!(e.contains("10.2.0.7"), "local addresses shown: {e}");
+        // Several servers: never alone, even when this node is one of them.
+        let e = own_server_address(
+            "secondary",
+            &[
+                one("10.2.0.1", &["10.2.0.1"]),
+                one("10.2.0.7", &["10.2.0.7"]),
+            ],
+            &local,
+        )
+        .expect_err("several servers");
+        assert!(
+            e.contains("lists 2 Consul servers (10.2.0.1, 10.2.0.7)"),
+            "{e}"
+        );
+        assert!(e.contains("split the survivors"), "{e}");
+        let e = own_server_address("secondary", &[], &local).expect_err("none");
+        assert!(e.contains("secondary.consul_ips is empty"), "{e}");
+    }
+
+    #[test]
+    fn local_addresses_include_loopback() {
+        let l = local_addresses().expect("getifaddrs");
+        assert!(l.contains(&ip("127.0.0.1")), "{l:?}");
     }
 
     #[test]

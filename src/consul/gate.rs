@@ -45,6 +45,10 @@ pub enum Refusal {
         host: String,
         /// What the holder wrote into the key, when it could be read.
         holder: Option<String>,
+        /// The session that held the key in that same read: the one to
+        /// destroy if `holder` turns out to be a dead habeat of this node
+        /// (never a session read later, which may be someone else's).
+        session: Option<String>,
     },
 }
 
@@ -134,13 +138,17 @@ pub async fn acquire(
         Ok(true) => {}
         Ok(false) => {
             let _ = client.session_destroy(&session).await;
-            let holder = match client.kv_get(&key).await {
-                Ok(Some(pair)) => Some(String::from_utf8_lossy(&pair.value).into_owned()),
-                _ => None,
+            let (holder, session) = match client.kv_get(&key).await {
+                Ok(Some(pair)) => (
+                    Some(String::from_utf8_lossy(&pair.value).into_owned()),
+                    pair.session,
+                ),
+                _ => (None, None),
             };
             return Err(Refusal::HeldByAnother {
                 host: source_host.to_owned(),
                 holder,
+                session,
             });
         }
         Err(e) => {

@@ -31,6 +31,9 @@
 //! body, a body that is not JSON, a connection closed without an answer;
 //! for every request or for a path prefix.
 //!
+//! A race can be staged: [`ConsulApi::after_next`] changes the state right
+//! after a given request is answered ([`Interleave`]).
+//!
 //! Every request is recorded ([`ConsulApi::requests`]) so that a test can
 //! check which token and query parameters habeat sent. Lock delay is not
 //! modelled (habeat creates its sessions with `LockDelay: 0s`).
@@ -80,6 +83,15 @@ pub enum Fault {
     NotJson,
     /// Close the connection without answering.
     Hangup,
+}
+
+/// Something another client does between two requests of habeat, at a
+/// moment chosen by the test ([`ConsulApi::after_next`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Interleave {
+    /// The session holding `key` expires (its lock is released), and a new
+    /// session of another client acquires `key`, writing `value`.
+    LockChangesHands { key: String, value: Vec<u8> },
 }
 
 /// A Serf member.
@@ -178,6 +190,7 @@ struct State {
     next_session: u64,
     clock_offset: Duration,
     requests: Vec<Recorded>,
+    interleaves: Vec<(String, String, Interleave)>,
 }
 
 impl State {
@@ -217,6 +230,43 @@ impl State {
                     e.session = None;
                     e.modify_index = idx;
                 }
+            }
+        }
+    }
+
+    fn interleave(&mut self, what: Interleave) {
+        match what {
+            Interleave::LockChangesHands { key, value } => {
+                if let Some(old) = self.kv.get(&key).and_then(|e| e.session.clone()) {
+                    self.invalidate(&old);
+                }
+                let n = self.next_session;
+                self.next_session += 1;
+                let id = format!("adf4238a-882b-9ddc-4a9d-{n:012x}");
+                let idx = self.bump();
+                let now = self.now();
+                self.sessions.insert(
+                    id.clone(),
+                    Session {
+                        name: "another client".into(),
+                        ttl: Some(Duration::from_secs(3600)),
+                        behavior: "release".into(),
+                        lock_delay: "0s".into(),
+                        renewed: now,
+                        create_index: idx,
+                    },
+                );
+                let e = self.kv.entry(key).or_insert(KvEntry {
+                    value: Vec::new(),
+                    session: None,
+                    lock_index: 0,
+                    create_index: idx,
+                    modify_index: idx,
+                });
+                e.session = Some(id);
+                e.lock_index += 1;
+                e.value = value;
+                e.modify_index = idx;
             }
         }
     }
@@ -361,6 +411,7 @@ impl ConsulApi {
                 next_session: 1,
                 clock_offset: Duration::ZERO,
                 requests: Vec::new(),
+                interleaves: Vec::new(),
             },
         }
     }
@@ -499,6 +550,15 @@ impl ConsulApi {
         self.state().requests.clone()
     }
 
+    /// Once the next `method` request for exactly `path` has been answered
+    /// (its answer shows the state before), do `what`, so that habeat's
+    /// following request sees the change: a race made deterministic.
+    pub fn after_next(&self, method: &str, path: &str, what: Interleave) {
+        self.state()
+            .interleaves
+            .push((method.to_owned(), path.to_owned(), what));
+    }
+
     /// Forget the recorded requests.
     pub fn clear_requests(&self) {
         self.state().requests.clear();
@@ -597,6 +657,17 @@ async fn serve(mut stream: TcpStream, shared: Arc<Mutex<State>>) -> std::io::Res
         }
         None => handle(&req, &shared),
     };
+    {
+        let mut st = shared.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = st
+            .interleaves
+            .iter()
+            .position(|(m, p, _)| *m == req.method && *p == req.path)
+        {
+            let (_, _, what) = st.interleaves.remove(i);
+            st.interleave(what);
+        }
+    }
     let head = format!(
         "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         resp.status,
