@@ -394,6 +394,57 @@ async fn every_consul_fault_is_unknown_with_the_reason() {
 }
 
 #[tokio::test]
+async fn a_token_that_cannot_read_the_peer_nodes_is_unknown_not_down() {
+    // mbox1 (the peer) is alive; mbox2 is this node. The token may read
+    // only its own node: Consul answers 200 with mbox1 left out.
+    let api = ConsulApi::builder()
+        .node("agent-mbox1-example-com", "10.0.0.1", member::ALIVE)
+        .node("agent-mbox2-example-com", "10.0.0.2", member::ALIVE)
+        .token("tok")
+        .start()
+        .await;
+    api.set_fault(Some(Fault::AclFiltered(vec![
+        "agent-mbox2-example-com".into(),
+    ])));
+    let p = Prober::new(&consul_cfg(&api, &[Role::Appserver])).expect("prober");
+    let r = timed_round(&p).await;
+    for kind in [WitnessKind::ConsulMembers, WitnessKind::ConsulHealth] {
+        let o = obs(&r, Component::Appserver, &kind);
+        assert_eq!(
+            o.vote,
+            Vote::Unknown,
+            "a live peer voted {:?}: {o:?}",
+            o.vote
+        );
+        assert!(o.reason.contains("token cannot read nodes"), "{o:?}");
+        assert!(o.reason.contains("node:read"), "{o:?}");
+    }
+
+    // A peer node the token may read still counts, filtered list or not.
+    api.set_member_status("agent-mbox1-example-com", member::FAILED);
+    api.set_fault(Some(Fault::AclFiltered(vec![
+        "agent-mbox1-example-com".into(),
+    ])));
+    let r = timed_round(&p).await;
+    for kind in [WitnessKind::ConsulMembers, WitnessKind::ConsulHealth] {
+        let o = obs(&r, Component::Appserver, &kind);
+        assert_eq!(o.vote, Vote::Down, "{o:?}");
+    }
+
+    // Without a token Consul sends no header; a list without even this
+    // node's own agent is still recognisably not the whole picture.
+    api.set_member_status("agent-mbox1-example-com", member::ALIVE);
+    api.set_token(None);
+    api.set_fault(Some(Fault::AclFiltered(Vec::new())));
+    let mut cfg = consul_cfg(&api, &[Role::Appserver]);
+    cfg.consul.token = None;
+    let r = timed_round(&Prober::new(&cfg).expect("prober")).await;
+    let o = obs(&r, Component::Appserver, &WitnessKind::ConsulMembers);
+    assert_eq!(o.vote, Vote::Unknown, "{o:?}");
+    assert!(o.reason.contains("token cannot read nodes"), "{o:?}");
+}
+
+#[tokio::test]
 async fn a_wrong_token_is_unknown_and_says_token_not_down() {
     let api = ConsulApi::builder()
         .node("agent-mbox1-example-com", "10.0.0.1", member::FAILED)
