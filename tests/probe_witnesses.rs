@@ -445,6 +445,37 @@ async fn a_token_that_cannot_read_the_peer_nodes_is_unknown_not_down() {
 }
 
 #[tokio::test]
+async fn consul_health_is_unknown_when_one_node_name_errs_and_the_other_is_critical() {
+    // mbox1's node is agent-mbox1-example-com (critical); habeat also asks
+    // about server-mbox1-example-com, and that question fails.
+    let api = ConsulApi::builder()
+        .node("agent-mbox1-example-com", "10.0.0.1", member::FAILED)
+        .start()
+        .await;
+    let p = Prober::new(&consul_cfg(&api, &[Role::Appserver])).expect("prober");
+    let r = timed_round(&p).await;
+    let h = obs(&r, Component::Appserver, &WitnessKind::ConsulHealth);
+    assert_eq!(h.vote, Vote::Down, "sanity: every answer critical: {h:?}");
+
+    for (fault, words) in [
+        (Fault::Forbidden, "token is wrong or lacks permission"),
+        (Fault::Slow(Duration::from_secs(5)), "did not answer"),
+    ] {
+        api.set_fault(None);
+        api.set_fault_on("/v1/health/node/server-mbox1-example-com", fault.clone());
+        let r = timed_round(&p).await;
+        let h = obs(&r, Component::Appserver, &WitnessKind::ConsulHealth);
+        assert_eq!(
+            h.vote,
+            Vote::Unknown,
+            "{fault:?}: a question that failed made a Down: {h:?}"
+        );
+        assert!(h.reason.contains("critical"), "{fault:?}: {h:?}");
+        assert!(h.reason.contains(words), "{fault:?}: {h:?}");
+    }
+}
+
+#[tokio::test]
 async fn a_wrong_token_is_unknown_and_says_token_not_down() {
     let api = ConsulApi::builder()
         .node("agent-mbox1-example-com", "10.0.0.1", member::FAILED)

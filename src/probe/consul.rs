@@ -175,9 +175,16 @@ fn host_health(host: &str, mut answers: Vec<NodeAnswer>) -> HostHealth {
         Some((node, s)) if s == "passing" => {
             HostHealth::Passing(format!("{node} serfHealth passing"))
         }
-        Some((node, s)) if s == "critical" => {
+        // A critical check is Down only if every question about the host
+        // was answered: the other name erring (timeout, 403) may be the
+        // node that would have said passing.
+        Some((node, s)) if s == "critical" && errors.is_empty() => {
             HostHealth::Critical(format!("{node} serfHealth critical"))
         }
+        Some((node, s)) if s == "critical" => HostHealth::Unclear(format!(
+            "{node} serfHealth critical, but the other question failed, so this is not a Down: {}",
+            errors.join("; ")
+        )),
         Some((node, s)) => HostHealth::Unclear(format!("{node} serfHealth {s}")),
         None if !errors.is_empty() => HostHealth::Unclear(errors.join("; ")),
         None => HostHealth::Unclear(format!(
