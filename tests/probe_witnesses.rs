@@ -191,6 +191,44 @@ async fn http_status_and_body_decide_the_vote() {
 }
 
 #[tokio::test]
+async fn an_http_probe_this_host_cannot_even_try_is_unknown_not_down() {
+    // A name that cannot resolve (RFC 2606 .invalid) proves nothing about
+    // the peer: this host could not ask.
+    let mut cfg = support::network_only(&[Role::Appserver], Duration::from_secs(1));
+    support::peer_mut(&mut cfg).appserver_ip = Some("127.0.0.1".into());
+    let unresolvable = "http://mbox1.habeat-test.invalid/".to_owned();
+    let refused = format!("http://127.0.0.1:{}/", support::closed_port());
+    cfg.probes.appserver = vec![
+        ProbeSpec::Http(unresolvable.clone()),
+        ProbeSpec::Http(refused.clone()),
+    ];
+    let r = timed_round(&Prober::new(&cfg).expect("prober")).await;
+    let o = obs(
+        &r,
+        Component::Appserver,
+        &WitnessKind::Http { url: unresolvable },
+    );
+    assert_eq!(o.vote, Vote::Unknown, "{o:?}");
+    assert!(
+        o.reason.contains("does not resolve from this host"),
+        "{o:?}"
+    );
+    // A refused connection is still the peer's answer.
+    let o = obs(
+        &r,
+        Component::Appserver,
+        &WitnessKind::Http { url: refused },
+    );
+    assert_eq!(o.vote, Vote::Down, "{o:?}");
+
+    // A URL no request can be built from is this host's configuration.
+    let client = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+    let f = habeat::probe::net::http(&client, "http://[::1/", None, deadline).await;
+    assert_eq!(f.vote, Vote::Unknown, "{f:?}");
+}
+
+#[tokio::test]
 async fn an_http_server_that_never_answers_is_down_within_the_timeout() {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = l.local_addr().expect("addr").port();
