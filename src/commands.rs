@@ -144,6 +144,7 @@ pub async fn check(cfg: &Config, dry_run: bool, json_out: bool) -> Outcome {
         }
     }
     s.exec.release_all().await;
+    s.close_hooks().await;
     let code = conclude(&all, json_out);
     if json_out {
         println!("{}", status_json(&s.state, cfg, &s.ecfg));
@@ -177,6 +178,7 @@ pub async fn operator(
         .feed(Input::Operator(cmd))
         .await
         .map_err(Failure::runtime)?;
+    s.close_hooks().await;
     let code = conclude(&fed, json_out);
     if code == exit::OK && !json_out {
         println!("{label}");

@@ -5,6 +5,7 @@
 //! This order is what makes a crash at any point resumable (SPEC invariant
 //! 7): the engine's step record is on disk before the step starts.
 
+use crate::act::hooks::{EventDispatcher, event_env};
 use crate::config::Config;
 use crate::engine::{
     self, Action, ActionKind, EngineConfig, Event, Input, OutcomeResult, State, UnixMillis,
@@ -47,6 +48,9 @@ pub struct Session {
     journal: Journal,
     pub exec: Executor,
     dry_run: bool,
+    /// `hooks.on_event`, fed each event once it is journaled; `None` without
+    /// such hooks and in `--dry-run` (which runs no hook).
+    on_event: Option<EventDispatcher>,
 }
 
 /// The wall clock, read once per step (the engine itself reads none).
@@ -94,6 +98,11 @@ impl Session {
             journal,
             exec: Executor::new(cfg),
             dry_run,
+            on_event: if dry_run {
+                None
+            } else {
+                EventDispatcher::for_config(cfg)
+            },
         })
     }
 
@@ -213,12 +222,35 @@ impl Session {
         if !self.dry_run {
             self.store.save(state)?;
             self.journal.append(events)?;
+            if let Some(d) = &self.on_event {
+                for e in events {
+                    d.dispatch(e, event_env(&self.cfg, e));
+                }
+            }
         }
         for e in events {
             tracing::info!(target: "habeat::event", "{}", e.message);
         }
         self.state = state.clone();
         Ok(())
+    }
+
+    /// Give the `on_event` hooks at most `hooks.timeout` to finish the
+    /// events queued so far, then stop them: a one-shot command calls this
+    /// before it exits, so that its events are delivered. (The daemon keeps
+    /// its session, and so its dispatcher, for its lifetime.)
+    pub async fn close_hooks(&mut self) {
+        if let Some(d) = self.on_event.take() {
+            let stats = d.close(self.cfg.hooks.timeout).await;
+            if stats.dropped > 0 || stats.failed > 0 {
+                tracing::warn!(
+                    delivered = stats.delivered,
+                    dropped = stats.dropped,
+                    failed = stats.failed,
+                    "not every event reached the on_event hooks (the journal has them all)"
+                );
+            }
+        }
     }
 
     /// An action as `--dry-run` shows it: what, and the exact argv where it

@@ -28,6 +28,11 @@ struct Bed {
 
 impl Bed {
     async fn new(extra_local: &str) -> Bed {
+        Bed::with_hooks(extra_local, "").await
+    }
+
+    /// A bed whose `hooks:` section also has `extra_hooks` (indented lines).
+    async fn with_hooks(extra_local: &str, extra_hooks: &str) -> Bed {
         let ns = Netns::create();
         let consul = ConsulApi::builder()
             .node(NODE, &ns.ip().to_string(), 1)
@@ -83,6 +88,7 @@ carbonio:
   promote_timeout: 3s
 hooks:
   after_promotion: ["echo after_promotion >> {hooks}"]
+{extra_hooks}
 "#,
             ip = ns.ip(),
             port = consul.addr().port(),
@@ -410,6 +416,81 @@ async fn dry_run_logs_to_stderr_and_leaves_the_log_file_alone() {
     assert_eq!(
         std::fs::read_to_string(&log).expect("read log"),
         "earlier line\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_event_hooks_get_every_journaled_event_as_json_and_dry_run_runs_none() {
+    if !may_use_netns("on_event") {
+        return;
+    }
+    let bed = Bed::with_hooks(
+        "",
+        r#"  on_event:
+    - "cat >> \"$HABEAT_OUT/on_event.jsonl\""
+    - ["/bin/sh", "-c", "echo \"$HABEAT_EVENT $HABEAT_SEVERITY $HABEAT_WHOAMI\" >> \"$HABEAT_OUT/on_event.env\""]"#,
+    )
+    .await;
+    let dir = bed.dir.path();
+    // The hooks find their output directory through a variable they do not
+    // get from habeat: only HABEAT_* variables reach them, so write it in.
+    let yaml = std::fs::read_to_string(&bed.config)
+        .expect("read config")
+        .replace("$HABEAT_OUT", &dir.display().to_string());
+    std::fs::write(&bed.config, yaml).expect("write config");
+    let hook_out = dir.join("on_event.jsonl");
+    let journal = dir.join("state").join("events.jsonl");
+    let lines = |p: &Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+            .collect()
+    };
+
+    bed.kill_appserver();
+    let dry = bed.habeat(&["--dry-run", "check"]);
+    assert_eq!(dry.status.code(), Some(0), "{}", text(&dry));
+    assert!(
+        !hook_out.exists(),
+        "--dry-run ran an on_event hook: {}",
+        text(&dry)
+    );
+
+    let out = bed.habeat(&["check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(bed.promotions(), 1, "{}", text(&out));
+    // Every event the run journaled reached the hook once, in order, as
+    // one line of the same JSON - before `check` exited.
+    let journaled = lines(&journal);
+    let delivered = lines(&hook_out);
+    assert!(!journaled.is_empty());
+    assert_eq!(delivered, journaled, "{}", text(&out));
+    let kinds: Vec<&str> = delivered
+        .iter()
+        .filter_map(|e| e["event"].as_str())
+        .collect();
+    for kind in ["verdict_changed", "promotion_intent", "action_succeeded"] {
+        assert!(kinds.contains(&kind), "no {kind} event: {kinds:?}");
+    }
+    assert!(
+        delivered
+            .iter()
+            .any(|e| e["event"] == "verdict_changed" && e["to"] == "down"),
+        "{delivered:#?}"
+    );
+    let env = std::fs::read_to_string(dir.join("on_event.env")).unwrap_or_default();
+    assert_eq!(env.lines().count(), delivered.len(), "{env}");
+    assert!(env.contains("verdict_changed warning secondary"), "{env}");
+
+    // An operator command delivers its events before it exits too.
+    let rearm = bed.habeat(&["rearm"]);
+    assert_eq!(rearm.status.code(), Some(0), "{}", text(&rearm));
+    let delivered = lines(&hook_out);
+    assert_eq!(delivered, lines(&journal), "{}", text(&rearm));
+    assert!(
+        delivered.iter().any(|e| e["event"] == "rearmed"),
+        "{delivered:#?}"
     );
 }
 

@@ -390,3 +390,41 @@ async fn https_trusts_the_configured_ca_and_nothing_else() {
     );
     drop(server);
 }
+
+#[tokio::test]
+async fn a_token_without_node_read_gets_a_filtered_list_and_the_client_says_so() {
+    let api = ConsulApi::builder()
+        .node("agent-mbox1-example-com", "10.0.0.5", member::ALIVE)
+        .node("agent-mbox2-example-com", "10.0.0.6", member::ALIVE)
+        .token("tok")
+        .start()
+        .await;
+    let c = client(&api);
+    let all = c.members_visible().await.expect("members");
+    assert_eq!(all.value.len(), 2);
+    assert!(!all.filtered_by_acls, "nothing was hidden");
+
+    // The token may read its own node only: Consul answers 200, leaves the
+    // other node out and says so in a header, not with a 403.
+    api.set_fault(Some(Fault::AclFiltered(vec![
+        "agent-mbox2-example-com".into(),
+    ])));
+    let seen = c.members_visible().await.expect("still HTTP 200");
+    assert!(seen.filtered_by_acls, "{seen:?}");
+    let names: Vec<&str> = seen.value.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["agent-mbox2-example-com"]);
+    let hidden = c
+        .node_health_visible("agent-mbox1-example-com")
+        .await
+        .expect("still HTTP 200");
+    assert!(
+        hidden.value.is_empty() && hidden.filtered_by_acls,
+        "{hidden:?}"
+    );
+    let own = c
+        .node_health_visible("agent-mbox2-example-com")
+        .await
+        .expect("health");
+    assert_eq!(own.value.len(), 1);
+    assert!(!own.filtered_by_acls, "{own:?}");
+}

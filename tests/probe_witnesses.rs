@@ -191,6 +191,44 @@ async fn http_status_and_body_decide_the_vote() {
 }
 
 #[tokio::test]
+async fn an_http_probe_this_host_cannot_even_try_is_unknown_not_down() {
+    // A name that cannot resolve (RFC 2606 .invalid) proves nothing about
+    // the peer: this host could not ask.
+    let mut cfg = support::network_only(&[Role::Appserver], Duration::from_secs(1));
+    support::peer_mut(&mut cfg).appserver_ip = Some("127.0.0.1".into());
+    let unresolvable = "http://mbox1.habeat-test.invalid/".to_owned();
+    let refused = format!("http://127.0.0.1:{}/", support::closed_port());
+    cfg.probes.appserver = vec![
+        ProbeSpec::Http(unresolvable.clone()),
+        ProbeSpec::Http(refused.clone()),
+    ];
+    let r = timed_round(&Prober::new(&cfg).expect("prober")).await;
+    let o = obs(
+        &r,
+        Component::Appserver,
+        &WitnessKind::Http { url: unresolvable },
+    );
+    assert_eq!(o.vote, Vote::Unknown, "{o:?}");
+    assert!(
+        o.reason.contains("does not resolve from this host"),
+        "{o:?}"
+    );
+    // A refused connection is still the peer's answer.
+    let o = obs(
+        &r,
+        Component::Appserver,
+        &WitnessKind::Http { url: refused },
+    );
+    assert_eq!(o.vote, Vote::Down, "{o:?}");
+
+    // A URL no request can be built from is this host's configuration.
+    let client = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+    let f = habeat::probe::net::http(&client, "http://[::1/", None, deadline).await;
+    assert_eq!(f.vote, Vote::Unknown, "{f:?}");
+}
+
+#[tokio::test]
 async fn an_http_server_that_never_answers_is_down_within_the_timeout() {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = l.local_addr().expect("addr").port();
@@ -391,6 +429,88 @@ async fn every_consul_fault_is_unknown_with_the_reason() {
     let o = obs(&r, Component::Appserver, &WitnessKind::ConsulMembers);
     assert_eq!(o.vote, Vote::Unknown, "{o:?}");
     assert!(o.reason.contains("cannot reach"), "{o:?}");
+}
+
+#[tokio::test]
+async fn a_token_that_cannot_read_the_peer_nodes_is_unknown_not_down() {
+    // mbox1 (the peer) is alive; mbox2 is this node. The token may read
+    // only its own node: Consul answers 200 with mbox1 left out.
+    let api = ConsulApi::builder()
+        .node("agent-mbox1-example-com", "10.0.0.1", member::ALIVE)
+        .node("agent-mbox2-example-com", "10.0.0.2", member::ALIVE)
+        .token("tok")
+        .start()
+        .await;
+    api.set_fault(Some(Fault::AclFiltered(vec![
+        "agent-mbox2-example-com".into(),
+    ])));
+    let p = Prober::new(&consul_cfg(&api, &[Role::Appserver])).expect("prober");
+    let r = timed_round(&p).await;
+    for kind in [WitnessKind::ConsulMembers, WitnessKind::ConsulHealth] {
+        let o = obs(&r, Component::Appserver, &kind);
+        assert_eq!(
+            o.vote,
+            Vote::Unknown,
+            "a live peer voted {:?}: {o:?}",
+            o.vote
+        );
+        assert!(o.reason.contains("token cannot read nodes"), "{o:?}");
+        assert!(o.reason.contains("node:read"), "{o:?}");
+    }
+
+    // A peer node the token may read still counts, filtered list or not.
+    api.set_member_status("agent-mbox1-example-com", member::FAILED);
+    api.set_fault(Some(Fault::AclFiltered(vec![
+        "agent-mbox1-example-com".into(),
+    ])));
+    let r = timed_round(&p).await;
+    for kind in [WitnessKind::ConsulMembers, WitnessKind::ConsulHealth] {
+        let o = obs(&r, Component::Appserver, &kind);
+        assert_eq!(o.vote, Vote::Down, "{o:?}");
+    }
+
+    // Without a token Consul sends no header; a list without even this
+    // node's own agent is still recognisably not the whole picture.
+    api.set_member_status("agent-mbox1-example-com", member::ALIVE);
+    api.set_token(None);
+    api.set_fault(Some(Fault::AclFiltered(Vec::new())));
+    let mut cfg = consul_cfg(&api, &[Role::Appserver]);
+    cfg.consul.token = None;
+    let r = timed_round(&Prober::new(&cfg).expect("prober")).await;
+    let o = obs(&r, Component::Appserver, &WitnessKind::ConsulMembers);
+    assert_eq!(o.vote, Vote::Unknown, "{o:?}");
+    assert!(o.reason.contains("token cannot read nodes"), "{o:?}");
+}
+
+#[tokio::test]
+async fn consul_health_is_unknown_when_one_node_name_errs_and_the_other_is_critical() {
+    // mbox1's node is agent-mbox1-example-com (critical); habeat also asks
+    // about server-mbox1-example-com, and that question fails.
+    let api = ConsulApi::builder()
+        .node("agent-mbox1-example-com", "10.0.0.1", member::FAILED)
+        .start()
+        .await;
+    let p = Prober::new(&consul_cfg(&api, &[Role::Appserver])).expect("prober");
+    let r = timed_round(&p).await;
+    let h = obs(&r, Component::Appserver, &WitnessKind::ConsulHealth);
+    assert_eq!(h.vote, Vote::Down, "sanity: every answer critical: {h:?}");
+
+    for (fault, words) in [
+        (Fault::Forbidden, "token is wrong or lacks permission"),
+        (Fault::Slow(Duration::from_secs(5)), "did not answer"),
+    ] {
+        api.set_fault(None);
+        api.set_fault_on("/v1/health/node/server-mbox1-example-com", fault.clone());
+        let r = timed_round(&p).await;
+        let h = obs(&r, Component::Appserver, &WitnessKind::ConsulHealth);
+        assert_eq!(
+            h.vote,
+            Vote::Unknown,
+            "{fault:?}: a question that failed made a Down: {h:?}"
+        );
+        assert!(h.reason.contains("critical"), "{fault:?}: {h:?}");
+        assert!(h.reason.contains(words), "{fault:?}: {h:?}");
+    }
 }
 
 #[tokio::test]

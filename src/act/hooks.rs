@@ -16,7 +16,8 @@
 //! caller turns it into an error event and `check` exits 3 (SPEC 4).
 
 use super::process::{self, Spec, Status};
-use crate::config::HookCommand;
+use crate::config::{Config, HookCommand};
+use crate::engine::Event;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -29,6 +30,10 @@ pub const HOOK_TAIL_BYTES: usize = 4000;
 
 /// PATH given to hooks.
 pub const HOOK_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// How many events may wait for the `on_event` hooks before new ones are
+/// dropped (they stay in the journal). A failover journals a few dozen.
+pub const EVENT_QUEUE: usize = 1024;
 
 /// The data handed to a hook, as `HABEAT_<NAME>` environment variables.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -290,6 +295,26 @@ pub struct EventDispatcher {
 }
 
 impl EventDispatcher {
+    /// The dispatcher of `hooks.on_event`, started; `None` when there are
+    /// no such hooks, or no tokio runtime to run them on (never the case
+    /// in habeat: every command runs inside one).
+    pub fn for_config(cfg: &Config) -> Option<EventDispatcher> {
+        if cfg.hooks.on_event.is_empty() {
+            return None;
+        }
+        if tokio::runtime::Handle::try_current().is_err() {
+            tracing::error!(
+                "hooks.on_event cannot run outside the async runtime; events are only journaled"
+            );
+            return None;
+        }
+        Some(EventDispatcher::spawn(
+            HookRunner::new(cfg.hooks.timeout),
+            cfg.hooks.on_event.clone(),
+            EVENT_QUEUE,
+        ))
+    }
+
     /// Start the background worker (needs a tokio runtime). `capacity` is
     /// the number of events that may wait.
     pub fn spawn(runner: HookRunner, hooks: Vec<HookCommand>, capacity: usize) -> EventDispatcher {
@@ -367,6 +392,40 @@ impl EventDispatcher {
         }
         self.stats()
     }
+}
+
+/// The `HABEAT_*` variables an `on_event` hook gets beside the event JSON
+/// on stdin: `HABEAT_EVENT` (the event's `event` field, e.g.
+/// `verdict_changed`), `HABEAT_SEVERITY`, `HABEAT_ROLE` and
+/// `HABEAT_COMPONENT` when the event has them, and `HABEAT_WHOAMI`,
+/// `HABEAT_DC_CHECK`, `HABEAT_SOURCE_HOST` as the other hooks get them.
+pub fn event_env(cfg: &Config, event: &Event) -> HookEnv {
+    let json = serde_json::to_value(event).unwrap_or_default();
+    let field = |name: &str| {
+        json.get(name)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let mut env = HookEnv::new()
+        .set("event", field("event"))
+        .set("severity", field("severity"))
+        .set("whoami", &cfg.local.whoami)
+        .set("dc_check", &cfg.local.dc_check)
+        .set(
+            "source_host",
+            cfg.dcs
+                .get(&cfg.local.dc_check)
+                .and_then(|dc| dc.appserver_vmname.clone())
+                .unwrap_or_default(),
+        );
+    if let Some(r) = event.role {
+        env = env.set("role", r.as_str());
+    }
+    if let Some(c) = event.component {
+        env = env.set("component", c.as_str());
+    }
+    env
 }
 
 impl Drop for EventDispatcher {

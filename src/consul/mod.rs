@@ -143,6 +143,23 @@ pub struct HealthCheck {
 /// The check every Consul node has: Serf's view of whether it is alive.
 pub const SERF_HEALTH: &str = "serfHealth";
 
+/// The response header with which Consul says it left out of an answer what
+/// the request's ACL token may not read. A token without `node:read` gets
+/// HTTP 200 and a shortened list (not a 403) from `/v1/agent/members` and
+/// `/v1/health/node/:node`: a node missing from such a list proves nothing.
+/// Consul sends the header only to requests that carry a token (its own,
+/// or the agent's default token).
+pub const RESULTS_FILTERED_BY_ACLS: &str = "X-Consul-Results-Filtered-By-ACLs";
+
+/// An answer, and whether Consul filtered it by the token's ACLs
+/// ([`RESULTS_FILTERED_BY_ACLS`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Visible<T> {
+    pub value: T,
+    /// Consul left out entries the token may not read.
+    pub filtered_by_acls: bool,
+}
+
 /// `/v1/operator/raft/configuration`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -334,13 +351,26 @@ impl Client {
 
     /// `GET /v1/agent/members`: Serf's LAN view from the local agent.
     pub async fn members(&self) -> Result<Vec<Member>, Error> {
-        self.get_json("/v1/agent/members").await
+        self.members_visible().await.map(|v| v.value)
+    }
+
+    /// [`Client::members`], saying whether the token's ACLs hid members.
+    pub async fn members_visible(&self) -> Result<Visible<Vec<Member>>, Error> {
+        self.get_visible("/v1/agent/members").await
     }
 
     /// `GET /v1/health/node/:node?stale`: the node's checks, answerable by
     /// any server (no leader needed). An unknown node yields an empty list.
     pub async fn node_health(&self, node: &str) -> Result<Vec<HealthCheck>, Error> {
-        self.get_json(&format!("/v1/health/node/{}?stale", encode_path(node)))
+        self.node_health_visible(node).await.map(|v| v.value)
+    }
+
+    /// [`Client::node_health`], saying whether the token's ACLs hid checks.
+    pub async fn node_health_visible(
+        &self,
+        node: &str,
+    ) -> Result<Visible<Vec<HealthCheck>>, Error> {
+        self.get_visible(&format!("/v1/health/node/{}?stale", encode_path(node)))
             .await
     }
 
@@ -373,7 +403,7 @@ impl Client {
         match self
             .send_raw(reqwest::Method::PUT, &path, None)
             .await
-            .and_then(|(status, body, url)| check_status(status, body, url))
+            .and_then(|r| check_status(r.status, r.body, r.url))
         {
             Ok(_) => Ok(true),
             Err(Error::Status { status: 404, .. }) => Ok(false),
@@ -413,7 +443,9 @@ impl Client {
     /// `GET /v1/kv/:key`: `None` when the key does not exist.
     pub async fn kv_get(&self, key: &str) -> Result<Option<KvPair>, Error> {
         let path = format!("/v1/kv/{}", encode_path(key));
-        let (status, body, url) = self.send_raw(reqwest::Method::GET, &path, None).await?;
+        let Raw {
+            status, body, url, ..
+        } = self.send_raw(reqwest::Method::GET, &path, None).await?;
         if status == 404 {
             return Ok(None);
         }
@@ -441,25 +473,35 @@ impl Client {
         self.send_json(reqwest::Method::GET, path, None).await
     }
 
+    async fn get_visible<T: DeserializeOwned>(&self, path: &str) -> Result<Visible<T>, Error> {
+        let r = self.send_raw(reqwest::Method::GET, path, None).await?;
+        let filtered_by_acls = r.filtered_by_acls;
+        let body = check_status(r.status, r.body, r.url.clone())?;
+        Ok(Visible {
+            value: parse(&body, &r.url)?,
+            filtered_by_acls,
+        })
+    }
+
     async fn send_json<T: DeserializeOwned>(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<T, Error> {
-        let (status, bytes, url) = self.send_raw(method, path, body).await?;
-        let bytes = check_status(status, bytes, url.clone())?;
-        parse(&bytes, &url)
+        let r = self.send_raw(method, path, body).await?;
+        let bytes = check_status(r.status, r.body, r.url.clone())?;
+        parse(&bytes, &r.url)
     }
 
-    /// One request: (status, body, url-for-messages). Only transport-level
-    /// failures are errors here; HTTP statuses are judged by the caller.
+    /// One request. Only transport-level failures are errors here; HTTP
+    /// statuses are judged by the caller.
     async fn send_raw(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<Vec<u8>>,
-    ) -> Result<(u16, Vec<u8>, String), Error> {
+    ) -> Result<Raw, Error> {
         let url = format!("{}{}", self.base, path);
         let mut req = self.http.request(method, &url).timeout(self.timeout);
         if let Some(token) = &self.token {
@@ -471,6 +513,11 @@ impl Client {
         let overall = tokio::time::timeout(self.timeout, async {
             let mut resp = req.send().await.map_err(|e| self.transport(&url, &e))?;
             let status = resp.status().as_u16();
+            let filtered_by_acls = resp
+                .headers()
+                .get(RESULTS_FILTERED_BY_ACLS)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
             let mut buf = Vec::new();
             loop {
                 match resp.chunk().await {
@@ -498,11 +545,16 @@ impl Client {
                     }
                 }
             }
-            Ok((status, buf))
+            Ok((status, buf, filtered_by_acls))
         })
         .await;
         match overall {
-            Ok(Ok((status, buf))) => Ok((status, buf, url)),
+            Ok(Ok((status, body, filtered_by_acls))) => Ok(Raw {
+                status,
+                body,
+                url,
+                filtered_by_acls,
+            }),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(Error::Timeout {
                 url,
@@ -524,6 +576,15 @@ impl Client {
             }
         }
     }
+}
+
+/// One answer as it came: status, body, the URL (for messages) and
+/// [`RESULTS_FILTERED_BY_ACLS`].
+struct Raw {
+    status: u16,
+    body: Vec<u8>,
+    url: String,
+    filtered_by_acls: bool,
 }
 
 /// Map an HTTP status to the error an operator can act on.

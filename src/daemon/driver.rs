@@ -291,5 +291,8 @@ impl Driver for Pipeline {
     async fn shutdown(&mut self) {
         let mut s = self.session.lock().await;
         s.exec.release_all().await;
+        // The last events (the stop itself, a promotion that just ended)
+        // still reach the on_event hooks, within hooks.timeout.
+        s.close_hooks().await;
     }
 }

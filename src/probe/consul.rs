@@ -2,20 +2,38 @@
 //! about the peer's nodes. Any failure to ask (agent down, slow, token
 //! refused, garbage) is Unknown with the reason — never Down, because a
 //! broken local Consul proves nothing about the peer.
+//!
+//! A token without `node:read` is not refused: Consul answers 200 with the
+//! nodes it may not read left out (and says so in
+//! [`consul::RESULTS_FILTERED_BY_ACLS`]). A node missing from such an
+//! answer is not gone, so it is Unknown too.
 
 use super::Finding;
 use crate::consul::{self, Client, SERF_HEALTH, member_status};
 
+/// What to tell the operator when ACLs hid nodes from habeat.
+const CANNOT_READ_NODES: &str = "the Consul token cannot read nodes: give its policy node:read on the peer's nodes (check consul.token, consul.token_file or CONSUL_HTTP_TOKEN)";
+
 /// `consul_members`: Up if any of `hostnames` has an alive member; Down when
-/// every one is left, failed, leaving or absent; Unknown on any API error.
+/// every one is left, failed, leaving or absent; Unknown on any API error,
+/// and for a node absent from a list Consul filtered by the token's ACLs.
+/// An empty list is Unknown as well: the local agent always lists itself,
+/// so an empty answer is one the token was not allowed to see.
 pub async fn members(client: &Client, hostnames: &[String]) -> Finding {
     if hostnames.is_empty() {
         return Finding::unknown("no hostname configured to look up in Consul");
     }
-    let members = match client.members().await {
+    let listing = match client.members_visible().await {
         Ok(m) => m,
         Err(e) => return Finding::unknown(e.to_string()),
     };
+    let filtered = listing.filtered_by_acls;
+    let members = listing.value;
+    if members.is_empty() {
+        return Finding::unknown(format!(
+            "Consul listed no member at all, not even this node's own agent: {CANNOT_READ_NODES}"
+        ));
+    }
     let mut downs = Vec::new();
     let mut unknowns = Vec::new();
     for host in hostnames {
@@ -27,10 +45,14 @@ pub async fn members(client: &Client, hostnames: &[String]) -> Finding {
             return Finding::up(format!("member {} is alive", alive.name));
         }
         if mine.is_empty() {
-            downs.push(format!(
-                "no member named {} in Consul",
-                consul::candidate_node_names(host).join(" or ")
-            ));
+            let names = consul::candidate_node_names(host).join(" or ");
+            if filtered {
+                unknowns.push(format!(
+                    "no member named {names} visible: Consul left nodes out of its member list because {CANNOT_READ_NODES}"
+                ));
+            } else {
+                downs.push(format!("no member named {names} in Consul"));
+            }
             continue;
         }
         for m in mine {
@@ -57,7 +79,10 @@ pub async fn members(client: &Client, hostnames: &[String]) -> Finding {
 }
 
 /// One node name asked about, and Consul's answer.
-type NodeAnswer = (String, Result<Vec<consul::HealthCheck>, consul::Error>);
+type NodeAnswer = (
+    String,
+    Result<consul::Visible<Vec<consul::HealthCheck>>, consul::Error>,
+);
 
 /// What the catalog says about one host.
 enum HostHealth {
@@ -68,8 +93,9 @@ enum HostHealth {
 
 /// `consul_health`: the `serfHealth` check of each host's node, read with
 /// `?stale` so that any server can answer. Up if any host passes; Down when
-/// every host's check is critical; Unknown otherwise (no answer, a
-/// `warning`, or a node the catalog does not know).
+/// every host's check is critical and every question about it was
+/// answered; Unknown otherwise (an error for either node name, a `warning`,
+/// a node the catalog does not know, or checks the token may not read).
 pub async fn health(client: &Client, hostnames: &[String]) -> Finding {
     if hostnames.is_empty() {
         return Finding::unknown("no hostname configured to look up in Consul");
@@ -79,7 +105,7 @@ pub async fn health(client: &Client, hostnames: &[String]) -> Finding {
         for node in consul::candidate_node_names(host) {
             let c = client.clone();
             asks.spawn(async move {
-                let r = c.node_health(&node).await;
+                let r = c.node_health_visible(&node).await;
                 (i, node, r)
             });
         }
@@ -124,8 +150,14 @@ fn host_health(host: &str, mut answers: Vec<NodeAnswer>) -> HostHealth {
     let mut found = None;
     for (node, r) in answers {
         match r {
-            Ok(checks) => {
-                if let Some(c) = checks.iter().find(|c| c.check_id == SERF_HEALTH) {
+            Ok(answer) => {
+                let serf = answer.value.iter().find(|c| c.check_id == SERF_HEALTH);
+                if serf.is_none() && answer.filtered_by_acls {
+                    errors.push(format!(
+                        "Consul hid the checks of node {node} because {CANNOT_READ_NODES}"
+                    ));
+                }
+                if let Some(c) = serf {
                     // Prefer a passing node if both names exist.
                     let better = match &found {
                         None => true,
@@ -143,9 +175,16 @@ fn host_health(host: &str, mut answers: Vec<NodeAnswer>) -> HostHealth {
         Some((node, s)) if s == "passing" => {
             HostHealth::Passing(format!("{node} serfHealth passing"))
         }
-        Some((node, s)) if s == "critical" => {
+        // A critical check is Down only if every question about the host
+        // was answered: the other name erring (timeout, 403) may be the
+        // node that would have said passing.
+        Some((node, s)) if s == "critical" && errors.is_empty() => {
             HostHealth::Critical(format!("{node} serfHealth critical"))
         }
+        Some((node, s)) if s == "critical" => HostHealth::Unclear(format!(
+            "{node} serfHealth critical, but the other question failed, so this is not a Down: {}",
+            errors.join("; ")
+        )),
         Some((node, s)) => HostHealth::Unclear(format!("{node} serfHealth {s}")),
         None if !errors.is_empty() => HostHealth::Unclear(errors.join("; ")),
         None => HostHealth::Unclear(format!(

@@ -4,8 +4,9 @@
 //!
 //! A missing answer within the deadline is Down (the peer did not show it is
 //! alive); a failure that is this host's own problem (out of file
-//! descriptors, no local port) is Unknown, because it proves nothing about
-//! the peer.
+//! descriptors, no local port, a name this host cannot resolve, a request
+//! that cannot be built) is Unknown, because it proves nothing about the
+//! peer.
 
 use super::{Finding, ms};
 use ldap3::{LdapConnAsync, LdapConnSettings, Scope};
@@ -116,6 +117,12 @@ pub async fn http(
             Err(e) if e.is_timeout() => {
                 return Finding::down(format!("no HTTP answer from {url} within {}", ms(budget)));
             }
+            Err(e) if let Some(why) = http_local_problem(&e) => {
+                return Finding::unknown(format!(
+                    "cannot try GET {url} from this host: {why} ({})",
+                    crate::consul::chain(&e)
+                ));
+            }
             Err(e) => {
                 return Finding::down(format!("GET {url} failed: {}", crate::consul::chain(&e)));
             }
@@ -159,6 +166,51 @@ pub async fn http(
             ms(budget)
         )),
     }
+}
+
+/// Why a failed HTTP request is this host's own problem, if it is: the
+/// name does not resolve here, no socket could be opened or bound (out of
+/// file descriptors, buffers or local ports), or the request could not be
+/// built from the URL. Refused, reset, unreachable, timed out and TLS
+/// handshake failures are the peer's answer and stay Down. (The probes'
+/// TLS client verifies no certificate and is built once, at start: a TLS
+/// setup problem stops habeat there rather than reaching a round.)
+fn http_local_problem(e: &reqwest::Error) -> Option<&'static str> {
+    if e.is_builder() {
+        return Some("the request cannot be built (check the probe URL)");
+    }
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        // hyper-util's connector names the step that failed.
+        let text = err.to_string();
+        if text.starts_with("dns error") {
+            return Some("the name does not resolve from this host (DNS)");
+        }
+        if ["tcp open error", "tcp set_nonblocking error", "tcp bind"]
+            .iter()
+            .any(|step| text.starts_with(step))
+        {
+            return Some("this host cannot open a socket");
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && io_is_local(io)
+        {
+            return Some("this host is out of a resource it needs to connect");
+        }
+        cur = err.source();
+    }
+    None
+}
+
+/// An I/O error that only this host's own limits explain.
+fn io_is_local(e: &std::io::Error) -> bool {
+    use nix::errno::Errno;
+    e.raw_os_error().is_some_and(|code| {
+        matches!(
+            Errno::from_raw(code),
+            Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM | Errno::EADDRNOTAVAIL
+        )
+    })
 }
 
 /// Anonymous search of the rootDSE on `port` of any of `addrs`: proves an

@@ -28,7 +28,8 @@
 //! 403 `ACL not found` and one without a token 403 `Permission denied`.
 //!
 //! Faults on demand ([`Fault`]): slow answers, 500, 401, 403, a truncated
-//! body, a body that is not JSON, a connection closed without an answer;
+//! body, a body that is not JSON, a connection closed without an answer,
+//! a token whose ACLs may read only some nodes ([`Fault::AclFiltered`]);
 //! for every request or for a path prefix.
 //!
 //! A race can be staged: [`ConsulApi::after_next`] changes the state right
@@ -83,6 +84,13 @@ pub enum Fault {
     NotJson,
     /// Close the connection without answering.
     Hangup,
+    /// The token may read only these nodes (`node:read`), as Consul treats
+    /// such a token: HTTP 200 with every other node left out of
+    /// `agent/members` and `health/node/:node`, and the header
+    /// `X-Consul-Results-Filtered-By-ACLs: true` when something was left
+    /// out and the request carried a token (Consul sends the header to
+    /// authenticated requests only).
+    AclFiltered(Vec<String>),
 }
 
 /// Something another client does between two requests of habeat, at a
@@ -593,6 +601,8 @@ struct Response {
     status: u16,
     content_type: &'static str,
     body: Vec<u8>,
+    /// Headers besides Content-Type, Content-Length and Connection.
+    headers: Vec<(&'static str, String)>,
 }
 
 fn json_resp(status: u16, v: Value) -> Response {
@@ -600,6 +610,7 @@ fn json_resp(status: u16, v: Value) -> Response {
         status,
         content_type: "application/json",
         body: v.to_string().into_bytes(),
+        headers: Vec::new(),
     }
 }
 
@@ -608,7 +619,39 @@ fn text(status: u16, s: &str) -> Response {
         status,
         content_type: "text/plain; charset=utf-8",
         body: s.as_bytes().to_vec(),
+        headers: Vec::new(),
     }
+}
+
+/// [`Fault::AclFiltered`]: leave out of a members or node-health answer
+/// the nodes the token may not read, as Consul's ACL filter does.
+fn acl_filter(req: &Request, mut resp: Response, readable: &[String]) -> Response {
+    let field = if req.path == "/v1/agent/members" {
+        "Name"
+    } else if req.path.starts_with("/v1/health/node/") {
+        "Node"
+    } else {
+        return resp;
+    };
+    let Ok(Value::Array(items)) = serde_json::from_slice::<Value>(&resp.body) else {
+        return resp;
+    };
+    let total = items.len();
+    let kept: Vec<Value> = items
+        .into_iter()
+        .filter(|v| {
+            v.get(field)
+                .and_then(Value::as_str)
+                .is_some_and(|n| readable.iter().any(|r| r == n))
+        })
+        .collect();
+    let filtered = kept.len() != total;
+    resp.body = Value::Array(kept).to_string().into_bytes();
+    if filtered && req.token.is_some() {
+        resp.headers
+            .push(("X-Consul-Results-Filtered-By-ACLs", "true".into()));
+    }
+    resp
 }
 
 async fn serve(mut stream: TcpStream, shared: Arc<Mutex<State>>) -> std::io::Result<()> {
@@ -640,8 +683,10 @@ async fn serve(mut stream: TcpStream, shared: Arc<Mutex<State>>) -> std::io::Res
             status: 200,
             content_type: "text/html",
             body: b"<html><body>502 Bad Gateway</body></html>".to_vec(),
+            headers: Vec::new(),
         },
         Some(Fault::Hangup) => return stream.shutdown().await,
+        Some(Fault::AclFiltered(readable)) => acl_filter(&req, handle(&req, &shared), &readable),
         Some(Fault::Truncated) => {
             let full = handle(&req, &shared);
             let head = format!(
@@ -668,8 +713,13 @@ async fn serve(mut stream: TcpStream, shared: Arc<Mutex<State>>) -> std::io::Res
             st.interleave(what);
         }
     }
+    let extra: String = resp
+        .headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     let head = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n",
         resp.status,
         reason(resp.status),
         resp.content_type,
@@ -941,6 +991,7 @@ fn handle(req: &Request, shared: &Arc<Mutex<State>>) -> Response {
                     status: 404,
                     content_type: "text/plain",
                     body: Vec::new(),
+                    headers: Vec::new(),
                 },
                 Some(e) => {
                     let mut v = json!({
