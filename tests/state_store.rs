@@ -60,6 +60,32 @@ fn a_leftover_temp_file_from_a_crash_is_ignored_and_cleaned() {
     assert!(!tmp.exists());
 }
 
+#[test]
+fn a_temp_name_planted_in_a_shared_directory_is_never_written_through() {
+    // Lock files may live in /var/tmp, where any user can create names.
+    // The old temp name was `.<name>.tmp-<pid>`: a symlink planted there
+    // made habeat (root) write through it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, b"precious\n").expect("write victim");
+    let target = dir.path().join("appserverprom-habeat-appserver");
+    for name in [
+        format!(".appserverprom-habeat-appserver.tmp-{}", std::process::id()),
+        format!(
+            ".appserverprom-habeat-appserver.tmp-{}.0",
+            std::process::id()
+        ),
+    ] {
+        std::os::unix::fs::symlink(&victim, dir.path().join(name)).expect("plant symlink");
+    }
+    habeat::state::write_atomic(&target, b"{\"why\":\"test\"}\n").expect("write");
+    assert_eq!(std::fs::read(&victim).expect("read victim"), b"precious\n");
+    assert_eq!(
+        std::fs::read(&target).expect("read target"),
+        b"{\"why\":\"test\"}\n"
+    );
+}
+
 fn corrupt_case(bytes: &[u8], expect_in_reason: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path()).expect("open");

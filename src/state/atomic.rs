@@ -9,42 +9,77 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-/// The temp file name used for `path` by this process.
-fn temp_for(path: &Path) -> PathBuf {
+/// A fresh temp file name for `path`: this process's pid (so that a crashed
+/// writer's leftovers can be told from a live one's) and a part no other
+/// user can guess, since lock files may live in a world-writable directory
+/// such as /var/tmp.
+fn temp_for(path: &Path, attempt: u32) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    path.with_file_name(format!(
+        ".{name}.tmp-{}.{nanos:08x}{attempt}",
+        std::process::id()
+    ))
+}
+
+/// Create the temp file: a new file only (never one that exists, never
+/// through a symlink someone planted), mode 0600.
+fn create_temp(path: &Path) -> Result<(PathBuf, File), StateError> {
+    let mut last = None;
+    for attempt in 0..5 {
+        let tmp = temp_for(path, attempt);
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .mode(0o600)
+            .open(&tmp)
+        {
+            Ok(f) => return Ok((tmp, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some((tmp, e)),
+            Err(e) => return Err(StateError::io("create", &tmp, e)),
+        }
+    }
+    let (tmp, e) =
+        last.unwrap_or_else(|| (path.to_owned(), std::io::ErrorKind::AlreadyExists.into()));
+    Err(StateError::io("create", &tmp, e))
 }
 
 /// Atomically replace `path` with `bytes` (mode 0600 for a new file).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = temp_for(path);
+    let dir = parent_dir(path);
+    let (tmp, mut f) = create_temp(path)?;
     let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| StateError::io("create", &tmp, e))?;
         f.write_all(bytes)
             .map_err(|e| StateError::io("write", &tmp, e))?;
         f.sync_all().map_err(|e| StateError::io("fsync", &tmp, e))?;
         fs::rename(&tmp, path).map_err(|e| StateError::io("rename into place", path, e))?;
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| StateError::io("fsync directory", dir, e))
+        sync_dir(dir)
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// The directory holding `path`.
+pub(crate) fn parent_dir(path: &Path) -> &Path {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// fsync a directory, so that a rename or a removal in it survives a crash.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), StateError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StateError::io("fsync directory", dir, e))
 }
 
 /// Remove temp files a crashed writer left next to `path`.
@@ -62,9 +97,10 @@ pub(crate) fn remove_leftover_temps(path: &Path) {
     };
     for e in entries.flatten() {
         let file = e.file_name().to_string_lossy().into_owned();
-        let Some(pid) = file.strip_prefix(&prefix) else {
+        let Some(rest) = file.strip_prefix(&prefix) else {
             continue;
         };
+        let pid = rest.split('.').next().unwrap_or_default();
         // A live process's temp file is a save in progress (the daemon
         // loads at start and on SIGHUP without the state lock, while a
         // `check` may be saving): removing it would make that save fail.

@@ -71,7 +71,9 @@ pub fn remove_locks(local: &Local, role: Role, kinds: &[LockKind]) -> Result<(),
     for k in kinds {
         let p = lock_path(local, role, *k);
         match std::fs::remove_file(&p) {
-            Ok(()) => {}
+            // Made durable: a lock that comes back after a crash would
+            // hold off automatic action until the next re-arm.
+            Ok(()) => super::atomic::sync_dir(super::atomic::parent_dir(&p))?,
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => return Err(StateError::io("remove", &p, e)),
         }
