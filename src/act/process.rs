@@ -249,14 +249,8 @@ pub async fn run(spec: &Spec) -> Result<Output, Error> {
         });
     }
     let limit = spec.output_limit;
-    let out = child
-        .stdout
-        .take()
-        .map(|s| tokio::spawn(read_bounded(s, limit)));
-    let err = child
-        .stderr
-        .take()
-        .map(|s| tokio::spawn(read_bounded(s, limit)));
+    let mut out = child.stdout.take().map(|s| Reader::spawn(s, limit));
+    let mut err = child.stderr.take().map(|s| Reader::spawn(s, limit));
 
     let status = match tokio::time::timeout(spec.timeout, child.wait()).await {
         Ok(Ok(st)) => {
@@ -282,18 +276,26 @@ pub async fn run(spec: &Spec) -> Result<Output, Error> {
     // The child is reaped: its pid (the group id) may be reused from now on.
     guard.0 = None;
     // Descendants may still hold the pipes open; never wait on them long.
-    let grace = Duration::from_millis(200);
-    let (stdout, t1) = collect(out, grace).await;
-    let (stderr, t2) = collect(err, grace).await;
-    if status != Status::TimedOut && (t1.1 || t2.1) {
-        // Our child exited but left a descendant holding its output open.
+    // One that does is killed with the group, which closes the pipes, so
+    // what our child printed is still read to its end; a descendant that
+    // left the group (setsid) would keep them open: the readers are then
+    // stopped, keeping what they had read, and the output is marked cut.
+    let mut readers: Vec<&mut Reader> = out.iter_mut().chain(err.iter_mut()).collect();
+    if !Reader::all_done(&mut readers, Duration::from_millis(200)).await {
         kill_group(pgid);
+        if !Reader::all_done(&mut readers, Duration::from_secs(1)).await {
+            for r in &mut readers {
+                r.stop();
+            }
+        }
     }
+    let (stdout, t1) = out.map(Reader::take).unwrap_or_default();
+    let (stderr, t2) = err.map(Reader::take).unwrap_or_default();
     Ok(Output {
         status,
         stdout,
         stderr,
-        truncated: t1.0 || t2.0,
+        truncated: t1 || t2,
         duration: started.elapsed(),
     })
 }
@@ -316,40 +318,66 @@ fn kill_group(pgid: Option<u32>) {
     }
 }
 
-type Reader = tokio::task::JoinHandle<(Vec<u8>, bool)>;
-
-/// Returns (bytes, (truncated, still_open_after_grace)).
-async fn collect(h: Option<Reader>, grace: Duration) -> (Vec<u8>, (bool, bool)) {
-    let Some(mut h) = h else {
-        return (Vec::new(), (false, false));
-    };
-    match tokio::time::timeout(grace, &mut h).await {
-        Ok(Ok((bytes, truncated))) => (bytes, (truncated, false)),
-        Ok(Err(_)) => (Vec::new(), (false, false)),
-        Err(_) => {
-            h.abort();
-            (Vec::new(), (false, true))
-        }
-    }
+/// Reads one output pipe in the background into a bounded buffer that
+/// outlives the task, so that what was read before a stop is kept.
+struct Reader {
+    task: tokio::task::JoinHandle<()>,
+    /// (bytes kept, truncated: more came than kept, or reading was cut)
+    got: std::sync::Arc<std::sync::Mutex<(Vec<u8>, bool)>>,
 }
 
-async fn read_bounded<R: AsyncRead + Unpin>(mut r: R, limit: usize) -> (Vec<u8>, bool) {
-    let mut kept = Vec::new();
-    let mut buf = [0u8; 8192];
-    let mut truncated = false;
-    loop {
-        match r.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                let room = limit.saturating_sub(kept.len());
-                if n > room {
-                    truncated = true;
+impl Reader {
+    fn spawn<R: AsyncRead + Unpin + Send + 'static>(mut r: R, limit: usize) -> Reader {
+        let got = std::sync::Arc::new(std::sync::Mutex::new((Vec::new(), false)));
+        let sink = got.clone();
+        let task = tokio::spawn(async move {
+            let mut buf = [0u8; 8192];
+            loop {
+                match r.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        let mut g = sink.lock().unwrap_or_else(|p| p.into_inner());
+                        let room = limit.saturating_sub(g.0.len());
+                        if n > room {
+                            g.1 = true;
+                        }
+                        g.0.extend_from_slice(&buf[..n.min(room)]);
+                    }
                 }
-                kept.extend_from_slice(&buf[..n.min(room)]);
+            }
+        });
+        Reader { task, got }
+    }
+
+    /// True when every reader reached the end of its pipe within `wait`.
+    async fn all_done(readers: &mut [&mut Reader], wait: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + wait;
+        for r in readers.iter_mut() {
+            if r.task.is_finished() {
+                continue;
+            }
+            if tokio::time::timeout_at(deadline, &mut r.task)
+                .await
+                .is_err()
+            {
+                return false;
             }
         }
+        true
     }
-    (kept, truncated)
+
+    /// Stop reading; what was read is kept and marked cut.
+    fn stop(&mut self) {
+        if !self.task.is_finished() {
+            self.task.abort();
+            self.got.lock().unwrap_or_else(|p| p.into_inner()).1 = true;
+        }
+    }
+
+    fn take(self) -> (Vec<u8>, bool) {
+        self.task.abort();
+        std::mem::take(&mut *self.got.lock().unwrap_or_else(|p| p.into_inner()))
+    }
 }
 
 #[cfg(test)]
@@ -386,6 +414,28 @@ mod tests {
         assert!(out.duration < Duration::from_secs(5));
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert!(!marker.exists(), "a grandchild outlived the timeout");
+    }
+
+    #[tokio::test]
+    async fn what_the_child_printed_is_kept_when_a_descendant_holds_the_pipe() {
+        // The CLI prints its failure and exits 0, leaving a background
+        // process with its stdout: the failure line must still be seen
+        // (it was thrown away with the cancelled reader), and the
+        // descendant killed.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let marker = dir.path().join("descendant-survived");
+        let script = format!(
+            "echo 'Unable to communicate with server'; (sleep 1.5; touch {}) & exit 0",
+            marker.display()
+        );
+        let out = run(&sh(&script, Duration::from_secs(10)))
+            .await
+            .expect("runs");
+        assert_eq!(out.status, Status::Exited(0));
+        assert_eq!(out.stdout, b"Unable to communicate with server\n");
+        assert!(out.duration < Duration::from_secs(5));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(!marker.exists(), "the descendant outlived the command");
     }
 
     #[tokio::test]
