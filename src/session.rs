@@ -51,6 +51,9 @@ pub struct Session {
     /// `hooks.on_event`, fed each event once it is journaled; `None` without
     /// such hooks and in `--dry-run` (which runs no hook).
     on_event: Option<EventDispatcher>,
+    /// The daemon's rounds completed while this session runs a chain of
+    /// actions (see [`Session::watch_rounds`]).
+    rounds_meanwhile: Option<tokio::sync::watch::Receiver<Option<crate::model::Round>>>,
 }
 
 /// The wall clock, read once per step (the engine itself reads none).
@@ -103,7 +106,37 @@ impl Session {
             } else {
                 EventDispatcher::for_config(cfg)
             },
+            rounds_meanwhile: None,
         })
+    }
+
+    /// Let the engine see the daemon's newest round between the actions of
+    /// a chain (the daemon sends there the rounds it completes while a
+    /// chain runs, and `None` when it feeds a round itself).
+    pub fn watch_rounds(&mut self, rx: tokio::sync::watch::Receiver<Option<crate::model::Round>>) {
+        self.rounds_meanwhile = Some(rx);
+    }
+
+    /// Before the engine picks the next step of a chain, give it the newest
+    /// round the daemon completed meanwhile: a peer seen again during a
+    /// listing or while the quorum gate is taken stops a promotion that has
+    /// not begun (invariant 1), instead of the engine judging on the round
+    /// that started the chain. Only the newest is fed: fewer rounds only
+    /// slow the witnesses' counters, both ways, and the action in flight
+    /// is not disturbed by it.
+    fn feed_round_seen_meanwhile(&mut self, fed: &mut Fed) -> Result<(), StateError> {
+        let Some(rx) = self.rounds_meanwhile.as_mut() else {
+            return Ok(());
+        };
+        if !rx.has_changed().unwrap_or(false) {
+            return Ok(());
+        }
+        let Some(round) = rx.borrow_and_update().clone() else {
+            return Ok(());
+        };
+        // With the action in flight, this only updates the verdicts.
+        let _ = self.decide(Input::Round(round), fed)?;
+        Ok(())
     }
 
     /// Feed the legacy lock files as they are on disk now.
@@ -179,6 +212,7 @@ impl Session {
                 id: action.id,
                 result,
             };
+            self.feed_round_seen_meanwhile(fed)?;
             next = self.decide(Input::Outcome(outcome), fed)?;
         }
         Ok(())

@@ -133,6 +133,13 @@ metrics:
         self.consul.set_check(NODE, "serfHealth", "critical");
     }
 
+    /// The primary appserver is back: link up, Serf sees it alive.
+    fn revive_appserver(&self) {
+        self.ns.set_link(true);
+        self.consul.set_member_status(NODE, 1);
+        self.consul.set_check(NODE, "serfHealth", "passing");
+    }
+
     /// Start `habeat --config F run` with NOTIFY_SOCKET aimed at our socket.
     fn start(&self) -> Daemon {
         let stderr = self.dir.path().join("stderr.log");
@@ -662,6 +669,56 @@ async fn an_operators_promotion_resumed_by_the_daemon_runs_beside_the_rounds_not
         "{history}"
     );
     assert_eq!(bed.promotions(), 1, "{}", daemon.log());
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.exit_code(BOUND).await, Some(0), "{}", daemon.log());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_peer_seen_again_while_its_accounts_are_listed_is_not_promoted() {
+    if !may_use_netns("daemon_binary_back_during_listing") {
+        return;
+    }
+    let bed = Bed::new().await;
+    // The listing is slow, as the real CLI (a JVM) can be.
+    bed.fake
+        .set_fault("getAccountStatus", Fault::Slow { seconds: 3.0 });
+    let listings = || {
+        bed.fake
+            .invocations()
+            .iter()
+            .filter(|i| i.args.iter().any(|a| a == "getAccountStatus"))
+            .count()
+    };
+    let mut daemon = bed.start();
+    bed.until(|m| m.contains("READY=1")).await;
+    bed.kill_appserver();
+    let deadline = tokio::time::Instant::now() + BOUND;
+    while listings() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the daemon never listed the accounts:\n{}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The peer answers again while habeat lists its accounts.
+    bed.revive_appserver();
+    // The listing ends; rounds go on well past it.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    bed.rounds(10).await;
+    assert_eq!(
+        bed.promotions(),
+        0,
+        "promoted a peer seen again during the listing:\n{}",
+        daemon.log()
+    );
+    assert!(bed.fake.accounts_on(REPLICA).is_empty());
+    let (_, history) = operator(&bed, &["history"]);
+    assert!(
+        history.contains("Up again before anything was done")
+            || history.contains("continues only while"),
+        "{history}"
+    );
     daemon.signal(Signal::SIGTERM);
     assert_eq!(daemon.exit_code(BOUND).await, Some(0), "{}", daemon.log());
 }

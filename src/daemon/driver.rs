@@ -34,6 +34,9 @@ pub struct Pipeline {
     /// A session for a configuration reloaded while a job ran, taken into
     /// use when the job ends.
     pending_session: Option<Session>,
+    /// Rounds completed while a job runs, for the job's session to see
+    /// between its actions.
+    meanwhile: tokio::sync::watch::Sender<Option<crate::model::Round>>,
     metrics: Metrics,
     /// The latest `status --json`, served on `/status`.
     pub status: Arc<StdMutex<serde_json::Value>>,
@@ -49,7 +52,9 @@ impl Pipeline {
     /// Build the pipeline for a validated configuration.
     pub fn new(config_path: PathBuf, cfg: Config, metrics: Metrics) -> Result<Pipeline, String> {
         let prober = Prober::new(&cfg).map_err(|e| e.to_string())?;
-        let session = Session::open(&cfg, false).map_err(|e| e.to_string())?;
+        let mut session = Session::open(&cfg, false).map_err(|e| e.to_string())?;
+        let (meanwhile, rx) = tokio::sync::watch::channel(None);
+        session.watch_rounds(rx);
         Ok(Pipeline {
             config_path,
             prober,
@@ -60,6 +65,7 @@ impl Pipeline {
             ))),
             session: Arc::new(Mutex::new(session)),
             pending_session: None,
+            meanwhile,
             cfg,
             metrics,
         })
@@ -150,6 +156,10 @@ impl Driver for Pipeline {
     async fn round(&mut self, ctx: RoundContext) -> Result<RoundReport<JobResult>, RoundError> {
         let round = self.prober.round().await;
         let mut job = None;
+        // A running job's session sees this round between its actions; a
+        // round fed here directly must not be fed again by the next job.
+        self.meanwhile
+            .send_replace(ctx.action_running.is_some().then(|| round.clone()));
         if ctx.action_running.is_none() {
             let dir = self.cfg.local.state_dir.clone();
             let lock = tokio::task::spawn_blocking(move || StateLock::acquire(&dir, LOCK_WAIT))
@@ -270,7 +280,8 @@ impl Driver for Pipeline {
     async fn reload(&mut self) -> Result<(), String> {
         let cfg = crate::config::load_file(&self.config_path).map_err(|e| e.lines().join("; "))?;
         let prober = Prober::new(&cfg).map_err(|e| e.to_string())?;
-        let session = Session::open(&cfg, false).map_err(|e| e.to_string())?;
+        let mut session = Session::open(&cfg, false).map_err(|e| e.to_string())?;
+        session.watch_rounds(self.meanwhile.subscribe());
         for w in &cfg.warnings {
             tracing::warn!("{w}");
         }
