@@ -267,6 +267,20 @@ impl Drop for Daemon {
     }
 }
 
+/// Poll `done` until it holds, failing with `what` (and the daemon's log,
+/// when given) after [`BOUND`].
+async fn wait_until(what: &str, log: impl Fn() -> String, done: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + BOUND;
+    while !done() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} within {BOUND:?}\n{}",
+            log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn value(s: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     s.samples
         .iter()
@@ -378,15 +392,7 @@ async fn sigterm_during_a_slow_promotion_lets_it_finish_and_exits_0() {
     let mut daemon = bed.start();
     bed.until(|m| m.contains("READY=1")).await;
     bed.kill_appserver();
-    let deadline = tokio::time::Instant::now() + BOUND;
-    while bed.promotions() == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no promotion:\n{}",
-            daemon.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until("no promotion", || daemon.log(), || bed.promotions() > 0).await;
     assert!(
         bed.fake.accounts_on(REPLICA).is_empty(),
         "the fake promotion was not slow"
@@ -544,15 +550,7 @@ async fn status_and_dry_runs_work_beside_the_daemon_even_during_its_promotion_an
 
     // The peer dies; the daemon holds the state lock for its promotion.
     bed.kill_appserver();
-    let deadline = tokio::time::Instant::now() + BOUND;
-    while bed.promotions() == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no promotion:\n{}",
-            daemon.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until("no promotion", || daemon.log(), || bed.promotions() > 0).await;
     let (code, out) = operator(&bed, &["status"]);
     assert_eq!(code, Some(0), "status during the promotion: {out}");
     assert!(out.contains("Down"), "status shows the verdict: {out}");
@@ -622,14 +620,10 @@ async fn an_operators_promotion_resumed_by_the_daemon_runs_beside_the_rounds_not
         .stderr(Stdio::null())
         .spawn()
         .expect("run habeat promote");
-    let deadline = tokio::time::Instant::now() + BOUND;
-    while flushes().is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "promote never flushed"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until("promote never flushed", String::new, || {
+        !flushes().is_empty()
+    })
+    .await;
     promote.kill().expect("kill -9 habeat promote");
     let _ = promote.wait();
     assert_eq!(bed.fake.accounts_on(REPLICA), ["alice@example.com"]);
@@ -639,15 +633,12 @@ async fn an_operators_promotion_resumed_by_the_daemon_runs_beside_the_rounds_not
     // while the flush is still running, not only after it.
     let mut daemon = bed.start();
     bed.until(|m| m.contains("READY=1")).await;
-    let deadline = tokio::time::Instant::now() + BOUND;
-    while flushes().len() < 2 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the daemon did not resume the flush:\n{}",
-            daemon.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until(
+        "the daemon did not resume the flush",
+        || daemon.log(),
+        || flushes().len() >= 2,
+    )
+    .await;
     let resumed = flushes().pop().expect("the daemon's flush");
     bed.rounds(2).await;
     assert!(
@@ -656,11 +647,10 @@ async fn an_operators_promotion_resumed_by_the_daemon_runs_beside_the_rounds_not
         daemon.log()
     );
     // And it finishes: the operator's record is completed, once.
-    let deadline = tokio::time::Instant::now() + BOUND;
-    while fake_carbonio::group_alive(resumed.pgid) {
-        assert!(tokio::time::Instant::now() < deadline, "flush never ended");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until("the flush did not end", String::new, || {
+        !fake_carbonio::group_alive(resumed.pgid)
+    })
+    .await;
     bed.rounds(3).await;
     let (code, history) = operator(&bed, &["history"]);
     assert_eq!(code, Some(0), "{history}");
@@ -692,15 +682,12 @@ async fn a_peer_seen_again_while_its_accounts_are_listed_is_not_promoted() {
     let mut daemon = bed.start();
     bed.until(|m| m.contains("READY=1")).await;
     bed.kill_appserver();
-    let deadline = tokio::time::Instant::now() + BOUND;
-    while listings() == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the daemon never listed the accounts:\n{}",
-            daemon.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until(
+        "the daemon never listed the accounts",
+        || daemon.log(),
+        || listings() > 0,
+    )
+    .await;
     // The peer answers again while habeat lists its accounts.
     bed.revive_appserver();
     // The listing ends; rounds go on well past it.

@@ -371,12 +371,7 @@ fn crash_during_promote_accounts_relists_and_promotes_the_rest_in_the_same_recor
     sim.rounds(2, down());
     // Third round: run the chain by hand up to the promotion, which dies
     // half-way (two accounts moved, then kill -9).
-    sim.now = sim.now.plus(sim.cfg.interval);
-    let mut next = sim.feed_one(Input::Round(habeat::model::Round {
-        observations: down(),
-        local_leader: Some(true),
-        raft_servers: None,
-    }));
+    let mut next = sim.round_step(down());
     while let Some(a) = next.clone() {
         if is_promote(&a.kind) {
             break;
@@ -413,12 +408,7 @@ fn crash_during_promote_accounts_relists_and_promotes_the_rest_in_the_same_recor
 fn a_promotion_still_running_on_the_server_after_a_crash_is_waited_for_not_repeated() {
     let mut sim = Sim::new(appserver_config(), World::new(&ACCOUNTS));
     sim.rounds(2, down());
-    sim.now = sim.now.plus(sim.cfg.interval);
-    let mut next = sim.feed_one(Input::Round(habeat::model::Round {
-        observations: down(),
-        local_leader: Some(true),
-        raft_servers: None,
-    }));
+    let mut next = sim.round_step(down());
     while let Some(a) = next.clone() {
         if is_promote(&a.kind) {
             break; // promoteAccounts started, then habeat was killed
@@ -457,12 +447,7 @@ fn a_promotion_still_running_on_the_server_after_a_crash_is_waited_for_not_repea
 fn crash_after_promote_when_source_is_empty_marks_the_step_done_without_promoting_again() {
     let mut sim = Sim::new(appserver_config(), World::new(&ACCOUNTS));
     sim.rounds(2, down());
-    sim.now = sim.now.plus(sim.cfg.interval);
-    let mut next = sim.feed_one(Input::Round(habeat::model::Round {
-        observations: down(),
-        local_leader: Some(true),
-        raft_servers: None,
-    }));
+    let mut next = sim.round_step(down());
     while let Some(a) = next.clone() {
         let r = sim.world.run(&a);
         if is_promote(&a.kind) {
@@ -485,12 +470,7 @@ fn crash_at_every_step_resumes_at_the_first_unfinished_step_and_never_repeats_a_
     for crash_at in 0..11 {
         let mut sim = Sim::new(appserver_config(), World::new(&ACCOUNTS));
         sim.rounds(2, down());
-        sim.now = sim.now.plus(sim.cfg.interval);
-        let mut next = sim.feed_one(Input::Round(habeat::model::Round {
-            observations: down(),
-            local_leader: Some(true),
-            raft_servers: None,
-        }));
+        let mut next = sim.round_step(down());
         let mut done = Vec::new();
         let mut n = 0;
         while let Some(a) = next.clone() {
@@ -1021,12 +1001,7 @@ fn a_whole_dc_loss_runs_each_role_under_its_own_quorum_gate() {
 fn rounds_fed_during_a_long_promotion_do_not_interrupt_it() {
     let mut sim = Sim::new(appserver_config(), World::new(&ACCOUNTS));
     sim.rounds(2, down());
-    sim.now = sim.now.plus(sim.cfg.interval);
-    let mut next = sim.feed_one(Input::Round(habeat::model::Round {
-        observations: down(),
-        local_leader: Some(true),
-        raft_servers: None,
-    }));
+    let mut next = sim.round_step(down());
     while let Some(a) = next.clone() {
         if is_promote(&a.kind) {
             break;
@@ -1041,12 +1016,7 @@ fn rounds_fed_during_a_long_promotion_do_not_interrupt_it() {
     // The daemon keeps probing while promoteAccounts runs: no new action,
     // no "interrupted", status stays fresh.
     for _ in 0..30 {
-        sim.now = sim.now.plus(sim.cfg.interval);
-        let extra = sim.feed_one(Input::Round(habeat::model::Round {
-            observations: up(),
-            local_leader: Some(true),
-            raft_servers: None,
-        }));
+        let extra = sim.round_step(up());
         assert!(extra.is_none());
     }
     assert!(
@@ -1155,14 +1125,9 @@ fn a_crash_during_the_proxy_switch_is_not_replayed_beside_a_peer_that_is_back() 
     cfg.roles = vec![Role::Proxyserver];
     let mut sim = Sim::new(cfg, World::new(&[]));
     sim.rounds(2, all(Component::Proxy, Vote::Down));
-    sim.now = sim.now.plus(sim.cfg.interval);
     // Third Down round: the gate, then habeat dies running `bgp-announce`.
     let gate = sim
-        .feed_one(Input::Round(habeat::model::Round {
-            observations: all(Component::Proxy, Vote::Down),
-            local_leader: Some(true),
-            raft_servers: None,
-        }))
+        .round_step(all(Component::Proxy, Vote::Down))
         .expect("gate");
     let result = sim.world.run(&gate);
     let announce = sim
@@ -1206,13 +1171,8 @@ fn an_automatic_rearm_never_switches_traffic_back_to_a_peer_that_fell_again() {
     // The peer proxy is back: the re-arm starts with `bgp-withdraw`, and
     // habeat dies while it runs.
     sim.rounds(1, all(Component::Proxy, Vote::Up));
-    sim.now = sim.now.plus(sim.cfg.interval);
     let withdraw = sim
-        .feed_one(Input::Round(habeat::model::Round {
-            observations: all(Component::Proxy, Vote::Up),
-            local_leader: Some(true),
-            raft_servers: None,
-        }))
+        .round_step(all(Component::Proxy, Vote::Up))
         .expect("withdraw");
     assert!(
         matches!(&withdraw.kind, ActionKind::RunCommand { argv, .. } if argv[0] == "bgp-withdraw")

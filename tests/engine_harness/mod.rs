@@ -256,6 +256,17 @@ impl Sim {
         }))
     }
 
+    /// One round `interval` after the previous; returns the action it
+    /// hands out without running it (to crash or answer by hand).
+    pub fn round_step(&mut self, observations: Vec<Observation>) -> Option<Action> {
+        self.now = self.now.plus(self.cfg.interval);
+        self.feed_one(Input::Round(Round {
+            observations,
+            local_leader: Some(true),
+            raft_servers: None,
+        }))
+    }
+
     /// `n` rounds of the same observations; all actions run.
     pub fn rounds(&mut self, n: u32, observations: Vec<Observation>) -> Vec<ActionKind> {
         (0..n)
