@@ -1193,15 +1193,9 @@ fn an_automatic_rearm_never_switches_traffic_back_to_a_peer_that_fell_again() {
         "{}",
         sim.why()
     );
-    // The operator takes it over: locks removed, no traffic switched back
-    // (re-armed beside a dead peer, habeat may then switch to this DC again).
+    // The operator takes it over: locks removed, no traffic switched back.
     let ran = sim.operator(OperatorCommand::Rearm);
-    assert_eq!(names(&ran).first().map(String::as_str), Some("unlock"));
-    assert!(
-        !names(&ran).contains(&"run:bgp-withdraw".to_string()),
-        "{:?}",
-        names(&ran)
-    );
+    assert_eq!(names(&ran), ["unlock"]);
     assert!(sim.state.role(Role::Proxyserver).recovery.is_none());
 }
 
@@ -1231,4 +1225,22 @@ fn a_quorum_gate_lost_before_the_promotion_is_taken_again_and_costs_no_attempt()
     assert_eq!(sim.world.promoted, ACCOUNTS);
     let p = sim.state.role(Role::Appserver).failover.expect("record");
     assert_eq!(p.steps[0].attempts, 1, "the lost-gate try was counted");
+}
+
+#[test]
+fn rearm_by_the_operator_clears_the_record_and_leaves_new_decisions_to_the_next_round() {
+    let mut cfg = appserver_config();
+    cfg.rearm = Rearm::Manual;
+    cfg.promotion_block = Duration::ZERO;
+    let mut sim = Sim::new(cfg, World::new(&ACCOUNTS));
+    sim.rounds(3, down());
+    // Still Down, and a new account appeared on the source meanwhile.
+    sim.rounds(2, down());
+    sim.world.on_source = vec!["d@example.com".into()];
+    // `habeat rearm` removes the locks and does nothing else: the promotion
+    // of what is left is the next round's decision, not the command's.
+    let ran = sim.operator(OperatorCommand::Rearm);
+    assert_eq!(names(&ran), ["unlock"]);
+    let ran = sim.round(down());
+    assert!(ran.iter().any(is_promote), "{:?}", names(&ran));
 }

@@ -65,10 +65,22 @@ pub fn step(prev: &State, input: &Input, now: UnixMillis, cfg: &EngineConfig) ->
             Scope::Round
         }
         Input::Outcome(o) => {
+            // A chain keeps the scope it started in: the outcome of an
+            // operator's step (`rearm`, `promote`) never leads to an
+            // automatic decision on a verdict the operator's command did
+            // not observe; the next round makes those.
+            let operator_chain =
+                cx.s.in_flight
+                    .as_ref()
+                    .is_some_and(|a| a.id == o.id && a.origin == Origin::Operator);
             if !cx.on_outcome(o) {
                 return cx.finish(None);
             }
-            Scope::Round
+            if operator_chain {
+                Scope::Operator
+            } else {
+                Scope::Round
+            }
         }
         Input::Operator(c) => {
             cx.recover_in_flight();
