@@ -93,7 +93,7 @@ fn conclude(fed: &Fed, json_out: bool) -> i32 {
             }
         }
         if let Some(r) = &fed.refusal {
-            eprintln!("habeat: refused: {r}");
+            eprintln!("habeat: {r}");
         }
     }
     if fed.refusal.is_some() {
