@@ -284,8 +284,16 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> std::fmt::Result {
-        write!(writer, "<{}>", syslog_priority(event.metadata().level()))?;
-        self.0.format_event(ctx, writer, event)
+        // Every line: journald reads each line of its stream as an entry,
+        // and one without a prefix (the rest of a command's output tail)
+        // would be filed as info.
+        let mut text = String::new();
+        self.0.format_event(ctx, Writer::new(&mut text), event)?;
+        let p = syslog_priority(event.metadata().level());
+        for line in text.strip_suffix('\n').unwrap_or(&text).split('\n') {
+            writeln!(writer, "<{p}>{line}")?;
+        }
+        Ok(())
     }
 }
 

@@ -150,6 +150,7 @@ fn child_logs() {
             tracing::info!("info line");
             tracing::warn!("warn line");
             tracing::error!("error line");
+            tracing::warn!("output tail:\nexit 1 after 2s\nUnable to communicate with server");
         }
         Err(e) => println!("ERR {e}"),
     }
@@ -218,6 +219,27 @@ fn under_journald_lines_have_priorities_and_no_timestamps() {
             "<6> INFO info line",
             "<4> WARN warn line",
             "<3>ERROR error line"
+        ],
+        "{err}"
+    );
+}
+
+#[test]
+fn under_journald_every_line_of_a_multi_line_message_keeps_its_priority() {
+    // Without its prefix, journald files a continuation line (a command's
+    // output tail) as info, where `journalctl -p warning` does not show it.
+    let (err, _) = run_child(Some(true), &[]);
+    let at = err
+        .lines()
+        .position(|l| l.ends_with("output tail:"))
+        .unwrap_or_else(|| panic!("no multi-line message: {err}"));
+    let lines: Vec<&str> = err.lines().skip(at).take(3).collect();
+    assert_eq!(
+        lines,
+        vec![
+            "<4> WARN output tail:",
+            "<4>exit 1 after 2s",
+            "<4>Unable to communicate with server"
         ],
         "{err}"
     );
