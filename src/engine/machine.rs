@@ -1329,51 +1329,49 @@ impl<'a> Cx<'a> {
     }
 
     /// Why an automatic pipeline may not take its next step on the verdict
-    /// of now, if so. A failover before its decisive step (the promotion
-    /// has its own check in [`Self::promote_step`]) needs the peer Down
-    /// right now, like the decision that started it: a retry after a
+    /// of now, if so. A failover before its decisive step (the promotion,
+    /// the HA module stop, the first proxy switch command) needs the peer
+    /// Down right now, like the decision that started it: a retry after a
     /// refused gate or a failed command, or a replay after a crash, must
-    /// not switch proxy traffic or stop the HA module beside a peer that is
-    /// coming back (Unknown) or back (Up). A re-arm needs the peer Up at
+    /// not promote, switch proxy traffic or stop the HA module beside a
+    /// peer that is coming back (Unknown) or back (Up). A re-arm needs the peer Up at
     /// every step: it must not switch traffic back to a peer that fell
     /// again; it waits, holding off any new failover, until the peer is Up
     /// or an operator runs `habeat rearm`.
     fn verdict_forbids(&self, role: Role, slot: Slot, p: &Pipeline) -> Option<String> {
+        let needed = match slot {
+            Slot::Failover if !p.decisive_done() => Verdict::Down,
+            Slot::Recovery if p.next_index().is_some() => Verdict::Up,
+            _ => return None,
+        };
         let c = role.watched_component();
         let v = self.s.verdict(c);
         let fresh = self.fresh();
-        match slot {
-            Slot::Failover
-                if p.kind != PipelineKind::Promotion
-                    && !p.decisive_done()
-                    && (v != Verdict::Down || !fresh) =>
-            {
-                Some(format!(
-                    "the {} (pipeline {}) is unfinished; it continues only while the peer {c} is \
-                     Down (now {})",
-                    describe_kind(p.kind),
-                    p.id,
-                    if fresh {
-                        v.to_string()
-                    } else {
-                        "not freshly observed".into()
-                    }
-                ))
-            }
-            Slot::Recovery if p.next_index().is_some() && (v != Verdict::Up || !fresh) => {
-                Some(format!(
-                    "the re-arm (pipeline {}) is unfinished; it continues only while the peer {c} \
-                     is Up (now {}); `habeat rearm` finishes it by hand",
-                    p.id,
-                    if fresh {
-                        v.to_string()
-                    } else {
-                        "not freshly observed".into()
-                    }
-                ))
-            }
-            _ => None,
+        if v == needed && fresh {
+            return None;
         }
+        let what = match &p.promotion {
+            Some(d) => format!(
+                "the {} of {} (pipeline {})",
+                describe_kind(p.kind),
+                d.source_mail_host,
+                p.id
+            ),
+            None => format!("the {} (pipeline {})", describe_kind(p.kind), p.id),
+        };
+        let now = if fresh {
+            v.to_string()
+        } else {
+            "not freshly observed".to_owned()
+        };
+        let by_hand = match slot {
+            Slot::Recovery => "; `habeat rearm` finishes it by hand",
+            Slot::Failover => "",
+        };
+        Some(format!(
+            "{what} is unfinished; it continues only while the peer {c} is {needed} (now \
+             {now}){by_hand}"
+        ))
     }
 
     /// Put the quorum gate in front of an automatic action that needs it.
@@ -1423,8 +1421,9 @@ impl<'a> Cx<'a> {
     }
 
     /// The promotion step: with a fresh listing of the source, promote what
-    /// is still there; nothing left means the step is done. An automatic
-    /// promotion (first run or resumed) needs the peer Down right now.
+    /// is still there; nothing left means the step is done. (An automatic
+    /// promotion, first run or resumed, needs the peer Down right now:
+    /// [`Self::verdict_forbids`], before any step.)
     fn promote_step(
         &mut self,
         role: Role,
@@ -1446,16 +1445,6 @@ impl<'a> Cx<'a> {
             return self.role_next(role, scope);
         };
         let automatic = p.origin == Origin::Automatic;
-        if automatic {
-            let v = self.s.verdict(Component::Appserver);
-            if v != Verdict::Down || !self.fresh() {
-                return Next::Idle(format!(
-                    "the promotion of {} (pipeline {}) is unfinished; it continues only while \
-                     the peer appserver is Down (now {v})",
-                    d.source_mail_host, p.id
-                ));
-            }
-        }
         let sr = StepRef {
             pipeline: p.id,
             index: idx,
