@@ -90,12 +90,10 @@ impl Executor {
             ActionKind::PromoteAccounts { .. } => c.promote_timeout,
             ActionKind::FlushCache { accounts, .. } => per_account(accounts.len()),
             ActionKind::PauseReplicas { accounts } | ActionKind::RestartReplicas { accounts } => {
-                per_account(accounts.len().div_ceil(100).max(1))
+                per_account(crate::act::carbonio::account_batches(accounts).len())
             }
             ActionKind::RunCommand { .. } => self.cfg.hooks.timeout,
-            ActionKind::RaftRecovery { .. } => {
-                crate::act::raft::SERVICE_TIMEOUT * 3 + Duration::from_secs(120)
-            }
+            ActionKind::RaftRecovery { .. } => RaftRecovery::new(&self.cfg.consul).time_limit(),
             ActionKind::ConfirmLeader => LEADER_DEADLINE + c.command_timeout,
             // Listings, HA module, Consul calls (a few requests each),
             // lock files.

@@ -810,15 +810,15 @@ fn joined_len(accounts: &[AccountName]) -> usize {
 /// Consecutive slices of `accounts`, in order, each of whose
 /// comma-separated list is at most [`ACCOUNT_LIST_ARG_MAX`] bytes (an
 /// account name is at most 254 bytes, so every slice holds at least one).
-pub fn account_batches(accounts: &[AccountName]) -> Vec<&[AccountName]> {
+pub fn account_batches<A: AsRef<str>>(accounts: &[A]) -> Vec<&[A]> {
     let mut out = Vec::new();
     let (mut start, mut len) = (0, 0);
     for (i, a) in accounts.iter().enumerate() {
-        let more = a.as_str().len() + usize::from(i > start);
+        let more = a.as_ref().len() + usize::from(i > start);
         if i > start && len + more > ACCOUNT_LIST_ARG_MAX {
             out.push(&accounts[start..i]);
             start = i;
-            len = a.as_str().len();
+            len = a.as_ref().len();
         } else {
             len += more;
         }

@@ -148,6 +148,12 @@ fn check_domain(d: &str, unicode: bool) -> Result<(), String> {
     Ok(())
 }
 
+impl AsRef<str> for AccountName {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
 impl fmt::Display for AccountName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

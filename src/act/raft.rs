@@ -435,6 +435,12 @@ impl RaftRecovery {
         }
     }
 
+    /// The most [`RaftRecovery::recover`] may take: a stop, a start (or a
+    /// start again after a failure) and the wait for a leader.
+    pub fn time_limit(&self) -> Duration {
+        self.service.timeout * 2 + self.leader_deadline
+    }
+
     /// Stop service-discover, write `peers.json`, start it, and wait for a
     /// leader. `has_leader` asks the local Consul (`/v1/status/leader` not
     /// empty): `Ok(true)` ends the wait, `Ok(false)` or `Err` (Consul not
