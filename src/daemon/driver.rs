@@ -240,32 +240,24 @@ impl Driver for Pipeline {
     }
 
     async fn action_finished(&mut self, what: &str, end: ActionEnd<JobResult>) {
-        match end {
+        // The run loop has logged how the job ended; what matters here is
+        // whether its outcome reached the engine.
+        let outcome_lost = match end {
             ActionEnd::Finished(r) => {
                 self.record_fed(&r.fed);
                 if r.fed.failed() {
                     tracing::error!("{what}: an action failed; see `habeat history`");
                 }
-                match r.error {
-                    None => {}
-                    Some(e) => {
-                        tracing::error!("{what}: cannot save the state: {e}");
-                        self.session.lock().await.abandon_running().await;
-                    }
+                if let Some(e) = &r.error {
+                    tracing::error!("{what}: cannot save the state: {e}");
                 }
+                r.error.is_some()
             }
-            ActionEnd::TimedOut => {
-                tracing::error!(
-                    "{what}: ran past its deadline and was abandoned; the next round takes it \
-                     as interrupted"
-                );
-                self.session.lock().await.abandon_running().await;
-            }
-            ActionEnd::Panicked(p) => {
-                tracing::error!("{what}: crashed: {p}; the next round takes it as interrupted");
-                self.session.lock().await.abandon_running().await;
-            }
-            ActionEnd::NotStarted => self.session.lock().await.abandon_running().await,
+            ActionEnd::TimedOut | ActionEnd::Panicked(_) | ActionEnd::NotStarted => true,
+        };
+        if outcome_lost {
+            tracing::warn!("{what}: no outcome recorded; the next round takes it as interrupted");
+            self.session.lock().await.abandon_running().await;
         }
         if let Ok(s) = self.session.try_lock() {
             self.publish(&s.state, &s.ecfg);
