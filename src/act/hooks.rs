@@ -414,10 +414,7 @@ pub fn event_env(cfg: &Config, event: &Event) -> HookEnv {
         .set("dc_check", &cfg.local.dc_check)
         .set(
             "source_host",
-            cfg.dcs
-                .get(&cfg.local.dc_check)
-                .and_then(|dc| dc.appserver_vmname.clone())
-                .unwrap_or_default(),
+            cfg.peer().appserver_vmname.clone().unwrap_or_default(),
         );
     if let Some(r) = event.role {
         env = env.set("role", r.as_str());
