@@ -371,26 +371,16 @@ impl<'a> Cx<'a> {
                         self.s.gate_held = Some((role, key.clone()));
                         self.success_event(&a, o);
                     }
-                    Some(reason) => {
-                        let rs = self.s.role_mut(role);
-                        rs.retry_at = Some(self.now.plus(self.cfg.retry_delay));
-                        rs.retry_reason = Some(format!(
-                            "cannot prove the peer is gone: this side has no Consul quorum ({reason})"
-                        ));
-                        self.event(
-                            Severity::Warning,
-                            EventKind::GateRefused {
-                                key: key.clone(),
-                                reason: reason.clone(),
-                            },
-                            Some(role),
-                            format!(
-                                "cannot prove the peer is gone: this side has no Consul quorum \
-                                 ({reason}); no automatic action, retrying after {}",
-                                human(self.cfg.retry_delay)
-                            ),
-                        );
-                    }
+                    Some(reason) => self.gate_refused(
+                        role,
+                        key.clone(),
+                        &reason,
+                        format!(
+                            "cannot prove the peer is gone: this side has no Consul quorum \
+                             ({reason})"
+                        ),
+                        "no automatic action",
+                    ),
                 }
                 return true;
             }
@@ -504,22 +494,10 @@ impl<'a> Cx<'a> {
                 };
             }
             let why = format!(
-                "cannot prove the peer is gone: the quorum gate was lost before {} ({reason}); \
-                 taking it again",
+                "cannot prove the peer is gone: the quorum gate was lost before {} ({reason})",
                 a.kind.describe()
             );
-            let rs = self.s.role_mut(role);
-            rs.retry_at = Some(self.now.plus(self.cfg.retry_delay));
-            rs.retry_reason = Some(why.clone());
-            self.event(
-                Severity::Warning,
-                EventKind::GateRefused {
-                    key,
-                    reason: reason.clone(),
-                },
-                Some(role),
-                why,
-            );
+            self.gate_refused(role, key, reason, why, "not run");
             return true;
         }
         match err {
@@ -530,6 +508,27 @@ impl<'a> Cx<'a> {
             Some(reason) => self.step_failed(role, sr, &a, reason),
         }
         true
+    }
+
+    /// No quorum gate: no automatic action of `role` before `retry_delay`;
+    /// `why` is what the status says meanwhile, `then` what habeat does
+    /// next (for the event).
+    fn gate_refused(&mut self, role: Role, key: String, reason: &str, why: String, then: &str) {
+        let rs = self.s.role_mut(role);
+        rs.retry_at = Some(self.now.plus(self.cfg.retry_delay));
+        rs.retry_reason = Some(why.clone());
+        self.event(
+            Severity::Warning,
+            EventKind::GateRefused {
+                key,
+                reason: reason.to_owned(),
+            },
+            Some(role),
+            format!(
+                "{why}; {then}, retrying after {}",
+                human(self.cfg.retry_delay)
+            ),
+        );
     }
 
     fn success_event(&mut self, a: &Action, o: &ActionOutcome) {
