@@ -31,8 +31,8 @@ fn temp_for(path: &Path, attempt: u32) -> PathBuf {
 /// Create the temp file: a new file only (never one that exists, never
 /// through a symlink someone planted), mode 0600.
 fn create_temp(path: &Path) -> Result<(PathBuf, File), StateError> {
-    let mut last = None;
-    for attempt in 0..5 {
+    let mut attempt = 0;
+    loop {
         let tmp = temp_for(path, attempt);
         match OpenOptions::new()
             .write(true)
@@ -42,13 +42,13 @@ fn create_temp(path: &Path) -> Result<(PathBuf, File), StateError> {
             .open(&tmp)
         {
             Ok(f) => return Ok((tmp, f)),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some((tmp, e)),
+            // Someone's file under our name: try another name, a few times.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 4 => {
+                attempt += 1;
+            }
             Err(e) => return Err(StateError::io("create", &tmp, e)),
         }
     }
-    let (tmp, e) =
-        last.unwrap_or_else(|| (path.to_owned(), std::io::ErrorKind::AlreadyExists.into()));
-    Err(StateError::io("create", &tmp, e))
 }
 
 /// Atomically replace `path` with `bytes` (mode 0600 for a new file).
