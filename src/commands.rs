@@ -376,17 +376,9 @@ pub fn status(cfg: &Config, json_out: bool) -> Outcome {
 
 /// The state as last saved, without taking the lock or changing anything.
 fn read_state(cfg: &Config) -> Result<State, Failure> {
-    let path = cfg.local.state_dir.join("state.json");
-    match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-            Failure::runtime(format!(
-                "{}: unreadable ({e}); the next `habeat check` or daemon round sets it aside",
-                path.display()
-            ))
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::new()),
-        Err(e) => Err(Failure::runtime(format!("{}: {e}", path.display()))),
-    }
+    crate::state::Store::at(&cfg.local.state_dir)
+        .peek(now())
+        .map_err(Failure::runtime)
 }
 
 fn print_verdicts(state: &State, cfg: &Config) {

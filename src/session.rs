@@ -73,12 +73,7 @@ impl Session {
         let loaded = if dry_run {
             // Read only: a corrupt file is reported, not moved aside.
             crate::state::Loaded {
-                state: match std::fs::read(store.state_path()) {
-                    Ok(b) => serde_json::from_slice(&b).unwrap_or_else(|e| {
-                        State::safe(now(), format!("state.json is unreadable: {e}"))
-                    }),
-                    Err(_) => State::new(),
-                },
+                state: store.peek(now())?,
                 set_aside: None,
             }
         } else {
@@ -255,6 +250,9 @@ impl Session {
     fn commit(&mut self, state: &State, events: &[Event]) -> Result<(), StateError> {
         if !self.dry_run {
             self.store.save(state)?;
+            if self.state.safe_hold.is_some() && state.safe_hold.is_none() {
+                self.store.clear_hold()?;
+            }
             self.journal.append(events)?;
             if let Some(d) = &self.on_event {
                 for e in events {

@@ -667,3 +667,121 @@ async fn hostile_account_names_in_the_listing_reach_no_shell_and_promote_nothing
         let _ = std::fs::remove_dir_all(bed.dir.path().join("state"));
     }
 }
+
+/// Issue 18, item 1: a `state.json` found corrupt when habeat starts must
+/// hold every automatic action until `habeat rearm`, durably. Before the
+/// fix the hold lived only in memory: the first round re-read the state
+/// directory, found the file moved aside, took that for a fresh start and
+/// promoted a second time inside `promotion_block`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_corrupt_state_found_at_start_holds_every_automatic_action_until_rearm() {
+    if !may_use_netns("corrupt_state_holds") {
+        return;
+    }
+    let bed = Bed::new("").await;
+    bed.kill_appserver();
+    let first = bed.habeat(&["check"]);
+    assert_eq!(bed.promotions(), 1, "{}", text(&first));
+
+    let state_dir = bed.dir.path().join("state");
+    let corruptions: [(&str, &[u8]); 5] = [
+        ("empty", b""),
+        ("random bytes", b"\x8f\x00\xffgarbage\x01"),
+        ("null", b"null"),
+        ("an array", b"[]"),
+        ("an unknown version", br#"{"version": 99}"#),
+    ];
+    for (what, bytes) in corruptions {
+        // What a clean-up of /var/tmp and a damaged disk leave behind: the
+        // promotion forgotten everywhere, the accounts back on the source,
+        // the peer dead again. Only the corrupt file says habeat ran here.
+        let _ = std::fs::remove_dir_all(&state_dir);
+        std::fs::create_dir_all(&state_dir).expect("state dir");
+        std::fs::write(state_dir.join("state.json"), bytes).expect("corrupt state");
+        for lock in [
+            "appserverdown-habeat-appserver",
+            "appserverprom-habeat-appserver",
+        ] {
+            let _ = std::fs::remove_file(bed.lock(lock));
+        }
+        bed.fake.update(|s| {
+            for a in &mut s.accounts {
+                a.mail_host = SOURCE.into();
+            }
+        });
+
+        for run in ["first", "second"] {
+            let out = bed.habeat(&["check"]);
+            assert_eq!(
+                bed.promotions(),
+                1,
+                "{what}, {run} check after it: promoted again\n{}",
+                text(&out)
+            );
+            let status = bed.habeat(&["status", "--json"]);
+            assert_eq!(status.status.code(), Some(0), "{}", text(&status));
+            let json: serde_json::Value =
+                serde_json::from_slice(&status.stdout).expect("status --json");
+            assert!(
+                json["safe_hold"].is_object(),
+                "{what}, {run} check: status shows no safe hold: {json:#}"
+            );
+        }
+        let text_status = bed.habeat(&["status"]);
+        assert!(
+            String::from_utf8_lossy(&text_status.stdout).contains("habeat rearm"),
+            "{what}: status does not say how to end the hold\n{}",
+            text(&text_status)
+        );
+    }
+
+    // The daemon starting on a corrupt file holds too.
+    let _ = std::fs::remove_dir_all(&state_dir);
+    std::fs::create_dir_all(&state_dir).expect("state dir");
+    std::fs::write(state_dir.join("state.json"), b"{").expect("corrupt state");
+    let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_habeat"))
+        .args(["--config", bed.config.to_str().expect("utf-8"), "run"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start habeat run");
+    // Wait (bounded) until the daemon has judged the peer Down and then
+    // completed a few more rounds: a promotion would have been handed out
+    // in the round that turned the verdict Down.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut rounds_after_down = 0;
+    while rounds_after_down < 5 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon never judged the peer Down"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let status = bed.habeat(&["status", "--json"]);
+        let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap_or_default();
+        if json["components"]["appserver"]["verdict"] == "down" {
+            rounds_after_down += 1;
+        }
+    }
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    assert_eq!(
+        bed.promotions(),
+        1,
+        "the daemon promoted on a corrupt state"
+    );
+
+    // `habeat rearm` ends the hold, and the next check promotes again.
+    let rearm = bed.habeat(&["rearm"]);
+    assert_eq!(rearm.status.code(), Some(0), "{}", text(&rearm));
+    let status = bed.habeat(&["status", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status");
+    assert!(json["safe_hold"].is_null(), "rearm left the hold: {json:#}");
+    let out = bed.habeat(&["check"]);
+    assert_eq!(
+        bed.promotions(),
+        2,
+        "no promotion after rearm\n{}",
+        text(&out)
+    );
+}
