@@ -371,3 +371,24 @@ fn an_undefined_peer_dc_and_a_role_without_its_addresses_exit_2_with_their_place
         "{err}"
     );
 }
+
+#[test]
+fn an_interval_or_timeout_below_its_floor_exits_2_with_its_place() {
+    // `interval: 1ns` was accepted with a warning: the daemon then spent a
+    // quarter of a core on rounds and flooded systemd with WATCHDOG.
+    let p = fixture("too-fast.yml");
+    let d = p.display();
+    refused(
+        &check(&p, false),
+        &[
+            format!(
+                "habeat: {d}:10:13: detection.interval: 1ns is below the floor of 100ms; write \
+                 at least 100ms (e.g. 2s)"
+            ),
+            format!(
+                "habeat: {d}:11:12: detection.timeout: 1us is below the floor of 10ms; write at \
+                 least 10ms (e.g. 1s)"
+            ),
+        ],
+    );
+}
