@@ -709,3 +709,88 @@ async fn a_peer_seen_again_while_its_accounts_are_listed_is_not_promoted() {
     daemon.signal(Signal::SIGTERM);
     assert_eq!(daemon.exit_code(BOUND).await, Some(0), "{}", daemon.log());
 }
+
+/// A read-only bind mount of a directory over itself, undone on drop.
+struct ReadOnly(PathBuf);
+
+impl ReadOnly {
+    fn mount(dir: &std::path::Path) -> ReadOnly {
+        let run = |args: &[&str]| {
+            let out = Command::new("mount")
+                .args(args)
+                .output()
+                .expect("run mount");
+            assert!(out.status.success(), "mount {args:?}: {out:?}");
+        };
+        let d = dir.to_str().expect("utf-8 path");
+        run(&["--bind", d, d]);
+        let ro = ReadOnly(dir.to_owned());
+        run(&["-o", "remount,bind,ro", d]);
+        ro
+    }
+}
+
+impl Drop for ReadOnly {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).output();
+    }
+}
+
+/// Issue 18, item 8: a daemon whose state directory becomes unusable
+/// keeps probing but can decide nothing. It used to say so only at INFO,
+/// once per round; now it is an ERROR once, the systemd STATUS line and
+/// `habeat_cannot_decide`, and the end of it is said too.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_only_state_dir_is_an_error_once_a_status_line_and_a_metric() {
+    if !may_use_netns("daemon_binary_read_only_state") {
+        return;
+    }
+    let bed = Bed::new().await;
+    let mut daemon = bed.start();
+    bed.until(|m| m.contains("READY=1")).await;
+    bed.rounds(1).await;
+    assert_eq!(
+        value(&bed.scrape().await, "habeat_cannot_decide", &[]),
+        Some(0.0),
+        "{}",
+        daemon.log()
+    );
+
+    let ro = ReadOnly::mount(&bed.dir.path().join("state"));
+    let (status, _) = bed
+        .until(|m| m.contains("STATUS=") && m.contains("CANNOT DECIDE"))
+        .await;
+    assert!(
+        status.contains("state"),
+        "the STATUS line names no cause: {status}"
+    );
+    bed.rounds(5).await;
+    assert_eq!(
+        value(&bed.scrape().await, "habeat_cannot_decide", &[]),
+        Some(1.0),
+        "{}",
+        daemon.log()
+    );
+    let errors = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("ERROR") && l.contains("cannot decide"))
+            .count()
+    };
+    assert_eq!(errors(&daemon.log()), 1, "not said once:\n{}", daemon.log());
+    assert!(daemon.alive(), "{}", daemon.log());
+
+    drop(ro);
+    bed.until(|m| m.contains("STATUS=") && !m.contains("CANNOT DECIDE"))
+        .await;
+    bed.rounds(2).await;
+    assert_eq!(
+        value(&bed.scrape().await, "habeat_cannot_decide", &[]),
+        Some(0.0),
+        "{}",
+        daemon.log()
+    );
+    assert!(daemon.log().contains("usable again"), "{}", daemon.log());
+    assert_eq!(errors(&daemon.log()), 1, "{}", daemon.log());
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.exit_code(BOUND).await, Some(0), "{}", daemon.log());
+}

@@ -40,6 +40,10 @@ pub struct Pipeline {
     metrics: Metrics,
     /// The latest `status --json`, served on `/status`.
     pub status: Arc<StdMutex<serde_json::Value>>,
+    /// Why the last round could not decide (`state_dir` unusable), while
+    /// it lasts: said loudly once when it starts, changes or ends, not
+    /// every round.
+    cannot_decide: Option<String>,
 }
 
 /// What an action job reports back.
@@ -68,11 +72,73 @@ impl Pipeline {
             meanwhile,
             cfg,
             metrics,
+            cannot_decide: None,
         })
     }
 
+    /// Note whether this round could decide. Another habeat holding the
+    /// state lock for a moment (a `check`, a `promote`) is not a problem;
+    /// a state directory habeat cannot use is: nothing automatic happens
+    /// until it is fixed, so the operator must hear of it (an ERROR, the
+    /// systemd STATUS line, `habeat_cannot_decide`), once per change.
+    fn note_deciding(&mut self, problem: Option<String>) {
+        if problem == self.cannot_decide {
+            return;
+        }
+        match &problem {
+            Some(p) => tracing::error!(
+                "cannot decide: {p}; habeat keeps probing but takes no automatic action until \
+                 this is fixed"
+            ),
+            None => tracing::info!("the state directory is usable again: deciding"),
+        }
+        self.metrics.set_cannot_decide(problem.is_some());
+        self.cannot_decide = problem;
+    }
+
+    /// Feed the lock files and `round` to the engine under the state
+    /// lock, and hand out what it decides as the job.
+    async fn decide(
+        &self,
+        lock: StateLock,
+        round: &crate::model::Round,
+    ) -> Result<Option<ActionJob<JobResult>>, crate::state::StateError> {
+        let mut s = self.session.lock().await;
+        // Session::decide re-reads state.json first: a `check` or
+        // `promote` may have acted since our last round. The lock files
+        // go first (one removed by hand re-arms); whatever either input
+        // hands out runs as the job, never inside the round: an
+        // operator's promotion resumed here may take an hour.
+        let mut fed = Fed::default();
+        let locks = s.lock_files()?;
+        let from_locks = s.decide(locks, &mut fed)?;
+        // With an action handed out above, this only updates the
+        // verdicts: one action at a time.
+        let from_round = s.decide(Input::Round(round.clone()), &mut fed)?;
+        let Some(action) = from_locks.or(from_round) else {
+            return Ok(None);
+        };
+        let session = self.session.clone();
+        let what = action.kind.describe();
+        // Every step is bounded by the executor (its own command, hook
+        // or Consul timeouts, and a backstop per step); a chain's length
+        // depends on the accounts and hooks, so the job as a whole is not.
+        Ok(Some(ActionJob::unbounded(what, async move {
+            let _lock = lock;
+            let mut s = session.lock().await;
+            let mut fed = Fed::default();
+            let error = s
+                .drive(Some(action), &mut fed)
+                .await
+                .err()
+                .map(|e| e.to_string());
+            JobResult { fed, error }
+        })))
+    }
+
     fn publish(&self, state: &State, ecfg: &crate::engine::EngineConfig) {
-        let v = crate::commands::status_json(state, &self.cfg, ecfg);
+        let mut v = crate::commands::status_json(state, &self.cfg, ecfg);
+        v["cannot_decide"] = self.cannot_decide.clone().into();
         if let Ok(mut s) = self.status.lock() {
             *s = v;
         }
@@ -92,11 +158,15 @@ impl Pipeline {
         } else {
             "armed"
         };
-        format!(
+        let line = format!(
             "peer {}: {}; {mode}",
             self.cfg.local.dc_check,
             parts.join(", ")
-        )
+        );
+        match &self.cannot_decide {
+            Some(p) => format!("CANNOT DECIDE ({p}); {line}"),
+            None => line,
+        }
     }
 
     fn record_fed(&self, fed: &Fed) {
@@ -166,44 +236,17 @@ impl Driver for Pipeline {
                 .await
                 .map_err(|e| RoundError(e.to_string()))?;
             match lock {
-                Err(e) => tracing::info!("not deciding this round: {e}"),
-                Ok(lock) => {
-                    let mut s = self.session.lock().await;
-                    // Session::decide re-reads state.json first: a `check` or
-                    // `promote` may have acted since our last round. The
-                    // lock files go first (one removed by hand re-arms);
-                    // whatever either input hands out runs as the job, never
-                    // inside the round: an operator's promotion resumed
-                    // here may take an hour.
-                    let mut fed = Fed::default();
-                    let err = |e: crate::state::StateError| RoundError(e.to_string());
-                    let locks = s.lock_files().map_err(err)?;
-                    let from_locks = s.decide(locks, &mut fed).map_err(err)?;
-                    // With an action handed out above, this only updates
-                    // the verdicts: one action at a time.
-                    let from_round = s
-                        .decide(Input::Round(round.clone()), &mut fed)
-                        .map_err(err)?;
-                    if let Some(action) = from_locks.or(from_round) {
-                        let session = self.session.clone();
-                        let what = action.kind.describe();
-                        // Every step is bounded by the executor (its own
-                        // command, hook or Consul timeouts, and a backstop
-                        // per step); a chain's length depends on the
-                        // accounts and hooks, so the job as a whole is not.
-                        job = Some(ActionJob::unbounded(what, async move {
-                            let _lock = lock;
-                            let mut s = session.lock().await;
-                            let mut fed = Fed::default();
-                            let error = s
-                                .drive(Some(action), &mut fed)
-                                .await
-                                .err()
-                                .map(|e| e.to_string());
-                            JobResult { fed, error }
-                        }));
-                    }
+                Err(e @ crate::state::LockError::Busy { .. }) => {
+                    tracing::info!("not deciding this round: {e}")
                 }
+                Err(e) => self.note_deciding(Some(e.to_string())),
+                Ok(lock) => match self.decide(lock, &round).await {
+                    Ok(j) => {
+                        self.note_deciding(None);
+                        job = j;
+                    }
+                    Err(e) => self.note_deciding(Some(e.to_string())),
+                },
             }
         }
         let (state, ecfg) = match self.session.try_lock() {

@@ -103,6 +103,7 @@ struct Inner {
     promotions: Counter,
     quorum_gate_refusals: Counter,
     last_round: Gauge<f64, AtomicU64>,
+    cannot_decide: Gauge,
     /// Witnesses seen in the last round: a witness that disappears (after
     /// a reload) must disappear from `/metrics` too, not freeze at its last
     /// vote.
@@ -192,6 +193,13 @@ impl Metrics {
             Unit::Seconds,
             last_round.clone(),
         );
+        let cannot_decide = Gauge::default();
+        registry.register(
+            "cannot_decide",
+            "1 while the daemon probes but cannot decide (state_dir unusable: read-only, full, \
+             its lock unusable): no automatic action happens until it is 0 again",
+            cannot_decide.clone(),
+        );
         Metrics(Arc::new(Inner {
             registry,
             rounds,
@@ -202,6 +210,7 @@ impl Metrics {
             promotions,
             quorum_gate_refusals,
             last_round,
+            cannot_decide,
             last_witnesses: Mutex::new(HashSet::new()),
         }))
     }
@@ -266,6 +275,11 @@ impl Metrics {
     /// whatever the number of accounts).
     pub fn record_promotion(&self) {
         self.0.promotions.inc();
+    }
+
+    /// Whether the daemon can decide (and so act) at all.
+    pub fn set_cannot_decide(&self, blocked: bool) {
+        self.0.cannot_decide.set(i64::from(blocked));
     }
 
     /// Record an automatic action refused by the quorum gate.
