@@ -96,10 +96,15 @@ fn conclude(fed: &Fed, json_out: bool) -> i32 {
             eprintln!("habeat: {r}");
         }
     }
+    // A failed action outranks a refused gate: something was done and
+    // went wrong. A refused gate is a refusal for safety (docs/decisions.md,
+    // "Exit codes"): a timer unit then shows up in `systemctl --failed`.
     if fed.refusal.is_some() {
         exit::REFUSED
     } else if fed.failed() {
         exit::ACTION_FAILED
+    } else if fed.gate_refused() {
+        exit::REFUSED
     } else {
         exit::OK
     }

@@ -39,6 +39,16 @@ impl Fed {
     }
 }
 
+impl Fed {
+    /// True when the quorum gate refused an automatic action: habeat
+    /// wanted to act and could not prove it may (exit 4 for `check`).
+    pub fn gate_refused(&self) -> bool {
+        self.actions
+            .iter()
+            .any(|(_, r)| matches!(r, Some(OutcomeResult::GateRefused { .. })))
+    }
+}
+
 /// The engine, its persisted state and the executor, for one process.
 pub struct Session {
     pub cfg: Config,

@@ -224,6 +224,8 @@ async fn consul_without_leader_blocks_the_promotion_and_status_says_why() {
         "promoted without a quorum: {}",
         text(&out)
     );
+    // Refused for safety: exit 4, so a timer unit shows as failed.
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     assert!(!bed.lock("appserverprom-habeat-appserver").exists());
     let status = bed.habeat(&["status"]);
     let s = String::from_utf8_lossy(&status.stdout).to_lowercase();
