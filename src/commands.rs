@@ -334,9 +334,27 @@ pub fn status(cfg: &Config, json_out: bool) -> Outcome {
             .join(", ")
     );
     print_verdicts(&state, cfg);
-    for w in &state.witnesses {
+    // Every witness the configuration plans, heard from or not, then any
+    // the state remembers that the configuration no longer has.
+    let plan = crate::probe::plan(cfg).unwrap_or_default();
+    for p in &plan {
+        match state.witnesses.iter().find(|w| w.witness == p.id) {
+            Some(w) => println!(
+                "    {:<32} {:<8} {}",
+                w.witness.to_string(),
+                format!("{:?}", w.vote),
+                w.reason
+            ),
+            None => println!("    {:<32} {:<8} not heard from yet", p.id.to_string(), "-"),
+        }
+    }
+    for w in state
+        .witnesses
+        .iter()
+        .filter(|w| !plan.iter().any(|p| p.id == w.witness))
+    {
         println!(
-            "    {:<32} {:<8} {}",
+            "    {:<32} {:<8} no longer configured (last: {})",
             w.witness.to_string(),
             format!("{:?}", w.vote),
             w.reason

@@ -392,3 +392,65 @@ fn an_interval_or_timeout_below_its_floor_exits_2_with_its_place() {
         ],
     );
 }
+
+#[test]
+fn a_quorum_the_prober_cannot_reach_is_refused_with_the_witnesses_it_has() {
+    // The check used to count ICMP and both Consul witnesses for every
+    // component, whether or not the prober could run them: here it saw 3
+    // witnesses where the prober runs 1, and said nothing of the quorum.
+    let p = fixture("quorum-unreachable.yml");
+    let d = p.display();
+    refused(
+        &check(&p, false),
+        &[
+            format!(
+                "habeat: {d}:8:1: primary.proxyserver_vmname is not set, but the proxyserver role \
+                 (local.roles, line 7) needs it (the proxy's node name for the Consul \
+                 witnesses); add it under `primary:`"
+            ),
+            format!(
+                "habeat: {d}:11:11: detection.quorum is 3, but the proxy component has only 1 \
+                 witness(es) (icmp): it could never be judged Down; ICMP needs its address, the \
+                 Consul witnesses its hostname (vmname); lower the quorum or add probes"
+            ),
+        ],
+    );
+}
+
+#[test]
+fn status_lists_every_planned_witness_before_any_round() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("habeat.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "local:\n  whoami: secondary\n  dc_check: primary\n  role: appserver\n  state_dir: {}\n\
+             primary:\n  appserver_ip: 192.0.2.10\n  appserver_vmname: mbox1.example.com\n\
+             probes:\n  appserver: [ {{ tcp: 7071 }} ]\n",
+            dir.path().join("state").display()
+        ),
+    )
+    .expect("write config");
+    let out = Proc::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .arg("status")
+        .env_remove("CONSUL_HTTP_TOKEN")
+        .output()
+        .expect("run habeat");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for w in [
+        "appserver/icmp",
+        "appserver/tcp:7071",
+        "appserver/consul_members",
+        "appserver/consul_health",
+    ] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.contains(w) && l.contains("not heard from yet")),
+            "{w} missing:\n{stdout}"
+        );
+    }
+}

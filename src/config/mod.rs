@@ -15,7 +15,7 @@ mod suggest;
 mod walk;
 mod yaml;
 
-pub use walk::{SECTIONS, witness_count};
+pub use walk::SECTIONS;
 
 pub use load::{ConfigError, LoadEnv, Problem, load_file, load_file_with, load_str, load_str_with};
 

@@ -13,7 +13,7 @@ use super::{
     Carbonio, Config, Consul, Datacenter, Detection, HookCommand, Hooks, Local, Metrics, ProbeSpec,
     Probes, Quorum, Rearm, Safety, Scheme, Secret, SwitchCommands, TokenSource, Witnesses,
 };
-use crate::model::{Component, Role, WitnessKind};
+use crate::model::Role;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -1579,17 +1579,32 @@ impl<'e> Walker<'e> {
 
         // A quorum larger than the witnesses of a watched component could
         // never be reached: habeat would silently never act.
-        if let Quorum::AtLeast(n) = cfg.detection.quorum {
+        // The count comes from the prober's own plan: a witness the
+        // prober would not run (ICMP without an address, a Consul witness
+        // without a hostname) is no vote. A plan that cannot be made (a
+        // bad address) has been reported above.
+        if let (Quorum::AtLeast(n), Ok(plan)) = (cfg.detection.quorum, crate::probe::plan(cfg)) {
             for role in &local.roles {
                 let c = role.watched_component();
-                let count = witness_count(cfg, c);
+                let count = crate::probe::count(&plan, c);
                 if n as usize > count {
+                    let kinds: Vec<String> = plan
+                        .iter()
+                        .filter(|w| w.id.component == c)
+                        .map(|w| w.id.kind.to_string())
+                        .collect();
+                    let kinds = if kinds.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        kinds.join(", ")
+                    };
                     self.error(
                         self.marks.quorum.unwrap_or(Pos::START),
                         format!(
                             "detection.quorum is {n}, but the {c} component has only {count} \
-                             witness(es) (icmp, probes.{c}, Consul witnesses, witnesses.command); \
-                             it could never be judged Down; lower the quorum or add probes"
+                             witness(es) ({kinds}): it could never be judged Down; ICMP needs \
+                             its address, the Consul witnesses its hostname (vmname); lower \
+                             the quorum or add probes"
                         ),
                     );
                 }
@@ -1616,30 +1631,4 @@ impl<'e> Walker<'e> {
             );
         }
     }
-}
-
-/// How many distinct witnesses vote on component `c` of the peer DC:
-/// the ICMP network witness, each extra probe kind, the two Consul
-/// witnesses when enabled, and the external command.
-pub fn witness_count(cfg: &Config, c: Component) -> usize {
-    let mut kinds: BTreeSet<WitnessKind> = BTreeSet::new();
-    kinds.insert(WitnessKind::Icmp);
-    for p in cfg.probes.for_component(c) {
-        kinds.insert(match p {
-            ProbeSpec::Icmp => WitnessKind::Icmp,
-            ProbeSpec::Tcp(port) => WitnessKind::Tcp { port: *port },
-            ProbeSpec::Http(url) => WitnessKind::Http { url: url.clone() },
-            ProbeSpec::Ldap(port) => WitnessKind::Ldap { port: *port },
-        });
-    }
-    if cfg.witnesses.consul_members {
-        kinds.insert(WitnessKind::ConsulMembers);
-    }
-    if cfg.witnesses.consul_health {
-        kinds.insert(WitnessKind::ConsulHealth);
-    }
-    if !cfg.witnesses.command.is_empty() {
-        kinds.insert(WitnessKind::Command);
-    }
-    kinds.len()
 }

@@ -14,7 +14,7 @@ use crate::model::Component;
 use std::time::Duration;
 
 /// What the command is asked about.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subject {
     pub component: Component,
     pub dc: String,

@@ -18,9 +18,12 @@ pub mod command;
 pub mod consul;
 pub mod icmp;
 pub mod net;
+mod plan;
+
+pub use plan::{Planned, Target, count, plan, watched_components};
 
 use crate::config::Config;
-use crate::model::{Component, Observation, RaftServer, Round, Vote, WitnessId, WitnessKind};
+use crate::model::{Component, Observation, RaftServer, Round, Vote, WitnessId};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -83,24 +86,6 @@ pub enum Error {
     Http(String),
 }
 
-/// What one witness looks at.
-#[derive(Debug, Clone)]
-enum Target {
-    Icmp(Vec<IpAddr>),
-    Tcp(Vec<IpAddr>, u16),
-    Http(String),
-    Ldap(Vec<IpAddr>, u16),
-    ConsulMembers(Vec<String>),
-    ConsulHealth(Vec<String>),
-    Command(command::Subject),
-}
-
-#[derive(Debug, Clone)]
-struct Witness {
-    id: WitnessId,
-    target: Target,
-}
-
 /// Runs probe rounds against the peer datacenter. Cheap per round: the
 /// HTTP clients, the Consul client and the ICMP sockets are built once and
 /// reused.
@@ -111,7 +96,7 @@ pub struct Prober {
 
 struct Inner {
     timeout: Duration,
-    witnesses: Vec<Witness>,
+    witnesses: Vec<Planned>,
     consul: Option<crate::consul::Client>,
     ask_local_consul: bool,
     http: reqwest::Client,
@@ -119,89 +104,11 @@ struct Inner {
     command: Vec<String>,
 }
 
-/// The peer components a configuration watches, in a stable order: the one
-/// each role acts on, and the directory (a witness of "the whole DC is gone").
-pub fn watched_components(cfg: &Config) -> Vec<Component> {
-    Component::ALL
-        .into_iter()
-        .filter(|c| {
-            *c == Component::Directory
-                || cfg.local.roles.iter().any(|r| r.watched_component() == *c)
-        })
-        .collect()
-}
-
 impl Prober {
-    /// Plan the witnesses of `cfg` and set up the clients they share.
+    /// Set up the witnesses [`plan`] gives for `cfg` and the clients they
+    /// share.
     pub fn new(cfg: &Config) -> Result<Prober, Error> {
-        let dc = cfg.local.dc_check.clone();
-        let peer = cfg.dcs.get(&dc).ok_or_else(|| Error::NoPeer(dc.clone()))?;
-        let mut witnesses: Vec<Witness> = Vec::new();
-        let mut push = |id: WitnessId, target: Target| {
-            if !witnesses.iter().any(|w| w.id == id) {
-                witnesses.push(Witness { id, target });
-            }
-        };
-        for component in watched_components(cfg) {
-            let raw_addrs = peer.addresses(component);
-            let mut addrs = Vec::new();
-            for a in &raw_addrs {
-                let ip: IpAddr = a.trim().parse().map_err(|_| Error::BadAddress {
-                    dc: dc.clone(),
-                    component,
-                    addr: a.clone(),
-                })?;
-                addrs.push(ip);
-            }
-            let hosts = peer.hostnames(component);
-            let id = |kind: WitnessKind| WitnessId { component, kind };
-            if !addrs.is_empty() {
-                push(id(WitnessKind::Icmp), Target::Icmp(addrs.clone()));
-            }
-            for spec in cfg.probes.for_component(component) {
-                use crate::config::ProbeSpec;
-                match spec {
-                    ProbeSpec::Icmp => push(id(WitnessKind::Icmp), Target::Icmp(addrs.clone())),
-                    ProbeSpec::Tcp(p) => push(
-                        id(WitnessKind::Tcp { port: *p }),
-                        Target::Tcp(addrs.clone(), *p),
-                    ),
-                    ProbeSpec::Http(u) => push(
-                        id(WitnessKind::Http { url: u.clone() }),
-                        Target::Http(u.clone()),
-                    ),
-                    ProbeSpec::Ldap(p) => push(
-                        id(WitnessKind::Ldap { port: *p }),
-                        Target::Ldap(addrs.clone(), *p),
-                    ),
-                }
-            }
-            if !hosts.is_empty() {
-                if cfg.witnesses.consul_members {
-                    push(
-                        id(WitnessKind::ConsulMembers),
-                        Target::ConsulMembers(hosts.clone()),
-                    );
-                }
-                if cfg.witnesses.consul_health {
-                    push(
-                        id(WitnessKind::ConsulHealth),
-                        Target::ConsulHealth(hosts.clone()),
-                    );
-                }
-            }
-            if !cfg.witnesses.command.is_empty() {
-                push(
-                    id(WitnessKind::Command),
-                    Target::Command(command::Subject {
-                        component,
-                        dc: dc.clone(),
-                        addresses: raw_addrs.clone(),
-                        hostnames: hosts.clone(),
-                    }),
-                );
-            }
-        }
+        let witnesses = plan(cfg)?;
         let timeout = cfg.detection.timeout;
         let uses_consul = witnesses
             .iter()

@@ -1,0 +1,124 @@
+//! Which witnesses a configuration asks about each peer component.
+//!
+//! One plan, pure and built from the configuration alone, serves every
+//! place that needs to know: the [`Prober`](super::Prober) runs it, the
+//! configuration check holds `detection.quorum` against it (a quorum the
+//! plan cannot reach would mean a component that can never be Down), and
+//! `status` lists it, so a witness that has not answered yet shows too.
+
+use super::{Error, command};
+use crate::config::{Config, ProbeSpec};
+use crate::model::{Component, WitnessId, WitnessKind};
+use std::net::IpAddr;
+
+/// What one witness looks at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Icmp(Vec<IpAddr>),
+    Tcp(Vec<IpAddr>, u16),
+    Http(String),
+    Ldap(Vec<IpAddr>, u16),
+    ConsulMembers(Vec<String>),
+    ConsulHealth(Vec<String>),
+    Command(command::Subject),
+}
+
+/// One witness of the plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Planned {
+    pub id: WitnessId,
+    pub target: Target,
+}
+
+/// The peer components a configuration watches, in a stable order: the one
+/// each role acts on, and the directory (a witness of "the whole DC is gone").
+pub fn watched_components(cfg: &Config) -> Vec<Component> {
+    Component::ALL
+        .into_iter()
+        .filter(|c| {
+            *c == Component::Directory
+                || cfg.local.roles.iter().any(|r| r.watched_component() == *c)
+        })
+        .collect()
+}
+
+/// The witnesses of every watched component, in report order, one per
+/// kind (a component with several addresses has one ICMP witness, Up as
+/// soon as any answers). ICMP needs an address; the Consul witnesses need
+/// a hostname (the Consul node name comes from it); the operator's
+/// command asks about every component.
+pub fn plan(cfg: &Config) -> Result<Vec<Planned>, Error> {
+    let dc = cfg.local.dc_check.clone();
+    let peer = cfg.dcs.get(&dc).ok_or_else(|| Error::NoPeer(dc.clone()))?;
+    let mut witnesses: Vec<Planned> = Vec::new();
+    let mut push = |id: WitnessId, target: Target| {
+        if !witnesses.iter().any(|w| w.id == id) {
+            witnesses.push(Planned { id, target });
+        }
+    };
+    for component in watched_components(cfg) {
+        let raw_addrs = peer.addresses(component);
+        let mut addrs = Vec::new();
+        for a in &raw_addrs {
+            let ip: IpAddr = a.trim().parse().map_err(|_| Error::BadAddress {
+                dc: dc.clone(),
+                component,
+                addr: a.clone(),
+            })?;
+            addrs.push(ip);
+        }
+        let hosts = peer.hostnames(component);
+        let id = |kind: WitnessKind| WitnessId { component, kind };
+        if !addrs.is_empty() {
+            push(id(WitnessKind::Icmp), Target::Icmp(addrs.clone()));
+        }
+        for spec in cfg.probes.for_component(component) {
+            match spec {
+                ProbeSpec::Icmp => push(id(WitnessKind::Icmp), Target::Icmp(addrs.clone())),
+                ProbeSpec::Tcp(p) => push(
+                    id(WitnessKind::Tcp { port: *p }),
+                    Target::Tcp(addrs.clone(), *p),
+                ),
+                ProbeSpec::Http(u) => push(
+                    id(WitnessKind::Http { url: u.clone() }),
+                    Target::Http(u.clone()),
+                ),
+                ProbeSpec::Ldap(p) => push(
+                    id(WitnessKind::Ldap { port: *p }),
+                    Target::Ldap(addrs.clone(), *p),
+                ),
+            }
+        }
+        if !hosts.is_empty() {
+            if cfg.witnesses.consul_members {
+                push(
+                    id(WitnessKind::ConsulMembers),
+                    Target::ConsulMembers(hosts.clone()),
+                );
+            }
+            if cfg.witnesses.consul_health {
+                push(
+                    id(WitnessKind::ConsulHealth),
+                    Target::ConsulHealth(hosts.clone()),
+                );
+            }
+        }
+        if !cfg.witnesses.command.is_empty() {
+            push(
+                id(WitnessKind::Command),
+                Target::Command(command::Subject {
+                    component,
+                    dc: dc.clone(),
+                    addresses: raw_addrs.clone(),
+                    hostnames: hosts.clone(),
+                }),
+            );
+        }
+    }
+    Ok(witnesses)
+}
+
+/// How many witnesses of `plan` vote on component `c`.
+pub fn count(plan: &[Planned], c: Component) -> usize {
+    plan.iter().filter(|w| w.id.component == c).count()
+}
