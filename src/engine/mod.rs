@@ -13,7 +13,15 @@
 mod action;
 mod config;
 mod event;
+mod gate;
+mod ha_module;
+mod legacy;
 mod machine;
+mod pipeline;
+mod promotion;
+mod proxy;
+mod raft;
+mod rearm;
 mod record;
 mod time;
 mod why;

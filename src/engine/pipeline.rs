@@ -1,0 +1,433 @@
+//! The mechanics every pipeline shares: take its next step (asking the
+//! verdict again, waiting out a retry, putting the gate in front), start
+//! the action, and record a step done, failed, given up or the pipeline
+//! finished.
+
+use super::action::{Action, ActionId, ActionKind, CommandPurpose, Origin, StepRef};
+use super::event::{EventKind, Severity};
+use super::machine::{Cx, Next, Planned, Scope, Slot};
+
+use super::record::{LastPromotion, Pipeline, PipelineKind, Step, StepState, StepStatus};
+use super::time::human;
+use crate::model::{Role, Verdict};
+
+impl Cx<'_> {
+    pub(super) fn continue_pipeline(
+        &mut self,
+        role: Role,
+        slot: Slot,
+        p: Pipeline,
+        scope: Scope,
+    ) -> Next {
+        let automatic = p.origin != Origin::Operator;
+        if automatic {
+            if scope == Scope::Operator {
+                return Next::Idle(String::new());
+            }
+            if let Some(why) = self.automatic_blocked() {
+                return Next::Idle(format!(
+                    "{} pipeline {} is unfinished; {why}",
+                    describe_kind(p.kind),
+                    p.id
+                ));
+            }
+        }
+        if automatic && let Some(why) = self.verdict_forbids(role, slot, &p) {
+            return Next::Idle(why);
+        }
+        let Some(idx) = p.next_index() else {
+            // Finished: a recovery pipeline ends the role's record.
+            if slot == Slot::Recovery {
+                self.s.role_mut(role).recovery = None;
+                return self.role_next(role, scope);
+            }
+            return Next::Idle(format!("pipeline {} finished", p.id));
+        };
+        let st = &p.steps[idx];
+        let retry_at = self.s.role(role).retry_at;
+        if let Some(t) = retry_at
+            && self.now < t
+        {
+            // A reason given with the wait is newer than the step's error.
+            if let Some(why) = &self.s.role(role).retry_reason {
+                return Next::Idle(format!(
+                    "{}: waiting before step \"{}\": {why}; trying again after {t}",
+                    describe_kind(p.kind),
+                    st.step.name(),
+                ));
+            }
+            return Next::Idle(format!(
+                "{}: step \"{}\" failed ({}); trying again after {t}",
+                describe_kind(p.kind),
+                st.step.name(),
+                st.last_error.clone().unwrap_or_default()
+            ));
+        }
+        let sr = Some(StepRef {
+            pipeline: p.id,
+            index: idx,
+        });
+        let plan = |kind: ActionKind| Next::Act(Planned::new(kind, p.origin, sr));
+        let accounts = p
+            .promotion
+            .as_ref()
+            .map(|d| d.accounts.clone())
+            .unwrap_or_default();
+        let next = match &st.step {
+            Step::PromoteAccounts => return self.promote_step(role, slot, p.clone(), idx, scope),
+            Step::WriteLocks { locks } => plan(ActionKind::WriteLocks {
+                locks: locks.clone(),
+                reason: p.reason.clone(),
+            }),
+            Step::RemoveLocks { locks } => plan(ActionKind::RemoveLocks {
+                locks: locks.clone(),
+            }),
+            Step::FlushCache => plan(ActionKind::FlushCache {
+                accounts,
+                all_servers: self.cfg.flush_all_servers,
+            }),
+            Step::PauseReplicas => plan(ActionKind::PauseReplicas { accounts }),
+            Step::RestartReplicas => plan(ActionKind::RestartReplicas { accounts }),
+            Step::StopHaModule => plan(ActionKind::StopHaModule),
+            Step::StartHaModule => plan(ActionKind::StartHaModule),
+            Step::Command { action } => plan(action.clone()),
+            Step::RaftRecovery { servers } => {
+                if automatic && let Err(why) = self.raft_ready() {
+                    return Next::Idle(format!("raft recovery is unfinished; {why}"));
+                }
+                plan(ActionKind::RaftRecovery {
+                    servers: servers.clone(),
+                })
+            }
+            Step::ConfirmLeader => plan(ActionKind::ConfirmLeader),
+        };
+        self.gated(role, &p, next)
+    }
+
+    /// Why an automatic pipeline may not take its next step on the verdict
+    /// of now, if so. A failover before its decisive step (the promotion,
+    /// the HA module stop, the first proxy switch command) needs the peer
+    /// Down right now, like the decision that started it: a retry after a
+    /// refused gate or a failed command, or a replay after a crash, must
+    /// not promote, switch proxy traffic or stop the HA module beside a
+    /// peer that is coming back (Unknown) or back (Up). A re-arm needs the peer Up at
+    /// every step: it must not switch traffic back to a peer that fell
+    /// again; it waits, holding off any new failover, until the peer is Up
+    /// or an operator runs `habeat rearm`.
+    pub(super) fn verdict_forbids(&self, role: Role, slot: Slot, p: &Pipeline) -> Option<String> {
+        let needed = match slot {
+            Slot::Failover if !p.decisive_done() => Verdict::Down,
+            Slot::Recovery if p.next_index().is_some() => Verdict::Up,
+            _ => return None,
+        };
+        let c = role.watched_component();
+        let v = self.s.verdict(c);
+        let fresh = self.fresh();
+        if v == needed && fresh {
+            return None;
+        }
+        let what = match &p.promotion {
+            Some(d) => format!(
+                "the {} of {} (pipeline {})",
+                describe_kind(p.kind),
+                d.source_mail_host,
+                p.id
+            ),
+            None => format!("the {} (pipeline {})", describe_kind(p.kind), p.id),
+        };
+        let now = if fresh {
+            v.to_string()
+        } else {
+            "not freshly observed".to_owned()
+        };
+        let by_hand = match slot {
+            Slot::Recovery => "; `habeat rearm` finishes it by hand",
+            Slot::Failover => "",
+        };
+        Some(format!(
+            "{what} is unfinished; it continues only while the peer {c} is {needed} (now \
+             {now}){by_hand}"
+        ))
+    }
+
+    pub(super) fn start(&mut self, role: Role, planned: Planned) -> Action {
+        let id = ActionId(self.s.next_action_id);
+        self.s.next_action_id += 1;
+        let role = planned.role_hint.unwrap_or(role);
+        let now = self.now;
+        if let Some(sr) = planned.step {
+            let mut commit = None;
+            if let Some((p, _)) = self.pipeline_mut(role, sr.pipeline)
+                && let Some(st) = p.steps.get_mut(sr.index)
+            {
+                st.status = StepStatus::Started;
+                st.attempts += 1;
+                st.updated_at = now;
+                if st.step == Step::PromoteAccounts && st.attempts == 1 {
+                    commit = p
+                        .promotion
+                        .as_ref()
+                        .map(|d| (d.source_mail_host.clone(), p.origin));
+                }
+            }
+            if let Some((host, origin)) = commit {
+                self.s.last_promotion = Some(LastPromotion {
+                    at: now,
+                    source_mail_host: host,
+                    origin,
+                });
+            }
+        }
+        if matches!(planned.kind, ActionKind::PromoteAccounts { .. }) {
+            self.s.fresh_listing = None;
+            self.s.no_promotion_running = false;
+        }
+        let action = Action {
+            id,
+            role,
+            origin: planned.origin,
+            step: planned.step,
+            kind: planned.kind,
+        };
+        self.event(
+            Severity::Info,
+            EventKind::ActionStarted {
+                action: action.clone(),
+            },
+            Some(role),
+            format!("{}: {}", role, action.kind.describe()),
+        );
+        self.s.in_flight = Some(action.clone());
+        action
+    }
+
+    pub(super) fn step_done(&mut self, role: Role, sr: StepRef) {
+        let now = self.now;
+        let mut finished = None;
+        if let Some((p, slot)) = self.pipeline_mut(role, sr.pipeline) {
+            if let Some(st) = p.steps.get_mut(sr.index) {
+                st.status = StepStatus::Done;
+                st.updated_at = now;
+                st.last_error = None;
+            }
+            if p.is_finished() && p.finished_at.is_none() {
+                p.finished_at = Some(now);
+                finished = Some((p.id, p.kind, slot));
+            }
+        }
+        {
+            let rs = self.s.role_mut(role);
+            rs.retry_at = None;
+            rs.retry_reason = None;
+        }
+        if let Some((id, kind, slot)) = finished {
+            self.pipeline_finished(role, id, kind, slot);
+        }
+    }
+
+    pub(super) fn pipeline_finished(
+        &mut self,
+        role: Role,
+        id: u64,
+        kind: PipelineKind,
+        slot: Slot,
+    ) {
+        let any_gave_up = self
+            .pipeline_mut(role, id)
+            .map(|(p, _)| p.steps.iter().any(|s| s.status == StepStatus::GaveUp))
+            .unwrap_or(false);
+        let (sev, msg) = if any_gave_up {
+            (
+                Severity::Error,
+                format!(
+                    "{} (pipeline {id}) finished, but some steps were given up: see the \
+                     journal",
+                    describe_kind(kind)
+                ),
+            )
+        } else {
+            (
+                Severity::Info,
+                format!("{} (pipeline {id}) finished", describe_kind(kind)),
+            )
+        };
+        self.event(
+            sev,
+            EventKind::PipelineFinished { pipeline: id },
+            Some(role),
+            msg,
+        );
+        if slot == Slot::Recovery {
+            self.s.role_mut(role).recovery = None;
+            self.event(
+                Severity::Info,
+                EventKind::Rearmed,
+                Some(role),
+                format!("{role} re-armed: automatic action possible again"),
+            );
+        }
+    }
+
+    pub(super) fn step_failed(&mut self, role: Role, sr: StepRef, a: &Action, reason: String) {
+        let now = self.now;
+        let retry_delay = self.cfg.retry_delay;
+        let mut give_up = false;
+        if let Some((p, _)) = self.pipeline_mut(role, sr.pipeline)
+            && let Some(st) = p.steps.get_mut(sr.index)
+        {
+            st.last_error = Some(reason.clone());
+            st.updated_at = now;
+            if st.attempts >= st.step.max_failures() {
+                give_up = true;
+            } else {
+                st.status = StepStatus::Failed;
+            }
+        }
+        self.event(
+            Severity::Error,
+            EventKind::ActionFailed {
+                action_id: a.id,
+                reason: reason.clone(),
+                will_retry: !give_up,
+            },
+            Some(role),
+            if give_up {
+                format!("failed: {}: {reason}", a.kind.describe())
+            } else {
+                format!(
+                    "failed: {}: {reason}; trying again after {}",
+                    a.kind.describe(),
+                    human(retry_delay)
+                )
+            },
+        );
+        if give_up {
+            self.give_up(role, sr, reason);
+        } else {
+            let rs = self.s.role_mut(role);
+            rs.retry_at = Some(now.plus(retry_delay));
+            // The step's error is the reason now.
+            rs.retry_reason = None;
+        }
+    }
+
+    pub(super) fn give_up(&mut self, role: Role, sr: StepRef, reason: String) {
+        let now = self.now;
+        let mut stalled = None;
+        let mut finished = None;
+        if let Some((p, slot)) = self.pipeline_mut(role, sr.pipeline)
+            && let Some(st) = p.steps.get_mut(sr.index)
+        {
+            st.status = StepStatus::GaveUp;
+            st.updated_at = now;
+            let name = st.step.name();
+            if st.step.stalls_on_give_up() {
+                let hint = match &p.promotion {
+                    Some(d) => format!(
+                        "promote by hand (`habeat promote --source-mail-host {} --force`) or, \
+                         if you handled it, `habeat rearm`",
+                        d.source_mail_host
+                    ),
+                    None => "handle it by hand, then `habeat rearm`".into(),
+                };
+                let why = format!("step \"{name}\" gave up: {reason}; operator needed: {hint}");
+                p.stalled = Some(why.clone());
+                p.finished_at = Some(now);
+                stalled = Some((p.id, why));
+            } else if p.is_finished() && p.finished_at.is_none() {
+                p.finished_at = Some(now);
+                finished = Some((p.id, p.kind, slot));
+            }
+        }
+        if let Some((id, why)) = stalled {
+            self.event(
+                Severity::Error,
+                EventKind::PipelineStalled { pipeline: id },
+                Some(role),
+                format!("pipeline {id} stopped: {why}"),
+            );
+        }
+        if let Some((id, kind, slot)) = finished {
+            self.pipeline_finished(role, id, kind, slot);
+        }
+    }
+
+    pub(super) fn steps(&self, steps: Vec<Step>) -> Vec<StepState> {
+        steps
+            .into_iter()
+            .map(|step| StepState {
+                step,
+                status: StepStatus::Pending,
+                attempts: 0,
+                last_error: None,
+                updated_at: self.now,
+            })
+            .collect()
+    }
+
+    pub(super) fn new_pipeline_id(&mut self) -> u64 {
+        let id = self.s.next_pipeline_id;
+        self.s.next_pipeline_id += 1;
+        id
+    }
+
+    pub(super) fn new_pipeline(
+        &mut self,
+        kind: PipelineKind,
+        reason: &str,
+        steps: Vec<Step>,
+    ) -> Pipeline {
+        let id = self.new_pipeline_id();
+        Pipeline {
+            id,
+            kind,
+            origin: Origin::Automatic,
+            started_at: self.now,
+            reason: reason.into(),
+            promotion: None,
+            steps: self.steps(steps),
+            stalled: None,
+            finished_at: None,
+        }
+    }
+
+    pub(super) fn pipeline_mut(&mut self, role: Role, id: u64) -> Option<(&mut Pipeline, Slot)> {
+        let r = self.s.roles.get_mut(&role)?;
+        if let Some(p) = r.failover.as_mut()
+            && p.id == id
+        {
+            return Some((p, Slot::Failover));
+        }
+        if let Some(p) = r.recovery.as_mut()
+            && p.id == id
+        {
+            return Some((p, Slot::Recovery));
+        }
+        None
+    }
+}
+
+pub(super) fn commands(purpose: CommandPurpose, argvs: &[Vec<String>]) -> Vec<Step> {
+    argvs
+        .iter()
+        .enumerate()
+        .map(|(index, argv)| Step::Command {
+            action: ActionKind::RunCommand {
+                purpose,
+                index,
+                argv: argv.clone(),
+            },
+        })
+        .collect()
+}
+
+pub(crate) fn describe_kind(k: PipelineKind) -> &'static str {
+    match k {
+        PipelineKind::Promotion => "promotion",
+        PipelineKind::HaModuleStop => "HA module stop",
+        PipelineKind::ProxyActivation => "proxy switch",
+        PipelineKind::RaftRecovery => "raft recovery",
+        PipelineKind::Adopted => "failover (found as a lock file)",
+        PipelineKind::Rearm => "re-arm",
+    }
+}

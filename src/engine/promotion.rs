@@ -1,0 +1,332 @@
+//! The promotion pipeline of the appserver role: from a peer mailstore
+//! judged Down to its accounts promoted here (the listing, the intent, the
+//! promotion step with its guard against a promotion still running on the
+//! server, and the follow-up steps), and the operator's `habeat promote`.
+
+use super::action::{ActionKind, CommandPurpose, LockKind, Origin, PromoteTarget, StepRef};
+use super::event::{EventKind, Severity};
+use super::machine::{Cx, Next, Planned, Scope, Slot};
+use super::pipeline::commands;
+use super::record::{Pipeline, PipelineKind, PromotionDetails, Step};
+use super::time::human;
+use crate::model::{Component, Observation, Role, Verdict, Vote};
+use std::collections::{BTreeSet, HashSet};
+
+impl Cx<'_> {
+    pub(super) fn appserver_start(&mut self, v: Verdict) -> Next {
+        let _role = Role::Appserver;
+        if v != Verdict::Down {
+            return Next::Idle(format!("peer appserver is {v}: nothing to do"));
+        }
+        if self.cfg.is_primary {
+            return self.ha_module_start();
+        }
+        if let Some(last) = &self.s.last_promotion {
+            let until = last.at.plus(self.cfg.promotion_block);
+            if self.now < until {
+                return Next::Idle(format!(
+                    "peer appserver is Down, but the last promotion (of {} at {}) is less than \
+                     promotion_block ({}) ago: no automatic promotion before {until}",
+                    last.source_mail_host,
+                    last.at,
+                    human(self.cfg.promotion_block)
+                ));
+            }
+        }
+        let Some(host) = self.cfg.source_mail_host.clone() else {
+            return Next::Idle(format!(
+                "peer appserver is Down, but `{}.appserver_vmname` is not set: habeat cannot \
+                 tell which mailstore to promote from",
+                self.cfg.dc_check
+            ));
+        };
+        Next::Act(Planned::new(
+            ActionKind::ListAccounts {
+                source_mail_host: host,
+            },
+            Origin::Automatic,
+            None,
+        ))
+    }
+
+    pub(super) fn on_listed(&mut self, role: Role, host: &str, accounts: &[String]) {
+        let mut list: Vec<String> = accounts.to_vec();
+        list.sort();
+        list.dedup();
+        let rs = self.s.role(role);
+        match rs.failover {
+            Some(p) if p.kind == PipelineKind::Promotion && !p.is_finished() => {
+                self.s.fresh_listing = Some(list);
+            }
+            Some(_) => {}
+            None => {
+                if list.is_empty() {
+                    self.s.role_mut(role).retry_at = Some(self.now.plus(self.cfg.retry_delay));
+                    self.note_decision(role, format!("no accounts on {host}: nothing to promote"));
+                    return;
+                }
+                let id = self.new_pipeline_id();
+                let mut steps = vec![Step::PromoteAccounts];
+                steps.extend(self.promotion_follow_up(true));
+                let p = Pipeline {
+                    id,
+                    kind: PipelineKind::Promotion,
+                    origin: Origin::Automatic,
+                    started_at: self.now,
+                    reason: format!("peer appserver {host} is Down"),
+                    promotion: Some(PromotionDetails {
+                        source_mail_host: host.to_owned(),
+                        target: PromoteTarget::SourceMailHost(host.to_owned()),
+                        threads: self.cfg.threads,
+                        accounts: list.clone(),
+                    }),
+                    steps: self.steps(steps),
+                    stalled: None,
+                    finished_at: None,
+                };
+                self.s.role_mut(role).failover = Some(p);
+                self.event(
+                    Severity::Warning,
+                    EventKind::PromotionIntent {
+                        source_mail_host: host.to_owned(),
+                        accounts: list.clone(),
+                    },
+                    Some(role),
+                    format!(
+                        "recorded the intent to promote {} account(s) of {host} (pipeline {id})",
+                        list.len()
+                    ),
+                );
+                self.s.fresh_listing = Some(list);
+            }
+        }
+    }
+
+    pub(super) fn manual_promotion(
+        &mut self,
+        target: &PromoteTarget,
+        accounts: &[String],
+        threads: Option<u32>,
+        force: bool,
+        evidence: &[Observation],
+    ) {
+        let role = Role::Appserver;
+        let host = match target {
+            PromoteTarget::SourceMailHost(h) => h.clone(),
+            PromoteTarget::Accounts(_) => self
+                .cfg
+                .source_mail_host
+                .clone()
+                .unwrap_or_else(|| "(unknown source)".into()),
+        };
+        if !force
+            && let Some(up) = evidence
+                .iter()
+                .find(|o| o.witness.component == Component::Appserver && o.vote == Vote::Up)
+        {
+            let why = format!(
+                "refused: witness {} sees the source appserver {host} up ({}); promoting now \
+                 would split mail between two datacenters. Use --force only if you know it is gone",
+                up.witness, up.reason
+            );
+            self.event(Severity::Error, EventKind::Refused, Some(role), why.clone());
+            self.refusal = Some(why);
+            return;
+        }
+        let mut list: Vec<String> = match target {
+            PromoteTarget::Accounts(a) => a.clone(),
+            PromoteTarget::SourceMailHost(_) => accounts.to_vec(),
+        };
+        list.sort();
+        list.dedup();
+        let rs = self.s.role(role);
+        if let Some(old) = &rs.failover {
+            self.event(
+                Severity::Warning,
+                EventKind::Decision,
+                Some(role),
+                format!(
+                    "the manual promotion replaces the recorded {:?} pipeline {}",
+                    old.kind, old.id
+                ),
+            );
+        }
+        let id = self.new_pipeline_id();
+        let mut steps = vec![Step::PromoteAccounts];
+        steps.extend(self.promotion_follow_up(false));
+        let p = Pipeline {
+            id,
+            kind: PipelineKind::Promotion,
+            origin: Origin::Operator,
+            started_at: self.now,
+            reason: format!(
+                "manual promotion from {host}{}",
+                if force { " (--force)" } else { "" }
+            ),
+            promotion: Some(PromotionDetails {
+                source_mail_host: host.clone(),
+                target: target.clone(),
+                threads: threads.unwrap_or(self.cfg.threads).max(1),
+                accounts: list.clone(),
+            }),
+            steps: self.steps(steps),
+            stalled: None,
+            finished_at: None,
+        };
+        let r = self.s.role_mut(role);
+        r.failover = Some(p);
+        r.retry_at = None;
+        r.retry_reason = None;
+        self.event(
+            Severity::Warning,
+            EventKind::PromotionIntent {
+                source_mail_host: host.clone(),
+                accounts: list,
+            },
+            Some(role),
+            format!("recorded a manual promotion from {host} (pipeline {id})"),
+        );
+    }
+
+    /// The promotion step: with a fresh listing of the source, promote what
+    /// is still there; nothing left means the step is done. (An automatic
+    /// promotion, first run or resumed, needs the peer Down right now:
+    /// [`Self::verdict_forbids`], before any step.)
+    pub(super) fn promote_step(
+        &mut self,
+        role: Role,
+        slot: Slot,
+        p: Pipeline,
+        idx: usize,
+        scope: Scope,
+    ) -> Next {
+        let Some(d) = p.promotion.clone() else {
+            // Cannot happen for a promotion pipeline; stop rather than guess.
+            self.give_up(
+                role,
+                StepRef {
+                    pipeline: p.id,
+                    index: idx,
+                },
+                "the promotion record has no source".into(),
+            );
+            return self.role_next(role, scope);
+        };
+        let automatic = p.origin == Origin::Automatic;
+        let sr = StepRef {
+            pipeline: p.id,
+            index: idx,
+        };
+        // An operator's list of accounts is promoted as given the first
+        // time; a whole mailstore is listed first so the record knows the
+        // accounts (for cache flush, replicas, and a resume after a crash).
+        let first_manual = !automatic
+            && p.steps[idx].attempts == 0
+            && matches!(d.target, PromoteTarget::Accounts(_));
+        // An earlier attempt that did not report success (habeat killed
+        // during it, its client timed out or failed) may still be running
+        // on the mailbox server: promoting again beside it would run two
+        // promotions of the same accounts at once. Ask the server first.
+        if p.steps[idx].attempts >= 1 && !self.s.no_promotion_running {
+            return Next::Act(Planned::new(
+                ActionKind::ListOperations {
+                    source_mail_host: d.source_mail_host.clone(),
+                },
+                p.origin,
+                None,
+            ));
+        }
+        let remaining = if first_manual {
+            match &d.target {
+                PromoteTarget::Accounts(a) => PromoteTarget::Accounts(a.clone()),
+                t => t.clone(),
+            }
+        } else {
+            let Some(list) = self.s.fresh_listing.clone() else {
+                return Next::Act(Planned::new(
+                    ActionKind::ListAccounts {
+                        source_mail_host: d.source_mail_host.clone(),
+                    },
+                    p.origin,
+                    None,
+                ));
+            };
+            let left: Vec<String> = match &d.target {
+                PromoteTarget::SourceMailHost(_) => list.clone(),
+                PromoteTarget::Accounts(a) => {
+                    let listed: HashSet<&str> = list.iter().map(String::as_str).collect();
+                    a.iter()
+                        .filter(|x| listed.contains(x.as_str()))
+                        .cloned()
+                        .collect()
+                }
+            };
+            if left.is_empty() {
+                self.s.fresh_listing = None;
+                self.event(
+                    Severity::Info,
+                    EventKind::Decision,
+                    Some(role),
+                    format!(
+                        "no account of pipeline {} is left on {}: the promotion step is done",
+                        p.id, d.source_mail_host
+                    ),
+                );
+                self.step_done(role, sr);
+                let _ = slot;
+                return self.role_next(role, scope);
+            }
+            // Remember every account that is being promoted. Sets, not
+            // `Vec::contains` in a loop: a mailstore has up to 100k
+            // accounts, and a quadratic pass over them took 19 s.
+            if let Some((pp, _)) = self.pipeline_mut(role, p.id)
+                && let Some(pd) = pp.promotion.as_mut()
+            {
+                let mut all: BTreeSet<String> =
+                    std::mem::take(&mut pd.accounts).into_iter().collect();
+                all.extend(left.iter().cloned());
+                pd.accounts = all.into_iter().collect();
+            }
+            match &d.target {
+                PromoteTarget::SourceMailHost(h) => PromoteTarget::SourceMailHost(h.clone()),
+                PromoteTarget::Accounts(_) => PromoteTarget::Accounts(left),
+            }
+        };
+        let next = Next::Act(Planned::new(
+            ActionKind::PromoteAccounts {
+                source_mail_host: d.source_mail_host.clone(),
+                target: remaining,
+                threads: d.threads,
+            },
+            p.origin,
+            Some(sr),
+        ));
+        self.gated(role, &p, next)
+    }
+
+    pub(super) fn promotion_follow_up(&self, automatic: bool) -> Vec<Step> {
+        let mut steps = vec![Step::WriteLocks {
+            locks: vec![LockKind::Down, LockKind::Promotion],
+        }];
+        if self.cfg.flush_cache {
+            steps.push(Step::FlushCache);
+        }
+        if self.cfg.restart_replica {
+            steps.push(Step::PauseReplicas);
+            steps.push(Step::RestartReplicas);
+        }
+        if automatic {
+            if self.cfg.proxy_enable_activate {
+                steps.extend(commands(
+                    CommandPurpose::ProxyActivate,
+                    &self.cfg.proxy_activate,
+                ));
+            }
+            steps.extend(commands(
+                CommandPurpose::AfterPromotion,
+                &self.cfg.after_promotion,
+            ));
+        }
+        steps
+    }
+}
