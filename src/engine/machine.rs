@@ -125,7 +125,21 @@ pub(crate) enum Scope {
 pub(crate) enum Next {
     Act(Planned),
     Idle(String),
+    /// The role's record changed (an intent dropped, a re-arm started or
+    /// finished, a step found already done): decide again from the new
+    /// record. [`Cx::role_next`] loops on it, a bounded number of times.
+    Again,
 }
+
+/// What a role does next, once its record has settled.
+pub(crate) enum Decision {
+    Act(Planned),
+    Idle(String),
+}
+
+/// More passes than any chain of record changes needs (drop an intent,
+/// start a re-arm, finish it, start a failover): a bound, not a budget.
+const MAX_PASSES: usize = 16;
 
 pub(crate) struct Planned {
     pub kind: ActionKind,
@@ -581,8 +595,8 @@ impl<'a> Cx<'a> {
         }
         for role in roles {
             match self.role_next(role, scope) {
-                Next::Act(p) => return Some(self.start(role, p)),
-                Next::Idle(reason) => {
+                Decision::Act(p) => return Some(self.start(role, p)),
+                Decision::Idle(reason) => {
                     if scope == Scope::Round {
                         self.note_decision(role, reason);
                     }
@@ -637,7 +651,23 @@ impl<'a> Cx<'a> {
         None
     }
 
-    pub(crate) fn role_next(&mut self, role: Role, scope: Scope) -> Next {
+    /// What `role` does next, deciding again while its record changes.
+    pub(crate) fn role_next(&mut self, role: Role, scope: Scope) -> Decision {
+        for _ in 0..MAX_PASSES {
+            match self.role_pass(role, scope) {
+                Next::Again => continue,
+                Next::Act(p) => return Decision::Act(p),
+                Next::Idle(why) => return Decision::Idle(why),
+            }
+        }
+        Decision::Idle(format!(
+            "{role}: the decision did not settle after {MAX_PASSES} passes; nothing done \
+             (a bug: please report it with `habeat status --json`)"
+        ))
+    }
+
+    /// One pass of [`Cx::role_next`].
+    fn role_pass(&mut self, role: Role, scope: Scope) -> Next {
         let rs = self.s.role(role);
         // A re-arm in progress finishes first.
         if let Some(p) = &rs.recovery {
@@ -680,7 +710,7 @@ impl<'a> Cx<'a> {
                         p.id
                     ),
                 );
-                return self.role_next(role, scope);
+                return Next::Again;
             }
             let undecided = !p.decisive_done();
             if v == Verdict::Up && (p.is_finished() || undecided) {
@@ -706,7 +736,7 @@ impl<'a> Cx<'a> {
                         );
                     }
                     self.start_recovery(role, &p, Origin::Automatic);
-                    return self.role_next(role, scope);
+                    return Next::Again;
                 }
                 return Next::Idle(format!(
                     "the peer {c} is Up again; rearm is manual: run `habeat rearm` once the \

@@ -39,7 +39,7 @@ impl Cx<'_> {
             // Finished: a recovery pipeline ends the role's record.
             if slot == Slot::Recovery {
                 self.s.role_mut(role).recovery = None;
-                return self.role_next(role, scope);
+                return Next::Again;
             }
             return Next::Idle(format!("pipeline {} finished", p.id));
         };
@@ -74,7 +74,7 @@ impl Cx<'_> {
             .map(|d| d.accounts.clone())
             .unwrap_or_default();
         let next = match &st.step {
-            Step::PromoteAccounts => return self.promote_step(role, slot, p.clone(), idx, scope),
+            Step::PromoteAccounts => return self.promote_step(role, p.clone(), idx),
             Step::WriteLocks { locks } => plan(ActionKind::WriteLocks {
                 locks: locks.clone(),
                 reason: p.reason.clone(),

@@ -5,7 +5,7 @@
 
 use super::action::{ActionKind, CommandPurpose, LockKind, Origin, PromoteTarget, StepRef};
 use super::event::{EventKind, Severity};
-use super::machine::{Cx, Next, Planned, Scope, Slot};
+use super::machine::{Cx, Next, Planned};
 use super::pipeline::commands;
 use super::record::{Pipeline, PipelineKind, PromotionDetails, Step};
 use super::time::human;
@@ -192,14 +192,7 @@ impl Cx<'_> {
     /// is still there; nothing left means the step is done. (An automatic
     /// promotion, first run or resumed, needs the peer Down right now:
     /// [`Self::verdict_forbids`], before any step.)
-    pub(super) fn promote_step(
-        &mut self,
-        role: Role,
-        slot: Slot,
-        p: Pipeline,
-        idx: usize,
-        scope: Scope,
-    ) -> Next {
+    pub(super) fn promote_step(&mut self, role: Role, p: Pipeline, idx: usize) -> Next {
         let Some(d) = p.promotion.clone() else {
             // Cannot happen for a promotion pipeline; stop rather than guess.
             self.give_up(
@@ -210,7 +203,7 @@ impl Cx<'_> {
                 },
                 "the promotion record has no source".into(),
             );
-            return self.role_next(role, scope);
+            return Next::Again;
         };
         let automatic = p.origin == Origin::Automatic;
         let sr = StepRef {
@@ -273,8 +266,7 @@ impl Cx<'_> {
                     ),
                 );
                 self.step_done(role, sr);
-                let _ = slot;
-                return self.role_next(role, scope);
+                return Next::Again;
             }
             // Remember every account that is being promoted. Sets, not
             // `Vec::contains` in a loop: a mailstore has up to 100k

@@ -2,7 +2,7 @@
 //! metrics endpoint's `/status` and sd-notify's STATUS=).
 
 use super::config::EngineConfig;
-use super::machine::{Cx, Next, Scope};
+use super::machine::{Cx, Decision, Scope};
 use super::record::State;
 use super::time::UnixMillis;
 use super::witness;
@@ -56,11 +56,11 @@ pub fn why(state: &State, cfg: &EngineConfig, now: UnixMillis) -> Vec<Explanatio
                 refusal: None,
             };
             match cx.role_next(role, Scope::Round) {
-                Next::Act(p) => {
+                Decision::Act(p) => {
                     let d = p.kind.describe();
                     (Some(d.clone()), format!("would act now: {d}"))
                 }
-                Next::Idle(r) => (None, r),
+                Decision::Idle(r) => (None, r),
             }
         };
         out.push(Explanation {
