@@ -119,7 +119,7 @@ fn describe_result(r: &engine::OutcomeResult) -> String {
         Operations { promotions } => format!("still running: {}", promotions.join("; ")),
         Failed { reason } => format!("FAILED: {reason}"),
         TimedOut { reason } => format!("TIMED OUT: {reason}"),
-        GateRefused { reason } => format!("REFUSED by the quorum gate: {reason}"),
+        GateRefused { refusal } => format!("REFUSED by the quorum gate: {refusal}"),
     }
 }
 
@@ -430,13 +430,9 @@ pub fn status_json(state: &State, cfg: &Config, ecfg: &engine::EngineConfig) -> 
             })
         })
         .collect();
-    let why: Vec<_> = engine::why(state, ecfg, now())
-        .into_iter()
-        .map(|e| {
-            json!({"role": e.role, "component": e.component, "verdict": e.verdict,
-                   "verdict_reason": e.verdict_reason, "would_act": e.would_act, "text": e.text})
-        })
-        .collect();
+    // The explanation as it is: `kind` names the situation and `reason`
+    // carries its data, beside the sentence.
+    let why = engine::why(state, ecfg, now());
     json!({
         "whoami": cfg.local.whoami,
         "dc_check": cfg.local.dc_check,

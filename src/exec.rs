@@ -10,6 +10,7 @@ use crate::act::raft::{
 use crate::act::{AccountName, MailHost};
 use crate::config::{Config, HookCommand};
 use crate::consul::{self, gate};
+use crate::engine::GateRefusal;
 use crate::engine::{
     Action, ActionKind, ActionOutcome, Origin, OutcomeResult, PromoteTarget, UnixMillis,
 };
@@ -137,17 +138,12 @@ impl Executor {
             self.gates.remove(k);
         }
         if self.gates.is_empty() {
-            let what = if lost.is_empty() {
-                "no quorum gate is held".to_owned()
+            let refusal = if lost.is_empty() {
+                GateRefusal::NotHeld
             } else {
-                format!(
-                    "the quorum gate {} was lost (its Consul session is gone)",
-                    lost.join(", ")
-                )
+                GateRefusal::Lost { keys: lost }
             };
-            return Some(OutcomeResult::GateRefused {
-                reason: format!("{what}; not run"),
-            });
+            return Some(OutcomeResult::GateRefused { refusal });
         }
         None
     }
@@ -323,7 +319,11 @@ impl Executor {
         }
         let client = match self.consul.as_ref() {
             Ok(c) => c,
-            Err(e) => return OutcomeResult::GateRefused { reason: e.clone() },
+            Err(e) => {
+                return OutcomeResult::GateRefused {
+                    refusal: GateRefusal::NoClient { detail: e.clone() },
+                };
+            }
         };
         let host = key.rsplit('/').next().unwrap_or(key);
         let holder = gate::Holder::this_process("promotion");
@@ -351,7 +351,7 @@ impl Executor {
                 ))
             }
             Err(refusal) => OutcomeResult::GateRefused {
-                reason: refusal.to_string(),
+                refusal: gate_refusal(refusal),
             },
         }
     }
@@ -484,6 +484,21 @@ async fn take_over(client: &consul::Client, key: &str, session: Option<&str>) ->
          no longer running (killed during a failover?): destroying that session to resume"
     );
     client.session_destroy(session).await.unwrap_or(false)
+}
+
+/// The gate's refusal in the engine's words (the engine knows no Consul).
+fn gate_refusal(r: gate::Refusal) -> GateRefusal {
+    match r {
+        gate::Refusal::NoQuorum { cause } => GateRefusal::NoQuorum {
+            detail: cause.to_string(),
+        },
+        gate::Refusal::Consul { cause } => GateRefusal::Consul {
+            detail: cause.to_string(),
+        },
+        gate::Refusal::HeldByAnother { host, holder, .. } => {
+            GateRefusal::HeldByAnother { host, holder }
+        }
+    }
 }
 
 fn round_ms(d: Duration) -> Duration {

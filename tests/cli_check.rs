@@ -234,6 +234,22 @@ async fn consul_without_leader_blocks_the_promotion_and_status_says_why() {
         "status does not explain: {}",
         text(&status)
     );
+    // Each clause once: the reason used to wrap itself ("cannot prove the
+    // peer is gone: ... (quorum gate refused: cannot prove the peer is
+    // gone: ...)").
+    for clause in ["cannot prove the peer is gone", "no consul quorum"] {
+        assert!(
+            s.lines().all(|l| l.matches(clause).count() <= 1),
+            "{clause:?} said twice:\n{s}"
+        );
+    }
+    let json = bed.habeat(&["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("status --json");
+    assert_eq!(v["why"][0]["kind"], "step_waiting", "{v:#}");
+    assert_eq!(
+        v["why"][0]["reason"]["waiting"]["refusal"]["kind"], "no_quorum",
+        "{v:#}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

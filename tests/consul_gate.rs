@@ -258,9 +258,14 @@ async fn a_lock_that_changed_hands_after_the_stale_check_is_not_taken_from_its_n
     );
     assert_eq!(api.kv_value(KEY).as_deref(), Some(&peer[..]));
     match out.result {
-        habeat::engine::OutcomeResult::GateRefused { reason } => {
-            assert!(reason.contains("mbox9.other-dc.example.com"), "{reason}")
-        }
+        habeat::engine::OutcomeResult::GateRefused {
+            refusal: habeat::engine::GateRefusal::HeldByAnother { holder, .. },
+        } => assert!(
+            holder
+                .as_deref()
+                .is_some_and(|h| h.contains("mbox9.other-dc.example.com")),
+            "{holder:?}"
+        ),
         other => panic!("expected the gate to refuse, got {other:?}"),
     }
 }

@@ -456,7 +456,9 @@ impl Checker {
                 accounts: vec!["a@x".into(), "b@x".into()],
             },
             (ActionKind::AcquireQuorumGate { .. }, Choice::Refuse) => OutcomeResult::GateRefused {
-                reason: "no leader".into(),
+                refusal: habeat::engine::GateRefusal::NoQuorum {
+                    detail: "no leader".into(),
+                },
             },
             (_, Choice::Success) => OutcomeResult::Succeeded {
                 detail: String::new(),

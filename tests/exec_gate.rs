@@ -7,7 +7,9 @@ mod fake_carbonio;
 mod support;
 
 use fake_carbonio::{FakeCarbonio, account, with_accounts};
-use habeat::engine::{Action, ActionId, ActionKind, Origin, OutcomeResult, PromoteTarget};
+use habeat::engine::{
+    Action, ActionId, ActionKind, GateRefusal, Origin, OutcomeResult, PromoteTarget,
+};
 use habeat::exec::Executor;
 use habeat::model::Role;
 use std::path::Path;
@@ -67,7 +69,12 @@ async fn a_promotion_whose_gate_session_was_lost_is_refused_and_never_runs() {
     // Without any gate taken, a gated automatic action does not run.
     let out = exec.execute(&action(1, promote())).await;
     assert!(
-        matches!(&out.result, OutcomeResult::GateRefused { reason } if reason.contains("no quorum gate")),
+        matches!(
+            &out.result,
+            OutcomeResult::GateRefused {
+                refusal: GateRefusal::NotHeld
+            }
+        ),
         "{:?}",
         out.result
     );
@@ -97,7 +104,12 @@ async fn a_promotion_whose_gate_session_was_lost_is_refused_and_never_runs() {
     tokio::time::sleep(Duration::from_secs(22)).await;
     let out = exec.execute(&action(3, promote())).await;
     assert!(
-        matches!(&out.result, OutcomeResult::GateRefused { reason } if reason.contains("was lost")),
+        matches!(
+            &out.result,
+            OutcomeResult::GateRefused {
+                refusal: GateRefusal::Lost { .. }
+            }
+        ),
         "{:?}",
         out.result
     );

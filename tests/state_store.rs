@@ -142,7 +142,7 @@ fn event(i: u64) -> Event {
     Event {
         at: UnixMillis(i),
         severity: Severity::Info,
-        kind: EventKind::Decision,
+        kind: EventKind::Decision { reason: None },
         role: Some(Role::Appserver),
         component: None,
         message: format!("event {i}"),

@@ -48,7 +48,7 @@ pub enum Error {
     },
     /// The Consul cluster this agent belongs to has no raft leader: this
     /// side cannot make consistent reads or writes.
-    #[error("Consul has no cluster leader (answering {url}): this side has no Consul quorum")]
+    #[error("Consul has no cluster leader (answering {url})")]
     NoLeader { url: String },
     /// Any other non-success HTTP status.
     #[error("Consul answered {url} with HTTP {status}: {message}")]

@@ -3,6 +3,7 @@
 //! feeds an [`ActionOutcome`] with the same [`ActionId`] back into
 //! [`crate::engine::step`].
 
+use super::reason::GateRefusal;
 use crate::model::{RaftServer, Role};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -283,7 +284,7 @@ pub enum OutcomeResult {
     TimedOut { reason: String },
     /// `AcquireQuorumGate`: the lock could not be taken (no Consul leader on
     /// this side, or another habeat holds it).
-    GateRefused { reason: String },
+    GateRefused { refusal: GateRefusal },
 }
 
 impl OutcomeResult {
@@ -294,7 +295,9 @@ impl OutcomeResult {
             | OutcomeResult::Operations { .. } => None,
             OutcomeResult::Failed { reason } => Some(reason.clone()),
             OutcomeResult::TimedOut { reason } => Some(format!("timed out: {reason}")),
-            OutcomeResult::GateRefused { reason } => Some(format!("quorum gate refused: {reason}")),
+            OutcomeResult::GateRefused { refusal } => {
+                Some(format!("quorum gate refused: {refusal}"))
+            }
         }
     }
 }

@@ -3,6 +3,7 @@
 //! to `events.jsonl`, `on_event` hooks receive them on stdin.
 
 use super::action::{Action, ActionId};
+use super::reason::Idle;
 use super::time::UnixMillis;
 use crate::model::{Component, Role, Verdict, Vote, WitnessId};
 use serde::{Deserialize, Serialize};
@@ -56,7 +57,12 @@ pub enum EventKind {
         to: Verdict,
     },
     /// Why a role does (or does not) act, logged when the reason changes.
-    Decision,
+    Decision {
+        /// The reason as data, where the decision is a role's reason for
+        /// doing nothing (its `kind` names it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<Idle>,
+    },
     /// An action was handed to the executor.
     ActionStarted {
         action: Action,

@@ -5,6 +5,7 @@ use super::action::{ActionKind, Origin};
 use super::config::EngineConfig;
 use super::event::{EventKind, Severity};
 use super::machine::{Cx, Next, Planned};
+use super::reason::{GateRefusal, Waiting};
 use super::record::Pipeline;
 use super::time::human;
 use crate::model::Role;
@@ -17,8 +18,8 @@ impl Cx<'_> {
         &mut self,
         role: Role,
         key: String,
-        reason: &str,
-        why: String,
+        refusal: &GateRefusal,
+        why: Waiting,
         then: &str,
     ) {
         let rs = self.s.role_mut(role);
@@ -28,7 +29,7 @@ impl Cx<'_> {
             Severity::Warning,
             EventKind::GateRefused {
                 key,
-                reason: reason.to_owned(),
+                reason: refusal.to_string(),
             },
             Some(role),
             format!(
@@ -38,7 +39,6 @@ impl Cx<'_> {
         );
     }
 
-    /// Put the quorum gate in front of an automatic action that needs it.
     pub(super) fn gated(&mut self, role: Role, p: &Pipeline, next: Next) -> Next {
         let Next::Act(planned) = next else {
             return next;

@@ -4,6 +4,7 @@
 
 use super::action::LockKind;
 use super::machine::{Cx, Next, Scope, Slot};
+use super::reason::Idle;
 use super::record::{PipelineKind, Step};
 use crate::model::Role;
 
@@ -11,11 +12,7 @@ impl Cx<'_> {
     /// The peer mailstore is Down and this node is in the primary DC.
     pub(super) fn ha_module_start(&mut self) -> Next {
         if !self.cfg.disable_ha_module {
-            return Next::Idle(
-                "peer appserver is Down, but this is the primary DC: habeat never promotes \
-                 from it"
-                    .into(),
-            );
+            return Next::Idle(Idle::PrimaryNeverPromotes);
         }
         let steps = vec![
             Step::StopHaModule,

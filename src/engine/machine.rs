@@ -6,6 +6,7 @@ use super::action::{Action, ActionKind, ActionOutcome, Origin, OutcomeResult, St
 use super::config::EngineConfig;
 use super::event::{Event, EventKind, Severity};
 use super::pipeline::describe_kind;
+use super::reason::{Blocked, GateRefusal, Idle, Waiting};
 use super::record::{LockFileSeen, OperatorCommand, Pause, PipelineKind, State, StepStatus};
 use super::time::{UnixMillis, human};
 use super::witness;
@@ -124,7 +125,7 @@ pub(crate) enum Scope {
 /// What a role would do next.
 pub(crate) enum Next {
     Act(Planned),
-    Idle(String),
+    Idle(Idle),
     /// The role's record changed (an intent dropped, a re-arm started or
     /// finished, a step found already done): decide again from the new
     /// record. [`Cx::role_next`] loops on it, a bounded number of times.
@@ -134,7 +135,7 @@ pub(crate) enum Next {
 /// What a role does next, once its record has settled.
 pub(crate) enum Decision {
     Act(Planned),
-    Idle(String),
+    Idle(Idle),
 }
 
 /// More passes than any chain of record changes needs (drop an intent,
@@ -384,16 +385,16 @@ impl<'a> Cx<'a> {
                         self.s.gate_held = Some((role, key.clone()));
                         self.success_event(&a, o);
                     }
-                    Some(reason) => self.gate_refused(
-                        role,
-                        key.clone(),
-                        &reason,
-                        format!(
-                            "cannot prove the peer is gone: this side has no Consul quorum \
-                             ({reason})"
-                        ),
-                        "no automatic action",
-                    ),
+                    Some(reason) => {
+                        let refusal = match &o.result {
+                            OutcomeResult::GateRefused { refusal } => refusal.clone(),
+                            _ => GateRefusal::Consul { detail: reason },
+                        };
+                        let why = Waiting::GateRefused {
+                            refusal: refusal.clone(),
+                        };
+                        self.gate_refused(role, key.clone(), &refusal, why, "no automatic action")
+                    }
                 }
                 return true;
             }
@@ -421,15 +422,19 @@ impl<'a> Cx<'a> {
                 let host = source_mail_host.clone();
                 match (&o.result, err) {
                     (OutcomeResult::Operations { promotions }, None) if !promotions.is_empty() => {
-                        let why = format!(
-                            "an earlier promotion is still running on the mailbox server ({}): \
-                             waiting for it to end before promoting what it leaves on {host}",
-                            promotions.join("; ")
-                        );
+                        let why = Waiting::PromotionRunning {
+                            host,
+                            operations: promotions.clone(),
+                        };
                         let rs = self.s.role_mut(role);
                         rs.retry_at = Some(self.now.plus(self.cfg.operation_poll));
                         rs.retry_reason = Some(why.clone());
-                        self.event(Severity::Warning, EventKind::Decision, Some(role), why);
+                        self.event(
+                            Severity::Warning,
+                            EventKind::Decision { reason: None },
+                            Some(role),
+                            why.to_string(),
+                        );
                     }
                     (_, None) => {
                         self.success_event(&a, o);
@@ -492,7 +497,7 @@ impl<'a> Cx<'a> {
         let Some(sr) = a.step else {
             return true;
         };
-        if let OutcomeResult::GateRefused { reason } = &o.result {
+        if let OutcomeResult::GateRefused { refusal } = &o.result {
             // The executor found the gate lost before a gated step: the
             // step did not run, so it neither failed nor counts as tried.
             let key = self.s.gate_held.take().map(|(_, k)| k).unwrap_or_default();
@@ -506,11 +511,11 @@ impl<'a> Cx<'a> {
                     StepStatus::Failed
                 };
             }
-            let why = format!(
-                "cannot prove the peer is gone: the quorum gate was lost before {} ({reason})",
-                a.kind.describe()
-            );
-            self.gate_refused(role, key, reason, why, "not run");
+            let why = Waiting::GateLost {
+                step: a.kind.describe(),
+                refusal: refusal.clone(),
+            };
+            self.gate_refused(role, key, refusal, why, "not run");
             return true;
         }
         match err {
@@ -617,13 +622,21 @@ impl<'a> Cx<'a> {
         None
     }
 
-    pub(super) fn note_decision(&mut self, role: Role, reason: String) {
+    pub(super) fn note_decision(&mut self, role: Role, reason: Idle) {
         let r = self.s.role_mut(role);
-        if r.last_decision.as_deref() == Some(reason.as_str()) {
+        if r.last_decision.as_ref() == Some(&reason) {
             return;
         }
         r.last_decision = Some(reason.clone());
-        self.event(Severity::Info, EventKind::Decision, Some(role), reason);
+        let message = reason.to_string();
+        self.event(
+            Severity::Info,
+            EventKind::Decision {
+                reason: Some(reason),
+            },
+            Some(role),
+            message,
+        );
     }
 
     pub(crate) fn fresh(&self) -> bool {
@@ -633,20 +646,20 @@ impl<'a> Cx<'a> {
     }
 
     /// Why automatic action is impossible now, if it is.
-    pub(crate) fn automatic_blocked(&self) -> Option<String> {
+    pub(crate) fn automatic_blocked(&self) -> Option<Blocked> {
         if let Some(h) = &self.s.safe_hold {
-            return Some(format!(
-                "automatic action is held since {} ({}): run `habeat rearm` once you have checked",
-                h.since, h.reason
-            ));
+            return Some(Blocked::SafeHold {
+                since: h.since,
+                reason: h.reason.clone(),
+            });
         }
         if let Some(p) = &self.s.pause
             && self.now < p.until
         {
-            return Some(format!(
-                "paused until {} ({}): watching, no automatic action",
-                p.until, p.reason
-            ));
+            return Some(Blocked::Paused {
+                until: p.until,
+                reason: p.reason.clone(),
+            });
         }
         None
     }
@@ -660,10 +673,10 @@ impl<'a> Cx<'a> {
                 Next::Idle(why) => return Decision::Idle(why),
             }
         }
-        Decision::Idle(format!(
-            "{role}: the decision did not settle after {MAX_PASSES} passes; nothing done \
-             (a bug: please report it with `habeat status --json`)"
-        ))
+        Decision::Idle(Idle::Unsettled {
+            role,
+            passes: MAX_PASSES,
+        })
     }
 
     /// One pass of [`Cx::role_next`].
@@ -680,18 +693,17 @@ impl<'a> Cx<'a> {
             return self.continue_pipeline(role, Slot::Failover, p.clone(), scope);
         }
         if scope == Scope::Operator {
-            return Next::Idle(String::new());
+            return Next::Idle(Idle::OperatorScope);
         }
         if !self.cfg.roles.contains(&role) {
-            return Next::Idle(format!("{role} is not a role of this node"));
+            return Next::Idle(Idle::NotARole { role });
         }
-        if let Some(why) = self.automatic_blocked() {
-            return Next::Idle(why);
+        if let Some(blocked) = self.automatic_blocked() {
+            return Next::Idle(Idle::Blocked { blocked });
         }
         if !self.fresh() {
-            return Next::Idle(match self.s.last_round_at {
-                Some(t) => format!("no fresh observation of the peer (last round at {t})"),
-                None => "the peer has not been observed yet".into(),
+            return Next::Idle(Idle::NotObserved {
+                last_round: self.s.last_round_at,
             });
         }
         let c = role.watched_component();
@@ -725,7 +737,7 @@ impl<'a> Cx<'a> {
                         };
                         self.event(
                             Severity::Error,
-                            EventKind::Decision,
+                            EventKind::Decision { reason: None },
                             Some(role),
                             format!(
                                 "the peer {c} came back while the {} of pipeline {} was \
@@ -738,22 +750,20 @@ impl<'a> Cx<'a> {
                     self.start_recovery(role, &p, Origin::Automatic);
                     return Next::Again;
                 }
-                return Next::Idle(format!(
-                    "the peer {c} is Up again; rearm is manual: run `habeat rearm` once the \
-                     failover is handled"
-                ));
+                return Next::Idle(Idle::PeerBackRearmManual { component: c });
             }
             if p.is_finished() {
                 return Next::Idle(match &p.stalled {
-                    Some(why) => format!(
-                        "failover pipeline {} stopped and needs an operator: {why}",
-                        p.id
-                    ),
-                    None => format!(
-                        "{} recorded at {} and not re-armed: nothing to do (peer {c} is {v})",
-                        describe_kind(p.kind),
-                        p.started_at
-                    ),
+                    Some(why) => Idle::Stalled {
+                        pipeline: p.id,
+                        why: why.clone(),
+                    },
+                    None => Idle::Recorded {
+                        pipeline: p.kind,
+                        at: p.started_at,
+                        component: c,
+                        verdict: v,
+                    },
                 });
             }
             return self.continue_pipeline(role, Slot::Failover, p, scope);
@@ -761,7 +771,7 @@ impl<'a> Cx<'a> {
         if let Some(t) = rs.retry_at
             && self.now < t
         {
-            return Next::Idle(format!("waiting until {t} before trying again"));
+            return Next::Idle(Idle::RetryWait { until: t });
         }
         match role {
             Role::Appserver => self.appserver_start(v),

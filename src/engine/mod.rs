@@ -22,6 +22,7 @@ mod promotion;
 mod proxy;
 mod raft;
 mod rearm;
+mod reason;
 mod record;
 mod time;
 mod why;
@@ -34,6 +35,7 @@ pub use action::{
 pub use config::{EngineConfig, MAX_ATTEMPTS};
 pub use event::{Event, EventKind, Severity};
 pub use machine::{Input, Transition, decide, on_outcome, step};
+pub use reason::{Blocked, GateRefusal, Idle, RaftWait, Waiting};
 pub use record::{
     ComponentState, LastPromotion, LockFileSeen, OperatorCommand, Pause, Pipeline, PipelineKind,
     PromotionDetails, RaftMemory, RoleState, STATE_VERSION, SafeHold, State, Step, StepState,

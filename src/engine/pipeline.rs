@@ -7,6 +7,7 @@ use super::action::{Action, ActionId, ActionKind, CommandPurpose, Origin, StepRe
 use super::event::{EventKind, Severity};
 use super::machine::{Cx, Next, Planned, Scope, Slot};
 
+use super::reason::Idle;
 use super::record::{LastPromotion, Pipeline, PipelineKind, Step, StepState, StepStatus};
 use super::time::human;
 use crate::model::{Role, Verdict};
@@ -22,14 +23,14 @@ impl Cx<'_> {
         let automatic = p.origin != Origin::Operator;
         if automatic {
             if scope == Scope::Operator {
-                return Next::Idle(String::new());
+                return Next::Idle(Idle::OperatorScope);
             }
-            if let Some(why) = self.automatic_blocked() {
-                return Next::Idle(format!(
-                    "{} pipeline {} is unfinished; {why}",
-                    describe_kind(p.kind),
-                    p.id
-                ));
+            if let Some(blocked) = self.automatic_blocked() {
+                return Next::Idle(Idle::PipelineBlocked {
+                    pipeline: p.kind,
+                    id: p.id,
+                    blocked,
+                });
             }
         }
         if automatic && let Some(why) = self.verdict_forbids(role, slot, &p) {
@@ -41,7 +42,7 @@ impl Cx<'_> {
                 self.s.role_mut(role).recovery = None;
                 return Next::Again;
             }
-            return Next::Idle(format!("pipeline {} finished", p.id));
+            return Next::Idle(Idle::PipelineFinished { id: p.id });
         };
         let st = &p.steps[idx];
         let retry_at = self.s.role(role).retry_at;
@@ -50,18 +51,19 @@ impl Cx<'_> {
         {
             // A reason given with the wait is newer than the step's error.
             if let Some(why) = &self.s.role(role).retry_reason {
-                return Next::Idle(format!(
-                    "{}: waiting before step \"{}\": {why}; trying again after {t}",
-                    describe_kind(p.kind),
-                    st.step.name(),
-                ));
+                return Next::Idle(Idle::StepWaiting {
+                    pipeline: p.kind,
+                    step: st.step.name(),
+                    waiting: why.clone(),
+                    until: t,
+                });
             }
-            return Next::Idle(format!(
-                "{}: step \"{}\" failed ({}); trying again after {t}",
-                describe_kind(p.kind),
-                st.step.name(),
-                st.last_error.clone().unwrap_or_default()
-            ));
+            return Next::Idle(Idle::StepFailed {
+                pipeline: p.kind,
+                step: st.step.name(),
+                error: st.last_error.clone().unwrap_or_default(),
+                until: t,
+            });
         }
         let sr = Some(StepRef {
             pipeline: p.id,
@@ -92,8 +94,8 @@ impl Cx<'_> {
             Step::StartHaModule => plan(ActionKind::StartHaModule),
             Step::Command { action } => plan(action.clone()),
             Step::RaftRecovery { servers } => {
-                if automatic && let Err(why) = self.raft_ready() {
-                    return Next::Idle(format!("raft recovery is unfinished; {why}"));
+                if automatic && let Err(wait) = self.raft_ready() {
+                    return Next::Idle(Idle::RaftUnfinished { wait });
                 }
                 plan(ActionKind::RaftRecovery {
                     servers: servers.clone(),
@@ -114,40 +116,27 @@ impl Cx<'_> {
     /// every step: it must not switch traffic back to a peer that fell
     /// again; it waits, holding off any new failover, until the peer is Up
     /// or an operator runs `habeat rearm`.
-    pub(super) fn verdict_forbids(&self, role: Role, slot: Slot, p: &Pipeline) -> Option<String> {
+    pub(super) fn verdict_forbids(&self, role: Role, slot: Slot, p: &Pipeline) -> Option<Idle> {
         let needed = match slot {
             Slot::Failover if !p.decisive_done() => Verdict::Down,
             Slot::Recovery if p.next_index().is_some() => Verdict::Up,
             _ => return None,
         };
-        let c = role.watched_component();
-        let v = self.s.verdict(c);
+        let component = role.watched_component();
+        let v = self.s.verdict(component);
         let fresh = self.fresh();
         if v == needed && fresh {
             return None;
         }
-        let what = match &p.promotion {
-            Some(d) => format!(
-                "the {} of {} (pipeline {})",
-                describe_kind(p.kind),
-                d.source_mail_host,
-                p.id
-            ),
-            None => format!("the {} (pipeline {})", describe_kind(p.kind), p.id),
-        };
-        let now = if fresh {
-            v.to_string()
-        } else {
-            "not freshly observed".to_owned()
-        };
-        let by_hand = match slot {
-            Slot::Recovery => "; `habeat rearm` finishes it by hand",
-            Slot::Failover => "",
-        };
-        Some(format!(
-            "{what} is unfinished; it continues only while the peer {c} is {needed} (now \
-             {now}){by_hand}"
-        ))
+        Some(Idle::VerdictForbids {
+            pipeline: p.kind,
+            id: p.id,
+            source_mail_host: p.promotion.as_ref().map(|d| d.source_mail_host.clone()),
+            component,
+            needed,
+            now: fresh.then_some(v),
+            rearm: slot == Slot::Recovery,
+        })
     }
 
     pub(super) fn start(&mut self, role: Role, planned: Planned) -> Action {
@@ -422,12 +411,5 @@ pub(super) fn commands(purpose: CommandPurpose, argvs: &[Vec<String>]) -> Vec<St
 }
 
 pub(crate) fn describe_kind(k: PipelineKind) -> &'static str {
-    match k {
-        PipelineKind::Promotion => "promotion",
-        PipelineKind::HaModuleStop => "HA module stop",
-        PipelineKind::ProxyActivation => "proxy switch",
-        PipelineKind::RaftRecovery => "raft recovery",
-        PipelineKind::Adopted => "failover (found as a lock file)",
-        PipelineKind::Rearm => "re-arm",
-    }
+    k.describe()
 }

@@ -7,8 +7,8 @@ use super::action::{ActionKind, CommandPurpose, LockKind, Origin, PromoteTarget,
 use super::event::{EventKind, Severity};
 use super::machine::{Cx, Next, Planned};
 use super::pipeline::commands;
+use super::reason::Idle;
 use super::record::{Pipeline, PipelineKind, PromotionDetails, Step};
-use super::time::human;
 use crate::model::{Component, Observation, Role, Verdict, Vote};
 use std::collections::{BTreeSet, HashSet};
 
@@ -16,7 +16,10 @@ impl Cx<'_> {
     pub(super) fn appserver_start(&mut self, v: Verdict) -> Next {
         let _role = Role::Appserver;
         if v != Verdict::Down {
-            return Next::Idle(format!("peer appserver is {v}: nothing to do"));
+            return Next::Idle(Idle::PeerNotDown {
+                component: Component::Appserver,
+                verdict: v,
+            });
         }
         if self.cfg.is_primary {
             return self.ha_module_start();
@@ -24,21 +27,18 @@ impl Cx<'_> {
         if let Some(last) = &self.s.last_promotion {
             let until = last.at.plus(self.cfg.promotion_block);
             if self.now < until {
-                return Next::Idle(format!(
-                    "peer appserver is Down, but the last promotion (of {} at {}) is less than \
-                     promotion_block ({}) ago: no automatic promotion before {until}",
-                    last.source_mail_host,
-                    last.at,
-                    human(self.cfg.promotion_block)
-                ));
+                return Next::Idle(Idle::PromotionBlocked {
+                    source_mail_host: last.source_mail_host.clone(),
+                    last: last.at,
+                    until,
+                    block: self.cfg.promotion_block,
+                });
             }
         }
         let Some(host) = self.cfg.source_mail_host.clone() else {
-            return Next::Idle(format!(
-                "peer appserver is Down, but `{}.appserver_vmname` is not set: habeat cannot \
-                 tell which mailstore to promote from",
-                self.cfg.dc_check
-            ));
+            return Next::Idle(Idle::NoSourceHost {
+                dc: self.cfg.dc_check.clone(),
+            });
         };
         Next::Act(Planned::new(
             ActionKind::ListAccounts {
@@ -62,7 +62,12 @@ impl Cx<'_> {
             None => {
                 if list.is_empty() {
                     self.s.role_mut(role).retry_at = Some(self.now.plus(self.cfg.retry_delay));
-                    self.note_decision(role, format!("no accounts on {host}: nothing to promote"));
+                    self.note_decision(
+                        role,
+                        Idle::NoAccounts {
+                            host: host.to_owned(),
+                        },
+                    );
                     return;
                 }
                 let id = self.new_pipeline_id();
@@ -143,7 +148,7 @@ impl Cx<'_> {
         if let Some(old) = &rs.failover {
             self.event(
                 Severity::Warning,
-                EventKind::Decision,
+                EventKind::Decision { reason: None },
                 Some(role),
                 format!(
                     "the manual promotion replaces the recorded {:?} pipeline {}",
@@ -258,7 +263,7 @@ impl Cx<'_> {
                 self.s.fresh_listing = None;
                 self.event(
                     Severity::Info,
-                    EventKind::Decision,
+                    EventKind::Decision { reason: None },
                     Some(role),
                     format!(
                         "no account of pipeline {} is left on {}: the promotion step is done",

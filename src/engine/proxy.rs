@@ -4,13 +4,18 @@
 use super::action::{CommandPurpose, LockKind};
 use super::machine::{Cx, Next, Scope, Slot};
 use super::pipeline::commands;
+use super::reason::Idle;
 use super::record::{PipelineKind, Step};
+use crate::model::Component;
 use crate::model::{Role, Verdict};
 
 impl Cx<'_> {
     pub(super) fn proxyserver_start(&mut self, v: Verdict) -> Next {
         if v != Verdict::Down {
-            return Next::Idle(format!("peer proxy is {v}: nothing to do"));
+            return Next::Idle(Idle::PeerNotDown {
+                component: Component::Proxy,
+                verdict: v,
+            });
         }
         let mut steps = Vec::new();
         if self.cfg.proxy_enable_activate {

@@ -3,33 +3,25 @@
 
 use super::action::LockKind;
 use super::machine::{Cx, Next, Scope, Slot};
+use super::reason::{Idle, RaftWait};
 use super::record::{PipelineKind, Step};
-use super::time::human;
 use crate::model::{Component, RaftServer, Role, Verdict, Vote, WitnessKind};
 
 impl Cx<'_> {
     /// Whether raft recovery may run now, or why not.
-    pub(crate) fn raft_ready(&self) -> Result<(), String> {
-        let v = self.s.verdict(Component::Consul);
-        if v != Verdict::Down {
-            return Err(format!(
-                "peer Consul servers are {v}: raft recovery only when every one is Down"
-            ));
+    pub(crate) fn raft_ready(&self) -> Result<(), RaftWait> {
+        let verdict = self.s.verdict(Component::Consul);
+        if verdict != Verdict::Down {
+            return Err(RaftWait::PeerServersNot { verdict });
         }
         let Some(since) = self.s.raft.leaderless_since else {
-            return Err(
-                "peer Consul servers are Down, but the local Consul has a leader (or \
-                        could not be asked): no raft recovery needed"
-                    .into(),
-            );
+            return Err(RaftWait::LocalLeaderPresent);
         };
-        let lasted = self.now.since(since);
-        if lasted < self.cfg.recovery_grace {
-            return Err(format!(
-                "peer Consul servers are Down and the local Consul has had no leader since \
-                 {since}; raft recovery after recovery_grace ({})",
-                human(self.cfg.recovery_grace)
-            ));
+        if self.now.since(since) < self.cfg.recovery_grace {
+            return Err(RaftWait::Grace {
+                leaderless_since: since,
+                grace: self.cfg.recovery_grace,
+            });
         }
         if self.cfg.command_witness {
             let agrees = self.s.witnesses.iter().any(|w| {
@@ -38,19 +30,15 @@ impl Cx<'_> {
                     && w.vote == Vote::Down
             });
             if !agrees {
-                return Err(
-                    "the command witness does not confirm the peer Consul servers are \
-                            Down: no raft recovery"
-                        .into(),
-                );
+                return Err(RaftWait::ArbiterDisagrees);
             }
         }
         Ok(())
     }
 
     pub(super) fn consulserver_start(&mut self) -> Next {
-        if let Err(why) = self.raft_ready() {
-            return Next::Idle(why);
+        if let Err(wait) = self.raft_ready() {
+            return Next::Idle(Idle::RaftNotReady { wait });
         }
         let servers = self.surviving_servers();
         let steps = vec![

@@ -43,7 +43,7 @@ impl Cx<'_> {
                     rec.origin = Origin::Operator;
                     self.event(
                         Severity::Warning,
-                        EventKind::Decision,
+                        EventKind::Decision { reason: None },
                         Some(role),
                         format!(
                             "rearm takes over the unfinished re-arm (pipeline {}){}",
@@ -70,7 +70,7 @@ impl Cx<'_> {
                         .collect();
                     self.event(
                         Severity::Warning,
-                        EventKind::Decision,
+                        EventKind::Decision { reason: None },
                         Some(role),
                         format!(
                             "rearm cancels the unfinished steps of pipeline {}: {}",
@@ -149,7 +149,7 @@ impl Cx<'_> {
         r.retry_reason = None;
         self.event(
             Severity::Info,
-            EventKind::Decision,
+            EventKind::Decision { reason: None },
             Some(role),
             format!("re-arming {role} (pipeline {id}): {reason}"),
         );

@@ -2,6 +2,7 @@
 //! (`state.json`), plus a little that must not (marked `serde(skip)`).
 
 use super::action::{Action, ActionKind, LockKind, Origin, PromoteTarget};
+use super::reason::{Idle, Waiting};
 use super::time::UnixMillis;
 use crate::model::{Component, Observation, RaftServer, Role, Verdict, Vote, WitnessId};
 use serde::{Deserialize, Serialize};
@@ -175,10 +176,11 @@ pub struct RoleState {
     pub retry_at: Option<UnixMillis>,
     /// Why `retry_at` was set, when no step recorded an error (a refused
     /// quorum gate): shown by `status`.
-    #[serde(default)]
-    pub retry_reason: Option<String>,
+    #[serde(default, deserialize_with = "super::reason::lenient")]
+    pub retry_reason: Option<Waiting>,
     /// The last decision reason logged, to journal only changes.
-    pub last_decision: Option<String>,
+    #[serde(default, deserialize_with = "super::reason::lenient")]
+    pub last_decision: Option<Idle>,
 }
 
 /// What a pipeline does.
@@ -197,6 +199,20 @@ pub enum PipelineKind {
     Adopted,
     /// Re-arm: undo locks (and the HA module stop), run recovery hooks.
     Rearm,
+}
+
+impl PipelineKind {
+    /// What it is, in the operator's words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            PipelineKind::Promotion => "promotion",
+            PipelineKind::HaModuleStop => "HA module stop",
+            PipelineKind::ProxyActivation => "proxy switch",
+            PipelineKind::RaftRecovery => "raft recovery",
+            PipelineKind::Adopted => "failover (found as a lock file)",
+            PipelineKind::Rearm => "re-arm",
+        }
+    }
 }
 
 /// An ordered list of recorded steps. Each step is marked Started in the

@@ -3,6 +3,7 @@
 
 use super::config::EngineConfig;
 use super::machine::{Cx, Decision, Scope};
+use super::reason::Idle;
 use super::record::State;
 use super::time::UnixMillis;
 use super::witness;
@@ -21,6 +22,11 @@ pub struct Explanation {
     pub verdict_reason: String,
     /// The action habeat would take next, if it would act now.
     pub would_act: Option<String>,
+    /// Why it would not act, as data (`kind` names the variant).
+    pub reason: Option<Idle>,
+    /// A stable name for the situation: `in_progress`, `would_act`, or the
+    /// reason's kind.
+    pub kind: String,
     /// The sentence for the operator.
     pub text: String,
 }
@@ -37,8 +43,9 @@ pub fn why(state: &State, cfg: &EngineConfig, now: UnixMillis) -> Vec<Explanatio
         let verdict_reason = cs
             .map(|x| x.reason.clone())
             .unwrap_or_else(|| "not observed yet".into());
-        let (would_act, text) = if let Some(a) = &state.in_flight {
+        let (would_act, reason, text) = if let Some(a) = &state.in_flight {
             (
+                None,
                 None,
                 format!(
                     "in progress (action {}): {} (if habeat is not running, the next run \
@@ -58,10 +65,15 @@ pub fn why(state: &State, cfg: &EngineConfig, now: UnixMillis) -> Vec<Explanatio
             match cx.role_next(role, Scope::Round) {
                 Decision::Act(p) => {
                     let d = p.kind.describe();
-                    (Some(d.clone()), format!("would act now: {d}"))
+                    (Some(d.clone()), None, format!("would act now: {d}"))
                 }
-                Decision::Idle(r) => (None, r),
+                Decision::Idle(r) => (None, Some(r.clone()), r.to_string()),
             }
+        };
+        let kind = match (&would_act, &reason) {
+            (_, Some(r)) => r.kind(),
+            (Some(_), None) => "would_act".to_owned(),
+            (None, None) => "in_progress".to_owned(),
         };
         out.push(Explanation {
             role,
@@ -69,6 +81,8 @@ pub fn why(state: &State, cfg: &EngineConfig, now: UnixMillis) -> Vec<Explanatio
             verdict,
             verdict_reason,
             would_act,
+            reason,
+            kind,
             text,
         });
     }

@@ -4,8 +4,8 @@
 #![allow(dead_code)]
 
 use habeat::engine::{
-    self, Action, ActionKind, ActionOutcome, EngineConfig, Event, Input, OperatorCommand,
-    OutcomeResult, PromoteTarget, State, UnixMillis,
+    self, Action, ActionKind, ActionOutcome, EngineConfig, Event, GateRefusal, Input,
+    OperatorCommand, OutcomeResult, PromoteTarget, State, UnixMillis,
 };
 use habeat::model::{Component, Observation, Role, Round, Vote, WitnessId, WitnessKind};
 use std::time::Duration;
@@ -121,7 +121,9 @@ impl World {
         if self.gate_lost && a.kind.needs_gate() {
             self.gate_lost = false;
             return OutcomeResult::GateRefused {
-                reason: "the quorum gate was lost; not run".into(),
+                refusal: GateRefusal::Lost {
+                    keys: vec!["habeat/failover/test".into()],
+                },
             };
         }
         match &a.kind {
@@ -144,7 +146,9 @@ impl World {
                     ok()
                 } else {
                     OutcomeResult::GateRefused {
-                        reason: "No cluster leader".into(),
+                        refusal: GateRefusal::NoQuorum {
+                            detail: "No cluster leader".into(),
+                        },
                     }
                 }
             }
@@ -293,6 +297,14 @@ impl Sim {
         let json = serde_json::to_vec(&self.state).expect("serialize");
         self.state = serde_json::from_slice(&json).expect("deserialize");
         self.pending = None;
+    }
+
+    /// The reason the first role gives for doing nothing now, as data.
+    pub fn reason(&self) -> Option<engine::Idle> {
+        engine::why(&self.state, &self.cfg, self.now)
+            .into_iter()
+            .next()
+            .and_then(|e| e.reason)
     }
 
     pub fn why(&self) -> String {

@@ -1,0 +1,411 @@
+//! Why the engine does what it does, as data.
+//!
+//! Every reason is a variant that carries what it is about, with one
+//! `Display` written for the operator, and a stable `kind` (the serde
+//! tag) for `status --json`, `/status`, the metrics and the tests. No
+//! variant holds another one's sentence as text: where a reason has a
+//! cause, the cause is a value of its own type, so a clause is never said
+//! twice ("cannot prove ...: ... (quorum gate refused: cannot prove ...)").
+
+use super::record::PipelineKind;
+use super::time::{UnixMillis, human};
+use crate::model::{Component, Role, Verdict};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::time::Duration;
+
+/// Why the quorum gate stays shut (from the executor, which asked Consul).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum GateRefusal {
+    /// No leader, the write failed, or the local agent did not answer:
+    /// this side may be the minority of a partition.
+    NoQuorum { detail: String },
+    /// Consul answered but refused (the token) or answered nonsense.
+    Consul { detail: String },
+    /// The lock exists and another session holds it.
+    HeldByAnother {
+        host: String,
+        holder: Option<String>,
+    },
+    /// The gate was held, but its Consul session is gone.
+    Lost { keys: Vec<String> },
+    /// A gated step came without the gate held.
+    NotHeld,
+    /// habeat has no Consul client (its configuration could not be used).
+    NoClient { detail: String },
+}
+
+impl fmt::Display for GateRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GateRefusal::NoQuorum { detail } => {
+                write!(f, "this side has no Consul quorum ({detail})")
+            }
+            GateRefusal::Consul { detail } => {
+                write!(f, "the failover lock could not be taken ({detail})")
+            }
+            GateRefusal::HeldByAnother { host, holder } => {
+                write!(f, "another habeat holds the failover lock for {host}")?;
+                match holder {
+                    Some(h) if !h.is_empty() => write!(f, " ({h})"),
+                    _ => Ok(()),
+                }
+            }
+            GateRefusal::Lost { keys } => write!(
+                f,
+                "the quorum gate {} was lost (its Consul session is gone)",
+                keys.join(", ")
+            ),
+            GateRefusal::NotHeld => f.write_str("no quorum gate is held"),
+            GateRefusal::NoClient { detail } => write!(f, "Consul cannot be asked ({detail})"),
+        }
+    }
+}
+
+/// Why a role waits before its next try (`retry_at` says until when).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Waiting {
+    /// The quorum gate was refused.
+    GateRefused { refusal: GateRefusal },
+    /// The gate was found lost just before a gated step, which did not run.
+    GateLost { step: String, refusal: GateRefusal },
+    /// An earlier promotion still runs on the mailbox server.
+    PromotionRunning {
+        host: String,
+        operations: Vec<String>,
+    },
+}
+
+impl fmt::Display for Waiting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Waiting::GateRefused { refusal } => {
+                write!(f, "cannot prove the peer is gone: {refusal}")
+            }
+            Waiting::GateLost { step, refusal } => write!(
+                f,
+                "cannot prove the peer is gone: the quorum gate was lost before {step} ({refusal})"
+            ),
+            Waiting::PromotionRunning { host, operations } => write!(
+                f,
+                "an earlier promotion is still running on the mailbox server ({}): waiting for \
+                 it to end before promoting what it leaves on {host}",
+                operations.join("; ")
+            ),
+        }
+    }
+}
+
+/// Why raft recovery may not run now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RaftWait {
+    PeerServersNot {
+        verdict: Verdict,
+    },
+    LocalLeaderPresent,
+    Grace {
+        leaderless_since: UnixMillis,
+        #[serde(with = "crate::model::humantime_serde_compat")]
+        grace: Duration,
+    },
+    ArbiterDisagrees,
+}
+
+impl fmt::Display for RaftWait {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RaftWait::PeerServersNot { verdict } => write!(
+                f,
+                "peer Consul servers are {verdict}: raft recovery only when every one is Down"
+            ),
+            RaftWait::LocalLeaderPresent => f.write_str(
+                "peer Consul servers are Down, but the local Consul has a leader (or could not \
+                 be asked): no raft recovery needed",
+            ),
+            RaftWait::Grace {
+                leaderless_since,
+                grace,
+            } => write!(
+                f,
+                "peer Consul servers are Down and the local Consul has had no leader since \
+                 {leaderless_since}; raft recovery after recovery_grace ({})",
+                human(*grace)
+            ),
+            RaftWait::ArbiterDisagrees => f.write_str(
+                "the command witness does not confirm the peer Consul servers are Down: no raft \
+                 recovery",
+            ),
+        }
+    }
+}
+
+/// Why automatic action is impossible for every role now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Blocked {
+    SafeHold { since: UnixMillis, reason: String },
+    Paused { until: UnixMillis, reason: String },
+}
+
+impl fmt::Display for Blocked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Blocked::SafeHold { since, reason } => write!(
+                f,
+                "automatic action is held since {since} ({reason}): run `habeat rearm` once you \
+                 have checked"
+            ),
+            Blocked::Paused { until, reason } => write!(
+                f,
+                "paused until {until} ({reason}): watching, no automatic action"
+            ),
+        }
+    }
+}
+
+/// Why a role does nothing now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Idle {
+    /// After an operator's command only operator pipelines advance; the
+    /// next round decides the rest (never shown: no round, no status).
+    OperatorScope,
+    NotARole {
+        role: Role,
+    },
+    Blocked {
+        blocked: Blocked,
+    },
+    NotObserved {
+        last_round: Option<UnixMillis>,
+    },
+    PeerNotDown {
+        component: Component,
+        verdict: Verdict,
+    },
+    PrimaryNeverPromotes,
+    PromotionBlocked {
+        source_mail_host: String,
+        last: UnixMillis,
+        until: UnixMillis,
+        #[serde(with = "crate::model::humantime_serde_compat")]
+        block: Duration,
+    },
+    NoSourceHost {
+        dc: String,
+    },
+    NoAccounts {
+        host: String,
+    },
+    PeerBackRearmManual {
+        component: Component,
+    },
+    Stalled {
+        pipeline: u64,
+        why: String,
+    },
+    Recorded {
+        pipeline: PipelineKind,
+        at: UnixMillis,
+        component: Component,
+        verdict: Verdict,
+    },
+    RetryWait {
+        until: UnixMillis,
+    },
+    /// An unfinished automatic pipeline may not go on while automatic
+    /// action is blocked.
+    PipelineBlocked {
+        pipeline: PipelineKind,
+        id: u64,
+        blocked: Blocked,
+    },
+    /// An unfinished automatic pipeline goes on only on the verdict it
+    /// needs (Down before a failover's decisive step, Up for a re-arm).
+    VerdictForbids {
+        pipeline: PipelineKind,
+        id: u64,
+        source_mail_host: Option<String>,
+        component: Component,
+        needed: Verdict,
+        /// `None`: not freshly observed.
+        now: Option<Verdict>,
+        rearm: bool,
+    },
+    PipelineFinished {
+        id: u64,
+    },
+    StepWaiting {
+        pipeline: PipelineKind,
+        step: String,
+        waiting: Waiting,
+        until: UnixMillis,
+    },
+    StepFailed {
+        pipeline: PipelineKind,
+        step: String,
+        error: String,
+        until: UnixMillis,
+    },
+    RaftNotReady {
+        wait: RaftWait,
+    },
+    RaftUnfinished {
+        wait: RaftWait,
+    },
+    Unsettled {
+        role: Role,
+        passes: usize,
+    },
+}
+
+impl fmt::Display for Idle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Idle::OperatorScope => f.write_str("the next round decides"),
+            Idle::NotARole { role } => write!(f, "{role} is not a role of this node"),
+            Idle::Blocked { blocked } => blocked.fmt(f),
+            Idle::NotObserved {
+                last_round: Some(t),
+            } => {
+                write!(f, "no fresh observation of the peer (last round at {t})")
+            }
+            Idle::NotObserved { last_round: None } => {
+                f.write_str("the peer has not been observed yet")
+            }
+            Idle::PeerNotDown { component, verdict } => {
+                write!(f, "peer {component} is {verdict}: nothing to do")
+            }
+            Idle::PrimaryNeverPromotes => f.write_str(
+                "peer appserver is Down, but this is the primary DC: habeat never promotes from it",
+            ),
+            Idle::PromotionBlocked {
+                source_mail_host,
+                last,
+                until,
+                block,
+            } => write!(
+                f,
+                "peer appserver is Down, but the last promotion (of {source_mail_host} at {last}) \
+                 is less than promotion_block ({}) ago: no automatic promotion before {until}",
+                human(*block)
+            ),
+            Idle::NoSourceHost { dc } => write!(
+                f,
+                "peer appserver is Down, but `{dc}.appserver_vmname` is not set: habeat cannot \
+                 tell which mailstore to promote from"
+            ),
+            Idle::NoAccounts { host } => write!(f, "no accounts on {host}: nothing to promote"),
+            Idle::PeerBackRearmManual { component } => write!(
+                f,
+                "the peer {component} is Up again; rearm is manual: run `habeat rearm` once the \
+                 failover is handled"
+            ),
+            Idle::Stalled { pipeline, why } => write!(
+                f,
+                "failover pipeline {pipeline} stopped and needs an operator: {why}"
+            ),
+            Idle::Recorded {
+                pipeline,
+                at,
+                component,
+                verdict,
+            } => write!(
+                f,
+                "{} recorded at {at} and not re-armed: nothing to do (peer {component} is \
+                 {verdict})",
+                pipeline.describe()
+            ),
+            Idle::RetryWait { until } => write!(f, "waiting until {until} before trying again"),
+            Idle::PipelineBlocked {
+                pipeline,
+                id,
+                blocked,
+            } => write!(
+                f,
+                "{} pipeline {id} is unfinished; {blocked}",
+                pipeline.describe()
+            ),
+            Idle::VerdictForbids {
+                pipeline,
+                id,
+                source_mail_host,
+                component,
+                needed,
+                now,
+                rearm,
+            } => {
+                match source_mail_host {
+                    Some(h) => write!(f, "the {} of {h} (pipeline {id})", pipeline.describe())?,
+                    None => write!(f, "the {} (pipeline {id})", pipeline.describe())?,
+                }
+                write!(
+                    f,
+                    " is unfinished; it continues only while the peer {component} is {needed} \
+                     (now {})",
+                    match now {
+                        Some(v) => v.to_string(),
+                        None => "not freshly observed".to_owned(),
+                    }
+                )?;
+                if *rearm {
+                    f.write_str("; `habeat rearm` finishes it by hand")?;
+                }
+                Ok(())
+            }
+            Idle::PipelineFinished { id } => write!(f, "pipeline {id} finished"),
+            Idle::StepWaiting {
+                pipeline,
+                step,
+                waiting,
+                until,
+            } => write!(
+                f,
+                "{}: waiting before step \"{step}\": {waiting}; trying again after {until}",
+                pipeline.describe()
+            ),
+            Idle::StepFailed {
+                pipeline,
+                step,
+                error,
+                until,
+            } => write!(
+                f,
+                "{}: step \"{step}\" failed ({error}); trying again after {until}",
+                pipeline.describe()
+            ),
+            Idle::RaftNotReady { wait } => wait.fmt(f),
+            Idle::RaftUnfinished { wait } => write!(f, "raft recovery is unfinished; {wait}"),
+            Idle::Unsettled { role, passes } => write!(
+                f,
+                "{role}: the decision did not settle after {passes} passes; nothing done (a bug: \
+                 please report it with `habeat status --json`)"
+            ),
+        }
+    }
+}
+
+impl Idle {
+    /// The stable machine-readable name of the variant (its serde tag).
+    pub fn kind(&self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_owned))
+            .unwrap_or_default()
+    }
+}
+
+/// Read a reason saved by an earlier release, which kept it as a
+/// sentence: a sentence is no reason of this one and reads as none (the
+/// engine then says its reason again once).
+pub(crate) fn lenient<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let v = Option::<serde_json::Value>::deserialize(d)?;
+    Ok(v.and_then(|v| serde_json::from_value(v).ok()))
+}
