@@ -122,7 +122,7 @@ async fn run_daemon(
         daemon::signals::listen().map_err(|e| fail(exit::RUNTIME, format!("signals: {e}")))?;
     let metrics = Metrics::new();
     let listen = cfg.metrics.listen;
-    let mut driver = daemon::driver::Pipeline::new(cli.config.clone(), cfg, metrics.clone())
+    let mut driver = daemon::driver::SessionDriver::new(cli.config.clone(), cfg, metrics.clone())
         .map_err(|e| fail(exit::RUNTIME, e))?;
     let _server = match listen {
         Some(addr) => {

@@ -4,9 +4,11 @@
 //! state lock briefly, feeds the round to the engine and persists the
 //! result. An action the engine hands out runs as an [`ActionJob`] (with
 //! the state lock and the session moved into it), so probing, STATUS and
-//! WATCHDOG go on during a long promotion. Rounds that complete while a
-//! job runs are reported but not fed to the engine: the job owns the
-//! session until it ends.
+//! WATCHDOG go on during a long promotion. While a job runs, the driver
+//! says so ([`Activity::Running`]) and does not decide; the rounds it
+//! completes meanwhile reach the job's session between its actions (see
+//! `Session::watch_rounds`), so a peer seen again stops a promotion that
+//! has not begun.
 
 use super::metrics::Metrics;
 use super::run::{ActionEnd, ActionJob, Driver, RoundContext, RoundError, RoundReport};
@@ -25,8 +27,18 @@ use tokio::sync::Mutex;
 /// `promote` before skipping the decision this round.
 const LOCK_WAIT: Duration = Duration::from_millis(200);
 
-/// The daemon's pipeline.
-pub struct Pipeline {
+/// What the daemon is doing with its session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Activity {
+    /// No job: each round decides.
+    Idle,
+    /// A job owns the session (and the state lock) until it ends.
+    Running { what: String },
+}
+
+/// The daemon's driver: probe, then decide through the session, and run
+/// what it hands out as a job.
+pub struct SessionDriver {
     config_path: PathBuf,
     cfg: Config,
     prober: Prober,
@@ -44,6 +56,7 @@ pub struct Pipeline {
     /// it lasts: said loudly once when it starts, changes or ends, not
     /// every round.
     cannot_decide: Option<String>,
+    activity: Activity,
 }
 
 /// What an action job reports back.
@@ -52,14 +65,18 @@ pub struct JobResult {
     error: Option<String>,
 }
 
-impl Pipeline {
+impl SessionDriver {
     /// Build the pipeline for a validated configuration.
-    pub fn new(config_path: PathBuf, cfg: Config, metrics: Metrics) -> Result<Pipeline, String> {
+    pub fn new(
+        config_path: PathBuf,
+        cfg: Config,
+        metrics: Metrics,
+    ) -> Result<SessionDriver, String> {
         let prober = Prober::new(&cfg).map_err(|e| e.to_string())?;
         let mut session = Session::open(&cfg, false).map_err(|e| e.to_string())?;
         let (meanwhile, rx) = tokio::sync::watch::channel(None);
         session.watch_rounds(rx);
-        Ok(Pipeline {
+        Ok(SessionDriver {
             config_path,
             prober,
             status: Arc::new(StdMutex::new(crate::commands::status_json(
@@ -73,6 +90,7 @@ impl Pipeline {
             cfg,
             metrics,
             cannot_decide: None,
+            activity: Activity::Idle,
         })
     }
 
@@ -216,21 +234,21 @@ fn kind_label(k: &ActionKind) -> &'static str {
     }
 }
 
-impl Driver for Pipeline {
+impl Driver for SessionDriver {
     type Outcome = JobResult;
 
     fn interval(&self) -> Duration {
         self.cfg.detection.interval
     }
 
-    async fn round(&mut self, ctx: RoundContext) -> Result<RoundReport<JobResult>, RoundError> {
+    async fn round(&mut self, _ctx: RoundContext) -> Result<RoundReport<JobResult>, RoundError> {
         let round = self.prober.round().await;
         let mut job = None;
+        let running = self.activity != Activity::Idle;
         // A running job's session sees this round between its actions; a
         // round fed here directly must not be fed again by the next job.
-        self.meanwhile
-            .send_replace(ctx.action_running.is_some().then(|| round.clone()));
-        if ctx.action_running.is_none() {
+        self.meanwhile.send_replace(running.then(|| round.clone()));
+        if !running {
             let dir = self.cfg.local.state_dir.clone();
             let lock = tokio::task::spawn_blocking(move || StateLock::acquire(&dir, LOCK_WAIT))
                 .await
@@ -249,23 +267,25 @@ impl Driver for Pipeline {
                 },
             }
         }
-        let (state, ecfg) = match self.session.try_lock() {
-            Ok(s) => (s.state.clone(), s.ecfg.clone()),
-            Err(_) => {
-                // A job owns the session: report the probe results only.
-                let status = format!(
-                    "peer {}: action running: {}",
-                    self.cfg.local.dc_check,
-                    ctx.action_running.clone().unwrap_or_default()
-                );
-                return Ok(RoundReport {
-                    status,
-                    round,
-                    verdicts: Vec::new(),
-                    action: job,
-                });
-            }
+        if let Activity::Running { what } = &self.activity {
+            // A job owns the session: report the probe results only.
+            let status = format!("peer {}: action running: {what}", self.cfg.local.dc_check);
+            return Ok(RoundReport {
+                status,
+                round,
+                verdicts: Vec::new(),
+                action: job,
+            });
+        }
+        let (state, ecfg) = {
+            let s = self.session.lock().await;
+            (s.state.clone(), s.ecfg.clone())
         };
+        if let Some(j) = &job {
+            self.activity = Activity::Running {
+                what: j.what.clone(),
+            };
+        }
         let verdicts: Vec<(Component, Verdict)> = state
             .components
             .iter()
@@ -285,6 +305,7 @@ impl Driver for Pipeline {
     async fn action_finished(&mut self, what: &str, end: ActionEnd<JobResult>) {
         // The run loop has logged how the job ended; what matters here is
         // whether its outcome reached the engine.
+        self.activity = Activity::Idle;
         let outcome_lost = match end {
             ActionEnd::Finished(r) => {
                 self.record_fed(&r.fed);
@@ -302,7 +323,8 @@ impl Driver for Pipeline {
             tracing::warn!("{what}: no outcome recorded; the next round takes it as interrupted");
             self.session.lock().await.abandon_running().await;
         }
-        if let Ok(s) = self.session.try_lock() {
+        {
+            let s = self.session.lock().await;
             self.publish(&s.state, &s.ecfg);
         }
         if let Some(session) = self.pending_session.take() {
@@ -321,7 +343,7 @@ impl Driver for Pipeline {
             tracing::warn!("{w}");
         }
         self.prober = prober;
-        if self.session.try_lock().is_ok() {
+        if self.activity == Activity::Idle {
             self.session = Arc::new(Mutex::new(session));
         } else {
             // A job owns the session: it finishes under the configuration

@@ -26,7 +26,7 @@
 //!                            status_source, ServerOptions::default()).await?),
 //!         None => None,
 //!     };
-//!     let mut driver = Pipeline::new(cfg, metrics.clone());  // impl Driver
+//!     let mut driver = SessionDriver::new(config_path, cfg, metrics.clone())?;
 //!     daemon::run(&mut driver, requests, RunOptions {
 //!         notifier, metrics: Some(metrics), log, ..RunOptions::default()
 //!     }).await;                                           // then exit 0

@@ -38,9 +38,11 @@
 //!   for more time (`EXTEND_TIMEOUT_USEC`), then [`Driver::shutdown`]
 //!   (release the Consul session), and return: the process exits 0.
 //!
-//! Because a job may be dropped unstarted (a stop arrived, or another job
-//! runs), the driver must record its intent *inside* the job's future (the
-//! executor's first step), not in `round()`.
+//! A job may be dropped unstarted (a stop arrived, or another job runs):
+//! the loop then calls [`Driver::action_finished`] with
+//! [`ActionEnd::NotStarted`], and the driver hands the action back to its
+//! engine as interrupted (its intent was saved before the job was made),
+//! so the next round decides again whether to run it.
 
 use super::metrics::Metrics;
 use super::notify::Notifier;
