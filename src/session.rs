@@ -8,7 +8,7 @@
 use crate::act::hooks::{EventDispatcher, event_env};
 use crate::config::Config;
 use crate::engine::{
-    self, Action, ActionKind, EngineConfig, Event, Input, OutcomeResult, State, UnixMillis,
+    self, Action, ActionKind, EngineConfig, Event, Input, Live, OutcomeResult, State, UnixMillis,
 };
 use crate::exec::Executor;
 use crate::state::{Journal, StateError, Store};
@@ -54,6 +54,9 @@ pub struct Session {
     pub cfg: Config,
     pub ecfg: EngineConfig,
     pub state: State,
+    /// What this process knows that is never saved (the fresh listing, the
+    /// quorum gate held, the action running here).
+    pub live: Live,
     store: Store,
     journal: Journal,
     pub exec: Executor,
@@ -102,6 +105,7 @@ impl Session {
             ecfg: EngineConfig::from_config(cfg),
             cfg: cfg.clone(),
             state: loaded.state,
+            live: Live::default(),
             store,
             journal,
             exec: Executor::new(cfg),
@@ -165,8 +169,8 @@ impl Session {
     /// decides whether to run it again), and the quorum gate is given
     /// back, to be taken again if a step still needs it.
     pub async fn abandon_running(&mut self) {
-        self.state.in_flight_live = false;
-        self.state.gate_held = None;
+        self.live.running_here = None;
+        self.live.gate_held = None;
         self.exec.release_all().await;
     }
 
@@ -185,11 +189,11 @@ impl Session {
         if !matches!(input, Input::Outcome(_)) {
             self.refresh()?;
         }
-        let t = engine::step(&self.state, &input, now(), &self.ecfg);
+        let t = engine::step(&self.state, &self.live, &input, now(), &self.ecfg);
         if fed.refusal.is_none() {
             fed.refusal = t.refusal.clone();
         }
-        self.commit(&t.state, &t.events)?;
+        self.commit(&t)?;
         fed.events.extend(t.events.iter().cloned());
         Ok(t.actions.first().cloned())
     }
@@ -230,8 +234,9 @@ impl Session {
     /// from the old copy would overwrite their record (a pause ignored, a
     /// promotion forgotten). Called with the state lock held, before every
     /// input except an action's outcome (an outcome continues this
-    /// process's own chain). What is never saved (the fresh listing, the
-    /// quorum gate held, an action running here) is kept from memory.
+    /// process's own chain). What is never saved is in [`Live`], apart,
+    /// and needs no copying back: an action found in flight on disk runs
+    /// here only if it is the one this process handed out.
     /// `--dry-run` keeps its simulated state: it writes nothing.
     fn refresh(&mut self) -> Result<(), StateError> {
         if self.dry_run {
@@ -246,18 +251,12 @@ impl Session {
                 aside.moved_to.display()
             );
         }
-        let mut fresh = loaded.state;
-        fresh.fresh_listing = self.state.fresh_listing.take();
-        fresh.no_promotion_running = self.state.no_promotion_running;
-        fresh.gate_held = self.state.gate_held.take();
-        fresh.in_flight_live = self.state.in_flight_live
-            && fresh.in_flight.as_ref().map(|a| a.id)
-                == self.state.in_flight.as_ref().map(|a| a.id);
-        self.state = fresh;
+        self.state = loaded.state;
         Ok(())
     }
 
-    fn commit(&mut self, state: &State, events: &[Event]) -> Result<(), StateError> {
+    fn commit(&mut self, t: &engine::Transition) -> Result<(), StateError> {
+        let (state, events) = (&t.state, &t.events[..]);
         if !self.dry_run {
             self.store.save(state)?;
             if self.state.safe_hold.is_some() && state.safe_hold.is_none() {
@@ -274,6 +273,7 @@ impl Session {
             tracing::info!(target: "habeat::event", "{}", e.message);
         }
         self.state = state.clone();
+        self.live = t.live.clone();
         Ok(())
     }
 

@@ -805,6 +805,7 @@ fn manual_promote_is_refused_while_a_witness_sees_the_source_up() {
     let mut sim = Sim::new(appserver_config(), World::new(&ACCOUNTS));
     let t = habeat::engine::step(
         &sim.state,
+        &sim.live,
         &Input::Operator(OperatorCommand::Promote {
             target: PromoteTarget::SourceMailHost(SOURCE.into()),
             accounts: ACCOUNTS.iter().map(|s| s.to_string()).collect(),
@@ -1319,7 +1320,7 @@ fn a_quorum_gate_lost_before_the_promotion_is_taken_again_and_costs_no_attempt()
     assert_eq!(names(&ran), ["list", "gate", "promote"]);
     assert!(sim.world.promoted.is_empty(), "the executor did not run it");
     assert!(
-        sim.state.gate_held.is_none(),
+        sim.live.gate_held.is_none(),
         "the engine still thinks it holds the gate"
     );
     assert!(

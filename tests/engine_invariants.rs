@@ -188,6 +188,8 @@ fn oracle(history: &[Vote], fall: usize, rise: usize) -> Vote {
 struct Checker {
     cfg: EngineConfig,
     state: State,
+    /// The engine's process memory; a restart loses it.
+    live: engine::Live,
     now: UnixMillis,
     pending: Option<Action>,
     /// Raw appserver votes per witness since the last gap.
@@ -213,6 +215,7 @@ impl Checker {
         Checker {
             cfg,
             state: State::new(),
+            live: engine::Live::default(),
             now: UnixMillis(1_800_000_000_000),
             pending: None,
             history: Vec::new(),
@@ -232,7 +235,7 @@ impl Checker {
     }
 
     fn apply(&mut self, input: Input) -> Result<(), TestCaseError> {
-        let t = engine::step(&self.state, &input, self.now, &self.cfg);
+        let t = engine::step(&self.state, &self.live, &input, self.now, &self.cfg);
         for e in &t.events {
             if matches!(
                 e.kind,
@@ -256,6 +259,7 @@ impl Checker {
         }
         prop_assert!(t.actions.len() <= 1);
         self.state = t.state;
+        self.live = t.live.clone();
         self.pending = t.actions.into_iter().next();
         if let Some(a) = self.pending.clone() {
             self.check(&a)?;
@@ -505,6 +509,7 @@ impl Checker {
             let json = serde_json::to_vec(&self.state).expect("serialize");
             self.state = serde_json::from_slice(&json).expect("deserialize");
         }
+        self.live = engine::Live::default(); // a new process knows nothing
         self.pending = None; // killed during the action, if one was running
         self.gate = None; // the Consul session dies with the process
     }
@@ -681,6 +686,7 @@ proptest! {
         let longest = seqs.iter().flat_map(|s| s.chunk_by(|a, b| a == b)).filter(|r| r[0] == Vote::Down).map(|r| r.len()).max().unwrap_or(0);
         cfg.fall = u32::try_from(longest).unwrap_or(u32::MAX) + 1;
         let mut state = State::new();
+        let mut live = engine::Live::default();
         let mut now = UnixMillis(1_800_000_000_000);
         let n = seqs.iter().map(Vec::len).max().unwrap_or(0);
         for i in 0..n {
@@ -697,11 +703,14 @@ proptest! {
                     });
                 }
             }
-            let t = engine::decide(&state, &Round { observations, local_leader: Some(false), raft_servers: None }, now, &cfg);
+            let round = Input::Round(Round { observations, local_leader: Some(false), raft_servers: None });
+            let t = engine::step(&state, &live, &round, now, &cfg);
             prop_assert!(t.actions.is_empty(), "flapping triggered {:?}", t.actions);
             state = t.state;
+            live = t.live;
             if restarts.get(i).copied().unwrap_or(false) {
                 state = serde_json::from_slice(&serde_json::to_vec(&state).expect("ser")).expect("de");
+                live = engine::Live::default();
             }
         }
     }

@@ -15,6 +15,7 @@ fn a_state() -> State {
     let cfg = habeat::engine::EngineConfig::new("secondary", "primary", &[Role::Appserver]);
     let t = habeat::engine::step(
         &State::new(),
+        &habeat::engine::Live::default(),
         &habeat::engine::Input::Operator(OperatorCommand::Pause {
             until: NOW.plus(Duration::from_secs(60)),
             reason: "test".into(),

@@ -50,7 +50,7 @@ impl Cx<'_> {
             return Next::Act(planned);
         }
         let key = EngineConfig::gate_key(&self.gate_host(role, p));
-        match &self.s.gate_held {
+        match &self.live.gate_held {
             Some((_, k)) if *k == key => Next::Act(planned),
             Some((held_role, k)) => Next::Act(Planned::new(
                 ActionKind::ReleaseQuorumGate { key: k.clone() },

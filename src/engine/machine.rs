@@ -7,7 +7,7 @@ use super::config::EngineConfig;
 use super::event::{Event, EventKind, Severity};
 use super::pipeline::describe_kind;
 use super::reason::{Blocked, GateRefusal, Idle, Waiting};
-use super::record::{LockFileSeen, OperatorCommand, Pause, PipelineKind, State, StepStatus};
+use super::record::{Live, LockFileSeen, OperatorCommand, Pause, PipelineKind, State, StepStatus};
 use super::time::{UnixMillis, human};
 use super::witness;
 use crate::config::Rearm;
@@ -36,6 +36,9 @@ pub struct Transition {
     /// running `actions`: that is what makes a promotion intent durable and
     /// a crash resumable.
     pub state: State,
+    /// What this process knows besides: keep it for the next step, never
+    /// save it.
+    pub live: Live,
     /// At most one action; run it, then feed its outcome back.
     pub actions: Vec<Action>,
     /// Journal entries, in order.
@@ -46,9 +49,16 @@ pub struct Transition {
 
 /// The one pure function of the engine. No I/O, no clock, no randomness:
 /// the same inputs give the same transition.
-pub fn step(prev: &State, input: &Input, now: UnixMillis, cfg: &EngineConfig) -> Transition {
+pub fn step(
+    prev: &State,
+    live: &Live,
+    input: &Input,
+    now: UnixMillis,
+    cfg: &EngineConfig,
+) -> Transition {
     let mut cx = Cx {
         s: prev.clone(),
+        live: live.clone(),
         events: Vec::new(),
         now,
         cfg,
@@ -95,21 +105,6 @@ pub fn step(prev: &State, input: &Input, now: UnixMillis, cfg: &EngineConfig) ->
     }
     let action = cx.next_action(scope);
     cx.finish(action)
-}
-
-/// `step` with a round.
-pub fn decide(prev: &State, round: &Round, now: UnixMillis, cfg: &EngineConfig) -> Transition {
-    step(prev, &Input::Round(round.clone()), now, cfg)
-}
-
-/// `step` with an action outcome.
-pub fn on_outcome(
-    prev: &State,
-    outcome: &ActionOutcome,
-    now: UnixMillis,
-    cfg: &EngineConfig,
-) -> Transition {
-    step(prev, &Input::Outcome(outcome.clone()), now, cfg)
 }
 
 /// Which pipelines may advance in this step.
@@ -164,6 +159,7 @@ impl Planned {
 
 pub(crate) struct Cx<'a> {
     pub s: State,
+    pub live: Live,
     pub events: Vec<Event>,
     pub now: UnixMillis,
     pub cfg: &'a EngineConfig,
@@ -180,10 +176,11 @@ impl<'a> Cx<'a> {
     pub(super) fn finish(mut self, action: Option<Action>) -> Transition {
         if let Some(a) = &action {
             self.s.in_flight = Some(a.clone());
-            self.s.in_flight_live = true;
+            self.live.running_here = Some(a.id);
         }
         Transition {
             state: self.s,
+            live: self.live,
             actions: action.into_iter().collect(),
             events: self.events,
             refusal: self.refusal,
@@ -210,7 +207,7 @@ impl<'a> Cx<'a> {
     /// An action handed out before a restart never reported back: habeat
     /// died during it. Its step is in doubt; decide whether to re-run it.
     pub(super) fn recover_in_flight(&mut self) {
-        if self.s.in_flight_live {
+        if self.live.runs(&self.s) {
             // Still running in this process: its outcome will come.
             return;
         }
@@ -268,8 +265,8 @@ impl<'a> Cx<'a> {
         }
         // A new round invalidates an account listing of an earlier one,
         // and what the server was running then.
-        self.s.fresh_listing = None;
-        self.s.no_promotion_running = false;
+        self.live.fresh_listing = None;
+        self.live.no_promotion_running = false;
 
         // Hysteresis, one state per witness present in this round.
         let mut merged: Vec<Observation> = Vec::new();
@@ -365,7 +362,7 @@ impl<'a> Cx<'a> {
             return false;
         };
         self.s.in_flight = None;
-        self.s.in_flight_live = false;
+        self.live.running_here = None;
         let role = a.role;
         let err = match (&a.kind, &o.result) {
             (ActionKind::ListAccounts { .. }, OutcomeResult::Succeeded { .. }) => {
@@ -382,7 +379,7 @@ impl<'a> Cx<'a> {
             ActionKind::AcquireQuorumGate { key } => {
                 match err {
                     None => {
-                        self.s.gate_held = Some((role, key.clone()));
+                        self.live.gate_held = Some((role, key.clone()));
                         self.success_event(&a, o);
                     }
                     Some(reason) => {
@@ -399,7 +396,7 @@ impl<'a> Cx<'a> {
                 return true;
             }
             ActionKind::ReleaseQuorumGate { .. } => {
-                self.s.gate_held = None;
+                self.live.gate_held = None;
                 match err {
                     None => self.success_event(&a, o),
                     Some(reason) => self.event(
@@ -438,7 +435,7 @@ impl<'a> Cx<'a> {
                     }
                     (_, None) => {
                         self.success_event(&a, o);
-                        self.s.no_promotion_running = true;
+                        self.live.no_promotion_running = true;
                     }
                     (_, Some(reason)) => {
                         // Not knowing must not strand a failover half-done:
@@ -458,7 +455,7 @@ impl<'a> Cx<'a> {
                                  on {host}"
                             ),
                         );
-                        self.s.no_promotion_running = true;
+                        self.live.no_promotion_running = true;
                     }
                 }
                 return true;
@@ -500,7 +497,12 @@ impl<'a> Cx<'a> {
         if let OutcomeResult::GateRefused { refusal } = &o.result {
             // The executor found the gate lost before a gated step: the
             // step did not run, so it neither failed nor counts as tried.
-            let key = self.s.gate_held.take().map(|(_, k)| k).unwrap_or_default();
+            let key = self
+                .live
+                .gate_held
+                .take()
+                .map(|(_, k)| k)
+                .unwrap_or_default();
             if let Some((p, _)) = self.pipeline_mut(role, sr.pipeline)
                 && let Some(st) = p.steps.get_mut(sr.index)
             {
@@ -609,7 +611,7 @@ impl<'a> Cx<'a> {
             }
         }
         // Nothing left to do in this chain: give the gate back.
-        if let Some((role, key)) = self.s.gate_held.clone() {
+        if let Some((role, key)) = self.live.gate_held.clone() {
             return Some(self.start(
                 role,
                 Planned::new(

@@ -34,12 +34,12 @@ pub use action::{
 };
 pub use config::{EngineConfig, MAX_ATTEMPTS};
 pub use event::{Event, EventKind, Severity};
-pub use machine::{Input, Transition, decide, on_outcome, step};
+pub use machine::{Input, Transition, step};
 pub use reason::{Blocked, GateRefusal, Idle, RaftWait, Waiting};
 pub use record::{
-    ComponentState, LastPromotion, LockFileSeen, OperatorCommand, Pause, Pipeline, PipelineKind,
-    PromotionDetails, RaftMemory, RoleState, STATE_VERSION, SafeHold, State, Step, StepState,
-    StepStatus, WitnessState,
+    ComponentState, LastPromotion, Live, LockFileSeen, OperatorCommand, Pause, Pipeline,
+    PipelineKind, PromotionDetails, RaftMemory, RoleState, STATE_VERSION, SafeHold, State, Step,
+    StepState, StepStatus, WitnessState,
 };
 pub use time::UnixMillis;
 pub use why::{Explanation, wants_more_rounds, why};

@@ -168,8 +168,8 @@ impl Cx<'_> {
             }
         }
         if matches!(planned.kind, ActionKind::PromoteAccounts { .. }) {
-            self.s.fresh_listing = None;
-            self.s.no_promotion_running = false;
+            self.live.fresh_listing = None;
+            self.live.no_promotion_running = false;
         }
         let action = Action {
             id,

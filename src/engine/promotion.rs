@@ -56,7 +56,7 @@ impl Cx<'_> {
         let rs = self.s.role(role);
         match rs.failover {
             Some(p) if p.kind == PipelineKind::Promotion && !p.is_finished() => {
-                self.s.fresh_listing = Some(list);
+                self.live.fresh_listing = Some(list);
             }
             Some(_) => {}
             None => {
@@ -102,7 +102,7 @@ impl Cx<'_> {
                         list.len()
                     ),
                 );
-                self.s.fresh_listing = Some(list);
+                self.live.fresh_listing = Some(list);
             }
         }
     }
@@ -225,7 +225,7 @@ impl Cx<'_> {
         // during it, its client timed out or failed) may still be running
         // on the mailbox server: promoting again beside it would run two
         // promotions of the same accounts at once. Ask the server first.
-        if p.steps[idx].attempts >= 1 && !self.s.no_promotion_running {
+        if p.steps[idx].attempts >= 1 && !self.live.no_promotion_running {
             return Next::Act(Planned::new(
                 ActionKind::ListOperations {
                     source_mail_host: d.source_mail_host.clone(),
@@ -240,7 +240,7 @@ impl Cx<'_> {
                 t => t.clone(),
             }
         } else {
-            let Some(list) = self.s.fresh_listing.clone() else {
+            let Some(list) = self.live.fresh_listing.clone() else {
                 return Next::Act(Planned::new(
                     ActionKind::ListAccounts {
                         source_mail_host: d.source_mail_host.clone(),
@@ -260,7 +260,7 @@ impl Cx<'_> {
                 }
             };
             if left.is_empty() {
-                self.s.fresh_listing = None;
+                self.live.fresh_listing = None;
                 self.event(
                     Severity::Info,
                     EventKind::Decision { reason: None },

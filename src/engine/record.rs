@@ -1,7 +1,8 @@
-//! The engine's state: everything that must survive a restart
-//! (`state.json`), plus a little that must not (marked `serde(skip)`).
+//! The engine's state: [`State`], everything that must survive a restart
+//! (`state.json`, a versioned format), and [`Live`], the little that must
+//! not (it lives only as long as the process that learnt it).
 
-use super::action::{Action, ActionKind, LockKind, Origin, PromoteTarget};
+use super::action::{Action, ActionId, ActionKind, LockKind, Origin, PromoteTarget};
 use super::reason::{Idle, Waiting};
 use super::time::UnixMillis;
 use crate::model::{Component, Observation, RaftServer, Role, Verdict, Vote, WitnessId};
@@ -41,29 +42,40 @@ pub struct State {
     pub next_action_id: u64,
     /// The next pipeline id.
     pub next_pipeline_id: u64,
-    /// Account listing obtained in this run; a new round or a restart
-    /// forgets it, so a promotion always uses a fresh listing.
-    #[serde(skip)]
-    pub(crate) fresh_listing: Option<Vec<String>>,
-    /// `core getAllOperations` showed no promotion running, in this run,
-    /// since the last promoteAccounts was handed out: a promotion may be
-    /// issued again. Like the listing, never saved.
-    #[serde(skip)]
-    pub(crate) no_promotion_running: bool,
-    /// The quorum gate key held by this process. A restart loses it with
-    /// the Consul session, so it is not persisted.
-    #[serde(skip)]
-    pub gate_held: Option<(Role, String)>,
-    /// The in-flight action was handed out by this process (not found in a
-    /// loaded file): a round fed while it runs (the daemon keeps probing
-    /// during a long promotion) is not mistaken for a crash.
-    #[serde(skip)]
-    pub(crate) in_flight_live: bool,
 }
 
 impl Default for State {
     fn default() -> Self {
         State::new()
+    }
+}
+
+/// What the engine knows only while this process runs; never saved, so a
+/// restart forgets it, which is what each of these facts must do.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Live {
+    /// Account listing obtained in this run; a new round or a restart
+    /// forgets it, so a promotion always uses a fresh listing.
+    pub fresh_listing: Option<Vec<String>>,
+    /// `core getAllOperations` showed no promotion running, in this run,
+    /// since the last promoteAccounts was handed out: a promotion may be
+    /// issued again.
+    pub no_promotion_running: bool,
+    /// The quorum gate key held by this process. A restart loses it with
+    /// the Consul session.
+    pub gate_held: Option<(Role, String)>,
+    /// The action this process handed out and is running: while it is
+    /// [`State::in_flight`], a round fed meanwhile (the daemon keeps
+    /// probing during a long promotion) is not mistaken for a crash. An
+    /// in-flight action found in a loaded file has another id, or none
+    /// here: that one was interrupted.
+    pub running_here: Option<ActionId>,
+}
+
+impl Live {
+    /// Whether the in-flight action of `state` runs in this process.
+    pub fn runs(&self, state: &State) -> bool {
+        self.running_here.is_some() && state.in_flight.as_ref().map(|a| a.id) == self.running_here
     }
 }
 
@@ -83,10 +95,6 @@ impl State {
             in_flight: None,
             next_action_id: 1,
             next_pipeline_id: 1,
-            fresh_listing: None,
-            no_promotion_running: false,
-            gate_held: None,
-            in_flight_live: false,
         }
     }
 

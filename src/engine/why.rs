@@ -4,7 +4,7 @@
 use super::config::EngineConfig;
 use super::machine::{Cx, Decision, Scope};
 use super::reason::Idle;
-use super::record::State;
+use super::record::{Live, State};
 use super::time::UnixMillis;
 use super::witness;
 use crate::model::{Component, Role, Verdict};
@@ -57,6 +57,7 @@ pub fn why(state: &State, cfg: &EngineConfig, now: UnixMillis) -> Vec<Explanatio
         } else {
             let mut cx = Cx {
                 s: state.clone(),
+                live: Live::default(),
                 events: Vec::new(),
                 now,
                 cfg,

@@ -189,6 +189,8 @@ pub fn ok() -> OutcomeResult {
 pub struct Sim {
     pub cfg: EngineConfig,
     pub state: State,
+    /// What the engine's process knows besides (never saved).
+    pub live: engine::Live,
     pub now: UnixMillis,
     pub world: World,
     pub events: Vec<Event>,
@@ -201,6 +203,7 @@ impl Sim {
         Sim {
             cfg,
             state: State::new(),
+            live: engine::Live::default(),
             now: UnixMillis(1_800_000_000_000),
             world,
             events: Vec::new(),
@@ -209,12 +212,13 @@ impl Sim {
     }
 
     fn apply(&mut self, input: Input) -> Option<Action> {
-        let t = engine::step(&self.state, &input, self.now, &self.cfg);
+        let t = engine::step(&self.state, &self.live, &input, self.now, &self.cfg);
         // Every state the engine hands out must survive a save/load.
         let json = serde_json::to_string(&t.state).expect("state serializes");
         let back: State = serde_json::from_str(&json).expect("state deserializes");
         assert_eq!(back.version, t.state.version);
         self.state = t.state;
+        self.live = t.live;
         self.events.extend(t.events);
         assert!(
             t.actions.len() <= 1,
@@ -296,6 +300,8 @@ impl Sim {
     pub fn restart(&mut self) {
         let json = serde_json::to_vec(&self.state).expect("serialize");
         self.state = serde_json::from_slice(&json).expect("deserialize");
+        // A new process: what the old one knew only in memory is gone.
+        self.live = engine::Live::default();
         self.pending = None;
     }
 
