@@ -1,6 +1,6 @@
 //! Hostile and self-contradicting Consul answers, through the real binary
-//! (issue 18, item 6): a health answer that contradicts itself is Unknown,
-//! never Down.
+//! (issue 18, items 6 and 7): a health answer that contradicts itself is
+//! Unknown, never Down; a session ID that is not a UUID never reaches a URL.
 //!
 //! The peer is "dead" without a network namespace: its address is one that
 //! never answers ([`bin::DEAD_IP`]).
@@ -15,6 +15,11 @@ use support::consul_api::{ConsulApi, Fault};
 
 const SOURCE: &str = "mbox1.example.com";
 const NODE: &str = "agent-mbox1-example-com";
+const PROXY: &str = "proxy1.example.com";
+
+/// The session ID of the issue: a path that climbs out of
+/// `/v1/session/destroy/` and a query that acquires another key.
+const HOSTILE_ID: &str = "../../v1/kv/evil?dc=x&acquire=";
 
 fn write_config(dir: &Path, body: &str) -> PathBuf {
     let d = dir.display();
@@ -99,4 +104,92 @@ async fn a_health_check_of_another_node_is_unknown_not_down() {
     assert_eq!(vote, "unknown", "{out}");
     assert_ne!(verdict, "down", "another node's check made a Down: {out}");
     assert!(out.contains("agent-mbox9-example-com"), "{out}");
+}
+
+/// A proxyserver whose peer proxy is dead to ping (the only witness): its
+/// proxy switch needs the quorum gate, so `check` creates a session.
+fn proxy_config(dir: &Path, api: &ConsulApi) -> PathBuf {
+    write_config(
+        dir,
+        &format!(
+            "  roles: [proxyserver]\n  proxy_enable_activate: true\n\
+             primary:\n  proxy_ip: {DEAD_IP}\n  proxyserver_vmname: {PROXY}\n\
+             secondary:\n  proxy_switch:\n    bgp:\n      activate: [\"echo activate >> {d}/switched\"]\n\
+             witnesses:\n  consul_members: false\n  consul_health: false\n\
+             consul:\n  port: {}",
+            api.addr().port(),
+            d = dir.display()
+        ),
+    )
+}
+
+/// No request left the Consul API the client meant to call.
+fn no_request_escaped(api: &ConsulApi) {
+    for r in api.requests() {
+        assert!(
+            !r.path.starts_with("/v1/v1/") && !r.path.contains("evil") && !r.query.contains("evil"),
+            "a hostile session ID reached a URL: {} {}?{}",
+            r.method,
+            r.path,
+            r.query
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_created_session_id_that_is_a_path_is_refused_and_never_put_in_a_url() {
+    let api = ConsulApi::builder().start().await;
+    api.set_fault_on(
+        "/v1/session/create",
+        Fault::Body(serde_json::json!({ "ID": HOSTILE_ID }).to_string()),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = proxy_config(dir.path(), &api);
+    let out = habeat(&config, &["check"]);
+    no_request_escaped(&api);
+    assert!(
+        !dir.path().join("switched").exists(),
+        "switched without the gate: {}",
+        text(&out)
+    );
+    let all = text(&out);
+    assert!(all.contains("is not a UUID"), "{all}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lock_held_by_a_session_id_that_is_a_path_is_not_taken_over_through_it() {
+    let api = ConsulApi::builder().start().await;
+    // The key says it is held by a habeat of this very node that is gone:
+    // habeat would destroy the holder's session to resume.
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .expect("hostname")
+        .trim()
+        .to_owned();
+    let mut dead = std::process::Command::new("true").spawn().expect("spawn");
+    let pid = dead.id();
+    dead.wait().expect("wait");
+    let holder = serde_json::json!({"node": hostname, "pid": pid, "version": "0.1.0",
+                                    "purpose": "promotion"});
+    api.put_locked(
+        &format!("habeat/failover/{PROXY}"),
+        holder.to_string().as_bytes(),
+        HOSTILE_ID,
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = proxy_config(dir.path(), &api);
+    let out = habeat(&config, &["check"]);
+    no_request_escaped(&api);
+    assert!(
+        !dir.path().join("switched").exists(),
+        "switched without the gate: {}",
+        text(&out)
+    );
+    // The gate was asked (the key was read), and said no.
+    assert!(
+        api.requests()
+            .iter()
+            .any(|r| r.method == "GET" && r.path == format!("/v1/kv/habeat/failover/{PROXY}")),
+        "{}",
+        text(&out)
+    );
 }
