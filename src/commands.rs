@@ -376,16 +376,17 @@ pub fn status(cfg: &Config, json_out: bool) -> Outcome {
 
 /// The state as last saved, without taking the lock or changing anything.
 fn read_state(cfg: &Config) -> Result<State, Failure> {
+    crate::state::check_state_dir(&cfg.local.state_dir).map_err(Failure::runtime)?;
     let path = cfg.local.state_dir.join("state.json");
-    match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+    match crate::state::read_nofollow(&path) {
+        Ok(Some(bytes)) => serde_json::from_slice(&bytes).map_err(|e| {
             Failure::runtime(format!(
                 "{}: unreadable ({e}); the next `habeat check` or daemon round sets it aside",
                 path.display()
             ))
         }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::new()),
-        Err(e) => Err(Failure::runtime(format!("{}: {e}", path.display()))),
+        Ok(None) => Ok(State::new()),
+        Err(e) => Err(Failure::runtime(e)),
     }
 }
 
@@ -439,6 +440,7 @@ pub fn status_json(state: &State, cfg: &Config, ecfg: &engine::EngineConfig) -> 
 
 /// `habeat history`: the journal, newest first.
 pub fn history(cfg: &Config, limit: usize, json_out: bool) -> Outcome {
+    crate::state::check_state_dir(&cfg.local.state_dir).map_err(Failure::runtime)?;
     let path = cfg.local.state_dir.join("events.jsonl");
     let read = Journal::new(&path).read().map_err(Failure::runtime)?;
     for e in read.events.iter().rev().take(limit) {

@@ -70,14 +70,16 @@ impl Session {
         } else {
             Store::open(&cfg.local.state_dir)?
         };
+        crate::state::check_state_dir(store.dir())?;
         let loaded = if dry_run {
             // Read only: a corrupt file is reported, not moved aside.
             crate::state::Loaded {
-                state: match std::fs::read(store.state_path()) {
-                    Ok(b) => serde_json::from_slice(&b).unwrap_or_else(|e| {
+                state: match crate::state::read_nofollow(&store.state_path()) {
+                    Ok(Some(b)) => serde_json::from_slice(&b).unwrap_or_else(|e| {
                         State::safe(now(), format!("state.json is unreadable: {e}"))
                     }),
-                    Err(_) => State::new(),
+                    Ok(None) => State::new(),
+                    Err(e) => State::safe(now(), e.to_string()),
                 },
                 set_aside: None,
             }

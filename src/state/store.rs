@@ -76,7 +76,7 @@ impl Store {
     pub fn load(&self, now: UnixMillis) -> Result<Loaded, StateError> {
         let path = self.state_path();
         remove_leftover_temps(&path);
-        let bytes = match fs::read(&path) {
+        let bytes = match super::atomic::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 return Ok(Loaded {
