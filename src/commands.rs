@@ -399,6 +399,7 @@ pub fn status(cfg: &Config, json_out: bool) -> Outcome {
 
 /// The state as last saved, without taking the lock or changing anything.
 fn read_state(cfg: &Config) -> Result<State, Failure> {
+    crate::state::check_state_dir(&cfg.local.state_dir).map_err(Failure::runtime)?;
     crate::state::Store::at(&cfg.local.state_dir)
         .peek(now())
         .map_err(Failure::runtime)
@@ -450,6 +451,7 @@ pub fn status_json(state: &State, cfg: &Config, ecfg: &engine::EngineConfig) -> 
 
 /// `habeat history`: the journal, newest first.
 pub fn history(cfg: &Config, limit: usize, json_out: bool) -> Outcome {
+    crate::state::check_state_dir(&cfg.local.state_dir).map_err(Failure::runtime)?;
     let path = cfg.local.state_dir.join("events.jsonl");
     let read = Journal::new(&path).read().map_err(Failure::runtime)?;
     for e in read.events.iter().rev().take(limit) {

@@ -83,6 +83,7 @@ impl Session {
         } else {
             Store::open(&cfg.local.state_dir)?
         };
+        crate::state::check_state_dir(store.dir())?;
         let loaded = if dry_run {
             // Read only: a corrupt file is reported, not moved aside.
             crate::state::Loaded {

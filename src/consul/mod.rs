@@ -66,6 +66,15 @@ pub enum Error {
     /// The HTTP client itself could not be built (TLS setup).
     #[error("cannot set up the HTTP client for Consul: {0}")]
     Client(String),
+    /// A session id, KV key or node name that habeat will not put into a
+    /// URL (a session id that is not a UUID, a key with a `.` or `..`
+    /// segment, which the URL parser would resolve into another path).
+    #[error("refusing to ask Consul about {what} {value:?}: {why}")]
+    BadName {
+        what: &'static str,
+        value: String,
+        why: &'static str,
+    },
 }
 
 impl Error {
@@ -370,7 +379,8 @@ impl Client {
         &self,
         node: &str,
     ) -> Result<Visible<Vec<HealthCheck>>, Error> {
-        self.get_visible(&format!("/v1/health/node/{}?stale", encode_path(node)))
+        let node = segment("node name", node)?;
+        self.get_visible(&format!("/v1/health/node/{node}?stale"))
             .await
     }
 
@@ -393,13 +403,22 @@ impl Client {
         let created: SessionCreated = self
             .send_json(reqwest::Method::PUT, "/v1/session/create", Some(body))
             .await?;
+        if !is_session_id(&created.id) {
+            return Err(Error::BadBody {
+                url: format!("{}/v1/session/create", self.base),
+                detail: format!(
+                    "the new session's ID {:?} is not a UUID, as Consul's session IDs are",
+                    excerpt(&created.id)
+                ),
+            });
+        }
         Ok(created.id)
     }
 
     /// `PUT /v1/session/renew/:id`: `false` when Consul no longer knows the
     /// session (it expired or was destroyed: its locks are gone).
     pub async fn session_renew(&self, id: &str) -> Result<bool, Error> {
-        let path = format!("/v1/session/renew/{}", encode_path(id));
+        let path = format!("/v1/session/renew/{}", session_segment(id)?);
         match self
             .send_raw(reqwest::Method::PUT, &path, None)
             .await
@@ -414,7 +433,7 @@ impl Client {
     /// `PUT /v1/session/destroy/:id`: invalidates the session, releasing
     /// (behavior `release`) every lock it holds.
     pub async fn session_destroy(&self, id: &str) -> Result<bool, Error> {
-        let path = format!("/v1/session/destroy/{}", encode_path(id));
+        let path = format!("/v1/session/destroy/{}", session_segment(id)?);
         self.send_json(reqwest::Method::PUT, &path, None).await
     }
 
@@ -423,8 +442,8 @@ impl Client {
     pub async fn kv_acquire(&self, key: &str, session: &str, value: &[u8]) -> Result<bool, Error> {
         let path = format!(
             "/v1/kv/{}?acquire={}",
-            encode_path(key),
-            encode_path(session)
+            key_path(key)?,
+            session_segment(session)?
         );
         self.send_json(reqwest::Method::PUT, &path, Some(value.to_vec()))
             .await
@@ -434,15 +453,15 @@ impl Client {
     pub async fn kv_release(&self, key: &str, session: &str) -> Result<bool, Error> {
         let path = format!(
             "/v1/kv/{}?release={}",
-            encode_path(key),
-            encode_path(session)
+            key_path(key)?,
+            session_segment(session)?
         );
         self.send_json(reqwest::Method::PUT, &path, None).await
     }
 
     /// `GET /v1/kv/:key`: `None` when the key does not exist.
     pub async fn kv_get(&self, key: &str) -> Result<Option<KvPair>, Error> {
-        let path = format!("/v1/kv/{}", encode_path(key));
+        let path = format!("/v1/kv/{}", key_path(key)?);
         let Raw {
             status, body, url, ..
         } = self.send_raw(reqwest::Method::GET, &path, None).await?;
@@ -461,10 +480,24 @@ impl Client {
             })?,
             None => Vec::new(),
         };
+        let session = first.session.filter(|s| !s.is_empty());
+        if let Some(id) = &session
+            && !is_session_id(id)
+        {
+            // It would go into a URL next (to destroy a dead holder's
+            // session): an answer that is not Consul's is no answer.
+            return Err(Error::BadBody {
+                url,
+                detail: format!(
+                    "the key's Session {:?} is not a UUID, as Consul's session IDs are",
+                    excerpt(id)
+                ),
+            });
+        }
         Ok(Some(KvPair {
             key: first.key,
             value,
-            session: first.session.filter(|s| !s.is_empty()),
+            session,
             lock_index: first.lock_index,
         }))
     }
@@ -653,16 +686,80 @@ pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
-/// Percent-encode a path segment or query value, keeping `/` (KV keys are
-/// paths) and the characters hostnames and UUIDs use.
-fn encode_path(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
+/// What is percent-encoded in a path segment or query value: everything but
+/// the unreserved characters of RFC 3986 (letters, digits, `-._~`). So `/`,
+/// `?`, `#`, `&`, `=` and `%` in a name can never end the segment, start a
+/// query or a parameter, or be read as an escape.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// One path segment (or query value), percent-encoded. `.` and `..` are
+/// refused: the URL parser resolves them (also as `%2e`) into another path,
+/// which is how `../../v1/kv/evil` would leave `/v1/session/renew/`.
+fn segment(what: &'static str, s: &str) -> Result<String, Error> {
+    let why = match s {
+        "" => "it is empty",
+        "." | ".." => "it is a relative path segment",
+        _ => return Ok(percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()),
+    };
+    Err(Error::BadName {
+        what,
+        value: excerpt(s),
+        why,
+    })
+}
+
+/// A KV key as URL path: each `/`-separated segment encoded on its own (the
+/// key's `/` stay path separators, as Consul expects); no segment may be
+/// `.` or `..`.
+fn key_path(key: &str) -> Result<String, Error> {
+    if key.is_empty() {
+        return Err(Error::BadName {
+            what: "the KV key",
+            value: String::new(),
+            why: "it is empty",
+        });
+    }
+    key.split('/')
+        .map(|part| match part {
+            // Consul keys may have empty segments (`a//b`); the URL keeps them.
+            "" => Ok(String::new()),
+            p => segment("the KV key", p).map_err(|_| Error::BadName {
+                what: "the KV key",
+                value: excerpt(key),
+                why: "it has a `.` or `..` segment",
+            }),
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(|parts| parts.join("/"))
+}
+
+/// Whether `id` is a session ID as Consul makes them: a UUID in its
+/// hyphenated 8-4-4-4-12 form (not braced, URN or bare hex).
+pub fn is_session_id(id: &str) -> bool {
+    id.len() == 36 && uuid::Uuid::try_parse(id).is_ok()
+}
+
+/// A session ID as a path segment or query value: only a UUID.
+fn session_segment(id: &str) -> Result<String, Error> {
+    if !is_session_id(id) {
+        return Err(Error::BadName {
+            what: "the session",
+            value: excerpt(id),
+            why: "it is not a UUID, as Consul's session IDs are",
+        });
+    }
+    segment("the session", id)
+}
+
+/// A name from outside, bounded, for messages.
+fn excerpt(s: &str) -> String {
+    let mut out: String = s.chars().take(80).collect();
+    if s.chars().count() > 80 {
+        out.push('…');
     }
     out
 }
@@ -737,6 +834,42 @@ mod tests {
             Some(&b"habeat1"[..])
         );
         assert_eq!(base64_decode("bad!"), None);
+    }
+
+    #[test]
+    fn names_are_encoded_segment_by_segment_and_dot_segments_refused() {
+        assert_eq!(
+            key_path("habeat/failover/mbox1.example.com").as_deref(),
+            Ok("habeat/failover/mbox1.example.com")
+        );
+        assert_eq!(
+            key_path("habeat/x?acquire=y&z#w %").as_deref(),
+            Ok("habeat/x%3Facquire%3Dy%26z%23w%20%25")
+        );
+        assert!(key_path("habeat/../v1/kv/evil").is_err());
+        assert!(key_path("habeat/.").is_err());
+        assert!(key_path("").is_err());
+        assert_eq!(
+            segment("node name", "agent-a/../b").as_deref(),
+            Ok("agent-a%2F..%2Fb")
+        );
+        assert!(segment("node name", "..").is_err());
+    }
+
+    #[test]
+    fn session_ids_are_hyphenated_uuids_only() {
+        assert!(is_session_id("adf4238a-882b-9ddc-4a9d-5b6758e4159e"));
+        for bad in [
+            "../../v1/kv/evil?dc=x&acquire=",
+            "adf4238a882b9ddc4a9d5b6758e4159e",
+            "{adf4238a-882b-9ddc-4a9d-5b6758e4159e}",
+            "urn:uuid:adf4238a-882b-9ddc-4a9d-5b6758e4159e",
+            "adf4238a-882b-9ddc-4a9d-5b6758e4159",
+            "",
+        ] {
+            assert!(!is_session_id(bad), "{bad}");
+            assert!(session_segment(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

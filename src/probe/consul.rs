@@ -95,7 +95,9 @@ enum HostHealth {
 /// `?stale` so that any server can answer. Up if any host passes; Down when
 /// every host's check is critical and every question about it was
 /// answered; Unknown otherwise (an error for either node name, a `warning`,
-/// a node the catalog does not know, or checks the token may not read).
+/// a node the catalog does not know, checks the token may not read, or an
+/// answer that contradicts itself: `serfHealth` listed twice, a check of
+/// another node).
 pub async fn health(client: &Client, hostnames: &[String]) -> Finding {
     if hostnames.is_empty() {
         return Finding::unknown("no hostname configured to look up in Consul");
@@ -151,6 +153,10 @@ fn host_health(host: &str, mut answers: Vec<NodeAnswer>) -> HostHealth {
     for (node, r) in answers {
         match r {
             Ok(answer) => {
+                if let Some(why) = contradiction(&node, &answer.value) {
+                    errors.push(why);
+                    continue;
+                }
                 let serf = answer.value.iter().find(|c| c.check_id == SERF_HEALTH);
                 if serf.is_none() && answer.filtered_by_acls {
                     errors.push(format!(
@@ -193,4 +199,33 @@ fn host_health(host: &str, mut answers: Vec<NodeAnswer>) -> HostHealth {
             consul::candidate_node_names(host).join(" or ")
         )),
     }
+}
+
+/// Why an answer about `node` cannot be Consul's own, if it cannot: a check
+/// of another node (the catalog answers `/v1/health/node/:node` with that
+/// node's checks only), or `serfHealth` listed more than once (a node has
+/// one). Such an answer proves nothing either way, so the host is Unknown,
+/// never Down, whatever its checks say.
+fn contradiction(node: &str, checks: &[consul::HealthCheck]) -> Option<String> {
+    if let Some(other) = checks.iter().find(|c| !c.node.eq_ignore_ascii_case(node)) {
+        return Some(format!(
+            "Consul's health answer for node {node} holds check {:?} of node {:?}; an answer \
+             that mixes nodes proves nothing",
+            other.check_id, other.node
+        ));
+    }
+    let serf: Vec<&str> = checks
+        .iter()
+        .filter(|c| c.check_id == SERF_HEALTH)
+        .map(|c| c.status.as_str())
+        .collect();
+    if serf.len() > 1 {
+        return Some(format!(
+            "Consul's health answer for node {node} lists {SERF_HEALTH} {} times ({}); a node \
+             has one, so the answer proves nothing",
+            serf.len(),
+            serf.join(", ")
+        ));
+    }
+    None
 }

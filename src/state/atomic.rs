@@ -37,7 +37,7 @@ fn create_temp(path: &Path) -> Result<(PathBuf, File), StateError> {
         match OpenOptions::new()
             .write(true)
             .create_new(true)
-            .custom_flags(nix::libc::O_NOFOLLOW)
+            .custom_flags(NOFOLLOW)
             .mode(0o600)
             .open(&tmp)
         {
@@ -49,6 +49,76 @@ fn create_temp(path: &Path) -> Result<(PathBuf, File), StateError> {
             Err(e) => return Err(StateError::io("create", &tmp, e)),
         }
     }
+}
+
+/// `O_NOFOLLOW` for `open`: a symlink at the last component of the path is
+/// an error (`ELOOP`), never followed.
+pub(crate) const NOFOLLOW: i32 = nix::libc::O_NOFOLLOW;
+
+/// An error from opening `path` with [`NOFOLLOW`], saying plainly when the
+/// name was a symlink.
+pub(crate) fn open_error(op: &'static str, path: &Path, e: std::io::Error) -> StateError {
+    if e.raw_os_error() == Some(nix::libc::ELOOP) {
+        StateError::Symlink {
+            path: path.to_owned(),
+        }
+    } else {
+        StateError::io(op, path, e)
+    }
+}
+
+/// Open an existing file for reading, never through a symlink. Also never
+/// blocking on a FIFO planted under the name: it is opened non-blocking
+/// and must be a regular file.
+pub(crate) fn open_read(path: &Path) -> std::io::Result<File> {
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    Ok(f)
+}
+
+/// [`std::fs::read`], never through a symlink: a symlink under the name
+/// is an error that says so ([`StateError::Symlink`]'s words, for callers
+/// that keep an `io::Error`).
+pub(crate) fn read(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut f = open_read(path).map_err(|e| {
+        if e.raw_os_error() == Some(nix::libc::ELOOP) {
+            std::io::Error::other(
+                StateError::Symlink {
+                    path: path.to_owned(),
+                }
+                .to_string(),
+            )
+        } else {
+            e
+        }
+    })?;
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Read a whole file, never through a symlink (the name being a symlink
+/// is [`StateError::Symlink`]). `Ok(None)` when it does not exist.
+pub fn read_nofollow(path: &Path) -> Result<Option<Vec<u8>>, StateError> {
+    use std::io::Read;
+    let mut f = match open_read(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(open_error("read", path, e)),
+    };
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes)
+        .map_err(|e| StateError::io("read", path, e))?;
+    Ok(Some(bytes))
 }
 
 /// Atomically replace `path` with `bytes` (mode 0600 for a new file).

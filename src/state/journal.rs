@@ -7,7 +7,7 @@
 use super::StateError;
 use crate::engine::Event;
 use std::fs::{File, OpenOptions};
-use std::io::{ErrorKind, Write};
+use std::io::Write;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -55,13 +55,16 @@ impl Journal {
             buf.extend_from_slice(&line);
             buf.push(b'\n');
         }
+        // Never through a symlink: appending to whatever a planted link
+        // names would be a write anywhere, as root.
         let mut f = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
+            .custom_flags(super::atomic::NOFOLLOW)
             .mode(0o600)
             .open(&self.path)
-            .map_err(|e| StateError::io("open", &self.path, e))?;
+            .map_err(|e| super::atomic::open_error("open", &self.path, e))?;
         if ends_without_newline(&f).map_err(|e| StateError::io("read", &self.path, e))? {
             buf.insert(0, b'\n');
         }
@@ -73,10 +76,8 @@ impl Journal {
 
     /// Read every event. A missing journal is empty.
     pub fn read(&self) -> Result<JournalRead, StateError> {
-        let bytes = match std::fs::read(&self.path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(JournalRead::default()),
-            Err(e) => return Err(StateError::io("read", &self.path, e)),
+        let Some(bytes) = super::atomic::read_nofollow(&self.path)? else {
+            return Ok(JournalRead::default());
         };
         let mut out = JournalRead::default();
         let complete = bytes.ends_with(b"\n");

@@ -41,6 +41,9 @@ pub enum LockError {
         #[source]
         source: std::io::Error,
     },
+    /// The state directory is not habeat's alone, or the lock is a symlink.
+    #[error(transparent)]
+    State(#[from] super::StateError),
 }
 
 impl LockError {
@@ -48,7 +51,7 @@ impl LockError {
     pub fn exit_code(&self) -> i32 {
         match self {
             LockError::Busy { .. } => crate::exit::LOCKED,
-            LockError::Io { .. } => crate::exit::RUNTIME,
+            LockError::Io { .. } | LockError::State(_) => crate::exit::RUNTIME,
         }
     }
 }
@@ -56,7 +59,13 @@ impl LockError {
 impl StateLock {
     /// Take the lock on `state_dir/lock`, waiting at most `wait` for a
     /// current holder to finish.
+    ///
+    /// The directory must be habeat's alone ([`super::check_state_dir`]),
+    /// and the lock file is never opened through a symlink: the holder
+    /// truncates it to write its pid, which through a planted link would
+    /// truncate whatever the link names.
     pub fn acquire(state_dir: &Path, wait: Duration) -> Result<StateLock, LockError> {
+        super::check_state_dir(state_dir)?;
         let path = state_dir.join("lock");
         let io = |source| LockError::Io {
             path: path.clone(),
@@ -67,9 +76,10 @@ impl StateLock {
             .write(true)
             .create(true)
             .truncate(false)
+            .custom_flags(super::atomic::NOFOLLOW)
             .mode(0o600)
             .open(&path)
-            .map_err(io)?;
+            .map_err(|e| super::atomic::open_error("open", &path, e))?;
         let started = Instant::now();
         loop {
             match file.try_lock() {
@@ -100,7 +110,7 @@ impl StateLock {
 
     /// The pid written in a lock file (the holder, or the last holder).
     pub fn holder_pid(state_dir: &Path) -> Option<u32> {
-        let mut f = File::open(state_dir.join("lock")).ok()?;
+        let mut f = super::atomic::open_read(&state_dir.join("lock")).ok()?;
         read_pid(&mut f)
     }
 }

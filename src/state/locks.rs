@@ -81,10 +81,20 @@ pub fn remove_locks(local: &Local, role: Role, kinds: &[LockKind]) -> Result<(),
     Ok(())
 }
 
+/// The most of a lock file's body that is read: habeat writes a few
+/// hundred bytes.
+const MAX_LOCK_BODY: u64 = 64 * 1024;
+
 /// Read a lock file: `None` when absent. A file with a legacy (empty or
 /// non-JSON) body is present with `body: None` and its mtime as the time.
+///
+/// Lock files live in a directory every user may write to (`/var/tmp` by
+/// default), so whatever is under the name is only looked at, never
+/// followed or waited for: a symlink (to `/dev/zero`, say) or a FIFO
+/// planted there is present, with no body, and its content is never read;
+/// a regular file is read up to [`MAX_LOCK_BODY`].
 pub fn read_lock(path: &Path) -> Result<Option<(Option<LockBody>, UnixMillis)>, StateError> {
-    let meta = match std::fs::metadata(path) {
+    let meta = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(StateError::io("inspect", path, e)),
@@ -93,8 +103,13 @@ pub fn read_lock(path: &Path) -> Result<Option<(Option<LockBody>, UnixMillis)>, 
         .modified()
         .map(UnixMillis::from_system_time)
         .unwrap_or_default();
-    let body = std::fs::read(path)
+    let body = super::atomic::open_read(path)
         .ok()
+        .and_then(|f| {
+            use std::io::Read;
+            let mut b = Vec::new();
+            f.take(MAX_LOCK_BODY).read_to_end(&mut b).ok().map(|_| b)
+        })
         .and_then(|b| serde_json::from_slice::<LockBody>(&b).ok());
     let when = body.as_ref().map(|b| b.when).unwrap_or(mtime);
     Ok(Some((body, when)))

@@ -11,12 +11,14 @@
 //! [`State`]: crate::engine::State
 
 mod atomic;
+mod dir;
 mod journal;
 mod lock;
 mod locks;
 mod store;
 
-pub use atomic::write_atomic;
+pub use atomic::{read_nofollow, write_atomic};
+pub use dir::check_state_dir;
 pub use journal::{Journal, JournalRead};
 pub use lock::{LockError, StateLock};
 pub use locks::{LockBody, lock_path, read_lock, remove_locks, scan_locks, write_locks};
@@ -39,6 +41,21 @@ pub enum StateError {
     },
     #[error("cannot encode the state for {path}: {message}")]
     Encode { path: PathBuf, message: String },
+    /// A file habeat keeps is a symbolic link: never followed, since a link
+    /// planted there would make habeat (root) write to whatever it names.
+    #[error(
+        "refusing to use {path}: it is a symbolic link, and habeat never reads or writes \
+         its files through one (a planted link would make it overwrite what the link names); \
+         remove the link (`rm {path}`), or move the file it points to in its place"
+    )]
+    Symlink { path: PathBuf },
+    /// The state directory could be changed by another user.
+    #[error("refusing to use the state directory {path}: {problem}; {fix}")]
+    UnsafeDir {
+        path: PathBuf,
+        problem: String,
+        fix: String,
+    },
 }
 
 impl StateError {

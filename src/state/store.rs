@@ -81,7 +81,7 @@ impl Store {
     /// [`Store::peek`].
     fn read(&self) -> Result<Saved, StateError> {
         let path = self.state_path();
-        let bytes = match fs::read(&path) {
+        let bytes = match super::atomic::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Saved::Missing),
             Err(e) => return Err(StateError::io("read", &path, e)),
@@ -100,7 +100,7 @@ impl Store {
     /// still holds: it only ever exists to stop automatic action.
     fn read_hold(&self, now: UnixMillis) -> Result<Option<SafeHold>, StateError> {
         let path = self.hold_path();
-        match fs::read(&path) {
+        match super::atomic::read(&path) {
             Ok(b) => Ok(Some(serde_json::from_slice(&b).unwrap_or_else(|e| {
                 SafeHold {
                     since: now,

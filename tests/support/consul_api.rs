@@ -29,8 +29,9 @@
 //!
 //! Faults on demand ([`Fault`]): slow answers, 500, 401, 403, a truncated
 //! body, a body that is not JSON, a connection closed without an answer,
-//! a token whose ACLs may read only some nodes ([`Fault::AclFiltered`]);
-//! for every request or for a path prefix.
+//! a token whose ACLs may read only some nodes ([`Fault::AclFiltered`]),
+//! a fixed hostile body ([`Fault::Body`]); for every request or for a path
+//! prefix.
 //!
 //! A race can be staged: [`ConsulApi::after_next`] changes the state right
 //! after a given request is answered ([`Interleave`]).
@@ -91,6 +92,10 @@ pub enum Fault {
     /// out and the request carried a token (Consul sends the header to
     /// authenticated requests only).
     AclFiltered(Vec<String>),
+    /// HTTP 200 with exactly this JSON body, whatever was asked: a hostile
+    /// or self-contradicting answer (a check of another node, a session ID
+    /// that is a path).
+    Body(String),
 }
 
 /// Something another client does between two requests of habeat, at a
@@ -548,6 +553,24 @@ impl ConsulApi {
         st.kv.get(key).and_then(|e| e.session.clone())
     }
 
+    /// Store `key` as locked by `session` with `value`, whatever `session`
+    /// is (no such session needs to exist): what a compromised or broken
+    /// agent could answer in the key's `Session` field.
+    pub fn put_locked(&self, key: &str, value: &[u8], session: &str) {
+        let mut st = self.state();
+        let idx = st.bump();
+        st.kv.insert(
+            key.to_owned(),
+            KvEntry {
+                value: value.to_vec(),
+                session: Some(session.to_owned()),
+                lock_index: 1,
+                create_index: idx,
+                modify_index: idx,
+            },
+        );
+    }
+
     /// The value stored under `key`.
     pub fn kv_value(&self, key: &str) -> Option<Vec<u8>> {
         self.state().kv.get(key).map(|e| e.value.clone())
@@ -687,6 +710,12 @@ async fn serve(mut stream: TcpStream, shared: Arc<Mutex<State>>) -> std::io::Res
         },
         Some(Fault::Hangup) => return stream.shutdown().await,
         Some(Fault::AclFiltered(readable)) => acl_filter(&req, handle(&req, &shared), &readable),
+        Some(Fault::Body(body)) => Response {
+            status: 200,
+            content_type: "application/json",
+            body: body.into_bytes(),
+            headers: Vec::new(),
+        },
         Some(Fault::Truncated) => {
             let full = handle(&req, &shared);
             let head = format!(
