@@ -1,4 +1,4 @@
-//! The command line of SPEC section 1 (clap derive).
+//! The command line (clap derive).
 //!
 //! With no command, habeat behaves as `check`, so the old unit line
 //! `habeat --config /etc/hamon/habeat.yml --log /var/log/habeat.log`

@@ -1,4 +1,4 @@
-//! The operator commands of SPEC section 1, each a thin driver of
+//! The operator commands (README, "Commands"), each a thin driver of
 //! [`Session`]: they differ only in what they feed the engine.
 
 use crate::cli::{PauseArgs, PromoteArgs};

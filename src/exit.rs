@@ -1,4 +1,4 @@
-//! Process exit codes of SPEC section 1. Scripts and runbooks depend on them,
+//! Process exit codes (`habeat --help`, docs/decisions.md). Scripts and runbooks depend on them,
 //! so they are named once here and nowhere else.
 
 /// Done, whatever the verdict.

@@ -30,8 +30,9 @@ fn dispatch(cli: Cli) -> i32 {
     // SAFETY: called before any thread exists (the runtime is built below),
     // so removing NOTIFY_SOCKET from the environment races with nothing.
     let notifier = unsafe { Notifier::take_from_env() };
-    // --dry-run changes nothing outside stdout and stderr (SPEC invariant
-    // 9), not even a log file: its lines go to stderr only.
+    // --dry-run changes nothing outside stdout and stderr
+    // (`dry-run-changes-nothing`), not even a log file: its lines go to
+    // stderr only.
     let log_file = match &cli.log {
         Some(f) if cli.dry_run => {
             eprintln!(

@@ -2,8 +2,9 @@
 //! the state and journal *before* running the action it hands out, run it,
 //! feed the outcome back, and repeat until the engine has nothing to do.
 //!
-//! This order is what makes a crash at any point resumable (SPEC invariant
-//! 7): the engine's step record is on disk before the step starts.
+//! This order is what makes a crash at any point resumable
+//! (`resumable-steps`): the engine's step record is on disk before the
+//! step starts.
 
 use crate::act::hooks::{EventDispatcher, event_env};
 use crate::config::Config;
@@ -130,7 +131,7 @@ impl Session {
     /// Before the engine picks the next step of a chain, give it the newest
     /// round the daemon completed meanwhile: a peer seen again during a
     /// listing or while the quorum gate is taken stops a promotion that has
-    /// not begun (invariant 1), instead of the engine judging on the round
+    /// not begun (`no-promotion-beside-a-live-source`), instead of the engine judging on the round
     /// that started the chain. Only the newest is fed: fewer rounds only
     /// slow the witnesses' counters, both ways, and the action in flight
     /// is not disturbed by it.

@@ -13,7 +13,7 @@
 //!
 //! A hook that exits non-zero, is killed, runs over `hooks.timeout` (its
 //! process group is then killed) or cannot start is a *failed* hook: the
-//! caller turns it into an error event and `check` exits 3 (SPEC 4).
+//! caller turns it into an error event and `check` exits 3.
 
 use super::process::{self, Spec, Status};
 use crate::config::{Config, HookCommand};
@@ -76,7 +76,7 @@ impl HookEnv {
 
 /// What happens to the rest of a list when one hook fails.
 ///
-/// Recommended use (SPEC 4): `Stop` inside one `proxy_switch` list (its
+/// Recommended use: `Stop` inside one `proxy_switch` list (its
 /// commands are the ordered steps of one switch, like `set -e`); `Continue`
 /// for `hooks.after_promotion` / `on_peer_recovered` (independent
 /// notifications: one failing must not silence the others). Either way

@@ -2,7 +2,7 @@
 //! which the whole process group is killed, bounded captured output, an
 //! optional user to run as, and data passed on stdin or in the environment.
 //!
-//! Every child habeat starts goes through [`run`] (SPEC invariant 8).
+//! Every child habeat starts goes through [`run`] (`no-shell-bounded-children`).
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;

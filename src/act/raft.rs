@@ -1,4 +1,4 @@
-//! Consul raft recovery for the consulserver role (SPEC 4): when the peer
+//! Consul raft recovery for the consulserver role (docs/decisions.md §2): when the peer
 //! DC's Consul servers are gone for good and this side has no leader,
 //! Consul's documented "outage recovery" is the way back: stop the server,
 //! write `raft/peers.json` listing the servers that survive, start it, and

@@ -64,7 +64,7 @@ impl Config {
     }
 
     /// True when this node sits in the DC named `primary`: never promotes
-    /// automatically (SPEC 4, invariant 4).
+    /// automatically (`primary-never-promotes`).
     pub fn is_primary(&self) -> bool {
         self.local.whoami == "primary"
     }

@@ -1,4 +1,4 @@
-//! The quorum gate (SPEC section 4): before any automatic promotion or proxy
+//! The quorum gate (`quorum-gate`; docs/decisions.md §2): before any automatic promotion or proxy
 //! switch, habeat proves that its side of the installation holds the Consul
 //! majority by taking a lock that only a side with a raft leader can write.
 //!

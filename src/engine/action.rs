@@ -64,7 +64,7 @@ pub enum PromoteTarget {
     Accounts(Vec<String>),
 }
 
-/// The legacy lock files of a role (SPEC 4: old names, JSON body).
+/// The legacy lock files of a role (their old names, a JSON body: docs/decisions.md §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LockKind {
@@ -239,7 +239,7 @@ impl ActionKind {
     }
 
     /// Whether this action changes something only a side holding the
-    /// Consul majority may change (SPEC 4, quorum gate).
+    /// Consul majority may change (`quorum-gate`).
     pub fn needs_gate(&self) -> bool {
         matches!(
             self,

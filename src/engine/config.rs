@@ -15,7 +15,7 @@ pub struct EngineConfig {
     pub whoami: String,
     /// The DC this node watches.
     pub dc_check: String,
-    /// `whoami == "primary"`: never promotes automatically (invariant 4).
+    /// `whoami == "primary"`: never promotes automatically (`primary-never-promotes`).
     pub is_primary: bool,
     /// The roles this node acts for, in a fixed order.
     pub roles: Vec<Role>,

@@ -6,7 +6,7 @@
 //! manual `promote` feed it observation rounds, action outcomes and
 //! operator commands, persist the state it returns, and run the actions it
 //! hands out one at a time. That is what lets the tests replay thousands of
-//! failure scenarios in seconds and check the safety invariants of SPEC 5.
+//! failure scenarios in seconds and check the safety invariants named in docs/ARCHITECTURE.md.
 //!
 //! The rules themselves are written for operators in `docs/decisions.md`.
 

@@ -137,7 +137,7 @@ impl State {
     }
 }
 
-/// Per-witness hysteresis (SPEC 3: each witness keeps its own counters).
+/// Per-witness hysteresis (each witness keeps its own counters).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WitnessState {
     /// Which witness.
@@ -225,7 +225,7 @@ impl PipelineKind {
 
 /// An ordered list of recorded steps. Each step is marked Started in the
 /// persisted state *before* its action runs and Done *after* its outcome,
-/// so a crash leaves at most one step in doubt (invariant 7).
+/// so a crash leaves at most one step in doubt (`resumable-steps`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pipeline {
     /// Unique across the life of the state (never reused).

@@ -1,4 +1,4 @@
-//! Hysteresis per witness and the verdict per component (SPEC 3 and 4).
+//! Hysteresis per witness and the verdict per component (docs/decisions.md §1; `unknown-is-not-down`).
 
 use super::config::EngineConfig;
 use super::record::{ComponentState, WitnessState};

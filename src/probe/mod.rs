@@ -1,4 +1,4 @@
-//! Witnesses: everything habeat uses to see the peer datacenter (SPEC 3).
+//! Witnesses: everything habeat uses to see the peer datacenter (docs/decisions.md §1).
 //!
 //! A [`Prober`] is built once from the configuration. It knows which peer
 //! components the node's roles need (appserver → appserver, proxyserver →

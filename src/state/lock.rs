@@ -1,4 +1,4 @@
-//! The state lock: one habeat acts at a time (invariant 6).
+//! The state lock: one habeat acts at a time (`one-actor`).
 //!
 //! `state_dir/lock` is locked with `flock` (std's `File::try_lock`). The
 //! kernel drops the lock when the holder's file is closed, including when
@@ -47,7 +47,7 @@ pub enum LockError {
 }
 
 impl LockError {
-    /// The process exit code for this error (SPEC 1: 5 when busy).
+    /// The process exit code for this error (5 when busy).
     pub fn exit_code(&self) -> i32 {
         match self {
             LockError::Busy { .. } => crate::exit::LOCKED,
