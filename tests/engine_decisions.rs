@@ -1308,7 +1308,7 @@ fn an_automatic_rearm_never_switches_traffic_back_to_a_peer_that_fell_again() {
     // The operator takes it over: locks removed, no traffic switched back.
     let ran = sim.operator(OperatorCommand::Rearm);
     assert_eq!(names(&ran), ["unlock"]);
-    assert!(sim.state.role(Role::Proxyserver).recovery.is_none());
+    assert!(sim.state.role(Role::Proxyserver).rearm.is_none());
 }
 
 #[test]

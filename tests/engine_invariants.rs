@@ -435,7 +435,7 @@ impl Checker {
                 a.kind
             );
             let rs = self.state.role(a.role);
-            let p = [rs.failover, rs.recovery]
+            let p = [rs.failover, rs.rearm]
                 .into_iter()
                 .flatten()
                 .find(|p| p.id == sr.pipeline)

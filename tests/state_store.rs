@@ -349,3 +349,35 @@ fn crash_while_saving_never_leaves_an_unreadable_state() {
         assert!(leftovers.is_empty(), "temp files left after load");
     }
 }
+
+#[test]
+fn a_state_saved_before_the_rearm_rename_still_loads_its_rearm() {
+    // Earlier releases saved a role's re-arm as `recovery`.
+    let cfg = habeat::engine::EngineConfig::new("secondary", "primary", &[Role::Appserver]);
+    let mut state = a_state();
+    let t = habeat::engine::step(
+        &state,
+        &habeat::engine::Live::default(),
+        &habeat::engine::Input::Operator(OperatorCommand::Rearm),
+        NOW,
+        &cfg,
+    );
+    state = t.state;
+    let mut v = serde_json::to_value(&state).expect("ser");
+    let roles = v["roles"].as_object_mut().expect("roles");
+    roles.insert(
+        "appserver".into(),
+        serde_json::json!({"failover": null, "recovery": {
+            "id": 9, "kind": "rearm", "origin": "operator", "started_at": NOW.0,
+            "reason": "rearm by the operator", "promotion": null, "steps": [],
+            "stalled": null, "finished_at": null
+        }, "retry_at": null, "last_decision": "a sentence of an earlier release"}),
+    );
+    let back: State = serde_json::from_value(v).expect("an earlier release's state loads");
+    let rs = back.role(Role::Appserver);
+    assert_eq!(rs.rearm.as_ref().map(|p| p.id), Some(9));
+    assert_eq!(
+        rs.last_decision, None,
+        "a saved sentence reads as no reason"
+    );
+}

@@ -89,7 +89,7 @@ pub enum EventKind {
         source_mail_host: String,
         accounts: Vec<String>,
     },
-    /// A recorded failover or recovery finished (every step done or given up).
+    /// A recorded failover or re-arm finished (every step done or given up).
     PipelineFinished {
         pipeline: u64,
     },

@@ -14,7 +14,7 @@ impl Cx<'_> {
     pub(super) fn on_lock_files(&mut self, seen: &[LockFileSeen]) {
         for l in seen {
             let rs = self.s.role(l.role);
-            if rs.recovery.is_some() {
+            if rs.rearm.is_some() {
                 continue;
             }
             match (&rs.failover, l.present) {

@@ -66,7 +66,7 @@ pub fn step(
     };
     let scope = match input {
         Input::Round(r) => {
-            cx.recover_in_flight();
+            cx.resume_in_flight();
             cx.on_round(r);
             Scope::Round
         }
@@ -89,12 +89,12 @@ pub fn step(
             }
         }
         Input::Operator(c) => {
-            cx.recover_in_flight();
+            cx.resume_in_flight();
             cx.on_operator(c);
             Scope::Operator
         }
         Input::LockFiles(l) => {
-            cx.recover_in_flight();
+            cx.resume_in_flight();
             cx.on_lock_files(l);
             Scope::Operator
         }
@@ -169,7 +169,7 @@ pub(crate) struct Cx<'a> {
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Slot {
     Failover,
-    Recovery,
+    Rearm,
 }
 
 impl<'a> Cx<'a> {
@@ -206,7 +206,7 @@ impl<'a> Cx<'a> {
 
     /// An action handed out before a restart never reported back: habeat
     /// died during it. Its step is in doubt; decide whether to re-run it.
-    pub(super) fn recover_in_flight(&mut self) {
+    pub(super) fn resume_in_flight(&mut self) {
         if self.live.runs(&self.s) {
             // Still running in this process: its outcome will come.
             return;
@@ -596,7 +596,7 @@ impl<'a> Cx<'a> {
                 .failover
                 .as_ref()
                 .is_some_and(|p| p.origin == Origin::Operator && !p.is_finished());
-            if (rs.recovery.is_some() || operator) && !roles.contains(r) {
+            if (rs.rearm.is_some() || operator) && !roles.contains(r) {
                 roles.push(*r);
             }
         }
@@ -685,8 +685,8 @@ impl<'a> Cx<'a> {
     fn role_pass(&mut self, role: Role, scope: Scope) -> Next {
         let rs = self.s.role(role);
         // A re-arm in progress finishes first.
-        if let Some(p) = &rs.recovery {
-            return self.continue_pipeline(role, Slot::Recovery, p.clone(), scope);
+        if let Some(p) = &rs.rearm {
+            return self.continue_pipeline(role, Slot::Rearm, p.clone(), scope);
         }
         if let Some(p) = &rs.failover
             && p.origin == Origin::Operator
@@ -749,7 +749,7 @@ impl<'a> Cx<'a> {
                             ),
                         );
                     }
-                    self.start_recovery(role, &p, Origin::Automatic);
+                    self.start_rearm(role, &p, Origin::Automatic);
                     return Next::Again;
                 }
                 return Next::Idle(Idle::PeerBackRearmManual { component: c });

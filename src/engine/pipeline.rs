@@ -37,9 +37,9 @@ impl Cx<'_> {
             return Next::Idle(why);
         }
         let Some(idx) = p.next_index() else {
-            // Finished: a recovery pipeline ends the role's record.
-            if slot == Slot::Recovery {
-                self.s.role_mut(role).recovery = None;
+            // Finished: a re-arm ends the role's record.
+            if slot == Slot::Rearm {
+                self.s.role_mut(role).rearm = None;
                 return Next::Again;
             }
             return Next::Idle(Idle::PipelineFinished { id: p.id });
@@ -119,7 +119,7 @@ impl Cx<'_> {
     pub(super) fn verdict_forbids(&self, role: Role, slot: Slot, p: &Pipeline) -> Option<Idle> {
         let needed = match slot {
             Slot::Failover if !p.decisive_done() => Verdict::Down,
-            Slot::Recovery if p.next_index().is_some() => Verdict::Up,
+            Slot::Rearm if p.next_index().is_some() => Verdict::Up,
             _ => return None,
         };
         let component = role.watched_component();
@@ -135,7 +135,7 @@ impl Cx<'_> {
             component,
             needed,
             now: fresh.then_some(v),
-            rearm: slot == Slot::Recovery,
+            rearm: slot == Slot::Rearm,
         })
     }
 
@@ -246,8 +246,8 @@ impl Cx<'_> {
             Some(role),
             msg,
         );
-        if slot == Slot::Recovery {
-            self.s.role_mut(role).recovery = None;
+        if slot == Slot::Rearm {
+            self.s.role_mut(role).rearm = None;
             self.event(
                 Severity::Info,
                 EventKind::Rearmed,
@@ -387,10 +387,10 @@ impl Cx<'_> {
         {
             return Some((p, Slot::Failover));
         }
-        if let Some(p) = r.recovery.as_mut()
+        if let Some(p) = r.rearm.as_mut()
             && p.id == id
         {
-            return Some((p, Slot::Recovery));
+            return Some((p, Slot::Rearm));
         }
         None
     }

@@ -21,7 +21,7 @@ impl Cx<'_> {
                 rs.retry_reason = None;
             }
             self.s.role_mut(role).last_decision = None;
-            if let Some(mut rec) = rs.recovery.clone() {
+            if let Some(mut rec) = rs.rearm.clone() {
                 any = true;
                 if rec.origin != Origin::Operator && !rec.is_finished() {
                     // An automatic re-arm waiting for the peer to be Up:
@@ -55,7 +55,7 @@ impl Cx<'_> {
                             }
                         ),
                     );
-                    self.s.role_mut(role).recovery = Some(rec);
+                    self.s.role_mut(role).rearm = Some(rec);
                 }
                 continue;
             }
@@ -79,7 +79,7 @@ impl Cx<'_> {
                         ),
                     );
                 }
-                self.start_recovery(role, &p, Origin::Operator);
+                self.start_rearm(role, &p, Origin::Operator);
             }
         }
         let msg = if any {
@@ -93,8 +93,8 @@ impl Cx<'_> {
     /// Start re-arming `role`, whose failover record is `p`: undo what it
     /// did that must be undone, remove its locks, run the recovery hooks
     /// (automatic re-arm only). The failover record is cleared now; the
-    /// recovery pipeline is recorded in its place.
-    pub(super) fn start_recovery(&mut self, role: Role, p: &Pipeline, origin: Origin) {
+    /// re-arm pipeline is recorded in its place.
+    pub(super) fn start_rearm(&mut self, role: Role, p: &Pipeline, origin: Origin) {
         let mut steps = Vec::new();
         if p.step_started(|s| matches!(s, Step::StopHaModule)) {
             steps.push(Step::StartHaModule);
@@ -144,7 +144,7 @@ impl Cx<'_> {
         };
         let r = self.s.role_mut(role);
         r.failover = None;
-        r.recovery = Some(rec);
+        r.rearm = Some(rec);
         r.retry_at = None;
         r.retry_reason = None;
         self.event(

@@ -177,8 +177,10 @@ pub struct RoleState {
     /// stop, proxy activation, raft recovery) until re-armed. Its presence
     /// is what "locks" the role.
     pub failover: Option<Pipeline>,
-    /// A re-arm in progress (locks being removed, hooks running).
-    pub recovery: Option<Pipeline>,
+    /// A re-arm in progress (locks being removed, hooks running). Saved
+    /// as `recovery` by earlier releases.
+    #[serde(alias = "recovery")]
+    pub rearm: Option<Pipeline>,
     /// No automatic step of this role before this time (after a failure,
     /// an empty listing or a refused gate).
     pub retry_at: Option<UnixMillis>,
