@@ -10,6 +10,7 @@
 
 mod address;
 pub mod load;
+mod problem;
 pub mod render;
 mod suggest;
 mod walk;

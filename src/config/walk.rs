@@ -6,7 +6,7 @@
 //! spans sections (roles against addresses, the proxy switch, the quorum).
 
 use super::address::{address_problem, hostname_problem};
-use super::load::{LoadEnv, Problem, io_problem};
+use super::problem::{LoadEnv, Problem, io_problem};
 use super::suggest;
 use super::yaml::{Key, Node, Pos, Value};
 use super::{
