@@ -9,6 +9,7 @@
 //! their tests) can be configured without a whole file.
 
 mod address;
+mod for_engine;
 pub mod load;
 mod problem;
 pub mod render;
@@ -19,6 +20,10 @@ mod yaml;
 pub use walk::SECTIONS;
 
 pub use load::{ConfigError, LoadEnv, Problem, load_file, load_file_with, load_str, load_str_with};
+
+/// Plain vocabulary the engine shares; re-exported so that
+/// `config::Quorum` and `config::Rearm` keep working.
+pub use crate::model::{Quorum, Rearm};
 
 use crate::model::{Component, Role};
 use serde::Serialize;
@@ -293,17 +298,6 @@ impl Default for Detection {
     }
 }
 
-/// How many Down votes make a component Down (any Up vote vetoes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Quorum {
-    /// Every witness of the component must vote Down.
-    All,
-    /// At least N witnesses must vote Down.
-    #[serde(untagged)]
-    AtLeast(u32),
-}
-
 /// `probes:` — extra network checks per component of the peer DC.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Probes {
@@ -401,16 +395,6 @@ impl Default for Safety {
             rearm: Rearm::Auto,
         }
     }
-}
-
-/// When the failover locks clear.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Rearm {
-    /// When the peer is Up again (the old behaviour).
-    Auto,
-    /// Only by `habeat rearm`.
-    Manual,
 }
 
 /// `hooks:` — operator commands run around actions.

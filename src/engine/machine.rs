@@ -14,7 +14,7 @@ use super::record::{
 };
 use super::time::{UnixMillis, human};
 use super::witness;
-use crate::config::Rearm;
+use crate::model::Rearm;
 use crate::model::{Component, Observation, RaftServer, Role, Round, Verdict, Vote, WitnessKind};
 use serde::{Deserialize, Serialize};
 
