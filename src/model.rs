@@ -134,6 +134,18 @@ pub enum Rearm {
     Manual,
 }
 
+impl Rearm {
+    /// The values `safety.rearm` accepts.
+    pub const CHOICES: &[(&str, Rearm)] = &[("auto", Rearm::Auto), ("manual", Rearm::Manual)];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rearm::Auto => "auto",
+            Rearm::Manual => "manual",
+        }
+    }
+}
+
 /// The kind of evidence a witness gathers.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -6,8 +6,9 @@
 //! whole file in one pass. Problems that concern the file itself (missing,
 //! a directory, unreadable) name only the file: it has no lines to point at.
 //!
-//! The walk itself (schema, types, cross-section checks) is in
-//! `walk.rs`, over the spanned tree of [`super::yaml`].
+//! The schema is the key tables of `keys.rs`; the walk over them (types,
+//! cross-section checks) is in `walk.rs`, over the spanned tree of
+//! [`super::yaml`].
 
 pub use super::problem::{LoadEnv, Problem};
 

@@ -9,7 +9,9 @@
 //! their tests) can be configured without a whole file.
 
 mod address;
+pub mod doc;
 mod for_engine;
+mod keys;
 pub mod load;
 mod problem;
 pub mod render;
@@ -17,7 +19,7 @@ mod suggest;
 mod walk;
 mod yaml;
 
-pub use walk::SECTIONS;
+pub use keys::SECTIONS;
 
 pub use load::{ConfigError, LoadEnv, Problem, load_file, load_file_with, load_str, load_str_with};
 
@@ -98,6 +100,33 @@ pub struct Local {
     pub flush_arguments_a: bool,
     pub restart_replica: bool,
     pub state_dir: PathBuf,
+}
+
+/// The defaults of `local:`. `whoami` and `dc_check` are required and
+/// have none: they are empty here, and a file that leaves them out is
+/// refused.
+impl Default for Local {
+    fn default() -> Self {
+        Local {
+            whoami: String::new(),
+            dc_check: String::new(),
+            roles: vec![Role::Appserver],
+            // The old habeat.yml's lock-file templates, so that runbooks
+            // that look for these files keep working.
+            check_down_file: PathBuf::from("/var/tmp/appserverdown-habeat"),
+            check_promotion_file: PathBuf::from("/var/tmp/appserverprom-habeat"),
+            check_restart_replica_file: PathBuf::from("/var/tmp/appserverrstopha"),
+            threads: 5,
+            proxy_switch: "bgp".into(),
+            proxy_enable_activate: false,
+            proxy_enable_deactivate: false,
+            disable_ha_module: false,
+            flush_cache: false,
+            flush_arguments_a: false,
+            restart_replica: false,
+            state_dir: PathBuf::from("/var/lib/habeat"),
+        }
+    }
 }
 
 impl Local {
@@ -215,10 +244,7 @@ impl Default for Consul {
 impl Consul {
     /// Base URL of the agent's HTTP API, e.g. `http://127.0.0.1:8500`.
     pub fn base_url(&self) -> String {
-        let scheme = match self.scheme {
-            Scheme::Http => "http",
-            Scheme::Https => "https",
-        };
+        let scheme = self.scheme.as_str();
         if self.hostname.contains(':') {
             format!("{scheme}://[{}]:{}", self.hostname, self.port)
         } else {
@@ -246,6 +272,18 @@ pub enum TokenSource {
 pub enum Scheme {
     Http,
     Https,
+}
+
+impl Scheme {
+    /// The values `consul.scheme` accepts.
+    pub const CHOICES: &[(&str, Scheme)] = &[("http", Scheme::Http), ("https", Scheme::Https)];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
 }
 
 /// A secret (the Consul token). Its `Debug` and `Serialize` never show it.
