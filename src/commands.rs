@@ -317,7 +317,7 @@ pub async fn promote(cfg: &Config, args: &PromoteArgs, dry_run: bool, json_out: 
 /// `habeat status`: what habeat knows now, and why it would or would not act.
 pub fn status(cfg: &Config, json_out: bool) -> Outcome {
     let state = read_state(cfg)?;
-    let ecfg = engine::EngineConfig::from_config(cfg);
+    let ecfg = engine::EngineConfig::from(cfg);
     if json_out {
         println!("{}", status_json(&state, cfg, &ecfg));
         return Ok(exit::OK);

@@ -1,4 +1,6 @@
-//! Vocabulary shared by the probes, the engine and the executor.
+//! Vocabulary shared by the probes, the engine, the executor and the
+//! configuration (`Quorum`, `Rearm`: the engine reads them, `config` parses
+//! them).
 //!
 //! These types are plain data: the probes produce [`Observation`]s, the
 //! engine consumes them. Keeping them here (and free of I/O) lets the engine
@@ -108,6 +110,39 @@ impl Role {
 impl fmt::Display for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// How many Down votes make a component Down (any Up vote vetoes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Quorum {
+    /// Every witness of the component must vote Down.
+    All,
+    /// At least N witnesses must vote Down.
+    #[serde(untagged)]
+    AtLeast(u32),
+}
+
+/// When the failover locks clear.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Rearm {
+    /// When the peer is Up again (the old behaviour).
+    Auto,
+    /// Only by `habeat rearm`.
+    Manual,
+}
+
+impl Rearm {
+    /// The values `safety.rearm` accepts.
+    pub const CHOICES: &[(&str, Rearm)] = &[("auto", Rearm::Auto), ("manual", Rearm::Manual)];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rearm::Auto => "auto",
+            Rearm::Manual => "manual",
+        }
     }
 }
 

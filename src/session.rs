@@ -104,7 +104,7 @@ impl Session {
         }
         let journal = Journal::new(&store.journal_path());
         Ok(Session {
-            ecfg: EngineConfig::from_config(cfg),
+            ecfg: EngineConfig::from(cfg),
             cfg: cfg.clone(),
             state: loaded.state,
             live: Live::default(),

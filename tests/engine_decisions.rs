@@ -1033,7 +1033,7 @@ fn engine_config_is_derived_from_the_effective_config() {
         metrics: Metrics::default(),
         warnings: Vec::new(),
     };
-    let e = habeat::engine::EngineConfig::from_config(&cfg);
+    let e = habeat::engine::EngineConfig::from(&cfg);
     assert!(!e.is_primary);
     assert_eq!(e.roles, [Role::Appserver, Role::Proxyserver], "fixed order");
     assert_eq!(e.source_mail_host.as_deref(), Some("mbox1.example.com"));

@@ -6,26 +6,18 @@
 //! whole file in one pass. Problems that concern the file itself (missing,
 //! a directory, unreadable) name only the file: it has no lines to point at.
 //!
-//! The walk itself (schema, types, cross-section checks) is in
-//! `walk.rs`, over the spanned tree of [`super::yaml`].
+//! The schema is the key tables of `keys.rs`; the walk over them (types,
+//! cross-section checks) is in `walk.rs`, over the spanned tree of
+//! [`super::yaml`].
 
+pub use super::problem::{LoadEnv, Problem};
+
+use super::Config;
+use super::problem::io_problem;
 use super::walk::Walker;
 use super::yaml::{self, Pos};
-use super::{Config, Secret};
-use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-
-/// One problem in the file: where it is and what to do about it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// 1-based line.
-    pub line: u64,
-    /// 1-based column.
-    pub column: u64,
-    /// "what is wrong; what to do", without the location.
-    pub message: String,
-}
 
 /// Why a configuration could not be used. Renders as one line per problem,
 /// each starting with `file:line:column` (or just `file` when the file
@@ -64,27 +56,6 @@ fn render_problems(path: &Path, problems: &[Problem]) -> String {
         .map(|p| format!("{}:{}:{}: {}", path.display(), p.line, p.column, p.message))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// What the loader reads from the process environment, made explicit so
-/// tests can supply it without touching the real environment.
-#[derive(Debug, Clone, Default)]
-pub struct LoadEnv {
-    /// `CONSUL_HTTP_TOKEN`, the token the Consul CLI also reads.
-    pub consul_http_token: Option<Secret>,
-}
-
-impl LoadEnv {
-    /// The environment of this process (an empty `CONSUL_HTTP_TOKEN` counts
-    /// as unset, as it does for the Consul CLI).
-    pub fn from_process() -> Self {
-        let consul_http_token = std::env::var("CONSUL_HTTP_TOKEN")
-            .ok()
-            .map(|t| t.trim().to_owned())
-            .filter(|t| !t.is_empty())
-            .map(Secret::new);
-        LoadEnv { consul_http_token }
-    }
 }
 
 /// Read and validate the configuration file at `path`, taking
@@ -160,21 +131,6 @@ pub fn load_str_with(text: &str, source: &Path, env: &LoadEnv) -> Result<Config,
     load_inner(text, source, env, None)
 }
 
-pub(super) fn io_problem(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file; pass the right path with --config \
-             (the default is /etc/habeat/habeat.yml; the old one was /etc/hamon/habeat.yml)"
-            .into(),
-        std::io::ErrorKind::PermissionDenied => "cannot be read: permission denied; run habeat \
-             as root, or let its user read the file"
-            .into(),
-        std::io::ErrorKind::NotADirectory => {
-            "a part of this path is a file, not a directory; check the path".into()
-        }
-        _ => format!("cannot be read: {e}"),
-    }
-}
-
 /// Line and column just after `text` (where the next character would be).
 fn end_position(text: &str) -> Pos {
     let line = text.matches('\n').count() as u64 + 1;
@@ -213,11 +169,5 @@ fn load_inner(
             Ok(cfg)
         }
         _ => Err(invalid(problems)),
-    }
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}", self.line, self.column, self.message)
     }
 }

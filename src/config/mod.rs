@@ -9,15 +9,23 @@
 //! their tests) can be configured without a whole file.
 
 mod address;
+pub mod doc;
+mod for_engine;
+mod keys;
 pub mod load;
+mod problem;
 pub mod render;
 mod suggest;
 mod walk;
 mod yaml;
 
-pub use walk::SECTIONS;
+pub use keys::SECTIONS;
 
 pub use load::{ConfigError, LoadEnv, Problem, load_file, load_file_with, load_str, load_str_with};
+
+/// Plain vocabulary the engine shares; re-exported so that
+/// `config::Quorum` and `config::Rearm` keep working.
+pub use crate::model::{Quorum, Rearm};
 
 use crate::model::{Component, Role};
 use serde::Serialize;
@@ -92,6 +100,33 @@ pub struct Local {
     pub flush_arguments_a: bool,
     pub restart_replica: bool,
     pub state_dir: PathBuf,
+}
+
+/// The defaults of `local:`. `whoami` and `dc_check` are required and
+/// have none: they are empty here, and a file that leaves them out is
+/// refused.
+impl Default for Local {
+    fn default() -> Self {
+        Local {
+            whoami: String::new(),
+            dc_check: String::new(),
+            roles: vec![Role::Appserver],
+            // The old habeat.yml's lock-file templates, so that runbooks
+            // that look for these files keep working.
+            check_down_file: PathBuf::from("/var/tmp/appserverdown-habeat"),
+            check_promotion_file: PathBuf::from("/var/tmp/appserverprom-habeat"),
+            check_restart_replica_file: PathBuf::from("/var/tmp/appserverrstopha"),
+            threads: 5,
+            proxy_switch: "bgp".into(),
+            proxy_enable_activate: false,
+            proxy_enable_deactivate: false,
+            disable_ha_module: false,
+            flush_cache: false,
+            flush_arguments_a: false,
+            restart_replica: false,
+            state_dir: PathBuf::from("/var/lib/habeat"),
+        }
+    }
 }
 
 impl Local {
@@ -209,10 +244,7 @@ impl Default for Consul {
 impl Consul {
     /// Base URL of the agent's HTTP API, e.g. `http://127.0.0.1:8500`.
     pub fn base_url(&self) -> String {
-        let scheme = match self.scheme {
-            Scheme::Http => "http",
-            Scheme::Https => "https",
-        };
+        let scheme = self.scheme.as_str();
         if self.hostname.contains(':') {
             format!("{scheme}://[{}]:{}", self.hostname, self.port)
         } else {
@@ -240,6 +272,18 @@ pub enum TokenSource {
 pub enum Scheme {
     Http,
     Https,
+}
+
+impl Scheme {
+    /// The values `consul.scheme` accepts.
+    pub const CHOICES: &[(&str, Scheme)] = &[("http", Scheme::Http), ("https", Scheme::Https)];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
 }
 
 /// A secret (the Consul token). Its `Debug` and `Serialize` never show it.
@@ -290,17 +334,6 @@ impl Default for Detection {
             quorum: Quorum::All,
         }
     }
-}
-
-/// How many Down votes make a component Down (any Up vote vetoes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Quorum {
-    /// Every witness of the component must vote Down.
-    All,
-    /// At least N witnesses must vote Down.
-    #[serde(untagged)]
-    AtLeast(u32),
 }
 
 /// `probes:` — extra network checks per component of the peer DC.
@@ -400,16 +433,6 @@ impl Default for Safety {
             rearm: Rearm::Auto,
         }
     }
-}
-
-/// When the failover locks clear.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Rearm {
-    /// When the peer is Up again (the old behaviour).
-    Auto,
-    /// Only by `habeat rearm`.
-    Manual,
 }
 
 /// `hooks:` — operator commands run around actions.

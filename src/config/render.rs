@@ -6,7 +6,8 @@
 //! same meaning. The token is never part of it: the text shows where the
 //! token comes from in a comment, the JSON shows `"********"`.
 
-use super::{Config, Datacenter, HookCommand, ProbeSpec, Quorum, Rearm, Scheme, TokenSource};
+use super::keys;
+use super::{Config, Consul, HookCommand, ProbeSpec, TokenSource};
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 use std::path::Path;
@@ -52,22 +53,22 @@ impl Serialize for Out {
     }
 }
 
-fn s(v: impl Into<String>) -> Out {
+pub(super) fn s(v: impl Into<String>) -> Out {
     Out::Str(v.into())
 }
-fn p(v: &Path) -> Out {
+pub(super) fn p(v: &Path) -> Out {
     Out::Str(v.display().to_string())
 }
-fn d(v: Duration) -> Out {
+pub(super) fn d(v: Duration) -> Out {
     Out::Str(humantime::format_duration(v).to_string())
 }
-fn opt(v: &Option<String>) -> Out {
+pub(super) fn opt(v: &Option<String>) -> Out {
     v.as_ref().map_or(Out::Null, |x| s(x.as_str()))
 }
-fn strs(v: &[String]) -> Out {
+pub(super) fn strs(v: &[String]) -> Out {
     Out::Seq(v.iter().map(|x| s(x.as_str())).collect())
 }
-fn commands(v: &[HookCommand]) -> Out {
+pub(super) fn commands(v: &[HookCommand]) -> Out {
     Out::Seq(
         v.iter()
             .map(|c| match c {
@@ -77,179 +78,42 @@ fn commands(v: &[HookCommand]) -> Out {
             .collect(),
     )
 }
-fn map(entries: Vec<(&str, Out)>) -> Out {
-    Out::Map(
-        entries
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
+pub(super) fn probes(v: &[ProbeSpec]) -> Out {
+    let one = |k: &str, v: Out| Out::Map(vec![(k.to_owned(), v)]);
+    Out::Seq(
+        v.iter()
+            .map(|p| match p {
+                ProbeSpec::Icmp => s("icmp"),
+                ProbeSpec::Tcp(port) => one("tcp", Out::Int((*port).into())),
+                ProbeSpec::Ldap(port) => one("ldap", Out::Int((*port).into())),
+                ProbeSpec::Http(url) => one("http", s(url.as_str())),
+            })
             .collect(),
     )
 }
 
 impl Config {
-    /// The effective configuration as an ordered tree (file layout).
+    /// The effective configuration as an ordered tree (file layout): each
+    /// section by its key table, the datacenters right after `local:` as in
+    /// the old file.
     pub fn to_out(&self) -> Out {
-        let l = &self.local;
-        let mut top = vec![(
-            "local",
-            map(vec![
-                ("whoami", s(l.whoami.as_str())),
-                ("dc_check", s(l.dc_check.as_str())),
-                (
-                    "roles",
-                    Out::Seq(l.roles.iter().map(|r| s(r.as_str())).collect()),
-                ),
-                ("checkDownFile", p(&l.check_down_file)),
-                ("checkPromotionFile", p(&l.check_promotion_file)),
-                ("checkRestartReplicaFile", p(&l.check_restart_replica_file)),
-                ("provider", s("consul")),
-                ("threads", Out::Int(l.threads.into())),
-                ("proxy_switch", s(l.proxy_switch.as_str())),
-                ("proxy_enable_activate", Out::Bool(l.proxy_enable_activate)),
-                (
-                    "proxy_enable_deactivate",
-                    Out::Bool(l.proxy_enable_deactivate),
-                ),
-                ("disable_ha_module", Out::Bool(l.disable_ha_module)),
-                ("flush_cache", Out::Bool(l.flush_cache)),
-                ("flush_arguments_a", Out::Bool(l.flush_arguments_a)),
-                ("restart_replica", Out::Bool(l.restart_replica)),
-                ("state_dir", p(&l.state_dir)),
-            ]),
-        )];
-        let dc_entries: Vec<(String, Out)> = self
-            .dcs
-            .iter()
-            .map(|(name, dc)| (name.clone(), datacenter(dc)))
-            .collect();
-
-        let c = &self.consul;
-        let mut consul = vec![
-            ("hostname", s(c.hostname.as_str())),
-            ("port", Out::Int(c.port.into())),
-            (
-                "scheme",
-                s(match c.scheme {
-                    Scheme::Http => "http",
-                    Scheme::Https => "https",
-                }),
-            ),
-            ("ca_file", c.ca_file.as_deref().map_or(Out::Null, p)),
-            ("token_file", c.token_file.as_deref().map_or(Out::Null, p)),
-        ];
-        if c.token.is_some() {
-            let from = match c.token_source {
-                Some(TokenSource::Config) => "from consul.token",
-                Some(TokenSource::File) => "from consul.token_file",
-                Some(TokenSource::Environment) => "from CONSUL_HTTP_TOKEN",
-                None => "set",
+        let mut entries = vec![(keys::LOCAL.name.to_owned(), keys::LOCAL.show(&self.local))];
+        for (name, dc) in &self.dcs {
+            entries.push((name.clone(), keys::DATACENTER.show(dc)));
+        }
+        entries.push((keys::CONSUL.name.to_owned(), consul(&self.consul)));
+        macro_rules! section {
+            ($table:expr, $value:expr) => {
+                entries.push(($table.name.to_owned(), $table.show($value)))
             };
-            consul.push(("token", Out::Masked(from.into())));
         }
-        consul.push(("service_discover_data", p(&c.service_discover_data)));
-
-        let det = &self.detection;
-        let probes = &self.probes;
-        let probe_list = |v: &[ProbeSpec]| {
-            Out::Seq(
-                v.iter()
-                    .map(|p| match p {
-                        ProbeSpec::Icmp => s("icmp"),
-                        ProbeSpec::Tcp(port) => map(vec![("tcp", Out::Int((*port).into()))]),
-                        ProbeSpec::Ldap(port) => map(vec![("ldap", Out::Int((*port).into()))]),
-                        ProbeSpec::Http(url) => map(vec![("http", s(url.as_str()))]),
-                    })
-                    .collect(),
-            )
-        };
-        let car = &self.carbonio;
-        let saf = &self.safety;
-        let hk = &self.hooks;
-        let rest = vec![
-            ("consul", map(consul)),
-            (
-                "detection",
-                map(vec![
-                    ("interval", d(det.interval)),
-                    ("timeout", d(det.timeout)),
-                    ("fall", Out::Int(det.fall.into())),
-                    ("rise", Out::Int(det.rise.into())),
-                    (
-                        "quorum",
-                        match det.quorum {
-                            Quorum::All => s("all"),
-                            Quorum::AtLeast(n) => Out::Int(n.into()),
-                        },
-                    ),
-                ]),
-            ),
-            (
-                "probes",
-                map(vec![
-                    ("appserver", probe_list(&probes.appserver)),
-                    ("proxy", probe_list(&probes.proxy)),
-                    ("directory", probe_list(&probes.directory)),
-                    ("consul", probe_list(&probes.consul)),
-                ]),
-            ),
-            (
-                "witnesses",
-                map(vec![
-                    ("consul_members", Out::Bool(self.witnesses.consul_members)),
-                    ("consul_health", Out::Bool(self.witnesses.consul_health)),
-                    ("command", strs(&self.witnesses.command)),
-                ]),
-            ),
-            (
-                "carbonio",
-                map(vec![
-                    ("cli", p(&car.cli)),
-                    ("zmprov", p(&car.zmprov)),
-                    ("run_as", opt(&car.run_as)),
-                    ("module", s(car.module.as_str())),
-                    ("command_timeout", d(car.command_timeout)),
-                    ("promote_timeout", d(car.promote_timeout)),
-                ]),
-            ),
-            (
-                "safety",
-                map(vec![
-                    ("quorum_gate", Out::Bool(saf.quorum_gate)),
-                    ("recovery_grace", d(saf.recovery_grace)),
-                    ("promotion_block", d(saf.promotion_block)),
-                    (
-                        "rearm",
-                        s(match saf.rearm {
-                            Rearm::Auto => "auto",
-                            Rearm::Manual => "manual",
-                        }),
-                    ),
-                ]),
-            ),
-            (
-                "hooks",
-                map(vec![
-                    ("timeout", d(hk.timeout)),
-                    ("after_promotion", commands(&hk.after_promotion)),
-                    ("on_peer_recovered", commands(&hk.on_peer_recovered)),
-                    ("on_event", commands(&hk.on_event)),
-                ]),
-            ),
-            (
-                "metrics",
-                map(vec![(
-                    "listen",
-                    self.metrics.listen.map_or(Out::Null, |a| s(a.to_string())),
-                )]),
-            ),
-        ];
-        top.extend(rest);
-        let mut entries: Vec<(String, Out)> =
-            top.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
-        // Datacenters right after local:, as in the old file.
-        for (i, dc) in dc_entries.into_iter().enumerate() {
-            entries.insert(1 + i, dc);
-        }
+        section!(keys::DETECTION, &self.detection);
+        section!(keys::PROBES, &self.probes);
+        section!(keys::WITNESSES, &self.witnesses);
+        section!(keys::CARBONIO, &self.carbonio);
+        section!(keys::SAFETY, &self.safety);
+        section!(keys::HOOKS, &self.hooks);
+        section!(keys::METRICS, &self.metrics);
         Out::Map(entries)
     }
 
@@ -285,31 +149,27 @@ impl Config {
     }
 }
 
-fn datacenter(dc: &Datacenter) -> Out {
-    let switch = Out::Map(
-        dc.proxy_switch
+/// `consul:` by its table, and the token, which is never shown: when one
+/// is set, the text says where it came from (after `token_file`, where
+/// the operator looks for it), the JSON shows `"********"`.
+fn consul(c: &Consul) -> Out {
+    let Out::Map(mut entries) = keys::CONSUL.show(c) else {
+        return Out::Null;
+    };
+    if c.token.is_some() {
+        let from = match c.token_source {
+            Some(TokenSource::Config) => "from consul.token",
+            Some(TokenSource::File) => "from consul.token_file",
+            Some(TokenSource::Environment) => "from CONSUL_HTTP_TOKEN",
+            None => "set",
+        };
+        let at = entries
             .iter()
-            .map(|(tool, c)| {
-                (
-                    tool.clone(),
-                    map(vec![
-                        ("activate", commands(&c.activate)),
-                        ("deactivate", commands(&c.deactivate)),
-                    ]),
-                )
-            })
-            .collect(),
-    );
-    map(vec![
-        ("proxy_ip", opt(&dc.proxy_ip)),
-        ("appserver_ip", opt(&dc.appserver_ip)),
-        ("directorysrv_ip", opt(&dc.directorysrv_ip)),
-        ("consul_ips", strs(&dc.consul_ips)),
-        ("consul_vmnames", strs(&dc.consul_vmnames)),
-        ("appserver_vmname", opt(&dc.appserver_vmname)),
-        ("proxyserver_vmname", opt(&dc.proxyserver_vmname)),
-        ("proxy_switch", switch),
-    ])
+            .position(|(k, _)| k == "token_file")
+            .map_or(entries.len(), |i| i + 1);
+        entries.insert(at, ("token".to_owned(), Out::Masked(from.into())));
+    }
+    Out::Map(entries)
 }
 
 fn write_entry(out: &mut String, indent: usize, key: &str, v: &Out) {
@@ -336,7 +196,7 @@ fn write_entry(out: &mut String, indent: usize, key: &str, v: &Out) {
 }
 
 /// A value on one line (flow style).
-fn flow(v: &Out) -> String {
+pub(super) fn flow(v: &Out) -> String {
     match v {
         Out::Null => "~".into(),
         Out::Bool(b) => b.to_string(),

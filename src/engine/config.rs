@@ -1,11 +1,13 @@
 //! The part of the configuration the engine decides with.
 //!
-//! [`EngineConfig`] is derived once from the effective [`Config`] so that the
-//! engine depends on plain values only (no paths, no secrets, no I/O types)
-//! and tests can build one directly.
+//! [`EngineConfig`] is plain values only (no paths, no secrets, no I/O
+//! types), so the engine does not depend on the configuration loader and
+//! tests can build one directly. The effective configuration is turned
+//! into one by `impl From<&config::Config> for EngineConfig`, on the
+//! config side; the rules that derive the engine's timings stay here
+//! ([`EngineConfig::set_timing`]).
 
-use crate::config::{Config, HookCommand, Quorum, Rearm};
-use crate::model::Role;
+use crate::model::{Quorum, Rearm, Role};
 use std::time::Duration;
 
 /// Everything the decision engine needs to know about this installation.
@@ -89,8 +91,8 @@ pub const MAX_ATTEMPTS: u32 = 3;
 
 impl EngineConfig {
     /// A configuration with the documented defaults, for `whoami` watching
-    /// `dc_check` with `roles`. Used by tests and as the base of
-    /// [`EngineConfig::from_config`].
+    /// `dc_check` with `roles`. Used by tests and as the base of the
+    /// conversion from the effective configuration.
     pub fn new(whoami: &str, dc_check: &str, roles: &[Role]) -> EngineConfig {
         let mut roles = roles.to_vec();
         roles.sort();
@@ -132,43 +134,20 @@ impl EngineConfig {
         }
     }
 
-    /// Derive the engine's view of the effective configuration.
-    pub fn from_config(cfg: &Config) -> EngineConfig {
-        let mut e = EngineConfig::new(&cfg.local.whoami, &cfg.local.dc_check, &cfg.local.roles);
-        let peer = cfg.dcs.get(&cfg.local.dc_check);
-        let own = cfg.own();
-        e.is_primary = cfg.is_primary();
-        e.fall = cfg.detection.fall.max(1);
-        e.rise = cfg.detection.rise.max(1);
-        e.quorum = cfg.detection.quorum;
-        e.interval = cfg.detection.interval;
-        e.stale_after = stale_after(cfg.detection.interval + cfg.detection.timeout);
-        e.verdict_valid_for = e.stale_after + cfg.carbonio.command_timeout;
-        e.retry_delay = retry_delay(cfg.detection.interval);
-        e.operation_poll = operation_poll(cfg.detection.interval);
-        e.source_mail_host = peer.and_then(|d| d.appserver_vmname.clone());
-        e.peer_proxy_host = peer.and_then(|d| d.proxyserver_vmname.clone().or(d.proxy_ip.clone()));
-        e.threads = cfg.local.threads.max(1);
-        e.disable_ha_module = cfg.local.disable_ha_module;
-        e.flush_cache = cfg.local.flush_cache;
-        e.flush_all_servers = cfg.local.flush_arguments_a;
-        e.restart_replica = cfg.local.restart_replica;
-        e.proxy_enable_activate = cfg.local.proxy_enable_activate;
-        e.proxy_enable_deactivate = cfg.local.proxy_enable_deactivate;
-        if let Some(tool) = own.and_then(|d| d.proxy_switch.get(&cfg.local.proxy_switch)) {
-            e.proxy_activate = argvs(&tool.activate);
-            e.proxy_deactivate = argvs(&tool.deactivate);
-        }
-        e.after_promotion = argvs(&cfg.hooks.after_promotion);
-        e.on_peer_recovered = argvs(&cfg.hooks.on_peer_recovered);
-        e.quorum_gate = cfg.safety.quorum_gate;
-        e.recovery_grace = cfg.safety.recovery_grace;
-        e.promotion_block = cfg.safety.promotion_block;
-        e.rearm = cfg.safety.rearm;
-        e.command_witness = !cfg.witnesses.command.is_empty();
-        e.own_consul_hosts = own.map(|d| d.consul_vmnames.clone()).unwrap_or_default();
-        e.peer_consul_hosts = peer.map(|d| d.consul_vmnames.clone()).unwrap_or_default();
-        e
+    /// Set the probe timing and what the engine derives from it: how long
+    /// a silent witness stays "consecutive", how long a verdict may be
+    /// acted on, and the retry and listing-poll periods.
+    pub fn set_timing(
+        &mut self,
+        interval: Duration,
+        probe_timeout: Duration,
+        command_timeout: Duration,
+    ) {
+        self.interval = interval;
+        self.stale_after = stale_after(interval + probe_timeout);
+        self.verdict_valid_for = self.stale_after + command_timeout;
+        self.retry_delay = retry_delay(interval);
+        self.operation_poll = operation_poll(interval);
     }
 
     /// The Consul KV key of the quorum gate for a source host
@@ -177,10 +156,6 @@ impl EngineConfig {
     pub fn gate_key(host: &str) -> String {
         format!("habeat/failover/{host}")
     }
-}
-
-fn argvs(cmds: &[HookCommand]) -> Vec<Vec<String>> {
-    cmds.iter().map(HookCommand::argv).collect()
 }
 
 /// A witness silent for five round periods has not been observed

@@ -10,8 +10,7 @@ use super::reason::{Blocked, GateRefusal, Idle, Waiting};
 use super::record::{Live, LockFileSeen, OperatorCommand, Pause, PipelineKind, State, StepStatus};
 use super::time::{UnixMillis, human};
 use super::witness;
-use crate::config::Rearm;
-use crate::model::{Component, Observation, Role, Round, Verdict, Vote};
+use crate::model::{Component, Observation, Rearm, Role, Round, Verdict, Vote};
 use serde::{Deserialize, Serialize};
 
 /// What the engine is fed.

@@ -3,8 +3,7 @@
 use super::config::EngineConfig;
 use super::record::{ComponentState, WitnessState};
 use super::time::UnixMillis;
-use crate::config::Quorum;
-use crate::model::{Component, Observation, Verdict, Vote};
+use crate::model::{Component, Observation, Quorum, Verdict, Vote};
 
 /// Fold one raw observation into a witness's hysteresis.
 ///

@@ -1,0 +1,710 @@
+//! Every key of habeat.yml, declared once.
+//!
+//! Each section of the file is a [`Table`] of [`Key`]s. A key says its
+//! name, its [`Kind`] (how its value is read, checked and shown) and a
+//! one-line doc, in the way ripgrep's `flags/defs.rs` keeps a flag's name,
+//! doc and parse together. Everything else follows from these tables:
+//!
+//! - the walker (`walk.rs`) reads each key of a section by its kind and
+//!   takes the section's valid keys, and the "did you mean" candidates,
+//!   from the table;
+//! - `render.rs` prints each key by its kind, in table order;
+//! - the key tables of `docs/configuration.md` are generated from the
+//!   tables (`doc.rs`; its test fails when the file differs).
+//!
+//! A key's default is its field's value in the section's `Default` (in
+//! `mod.rs`): the walker starts from it, and the docs print it.
+//!
+//! The order of a table is the order of the file, of `config check`'s
+//! output and of the "valid here: ..." list of an unknown-key error.
+
+use super::render::{self, Out};
+use super::walk::{Section, Walker};
+use super::{
+    Carbonio, Consul, Datacenter, Detection, HookCommand, Hooks, Local, Metrics, ProbeSpec, Probes,
+    Safety, SwitchCommands, Witnesses,
+};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The shortest `detection.interval` habeat accepts: below it a round
+/// costs more CPU than it buys detection time (at `1ns` the daemon used
+/// 27 % of a core and sent ~118 WATCHDOG messages a second), and no
+/// witness (Serf gossip, ICMP across datacenters) changes that fast.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+/// The shortest `detection.timeout`: a probe given less than any real
+/// round trip times out against a live peer, and a timed-out probe votes
+/// Down.
+pub const MIN_TIMEOUT: Duration = Duration::from_millis(10);
+
+/// The keys of one section, in file order.
+pub struct Table<S: 'static> {
+    /// The section's name at the top level (`local`); for the sections
+    /// named by the operator (datacenters, proxy switch tools) what the
+    /// docs call them (`<dc>`).
+    pub name: &'static str,
+    pub keys: &'static [Key<S>],
+}
+
+/// One key of a section.
+pub struct Key<S: 'static> {
+    /// As written in habeat.yml.
+    pub name: &'static str,
+    pub kind: Kind<S>,
+    /// What the key changes, for docs/configuration.md (Markdown, one
+    /// table cell).
+    pub doc: &'static str,
+}
+
+/// Access to the field of `S` that a key fills in.
+pub struct Field<S, T> {
+    pub get: fn(&S) -> &T,
+    pub set: fn(&mut S) -> &mut T,
+}
+
+/// `field!(threads)`: the [`Field`] for `s.threads`.
+macro_rules! field {
+    ($f:ident) => {
+        Field {
+            get: |s| &s.$f,
+            set: |s| &mut s.$f,
+        }
+    };
+}
+
+/// How a key's value is read (with its checks and error messages, in
+/// `walk.rs`) and shown (`config check`, the docs' default column).
+pub enum Kind<S: 'static> {
+    /// A datacenter name (required); `what` says which one in the
+    /// "is missing" error.
+    DcName {
+        field: Field<S, String>,
+        what: &'static str,
+    },
+    /// `true`/`false` (and the YAML 1.1 words).
+    Bool(Field<S, bool>),
+    /// A whole number in `min..=max`.
+    Count {
+        field: Field<S, u32>,
+        min: u32,
+        max: u32,
+    },
+    /// A TCP port, 1-65535.
+    Port(Field<S, u16>),
+    /// A humantime duration with a unit, longer than zero and not below
+    /// `floor`.
+    Duration {
+        field: Field<S, Duration>,
+        floor: Option<Duration>,
+    },
+    /// Free text; `what` names it in a type error.
+    Text {
+        field: Field<S, String>,
+        what: &'static str,
+    },
+    /// An absolute path; the default stays when absent.
+    Path(Field<S, PathBuf>),
+    /// An IP address or hostname, or none.
+    Address(Field<S, Option<String>>),
+    /// A list of IP addresses or hostnames.
+    Addresses(Field<S, Vec<String>>),
+    /// An RFC 1123 hostname, or none.
+    Hostname(Field<S, Option<String>>),
+    /// A list of hostnames.
+    Hostnames(Field<S, Vec<String>>),
+    /// A list of commands (strings for `/bin/sh -c`, or argv lists).
+    Commands(Field<S, Vec<HookCommand>>),
+    /// A list of extra probes (`icmp`, `{ tcp: PORT }`, ...).
+    Probes(Field<S, Vec<ProbeSpec>>),
+    /// An old spelling, read by the key it stands for (`of`) and never
+    /// shown. `suggested: false` keeps a misspelling out of "did you
+    /// mean" hints and out of the docs' tables.
+    Alias { of: &'static str, suggested: bool },
+    /// A key with its own reader in `walk.rs`. `ty` is what the docs say
+    /// its value is; `show` is `None` for what `config check` never
+    /// prints as a value (the token).
+    Custom {
+        ty: &'static str,
+        read: fn(&mut Walker<'_>, &Section<'_>, &str, &mut S),
+        show: fn(&S) -> Option<Out>,
+    },
+}
+
+impl<S> Key<S> {
+    /// The value `config check` prints for this key, if any.
+    pub fn show(&self, v: &S) -> Option<Out> {
+        Some(match &self.kind {
+            Kind::DcName { field, .. } | Kind::Text { field, .. } => render::s((field.get)(v)),
+            Kind::Bool(f) => Out::Bool(*(f.get)(v)),
+            Kind::Count { field, .. } => Out::Int((*(field.get)(v)).into()),
+            Kind::Port(f) => Out::Int((*(f.get)(v)).into()),
+            Kind::Duration { field, .. } => render::d(*(field.get)(v)),
+            Kind::Path(f) => render::p((f.get)(v)),
+            Kind::Address(f) | Kind::Hostname(f) => render::opt((f.get)(v)),
+            Kind::Addresses(f) | Kind::Hostnames(f) => render::strs((f.get)(v)),
+            Kind::Commands(f) => render::commands((f.get)(v)),
+            Kind::Probes(f) => render::probes((f.get)(v)),
+            Kind::Alias { .. } => return None,
+            Kind::Custom { show, .. } => return show(v),
+        })
+    }
+
+    /// Offered in "did you mean" hints and listed in the docs.
+    pub fn suggested(&self) -> bool {
+        !matches!(
+            self.kind,
+            Kind::Alias {
+                suggested: false,
+                ..
+            }
+        )
+    }
+}
+
+impl<S> Table<S> {
+    /// Every key the section accepts, aliases included.
+    pub fn names(&self) -> impl Iterator<Item = &'static str> {
+        self.keys.iter().map(|k| k.name)
+    }
+
+    /// A section as `config check` prints it: every key that has a value
+    /// to show, in table order.
+    pub fn show(&self, v: &S) -> Out {
+        Out::Map(
+            self.keys
+                .iter()
+                .filter_map(|k| Some((k.name.to_owned(), k.show(v)?)))
+                .collect(),
+        )
+    }
+}
+
+/// The fixed top-level sections, in file order; any other top-level key
+/// must be a datacenter named by `local.whoami` or `local.dc_check`.
+pub const SECTIONS: &[&str] = &[
+    LOCAL.name,
+    CONSUL.name,
+    DETECTION.name,
+    PROBES.name,
+    WITNESSES.name,
+    CARBONIO.name,
+    SAFETY.name,
+    HOOKS.name,
+    METRICS.name,
+];
+
+// ---------------------------------------------------------------------------
+// The tables.
+
+pub const LOCAL: Table<Local> = Table {
+    name: "local",
+    keys: &[
+        Key {
+            name: "whoami",
+            kind: Kind::DcName {
+                field: field!(whoami),
+                what: "the datacenter this node is in",
+            },
+            doc: "the datacenter this node is in. The DC named `primary` never promotes automatically.",
+        },
+        Key {
+            name: "dc_check",
+            kind: Kind::DcName {
+                field: field!(dc_check),
+                what: "the datacenter this node watches",
+            },
+            doc: "the datacenter this node watches; must differ from `whoami` and have its own section.",
+        },
+        Key {
+            name: "role",
+            kind: Kind::Alias {
+                of: "roles",
+                suggested: true,
+            },
+            doc: "legacy single role; same as `roles: [<role>]`. Use one of `role`/`roles`.",
+        },
+        Key {
+            name: "roles",
+            kind: Kind::Custom {
+                ty: "list of roles",
+                read: |w, s, _, l| l.roles = w.roles(s),
+                show: |l| {
+                    Some(Out::Seq(
+                        l.roles.iter().map(|r| render::s(r.as_str())).collect(),
+                    ))
+                },
+            },
+            doc: "what this node acts for: `appserver` (promote the peer mailstore's accounts), `proxyserver` (switch proxy traffic), `consulserver` (recover the Consul raft quorum). Several allowed.",
+        },
+        Key {
+            name: "checkDownFile",
+            kind: Kind::Path(field!(check_down_file)),
+            doc: "lock-file template, written when the peer component is Down; the role is appended (`...-habeat-appserver`).",
+        },
+        Key {
+            name: "checkPromotionFile",
+            kind: Kind::Path(field!(check_promotion_file)),
+            doc: "lock-file template, written after a promotion; blocks a second one until re-armed.",
+        },
+        Key {
+            name: "checkRestartReplicaFile",
+            kind: Kind::Path(field!(check_restart_replica_file)),
+            doc: "written when habeat stopped the HA module (`disable_ha_module`).",
+        },
+        Key {
+            name: "provider",
+            kind: Kind::Custom {
+                ty: "`consul`",
+                read: |w, s, key, _| w.provider(s, key),
+                show: |_| Some(render::s("consul")),
+            },
+            doc: "only `consul` (Carbonio service discover) is supported; anything else is an error (for other evidence use `witnesses.command`).",
+        },
+        Key {
+            name: "threads",
+            kind: Kind::Count {
+                field: field!(threads),
+                min: 1,
+                max: 256,
+            },
+            doc: "threads for `promoteAccounts`.",
+        },
+        Key {
+            name: "proxy_switch",
+            kind: Kind::Text {
+                field: field!(proxy_switch),
+                what: "the name of a proxy switch tool",
+            },
+            doc: "which tool under `<whoami>.proxy_switch` is run.",
+        },
+        Key {
+            name: "proxy_enable_activate",
+            kind: Kind::Bool(field!(proxy_enable_activate)),
+            doc: "run the tool's `activate` commands after a promotion / when the peer proxy is Down. Requires `<whoami>.proxy_switch.<tool>.activate` to list commands.",
+        },
+        Key {
+            name: "proxy_enable_deactivate",
+            kind: Kind::Bool(field!(proxy_enable_deactivate)),
+            doc: "run the tool's `deactivate` commands when the peer **proxy** is Up again (proxyserver role). Not after an appserver promotion: the accounts stay here, so their traffic does too. Requires `...deactivate` commands.",
+        },
+        Key {
+            name: "disable_ha_module",
+            kind: Kind::Bool(field!(disable_ha_module)),
+            doc: "on a node in `primary`: when the peer mailstore is Down, stop the replica module once (`doStopService module`) and write `checkRestartReplicaFile`.",
+        },
+        Key {
+            name: "flush_cache",
+            kind: Kind::Bool(field!(flush_cache)),
+            doc: "after promotion, `zmprov fc account <name>` per account.",
+        },
+        Key {
+            name: "flush_arguments_a",
+            kind: Kind::Bool(field!(flush_arguments_a)),
+            doc: "with `flush_cache`: `zmprov fc -a` (all application servers).",
+        },
+        Key {
+            name: "restart_replica",
+            kind: Kind::Bool(field!(restart_replica)),
+            doc: "after promotion, `pauseReplicas` and `restartReplicas` per account.",
+        },
+        Key {
+            name: "state_dir",
+            kind: Kind::Path(field!(state_dir)),
+            doc: "`state.json`, `events.jsonl` and the process lock. Created with mode 0700 if missing. Must be owned by root or habeat's user and writable by its owner only (not `g+w`/`o+w`), or every command refuses it with the fix (`chmod go-w <dir>`).",
+        },
+    ],
+};
+
+pub const DATACENTER: Table<Datacenter> = Table {
+    name: "<dc>",
+    keys: &[
+        Key {
+            name: "proxy_ip",
+            kind: Kind::Address(field!(proxy_ip)),
+            doc: "pinged for the proxy component.",
+        },
+        Key {
+            name: "appserver_ip",
+            kind: Kind::Address(field!(appserver_ip)),
+            doc: "pinged for the mailstore.",
+        },
+        Key {
+            name: "directorysrv_ip",
+            kind: Kind::Address(field!(directorysrv_ip)),
+            doc: "pinged for the directory (shown in status, evidence of \"whole DC gone\").",
+        },
+        Key {
+            name: "consul_ips",
+            kind: Kind::Addresses(field!(consul_ips)),
+            doc: "the Consul servers of that DC, pinged.",
+        },
+        Key {
+            name: "consul_vmnames",
+            kind: Kind::Hostnames(field!(consul_vmnames)),
+            doc: "their hostnames; Consul node names derive from them (`server-svc1-example-com`).",
+        },
+        Key {
+            name: "appserver_vmname",
+            kind: Kind::Hostname(field!(appserver_vmname)),
+            doc: "the mailstore's hostname: its Consul node, and the `source_mail_host` whose accounts are promoted.",
+        },
+        Key {
+            name: "proxyserver_vmname",
+            kind: Kind::Hostname(field!(proxyserver_vmname)),
+            doc: "the proxy's hostname (its Consul node).",
+        },
+        Key {
+            name: "proxy_switch",
+            kind: Kind::Custom {
+                ty: "tools",
+                read: |w, s, key, dc| dc.proxy_switch = w.proxy_switch(s, key),
+                show: |dc| {
+                    Some(Out::Map(
+                        dc.proxy_switch
+                            .iter()
+                            .map(|(tool, c)| (tool.clone(), SWITCH.show(c)))
+                            .collect(),
+                    ))
+                },
+            },
+            doc: "`{ <tool>: { activate: [commands], deactivate: [commands] } }`; `deativate` is accepted as the old spelling of `deactivate` (not both).",
+        },
+    ],
+};
+
+/// One tool under `<dc>.proxy_switch`.
+pub const SWITCH: Table<SwitchCommands> = Table {
+    name: "<dc>.proxy_switch.<tool>",
+    keys: &[
+        Key {
+            name: "activate",
+            kind: Kind::Commands(field!(activate)),
+            doc: "run with `local.proxy_enable_activate`: after a promotion, or when the peer proxy is Down.",
+        },
+        Key {
+            name: "deactivate",
+            kind: Kind::Custom {
+                ty: "list of commands",
+                read: |w, s, key, c| c.deactivate = w.deactivate(s, key),
+                show: |c| Some(render::commands(&c.deactivate)),
+            },
+            doc: "run with `local.proxy_enable_deactivate`: when the peer proxy is Up again. The old spelling `deativate` is accepted (not both).",
+        },
+        Key {
+            name: "deativate",
+            kind: Kind::Alias {
+                of: "deactivate",
+                suggested: false,
+            },
+            doc: "",
+        },
+    ],
+};
+
+pub const CONSUL: Table<Consul> = Table {
+    name: "consul",
+    keys: &[
+        Key {
+            name: "hostname",
+            kind: Kind::Custom {
+                ty: "address",
+                read: |w, s, key, c| {
+                    if let Some(h) = w.address(s, key) {
+                        c.hostname = h;
+                    }
+                },
+                show: |c| Some(render::s(c.hostname.as_str())),
+            },
+            doc: "the local Consul agent (IP or hostname).",
+        },
+        Key {
+            name: "port",
+            kind: Kind::Port(field!(port)),
+            doc: "its HTTP port.",
+        },
+        Key {
+            name: "scheme",
+            kind: Kind::Custom {
+                ty: "`http` or `https`",
+                read: |w, s, key, c| c.scheme = w.choice(s, key, c.scheme, super::Scheme::CHOICES),
+                show: |c| Some(render::s(c.scheme.as_str())),
+            },
+            doc: "`https` for TLS.",
+        },
+        Key {
+            name: "ca_file",
+            kind: Kind::Custom {
+                ty: "absolute path",
+                read: |w, s, key, c| c.ca_file = w.ca_file(s, key, c.scheme),
+                show: |c| Some(c.ca_file.as_deref().map_or(Out::Null, render::p)),
+            },
+            doc: "CA certificate for `https`; must exist. Ignored (with a warning) under `http`.",
+        },
+        Key {
+            name: "token",
+            kind: Kind::Custom {
+                ty: "text",
+                // Read with `token_file` (below): which one is in force
+                // depends on both. Never shown as a value: `render.rs`
+                // says where it came from instead.
+                read: |_, _, _, _| {},
+                show: |_| None,
+            },
+            doc: "the ACL token, inline.",
+        },
+        Key {
+            name: "token_file",
+            kind: Kind::Custom {
+                ty: "absolute path",
+                read: |w, s, key, c| {
+                    c.token_file = w.abs_path(s, key);
+                    (c.token, c.token_source) = w.token(s, c.token_file.as_deref());
+                },
+                show: |c| Some(c.token_file.as_deref().map_or(Out::Null, render::p)),
+            },
+            doc: "an absolute path to a file holding only the token (whitespace trimmed).",
+        },
+        Key {
+            name: "service_discover_data",
+            kind: Kind::Path(field!(service_discover_data)),
+            doc: "Consul's data dir; raft recovery writes `raft/peers.json` here.",
+        },
+    ],
+};
+
+pub const DETECTION: Table<Detection> = Table {
+    name: "detection",
+    keys: &[
+        Key {
+            name: "interval",
+            kind: Kind::Duration {
+                field: field!(interval),
+                floor: Some(MIN_INTERVAL),
+            },
+            doc: "time between probe rounds (faster rounds cost CPU and flood systemd's watchdog without detecting anything sooner).",
+        },
+        Key {
+            name: "timeout",
+            kind: Kind::Duration {
+                field: field!(timeout),
+                floor: Some(MIN_TIMEOUT),
+            },
+            doc: "per probe (a probe timed out against a live peer votes Down); a warning if longer than `interval`.",
+        },
+        Key {
+            name: "fall",
+            kind: Kind::Count {
+                field: field!(fall),
+                min: 1,
+                max: 1000,
+            },
+            doc: "consecutive Down rounds before a witness votes Down.",
+        },
+        Key {
+            name: "rise",
+            kind: Kind::Count {
+                field: field!(rise),
+                min: 1,
+                max: 1000,
+            },
+            doc: "consecutive Up rounds before it votes Up again.",
+        },
+        Key {
+            name: "quorum",
+            kind: Kind::Custom {
+                ty: "`all` or a number ≥ 1",
+                read: |w, s, key, d| d.quorum = w.quorum(s, key, d.quorum),
+                show: |d| {
+                    Some(match d.quorum {
+                        super::Quorum::All => render::s("all"),
+                        super::Quorum::AtLeast(n) => Out::Int(n.into()),
+                    })
+                },
+            },
+            doc: "Down votes needed to judge a component Down. Any Up vote vetoes. A number larger than the component's witnesses is an error (it could never be reached).",
+        },
+    ],
+};
+
+pub const PROBES: Table<Probes> = Table {
+    name: "probes",
+    keys: &[
+        Key {
+            name: "appserver",
+            kind: Kind::Probes(field!(appserver)),
+            doc: "extra witnesses of the watched mailstore (`appserver_ip`).",
+        },
+        Key {
+            name: "proxy",
+            kind: Kind::Probes(field!(proxy)),
+            doc: "of the watched proxy (`proxy_ip`).",
+        },
+        Key {
+            name: "directory",
+            kind: Kind::Probes(field!(directory)),
+            doc: "of the watched directory (`directorysrv_ip`).",
+        },
+        Key {
+            name: "consul",
+            kind: Kind::Probes(field!(consul)),
+            doc: "of the watched Consul servers (`consul_ips`).",
+        },
+    ],
+};
+
+pub const WITNESSES: Table<Witnesses> = Table {
+    name: "witnesses",
+    keys: &[
+        Key {
+            name: "consul_members",
+            kind: Kind::Bool(field!(consul_members)),
+            doc: "Serf membership of the component's node, from the local agent.",
+        },
+        Key {
+            name: "consul_health",
+            kind: Kind::Bool(field!(consul_health)),
+            doc: "the node's health checks (`serfHealth`), asked with `?stale`.",
+        },
+        Key {
+            name: "command",
+            kind: Kind::Custom {
+                ty: "argv list",
+                read: |w, s, key, wi| wi.command = w.witness_command(s, key),
+                show: |wi| Some(render::strs(&wi.command)),
+            },
+            doc: "external witness, an argv list: exit 0 Up, 1 Down, else Unknown.",
+        },
+    ],
+};
+
+pub const CARBONIO: Table<Carbonio> = Table {
+    name: "carbonio",
+    keys: &[
+        Key {
+            name: "cli",
+            kind: Kind::Path(field!(cli)),
+            doc: "the Carbonio CLI.",
+        },
+        Key {
+            name: "zmprov",
+            kind: Kind::Path(field!(zmprov)),
+            doc: "zmprov, for cache flushes.",
+        },
+        Key {
+            name: "run_as",
+            kind: Kind::Custom {
+                ty: "user name",
+                read: |w, s, key, c| c.run_as = w.run_as(s, key, c.run_as.take()),
+                show: |c| Some(render::opt(&c.run_as)),
+            },
+            doc: "user the CLIs run as; empty (`run_as:` or `\"\"`) runs them as habeat's own user.",
+        },
+        Key {
+            name: "module",
+            kind: Kind::Custom {
+                ty: "module name",
+                read: |w, s, key, c| {
+                    if let Some(m) = w.module(s, key) {
+                        c.module = m;
+                    }
+                },
+                show: |c| Some(render::s(c.module.as_str())),
+            },
+            doc: "`ha` for releases before the rename.",
+        },
+        Key {
+            name: "command_timeout",
+            kind: Kind::Duration {
+                field: field!(command_timeout),
+                floor: None,
+            },
+            doc: "every CLI call except promotion.",
+        },
+        Key {
+            name: "promote_timeout",
+            kind: Kind::Duration {
+                field: field!(promote_timeout),
+                floor: None,
+            },
+            doc: "`promoteAccounts`.",
+        },
+    ],
+};
+
+pub const SAFETY: Table<Safety> = Table {
+    name: "safety",
+    keys: &[
+        Key {
+            name: "quorum_gate",
+            kind: Kind::Bool(field!(quorum_gate)),
+            doc: "before any automatic promotion or proxy switch, prove this side holds the Consul majority (a KV lock). `false` restores the old ping-and-Serf behaviour and is warned about at every start: a partition can then cause split brain. With two Consul servers in `primary` and one in `secondary`, a full primary loss passes the gate only after the consulserver role has recovered raft on the secondary side — intended.",
+        },
+        Key {
+            name: "recovery_grace",
+            kind: Kind::Duration {
+                field: field!(recovery_grace),
+                floor: None,
+            },
+            doc: "consulserver: leaderless this long before raft recovery.",
+        },
+        Key {
+            name: "promotion_block",
+            kind: Kind::Duration {
+                field: field!(promotion_block),
+                floor: None,
+            },
+            doc: "no second automatic promotion within this window.",
+        },
+        Key {
+            name: "rearm",
+            kind: Kind::Custom {
+                ty: "`auto` or `manual`",
+                read: |w, s, key, sa| sa.rearm = w.choice(s, key, sa.rearm, super::Rearm::CHOICES),
+                show: |sa| Some(render::s(sa.rearm.as_str())),
+            },
+            doc: "`auto`: locks clear when the peer is Up again (old behaviour); `manual`: only `habeat rearm` clears them.",
+        },
+    ],
+};
+
+pub const HOOKS: Table<Hooks> = Table {
+    name: "hooks",
+    keys: &[
+        Key {
+            name: "timeout",
+            kind: Kind::Duration {
+                field: field!(timeout),
+                floor: None,
+            },
+            doc: "each hook's limit; its process group is killed after it.",
+        },
+        Key {
+            name: "after_promotion",
+            kind: Kind::Commands(field!(after_promotion)),
+            doc: "commands run after the proxy switch `activate` commands.",
+        },
+        Key {
+            name: "on_peer_recovered",
+            kind: Kind::Commands(field!(on_peer_recovered)),
+            doc: "commands run after the proxy switch `deactivate` commands.",
+        },
+        Key {
+            name: "on_event",
+            kind: Kind::Commands(field!(on_event)),
+            doc: "commands run on every state change, the event JSON on stdin; never block decisions.",
+        },
+    ],
+};
+
+pub const METRICS: Table<Metrics> = Table {
+    name: "metrics",
+    keys: &[Key {
+        name: "listen",
+        kind: Kind::Custom {
+            ty: "`ip:port`",
+            read: |w, s, key, m| m.listen = w.listen(s, key),
+            show: |m| Some(m.listen.map_or(Out::Null, |a| render::s(a.to_string()))),
+        },
+        doc: "for `/metrics` and `/status` (IPv6 in brackets, no hostnames).",
+    }],
+};
