@@ -17,6 +17,7 @@ use super::witness;
 use crate::config::Rearm;
 use crate::model::{Component, Observation, RaftServer, Role, Round, Verdict, Vote, WitnessKind};
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeSet, HashSet};
 
 /// What the engine is fed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -1482,10 +1483,16 @@ impl<'a> Cx<'a> {
                     None,
                 ));
             };
+            // Sets, not `Vec::contains` in a loop: a mailstore has up to
+            // 100k accounts, and a quadratic pass over them took 19 s.
             let left: Vec<String> = match &d.target {
                 PromoteTarget::SourceMailHost(_) => list.clone(),
                 PromoteTarget::Accounts(a) => {
-                    a.iter().filter(|x| list.contains(x)).cloned().collect()
+                    let listed: HashSet<&str> = list.iter().map(String::as_str).collect();
+                    a.iter()
+                        .filter(|x| listed.contains(x.as_str()))
+                        .cloned()
+                        .collect()
                 }
             };
             if left.is_empty() {
@@ -1507,12 +1514,9 @@ impl<'a> Cx<'a> {
             if let Some((pp, _)) = self.pipeline_mut(role, p.id)
                 && let Some(pd) = pp.promotion.as_mut()
             {
-                for a in &left {
-                    if !pd.accounts.contains(a) {
-                        pd.accounts.push(a.clone());
-                    }
-                }
-                pd.accounts.sort();
+                let mut all: BTreeSet<String> = std::mem::take(&mut pd.accounts).into_iter().collect();
+                all.extend(left.iter().cloned());
+                pd.accounts = all.into_iter().collect();
             }
             match &d.target {
                 PromoteTarget::SourceMailHost(h) => PromoteTarget::SourceMailHost(h.clone()),
