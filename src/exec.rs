@@ -70,7 +70,7 @@ impl Executor {
         tracing::info!(
             action = %action.kind.describe(),
             took = %humantime::format_duration(round_ms(started.elapsed())),
-            result = ?result,
+            result = %brief(&result),
             "action finished"
         );
         ActionOutcome {
@@ -484,6 +484,16 @@ async fn take_over(client: &consul::Client, key: &str, session: Option<&str>) ->
          no longer running (killed during a failover?): destroying that session to resume"
     );
     client.session_destroy(session).await.unwrap_or(false)
+}
+
+/// An outcome for the log line: a listing by its size (its names, up to
+/// 100k of them, are in the journal's promotion record, not in one log
+/// line of megabytes), everything else as it is.
+fn brief(result: &OutcomeResult) -> String {
+    match result {
+        OutcomeResult::Listed { accounts } => format!("Listed {{ {} account(s) }}", accounts.len()),
+        other => format!("{other:?}"),
+    }
 }
 
 fn round_ms(d: Duration) -> Duration {
