@@ -206,6 +206,7 @@ fn run_command(
         Some(Fault::Slow { seconds }) => {
             std::thread::sleep(Duration::from_secs_f64(seconds.max(0.0)));
         }
+        Some(Fault::Body { stdout }) => return Ok(Reply::ok(stdout)),
         Some(Fault::TextAround) | None => {}
     }
     let mut reply = update(path, |st| {

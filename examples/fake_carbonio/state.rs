@@ -78,6 +78,8 @@ pub enum Fault {
     NoResponse,
     /// Sleep this long, then behave normally.
     Slow { seconds: f64 },
+    /// Print exactly this on stdout, exit 0, change nothing.
+    Body { stdout: String },
 }
 
 /// One logged run of the fake.

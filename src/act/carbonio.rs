@@ -890,19 +890,57 @@ pub fn parse_response(stdout: &[u8]) -> Result<Value, String> {
         Some(Err(e)) => return Err(format!("the output is not valid JSON ({e})")),
         None => return Err("the output is empty (expected a JSON object)".into()),
     };
-    let rest = trimmed[stream.byte_offset()..].trim();
+    let end = stream.byte_offset();
+    let rest = trimmed[end..].trim();
     if !rest.is_empty() {
         return Err(format!(
             "there is text after the JSON object ({:?})",
             truncate(rest, 200)
         ));
     }
+    // serde_json keeps the last of two equal keys: a body with two
+    // `response`s (or two `values`) is ambiguous, not an answer.
+    crate::json::refuse_duplicate_keys(&trimmed.as_bytes()[..end])
+        .map_err(|e| format!("the JSON is ambiguous ({e})"))?;
     let Value::Object(mut obj) = value else {
         return Err("the JSON is not an object".into());
     };
+    refuse_not_ok(&obj, "")?;
     match obj.remove("response") {
         Some(Value::Null) | None => Err("the JSON object has no \"response\"".into()),
-        Some(r) => Ok(r),
+        Some(r) => {
+            if let Value::Object(inner) = &r {
+                refuse_not_ok(inner, "response.")?;
+            }
+            Ok(r)
+        }
+    }
+}
+
+/// The CLI's own verdict: an object saying `"ok": false` reports a
+/// failure, whatever else it holds; an `ok` that is not a boolean is not
+/// trusted either. (No `ok` at all is fine: not every release prints it.)
+fn refuse_not_ok(obj: &serde_json::Map<String, Value>, at: &str) -> Result<(), String> {
+    match obj.get("ok") {
+        None | Some(Value::Bool(true)) => Ok(()),
+        Some(Value::Bool(false)) => {
+            let why = ["error", "message", "exception", "errors"]
+                .iter()
+                .find_map(|k| obj.get(*k))
+                .map(|v| match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .map(|m| format!(": {}", truncate(&m, 300)))
+                .unwrap_or_default();
+            Err(format!(
+                "the CLI reported a failure (\"{at}ok\": false){why}"
+            ))
+        }
+        Some(other) => Err(format!(
+            "\"{at}ok\" is {}, not true or false",
+            truncate(&other.to_string(), 50)
+        )),
     }
 }
 
@@ -1037,6 +1075,7 @@ mod tests {
     #[test]
     fn strict_json_accepts_exactly_one_object_with_a_response() {
         assert!(parse_response(b" {\"response\": {\"values\": []}}\n").is_ok());
+        assert!(parse_response(b"{\"ok\": true, \"response\": {\"values\": []}}").is_ok());
         for (bad, why) in [
             (&b""[..], "empty"),
             (
@@ -1052,6 +1091,23 @@ mod tests {
             (b"{\"values\": []}", "no \"response\""),
             (b"{\"response\": null}", "no \"response\""),
             (b"\xff\xfe", "not UTF-8"),
+            (
+                b"{\"response\": {\"values\": []}, \"response\": {\"values\": [1]}}",
+                "the key \"response\" appears twice",
+            ),
+            (
+                b"{\"response\": {\"values\": [{\"accountName\": \"a@x\", \"accountName\": \"b@x\"}]}}",
+                "appears twice in the object at .response.values[0]",
+            ),
+            (
+                b"{\"ok\": false, \"error\": \"no such module\", \"response\": {\"values\": []}}",
+                "reported a failure (\"ok\": false): no such module",
+            ),
+            (
+                b"{\"response\": {\"ok\": false, \"values\": []}}",
+                "(\"response.ok\": false)",
+            ),
+            (b"{\"ok\": \"no\", \"response\": {}}", "not true or false"),
         ] {
             let e = parse_response(bad).expect_err(why);
             assert!(e.contains(why), "{e}");
