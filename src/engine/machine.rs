@@ -1514,7 +1514,8 @@ impl<'a> Cx<'a> {
             if let Some((pp, _)) = self.pipeline_mut(role, p.id)
                 && let Some(pd) = pp.promotion.as_mut()
             {
-                let mut all: BTreeSet<String> = std::mem::take(&mut pd.accounts).into_iter().collect();
+                let mut all: BTreeSet<String> =
+                    std::mem::take(&mut pd.accounts).into_iter().collect();
                 all.extend(left.iter().cloned());
                 pd.accounts = all.into_iter().collect();
             }
