@@ -110,6 +110,38 @@ fn text(o: &Output) -> String {
     )
 }
 
+#[test]
+fn a_promotion_that_fails_after_megabytes_of_progress_is_a_failure_not_done() {
+    let bed = Bed::new();
+    // About 3 MB of progress (three times what the output buffer keeps),
+    // then the sentence with which the CLI says it failed, and exit 0.
+    bed.fake.set_fault(
+        "promoteAccounts",
+        Fault::ProgressThen {
+            bytes: 3_000_000,
+            line: "Unable to communicate with server. Check whether the server is running.".into(),
+        },
+    );
+    let out = bed.promote_source();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{all}");
+    assert!(
+        all.contains("could not reach the mailbox service"),
+        "the failure sentence was not seen: {all}"
+    );
+    assert_eq!(bed.calls("promoteAccounts"), 1, "{all}");
+    assert!(
+        !bed.promotion_lock().exists(),
+        "a failed promotion wrote the promotion lock: {all}"
+    );
+    // Nothing was promoted; the record says so, not "finished".
+    assert_eq!(bed.fake.accounts_on(SOURCE).len(), 3);
+    let history = bed.habeat(&["history"]);
+    let h = String::from_utf8_lossy(&history.stdout);
+    assert!(!h.contains("finished"), "{h}");
+    assert!(h.contains("could not reach the mailbox service"), "{h}");
+}
+
 /// A `getAccountStatus` body listing every account of the fake's source.
 fn values(names: &[&str]) -> String {
     let v: Vec<serde_json::Value> = names

@@ -206,6 +206,19 @@ fn run_command(
         Some(Fault::Slow { seconds }) => {
             std::thread::sleep(Duration::from_secs_f64(seconds.max(0.0)));
         }
+        Some(Fault::ProgressThen { bytes, line }) => {
+            let mut out = String::with_capacity(bytes + line.len() + 1);
+            let mut i = 0u64;
+            while out.len() < bytes {
+                i += 1;
+                out.push_str(&format!(
+                    "promoting account {i}: replica in sync, switching\n"
+                ));
+            }
+            out.push_str(&line);
+            out.push('\n');
+            return Ok(Reply::ok(out));
+        }
         Some(Fault::Body { stdout }) => return Ok(Reply::ok(stdout)),
         Some(Fault::TextAround) | None => {}
     }

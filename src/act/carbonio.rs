@@ -404,6 +404,7 @@ impl Carbonio {
         let (timeout, _) = self.timeout_for(cmd);
         let mut spec = Spec::new(argv, timeout);
         spec.clear_env = true;
+        spec.watch_for = vec![UNREACHABLE_MARKER.to_owned()];
         if cmd.expects_json() {
             spec.output_limit = JSON_OUTPUT_LIMIT;
         }
@@ -473,8 +474,10 @@ impl Carbonio {
                 source,
             })?;
         let tail = out.tail(TAIL_BYTES);
-        let mut seen = String::from_utf8_lossy(&out.stdout).into_owned();
-        seen.push_str(&String::from_utf8_lossy(&out.stderr));
+        // Looked for in the whole output as it was read, not in what the
+        // bounded buffer kept: a promotion that prints megabytes of
+        // progress and then this sentence has failed.
+        let unreachable = out.seen.iter().any(|s| s == UNREACHABLE_MARKER);
         match out.status {
             Status::TimedOut => {
                 let (after, which) = self.timeout_for(cmd);
@@ -485,7 +488,7 @@ impl Carbonio {
                     tail,
                 });
             }
-            _ if seen.contains(UNREACHABLE_MARKER) => {
+            _ if unreachable => {
                 return Err(CarbonioError::Unreachable { command, tail });
             }
             Status::Exited(0) => {}
@@ -504,7 +507,7 @@ impl Carbonio {
                 });
             }
         }
-        if out.truncated && cmd.expects_json() {
+        if out.truncated() && cmd.expects_json() {
             return Err(CarbonioError::BadOutput {
                 command,
                 reason: format!("the output exceeded {JSON_OUTPUT_LIMIT} bytes"),
@@ -513,7 +516,7 @@ impl Carbonio {
         }
         tracing::info!(%command, duration = ?out.duration, "done");
         Ok((
-            out.stdout,
+            out.stdout.head,
             CommandReport {
                 command,
                 duration: out.duration,

@@ -11,8 +11,12 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
-/// Default cap on captured stdout/stderr, per stream.
+/// Default cap on the head of captured stdout/stderr, per stream.
 pub const DEFAULT_OUTPUT_LIMIT: usize = 1024 * 1024;
+
+/// How much of a stream's end is kept besides its head when it is longer
+/// than `output_limit`: the end is where a CLI says how it finished.
+pub const TAIL_KEEP: usize = 64 * 1024;
 
 /// What to run and how.
 #[derive(Debug, Clone)]
@@ -30,8 +34,16 @@ pub struct Spec {
     /// before exec). `None`: as the current user.
     pub user: Option<RunAs>,
     pub cwd: Option<PathBuf>,
-    /// Cap on captured bytes per stream; the rest is read and discarded.
+    /// Cap on the captured head of each stream. A longer stream is still
+    /// read to its end: its last [`TAIL_KEEP`] bytes are kept too, and
+    /// what lies between is counted and dropped.
     pub output_limit: usize,
+    /// Sentences looked for in the *whole* of each stream while it is read
+    /// (also where they straddle two reads, or fall in the part that is
+    /// not kept): [`Output::seen`] says which appeared. A failure a CLI
+    /// prints after megabytes of progress lines must not be lost with the
+    /// bytes the bounded buffer drops.
+    pub watch_for: Vec<String>,
 }
 
 /// A resolved user to run a child as.
@@ -74,6 +86,7 @@ impl Spec {
             user: None,
             cwd: None,
             output_limit: DEFAULT_OUTPUT_LIMIT,
+            watch_for: Vec::new(),
         }
     }
 
@@ -123,14 +136,83 @@ pub enum Status {
     TimedOut,
 }
 
+/// What was kept of one output stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Captured {
+    /// The first `output_limit` bytes: the whole stream when
+    /// [`Captured::complete`].
+    pub head: Vec<u8>,
+    /// When the stream was longer than `output_limit`: its last bytes (at
+    /// most [`TAIL_KEEP`]), after [`Captured::omitted`] dropped ones.
+    pub tail: Vec<u8>,
+    /// Bytes read but kept in neither head nor tail.
+    pub omitted: u64,
+}
+
+impl Captured {
+    /// True when `head` is everything that was read.
+    pub fn complete(&self) -> bool {
+        self.tail.is_empty() && self.omitted == 0
+    }
+
+    /// How many bytes were read.
+    pub fn len(&self) -> u64 {
+        (self.head.len() + self.tail.len()) as u64 + self.omitted
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// What was kept, as text, with a note where bytes were left out.
+    pub fn text(&self) -> String {
+        let mut t = String::from_utf8_lossy(&self.head).into_owned();
+        if !self.complete() {
+            if self.omitted > 0 {
+                t.push_str(&format!("\n[… {} bytes not kept …]\n", self.omitted));
+            }
+            t.push_str(&String::from_utf8_lossy(&self.tail));
+        }
+        t
+    }
+
+    fn push(&mut self, bytes: &[u8], limit: usize) {
+        let room = limit.saturating_sub(self.head.len());
+        let (head, rest) = bytes.split_at(bytes.len().min(room));
+        self.head.extend_from_slice(head);
+        if rest.is_empty() {
+            return;
+        }
+        self.tail.extend_from_slice(rest);
+        // Trimmed in batches, so that keeping the end stays linear.
+        if self.tail.len() >= 2 * TAIL_KEEP {
+            let drop = self.tail.len() - TAIL_KEEP;
+            self.tail.drain(..drop);
+            self.omitted += drop as u64;
+        }
+    }
+
+    fn finish(&mut self) {
+        if self.tail.len() > TAIL_KEEP {
+            let drop = self.tail.len() - TAIL_KEEP;
+            self.tail.drain(..drop);
+            self.omitted += drop as u64;
+        }
+    }
+}
+
 /// The result of a finished child.
 #[derive(Debug, Clone)]
 pub struct Output {
     pub status: Status,
-    pub stdout: Vec<u8>,
-    pub stderr: Vec<u8>,
-    /// True when a stream produced more than `output_limit` bytes.
-    pub truncated: bool,
+    pub stdout: Captured,
+    pub stderr: Captured,
+    /// The sentences of [`Spec::watch_for`] that appeared anywhere in
+    /// stdout or stderr, kept or not, in the order of `watch_for`.
+    pub seen: Vec<String>,
+    /// Reading was stopped before the end of a pipe (a descendant kept it
+    /// open after the command ended).
+    pub cut: bool,
     pub duration: Duration,
 }
 
@@ -139,10 +221,21 @@ impl Output {
         self.status == Status::Exited(0)
     }
 
-    /// The last `n` bytes of stdout+stderr, as text, for journals.
+    /// True when a stream was longer than `output_limit`.
+    pub fn overflowed(&self) -> bool {
+        !self.stdout.complete() || !self.stderr.complete()
+    }
+
+    /// True when something of the output may be missing.
+    pub fn truncated(&self) -> bool {
+        self.cut || self.overflowed()
+    }
+
+    /// The last `n` bytes of stdout+stderr, as text, for journals: the real
+    /// end of each stream, also when its middle was not kept.
     pub fn tail(&self, n: usize) -> String {
-        let mut all = String::from_utf8_lossy(&self.stdout).into_owned();
-        let err = String::from_utf8_lossy(&self.stderr);
+        let mut all = self.stdout.text();
+        let err = self.stderr.text();
         if !err.is_empty() {
             if !all.is_empty() && !all.ends_with('\n') {
                 all.push('\n');
@@ -249,8 +342,15 @@ pub async fn run(spec: &Spec) -> Result<Output, Error> {
         });
     }
     let limit = spec.output_limit;
-    let mut out = child.stdout.take().map(|s| Reader::spawn(s, limit));
-    let mut err = child.stderr.take().map(|s| Reader::spawn(s, limit));
+    let watch = std::sync::Arc::new(Watch::new(&spec.watch_for));
+    let mut out = child
+        .stdout
+        .take()
+        .map(|s| Reader::spawn(s, limit, watch.clone()));
+    let mut err = child
+        .stderr
+        .take()
+        .map(|s| Reader::spawn(s, limit, watch.clone()));
 
     let status = match tokio::time::timeout(spec.timeout, child.wait()).await {
         Ok(Ok(st)) => {
@@ -281,23 +381,94 @@ pub async fn run(spec: &Spec) -> Result<Output, Error> {
     // left the group (setsid) would keep them open: the readers are then
     // stopped, keeping what they had read, and the output is marked cut.
     let mut readers: Vec<&mut Reader> = out.iter_mut().chain(err.iter_mut()).collect();
+    let mut cut = false;
     if !Reader::all_done(&mut readers, Duration::from_millis(200)).await {
         kill_group(pgid);
         if !Reader::all_done(&mut readers, Duration::from_secs(1)).await {
             for r in &mut readers {
                 r.stop();
             }
+            cut = true;
         }
     }
-    let (stdout, t1) = out.map(Reader::take).unwrap_or_default();
-    let (stderr, t2) = err.map(Reader::take).unwrap_or_default();
+    let stdout = out.map(Reader::take).unwrap_or_default();
+    let stderr = err.map(Reader::take).unwrap_or_default();
     Ok(Output {
         status,
+        seen: watch.seen(),
         stdout,
         stderr,
-        truncated: t1 || t2,
+        cut,
         duration: started.elapsed(),
     })
+}
+
+/// The sentences of [`Spec::watch_for`], matched over whole streams.
+struct Watch {
+    finders: Vec<memchr::memmem::Finder<'static>>,
+    /// Which have been seen (in any stream).
+    seen: std::sync::Mutex<Vec<bool>>,
+    /// The longest sentence, in bytes.
+    longest: usize,
+}
+
+impl Watch {
+    fn new(sentences: &[String]) -> Watch {
+        let sentences: Vec<&String> = sentences.iter().filter(|s| !s.is_empty()).collect();
+        Watch {
+            finders: sentences
+                .iter()
+                .map(|s| memchr::memmem::Finder::new(s.as_bytes()).into_owned())
+                .collect(),
+            seen: std::sync::Mutex::new(vec![false; sentences.len()]),
+            longest: sentences.iter().map(|s| s.len()).max().unwrap_or(0),
+        }
+    }
+
+    /// Look at `chunk`, the bytes of a stream after `carry` (the last
+    /// `longest - 1` bytes before it, updated here), so that a sentence
+    /// split between two reads is found too.
+    fn scan(&self, carry: &mut Vec<u8>, chunk: &[u8]) {
+        if self.finders.is_empty() {
+            return;
+        }
+        // Only the bytes around the boundary need joining: a sentence that
+        // straddles it starts in `carry` and ends in the first
+        // `longest - 1` bytes of `chunk`.
+        let mut joint = std::mem::take(carry);
+        let before = joint.len();
+        joint.extend_from_slice(&chunk[..chunk.len().min(self.longest.saturating_sub(1))]);
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            for (f, seen) in self.finders.iter().zip(seen.iter_mut()) {
+                if !*seen && (f.find(chunk).is_some() || (before > 0 && f.find(&joint).is_some())) {
+                    *seen = true;
+                }
+            }
+        }
+        // The new carry: the last `longest - 1` bytes of the stream so far.
+        let keep = self.longest.saturating_sub(1);
+        if chunk.len() >= keep {
+            joint.clear();
+            joint.extend_from_slice(&chunk[chunk.len() - keep..]);
+        } else {
+            joint.truncate(before);
+            joint.extend_from_slice(chunk);
+            let drop = joint.len().saturating_sub(keep);
+            joint.drain(..drop);
+        }
+        *carry = joint;
+    }
+
+    fn seen(&self) -> Vec<String> {
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        self.finders
+            .iter()
+            .zip(seen.iter())
+            .filter(|(_, s)| **s)
+            .map(|(f, _)| String::from_utf8_lossy(f.needle()).into_owned())
+            .collect()
+    }
 }
 
 /// Kills the child's process group when dropped while still armed.
@@ -318,30 +489,33 @@ fn kill_group(pgid: Option<u32>) {
     }
 }
 
-/// Reads one output pipe in the background into a bounded buffer that
-/// outlives the task, so that what was read before a stop is kept.
+/// Reads one output pipe in the background into a bounded head and tail
+/// that outlive the task, so that what was read before a stop is kept,
+/// and looks for the watched sentences in every byte it reads.
 struct Reader {
     task: tokio::task::JoinHandle<()>,
-    /// (bytes kept, truncated: more came than kept, or reading was cut)
-    got: std::sync::Arc<std::sync::Mutex<(Vec<u8>, bool)>>,
+    got: std::sync::Arc<std::sync::Mutex<Captured>>,
 }
 
 impl Reader {
-    fn spawn<R: AsyncRead + Unpin + Send + 'static>(mut r: R, limit: usize) -> Reader {
-        let got = std::sync::Arc::new(std::sync::Mutex::new((Vec::new(), false)));
+    fn spawn<R: AsyncRead + Unpin + Send + 'static>(
+        mut r: R,
+        limit: usize,
+        watch: std::sync::Arc<Watch>,
+    ) -> Reader {
+        let got = std::sync::Arc::new(std::sync::Mutex::new(Captured::default()));
         let sink = got.clone();
         let task = tokio::spawn(async move {
             let mut buf = [0u8; 8192];
+            let mut carry = Vec::new();
             loop {
                 match r.read(&mut buf).await {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
-                        let mut g = sink.lock().unwrap_or_else(|p| p.into_inner());
-                        let room = limit.saturating_sub(g.0.len());
-                        if n > room {
-                            g.1 = true;
-                        }
-                        g.0.extend_from_slice(&buf[..n.min(room)]);
+                        watch.scan(&mut carry, &buf[..n]);
+                        sink.lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(&buf[..n], limit);
                     }
                 }
             }
@@ -366,17 +540,16 @@ impl Reader {
         true
     }
 
-    /// Stop reading; what was read is kept and marked cut.
+    /// Stop reading; what was read is kept.
     fn stop(&mut self) {
-        if !self.task.is_finished() {
-            self.task.abort();
-            self.got.lock().unwrap_or_else(|p| p.into_inner()).1 = true;
-        }
+        self.task.abort();
     }
 
-    fn take(self) -> (Vec<u8>, bool) {
+    fn take(self) -> Captured {
         self.task.abort();
-        std::mem::take(&mut *self.got.lock().unwrap_or_else(|p| p.into_inner()))
+        let mut c = std::mem::take(&mut *self.got.lock().unwrap_or_else(|p| p.into_inner()));
+        c.finish();
+        c
     }
 }
 
@@ -397,8 +570,8 @@ mod tests {
         .await
         .expect("runs");
         assert_eq!(out.status, Status::Exited(7));
-        assert_eq!(out.stdout, b"out\n");
-        assert_eq!(out.stderr, b"err\n");
+        assert_eq!(out.stdout.head, b"out\n");
+        assert_eq!(out.stderr.head, b"err\n");
     }
 
     #[tokio::test]
@@ -432,7 +605,8 @@ mod tests {
             .await
             .expect("runs");
         assert_eq!(out.status, Status::Exited(0));
-        assert_eq!(out.stdout, b"Unable to communicate with server\n");
+        assert_eq!(out.stdout.head, b"Unable to communicate with server\n");
+        assert!(!out.cut, "the descendant was in the group");
         assert!(out.duration < Duration::from_secs(5));
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert!(!marker.exists(), "the descendant outlived the command");
@@ -443,8 +617,63 @@ mod tests {
         let mut spec = sh("head -c 100000 /dev/zero", Duration::from_secs(5));
         spec.output_limit = 1000;
         let out = run(&spec).await.expect("runs");
-        assert_eq!(out.stdout.len(), 1000);
-        assert!(out.truncated);
+        assert_eq!(out.stdout.head.len(), 1000);
+        assert_eq!(out.stdout.tail.len(), TAIL_KEEP);
+        assert_eq!(out.stdout.len(), 100_000);
+        assert!(out.overflowed());
+    }
+
+    #[tokio::test]
+    async fn the_end_of_a_long_output_is_kept_and_watched_sentences_are_seen_anywhere() {
+        // 3 MB of progress, then the failure: the head is full long before.
+        let mut spec = sh(
+            "yes 'promoting account user@example.com: 42%' | head -c 3000000; \
+             echo 'Unable to communicate with server'; echo done >&2",
+            Duration::from_secs(20),
+        );
+        spec.watch_for = vec![
+            "Unable to communicate with server".into(),
+            "never printed".into(),
+        ];
+        let out = run(&spec).await.expect("runs");
+        assert_eq!(out.seen, ["Unable to communicate with server"]);
+        assert!(out.overflowed());
+        assert!(out.stdout.head.len() <= DEFAULT_OUTPUT_LIMIT);
+        let tail = out.tail(200);
+        assert!(
+            tail.ends_with("Unable to communicate with server\ndone\n"),
+            "{tail:?}"
+        );
+    }
+
+    #[test]
+    fn a_sentence_split_between_reads_is_seen() {
+        let sentence = "Unable to communicate with server";
+        let text = format!("{}{sentence}{}", "x".repeat(5000), "y".repeat(300));
+        let bytes = text.as_bytes();
+        // Every way of cutting the stream into reads of 1..=40 bytes, and
+        // every single cut inside the sentence.
+        for size in 1..=40 {
+            let w = Watch::new(&[sentence.to_owned(), "zzz".to_owned()]);
+            let mut carry = Vec::new();
+            for chunk in bytes.chunks(size) {
+                w.scan(&mut carry, chunk);
+            }
+            assert_eq!(w.seen(), [sentence], "reads of {size} bytes");
+        }
+        for cut in 5000..5000 + sentence.len() {
+            let w = Watch::new(&[sentence.to_owned()]);
+            let mut carry = Vec::new();
+            w.scan(&mut carry, &bytes[..cut]);
+            w.scan(&mut carry, &bytes[cut..]);
+            assert_eq!(w.seen(), [sentence], "cut at {cut}");
+        }
+        let w = Watch::new(&[sentence.to_owned()]);
+        let mut carry = Vec::new();
+        for chunk in b"Unable to communicate with serve\nr".chunks(7) {
+            w.scan(&mut carry, chunk);
+        }
+        assert!(w.seen().is_empty(), "not the sentence");
     }
 
     #[tokio::test]
@@ -453,12 +682,12 @@ mod tests {
         let spec =
             Spec::new(["/bin/cat"], Duration::from_secs(5)).stdin(hostile.as_bytes().to_vec());
         let out = run(&spec).await.expect("runs");
-        assert_eq!(out.stdout, hostile.as_bytes());
+        assert_eq!(out.stdout.head, hostile.as_bytes());
         let spec = Spec::new(["/usr/bin/printenv", "HABEAT_X"], Duration::from_secs(5))
             .env("HABEAT_X", hostile);
         let out = run(&spec).await.expect("runs");
         assert_eq!(
-            String::from_utf8_lossy(&out.stdout).trim_end(),
+            String::from_utf8_lossy(&out.stdout.head).trim_end(),
             hostile.trim_end()
         );
     }
