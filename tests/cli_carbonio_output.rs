@@ -220,3 +220,33 @@ fn a_listing_that_says_ok_false_is_a_failure() {
     assert_eq!(bed.calls("promoteAccounts"), 0, "promoted: {all}");
     assert!(!bed.promotion_lock().exists(), "{all}");
 }
+
+#[test]
+fn a_descendant_that_left_the_process_group_is_named_not_taken_for_a_huge_output() {
+    let bed = Bed::new();
+    bed.fake.set_fault("getAccountStatus", Fault::Escape);
+    let out = bed.promote_source();
+    let escaped: Vec<i32> = bed
+        .fake
+        .invocations()
+        .iter()
+        .filter_map(|i| i.child_pid)
+        .collect();
+    for pid in &escaped {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{all}");
+    assert!(!all.contains("exceeded"), "{all}");
+    let pid = escaped.first().expect("the fake left a process behind");
+    assert!(
+        all.contains(&format!(
+            "a descendant that left the process group (pid {pid} (sleep)) kept the output pipe open after the command exited"
+        )),
+        "{all}"
+    );
+    assert_eq!(bed.calls("promoteAccounts"), 0, "promoted: {all}");
+}

@@ -83,6 +83,10 @@ pub enum Fault {
     ProgressThen { bytes: usize, line: String },
     /// Print exactly this on stdout, exit 0, change nothing.
     Body { stdout: String },
+    /// Leave a process that left the process group (`setsid`) holding
+    /// stdout and stderr (its pid logged as `child_pid`), then behave
+    /// normally.
+    Escape,
 }
 
 /// One logged run of the fake.

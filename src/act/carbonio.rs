@@ -507,10 +507,28 @@ impl Carbonio {
                 });
             }
         }
-        if out.truncated() && cmd.expects_json() {
+        if let Some(holders) = &out.pipe_held {
+            let reason = pipe_held_reason(holders, out.stdout.len() + out.stderr.len());
+            if cmd.expects_json() {
+                // The JSON decides what habeat does: one that may lack its
+                // end is not an answer.
+                return Err(CarbonioError::BadOutput {
+                    command,
+                    reason,
+                    tail,
+                });
+            }
+            // The command itself ended and everything it printed was read;
+            // only what the escaped process may print later is missing.
+            tracing::warn!(%command, "{reason}; judging the command by its exit code and what it printed");
+        }
+        if !out.stdout.complete() && cmd.expects_json() {
             return Err(CarbonioError::BadOutput {
                 command,
-                reason: format!("the output exceeded {JSON_OUTPUT_LIMIT} bytes"),
+                reason: format!(
+                    "the output exceeded {JSON_OUTPUT_LIMIT} bytes ({} were printed)",
+                    out.stdout.len()
+                ),
                 tail,
             });
         }
@@ -830,6 +848,27 @@ pub fn account_batches<A: AsRef<str>>(accounts: &[A]) -> Vec<&[A]> {
         out.push(&accounts[start..]);
     }
     out
+}
+
+/// What happened when a descendant kept a command's output pipe open.
+fn pipe_held_reason(holders: &[process::PipeHolder], printed: u64) -> String {
+    let who = if holders.is_empty() {
+        "a descendant that left the process group".to_owned()
+    } else {
+        format!(
+            "a descendant that left the process group ({})",
+            holders
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    format!(
+        "{who} kept the output pipe open after the command exited, so habeat stopped reading \
+         after {printed} bytes: the output may lack its end (that process was not killed: it \
+         is outside the command's process group)"
+    )
 }
 
 /// The last `n` bytes of `s` (or a little less, at a character boundary).

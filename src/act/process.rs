@@ -210,10 +210,26 @@ pub struct Output {
     /// The sentences of [`Spec::watch_for`] that appeared anywhere in
     /// stdout or stderr, kept or not, in the order of `watch_for`.
     pub seen: Vec<String>,
-    /// Reading was stopped before the end of a pipe (a descendant kept it
-    /// open after the command ended).
-    pub cut: bool,
+    /// The command ended, but a descendant that left its process group
+    /// (`setsid`, a daemonising program) kept an output pipe open, so
+    /// reading was stopped: the output may lack its end. Those processes,
+    /// as far as `/proc` shows them.
+    pub pipe_held: Option<Vec<PipeHolder>>,
     pub duration: Duration,
+}
+
+/// A process that held a child's output pipe open after the child ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipeHolder {
+    pub pid: i32,
+    /// Its `comm` (program name, at most 15 bytes).
+    pub name: String,
+}
+
+impl std::fmt::Display for PipeHolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "pid {} ({})", self.pid, self.name)
+    }
 }
 
 impl Output {
@@ -224,11 +240,6 @@ impl Output {
     /// True when a stream was longer than `output_limit`.
     pub fn overflowed(&self) -> bool {
         !self.stdout.complete() || !self.stderr.complete()
-    }
-
-    /// True when something of the output may be missing.
-    pub fn truncated(&self) -> bool {
-        self.cut || self.overflowed()
     }
 
     /// The last `n` bytes of stdout+stderr, as text, for journals: the real
@@ -343,14 +354,15 @@ pub async fn run(spec: &Spec) -> Result<Output, Error> {
     }
     let limit = spec.output_limit;
     let watch = std::sync::Arc::new(Watch::new(&spec.watch_for));
-    let mut out = child
-        .stdout
-        .take()
-        .map(|s| Reader::spawn(s, limit, watch.clone()));
-    let mut err = child
-        .stderr
-        .take()
-        .map(|s| Reader::spawn(s, limit, watch.clone()));
+    let mut pipes = Vec::new();
+    let mut out = child.stdout.take().map(|s| {
+        pipes.extend(pipe_inode(&s));
+        Reader::spawn(s, limit, watch.clone())
+    });
+    let mut err = child.stderr.take().map(|s| {
+        pipes.extend(pipe_inode(&s));
+        Reader::spawn(s, limit, watch.clone())
+    });
 
     let status = match tokio::time::timeout(spec.timeout, child.wait()).await {
         Ok(Ok(st)) => {
@@ -379,16 +391,20 @@ pub async fn run(spec: &Spec) -> Result<Output, Error> {
     // One that does is killed with the group, which closes the pipes, so
     // what our child printed is still read to its end; a descendant that
     // left the group (setsid) would keep them open: the readers are then
-    // stopped, keeping what they had read, and the output is marked cut.
+    // stopped, keeping what they had read, and the output says who held
+    // the pipes (docs/decisions.md: why no cgroup kills them).
     let mut readers: Vec<&mut Reader> = out.iter_mut().chain(err.iter_mut()).collect();
-    let mut cut = false;
+    let mut pipe_held = None;
     if !Reader::all_done(&mut readers, Duration::from_millis(200)).await {
         kill_group(pgid);
         if !Reader::all_done(&mut readers, Duration::from_secs(1)).await {
             for r in &mut readers {
                 r.stop();
             }
-            cut = true;
+            let holders = tokio::task::spawn_blocking(move || pipe_holders(&pipes))
+                .await
+                .unwrap_or_default();
+            pipe_held = Some(holders);
         }
     }
     let stdout = out.map(Reader::take).unwrap_or_default();
@@ -398,9 +414,61 @@ pub async fn run(spec: &Spec) -> Result<Output, Error> {
         seen: watch.seen(),
         stdout,
         stderr,
-        cut,
+        pipe_held,
         duration: started.elapsed(),
     })
+}
+
+/// The inode of a pipe end (both ends share it).
+fn pipe_inode(fd: &impl std::os::fd::AsFd) -> Option<u64> {
+    nix::sys::stat::fstat(fd).ok().map(|st| st.st_ino)
+}
+
+/// Most holders [`pipe_holders`] names.
+const MAX_HOLDERS: usize = 16;
+
+/// The processes other than this one that have one of these pipes open,
+/// from `/proc/<pid>/fd` (those this user may read), for the message.
+fn pipe_holders(inodes: &[u64]) -> Vec<PipeHolder> {
+    let me = std::process::id();
+    let wanted: Vec<String> = inodes.iter().map(|i| format!("pipe:[{i}]")).collect();
+    let mut found = Vec::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in procs.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        let holds = fds.flatten().any(|fd| {
+            std::fs::read_link(fd.path())
+                .is_ok_and(|target| wanted.iter().any(|w| target.as_os_str() == w.as_str()))
+        });
+        if holds {
+            let name = std::fs::read_to_string(entry.path().join("comm"))
+                .map(|c| c.trim_end().to_owned())
+                .unwrap_or_default();
+            found.push(PipeHolder {
+                pid: i32::try_from(pid).unwrap_or(i32::MAX),
+                name,
+            });
+            if found.len() >= MAX_HOLDERS {
+                break;
+            }
+        }
+    }
+    found.sort_by_key(|h| h.pid);
+    found
 }
 
 /// The sentences of [`Spec::watch_for`], matched over whole streams.
@@ -606,7 +674,7 @@ mod tests {
             .expect("runs");
         assert_eq!(out.status, Status::Exited(0));
         assert_eq!(out.stdout.head, b"Unable to communicate with server\n");
-        assert!(!out.cut, "the descendant was in the group");
+        assert_eq!(out.pipe_held, None, "the descendant was in the group");
         assert!(out.duration < Duration::from_secs(5));
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert!(!marker.exists(), "the descendant outlived the command");
@@ -674,6 +742,28 @@ mod tests {
             w.scan(&mut carry, chunk);
         }
         assert!(w.seen().is_empty(), "not the sentence");
+    }
+
+    #[tokio::test]
+    async fn a_descendant_that_left_the_group_is_named_not_taken_for_a_long_output() {
+        let mut spec = sh(
+            "echo started; setsid sleep 30 & echo exiting",
+            Duration::from_secs(20),
+        );
+        spec.output_limit = 1000;
+        let out = run(&spec).await.expect("runs");
+        assert_eq!(out.status, Status::Exited(0));
+        assert!(!out.overflowed(), "{out:?}");
+        assert_eq!(out.stdout.head, b"started\nexiting\n");
+        let holders = out.pipe_held.expect("the pipe was held open");
+        let sleep = holders
+            .iter()
+            .find(|h| h.name == "sleep")
+            .unwrap_or_else(|| panic!("{holders:?}"));
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(sleep.pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     }
 
     #[tokio::test]
