@@ -245,22 +245,56 @@ impl Output {
     /// The last `n` bytes of stdout+stderr, as text, for journals: the real
     /// end of each stream, also when its middle was not kept.
     pub fn tail(&self, n: usize) -> String {
-        let mut all = self.stdout.text();
-        let err = self.stderr.text();
+        // Only the last `n` bytes of each stream are turned into text: the
+        // head of a listing can be tens of MiB.
+        let (mut all, mut cut) = self.stdout.last_text(n);
+        let (err, err_cut) = self.stderr.last_text(n);
         if !err.is_empty() {
             if !all.is_empty() && !all.ends_with('\n') {
                 all.push('\n');
             }
             all.push_str(&err);
+            cut |= err_cut;
         }
-        if all.len() <= n {
+        if all.len() <= n && !cut {
             return all;
         }
-        let mut start = all.len() - n;
+        let mut start = all.len().saturating_sub(n);
         while !all.is_char_boundary(start) {
             start += 1;
         }
         format!("…{}", &all[start..])
+    }
+}
+
+/// The last `n` bytes of `b` as text, not starting inside a UTF-8
+/// character; and whether anything was left out before them.
+fn end_text(b: &[u8], n: usize) -> (String, bool) {
+    let mut from = b.len().saturating_sub(n);
+    let cut = from > 0;
+    while from < b.len() && from > 0 && b[from] & 0xC0 == 0x80 {
+        from += 1;
+    }
+    (String::from_utf8_lossy(&b[from..]).into_owned(), cut)
+}
+
+impl Captured {
+    /// At most about the last `n` bytes of [`Captured::text`], and whether
+    /// anything was left out before them.
+    fn last_text(&self, n: usize) -> (String, bool) {
+        if self.complete() {
+            return end_text(&self.head, n);
+        }
+        let (tail, tail_cut) = end_text(&self.tail, n);
+        if tail_cut || self.tail.len() >= n {
+            return (tail, true);
+        }
+        let (mut t, head_cut) = end_text(&self.head, n - self.tail.len());
+        if self.omitted > 0 {
+            t.push_str(&format!("\n[… {} bytes not kept …]\n", self.omitted));
+        }
+        t.push_str(&tail);
+        (t, head_cut || self.omitted > 0)
     }
 }
 
@@ -712,6 +746,41 @@ mod tests {
             tail.ends_with("Unable to communicate with server\ndone\n"),
             "{tail:?}"
         );
+    }
+
+    #[test]
+    fn the_tail_is_the_end_of_each_stream_and_says_when_it_is_cut() {
+        let out = |stdout: Captured, stderr: Captured| Output {
+            status: Status::Exited(0),
+            stdout,
+            stderr,
+            seen: Vec::new(),
+            pipe_held: None,
+            duration: Duration::ZERO,
+        };
+        let mut long = Captured::default();
+        long.push(&b"h".repeat(5000), 1000);
+        long.push("é end".as_bytes(), 1000);
+        long.finish();
+        let short = |b: &[u8]| Captured {
+            head: b.to_vec(),
+            ..Captured::default()
+        };
+        assert_eq!(
+            out(short(b"ok\n"), short(b"warn\n")).tail(100),
+            "ok\nwarn\n"
+        );
+        assert_eq!(out(short(b"ok"), short(b"warn")).tail(100), "ok\nwarn");
+        assert_eq!(
+            out(short("aé".as_bytes()), Captured::default()).tail(2),
+            "…é"
+        );
+        let t = out(long.clone(), Captured::default()).tail(10);
+        assert_eq!(t, "…hhhhé end");
+        let t = out(long, short(b"x")).tail(100_000);
+        assert!(t.starts_with(&"h".repeat(1000)), "{t}");
+        assert!(t.ends_with("é end\nx"), "{t}");
+        assert_eq!(t.matches('h').count(), 5000, "{t}");
     }
 
     #[test]
