@@ -5,8 +5,9 @@
 //! result. An action the engine hands out runs as an [`ActionJob`] (with
 //! the state lock and the session moved into it), so probing, STATUS and
 //! WATCHDOG go on during a long promotion. Rounds that complete while a
-//! job runs are reported but not fed to the engine: the job owns the
-//! session until it ends.
+//! job runs are reported, and queued for the job's session, which feeds
+//! them to the engine between its actions (the job owns the session until
+//! it ends).
 
 use super::metrics::Metrics;
 use super::run::{ActionEnd, ActionJob, Driver, RoundContext, RoundError, RoundReport};
@@ -36,7 +37,7 @@ pub struct Pipeline {
     pending_session: Option<Session>,
     /// Rounds completed while a job runs, for the job's session to see
     /// between its actions.
-    meanwhile: tokio::sync::watch::Sender<Option<crate::model::Round>>,
+    meanwhile: crate::session::RoundsMeanwhile,
     metrics: Metrics,
     /// The latest `status --json`, served on `/status`.
     pub status: Arc<StdMutex<serde_json::Value>>,
@@ -53,8 +54,8 @@ impl Pipeline {
     pub fn new(config_path: PathBuf, cfg: Config, metrics: Metrics) -> Result<Pipeline, String> {
         let prober = Prober::new(&cfg).map_err(|e| e.to_string())?;
         let mut session = Session::open(&cfg, false).map_err(|e| e.to_string())?;
-        let (meanwhile, rx) = tokio::sync::watch::channel(None);
-        session.watch_rounds(rx);
+        let meanwhile = crate::session::RoundsMeanwhile::default();
+        session.watch_rounds(meanwhile.clone());
         Ok(Pipeline {
             config_path,
             prober,
@@ -158,8 +159,20 @@ impl Driver for Pipeline {
         let mut job = None;
         // A running job's session sees this round between its actions; a
         // round fed here directly must not be fed again by the next job.
-        self.meanwhile
-            .send_replace(ctx.action_running.is_some().then(|| round.clone()));
+        {
+            let mut q = self.meanwhile.lock().unwrap_or_else(|p| p.into_inner());
+            if ctx.action_running.is_some() {
+                q.push_back(round.clone());
+                // Enough to settle every witness; older ones add nothing
+                // to consecutive counts (and each costs a state save).
+                let keep = self.cfg.detection.fall.max(self.cfg.detection.rise).max(1) as usize;
+                while q.len() > keep {
+                    q.pop_front();
+                }
+            } else {
+                q.clear();
+            }
+        }
         if ctx.action_running.is_none() {
             let dir = self.cfg.local.state_dir.clone();
             let lock = tokio::task::spawn_blocking(move || StateLock::acquire(&dir, LOCK_WAIT))
@@ -273,7 +286,7 @@ impl Driver for Pipeline {
         let cfg = crate::config::load_file(&self.config_path).map_err(|e| e.lines().join("; "))?;
         let prober = Prober::new(&cfg).map_err(|e| e.to_string())?;
         let mut session = Session::open(&cfg, false).map_err(|e| e.to_string())?;
-        session.watch_rounds(self.meanwhile.subscribe());
+        session.watch_rounds(self.meanwhile.clone());
         for w in &cfg.warnings {
             tracing::warn!("{w}");
         }
