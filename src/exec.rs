@@ -71,7 +71,7 @@ impl Executor {
         tracing::info!(
             action = %action.kind.describe(),
             took = %humantime::format_duration(round_ms(started.elapsed())),
-            result = ?result,
+            result = %brief(&result),
             "action finished"
         );
         ActionOutcome {
@@ -498,6 +498,16 @@ fn gate_refusal(r: gate::Refusal) -> GateRefusal {
         gate::Refusal::HeldByAnother { host, holder, .. } => {
             GateRefusal::HeldByAnother { host, holder }
         }
+    }
+}
+
+/// An outcome for the log line: a listing by its size (its names, up to
+/// 100k of them, are in the journal's promotion record, not in one log
+/// line of megabytes), everything else as it is.
+fn brief(result: &OutcomeResult) -> String {
+    match result {
+        OutcomeResult::Listed { accounts } => format!("Listed {{ {} account(s) }}", accounts.len()),
+        other => format!("{other:?}"),
     }
 }
 

@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod engine;
 pub mod exec;
 pub mod exit;
+pub mod json;
 pub mod logging;
 pub mod model;
 pub mod probe;

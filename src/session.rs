@@ -67,8 +67,14 @@ pub struct Session {
     on_event: Option<EventDispatcher>,
     /// The daemon's rounds completed while this session runs a chain of
     /// actions (see [`Session::watch_rounds`]).
-    rounds_meanwhile: Option<tokio::sync::watch::Receiver<Option<crate::model::Round>>>,
+    rounds_meanwhile: Option<RoundsMeanwhile>,
 }
+
+/// The rounds the daemon completed while a chain of actions ran, oldest
+/// first: it pushes each (keeping the last `max(fall, rise)`, enough to
+/// settle every witness) and empties it when it feeds a round itself.
+pub type RoundsMeanwhile =
+    std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<crate::model::Round>>>;
 
 /// The wall clock, read once per step (the engine itself reads none).
 pub fn now() -> UnixMillis {
@@ -121,32 +127,35 @@ impl Session {
         })
     }
 
-    /// Let the engine see the daemon's newest round between the actions of
-    /// a chain (the daemon sends there the rounds it completes while a
-    /// chain runs, and `None` when it feeds a round itself).
-    pub fn watch_rounds(&mut self, rx: tokio::sync::watch::Receiver<Option<crate::model::Round>>) {
-        self.rounds_meanwhile = Some(rx);
+    /// Let the engine see the daemon's rounds between the actions of a
+    /// chain (the daemon queues there the rounds it completes while a
+    /// chain runs, see [`RoundsMeanwhile`]).
+    pub fn watch_rounds(&mut self, rounds: RoundsMeanwhile) {
+        self.rounds_meanwhile = Some(rounds);
     }
 
-    /// Before the engine picks the next step of a chain, give it the newest
-    /// round the daemon completed meanwhile: a peer seen again during a
-    /// listing or while the quorum gate is taken stops a promotion that has
-    /// not begun (`no-promotion-beside-a-live-source`), instead of the engine judging on the round
-    /// that started the chain. Only the newest is fed: fewer rounds only
-    /// slow the witnesses' counters, both ways, and the action in flight
-    /// is not disturbed by it.
+    /// Before the engine picks the next step of a chain, give it the rounds
+    /// the daemon completed meanwhile, in order: a peer seen again during
+    /// a listing or while the quorum gate is taken stops a promotion that
+    /// has not begun (`no-promotion-beside-a-live-source`), instead of the engine judging on the
+    /// round that started the chain. All of them, not only the newest: a
+    /// witness not heard from for `stale_after` starts over unsettled, so
+    /// one round after a 20 s listing left every witness unsettled, the
+    /// peer Unknown and the promotion dropped, again at every listing
+    /// (issue 18). The action in flight is not disturbed by them.
     fn feed_round_seen_meanwhile(&mut self, fed: &mut Fed) -> Result<(), StateError> {
-        let Some(rx) = self.rounds_meanwhile.as_mut() else {
+        let Some(queue) = self.rounds_meanwhile.as_ref() else {
             return Ok(());
         };
-        if !rx.has_changed().unwrap_or(false) {
-            return Ok(());
+        let rounds: Vec<crate::model::Round> = queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+            .collect();
+        for round in rounds {
+            // With the action in flight, this only updates the verdicts.
+            let _ = self.decide(Input::Round(round), fed)?;
         }
-        let Some(round) = rx.borrow_and_update().clone() else {
-            return Ok(());
-        };
-        // With the action in flight, this only updates the verdicts.
-        let _ = self.decide(Input::Round(round), fed)?;
         Ok(())
     }
 

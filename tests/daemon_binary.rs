@@ -71,6 +71,11 @@ impl Bed {
     /// Write habeat.yml; the `after_promotion` hook appends `marker` to
     /// hooks.log, which shows which configuration a promotion ran with.
     fn write_config(&self, marker: &str) {
+        self.write_config_with(marker, "5s");
+    }
+
+    /// [`Bed::write_config`] with another `carbonio.command_timeout`.
+    fn write_config_with(&self, marker: &str, command_timeout: &str) {
         let d = self.dir.path().display();
         let hooks = self.dir.path().join("hooks.log");
         let yaml = format!(
@@ -109,7 +114,7 @@ carbonio:
   cli: {cli}
   zmprov: {zmprov}
   run_as: ""
-  command_timeout: 5s
+  command_timeout: {command_timeout}
   promote_timeout: 20s
 hooks:
   after_promotion: ["echo {marker} >> {hooks}"]
@@ -706,6 +711,46 @@ async fn a_peer_seen_again_while_its_accounts_are_listed_is_not_promoted() {
             || history.contains("continues only while"),
         "{history}"
     );
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.exit_code(BOUND).await, Some(0), "{}", daemon.log());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_listing_longer_than_the_witnesses_staleness_does_not_unsettle_a_dead_peer() {
+    if !may_use_netns("daemon_binary_long_listing") {
+        return;
+    }
+    let bed = Bed::new().await;
+    bed.write_config_with("after_promotion", "60s");
+    // Longer than a witness may go unheard (5 intervals, at least 10 s),
+    // as the listing of a mailstore with 100k accounts is. With only the
+    // newest round of the listing's time fed to the engine, every witness
+    // started over unsettled, the peer was Unknown, and habeat listed
+    // again and again without ever promoting (issue 18).
+    bed.fake
+        .set_fault("getAccountStatus", Fault::Slow { seconds: 11.0 });
+    let mut daemon = bed.start();
+    bed.until(|m| m.contains("READY=1")).await;
+    bed.kill_appserver();
+    // Two listings (the engine lists again before the promotion step) and
+    // the rest: well within 120 s; without the fix, never.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while bed.promotions() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the dead peer was never promoted:\n{}",
+            daemon.log()
+        );
+        // Keep reading the notify socket, as systemd does.
+        let _ = bed.rounds(1).await;
+    }
+    wait_until(
+        "the promotion did not finish",
+        || daemon.log(),
+        || bed.fake.accounts_on(REPLICA).len() == 2,
+    )
+    .await;
+    assert_eq!(bed.promotions(), 1, "{}", daemon.log());
     daemon.signal(Signal::SIGTERM);
     assert_eq!(daemon.exit_code(BOUND).await, Some(0), "{}", daemon.log());
 }

@@ -202,7 +202,7 @@ fn child_acts_within_limits() {
         spec.user = Some(nobody.clone());
         match run(&spec).await {
             Ok(o) if o.success() => {
-                println!("RUNAS {}", String::from_utf8_lossy(&o.stdout).trim());
+                println!("RUNAS {}", o.stdout.text().trim());
             }
             Ok(o) => println!("RUNAS failed: {:?} {}", o.status, o.tail(200)),
             Err(e) => println!("RUNAS failed: {e}"),

@@ -157,6 +157,20 @@ fn run(program: &str, args: &[String], path: &Path) -> Result<Reply, String> {
         let child = std::process::Command::new("sleep").arg("3600").spawn();
         child_pid = child.ok().and_then(|c| i32::try_from(c.id()).ok());
     }
+    if matches!(fault, Some(Fault::Escape)) {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = std::process::Command::new("sleep");
+        cmd.arg("120");
+        // SAFETY: setsid is a plain system call; nothing is allocated.
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::unistd::setsid()
+                    .map(|_| ())
+                    .map_err(std::io::Error::from)
+            });
+        }
+        child_pid = cmd.spawn().ok().and_then(|c| i32::try_from(c.id()).ok());
+    }
     let inv = invocation(program, args, child_pid);
     // A promotion is an operation of the mailbox server: `core
     // getAllOperations` lists it while it runs (here: while this process
@@ -206,7 +220,21 @@ fn run_command(
         Some(Fault::Slow { seconds }) => {
             std::thread::sleep(Duration::from_secs_f64(seconds.max(0.0)));
         }
-        Some(Fault::TextAround) | None => {}
+        Some(Fault::ProgressThen { bytes, line }) => {
+            let mut out = String::with_capacity(bytes + line.len() + 1);
+            let mut i = 0u64;
+            while out.len() < bytes {
+                i += 1;
+                out.push_str(&format!(
+                    "promoting account {i}: replica in sync, switching\n"
+                ));
+            }
+            out.push_str(&line);
+            out.push('\n');
+            return Ok(Reply::ok(out));
+        }
+        Some(Fault::Body { stdout }) => return Ok(Reply::ok(stdout)),
+        Some(Fault::TextAround) | Some(Fault::Escape) | None => {}
     }
     let mut reply = update(path, |st| {
         if program == "zmprov" {

@@ -78,6 +78,15 @@ pub enum Fault {
     NoResponse,
     /// Sleep this long, then behave normally.
     Slow { seconds: f64 },
+    /// Print about `bytes` bytes of progress lines, then `line`, exit 0,
+    /// and change nothing (a CLI that fails late but says so only in words).
+    ProgressThen { bytes: usize, line: String },
+    /// Print exactly this on stdout, exit 0, change nothing.
+    Body { stdout: String },
+    /// Leave a process that left the process group (`setsid`) holding
+    /// stdout and stderr (its pid logged as `child_pid`), then behave
+    /// normally.
+    Escape,
 }
 
 /// One logged run of the fake.

@@ -20,6 +20,7 @@ use super::process::{self, RunAs, Spec, Status};
 use crate::config;
 use serde::Serialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -404,6 +405,7 @@ impl Carbonio {
         let (timeout, _) = self.timeout_for(cmd);
         let mut spec = Spec::new(argv, timeout);
         spec.clear_env = true;
+        spec.watch_for = vec![UNREACHABLE_MARKER.to_owned()];
         if cmd.expects_json() {
             spec.output_limit = JSON_OUTPUT_LIMIT;
         }
@@ -473,8 +475,10 @@ impl Carbonio {
                 source,
             })?;
         let tail = out.tail(TAIL_BYTES);
-        let mut seen = String::from_utf8_lossy(&out.stdout).into_owned();
-        seen.push_str(&String::from_utf8_lossy(&out.stderr));
+        // Looked for in the whole output as it was read, not in what the
+        // bounded buffer kept: a promotion that prints megabytes of
+        // progress and then this sentence has failed.
+        let unreachable = out.seen.iter().any(|s| s == UNREACHABLE_MARKER);
         match out.status {
             Status::TimedOut => {
                 let (after, which) = self.timeout_for(cmd);
@@ -485,7 +489,7 @@ impl Carbonio {
                     tail,
                 });
             }
-            _ if seen.contains(UNREACHABLE_MARKER) => {
+            _ if unreachable => {
                 return Err(CarbonioError::Unreachable { command, tail });
             }
             Status::Exited(0) => {}
@@ -504,16 +508,34 @@ impl Carbonio {
                 });
             }
         }
-        if out.truncated && cmd.expects_json() {
+        if let Some(holders) = &out.pipe_held {
+            let reason = pipe_held_reason(holders, out.stdout.len() + out.stderr.len());
+            if cmd.expects_json() {
+                // The JSON decides what habeat does: one that may lack its
+                // end is not an answer.
+                return Err(CarbonioError::BadOutput {
+                    command,
+                    reason,
+                    tail,
+                });
+            }
+            // The command itself ended and everything it printed was read;
+            // only what the escaped process may print later is missing.
+            tracing::warn!(%command, "{reason}; judging the command by its exit code and what it printed");
+        }
+        if !out.stdout.complete() && cmd.expects_json() {
             return Err(CarbonioError::BadOutput {
                 command,
-                reason: format!("the output exceeded {JSON_OUTPUT_LIMIT} bytes"),
+                reason: format!(
+                    "the output exceeded {JSON_OUTPUT_LIMIT} bytes ({} were printed)",
+                    out.stdout.len()
+                ),
                 tail,
             });
         }
         tracing::info!(%command, duration = ?out.duration, "done");
         Ok((
-            out.stdout,
+            out.stdout.head,
             CommandReport {
                 command,
                 duration: out.duration,
@@ -548,8 +570,8 @@ impl Carbonio {
         let cmd = Command::GetAccountStatus {
             mail_host: host.clone(),
         };
-        let (response, report) = self.exec_json(&cmd).await?;
-        parse_account_status(&response, host).map_err(|reason| CarbonioError::BadOutput {
+        let (stdout, report) = self.exec(&cmd).await?;
+        parse_account_listing(&stdout, host).map_err(|reason| CarbonioError::BadOutput {
             command: report.command,
             reason,
             tail: report.tail,
@@ -829,6 +851,27 @@ pub fn account_batches<A: AsRef<str>>(accounts: &[A]) -> Vec<&[A]> {
     out
 }
 
+/// What happened when a descendant kept a command's output pipe open.
+fn pipe_held_reason(holders: &[process::PipeHolder], printed: u64) -> String {
+    let who = if holders.is_empty() {
+        "a descendant that left the process group".to_owned()
+    } else {
+        format!(
+            "a descendant that left the process group ({})",
+            holders
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    format!(
+        "{who} kept the output pipe open after the command exited, so habeat stopped reading \
+         after {printed} bytes: the output may lack its end (that process was not killed: it \
+         is outside the command's process group)"
+    )
+}
+
 /// The last `n` bytes of `s` (or a little less, at a character boundary).
 fn last_bytes(s: &str, n: usize) -> String {
     let mut from = s.len().saturating_sub(n);
@@ -872,6 +915,16 @@ pub fn read_account_file(path: &Path) -> Result<Vec<AccountName>, CarbonioError>
 /// (surrounding whitespace allowed), holding a `response`. Returns the
 /// `response` value.
 pub fn parse_response(stdout: &[u8]) -> Result<Value, String> {
+    let raw = response_raw(stdout)?;
+    serde_json::from_str(raw.get()).map_err(|e| format!("the output is not valid JSON ({e})"))
+}
+
+/// An object's members, their values left unparsed (borrowed from the
+/// output), so that a listing of 100k accounts is never one tree in memory.
+type RawObject<'a> = BTreeMap<String, &'a RawValue>;
+
+/// The checks of [`parse_response`]; returns `response` unparsed.
+fn response_raw(stdout: &[u8]) -> Result<&RawValue, String> {
     let text = std::str::from_utf8(stdout).map_err(|_| "the output is not UTF-8".to_owned())?;
     let trimmed = text.trim();
     if trimmed.is_empty() {
@@ -884,25 +937,92 @@ pub fn parse_response(stdout: &[u8]) -> Result<Value, String> {
             truncate(first, 200)
         ));
     }
-    let mut stream = serde_json::Deserializer::from_str(trimmed).into_iter::<Value>();
+    let mut stream = serde_json::Deserializer::from_str(trimmed).into_iter::<&RawValue>();
     let value = match stream.next() {
         Some(Ok(v)) => v,
         Some(Err(e)) => return Err(format!("the output is not valid JSON ({e})")),
         None => return Err("the output is empty (expected a JSON object)".into()),
     };
-    let rest = trimmed[stream.byte_offset()..].trim();
+    let end = stream.byte_offset();
+    let rest = trimmed[end..].trim();
     if !rest.is_empty() {
         return Err(format!(
             "there is text after the JSON object ({:?})",
             truncate(rest, 200)
         ));
     }
-    let Value::Object(mut obj) = value else {
-        return Err("the JSON is not an object".into());
+    // serde_json keeps the last of two equal keys: a body with two
+    // `response`s (or two `values`) is ambiguous, not an answer.
+    crate::json::refuse_duplicate_keys(&trimmed.as_bytes()[..end])
+        .map_err(|e| format!("the JSON is ambiguous ({e})"))?;
+    let obj: RawObject =
+        serde_json::from_str(value.get()).map_err(|_| "the JSON is not an object".to_owned())?;
+    refuse_not_ok(&obj, "")?;
+    match obj.get("response") {
+        None => Err("the JSON object has no \"response\"".into()),
+        Some(r) if r.get() == "null" => Err("the JSON object has no \"response\"".into()),
+        Some(r) => {
+            if let Ok(inner) = serde_json::from_str::<RawObject>(r.get()) {
+                refuse_not_ok(&inner, "response.")?;
+            }
+            Ok(r)
+        }
+    }
+}
+
+/// `getAccountStatus` output read as [`parse_response`] and
+/// [`parse_account_status`] read it, one account entry at a time: peak
+/// memory is the output and the result, not a JSON tree of the whole
+/// listing (263 MiB at 100k accounts).
+pub fn parse_account_listing(stdout: &[u8], host: &MailHost) -> Result<Vec<AccountStatus>, String> {
+    let response = response_raw(stdout)?;
+    let values = serde_json::from_str::<RawObject>(response.get())
+        .ok()
+        .and_then(|r| r.get("values").copied())
+        .ok_or("the response has no \"values\" list")?;
+    let entries: Vec<&RawValue> = serde_json::from_str(values.get())
+        .map_err(|_| "\"values\" in the response is not a list".to_owned())?;
+    entries
+        .iter()
+        .enumerate()
+        .map(|(i, raw)| {
+            serde_json::from_str::<Value>(raw.get())
+                .map_err(|e| e.to_string())
+                .and_then(|v| parse_account(&v, host))
+                .map_err(|e| format!("account entry {}: {e}", i + 1))
+        })
+        .collect()
+}
+
+/// The CLI's own verdict: an object saying `"ok": false` reports a
+/// failure, whatever else it holds; an `ok` that is not a boolean is not
+/// trusted either. (No `ok` at all is fine: not every release prints it.)
+fn refuse_not_ok(obj: &RawObject, at: &str) -> Result<(), String> {
+    let value = |k: &str| {
+        obj.get(k)
+            .and_then(|r| serde_json::from_str::<Value>(r.get()).ok())
     };
-    match obj.remove("response") {
-        Some(Value::Null) | None => Err("the JSON object has no \"response\"".into()),
-        Some(r) => Ok(r),
+    match value("ok") {
+        None if !obj.contains_key("ok") => Ok(()),
+        Some(Value::Bool(true)) => Ok(()),
+        Some(Value::Bool(false)) => {
+            let why = ["error", "message", "exception", "errors"]
+                .iter()
+                .find_map(|k| value(k))
+                .map(|v| match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .map(|m| format!(": {}", truncate(&m, 300)))
+                .unwrap_or_default();
+            Err(format!(
+                "the CLI reported a failure (\"{at}ok\": false){why}"
+            ))
+        }
+        other => Err(format!(
+            "\"{at}ok\" is {}, not true or false",
+            truncate(&other.unwrap_or_default().to_string(), 50)
+        )),
     }
 }
 
@@ -1037,6 +1157,7 @@ mod tests {
     #[test]
     fn strict_json_accepts_exactly_one_object_with_a_response() {
         assert!(parse_response(b" {\"response\": {\"values\": []}}\n").is_ok());
+        assert!(parse_response(b"{\"ok\": true, \"response\": {\"values\": []}}").is_ok());
         for (bad, why) in [
             (&b""[..], "empty"),
             (
@@ -1052,6 +1173,23 @@ mod tests {
             (b"{\"values\": []}", "no \"response\""),
             (b"{\"response\": null}", "no \"response\""),
             (b"\xff\xfe", "not UTF-8"),
+            (
+                b"{\"response\": {\"values\": []}, \"response\": {\"values\": [1]}}",
+                "the key \"response\" appears twice",
+            ),
+            (
+                b"{\"response\": {\"values\": [{\"accountName\": \"a@x\", \"accountName\": \"b@x\"}]}}",
+                "appears twice in the object at .response.values[0]",
+            ),
+            (
+                b"{\"ok\": false, \"error\": \"no such module\", \"response\": {\"values\": []}}",
+                "reported a failure (\"ok\": false): no such module",
+            ),
+            (
+                b"{\"response\": {\"ok\": false, \"values\": []}}",
+                "(\"response.ok\": false)",
+            ),
+            (b"{\"ok\": \"no\", \"response\": {}}", "not true or false"),
         ] {
             let e = parse_response(bad).expect_err(why);
             assert!(e.contains(why), "{e}");
@@ -1082,6 +1220,43 @@ mod tests {
 
         let e = parse_account_status(&serde_json::json!({}), &host()).expect_err("no values");
         assert!(e.contains("no \"values\""), "{e}");
+    }
+
+    #[test]
+    fn the_listing_read_entry_by_entry_says_what_the_whole_tree_reading_says() {
+        let entry = |name: &str, host: &str| {
+            serde_json::json!({"accountId": "9e94", "accountName": name,
+                "accountMailHost": host, "paused": "false",
+                "replicas": [{"destination": "mbox2.example.com", "available": true, "priority": "10"}]})
+        };
+        for response in [
+            serde_json::json!({"values": [entry("u@example.com", "MBOX1.example.com"),
+                                          entry("v@example.com", "mbox1.example.com")]}),
+            serde_json::json!({"values": []}),
+            serde_json::json!({"values": [entry("u@example.com", "mbox2.example.com")]}),
+            serde_json::json!({"values": [{"accountName": "u@example.com"}]}),
+            serde_json::json!({"values": [entry("u@example.com", "mbox1.example.com"), 7]}),
+            serde_json::json!({"values": null}),
+            serde_json::json!({"values": {"a": 1}}),
+            serde_json::json!({}),
+            serde_json::json!([1, 2]),
+            serde_json::json!("text"),
+        ] {
+            let body = serde_json::json!({ "response": response.clone() }).to_string();
+            let whole =
+                parse_response(body.as_bytes()).and_then(|r| parse_account_status(&r, &host()));
+            let by_entry = parse_account_listing(body.as_bytes(), &host());
+            assert_eq!(by_entry, whole, "{body}");
+        }
+        for bad in [
+            &b"{\"response\": null}"[..],
+            b"{\"ok\": false, \"response\": {\"values\": []}}",
+        ] {
+            assert_eq!(
+                parse_account_listing(bad, &host()),
+                parse_response(bad).map(|_| Vec::new())
+            );
+        }
     }
 
     #[test]

@@ -11,8 +11,12 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
-/// Default cap on captured stdout/stderr, per stream.
+/// Default cap on the head of captured stdout/stderr, per stream.
 pub const DEFAULT_OUTPUT_LIMIT: usize = 1024 * 1024;
+
+/// How much of a stream's end is kept besides its head when it is longer
+/// than `output_limit`: the end is where a CLI says how it finished.
+pub const TAIL_KEEP: usize = 64 * 1024;
 
 /// What to run and how.
 #[derive(Debug, Clone)]
@@ -30,8 +34,16 @@ pub struct Spec {
     /// before exec). `None`: as the current user.
     pub user: Option<RunAs>,
     pub cwd: Option<PathBuf>,
-    /// Cap on captured bytes per stream; the rest is read and discarded.
+    /// Cap on the captured head of each stream. A longer stream is still
+    /// read to its end: its last [`TAIL_KEEP`] bytes are kept too, and
+    /// what lies between is counted and dropped.
     pub output_limit: usize,
+    /// Sentences looked for in the *whole* of each stream while it is read
+    /// (also where they straddle two reads, or fall in the part that is
+    /// not kept): [`Output::seen`] says which appeared. A failure a CLI
+    /// prints after megabytes of progress lines must not be lost with the
+    /// bytes the bounded buffer drops.
+    pub watch_for: Vec<String>,
 }
 
 /// A resolved user to run a child as.
@@ -74,6 +86,7 @@ impl Spec {
             user: None,
             cwd: None,
             output_limit: DEFAULT_OUTPUT_LIMIT,
+            watch_for: Vec::new(),
         }
     }
 
@@ -123,15 +136,100 @@ pub enum Status {
     TimedOut,
 }
 
+/// What was kept of one output stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Captured {
+    /// The first `output_limit` bytes: the whole stream when
+    /// [`Captured::complete`].
+    pub head: Vec<u8>,
+    /// When the stream was longer than `output_limit`: its last bytes (at
+    /// most [`TAIL_KEEP`]), after [`Captured::omitted`] dropped ones.
+    pub tail: Vec<u8>,
+    /// Bytes read but kept in neither head nor tail.
+    pub omitted: u64,
+}
+
+impl Captured {
+    /// True when `head` is everything that was read.
+    pub fn complete(&self) -> bool {
+        self.tail.is_empty() && self.omitted == 0
+    }
+
+    /// How many bytes were read.
+    pub fn len(&self) -> u64 {
+        (self.head.len() + self.tail.len()) as u64 + self.omitted
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// What was kept, as text, with a note where bytes were left out.
+    pub fn text(&self) -> String {
+        let mut t = String::from_utf8_lossy(&self.head).into_owned();
+        if !self.complete() {
+            if self.omitted > 0 {
+                t.push_str(&format!("\n[… {} bytes not kept …]\n", self.omitted));
+            }
+            t.push_str(&String::from_utf8_lossy(&self.tail));
+        }
+        t
+    }
+
+    fn push(&mut self, bytes: &[u8], limit: usize) {
+        let room = limit.saturating_sub(self.head.len());
+        let (head, rest) = bytes.split_at(bytes.len().min(room));
+        self.head.extend_from_slice(head);
+        if rest.is_empty() {
+            return;
+        }
+        self.tail.extend_from_slice(rest);
+        // Trimmed in batches, so that keeping the end stays linear.
+        if self.tail.len() >= 2 * TAIL_KEEP {
+            let drop = self.tail.len() - TAIL_KEEP;
+            self.tail.drain(..drop);
+            self.omitted += drop as u64;
+        }
+    }
+
+    fn finish(&mut self) {
+        if self.tail.len() > TAIL_KEEP {
+            let drop = self.tail.len() - TAIL_KEEP;
+            self.tail.drain(..drop);
+            self.omitted += drop as u64;
+        }
+    }
+}
+
 /// The result of a finished child.
 #[derive(Debug, Clone)]
 pub struct Output {
     pub status: Status,
-    pub stdout: Vec<u8>,
-    pub stderr: Vec<u8>,
-    /// True when a stream produced more than `output_limit` bytes.
-    pub truncated: bool,
+    pub stdout: Captured,
+    pub stderr: Captured,
+    /// The sentences of [`Spec::watch_for`] that appeared anywhere in
+    /// stdout or stderr, kept or not, in the order of `watch_for`.
+    pub seen: Vec<String>,
+    /// The command ended, but a descendant that left its process group
+    /// (`setsid`, a daemonising program) kept an output pipe open, so
+    /// reading was stopped: the output may lack its end. Those processes,
+    /// as far as `/proc` shows them.
+    pub pipe_held: Option<Vec<PipeHolder>>,
     pub duration: Duration,
+}
+
+/// A process that held a child's output pipe open after the child ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipeHolder {
+    pub pid: i32,
+    /// Its `comm` (program name, at most 15 bytes).
+    pub name: String,
+}
+
+impl std::fmt::Display for PipeHolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "pid {} ({})", self.pid, self.name)
+    }
 }
 
 impl Output {
@@ -139,24 +237,64 @@ impl Output {
         self.status == Status::Exited(0)
     }
 
-    /// The last `n` bytes of stdout+stderr, as text, for journals.
+    /// True when a stream was longer than `output_limit`.
+    pub fn overflowed(&self) -> bool {
+        !self.stdout.complete() || !self.stderr.complete()
+    }
+
+    /// The last `n` bytes of stdout+stderr, as text, for journals: the real
+    /// end of each stream, also when its middle was not kept.
     pub fn tail(&self, n: usize) -> String {
-        let mut all = String::from_utf8_lossy(&self.stdout).into_owned();
-        let err = String::from_utf8_lossy(&self.stderr);
+        // Only the last `n` bytes of each stream are turned into text: the
+        // head of a listing can be tens of MiB.
+        let (mut all, mut cut) = self.stdout.last_text(n);
+        let (err, err_cut) = self.stderr.last_text(n);
         if !err.is_empty() {
             if !all.is_empty() && !all.ends_with('\n') {
                 all.push('\n');
             }
             all.push_str(&err);
+            cut |= err_cut;
         }
-        if all.len() <= n {
+        if all.len() <= n && !cut {
             return all;
         }
-        let mut start = all.len() - n;
+        let mut start = all.len().saturating_sub(n);
         while !all.is_char_boundary(start) {
             start += 1;
         }
         format!("…{}", &all[start..])
+    }
+}
+
+/// The last `n` bytes of `b` as text, not starting inside a UTF-8
+/// character; and whether anything was left out before them.
+fn end_text(b: &[u8], n: usize) -> (String, bool) {
+    let mut from = b.len().saturating_sub(n);
+    let cut = from > 0;
+    while from < b.len() && from > 0 && b[from] & 0xC0 == 0x80 {
+        from += 1;
+    }
+    (String::from_utf8_lossy(&b[from..]).into_owned(), cut)
+}
+
+impl Captured {
+    /// At most about the last `n` bytes of [`Captured::text`], and whether
+    /// anything was left out before them.
+    fn last_text(&self, n: usize) -> (String, bool) {
+        if self.complete() {
+            return end_text(&self.head, n);
+        }
+        let (tail, tail_cut) = end_text(&self.tail, n);
+        if tail_cut || self.tail.len() >= n {
+            return (tail, true);
+        }
+        let (mut t, head_cut) = end_text(&self.head, n - self.tail.len());
+        if self.omitted > 0 {
+            t.push_str(&format!("\n[… {} bytes not kept …]\n", self.omitted));
+        }
+        t.push_str(&tail);
+        (t, head_cut || self.omitted > 0)
     }
 }
 
@@ -249,8 +387,16 @@ pub async fn run(spec: &Spec) -> Result<Output, Error> {
         });
     }
     let limit = spec.output_limit;
-    let mut out = child.stdout.take().map(|s| Reader::spawn(s, limit));
-    let mut err = child.stderr.take().map(|s| Reader::spawn(s, limit));
+    let watch = std::sync::Arc::new(Watch::new(&spec.watch_for));
+    let mut pipes = Vec::new();
+    let mut out = child.stdout.take().map(|s| {
+        pipes.extend(pipe_inode(&s));
+        Reader::spawn(s, limit, watch.clone())
+    });
+    let mut err = child.stderr.take().map(|s| {
+        pipes.extend(pipe_inode(&s));
+        Reader::spawn(s, limit, watch.clone())
+    });
 
     let status = match tokio::time::timeout(spec.timeout, child.wait()).await {
         Ok(Ok(st)) => {
@@ -279,25 +425,152 @@ pub async fn run(spec: &Spec) -> Result<Output, Error> {
     // One that does is killed with the group, which closes the pipes, so
     // what our child printed is still read to its end; a descendant that
     // left the group (setsid) would keep them open: the readers are then
-    // stopped, keeping what they had read, and the output is marked cut.
+    // stopped, keeping what they had read, and the output says who held
+    // the pipes (docs/decisions.md: why no cgroup kills them).
     let mut readers: Vec<&mut Reader> = out.iter_mut().chain(err.iter_mut()).collect();
+    let mut pipe_held = None;
     if !Reader::all_done(&mut readers, Duration::from_millis(200)).await {
         kill_group(pgid);
         if !Reader::all_done(&mut readers, Duration::from_secs(1)).await {
             for r in &mut readers {
                 r.stop();
             }
+            let holders = tokio::task::spawn_blocking(move || pipe_holders(&pipes))
+                .await
+                .unwrap_or_default();
+            pipe_held = Some(holders);
         }
     }
-    let (stdout, t1) = out.map(Reader::take).unwrap_or_default();
-    let (stderr, t2) = err.map(Reader::take).unwrap_or_default();
+    let stdout = out.map(Reader::take).unwrap_or_default();
+    let stderr = err.map(Reader::take).unwrap_or_default();
     Ok(Output {
         status,
+        seen: watch.seen(),
         stdout,
         stderr,
-        truncated: t1 || t2,
+        pipe_held,
         duration: started.elapsed(),
     })
+}
+
+/// The inode of a pipe end (both ends share it).
+fn pipe_inode(fd: &impl std::os::fd::AsFd) -> Option<u64> {
+    nix::sys::stat::fstat(fd).ok().map(|st| st.st_ino)
+}
+
+/// Most holders [`pipe_holders`] names.
+const MAX_HOLDERS: usize = 16;
+
+/// The processes other than this one that have one of these pipes open,
+/// from `/proc/<pid>/fd` (those this user may read), for the message.
+fn pipe_holders(inodes: &[u64]) -> Vec<PipeHolder> {
+    let me = std::process::id();
+    let wanted: Vec<String> = inodes.iter().map(|i| format!("pipe:[{i}]")).collect();
+    let mut found = Vec::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in procs.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        let holds = fds.flatten().any(|fd| {
+            std::fs::read_link(fd.path())
+                .is_ok_and(|target| wanted.iter().any(|w| target.as_os_str() == w.as_str()))
+        });
+        if holds {
+            let name = std::fs::read_to_string(entry.path().join("comm"))
+                .map(|c| c.trim_end().to_owned())
+                .unwrap_or_default();
+            found.push(PipeHolder {
+                pid: i32::try_from(pid).unwrap_or(i32::MAX),
+                name,
+            });
+            if found.len() >= MAX_HOLDERS {
+                break;
+            }
+        }
+    }
+    found.sort_by_key(|h| h.pid);
+    found
+}
+
+/// The sentences of [`Spec::watch_for`], matched over whole streams.
+struct Watch {
+    finders: Vec<memchr::memmem::Finder<'static>>,
+    /// Which have been seen (in any stream).
+    seen: std::sync::Mutex<Vec<bool>>,
+    /// The longest sentence, in bytes.
+    longest: usize,
+}
+
+impl Watch {
+    fn new(sentences: &[String]) -> Watch {
+        let sentences: Vec<&String> = sentences.iter().filter(|s| !s.is_empty()).collect();
+        Watch {
+            finders: sentences
+                .iter()
+                .map(|s| memchr::memmem::Finder::new(s.as_bytes()).into_owned())
+                .collect(),
+            seen: std::sync::Mutex::new(vec![false; sentences.len()]),
+            longest: sentences.iter().map(|s| s.len()).max().unwrap_or(0),
+        }
+    }
+
+    /// Look at `chunk`, the bytes of a stream after `carry` (the last
+    /// `longest - 1` bytes before it, updated here), so that a sentence
+    /// split between two reads is found too.
+    fn scan(&self, carry: &mut Vec<u8>, chunk: &[u8]) {
+        if self.finders.is_empty() {
+            return;
+        }
+        // Only the bytes around the boundary need joining: a sentence that
+        // straddles it starts in `carry` and ends in the first
+        // `longest - 1` bytes of `chunk`.
+        let mut joint = std::mem::take(carry);
+        let before = joint.len();
+        joint.extend_from_slice(&chunk[..chunk.len().min(self.longest.saturating_sub(1))]);
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            for (f, seen) in self.finders.iter().zip(seen.iter_mut()) {
+                if !*seen && (f.find(chunk).is_some() || (before > 0 && f.find(&joint).is_some())) {
+                    *seen = true;
+                }
+            }
+        }
+        // The new carry: the last `longest - 1` bytes of the stream so far.
+        let keep = self.longest.saturating_sub(1);
+        if chunk.len() >= keep {
+            joint.clear();
+            joint.extend_from_slice(&chunk[chunk.len() - keep..]);
+        } else {
+            joint.truncate(before);
+            joint.extend_from_slice(chunk);
+            let drop = joint.len().saturating_sub(keep);
+            joint.drain(..drop);
+        }
+        *carry = joint;
+    }
+
+    fn seen(&self) -> Vec<String> {
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        self.finders
+            .iter()
+            .zip(seen.iter())
+            .filter(|(_, s)| **s)
+            .map(|(f, _)| String::from_utf8_lossy(f.needle()).into_owned())
+            .collect()
+    }
 }
 
 /// Kills the child's process group when dropped while still armed.
@@ -318,30 +591,33 @@ fn kill_group(pgid: Option<u32>) {
     }
 }
 
-/// Reads one output pipe in the background into a bounded buffer that
-/// outlives the task, so that what was read before a stop is kept.
+/// Reads one output pipe in the background into a bounded head and tail
+/// that outlive the task, so that what was read before a stop is kept,
+/// and looks for the watched sentences in every byte it reads.
 struct Reader {
     task: tokio::task::JoinHandle<()>,
-    /// (bytes kept, truncated: more came than kept, or reading was cut)
-    got: std::sync::Arc<std::sync::Mutex<(Vec<u8>, bool)>>,
+    got: std::sync::Arc<std::sync::Mutex<Captured>>,
 }
 
 impl Reader {
-    fn spawn<R: AsyncRead + Unpin + Send + 'static>(mut r: R, limit: usize) -> Reader {
-        let got = std::sync::Arc::new(std::sync::Mutex::new((Vec::new(), false)));
+    fn spawn<R: AsyncRead + Unpin + Send + 'static>(
+        mut r: R,
+        limit: usize,
+        watch: std::sync::Arc<Watch>,
+    ) -> Reader {
+        let got = std::sync::Arc::new(std::sync::Mutex::new(Captured::default()));
         let sink = got.clone();
         let task = tokio::spawn(async move {
             let mut buf = [0u8; 8192];
+            let mut carry = Vec::new();
             loop {
                 match r.read(&mut buf).await {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
-                        let mut g = sink.lock().unwrap_or_else(|p| p.into_inner());
-                        let room = limit.saturating_sub(g.0.len());
-                        if n > room {
-                            g.1 = true;
-                        }
-                        g.0.extend_from_slice(&buf[..n.min(room)]);
+                        watch.scan(&mut carry, &buf[..n]);
+                        sink.lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(&buf[..n], limit);
                     }
                 }
             }
@@ -366,17 +642,16 @@ impl Reader {
         true
     }
 
-    /// Stop reading; what was read is kept and marked cut.
+    /// Stop reading; what was read is kept.
     fn stop(&mut self) {
-        if !self.task.is_finished() {
-            self.task.abort();
-            self.got.lock().unwrap_or_else(|p| p.into_inner()).1 = true;
-        }
+        self.task.abort();
     }
 
-    fn take(self) -> (Vec<u8>, bool) {
+    fn take(self) -> Captured {
         self.task.abort();
-        std::mem::take(&mut *self.got.lock().unwrap_or_else(|p| p.into_inner()))
+        let mut c = std::mem::take(&mut *self.got.lock().unwrap_or_else(|p| p.into_inner()));
+        c.finish();
+        c
     }
 }
 
@@ -397,8 +672,8 @@ mod tests {
         .await
         .expect("runs");
         assert_eq!(out.status, Status::Exited(7));
-        assert_eq!(out.stdout, b"out\n");
-        assert_eq!(out.stderr, b"err\n");
+        assert_eq!(out.stdout.head, b"out\n");
+        assert_eq!(out.stderr.head, b"err\n");
     }
 
     #[tokio::test]
@@ -432,7 +707,8 @@ mod tests {
             .await
             .expect("runs");
         assert_eq!(out.status, Status::Exited(0));
-        assert_eq!(out.stdout, b"Unable to communicate with server\n");
+        assert_eq!(out.stdout.head, b"Unable to communicate with server\n");
+        assert_eq!(out.pipe_held, None, "the descendant was in the group");
         assert!(out.duration < Duration::from_secs(5));
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert!(!marker.exists(), "the descendant outlived the command");
@@ -443,8 +719,120 @@ mod tests {
         let mut spec = sh("head -c 100000 /dev/zero", Duration::from_secs(5));
         spec.output_limit = 1000;
         let out = run(&spec).await.expect("runs");
-        assert_eq!(out.stdout.len(), 1000);
-        assert!(out.truncated);
+        assert_eq!(out.stdout.head.len(), 1000);
+        assert_eq!(out.stdout.tail.len(), TAIL_KEEP);
+        assert_eq!(out.stdout.len(), 100_000);
+        assert!(out.overflowed());
+    }
+
+    #[tokio::test]
+    async fn the_end_of_a_long_output_is_kept_and_watched_sentences_are_seen_anywhere() {
+        // 3 MB of progress, then the failure: the head is full long before.
+        let mut spec = sh(
+            "yes 'promoting account user@example.com: 42%' | head -c 3000000; \
+             echo 'Unable to communicate with server'; echo done >&2",
+            Duration::from_secs(20),
+        );
+        spec.watch_for = vec![
+            "Unable to communicate with server".into(),
+            "never printed".into(),
+        ];
+        let out = run(&spec).await.expect("runs");
+        assert_eq!(out.seen, ["Unable to communicate with server"]);
+        assert!(out.overflowed());
+        assert!(out.stdout.head.len() <= DEFAULT_OUTPUT_LIMIT);
+        let tail = out.tail(200);
+        assert!(
+            tail.ends_with("Unable to communicate with server\ndone\n"),
+            "{tail:?}"
+        );
+    }
+
+    #[test]
+    fn the_tail_is_the_end_of_each_stream_and_says_when_it_is_cut() {
+        let out = |stdout: Captured, stderr: Captured| Output {
+            status: Status::Exited(0),
+            stdout,
+            stderr,
+            seen: Vec::new(),
+            pipe_held: None,
+            duration: Duration::ZERO,
+        };
+        let mut long = Captured::default();
+        long.push(&b"h".repeat(5000), 1000);
+        long.push("é end".as_bytes(), 1000);
+        long.finish();
+        let short = |b: &[u8]| Captured {
+            head: b.to_vec(),
+            ..Captured::default()
+        };
+        assert_eq!(
+            out(short(b"ok\n"), short(b"warn\n")).tail(100),
+            "ok\nwarn\n"
+        );
+        assert_eq!(out(short(b"ok"), short(b"warn")).tail(100), "ok\nwarn");
+        assert_eq!(
+            out(short("aé".as_bytes()), Captured::default()).tail(2),
+            "…é"
+        );
+        let t = out(long.clone(), Captured::default()).tail(10);
+        assert_eq!(t, "…hhhhé end");
+        let t = out(long, short(b"x")).tail(100_000);
+        assert!(t.starts_with(&"h".repeat(1000)), "{t}");
+        assert!(t.ends_with("é end\nx"), "{t}");
+        assert_eq!(t.matches('h').count(), 5000, "{t}");
+    }
+
+    #[test]
+    fn a_sentence_split_between_reads_is_seen() {
+        let sentence = "Unable to communicate with server";
+        let text = format!("{}{sentence}{}", "x".repeat(5000), "y".repeat(300));
+        let bytes = text.as_bytes();
+        // Every way of cutting the stream into reads of 1..=40 bytes, and
+        // every single cut inside the sentence.
+        for size in 1..=40 {
+            let w = Watch::new(&[sentence.to_owned(), "zzz".to_owned()]);
+            let mut carry = Vec::new();
+            for chunk in bytes.chunks(size) {
+                w.scan(&mut carry, chunk);
+            }
+            assert_eq!(w.seen(), [sentence], "reads of {size} bytes");
+        }
+        for cut in 5000..5000 + sentence.len() {
+            let w = Watch::new(&[sentence.to_owned()]);
+            let mut carry = Vec::new();
+            w.scan(&mut carry, &bytes[..cut]);
+            w.scan(&mut carry, &bytes[cut..]);
+            assert_eq!(w.seen(), [sentence], "cut at {cut}");
+        }
+        let w = Watch::new(&[sentence.to_owned()]);
+        let mut carry = Vec::new();
+        for chunk in b"Unable to communicate with serve\nr".chunks(7) {
+            w.scan(&mut carry, chunk);
+        }
+        assert!(w.seen().is_empty(), "not the sentence");
+    }
+
+    #[tokio::test]
+    async fn a_descendant_that_left_the_group_is_named_not_taken_for_a_long_output() {
+        let mut spec = sh(
+            "echo started; setsid sleep 30 & echo exiting",
+            Duration::from_secs(20),
+        );
+        spec.output_limit = 1000;
+        let out = run(&spec).await.expect("runs");
+        assert_eq!(out.status, Status::Exited(0));
+        assert!(!out.overflowed(), "{out:?}");
+        assert_eq!(out.stdout.head, b"started\nexiting\n");
+        let holders = out.pipe_held.expect("the pipe was held open");
+        let sleep = holders
+            .iter()
+            .find(|h| h.name == "sleep")
+            .unwrap_or_else(|| panic!("{holders:?}"));
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(sleep.pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     }
 
     #[tokio::test]
@@ -453,12 +841,12 @@ mod tests {
         let spec =
             Spec::new(["/bin/cat"], Duration::from_secs(5)).stdin(hostile.as_bytes().to_vec());
         let out = run(&spec).await.expect("runs");
-        assert_eq!(out.stdout, hostile.as_bytes());
+        assert_eq!(out.stdout.head, hostile.as_bytes());
         let spec = Spec::new(["/usr/bin/printenv", "HABEAT_X"], Duration::from_secs(5))
             .env("HABEAT_X", hostile);
         let out = run(&spec).await.expect("runs");
         assert_eq!(
-            String::from_utf8_lossy(&out.stdout).trim_end(),
+            String::from_utf8_lossy(&out.stdout.head).trim_end(),
             hostile.trim_end()
         );
     }

@@ -644,7 +644,9 @@ fn check_status(status: u16, body: Vec<u8>, url: String) -> Result<Vec<u8>, Erro
 }
 
 fn parse<T: DeserializeOwned>(body: &[u8], url: &str) -> Result<T, Error> {
-    serde_json::from_slice(body).map_err(|e| Error::BadBody {
+    // Duplicate keys refused at every level, not only among a struct's
+    // own fields (crate::json).
+    crate::json::from_slice(body).map_err(|e| Error::BadBody {
         url: url.to_owned(),
         detail: if e.is_eof() {
             format!("the JSON is cut short ({e})")
@@ -795,6 +797,21 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_body_with_a_key_twice_at_any_level_is_not_consuls() {
+        let ok = br#"[{"Name": "agent-a", "Status": 1, "Tags": {"role": "node"}}]"#;
+        assert!(parse::<Vec<Member>>(ok, "/v1/agent/members").is_ok());
+        for bad in [
+            &br#"[{"Name": "agent-a", "Status": 4, "Status": 1}]"#[..],
+            br#"[{"Name": "agent-a", "Status": 1, "Tags": {"role": "node", "role": "consul"}}]"#,
+            br#"[{"Name": "agent-a", "Status": 1, "Extra": {"x": 1, "x": 2}}]"#,
+        ] {
+            let e = parse::<Vec<Member>>(bad, "/v1/agent/members").expect_err("duplicate");
+            assert!(matches!(e, Error::BadBody { .. }), "{e}");
+            assert!(e.to_string().contains("appears twice"), "{e}");
+        }
+    }
 
     #[test]
     fn node_names_follow_carbonio() {

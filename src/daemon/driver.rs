@@ -6,9 +6,9 @@
 //! the state lock and the session moved into it), so probing, STATUS and
 //! WATCHDOG go on during a long promotion. While a job runs, the driver
 //! says so ([`Activity::Running`]) and does not decide; the rounds it
-//! completes meanwhile reach the job's session between its actions (see
-//! `Session::watch_rounds`), so a peer seen again stops a promotion that
-//! has not begun.
+//! completes meanwhile are queued for the job's session, which feeds them
+//! to the engine between its actions (see `Session::watch_rounds`), so a
+//! peer seen again stops a promotion that has not begun.
 
 use super::metrics::Metrics;
 use super::run::{ActionEnd, ActionJob, Driver, RoundContext, RoundError, RoundReport};
@@ -48,7 +48,7 @@ pub struct SessionDriver {
     pending_session: Option<Session>,
     /// Rounds completed while a job runs, for the job's session to see
     /// between its actions.
-    meanwhile: tokio::sync::watch::Sender<Option<crate::model::Round>>,
+    meanwhile: crate::session::RoundsMeanwhile,
     metrics: Metrics,
     /// The latest `status --json`, served on `/status`.
     pub status: Arc<StdMutex<serde_json::Value>>,
@@ -74,8 +74,8 @@ impl SessionDriver {
     ) -> Result<SessionDriver, String> {
         let prober = Prober::new(&cfg).map_err(|e| e.to_string())?;
         let mut session = Session::open(&cfg, false).map_err(|e| e.to_string())?;
-        let (meanwhile, rx) = tokio::sync::watch::channel(None);
-        session.watch_rounds(rx);
+        let meanwhile = crate::session::RoundsMeanwhile::default();
+        session.watch_rounds(meanwhile.clone());
         Ok(SessionDriver {
             config_path,
             prober,
@@ -247,7 +247,20 @@ impl Driver for SessionDriver {
         let running = self.activity != Activity::Idle;
         // A running job's session sees this round between its actions; a
         // round fed here directly must not be fed again by the next job.
-        self.meanwhile.send_replace(running.then(|| round.clone()));
+        {
+            let mut q = self.meanwhile.lock().unwrap_or_else(|p| p.into_inner());
+            if running {
+                q.push_back(round.clone());
+                // Enough to settle every witness; older ones add nothing
+                // to consecutive counts (and each costs a state save).
+                let keep = self.cfg.detection.fall.max(self.cfg.detection.rise).max(1) as usize;
+                while q.len() > keep {
+                    q.pop_front();
+                }
+            } else {
+                q.clear();
+            }
+        }
         if !running {
             let dir = self.cfg.local.state_dir.clone();
             let lock = tokio::task::spawn_blocking(move || StateLock::acquire(&dir, LOCK_WAIT))
@@ -338,7 +351,7 @@ impl Driver for SessionDriver {
         let cfg = crate::config::load_file(&self.config_path).map_err(|e| e.lines().join("; "))?;
         let prober = Prober::new(&cfg).map_err(|e| e.to_string())?;
         let mut session = Session::open(&cfg, false).map_err(|e| e.to_string())?;
-        session.watch_rounds(self.meanwhile.subscribe());
+        session.watch_rounds(self.meanwhile.clone());
         for w in &cfg.warnings {
             tracing::warn!("{w}");
         }
