@@ -242,6 +242,16 @@ impl Config {
                     self.metrics.listen.map_or(Out::Null, |a| s(a.to_string())),
                 )]),
             ),
+            (
+                "journal",
+                map(vec![
+                    (
+                        "max_size",
+                        s(super::walk::format_size(self.journal.max_size)),
+                    ),
+                    ("keep", Out::Int(self.journal.keep.into())),
+                ]),
+            ),
         ];
         top.extend(rest);
         let mut entries: Vec<(String, Out)> =

@@ -10,8 +10,9 @@ use super::load::{LoadEnv, Problem, io_problem};
 use super::suggest;
 use super::yaml::{Key, Node, Pos, Value};
 use super::{
-    Carbonio, Config, Consul, Datacenter, Detection, HookCommand, Hooks, Local, Metrics, ProbeSpec,
-    Probes, Quorum, Rearm, Safety, Scheme, Secret, SwitchCommands, TokenSource, Witnesses,
+    Carbonio, Config, Consul, Datacenter, Detection, HookCommand, Hooks, Journal, Local, Metrics,
+    ProbeSpec, Probes, Quorum, Rearm, Safety, Scheme, Secret, SwitchCommands, TokenSource,
+    Witnesses,
 };
 use crate::model::{Component, Role, WitnessKind};
 use std::collections::{BTreeMap, BTreeSet};
@@ -34,6 +35,7 @@ pub const SECTIONS: &[&str] = &[
     "safety",
     "hooks",
     "metrics",
+    "journal",
 ];
 
 const LOCAL_KEYS: &[&str] = &[
@@ -96,6 +98,7 @@ const HOOKS_KEYS: &[&str] = &[
     "on_event",
 ];
 const METRICS_KEYS: &[&str] = &["listen"];
+const JOURNAL_KEYS: &[&str] = &["max_size", "keep"];
 const ROLE_NAMES: &[&str] = &["appserver", "proxyserver", "consulserver"];
 
 /// Keys accepted for compatibility but never offered as a suggestion.
@@ -650,6 +653,7 @@ impl<'e> Walker<'e> {
         let safety = self.safety(get("safety"));
         let hooks = self.hooks(get("hooks"));
         let metrics = self.metrics(get("metrics"));
+        let journal = self.journal(get("journal"));
 
         let mut dcs = BTreeMap::new();
         let dc_names: Vec<&str> = local
@@ -694,6 +698,7 @@ impl<'e> Walker<'e> {
             safety,
             hooks,
             metrics,
+            journal,
             warnings: Vec::new(),
         };
         self.cross_checks(&mut cfg);
@@ -1376,6 +1381,60 @@ impl<'e> Walker<'e> {
         Metrics { listen }
     }
 
+    fn journal(&mut self, node: &Node) -> Journal {
+        let s = self.section(node, "journal", JOURNAL_KEYS);
+        let d = Journal::default();
+        Journal {
+            max_size: self.size(
+                &s,
+                "max_size",
+                d.max_size,
+                Journal::MIN_SIZE,
+                Journal::MAX_SIZE,
+            ),
+            keep: self.uint(&s, "keep", d.keep.into(), 1, Journal::MAX_KEEP.into()) as u32,
+        }
+    }
+
+    /// A size with a unit (`512KiB`, `10MiB`, `1GiB`; `K`, `M`, `G` are the
+    /// same powers of 1024), between `min` and `max` bytes.
+    fn size(&mut self, s: &Section, key: &str, default: u64, min: u64, max: u64) -> u64 {
+        let Some(node) = s.given(key) else {
+            return default;
+        };
+        let path = s.child(key);
+        let hint = "write a size with a unit, e.g. 512KiB, 10MiB or 1GiB";
+        let text = match &node.value {
+            Value::Str(t) => t.trim().to_owned(),
+            Value::Int(i) => {
+                self.error(node.pos, format!("{path}: {i} has no unit; {hint}"));
+                return default;
+            }
+            _ => {
+                self.type_error(node, &path, "a size such as 10MiB");
+                return default;
+            }
+        };
+        match parse_size(&text) {
+            Some(n) if (min..=max).contains(&n) => n,
+            Some(_) => {
+                self.error(
+                    node.pos,
+                    format!(
+                        "{path}: `{text}` is out of range: it must be between {} and {}",
+                        format_size(min),
+                        format_size(max)
+                    ),
+                );
+                default
+            }
+            None => {
+                self.error(node.pos, format!("{path}: `{text}` is not a size; {hint}"));
+                default
+            }
+        }
+    }
+
     // -- checks across sections ---------------------------------------------
 
     fn cross_checks(&mut self, cfg: &mut Config) {
@@ -1604,4 +1663,33 @@ pub fn witness_count(cfg: &Config, c: Component) -> usize {
         kinds.insert(WitnessKind::Command);
     }
     kinds.len()
+}
+
+/// `10MiB` → 10485760. A whole number, optional blanks, then a unit:
+/// `B`, `KiB`/`K`, `MiB`/`M`, `GiB`/`G`, `TiB`/`T` (powers of 1024, case
+/// ignored). `None` for anything else, including no unit.
+pub(crate) fn parse_size(text: &str) -> Option<u64> {
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    let (num, unit) = text.split_at(digits);
+    let n: u64 = num.parse().ok()?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "b" => 0,
+        "k" | "kib" => 10,
+        "m" | "mib" => 20,
+        "g" | "gib" => 30,
+        "t" | "tib" => 40,
+        _ => return None,
+    };
+    n.checked_mul(1u64 << shift)
+}
+
+/// A size as config check prints it: the largest unit it is a whole
+/// number of (`10MiB`, `65KiB`, `100B`).
+pub(crate) fn format_size(n: u64) -> String {
+    for (shift, unit) in [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] {
+        if n != 0 && n.is_multiple_of(1u64 << shift) {
+            return format!("{}{unit}", n >> shift);
+        }
+    }
+    format!("{n}B")
 }
