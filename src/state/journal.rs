@@ -334,8 +334,9 @@ impl Snapshot {
         }
     }
 
-    /// The events from `from` (a [`Located`]'s file and offset) to the end
-    /// of the newest file, oldest first. The newest file's last line is
+    /// The events from the line at `offset` of file `file` (a
+    /// [`Located`]'s) to the end of the newest file, oldest first, each
+    /// handed to `each`. The newest file's last line is
     /// left out while it has no newline yet (a write in progress or a
     /// crash's fragment): [`Snapshot::follow`] continues from there.
     pub fn forward_from(
