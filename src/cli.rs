@@ -80,6 +80,7 @@ pub enum Command {
     /// End a pause (a pause also ends by itself).
     Resume,
     /// The event journal: detections, decisions, actions (newest first).
+    #[command(after_long_help = HISTORY_HELP)]
     History(HistoryArgs),
     /// Print shell completions.
     Completions {
@@ -132,11 +133,98 @@ pub struct PauseArgs {
     pub duration: std::time::Duration,
 }
 
+/// How many events `history` shows without `--limit` or `--since`.
+pub const DEFAULT_HISTORY_LIMIT: usize = 50;
+
+const HISTORY_HELP: &str = "\
+The journal is state_dir/events.jsonl with its rotated files
+(events.jsonl.1, the newest, to events.jsonl.<journal.keep>); history reads
+them all, from the newest event backwards, and stops at --limit or at the
+first event older than --since, in little memory however large they are.
+
+Examples:
+  habeat history                              the last 50 events, newest first
+  habeat history --since 2h                   every event of the last two hours
+  habeat history --since 2026-01-31T08:00:00Z -n 20
+                                              at most 20 events since then (UTC)
+  habeat history --since 2026-01-31T09:00:00+01:00
+                                              the same instant, with an offset
+  habeat history --follow                     the last 50 events oldest first,
+                                              then each new one as it is written
+  habeat history -f -n 0                      only what comes next
+  habeat --json history -f | jq .message      one JSON event per line";
+
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
-    /// Show at most N events.
-    #[arg(long, short = 'n', value_name = "N", default_value_t = 50)]
-    pub limit: usize,
+    /// Show at most N events (default: 50, or every event --since allows).
+    #[arg(long, short = 'n', value_name = "N")]
+    pub limit: Option<usize>,
+    /// Only events since WHEN: a duration ago (30m, 2h, 1d) or an RFC 3339
+    /// timestamp (2026-01-31T08:00:00Z, or with an offset: +01:00).
+    #[arg(long, value_name = "WHEN", value_parser = parse_since)]
+    pub since: Option<std::time::SystemTime>,
+    /// Keep printing events as they are written, like `tail -f`, also
+    /// across journal rotations. The events shown first are then printed
+    /// oldest first. Stop with Ctrl-C.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+}
+
+impl HistoryArgs {
+    /// The most events to show before following (or at all).
+    pub fn effective_limit(&self) -> usize {
+        match (self.limit, self.since) {
+            (Some(n), _) => n,
+            (None, Some(_)) => usize::MAX,
+            (None, None) => DEFAULT_HISTORY_LIMIT,
+        }
+    }
+}
+
+/// `--since`: a duration ago, or an RFC 3339 timestamp (`Z` or an offset
+/// such as `+01:00`; a space instead of `T` and fractions of a second are
+/// accepted).
+pub fn parse_since(s: &str) -> Result<std::time::SystemTime, String> {
+    let s = s.trim();
+    let usage = "write a duration ago (30m, 2h, 1d) or an RFC 3339 timestamp such as \
+                 2026-01-31T08:00:00Z or 2026-01-31T09:00:00+01:00";
+    if let Ok(d) = humantime::parse_duration(s) {
+        return std::time::SystemTime::now()
+            .checked_sub(d)
+            .ok_or_else(|| format!("{s} ago is before 1970; {usage}"));
+    }
+    // humantime reads UTC (`Z`) only: take a numeric offset off first.
+    let split = s
+        .len()
+        .checked_sub(6)
+        .filter(|i| s.is_char_boundary(*i))
+        .map(|i| s.split_at(i));
+    let (stamp, offset_secs) = match split {
+        Some((rest, off))
+            if off.is_ascii()
+                && (off.starts_with('+') || off.starts_with('-'))
+                && off.as_bytes().get(3) == Some(&b':') =>
+        {
+            let h: u64 = off[1..3].parse().map_err(|_| usage.to_owned())?;
+            let m: u64 = off[4..6].parse().map_err(|_| usage.to_owned())?;
+            if h > 23 || m > 59 {
+                return Err(format!("{off} is not a UTC offset; {usage}"));
+            }
+            let secs = (h * 3600 + m * 60) as i64;
+            (rest, if off.starts_with('-') { -secs } else { secs })
+        }
+        _ => (s, 0),
+    };
+    let local = humantime::parse_rfc3339_weak(stamp)
+        .map_err(|e| format!("`{s}` is neither a duration nor a timestamp ({e}); {usage}"))?;
+    // 09:00+01:00 is 08:00 UTC.
+    let shift = std::time::Duration::from_secs(offset_secs.unsigned_abs());
+    if offset_secs >= 0 {
+        local.checked_sub(shift)
+    } else {
+        local.checked_add(shift)
+    }
+    .ok_or_else(|| format!("`{s}` is out of range; {usage}"))
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {

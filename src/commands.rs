@@ -1,7 +1,7 @@
 //! The operator commands (README, "Commands"), each a thin driver of
 //! [`Session`]: they differ only in what they feed the engine.
 
-use crate::cli::{PauseArgs, PromoteArgs};
+use crate::cli::{HistoryArgs, PauseArgs, PromoteArgs};
 use crate::config::Config;
 use crate::engine::{self, Input, OperatorCommand, PromoteTarget, State};
 use crate::exit;
@@ -449,25 +449,117 @@ pub fn status_json(state: &State, cfg: &Config, ecfg: &engine::EngineConfig) -> 
     })
 }
 
-/// `habeat history`: the journal, newest first.
-pub fn history(cfg: &Config, limit: usize, json_out: bool) -> Outcome {
+/// How often `history --follow` looks for new events.
+const FOLLOW_POLL: Duration = Duration::from_millis(250);
+
+/// `habeat history`: the journal, newest first, or (`--follow`) oldest
+/// first and then each event as it is written. Every file of the journal
+/// is read, backwards and in bounded memory; reading stops at the limit or
+/// at the first event older than `--since`.
+pub fn history(cfg: &Config, args: &HistoryArgs, json_out: bool) -> Outcome {
     crate::state::check_state_dir(&cfg.local.state_dir).map_err(Failure::runtime)?;
     let path = cfg.local.state_dir.join("events.jsonl");
-    let read = Journal::new(&path).read().map_err(Failure::runtime)?;
-    for e in read.events.iter().rev().take(limit) {
-        if json_out {
-            println!("{}", serde_json::to_string(e).unwrap_or_default());
-        } else {
-            println!("{}  {:?}  {}", human_time(e.at), e.severity, e.message);
+    let journal = Journal::with_rotation(&path, (&cfg.journal).into());
+    let snap = journal.snapshot().map_err(Failure::runtime)?;
+    let limit = args.effective_limit();
+    let since = args.since.map(engine::UnixMillis::from_system_time);
+    let mut out = Printer::new(json_out);
+    // Newest first, as far as the limit and --since allow.
+    let mut back = snap.newest_first();
+    let mut earliest = None;
+    let mut shown = 0;
+    while shown < limit {
+        let Some(found) = back.next() else {
+            break;
+        };
+        let found = found.map_err(Failure::runtime)?;
+        if since.is_some_and(|s| found.event.at < s) {
+            break;
+        }
+        shown += 1;
+        if args.follow {
+            earliest = Some((found.file, found.offset));
+        } else if let Err(e) = out.event(&found.event) {
+            return stopped(e);
         }
     }
-    if read.skipped > 0 {
-        eprintln!(
-            "habeat: {} unreadable journal line(s) skipped",
-            read.skipped
-        );
+    let skipped = back.skipped;
+    if !args.follow {
+        warn_skipped(skipped);
+        return out.flush().map_or_else(stopped, |()| Ok(exit::OK));
     }
-    Ok(exit::OK)
+    // Follow: the same events oldest first, then what comes.
+    let (file, offset) = earliest.unwrap_or_else(|| snap.newest_end());
+    let end = match snap.forward_from(file, offset, |e| out.event(&e)) {
+        Ok(end) => end,
+        Err(e) => return stopped(e),
+    };
+    warn_skipped(skipped);
+    let mut follower = snap.follow(end);
+    loop {
+        if let Err(e) = out.flush() {
+            return stopped(e);
+        }
+        std::thread::sleep(FOLLOW_POLL);
+        for e in follower.poll().map_err(Failure::runtime)? {
+            if let Err(e) = out.event(&e) {
+                return stopped(e);
+            }
+        }
+        warn_skipped(std::mem::take(&mut follower.skipped));
+    }
+}
+
+/// Output could not be written (or the journal read): a reader that went
+/// away (`history | head`) ends the command quietly, anything else is an
+/// error.
+fn stopped(e: std::io::Error) -> Outcome {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        Ok(exit::OK)
+    } else {
+        Err(Failure::runtime(format!("habeat history: {e}")))
+    }
+}
+
+fn warn_skipped(n: usize) {
+    if n > 0 {
+        eprintln!("habeat: {n} unreadable journal line(s) skipped");
+    }
+}
+
+/// Events to stdout, as text or JSON lines. A write error (the reader of
+/// a pipe went away) ends the command quietly rather than in a panic.
+struct Printer {
+    json: bool,
+    out: std::io::BufWriter<std::io::Stdout>,
+}
+
+impl Printer {
+    fn new(json: bool) -> Printer {
+        Printer {
+            json,
+            out: std::io::BufWriter::new(std::io::stdout()),
+        }
+    }
+
+    fn event(&mut self, e: &engine::Event) -> std::io::Result<()> {
+        if self.json {
+            serde_json::to_writer(&mut self.out, e)?;
+            writeln!(self.out)
+        } else {
+            writeln!(
+                self.out,
+                "{}  {:?}  {}",
+                human_time(e.at),
+                e.severity,
+                e.message
+            )
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
 }
 
 /// A timestamp for people: RFC 3339 in UTC, to the second.

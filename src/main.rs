@@ -93,7 +93,7 @@ fn dispatch(cli: Cli) -> i32 {
             Some(Command::Resume) => {
                 commands::operator(&cfg, OperatorCommand::Resume, dry, json).await
             }
-            Some(Command::History(args)) => commands::history(&cfg, args.limit, json),
+            Some(Command::History(args)) => commands::history(&cfg, args, json),
             Some(Command::Completions { .. }) | Some(Command::Config(_)) => Ok(exit::OK),
         }
     });

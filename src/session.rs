@@ -108,7 +108,7 @@ impl Session {
                 aside.moved_to.display()
             );
         }
-        let journal = Journal::new(&store.journal_path());
+        let journal = Journal::with_rotation(&store.journal_path(), (&cfg.journal).into());
         Ok(Session {
             ecfg: EngineConfig::from(cfg),
             cfg: cfg.clone(),

@@ -454,3 +454,47 @@ fn status_lists_every_planned_witness_before_any_round() {
         );
     }
 }
+
+#[test]
+fn journal_rotation_sizes_need_a_unit_and_a_sane_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("habeat.yml");
+    let base = "local:\n  whoami: secondary\n  dc_check: primary\nprimary:\n  \
+                appserver_ip: 192.0.2.20\n  appserver_vmname: mbox1.example.com\njournal:\n";
+    std::fs::write(&p, format!("{base}  max_size: 10\n  keep: 0\n")).unwrap();
+    let d = p.display();
+    refused(
+        &check(&p, false),
+        &[
+            format!(
+                "habeat: {d}:8:13: journal.max_size: 10 has no unit; write a size with a unit, \
+                 e.g. 512KiB, 10MiB or 1GiB"
+            ),
+            format!("habeat: {d}:9:9: journal.keep: 0 is out of range: must be at least 1"),
+        ],
+    );
+    std::fs::write(&p, format!("{base}  max_size: 1KiB\n")).unwrap();
+    refused(
+        &check(&p, false),
+        &[format!(
+            "habeat: {d}:8:13: journal.max_size: `1KiB` is out of range: it must be between \
+             64KiB and 1TiB"
+        )],
+    );
+    std::fs::write(&p, format!("{base}  max_size: ten megs\n")).unwrap();
+    refused(
+        &check(&p, false),
+        &[format!(
+            "habeat: {d}:8:13: journal.max_size: `ten megs` is not a size; write a size with a \
+             unit, e.g. 512KiB, 10MiB or 1GiB"
+        )],
+    );
+    std::fs::write(&p, format!("{base}  max_size: 512 k\n  keep: 12\n")).unwrap();
+    let out = check(&p, false);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("journal:\n  max_size: 512KiB\n  keep: 12\n"),
+        "{}",
+        text(&out.stdout)
+    );
+}

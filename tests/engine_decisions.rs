@@ -1031,6 +1031,7 @@ fn engine_config_is_derived_from_the_effective_config() {
         },
         hooks: Hooks::default(),
         metrics: Metrics::default(),
+        journal: habeat::config::Journal::default(),
         warnings: Vec::new(),
     };
     let e = habeat::engine::EngineConfig::from(&cfg);

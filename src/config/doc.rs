@@ -38,6 +38,7 @@ pub fn tables() -> Vec<(&'static str, String)> {
         table(&keys::SAFETY),
         table(&keys::HOOKS),
         table(&keys::METRICS),
+        table(&keys::JOURNAL),
     ]
 }
 

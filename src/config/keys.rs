@@ -21,8 +21,8 @@
 use super::render::{self, Out};
 use super::walk::{Section, Walker};
 use super::{
-    Carbonio, Consul, Datacenter, Detection, HookCommand, Hooks, Local, Metrics, ProbeSpec, Probes,
-    Safety, SwitchCommands, Witnesses,
+    Carbonio, Consul, Datacenter, Detection, HookCommand, Hooks, Journal, Local, Metrics,
+    ProbeSpec, Probes, Safety, SwitchCommands, Witnesses,
 };
 use std::path::PathBuf;
 use std::time::Duration;
@@ -191,6 +191,7 @@ pub const SECTIONS: &[&str] = &[
     SAFETY.name,
     HOOKS.name,
     METRICS.name,
+    JOURNAL.name,
 ];
 
 // ---------------------------------------------------------------------------
@@ -707,4 +708,28 @@ pub const METRICS: Table<Metrics> = Table {
         },
         doc: "for `/metrics` and `/status` (IPv6 in brackets, no hostnames).",
     }],
+};
+
+pub const JOURNAL: Table<Journal> = Table {
+    name: "journal",
+    keys: &[
+        Key {
+            name: "max_size",
+            kind: Kind::Custom {
+                ty: "size (`64KiB`-`1TiB`)",
+                read: |w, s, key, j| j.max_size = w.size(s, key, j.max_size),
+                show: |j| Some(render::s(super::walk::format_size(j.max_size))),
+            },
+            doc: "largest `events.jsonl` before it is rotated. A round's events are a few hundred bytes, a failover's a few KiB (more with many accounts: the promotion intent names each).",
+        },
+        Key {
+            name: "keep",
+            kind: Kind::Count {
+                field: field!(keep),
+                min: 1,
+                max: Journal::MAX_KEEP,
+            },
+            doc: "rotated files kept: with the defaults at most 60 MiB in all. A lower value removes the files beyond it at the next rotation.",
+        },
+    ],
 };

@@ -53,6 +53,7 @@ pub struct Config {
     pub safety: Safety,
     pub hooks: Hooks,
     pub metrics: Metrics,
+    pub journal: Journal,
     /// Non-fatal findings (world-readable token, quorum gate disabled, ...),
     /// printed by `config check` and logged at every start.
     #[serde(skip)]
@@ -452,6 +453,35 @@ impl Default for Hooks {
             after_promotion: Vec::new(),
             on_peer_recovered: Vec::new(),
             on_event: Vec::new(),
+        }
+    }
+}
+
+/// `journal:` — when `state_dir/events.jsonl` is rotated, and how many
+/// rotated files (`events.jsonl.1`, newest, to `events.jsonl.<keep>`) stay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Journal {
+    /// Bytes: an append that would take the journal past this starts a new
+    /// file first.
+    pub max_size: u64,
+    /// Rotated files kept; older ones are removed.
+    pub keep: u32,
+}
+
+impl Journal {
+    /// The smallest `max_size` accepted (a few large events).
+    pub const MIN_SIZE: u64 = 64 * 1024;
+    /// The largest `max_size` accepted.
+    pub const MAX_SIZE: u64 = 1 << 40;
+    /// The most rotated files accepted.
+    pub const MAX_KEEP: u32 = 1000;
+}
+
+impl Default for Journal {
+    fn default() -> Self {
+        Journal {
+            max_size: 10 * 1024 * 1024,
+            keep: 5,
         }
     }
 }

@@ -114,6 +114,7 @@ impl Config {
         section!(keys::SAFETY, &self.safety);
         section!(keys::HOOKS, &self.hooks);
         section!(keys::METRICS, &self.metrics);
+        section!(keys::JOURNAL, &self.journal);
         Out::Map(entries)
     }
 

@@ -18,6 +18,8 @@ mod cross;
 mod custom;
 mod values;
 
+pub(crate) use custom::format_size;
+
 use super::keys::{self, Key, Kind, SECTIONS, Table};
 use super::problem::{LoadEnv, Problem};
 use super::suggest;
@@ -317,6 +319,7 @@ impl<'e> Walker<'e> {
         let safety = section!(keys::SAFETY);
         let hooks = section!(keys::HOOKS);
         let metrics = section!(keys::METRICS);
+        let journal = section!(keys::JOURNAL);
 
         let mut dcs = BTreeMap::new();
         let dc_names: Vec<&str> = local
@@ -361,6 +364,7 @@ impl<'e> Walker<'e> {
             safety,
             hooks,
             metrics,
+            journal,
             warnings: Vec::new(),
         };
         self.cross_checks(&mut cfg);

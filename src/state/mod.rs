@@ -19,7 +19,9 @@ mod store;
 
 pub use atomic::{read_nofollow, write_atomic};
 pub use dir::check_state_dir;
-pub use journal::{Journal, JournalRead};
+pub use journal::{
+    Backward, Follower, ForwardEnd, Journal, JournalRead, Located, MAX_LINE, Rotation, Snapshot,
+};
 pub use lock::{LockError, StateLock};
 pub use locks::{LockBody, lock_path, read_lock, remove_locks, scan_locks, write_locks};
 pub use store::{Loaded, SetAside, Store};

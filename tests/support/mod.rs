@@ -58,6 +58,7 @@ pub fn config(roles: &[Role]) -> Config {
         safety: Safety::default(),
         hooks: Hooks::default(),
         metrics: Metrics::default(),
+        journal: habeat::config::Journal::default(),
         warnings: Vec::new(),
     }
 }

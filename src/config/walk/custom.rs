@@ -542,3 +542,76 @@ impl Walker<'_> {
         }
     }
 }
+
+impl Walker<'_> {
+    /// `journal.max_size`: a size with a unit (`512KiB`, `10MiB`, `1GiB`;
+    /// `K`, `M`, `G` are the same powers of 1024), within the bounds of
+    /// [`Journal`](super::super::Journal).
+    pub(in crate::config) fn size(&mut self, s: &Section, key: &str, default: u64) -> u64 {
+        use super::super::Journal;
+        let (min, max) = (Journal::MIN_SIZE, Journal::MAX_SIZE);
+        let Some(node) = s.given(key) else {
+            return default;
+        };
+        let path = s.child(key);
+        let hint = "write a size with a unit, e.g. 512KiB, 10MiB or 1GiB";
+        let text = match &node.value {
+            Value::Str(t) => t.trim().to_owned(),
+            Value::Int(i) => {
+                self.error(node.pos, format!("{path}: {i} has no unit; {hint}"));
+                return default;
+            }
+            _ => {
+                self.type_error(node, &path, "a size such as 10MiB");
+                return default;
+            }
+        };
+        match parse_size(&text) {
+            Some(n) if (min..=max).contains(&n) => n,
+            Some(_) => {
+                self.error(
+                    node.pos,
+                    format!(
+                        "{path}: `{text}` is out of range: it must be between {} and {}",
+                        format_size(min),
+                        format_size(max)
+                    ),
+                );
+                default
+            }
+            None => {
+                self.error(node.pos, format!("{path}: `{text}` is not a size; {hint}"));
+                default
+            }
+        }
+    }
+}
+
+/// `10MiB` → 10485760. A whole number, optional blanks, then a unit:
+/// `B`, `KiB`/`K`, `MiB`/`M`, `GiB`/`G`, `TiB`/`T` (powers of 1024, case
+/// ignored). `None` for anything else, including no unit.
+pub(crate) fn parse_size(text: &str) -> Option<u64> {
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    let (num, unit) = text.split_at(digits);
+    let n: u64 = num.parse().ok()?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "b" => 0,
+        "k" | "kib" => 10,
+        "m" | "mib" => 20,
+        "g" | "gib" => 30,
+        "t" | "tib" => 40,
+        _ => return None,
+    };
+    n.checked_mul(1u64 << shift)
+}
+
+/// A size as config check prints it: the largest unit it is a whole
+/// number of (`10MiB`, `65KiB`, `100B`).
+pub(crate) fn format_size(n: u64) -> String {
+    for (shift, unit) in [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] {
+        if n != 0 && n.is_multiple_of(1u64 << shift) {
+            return format!("{}{unit}", n >> shift);
+        }
+    }
+    format!("{n}B")
+}
