@@ -16,13 +16,13 @@ use std::time::Duration;
 /// How long a command waits for another habeat holding the state lock: a
 /// timer-driven `check` should outlast a short `status`/`rearm` of an
 /// operator, but not pile up behind a daemon forever.
-pub const LOCK_WAIT: Duration = Duration::from_secs(30);
+pub const OPERATOR_LOCK_WAIT: Duration = Duration::from_secs(30);
 
-/// Environment variable overriding [`LOCK_WAIT`] (a humantime duration such
+/// Environment variable overriding [`OPERATOR_LOCK_WAIT`] (a humantime duration such
 /// as `5s` or `2m`), for scripts that would rather fail fast, and for tests.
 pub const LOCK_WAIT_ENV: &str = "HABEAT_LOCK_WAIT";
 
-/// The state-lock wait: [`LOCK_WAIT_ENV`] when set, else [`LOCK_WAIT`].
+/// The state-lock wait: [`LOCK_WAIT_ENV`] when set, else [`OPERATOR_LOCK_WAIT`].
 /// A value that is not a duration is a usage error (exit 2), not a silent
 /// fallback: the administrator asked for something habeat cannot honour.
 fn lock_wait() -> Result<Duration, Failure> {
@@ -33,7 +33,7 @@ fn lock_wait() -> Result<Duration, Failure> {
                 "{LOCK_WAIT_ENV}={v:?} is not a duration ({e}); use e.g. 5s, 2m or unset it"
             ),
         }),
-        Err(_) => Ok(LOCK_WAIT),
+        Err(_) => Ok(OPERATOR_LOCK_WAIT),
     }
 }
 

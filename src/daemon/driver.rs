@@ -25,7 +25,7 @@ use tokio::sync::Mutex;
 
 /// How long a daemon round waits for the state lock held by a `check` or
 /// `promote` before skipping the decision this round.
-const LOCK_WAIT: Duration = Duration::from_millis(200);
+const ROUND_LOCK_WAIT: Duration = Duration::from_millis(200);
 
 /// What the daemon is doing with its session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -263,9 +263,10 @@ impl Driver for SessionDriver {
         }
         if !running {
             let dir = self.cfg.local.state_dir.clone();
-            let lock = tokio::task::spawn_blocking(move || StateLock::acquire(&dir, LOCK_WAIT))
-                .await
-                .map_err(|e| RoundError(e.to_string()))?;
+            let lock =
+                tokio::task::spawn_blocking(move || StateLock::acquire(&dir, ROUND_LOCK_WAIT))
+                    .await
+                    .map_err(|e| RoundError(e.to_string()))?;
             match lock {
                 Err(e @ crate::state::LockError::Busy { .. }) => {
                     tracing::info!("not deciding this round: {e}")

@@ -13,8 +13,8 @@
 mod atomic;
 mod dir;
 mod journal;
-mod lock;
-mod locks;
+mod lock_files;
+mod state_lock;
 mod store;
 
 pub use atomic::{read_nofollow, write_atomic};
@@ -22,8 +22,8 @@ pub use dir::check_state_dir;
 pub use journal::{
     Backward, Follower, ForwardEnd, Journal, JournalRead, Located, MAX_LINE, Rotation, Snapshot,
 };
-pub use lock::{LockError, StateLock};
-pub use locks::{LockBody, lock_path, read_lock, remove_locks, scan_locks, write_locks};
+pub use lock_files::{LockBody, lock_path, read_lock, remove_locks, scan_locks, write_locks};
+pub use state_lock::{LockError, StateLock};
 pub use store::{Loaded, SetAside, Store};
 
 use std::path::PathBuf;

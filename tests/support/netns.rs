@@ -83,12 +83,15 @@ impl Netns {
     pub fn create() -> Netns {
         let pid = std::process::id();
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        assert!(n < 64, "too many namespaces in one test process");
+        // 48 /30 links per second octet (10.x.0.0-10.x.191.255; `.200.0/22`
+        // is kept for `host_block`), 16 second octets per process: every
+        // test of the one integration binary gets its own addresses.
+        assert!(n < 48 * 16, "too many namespaces in one test process");
         let name = format!("probe{pid}-{n}");
         let host_if = format!("pb{}h{n}", pid % 100_000);
         let ns_if = format!("pb{}n{n}", pid % 100_000);
-        let second = 201 + (pid % 50) as u8;
-        let third = (n * 4) as u8;
+        let second = 200 + ((pid % 3) * 16 + n / 48) as u8;
+        let third = ((n % 48) * 4) as u8;
         let host_addr = Ipv4Addr::new(10, second, third, 1);
         let addr = Ipv4Addr::new(10, second, third, 2);
         // Leftovers from a killed earlier run with the same pid would block us.
@@ -219,7 +222,7 @@ impl Netns {
 
     /// Route a block of addresses to this namespace, which accepts every
     /// one of them as its own: up to 1,020 "hosts" that live and die with
-    /// the namespace. One block per test process (`10.<201+pid%50>.200.0/22`),
+    /// the namespace. One block per second octet (`10.<second>.200.0/22`),
     /// so at most one namespace per process may call this.
     pub fn host_block(&self, count: usize) -> Vec<IpAddr> {
         let second = self.addr.octets()[1];

@@ -2,9 +2,8 @@
 //! run as the real binary against a real dead host (a network namespace
 //! whose link is cut), the Consul API test server and the fake carbonio.
 
-#[path = "support/fake_carbonio.rs"]
-mod fake_carbonio;
-mod support;
+use crate::fake_carbonio;
+use crate::support;
 
 use fake_carbonio::{FakeCarbonio, Fault, account, with_accounts};
 use std::path::{Path, PathBuf};

@@ -112,7 +112,7 @@ fn run_child(envs: &[(&str, String)]) {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args([
         "--exact",
-        "child_notifies_from_env",
+        "daemon_notify::child_notifies_from_env",
         "--ignored",
         "--nocapture",
     ])

@@ -247,7 +247,7 @@ fn run_limited(caps: &[String]) -> String {
         .arg(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "child_acts_within_limits",
+            "systemd_units::child_acts_within_limits",
             "--ignored",
             "--nocapture",
             "--quiet",

@@ -5,9 +5,8 @@
 //! The peer is "dead" without a network namespace: its address is one that
 //! never answers ([`bin::DEAD_IP`]).
 
-#[path = "support/bin.rs"]
-mod bin;
-mod support;
+use crate::bin;
+use crate::support;
 
 use bin::{DEAD_IP, habeat, json, text};
 use std::path::{Path, PathBuf};

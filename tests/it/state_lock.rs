@@ -30,7 +30,7 @@ fn spawn_holder(dir: &Path, hold_ms: u64) -> Child {
     let mut child = Command::new(std::env::current_exe().expect("test binary"))
         .args([
             "--exact",
-            "helper_hold_lock",
+            "state_lock::helper_hold_lock",
             "--ignored",
             "--nocapture",
             "--test-threads=1",

@@ -3,8 +3,7 @@
 //! `--limit`, `--follow` across rotations, rotation by size keeping N
 //! files, and what a crash in the middle of a rotation leaves.
 
-#[path = "support/bin.rs"]
-mod bin;
+use crate::bin;
 
 use bin::{DEAD_IP, habeat, text};
 use std::io::{BufRead, Write};
@@ -275,19 +274,34 @@ fn a_crash_between_two_renames_of_a_rotation_loses_and_repeats_nothing() {
     assert_eq!(linked, after, "a file seen under two names was read twice");
 }
 
-/// The child's wait status and its peak resident memory in KiB
-/// (`wait4`'s rusage: this very process, not every child of the test).
-fn wait_with_max_rss(child: std::process::Child) -> (i32, i64) {
-    let pid = child.id() as i32;
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value; wait4 writes into the
-    // two locals it is given, for a child of ours that nothing else waits
-    // for (the Child is forgotten, so it is not waited for twice).
-    let mut usage: nix::libc::rusage = unsafe { std::mem::zeroed() };
-    let r = unsafe { nix::libc::wait4(pid, &mut status, 0, &mut usage) };
-    std::mem::forget(child);
-    assert_eq!(r, pid, "wait4: {}", std::io::Error::last_os_error());
-    (status, usage.ru_maxrss)
+/// `habeat <args>` run under GNU time: its exit status and its peak RSS in
+/// KiB. Measured by `time`, a small process that forks habeat, not by this
+/// test process: a child's peak RSS counts what it had before its exec,
+/// and a child spawned from the test binary (which holds every test, and
+/// what they allocated) starts with the test binary's pages.
+fn max_rss_kib(config: &std::path::Path, args: &[&str]) -> (i32, i64) {
+    let report = tempfile::NamedTempFile::new().expect("temp file");
+    let status = std::process::Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(report.path())
+        .arg(bin::BIN)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("run habeat under /usr/bin/time (Debian package `time`)");
+    let text = std::fs::read_to_string(report.path()).expect("time's report");
+    let kib = text
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("time's report is not a number: {text:?}"));
+    (status.code().unwrap_or(-1), kib)
 }
 
 #[test]
@@ -305,16 +319,7 @@ fn history_on_a_200_mb_journal_stays_small() {
     }
     f.flush().expect("flush");
     drop(f);
-    let child = std::process::Command::new(bin::BIN)
-        .arg("--config")
-        .arg(&bed.config)
-        .args(["history", "-n", "20"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let (status, max_rss_kib) = wait_with_max_rss(child);
+    let (status, max_rss_kib) = max_rss_kib(&bed.config, &["history", "-n", "20"]);
     assert_eq!(status, 0);
     // Reading the whole file took 500 MB; reading it backwards, a few MiB
     // besides the program itself.

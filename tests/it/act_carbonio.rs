@@ -1,7 +1,6 @@
 //! The carbonio driver against the fake carbonio / zmprov (real processes).
 
-#[path = "support/fake_carbonio.rs"]
-mod fake_carbonio;
+use crate::fake_carbonio;
 
 use fake_carbonio::{FakeCarbonio, Fault, account, process_alive, with_accounts};
 use habeat::act::carbonio::{CarbonioError, Command};

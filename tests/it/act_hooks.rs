@@ -1,7 +1,6 @@
 //! The hook runner and the on_event dispatcher, with real processes.
 
-#[path = "support/fake_carbonio.rs"]
-mod fake_carbonio;
+use crate::fake_carbonio;
 
 use fake_carbonio::process_alive;
 use habeat::act::hooks::{EventDispatcher, HookEnv, HookRunner, OnFailure};

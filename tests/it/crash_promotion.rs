@@ -11,9 +11,8 @@
 //! The peer is a network namespace whose link is cut, Consul is the API
 //! test server, Carbonio is the fake CLI (SPEC 7), as in tests/cli_check.rs.
 
-#[path = "support/fake_carbonio.rs"]
-mod fake_carbonio;
-mod support;
+use crate::fake_carbonio;
+use crate::support;
 
 use fake_carbonio::{FakeCarbonio, Fault, Invocation, account, with_accounts};
 use serde_json::Value;

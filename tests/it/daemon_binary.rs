@@ -4,9 +4,8 @@
 //! namespace whose link is cut), the Consul API test server and the fake
 //! carbonio.
 
-#[path = "support/fake_carbonio.rs"]
-mod fake_carbonio;
-mod support;
+use crate::fake_carbonio;
+use crate::support;
 
 use fake_carbonio::{FakeCarbonio, Fault, account, with_accounts};
 use nix::sys::signal::{Signal, kill};

@@ -1,6 +1,6 @@
 //! Each branch of SPEC section 4, named as an operator would describe it.
 
-mod engine_harness;
+use crate::engine_harness;
 
 use engine_harness::*;
 use habeat::config::{Quorum, Rearm};

@@ -2,7 +2,7 @@
 //! as Consul's documentation shapes them, the token in its header, and every
 //! fault turned into the error an operator can act on.
 
-mod support;
+use crate::support;
 
 use habeat::consul::{Client, Error, SessionRequest};
 use std::time::Duration;

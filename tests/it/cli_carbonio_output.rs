@@ -4,9 +4,8 @@
 //! No network namespace: the operator's `--force` stands in for a dead
 //! peer, so these run without root.
 
-#[path = "support/fake_carbonio.rs"]
-mod fake_carbonio;
-mod support;
+use crate::fake_carbonio;
+use crate::support;
 
 use fake_carbonio::{FakeCarbonio, Fault, account, with_accounts};
 use std::path::PathBuf;

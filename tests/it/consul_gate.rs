@@ -2,7 +2,7 @@
 //! with a raft leader, by one habeat at a time, and frees itself when its
 //! holder goes away.
 
-mod support;
+use crate::support;
 
 use habeat::consul::Client;
 use habeat::consul::gate::{self, DEFAULT_TTL, Holder, Refusal};

@@ -311,7 +311,7 @@ fn crash_while_saving_never_leaves_an_unreadable_state() {
         let mut child = Command::new(&exe)
             .args([
                 "--exact",
-                "helper_save_forever",
+                "state_store::helper_save_forever",
                 "--ignored",
                 "--nocapture",
                 "--test-threads=1",

@@ -2,9 +2,8 @@
 //! action (SPEC invariant 5): the engine's belief that it holds the gate is
 //! not enough once the Consul session behind it is gone.
 
-#[path = "support/fake_carbonio.rs"]
-mod fake_carbonio;
-mod support;
+use crate::fake_carbonio;
+use crate::support;
 
 use fake_carbonio::{FakeCarbonio, account, with_accounts};
 use habeat::engine::{

@@ -3,7 +3,7 @@
 //! rules, packet loss by random drop. Needs root (skips otherwise, fails on
 //! CI).
 
-mod support;
+use crate::support;
 
 use habeat::config::{Config, ProbeSpec};
 use habeat::model::{Component, Observation, Role, Round, Vote, WitnessKind};

@@ -4,7 +4,7 @@
 //! fake carbonio logging its calls. If these fail, the failover tests
 //! would prove nothing.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

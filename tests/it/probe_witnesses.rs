@@ -2,7 +2,7 @@
 //! against real sockets, the operator's command, and the Consul witnesses
 //! against the in-test Consul API (every fault is Unknown, never Down).
 
-mod support;
+use crate::support;
 
 use habeat::config::ProbeSpec;
 use habeat::model::{Component, Observation, Role, Round, Vote, WitnessKind};

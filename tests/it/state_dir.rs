@@ -4,8 +4,7 @@
 //! with what to do, and a lock file planted in world-writable /var/tmp is
 //! looked at, never followed or waited for.
 
-#[path = "support/bin.rs"]
-mod bin;
+use crate::bin;
 
 use bin::{DEAD_IP, habeat, text};
 use std::os::unix::fs::PermissionsExt;

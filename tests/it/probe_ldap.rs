@@ -1,7 +1,7 @@
 //! The LDAP witness against a real OpenLDAP slapd: an LDAP server is Up; a
 //! port that accepts TCP but does not speak LDAP, or a closed port, is Down.
 
-mod support;
+use crate::support;
 
 use habeat::config::ProbeSpec;
 use habeat::model::{Component, Role, Round, Vote, WitnessKind};

@@ -275,7 +275,7 @@ async fn a_write_failing_after_the_stop_starts_the_service_again() {
     );
 }
 
-mod support;
+use crate::support;
 
 /// The executor's raft recovery when no raft configuration was recorded:
 /// this DC's Consul servers are `consul_ips`, the data dir holds a

@@ -166,7 +166,7 @@ fn run_child(journal: Option<bool>, envs: &[(&str, &str)]) -> (String, String) {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args([
         "--exact",
-        "child_logs",
+        "daemon_logging::child_logs",
         "--ignored",
         "--nocapture",
         "--quiet",

@@ -12,7 +12,7 @@
 //! happen watches for a fixed window that covers Serf's delay plus several
 //! fall × interval periods.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 use support::testbed::{self, Binaries, Daemon, Host, Options, Testbed};

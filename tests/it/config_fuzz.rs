@@ -7,8 +7,8 @@ use habeat::config::{LoadEnv, load_str_with};
 use proptest::prelude::*;
 use std::path::Path;
 
-const EXAMPLE: &str = include_str!("../config/habeat.yml");
-const LEGACY: &str = include_str!("../config/legacy-habeat.yml");
+const EXAMPLE: &str = include_str!("../../config/habeat.yml");
+const LEGACY: &str = include_str!("../../config/legacy-habeat.yml");
 
 fn load(text: &str) -> Result<habeat::config::Config, habeat::config::ConfigError> {
     load_str_with(text, Path::new("fuzz.yml"), &LoadEnv::default())

@@ -1,0 +1,47 @@
+//! The integration tests, in one test binary (one link instead of one per
+//! file): each module is one area, driving the real `habeat` binary, real
+//! sockets, network namespaces, slapd and the stand-ins of `support`.
+//! Run one area with `cargo test --test it <module>::`.
+
+#[path = "../support/bin.rs"]
+mod bin;
+#[path = "../engine_harness/mod.rs"]
+mod engine_harness;
+#[path = "../support/fake_carbonio.rs"]
+mod fake_carbonio;
+#[path = "../support/mod.rs"]
+mod support;
+
+mod act_carbonio;
+mod act_hooks;
+mod act_raft;
+mod cli_carbonio_output;
+mod cli_check;
+mod config_cli;
+mod config_fuzz;
+mod config_load;
+mod consul_client;
+mod consul_gate;
+mod consul_hostile;
+mod crash_promotion;
+mod daemon_binary;
+mod daemon_logging;
+mod daemon_metrics;
+mod daemon_notify;
+mod daemon_reload_log;
+mod daemon_run;
+mod daemon_signals;
+mod e2e_failover;
+mod e2e_testbed;
+mod engine_decisions;
+mod engine_invariants;
+mod exec_gate;
+mod history;
+mod probe_ldap;
+mod probe_netns;
+mod probe_witnesses;
+mod session_abandon;
+mod state_dir;
+mod state_lock;
+mod state_store;
+mod systemd_units;
