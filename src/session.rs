@@ -235,6 +235,17 @@ impl Session {
             self.feed_round_seen_meanwhile(fed)?;
             next = self.decide(Input::Outcome(outcome), fed)?;
         }
+        if let Some(action) = next {
+            // Handed out (saved as in flight, "running here") but past the
+            // bound: give it back, so the next input takes it as
+            // interrupted and decides again, instead of waiting for it.
+            tracing::error!(
+                "stopped a chain after {MAX_STEPS} actions before: {}; the next round takes it \
+                 up again",
+                action.kind.describe()
+            );
+            self.abandon_running().await;
+        }
         Ok(())
     }
 

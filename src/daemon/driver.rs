@@ -277,7 +277,14 @@ impl Driver for SessionDriver {
                         self.note_deciding(None);
                         job = j;
                     }
-                    Err(e) => self.note_deciding(Some(e.to_string())),
+                    Err(e) => {
+                        // The first input may have handed out an action
+                        // (saved as in flight, "running here") before the
+                        // second failed: no job runs it, so hand it back,
+                        // or the engine would wait for it for good.
+                        self.session.lock().await.abandon_running().await;
+                        self.note_deciding(Some(e.to_string()))
+                    }
                 },
             }
         }

@@ -1,6 +1,6 @@
 //! A daemon job that ends without handing its outcome back (it overran,
 //! panicked, or was never started) must not leave the engine waiting for
-//! that outcome forever (SPEC invariant 7: nothing unfinished is skipped).
+//! that outcome forever (`resumable-steps`: nothing unfinished is skipped).
 
 use habeat::engine::{EventKind, Input, OperatorCommand, PromoteTarget};
 use habeat::session::{Fed, Session};
