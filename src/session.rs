@@ -100,14 +100,7 @@ impl Session {
         } else {
             store.load(now())?
         };
-        if let Some(aside) = &loaded.set_aside {
-            tracing::error!(
-                "{}: {}; it was moved to {} and habeat holds all automatic action until `habeat rearm`",
-                store.state_path().display(),
-                aside.reason,
-                aside.moved_to.display()
-            );
-        }
+        report_set_aside(&loaded);
         let journal = Journal::with_rotation(&store.journal_path(), (&cfg.journal).into());
         Ok(Session {
             ecfg: EngineConfig::from(cfg),
@@ -265,14 +258,7 @@ impl Session {
             return Ok(());
         }
         let loaded = self.store.load(now())?;
-        if let Some(aside) = &loaded.set_aside {
-            tracing::error!(
-                "{}: {}; it was moved to {} and habeat holds all automatic action until `habeat rearm`",
-                self.store.state_path().display(),
-                aside.reason,
-                aside.moved_to.display()
-            );
-        }
+        report_set_aside(&loaded);
         self.state = loaded.state;
         Ok(())
     }
@@ -328,6 +314,17 @@ impl Session {
             ),
             other => other.describe(),
         }
+    }
+}
+
+/// Say loudly that a corrupt `state.json` was set aside. The reason names
+/// the file and where it was kept.
+fn report_set_aside(loaded: &crate::state::Loaded) {
+    if let Some(aside) = &loaded.set_aside {
+        tracing::error!(
+            "{}; habeat holds all automatic action until `habeat rearm`",
+            aside.reason
+        );
     }
 }
 

@@ -5,7 +5,6 @@
 use super::action::{Action, ActionKind, ActionOutcome, Origin, OutcomeResult, StepRef};
 use super::config::EngineConfig;
 use super::event::{Event, EventKind, Severity};
-use super::pipeline::describe_kind;
 use super::reason::{Blocked, GateRefusal, Idle, Waiting};
 use super::record::{Live, LockFileSeen, OperatorCommand, Pause, PipelineKind, State, StepStatus};
 use super::time::{UnixMillis, human};
@@ -743,7 +742,7 @@ impl<'a> Cx<'a> {
                             format!(
                                 "the peer {c} came back while the {} of pipeline {} was \
                                  unfinished: {what}, check it",
-                                describe_kind(p.kind),
+                                p.kind.describe(),
                                 p.id
                             ),
                         );

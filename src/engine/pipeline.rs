@@ -231,13 +231,13 @@ impl Cx<'_> {
                 format!(
                     "{} (pipeline {id}) finished, but some steps were given up: see the \
                      journal",
-                    describe_kind(kind)
+                    kind.describe()
                 ),
             )
         } else {
             (
                 Severity::Info,
-                format!("{} (pipeline {id}) finished", describe_kind(kind)),
+                format!("{} (pipeline {id}) finished", kind.describe()),
             )
         };
         self.event(
@@ -408,8 +408,4 @@ pub(super) fn commands(purpose: CommandPurpose, argvs: &[Vec<String>]) -> Vec<St
             },
         })
         .collect()
-}
-
-pub(crate) fn describe_kind(k: PipelineKind) -> &'static str {
-    k.describe()
 }

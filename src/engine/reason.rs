@@ -84,10 +84,11 @@ impl fmt::Display for Waiting {
             Waiting::GateRefused { refusal } => {
                 write!(f, "cannot prove the peer is gone: {refusal}")
             }
-            Waiting::GateLost { step, refusal } => write!(
-                f,
-                "cannot prove the peer is gone: the quorum gate was lost before {step} ({refusal})"
-            ),
+            // The refusal says what was lost ("the quorum gate ... was
+            // lost"); this only adds before what.
+            Waiting::GateLost { step, refusal } => {
+                write!(f, "cannot prove the peer is gone: {refusal}, before {step}")
+            }
             Waiting::PromotionRunning { host, operations } => write!(
                 f,
                 "an earlier promotion is still running on the mailbox server ({}): waiting for \
