@@ -89,11 +89,18 @@ const S: fn(u64) -> Duration = Duration::from_secs;
 #[tokio::test]
 async fn a_session_expires_between_its_ttl_and_twice_its_ttl() {
     for (multiplier, alive_at, dead_at) in [(2.0, S(19), S(20)), (1.0, S(9), S(10))] {
-        let api = ConsulApi::builder().ttl_multiplier(multiplier).start().await;
+        let api = ConsulApi::builder()
+            .ttl_multiplier(multiplier)
+            .start()
+            .await;
         let h = Http::new(&api);
         let id = h.create(json!({"TTL": "10s", "LockDelay": "0s"})).await;
         api.advance_clock(alive_at);
-        assert_eq!(api.sessions(), vec![id.clone()], "x{multiplier}: not before");
+        assert_eq!(
+            api.sessions(),
+            vec![id.clone()],
+            "x{multiplier}: not before"
+        );
         api.advance_clock(dead_at - alive_at);
         assert!(api.sessions().is_empty(), "x{multiplier}: expired by then");
         let inv = api.invalidations();
@@ -213,7 +220,9 @@ async fn defaults_serf_health_and_fifteen_seconds_unless_told() {
 async fn behavior_delete_deletes_the_key() {
     let api = ConsulApi::builder().start().await;
     let h = Http::new(&api);
-    let a = h.create(json!({"Behavior": "delete", "LockDelay": "0s"})).await;
+    let a = h
+        .create(json!({"Behavior": "delete", "LockDelay": "0s"}))
+        .await;
     assert!(h.acquire("k", &a).await);
     h.put(&format!("/v1/session/destroy/{a}"), None).await;
     assert_eq!(

@@ -874,7 +874,9 @@ async fn serve(
             headers: Vec::new(),
         },
         Some(Fault::Hangup) => return stream.shutdown().await,
-        Some(Fault::AclFiltered(readable)) => acl_filter(&req, handle(&req, &shared, &view), &readable),
+        Some(Fault::AclFiltered(readable)) => {
+            acl_filter(&req, handle(&req, &shared, &view), &readable)
+        }
         Some(Fault::Body(body)) => Response {
             status: 200,
             content_type: "application/json",
@@ -1128,7 +1130,9 @@ fn handle(req: &Request, shared: &Arc<Mutex<State>>, view: &AgentView) -> Respon
                 Some(Value::String(t)) if t == "0" => Duration::ZERO,
                 Some(Value::String(t)) => match humantime::parse_duration(t) {
                     Ok(d) => d,
-                    Err(_) => return text(400, &format!("Request decode failed: bad LockDelay {t:?}")),
+                    Err(_) => {
+                        return text(400, &format!("Request decode failed: bad LockDelay {t:?}"));
+                    }
                 },
                 Some(Value::Number(n)) => {
                     let n = n.as_u64().unwrap_or(0);
