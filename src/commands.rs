@@ -394,6 +394,9 @@ pub fn status(cfg: &Config, json_out: bool) -> Outcome {
     for e in engine::why(&state, &ecfg, now()) {
         println!("{}: {}", e.role, e.text);
     }
+    if let Some(l) = crate::lease::keeper::file_status(cfg) {
+        println!("lease: {}", l["message"].as_str().unwrap_or_default());
+    }
     Ok(exit::OK)
 }
 
@@ -446,6 +449,7 @@ pub fn status_json(state: &State, cfg: &Config, ecfg: &engine::EngineConfig) -> 
         "last_promotion": state.last_promotion,
         "last_round_at": state.last_round_at,
         "why": why,
+        "lease": crate::lease::keeper::file_status(cfg),
     })
 }
 

@@ -57,6 +57,8 @@ pub struct SessionDriver {
     /// every round.
     cannot_decide: Option<String>,
     activity: Activity,
+    /// The serving lease's keeper (primary side, `lease.enabled`).
+    lease: Option<crate::lease::keeper::KeeperHandle>,
 }
 
 /// What an action job reports back.
@@ -76,6 +78,7 @@ impl SessionDriver {
         let mut session = Session::open(&cfg, false).map_err(|e| e.to_string())?;
         let meanwhile = crate::session::RoundsMeanwhile::default();
         session.watch_rounds(meanwhile.clone());
+        let lease = crate::lease::keeper::spawn(&cfg, Some(metrics.clone()))?;
         Ok(SessionDriver {
             config_path,
             prober,
@@ -91,6 +94,7 @@ impl SessionDriver {
             metrics,
             cannot_decide: None,
             activity: Activity::Idle,
+            lease,
         })
     }
 
@@ -157,6 +161,9 @@ impl SessionDriver {
     fn publish(&self, state: &State, ecfg: &crate::engine::EngineConfig) {
         let mut v = crate::commands::status_json(state, &self.cfg, ecfg);
         v["cannot_decide"] = self.cannot_decide.clone().into();
+        if let Some(l) = &self.lease {
+            v["lease"] = serde_json::to_value(l.status()).unwrap_or_default();
+        }
         if let Ok(mut s) = self.status.lock() {
             *s = v;
         }
@@ -243,6 +250,9 @@ impl Driver for SessionDriver {
 
     async fn round(&mut self, _ctx: RoundContext) -> Result<RoundReport<JobResult>, RoundError> {
         let round = self.prober.round().await;
+        if let Some(l) = &self.lease {
+            l.round(&round);
+        }
         let mut job = None;
         let running = self.activity != Activity::Idle;
         // A running job's session sees this round between its actions; a
@@ -364,6 +374,17 @@ impl Driver for SessionDriver {
             tracing::warn!("{w}");
         }
         self.prober = prober;
+        if self.lease.is_some() != crate::lease::keeper::lease_key(&cfg).is_some()
+            || self.cfg.lease != cfg.lease
+            || self.cfg.hooks.on_fence != cfg.hooks.on_fence
+            || self.cfg.hooks.on_unfence != cfg.hooks.on_unfence
+        {
+            // Restarting the keeper would drop its session mid-lease.
+            tracing::warn!(
+                "the lease settings (lease.*, hooks.on_fence, hooks.on_unfence) changed: they \
+                 take effect when habeat restarts; the serving lease goes on as before"
+            );
+        }
         if self.activity == Activity::Idle {
             self.session = Arc::new(Mutex::new(session));
         } else {

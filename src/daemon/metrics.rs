@@ -104,6 +104,8 @@ struct Inner {
     quorum_gate_refusals: Counter,
     last_round: Gauge<f64, AtomicU64>,
     cannot_decide: Gauge,
+    lease_held: Gauge,
+    fenced: Gauge,
     /// Witnesses seen in the last round: a witness that disappears (after
     /// a reload) must disappear from `/metrics` too, not freeze at its last
     /// vote.
@@ -200,6 +202,20 @@ impl Metrics {
              its lock unusable): no automatic action happens until it is 0 again",
             cannot_decide.clone(),
         );
+        let lease_held = Gauge::default();
+        registry.register(
+            "lease_held",
+            "1 while this primary side holds its serving lease (habeat/serving/<host>), \
+             renewed within ttl - ttl/3; 0 otherwise or with lease.enabled off",
+            lease_held.clone(),
+        );
+        let fenced = Gauge::default();
+        registry.register(
+            "fenced",
+            "1 while this primary side has fenced itself (hooks.on_fence ran) for losing its \
+             serving lease, 2 when a promotion happened meanwhile and only the operator unfences",
+            fenced.clone(),
+        );
         Metrics(Arc::new(Inner {
             registry,
             rounds,
@@ -211,6 +227,8 @@ impl Metrics {
             quorum_gate_refusals,
             last_round,
             cannot_decide,
+            lease_held,
+            fenced,
             last_witnesses: Mutex::new(HashSet::new()),
         }))
     }
@@ -280,6 +298,13 @@ impl Metrics {
     /// Whether the daemon can decide (and so act) at all.
     pub fn set_cannot_decide(&self, blocked: bool) {
         self.0.cannot_decide.set(i64::from(blocked));
+    }
+
+    /// The serving lease: held or not, and fenced (0 no, 1 yes, 2 after a
+    /// promotion).
+    pub fn set_lease(&self, held: bool, fenced: i64) {
+        self.0.lease_held.set(i64::from(held));
+        self.0.fenced.set(fenced);
     }
 
     /// Record an automatic action refused by the quorum gate.
