@@ -120,6 +120,7 @@ fn describe_result(r: &engine::OutcomeResult) -> String {
         Failed { reason } => format!("FAILED: {reason}"),
         TimedOut { reason } => format!("TIMED OUT: {reason}"),
         GateRefused { refusal } => format!("REFUSED by the quorum gate: {refusal}"),
+        PeerLeaseWait { wait } => format!("WAITING: {wait}"),
     }
 }
 

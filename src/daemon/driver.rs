@@ -208,7 +208,9 @@ impl SessionDriver {
                     self.metrics.record_quorum_gate_refusal();
                     super::metrics::ActionOutcome::Failed
                 }
-                Some(OutcomeResult::Failed { .. }) => super::metrics::ActionOutcome::Failed,
+                Some(OutcomeResult::Failed { .. }) | Some(OutcomeResult::PeerLeaseWait { .. }) => {
+                    super::metrics::ActionOutcome::Failed
+                }
                 None => super::metrics::ActionOutcome::DryRun,
             };
             if matches!(action.kind, ActionKind::PromoteAccounts { .. })

@@ -38,6 +38,8 @@ mod engine_decisions;
 mod engine_invariants;
 mod exec_gate;
 mod history;
+mod lease_primary;
+mod lease_takeover;
 mod probe_ldap;
 mod probe_netns;
 mod probe_witnesses;
