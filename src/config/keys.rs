@@ -691,7 +691,7 @@ pub const LEASE: Table<Lease> = Table {
         Key {
             name: "enabled",
             kind: Kind::Bool(field!(enabled)),
-            doc: "primary side (`whoami: primary`, appserver or proxyserver role): hold the serving lease `habeat/serving/<own mail host>` in a TTL-only Consul session, and fence this side (`hooks.on_fence`) when it cannot be renewed. See docs/decisions.md, \"The serving lease\".",
+            doc: "primary side (`whoami: primary`, appserver or proxyserver role): hold the serving lease `habeat/serving/<own mail host>` in a TTL-only Consul session, and fence this side (`hooks.on_fence`) when it cannot be renewed. Held by the daemon (`habeat run`) only, not by the timer's `check`. See docs/decisions.md §7.",
         },
         Key {
             name: "ttl",

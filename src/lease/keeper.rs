@@ -218,8 +218,18 @@ impl Keeper {
         loop {
             let sent = Instant::now();
             let obs = self.renew_once(sent).await;
+            let ok = matches!(obs, Observation::Renewed { .. });
             self.feed(obs).await;
-            let next = sent + self.machine.timing.renew_every();
+            // After a failure, try again soon: the next regular renewal
+            // would fall on the fence deadline itself (2 x ttl/3), so one
+            // missed renewal would fence. A blip shorter than the margin
+            // must not.
+            let every = self.machine.timing.renew_every();
+            let next = if ok {
+                sent + every
+            } else {
+                Instant::now() + every / 4
+            };
             loop {
                 let deadline = self.machine.deadline().max(Instant::now());
                 tokio::select! {

@@ -184,17 +184,12 @@ impl Drop for Killed {
     }
 }
 
-/// The primary's agent loses the leader (its DC is cut off from the
-/// Consul majority) and no witness sees the secondary: habeat runs
-/// on_fence, and it does so before the stand-in expires its session and
-/// before the secondary (retrying all the while on its own agent) can
-/// take the key over. The session habeat made has no checks and the
-/// 15s lock-delay.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_isolated_primary_fences_before_the_secondary_can_take_its_lease_over() {
-    if !support::netns::may_use_netns("lease_primary") {
-        return;
-    }
+/// One isolated-primary run at `phase` ms into a renewal period: the
+/// primary's agent loses the leader (its DC is cut off from the Consul
+/// majority) and no witness sees the secondary. habeat runs on_fence once,
+/// before the stand-in expires its session and before the secondary
+/// (retrying all the while on its own agent) can take the key over.
+async fn isolated_run(phase: u64) {
     let bed = Bed::new(false).await;
     let _d = Killed(bed.start());
     bed.until("the lease is taken", || {
@@ -202,6 +197,7 @@ async fn an_isolated_primary_fences_before_the_secondary_can_take_its_lease_over
     })
     .await;
     let held_by = bed.primary_agent.lock_holder(KEY).expect("held");
+    // TTL only, and Consul's lock-delay.
     assert_eq!(
         bed.primary_agent.session_node_checks(&held_by),
         Some(vec![])
@@ -210,8 +206,6 @@ async fn an_isolated_primary_fences_before_the_secondary_can_take_its_lease_over
         bed.primary_agent.session_lock_delay(&held_by),
         Some(Duration::from_secs(15))
     );
-    // A random phase within the renewal period.
-    let phase = u64::from(std::process::id()) % 3000;
     tokio::time::sleep(Duration::from_millis(phase)).await;
     bed.primary_agent.set_agent_leader_lost(true);
     let s = bed.secondary_session().await;
@@ -232,13 +226,117 @@ async fn an_isolated_primary_fences_before_the_secondary_can_take_its_lease_over
     assert_eq!(expiry.by, InvalidatedBy::Expiry);
     assert!(
         fenced[0] < unix(expiry.at),
-        "fenced at {} but the session expired at {}",
+        "phase {phase}ms: fenced at {} but the session expired at {}",
         fenced[0],
         unix(expiry.at)
     );
-    assert!(fenced[0] < taken_at);
+    assert!(fenced[0] < taken_at, "phase {phase}ms");
     let j = bed.journal();
     assert!(j.contains("\"event\":\"lease_fenced\""), "{j}");
+}
+
+/// The isolated primary, 20 times at random phases of the renewal period
+/// (five at a time): never in the wrong order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_isolated_primary_fences_before_the_secondary_can_take_its_lease_over() {
+    if !support::netns::may_use_netns("lease_primary") {
+        return;
+    }
+    let mut seed = u64::from(std::process::id()) ^ unix_now().to_bits();
+    let mut phases = Vec::new();
+    for _ in 0..20 {
+        // xorshift: a different phase each run, printed for a rerun.
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        phases.push(seed % 3333);
+    }
+    eprintln!("phases (ms): {phases:?}");
+    for batch in phases.chunks(5) {
+        let runs: Vec<_> = batch
+            .iter()
+            .map(|p| tokio::spawn(isolated_run(*p)))
+            .collect();
+        for r in runs {
+            if let Err(e) = r.await {
+                std::panic::resume_unwind(e.into_panic());
+            }
+        }
+    }
+}
+
+/// kill -9 of the primary's habeat: nothing renews, the session lapses on
+/// Consul's side, and the secondary's takeover follows from it: not before
+/// the recorded expiry plus the lock-delay (both on the stand-in's clock).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_primary_habeat_lets_the_lease_lapse_and_the_takeover_follows_from_it() {
+    if !support::netns::may_use_netns("lease_primary") {
+        return;
+    }
+    let bed = Bed::new(false).await;
+    let mut d = Killed(bed.start());
+    bed.until("the lease is taken", || {
+        bed.primary_agent.lock_holder(KEY).is_some()
+    })
+    .await;
+    let held_by = bed.primary_agent.lock_holder(KEY).expect("held");
+    d.0.kill().expect("kill -9");
+    let _ = d.0.wait();
+    let s = bed.secondary_session().await;
+    let mut refused = 0;
+    let taken_at = loop {
+        if bed.secondary_acquire(KEY, &s).await {
+            break SystemTime::now();
+        }
+        refused += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(refused > 0, "the lease was free at once");
+    let expiry = bed
+        .primary_agent
+        .invalidations()
+        .into_iter()
+        .find(|i| i.session == held_by)
+        .expect("the session expired");
+    assert_eq!(expiry.by, InvalidatedBy::Expiry);
+    assert!(taken_at >= expiry.at + expiry.lock_delay);
+}
+
+/// A Consul blip shorter than the margin (ttl - ttl/3): no fence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blip_shorter_than_the_margin_does_not_fence() {
+    if !support::netns::may_use_netns("lease_primary") {
+        return;
+    }
+    let bed = Bed::new(false).await;
+    let _d = Killed(bed.start());
+    bed.until("the lease is taken", || {
+        bed.primary_agent.lock_holder(KEY).is_some()
+    })
+    .await;
+    let held_by = bed.primary_agent.lock_holder(KEY).expect("held");
+    bed.primary_agent.set_agent_leader_lost(true);
+    // A renewal fails (the next would be due ttl/3 later; the margin is
+    // 2 x ttl/3).
+    bed.until("a renewal fails", || {
+        bed.log().matches("cannot renew the serving lease").count() >= 1
+    })
+    .await;
+    bed.primary_agent.set_agent_leader_lost(false);
+    let renewed = bed.log().matches("cannot renew").count();
+    bed.until("a renewal succeeds again", || {
+        bed.primary_agent
+            .requests()
+            .iter()
+            .filter(|r| r.path.starts_with("/v1/session/renew/"))
+            .count()
+            > renewed + 2
+    })
+    .await;
+    // Past the time a fence would have come, had the blip been longer.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert!(bed.stamps("fenced").is_empty(), "log:\n{}", bed.log());
+    assert_eq!(bed.primary_agent.lock_holder(KEY), Some(held_by));
 }
 
 /// The local Consul agent "crashes" (answers nothing but errors) while a
