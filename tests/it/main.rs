@@ -36,6 +36,7 @@ mod e2e_testbed;
 mod engine_decisions;
 mod engine_invariants;
 mod exec_gate;
+mod fence_agents;
 mod history;
 mod probe_ldap;
 mod probe_netns;
