@@ -210,11 +210,78 @@ pub enum FenceFailure {
     /// The agent could not be started at all.
     #[error("the fence agent could not be started: {message}")]
     Spawn { message: String },
+    /// The executor could not run the step (no such target configured,
+    /// the action's time limit): nothing was asked of the agent, or its
+    /// answer was lost.
+    #[error("the fence step did not run to its end: {reason}")]
+    NotRun { reason: String },
 }
 
 impl fmt::Display for FenceAction {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+// The fence agent calls, as the runner (`act::fence`) reports them and
+// the engine journals them.
+
+/// The power state a `status` call reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Power {
+    On,
+    Off,
+}
+
+/// How one agent call ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CallEnd {
+    Exited { code: i32 },
+    Signaled { signal: i32 },
+    TimedOut,
+    Spawn { message: String },
+}
+
+/// One call of a fence agent, as journaled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FenceCall {
+    pub plug: String,
+    /// `status` or `off`: what `action=` said.
+    pub action: FenceAction,
+    pub exit: CallEnd,
+    /// The end of stdout+stderr, secret option values scrubbed.
+    pub tail: String,
+    #[serde(with = "crate::model::humantime_serde_compat")]
+    pub elapsed: Duration,
+}
+
+impl FenceCall {
+    /// What the call says about the node's power: for `status`, 0 is ON
+    /// and 2 is OFF; for `off`, 0 is done. Anything else is a failure.
+    pub fn power(&self) -> Result<Power, FenceFailure> {
+        let plug = self.plug.clone();
+        let action = self.action;
+        match (&self.exit, action) {
+            (CallEnd::Exited { code: 0 }, FenceAction::Status) => Ok(Power::On),
+            (CallEnd::Exited { code: 2 }, FenceAction::Status) => Ok(Power::Off),
+            (CallEnd::Exited { code: 0 }, FenceAction::Off) => Ok(Power::Off),
+            (CallEnd::Exited { code }, _) => Err(FenceFailure::AgentFailed {
+                plug,
+                action,
+                exit: *code,
+            }),
+            (CallEnd::Signaled { signal }, _) => Err(FenceFailure::Signaled {
+                plug,
+                action,
+                signal: *signal,
+            }),
+            (CallEnd::TimedOut, _) => Err(FenceFailure::TimedOut { plug, action }),
+            (CallEnd::Spawn { message }, _) => Err(FenceFailure::Spawn {
+                message: message.clone(),
+            }),
+        }
     }
 }
 

@@ -34,6 +34,7 @@ mod daemon_signals;
 mod e2e_failover;
 mod e2e_testbed;
 mod engine_decisions;
+mod engine_fencing;
 mod engine_invariants;
 mod exec_gate;
 mod fence_agents;
