@@ -598,8 +598,7 @@ impl<'a> Cx<'a> {
             },
             Some(role),
             format!(
-                "{why}; {} not run, retrying after {}",
-                a.kind.describe(),
+                "{why}; nothing done, retrying after {}",
                 human(self.cfg.retry_delay)
             ),
         );
