@@ -486,3 +486,30 @@ async fn fencing_proxy_blocks_the_proxy_switch_until_confirmed() {
     assert_eq!(steps[1]["attempts"], 0, "{steps:#?}");
     bed.assert_password_nowhere(&[&out]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_run_asks_status_only_and_powers_nothing_off() {
+    if !may_use_netns("fence_dry_run") {
+        return;
+    }
+    let bed = Bed::new(Setup {
+        proxy: false,
+        action: "\"off\"",
+        agent: None,
+    })
+    .await;
+    bed.set_power("on");
+    bed.kill_peer();
+    let out = bed.run(&["check", "--dry-run"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("node1 is ON; would power it off"), "{t}");
+    assert!(
+        t.contains("would promote"),
+        "the rest of the failover is shown: {t}"
+    );
+    assert_eq!(bed.fence_log(), ["status promotions=0"], "status only");
+    assert_eq!(bed.power(), "on", "nothing powered off");
+    assert_eq!(bed.promotions(), 0);
+    assert!(!t.contains(PASSWORD), "{t}");
+}
