@@ -121,6 +121,8 @@ fn describe_result(r: &engine::OutcomeResult) -> String {
         TimedOut { reason } => format!("TIMED OUT: {reason}"),
         GateRefused { refusal } => format!("REFUSED by the quorum gate: {refusal}"),
         PeerLeaseWait { wait } => format!("WAITING: {wait}"),
+        Fenced { calls } => format!("confirmed OFF ({} agent call(s))", calls.len()),
+        FenceUnconfirmed { failure, .. } => format!("NOT CONFIRMED OFF: {failure}"),
     }
 }
 

@@ -96,6 +96,8 @@ pub struct World {
     /// The primary's serving lease cannot be taken over for this many
     /// more automatic promotion attempts (`lease-before-takeover`).
     pub peer_lease_held: u32,
+    /// The fence agent confirms the peer node OFF.
+    pub fence_confirms: bool,
 }
 
 impl World {
@@ -111,6 +113,7 @@ impl World {
             operations: Vec::new(),
             gate_lost: false,
             peer_lease_held: 0,
+            fence_confirms: true,
         }
     }
 
@@ -179,6 +182,18 @@ impl World {
                 self.on_source.retain(|x| !moving.contains(x));
                 self.promoted.extend(moving);
                 ok()
+            }
+            ActionKind::Fence { plugs, .. } => {
+                if self.fence_confirms {
+                    OutcomeResult::Fenced { calls: Vec::new() }
+                } else {
+                    OutcomeResult::FenceUnconfirmed {
+                        failure: habeat::model::FenceFailure::On {
+                            plug: plugs.first().cloned().unwrap_or_default(),
+                        },
+                        calls: Vec::new(),
+                    }
+                }
             }
             ActionKind::ConfirmLeader => {
                 if self.leader_after_recovery {
@@ -360,6 +375,7 @@ pub fn names(ks: &[ActionKind]) -> Vec<String> {
             ActionKind::RunCommand { argv, .. } => format!("run:{}", argv.join(" ")),
             ActionKind::RaftRecovery { .. } => "raft-recovery".into(),
             ActionKind::ConfirmLeader => "confirm-leader".into(),
+            ActionKind::Fence { .. } => "fence".into(),
         })
         .collect()
 }
