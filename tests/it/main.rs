@@ -23,6 +23,7 @@ mod config_load;
 mod consul_client;
 mod consul_gate;
 mod consul_hostile;
+mod contrib_prometheus;
 mod crash_promotion;
 mod daemon_binary;
 mod daemon_logging;
