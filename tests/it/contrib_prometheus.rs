@@ -167,6 +167,7 @@ fn scraped_names(body: &str) -> BTreeSet<String> {
 struct Daemon {
     child: Child,
     _dir: tempfile::TempDir,
+    config: PathBuf,
     stderr: PathBuf,
     metrics: u16,
 }
@@ -192,7 +193,7 @@ impl Daemon {
         let stderr = dir.path().join("stderr.log");
         let child = Command::new(BIN)
             .arg("--config")
-            .arg(&config)
+            .arg(config.as_path())
             .arg("run")
             .env_remove("CONSUL_HTTP_TOKEN")
             .env_remove("NOTIFY_SOCKET")
@@ -204,6 +205,7 @@ impl Daemon {
         Daemon {
             child,
             _dir: dir,
+            config,
             stderr,
             metrics,
         }
@@ -237,6 +239,13 @@ impl Daemon {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// The value of an unlabelled sample in a scrape.
+fn sample(body: &str, name: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 impl Drop for Daemon {
@@ -495,4 +504,63 @@ async fn a_real_prometheus_scrapes_habeat_run_and_evaluates_the_rules() {
         !absent,
         "HabeatMetricsAbsent is active while habeat is scraped: {data}"
     );
+}
+
+/// What HabeatPausedTooLong reads: `habeat pause` beside the daemon sets
+/// `habeat_paused_since_timestamp_seconds` to when the pause began, and
+/// `habeat resume` sets it back to 0.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pause_beside_the_daemon_shows_in_paused_since_and_resume_clears_it() {
+    let mut daemon = Daemon::start();
+    let body = daemon.scrape_after_a_round().await;
+    let name = "habeat_paused_since_timestamp_seconds";
+    assert_eq!(sample(&body, name), Some(0.0), "{body}");
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    let out = crate::bin::habeat(&daemon.config, &["pause", "--for", "1h"]);
+    assert_eq!(out.status.code(), Some(0), "{}", crate::bin::text(&out));
+    let url = format!("http://127.0.0.1:{}/metrics", daemon.metrics);
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let since = loop {
+        let body = reqwest::get(&url)
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("body");
+        if let Some(v) = sample(&body, name).filter(|v| *v > 0.0) {
+            break v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} still 0 after habeat pause:\n{body}\n{}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        (since - before).abs() < 600.0,
+        "paused since {since}, the pause began about {before}"
+    );
+    let out = crate::bin::habeat(&daemon.config, &["resume"]);
+    assert_eq!(out.status.code(), Some(0), "{}", crate::bin::text(&out));
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let body = reqwest::get(&url)
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("body");
+        if sample(&body, name) == Some(0.0) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} not 0 after habeat resume:\n{body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
