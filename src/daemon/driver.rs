@@ -79,6 +79,7 @@ impl SessionDriver {
         let meanwhile = crate::session::RoundsMeanwhile::default();
         session.watch_rounds(meanwhile.clone());
         let lease = crate::lease::keeper::spawn(&cfg, Some(metrics.clone()))?;
+        metrics.declare_actions(&ACTION_KINDS);
         Ok(SessionDriver {
             config_path,
             prober,
@@ -159,6 +160,19 @@ impl SessionDriver {
     }
 
     fn publish(&self, state: &State, ecfg: &crate::engine::EngineConfig) {
+        let now = crate::session::now();
+        let paused_since = state
+            .pause
+            .as_ref()
+            .filter(|_| state.paused_at(now))
+            .map(|p| std::time::Duration::from_millis(p.since.0));
+        self.metrics.record_state(
+            paused_since,
+            self.cfg.local.roles.iter().map(|r| {
+                let locked = state.roles.get(r).is_some_and(|rs| rs.failover.is_some());
+                (*r, locked)
+            }),
+        );
         let mut v = crate::commands::status_json(state, &self.cfg, ecfg);
         v["cannot_decide"] = self.cannot_decide.clone().into();
         if let Some(l) = &self.lease {
@@ -197,6 +211,10 @@ impl SessionDriver {
     fn record_fed(&self, fed: &Fed) {
         for (action, result) in &fed.actions {
             let kind = kind_label(&action.kind);
+            debug_assert!(
+                ACTION_KINDS.contains(&kind),
+                "{kind} missing from ACTION_KINDS"
+            );
             let outcome = match result {
                 Some(OutcomeResult::Succeeded { .. })
                 | Some(OutcomeResult::Listed { .. })
@@ -224,6 +242,28 @@ impl SessionDriver {
         }
     }
 }
+
+/// Every value of [`kind_label`]: the daemon exports
+/// `habeat_actions_total` at 0 for each from its start, so that the first
+/// failure of a kind is an increase Prometheus sees (a series that appears
+/// already at 1 has no increase) and the alerting rules find the metric.
+pub const ACTION_KINDS: [&str; 15] = [
+    "list_accounts",
+    "list_operations",
+    "acquire_quorum_gate",
+    "release_quorum_gate",
+    "promote_accounts",
+    "write_locks",
+    "remove_locks",
+    "flush_cache",
+    "pause_replicas",
+    "restart_replicas",
+    "stop_ha_module",
+    "start_ha_module",
+    "run_command",
+    "raft_recovery",
+    "confirm_leader",
+];
 
 fn kind_label(k: &ActionKind) -> &'static str {
     match k {

@@ -24,6 +24,7 @@ mod consul_client;
 mod consul_gate;
 mod consul_hostile;
 mod consul_sessions;
+mod contrib_prometheus;
 mod crash_promotion;
 mod daemon_binary;
 mod daemon_logging;
