@@ -470,6 +470,45 @@ pub const CONSUL: Table<Consul> = Table {
             kind: Kind::Path(field!(service_discover_data)),
             doc: "Consul's data dir; raft recovery writes `raft/peers.json` here.",
         },
+        Key {
+            name: "service_stop",
+            kind: Kind::Custom {
+                ty: "argv list",
+                read: |w, s, key, c| {
+                    if let Some(a) = w.service_argv(s, key) {
+                        c.service_stop = a
+                    }
+                },
+                show: |c| Some(render::strs(&c.service_stop)),
+            },
+            doc: "how raft recovery stops this node's Consul server (default `[systemctl, stop, service-discover]`).",
+        },
+        Key {
+            name: "service_start",
+            kind: Kind::Custom {
+                ty: "argv list",
+                read: |w, s, key, c| {
+                    if let Some(a) = w.service_argv(s, key) {
+                        c.service_start = a
+                    }
+                },
+                show: |c| Some(render::strs(&c.service_start)),
+            },
+            doc: "how raft recovery starts it again with `peers.json` (default `[systemctl, start, service-discover]`).",
+        },
+        Key {
+            name: "service_discover_user",
+            kind: Kind::Custom {
+                ty: "a user name",
+                read: |w, s, key, c| {
+                    if let Some(u) = w.user_name(s, key) {
+                        c.service_discover_user = u
+                    }
+                },
+                show: |c| Some(render::s(c.service_discover_user.clone())),
+            },
+            doc: "the user Consul runs as, owner of `raft/peers.json`.",
+        },
     ],
 };
 

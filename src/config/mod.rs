@@ -225,6 +225,12 @@ pub struct Consul {
     /// Where the token came from (shown by `config check`; the token never is).
     pub token_source: Option<TokenSource>,
     pub service_discover_data: PathBuf,
+    /// How raft recovery stops this node's Consul server (argv).
+    pub service_stop: Vec<String>,
+    /// How raft recovery starts it again (argv).
+    pub service_start: Vec<String>,
+    /// The owner of `raft/peers.json`: the user Consul runs as.
+    pub service_discover_user: String,
 }
 
 impl Default for Consul {
@@ -238,6 +244,13 @@ impl Default for Consul {
             token: None,
             token_source: None,
             service_discover_data: PathBuf::from("/var/lib/service-discover/data"),
+            service_stop: ["systemctl", "stop", "service-discover"]
+                .map(String::from)
+                .to_vec(),
+            service_start: ["systemctl", "start", "service-discover"]
+                .map(String::from)
+                .to_vec(),
+            service_discover_user: "service-discover".into(),
         }
     }
 }
