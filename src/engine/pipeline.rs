@@ -102,6 +102,15 @@ impl Cx<'_> {
                 })
             }
             Step::ConfirmLeader => plan(ActionKind::ConfirmLeader),
+            Step::Fence { .. }
+                if automatic
+                    && p.kind == PipelineKind::RaftRecovery
+                    && let Err(wait) = self.raft_ready() =>
+            {
+                // A raft recovery's fence (perhaps a power-off) only while
+                // recovery is still wanted: the peer servers still Down.
+                return Next::Idle(Idle::RaftUnfinished { wait });
+            }
             Step::Fence { component } => match self.cfg.fencing.get(component) {
                 Some(f) => plan(ActionKind::Fence {
                     component: *component,

@@ -169,9 +169,10 @@ impl fmt::Display for RaftWait {
                  {leaderless_since}; raft recovery after recovery_grace ({})",
                 human(*grace)
             ),
-            RaftWait::ArbiterDisagrees => f.write_str(
+            RaftWait::ArbiterDisagrees => write!(
+                f,
                 "the command witness does not confirm the peer Consul servers are Down: no raft \
-                 recovery",
+                 recovery. {PEER_DC_LOST_HINT}"
             ),
             RaftWait::Unconfirmed { leaderless_since } => write!(
                 f,

@@ -297,3 +297,58 @@ fn recover_peer_dc_lost_is_refused_while_a_peer_server_is_up_then_recovers_and_t
     assert_eq!(tb.promote_calls().len(), 1);
     assert_eq!(tb.service_calls().len(), 2);
 }
+
+#[test]
+fn fence_agent_showing_the_peer_servers_off_recovers_raft_and_showing_them_on_does_nothing() {
+    if !testbed::available("e2e_consul_fencing") {
+        return;
+    }
+    if !std::path::Path::new("/usr/sbin/fence_dummy").exists() {
+        eprintln!(
+            "SKIPPED e2e_consul_fencing: fence_dummy is not installed (apt-get install fence-agents)"
+        );
+        return;
+    }
+    let tb = Testbed::start(
+        Options {
+            consul_fencing: true,
+            ..two_plus_one()
+        },
+        bins(),
+    );
+    let _d = healthy_daemon(&tb);
+    // A partition: the peer servers are powered on.
+    tb.partition();
+    assert!(
+        testbed::wait_until(SLOW, || !tb.events_of("fence").is_empty()),
+        "the fence agent was never asked\n{}",
+        tb.diagnostics()
+    );
+    assert_nothing_for(&tb, GRACE * 4, "fence_dummy says ON");
+    let fence = tb.events_of("fence");
+    assert!(
+        fence.iter().all(|e| e["confirmed"] == false),
+        "never confirmed: {fence:?}"
+    );
+    let (code, out, err) = tb.run_habeat(&["status"], SLOW);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains("fencing.consul") && out.contains("ON"),
+        "status says why:\n{out}"
+    );
+    // The primary DC is lost: its servers are off.
+    tb.set_consul_power(false);
+    assert!(
+        testbed::wait_until(SLOW * 2, || promoted_everything(&tb)),
+        "no recovery and promotion once fence_dummy says OFF\n{}",
+        tb.diagnostics()
+    );
+    assert_eq!(tb.peers_json(), Some(expected_peers()));
+    assert_eq!(tb.service_calls(), ["stop", "start"]);
+    assert!(
+        tb.events_of("fence").iter().any(|e| e["confirmed"] == true),
+        "the confirmed OFF is journaled"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(tb.promote_calls().len(), 1);
+}

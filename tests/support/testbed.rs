@@ -243,6 +243,11 @@ pub struct Options {
     /// `witnesses.command`: an arbiter whose vote the test sets
     /// ([`Testbed::set_arbiter`]); it starts voting Up.
     pub arbiter: bool,
+    /// `fencing.consul`: the real `fence_dummy --type=file`, `action:
+    /// status`, one plug per peer Consul server, their power state in
+    /// [`Testbed::consul_power_file`] ([`Testbed::set_consul_power`]); on
+    /// at the start.
+    pub consul_fencing: bool,
 }
 
 impl Default for Options {
@@ -270,6 +275,7 @@ impl Default for Options {
             raft_recovery: None,
             recovery_grace: None,
             arbiter: false,
+            consul_fencing: false,
         }
     }
 }
@@ -449,6 +455,8 @@ pub struct Testbed {
     pub sd_data: PathBuf,
     /// One line per stand-in systemctl call: `stop` or `start`.
     pub service_log: PathBuf,
+    /// fence_dummy's state file for the peer Consul servers: `on` or `off`.
+    pub consul_power_file: PathBuf,
     daemons: AtomicU32,
 }
 
@@ -609,6 +617,8 @@ impl Testbed {
             "service-discover-ctl",
             format!("echo \"$1\" >> {}\n", service_log.display()),
         );
+        let consul_power_file = d.join("consul-power");
+        std::fs::write(&consul_power_file, "on").expect("write the fence state");
         let sd_data = d.join("sd-data");
         std::fs::create_dir_all(sd_data.join("raft")).expect("create the raft directory");
         std::fs::write(sd_data.join("node-id"), LOCAL_CONSUL_ID).expect("write node-id");
@@ -629,6 +639,7 @@ impl Testbed {
             arbiter_file,
             sd_data,
             service_log,
+            consul_power_file,
             dir,
             daemons: AtomicU32::new(0),
         };
@@ -646,6 +657,12 @@ impl Testbed {
     pub fn set_arbiter(&self, up: bool) {
         std::fs::write(&self.arbiter_file, if up { "0\n" } else { "1\n" })
             .expect("write the arbiter's vote");
+    }
+
+    /// The peer Consul servers' power, as `fence_dummy` reports it.
+    pub fn set_consul_power(&self, on: bool) {
+        std::fs::write(&self.consul_power_file, if on { "on" } else { "off" })
+            .expect("write the fence state");
     }
 
     /// The stand-in systemctl's calls (`stop`, `start`), in order.
@@ -770,7 +787,15 @@ impl Testbed {
                  {me}:\n  appserver_vmname: {REPLICA_HOST}\n{own_consul}  proxy_switch:\n    bgp:\n      activate:\n        - {act}\n      deactivate:\n        - {deact}\n\
                  consul:\n  hostname: {host}\n  port: {port}\n{consul_local}\
                  {common_tail}\
-                 hooks:\n  timeout: 10s\n  after_promotion:\n    - {after}\n  on_peer_recovered:\n    - {recovered}\n",
+                 hooks:\n  timeout: 10s\n  after_promotion:\n    - {after}\n  on_peer_recovered:\n    - {recovered}\n{fencing}",
+                fencing = if o.consul_fencing {
+                    format!(
+                        "fencing:\n  timeout: 20s\n  consul:\n    agent: /usr/sbin/fence_dummy\n    action: status\n    options: {{ type: file, status_file: {} }}\n    plugs: [consul1, consul3]\n",
+                        self.consul_power_file.display()
+                    )
+                } else {
+                    String::new()
+                },
                 roles = o.roles.join(", "),
                 fc = o.flush_cache,
                 rr = o.restart_replica,
