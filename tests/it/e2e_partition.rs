@@ -201,6 +201,28 @@ fn arbiter_voting_down_recovers_raft_then_promotes_exactly_once() {
         pos("raft_recovery").unwrap_or_else(|| panic!("raft recovery journaled: {events:?}"));
     let promote = pos("promote_accounts").unwrap_or_else(|| panic!("promotion journaled"));
     assert!(raft < promote);
+    // The old primary comes back: its Consul servers must be wiped and
+    // rejoined, not restarted as they are.
+    tb.set_arbiter(true);
+    tb.heal();
+    assert!(
+        testbed::wait_until(SLOW, || !tb.events_of("peer_consul_returned").is_empty()),
+        "the returning servers were not reported\n{}",
+        tb.diagnostics()
+    );
+    let (code, out, err) = tb.run_habeat(&["status"], SLOW);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains("WARNING") && out.contains("wipe") && out.contains("rejoin"),
+        "status warns about the returning servers:\n{out}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        tb.events_of("peer_consul_returned").len(),
+        1,
+        "reported once"
+    );
+    assert_eq!(tb.service_calls().len(), 2, "nothing restarted again");
 }
 
 #[test]
