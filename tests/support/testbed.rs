@@ -297,6 +297,8 @@ struct Shared {
     /// starts have been answered with a local leader.
     service_log: PathBuf,
     starts_seen: AtomicU32,
+    /// The raft configuration at the start (restored by a reset).
+    initial_raft: Mutex<Vec<super::consul_api::RaftEntry>>,
 }
 
 impl Shared {
@@ -522,6 +524,7 @@ impl Testbed {
             builder = builder.node(&hn.host.node(), &hn.ns.addr.to_string(), member::ALIVE);
         }
         let api = rt.block_on(builder.start());
+        let initial_raft = api.raft_servers();
         let service_log = dir.path().join("service-discover.log");
         let shared = Arc::new(Shared {
             hosts,
@@ -530,6 +533,7 @@ impl Testbed {
             stop: AtomicBool::new(false),
             service_log: service_log.clone(),
             starts_seen: AtomicU32::new(0),
+            initial_raft: Mutex::new(initial_raft),
         });
         let s = shared.clone();
         let serf = rt.spawn(async move {
@@ -1008,6 +1012,16 @@ impl Testbed {
         }
         let _ = std::fs::remove_file(&self.service_log);
         let _ = std::fs::remove_file(self.sd_data.join("raft/peers.json"));
+        self.shared.starts_seen.store(0, Ordering::SeqCst);
+        let raft = self
+            .shared
+            .initial_raft
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        self.shared.api.set_raft_servers(raft);
+        self.set_arbiter(true);
+        self.set_consul_power(true);
         for dir in [&self.state_dir, &self.lock_dir] {
             for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
                 let _ = std::fs::remove_file(e.path());
