@@ -174,7 +174,7 @@ fn dc_lost_arbiter_confirms(bins: &Binaries, reps: u32, grace: Duration) {
         ),
         "two service calls + one leader poll".to_owned(),
         "gate + listing (4 CLI/Consul calls)".to_owned(),
-        format!("Serf + recovery_grace"),
+        "recovery_grace (counted from the cut) + recovery + gate".to_owned(),
     ];
     let names = ["detection", "recovery_grace", "recovery", "gate", "total"];
     for (i, name) in names.iter().enumerate() {
