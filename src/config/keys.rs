@@ -472,6 +472,45 @@ pub const CONSUL: Table<Consul> = Table {
             kind: Kind::Path(field!(service_discover_data)),
             doc: "Consul's data dir; raft recovery writes `raft/peers.json` here.",
         },
+        Key {
+            name: "service_stop",
+            kind: Kind::Custom {
+                ty: "argv list",
+                read: |w, s, key, c| {
+                    if let Some(a) = w.service_argv(s, key) {
+                        c.service_stop = a
+                    }
+                },
+                show: |c| Some(render::strs(&c.service_stop)),
+            },
+            doc: "how raft recovery stops this node's Consul server (default `[systemctl, stop, service-discover]`).",
+        },
+        Key {
+            name: "service_start",
+            kind: Kind::Custom {
+                ty: "argv list",
+                read: |w, s, key, c| {
+                    if let Some(a) = w.service_argv(s, key) {
+                        c.service_start = a
+                    }
+                },
+                show: |c| Some(render::strs(&c.service_start)),
+            },
+            doc: "how raft recovery starts it again with `peers.json` (default `[systemctl, start, service-discover]`).",
+        },
+        Key {
+            name: "service_discover_user",
+            kind: Kind::Custom {
+                ty: "a user name",
+                read: |w, s, key, c| {
+                    if let Some(u) = w.user_name(s, key) {
+                        c.service_discover_user = u
+                    }
+                },
+                show: |c| Some(render::s(c.service_discover_user.clone())),
+            },
+            doc: "the user Consul runs as, owner of `raft/peers.json`.",
+        },
     ],
 };
 
@@ -666,6 +705,18 @@ pub const SAFETY: Table<Safety> = Table {
                 show: |sa| Some(render::s(sa.rearm.as_str())),
             },
             doc: "`auto`: locks clear when the peer is Up again (old behaviour); `manual`: only `habeat rearm` clears them.",
+        },
+        Key {
+            name: "raft_recovery",
+            kind: Kind::Custom {
+                ty: "`confirmed`, `operator` or `timer`",
+                read: |w, s, key, sa| {
+                    sa.raft_recovery =
+                        w.choice(s, key, sa.raft_recovery, super::RaftRecoveryPolicy::CHOICES)
+                },
+                show: |sa| Some(render::s(sa.raft_recovery.as_str())),
+            },
+            doc: "consulserver: when raft recovery may run by itself. `confirmed`: only when a third vantage point agrees (the `witnesses.command` arbiter votes Down for the consul component, or `fencing.consul` confirms every peer Consul server OFF), since a partition and a lost datacenter look the same from here; `operator`: never by itself, only `habeat recover --peer-dc-lost`; `timer`: the old rule, `recovery_grace` alone, which splits Consul on a partition longer than the grace, warned about at every start.",
         },
         Key {
             name: "require_peer_lease",

@@ -25,7 +25,7 @@ pub use load::{ConfigError, LoadEnv, Problem, load_file, load_file_with, load_st
 
 /// Plain vocabulary the engine shares; re-exported so that
 /// `config::Quorum` and `config::Rearm` keep working.
-pub use crate::model::{FenceAction, Quorum, Rearm};
+pub use crate::model::{FenceAction, Quorum, RaftRecoveryPolicy, Rearm};
 
 use crate::model::{Component, PeerLease, Role};
 use serde::Serialize;
@@ -227,6 +227,12 @@ pub struct Consul {
     /// Where the token came from (shown by `config check`; the token never is).
     pub token_source: Option<TokenSource>,
     pub service_discover_data: PathBuf,
+    /// How raft recovery stops this node's Consul server (argv).
+    pub service_stop: Vec<String>,
+    /// How raft recovery starts it again (argv).
+    pub service_start: Vec<String>,
+    /// The owner of `raft/peers.json`: the user Consul runs as.
+    pub service_discover_user: String,
 }
 
 impl Default for Consul {
@@ -240,6 +246,13 @@ impl Default for Consul {
             token: None,
             token_source: None,
             service_discover_data: PathBuf::from("/var/lib/service-discover/data"),
+            service_stop: ["systemctl", "stop", "service-discover"]
+                .map(String::from)
+                .to_vec(),
+            service_start: ["systemctl", "start", "service-discover"]
+                .map(String::from)
+                .to_vec(),
+            service_discover_user: "service-discover".into(),
         }
     }
 }
@@ -426,6 +439,7 @@ pub struct Safety {
     pub promotion_block: Duration,
     pub rearm: Rearm,
     pub require_peer_lease: PeerLease,
+    pub raft_recovery: RaftRecoveryPolicy,
 }
 
 impl Default for Safety {
@@ -436,6 +450,7 @@ impl Default for Safety {
             promotion_block: Duration::from_secs(3600),
             rearm: Rearm::Auto,
             require_peer_lease: PeerLease::Auto,
+            raft_recovery: RaftRecoveryPolicy::Confirmed,
         }
     }
 }

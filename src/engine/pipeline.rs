@@ -7,7 +7,7 @@ use super::action::{Action, ActionId, ActionKind, CommandPurpose, Origin, StepRe
 use super::event::{EventKind, Severity};
 use super::machine::{Cx, Next, Planned, Scope, Slot};
 
-use super::reason::Idle;
+use super::reason::{Idle, Waiting};
 use super::record::{LastPromotion, Pipeline, PipelineKind, Step, StepState, StepStatus};
 use super::time::human;
 use crate::model::{Component, Role, Verdict};
@@ -102,6 +102,15 @@ impl Cx<'_> {
                 })
             }
             Step::ConfirmLeader => plan(ActionKind::ConfirmLeader),
+            Step::Fence { .. }
+                if automatic
+                    && p.kind == PipelineKind::RaftRecovery
+                    && let Err(wait) = self.raft_ready() =>
+            {
+                // A raft recovery's fence (perhaps a power-off) only while
+                // recovery is still wanted: the peer servers still Down.
+                return Next::Idle(Idle::RaftUnfinished { wait });
+            }
             Step::Fence { component } => match self.cfg.fencing.get(component) {
                 Some(f) => plan(ActionKind::Fence {
                     component: *component,
@@ -219,15 +228,36 @@ impl Cx<'_> {
     pub(super) fn step_done(&mut self, role: Role, sr: StepRef) {
         let now = self.now;
         let mut finished = None;
+        let (mut recovered, mut leader) = (false, false);
         if let Some((p, slot)) = self.pipeline_mut(role, sr.pipeline) {
             if let Some(st) = p.steps.get_mut(sr.index) {
                 st.status = StepStatus::Done;
                 st.updated_at = now;
                 st.last_error = None;
+                recovered = matches!(st.step, Step::RaftRecovery { .. });
+                leader = matches!(st.step, Step::ConfirmLeader);
             }
             if p.is_finished() && p.finished_at.is_none() {
                 p.finished_at = Some(now);
                 finished = Some((p.id, p.kind, slot));
+            }
+        }
+        if recovered {
+            // From now on a peer Consul server seen again must be wiped.
+            self.s.raft.recovered_at = Some(now);
+            self.s.raft.peer_returned_at = None;
+        }
+        if leader {
+            // This side has a raft leader again: a role that waits because
+            // the quorum gate was refused (no leader) tries at once.
+            for rs in self.s.roles.values_mut() {
+                if matches!(
+                    rs.retry_reason,
+                    Some(Waiting::GateRefused { .. } | Waiting::GateLost { .. })
+                ) {
+                    rs.retry_at = None;
+                    rs.retry_reason = None;
+                }
             }
         }
         {

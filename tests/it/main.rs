@@ -34,6 +34,7 @@ mod daemon_reload_log;
 mod daemon_run;
 mod daemon_signals;
 mod e2e_failover;
+mod e2e_partition;
 mod e2e_testbed;
 mod engine_decisions;
 mod engine_fencing;
