@@ -35,11 +35,11 @@ pub use action::{
 pub use config::{EngineConfig, MAX_ATTEMPTS};
 pub use event::{Event, EventKind, Severity};
 pub use machine::{Input, Transition, step};
-pub use reason::{Blocked, GateRefusal, Idle, RaftWait, Waiting};
+pub use reason::{Blocked, GateRefusal, Idle, RaftWait, WaitOver, Waiting};
 pub use record::{
-    ComponentState, LastPromotion, Live, LockFileSeen, OperatorCommand, Pause, Pipeline,
-    PipelineKind, PromotionDetails, RaftMemory, RoleState, STATE_VERSION, SafeHold, State, Step,
-    StepState, StepStatus, WitnessState,
+    ComponentState, LastPromotion, LeaderWatch, Live, LockFileSeen, OperatorCommand, Pause,
+    Pipeline, PipelineKind, PromotionDetails, RaftMemory, RoleState, STATE_VERSION, SafeHold,
+    State, Step, StepState, StepStatus, WitnessState,
 };
 pub use time::UnixMillis;
 pub use why::{Explanation, wants_more_rounds, why};

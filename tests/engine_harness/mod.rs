@@ -93,6 +93,9 @@ pub struct World {
     /// The executor finds the quorum gate lost before the next gated
     /// action (its Consul session expired during an earlier step).
     pub gate_lost: bool,
+    /// Raft recovery gives this side the Consul majority (the quorum gate
+    /// opens from then on), as in the loss of the peer DC.
+    pub quorum_after_recovery: bool,
 }
 
 impl World {
@@ -107,6 +110,7 @@ impl World {
             leader_after_recovery: true,
             operations: Vec::new(),
             gate_lost: false,
+            quorum_after_recovery: false,
         }
     }
 
@@ -163,6 +167,12 @@ impl World {
                 };
                 self.on_source.retain(|x| !moving.contains(x));
                 self.promoted.extend(moving);
+                ok()
+            }
+            ActionKind::RaftRecovery { .. } => {
+                if self.quorum_after_recovery {
+                    self.quorum = true;
+                }
                 ok()
             }
             ActionKind::ConfirmLeader => {
