@@ -57,7 +57,8 @@ Examples:
   habeat --config /etc/hamon/habeat.yml    one check with the old config
   habeat status                            verdicts, locks, why habeat would act
   habeat pause --for 2h                    maintenance window: watch, don't act
-  habeat promote --source-mail-host mbox1.example.com";
+  habeat promote --source-mail-host mbox1.example.com
+  habeat recover --peer-dc-lost            the peer DC is lost: recover Consul";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -75,6 +76,10 @@ pub enum Command {
     /// Clear the failover locks after an operator has handled a failover
     /// (re-enables automatic action).
     Rearm,
+    /// Operator-confirmed raft recovery after a whole peer DC is lost
+    /// (the failover then goes on through the quorum gate).
+    #[command(after_long_help = RECOVER_HELP)]
+    Recover(RecoverArgs),
     /// Maintenance: keep watching, take no automatic action.
     Pause(PauseArgs),
     /// End a pause (a pause also ends by itself).
@@ -121,6 +126,42 @@ pub struct PromoteArgs {
     /// (risks split brain: only when you know the source is gone).
     #[arg(long)]
     pub force: bool,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+const RECOVER_HELP: &str = "\
+With the Consul servers placed two in the primary DC and one in the
+secondary, a cut of the inter-DC link and the loss of the whole primary
+look the same from the secondary: every peer server Down, no leader.
+habeat then recovers raft by itself only when a third vantage point
+confirms the loss (an arbiter in witnesses.command, or fencing.consul);
+without one, `habeat status` says so and names this command.
+
+recover --peer-dc-lost probes the peer Consul servers once more and
+refuses (exit 4) while any witness sees one Up: that is a partition, and
+recovering would split Consul. Otherwise, after your confirmation (or
+--yes), it stops service-discover, writes raft/peers.json with this DC's
+servers, starts it, waits for a leader and writes the locks, journaled as
+yours. The failover (promotion, proxy switch) then goes on at the next
+round of the daemon or of `habeat check`, through the quorum gate, without
+waiting out retry timers.
+
+When the old primary's Consul servers come back, wipe and rejoin them
+(docs/install.md): they must not rejoin with their old raft data.
+
+Examples:
+  habeat --dry-run recover --peer-dc-lost   what it would do, changing nothing
+  habeat recover --peer-dc-lost             asks before acting
+  habeat recover --peer-dc-lost --yes       from a script or runbook";
+
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// The whole peer datacenter is lost (not merely cut off): recover
+    /// the Consul raft quorum with this DC's servers.
+    #[arg(long, required = true)]
+    pub peer_dc_lost: bool,
     /// Do not ask for confirmation.
     #[arg(long)]
     pub yes: bool,

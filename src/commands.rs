@@ -1,7 +1,7 @@
 //! The operator commands (README, "Commands"), each a thin driver of
 //! [`Session`]: they differ only in what they feed the engine.
 
-use crate::cli::{HistoryArgs, PauseArgs, PromoteArgs};
+use crate::cli::{HistoryArgs, PauseArgs, PromoteArgs, RecoverArgs};
 use crate::config::Config;
 use crate::engine::{self, Input, OperatorCommand, PromoteTarget, State};
 use crate::exit;
@@ -178,6 +178,10 @@ pub async fn operator(
         }
         OperatorCommand::Resume => "resumed: automatic action is enabled again",
         OperatorCommand::Promote { .. } => "promotion recorded",
+        OperatorCommand::RecoverPeerDcLost { .. } => {
+            "raft recovered: the failover goes on through the quorum gate at the next round \
+             (of the daemon, or of `habeat check`)"
+        }
     };
     let fed = s
         .feed(Input::Operator(cmd))
@@ -314,6 +318,74 @@ pub async fn promote(cfg: &Config, args: &PromoteArgs, dry_run: bool, json_out: 
     Ok(code)
 }
 
+/// `habeat recover --peer-dc-lost`: the operator confirms the peer DC is
+/// lost; raft recovery now, as the operator's. Like `promote`, it takes
+/// a fresh probe round as evidence (the engine refuses while any witness
+/// sees a peer Consul server Up) and asks on a terminal unless `--yes`.
+pub async fn recover(cfg: &Config, args: &RecoverArgs, dry_run: bool, json_out: bool) -> Outcome {
+    let usage = |m: String| Failure {
+        code: exit::USAGE,
+        message: m,
+    };
+    if !args.peer_dc_lost {
+        return Err(usage("say what was lost: --peer-dc-lost".into()));
+    }
+    if !cfg.local.roles.contains(&crate::model::Role::Consulserver) {
+        return Err(usage(
+            "recover --peer-dc-lost recovers this node's Consul server: it needs the \
+             consulserver role in local.roles"
+                .into(),
+        ));
+    }
+    let prober = Prober::new(cfg).map_err(Failure::runtime)?;
+    let round = prober.round().await;
+    let evidence: Vec<_> = round
+        .observations
+        .into_iter()
+        .filter(|o| o.witness.component == Component::Consul)
+        .collect();
+    let up = evidence.iter().any(|o| o.vote == crate::model::Vote::Up);
+    if !args.yes && !dry_run && !up && !evidence.is_empty() {
+        if !std::io::stdin().is_terminal() {
+            return Err(usage(
+                "recover asks for confirmation on a terminal; add --yes to run it from a script"
+                    .into(),
+            ));
+        }
+        println!(
+            "The peer Consul servers ({}) as seen now:",
+            cfg.dcs
+                .get(&cfg.local.dc_check)
+                .map(|d| d.consul_vmnames.join(", "))
+                .unwrap_or_default()
+        );
+        for o in &evidence {
+            println!("  witness {}: {:?} ({})", o.witness, o.vote, o.reason);
+        }
+        println!(
+            "This stops service-discover, writes {}/raft/peers.json with this datacenter's \
+             servers and starts it again. If the peer datacenter is only cut off, this splits \
+             Consul and mail.",
+            cfg.consul.service_discover_data.display()
+        );
+        print!("Is the peer datacenter lost? Recover raft now? [y/N] ");
+        let _ = std::io::stdout().flush();
+        let mut answer = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut answer);
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            println!("nothing done");
+            return Ok(exit::OK);
+        }
+    }
+    operator(
+        cfg,
+        OperatorCommand::RecoverPeerDcLost { evidence },
+        dry_run,
+        json_out,
+    )
+    .await
+}
+
 /// `habeat status`: what habeat knows now, and why it would or would not act.
 pub fn status(cfg: &Config, json_out: bool) -> Outcome {
     let state = read_state(cfg)?;
@@ -394,7 +466,22 @@ pub fn status(cfg: &Config, json_out: bool) -> Outcome {
     for e in engine::why(&state, &ecfg, now()) {
         println!("{}: {}", e.role, e.text);
     }
+    if let Some(w) = returned_warning(&state) {
+        println!("WARNING: {w}");
+    }
     Ok(exit::OK)
+}
+
+/// The warning `status` gives once a peer Consul server answers again
+/// after this side recovered raft without it.
+fn returned_warning(state: &State) -> Option<String> {
+    let at = state.raft.peer_returned_at?;
+    state.raft.recovered_at?;
+    Some(format!(
+        "since {}: {}",
+        human_time(at),
+        engine::PeerReturnedWarning
+    ))
 }
 
 /// The state as last saved, without taking the lock or changing anything.
@@ -446,6 +533,12 @@ pub fn status_json(state: &State, cfg: &Config, ecfg: &engine::EngineConfig) -> 
         "last_promotion": state.last_promotion,
         "last_round_at": state.last_round_at,
         "why": why,
+        "raft": {
+            "leaderless_since": state.raft.leaderless_since,
+            "recovered_at": state.raft.recovered_at,
+            "peer_returned_at": state.raft.peer_returned_at,
+            "warning": returned_warning(state),
+        },
     })
 }
 

@@ -62,7 +62,10 @@ fn dispatch(cli: Cli) -> i32 {
     // Warnings matter where habeat may act; read-only commands stay quiet.
     if matches!(
         cli.command,
-        None | Some(Command::Check) | Some(Command::Run) | Some(Command::Promote(_))
+        None | Some(Command::Check)
+            | Some(Command::Run)
+            | Some(Command::Promote(_))
+            | Some(Command::Recover(_))
     ) {
         for w in &cfg.warnings {
             tracing::warn!("{w}");
@@ -85,6 +88,7 @@ fn dispatch(cli: Cli) -> i32 {
             None | Some(Command::Check) => commands::check(&cfg, dry, json).await,
             Some(Command::Run) => run_daemon(&cli, cfg.clone(), notifier, log).await,
             Some(Command::Promote(args)) => commands::promote(&cfg, args, dry, json).await,
+            Some(Command::Recover(args)) => commands::recover(&cfg, args, dry, json).await,
             Some(Command::Status) => commands::status(&cfg, json),
             Some(Command::Rearm) => {
                 commands::operator(&cfg, OperatorCommand::Rearm, dry, json).await

@@ -146,6 +146,39 @@ impl Rearm {
     }
 }
 
+/// When the consulserver role may recover raft by itself
+/// (`safety.raft_recovery`, invariant `no-raft-recovery-on-time-alone`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RaftRecoveryPolicy {
+    /// Only when a third vantage point agrees: the `witnesses.command`
+    /// arbiter votes Down for the consul component, or `fencing.consul`
+    /// confirms every peer Consul server OFF.
+    Confirmed,
+    /// Never by itself: only `habeat recover --peer-dc-lost`.
+    Operator,
+    /// The old rule: `recovery_grace` alone (a partition longer than it
+    /// splits Consul); warned about at every start.
+    Timer,
+}
+
+impl RaftRecoveryPolicy {
+    /// The values `safety.raft_recovery` accepts.
+    pub const CHOICES: &[(&str, RaftRecoveryPolicy)] = &[
+        ("confirmed", RaftRecoveryPolicy::Confirmed),
+        ("operator", RaftRecoveryPolicy::Operator),
+        ("timer", RaftRecoveryPolicy::Timer),
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RaftRecoveryPolicy::Confirmed => "confirmed",
+            RaftRecoveryPolicy::Operator => "operator",
+            RaftRecoveryPolicy::Timer => "timer",
+        }
+    }
+}
+
 /// The kind of evidence a witness gathers.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

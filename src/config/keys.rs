@@ -687,6 +687,18 @@ pub const SAFETY: Table<Safety> = Table {
             },
             doc: "`auto`: locks clear when the peer is Up again (old behaviour); `manual`: only `habeat rearm` clears them.",
         },
+        Key {
+            name: "raft_recovery",
+            kind: Kind::Custom {
+                ty: "`confirmed`, `operator` or `timer`",
+                read: |w, s, key, sa| {
+                    sa.raft_recovery =
+                        w.choice(s, key, sa.raft_recovery, super::RaftRecoveryPolicy::CHOICES)
+                },
+                show: |sa| Some(render::s(sa.raft_recovery.as_str())),
+            },
+            doc: "consulserver: when raft recovery may run by itself. `confirmed`: only when a third vantage point agrees (the `witnesses.command` arbiter votes Down for the consul component, or `fencing.consul` confirms every peer Consul server OFF), since a partition and a lost datacenter look the same from here; `operator`: never by itself, only `habeat recover --peer-dc-lost`; `timer`: the old rule, `recovery_grace` alone, which splits Consul on a partition longer than the grace, warned about at every start.",
+        },
     ],
 };
 

@@ -25,7 +25,7 @@ pub use load::{ConfigError, LoadEnv, Problem, load_file, load_file_with, load_st
 
 /// Plain vocabulary the engine shares; re-exported so that
 /// `config::Quorum` and `config::Rearm` keep working.
-pub use crate::model::{Quorum, Rearm};
+pub use crate::model::{Quorum, RaftRecoveryPolicy, Rearm};
 
 use crate::model::{Component, Role};
 use serde::Serialize;
@@ -447,6 +447,7 @@ pub struct Safety {
     #[serde(with = "crate::model::humantime_serde_compat")]
     pub promotion_block: Duration,
     pub rearm: Rearm,
+    pub raft_recovery: RaftRecoveryPolicy,
 }
 
 impl Default for Safety {
@@ -456,6 +457,7 @@ impl Default for Safety {
             recovery_grace: Duration::from_secs(60),
             promotion_block: Duration::from_secs(3600),
             rearm: Rearm::Auto,
+            raft_recovery: RaftRecoveryPolicy::Confirmed,
         }
     }
 }

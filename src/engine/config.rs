@@ -7,7 +7,7 @@
 //! config side; the rules that derive the engine's timings stay here
 //! ([`EngineConfig::set_timing`]).
 
-use crate::model::{Quorum, Rearm, Role, WitnessKind};
+use crate::model::{Quorum, RaftRecoveryPolicy, Rearm, Role, WitnessKind};
 use std::time::Duration;
 
 /// Everything the decision engine needs to know about this installation.
@@ -85,8 +85,10 @@ pub struct EngineConfig {
     /// Whether records clear by themselves when the peer is Up again.
     pub rearm: Rearm,
     /// An external `command` witness is configured: raft recovery also
-    /// needs its Down vote.
+    /// needs its Down vote (it is the arbiter of `raft_recovery: confirmed`).
     pub command_witness: bool,
+    /// When raft recovery may run by itself (`no-raft-recovery-on-time-alone`).
+    pub raft_recovery: RaftRecoveryPolicy,
     /// Hostnames of this DC's Consul servers.
     pub own_consul_hosts: Vec<String>,
     /// Hostnames of the peer DC's Consul servers.
@@ -138,6 +140,7 @@ impl EngineConfig {
             promotion_block: Duration::from_secs(3600),
             rearm: Rearm::Auto,
             command_witness: false,
+            raft_recovery: RaftRecoveryPolicy::Confirmed,
             own_consul_hosts: Vec::new(),
             peer_consul_hosts: Vec::new(),
         }

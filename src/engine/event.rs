@@ -129,6 +129,17 @@ pub enum EventKind {
     },
     /// A manual promotion was refused (a witness sees the source Up).
     Refused,
+    /// consulserver: every peer Consul server Down and no local leader for
+    /// `recovery_grace`, and nothing can confirm the peer DC is lost rather
+    /// than cut off: raised once per episode, for the operator.
+    PeerDcUnreachable {
+        leaderless_since: UnixMillis,
+    },
+    /// After a raft recovery, a peer Consul server answers again: it must
+    /// be wiped and rejoined, not restarted with its old data.
+    PeerConsulReturned {
+        witness: WitnessId,
+    },
     /// An outcome that matches no action in flight (ignored).
     OutcomeIgnored {
         action_id: ActionId,

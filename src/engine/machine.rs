@@ -299,6 +299,7 @@ impl<'a> Cx<'a> {
             next.push(w);
         }
         self.s.witnesses = next;
+        self.watch_returning_servers();
 
         for c in Component::ALL {
             let (v, reason) = witness::verdict(c, &self.s.witnesses, self.cfg.quorum);
@@ -585,6 +586,7 @@ impl<'a> Cx<'a> {
                 force,
                 evidence,
             } => self.manual_promotion(target, accounts, *threads, *force, evidence),
+            OperatorCommand::RecoverPeerDcLost { evidence } => self.recover_peer_dc_lost(evidence),
         }
     }
 

@@ -35,7 +35,9 @@ pub use action::{
 pub use config::{EngineConfig, MAX_ATTEMPTS};
 pub use event::{Event, EventKind, Severity};
 pub use machine::{Input, Transition, step};
-pub use reason::{Blocked, GateRefusal, Idle, RaftWait, WaitOver, Waiting};
+pub use reason::{
+    Blocked, GateRefusal, Idle, PEER_DC_LOST_HINT, PeerReturnedWarning, RaftWait, WaitOver, Waiting,
+};
 pub use record::{
     ComponentState, LastPromotion, LeaderWatch, Live, LockFileSeen, OperatorCommand, Pause,
     Pipeline, PipelineKind, PromotionDetails, RaftMemory, RoleState, STATE_VERSION, SafeHold,

@@ -190,16 +190,23 @@ impl Cx<'_> {
     pub(super) fn step_done(&mut self, role: Role, sr: StepRef) {
         let now = self.now;
         let mut finished = None;
+        let mut recovered = false;
         if let Some((p, slot)) = self.pipeline_mut(role, sr.pipeline) {
             if let Some(st) = p.steps.get_mut(sr.index) {
                 st.status = StepStatus::Done;
                 st.updated_at = now;
                 st.last_error = None;
+                recovered = matches!(st.step, Step::RaftRecovery { .. });
             }
             if p.is_finished() && p.finished_at.is_none() {
                 p.finished_at = Some(now);
                 finished = Some((p.id, p.kind, slot));
             }
+        }
+        if recovered {
+            // From now on a peer Consul server seen again must be wiped.
+            self.s.raft.recovered_at = Some(now);
+            self.s.raft.peer_returned_at = None;
         }
         {
             let rs = self.s.role_mut(role);

@@ -1,14 +1,20 @@
 //! The consulserver role's raft recovery: when it may run, and which of
 //! this DC's servers the new raft configuration lists.
 
-use super::action::LockKind;
+use super::action::{LockKind, Origin};
+use super::event::{EventKind, Severity};
 use super::machine::{Cx, Next, Scope, Slot};
-use super::reason::{Idle, RaftWait};
-use super::record::{PipelineKind, Step};
-use crate::model::{Component, RaftServer, Role, Verdict, Vote, WitnessKind};
+use super::reason::{Idle, PeerReturnedWarning, RaftWait};
+use super::record::{Pipeline, PipelineKind, Step};
+use crate::model::{
+    Component, Observation, RaftRecoveryPolicy, RaftServer, Role, Verdict, Vote, WitnessKind,
+};
 
 impl Cx<'_> {
-    /// Whether raft recovery may run now, or why not.
+    /// Whether raft recovery may run by itself now, or why not
+    /// (`no-raft-recovery-on-time-alone`): every peer Consul server Down,
+    /// no local leader for `recovery_grace`, and, unless
+    /// `safety.raft_recovery: timer`, a third vantage point agreeing.
     pub(crate) fn raft_ready(&self) -> Result<(), RaftWait> {
         let verdict = self.s.verdict(Component::Consul);
         if verdict != Verdict::Down {
@@ -23,39 +29,176 @@ impl Cx<'_> {
                 grace: self.cfg.recovery_grace,
             });
         }
-        if self.cfg.command_witness {
-            let agrees = self.s.witnesses.iter().any(|w| {
-                w.witness.component == Component::Consul
-                    && w.witness.kind == WitnessKind::Command
-                    && w.vote == Vote::Down
+        if self.cfg.raft_recovery == RaftRecoveryPolicy::Operator {
+            return Err(RaftWait::OperatorOnly {
+                leaderless_since: since,
             });
-            if !agrees {
+        }
+        if self.cfg.command_witness {
+            // The arbiter: a command witness of the consul component.
+            // Time never stands in for its Down vote.
+            if !self.arbiter_says_down() {
                 return Err(RaftWait::ArbiterDisagrees);
             }
+            return Ok(());
         }
-        Ok(())
+        match self.cfg.raft_recovery {
+            RaftRecoveryPolicy::Timer => Ok(()),
+            _ => Err(RaftWait::Unconfirmed {
+                leaderless_since: since,
+            }),
+        }
+    }
+
+    fn arbiter_says_down(&self) -> bool {
+        self.s.witnesses.iter().any(|w| {
+            w.witness.component == Component::Consul
+                && w.witness.kind == WitnessKind::Command
+                && w.vote == Vote::Down
+        })
     }
 
     pub(super) fn consulserver_start(&mut self) -> Next {
         if let Err(wait) = self.raft_ready() {
+            if let RaftWait::Unconfirmed { leaderless_since }
+            | RaftWait::OperatorOnly { leaderless_since } = wait
+                && self.s.raft.unreachable_reported != Some(leaderless_since)
+            {
+                self.s.raft.unreachable_reported = Some(leaderless_since);
+                self.event(
+                    Severity::Warning,
+                    EventKind::PeerDcUnreachable { leaderless_since },
+                    Some(Role::Consulserver),
+                    format!("peer datacenter unreachable: {wait}"),
+                );
+            }
             return Next::Idle(Idle::RaftNotReady { wait });
         }
-        let servers = self.surviving_servers();
-        let steps = vec![
-            Step::RaftRecovery { servers },
+        let p = self.new_pipeline(
+            PipelineKind::RaftRecovery,
+            "every peer Consul server is Down, this side has had no leader for \
+             recovery_grace, and a third vantage point agrees: recover raft with this DC's \
+             servers",
+            self.raft_steps(),
+        );
+        self.s.role_mut(Role::Consulserver).failover = Some(p.clone());
+        self.continue_pipeline(Role::Consulserver, Slot::Failover, p, Scope::Round)
+    }
+
+    /// The steps of a raft recovery, automatic or the operator's.
+    fn raft_steps(&self) -> Vec<Step> {
+        vec![
+            Step::RaftRecovery {
+                servers: self.surviving_servers(),
+            },
             Step::ConfirmLeader,
             Step::WriteLocks {
                 locks: vec![LockKind::Down, LockKind::Promotion],
             },
-        ];
-        let p = self.new_pipeline(
-            PipelineKind::RaftRecovery,
-            "every peer Consul server is Down and this side has had no leader for \
-             recovery_grace: recover raft with this DC's servers",
-            steps,
+        ]
+    }
+
+    /// `habeat recover --peer-dc-lost`: refused while any witness of the
+    /// fresh round sees a peer Consul server Up, or when the round did not
+    /// observe them at all; otherwise the raft recovery steps, as the
+    /// operator's, and every role's retry wait cleared so that the
+    /// failover goes on through the gate at the next round.
+    pub(super) fn recover_peer_dc_lost(&mut self, evidence: &[Observation]) {
+        let role = Role::Consulserver;
+        let refuse = |cx: &mut Self, why: String| {
+            cx.event(Severity::Error, EventKind::Refused, Some(role), why.clone());
+            cx.refusal = Some(why);
+        };
+        let consul: Vec<&Observation> = evidence
+            .iter()
+            .filter(|o| o.witness.component == Component::Consul)
+            .collect();
+        if let Some(up) = consul.iter().find(|o| o.vote == Vote::Up) {
+            let why = format!(
+                "refused: witness {} sees a peer Consul server up ({}); recovering raft now \
+                 would give this side a Consul cluster of its own beside a live one (split \
+                 brain). This is a partition, not a lost datacenter",
+                up.witness, up.reason
+            );
+            return refuse(self, why);
+        }
+        if consul.is_empty() {
+            return refuse(
+                self,
+                "refused: no witness observes the peer Consul servers (is \
+                 <dc_check>.consul_ips set?): nothing shows they are gone"
+                    .into(),
+            );
+        }
+        if let Some(p) = &self.s.role(role).failover
+            && p.kind == PipelineKind::RaftRecovery
+        {
+            let why = if p.is_finished() {
+                format!(
+                    "refused: raft recovery was already done (pipeline {}); run `habeat rearm` \
+                     first if it must run again",
+                    p.id
+                )
+            } else {
+                format!("refused: raft recovery (pipeline {}) is under way", p.id)
+            };
+            return refuse(self, why);
+        }
+        let id = self.new_pipeline_id();
+        let steps = self.raft_steps();
+        let p = Pipeline {
+            id,
+            kind: PipelineKind::RaftRecovery,
+            origin: Origin::Operator,
+            started_at: self.now,
+            reason: "the operator confirmed the peer datacenter is lost \
+                     (`habeat recover --peer-dc-lost`): recover raft with this DC's servers"
+                .into(),
+            promotion: None,
+            steps: self.steps(steps),
+            stalled: None,
+            finished_at: None,
+        };
+        self.s.role_mut(role).failover = Some(p);
+        // The failover waits for this recovery, not for its retry timers.
+        for r in self.s.roles.values_mut() {
+            r.retry_at = None;
+            r.retry_reason = None;
+        }
+        self.event(
+            Severity::Warning,
+            EventKind::Decision { reason: None },
+            Some(role),
+            format!(
+                "the operator confirmed the peer datacenter is lost: raft recovery (pipeline \
+                 {id}) starts now"
+            ),
         );
-        self.s.role_mut(Role::Consulserver).failover = Some(p.clone());
-        self.continue_pipeline(Role::Consulserver, Slot::Failover, p, Scope::Round)
+    }
+
+    /// After a raft recovery, a peer Consul server answering again (any
+    /// witness of the consul component votes Up) is an event, once: it
+    /// must be wiped and rejoined, not restarted with its old data.
+    pub(super) fn watch_returning_servers(&mut self) {
+        if self.s.raft.recovered_at.is_none() || self.s.raft.peer_returned_at.is_some() {
+            return;
+        }
+        let Some(w) = self
+            .s
+            .witnesses
+            .iter()
+            .find(|w| w.witness.component == Component::Consul && w.vote == Vote::Up)
+            .map(|w| w.witness.clone())
+        else {
+            return;
+        };
+        self.s.raft.peer_returned_at = Some(self.now);
+        self.event(
+            Severity::Error,
+            EventKind::PeerConsulReturned { witness: w.clone() },
+            Some(Role::Consulserver),
+            format!("{} (witness {w} votes Up)", PeerReturnedWarning),
+        );
     }
 
     /// This DC's servers from the last healthy raft configuration: those

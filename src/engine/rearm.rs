@@ -13,6 +13,12 @@ impl Cx<'_> {
     pub(super) fn rearm_by_operator(&mut self) {
         let had_hold = self.s.safe_hold.take().is_some();
         let mut any = had_hold;
+        // The operator has handled the recovery (and the returning
+        // servers): no more warning about them.
+        if self.s.raft.recovered_at.take().is_some() {
+            any = true;
+        }
+        self.s.raft.peer_returned_at = None;
         for role in self.s.roles.keys().copied().collect::<Vec<_>>() {
             let rs = self.s.role(role);
             {

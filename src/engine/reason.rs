@@ -163,7 +163,23 @@ pub enum RaftWait {
         grace: Duration,
     },
     ArbiterDisagrees,
+    /// `raft_recovery: confirmed` and nothing here can confirm that the
+    /// peer DC is lost rather than cut off (no arbiter, no fencing.consul).
+    Unconfirmed {
+        leaderless_since: UnixMillis,
+    },
+    /// `raft_recovery: operator`: only the operator recovers raft.
+    OperatorOnly {
+        leaderless_since: UnixMillis,
+    },
 }
+
+/// What `status` says to do when raft recovery waits for a confirmation.
+pub const PEER_DC_LOST_HINT: &str = "habeat cannot tell a partition of the inter-DC link from a lost datacenter: both look \
+     the same from here. A third vantage point would confirm it: an arbiter \
+     (witnesses.command, run from or asking a third site, voting Down for consul) or \
+     fencing.consul confirming every peer Consul server OFF. If you know the peer datacenter \
+     is lost, run `habeat recover --peer-dc-lost`";
 
 impl fmt::Display for RaftWait {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -189,7 +205,35 @@ impl fmt::Display for RaftWait {
                 "the command witness does not confirm the peer Consul servers are Down: no raft \
                  recovery",
             ),
+            RaftWait::Unconfirmed { leaderless_since } => write!(
+                f,
+                "every peer Consul server is Down and the local Consul has had no leader since \
+                 {leaderless_since}, but no raft recovery without a confirmation \
+                 (safety.raft_recovery: confirmed): {PEER_DC_LOST_HINT}"
+            ),
+            RaftWait::OperatorOnly { leaderless_since } => write!(
+                f,
+                "every peer Consul server is Down and the local Consul has had no leader since \
+                 {leaderless_since}; safety.raft_recovery is operator, so habeat never recovers \
+                 raft by itself: {PEER_DC_LOST_HINT}"
+            ),
         }
+    }
+}
+
+/// What `status` and the journal say once a peer Consul server answers
+/// again after this side recovered raft without it.
+pub struct PeerReturnedWarning;
+
+impl fmt::Display for PeerReturnedWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(
+            "a peer Consul server answers again after this side recovered raft without it: \
+             wipe its data directory and rejoin it (docs/install.md, \"Rejoining the old \
+             primary's Consul servers\"); do not restart it as it is, a server left out of \
+             peers.json must not rejoin with its old raft data. `habeat rearm` clears this \
+             warning once done",
+        )
     }
 }
 

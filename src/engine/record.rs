@@ -470,6 +470,18 @@ pub struct RaftMemory {
     pub last_healthy_at: Option<UnixMillis>,
     /// Since when consecutive rounds saw no local leader.
     pub leaderless_since: Option<UnixMillis>,
+    /// The `leaderless_since` of the episode for which `peer_dc_unreachable`
+    /// was raised: once per episode.
+    #[serde(default)]
+    pub unreachable_reported: Option<UnixMillis>,
+    /// When this node last recovered raft (automatic or operator): from
+    /// then on, a peer Consul server seen again must be wiped and rejoined.
+    #[serde(default)]
+    pub recovered_at: Option<UnixMillis>,
+    /// When a peer Consul server was first seen Up again after that
+    /// recovery (`peer_consul_returned`); `habeat rearm` clears both.
+    #[serde(default)]
+    pub peer_returned_at: Option<UnixMillis>,
 }
 
 /// An operator's command, fed to the engine like a round.
@@ -492,6 +504,12 @@ pub enum OperatorCommand {
         /// Promote even while a witness sees the source appserver Up.
         force: bool,
         /// A fresh probe round of the source appserver's witnesses.
+        evidence: Vec<Observation>,
+    },
+    /// `habeat recover --peer-dc-lost`: the operator confirms the peer DC
+    /// is lost; raft recovery now, journaled as the operator's.
+    RecoverPeerDcLost {
+        /// A fresh probe round of the peer Consul servers' witnesses.
         evidence: Vec<Observation>,
     },
 }

@@ -8,7 +8,7 @@ use habeat::engine::{
     ActionKind, Blocked, EventKind, Idle, Input, LockFileSeen, LockKind, OperatorCommand,
     PromoteTarget, RaftWait, State, StepStatus, Waiting,
 };
-use habeat::model::{Component, RaftServer, Role, Verdict, Vote, WitnessKind};
+use habeat::model::{Component, RaftRecoveryPolicy, RaftServer, Role, Verdict, Vote, WitnessKind};
 use std::time::Duration;
 
 const ACCOUNTS: [&str; 3] = ["a@example.com", "b@example.com", "c@example.com"];
@@ -694,9 +694,221 @@ fn consul_cfg() -> habeat::engine::EngineConfig {
     cfg
 }
 
+/// The old rule (`safety.raft_recovery: timer`): the grace period alone.
+fn timer_cfg() -> habeat::engine::EngineConfig {
+    let mut cfg = consul_cfg();
+    cfg.raft_recovery = RaftRecoveryPolicy::Timer;
+    cfg
+}
+
+fn unreachable_events(sim: &Sim) -> usize {
+    sim.events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::PeerDcUnreachable { .. }))
+        .count()
+}
+
+#[test]
+fn by_default_raft_is_never_recovered_on_time_alone_and_the_operator_is_told_once() {
+    let mut sim = Sim::new(consul_cfg(), World::new(&[]));
+    sim.round_with(all(Component::Consul, Vote::Up), Some(true), Some(raft()));
+    let mut ran = Vec::new();
+    // Ten times recovery_grace.
+    for _ in 0..300 {
+        ran.extend(sim.round_with(all(Component::Consul, Vote::Down), Some(false), None));
+    }
+    assert!(
+        ran.is_empty(),
+        "nothing done on time alone: {:?}",
+        names(&ran)
+    );
+    assert!(
+        matches!(
+            sim.reason(),
+            Some(Idle::RaftNotReady {
+                wait: RaftWait::Unconfirmed { .. }
+            })
+        ),
+        "{}",
+        sim.why()
+    );
+    let why = sim.why();
+    for needle in [
+        "cannot tell a partition",
+        "witnesses.command",
+        "fencing.consul",
+        "habeat recover --peer-dc-lost",
+    ] {
+        assert!(why.contains(needle), "status names {needle:?}: {why}");
+    }
+    assert_eq!(unreachable_events(&sim), 1, "peer_dc_unreachable once");
+    // A restart does not raise it again for the same episode.
+    sim.restart();
+    for _ in 0..10 {
+        sim.round_with(all(Component::Consul, Vote::Down), Some(false), None);
+    }
+    assert_eq!(unreachable_events(&sim), 1);
+    // A leader seen, then a new leaderless episode: told again, once.
+    sim.round_with(all(Component::Consul, Vote::Down), Some(true), None);
+    for _ in 0..60 {
+        sim.round_with(all(Component::Consul, Vote::Down), Some(false), None);
+    }
+    assert_eq!(unreachable_events(&sim), 2);
+}
+
+#[test]
+fn raft_recovery_operator_never_recovers_by_itself_even_with_the_arbiter_down() {
+    let mut cfg = consul_cfg();
+    cfg.raft_recovery = RaftRecoveryPolicy::Operator;
+    cfg.command_witness = true;
+    let mut sim = Sim::new(cfg, World::new(&[]));
+    let mut r = all(Component::Consul, Vote::Down);
+    r.push(obs(Component::Consul, WitnessKind::Command, Vote::Down));
+    let ran: Vec<_> = (0..200)
+        .flat_map(|_| sim.round_with(r.clone(), Some(false), None))
+        .collect();
+    assert!(ran.is_empty(), "{:?}", names(&ran));
+    assert!(
+        matches!(
+            sim.reason(),
+            Some(Idle::RaftNotReady {
+                wait: RaftWait::OperatorOnly { .. }
+            })
+        ),
+        "{}",
+        sim.why()
+    );
+    assert_eq!(unreachable_events(&sim), 1);
+}
+
+#[test]
+fn the_arbiter_down_confirms_a_lost_dc_and_raft_is_recovered_after_the_grace() {
+    let mut cfg = consul_cfg();
+    cfg.command_witness = true;
+    let mut sim = Sim::new(cfg, World::new(&[]));
+    sim.round_with(all(Component::Consul, Vote::Up), Some(true), Some(raft()));
+    let mut r = all(Component::Consul, Vote::Down);
+    r.push(obs(Component::Consul, WitnessKind::Command, Vote::Down));
+    let ran: Vec<_> = (0..60)
+        .flat_map(|_| sim.round_with(r.clone(), Some(false), None))
+        .collect();
+    assert_eq!(names(&ran), ["raft-recovery", "confirm-leader", "locks"]);
+    assert_eq!(unreachable_events(&sim), 0, "confirmed: nothing to tell");
+}
+
+fn recover_cmd(v: Vote) -> OperatorCommand {
+    OperatorCommand::RecoverPeerDcLost {
+        evidence: all(Component::Consul, v),
+    }
+}
+
+#[test]
+fn recover_peer_dc_lost_is_refused_while_a_witness_sees_a_peer_server_up() {
+    let mut sim = Sim::new(consul_cfg(), World::new(&[]));
+    sim.round_with(all(Component::Consul, Vote::Up), Some(true), Some(raft()));
+    for _ in 0..40 {
+        sim.round_with(all(Component::Consul, Vote::Down), Some(false), None);
+    }
+    let mut evidence = all(Component::Consul, Vote::Down);
+    evidence.push(obs(Component::Consul, WitnessKind::Icmp, Vote::Up));
+    let t = habeat::engine::step(
+        &sim.state,
+        &sim.live,
+        &Input::Operator(OperatorCommand::RecoverPeerDcLost { evidence }),
+        sim.now,
+        &sim.cfg,
+    );
+    assert!(t.actions.is_empty());
+    assert!(
+        t.refusal
+            .as_deref()
+            .is_some_and(|r| r.contains("partition")),
+        "{:?}",
+        t.refusal
+    );
+    assert!(t.state.role(Role::Consulserver).failover.is_none());
+    // No evidence at all is no evidence either.
+    let t = habeat::engine::step(
+        &sim.state,
+        &sim.live,
+        &Input::Operator(OperatorCommand::RecoverPeerDcLost { evidence: vec![] }),
+        sim.now,
+        &sim.cfg,
+    );
+    assert!(t.refusal.is_some() && t.actions.is_empty());
+}
+
+#[test]
+fn recover_peer_dc_lost_runs_the_recovery_as_the_operators_and_clears_retry_waits() {
+    let mut cfg = consul_cfg();
+    cfg.roles = vec![Role::Appserver, Role::Consulserver];
+    let mut w = World::new(&ACCOUNTS);
+    // This side has no Consul majority: the gate is refused.
+    w.quorum = false;
+    let mut sim = Sim::new(cfg, w);
+    let mut up = all(Component::Consul, Vote::Up);
+    up.extend(all(Component::Appserver, Vote::Up));
+    sim.round_with(up, Some(true), Some(raft()));
+    let mut down = all(Component::Consul, Vote::Down);
+    down.extend(all(Component::Appserver, Vote::Down));
+    for _ in 0..40 {
+        sim.round_with(down.clone(), Some(false), None);
+    }
+    assert!(
+        sim.state.role(Role::Appserver).retry_at.is_some(),
+        "gate refused"
+    );
+    assert!(sim.world.promoted.is_empty());
+    sim.world.quorum = true;
+    let ran = sim.operator(recover_cmd(Vote::Down));
+    assert_eq!(names(&ran), ["raft-recovery", "confirm-leader", "locks"]);
+    let p = sim
+        .state
+        .role(Role::Consulserver)
+        .failover
+        .expect("recorded");
+    assert_eq!(p.origin, habeat::engine::Origin::Operator);
+    assert!(sim.state.role(Role::Appserver).retry_at.is_none());
+    // The next round promotes through the gate, without waiting.
+    let ran = sim.round_with(down.clone(), Some(true), None);
+    assert_eq!(
+        ran.iter().filter(|k| is_promote(k)).count(),
+        1,
+        "{:?}",
+        names(&ran)
+    );
+}
+
+#[test]
+fn a_peer_consul_server_seen_again_after_a_recovery_is_one_event_and_a_warning() {
+    let mut sim = Sim::new(timer_cfg(), World::new(&[]));
+    sim.round_with(all(Component::Consul, Vote::Up), Some(true), Some(raft()));
+    for _ in 0..40 {
+        sim.round_with(all(Component::Consul, Vote::Down), Some(false), None);
+    }
+    assert!(sim.state.raft.recovered_at.is_some());
+    for _ in 0..10 {
+        sim.round_with(all(Component::Consul, Vote::Up), Some(true), None);
+    }
+    let returned: Vec<_> = sim
+        .events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::PeerConsulReturned { .. }))
+        .collect();
+    assert_eq!(returned.len(), 1);
+    assert!(
+        returned[0].message.contains("wipe"),
+        "{}",
+        returned[0].message
+    );
+    assert!(sim.state.raft.peer_returned_at.is_some());
+    sim.operator(OperatorCommand::Rearm);
+    assert!(sim.state.raft.peer_returned_at.is_none());
+}
+
 #[test]
 fn peer_consul_servers_down_and_leaderless_for_grace_recovers_raft_with_the_surviving_servers() {
-    let mut sim = Sim::new(consul_cfg(), World::new(&[]));
+    let mut sim = Sim::new(timer_cfg(), World::new(&[]));
     sim.round_with(all(Component::Consul, Vote::Up), Some(true), Some(raft()));
     let mut ran = Vec::new();
     for _ in 0..40 {
@@ -775,7 +987,7 @@ fn raft_recovery_needs_the_command_witness_to_agree_where_configured() {
 fn no_leader_after_raft_recovery_stops_for_an_operator() {
     let mut w = World::new(&[]);
     w.leader_after_recovery = false;
-    let mut sim = Sim::new(consul_cfg(), w);
+    let mut sim = Sim::new(timer_cfg(), w);
     let mut ran = Vec::new();
     for _ in 0..200 {
         ran.extend(sim.round_with(all(Component::Consul, Vote::Down), Some(false), None));
@@ -1601,6 +1813,8 @@ fn dc_loss_promotes_within_two_rounds_of_the_leader_raft_recovery_brings_back() 
     let mut cfg = full_config();
     cfg.roles = vec![Role::Appserver, Role::Consulserver];
     cfg.recovery_grace = Duration::from_secs(20);
+    // The arbiter (a third vantage point) confirms the peer DC is gone.
+    cfg.command_witness = true;
     let mut w = World::new(&ACCOUNTS);
     w.quorum_after_recovery = true;
     let mut sim = Sim::new(cfg, w);
@@ -1609,6 +1823,7 @@ fn dc_loss_promotes_within_two_rounds_of_the_leader_raft_recovery_brings_back() 
     sim.round_with(healthy, Some(true), Some(raft()));
     let mut lost = all(Component::Appserver, Vote::Down);
     lost.extend(all(Component::Consul, Vote::Down));
+    lost.push(obs(Component::Consul, WitnessKind::Command, Vote::Down));
     sim.world.quorum = false;
     let mut recovered_at = None;
     let mut promoted_at = None;

@@ -139,6 +139,8 @@ fn config() -> impl Strategy<Value = EngineConfig> {
                 c.disable_ha_module = primary;
                 c.promotion_block = block;
                 c.recovery_grace = Duration::from_secs(20);
+                // The weakest raft rule, so raft recovery is exercised.
+                c.raft_recovery = habeat::model::RaftRecoveryPolicy::Timer;
                 c.flush_cache = true;
                 c.restart_replica = true;
                 c.proxy_enable_activate = true;
@@ -702,6 +704,7 @@ proptest! {
         cfg.source_mail_host = Some(SOURCE.into());
         cfg.quorum_gate = false;
         cfg.recovery_grace = Duration::ZERO;
+        cfg.raft_recovery = habeat::model::RaftRecoveryPolicy::Timer;
         // fall is taken from the longest Down run + 1 so no run reaches it.
         let longest = seqs.iter().flat_map(|s| s.chunk_by(|a, b| a == b)).filter(|r| r[0] == Vote::Down).map(|r| r.len()).max().unwrap_or(0);
         cfg.fall = u32::try_from(longest).unwrap_or(u32::MAX) + 1;

@@ -219,6 +219,19 @@ impl Walker<'_> {
                  primary is alive (split brain); set it to true unless you accept that",
             );
         }
+        if cfg.safety.raft_recovery == super::super::RaftRecoveryPolicy::Timer
+            && cfg.local.roles.contains(&Role::Consulserver)
+        {
+            self.warn(
+                self.marks
+                    .given("safety.raft_recovery")
+                    .unwrap_or(Pos::START),
+                "safety.raft_recovery is timer: the consulserver role recovers raft on \
+                 recovery_grace alone, and an inter-DC link cut longer than that gives this \
+                 side a Consul cluster of its own while the primary lives (split brain); set \
+                 it to confirmed and add an arbiter (witnesses.command) or fencing.consul",
+            );
+        }
         if cfg.detection.timeout > cfg.detection.interval {
             self.warn(
                 self.marks.given("detection.timeout").unwrap_or(Pos::START),
