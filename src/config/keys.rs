@@ -522,7 +522,7 @@ pub const DETECTION: Table<Detection> = Table {
         Key {
             name: "serf_rise",
             kind: Kind::Custom {
-                ty: "a whole number (1-1000)",
+                ty: "number 1-1000",
                 read: |w, s, key, d| {
                     if let Some(n) = w.opt_count(s, key, 1, 1000) {
                         d.serf_rise = Some(n);
@@ -530,7 +530,7 @@ pub const DETECTION: Table<Detection> = Table {
                 },
                 show: |d| Some(Out::Int(d.serf_rise().into())),
             },
-            doc: "`rise` of the Serf witnesses; absent: the same as `rise`.",
+            doc: "`rise` of the Serf witnesses; absent: the same as `rise` (the default shown is that of `rise`).",
         },
         Key {
             name: "quorum",
