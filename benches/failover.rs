@@ -169,6 +169,7 @@ fn once(tb: &Testbed, rep: u32) -> Result<Sample, String> {
         .collect();
     let gated = events
         .iter()
+        .rev()
         .filter(|e| {
             e["event"] == "action_succeeded"
                 && e["action_id"]
@@ -176,8 +177,7 @@ fn once(tb: &Testbed, rep: u32) -> Result<Sample, String> {
                     .is_some_and(|id| gate_ids.contains(&id))
         })
         .filter_map(|e| e["at"].as_u64())
-        .filter(|at| *at <= promoted + 1000)
-        .last()
+        .find(|at| *at <= promoted + 1000)
         .unwrap_or(confirmed);
     daemon.terminate(Duration::from_secs(10));
     Ok(Sample {
