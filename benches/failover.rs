@@ -6,6 +6,7 @@
 //! sudo cargo bench --bench failover            # 10 repetitions per row
 //! HABEAT_BENCH_REPS=20 sudo -E cargo bench --bench failover
 //! HABEAT_BENCH_ROWS="DC lost" cargo bench --bench failover   # rows whose name has this
+//! HABEAT_BENCH_GRACE=3s sudo -E cargo bench --bench failover  # recovery_grace of the testbed DC-lost row
 //! ```
 //!
 //! Rows, all at `interval` 1s, `fall` 3, `timeout` 500ms, Serf marking a
@@ -31,6 +32,12 @@
 //!   where the grace is shorter than Serf's detection of the peer Consul
 //!   servers (which raft recovery needs Down): that detection instead.
 //!   One function, [`dc_lost`], is the scenario.
+//! - **2+1, DC lost, arbiter confirms (testbed)**: the same through the
+//!   binary on the 2 + 1 testbed (`Options::two_plus_one`, with the
+//!   arbiter and stand-ins for `systemctl`), one function,
+//!   [`dc_lost_once`]; `recovery_grace` from `HABEAT_BENCH_GRACE` (default
+//!   10s). The stand-in service restart takes milliseconds, so its floor
+//!   has none.
 //!
 //! Phases: **detection** (loss → the appserver verdict turns Down, from
 //! `events.jsonl`), **recovery** (→ raft recovery's leader confirmed; DC
@@ -358,6 +365,85 @@ fn dc_lost(grace: Duration, phase: u64) -> Result<Sample, String> {
     })
 }
 
+/// The whole primary of the 2 + 1 testbed cut off (its two Consul servers
+/// with it, so this side has no leader), the arbiter seeing it gone; the
+/// phases from the journal and the call log.
+fn dc_lost_once(tb: &Testbed, rep: u32) -> Result<Sample, String> {
+    tb.reset();
+    let mut daemon = tb.spawn_daemon();
+    let healthy = || {
+        tb.state_json().is_some_and(|s| {
+            s["components"]["consul"]["verdict"] == "up"
+                && s["components"]["appserver"]["verdict"] == "up"
+                && s["raft"]["last_healthy"]
+                    .as_array()
+                    .is_some_and(|a| a.len() == 3)
+        })
+    };
+    if !testbed::wait_until(Duration::from_secs(30), healthy) {
+        return Err(format!(
+            "habeat never saw the peer healthy:\n{}",
+            tb.diagnostics()
+        ));
+    }
+    let phase = (u64::from(rep) * 137) % 1000;
+    std::thread::sleep(Duration::from_millis(1000 + phase));
+    tb.set_arbiter(false);
+    let t0 = testbed::now_ms();
+    tb.partition();
+    if !testbed::wait_until(Duration::from_secs(180), || !tb.promote_calls().is_empty()) {
+        return Err(format!(
+            "no promoteAccounts within 180s:\n{}",
+            tb.diagnostics()
+        ));
+    }
+    let promoted = tb.promote_calls()[0].at;
+    let events = tb.events();
+    let at = |pred: &dyn Fn(&serde_json::Value) -> bool| {
+        events
+            .iter()
+            .filter(|e| e["at"].as_u64().is_some_and(|a| a + 1000 >= t0))
+            .find(|e| pred(e))
+            .and_then(|e| e["at"].as_u64())
+    };
+    let down =
+        at(&|e| e["event"] == "verdict_changed" && e["component"] == "consul" && e["to"] == "down")
+            .ok_or("no consul Down verdict in the journal")?;
+    let started =
+        at(&|e| e["event"] == "action_started" && e["action"]["kind"]["action"] == "raft_recovery")
+            .ok_or("no raft recovery in the journal")?;
+    let finished = at(&|e| e["event"] == "pipeline_finished" && e["role"] == "consulserver")
+        .ok_or("the raft recovery never finished")?;
+    let gate_ids: Vec<u64> = events
+        .iter()
+        .filter(|e| {
+            e["event"] == "action_started" && e["action"]["kind"]["action"] == "acquire_quorum_gate"
+        })
+        .filter_map(|e| e["action"]["id"].as_u64())
+        .collect();
+    let gated = events
+        .iter()
+        .rev()
+        .filter(|e| {
+            e["event"] == "action_succeeded"
+                && e["action_id"]
+                    .as_u64()
+                    .is_some_and(|id| gate_ids.contains(&id))
+        })
+        .filter_map(|e| e["at"].as_u64())
+        .find(|at| *at <= promoted + 1000)
+        .unwrap_or(finished)
+        .max(finished);
+    let _ = started;
+    daemon.terminate(Duration::from_secs(10));
+    Ok(Sample {
+        detection: down.saturating_sub(t0),
+        recovery: Some(finished.saturating_sub(down)),
+        gate: gated.saturating_sub(finished),
+        action: promoted.saturating_sub(gated),
+    })
+}
+
 fn stats(mut v: Vec<u64>) -> (u64, u64, u64, u64) {
     v.sort_unstable();
     let pick = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
@@ -425,17 +511,23 @@ fn main() {
         flush_cache: false,
         ..Options::default()
     };
-    let testbed_rows = [
+    let grace = std::env::var("HABEAT_BENCH_GRACE")
+        .ok()
+        .and_then(|s| humantime::parse_duration(&s).ok())
+        .unwrap_or(Duration::from_secs(10));
+    type Once = fn(&Testbed, u32) -> Result<Sample, String>;
+    let testbed_rows: [(String, Options, Floors, Once); 3] = [
         (
-            "default (all witnesses, quorum all, Serf 5s)",
+            "default (all witnesses, quorum all, Serf 5s)".to_owned(),
             base.clone(),
             Floors {
                 detection: ms(SERF_DELAY.max(INTERVAL * (FALL - 1)) + INTERVAL + TIMEOUT),
                 total: None,
             },
+            once,
         ),
         (
-            "icmp-only (quorum 1, Consul witnesses off)",
+            "icmp-only (quorum 1, Consul witnesses off)".to_owned(),
             Options {
                 quorum: Some(1),
                 consul_witnesses: false,
@@ -445,11 +537,30 @@ fn main() {
                 detection: ms(INTERVAL * FALL + TIMEOUT),
                 total: None,
             },
+            once,
+        ),
+        (
+            format!(
+                "2+1, DC lost, arbiter confirms, recovery_grace {} (testbed)",
+                humantime::format_duration(grace)
+            ),
+            Options {
+                roles: vec!["appserver", "consulserver"],
+                two_plus_one: true,
+                arbiter: true,
+                recovery_grace: Some(grace),
+                ..base.clone()
+            },
+            Floors {
+                detection: ms(SERF_DELAY + INTERVAL + TIMEOUT),
+                total: Some(ms(grace.max(SERF_DELAY + INTERVAL + TIMEOUT) + INTERVAL * 2)),
+            },
+            dc_lost_once,
         ),
     ];
     let only = std::env::var("HABEAT_BENCH_ROWS").unwrap_or_default();
     let wanted = |name: &str| name.contains(only.as_str());
-    let can_testbed = if !testbed_rows.iter().any(|(n, _, _)| wanted(n)) {
+    let can_testbed = if !testbed_rows.iter().any(|(n, _, _, _)| wanted(n)) {
         false
     } else if !nix::unistd::geteuid().is_root() {
         println!("failover bench: testbed rows SKIPPED (needs root for network namespaces)");
@@ -466,12 +577,12 @@ fn main() {
             }
         };
         println!("habeat {}", bins.habeat.display());
-        for (name, opts, floors) in testbed_rows.iter().filter(|(n, _, _)| wanted(n)) {
+        for (name, opts, floors, run) in testbed_rows.iter().filter(|(n, _, _, _)| wanted(n)) {
             let mut samples = Vec::new();
             // One stage per setup, reset between repetitions.
             let tb = Testbed::start(opts.clone(), bins.clone());
             for rep in 0..reps {
-                match once(&tb, rep) {
+                match run(&tb, rep) {
                     Ok(s) => {
                         eprintln!("  {name} #{rep}: {s:?}");
                         samples.push(s);
@@ -479,7 +590,7 @@ fn main() {
                     Err(e) => eprintln!("  {name} #{rep}: FAILED: {e}"),
                 }
             }
-            rows.push(((*name).to_owned(), samples, *floors));
+            rows.push((name.clone(), samples, *floors));
         }
     }
     for grace in [Duration::from_secs(60), Duration::from_secs(3)] {

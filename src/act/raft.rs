@@ -423,13 +423,18 @@ pub struct RaftRecovery {
 }
 
 impl RaftRecovery {
-    /// The procedure for this node's Consul: data dir from the config,
-    /// systemctl, two minutes for a leader, checked every second.
+    /// The procedure for this node's Consul: data dir, owner and service
+    /// commands from the config (systemctl by default), two minutes for a
+    /// leader, checked every second.
     pub fn new(consul: &config::Consul) -> RaftRecovery {
         RaftRecovery {
             data_dir: consul.service_discover_data.clone(),
-            owner: DEFAULT_OWNER.into(),
-            service: ServiceControl::default(),
+            owner: consul.service_discover_user.clone(),
+            service: ServiceControl {
+                stop: consul.service_stop.clone(),
+                start: consul.service_start.clone(),
+                timeout: SERVICE_TIMEOUT,
+            },
             leader_deadline: Duration::from_secs(120),
             poll_interval: Duration::from_secs(1),
         }

@@ -16,6 +16,7 @@
 
 mod cross;
 mod custom;
+mod fence;
 mod values;
 
 pub(crate) use custom::format_size;
@@ -320,6 +321,7 @@ impl<'e> Walker<'e> {
         let hooks = section!(keys::HOOKS);
         let metrics = section!(keys::METRICS);
         let journal = section!(keys::JOURNAL);
+        let fencing = section!(keys::FENCING);
 
         let mut dcs = BTreeMap::new();
         let dc_names: Vec<&str> = local
@@ -365,9 +367,11 @@ impl<'e> Walker<'e> {
             hooks,
             metrics,
             journal,
+            fencing,
             warnings: Vec::new(),
         };
         self.cross_checks(&mut cfg);
+        self.fence_cross(&cfg);
         Some(cfg)
     }
 

@@ -7,10 +7,10 @@ use super::action::{Action, ActionId, ActionKind, CommandPurpose, Origin, StepRe
 use super::event::{EventKind, Severity};
 use super::machine::{Cx, Next, Planned, Scope, Slot};
 
-use super::reason::Idle;
+use super::reason::{Idle, Waiting};
 use super::record::{LastPromotion, Pipeline, PipelineKind, Step, StepState, StepStatus};
 use super::time::human;
-use crate::model::{Role, Verdict};
+use crate::model::{Component, Role, Verdict};
 
 impl Cx<'_> {
     pub(super) fn continue_pipeline(
@@ -99,6 +99,41 @@ impl Cx<'_> {
                 })
             }
             Step::ConfirmLeader => plan(ActionKind::ConfirmLeader),
+            Step::Fence { .. }
+                if automatic
+                    && p.kind == PipelineKind::RaftRecovery
+                    && let Err(wait) = self.raft_ready() =>
+            {
+                // A raft recovery's fence (perhaps a power-off) only while
+                // recovery is still wanted: the peer servers still Down.
+                return Next::Idle(Idle::RaftUnfinished { wait });
+            }
+            Step::Fence { component } => match self.cfg.fencing.get(component) {
+                Some(f) => plan(ActionKind::Fence {
+                    component: *component,
+                    action: f.action,
+                    plugs: f.plugs.clone(),
+                }),
+                None => {
+                    // fencing.<component> was removed from the config
+                    // since the pipeline was recorded: the operator
+                    // chose to act without it.
+                    self.event(
+                        Severity::Warning,
+                        EventKind::Decision { reason: None },
+                        Some(role),
+                        format!(
+                            "fencing.{component} is no longer configured: the fence step of \
+                             pipeline {} is skipped",
+                            p.id
+                        ),
+                    );
+                    if let Some(sr) = sr {
+                        self.step_done(role, sr);
+                    }
+                    return Next::Again;
+                }
+            },
         };
         self.gated(role, &p, next)
     }
@@ -190,13 +225,14 @@ impl Cx<'_> {
     pub(super) fn step_done(&mut self, role: Role, sr: StepRef) {
         let now = self.now;
         let mut finished = None;
-        let mut recovered = false;
+        let (mut recovered, mut leader) = (false, false);
         if let Some((p, slot)) = self.pipeline_mut(role, sr.pipeline) {
             if let Some(st) = p.steps.get_mut(sr.index) {
                 st.status = StepStatus::Done;
                 st.updated_at = now;
                 st.last_error = None;
                 recovered = matches!(st.step, Step::RaftRecovery { .. });
+                leader = matches!(st.step, Step::ConfirmLeader);
             }
             if p.is_finished() && p.finished_at.is_none() {
                 p.finished_at = Some(now);
@@ -207,6 +243,19 @@ impl Cx<'_> {
             // From now on a peer Consul server seen again must be wiped.
             self.s.raft.recovered_at = Some(now);
             self.s.raft.peer_returned_at = None;
+        }
+        if leader {
+            // This side has a raft leader again: a role that waits because
+            // the quorum gate was refused (no leader) tries at once.
+            for rs in self.s.roles.values_mut() {
+                if matches!(
+                    rs.retry_reason,
+                    Some(Waiting::GateRefused { .. } | Waiting::GateLost { .. })
+                ) {
+                    rs.retry_at = None;
+                    rs.retry_reason = None;
+                }
+            }
         }
         {
             let rs = self.s.role_mut(role);
@@ -401,6 +450,13 @@ impl Cx<'_> {
         }
         None
     }
+}
+
+/// The fence step of `component`, when `fencing.<component>` is set.
+pub(super) fn fence_step(cfg: &super::config::EngineConfig, component: Component) -> Option<Step> {
+    cfg.fencing
+        .contains_key(&component)
+        .then_some(Step::Fence { component })
 }
 
 pub(super) fn commands(purpose: CommandPurpose, argvs: &[Vec<String>]) -> Vec<Step> {

@@ -34,13 +34,16 @@ impl Cx<'_> {
                 leaderless_since: since,
             });
         }
-        if self.cfg.command_witness {
-            // The arbiter: a command witness of the consul component.
-            // Time never stands in for its Down vote.
-            if !self.arbiter_says_down() {
-                return Err(RaftWait::ArbiterDisagrees);
-            }
+        // The third vantage points: the arbiter (a command witness of the
+        // consul component) voting Down, or fencing.consul, whose step
+        // then opens the pipeline and must confirm every server OFF
+        // before anything is stopped or written.
+        if self.arbiter_says_down() || self.consul_fenced() {
             return Ok(());
+        }
+        if self.cfg.command_witness {
+            // Time never stands in for the arbiter's Down vote.
+            return Err(RaftWait::ArbiterDisagrees);
         }
         match self.cfg.raft_recovery {
             RaftRecoveryPolicy::Timer => Ok(()),
@@ -48,6 +51,10 @@ impl Cx<'_> {
                 leaderless_since: since,
             }),
         }
+    }
+
+    fn consul_fenced(&self) -> bool {
+        self.cfg.fencing.contains_key(&Component::Consul)
     }
 
     fn arbiter_says_down(&self) -> bool {
@@ -60,8 +67,14 @@ impl Cx<'_> {
 
     pub(super) fn consulserver_start(&mut self) -> Next {
         if let Err(wait) = self.raft_ready() {
-            if let RaftWait::Unconfirmed { leaderless_since }
-            | RaftWait::OperatorOnly { leaderless_since } = wait
+            let unconfirmed = match wait {
+                RaftWait::Unconfirmed { leaderless_since }
+                | RaftWait::OperatorOnly { leaderless_since } => Some(leaderless_since),
+                // The arbiter cannot be heard (Unknown): no confirmation either.
+                RaftWait::ArbiterDisagrees => self.s.raft.leaderless_since,
+                _ => None,
+            };
+            if let Some(leaderless_since) = unconfirmed
                 && self.s.raft.unreachable_reported != Some(leaderless_since)
             {
                 self.s.raft.unreachable_reported = Some(leaderless_since);
@@ -79,23 +92,32 @@ impl Cx<'_> {
             "every peer Consul server is Down, this side has had no leader for \
              recovery_grace, and a third vantage point agrees: recover raft with this DC's \
              servers",
-            self.raft_steps(),
+            self.raft_steps(true),
         );
         self.s.role_mut(Role::Consulserver).failover = Some(p.clone());
         self.continue_pipeline(Role::Consulserver, Slot::Failover, p, Scope::Round)
     }
 
-    /// The steps of a raft recovery, automatic or the operator's.
-    fn raft_steps(&self) -> Vec<Step> {
-        vec![
-            Step::RaftRecovery {
-                servers: self.surviving_servers(),
-            },
-            Step::ConfirmLeader,
-            Step::WriteLocks {
-                locks: vec![LockKind::Down, LockKind::Promotion],
-            },
-        ]
+    /// The steps of a raft recovery. An automatic one with fencing.consul
+    /// starts by confirming every peer server OFF; the operator's does
+    /// not (the operator vouches for the loss, and the fence device may
+    /// well be in the lost DC).
+    fn raft_steps(&self, automatic: bool) -> Vec<Step> {
+        let fence = automatic
+            .then(|| super::pipeline::fence_step(self.cfg, Component::Consul))
+            .flatten();
+        fence
+            .into_iter()
+            .chain([
+                Step::RaftRecovery {
+                    servers: self.surviving_servers(),
+                },
+                Step::ConfirmLeader,
+                Step::WriteLocks {
+                    locks: vec![LockKind::Down, LockKind::Promotion],
+                },
+            ])
+            .collect()
     }
 
     /// `habeat recover --peer-dc-lost`: refused while any witness of the
@@ -145,7 +167,7 @@ impl Cx<'_> {
             return refuse(self, why);
         }
         let id = self.new_pipeline_id();
-        let steps = self.raft_steps();
+        let steps = self.raft_steps(false);
         let p = Pipeline {
             id,
             kind: PipelineKind::RaftRecovery,

@@ -88,6 +88,12 @@ pub enum Waiting {
         host: String,
         operations: Vec<String>,
     },
+    /// The fence agent did not confirm the peer node OFF
+    /// (`fence-before-promotion`).
+    FenceUnconfirmed {
+        component: Component,
+        failure: crate::model::FenceFailure,
+    },
 }
 
 impl fmt::Display for Waiting {
@@ -107,6 +113,18 @@ impl fmt::Display for Waiting {
                  it to end before promoting what it leaves on {host}",
                 operations.join("; ")
             ),
+            Waiting::FenceUnconfirmed { component, failure } => write!(
+                f,
+                "fencing.{} did not confirm the peer {component} powered off ({failure}): no \
+                 {} without it; check the agent by hand with its `status` action \
+                 (docs/fencing.md)",
+                component.as_str(),
+                match component {
+                    Component::Proxy => "proxy switch",
+                    Component::Consul => "raft recovery",
+                    _ => "promotion",
+                }
+            ),
         }
     }
 }
@@ -116,7 +134,7 @@ impl Waiting {
     pub fn gate_refusal(&self) -> Option<&GateRefusal> {
         match self {
             Waiting::GateRefused { refusal } | Waiting::GateLost { refusal, .. } => Some(refusal),
-            Waiting::PromotionRunning { .. } => None,
+            Waiting::PromotionRunning { .. } | Waiting::FenceUnconfirmed { .. } => None,
         }
     }
 }
@@ -201,9 +219,10 @@ impl fmt::Display for RaftWait {
                  {leaderless_since}; raft recovery after recovery_grace ({})",
                 human(*grace)
             ),
-            RaftWait::ArbiterDisagrees => f.write_str(
+            RaftWait::ArbiterDisagrees => write!(
+                f,
                 "the command witness does not confirm the peer Consul servers are Down: no raft \
-                 recovery",
+                 recovery. {PEER_DC_LOST_HINT}"
             ),
             RaftWait::Unconfirmed { leaderless_since } => write!(
                 f,

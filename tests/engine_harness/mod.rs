@@ -96,6 +96,8 @@ pub struct World {
     /// Raft recovery gives this side the Consul majority (the quorum gate
     /// opens from then on), as in the loss of the peer DC.
     pub quorum_after_recovery: bool,
+    /// The fence agent confirms the peer node OFF.
+    pub fence_confirms: bool,
 }
 
 impl World {
@@ -111,6 +113,7 @@ impl World {
             operations: Vec::new(),
             gate_lost: false,
             quorum_after_recovery: false,
+            fence_confirms: true,
         }
     }
 
@@ -174,6 +177,18 @@ impl World {
                     self.quorum = true;
                 }
                 ok()
+            }
+            ActionKind::Fence { plugs, .. } => {
+                if self.fence_confirms {
+                    OutcomeResult::Fenced { calls: Vec::new() }
+                } else {
+                    OutcomeResult::FenceUnconfirmed {
+                        failure: habeat::model::FenceFailure::On {
+                            plug: plugs.first().cloned().unwrap_or_default(),
+                        },
+                        calls: Vec::new(),
+                    }
+                }
             }
             ActionKind::ConfirmLeader => {
                 if self.leader_after_recovery {
@@ -355,6 +370,7 @@ pub fn names(ks: &[ActionKind]) -> Vec<String> {
             ActionKind::RunCommand { argv, .. } => format!("run:{}", argv.join(" ")),
             ActionKind::RaftRecovery { .. } => "raft-recovery".into(),
             ActionKind::ConfirmLeader => "confirm-leader".into(),
+            ActionKind::Fence { .. } => "fence".into(),
         })
         .collect()
 }

@@ -614,6 +614,68 @@ fn disabling_the_quorum_gate_is_a_warning() {
     assert!(cfg.warnings[0].contains("split brain"));
 }
 
+const CONSULSERVER: &str = "\
+local:
+  whoami: secondary
+  dc_check: primary
+  roles: [appserver, consulserver]
+primary:
+  appserver_ip: 192.0.2.20
+  appserver_vmname: mbox1.example.com
+  consul_ips: [192.0.2.31, 192.0.2.33]
+  consul_vmnames: [svc1.example.com, svc3.example.com]
+secondary:
+  consul_vmnames: [svc2.example.com]
+";
+
+#[test]
+fn raft_recovery_is_confirmed_by_default_and_the_timer_rule_is_a_warning() {
+    let cfg = ok(CONSULSERVER);
+    assert_eq!(
+        cfg.safety.raft_recovery,
+        habeat::model::RaftRecoveryPolicy::Confirmed
+    );
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+    let cfg = ok(&format!("{CONSULSERVER}safety:\n  raft_recovery: timer\n"));
+    assert_eq!(
+        cfg.safety.raft_recovery,
+        habeat::model::RaftRecoveryPolicy::Timer
+    );
+    assert_eq!(cfg.warnings.len(), 1, "{:?}", cfg.warnings);
+    assert!(
+        cfg.warnings[0].starts_with("t.yml:13:18: safety.raft_recovery is timer"),
+        "{:?}",
+        cfg.warnings
+    );
+    assert!(cfg.warnings[0].contains("split brain"));
+    let cfg = ok(&format!(
+        "{CONSULSERVER}safety:\n  raft_recovery: operator\n"
+    ));
+    assert_eq!(
+        cfg.safety.raft_recovery,
+        habeat::model::RaftRecoveryPolicy::Operator
+    );
+    let errs = errors(&format!(
+        "{CONSULSERVER}safety:\n  raft_recovery: sometimes\n"
+    ));
+    assert!(errs[0].contains("raft_recovery"), "{errs:?}");
+}
+
+#[test]
+fn consul_service_commands_are_argv_lists_and_never_empty() {
+    let cfg = ok(&format!(
+        "{CONSULSERVER}consul:\n  service_stop: [/usr/local/bin/sd, stop]\n  service_discover_user: consul\n"
+    ));
+    assert_eq!(cfg.consul.service_stop, ["/usr/local/bin/sd", "stop"]);
+    assert_eq!(
+        cfg.consul.service_start,
+        ["systemctl", "start", "service-discover"]
+    );
+    assert_eq!(cfg.consul.service_discover_user, "consul");
+    let errs = errors(&format!("{CONSULSERVER}consul:\n  service_start: []\n"));
+    assert!(errs[0].contains("consul.service_start"), "{errs:?}");
+}
+
 // -- files on disk ------------------------------------------------------------
 
 #[test]

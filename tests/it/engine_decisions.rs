@@ -796,6 +796,68 @@ fn the_arbiter_down_confirms_a_lost_dc_and_raft_is_recovered_after_the_grace() {
     assert_eq!(unreachable_events(&sim), 0, "confirmed: nothing to tell");
 }
 
+fn consul_fenced_cfg() -> habeat::engine::EngineConfig {
+    let mut cfg = consul_cfg();
+    cfg.fencing.insert(
+        Component::Consul,
+        habeat::engine::FencePlan {
+            action: habeat::model::FenceAction::Status,
+            plugs: vec!["svc1".into(), "svc3".into()],
+        },
+    );
+    cfg
+}
+
+#[test]
+fn fencing_consul_confirming_every_peer_server_off_opens_the_raft_recovery() {
+    let mut sim = Sim::new(consul_fenced_cfg(), World::new(&[]));
+    sim.round_with(all(Component::Consul, Vote::Up), Some(true), Some(raft()));
+    let ran: Vec<_> = (0..60)
+        .flat_map(|_| sim.round_with(all(Component::Consul, Vote::Down), Some(false), None))
+        .collect();
+    assert_eq!(
+        names(&ran),
+        ["fence", "raft-recovery", "confirm-leader", "locks"]
+    );
+    match &ran[0] {
+        ActionKind::Fence {
+            component, plugs, ..
+        } => {
+            assert_eq!(*component, Component::Consul);
+            assert_eq!(plugs, &["svc1", "svc3"]);
+        }
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn fencing_consul_not_confirming_off_means_no_raft_recovery_retried_and_explained() {
+    let mut w = World::new(&[]);
+    w.fence_confirms = false;
+    let mut sim = Sim::new(consul_fenced_cfg(), w);
+    sim.round_with(all(Component::Consul, Vote::Up), Some(true), Some(raft()));
+    let mut ran = Vec::new();
+    for _ in 0..300 {
+        ran.extend(sim.round_with(all(Component::Consul, Vote::Down), Some(false), None));
+    }
+    assert!(
+        ran.iter().all(|k| matches!(k, ActionKind::Fence { .. })),
+        "only fence attempts: {:?}",
+        names(&ran)
+    );
+    assert!(ran.len() >= 2, "retried: {:?}", names(&ran));
+    assert!(sim.why().contains("ON"), "status says why: {}", sim.why());
+    // The peer comes back: the intent is dropped, nothing was recovered.
+    for _ in 0..5 {
+        ran.extend(sim.round_with(all(Component::Consul, Vote::Up), Some(false), None));
+    }
+    assert!(
+        !ran.iter()
+            .any(|k| matches!(k, ActionKind::RaftRecovery { .. }))
+    );
+    assert!(sim.state.role(Role::Consulserver).failover.is_none());
+}
+
 fn recover_cmd(v: Vote) -> OperatorCommand {
     OperatorCommand::RecoverPeerDcLost {
         evidence: all(Component::Consul, v),
@@ -1244,6 +1306,7 @@ fn engine_config_is_derived_from_the_effective_config() {
         hooks: Hooks::default(),
         metrics: Metrics::default(),
         journal: habeat::config::Journal::default(),
+        fencing: habeat::config::Fencing::default(),
         warnings: Vec::new(),
     };
     let e = habeat::engine::EngineConfig::from(&cfg);

@@ -501,6 +501,11 @@ impl ConsulApi {
         self.state().leader = addr.map(str::to_owned);
     }
 
+    /// The raft configuration now.
+    pub fn raft_servers(&self) -> Vec<RaftEntry> {
+        self.state().raft.clone()
+    }
+
     /// Replace the raft configuration.
     pub fn set_raft_servers(&self, servers: Vec<RaftEntry>) {
         self.state().raft = servers;

@@ -59,6 +59,7 @@ pub fn config(roles: &[Role]) -> Config {
         hooks: Hooks::default(),
         metrics: Metrics::default(),
         journal: habeat::config::Journal::default(),
+        fencing: habeat::config::Fencing::default(),
         warnings: Vec::new(),
     }
 }

@@ -60,6 +60,14 @@ pub const PROXY_HOST: &str = "proxy1.primary.test";
 pub const DIRECTORY_HOST: &str = "ldap1.primary.test";
 /// The primary's Consul server.
 pub const CONSUL_HOST: &str = "consul1.primary.test";
+/// The primary's second Consul server ([`Options::two_plus_one`]).
+pub const CONSUL2_HOST: &str = "consul3.primary.test";
+/// This node's own Consul server ([`Options::two_plus_one`]).
+pub const LOCAL_CONSUL_HOST: &str = "consul2.secondary.test";
+/// Its node id (`node-id`, raft configuration).
+pub const LOCAL_CONSUL_ID: &str = "5f1a9c1e-0000-4000-8000-000000000002";
+/// Its server address in the raft configuration.
+pub const LOCAL_CONSUL_ADDR: &str = "127.0.0.1:8300";
 
 /// Unix milliseconds now (wall clock, comparable with the `at` of
 /// `events.jsonl` and the wrapper's call log).
@@ -145,6 +153,8 @@ pub enum Host {
     Proxy,
     Directory,
     ConsulServer,
+    /// Only with [`Options::two_plus_one`]; not in [`Host::ALL`].
+    ConsulServer2,
 }
 
 impl Host {
@@ -167,12 +177,13 @@ impl Host {
             Host::Proxy => PROXY_HOST,
             Host::Directory => DIRECTORY_HOST,
             Host::ConsulServer => CONSUL_HOST,
+            Host::ConsulServer2 => CONSUL2_HOST,
         }
     }
 
     /// Its Consul node name, as Carbonio names nodes.
     pub fn node(self) -> String {
-        let prefix = if self == Host::ConsulServer {
+        let prefix = if matches!(self, Host::ConsulServer | Host::ConsulServer2) {
             "server-"
         } else {
             "agent-"
@@ -219,6 +230,24 @@ pub struct Options {
     /// played by the namespaces), with `disable_ha_module: true`: it must
     /// never promote, only stop the HA module once.
     pub this_dc_is_primary: bool,
+    /// The seeds' Consul layout: two servers in the primary (consul1,
+    /// consul3), one in the secondary, this node ([`LOCAL_CONSUL_HOST`]),
+    /// which gets a service-discover data directory and stand-ins for
+    /// `systemctl stop/start service-discover`. After a start, the local
+    /// Consul elects itself leader, as it does with a `peers.json`.
+    pub two_plus_one: bool,
+    /// `safety.raft_recovery` (`None`: the default).
+    pub raft_recovery: Option<&'static str>,
+    /// `safety.recovery_grace` (`None`: the default, 60 s).
+    pub recovery_grace: Option<Duration>,
+    /// `witnesses.command`: an arbiter whose vote the test sets
+    /// ([`Testbed::set_arbiter`]); it starts voting Up.
+    pub arbiter: bool,
+    /// `fencing.consul`: the real `fence_dummy --type=file`, `action:
+    /// status`, one plug per peer Consul server, their power state in
+    /// [`Testbed::consul_power_file`] ([`Testbed::set_consul_power`]); on
+    /// at the start.
+    pub consul_fencing: bool,
 }
 
 impl Default for Options {
@@ -242,6 +271,11 @@ impl Default for Options {
             flush_cache: true,
             restart_replica: false,
             this_dc_is_primary: false,
+            two_plus_one: false,
+            raft_recovery: None,
+            recovery_grace: None,
+            arbiter: false,
+            consul_fencing: false,
         }
     }
 }
@@ -259,6 +293,12 @@ struct Shared {
     api: ConsulApi,
     serf_delay: Duration,
     stop: AtomicBool,
+    /// The stand-in systemctl's log (`stop`/`start` lines), and how many
+    /// starts have been answered with a local leader.
+    service_log: PathBuf,
+    starts_seen: AtomicU32,
+    /// The raft configuration at the start (restored by a reset).
+    initial_raft: Mutex<Vec<super::consul_api::RaftEntry>>,
 }
 
 impl Shared {
@@ -271,6 +311,29 @@ impl Shared {
         hn.ns.set_link(up);
         let mut cut = hn.cut_since.lock().unwrap_or_else(|p| p.into_inner());
         *cut = if up { None } else { Some(Instant::now()) };
+    }
+
+    /// service-discover started again (with a `peers.json`): this server
+    /// alone in the raft configuration, and its own leader.
+    fn follow_service(&self) {
+        let starts = std::fs::read_to_string(&self.service_log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.trim() == "start")
+            .count();
+        let starts = u32::try_from(starts).unwrap_or(u32::MAX);
+        if starts > self.starts_seen.load(Ordering::SeqCst) {
+            self.starts_seen.store(starts, Ordering::SeqCst);
+            self.api
+                .set_raft_servers(vec![super::consul_api::RaftEntry {
+                    id: LOCAL_CONSUL_ID.into(),
+                    node: format!("server-{}", LOCAL_CONSUL_HOST.replace('.', "-")),
+                    address: LOCAL_CONSUL_ADDR.into(),
+                    leader: true,
+                    voter: true,
+                }]);
+            self.api.set_leader(Some(LOCAL_CONSUL_ADDR));
+        }
     }
 
     /// Serf: failed `serf_delay` after the link went down, alive when up.
@@ -388,6 +451,14 @@ pub struct Testbed {
     pub call_log: PathBuf,
     /// The fake carbonio's state file.
     pub fake_state: PathBuf,
+    /// The arbiter's vote: `0` Up, `1` Down ([`Options::arbiter`]).
+    pub arbiter_file: PathBuf,
+    /// `consul.service_discover_data` ([`Options::two_plus_one`]).
+    pub sd_data: PathBuf,
+    /// One line per stand-in systemctl call: `stop` or `start`.
+    pub service_log: PathBuf,
+    /// fence_dummy's state file for the peer Consul servers: `on` or `off`.
+    pub consul_power_file: PathBuf,
     daemons: AtomicU32,
 }
 
@@ -399,7 +470,12 @@ impl Testbed {
             .prefix("habeat-e2e-")
             .tempdir()
             .expect("create a temporary directory for the testbed");
-        let hosts: Vec<HostNs> = Host::ALL
+        let present: Vec<Host> = Host::ALL
+            .iter()
+            .copied()
+            .chain(opts.two_plus_one.then_some(Host::ConsulServer2))
+            .collect();
+        let hosts: Vec<HostNs> = present
             .iter()
             .map(|h| HostNs {
                 host: *h,
@@ -428,21 +504,43 @@ impl Testbed {
                 "127.0.0.1",
                 member::ALIVE,
             );
+        if opts.two_plus_one {
+            let ip2 = hosts[Host::ConsulServer2.index()].ns.addr;
+            builder = builder
+                .raft_server(
+                    "5f1a9c1e-0000-4000-8000-000000000003",
+                    &Host::ConsulServer2.node(),
+                    &format!("{ip2}:8300"),
+                    false,
+                )
+                .raft_server(
+                    LOCAL_CONSUL_ID,
+                    &format!("server-{}", LOCAL_CONSUL_HOST.replace('.', "-")),
+                    LOCAL_CONSUL_ADDR,
+                    false,
+                );
+        }
         for hn in &hosts {
             builder = builder.node(&hn.host.node(), &hn.ns.addr.to_string(), member::ALIVE);
         }
         let api = rt.block_on(builder.start());
+        let initial_raft = api.raft_servers();
+        let service_log = dir.path().join("service-discover.log");
         let shared = Arc::new(Shared {
             hosts,
             api,
             serf_delay: opts.serf_delay,
             stop: AtomicBool::new(false),
+            service_log: service_log.clone(),
+            starts_seen: AtomicU32::new(0),
+            initial_raft: Mutex::new(initial_raft),
         });
         let s = shared.clone();
         let serf = rt.spawn(async move {
             let mut seen = vec![member::ALIVE; s.hosts.len()];
             while !s.stop.load(Ordering::SeqCst) {
                 s.follow_serf(&mut seen);
+                s.follow_service();
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         });
@@ -505,6 +603,29 @@ impl Testbed {
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))
                 .expect("make the wrapper executable");
         }
+        // The arbiter and the systemctl stand-in use shell built-ins only:
+        // habeat starts them with an empty environment.
+        let arbiter_file = d.join("arbiter-vote");
+        std::fs::write(&arbiter_file, "0\n").expect("write the arbiter's vote");
+        let script = |name: &str, body: String| {
+            let p = bin.join(name);
+            std::fs::write(&p, format!("#!/bin/sh\n{body}")).expect("write a test script");
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))
+                .expect("make a test script executable");
+        };
+        script(
+            "arbiter",
+            format!("read v < {}\nexit \"$v\"\n", arbiter_file.display()),
+        );
+        script(
+            "service-discover-ctl",
+            format!("echo \"$1\" >> {}\n", service_log.display()),
+        );
+        let consul_power_file = d.join("consul-power");
+        std::fs::write(&consul_power_file, "on").expect("write the fence state");
+        let sd_data = d.join("sd-data");
+        std::fs::create_dir_all(sd_data.join("raft")).expect("create the raft directory");
+        std::fs::write(sd_data.join("node-id"), LOCAL_CONSUL_ID).expect("write node-id");
         let config = d.join("habeat.yml");
         let mut tb = Testbed {
             opts,
@@ -519,11 +640,48 @@ impl Testbed {
             hook_log,
             call_log,
             fake_state,
+            arbiter_file,
+            sd_data,
+            service_log,
+            consul_power_file,
             dir,
             daemons: AtomicU32::new(0),
         };
         tb.write_config();
         tb
+    }
+
+    /// Every host of this stage's primary.
+    pub fn hosts(&self) -> Vec<Host> {
+        self.shared.hosts.iter().map(|h| h.host).collect()
+    }
+
+    /// The arbiter (`witnesses.command`) votes Up (`true`) or Down for
+    /// every component of the primary from its next run on.
+    pub fn set_arbiter(&self, up: bool) {
+        std::fs::write(&self.arbiter_file, if up { "0\n" } else { "1\n" })
+            .expect("write the arbiter's vote");
+    }
+
+    /// The peer Consul servers' power, as `fence_dummy` reports it.
+    pub fn set_consul_power(&self, on: bool) {
+        std::fs::write(&self.consul_power_file, if on { "on" } else { "off" })
+            .expect("write the fence state");
+    }
+
+    /// The stand-in systemctl's calls (`stop`, `start`), in order.
+    pub fn service_calls(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.service_log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// `raft/peers.json` as raft recovery wrote it, if it did.
+    pub fn peers_json(&self) -> Option<Value> {
+        let t = std::fs::read_to_string(self.sd_data.join("raft/peers.json")).ok()?;
+        serde_json::from_str(&t).ok()
     }
 
     /// The Consul API test server (to inject faults or read locks).
@@ -552,9 +710,21 @@ impl Testbed {
         let common_tail = format!(
             "detection:\n  interval: {interval}\n  timeout: {timeout}\n  fall: {fall}\n  rise: {rise}\n  quorum: {quorum}\n\
              {probes}\
-             witnesses:\n  consul_members: {cw}\n  consul_health: {cw}\n\
+             witnesses:\n  consul_members: {cw}\n  consul_health: {cw}\n{arbiter}\
              carbonio:\n  cli: {bin}/carbonio\n  zmprov: {bin}/zmprov\n  run_as: \"\"\n  command_timeout: 20s\n  promote_timeout: 60s\n\
-             safety:\n  quorum_gate: {gate}\n  promotion_block: {block}\n  rearm: {rearm}\n",
+             safety:\n  quorum_gate: {gate}\n  promotion_block: {block}\n  rearm: {rearm}\n{raft}",
+            arbiter = if o.arbiter {
+                format!("  command: [{}/arbiter]\n", d.join("bin").display())
+            } else {
+                String::new()
+            },
+            raft = o
+                .raft_recovery
+                .map(|r| format!("  raft_recovery: {r}\n"))
+                .unwrap_or_default()
+                + &o.recovery_grace
+                    .map(|g| format!("  recovery_grace: {}\n", ms(g)))
+                    .unwrap_or_default(),
             interval = ms(o.interval),
             timeout = ms(o.timeout),
             fall = o.fall,
@@ -570,8 +740,24 @@ impl Testbed {
         } else {
             ("secondary", "primary")
         };
+        let (consul2_ip, consul2_name, own_consul, consul_local) = if o.two_plus_one {
+            (
+                format!("  - {}\n", ip(Host::ConsulServer2)),
+                format!("  - {CONSUL2_HOST}\n"),
+                format!(
+                    "  consul_ips:\n  - 127.0.0.1\n  consul_vmnames:\n  - {LOCAL_CONSUL_HOST}\n"
+                ),
+                format!(
+                    "  service_discover_data: {sd}\n  service_stop: [{ctl}, stop]\n  service_start: [{ctl}, start]\n  service_discover_user: root\n",
+                    sd = self.sd_data.display(),
+                    ctl = d.join("bin/service-discover-ctl").display(),
+                ),
+            )
+        } else {
+            Default::default()
+        };
         let primary = format!(
-            "{peer}:\n  proxy_ip: {proxy}\n  appserver_ip: {app}\n  directorysrv_ip: {dir}\n  consul_ips:\n  - {consul}\n  consul_vmnames:\n  - {CONSUL_HOST}\n  appserver_vmname: {SOURCE_HOST}\n  proxyserver_vmname: {PROXY_HOST}\n",
+            "{peer}:\n  proxy_ip: {proxy}\n  appserver_ip: {app}\n  directorysrv_ip: {dir}\n  consul_ips:\n  - {consul}\n{consul2_ip}  consul_vmnames:\n  - {CONSUL_HOST}\n{consul2_name}  appserver_vmname: {SOURCE_HOST}\n  proxyserver_vmname: {PROXY_HOST}\n",
             proxy = ip(Host::Proxy),
             app = ip(Host::Appserver),
             dir = ip(Host::Directory),
@@ -602,10 +788,18 @@ impl Testbed {
             format!(
                 "local:\n  whoami: {me}\n  dc_check: {peer}\n  roles: [{roles}]\n{locks}  threads: 5\n  proxy_switch: bgp\n  proxy_enable_activate: true\n  proxy_enable_deactivate: true\n  disable_ha_module: {ha}\n  flush_cache: {fc}\n  restart_replica: {rr}\n  state_dir: {state}\n\
                  {primary}\
-                 {me}:\n  appserver_vmname: {REPLICA_HOST}\n  proxy_switch:\n    bgp:\n      activate:\n        - {act}\n      deactivate:\n        - {deact}\n\
-                 consul:\n  hostname: {host}\n  port: {port}\n\
+                 {me}:\n  appserver_vmname: {REPLICA_HOST}\n{own_consul}  proxy_switch:\n    bgp:\n      activate:\n        - {act}\n      deactivate:\n        - {deact}\n\
+                 consul:\n  hostname: {host}\n  port: {port}\n{consul_local}\
                  {common_tail}\
-                 hooks:\n  timeout: 10s\n  after_promotion:\n    - {after}\n  on_peer_recovered:\n    - {recovered}\n",
+                 hooks:\n  timeout: 10s\n  after_promotion:\n    - {after}\n  on_peer_recovered:\n    - {recovered}\n{fencing}",
+                fencing = if o.consul_fencing {
+                    format!(
+                        "fencing:\n  timeout: 20s\n  consul:\n    agent: /usr/sbin/fence_dummy\n    action: status\n    options: {{ type: file, status_file: {} }}\n    plugs: [consul1, consul3]\n",
+                        self.consul_power_file.display()
+                    )
+                } else {
+                    String::new()
+                },
                 roles = o.roles.join(", "),
                 fc = o.flush_cache,
                 rr = o.restart_replica,
@@ -701,7 +895,7 @@ impl Testbed {
     /// host unreachable, and this side's Consul loses its leader (the
     /// primary keeps the majority of the servers).
     pub fn partition(&self) {
-        for h in Host::ALL {
+        for h in self.hosts() {
             self.shared.set_link(h, false);
         }
         self.shared.api.set_leader(None);
@@ -710,7 +904,7 @@ impl Testbed {
     /// End a partition: links up, leader back.
     pub fn heal(&self) {
         let consul_ip = self.shared.host(Host::ConsulServer).ns.addr;
-        for h in Host::ALL {
+        for h in self.hosts() {
             self.shared.set_link(h, true);
         }
         self.shared
@@ -813,9 +1007,21 @@ impl Testbed {
     pub fn reset(&self) {
         self.heal();
         self.consul_up();
-        for h in Host::ALL {
+        for h in self.hosts() {
             self.clear_loss(h);
         }
+        let _ = std::fs::remove_file(&self.service_log);
+        let _ = std::fs::remove_file(self.sd_data.join("raft/peers.json"));
+        self.shared.starts_seen.store(0, Ordering::SeqCst);
+        let raft = self
+            .shared
+            .initial_raft
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        self.shared.api.set_raft_servers(raft);
+        self.set_arbiter(true);
+        self.set_consul_power(true);
         for dir in [&self.state_dir, &self.lock_dir] {
             for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
                 let _ = std::fs::remove_file(e.path());

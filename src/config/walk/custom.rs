@@ -502,6 +502,41 @@ impl Walker<'_> {
         }
     }
 
+    /// `consul.service_stop` / `service_start`: a non-empty argv list.
+    pub(in crate::config) fn service_argv(
+        &mut self,
+        s: &Section,
+        key: &str,
+    ) -> Option<Vec<String>> {
+        let n = s.given(key)?;
+        let argv = self.argv(n, &s.child(key))?;
+        if argv.is_empty() || argv[0].trim().is_empty() {
+            self.error(
+                n.pos,
+                format!(
+                    "{}: an empty command cannot stop or start service-discover; remove the \
+                     key for the systemctl default",
+                    s.child(key)
+                ),
+            );
+            return None;
+        }
+        Some(argv)
+    }
+
+    /// `consul.service_discover_user`: a user name.
+    pub(in crate::config) fn user_name(&mut self, s: &Section, key: &str) -> Option<String> {
+        let (u, pos) = self.opt_string(s, key, "a user name")?;
+        if u.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+        {
+            Some(u)
+        } else {
+            self.error(pos, format!("{}: `{u}` is not a user name", s.child(key)));
+            None
+        }
+    }
+
     /// `carbonio.run_as`: a user name; written empty, habeat's own user.
     pub(in crate::config) fn run_as(
         &mut self,
