@@ -412,8 +412,22 @@ fn dc_lost_once(tb: &Testbed, rep: u32) -> Result<Sample, String> {
     let started =
         at(&|e| e["event"] == "action_started" && e["action"]["kind"]["action"] == "raft_recovery")
             .ok_or("no raft recovery in the journal")?;
-    let finished = at(&|e| e["event"] == "pipeline_finished" && e["role"] == "consulserver")
-        .ok_or("the raft recovery never finished")?;
+    // Recovery ends when its leader check succeeds: the promotion may
+    // follow at once, before the pipeline's last step (its lock files).
+    let confirm_ids: Vec<u64> = events
+        .iter()
+        .filter(|e| {
+            e["event"] == "action_started" && e["action"]["kind"]["action"] == "confirm_leader"
+        })
+        .filter_map(|e| e["action"]["id"].as_u64())
+        .collect();
+    let finished = at(&|e| {
+        e["event"] == "action_succeeded"
+            && e["action_id"]
+                .as_u64()
+                .is_some_and(|id| confirm_ids.contains(&id))
+    })
+    .ok_or("raft recovery's leader was never confirmed")?;
     let gate_ids: Vec<u64> = events
         .iter()
         .filter(|e| {

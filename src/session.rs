@@ -219,7 +219,14 @@ impl Session {
             };
             let result = if self.dry_run {
                 println!("dry run: would {}", self.render(&action));
-                simulate(&action)
+                match &action.kind {
+                    ActionKind::Fence {
+                        component,
+                        action: fence_action,
+                        plugs,
+                    } => self.dry_fence(*component, *fence_action, plugs).await,
+                    _ => simulate(&action),
+                }
             } else {
                 tracing::info!("{}", action.kind.describe());
                 self.exec.execute(&action).await.result
@@ -335,6 +342,59 @@ fn report_set_aside(loaded: &crate::state::Loaded) {
 
 /// In `--dry-run`, every action "succeeds" without running, so the whole
 /// plan is shown. The account list is not queried (that would run the CLI).
+impl Session {
+    /// `--dry-run` of a fence step: the agent's `status` only (it changes
+    /// nothing), printed; a node ON with `action: off` is taken as
+    /// powered off for the rest of the run (the real run would do it),
+    /// one ON with `action: status`, or an agent failure, stops it there
+    /// as the real run would stop.
+    async fn dry_fence(
+        &self,
+        component: crate::model::Component,
+        action: crate::model::FenceAction,
+        plugs: &[String],
+    ) -> OutcomeResult {
+        use crate::act::fence::{self, Power};
+        use crate::model::{FenceAction, FenceFailure};
+        let Some(t) = self.cfg.fencing.target(component) else {
+            return simulate_unconfigured(component);
+        };
+        let mut calls = Vec::new();
+        for plug in plugs {
+            let call = fence::status(t, plug, self.cfg.fencing.timeout).await;
+            let power = call.power();
+            calls.push(call);
+            let failure = match power {
+                Ok(Power::Off) => {
+                    println!("dry run: fencing.{component}: {plug} is OFF (status)");
+                    continue;
+                }
+                Ok(Power::On) if action == FenceAction::Off => {
+                    println!(
+                        "dry run: fencing.{component}: {plug} is ON; would power it off, then \
+                         ask status again"
+                    );
+                    continue;
+                }
+                Ok(Power::On) => FenceFailure::On { plug: plug.clone() },
+                Err(f) => f,
+            };
+            println!("dry run: fencing.{component}: no confirmed OFF: {failure}");
+            return OutcomeResult::FenceUnconfirmed { failure, calls };
+        }
+        OutcomeResult::Fenced { calls }
+    }
+}
+
+fn simulate_unconfigured(component: crate::model::Component) -> OutcomeResult {
+    OutcomeResult::FenceUnconfirmed {
+        failure: crate::model::FenceFailure::NotRun {
+            reason: format!("fencing.{component} is not configured"),
+        },
+        calls: Vec::new(),
+    }
+}
+
 fn simulate(action: &Action) -> OutcomeResult {
     match &action.kind {
         ActionKind::ListAccounts { source_mail_host } => OutcomeResult::Listed {

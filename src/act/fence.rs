@@ -88,7 +88,7 @@ async fn call(t: &FenceTarget, action: FenceAction, plug: &str, timeout: Duratio
                 Status::TimedOut => CallEnd::TimedOut,
             },
             tail: scrub(t, &out.tail(TAIL_BYTES)),
-            elapsed: out.duration,
+            elapsed: whole_ms(out.duration),
         },
         Err(e) => FenceCall {
             plug: plug.to_owned(),
@@ -97,9 +97,14 @@ async fn call(t: &FenceTarget, action: FenceAction, plug: &str, timeout: Duratio
                 message: scrub(t, &e.to_string()),
             },
             tail: String::new(),
-            elapsed: started.elapsed(),
+            elapsed: whole_ms(started.elapsed()),
         },
     }
+}
+
+/// A duration to the millisecond (journaled as `370ms`, not `370ms 213us 434ns`).
+fn whole_ms(d: Duration) -> Duration {
+    Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Ask the agent for `plug`'s power state (`action=status`).

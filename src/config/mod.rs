@@ -572,7 +572,7 @@ impl Fencing {
 /// One fence agent and what it fences. The `Default` (no agent, action
 /// `status`) is only the walker's starting point: a target without an
 /// agent is refused.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Clone, PartialEq, Eq, Default, Serialize)]
 pub struct FenceTarget {
     /// The agent program (`/usr/sbin/fence_vmware_rest`), run directly.
     pub agent: PathBuf,
@@ -611,6 +611,19 @@ impl FenceTarget {
             .filter(|(k, v)| crate::model::fence_option_is_secret(k) && !v.is_empty())
             .map(|(_, v)| v.clone())
             .collect()
+    }
+}
+
+/// `Debug` masks secret option values too: a config printed with `{:?}`
+/// (a log line, a panic) never shows a password.
+impl std::fmt::Debug for FenceTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FenceTarget")
+            .field("agent", &self.agent)
+            .field("action", &self.action)
+            .field("options", &self.shown_options())
+            .field("plugs", &self.plugs)
+            .finish()
     }
 }
 

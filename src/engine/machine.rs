@@ -522,7 +522,7 @@ impl<'a> Cx<'a> {
             return true;
         }
         if let ActionKind::Fence { component, .. } = &a.kind {
-            self.on_fenced(role, sr, &a, *component, &o.result);
+            self.on_fenced(role, sr, *component, &o.result);
             return true;
         }
         match err {
@@ -544,14 +544,7 @@ impl<'a> Cx<'a> {
     /// else is no action, retried like a refused gate (never given up,
     /// never counted as an attempt: it changed nothing of the mail
     /// system) with the reason in `status`.
-    fn on_fenced(
-        &mut self,
-        role: Role,
-        sr: StepRef,
-        a: &Action,
-        component: Component,
-        result: &OutcomeResult,
-    ) {
+    fn on_fenced(&mut self, role: Role, sr: StepRef, component: Component, result: &OutcomeResult) {
         let (failure, calls) = match result {
             OutcomeResult::Fenced { calls } => {
                 self.event(
@@ -606,8 +599,7 @@ impl<'a> Cx<'a> {
             },
             Some(role),
             format!(
-                "{why}; {} not run, retrying after {}",
-                a.kind.describe(),
+                "{why}; nothing done, retrying after {}",
                 human(self.cfg.retry_delay)
             ),
         );

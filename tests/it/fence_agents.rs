@@ -135,3 +135,95 @@ async fn the_password_travels_on_stdin_only_and_is_scrubbed_from_the_tail() {
     assert!(tail.contains("password=********"), "{tail}");
     assert!(!tail.contains("hunter2-pw"), "{tail}");
 }
+
+// --- a networked agent: the real fence_redfish against a Redfish stand-in
+
+const REDFISH: &str = "/usr/sbin/fence_redfish";
+
+fn redfish(
+    bmc: &crate::support::redfish::Redfish,
+    password: &str,
+    action: FenceAction,
+) -> FenceTarget {
+    let mut options = BTreeMap::new();
+    for (k, v) in [
+        ("ip", "127.0.0.1".to_owned()),
+        ("ipport", bmc.port().to_string()),
+        ("username", "habeat".to_owned()),
+        ("password", password.to_owned()),
+        ("ssl_insecure", "1".to_owned()),
+    ] {
+        options.insert(k.to_owned(), v);
+    }
+    FenceTarget {
+        agent: REDFISH.into(),
+        action,
+        options,
+        plugs: vec!["mbox1".into()],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fence_redfish_powers_a_system_off_through_the_redfish_api() {
+    use crate::support::redfish::Redfish;
+    let bmc = Redfish::start("On", "habeat", "bmc-Pa55word").await;
+    let t = redfish(&bmc, "bmc-Pa55word", FenceAction::Off);
+    let r = fence::confirm_off(&t, "mbox1", T).await;
+    assert_eq!(r.verdict, Ok(()), "{r:#?}");
+    let exits: Vec<&CallEnd> = r.calls.iter().map(|c| &c.exit).collect();
+    assert_eq!(
+        exits,
+        [
+            &CallEnd::Exited { code: 0 },
+            &CallEnd::Exited { code: 0 },
+            &CallEnd::Exited { code: 2 }
+        ],
+        "status ON, off done, status OFF: {r:#?}"
+    );
+    assert_eq!(bmc.power(), "Off");
+    let resets: Vec<_> = bmc
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == "POST")
+        .collect();
+    assert_eq!(resets.len(), 1, "one power action: {resets:?}");
+    assert_eq!(resets[0].reset_type.as_deref(), Some("ForceOff"));
+    assert!(resets[0].path.ends_with("/Actions/ComputerSystem.Reset"));
+    for c in &r.calls {
+        assert!(!c.tail.contains("bmc-Pa55word"), "{}", c.tail);
+    }
+    // Resumed: OFF, so status only, and no second reset.
+    let again = fence::confirm_off(&t, "mbox1", T).await;
+    assert_eq!(again.verdict, Ok(()));
+    assert_eq!(again.calls.len(), 1);
+    assert_eq!(bmc.seen().iter().filter(|s| s.method == "POST").count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fence_redfish_status_on_and_a_refused_login_are_no_confirmation() {
+    use crate::support::redfish::Redfish;
+    let bmc = Redfish::start("On", "habeat", "bmc-Pa55word").await;
+    let t = redfish(&bmc, "bmc-Pa55word", FenceAction::Status);
+    let r = fence::confirm_off(&t, "mbox1", T).await;
+    assert_eq!(
+        r.verdict,
+        Err(FenceFailure::On {
+            plug: "mbox1".into()
+        }),
+        "{r:#?}"
+    );
+    assert_eq!(bmc.power(), "On", "status only: no reset sent");
+    assert!(bmc.seen().iter().all(|s| s.method == "GET"));
+    let wrong = redfish(&bmc, "wrong-password", FenceAction::Off);
+    let r = fence::confirm_off(&wrong, "mbox1", T).await;
+    assert!(
+        matches!(r.verdict, Err(FenceFailure::AgentFailed { exit, .. }) if exit != 0 && exit != 2),
+        "{r:#?}"
+    );
+    assert_eq!(bmc.power(), "On");
+    assert!(
+        !r.calls[0].tail.contains("wrong-password"),
+        "{}",
+        r.calls[0].tail
+    );
+}

@@ -39,6 +39,7 @@ mod engine_fencing;
 mod engine_invariants;
 mod exec_gate;
 mod fence_agents;
+mod fence_binary;
 mod history;
 mod probe_ldap;
 mod probe_netns;

@@ -9,6 +9,7 @@
 
 pub mod consul_api;
 pub mod netns;
+pub mod redfish;
 pub mod slapd;
 pub mod testbed;
 
