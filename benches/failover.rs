@@ -412,12 +412,14 @@ fn dc_lost_once(tb: &Testbed, rep: u32) -> Result<Sample, String> {
     let started =
         at(&|e| e["event"] == "action_started" && e["action"]["kind"]["action"] == "raft_recovery")
             .ok_or("no raft recovery in the journal")?;
-    // Recovery ends when its leader check succeeds: the promotion may
-    // follow at once, before the pipeline's last step (its lock files).
-    let confirm_ids: Vec<u64> = events
+    // Recovery ends with the raft recovery action (service-discover
+    // restarted with peers.json): rounds fed during it see the leader back,
+    // so the promotion may come before the leader check and lock files
+    // that end the raft pipeline.
+    let recovery_ids: Vec<u64> = events
         .iter()
         .filter(|e| {
-            e["event"] == "action_started" && e["action"]["kind"]["action"] == "confirm_leader"
+            e["event"] == "action_started" && e["action"]["kind"]["action"] == "raft_recovery"
         })
         .filter_map(|e| e["action"]["id"].as_u64())
         .collect();
@@ -425,9 +427,9 @@ fn dc_lost_once(tb: &Testbed, rep: u32) -> Result<Sample, String> {
         e["event"] == "action_succeeded"
             && e["action_id"]
                 .as_u64()
-                .is_some_and(|id| confirm_ids.contains(&id))
+                .is_some_and(|id| recovery_ids.contains(&id))
     })
-    .ok_or("raft recovery's leader was never confirmed")?;
+    .ok_or_else(|| format!("raft recovery never succeeded:\n{}", tb.diagnostics()))?;
     let gate_ids: Vec<u64> = events
         .iter()
         .filter(|e| {
