@@ -257,6 +257,8 @@ fn a_link_flapping_faster_than_fall_promotes_nothing() {
 /// about once a round, while the link flaps faster than ICMP's `fall`
 /// (as in the test above). The Serf witnesses vote Down again and again;
 /// ICMP never settles Down, and `quorum: all` needs it: nothing promoted.
+/// `fall` 12 × 300 ms: a loaded machine once stalled every probe (of all
+/// hosts, flapped or not) for 8 rounds, which made ICMP's Down real.
 #[test]
 fn serf_flapping_failed_and_alive_faster_than_icmp_fall_promotes_nothing() {
     if !testbed::available("e2e_serf_flap") {
@@ -264,7 +266,7 @@ fn serf_flapping_failed_and_alive_faster_than_icmp_fall_promotes_nothing() {
     }
     let tb = Testbed::start(
         Options {
-            fall: 8,
+            fall: 12,
             ..Options::default()
         },
         bins(),
