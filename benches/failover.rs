@@ -1,47 +1,101 @@
-//! How long from the peer appserver's link going down to `promoteAccounts`
-//! being invoked, split into detection (until the appserver verdict turns
-//! Down, from `events.jsonl`) and action (from there to the fake carbonio's
-//! `promoteAccounts`, from the call log written by its wrapper).
+//! How long from a loss at the peer DC to `promoteAccounts` being invoked,
+//! split into phases, each printed beside its floor (what the physics of
+//! the setup require) and the ratio between them.
 //!
 //! ```sh
-//! sudo cargo bench --bench failover            # 10 repetitions per setup
+//! sudo cargo bench --bench failover            # 10 repetitions per row
 //! HABEAT_BENCH_REPS=20 sudo -E cargo bench --bench failover
-//! HABEAT_BENCH_GRACE=60s sudo -E cargo bench --bench failover   # DC-lost row
-//! HABEAT_BENCH_ONLY=dc-lost sudo -E cargo bench --bench failover # that row alone
+//! HABEAT_BENCH_ROWS="DC lost" cargo bench --bench failover   # rows whose name has this
+//! HABEAT_BENCH_GRACE=3s sudo -E cargo bench --bench failover  # recovery_grace of the testbed DC-lost row
 //! ```
 //!
-//! A third row, "DC lost, arbiter confirms" ([`dc_lost_arbiter_confirms`]),
-//! times the whole primary cut off in the 2+1 Consul layout to
-//! `promoteAccounts`, through the raft recovery the arbiter allows.
-//!
-//! Two setups, both at `interval` 1s, `fall` 3, `timeout` 500ms, on the
-//! testbed of the end-to-end tests (network namespaces, the Consul API test
-//! server, the fake carbonio):
+//! Rows, all at `interval` 1s, `fall` 3, `timeout` 500ms, Serf marking a
+//! dead host failed 5 s after its link dies:
 //!
 //! - **default**: every witness (ICMP, LDAP for the directory, Consul
-//!   members, Consul serfHealth), `quorum: all`, the quorum gate on; Serf
-//!   declares the host failed 5 s after its link dies, as a real cluster
-//!   does, so detection is bounded below by Serf plus fall × interval.
-//! - **icmp-only**: `quorum: 1`, Consul witnesses off (the gate stays on):
-//!   detection is bounded by fall × interval (+ timeout).
+//!   members, Consul serfHealth), `quorum: all`, the quorum gate on, on
+//!   the testbed of the end-to-end tests (network namespaces, the Consul
+//!   API test server, the fake carbonio). Detection floor: Serf delay +
+//!   interval + timeout (the last witness's own delay, one round of phase,
+//!   one probe timeout).
+//! - **icmp-only**: `quorum: 1`, Consul witnesses off (the gate stays on).
+//!   Floor: fall × interval + timeout.
+//! - **2+1, DC lost, arbiter confirms** (`recovery_grace` 60s and 3s): the
+//!   DC with the Consul majority is lost; the appserver's gate is refused
+//!   (no leader) until the consulserver role has recovered raft, which the
+//!   arbiter (`witnesses.command` voting Down for consul) allows after
+//!   `recovery_grace`. Driven through the real engine (`habeat::engine::step`)
+//!   on a simulated clock (a testbed for raft recovery through the daemon
+//!   does not exist yet): rounds every interval, a probe timing out after
+//!   `timeout`, the service-discover restart taking [`SERVICE_RESTART`].
+//!   Floor of the whole: `recovery_grace` + service restart + 2 rounds,
+//!   where the grace is shorter than Serf's detection of the peer Consul
+//!   servers (which raft recovery needs Down): that detection instead.
+//!   One function, [`dc_lost`], is the scenario.
+//! - **2+1, DC lost, arbiter confirms (testbed)**: the same through the
+//!   binary on the 2 + 1 testbed (`Options::two_plus_one`, with the
+//!   arbiter and stand-ins for `systemctl`), one function,
+//!   [`dc_lost_once`]; `recovery_grace` from `HABEAT_BENCH_GRACE` (default
+//!   10s). The stand-in service restart takes milliseconds, so its floor
+//!   has none.
 //!
-//! The link goes down at a different phase of the probe round in each
-//! repetition. Prints a table; no assertion (figures, not tests). Needs
-//! root; says why and exits 0 when it cannot run.
+//! Phases: **detection** (loss → the appserver verdict turns Down, from
+//! `events.jsonl`), **recovery** (→ raft recovery's leader confirmed; DC
+//! loss only), **gate** (→ the quorum gate acquired), **action** (→ the
+//! fake carbonio's `promoteAccounts`, from the call log of its wrapper).
+//!
+//! The loss lands at a different phase of the probe round in each
+//! repetition. Prints a table; no assertion (figures, not tests). The
+//! testbed rows need root; they say why and are skipped when they cannot
+//! run.
 
 #[path = "../tests/support/mod.rs"]
 #[allow(unused_imports)]
 mod support;
 
+use habeat::engine::{
+    self, ActionKind, ActionOutcome, EngineConfig, EventKind, GateRefusal, Input, OutcomeResult,
+    State, UnixMillis,
+};
+use habeat::model::{
+    Component, Observation, RaftServer, Role, Round, Verdict, Vote, WitnessId, WitnessKind,
+};
 use std::path::Path;
 use std::time::Duration;
 use support::testbed::{self, Binaries, Host, Options, Testbed};
 
-/// One repetition: milliseconds of detection and action.
+const INTERVAL: Duration = Duration::from_secs(1);
+const TIMEOUT: Duration = Duration::from_millis(500);
+const FALL: u32 = 3;
+const SERF_DELAY: Duration = Duration::from_secs(5);
+/// service-discover stopped, `peers.json` written, started, a leader
+/// elected: what the DC-loss rows take raft recovery's action to last.
+const SERVICE_RESTART: Duration = Duration::from_secs(3);
+
+/// One repetition, in milliseconds per phase.
 #[derive(Debug, Clone, Copy)]
 struct Sample {
     detection: u64,
+    recovery: Option<u64>,
+    gate: u64,
     action: u64,
+}
+
+impl Sample {
+    fn total(&self) -> u64 {
+        self.detection + self.recovery.unwrap_or(0) + self.gate + self.action
+    }
+}
+
+/// What a row's figures are compared with, in milliseconds.
+#[derive(Debug, Clone, Copy)]
+struct Floors {
+    detection: u64,
+    total: Option<u64>,
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn binaries() -> Result<Binaries, String> {
@@ -98,11 +152,12 @@ fn once(tb: &Testbed, rep: u32) -> Result<Sample, String> {
         ));
     }
     let promoted = tb.promote_calls()[0].at;
-    let confirmed = tb
-        .events_of("verdict_changed")
+    let events = tb.events();
+    let confirmed = events
         .iter()
         .filter(|e| {
-            e["component"] == "appserver"
+            e["event"] == "verdict_changed"
+                && e["component"] == "appserver"
                 && e["to"]
                     .as_str()
                     .is_some_and(|t| t.eq_ignore_ascii_case("down"))
@@ -110,89 +165,210 @@ fn once(tb: &Testbed, rep: u32) -> Result<Sample, String> {
         .filter_map(|e| e["at"].as_u64())
         .find(|at| *at + 1000 >= t0)
         .ok_or_else(|| format!("no Down verdict in the journal:\n{}", tb.diagnostics()))?;
+    // The gate acquired: the success of the last gate action started
+    // before the promotion.
+    let gate_ids: Vec<u64> = events
+        .iter()
+        .filter(|e| {
+            e["event"] == "action_started" && e["action"]["kind"]["action"] == "acquire_quorum_gate"
+        })
+        .filter_map(|e| e["action"]["id"].as_u64())
+        .collect();
+    let gated = events
+        .iter()
+        .rev()
+        .filter(|e| {
+            e["event"] == "action_succeeded"
+                && e["action_id"]
+                    .as_u64()
+                    .is_some_and(|id| gate_ids.contains(&id))
+        })
+        .filter_map(|e| e["at"].as_u64())
+        .find(|at| *at <= promoted + 1000)
+        .unwrap_or(confirmed);
     daemon.terminate(Duration::from_secs(10));
     Ok(Sample {
         detection: confirmed.saturating_sub(t0),
-        action: promoted.saturating_sub(confirmed),
+        recovery: None,
+        gate: gated.saturating_sub(confirmed),
+        action: promoted.saturating_sub(gated),
     })
 }
 
-/// "DC lost, arbiter confirms": the seeds' 2+1 Consul layout, this node
-/// with the consulserver and appserver roles, an arbiter
-/// (`witnesses.command`) that sees the primary gone. The whole primary
-/// is cut at t0; the phases, each from the journal or the call log:
-/// detection (t0 → the consul verdict Down), recovery_grace (→ the raft
-/// recovery started: the grace counts from the first leaderless round, at
-/// t0), recovery (→ its pipeline finished: service-discover stopped,
-/// peers.json, started, leader confirmed, locks), gate (→ promoteAccounts:
-/// the quorum gate, now passable, and the account listing).
-fn dc_lost_arbiter_confirms(bins: &Binaries, reps: u32, grace: Duration) {
-    let opts = Options {
-        roles: vec!["appserver", "consulserver"],
-        interval: Duration::from_secs(1),
-        timeout: Duration::from_millis(500),
-        fall: 3,
-        rise: 2,
-        serf_delay: Duration::from_secs(5),
-        flush_cache: false,
-        two_plus_one: true,
-        arbiter: true,
-        recovery_grace: Some(grace),
-        ..Options::default()
-    };
-    let tb = Testbed::start(opts, bins.clone());
-    let mut samples: Vec<[u64; 4]> = Vec::new();
-    for rep in 0..reps {
-        match dc_lost_once(&tb, rep) {
-            Ok(s) => {
-                eprintln!(
-                    "  dc lost #{rep}: detection {} ms, grace {} ms, recovery {} ms, gate {} ms",
-                    s[0], s[1], s[2], s[3]
-                );
-                samples.push(s);
+/// The peer DC of a 2+1 layout is lost (the appserver, and two of three
+/// Consul servers: this side's Consul has no leader), `phase` ms into a
+/// probe round. The arbiter (`witnesses.command` for consul) sees the loss
+/// from the first round after it. Runs the real engine on a simulated
+/// clock; returns the phases of one repetition.
+fn dc_lost(grace: Duration, phase: u64) -> Result<Sample, String> {
+    let mut cfg = EngineConfig::new(
+        "secondary",
+        "primary",
+        &[Role::Appserver, Role::Consulserver],
+    );
+    cfg.source_mail_host = Some("mbox1.example.com".into());
+    cfg.own_consul_hosts = vec!["svc2.example.com".into()];
+    cfg.peer_consul_hosts = vec!["svc1.example.com".into(), "svc3.example.com".into()];
+    cfg.fall = FALL;
+    cfg.set_timing(INTERVAL, TIMEOUT, Duration::from_secs(120));
+    cfg.recovery_grace = grace;
+    cfg.command_witness = true;
+    let raft: Vec<RaftServer> = ["svc1", "svc2", "svc3"]
+        .iter()
+        .enumerate()
+        .map(|(i, n)| RaftServer {
+            id: format!("id-{n}"),
+            node: format!("server-{n}-example-com"),
+            address: format!("10.0.0.{}:8300", i + 1),
+            leader: i == 0,
+            voter: true,
+        })
+        .collect();
+    let mut state = State::new();
+    let mut live = engine::Live::default();
+    let start = UnixMillis(1_800_000_000_000);
+    // The loss lands `phase` ms after a round starts.
+    let t0 = start.plus(INTERVAL * 10).plus(Duration::from_millis(phase));
+    let mut round_at = start;
+    let mut leader_back: Option<UnixMillis> = None;
+    let (mut confirmed, mut recovered, mut gated, mut promoted) = (None, None, None, None);
+    let mut accounts = vec!["a@example.com".to_owned(), "b@example.com".to_owned()];
+    while promoted.is_none() {
+        if round_at.since(t0) > Duration::from_secs(600) {
+            return Err("no promotion within 10 minutes of simulated time".into());
+        }
+        let lost = round_at >= t0;
+        let serf_failed = lost && round_at.since(t0) >= SERF_DELAY;
+        // A round ends when its slowest probe does: the timeout, once the
+        // peer is gone.
+        let mut now = if lost {
+            round_at.plus(TIMEOUT)
+        } else {
+            round_at
+        };
+        let mut observations = Vec::new();
+        for c in [Component::Appserver, Component::Consul] {
+            let icmp = if lost { Vote::Down } else { Vote::Up };
+            let serf = if serf_failed { Vote::Down } else { Vote::Up };
+            for (kind, vote) in [
+                (WitnessKind::Icmp, icmp),
+                (WitnessKind::ConsulMembers, serf),
+                (WitnessKind::ConsulHealth, serf),
+            ] {
+                observations.push(Observation {
+                    witness: WitnessId { component: c, kind },
+                    vote,
+                    reason: String::new(),
+                    latency: Duration::ZERO,
+                });
             }
-            Err(e) => eprintln!("  dc lost #{rep}: FAILED: {e}"),
+        }
+        observations.push(Observation {
+            witness: WitnessId {
+                component: Component::Consul,
+                kind: WitnessKind::Command,
+            },
+            vote: if lost { Vote::Down } else { Vote::Up },
+            reason: String::new(),
+            latency: Duration::ZERO,
+        });
+        let leader = !lost || leader_back.is_some_and(|t| t <= round_at);
+        let mut input = Input::Round(Round {
+            observations,
+            local_leader: Some(leader),
+            raft_servers: (!lost).then(|| raft.clone()),
+        });
+        loop {
+            let t = engine::step(&state, &live, &input, now, &cfg);
+            state = t.state;
+            live = t.live;
+            for e in &t.events {
+                if confirmed.is_none()
+                    && e.component == Some(Component::Appserver)
+                    && matches!(
+                        e.kind,
+                        EventKind::VerdictChanged {
+                            to: Verdict::Down,
+                            ..
+                        }
+                    )
+                {
+                    confirmed = Some(e.at);
+                }
+            }
+            let Some(a) = t.actions.into_iter().next() else {
+                break;
+            };
+            let result = match &a.kind {
+                ActionKind::ListAccounts { .. } => OutcomeResult::Listed {
+                    accounts: accounts.clone(),
+                },
+                ActionKind::ListOperations { .. } => OutcomeResult::Operations {
+                    promotions: Vec::new(),
+                },
+                ActionKind::AcquireQuorumGate { .. } if leader_back.is_none() => {
+                    OutcomeResult::GateRefused {
+                        refusal: GateRefusal::NoQuorum {
+                            detail: "No cluster leader".into(),
+                        },
+                    }
+                }
+                ActionKind::AcquireQuorumGate { .. } => {
+                    gated.get_or_insert(now);
+                    OutcomeResult::Succeeded {
+                        detail: "ok".into(),
+                    }
+                }
+                ActionKind::RaftRecovery { .. } => {
+                    now = now.plus(SERVICE_RESTART);
+                    leader_back = Some(now);
+                    OutcomeResult::Succeeded {
+                        detail: "ok".into(),
+                    }
+                }
+                ActionKind::ConfirmLeader => {
+                    recovered.get_or_insert(now);
+                    OutcomeResult::Succeeded {
+                        detail: "ok".into(),
+                    }
+                }
+                ActionKind::PromoteAccounts { .. } => {
+                    promoted.get_or_insert(now);
+                    accounts.clear();
+                    OutcomeResult::Succeeded {
+                        detail: "ok".into(),
+                    }
+                }
+                _ => OutcomeResult::Succeeded {
+                    detail: "ok".into(),
+                },
+            };
+            // Every action costs a little (a CLI call, a Consul request).
+            now = now.plus(Duration::from_millis(10));
+            input = Input::Outcome(ActionOutcome { id: a.id, result });
+        }
+        // The next round starts on the interval's grid, after this one.
+        while round_at <= now {
+            round_at = round_at.plus(INTERVAL);
         }
     }
-    println!();
-    println!(
-        "DC lost, arbiter confirms: primary cut -> promoteAccounts; 2+1 Consul servers, interval 1s, fall 3, timeout 500ms, Serf 5s, recovery_grace {}; {reps} repetitions",
-        humantime::format_duration(grace)
-    );
-    println!(
-        "| phase | n | min ms | median ms | p90 ms | max ms | floor |\n|---|---|---|---|---|---|---|"
-    );
-    if samples.is_empty() {
-        println!("| - | 0 | - | - | - | - | - |");
-        return;
-    }
-    let n = samples.len();
-    let floors = [
-        "Serf 5 s + fall x interval".to_owned(),
-        format!(
-            "recovery_grace ({}) - detection",
-            humantime::format_duration(grace)
-        ),
-        "two service calls + one leader poll".to_owned(),
-        "gate + listing (4 CLI/Consul calls)".to_owned(),
-        "recovery_grace (counted from the cut) + recovery + gate".to_owned(),
-    ];
-    let names = ["detection", "recovery_grace", "recovery", "gate", "total"];
-    for (i, name) in names.iter().enumerate() {
-        let v: Vec<u64> = if i < 4 {
-            samples.iter().map(|s| s[i]).collect()
-        } else {
-            samples.iter().map(|s| s.iter().sum()).collect()
-        };
-        let (min, med, p90, max) = stats(v);
-        println!(
-            "| {name} | {n} | {min} | {med} | {p90} | {max} | {} |",
-            floors[i]
-        );
-    }
+    let at = |t: Option<UnixMillis>, what: &str| t.ok_or_else(|| format!("no {what}"));
+    let confirmed = at(confirmed, "Down verdict")?;
+    let recovered = at(recovered, "raft recovery")?;
+    let gated = at(gated, "gate")?;
+    let promoted = at(promoted, "promotion")?;
+    Ok(Sample {
+        detection: ms(confirmed.since(t0)),
+        recovery: Some(ms(recovered.since(confirmed))),
+        gate: ms(gated.since(recovered)),
+        action: ms(promoted.since(gated)),
+    })
 }
 
-fn dc_lost_once(tb: &Testbed, rep: u32) -> Result<[u64; 4], String> {
+/// The whole primary of the 2 + 1 testbed cut off (its two Consul servers
+/// with it, so this side has no leader), the arbiter seeing it gone; the
+/// phases from the journal and the call log.
+fn dc_lost_once(tb: &Testbed, rep: u32) -> Result<Sample, String> {
     tb.reset();
     let mut daemon = tb.spawn_daemon();
     let healthy = || {
@@ -236,30 +412,93 @@ fn dc_lost_once(tb: &Testbed, rep: u32) -> Result<[u64; 4], String> {
     let started =
         at(&|e| e["event"] == "action_started" && e["action"]["kind"]["action"] == "raft_recovery")
             .ok_or("no raft recovery in the journal")?;
-    // The recovery ends when its leader is confirmed: the roles waiting
-    // out a refused gate go on at once, before its lock files are written.
-    let confirm_id = events
+    // Recovery ends with the raft recovery action (service-discover
+    // restarted with peers.json): rounds fed during it see the leader back,
+    // so the promotion may come before the leader check and lock files
+    // that end the raft pipeline.
+    let recovery_ids: Vec<u64> = events
         .iter()
-        .find(|e| {
-            e["event"] == "action_started" && e["action"]["kind"]["action"] == "confirm_leader"
+        .filter(|e| {
+            e["event"] == "action_started" && e["action"]["kind"]["action"] == "raft_recovery"
         })
-        .map(|e| e["action"]["id"].clone())
-        .ok_or("no leader confirmation in the journal")?;
-    let finished = at(&|e| e["event"] == "action_succeeded" && e["action_id"] == confirm_id)
-        .ok_or("the raft recovery never confirmed its leader")?;
+        .filter_map(|e| e["action"]["id"].as_u64())
+        .collect();
+    let finished = at(&|e| {
+        e["event"] == "action_succeeded"
+            && e["action_id"]
+                .as_u64()
+                .is_some_and(|id| recovery_ids.contains(&id))
+    })
+    .ok_or_else(|| format!("raft recovery never succeeded:\n{}", tb.diagnostics()))?;
+    let gate_ids: Vec<u64> = events
+        .iter()
+        .filter(|e| {
+            e["event"] == "action_started" && e["action"]["kind"]["action"] == "acquire_quorum_gate"
+        })
+        .filter_map(|e| e["action"]["id"].as_u64())
+        .collect();
+    let gated = events
+        .iter()
+        .rev()
+        .filter(|e| {
+            e["event"] == "action_succeeded"
+                && e["action_id"]
+                    .as_u64()
+                    .is_some_and(|id| gate_ids.contains(&id))
+        })
+        .filter_map(|e| e["at"].as_u64())
+        .find(|at| *at <= promoted + 1000)
+        .unwrap_or(finished)
+        .max(finished);
+    let _ = started;
     daemon.terminate(Duration::from_secs(10));
-    Ok([
-        down.saturating_sub(t0),
-        started.saturating_sub(down),
-        finished.saturating_sub(started),
-        promoted.saturating_sub(finished),
-    ])
+    Ok(Sample {
+        detection: down.saturating_sub(t0),
+        recovery: Some(finished.saturating_sub(down)),
+        gate: gated.saturating_sub(finished),
+        action: promoted.saturating_sub(gated),
+    })
 }
 
 fn stats(mut v: Vec<u64>) -> (u64, u64, u64, u64) {
     v.sort_unstable();
     let pick = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
     (v[0], pick(0.5), pick(0.9), v[v.len() - 1])
+}
+
+fn print_row(name: &str, samples: &[Sample], floors: Floors) {
+    if samples.is_empty() {
+        println!("| {name} | 0 | - | - | - | - | - | - | - |");
+        return;
+    }
+    let n = samples.len();
+    let mut phases: Vec<(&str, Vec<u64>, Option<u64>)> = vec![(
+        "detection",
+        samples.iter().map(|s| s.detection).collect(),
+        Some(floors.detection),
+    )];
+    if samples.iter().all(|s| s.recovery.is_some()) {
+        phases.push((
+            "recovery",
+            samples.iter().map(|s| s.recovery.unwrap_or(0)).collect(),
+            None,
+        ));
+    }
+    phases.push(("gate", samples.iter().map(|s| s.gate).collect(), None));
+    phases.push(("action", samples.iter().map(|s| s.action).collect(), None));
+    phases.push((
+        "total",
+        samples.iter().map(Sample::total).collect(),
+        floors.total,
+    ));
+    for (phase, v, floor) in phases {
+        let (min, med, p90, max) = stats(v);
+        let (f, ratio) = match floor {
+            Some(f) if f > 0 => (f.to_string(), format!("{:.2}", med as f64 / f as f64)),
+            _ => ("—".to_owned(), "—".to_owned()),
+        };
+        println!("| {name} | {n} | {phase} | {min} | {med} | {p90} | {max} | {f} | {ratio} |");
+    }
 }
 
 fn main() {
@@ -269,102 +508,137 @@ fn main() {
         println!("failover bench: run with `sudo cargo bench --bench failover` for figures");
         return;
     }
-    if !nix::unistd::geteuid().is_root() {
-        println!("failover bench: SKIPPED (needs root for network namespaces)");
-        return;
-    }
-    if !testbed::available("failover bench") {
-        return;
-    }
-    let bins = match binaries() {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("failover bench: {e}");
-            std::process::exit(1);
-        }
-    };
     let reps: u32 = std::env::var("HABEAT_BENCH_REPS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(10)
         .max(1);
+    println!(
+        "failover latency: loss at the peer DC -> promoteAccounts invoked; interval 1s, fall 3, timeout 500ms, Serf 5s; {reps} repetitions each"
+    );
+    let mut rows: Vec<(String, Vec<Sample>, Floors)> = Vec::new();
     let base = Options {
         roles: vec!["appserver"],
-        interval: Duration::from_secs(1),
-        timeout: Duration::from_millis(500),
-        fall: 3,
+        interval: INTERVAL,
+        timeout: TIMEOUT,
+        fall: FALL,
         rise: 2,
-        serf_delay: Duration::from_secs(5),
+        serf_delay: SERF_DELAY,
         flush_cache: false,
         ..Options::default()
     };
-    let only_dc_lost = std::env::var("HABEAT_BENCH_ONLY").as_deref() == Ok("dc-lost");
-    let setups = if only_dc_lost {
-        vec![]
-    } else {
-        vec![
-            ("default (all witnesses, quorum all, Serf 5s)", base.clone()),
-            (
-                "icmp-only (quorum 1, Consul witnesses off)",
-                Options {
-                    quorum: Some(1),
-                    consul_witnesses: false,
-                    ..base.clone()
-                },
-            ),
-        ]
-    };
-    println!(
-        "failover latency: appserver link down -> promoteAccounts invoked; interval 1s, fall 3, timeout 500ms; {reps} repetitions each; habeat {}",
-        bins.habeat.display()
-    );
-    let mut rows = Vec::new();
-    for (name, opts) in &setups {
-        let mut samples = Vec::new();
-        // One stage per setup, reset between repetitions.
-        let tb = Testbed::start(opts.clone(), bins.clone());
-        for rep in 0..reps {
-            match once(&tb, rep) {
-                Ok(s) => {
-                    eprintln!(
-                        "  {name} #{rep}: detection {} ms, action {} ms",
-                        s.detection, s.action
-                    );
-                    samples.push(s);
-                }
-                Err(e) => eprintln!("  {name} #{rep}: FAILED: {e}"),
-            }
-        }
-        rows.push((name, samples));
-    }
-    println!();
-    println!(
-        "| setup | n | phase | min ms | median ms | p90 ms | max ms |\n|---|---|---|---|---|---|---|"
-    );
-    for (name, samples) in rows {
-        if samples.is_empty() {
-            println!("| {name} | 0 | - | - | - | - | - |");
-            continue;
-        }
-        let n = samples.len();
-        for (phase, v) in [
-            (
-                "detection",
-                samples.iter().map(|s| s.detection).collect::<Vec<_>>(),
-            ),
-            ("action", samples.iter().map(|s| s.action).collect()),
-            (
-                "total",
-                samples.iter().map(|s| s.detection + s.action).collect(),
-            ),
-        ] {
-            let (min, med, p90, max) = stats(v);
-            println!("| {name} | {n} | {phase} | {min} | {med} | {p90} | {max} |");
-        }
-    }
     let grace = std::env::var("HABEAT_BENCH_GRACE")
         .ok()
         .and_then(|s| humantime::parse_duration(&s).ok())
         .unwrap_or(Duration::from_secs(10));
-    dc_lost_arbiter_confirms(&bins, reps, grace);
+    type Once = fn(&Testbed, u32) -> Result<Sample, String>;
+    let testbed_rows: [(String, Options, Floors, Once); 3] = [
+        (
+            "default (all witnesses, quorum all, Serf 5s)".to_owned(),
+            base.clone(),
+            Floors {
+                detection: ms(SERF_DELAY.max(INTERVAL * (FALL - 1)) + INTERVAL + TIMEOUT),
+                total: None,
+            },
+            once,
+        ),
+        (
+            "icmp-only (quorum 1, Consul witnesses off)".to_owned(),
+            Options {
+                quorum: Some(1),
+                consul_witnesses: false,
+                ..base.clone()
+            },
+            Floors {
+                detection: ms(INTERVAL * FALL + TIMEOUT),
+                total: None,
+            },
+            once,
+        ),
+        (
+            format!(
+                "2+1, DC lost, arbiter confirms, recovery_grace {} (testbed)",
+                humantime::format_duration(grace)
+            ),
+            Options {
+                roles: vec!["appserver", "consulserver"],
+                two_plus_one: true,
+                arbiter: true,
+                recovery_grace: Some(grace),
+                ..base.clone()
+            },
+            Floors {
+                detection: ms(SERF_DELAY + INTERVAL + TIMEOUT),
+                total: Some(ms(grace.max(SERF_DELAY + INTERVAL + TIMEOUT) + INTERVAL * 2)),
+            },
+            dc_lost_once,
+        ),
+    ];
+    let only = std::env::var("HABEAT_BENCH_ROWS").unwrap_or_default();
+    let wanted = |name: &str| name.contains(only.as_str());
+    let can_testbed = if !testbed_rows.iter().any(|(n, _, _, _)| wanted(n)) {
+        false
+    } else if !nix::unistd::geteuid().is_root() {
+        println!("failover bench: testbed rows SKIPPED (needs root for network namespaces)");
+        false
+    } else {
+        testbed::available("failover bench")
+    };
+    if can_testbed {
+        let bins = match binaries() {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("failover bench: {e}");
+                std::process::exit(1);
+            }
+        };
+        println!("habeat {}", bins.habeat.display());
+        for (name, opts, floors, run) in testbed_rows.iter().filter(|(n, _, _, _)| wanted(n)) {
+            let mut samples = Vec::new();
+            // One stage per setup, reset between repetitions.
+            let tb = Testbed::start(opts.clone(), bins.clone());
+            for rep in 0..reps {
+                match run(&tb, rep) {
+                    Ok(s) => {
+                        eprintln!("  {name} #{rep}: {s:?}");
+                        samples.push(s);
+                    }
+                    Err(e) => eprintln!("  {name} #{rep}: FAILED: {e}"),
+                }
+            }
+            rows.push((name.clone(), samples, *floors));
+        }
+    }
+    for grace in [Duration::from_secs(60), Duration::from_secs(3)] {
+        let name = format!(
+            "2+1, DC lost, arbiter confirms, recovery_grace {}s (engine, simulated clock)",
+            grace.as_secs()
+        );
+        if !wanted(&name) {
+            continue;
+        }
+        let floors = Floors {
+            detection: ms(SERF_DELAY + INTERVAL + TIMEOUT),
+            // Raft recovery needs the peer Consul servers judged Down, so
+            // it cannot start before Serf's detection either.
+            total: Some(ms(grace.max(SERF_DELAY + INTERVAL + TIMEOUT)
+                + SERVICE_RESTART
+                + INTERVAL * 2)),
+        };
+        let mut samples = Vec::new();
+        for rep in 0..reps {
+            match dc_lost(grace, (u64::from(rep) * 137) % 1000) {
+                Ok(s) => samples.push(s),
+                Err(e) => eprintln!("  {name} #{rep}: FAILED: {e}"),
+            }
+        }
+        rows.push((name, samples, floors));
+    }
+    println!();
+    println!(
+        "| setup | n | phase | min ms | median ms | p90 ms | max ms | floor ms | median/floor |\n|---|---|---|---|---|---|---|---|---|"
+    );
+    for (name, samples, floors) in &rows {
+        print_row(name, samples, *floors);
+    }
 }

@@ -135,7 +135,7 @@ pub async fn check(cfg: &Config, dry_run: bool, json_out: bool) -> Outcome {
     let mut all = s.feed_lock_files().await.map_err(Failure::runtime)?;
     // fall (or rise) rounds settle every witness; a little more for the
     // witnesses that answered Unknown at first.
-    let max_rounds = cfg.detection.fall.max(cfg.detection.rise).saturating_add(2);
+    let max_rounds = cfg.detection.longest_streak().saturating_add(2);
     for i in 0..max_rounds {
         if i > 0 {
             tokio::time::sleep(cfg.detection.interval).await;

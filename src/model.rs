@@ -362,6 +362,15 @@ pub enum WitnessKind {
     Command,
 }
 
+impl WitnessKind {
+    /// Whether the witness reads Serf's verdict (through the local Consul
+    /// agent) rather than probing the peer itself: Serf has already
+    /// confirmed a `failed` member with its own suspicion protocol.
+    pub fn reads_serf(&self) -> bool {
+        matches!(self, WitnessKind::ConsulMembers | WitnessKind::ConsulHealth)
+    }
+}
+
 impl fmt::Display for WitnessKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

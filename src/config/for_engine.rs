@@ -16,6 +16,8 @@ impl From<&Config> for EngineConfig {
         e.is_primary = cfg.is_primary();
         e.fall = cfg.detection.fall.max(1);
         e.rise = cfg.detection.rise.max(1);
+        e.serf_fall = cfg.detection.serf_fall.max(1);
+        e.serf_rise = cfg.detection.serf_rise().max(1);
         e.quorum = cfg.detection.quorum;
         e.set_timing(
             cfg.detection.interval,

@@ -552,6 +552,28 @@ pub const DETECTION: Table<Detection> = Table {
             doc: "consecutive Up rounds before it votes Up again.",
         },
         Key {
+            name: "serf_fall",
+            kind: Kind::Count {
+                field: field!(serf_fall),
+                min: 1,
+                max: 1000,
+            },
+            doc: "`fall` of the two witnesses that read Serf (`consul_members`, `consul_health`). A `failed` member has already been through Serf's own suspicion protocol, so one round is enough; ICMP and the other probes keep `fall`, and `quorum: all` still needs them.",
+        },
+        Key {
+            name: "serf_rise",
+            kind: Kind::Custom {
+                ty: "number 1-1000",
+                read: |w, s, key, d| {
+                    if let Some(n) = w.opt_count(s, key, 1, 1000) {
+                        d.serf_rise = Some(n);
+                    }
+                },
+                show: |d| Some(Out::Int(d.serf_rise().into())),
+            },
+            doc: "`rise` of the Serf witnesses; absent: the same as `rise` (the default shown is that of `rise`).",
+        },
+        Key {
             name: "quorum",
             kind: Kind::Custom {
                 ty: "`all` or a number ≥ 1",

@@ -337,7 +337,29 @@ pub struct Detection {
     pub timeout: Duration,
     pub fall: u32,
     pub rise: u32,
+    /// `fall` of the Serf witnesses (`consul_members`, `consul_health`).
+    pub serf_fall: u32,
+    /// `rise` of the Serf witnesses; `None`: the same as `rise`.
+    pub serf_rise: Option<u32>,
     pub quorum: Quorum,
+}
+
+impl Detection {
+    /// The `rise` of the Serf witnesses in force.
+    pub fn serf_rise(&self) -> u32 {
+        self.serf_rise.unwrap_or(self.rise)
+    }
+
+    /// The longest streak any witness needs to settle (Down or Up), in
+    /// rounds: what `check` probes for and the daemon keeps of the rounds
+    /// completed during an action.
+    pub fn longest_streak(&self) -> u32 {
+        self.fall
+            .max(self.rise)
+            .max(self.serf_fall)
+            .max(self.serf_rise())
+            .max(1)
+    }
 }
 
 impl Default for Detection {
@@ -347,6 +369,8 @@ impl Default for Detection {
             timeout: Duration::from_secs(1),
             fall: 3,
             rise: 2,
+            serf_fall: 1,
+            serf_rise: None,
             quorum: Quorum::All,
         }
     }

@@ -308,7 +308,7 @@ impl Driver for SessionDriver {
                 q.push_back(round.clone());
                 // Enough to settle every witness; older ones add nothing
                 // to consecutive counts (and each costs a state save).
-                let keep = self.cfg.detection.fall.max(self.cfg.detection.rise).max(1) as usize;
+                let keep = self.cfg.detection.longest_streak() as usize;
                 while q.len() > keep {
                     q.pop_front();
                 }

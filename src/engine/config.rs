@@ -7,7 +7,7 @@
 //! config side; the rules that derive the engine's timings stay here
 //! ([`EngineConfig::set_timing`]).
 
-use crate::model::{Component, FenceAction, Quorum, RaftRecoveryPolicy, Rearm, Role};
+use crate::model::{Component, FenceAction, Quorum, RaftRecoveryPolicy, Rearm, Role, WitnessKind};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -26,6 +26,13 @@ pub struct EngineConfig {
     pub fall: u32,
     /// Consecutive Up observations before a witness votes Up.
     pub rise: u32,
+    /// `fall` of the witnesses that read Serf (`consul_members`,
+    /// `consul_health`): a `failed` member or a critical `serfHealth` has
+    /// already been through Serf's own suspicion protocol, so by default
+    /// one observation of it is enough (docs/decisions.md §1).
+    pub serf_fall: u32,
+    /// `rise` of the Serf witnesses (by default the same as `rise`).
+    pub serf_rise: u32,
     /// Down votes needed for a Down verdict.
     pub quorum: Quorum,
     /// Time between probe rounds.
@@ -119,6 +126,8 @@ impl EngineConfig {
             roles,
             fall: 3,
             rise: 2,
+            serf_fall: 1,
+            serf_rise: 2,
             quorum: Quorum::All,
             interval,
             stale_after: stale_after(interval),
@@ -164,6 +173,26 @@ impl EngineConfig {
         self.verdict_valid_for = self.stale_after + command_timeout;
         self.retry_delay = retry_delay(interval);
         self.operation_poll = operation_poll(interval);
+    }
+
+    /// The consecutive Down observations a witness of `kind` needs before
+    /// it votes Down.
+    pub fn fall_for(&self, kind: &WitnessKind) -> u32 {
+        if kind.reads_serf() {
+            self.serf_fall.max(1)
+        } else {
+            self.fall.max(1)
+        }
+    }
+
+    /// The consecutive Up observations a witness of `kind` needs before it
+    /// votes Up.
+    pub fn rise_for(&self, kind: &WitnessKind) -> u32 {
+        if kind.reads_serf() {
+            self.serf_rise.max(1)
+        } else {
+            self.rise.max(1)
+        }
     }
 
     /// The Consul KV key of the quorum gate for a source host

@@ -84,6 +84,10 @@ pub enum EventKind {
         key: String,
         reason: String,
     },
+    /// A role's wait ended before its time: its cause is seen gone.
+    WaitEnded {
+        over: super::reason::WaitOver,
+    },
     /// A promotion intent was recorded durably (before promoting).
     PromotionIntent {
         source_mail_host: String,

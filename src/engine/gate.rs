@@ -5,9 +5,9 @@ use super::action::{ActionKind, Origin};
 use super::config::EngineConfig;
 use super::event::{EventKind, Severity};
 use super::machine::{Cx, Next, Planned};
-use super::reason::{GateRefusal, Waiting};
-use super::record::Pipeline;
-use super::time::human;
+use super::reason::{GateRefusal, WaitOver, Waiting};
+use super::record::{LeaderWatch, Pipeline};
+use super::time::{UnixMillis, human};
 use crate::model::Role;
 
 impl Cx<'_> {
@@ -22,9 +22,27 @@ impl Cx<'_> {
         why: Waiting,
         then: &str,
     ) {
+        let now = self.now;
+        let watch = refusal
+            .needs_a_leader()
+            .then_some(if self.live.leader_in_last_round {
+                LeaderWatch::Present
+            } else {
+                LeaderWatch::Missing
+            });
         let rs = self.s.role_mut(role);
-        rs.retry_at = Some(self.now.plus(self.cfg.retry_delay));
+        rs.retry_at = Some(now.plus(self.cfg.retry_delay));
         rs.retry_reason = Some(why.clone());
+        rs.retry_leader = watch;
+        let then = if refusal.needs_a_leader() {
+            format!(
+                "{then}, retrying on the first round that sees a Consul leader (at the latest \
+                 after {})",
+                human(self.cfg.retry_delay)
+            )
+        } else {
+            format!("{then}, retrying after {}", human(self.cfg.retry_delay))
+        };
         self.event(
             Severity::Warning,
             EventKind::GateRefused {
@@ -32,11 +50,77 @@ impl Cx<'_> {
                 reason: refusal.to_string(),
             },
             Some(role),
-            format!(
-                "{why}; {then}, retrying after {}",
-                human(self.cfg.retry_delay)
-            ),
+            format!("{why}; {then}"),
         );
+    }
+
+    /// Until when `role` waits before its next try, if it does: the
+    /// wait's time, unless its cause is seen gone ([`Cx::wait_over`]).
+    /// Every wait check goes through here, so `status` never shows a wait
+    /// whose reason no longer applies.
+    pub(crate) fn waiting_until(&self, role: Role) -> Option<UnixMillis> {
+        let t = self.s.role(role).retry_at?;
+        if self.now >= t || self.wait_over(role).is_some() {
+            return None;
+        }
+        Some(t)
+    }
+
+    /// Whether the cause of `role`'s wait is seen gone, and how (pure:
+    /// from the state and the configuration). A wait for the quorum gate
+    /// ends when the gate is no longer asked for, and one for a Consul
+    /// leader on the first round that saw a leader after it began.
+    pub(crate) fn wait_over(&self, role: Role) -> Option<WaitOver> {
+        let rs = self.s.role(role);
+        rs.retry_at?;
+        let refusal = rs.retry_reason.as_ref()?.gate_refusal()?;
+        if !self.cfg.quorum_gate {
+            return Some(WaitOver::GateOff);
+        }
+        match rs.retry_leader {
+            Some(LeaderWatch::Back { at }) if refusal.needs_a_leader() => {
+                Some(WaitOver::LeaderBack { at })
+            }
+            _ => None,
+        }
+    }
+
+    /// Follow the local Consul leader for every wait caused by its
+    /// absence: `leader` is what a round (or raft recovery's leader check)
+    /// saw at `now`.
+    pub(super) fn watch_leader(&mut self, leader: bool) {
+        let now = self.now;
+        for rs in self.s.roles.values_mut() {
+            rs.retry_leader = match (rs.retry_leader, leader) {
+                (None, _) => None,
+                (Some(LeaderWatch::Back { at }), _) => Some(LeaderWatch::Back { at }),
+                (Some(LeaderWatch::Missing), true) => Some(LeaderWatch::Back { at: now }),
+                (Some(_), false) => Some(LeaderWatch::Missing),
+                (Some(LeaderWatch::Present), true) => Some(LeaderWatch::Present),
+            };
+        }
+    }
+
+    /// End the waits whose cause is gone (after a round, or with the
+    /// configuration of this step), saying so in the journal.
+    pub(super) fn end_waits_without_cause(&mut self) {
+        let roles: Vec<Role> = self.s.roles.keys().copied().collect();
+        for role in roles {
+            let Some(over) = self.wait_over(role) else {
+                continue;
+            };
+            let rs = self.s.role_mut(role);
+            rs.retry_at = None;
+            rs.retry_reason = None;
+            rs.retry_leader = None;
+            let message = over.to_string();
+            self.event(
+                Severity::Info,
+                EventKind::WaitEnded { over },
+                Some(role),
+                message,
+            );
+        }
     }
 
     pub(super) fn gated(&mut self, role: Role, p: &Pipeline, next: Next) -> Next {

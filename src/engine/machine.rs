@@ -338,6 +338,8 @@ impl<'a> Cx<'a> {
             self.s.raft.last_healthy = Some(servers.clone());
             self.s.raft.last_healthy_at = Some(now);
         }
+        self.live.leader_in_last_round = round.local_leader == Some(true);
+        self.watch_leader(round.local_leader == Some(true));
         self.s.raft.leaderless_since = match (round.local_leader, self.s.raft.leaderless_since) {
             (Some(false), Some(t)) if continuous => Some(t),
             (Some(false), _) => Some(now),
@@ -554,6 +556,11 @@ impl<'a> Cx<'a> {
         }
         match err {
             None => {
+                if matches!(a.kind, ActionKind::ConfirmLeader) {
+                    // The executor saw the leader raft recovery brought
+                    // back: a wait for one is over now, not a round later.
+                    self.watch_leader(true);
+                }
                 self.success_event(&a, o);
                 self.step_done(role, sr);
             }
@@ -684,6 +691,9 @@ impl<'a> Cx<'a> {
     pub(super) fn next_action(&mut self, scope: Scope) -> Option<Action> {
         if self.s.in_flight.is_some() {
             return None;
+        }
+        if scope == Scope::Round {
+            self.end_waits_without_cause();
         }
         // Configured roles, plus any role with a re-arm or an operator's
         // promotion under way (`promote` on a node without the appserver
@@ -868,9 +878,7 @@ impl<'a> Cx<'a> {
             }
             return self.continue_pipeline(role, Slot::Failover, p, scope);
         }
-        if let Some(t) = rs.retry_at
-            && self.now < t
-        {
+        if let Some(t) = self.waiting_until(role) {
             return Next::Idle(Idle::RetryWait { until: t });
         }
         match role {

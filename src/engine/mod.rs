@@ -37,12 +37,12 @@ pub use event::{Event, EventKind, Severity};
 pub use machine::{Input, Transition, step};
 pub use reason::{
     Blocked, GateRefusal, Idle, PEER_DC_LOST_HINT, PeerLeaseWait, PeerReturnedWarning, RaftWait,
-    Waiting,
+    WaitOver, Waiting,
 };
 pub use record::{
-    ComponentState, LastPromotion, Live, LockFileSeen, OperatorCommand, Pause, Pipeline,
-    PipelineKind, PromotionDetails, RaftMemory, RoleState, STATE_VERSION, SafeHold, State, Step,
-    StepState, StepStatus, WitnessState,
+    ComponentState, LastPromotion, LeaderWatch, Live, LockFileSeen, OperatorCommand, Pause,
+    Pipeline, PipelineKind, PromotionDetails, RaftMemory, RoleState, STATE_VERSION, SafeHold,
+    State, Step, StepState, StepStatus, WitnessState,
 };
 pub use time::UnixMillis;
 pub use why::{Explanation, wants_more_rounds, why};

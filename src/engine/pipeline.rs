@@ -45,10 +45,7 @@ impl Cx<'_> {
             return Next::Idle(Idle::PipelineFinished { id: p.id });
         };
         let st = &p.steps[idx];
-        let retry_at = self.s.role(role).retry_at;
-        if let Some(t) = retry_at
-            && self.now < t
-        {
+        if let Some(t) = self.waiting_until(role) {
             // A reason given with the wait is newer than the step's error.
             if let Some(why) = &self.s.role(role).retry_reason {
                 return Next::Idle(Idle::StepWaiting {
@@ -264,6 +261,7 @@ impl Cx<'_> {
             let rs = self.s.role_mut(role);
             rs.retry_at = None;
             rs.retry_reason = None;
+            rs.retry_leader = None;
         }
         if let Some((id, kind, slot)) = finished {
             self.pipeline_finished(role, id, kind, slot);
@@ -351,8 +349,10 @@ impl Cx<'_> {
         } else {
             let rs = self.s.role_mut(role);
             rs.retry_at = Some(now.plus(retry_delay));
-            // The step's error is the reason now.
+            // The step's error is the reason now; a failed action's cause
+            // cannot be seen gone, so it waits out the backoff.
             rs.retry_reason = None;
+            rs.retry_leader = None;
         }
     }
 

@@ -188,6 +188,7 @@ impl Cx<'_> {
         r.failover = Some(p);
         r.retry_at = None;
         r.retry_reason = None;
+        r.retry_leader = None;
         self.event(
             Severity::Warning,
             EventKind::PromotionIntent {

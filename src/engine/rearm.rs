@@ -25,6 +25,7 @@ impl Cx<'_> {
                 let rs = self.s.role_mut(role);
                 rs.retry_at = None;
                 rs.retry_reason = None;
+                rs.retry_leader = None;
             }
             self.s.role_mut(role).last_decision = None;
             if let Some(mut rec) = rs.rearm.clone() {
@@ -153,6 +154,7 @@ impl Cx<'_> {
         r.rearm = Some(rec);
         r.retry_at = None;
         r.retry_reason = None;
+        r.retry_leader = None;
         self.event(
             Severity::Info,
             EventKind::Decision { reason: None },

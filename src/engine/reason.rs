@@ -108,6 +108,18 @@ impl fmt::Display for PeerLeaseWait {
     }
 }
 
+impl GateRefusal {
+    /// Whether the refusal's cause is the local Consul's missing leader
+    /// (or what it takes down with it, the session): a round that sees a
+    /// leader again shows it gone.
+    pub fn needs_a_leader(&self) -> bool {
+        matches!(
+            self,
+            GateRefusal::NoQuorum { .. } | GateRefusal::Lost { .. }
+        )
+    }
+}
+
 /// Why a role waits before its next try (`retry_at` says until when).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -160,6 +172,46 @@ impl fmt::Display for Waiting {
                     Component::Consul => "raft recovery",
                     _ => "promotion",
                 }
+            ),
+        }
+    }
+}
+
+impl Waiting {
+    /// The gate refusal the wait is about, if it is about the gate.
+    pub fn gate_refusal(&self) -> Option<&GateRefusal> {
+        match self {
+            Waiting::GateRefused { refusal } | Waiting::GateLost { refusal, .. } => Some(refusal),
+            Waiting::PromotionRunning { .. }
+            | Waiting::FenceUnconfirmed { .. }
+            | Waiting::PeerLease { .. } => None,
+        }
+    }
+}
+
+/// Why a wait ended before its time: what caused it is seen gone. Only
+/// waits with a cause a round (or the configuration) shows end so; a
+/// failed action's backoff ends by the clock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum WaitOver {
+    /// The wait was for the quorum gate, and the configuration no longer
+    /// asks for it (`safety.quorum_gate: false`).
+    GateOff,
+    /// The gate was refused for want of a Consul leader, and a round has
+    /// seen the local Consul with a leader since.
+    LeaderBack { at: UnixMillis },
+}
+
+impl fmt::Display for WaitOver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WaitOver::GateOff => {
+                f.write_str("the wait for the quorum gate is over: safety.quorum_gate is off")
+            }
+            WaitOver::LeaderBack { at } => write!(
+                f,
+                "the wait for the quorum gate is over: the local Consul has a leader again (round at {at}); trying now"
             ),
         }
     }

@@ -70,6 +70,9 @@ pub struct Live {
     /// in-flight action found in a loaded file has another id, or none
     /// here: that one was interrupted.
     pub running_here: Option<ActionId>,
+    /// The last round fed saw the local Consul with a leader: a gate
+    /// refused for want of one is then not a cause a round can show gone.
+    pub leader_in_last_round: bool,
 }
 
 impl Live {
@@ -188,9 +191,29 @@ pub struct RoleState {
     /// quorum gate): shown by `status`.
     #[serde(default, deserialize_with = "super::reason::lenient")]
     pub retry_reason: Option<Waiting>,
+    /// For a wait caused by a missing Consul leader: what the rounds since
+    /// have shown of the leader. `None` for other waits, and in state
+    /// saved by earlier releases (their waits end by the clock).
+    #[serde(default)]
+    pub retry_leader: Option<LeaderWatch>,
     /// The last decision reason logged, to journal only changes.
     #[serde(default, deserialize_with = "super::reason::lenient")]
     pub last_decision: Option<Idle>,
+}
+
+/// What the rounds have shown of the local Consul leader since a wait for
+/// one began. The wait ends on `Back`: a round saw a leader after one saw
+/// none. A refusal for want of a leader while the rounds see one is not a
+/// cause a round can show gone, so it waits out its time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "seen", rename_all = "snake_case")]
+pub enum LeaderWatch {
+    /// Every round since (and the one before) saw a leader.
+    Present,
+    /// A round saw no leader (or could not ask).
+    Missing,
+    /// A round (or raft recovery's leader check) saw a leader again.
+    Back { at: UnixMillis },
 }
 
 /// What a pipeline does.

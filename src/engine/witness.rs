@@ -7,6 +7,10 @@ use crate::model::{Component, Observation, Quorum, Verdict, Vote};
 
 /// Fold one raw observation into a witness's hysteresis.
 ///
+/// `fall` and `rise` are those of the witness's kind
+/// ([`EngineConfig::fall_for`]): 1 and `rise` for the Serf witnesses by
+/// default, `fall` and `rise` for the probes.
+///
 /// - Down: `fall` consecutive Down observations make the vote Down. A
 ///   witness that voted Up keeps voting Up until then (a single lost packet
 ///   does not make a live peer look dead).
@@ -37,11 +41,13 @@ pub fn observe(
         _ => fresh,
     };
     let before = s.vote;
+    let fall = cfg.fall_for(&obs.witness.kind);
+    let rise = cfg.rise_for(&obs.witness.kind);
     match obs.vote {
         Vote::Down => {
             s.down_streak = s.down_streak.saturating_add(1);
             s.up_streak = 0;
-            s.vote = if s.down_streak >= cfg.fall.max(1) {
+            s.vote = if s.down_streak >= fall {
                 Vote::Down
             } else if s.vote == Vote::Up {
                 Vote::Up
@@ -52,7 +58,7 @@ pub fn observe(
         Vote::Up => {
             s.up_streak = s.up_streak.saturating_add(1);
             s.down_streak = 0;
-            if s.up_streak >= cfg.rise.max(1) {
+            if s.up_streak >= rise {
                 s.vote = Vote::Up;
             } else if s.vote == Vote::Down {
                 s.vote = Vote::Unknown;

@@ -96,6 +96,9 @@ pub struct World {
     /// The primary's serving lease cannot be taken over for this many
     /// more automatic promotion attempts (`lease-before-takeover`).
     pub peer_lease_held: u32,
+    /// Raft recovery gives this side the Consul majority (the quorum gate
+    /// opens from then on), as in the loss of the peer DC.
+    pub quorum_after_recovery: bool,
     /// The fence agent confirms the peer node OFF.
     pub fence_confirms: bool,
 }
@@ -113,6 +116,7 @@ impl World {
             operations: Vec::new(),
             gate_lost: false,
             peer_lease_held: 0,
+            quorum_after_recovery: false,
             fence_confirms: true,
         }
     }
@@ -181,6 +185,12 @@ impl World {
                 };
                 self.on_source.retain(|x| !moving.contains(x));
                 self.promoted.extend(moving);
+                ok()
+            }
+            ActionKind::RaftRecovery { .. } => {
+                if self.quorum_after_recovery {
+                    self.quorum = true;
+                }
                 ok()
             }
             ActionKind::Fence { plugs, .. } => {

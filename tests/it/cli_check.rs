@@ -251,6 +251,55 @@ async fn consul_without_leader_blocks_the_promotion_and_status_says_why() {
     );
 }
 
+/// The operator's scenario of issue 15: the gate refused for want of a
+/// leader, then `safety.quorum_gate: false` (the emergency switch): status
+/// shows no wait for a gate no longer asked for, and `check` acts.
+#[tokio::test(flavor = "multi_thread")]
+async fn turning_the_gate_off_ends_the_wait_for_it_and_check_acts_at_once() {
+    if !may_use_netns("gate_off_ends_the_wait") {
+        return;
+    }
+    let bed = Bed::new("").await;
+    bed.kill_appserver();
+    bed.consul.set_leader(None);
+    let refused = bed.habeat(&["check"]);
+    assert_eq!(refused.status.code(), Some(4), "{}", text(&refused));
+    assert_eq!(bed.promotions(), 0);
+    let mut yaml = std::fs::read_to_string(&bed.config).expect("read config");
+    yaml.push_str("safety:\n  quorum_gate: false\n");
+    std::fs::write(&bed.config, yaml).expect("write config");
+    let status = bed.habeat(&["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status --json");
+    for stale in ["step_waiting", "retry_wait"] {
+        assert_ne!(v["why"][0]["kind"], stale, "a stale wait: {v:#}");
+    }
+    let human = bed.habeat(&["status"]);
+    let s = String::from_utf8_lossy(&human.stdout).to_lowercase();
+    assert!(!s.contains("no consul quorum"), "a stale wait:\n{s}");
+    let out = bed.habeat(&["check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(bed.promotions(), 1, "{}", text(&out));
+}
+
+/// The leader is back after a refusal: the next `check` takes the gate and
+/// promotes, without waiting out the refusal's retry delay.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_leader_back_after_a_refusal_promotes_on_the_next_check() {
+    if !may_use_netns("leader_back_after_refusal") {
+        return;
+    }
+    let bed = Bed::new("").await;
+    bed.kill_appserver();
+    bed.consul.set_leader(None);
+    let refused = bed.habeat(&["check"]);
+    assert_eq!(refused.status.code(), Some(4), "{}", text(&refused));
+    assert_eq!(bed.promotions(), 0);
+    bed.consul.set_leader(Some("127.0.0.1:8300"));
+    let out = bed.habeat(&["check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(bed.promotions(), 1, "{}", text(&out));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn consul_api_down_is_unknown_and_never_promotes() {
     if !may_use_netns("consul_api_down") {

@@ -896,3 +896,26 @@ fn the_token_never_appears_in_output_errors_or_debug() {
     );
     assert!(!e.contains("123456789012"), "{e}");
 }
+
+#[test]
+fn the_serf_witnesses_take_one_round_by_default_and_rise_like_the_others() {
+    let cfg = ok(&format!("{BASE}detection:\n  fall: 4\n  rise: 3\n"));
+    let e = habeat::engine::EngineConfig::from(&cfg);
+    assert_eq!((e.fall, e.rise), (4, 3));
+    assert_eq!((e.serf_fall, e.serf_rise), (1, 3), "serf_rise follows rise");
+    let cfg = ok(&format!(
+        "{BASE}detection:\n  fall: 4\n  serf_fall: 4\n  serf_rise: 5\n"
+    ));
+    let e = habeat::engine::EngineConfig::from(&cfg);
+    assert_eq!((e.serf_fall, e.serf_rise), (4, 5));
+    one_error(
+        &format!("{BASE}detection:\n  serf_fall: 0\n"),
+        "8:14",
+        "detection.serf_fall: 0 is out of range: must be at least 1",
+    );
+    one_error(
+        &format!("{BASE}detection:\n  serf_rise: often\n"),
+        "8:14",
+        "detection.serf_rise: expected a whole number (1-1000), found text",
+    );
+}

@@ -252,6 +252,81 @@ fn a_link_flapping_faster_than_fall_promotes_nothing() {
     assert_no_promotion_for(&tb, Duration::from_secs(2), "flapping");
 }
 
+/// Invariant 10 with the Serf witnesses taken at one round
+/// (`detection.serf_fall: 1`): Serf says `failed` and `alive` in turn,
+/// about once a round, while the link flaps faster than ICMP's `fall`
+/// (as in the test above). The Serf witnesses vote Down again and again;
+/// ICMP never settles Down, and `quorum: all` needs it: nothing promoted.
+/// `fall` 12 × 300 ms: a loaded machine once stalled every probe (of all
+/// hosts, flapped or not) for 8 rounds, which made ICMP's Down real.
+#[test]
+fn serf_flapping_failed_and_alive_faster_than_icmp_fall_promotes_nothing() {
+    if !testbed::available("e2e_serf_flap") {
+        return;
+    }
+    let tb = Testbed::start(
+        Options {
+            fall: 12,
+            ..Options::default()
+        },
+        bins(),
+    );
+    let _d = healthy_daemon(&tb);
+    let node = Host::Appserver.node();
+    let (mut serf_down, mut icmp_down) = (false, false);
+    {
+        let _flap = tb.flap(
+            Host::Appserver,
+            Duration::from_millis(400),
+            Duration::from_millis(2000),
+        );
+        let start = std::time::Instant::now();
+        let mut failed = false;
+        let mut flipped = start;
+        while start.elapsed() < Duration::from_secs(15) {
+            if flipped.elapsed() >= tb.opts.interval {
+                failed = !failed;
+                let status = if failed {
+                    support::consul_api::member::FAILED
+                } else {
+                    support::consul_api::member::ALIVE
+                };
+                tb.consul().set_member_status(&node, status);
+                flipped = std::time::Instant::now();
+            }
+            if let Some(s) = tb.state_json()
+                && let Some(ws) = s["witnesses"].as_array()
+            {
+                for w in ws
+                    .iter()
+                    .filter(|w| w["witness"]["component"] == "appserver")
+                {
+                    match w["witness"]["kind"].as_str() {
+                        Some("consul_members") => serf_down |= w["vote"] == "down",
+                        Some("icmp") => icmp_down |= w["down_streak"].as_u64().unwrap_or(0) > 0,
+                        _ => {}
+                    }
+                }
+            }
+            assert!(
+                tb.promote_calls().is_empty(),
+                "Serf flapping caused a promotion\n{}",
+                tb.diagnostics()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        tb.consul()
+            .set_member_status(&node, support::consul_api::member::ALIVE);
+    }
+    assert!(
+        serf_down,
+        "the Serf witness never voted Down (else this test proves nothing)\n{}",
+        tb.diagnostics()
+    );
+    assert!(icmp_down, "the flap was seen by ICMP");
+    assert_no_promotion_for(&tb, Duration::from_secs(2), "Serf flapping");
+}
+
 #[test]
 fn the_peer_comes_back_rearms_without_fail_back_and_no_second_promotion_within_the_block() {
     if !testbed::available("e2e_rearm") {

@@ -1677,3 +1677,270 @@ fn a_promotion_waits_for_the_peer_lease_without_using_up_its_attempts() {
     }
     assert_eq!(sim.world.promoted, ACCOUNTS, "{}", sim.why());
 }
+
+// -- Serf is not debounced twice (issue 15) ---------------------------------
+
+/// A round where ICMP says `icmp` and both Serf witnesses say `serf`.
+fn icmp_serf(icmp: Vote, serf: Vote) -> Vec<habeat::model::Observation> {
+    vec![
+        obs(Component::Appserver, WitnessKind::Icmp, icmp),
+        obs(Component::Appserver, WitnessKind::ConsulMembers, serf),
+        obs(Component::Appserver, WitnessKind::ConsulHealth, serf),
+    ]
+}
+
+#[test]
+fn a_serf_failed_member_counts_at_once_while_icmp_keeps_its_fall() {
+    // The link dies; ICMP sees it at once, Serf marks the member failed
+    // two rounds later (its own suspicion protocol ran meanwhile).
+    let mut sim = Sim::new(appserver_config(), World::new(&ACCOUNTS));
+    sim.rounds(3, up());
+    assert!(sim.rounds(2, icmp_serf(Vote::Down, Vote::Up)).is_empty());
+    // Round 3 of ICMP Down (its fall) and the first round of Serf failed:
+    // confirmed by every witness now, not `fall` rounds after Serf.
+    let ran = sim.round(icmp_serf(Vote::Down, Vote::Down));
+    assert!(
+        ran.iter().any(is_promote),
+        "{:?}\n{}",
+        names(&ran),
+        sim.why()
+    );
+}
+
+#[test]
+fn serf_failed_alone_never_promotes_before_icmp_reaches_its_fall() {
+    let mut sim = Sim::new(appserver_config(), World::new(&ACCOUNTS));
+    sim.rounds(3, up());
+    // Serf says failed from the first round; ICMP needs its 3 rounds and
+    // until then keeps its Up vote, which vetoes.
+    assert!(sim.rounds(2, icmp_serf(Vote::Down, Vote::Down)).is_empty());
+    assert!(
+        matches!(
+            sim.reason(),
+            Some(Idle::PeerNotDown {
+                verdict: Verdict::Up,
+                ..
+            })
+        ),
+        "{}",
+        sim.why()
+    );
+    assert!(
+        sim.round(icmp_serf(Vote::Down, Vote::Down))
+            .iter()
+            .any(is_promote)
+    );
+}
+
+#[test]
+fn serf_fall_set_back_to_fall_debounces_serf_again() {
+    let mut cfg = appserver_config();
+    cfg.serf_fall = 3;
+    let mut sim = Sim::new(cfg, World::new(&ACCOUNTS));
+    sim.rounds(3, up());
+    sim.rounds(2, icmp_serf(Vote::Down, Vote::Up));
+    assert!(sim.rounds(2, icmp_serf(Vote::Down, Vote::Down)).is_empty());
+    assert!(
+        sim.round(icmp_serf(Vote::Down, Vote::Down))
+            .iter()
+            .any(is_promote)
+    );
+}
+
+#[test]
+fn serf_flapping_faster_than_icmp_fall_promotes_nothing() {
+    // Invariant 10 with Serf taken at one round: Serf alternates failed
+    // and alive every round, ICMP loses the peer for fewer rounds than its
+    // fall. No witness set ever agrees on Down.
+    let mut sim = Sim::new(appserver_config(), World::new(&ACCOUNTS));
+    sim.rounds(3, up());
+    let icmp = [Vote::Down, Vote::Down, Vote::Up];
+    for i in 0..60 {
+        let serf = if i % 2 == 0 { Vote::Down } else { Vote::Up };
+        let ran = sim.round(icmp_serf(icmp[i % 3], serf));
+        assert!(ran.is_empty(), "round {i}: {:?}", names(&ran));
+    }
+    assert!(sim.world.promoted.is_empty());
+}
+
+#[test]
+fn serf_rise_stays_at_rise_so_a_returning_member_is_not_trusted_at_once() {
+    let mut sim = Sim::new(appserver_config(), World::new(&ACCOUNTS));
+    sim.rounds(3, icmp_serf(Vote::Unknown, Vote::Down));
+    let w = |sim: &Sim| {
+        sim.state
+            .witnesses
+            .iter()
+            .find(|w| w.witness.kind == WitnessKind::ConsulMembers)
+            .map(|w| w.vote)
+    };
+    assert_eq!(w(&sim), Some(Vote::Down));
+    sim.round(icmp_serf(Vote::Unknown, Vote::Up));
+    assert_eq!(w(&sim), Some(Vote::Unknown), "Up after one round");
+    sim.round(icmp_serf(Vote::Unknown, Vote::Up));
+    assert_eq!(w(&sim), Some(Vote::Up));
+}
+
+// -- A wait ends when its cause is gone (issue 15) --------------------------
+
+/// How many of `ran` are attempts at the quorum gate.
+fn gate_attempts(ran: &[ActionKind]) -> usize {
+    ran.iter()
+        .filter(|k| matches!(k, ActionKind::AcquireQuorumGate { .. }))
+        .count()
+}
+
+#[test]
+fn a_gate_refused_for_want_of_a_leader_is_retried_on_the_first_round_with_a_leader() {
+    let mut w = World::new(&ACCOUNTS);
+    w.quorum = false;
+    let mut sim = Sim::new(appserver_config(), w);
+    let mut ran = Vec::new();
+    for _ in 0..3 {
+        ran.extend(sim.round_with(down(), Some(false), None));
+    }
+    assert_eq!(names(&ran), ["list", "gate"]);
+    // Leaderless rounds: the cause is still there, nothing is tried.
+    for _ in 0..5 {
+        assert!(sim.round_with(down(), Some(false), None).is_empty());
+    }
+    assert!(
+        matches!(
+            sim.reason(),
+            Some(Idle::StepWaiting {
+                waiting: Waiting::GateRefused { .. },
+                ..
+            })
+        ),
+        "{}",
+        sim.why()
+    );
+    // The leader is back, long before retry_delay is out: this very round
+    // retries, and the gate opens.
+    sim.world.quorum = true;
+    let ran = sim.round_with(down(), Some(true), None);
+    assert_eq!(gate_attempts(&ran), 1, "{:?}", names(&ran));
+    assert!(ran.iter().any(is_promote), "{:?}", names(&ran));
+    assert_eq!(sim.world.promoted, ACCOUNTS);
+    assert!(sim.events.iter().any(|e| matches!(
+        e.kind,
+        EventKind::WaitEnded {
+            over: habeat::engine::WaitOver::LeaderBack { .. }
+        }
+    )));
+}
+
+#[test]
+fn a_gate_refused_while_rounds_see_a_leader_waits_out_its_time() {
+    // No cause a round can show gone (the leader was there all along):
+    // the refusal is not retried every round.
+    let mut w = World::new(&ACCOUNTS);
+    w.quorum = false;
+    let mut sim = Sim::new(appserver_config(), w);
+    let ran = sim.rounds(3, down());
+    assert_eq!(gate_attempts(&ran), 1);
+    let rounds =
+        u32::try_from((sim.cfg.retry_delay.as_millis() / sim.cfg.interval.as_millis()) - 1)
+            .expect("few rounds");
+    let ran = sim.rounds(rounds, down());
+    assert_eq!(gate_attempts(&ran), 0, "{:?}", names(&ran));
+    let ran = sim.rounds(2, down());
+    assert_eq!(gate_attempts(&ran), 1, "{:?}", names(&ran));
+}
+
+#[test]
+fn turning_the_gate_off_ends_the_wait_for_it_and_status_says_so_at_once() {
+    let mut w = World::new(&ACCOUNTS);
+    w.quorum = false;
+    let mut sim = Sim::new(appserver_config(), w);
+    for _ in 0..3 {
+        sim.round_with(down(), Some(false), None);
+    }
+    assert!(
+        matches!(sim.reason(), Some(Idle::StepWaiting { .. })),
+        "{}",
+        sim.why()
+    );
+    // The operator's emergency switch; no round yet: status must not
+    // show the wait for a gate no longer asked for.
+    sim.cfg.quorum_gate = false;
+    assert!(
+        !matches!(
+            sim.reason(),
+            Some(Idle::StepWaiting { .. } | Idle::RetryWait { .. })
+        ),
+        "stale wait: {}",
+        sim.why()
+    );
+    // The next round (`habeat check`) acts, the Consul leader still gone.
+    let ran = sim.round_with(down(), Some(false), None);
+    assert!(ran.iter().any(is_promote), "{:?}", names(&ran));
+    assert_eq!(gate_attempts(&ran), 0);
+    assert!(sim.events.iter().any(|e| matches!(
+        e.kind,
+        EventKind::WaitEnded {
+            over: habeat::engine::WaitOver::GateOff
+        }
+    )));
+}
+
+#[test]
+fn a_failed_promotion_keeps_its_backoff_whatever_the_leader_does() {
+    let mut w = World::new(&ACCOUNTS);
+    w.failing = vec![is_promote];
+    let mut sim = Sim::new(appserver_config(), w);
+    let ran = sim.rounds(3, down());
+    assert_eq!(ran.iter().filter(|k| is_promote(k)).count(), 1);
+    // Leader lost and back: not the cause of a failed command.
+    sim.round_with(down(), Some(false), None);
+    let ran = sim.round_with(down(), Some(true), None);
+    assert!(!ran.iter().any(is_promote), "{:?}", names(&ran));
+    assert!(
+        matches!(sim.reason(), Some(Idle::StepFailed { .. })),
+        "{}",
+        sim.why()
+    );
+}
+
+#[test]
+fn dc_loss_promotes_within_two_rounds_of_the_leader_raft_recovery_brings_back() {
+    // The 2+1 layout loses the DC with the Consul majority: the appserver's
+    // gate is refused (no leader), the consulserver role recovers raft
+    // after recovery_grace, and the promotion must follow the leader's
+    // return, not the 30 s retry of the earlier refusal.
+    let mut cfg = full_config();
+    cfg.roles = vec![Role::Appserver, Role::Consulserver];
+    cfg.recovery_grace = Duration::from_secs(20);
+    // The arbiter (a third vantage point) confirms the peer DC is gone.
+    cfg.command_witness = true;
+    let mut w = World::new(&ACCOUNTS);
+    w.quorum_after_recovery = true;
+    let mut sim = Sim::new(cfg, w);
+    let mut healthy = all(Component::Appserver, Vote::Up);
+    healthy.extend(all(Component::Consul, Vote::Up));
+    sim.round_with(healthy, Some(true), Some(raft()));
+    let mut lost = all(Component::Appserver, Vote::Down);
+    lost.extend(all(Component::Consul, Vote::Down));
+    lost.push(obs(Component::Consul, WitnessKind::Command, Vote::Down));
+    sim.world.quorum = false;
+    let mut recovered_at = None;
+    let mut promoted_at = None;
+    for round in 0..60u32 {
+        // Rounds see the leader once raft recovery has brought it back.
+        let leader = recovered_at.is_some();
+        let ran = sim.round_with(lost.clone(), Some(leader), None);
+        if recovered_at.is_none() && names(&ran).iter().any(|n| n == "confirm-leader") {
+            recovered_at = Some(round);
+        }
+        if promoted_at.is_none() && ran.iter().any(is_promote) {
+            promoted_at = Some(round);
+        }
+    }
+    let recovered_at = recovered_at.expect("raft recovered");
+    let promoted_at = promoted_at.expect("promoted");
+    assert!(
+        promoted_at >= recovered_at && promoted_at - recovered_at <= 2,
+        "raft recovered in round {recovered_at}, promoted in round {promoted_at}"
+    );
+    assert_eq!(sim.world.promoted, ACCOUNTS);
+}

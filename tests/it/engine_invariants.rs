@@ -115,39 +115,58 @@ fn config() -> impl Strategy<Value = EngineConfig> {
         ],
         1u32..5,
         1u32..4,
+        (1u32..4, 1u32..4),
     )
-        .prop_map(|(at_least_two, manual, gate, primary, block, fall, rise)| {
-            let mut c = EngineConfig::new(
-                if primary { "primary" } else { "secondary" },
-                if primary { "secondary" } else { "primary" },
-                &[Role::Appserver, Role::Proxyserver, Role::Consulserver],
-            );
-            c.source_mail_host = Some(SOURCE.into());
-            c.peer_proxy_host = Some("proxy1.example.com".into());
-            c.fall = fall;
-            c.rise = rise;
-            c.quorum = if at_least_two {
-                Quorum::AtLeast(2)
-            } else {
-                Quorum::All
-            };
-            c.rearm = if manual { Rearm::Manual } else { Rearm::Auto };
-            c.quorum_gate = gate;
-            c.disable_ha_module = primary;
-            c.promotion_block = block;
-            c.recovery_grace = Duration::from_secs(20);
-            // The weakest raft rule, so raft recovery is exercised.
-            c.raft_recovery = habeat::model::RaftRecoveryPolicy::Timer;
-            c.flush_cache = true;
-            c.restart_replica = true;
-            c.proxy_enable_activate = true;
-            c.proxy_enable_deactivate = true;
-            c.proxy_activate = vec![vec!["announce".into()]];
-            c.proxy_deactivate = vec![vec!["withdraw".into()]];
-            c.after_promotion = vec![vec!["hook".into()]];
-            c.on_peer_recovered = vec![vec!["recovered".into()]];
-            c
-        })
+        .prop_map(
+            |(at_least_two, manual, gate, primary, block, fall, rise, serf)| {
+                let mut c = EngineConfig::new(
+                    if primary { "primary" } else { "secondary" },
+                    if primary { "secondary" } else { "primary" },
+                    &[Role::Appserver, Role::Proxyserver, Role::Consulserver],
+                );
+                c.source_mail_host = Some(SOURCE.into());
+                c.peer_proxy_host = Some("proxy1.example.com".into());
+                c.fall = fall;
+                c.rise = rise;
+                (c.serf_fall, c.serf_rise) = serf;
+                c.quorum = if at_least_two {
+                    Quorum::AtLeast(2)
+                } else {
+                    Quorum::All
+                };
+                c.rearm = if manual { Rearm::Manual } else { Rearm::Auto };
+                c.quorum_gate = gate;
+                c.disable_ha_module = primary;
+                c.promotion_block = block;
+                c.recovery_grace = Duration::from_secs(20);
+                // The weakest raft rule, so raft recovery is exercised.
+                c.raft_recovery = habeat::model::RaftRecoveryPolicy::Timer;
+                c.flush_cache = true;
+                c.restart_replica = true;
+                c.proxy_enable_activate = true;
+                c.proxy_enable_deactivate = true;
+                c.proxy_activate = vec![vec!["announce".into()]];
+                c.proxy_deactivate = vec![vec!["withdraw".into()]];
+                c.after_promotion = vec![vec!["hook".into()]];
+                c.on_peer_recovered = vec![vec!["recovered".into()]];
+                c
+            },
+        )
+}
+
+/// The `fall` and `rise` of witness `i` of [`KINDS`]: the Serf witnesses
+/// have their own (`detection.serf_fall`, `serf_rise`).
+fn streaks(cfg: &EngineConfig, i: usize) -> (usize, usize) {
+    let serf = matches!(
+        KINDS[i],
+        WitnessKind::ConsulMembers | WitnessKind::ConsulHealth
+    );
+    let (fall, rise) = if serf {
+        (cfg.serf_fall, cfg.serf_rise)
+    } else {
+        (cfg.fall, cfg.rise)
+    };
+    (fall.max(1) as usize, rise.max(1) as usize)
 }
 
 /// Independent model of one witness's settled vote from its raw history
@@ -315,10 +334,10 @@ impl Checker {
                     prop_assert_eq!(self.gate.clone(), Some(format!("habeat/failover/{SOURCE}")));
                 }
                 // Invariants 1 and 2 from the independent oracle.
-                let (fall, rise) = (self.cfg.fall as usize, self.cfg.rise as usize);
                 let votes: Vec<Vote> = (0..3)
                     .map(|i| {
                         let h: Vec<Vote> = self.history.iter().map(|r| r[i]).collect();
+                        let (fall, rise) = streaks(&self.cfg, i);
                         oracle(&h, fall, rise)
                     })
                     .collect();
@@ -364,7 +383,8 @@ impl Checker {
                 (0..3)
                     .map(|i| {
                         let h: Vec<Vote> = h.iter().map(|r| r[i]).collect();
-                        oracle(&h, self.cfg.fall as usize, self.cfg.rise as usize)
+                        let (fall, rise) = streaks(&self.cfg, i);
+                        oracle(&h, fall, rise)
                     })
                     .collect()
             };
@@ -408,10 +428,10 @@ impl Checker {
             }
         }
         if let ActionKind::RaftRecovery { .. } = &a.kind {
-            let (fall, rise) = (self.cfg.fall as usize, self.cfg.rise as usize);
             let votes: Vec<Vote> = (0..3)
                 .map(|i| {
                     let h: Vec<Vote> = self.consul_history.iter().map(|r| r[i]).collect();
+                    let (fall, rise) = streaks(&self.cfg, i);
                     oracle(&h, fall, rise)
                 })
                 .collect();

@@ -347,6 +347,20 @@ impl Walker<'_> {
 
     // -- detection, witnesses, carbonio, metrics ------------------------------
 
+    /// A whole number in `min..=max` that may be left out (`None`: the
+    /// key is absent, or its value was refused with an error).
+    pub(in crate::config) fn opt_count(
+        &mut self,
+        s: &Section,
+        key: &str,
+        min: u32,
+        max: u32,
+    ) -> Option<u32> {
+        s.given(key)?;
+        let v = self.uint(s, key, 0, min.into(), max.into());
+        u32::try_from(v).ok().filter(|v| *v >= min)
+    }
+
     /// `detection.quorum`: `all` or a number of Down votes.
     pub(in crate::config) fn quorum(&mut self, s: &Section, key: &str, default: Quorum) -> Quorum {
         let Some(n) = s.given(key) else {
