@@ -25,7 +25,7 @@ pub use load::{ConfigError, LoadEnv, Problem, load_file, load_file_with, load_st
 
 /// Plain vocabulary the engine shares; re-exported so that
 /// `config::Quorum` and `config::Rearm` keep working.
-pub use crate::model::{Quorum, Rearm};
+pub use crate::model::{AtRiskPolicy, Quorum, Rearm};
 
 use crate::model::{Component, Role};
 use serde::Serialize;
@@ -51,6 +51,7 @@ pub struct Config {
     pub witnesses: Witnesses,
     pub carbonio: Carbonio,
     pub safety: Safety,
+    pub replicas: Replicas,
     pub hooks: Hooks,
     pub metrics: Metrics,
     pub journal: Journal,
@@ -432,6 +433,25 @@ impl Default for Safety {
             recovery_grace: Duration::from_secs(60),
             promotion_block: Duration::from_secs(3600),
             rearm: Rearm::Auto,
+        }
+    }
+}
+
+/// `replicas:` — the replica survey (`getAccountStatus` while the peer is
+/// Up) and what a promotion does with accounts at risk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Replicas {
+    /// How often to survey while the peer appserver is Up; zero: never.
+    #[serde(with = "crate::model::humantime_serde_compat")]
+    pub survey_interval: Duration,
+    pub at_risk: AtRiskPolicy,
+}
+
+impl Default for Replicas {
+    fn default() -> Self {
+        Replicas {
+            survey_interval: Duration::from_secs(300),
+            at_risk: AtRiskPolicy::Promote,
         }
     }
 }

@@ -112,6 +112,7 @@ impl Config {
         section!(keys::WITNESSES, &self.witnesses);
         section!(keys::CARBONIO, &self.carbonio);
         section!(keys::SAFETY, &self.safety);
+        section!(keys::REPLICAS, &self.replicas);
         section!(keys::HOOKS, &self.hooks);
         section!(keys::METRICS, &self.metrics);
         section!(keys::JOURNAL, &self.journal);

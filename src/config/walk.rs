@@ -317,6 +317,7 @@ impl<'e> Walker<'e> {
         let witnesses = section!(keys::WITNESSES);
         let carbonio = section!(keys::CARBONIO);
         let safety = section!(keys::SAFETY);
+        let replicas = section!(keys::REPLICAS);
         let hooks = section!(keys::HOOKS);
         let metrics = section!(keys::METRICS);
         let journal = section!(keys::JOURNAL);
@@ -362,6 +363,7 @@ impl<'e> Walker<'e> {
             witnesses,
             carbonio,
             safety,
+            replicas,
             hooks,
             metrics,
             journal,

@@ -1029,6 +1029,7 @@ fn engine_config_is_derived_from_the_effective_config() {
             rearm: Rearm::Manual,
             ..Safety::default()
         },
+        replicas: Default::default(),
         hooks: Hooks::default(),
         metrics: Metrics::default(),
         journal: habeat::config::Journal::default(),

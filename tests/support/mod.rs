@@ -56,6 +56,7 @@ pub fn config(roles: &[Role]) -> Config {
         witnesses: Witnesses::default(),
         carbonio: Carbonio::default(),
         safety: Safety::default(),
+        replicas: Default::default(),
         hooks: Hooks::default(),
         metrics: Metrics::default(),
         journal: habeat::config::Journal::default(),
