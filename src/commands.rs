@@ -114,7 +114,7 @@ fn describe_result(r: &engine::OutcomeResult) -> String {
     use engine::OutcomeResult::*;
     match r {
         Succeeded { detail } => format!("done ({detail})"),
-        Listed { accounts } => format!("{} account(s)", accounts.len()),
+        Listed { accounts, .. } => format!("{} account(s)", accounts.len()),
         Operations { promotions } if promotions.is_empty() => "no promotion running".into(),
         Operations { promotions } => format!("still running: {}", promotions.join("; ")),
         Failed { reason } => format!("FAILED: {reason}"),
@@ -149,6 +149,11 @@ pub async fn check(cfg: &Config, dry_run: bool, json_out: bool) -> Outcome {
         }
     }
     s.exec.release_all().await;
+    // Beside the decision, never inside a round: the peer is Up (or the
+    // survey is not due) when nothing was done above.
+    if all.actions.is_empty() {
+        s.survey_if_due().await.map_err(Failure::runtime)?;
+    }
     s.close_hooks().await;
     let code = conclude(&all, json_out);
     if json_out {
@@ -315,7 +320,7 @@ pub async fn promote(cfg: &Config, args: &PromoteArgs, dry_run: bool, json_out: 
 }
 
 /// `habeat status`: what habeat knows now, and why it would or would not act.
-pub fn status(cfg: &Config, json_out: bool) -> Outcome {
+pub fn status(cfg: &Config, json_out: bool, verbose: bool) -> Outcome {
     let state = read_state(cfg)?;
     let ecfg = engine::EngineConfig::from(cfg);
     if json_out {
@@ -334,6 +339,9 @@ pub fn status(cfg: &Config, json_out: bool) -> Outcome {
             .join(", ")
     );
     print_verdicts(&state, cfg);
+    for l in crate::survey::show::lines(cfg, now(), verbose) {
+        println!("{l}");
+    }
     // Every witness the configuration plans, heard from or not, then any
     // the state remembers that the configuration no longer has.
     let plan = crate::probe::plan(cfg).unwrap_or_default();
@@ -446,6 +454,7 @@ pub fn status_json(state: &State, cfg: &Config, ecfg: &engine::EngineConfig) -> 
         "last_promotion": state.last_promotion,
         "last_round_at": state.last_round_at,
         "why": why,
+        "replicas": crate::survey::show::json(cfg, now()),
     })
 }
 

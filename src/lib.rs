@@ -20,3 +20,4 @@ pub mod model;
 pub mod probe;
 pub mod session;
 pub mod state;
+pub mod survey;

@@ -85,7 +85,7 @@ fn dispatch(cli: Cli) -> i32 {
             None | Some(Command::Check) => commands::check(&cfg, dry, json).await,
             Some(Command::Run) => run_daemon(&cli, cfg.clone(), notifier, log).await,
             Some(Command::Promote(args)) => commands::promote(&cfg, args, dry, json).await,
-            Some(Command::Status) => commands::status(&cfg, json),
+            Some(Command::Status) => commands::status(&cfg, json, cli.verbose),
             Some(Command::Rearm) => {
                 commands::operator(&cfg, OperatorCommand::Rearm, dry, json).await
             }

@@ -285,6 +285,67 @@ impl Session {
         Ok(())
     }
 
+    /// Journal events that did not come from an engine step (a replica
+    /// survey's `replicas_at_risk_changed`) and hand them to the
+    /// `on_event` hooks, as a step's events are. `--dry-run` only logs them.
+    pub fn record_events(&mut self, events: &[Event]) -> Result<(), StateError> {
+        if !self.dry_run {
+            self.journal.append(events)?;
+            if let Some(d) = &self.on_event {
+                for e in events {
+                    d.dispatch(e, event_env(&self.cfg, e));
+                }
+            }
+        }
+        for e in events {
+            tracing::info!(target: "habeat::event", "{}", e.message);
+        }
+        Ok(())
+    }
+
+    /// Run a replica survey when one is due ([`crate::survey::job::due`]),
+    /// keep it (not in `--dry-run`) and journal a change of the accounts at
+    /// risk. A failed survey is logged and leaves the last one; it never
+    /// fails the command.
+    pub async fn survey_if_due(&mut self) -> Result<Option<crate::survey::Survey>, StateError> {
+        let last = crate::survey::store::load(&self.cfg.local.state_dir)
+            .ok()
+            .flatten();
+        if !crate::survey::job::due(&self.cfg, &self.state, last.as_ref(), now()) {
+            return Ok(None);
+        }
+        let cli = match crate::act::carbonio::Carbonio::new(&self.cfg.carbonio) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("no replica survey: {e}");
+                return Ok(None);
+            }
+        };
+        match crate::survey::job::fetch(&self.cfg, &cli, now).await {
+            Ok(survey) => {
+                self.keep_survey(&survey)?;
+                Ok(Some(survey))
+            }
+            Err(e) => {
+                tracing::warn!("{e}");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Keep a complete survey and journal a change of the accounts at risk
+    /// (with the state lock held).
+    pub fn keep_survey(&mut self, survey: &crate::survey::Survey) -> Result<(), StateError> {
+        match crate::survey::job::keep(&self.cfg, survey, self.dry_run) {
+            Ok(Some(e)) => self.record_events(std::slice::from_ref(&e)),
+            Ok(None) => Ok(()),
+            Err(e) => {
+                tracing::warn!("{e}");
+                Ok(())
+            }
+        }
+    }
+
     /// Give the `on_event` hooks at most `hooks.timeout` to finish the
     /// events queued so far, then stop them: a one-shot command calls this
     /// before it exits, so that its events are delivered. (The daemon keeps
@@ -334,6 +395,7 @@ fn simulate(action: &Action) -> OutcomeResult {
     match &action.kind {
         ActionKind::ListAccounts { source_mail_host } => OutcomeResult::Listed {
             accounts: vec![format!("dry-run-account@{source_mail_host}")],
+            at_risk: Vec::new(),
         },
         ActionKind::ListOperations { .. } => OutcomeResult::Operations {
             promotions: Vec::new(),

@@ -77,6 +77,9 @@ pub struct EngineConfig {
     pub promotion_block: Duration,
     /// Whether records clear by themselves when the peer is Up again.
     pub rearm: Rearm,
+    /// `replicas.at_risk`: whether an automatic promotion leaves the
+    /// accounts at risk out.
+    pub at_risk: crate::model::AtRiskPolicy,
     /// An external `command` witness is configured: raft recovery also
     /// needs its Down vote.
     pub command_witness: bool,
@@ -99,6 +102,7 @@ impl EngineConfig {
         roles.dedup();
         let interval = Duration::from_secs(2);
         EngineConfig {
+            at_risk: crate::model::AtRiskPolicy::Promote,
             whoami: whoami.to_owned(),
             dc_check: dc_check.to_owned(),
             is_primary: whoami == "primary",

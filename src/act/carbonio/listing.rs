@@ -20,6 +20,10 @@ pub struct AccountStatus {
     pub account_mail_host: MailHost,
     /// Replication paused on the source.
     pub paused: bool,
+    /// `sequence` on the source (its MariaDB), when reported.
+    pub sequence: Option<u64>,
+    /// `itemId`, the highest item id on the source, when reported.
+    pub item_id: Option<u64>,
     /// Where the account is replicated (`replicas`).
     pub replicas: Vec<Replica>,
 }
@@ -34,6 +38,26 @@ pub struct Replica {
     pub available: Option<bool>,
     /// Lower is preferred by promotion.
     pub priority: Option<i64>,
+    /// `sequence` on the replica.
+    pub sequence: Option<u64>,
+    /// `itemId`, the highest item id on the replica.
+    pub item_id: Option<u64>,
+    /// `canConnectToKafka`: whether the replica receives the event stream.
+    pub can_connect_to_kafka: Option<bool>,
+    /// `paused`, where a release reports it per replica.
+    pub paused: Option<bool>,
+}
+
+/// How [`parse_account`] treats a replica field that makes no sense (a
+/// `sequence` of `"abc"` or `-3`, an `available` of `"maybe"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fields {
+    /// The promotion's listing: such a field is unknown (`None`), since
+    /// nothing of it reaches a command and the names alone decide.
+    Lenient,
+    /// The survey: the output is refused with the field named, so that a
+    /// nonsense value is never classified as healthy or as behind.
+    Strict,
 }
 
 /// One running operation of `core getAllOperations` (whose exact fields
@@ -112,6 +136,25 @@ fn response_raw(stdout: &[u8]) -> Result<&RawValue, String> {
 /// memory is the output and the result, not a JSON tree of the whole
 /// listing (263 MiB at 100k accounts).
 pub fn parse_account_listing(stdout: &[u8], host: &MailHost) -> Result<Vec<AccountStatus>, String> {
+    parse_listing(stdout, host, Fields::Lenient)
+}
+
+/// The survey's reading of the same output: as [`parse_account_listing`],
+/// and every replica field (`sequence`, `itemId`, `available`,
+/// `canConnectToKafka`, `paused`, `priority`, `destination`) must be of a
+/// type a server could send (a number or a numeric string, a boolean or
+/// `"true"`/`"false"`, a non-negative whole number for counters), or the
+/// whole survey is refused with the account and field named. Fields habeat
+/// does not know are ignored.
+pub fn parse_survey_listing(stdout: &[u8], host: &MailHost) -> Result<Vec<AccountStatus>, String> {
+    parse_listing(stdout, host, Fields::Strict)
+}
+
+fn parse_listing(
+    stdout: &[u8],
+    host: &MailHost,
+    fields: Fields,
+) -> Result<Vec<AccountStatus>, String> {
     let response = response_raw(stdout)?;
     let values = serde_json::from_str::<RawObject>(response.get())
         .ok()
@@ -125,7 +168,7 @@ pub fn parse_account_listing(stdout: &[u8], host: &MailHost) -> Result<Vec<Accou
         .map(|(i, raw)| {
             serde_json::from_str::<Value>(raw.get())
                 .map_err(|e| e.to_string())
-                .and_then(|v| parse_account(&v, host))
+                .and_then(|v| parse_account(&v, host, fields))
                 .map_err(|e| format!("account entry {}: {e}", i + 1))
         })
         .collect()
@@ -187,11 +230,14 @@ pub fn parse_account_status(
     values
         .iter()
         .enumerate()
-        .map(|(i, v)| parse_account(v, host).map_err(|e| format!("account entry {}: {e}", i + 1)))
+        .map(|(i, v)| {
+            parse_account(v, host, Fields::Lenient)
+                .map_err(|e| format!("account entry {}: {e}", i + 1))
+        })
         .collect()
 }
 
-fn parse_account(v: &Value, host: &MailHost) -> Result<AccountStatus, String> {
+fn parse_account(v: &Value, host: &MailHost, fields: Fields) -> Result<AccountStatus, String> {
     let obj = v.as_object().ok_or("it is not an object")?;
     let text = |key: &str| -> Result<&str, String> {
         obj.get(key)
@@ -216,19 +262,51 @@ fn parse_account(v: &Value, host: &MailHost) -> Result<AccountStatus, String> {
             loose_bool(p).ok_or(format!("{account_name}: \"paused\" is not true or false"))?
         }
     };
+    let counter = |o: &serde_json::Map<String, Value>, key: &str, at: &str| {
+        field(
+            o,
+            key,
+            fields,
+            at,
+            "a whole number of at least 0",
+            counter_value,
+        )
+    };
+    let flag = |o: &serde_json::Map<String, Value>, key: &str, at: &str| {
+        field(o, key, fields, at, "true or false", loose_bool)
+    };
+    let sequence = counter(obj, "sequence", "").map_err(|e| format!("{account_name}: {e}"))?;
+    let item_id = counter(obj, "itemId", "").map_err(|e| format!("{account_name}: {e}"))?;
     let replicas = match obj.get("replicas") {
         None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(rs)) => rs
-            .iter()
-            .map(|r| Replica {
-                destination: r
-                    .get("destination")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
-                available: r.get("available").and_then(loose_bool),
-                priority: r.get("priority").and_then(loose_int),
-            })
-            .collect(),
+        Some(Value::Array(rs)) => {
+            let mut out = Vec::with_capacity(rs.len());
+            for (i, r) in rs.iter().enumerate() {
+                let at = format!("replica {}: ", i + 1);
+                let Some(r) = r.as_object() else {
+                    if fields == Fields::Strict {
+                        return Err(format!("{account_name}: {at}it is not an object"));
+                    }
+                    continue;
+                };
+                let replica = (|| {
+                    Ok::<_, String>(Replica {
+                        destination: field(r, "destination", fields, &at, "a host name", |v| {
+                            v.as_str().map(str::to_owned)
+                        })?,
+                        available: flag(r, "available", &at)?,
+                        priority: field(r, "priority", fields, &at, "a whole number", loose_int)?,
+                        sequence: counter(r, "sequence", &at)?,
+                        item_id: counter(r, "itemId", &at)?,
+                        can_connect_to_kafka: flag(r, "canConnectToKafka", &at)?,
+                        paused: flag(r, "paused", &at)?,
+                    })
+                })()
+                .map_err(|e| format!("{account_name}: {e}"))?;
+                out.push(replica);
+            }
+            out
+        }
         Some(_) => return Err(format!("{account_name}: \"replicas\" is not a list")),
     };
     Ok(AccountStatus {
@@ -236,8 +314,48 @@ fn parse_account(v: &Value, host: &MailHost) -> Result<AccountStatus, String> {
         account_name,
         account_mail_host,
         paused,
+        sequence,
+        item_id,
         replicas,
     })
+}
+
+/// One optional field of an object: absent or `null` is `None`; a value
+/// `read` understands is `Some`; anything else is `None` when lenient and
+/// an error naming the field and what it should be when strict.
+fn field<T>(
+    obj: &serde_json::Map<String, Value>,
+    key: &str,
+    fields: Fields,
+    at: &str,
+    expected: &str,
+    read: impl Fn(&Value) -> Option<T>,
+) -> Result<Option<T>, String> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => match read(v) {
+            Some(t) => Ok(Some(t)),
+            None if fields == Fields::Lenient => Ok(None),
+            None => Err(format!(
+                "{at}\"{key}\" is {}, not {expected}",
+                truncate(&v.to_string(), 60)
+            )),
+        },
+    }
+}
+
+/// A counter (`sequence`, `itemId`): a non-negative whole number, printed
+/// as a JSON number (also `12.0`) or as a string of digits.
+fn counter_value(v: &Value) -> Option<u64> {
+    match v {
+        Value::Number(n) => n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| *f >= 0.0 && f.fract() == 0.0 && *f < 9.0e15)
+                .map(|f| f as u64)
+        }),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
 }
 
 /// `true`/`false`, also when the CLI prints them as strings.

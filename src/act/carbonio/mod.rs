@@ -17,13 +17,14 @@
 mod accounts;
 mod error;
 mod listing;
+mod survey;
 
 pub use super::names::{AccountName, MailHost, NameError};
 pub use accounts::{account_batches, read_account_file};
 pub use error::CarbonioError;
 pub use listing::{
     AccountStatus, Operation, Replica, parse_account_listing, parse_account_status,
-    parse_operations, parse_response,
+    parse_operations, parse_response, parse_survey_listing,
 };
 
 use super::process::{self, RunAs, Spec, Status};
@@ -495,6 +496,33 @@ impl Carbonio {
             accounts = accounts.len(),
             "the account list is too long for one argument: promoting through input_file"
         );
+        self.exec_text(Command::PromoteInputFile {
+            path: copy.file.clone(),
+            threads,
+        })
+        .await
+    }
+
+    /// Promote exactly these accounts through `promoteAccounts input_file`
+    /// (a private copy, as [`Carbonio::promote_input_file`] makes), one
+    /// call whatever their number: `replicas.at_risk: hold`.
+    pub async fn promote_accounts_file(
+        &self,
+        accounts: &[AccountName],
+        threads: Option<u32>,
+    ) -> Result<CommandReport, CarbonioError> {
+        let probe = Command::PromoteInputFile {
+            path: std::env::temp_dir(),
+            threads,
+        };
+        self.non_empty(accounts, &probe)?;
+        let (user, _, _) = self.user(&probe)?;
+        let copy = AccountListCopy::create(accounts, user.as_ref()).map_err(|reason| {
+            CarbonioError::InputFile {
+                path: std::env::temp_dir(),
+                reason,
+            }
+        })?;
         self.exec_text(Command::PromoteInputFile {
             path: copy.file.clone(),
             threads,

@@ -110,8 +110,10 @@ impl Walker<'_> {
         if let Some(node) = s.given(key) {
             let zero = match &node.value {
                 Value::Int(0) => true,
-                Value::Str(t) => humantime::parse_duration(t.trim()).is_ok_and(|d| d.is_zero())
-                    || t.trim() == "0",
+                Value::Str(t) => {
+                    humantime::parse_duration(t.trim()).is_ok_and(|d| d.is_zero())
+                        || t.trim() == "0"
+                }
                 _ => false,
             };
             if zero {
