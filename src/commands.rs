@@ -125,10 +125,11 @@ fn describe_result(r: &engine::OutcomeResult) -> String {
 
 /// `habeat check`: probe in rounds until every witness has settled, decide
 /// once, act, exit.
-pub async fn check(cfg: &Config, dry_run: bool, json_out: bool) -> Outcome {
+pub async fn check(cfg: &Config, dry_run: bool, json_out: bool, verbose: bool) -> Outcome {
     let prober = Prober::new(cfg).map_err(Failure::runtime)?;
     let _lock = lock(cfg, dry_run)?;
     let mut s = open(cfg, dry_run)?;
+    s.verbose = verbose;
     let mut all = s.feed_lock_files().await.map_err(Failure::runtime)?;
     // fall (or rise) rounds settle every witness; a little more for the
     // witnesses that answered Unknown at first.
@@ -160,8 +161,18 @@ pub async fn check(cfg: &Config, dry_run: bool, json_out: bool) -> Outcome {
         println!("{}", status_json(&s.state, cfg, &s.ecfg));
     } else {
         print_verdicts(&s.state, cfg);
+        if dry_run {
+            println!(
+                "dry run: nothing was run that changes anything and nothing was written (no \
+                 state, journal, lock or log file); after the simulated steps above, habeat would say:"
+            );
+        }
         for e in engine::why(&s.state, &s.ecfg, now()) {
-            println!("{}: {}", e.role, e.text);
+            if dry_run {
+                println!("  (simulated) {}: {}", e.role, e.text);
+            } else {
+                println!("{}: {}", e.role, e.text);
+            }
         }
     }
     Ok(code)
@@ -173,9 +184,11 @@ pub async fn operator(
     cmd: OperatorCommand,
     dry_run: bool,
     json_out: bool,
+    verbose: bool,
 ) -> Outcome {
     let _lock = lock(cfg, dry_run)?;
     let mut s = open(cfg, dry_run)?;
+    s.verbose = verbose;
     let label = match &cmd {
         OperatorCommand::Rearm => "re-armed: automatic action is enabled again",
         OperatorCommand::Pause { .. } => {
@@ -190,7 +203,9 @@ pub async fn operator(
         .map_err(Failure::runtime)?;
     s.close_hooks().await;
     let code = conclude(&fed, json_out);
-    if code == exit::OK && !json_out {
+    if code == exit::OK && !json_out && dry_run {
+        println!("dry run: nothing was recorded or changed; the real run would end: {label}");
+    } else if code == exit::OK && !json_out {
         println!("{label}");
         if let Some(p) = s.state.pause.as_ref().filter(|_| s.state.paused_at(now())) {
             println!("pause ends at {}", human_time(p.until));
@@ -209,7 +224,13 @@ pub async fn operator(
 }
 
 /// `habeat pause --for D`.
-pub async fn pause(cfg: &Config, args: &PauseArgs, dry_run: bool, json_out: bool) -> Outcome {
+pub async fn pause(
+    cfg: &Config,
+    args: &PauseArgs,
+    dry_run: bool,
+    json_out: bool,
+    verbose: bool,
+) -> Outcome {
     let until = now().plus(args.duration);
     let reason = format!(
         "paused by an operator for {}",
@@ -220,12 +241,19 @@ pub async fn pause(cfg: &Config, args: &PauseArgs, dry_run: bool, json_out: bool
         OperatorCommand::Pause { until, reason },
         dry_run,
         json_out,
+        verbose,
     )
     .await
 }
 
 /// `habeat promote`: a manual promotion, recorded like an automatic one.
-pub async fn promote(cfg: &Config, args: &PromoteArgs, dry_run: bool, json_out: bool) -> Outcome {
+pub async fn promote(
+    cfg: &Config,
+    args: &PromoteArgs,
+    dry_run: bool,
+    json_out: bool,
+    verbose: bool,
+) -> Outcome {
     let usage = |m: String| Failure {
         code: exit::USAGE,
         message: m,
@@ -312,7 +340,7 @@ pub async fn promote(cfg: &Config, args: &PromoteArgs, dry_run: bool, json_out: 
         force: args.force,
         evidence,
     };
-    let code = operator(cfg, cmd, dry_run, json_out).await?;
+    let code = operator(cfg, cmd, dry_run, json_out, verbose).await?;
     if code == exit::REFUSED && !args.force {
         eprintln!("habeat: if you are certain the source mailstore is gone, repeat with --force");
     }

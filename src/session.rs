@@ -9,7 +9,7 @@
 use crate::act::hooks::{EventDispatcher, event_env};
 use crate::config::Config;
 use crate::engine::{
-    self, Action, ActionKind, EngineConfig, Event, Input, Live, OutcomeResult, State, UnixMillis,
+    self, Action, EngineConfig, Event, Input, Live, OutcomeResult, State, UnixMillis,
 };
 use crate::exec::Executor;
 use crate::state::{Journal, StateError, Store};
@@ -62,6 +62,9 @@ pub struct Session {
     journal: Journal,
     pub exec: Executor,
     dry_run: bool,
+    /// `--verbose`: a dry run names every account, not only the first
+    /// [`crate::exec::PREVIEW`].
+    pub verbose: bool,
     /// `hooks.on_event`, fed each event once it is journaled; `None` without
     /// such hooks and in `--dry-run` (which runs no hook).
     on_event: Option<EventDispatcher>,
@@ -111,6 +114,7 @@ impl Session {
             journal,
             exec: Executor::new(cfg),
             dry_run,
+            verbose: false,
             on_event: if dry_run {
                 None
             } else {
@@ -213,8 +217,7 @@ impl Session {
                 break;
             };
             let result = if self.dry_run {
-                println!("dry run: would {}", self.render(&action));
-                simulate(&action)
+                self.exec.simulate(&action, self.verbose).await
             } else {
                 tracing::info!("{}", action.kind.describe());
                 self.exec.execute(&action).await.result
@@ -363,19 +366,6 @@ impl Session {
             }
         }
     }
-
-    /// An action as `--dry-run` shows it: what, and the exact argv where it
-    /// is a command.
-    fn render(&self, action: &Action) -> String {
-        match &action.kind {
-            ActionKind::RunCommand { argv, .. } => format!(
-                "{}: {}",
-                action.kind.describe(),
-                crate::act::process::display_argv(&argv.iter().map(Into::into).collect::<Vec<_>>())
-            ),
-            other => other.describe(),
-        }
-    }
 }
 
 /// Say loudly that a corrupt `state.json` was set aside. The reason names
@@ -386,22 +376,5 @@ fn report_set_aside(loaded: &crate::state::Loaded) {
             "{}; habeat holds all automatic action until `habeat rearm`",
             aside.reason
         );
-    }
-}
-
-/// In `--dry-run`, every action "succeeds" without running, so the whole
-/// plan is shown. The account list is not queried (that would run the CLI).
-fn simulate(action: &Action) -> OutcomeResult {
-    match &action.kind {
-        ActionKind::ListAccounts { source_mail_host } => OutcomeResult::Listed {
-            accounts: vec![format!("dry-run-account@{source_mail_host}")],
-            at_risk: Vec::new(),
-        },
-        ActionKind::ListOperations { .. } => OutcomeResult::Operations {
-            promotions: Vec::new(),
-        },
-        _ => OutcomeResult::Succeeded {
-            detail: "dry run: not executed".into(),
-        },
     }
 }

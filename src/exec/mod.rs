@@ -15,6 +15,9 @@ use crate::engine::{
     Action, ActionKind, ActionOutcome, Origin, OutcomeResult, PromoteTarget, UnixMillis,
 };
 use crate::state;
+
+mod dry;
+pub use dry::PREVIEW;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
