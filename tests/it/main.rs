@@ -40,6 +40,7 @@ mod history;
 mod probe_ldap;
 mod probe_netns;
 mod probe_witnesses;
+mod replica_survey;
 mod session_abandon;
 mod state_dir;
 mod state_lock;
