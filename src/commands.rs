@@ -162,15 +162,22 @@ pub async fn check(cfg: &Config, dry_run: bool, json_out: bool, verbose: bool) -
     } else {
         print_verdicts(&s.state, cfg);
         if dry_run {
+            // The engine's explanation of the simulated state would speak
+            // of records that were never made: say what is true instead.
             println!(
-                "dry run: nothing was run that changes anything and nothing was written (no \
-                 state, journal, lock or log file); after the simulated steps above, habeat would say:"
+                "dry run: nothing was run that changes anything and nothing was recorded or \
+                 written (no state, journal, lock or log file){}",
+                if all.actions.is_empty() {
+                    "; a real run would do nothing now".to_owned()
+                } else {
+                    format!(
+                        "; a real run would take the {} step(s) above and record them",
+                        all.actions.len()
+                    )
+                }
             );
-        }
-        for e in engine::why(&s.state, &s.ecfg, now()) {
-            if dry_run {
-                println!("  (simulated) {}: {}", e.role, e.text);
-            } else {
+        } else {
+            for e in engine::why(&s.state, &s.ecfg, now()) {
                 println!("{}: {}", e.role, e.text);
             }
         }
