@@ -8,8 +8,41 @@ use crate::config::Config;
 use crate::engine::UnixMillis;
 use serde_json::{Value, json};
 
+/// The last [`json`] built, by the file it was built from (path, size,
+/// modification time): the daemon publishes `/status` every round, and a
+/// survey of 100k accounts is megabytes to read and classify again.
+type Cached = (std::path::PathBuf, u64, std::time::SystemTime, Value);
+static CACHE: std::sync::Mutex<Option<Cached>> = std::sync::Mutex::new(None);
+
 /// The `replicas` member of `status --json` and `/status`.
 pub fn json(cfg: &Config, now: UnixMillis) -> Value {
+    let path = store::path(&cfg.local.state_dir);
+    let stamp = std::fs::symlink_metadata(&path)
+        .ok()
+        .and_then(|m| Some((m.len(), m.modified().ok()?)));
+    if let Some((len, mtime)) = stamp
+        && let Ok(cache) = CACHE.lock()
+        && let Some((p, l, t, v)) = cache.as_ref()
+        && *p == path
+        && *l == len
+        && *t == mtime
+    {
+        let mut v = v.clone();
+        if let Some(at) = v["survey"]["at"].as_u64() {
+            v["survey"]["age_seconds"] = json!(age_seconds(UnixMillis(at), now));
+        }
+        return v;
+    }
+    let v = build(cfg, now);
+    if let (Some((len, mtime)), Ok(mut cache)) = (stamp, CACHE.lock())
+        && !v["survey"].is_null()
+    {
+        *cache = Some((path, len, mtime, v.clone()));
+    }
+    v
+}
+
+fn build(cfg: &Config, now: UnixMillis) -> Value {
     let interval = humantime::format_duration(cfg.replicas.survey_interval).to_string();
     let base = json!({
         "survey_interval": interval,
