@@ -120,6 +120,8 @@ fn describe_result(r: &engine::OutcomeResult) -> String {
         Failed { reason } => format!("FAILED: {reason}"),
         TimedOut { reason } => format!("TIMED OUT: {reason}"),
         GateRefused { refusal } => format!("REFUSED by the quorum gate: {refusal}"),
+        Fenced { calls } => format!("confirmed OFF ({} agent call(s))", calls.len()),
+        FenceUnconfirmed { failure, .. } => format!("NOT CONFIRMED OFF: {failure}"),
     }
 }
 

@@ -146,6 +146,145 @@ impl Rearm {
     }
 }
 
+/// What a fence agent may do to a peer node (`fencing.<component>.action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FenceAction {
+    /// Power the node off if `status` says ON, then `status` must say OFF.
+    Off,
+    /// Never power anything off: only a `status` of OFF is accepted. The
+    /// default: powering off is asked for explicitly.
+    #[default]
+    Status,
+}
+
+impl FenceAction {
+    /// The values `fencing.<component>.action` accepts.
+    pub const CHOICES: &[(&str, FenceAction)] =
+        &[("off", FenceAction::Off), ("status", FenceAction::Status)];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FenceAction::Off => "off",
+            FenceAction::Status => "status",
+        }
+    }
+}
+
+/// True for a fence agent option whose value is a secret (`password`,
+/// `passwd`, `snmp_priv_passwd`, ...): its value is never printed, logged
+/// or journaled. `password_script` (and any `*_script`) names a program,
+/// not a secret, and is shown.
+pub fn fence_option_is_secret(key: &str) -> bool {
+    let k = key.to_ascii_lowercase().replace('-', "_");
+    k.contains("passw") && !k.ends_with("_script")
+}
+
+/// Why a fence agent did not confirm a node OFF. Any of these is no
+/// confirmation: the action it guards does not happen (invariant 12).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FenceFailure {
+    /// `status` says the node is ON (with `action: status`, or still ON
+    /// after `off`).
+    #[error("the fence agent's status says {plug} is ON")]
+    On { plug: String },
+    /// The agent exited with a code that is neither ON (0) nor OFF (2)
+    /// for `status`, or not 0 for `off`.
+    #[error("the fence agent's {action} for {plug} failed (exit {exit})")]
+    AgentFailed {
+        plug: String,
+        action: FenceAction,
+        exit: i32,
+    },
+    /// Killed by a signal that was not ours.
+    #[error("the fence agent's {action} for {plug} was killed by signal {signal}")]
+    Signaled {
+        plug: String,
+        action: FenceAction,
+        signal: i32,
+    },
+    /// Ran past `fencing.timeout`; its process group was killed.
+    #[error("the fence agent's {action} for {plug} ran past fencing.timeout and was killed")]
+    TimedOut { plug: String, action: FenceAction },
+    /// The agent could not be started at all.
+    #[error("the fence agent could not be started: {message}")]
+    Spawn { message: String },
+    /// The executor could not run the step (no such target configured,
+    /// the action's time limit): nothing was asked of the agent, or its
+    /// answer was lost.
+    #[error("the fence step did not run to its end: {reason}")]
+    NotRun { reason: String },
+}
+
+impl fmt::Display for FenceAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// The fence agent calls, as the runner (`act::fence`) reports them and
+// the engine journals them.
+
+/// The power state a `status` call reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Power {
+    On,
+    Off,
+}
+
+/// How one agent call ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CallEnd {
+    Exited { code: i32 },
+    Signaled { signal: i32 },
+    TimedOut,
+    Spawn { message: String },
+}
+
+/// One call of a fence agent, as journaled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FenceCall {
+    pub plug: String,
+    /// `status` or `off`: what `action=` said.
+    pub action: FenceAction,
+    pub exit: CallEnd,
+    /// The end of stdout+stderr, secret option values scrubbed.
+    pub tail: String,
+    #[serde(with = "crate::model::humantime_serde_compat")]
+    pub elapsed: Duration,
+}
+
+impl FenceCall {
+    /// What the call says about the node's power: for `status`, 0 is ON
+    /// and 2 is OFF; for `off`, 0 is done. Anything else is a failure.
+    pub fn power(&self) -> Result<Power, FenceFailure> {
+        let plug = self.plug.clone();
+        let action = self.action;
+        match (&self.exit, action) {
+            (CallEnd::Exited { code: 0 }, FenceAction::Status) => Ok(Power::On),
+            (CallEnd::Exited { code: 2 }, FenceAction::Status) => Ok(Power::Off),
+            (CallEnd::Exited { code: 0 }, FenceAction::Off) => Ok(Power::Off),
+            (CallEnd::Exited { code }, _) => Err(FenceFailure::AgentFailed {
+                plug,
+                action,
+                exit: *code,
+            }),
+            (CallEnd::Signaled { signal }, _) => Err(FenceFailure::Signaled {
+                plug,
+                action,
+                signal: *signal,
+            }),
+            (CallEnd::TimedOut, _) => Err(FenceFailure::TimedOut { plug, action }),
+            (CallEnd::Spawn { message }, _) => Err(FenceFailure::Spawn {
+                message: message.clone(),
+            }),
+        }
+    }
+}
+
 /// What an automatic promotion does with accounts whose replica is at
 /// risk (`replicas.at_risk`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

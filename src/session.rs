@@ -41,12 +41,17 @@ impl Fed {
 }
 
 impl Fed {
-    /// True when the quorum gate refused an automatic action: habeat
-    /// wanted to act and could not prove it may (exit 4 for `check`).
+    /// True when the quorum gate refused an automatic action, or a fence
+    /// agent did not confirm the peer OFF: habeat wanted to act and could
+    /// not prove it may (exit 4 for `check`).
     pub fn gate_refused(&self) -> bool {
-        self.actions
-            .iter()
-            .any(|(_, r)| matches!(r, Some(OutcomeResult::GateRefused { .. })))
+        self.actions.iter().any(|(_, r)| {
+            matches!(
+                r,
+                Some(OutcomeResult::GateRefused { .. })
+                    | Some(OutcomeResult::FenceUnconfirmed { .. })
+            )
+        })
     }
 }
 

@@ -40,6 +40,8 @@ pub fn tables() -> Vec<(&'static str, String)> {
         table(&keys::HOOKS),
         table(&keys::METRICS),
         table(&keys::JOURNAL),
+        table(&keys::FENCING),
+        table(&keys::FENCE_TARGET),
     ]
 }
 

@@ -5,7 +5,8 @@
 //! sees plain values, argv lists instead of [`HookCommand`]s.
 
 use super::{Config, HookCommand};
-use crate::engine::EngineConfig;
+use crate::engine::{EngineConfig, FencePlan};
+use crate::model::Component;
 
 impl From<&Config> for EngineConfig {
     fn from(cfg: &Config) -> EngineConfig {
@@ -44,6 +45,17 @@ impl From<&Config> for EngineConfig {
         e.command_witness = !cfg.witnesses.command.is_empty();
         e.own_consul_hosts = own.map(|d| d.consul_vmnames.clone()).unwrap_or_default();
         e.peer_consul_hosts = peer.map(|d| d.consul_vmnames.clone()).unwrap_or_default();
+        for c in [Component::Appserver, Component::Proxy, Component::Consul] {
+            if let Some(t) = cfg.fencing.target(c) {
+                e.fencing.insert(
+                    c,
+                    FencePlan {
+                        action: t.action,
+                        plugs: t.plugs.clone(),
+                    },
+                );
+            }
+        }
         e
     }
 }

@@ -21,8 +21,8 @@
 use super::render::{self, Out};
 use super::walk::{Section, Walker};
 use super::{
-    Carbonio, Consul, Datacenter, Detection, HookCommand, Hooks, Journal, Local, Metrics,
-    ProbeSpec, Probes, Replicas, Safety, SwitchCommands, Witnesses,
+    Carbonio, Consul, Datacenter, Detection, FenceTarget, Fencing, HookCommand, Hooks, Journal,
+    Local, Metrics, ProbeSpec, Probes, Replicas, Safety, SwitchCommands, Witnesses,
 };
 use std::path::PathBuf;
 use std::time::Duration;
@@ -193,6 +193,7 @@ pub const SECTIONS: &[&str] = &[
     HOOKS.name,
     METRICS.name,
     JOURNAL.name,
+    FENCING.name,
 ];
 
 // ---------------------------------------------------------------------------
@@ -759,6 +760,94 @@ pub const JOURNAL: Table<Journal> = Table {
                 max: Journal::MAX_KEEP,
             },
             doc: "rotated files kept: with the defaults at most 60 MiB in all. A lower value removes the files beyond it at the next rotation.",
+        },
+    ],
+};
+
+pub const FENCING: Table<Fencing> = Table {
+    name: "fencing",
+    keys: &[
+        Key {
+            name: "timeout",
+            kind: Kind::Duration {
+                field: field!(timeout),
+                floor: None,
+            },
+            doc: "each fence agent call's limit; its process group is killed after it, and the call is no confirmation.",
+        },
+        Key {
+            name: "appserver",
+            kind: Kind::Custom {
+                ty: "fence target (`fencing.<component>` below)",
+                read: |w, s, key, f| f.appserver = w.fence_target(s, key),
+                show: |f| Some(render::fence_target(f.appserver.as_ref())),
+            },
+            doc: "the peer mailstore's node: confirmed OFF after the quorum gate and before `promoteAccounts`; no confirmed OFF, no promotion.",
+        },
+        Key {
+            name: "proxy",
+            kind: Kind::Custom {
+                ty: "fence target",
+                read: |w, s, key, f| f.proxy = w.fence_target(s, key),
+                show: |f| Some(render::fence_target(f.proxy.as_ref())),
+            },
+            doc: "the peer proxy's node (proxyserver role): confirmed OFF before the first proxy switch command.",
+        },
+        Key {
+            name: "consul",
+            kind: Kind::Custom {
+                ty: "fence target",
+                read: |w, s, key, f| f.consul = w.fence_target(s, key),
+                show: |f| Some(render::fence_target(f.consul.as_ref())),
+            },
+            doc: "the peer datacenter's Consul servers (consulserver role): every one confirmed OFF lets raft recovery go ahead; `plugs` names one per peer `consul_vmnames` entry, in the same order.",
+        },
+    ],
+};
+
+/// `fencing.appserver`, `fencing.proxy`, `fencing.consul`: one agent.
+pub const FENCE_TARGET: Table<FenceTarget> = Table {
+    name: "fencing.<component>",
+    keys: &[
+        Key {
+            name: "agent",
+            kind: Kind::Custom {
+                ty: "absolute path of an executable",
+                read: |w, s, key, t| {
+                    if let Some(p) = w.fence_agent(s, key) {
+                        t.agent = p;
+                    }
+                },
+                show: |t| Some(render::p(&t.agent)),
+            },
+            doc: "a ClusterLabs fence-agents program (`/usr/sbin/fence_vmware_rest`, `fence_redfish`, `fence_ipmilan`, ...); required. Run directly, never through a shell.",
+        },
+        Key {
+            name: "action",
+            kind: Kind::Custom {
+                ty: "`off` or `status`",
+                read: |w, s, key, t| t.action = w.fence_action(s, key, t.action),
+                show: |t| Some(render::s(t.action.as_str())),
+            },
+            doc: "`off`: when `status` says ON, power the node off, then `status` must say OFF; `status`: never power anything off, only a `status` of OFF is accepted.",
+        },
+        Key {
+            name: "options",
+            kind: Kind::Custom {
+                ty: "mapping of `option: scalar`",
+                read: |w, s, key, t| t.options = w.fence_options(s, key),
+                show: |t| Some(render::fence_options(t)),
+            },
+            doc: "the agent's options, written on its standard input as `key=value` lines (never in argv): `ip`, `username`, `password_script`, `ssl_insecure`, ... Values of `password`/`passwd` options are never shown or logged; prefer `password_script`. `plug` here is the same as `plugs: [one]`.",
+        },
+        Key {
+            name: "plugs",
+            kind: Kind::Custom {
+                ty: "list of plug names",
+                read: |w, s, key, t| t.plugs = w.fence_plugs(s, key),
+                show: |t| Some(render::strs(&t.plugs)),
+            },
+            doc: "the agent's `plug` per node (VM name, system id): exactly one for `appserver` and `proxy` (or `options.plug`), one per peer Consul server for `consul`.",
         },
     ],
 };

@@ -25,7 +25,7 @@ pub use load::{ConfigError, LoadEnv, Problem, load_file, load_file_with, load_st
 
 /// Plain vocabulary the engine shares; re-exported so that
 /// `config::Quorum` and `config::Rearm` keep working.
-pub use crate::model::{AtRiskPolicy, Quorum, Rearm};
+pub use crate::model::{AtRiskPolicy, FenceAction, Quorum, Rearm};
 
 use crate::model::{Component, Role};
 use serde::Serialize;
@@ -55,6 +55,7 @@ pub struct Config {
     pub hooks: Hooks,
     pub metrics: Metrics,
     pub journal: Journal,
+    pub fencing: Fencing,
     /// Non-fatal findings (world-readable token, quorum gate disabled, ...),
     /// printed by `config check` and logged at every start.
     #[serde(skip)]
@@ -510,4 +511,115 @@ impl Default for Journal {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Metrics {
     pub listen: Option<SocketAddr>,
+}
+
+/// `fencing:` — STONITH through the ClusterLabs fence agents: a peer
+/// node confirmed OFF before its accounts are promoted (`appserver`),
+/// before the first proxy switch command (`proxy`), or before raft
+/// recovery (`consul`, every peer Consul server).
+#[derive(Debug, Clone, Serialize)]
+pub struct Fencing {
+    /// Each agent call's limit; its process group is killed after it.
+    #[serde(with = "crate::model::humantime_serde_compat")]
+    pub timeout: Duration,
+    pub appserver: Option<FenceTarget>,
+    pub proxy: Option<FenceTarget>,
+    pub consul: Option<FenceTarget>,
+}
+
+impl Default for Fencing {
+    fn default() -> Self {
+        Fencing {
+            timeout: Duration::from_secs(60),
+            appserver: None,
+            proxy: None,
+            consul: None,
+        }
+    }
+}
+
+impl Fencing {
+    /// The target configured for a component, if any.
+    pub fn target(&self, c: Component) -> Option<&FenceTarget> {
+        match c {
+            Component::Appserver => self.appserver.as_ref(),
+            Component::Proxy => self.proxy.as_ref(),
+            Component::Consul => self.consul.as_ref(),
+            Component::Directory => None,
+        }
+    }
+}
+
+/// One fence agent and what it fences. The `Default` (no agent, action
+/// `status`) is only the walker's starting point: a target without an
+/// agent is refused.
+#[derive(Clone, PartialEq, Eq, Default, Serialize)]
+pub struct FenceTarget {
+    /// The agent program (`/usr/sbin/fence_vmware_rest`), run directly.
+    pub agent: PathBuf,
+    pub action: FenceAction,
+    /// Written on the agent's stdin as `key=value` lines, never in argv.
+    /// `plug` is not among them: it is in `plugs`. Serialized with secret
+    /// values masked.
+    #[serde(serialize_with = "masked_options")]
+    pub options: BTreeMap<String, String>,
+    /// The agent's plug (VM name, BMC system) per node fenced: one for
+    /// `appserver` and `proxy`, one per peer Consul server for `consul`.
+    pub plugs: Vec<String>,
+}
+
+impl FenceTarget {
+    /// The options as shown anywhere (logs, `config check`, JSON): every
+    /// secret value replaced by `********`.
+    pub fn shown_options(&self) -> BTreeMap<String, String> {
+        self.options
+            .iter()
+            .map(|(k, v)| {
+                let v = if crate::model::fence_option_is_secret(k) {
+                    "********".to_owned()
+                } else {
+                    v.clone()
+                };
+                (k.clone(), v)
+            })
+            .collect()
+    }
+
+    /// The values of the secret options (to scrub from any output).
+    pub fn secrets(&self) -> Vec<String> {
+        self.options
+            .iter()
+            .filter(|(k, v)| crate::model::fence_option_is_secret(k) && !v.is_empty())
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+}
+
+/// `Debug` masks secret option values too: a config printed with `{:?}`
+/// (a log line, a panic) never shows a password.
+impl std::fmt::Debug for FenceTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FenceTarget")
+            .field("agent", &self.agent)
+            .field("action", &self.action)
+            .field("options", &self.shown_options())
+            .field("plugs", &self.plugs)
+            .finish()
+    }
+}
+
+fn masked_options<S: serde::Serializer>(
+    options: &BTreeMap<String, String>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut m = s.serialize_map(Some(options.len()))?;
+    for (k, v) in options {
+        if crate::model::fence_option_is_secret(k) {
+            m.serialize_entry(k, "********")?;
+        } else {
+            m.serialize_entry(k, v)?;
+        }
+    }
+    m.end()
 }

@@ -7,7 +7,7 @@
 //! token comes from in a comment, the JSON shows `"********"`.
 
 use super::keys;
-use super::{Config, Consul, HookCommand, ProbeSpec, TokenSource};
+use super::{Config, Consul, FenceTarget, HookCommand, ProbeSpec, TokenSource};
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 use std::path::Path;
@@ -92,6 +92,29 @@ pub(super) fn probes(v: &[ProbeSpec]) -> Out {
     )
 }
 
+/// A fence target by its table, or `~` when the component is not fenced.
+pub(super) fn fence_target(t: Option<&FenceTarget>) -> Out {
+    t.map_or(Out::Null, |t| keys::FENCE_TARGET.show(t))
+}
+
+/// A target's options, secret values masked (a comment in text,
+/// `"********"` in JSON).
+pub(super) fn fence_options(t: &FenceTarget) -> Out {
+    Out::Map(
+        t.options
+            .iter()
+            .map(|(k, v)| {
+                let shown = if crate::model::fence_option_is_secret(k) {
+                    Out::Masked("a secret".into())
+                } else {
+                    s(v.as_str())
+                };
+                (k.clone(), shown)
+            })
+            .collect(),
+    )
+}
+
 impl Config {
     /// The effective configuration as an ordered tree (file layout): each
     /// section by its key table, the datacenters right after `local:` as in
@@ -116,6 +139,7 @@ impl Config {
         section!(keys::HOOKS, &self.hooks);
         section!(keys::METRICS, &self.metrics);
         section!(keys::JOURNAL, &self.journal);
+        section!(keys::FENCING, &self.fencing);
         Out::Map(entries)
     }
 

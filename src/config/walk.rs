@@ -16,6 +16,7 @@
 
 mod cross;
 mod custom;
+mod fence;
 mod values;
 
 pub(crate) use custom::format_size;
@@ -321,6 +322,7 @@ impl<'e> Walker<'e> {
         let hooks = section!(keys::HOOKS);
         let metrics = section!(keys::METRICS);
         let journal = section!(keys::JOURNAL);
+        let fencing = section!(keys::FENCING);
 
         let mut dcs = BTreeMap::new();
         let dc_names: Vec<&str> = local
@@ -367,9 +369,11 @@ impl<'e> Walker<'e> {
             hooks,
             metrics,
             journal,
+            fencing,
             warnings: Vec::new(),
         };
         self.cross_checks(&mut cfg);
+        self.fence_cross(&cfg);
         Some(cfg)
     }
 

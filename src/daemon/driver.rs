@@ -237,8 +237,10 @@ impl SessionDriver {
             let outcome = match result {
                 Some(OutcomeResult::Succeeded { .. })
                 | Some(OutcomeResult::Listed { .. })
-                | Some(OutcomeResult::Operations { .. }) => {
-                    super::metrics::ActionOutcome::Succeeded
+                | Some(OutcomeResult::Operations { .. })
+                | Some(OutcomeResult::Fenced { .. }) => super::metrics::ActionOutcome::Succeeded,
+                Some(OutcomeResult::FenceUnconfirmed { .. }) => {
+                    super::metrics::ActionOutcome::Failed
                 }
                 Some(OutcomeResult::TimedOut { .. }) => super::metrics::ActionOutcome::TimedOut,
                 Some(OutcomeResult::GateRefused { .. }) => {
@@ -275,6 +277,7 @@ fn kind_label(k: &ActionKind) -> &'static str {
         ActionKind::RunCommand { .. } => "run_command",
         ActionKind::RaftRecovery { .. } => "raft_recovery",
         ActionKind::ConfirmLeader => "confirm_leader",
+        ActionKind::Fence { .. } => "fence",
     }
 }
 

@@ -4,7 +4,7 @@
 //! [`crate::engine::step`].
 
 use super::reason::GateRefusal;
-use crate::model::{RaftServer, Role};
+use crate::model::{Component, FenceAction, FenceCall, FenceFailure, RaftServer, Role};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -161,6 +161,17 @@ pub enum ActionKind {
     /// Wait (bounded) for `/v1/status/leader` to name a leader; `Succeeded`
     /// when it does, `Failed` otherwise.
     ConfirmLeader,
+    /// Run the fence agent of `fencing.<component>` for every plug: its
+    /// `status` first, then (with `action: off` and the node ON) `off`
+    /// and `status` again. Answer [`OutcomeResult::Fenced`] only when
+    /// every plug is confirmed OFF, else [`OutcomeResult::FenceUnconfirmed`].
+    Fence {
+        component: Component,
+        /// `fence_action` in JSON (`action` names the action kind there).
+        #[serde(rename = "fence_action")]
+        action: FenceAction,
+        plugs: Vec<String>,
+    },
 }
 
 impl ActionKind {
@@ -235,6 +246,18 @@ impl ActionKind {
                 }
             }
             ActionKind::ConfirmLeader => "confirm the local Consul elected a leader".into(),
+            ActionKind::Fence {
+                component,
+                action,
+                plugs,
+            } => format!(
+                "fence the peer {component} ({}): confirm it powered off{}",
+                plugs.join(", "),
+                match action {
+                    FenceAction::Off => ", powering it off if it is on",
+                    FenceAction::Status => " (status only, never powering anything off)",
+                }
+            ),
         }
     }
 
@@ -248,7 +271,7 @@ impl ActionKind {
                     purpose: CommandPurpose::ProxyActivate,
                     ..
                 }
-        )
+        ) || matches!(self, ActionKind::Fence { component, .. } if *component != Component::Consul)
     }
 }
 
@@ -291,6 +314,13 @@ pub enum OutcomeResult {
     /// `AcquireQuorumGate`: the lock could not be taken (no Consul leader on
     /// this side, or another habeat holds it).
     GateRefused { refusal: GateRefusal },
+    /// `Fence`: every plug confirmed OFF; the calls made, tails scrubbed.
+    Fenced { calls: Vec<FenceCall> },
+    /// `Fence`: not confirmed (ON, a failure, a timeout): no action.
+    FenceUnconfirmed {
+        failure: FenceFailure,
+        calls: Vec<FenceCall>,
+    },
 }
 
 impl OutcomeResult {
@@ -298,7 +328,11 @@ impl OutcomeResult {
         match self {
             OutcomeResult::Succeeded { .. }
             | OutcomeResult::Listed { .. }
-            | OutcomeResult::Operations { .. } => None,
+            | OutcomeResult::Operations { .. }
+            | OutcomeResult::Fenced { .. } => None,
+            OutcomeResult::FenceUnconfirmed { failure, .. } => {
+                Some(format!("no confirmed OFF: {failure}"))
+            }
             OutcomeResult::Failed { reason } => Some(reason.clone()),
             OutcomeResult::TimedOut { reason } => Some(format!("timed out: {reason}")),
             OutcomeResult::GateRefused { refusal } => {

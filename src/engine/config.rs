@@ -7,7 +7,8 @@
 //! config side; the rules that derive the engine's timings stay here
 //! ([`EngineConfig::set_timing`]).
 
-use crate::model::{Quorum, Rearm, Role};
+use crate::model::{Component, FenceAction, Quorum, Rearm, Role};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Everything the decision engine needs to know about this installation.
@@ -87,6 +88,17 @@ pub struct EngineConfig {
     pub own_consul_hosts: Vec<String>,
     /// Hostnames of the peer DC's Consul servers.
     pub peer_consul_hosts: Vec<String>,
+    /// The components with a fence agent (`fencing.<component>`): what it
+    /// may do and which plugs it fences. The agent and its options stay
+    /// with the executor.
+    pub fencing: BTreeMap<Component, FencePlan>,
+}
+
+/// What the engine knows of one fenced component.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FencePlan {
+    pub action: FenceAction,
+    pub plugs: Vec<String>,
 }
 
 /// How many times a failed step is tried before habeat gives it up.
@@ -135,6 +147,7 @@ impl EngineConfig {
             command_witness: false,
             own_consul_hosts: Vec::new(),
             peer_consul_hosts: Vec::new(),
+            fencing: BTreeMap::new(),
         }
     }
 

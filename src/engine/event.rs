@@ -146,6 +146,13 @@ pub enum EventKind {
     },
     /// A manual promotion was refused (a witness sees the source Up).
     Refused,
+    /// A fence step ran its agent: every call (action, exit, scrubbed
+    /// output tail, time) and whether the peer node is confirmed OFF.
+    Fence {
+        component: crate::model::Component,
+        confirmed: bool,
+        calls: Vec<crate::model::FenceCall>,
+    },
     /// An outcome that matches no action in flight (ignored).
     OutcomeIgnored {
         action_id: ActionId,

@@ -518,6 +518,10 @@ impl<'a> Cx<'a> {
             self.gate_refused(role, key, refusal, why, "not run");
             return true;
         }
+        if let ActionKind::Fence { component, .. } = &a.kind {
+            self.on_fenced(role, sr, *component, &o.result);
+            return true;
+        }
         match err {
             None => {
                 self.success_event(&a, o);
@@ -526,6 +530,71 @@ impl<'a> Cx<'a> {
             Some(reason) => self.step_failed(role, sr, &a, reason),
         }
         true
+    }
+
+    /// A fence step's outcome: confirmed OFF is the step done; anything
+    /// else is no action, retried like a refused gate (never given up,
+    /// never counted as an attempt: it changed nothing of the mail
+    /// system) with the reason in `status`.
+    fn on_fenced(&mut self, role: Role, sr: StepRef, component: Component, result: &OutcomeResult) {
+        let (failure, calls) = match result {
+            OutcomeResult::Fenced { calls } => {
+                self.event(
+                    Severity::Info,
+                    EventKind::Fence {
+                        component,
+                        confirmed: true,
+                        calls: calls.clone(),
+                    },
+                    Some(role),
+                    format!(
+                        "fencing.{component}: the peer {component} is confirmed powered off \
+                         ({} agent call(s))",
+                        calls.len()
+                    ),
+                );
+                self.step_done(role, sr);
+                return;
+            }
+            OutcomeResult::FenceUnconfirmed { failure, calls } => (failure.clone(), calls.clone()),
+            other => (
+                crate::model::FenceFailure::NotRun {
+                    reason: other
+                        .error_text()
+                        .unwrap_or_else(|| "no fence report".into()),
+                },
+                Vec::new(),
+            ),
+        };
+        let now = self.now;
+        if let Some((p, _)) = self.pipeline_mut(role, sr.pipeline)
+            && let Some(st) = p.steps.get_mut(sr.index)
+        {
+            st.attempts = st.attempts.saturating_sub(1);
+            st.status = StepStatus::Failed;
+            st.last_error = Some(failure.to_string());
+            st.updated_at = now;
+        }
+        let why = Waiting::FenceUnconfirmed {
+            component,
+            failure: failure.clone(),
+        };
+        let rs = self.s.role_mut(role);
+        rs.retry_at = Some(self.now.plus(self.cfg.retry_delay));
+        rs.retry_reason = Some(why.clone());
+        self.event(
+            Severity::Error,
+            EventKind::Fence {
+                component,
+                confirmed: false,
+                calls,
+            },
+            Some(role),
+            format!(
+                "{why}; nothing done, retrying after {}",
+                human(self.cfg.retry_delay)
+            ),
+        );
     }
 
     pub(super) fn success_event(&mut self, a: &Action, o: &ActionOutcome) {

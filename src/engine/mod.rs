@@ -32,7 +32,7 @@ pub use action::{
     Action, ActionId, ActionKind, ActionOutcome, CommandPurpose, LockKind, Origin, OutcomeResult,
     PromoteTarget, StepRef,
 };
-pub use config::{EngineConfig, MAX_ATTEMPTS};
+pub use config::{EngineConfig, FencePlan, MAX_ATTEMPTS};
 pub use event::{Event, EventKind, Severity};
 pub use machine::{Input, Transition, step};
 pub use reason::{Blocked, GateRefusal, Idle, RaftWait, Waiting};

@@ -10,7 +10,7 @@ use super::machine::{Cx, Next, Planned, Scope, Slot};
 use super::reason::Idle;
 use super::record::{LastPromotion, Pipeline, PipelineKind, Step, StepState, StepStatus};
 use super::time::human;
-use crate::model::{Role, Verdict};
+use crate::model::{Component, Role, Verdict};
 
 impl Cx<'_> {
     pub(super) fn continue_pipeline(
@@ -102,6 +102,32 @@ impl Cx<'_> {
                 })
             }
             Step::ConfirmLeader => plan(ActionKind::ConfirmLeader),
+            Step::Fence { component } => match self.cfg.fencing.get(component) {
+                Some(f) => plan(ActionKind::Fence {
+                    component: *component,
+                    action: f.action,
+                    plugs: f.plugs.clone(),
+                }),
+                None => {
+                    // fencing.<component> was removed from the config
+                    // since the pipeline was recorded: the operator
+                    // chose to act without it.
+                    self.event(
+                        Severity::Warning,
+                        EventKind::Decision { reason: None },
+                        Some(role),
+                        format!(
+                            "fencing.{component} is no longer configured: the fence step of \
+                             pipeline {} is skipped",
+                            p.id
+                        ),
+                    );
+                    if let Some(sr) = sr {
+                        self.step_done(role, sr);
+                    }
+                    return Next::Again;
+                }
+            },
         };
         self.gated(role, &p, next)
     }
@@ -394,6 +420,13 @@ impl Cx<'_> {
         }
         None
     }
+}
+
+/// The fence step of `component`, when `fencing.<component>` is set.
+pub(super) fn fence_step(cfg: &super::config::EngineConfig, component: Component) -> Option<Step> {
+    cfg.fencing
+        .contains_key(&component)
+        .then_some(Step::Fence { component })
 }
 
 pub(super) fn commands(purpose: CommandPurpose, argvs: &[Vec<String>]) -> Vec<Step> {

@@ -6,7 +6,7 @@
 use super::action::{ActionKind, CommandPurpose, LockKind, Origin, PromoteTarget, StepRef};
 use super::event::{EventKind, Severity};
 use super::machine::{Cx, Next, Planned};
-use super::pipeline::commands;
+use super::pipeline::{commands, fence_step};
 use super::reason::Idle;
 use super::record::{Pipeline, PipelineKind, PromotionDetails, Step};
 use crate::model::{AtRiskPolicy, Component, Observation, Role, Verdict, Vote};
@@ -78,7 +78,13 @@ impl Cx<'_> {
                     return;
                 }
                 let id = self.new_pipeline_id();
-                let mut steps = vec![Step::PromoteAccounts];
+                // fence-before-promotion: the peer node confirmed OFF
+                // after the gate (the fence action is gated) and before
+                // promoteAccounts.
+                let mut steps: Vec<Step> = fence_step(self.cfg, Component::Appserver)
+                    .into_iter()
+                    .collect();
+                steps.push(Step::PromoteAccounts);
                 steps.extend(self.promotion_follow_up(true));
                 // `replicas.at_risk: hold`: the accounts at risk stay on
                 // the source for the operator; the others are promoted by

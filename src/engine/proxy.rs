@@ -3,7 +3,7 @@
 
 use super::action::{CommandPurpose, LockKind};
 use super::machine::{Cx, Next, Scope, Slot};
-use super::pipeline::commands;
+use super::pipeline::{commands, fence_step};
 use super::reason::Idle;
 use super::record::{PipelineKind, Step};
 use crate::model::Component;
@@ -18,6 +18,11 @@ impl Cx<'_> {
             });
         }
         let mut steps = Vec::new();
+        if self.cfg.proxy_enable_activate && !self.cfg.proxy_activate.is_empty() {
+            // fence-before-promotion: the peer proxy confirmed OFF before
+            // the first proxy switch command (gated like it).
+            steps.extend(fence_step(self.cfg, Component::Proxy));
+        }
         if self.cfg.proxy_enable_activate {
             steps.extend(commands(
                 CommandPurpose::ProxyActivate,

@@ -76,6 +76,12 @@ pub enum Waiting {
         host: String,
         operations: Vec<String>,
     },
+    /// The fence agent did not confirm the peer node OFF
+    /// (`fence-before-promotion`).
+    FenceUnconfirmed {
+        component: Component,
+        failure: crate::model::FenceFailure,
+    },
 }
 
 impl fmt::Display for Waiting {
@@ -94,6 +100,18 @@ impl fmt::Display for Waiting {
                 "an earlier promotion is still running on the mailbox server ({}): waiting for \
                  it to end before promoting what it leaves on {host}",
                 operations.join("; ")
+            ),
+            Waiting::FenceUnconfirmed { component, failure } => write!(
+                f,
+                "fencing.{} did not confirm the peer {component} powered off ({failure}): no \
+                 {} without it; check the agent by hand with its `status` action \
+                 (docs/fencing.md)",
+                component.as_str(),
+                match component {
+                    Component::Proxy => "proxy switch",
+                    Component::Consul => "raft recovery",
+                    _ => "promotion",
+                }
             ),
         }
     }

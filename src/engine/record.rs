@@ -264,7 +264,15 @@ impl Pipeline {
     /// first step) was started at least once. Before that it is only an
     /// intent, which is dropped if the peer comes back.
     pub fn committed(&self) -> bool {
-        self.steps.first().is_some_and(|s| s.attempts > 0)
+        self.first_acting().is_some_and(|s| s.attempts > 0)
+    }
+
+    /// The first step that changes something of the mail system: a fence
+    /// step before it only confirms (or makes sure) the peer is off.
+    fn first_acting(&self) -> Option<&StepState> {
+        self.steps
+            .iter()
+            .find(|s| !matches!(s.step, Step::Fence { .. }))
     }
 
     /// Whether the step that commits this failover has run to its end:
@@ -276,8 +284,7 @@ impl Pipeline {
         match self.kind {
             PipelineKind::Promotion => self.step_done(|s| matches!(s, Step::PromoteAccounts)),
             PipelineKind::HaModuleStop | PipelineKind::ProxyActivation => self
-                .steps
-                .first()
+                .first_acting()
                 .is_none_or(|s| matches!(s.status, StepStatus::Done | StepStatus::GaveUp)),
             PipelineKind::RaftRecovery | PipelineKind::Adopted | PipelineKind::Rearm => true,
         }
@@ -365,16 +372,30 @@ pub enum StepStatus {
 #[serde(tag = "step", rename_all = "snake_case")]
 pub enum Step {
     PromoteAccounts,
-    WriteLocks { locks: Vec<LockKind> },
-    RemoveLocks { locks: Vec<LockKind> },
+    WriteLocks {
+        locks: Vec<LockKind>,
+    },
+    RemoveLocks {
+        locks: Vec<LockKind>,
+    },
     FlushCache,
     PauseReplicas,
     RestartReplicas,
     StopHaModule,
     StartHaModule,
-    Command { action: ActionKind },
-    RaftRecovery { servers: Vec<RaftServer> },
+    Command {
+        action: ActionKind,
+    },
+    RaftRecovery {
+        servers: Vec<RaftServer>,
+    },
     ConfirmLeader,
+    /// The fence agent of `fencing.<component>` confirms the peer node
+    /// OFF (`fence-before-promotion`): before `promoteAccounts`, before
+    /// the first proxy switch command.
+    Fence {
+        component: Component,
+    },
 }
 
 impl Step {
@@ -394,7 +415,10 @@ impl Step {
     pub(crate) fn stalls_on_give_up(&self) -> bool {
         matches!(
             self,
-            Step::PromoteAccounts | Step::RaftRecovery { .. } | Step::ConfirmLeader
+            Step::PromoteAccounts
+                | Step::RaftRecovery { .. }
+                | Step::ConfirmLeader
+                | Step::Fence { .. }
         )
     }
 
@@ -411,6 +435,7 @@ impl Step {
             Step::Command { action } => action.describe(),
             Step::RaftRecovery { .. } => "raft recovery".into(),
             Step::ConfirmLeader => "confirm a Consul leader".into(),
+            Step::Fence { component } => format!("fence the peer {component}"),
         }
     }
 }

@@ -263,11 +263,65 @@ impl Executor {
                     detail: "dry run: not executed".into(),
                 }
             }
+            ActionKind::Fence {
+                component,
+                action: fence_action,
+                plugs,
+            } => self.simulate_fence(*component, *fence_action, plugs).await,
             ActionKind::RaftRecovery { .. } | ActionKind::ConfirmLeader => {
                 println!("{P} would {}", action.kind.describe());
                 assumed("it succeeds")
             }
         }
+    }
+
+    /// A fence step: the agent's `status` only (it changes nothing),
+    /// printed; a node ON with `action: off` is taken as powered off for
+    /// the rest of the run (the real run would do it), one ON with
+    /// `action: status`, or an agent failure, stops it there as the real
+    /// run would stop.
+    async fn simulate_fence(
+        &self,
+        component: crate::model::Component,
+        action: crate::model::FenceAction,
+        plugs: &[String],
+    ) -> OutcomeResult {
+        use crate::act::fence::{self, Power};
+        use crate::model::{FenceAction, FenceFailure};
+        let Some(t) = self.cfg.fencing.target(component) else {
+            return OutcomeResult::FenceUnconfirmed {
+                failure: FenceFailure::NotRun {
+                    reason: format!("fencing.{component} is not configured"),
+                },
+                calls: Vec::new(),
+            };
+        };
+        let mut calls = Vec::new();
+        for plug in plugs {
+            println!("{P} asking the fence agent of fencing.{component} for the status of {plug}");
+            let call = fence::status(t, plug, self.cfg.fencing.timeout).await;
+            let power = call.power();
+            calls.push(call);
+            let failure = match power {
+                Ok(Power::Off) => {
+                    println!("{P}   fencing.{component}: {plug} is OFF (status)");
+                    continue;
+                }
+                Ok(Power::On) if action == FenceAction::Off => {
+                    println!(
+                        "{P}   fencing.{component}: {plug} is ON; would power it off, then ask \
+                         status again"
+                    );
+                    println!("{P}   its outcome cannot be known without running it; assumed: OFF");
+                    continue;
+                }
+                Ok(Power::On) => FenceFailure::On { plug: plug.clone() },
+                Err(f) => f,
+            };
+            println!("{P}   fencing.{component}: no confirmed OFF: {failure}");
+            return OutcomeResult::FenceUnconfirmed { failure, calls };
+        }
+        OutcomeResult::Fenced { calls }
     }
 
     /// The gate, read and not taken: the Consul leader this side sees, and

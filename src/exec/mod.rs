@@ -99,6 +99,10 @@ impl Executor {
             ActionKind::RunCommand { .. } => self.cfg.hooks.timeout,
             ActionKind::RaftRecovery { .. } => RaftRecovery::new(&self.cfg.consul).time_limit(),
             ActionKind::ConfirmLeader => LEADER_DEADLINE + c.command_timeout,
+            // At most status, off, status per plug.
+            ActionKind::Fence { plugs, .. } => {
+                self.cfg.fencing.timeout * 3 * u32::try_from(plugs.len().max(1)).unwrap_or(u32::MAX)
+            }
             // Listings, HA module, Consul calls (a few requests each),
             // lock files.
             ActionKind::ListAccounts { .. }
@@ -334,6 +338,48 @@ impl Executor {
                 }
                 Err(e) => failed(e.clone()),
             },
+            ActionKind::Fence {
+                component,
+                action,
+                plugs,
+            } => self.fence(*component, *action, plugs).await,
+        }
+    }
+
+    /// The fence step: the agent and its options from the config, what
+    /// it may do and the plugs as the engine recorded them. Confirmed only
+    /// when every plug is confirmed OFF.
+    async fn fence(
+        &self,
+        component: crate::model::Component,
+        action: crate::model::FenceAction,
+        plugs: &[String],
+    ) -> OutcomeResult {
+        let Some(t) = self.cfg.fencing.target(component) else {
+            return OutcomeResult::FenceUnconfirmed {
+                failure: crate::model::FenceFailure::NotRun {
+                    reason: format!("fencing.{component} is not configured"),
+                },
+                calls: Vec::new(),
+            };
+        };
+        let target = crate::config::FenceTarget {
+            action,
+            ..t.clone()
+        };
+        let reports =
+            crate::act::fence::confirm_all_off(&target, plugs, self.cfg.fencing.timeout).await;
+        let failure = reports.iter().find_map(|r| r.verdict.clone().err());
+        let calls: Vec<_> = reports.into_iter().flat_map(|r| r.calls).collect();
+        match failure {
+            None if !plugs.is_empty() => OutcomeResult::Fenced { calls },
+            None => OutcomeResult::FenceUnconfirmed {
+                failure: crate::model::FenceFailure::NotRun {
+                    reason: format!("fencing.{component} names no plug"),
+                },
+                calls,
+            },
+            Some(failure) => OutcomeResult::FenceUnconfirmed { failure, calls },
         }
     }
 

@@ -93,6 +93,8 @@ pub struct World {
     /// The executor finds the quorum gate lost before the next gated
     /// action (its Consul session expired during an earlier step).
     pub gate_lost: bool,
+    /// The fence agent confirms the peer node OFF.
+    pub fence_confirms: bool,
 }
 
 impl World {
@@ -107,6 +109,7 @@ impl World {
             leader_after_recovery: true,
             operations: Vec::new(),
             gate_lost: false,
+            fence_confirms: true,
         }
     }
 
@@ -165,6 +168,18 @@ impl World {
                 self.on_source.retain(|x| !moving.contains(x));
                 self.promoted.extend(moving);
                 ok()
+            }
+            ActionKind::Fence { plugs, .. } => {
+                if self.fence_confirms {
+                    OutcomeResult::Fenced { calls: Vec::new() }
+                } else {
+                    OutcomeResult::FenceUnconfirmed {
+                        failure: habeat::model::FenceFailure::On {
+                            plug: plugs.first().cloned().unwrap_or_default(),
+                        },
+                        calls: Vec::new(),
+                    }
+                }
             }
             ActionKind::ConfirmLeader => {
                 if self.leader_after_recovery {
@@ -346,6 +361,7 @@ pub fn names(ks: &[ActionKind]) -> Vec<String> {
             ActionKind::RunCommand { argv, .. } => format!("run:{}", argv.join(" ")),
             ActionKind::RaftRecovery { .. } => "raft-recovery".into(),
             ActionKind::ConfirmLeader => "confirm-leader".into(),
+            ActionKind::Fence { .. } => "fence".into(),
         })
         .collect()
 }

@@ -1033,6 +1033,7 @@ fn engine_config_is_derived_from_the_effective_config() {
         hooks: Hooks::default(),
         metrics: Metrics::default(),
         journal: habeat::config::Journal::default(),
+        fencing: habeat::config::Fencing::default(),
         warnings: Vec::new(),
     };
     let e = habeat::engine::EngineConfig::from(&cfg);

@@ -9,6 +9,7 @@
 
 pub mod consul_api;
 pub mod netns;
+pub mod redfish;
 pub mod slapd;
 pub mod testbed;
 
@@ -60,6 +61,7 @@ pub fn config(roles: &[Role]) -> Config {
         hooks: Hooks::default(),
         metrics: Metrics::default(),
         journal: habeat::config::Journal::default(),
+        fencing: habeat::config::Fencing::default(),
         warnings: Vec::new(),
     }
 }
