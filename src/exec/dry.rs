@@ -162,7 +162,11 @@ impl Executor {
                         }
                     }
                 };
-                println!("{P} would run: {}", cli.display(&cmd));
+                println!(
+                    "{P} would {}: {}",
+                    action.kind.describe(),
+                    cli.display(&cmd)
+                );
                 assumed("the promotion succeeds (the real run then records it)")
             }
             ActionKind::FlushCache {
