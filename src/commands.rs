@@ -120,6 +120,7 @@ fn describe_result(r: &engine::OutcomeResult) -> String {
         Failed { reason } => format!("FAILED: {reason}"),
         TimedOut { reason } => format!("TIMED OUT: {reason}"),
         GateRefused { refusal } => format!("REFUSED by the quorum gate: {refusal}"),
+        PeerLeaseWait { wait } => format!("WAITING: {wait}"),
         Fenced { calls } => format!("confirmed OFF ({} agent call(s))", calls.len()),
         FenceUnconfirmed { failure, .. } => format!("NOT CONFIRMED OFF: {failure}"),
     }
@@ -439,6 +440,9 @@ pub fn status(cfg: &Config, json_out: bool, verbose: bool) -> Outcome {
     for e in engine::why(&state, &ecfg, now()) {
         println!("{}: {}", e.role, e.text);
     }
+    if let Some(l) = crate::lease::keeper::file_status(cfg) {
+        println!("lease: {}", l["message"].as_str().unwrap_or_default());
+    }
     Ok(exit::OK)
 }
 
@@ -492,6 +496,7 @@ pub fn status_json(state: &State, cfg: &Config, ecfg: &engine::EngineConfig) -> 
         "last_round_at": state.last_round_at,
         "why": why,
         "replicas": crate::survey::show::json(cfg, now()),
+        "lease": crate::lease::keeper::file_status(cfg),
     })
 }
 

@@ -15,6 +15,7 @@ pub mod engine;
 pub mod exec;
 pub mod exit;
 pub mod json;
+pub mod lease;
 pub mod logging;
 pub mod model;
 pub mod probe;

@@ -146,6 +146,30 @@ impl Rearm {
     }
 }
 
+/// `safety.require_peer_lease`: whether the secondary may promote a primary
+/// host that has no serving lease key (`habeat/serving/<host>`) at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PeerLease {
+    /// No key: the primary side runs no lease; nothing to take over, go on.
+    Auto,
+    /// No key: wait (the primary side must run a lease).
+    Always,
+}
+
+impl PeerLease {
+    /// The values `safety.require_peer_lease` accepts.
+    pub const CHOICES: &[(&str, PeerLease)] =
+        &[("auto", PeerLease::Auto), ("always", PeerLease::Always)];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerLease::Auto => "auto",
+            PeerLease::Always => "always",
+        }
+    }
+}
+
 /// What a fence agent may do to a peer node (`fencing.<component>.action`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -22,7 +22,7 @@ use super::render::{self, Out};
 use super::walk::{Section, Walker};
 use super::{
     Carbonio, Consul, Datacenter, Detection, FenceTarget, Fencing, HookCommand, Hooks, Journal,
-    Local, Metrics, ProbeSpec, Probes, Replicas, Safety, SwitchCommands, Witnesses,
+    Lease, Local, Metrics, ProbeSpec, Probes, Replicas, Safety, SwitchCommands, Witnesses,
 };
 use std::path::PathBuf;
 use std::time::Duration;
@@ -190,6 +190,7 @@ pub const SECTIONS: &[&str] = &[
     CARBONIO.name,
     SAFETY.name,
     REPLICAS.name,
+    LEASE.name,
     HOOKS.name,
     METRICS.name,
     JOURNAL.name,
@@ -667,6 +668,41 @@ pub const SAFETY: Table<Safety> = Table {
             },
             doc: "`auto`: locks clear when the peer is Up again (old behaviour); `manual`: only `habeat rearm` clears them.",
         },
+        Key {
+            name: "require_peer_lease",
+            kind: Kind::Custom {
+                ty: "`auto` or `always`",
+                read: |w, s, key, sa| {
+                    sa.require_peer_lease = w.choice(
+                        s,
+                        key,
+                        sa.require_peer_lease,
+                        crate::model::PeerLease::CHOICES,
+                    )
+                },
+                show: |sa| Some(render::s(sa.require_peer_lease.as_str())),
+            },
+            doc: "before promoting a primary host the secondary takes over its serving lease (`habeat/serving/<host>`, see `lease`). When that key was never there: `auto` promotes (the primary side runs no lease), `always` waits for it.",
+        },
+    ],
+};
+
+pub const LEASE: Table<Lease> = Table {
+    name: "lease",
+    keys: &[
+        Key {
+            name: "enabled",
+            kind: Kind::Bool(field!(enabled)),
+            doc: "primary side (`whoami: primary`, appserver or proxyserver role): hold the serving lease `habeat/serving/<own mail host>` in a TTL-only Consul session, and fence this side (`hooks.on_fence`) when it cannot be renewed. Held by the daemon (`habeat run`) only, not by the timer's `check`. See docs/decisions.md §7.",
+        },
+        Key {
+            name: "ttl",
+            kind: Kind::Duration {
+                field: field!(ttl),
+                floor: Some(Lease::MIN_TTL),
+            },
+            doc: "the session's TTL (Consul: at least 10s). Renewed every ttl/3; no renewal for ttl - ttl/3 fences. The secondary can take the lease over no sooner than ttl + 15s (Consul's lock-delay) after the last renewal.",
+        },
     ],
 };
 
@@ -723,6 +759,16 @@ pub const HOOKS: Table<Hooks> = Table {
             name: "on_event",
             kind: Kind::Commands(field!(on_event)),
             doc: "commands run on every state change, the event JSON on stdin; never block decisions.",
+        },
+        Key {
+            name: "on_fence",
+            kind: Kind::Commands(field!(on_fence)),
+            doc: "primary side, `lease.enabled`: run once when the serving lease is lost (withdraw routes, stop the proxy or mailbox).",
+        },
+        Key {
+            name: "on_unfence",
+            kind: Kind::Commands(field!(on_unfence)),
+            doc: "primary side: run when the lease is back and `habeat/failover/<own host>` shows no promotion meanwhile.",
         },
     ],
 };

@@ -27,7 +27,7 @@ pub use load::{ConfigError, LoadEnv, Problem, load_file, load_file_with, load_st
 /// `config::Quorum` and `config::Rearm` keep working.
 pub use crate::model::{AtRiskPolicy, FenceAction, Quorum, Rearm};
 
-use crate::model::{Component, Role};
+use crate::model::{Component, PeerLease, Role};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -52,6 +52,7 @@ pub struct Config {
     pub carbonio: Carbonio,
     pub safety: Safety,
     pub replicas: Replicas,
+    pub lease: Lease,
     pub hooks: Hooks,
     pub metrics: Metrics,
     pub journal: Journal,
@@ -425,6 +426,7 @@ pub struct Safety {
     #[serde(with = "crate::model::humantime_serde_compat")]
     pub promotion_block: Duration,
     pub rearm: Rearm,
+    pub require_peer_lease: PeerLease,
 }
 
 impl Default for Safety {
@@ -434,6 +436,7 @@ impl Default for Safety {
             recovery_grace: Duration::from_secs(60),
             promotion_block: Duration::from_secs(3600),
             rearm: Rearm::Auto,
+            require_peer_lease: PeerLease::Auto,
         }
     }
 }
@@ -465,6 +468,33 @@ pub struct Hooks {
     pub after_promotion: Vec<HookCommand>,
     pub on_peer_recovered: Vec<HookCommand>,
     pub on_event: Vec<HookCommand>,
+    pub on_fence: Vec<HookCommand>,
+    pub on_unfence: Vec<HookCommand>,
+}
+
+/// `lease:` — the primary side's serving lease (SPEC 4, "Serving lease";
+/// [`crate::lease`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Lease {
+    pub enabled: bool,
+    /// The Consul session's TTL; renewed every ttl/3, fenced after
+    /// ttl - ttl/3 without a renewal. At least [`Lease::MIN_TTL`].
+    #[serde(with = "crate::model::humantime_serde_compat")]
+    pub ttl: Duration,
+}
+
+impl Lease {
+    /// Consul refuses a session TTL below 10s.
+    pub const MIN_TTL: Duration = Duration::from_secs(10);
+}
+
+impl Default for Lease {
+    fn default() -> Self {
+        Lease {
+            enabled: false,
+            ttl: Duration::from_secs(15),
+        }
+    }
 }
 
 impl Default for Hooks {
@@ -474,6 +504,8 @@ impl Default for Hooks {
             after_promotion: Vec::new(),
             on_peer_recovered: Vec::new(),
             on_event: Vec::new(),
+            on_fence: Vec::new(),
+            on_unfence: Vec::new(),
         }
     }
 }

@@ -136,6 +136,7 @@ impl Config {
         section!(keys::CARBONIO, &self.carbonio);
         section!(keys::SAFETY, &self.safety);
         section!(keys::REPLICAS, &self.replicas);
+        section!(keys::LEASE, &self.lease);
         section!(keys::HOOKS, &self.hooks);
         section!(keys::METRICS, &self.metrics);
         section!(keys::JOURNAL, &self.journal);

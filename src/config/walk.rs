@@ -319,6 +319,7 @@ impl<'e> Walker<'e> {
         let carbonio = section!(keys::CARBONIO);
         let safety = section!(keys::SAFETY);
         let replicas = section!(keys::REPLICAS);
+        let lease = section!(keys::LEASE);
         let hooks = section!(keys::HOOKS);
         let metrics = section!(keys::METRICS);
         let journal = section!(keys::JOURNAL);
@@ -366,6 +367,7 @@ impl<'e> Walker<'e> {
             carbonio,
             safety,
             replicas,
+            lease,
             hooks,
             metrics,
             journal,

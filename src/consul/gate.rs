@@ -12,7 +12,7 @@
 //! is renewed while held, released and destroyed on [`FailoverLock::release`]
 //! or drop, and released by Consul itself when habeat dies and stops renewing.
 
-use super::{Client, Error, SessionRequest};
+use super::{Client, Error, SessionChecks, SessionRequest};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -128,6 +128,7 @@ pub async fn acquire(
         ttl: format!("{}s", ttl.as_secs()),
         behavior: "release".into(),
         lock_delay: "0s".into(),
+        checks: SessionChecks::AgentDefault,
     };
     let session = client
         .session_create(&req)

@@ -13,6 +13,9 @@
 //! `X-Consul-Token` header; it never appears in a URL, a log line or an error.
 
 pub mod gate;
+pub mod session;
+
+pub use session::{KvPair, SessionChecks, SessionRequest};
 
 use crate::config::{self, Secret};
 use crate::model::RaftServer;
@@ -204,49 +207,6 @@ impl From<RaftConfigServer> for RaftServer {
     }
 }
 
-/// What a KV entry holds (`GET /v1/kv/:key`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KvPair {
-    pub key: String,
-    /// The decoded value (Consul sends base64).
-    pub value: Vec<u8>,
-    /// The session holding the key's lock, if any.
-    pub session: Option<String>,
-    pub lock_index: u64,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct RawKvPair {
-    key: String,
-    #[serde(default)]
-    value: Option<String>,
-    #[serde(default)]
-    session: Option<String>,
-    #[serde(default)]
-    lock_index: u64,
-}
-
-/// Body of `PUT /v1/session/create`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct SessionRequest {
-    pub name: String,
-    /// Humantime-free Consul duration, e.g. `"30s"`. Between 10s and 24h.
-    #[serde(rename = "TTL")]
-    pub ttl: String,
-    /// `release` (locks are released when the session dies) or `delete`.
-    pub behavior: String,
-    /// How long a lock stays blocked after its session is invalidated.
-    pub lock_delay: String,
-}
-
-#[derive(Deserialize)]
-struct SessionCreated {
-    #[serde(rename = "ID")]
-    id: String,
-}
-
 /// The Carbonio node-name prefixes: Consul clients are `agent-<host>`,
 /// Consul servers `server-<host>`.
 pub const NODE_PREFIXES: [&str; 2] = ["agent-", "server-"];
@@ -395,111 +355,6 @@ impl Client {
     /// side with a leader answers, so what comes back is a healthy view).
     pub async fn raft_configuration(&self) -> Result<RaftConfiguration, Error> {
         self.get_json("/v1/operator/raft/configuration").await
-    }
-
-    /// `PUT /v1/session/create`: returns the new session's ID.
-    pub async fn session_create(&self, req: &SessionRequest) -> Result<String, Error> {
-        let body = serde_json::to_vec(req).map_err(|e| Error::Client(e.to_string()))?;
-        let created: SessionCreated = self
-            .send_json(reqwest::Method::PUT, "/v1/session/create", Some(body))
-            .await?;
-        if !is_session_id(&created.id) {
-            return Err(Error::BadBody {
-                url: format!("{}/v1/session/create", self.base),
-                detail: format!(
-                    "the new session's ID {:?} is not a UUID, as Consul's session IDs are",
-                    excerpt(&created.id)
-                ),
-            });
-        }
-        Ok(created.id)
-    }
-
-    /// `PUT /v1/session/renew/:id`: `false` when Consul no longer knows the
-    /// session (it expired or was destroyed: its locks are gone).
-    pub async fn session_renew(&self, id: &str) -> Result<bool, Error> {
-        let path = format!("/v1/session/renew/{}", session_segment(id)?);
-        match self
-            .send_raw(reqwest::Method::PUT, &path, None)
-            .await
-            .and_then(|r| check_status(r.status, r.body, r.url))
-        {
-            Ok(_) => Ok(true),
-            Err(Error::Status { status: 404, .. }) => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// `PUT /v1/session/destroy/:id`: invalidates the session, releasing
-    /// (behavior `release`) every lock it holds.
-    pub async fn session_destroy(&self, id: &str) -> Result<bool, Error> {
-        let path = format!("/v1/session/destroy/{}", session_segment(id)?);
-        self.send_json(reqwest::Method::PUT, &path, None).await
-    }
-
-    /// `PUT /v1/kv/:key?acquire=:session`: `true` when this session now
-    /// holds the lock, `false` when another session does.
-    pub async fn kv_acquire(&self, key: &str, session: &str, value: &[u8]) -> Result<bool, Error> {
-        let path = format!(
-            "/v1/kv/{}?acquire={}",
-            key_path(key)?,
-            session_segment(session)?
-        );
-        self.send_json(reqwest::Method::PUT, &path, Some(value.to_vec()))
-            .await
-    }
-
-    /// `PUT /v1/kv/:key?release=:session`: `true` when the lock was released.
-    pub async fn kv_release(&self, key: &str, session: &str) -> Result<bool, Error> {
-        let path = format!(
-            "/v1/kv/{}?release={}",
-            key_path(key)?,
-            session_segment(session)?
-        );
-        self.send_json(reqwest::Method::PUT, &path, None).await
-    }
-
-    /// `GET /v1/kv/:key`: `None` when the key does not exist.
-    pub async fn kv_get(&self, key: &str) -> Result<Option<KvPair>, Error> {
-        let path = format!("/v1/kv/{}", key_path(key)?);
-        let Raw {
-            status, body, url, ..
-        } = self.send_raw(reqwest::Method::GET, &path, None).await?;
-        if status == 404 {
-            return Ok(None);
-        }
-        let body = check_status(status, body, url.clone())?;
-        let raw: Vec<RawKvPair> = parse(&body, &url)?;
-        let Some(first) = raw.into_iter().next() else {
-            return Ok(None);
-        };
-        let value = match first.value {
-            Some(v) => base64_decode(&v).ok_or_else(|| Error::BadBody {
-                url: url.clone(),
-                detail: "the KV value is not valid base64".into(),
-            })?,
-            None => Vec::new(),
-        };
-        let session = first.session.filter(|s| !s.is_empty());
-        if let Some(id) = &session
-            && !is_session_id(id)
-        {
-            // It would go into a URL next (to destroy a dead holder's
-            // session): an answer that is not Consul's is no answer.
-            return Err(Error::BadBody {
-                url,
-                detail: format!(
-                    "the key's Session {:?} is not a UUID, as Consul's session IDs are",
-                    excerpt(id)
-                ),
-            });
-        }
-        Ok(Some(KvPair {
-            key: first.key,
-            value,
-            session,
-            lock_index: first.lock_index,
-        }))
     }
 
     async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, Error> {

@@ -57,6 +57,8 @@ pub struct SessionDriver {
     /// every round.
     cannot_decide: Option<String>,
     activity: Activity,
+    /// The serving lease's keeper (primary side, `lease.enabled`).
+    lease: Option<crate::lease::keeper::KeeperHandle>,
 }
 
 /// What an action job reports back.
@@ -76,6 +78,8 @@ impl SessionDriver {
         let mut session = Session::open(&cfg, false).map_err(|e| e.to_string())?;
         let meanwhile = crate::session::RoundsMeanwhile::default();
         session.watch_rounds(meanwhile.clone());
+        let lease = crate::lease::keeper::spawn(&cfg, Some(metrics.clone()))?;
+        metrics.declare_actions(&ACTION_KINDS);
         Ok(SessionDriver {
             config_path,
             prober,
@@ -91,6 +95,7 @@ impl SessionDriver {
             metrics,
             cannot_decide: None,
             activity: Activity::Idle,
+            lease,
         })
     }
 
@@ -198,9 +203,25 @@ impl SessionDriver {
     }
 
     fn publish(&self, state: &State, ecfg: &crate::engine::EngineConfig) {
+        let now = crate::session::now();
+        let paused_since = state
+            .pause
+            .as_ref()
+            .filter(|_| state.paused_at(now))
+            .map(|p| std::time::Duration::from_millis(p.since.0));
+        self.metrics.record_state(
+            paused_since,
+            self.cfg.local.roles.iter().map(|r| {
+                let locked = state.roles.get(r).is_some_and(|rs| rs.failover.is_some());
+                (*r, locked)
+            }),
+        );
         let mut v = crate::commands::status_json(state, &self.cfg, ecfg);
         v["cannot_decide"] = self.cannot_decide.clone().into();
         self.metrics.record_survey(&v["replicas"]["survey"]);
+        if let Some(l) = &self.lease {
+            v["lease"] = serde_json::to_value(l.status()).unwrap_or_default();
+        }
         if let Ok(mut s) = self.status.lock() {
             *s = v;
         }
@@ -234,6 +255,10 @@ impl SessionDriver {
     fn record_fed(&self, fed: &Fed) {
         for (action, result) in &fed.actions {
             let kind = kind_label(&action.kind);
+            debug_assert!(
+                ACTION_KINDS.contains(&kind),
+                "{kind} missing from ACTION_KINDS"
+            );
             let outcome = match result {
                 Some(OutcomeResult::Succeeded { .. })
                 | Some(OutcomeResult::Listed { .. })
@@ -247,7 +272,9 @@ impl SessionDriver {
                     self.metrics.record_quorum_gate_refusal();
                     super::metrics::ActionOutcome::Failed
                 }
-                Some(OutcomeResult::Failed { .. }) => super::metrics::ActionOutcome::Failed,
+                Some(OutcomeResult::Failed { .. }) | Some(OutcomeResult::PeerLeaseWait { .. }) => {
+                    super::metrics::ActionOutcome::Failed
+                }
                 None => super::metrics::ActionOutcome::DryRun,
             };
             if matches!(action.kind, ActionKind::PromoteAccounts { .. })
@@ -259,6 +286,28 @@ impl SessionDriver {
         }
     }
 }
+
+/// Every value of [`kind_label`]: the daemon exports
+/// `habeat_actions_total` at 0 for each from its start, so that the first
+/// failure of a kind is an increase Prometheus sees (a series that appears
+/// already at 1 has no increase) and the alerting rules find the metric.
+pub const ACTION_KINDS: [&str; 15] = [
+    "list_accounts",
+    "list_operations",
+    "acquire_quorum_gate",
+    "release_quorum_gate",
+    "promote_accounts",
+    "write_locks",
+    "remove_locks",
+    "flush_cache",
+    "pause_replicas",
+    "restart_replicas",
+    "stop_ha_module",
+    "start_ha_module",
+    "run_command",
+    "raft_recovery",
+    "confirm_leader",
+];
 
 fn kind_label(k: &ActionKind) -> &'static str {
     match k {
@@ -290,6 +339,9 @@ impl Driver for SessionDriver {
 
     async fn round(&mut self, _ctx: RoundContext) -> Result<RoundReport<JobResult>, RoundError> {
         let round = self.prober.round().await;
+        if let Some(l) = &self.lease {
+            l.round(&round);
+        }
         let mut job = None;
         let running = self.activity != Activity::Idle;
         // A running job's session sees this round between its actions; a
@@ -411,6 +463,17 @@ impl Driver for SessionDriver {
             tracing::warn!("{w}");
         }
         self.prober = prober;
+        if self.lease.is_some() != crate::lease::keeper::lease_key(&cfg).is_some()
+            || self.cfg.lease != cfg.lease
+            || self.cfg.hooks.on_fence != cfg.hooks.on_fence
+            || self.cfg.hooks.on_unfence != cfg.hooks.on_unfence
+        {
+            // Restarting the keeper would drop its session mid-lease.
+            tracing::warn!(
+                "the lease settings (lease.*, hooks.on_fence, hooks.on_unfence) changed: they \
+                 take effect when habeat restarts; the serving lease goes on as before"
+            );
+        }
         if self.activity == Activity::Idle {
             self.session = Arc::new(Mutex::new(session));
         } else {

@@ -18,7 +18,7 @@
 //! naturally, and Unknown is set apart below both, so `min_over_time`
 //! shows a period where the witness could not tell.
 
-use crate::model::{Component, Round, Verdict, Vote};
+use crate::model::{Component, Role, Round, Verdict, Vote};
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
@@ -68,6 +68,11 @@ struct ReplicaLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RoleLabels {
+    role: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct ActionLabels {
     kind: String,
     outcome: String,
@@ -114,6 +119,10 @@ struct Inner {
     replica_max_lag_sequence: Gauge,
     replica_max_lag_item_id: Gauge,
     replica_survey_age: Gauge,
+    lease_held: Gauge,
+    fenced: Gauge,
+    paused_since: Gauge<f64, AtomicU64>,
+    failover_locked: Family<RoleLabels, Gauge>,
     /// Witnesses seen in the last round: a witness that disappears (after
     /// a reload) must disappear from `/metrics` too, not freeze at its last
     /// vote.
@@ -242,6 +251,34 @@ impl Metrics {
             replica_survey_age.clone(),
         );
         replica_survey_age.set(-1);
+        let lease_held = Gauge::default();
+        registry.register(
+            "lease_held",
+            "1 while this primary side holds its serving lease (habeat/serving/<host>), \
+             renewed within ttl - ttl/3; 0 otherwise or with lease.enabled off",
+            lease_held.clone(),
+        );
+        let fenced = Gauge::default();
+        registry.register(
+            "fenced",
+            "1 while this primary side has fenced itself (hooks.on_fence ran) for losing its \
+             serving lease, 2 when a promotion happened meanwhile and only the operator unfences",
+            fenced.clone(),
+        );
+        let paused_since = Gauge::<f64, AtomicU64>::default();
+        registry.register_with_unit(
+            "paused_since_timestamp",
+            "Unix time at which the current maintenance pause began (habeat pause); 0 while not paused",
+            Unit::Seconds,
+            paused_since.clone(),
+        );
+        let failover_locked = Family::<RoleLabels, Gauge>::default();
+        registry.register(
+            "failover_locked",
+            "1 while a role has failed over (promotion, proxy switch, raft recovery) and waits for \
+             an operator's habeat rearm; 0 when armed",
+            failover_locked.clone(),
+        );
         Metrics(Arc::new(Inner {
             replica_accounts,
             replicas_at_risk,
@@ -249,6 +286,8 @@ impl Metrics {
             replica_max_lag_item_id,
             replica_survey_age,
             registry,
+            paused_since,
+            failover_locked,
             rounds,
             round_duration,
             witness_vote,
@@ -258,6 +297,8 @@ impl Metrics {
             quorum_gate_refusals,
             last_round,
             cannot_decide,
+            lease_held,
+            fenced,
             last_witnesses: Mutex::new(HashSet::new()),
         }))
     }
@@ -318,6 +359,26 @@ impl Metrics {
             .inc();
     }
 
+    /// Export `habeat_actions_total` at 0 for each of `kinds` and each
+    /// outcome the daemon can record (not `dry_run`), before any action
+    /// ran: a counter that first appears at 1 shows no `increase()`, so an
+    /// alert on the first failure would miss it.
+    pub fn declare_actions(&self, kinds: &[&str]) {
+        for kind in kinds {
+            for outcome in [
+                ActionOutcome::Succeeded,
+                ActionOutcome::Failed,
+                ActionOutcome::TimedOut,
+            ] {
+                // Creating the series is the point; the guard goes at once.
+                let _ = self.0.actions.get_or_create(&ActionLabels {
+                    kind: (*kind).to_owned(),
+                    outcome: outcome.as_str().to_owned(),
+                });
+            }
+        }
+    }
+
     /// Record a promotion of mailbox replicas (counted once per promotion,
     /// whatever the number of accounts).
     pub fn record_promotion(&self) {
@@ -353,6 +414,34 @@ impl Metrics {
     /// Whether the daemon can decide (and so act) at all.
     pub fn set_cannot_decide(&self, blocked: bool) {
         self.0.cannot_decide.set(i64::from(blocked));
+    }
+
+    /// The serving lease: held or not, and fenced (0 no, 1 yes, 2 after a
+    /// promotion).
+    pub fn set_lease(&self, held: bool, fenced: i64) {
+        self.0.lease_held.set(i64::from(held));
+        self.0.fenced.set(fenced);
+    }
+
+    /// The saved state's pause and failover locks, after each round and
+    /// action: `paused_since` is when the current pause began (`None`
+    /// when not paused), `locked` each configured role and whether it
+    /// has failed over and waits for `habeat rearm`.
+    pub fn record_state(
+        &self,
+        paused_since: Option<Duration>,
+        locked: impl IntoIterator<Item = (Role, bool)>,
+    ) {
+        let m = &self.0;
+        m.paused_since
+            .set(paused_since.map_or(0.0, |d| d.as_secs_f64()));
+        for (role, is_locked) in locked {
+            m.failover_locked
+                .get_or_create(&RoleLabels {
+                    role: role.as_str().to_owned(),
+                })
+                .set(i64::from(is_locked));
+        }
     }
 
     /// Record an automatic action refused by the quorum gate.

@@ -314,6 +314,9 @@ pub enum OutcomeResult {
     /// `AcquireQuorumGate`: the lock could not be taken (no Consul leader on
     /// this side, or another habeat holds it).
     GateRefused { refusal: GateRefusal },
+    /// The executor could not take the primary's serving lease over before
+    /// an automatic promotion: the promotion did not run.
+    PeerLeaseWait { wait: super::reason::PeerLeaseWait },
     /// `Fence`: every plug confirmed OFF; the calls made, tails scrubbed.
     Fenced { calls: Vec<FenceCall> },
     /// `Fence`: not confirmed (ON, a failure, a timeout): no action.
@@ -338,6 +341,7 @@ impl OutcomeResult {
             OutcomeResult::GateRefused { refusal } => {
                 Some(format!("quorum gate refused: {refusal}"))
             }
+            OutcomeResult::PeerLeaseWait { wait } => Some(wait.to_string()),
         }
     }
 }

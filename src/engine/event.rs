@@ -157,4 +157,25 @@ pub enum EventKind {
     OutcomeIgnored {
         action_id: ActionId,
     },
+    /// The primary side's serving lease was not renewed for ttl - ttl/3:
+    /// it fenced itself (`hooks.on_fence`).
+    LeaseFenced {
+        key: String,
+        hooks_ok: bool,
+    },
+    /// The lease is back and no promotion was made: `hooks.on_unfence` ran.
+    LeaseUnfenced {
+        key: String,
+        hooks_ok: bool,
+    },
+    /// The lease is back but the secondary promoted meanwhile: stays
+    /// fenced for the operator.
+    LeaseStaysFenced {
+        key: String,
+    },
+    /// The lease lapsed but a witness sees the secondary's mailstore Up:
+    /// not fencing.
+    LeaseLapsedPeerUp {
+        key: String,
+    },
 }

@@ -492,6 +492,35 @@ impl<'a> Cx<'a> {
         let Some(sr) = a.step else {
             return true;
         };
+        if let OutcomeResult::PeerLeaseWait { wait } = &o.result {
+            // `lease-before-takeover`: the primary's serving lease is not
+            // ours yet, so promoteAccounts did not run. Like a lost gate,
+            // the step neither failed nor counts as tried; the gate stays.
+            if let Some((p, _)) = self.pipeline_mut(role, sr.pipeline)
+                && let Some(st) = p.steps.get_mut(sr.index)
+            {
+                st.attempts = st.attempts.saturating_sub(1);
+                st.status = if st.attempts == 0 {
+                    StepStatus::Pending
+                } else {
+                    StepStatus::Failed
+                };
+            }
+            let rs = self.s.role_mut(role);
+            rs.retry_at = Some(self.now.plus(self.cfg.retry_delay));
+            let why = Waiting::PeerLease { wait: wait.clone() };
+            rs.retry_reason = Some(why.clone());
+            self.event(
+                Severity::Warning,
+                EventKind::Decision { reason: None },
+                Some(role),
+                format!(
+                    "{why}; retrying after {}",
+                    super::time::human(self.cfg.retry_delay)
+                ),
+            );
+            return true;
+        }
         if let OutcomeResult::GateRefused { refusal } = &o.result {
             // The executor found the gate lost before a gated step: the
             // step did not run, so it neither failed nor counts as tried.

@@ -35,7 +35,7 @@ pub use action::{
 pub use config::{EngineConfig, FencePlan, MAX_ATTEMPTS};
 pub use event::{Event, EventKind, Severity};
 pub use machine::{Input, Transition, step};
-pub use reason::{Blocked, GateRefusal, Idle, RaftWait, Waiting};
+pub use reason::{Blocked, GateRefusal, Idle, PeerLeaseWait, RaftWait, Waiting};
 pub use record::{
     ComponentState, LastPromotion, Live, LockFileSeen, OperatorCommand, Pause, Pipeline,
     PipelineKind, PromotionDetails, RaftMemory, RoleState, STATE_VERSION, SafeHold, State, Step,

@@ -63,6 +63,51 @@ impl fmt::Display for GateRefusal {
     }
 }
 
+/// Why the secondary cannot take the primary's serving lease over yet
+/// (`lease-before-takeover`): promoteAccounts waits, and is tried again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PeerLeaseWait {
+    /// The primary's session still holds the key: it is alive (or has not
+    /// lapsed yet, and will fence itself before it does).
+    Held { key: String },
+    /// The key is free, but Consul's lock-delay after the primary's
+    /// session was invalidated has not passed.
+    LockDelay { key: String },
+    /// The key never existed and `safety.require_peer_lease: always`.
+    Absent { key: String },
+    /// Consul could not be asked.
+    Consul { key: String, detail: String },
+}
+
+impl fmt::Display for PeerLeaseWait {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PeerLeaseWait::Held { key } => write!(
+                f,
+                "the primary still holds its serving lease {key}: it is alive, or it fences itself \
+                 before Consul lets the lease go (TTL, then lock-delay)"
+            ),
+            PeerLeaseWait::LockDelay { key } => write!(
+                f,
+                "the primary's serving lease {key} has expired, but Consul's lock-delay has not \
+                 passed yet"
+            ),
+            PeerLeaseWait::Absent { key } => write!(
+                f,
+                "the primary has no serving lease {key} and safety.require_peer_lease is \
+                 `always`: waiting for it (or set it to `auto` if the primary runs no lease)"
+            ),
+            PeerLeaseWait::Consul { key, detail } => {
+                write!(
+                    f,
+                    "cannot read the primary's serving lease {key} ({detail})"
+                )
+            }
+        }
+    }
+}
+
 /// Why a role waits before its next try (`retry_at` says until when).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -71,6 +116,8 @@ pub enum Waiting {
     GateRefused { refusal: GateRefusal },
     /// The gate was found lost just before a gated step, which did not run.
     GateLost { step: String, refusal: GateRefusal },
+    /// The primary's serving lease cannot be taken over yet.
+    PeerLease { wait: PeerLeaseWait },
     /// An earlier promotion still runs on the mailbox server.
     PromotionRunning {
         host: String,
@@ -95,6 +142,7 @@ impl fmt::Display for Waiting {
             Waiting::GateLost { step, refusal } => {
                 write!(f, "cannot prove the peer is gone: {refusal}, before {step}")
             }
+            Waiting::PeerLease { wait } => write!(f, "not promoting yet: {wait}"),
             Waiting::PromotionRunning { host, operations } => write!(
                 f,
                 "an earlier promotion is still running on the mailbox server ({}): waiting for \

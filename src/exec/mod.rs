@@ -10,10 +10,11 @@ use crate::act::raft::{
 use crate::act::{AccountName, MailHost};
 use crate::config::{Config, HookCommand};
 use crate::consul::{self, gate};
-use crate::engine::GateRefusal;
 use crate::engine::{
     Action, ActionKind, ActionOutcome, Origin, OutcomeResult, PromoteTarget, UnixMillis,
 };
+use crate::engine::{GateRefusal, PeerLeaseWait};
+use crate::model::PeerLease;
 use crate::state;
 
 mod dry;
@@ -179,6 +180,30 @@ impl Executor {
     async fn run(&mut self, action: &Action) -> OutcomeResult {
         if let Some(refused) = self.gate_lost(action) {
             return refused;
+        }
+        // The lease first, before the peer mailstore is fenced and before
+        // it is promoted: a primary that still holds its lease is alive and
+        // reaches the Consul majority.
+        let lease_host = match (&action.origin, &action.kind) {
+            (
+                Origin::Automatic,
+                ActionKind::PromoteAccounts {
+                    source_mail_host, ..
+                },
+            ) => Some(source_mail_host.clone()),
+            (
+                Origin::Automatic,
+                ActionKind::Fence {
+                    component: crate::model::Component::Appserver,
+                    ..
+                },
+            ) => self.cfg.peer().appserver_vmname.clone(),
+            _ => None,
+        };
+        if let Some(host) = lease_host
+            && let Some(wait) = self.take_over_peer_lease(&host).await
+        {
+            return OutcomeResult::PeerLeaseWait { wait };
         }
         let now = UnixMillis::from_system_time(std::time::SystemTime::now());
         match &action.kind {
@@ -548,6 +573,72 @@ fn stale_own_holder(held: &str, me: &gate::Holder) -> bool {
 /// with a live session, which must never be destroyed. If that happened,
 /// destroying the expired session does nothing and the next acquire is
 /// refused as it should be.
+impl Executor {
+    /// `lease-before-takeover` (SPEC 14): before an automatic promotion of
+    /// `host`, take its serving lease `habeat/serving/<host>` over with the
+    /// quorum gate's session. Consul lets that happen only once the
+    /// primary's session has expired and its lock-delay has passed, by
+    /// which time the primary has fenced itself (docs/decisions.md §7).
+    /// `None`: go on (taken, or never there with `require_peer_lease:
+    /// auto`); otherwise why the promotion waits.
+    async fn take_over_peer_lease(&mut self, host: &str) -> Option<PeerLeaseWait> {
+        let key = crate::lease::key(host);
+        let client = match self.consul.as_ref() {
+            Ok(c) => c.clone(),
+            Err(e) => {
+                return Some(PeerLeaseWait::Consul {
+                    key,
+                    detail: e.clone(),
+                });
+            }
+        };
+        let consul_err = |key: &str, e: consul::Error| PeerLeaseWait::Consul {
+            key: key.to_owned(),
+            detail: e.to_string(),
+        };
+        let pair = match client.kv_get(&key).await {
+            Ok(p) => p,
+            Err(e) => return Some(consul_err(&key, e)),
+        };
+        let Some(pair) = pair else {
+            return match self.cfg.safety.require_peer_lease {
+                PeerLease::Auto => None,
+                PeerLease::Always => Some(PeerLeaseWait::Absent { key }),
+            };
+        };
+        // The gate's session (held: checked just before); without a gate
+        // (`safety.quorum_gate: false`) a session of its own, which keeps
+        // the key for as long as this node lives.
+        let session = match self.gates.values().next() {
+            Some(lock) => lock.session().to_owned(),
+            None => {
+                let req = consul::SessionRequest {
+                    name: format!("habeat took over {key}"),
+                    ttl: String::new(),
+                    behavior: "release".into(),
+                    lock_delay: "0s".into(),
+                    checks: consul::SessionChecks::AgentDefault,
+                };
+                match client.session_create(&req).await {
+                    Ok(s) => s,
+                    Err(e) => return Some(consul_err(&key, e)),
+                }
+            }
+        };
+        let holder = gate::Holder::this_process(format!("took over the serving lease of {host}"));
+        let value = serde_json::to_vec(&holder).unwrap_or_default();
+        match client.kv_acquire(&key, &session, &value).await {
+            Ok(true) => {
+                tracing::warn!(%key, "took over the primary's serving lease: it has lapsed");
+                None
+            }
+            Ok(false) if pair.session.is_some() => Some(PeerLeaseWait::Held { key }),
+            Ok(false) => Some(PeerLeaseWait::LockDelay { key }),
+            Err(e) => Some(consul_err(&key, e)),
+        }
+    }
+}
+
 async fn take_over(client: &consul::Client, key: &str, session: Option<&str>) -> bool {
     let Some(session) = session else {
         // The key had no session in that read: nothing to destroy.

@@ -93,6 +93,9 @@ pub struct World {
     /// The executor finds the quorum gate lost before the next gated
     /// action (its Consul session expired during an earlier step).
     pub gate_lost: bool,
+    /// The primary's serving lease cannot be taken over for this many
+    /// more automatic promotion attempts (`lease-before-takeover`).
+    pub peer_lease_held: u32,
     /// The fence agent confirms the peer node OFF.
     pub fence_confirms: bool,
 }
@@ -109,6 +112,7 @@ impl World {
             leader_after_recovery: true,
             operations: Vec::new(),
             gate_lost: false,
+            peer_lease_held: 0,
             fence_confirms: true,
         }
     }
@@ -126,6 +130,17 @@ impl World {
             return OutcomeResult::GateRefused {
                 refusal: GateRefusal::Lost {
                     keys: vec!["habeat/failover/test".into()],
+                },
+            };
+        }
+        if self.peer_lease_held > 0
+            && matches!(a.kind, ActionKind::PromoteAccounts { .. })
+            && a.origin == habeat::engine::Origin::Automatic
+        {
+            self.peer_lease_held -= 1;
+            return OutcomeResult::PeerLeaseWait {
+                wait: habeat::engine::PeerLeaseWait::Held {
+                    key: "habeat/serving/test".into(),
                 },
             };
         }

@@ -76,6 +76,7 @@ async fn without_a_leader_reads_say_so_and_writes_fail_as_no_leader() {
             ttl: "15s".into(),
             behavior: "release".into(),
             lock_delay: "0s".into(),
+            checks: Default::default(),
         })
         .await
         .expect_err("writes need a leader");
@@ -212,6 +213,7 @@ async fn kv_lock_semantics_through_the_client() {
         ttl: "15s".into(),
         behavior: "release".into(),
         lock_delay: "0s".into(),
+        checks: Default::default(),
     };
     let s1 = c.session_create(&req).await.expect("session 1");
     let s2 = c.session_create(&req).await.expect("session 2");

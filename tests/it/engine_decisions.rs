@@ -1030,6 +1030,7 @@ fn engine_config_is_derived_from_the_effective_config() {
             ..Safety::default()
         },
         replicas: Default::default(),
+        lease: Default::default(),
         hooks: Hooks::default(),
         metrics: Metrics::default(),
         journal: habeat::config::Journal::default(),
@@ -1368,4 +1369,38 @@ fn rearm_by_the_operator_clears_the_record_and_leaves_new_decisions_to_the_next_
     assert_eq!(names(&ran), ["unlock"]);
     let ran = sim.round(down());
     assert!(ran.iter().any(is_promote), "{:?}", names(&ran));
+}
+
+/// `lease-before-takeover`: while the executor cannot take the primary's
+/// serving lease over, promoteAccounts does not run, the status says why,
+/// and the waits (more of them than a step's attempts) never stall the
+/// pipeline: once the lease is taken over, the accounts are promoted.
+#[test]
+fn a_promotion_waits_for_the_peer_lease_without_using_up_its_attempts() {
+    let mut w = World::new(&ACCOUNTS);
+    w.peer_lease_held = habeat::engine::MAX_ATTEMPTS + 3;
+    let mut sim = Sim::new(appserver_config(), w);
+    let ran = sim.rounds(3, down());
+    assert!(names(&ran).contains(&"promote".to_string()), "{ran:?}");
+    assert!(sim.world.promoted.is_empty());
+    assert!(
+        matches!(
+            sim.reason(),
+            Some(Idle::StepWaiting {
+                waiting: Waiting::PeerLease { .. },
+                ..
+            })
+        ),
+        "{}",
+        sim.why()
+    );
+    assert!(
+        sim.why().contains("still holds its serving lease"),
+        "{}",
+        sim.why()
+    );
+    for _ in 0..(habeat::engine::MAX_ATTEMPTS + 4) {
+        sim.rounds_for(sim.cfg.retry_delay, down());
+    }
+    assert_eq!(sim.world.promoted, ACCOUNTS, "{}", sim.why());
 }

@@ -11,7 +11,7 @@
 //! | `GET /v1/health/node/:node` | `[{Node, CheckID, Name, Status, Output, ...}]`, `[]` for an unknown node |
 //! | `GET /v1/status/leader` | `"10.0.0.1:8300"`, or `""` without a leader |
 //! | `GET /v1/operator/raft/configuration` | `{Servers: [{ID, Node, Address, Leader, Voter, ProtocolVersion}], Index}` |
-//! | `PUT /v1/session/create` | `{"ID": "<uuid>"}` (body: `{Name, TTL, Behavior, LockDelay}`) |
+//! | `PUT /v1/session/create` | `{"ID": "<uuid>"}` (body: `{Name, TTL, Behavior, LockDelay, Checks, NodeChecks, ServiceChecks}`) |
 //! | `PUT /v1/session/renew/:id` | `[{session}]`, 404 when the session is gone |
 //! | `PUT /v1/session/destroy/:id` | `true` |
 //! | `PUT /v1/kv/:key?acquire=:id` / `?release=:id` | `true` / `false` |
@@ -20,7 +20,21 @@
 //! Semantics that matter to habeat are real: a lock is held by one session
 //! at a time; a session dies when destroyed or when its TTL passes without
 //! renewal (see [`ConsulApi::advance_clock`]) and its locks are released
-//! (behavior `release`) or deleted (`delete`). Without a leader
+//! (behavior `release`) or deleted (`delete`). As Consul documents it, the
+//! TTL is a lower bound: a session expires some time between TTL and
+//! 2 x TTL after its last renewal (Consul's servers arm their timer at
+//! 2 x TTL); [`Builder::ttl_multiplier`] picks where in that window (default
+//! 1, the earliest the docs allow and the worst case for a lock holder; 2
+//! is what Consul's servers do, the worst case for whoever waits). After an invalidation (destroy or expiry, not a plain
+//! release) the keys the session held cannot be acquired for its
+//! lock-delay (default 15s, at most 60s); an acquire meanwhile answers
+//! `false`. A session created without `Checks`/`NodeChecks` gets
+//! `serfHealth`, as the agent adds it; `"Checks": []` means none.
+//! Every invalidation is recorded with its wall-clock time
+//! ([`ConsulApi::invalidations`]). Several agents of one cluster can be
+//! served over one store ([`ConsulApi::add_agent`]), each with its own view
+//! of the leader: a 1+1+1 layout where one side's agent loses the leader
+//! while the other keeps it. Without a leader
 //! ([`ConsulApi::set_leader`] with `None`) `status/leader` answers `""` and
 //! every write or consistent read fails with HTTP 500 `No cluster leader`,
 //! as Consul's do; `?stale` reads and `agent/members` still work. With a
@@ -37,8 +51,7 @@
 //! after a given request is answered ([`Interleave`]).
 //!
 //! Every request is recorded ([`ConsulApi::requests`]) so that a test can
-//! check which token and query parameters habeat sent. Lock delay is not
-//! modelled (habeat creates its sessions with `LockDelay: 0s`).
+//! check which token and query parameters habeat sent.
 //!
 //! ```ignore
 //! let api = ConsulApi::builder()
@@ -55,8 +68,9 @@
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -175,9 +189,37 @@ struct Session {
     name: String,
     ttl: Option<Duration>,
     behavior: String,
-    lock_delay: String,
+    lock_delay: Duration,
+    /// The node checks the session depends on (`serfHealth` by default).
+    node_checks: Vec<String>,
+    service_checks: Vec<String>,
     renewed: Instant,
     create_index: u64,
+}
+
+/// Why a session was invalidated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvalidatedBy {
+    /// `PUT /v1/session/destroy/:id` (or [`ConsulApi::invalidate_session`]).
+    Destroy,
+    /// Its TTL (times the multiplier) passed without a renewal.
+    Expiry,
+}
+
+/// One invalidation, as the stand-in recorded it.
+#[derive(Debug, Clone)]
+pub struct Invalidation {
+    pub session: String,
+    pub name: String,
+    pub by: InvalidatedBy,
+    /// Wall-clock time of the invalidation (the stand-in's own clock,
+    /// without [`ConsulApi::advance_clock`]'s offset), for comparing with
+    /// habeat's log timestamps.
+    pub at: SystemTime,
+    /// The keys it held, and until when (stand-in clock) each stays
+    /// blocked by its lock-delay.
+    pub keys: Vec<String>,
+    pub lock_delay: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -204,6 +246,13 @@ struct State {
     clock_offset: Duration,
     requests: Vec<Recorded>,
     interleaves: Vec<(String, String, Interleave)>,
+    /// A session expires `ttl_multiplier` x TTL after its last renewal.
+    ttl_multiplier: f64,
+    /// The smallest TTL accepted (Consul: 10s).
+    min_ttl: Duration,
+    /// Key -> until when an acquire is refused (lock-delay).
+    lock_delays: BTreeMap<String, Instant>,
+    invalidations: Vec<Invalidation>,
 }
 
 impl State {
@@ -216,25 +265,50 @@ impl State {
         self.index
     }
 
-    /// Invalidate sessions whose TTL passed without renewal.
+    /// Invalidate sessions whose TTL (times the multiplier) passed without
+    /// renewal.
     fn reap(&mut self) {
         let now = self.now();
+        let m = self.ttl_multiplier;
         let dead: Vec<String> = self
             .sessions
             .iter()
-            .filter(|(_, s)| s.ttl.is_some_and(|t| now.duration_since(s.renewed) > t))
+            .filter(|(_, s)| {
+                s.ttl
+                    .is_some_and(|t| now.duration_since(s.renewed) >= t.mul_f64(m))
+            })
             .map(|(id, _)| id.clone())
             .collect();
         for id in dead {
-            self.invalidate(&id);
+            self.invalidate(&id, InvalidatedBy::Expiry);
         }
     }
 
-    fn invalidate(&mut self, id: &str) {
+    fn invalidate(&mut self, id: &str, by: InvalidatedBy) {
         let Some(s) = self.sessions.remove(id) else {
             return;
         };
         let idx = self.bump();
+        let now = self.now();
+        let keys: Vec<String> = self
+            .kv
+            .iter()
+            .filter(|(_, e)| e.session.as_deref() == Some(id))
+            .map(|(k, _)| k.clone())
+            .collect();
+        if !s.lock_delay.is_zero() {
+            for k in &keys {
+                self.lock_delays.insert(k.clone(), now + s.lock_delay);
+            }
+        }
+        self.invalidations.push(Invalidation {
+            session: id.to_owned(),
+            name: s.name.clone(),
+            by,
+            at: SystemTime::now(),
+            keys,
+            lock_delay: s.lock_delay,
+        });
         if s.behavior == "delete" {
             self.kv.retain(|_, e| e.session.as_deref() != Some(id));
         } else {
@@ -251,8 +325,9 @@ impl State {
         match what {
             Interleave::LockChangesHands { key, value } => {
                 if let Some(old) = self.kv.get(&key).and_then(|e| e.session.clone()) {
-                    self.invalidate(&old);
+                    self.invalidate(&old, InvalidatedBy::Destroy);
                 }
+                self.lock_delays.remove(&key);
                 let n = self.next_session;
                 self.next_session += 1;
                 let id = format!("adf4238a-882b-9ddc-4a9d-{n:012x}");
@@ -264,7 +339,9 @@ impl State {
                         name: "another client".into(),
                         ttl: Some(Duration::from_secs(3600)),
                         behavior: "release".into(),
-                        lock_delay: "0s".into(),
+                        lock_delay: Duration::ZERO,
+                        node_checks: Vec::new(),
+                        service_checks: Vec::new(),
                         renewed: now,
                         create_index: idx,
                     },
@@ -356,27 +433,67 @@ impl Builder {
         self
     }
 
+    /// Where in Consul's documented expiry window (TTL to 2 x TTL after
+    /// the last renewal) sessions expire: 1.0 (the default) is the
+    /// earliest, 2.0 what Consul's servers do.
+    pub fn ttl_multiplier(mut self, m: f64) -> Builder {
+        assert!((1.0..=2.0).contains(&m), "Consul documents TTL..2xTTL");
+        self.state.ttl_multiplier = m;
+        self
+    }
+
+    /// Accept session TTLs down to `min` (Consul refuses below 10s). A
+    /// test-only lower bound, for tests of the stand-in and of the client
+    /// library that must not wait 10s; habeat's own config still refuses a
+    /// `lease.ttl` below 10s.
+    pub fn min_ttl(mut self, min: Duration) -> Builder {
+        self.state.min_ttl = min;
+        self
+    }
+
     /// Bind to a free loopback port and start serving.
     pub async fn start(self) -> ConsulApi {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the Consul test server to a loopback port");
-        let addr = listener.local_addr().expect("local address");
         let shared = Arc::new(Mutex::new(self.state));
-        let s = shared.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let s = s.clone();
-                tokio::spawn(async move {
-                    let _ = serve(stream, s).await;
-                });
-            }
-        });
-        ConsulApi { addr, shared, task }
+        let (addr, task, view) = listen(shared.clone()).await;
+        ConsulApi {
+            addr,
+            shared,
+            task,
+            view,
+        }
     }
+}
+
+/// What one agent sees of the cluster beyond the shared store.
+#[derive(Debug, Default)]
+struct AgentView {
+    /// This agent has lost the leader (its side is the minority), whatever
+    /// the cluster's leader is.
+    leader_lost: AtomicBool,
+}
+
+async fn listen(
+    shared: Arc<Mutex<State>>,
+) -> (SocketAddr, tokio::task::JoinHandle<()>, Arc<AgentView>) {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the Consul test server to a loopback port");
+    let addr = listener.local_addr().expect("local address");
+    let view = Arc::new(AgentView::default());
+    let v = view.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let s = shared.clone();
+            let v = v.clone();
+            tokio::spawn(async move {
+                let _ = serve(stream, s, v).await;
+            });
+        }
+    });
+    (addr, task, view)
 }
 
 fn set_check(state: &mut State, node: &str, check_id: &str, status: &str) {
@@ -399,6 +516,7 @@ pub struct ConsulApi {
     addr: SocketAddr,
     shared: Arc<Mutex<State>>,
     task: tokio::task::JoinHandle<()>,
+    view: Arc<AgentView>,
 }
 
 impl Drop for ConsulApi {
@@ -425,6 +543,10 @@ impl ConsulApi {
                 clock_offset: Duration::ZERO,
                 requests: Vec::new(),
                 interleaves: Vec::new(),
+                ttl_multiplier: 1.0,
+                min_ttl: Duration::from_secs(10),
+                lock_delays: BTreeMap::new(),
+                invalidations: Vec::new(),
             },
         }
     }
@@ -535,7 +657,46 @@ impl ConsulApi {
 
     /// Invalidate a session as Consul does when its node's health fails.
     pub fn invalidate_session(&self, id: &str) {
-        self.state().invalidate(id);
+        self.state().invalidate(id, InvalidatedBy::Destroy);
+    }
+
+    /// Another agent of the same cluster: its own address, the same
+    /// sessions, KV, members and checks. Dropping it stops it.
+    pub async fn add_agent(&self) -> ConsulApi {
+        let (addr, task, view) = listen(self.shared.clone()).await;
+        ConsulApi {
+            addr,
+            shared: self.shared.clone(),
+            task,
+            view,
+        }
+    }
+
+    /// This agent loses (`true`) or regains the cluster leader: it answers
+    /// `status/leader` with `""` and every write or consistent read with
+    /// `No cluster leader`, while other agents ([`ConsulApi::add_agent`])
+    /// keep theirs. Sessions keep expiring on the majority's clock.
+    pub fn set_agent_leader_lost(&self, lost: bool) {
+        self.view.leader_lost.store(lost, Ordering::SeqCst);
+    }
+
+    /// Every session invalidation so far, oldest first.
+    pub fn invalidations(&self) -> Vec<Invalidation> {
+        let mut st = self.state();
+        st.reap();
+        st.invalidations.clone()
+    }
+
+    /// The node checks a live session depends on (`None`: no such session).
+    pub fn session_node_checks(&self, id: &str) -> Option<Vec<String>> {
+        let mut st = self.state();
+        st.reap();
+        st.sessions.get(id).map(|s| s.node_checks.clone())
+    }
+
+    /// A live session's lock-delay.
+    pub fn session_lock_delay(&self, id: &str) -> Option<Duration> {
+        self.state().sessions.get(id).map(|s| s.lock_delay)
     }
 
     /// Move the server's clock forward: sessions not renewed within their
@@ -677,7 +838,11 @@ fn acl_filter(req: &Request, mut resp: Response, readable: &[String]) -> Respons
     resp
 }
 
-async fn serve(mut stream: TcpStream, shared: Arc<Mutex<State>>) -> std::io::Result<()> {
+async fn serve(
+    mut stream: TcpStream,
+    shared: Arc<Mutex<State>>,
+    view: Arc<AgentView>,
+) -> std::io::Result<()> {
     let Some(req) = read_request(&mut stream).await? else {
         return Ok(());
     };
@@ -697,7 +862,7 @@ async fn serve(mut stream: TcpStream, shared: Arc<Mutex<State>>) -> std::io::Res
     let resp = match fault {
         Some(Fault::Slow(d)) => {
             tokio::time::sleep(d).await;
-            handle(&req, &shared)
+            handle(&req, &shared, &view)
         }
         Some(Fault::ServerError) => text(500, "rpc error making call: internal failure"),
         Some(Fault::Unauthorized) => text(401, "Unauthorized"),
@@ -709,7 +874,9 @@ async fn serve(mut stream: TcpStream, shared: Arc<Mutex<State>>) -> std::io::Res
             headers: Vec::new(),
         },
         Some(Fault::Hangup) => return stream.shutdown().await,
-        Some(Fault::AclFiltered(readable)) => acl_filter(&req, handle(&req, &shared), &readable),
+        Some(Fault::AclFiltered(readable)) => {
+            acl_filter(&req, handle(&req, &shared, &view), &readable)
+        }
         Some(Fault::Body(body)) => Response {
             status: 200,
             content_type: "application/json",
@@ -717,7 +884,7 @@ async fn serve(mut stream: TcpStream, shared: Arc<Mutex<State>>) -> std::io::Res
             headers: Vec::new(),
         },
         Some(Fault::Truncated) => {
-            let full = handle(&req, &shared);
+            let full = handle(&req, &shared, &view);
             let head = format!(
                 "HTTP/1.1 {} OK\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                 full.status,
@@ -729,7 +896,7 @@ async fn serve(mut stream: TcpStream, shared: Arc<Mutex<State>>) -> std::io::Res
             stream.flush().await?;
             return stream.shutdown().await;
         }
-        None => handle(&req, &shared),
+        None => handle(&req, &shared, &view),
     };
     {
         let mut st = shared.lock().unwrap_or_else(|p| p.into_inner());
@@ -851,7 +1018,7 @@ fn no_leader() -> Response {
     text(500, "No cluster leader")
 }
 
-fn handle(req: &Request, shared: &Arc<Mutex<State>>) -> Response {
+fn handle(req: &Request, shared: &Arc<Mutex<State>>, view: &AgentView) -> Response {
     let mut st = shared.lock().unwrap_or_else(|p| p.into_inner());
     st.reap();
     let path = req.path.as_str();
@@ -864,7 +1031,11 @@ fn handle(req: &Request, shared: &Arc<Mutex<State>>) -> Response {
             Some(_) => {}
         }
     }
-    let leader = st.leader.clone();
+    let leader = if view.leader_lost.load(Ordering::SeqCst) {
+        None
+    } else {
+        st.leader.clone()
+    };
     let stale = req.has("stale");
     let consistent_ok = leader.is_some() || stale;
     match (req.method.as_str(), path) {
@@ -933,14 +1104,11 @@ fn handle(req: &Request, shared: &Arc<Mutex<State>>) -> Response {
                     Err(e) => return text(400, &format!("Request decode failed: {e}")),
                 }
             };
+            let min_ttl = st.min_ttl;
             let ttl = match body.get("TTL").and_then(Value::as_str) {
-                None | Some("") => None,
+                None | Some("") | Some("0s") => None,
                 Some(t) => match humantime::parse_duration(t) {
-                    Ok(d)
-                        if (Duration::from_secs(10)..=Duration::from_secs(86_400)).contains(&d) =>
-                    {
-                        Some(d)
-                    }
+                    Ok(d) if (min_ttl..=Duration::from_secs(86_400)).contains(&d) => Some(d),
                     _ => {
                         return text(
                             400,
@@ -954,6 +1122,50 @@ fn handle(req: &Request, shared: &Arc<Mutex<State>>) -> Response {
                 .and_then(Value::as_str)
                 .unwrap_or("release")
                 .to_owned();
+            // "Small values are treated as seconds, and otherwise it is
+            // provided with nanosecond granularity"; a string is a Go
+            // duration. Consul caps it at 60s.
+            let lock_delay = match body.get("LockDelay") {
+                None | Some(Value::Null) => Duration::from_secs(15),
+                Some(Value::String(t)) if t == "0" => Duration::ZERO,
+                Some(Value::String(t)) => match humantime::parse_duration(t) {
+                    Ok(d) => d,
+                    Err(_) => {
+                        return text(400, &format!("Request decode failed: bad LockDelay {t:?}"));
+                    }
+                },
+                Some(Value::Number(n)) => {
+                    let n = n.as_u64().unwrap_or(0);
+                    if n < 1_000_000 {
+                        Duration::from_secs(n)
+                    } else {
+                        Duration::from_nanos(n)
+                    }
+                }
+                Some(_) => return text(400, "Request decode failed: bad LockDelay"),
+            }
+            .min(Duration::from_secs(60));
+            let list = |k: &str| -> Option<Vec<String>> {
+                body.get(k).map(|v| {
+                    v.as_array()
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(Value::as_str)
+                                .map(str::to_owned)
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                })
+            };
+            // The agent adds serfHealth unless the body names the checks
+            // itself: `"Checks": []` (or `"NodeChecks": []`) means none.
+            let node_checks = match (list("NodeChecks"), list("Checks")) {
+                (Some(n), Some(c)) => n.into_iter().chain(c).collect(),
+                (Some(n), None) => n,
+                (None, Some(c)) => c,
+                (None, None) => vec!["serfHealth".to_owned()],
+            };
+            let service_checks = list("ServiceChecks").unwrap_or_default();
             let n = st.next_session;
             st.next_session += 1;
             let id = format!("adf4238a-882b-9ddc-4a9d-{n:012x}");
@@ -969,11 +1181,9 @@ fn handle(req: &Request, shared: &Arc<Mutex<State>>) -> Response {
                         .to_owned(),
                     ttl,
                     behavior,
-                    lock_delay: body
-                        .get("LockDelay")
-                        .and_then(Value::as_str)
-                        .unwrap_or("15s")
-                        .to_owned(),
+                    lock_delay,
+                    node_checks,
+                    service_checks,
                     renewed: now,
                     create_index: idx,
                 },
@@ -1000,7 +1210,7 @@ fn handle(req: &Request, shared: &Arc<Mutex<State>>) -> Response {
                 return no_leader();
             }
             let id = p["/v1/session/destroy/".len()..].to_owned();
-            st.invalidate(&id);
+            st.invalidate(&id, InvalidatedBy::Destroy);
             json_resp(200, json!(true))
         }
         ("PUT", p) if p.starts_with("/v1/kv/") => {
@@ -1042,10 +1252,11 @@ fn handle(req: &Request, shared: &Arc<Mutex<State>>) -> Response {
 
 fn session_json(id: &str, s: &Session) -> Value {
     json!({
-        "ID": id, "Name": s.name, "Node": "agent-local", "LockDelay": s.lock_delay,
+        "ID": id, "Name": s.name, "Node": "agent-local",
+        "LockDelay": u64::try_from(s.lock_delay.as_nanos()).unwrap_or(u64::MAX),
         "Behavior": s.behavior,
-        "TTL": s.ttl.map(|t| format!("{}s", t.as_secs())).unwrap_or_default(),
-        "NodeChecks": ["serfHealth"], "ServiceChecks": null,
+        "TTL": s.ttl.map(|t| humantime::format_duration(t).to_string()).unwrap_or_default(),
+        "NodeChecks": s.node_checks, "ServiceChecks": if s.service_checks.is_empty() { Value::Null } else { json!(s.service_checks) },
         "CreateIndex": s.create_index, "ModifyIndex": s.create_index
     })
 }
@@ -1058,6 +1269,13 @@ fn kv_put(st: &mut State, key: &str, req: &Request) -> Response {
                 500,
                 &format!("rpc error making call: invalid session \"{session}\""),
             );
+        }
+        // Consul's KVS endpoint refuses (answers false) an acquire while
+        // the key's lock-delay is in effect, whoever asks.
+        let now = st.now();
+        let free = st.kv.get(key).is_none_or(|e| e.session.is_none());
+        if free && st.lock_delays.get(key).is_some_and(|until| *until > now) {
+            return json_resp(200, json!(false));
         }
         let entry = st.kv.entry(key.to_owned()).or_insert(KvEntry {
             value: Vec::new(),

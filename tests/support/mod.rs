@@ -58,6 +58,7 @@ pub fn config(roles: &[Role]) -> Config {
         carbonio: Carbonio::default(),
         safety: Safety::default(),
         replicas: Default::default(),
+        lease: Default::default(),
         hooks: Hooks::default(),
         metrics: Metrics::default(),
         journal: habeat::config::Journal::default(),

@@ -219,6 +219,17 @@ impl Walker<'_> {
                  primary is alive (split brain); set it to true unless you accept that",
             );
         }
+        if cfg.lease.enabled && crate::lease::keeper::lease_key(cfg).is_none() {
+            self.warn(
+                self.marks.given("lease.enabled").unwrap_or(Pos::START),
+                format!(
+                    "lease.enabled is true but this node holds no serving lease: only the \
+                     primary side (local.whoami: primary, now `{}`) with the appserver or \
+                     proxyserver role and its own {}.appserver_vmname set holds one",
+                    cfg.local.whoami, cfg.local.whoami
+                ),
+            );
+        }
         if cfg.detection.timeout > cfg.detection.interval {
             self.warn(
                 self.marks.given("detection.timeout").unwrap_or(Pos::START),

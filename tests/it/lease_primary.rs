@@ -1,0 +1,416 @@
+//! The primary side's serving lease, through the binary (SPEC 4 "Serving
+//! lease", invariant `lease-before-takeover`). `habeat run` on the primary
+//! (`whoami: primary`) talks to one agent of an in-test Consul cluster; the
+//! test plays the secondary through a second agent of the same cluster
+//! (one session and KV store seen through two agents: the 1+1+1 layout
+//! where the primary's agent loses the leader and the other side keeps
+//! it). The secondary's mailstore is "seen Up" as 127.0.0.1 with a TCP
+//! listener, "gone" as a network namespace whose link is down.
+//!
+//! No wall-clock durations are asserted: only the order of events (the
+//! on_fence hook's timestamp, the stand-in's recorded expiry, the
+//! secondary's takeover) and whether something happened at all.
+
+use crate::support;
+
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use support::consul_api::{ConsulApi, InvalidatedBy};
+
+const HOST: &str = "mbox1.example.com";
+const KEY: &str = "habeat/serving/mbox1.example.com";
+/// Generous bound for things that must happen (not a timing assertion).
+const BOUND: Duration = Duration::from_secs(90);
+
+struct Bed {
+    primary_agent: ConsulApi,
+    secondary_agent: ConsulApi,
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    _peer_listener: std::net::TcpListener,
+    _ns: Option<support::netns::Netns>,
+}
+
+impl Bed {
+    async fn new(peer_up: bool) -> Bed {
+        let primary_agent = ConsulApi::builder().start().await;
+        let secondary_agent = primary_agent.add_agent().await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let config = dir.path().join("habeat.yml");
+        let d = dir.path().display();
+        let ns = (!peer_up).then(|| {
+            let ns = support::netns::Netns::create();
+            ns.set_link(false);
+            ns
+        });
+        let peer_ip = match &ns {
+            Some(ns) => ns.ip().to_string(),
+            None => "127.0.0.1".to_owned(),
+        };
+        let yaml = format!(
+            r#"local:
+  whoami: primary
+  dc_check: secondary
+  role: appserver
+  checkDownFile: {d}/appserverdown-habeat
+  checkPromotionFile: {d}/appserverprom-habeat
+  checkRestartReplicaFile: {d}/appserverrstopha
+  provider: consul
+  state_dir: {d}/state
+primary:
+  appserver_vmname: {HOST}
+secondary:
+  appserver_ip: {peer_ip}
+  appserver_vmname: mbox2.example.com
+consul:
+  hostname: 127.0.0.1
+  port: {cport}
+detection:
+  interval: 500ms
+  timeout: 300ms
+  fall: 2
+  rise: 1
+probes:
+  appserver: [ {{ tcp: {port} }} ]
+witnesses:
+  consul_members: false
+  consul_health: false
+lease:
+  enabled: true
+  ttl: 10s
+hooks:
+  on_fence: ["date +%s.%N >> {d}/fenced"]
+  on_unfence: ["date +%s.%N >> {d}/unfenced"]
+"#,
+            cport = primary_agent.addr().port(),
+        );
+        std::fs::write(&config, yaml).expect("write config");
+        Bed {
+            primary_agent,
+            secondary_agent,
+            dir,
+            config,
+            _peer_listener: listener,
+            _ns: ns,
+        }
+    }
+
+    fn start(&self) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_habeat"))
+            .args(["--config", self.config.to_str().expect("utf-8"), "run"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.dir.path().join("stderr.log")).expect("log"))
+            .spawn()
+            .expect("start habeat run")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+
+    fn stamps(&self, file: &str) -> Vec<f64> {
+        std::fs::read_to_string(self.dir.path().join(file))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
+
+    fn journal(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("state/events.jsonl")).unwrap_or_default()
+    }
+
+    async fn until(&self, what: &str, done: impl Fn() -> bool) {
+        let deadline = tokio::time::Instant::now() + BOUND;
+        while !done() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{what} did not happen; log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The secondary's session, on its own agent (no TTL: the test renews
+    /// nothing).
+    async fn secondary_session(&self) -> String {
+        let r = reqwest::Client::new()
+            .put(format!("{}/v1/session/create", self.secondary_agent.url()))
+            .body(json!({"Name": "secondary", "Checks": [], "LockDelay": "0s"}).to_string())
+            .send()
+            .await
+            .expect("create");
+        let v: serde_json::Value = r.json().await.expect("json");
+        v["ID"].as_str().expect("id").to_owned()
+    }
+
+    async fn secondary_acquire(&self, key: &str, session: &str) -> bool {
+        let r = reqwest::Client::new()
+            .put(format!(
+                "{}/v1/kv/{key}?acquire={session}",
+                self.secondary_agent.url()
+            ))
+            .send()
+            .await
+            .expect("acquire");
+        r.json().await.expect("bool")
+    }
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs_f64()
+}
+
+fn unix(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs_f64()
+}
+
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One isolated-primary run at `phase` ms into a renewal period: the
+/// primary's agent loses the leader (its DC is cut off from the Consul
+/// majority) and no witness sees the secondary. habeat runs on_fence once,
+/// before the stand-in expires its session and before the secondary
+/// (retrying all the while on its own agent) can take the key over.
+async fn isolated_run(phase: u64) {
+    let bed = Bed::new(false).await;
+    let _d = Killed(bed.start());
+    bed.until("the lease is taken", || {
+        bed.primary_agent.lock_holder(KEY).is_some()
+    })
+    .await;
+    let held_by = bed.primary_agent.lock_holder(KEY).expect("held");
+    // TTL only, and Consul's lock-delay.
+    assert_eq!(
+        bed.primary_agent.session_node_checks(&held_by),
+        Some(vec![])
+    );
+    assert_eq!(
+        bed.primary_agent.session_lock_delay(&held_by),
+        Some(Duration::from_secs(15))
+    );
+    tokio::time::sleep(Duration::from_millis(phase)).await;
+    bed.primary_agent.set_agent_leader_lost(true);
+    let s = bed.secondary_session().await;
+    let taken_at = loop {
+        if bed.secondary_acquire(KEY, &s).await {
+            break unix_now();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let fenced = bed.stamps("fenced");
+    assert_eq!(fenced.len(), 1, "on_fence ran once; log:\n{}", bed.log());
+    let expiry = bed
+        .primary_agent
+        .invalidations()
+        .into_iter()
+        .find(|i| i.session == held_by)
+        .expect("the session expired");
+    assert_eq!(expiry.by, InvalidatedBy::Expiry);
+    assert!(
+        fenced[0] < unix(expiry.at),
+        "phase {phase}ms: fenced at {} but the session expired at {}",
+        fenced[0],
+        unix(expiry.at)
+    );
+    assert!(fenced[0] < taken_at, "phase {phase}ms");
+    let j = bed.journal();
+    assert!(j.contains("\"event\":\"lease_fenced\""), "{j}");
+}
+
+/// The isolated primary, 20 times at random phases of the renewal period
+/// (five at a time): never in the wrong order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_isolated_primary_fences_before_the_secondary_can_take_its_lease_over() {
+    if !support::netns::may_use_netns("lease_primary") {
+        return;
+    }
+    let mut seed = u64::from(std::process::id()) ^ unix_now().to_bits();
+    let mut phases = Vec::new();
+    for _ in 0..20 {
+        // xorshift: a different phase each run, printed for a rerun.
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        phases.push(seed % 3333);
+    }
+    eprintln!("phases (ms): {phases:?}");
+    for batch in phases.chunks(5) {
+        let runs: Vec<_> = batch
+            .iter()
+            .map(|p| tokio::spawn(isolated_run(*p)))
+            .collect();
+        for r in runs {
+            if let Err(e) = r.await {
+                std::panic::resume_unwind(e.into_panic());
+            }
+        }
+    }
+}
+
+/// kill -9 of the primary's habeat: nothing renews, the session lapses on
+/// Consul's side, and the secondary's takeover follows from it: not before
+/// the recorded expiry plus the lock-delay (both on the stand-in's clock).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_primary_habeat_lets_the_lease_lapse_and_the_takeover_follows_from_it() {
+    if !support::netns::may_use_netns("lease_primary") {
+        return;
+    }
+    let bed = Bed::new(false).await;
+    let mut d = Killed(bed.start());
+    bed.until("the lease is taken", || {
+        bed.primary_agent.lock_holder(KEY).is_some()
+    })
+    .await;
+    let held_by = bed.primary_agent.lock_holder(KEY).expect("held");
+    d.0.kill().expect("kill -9");
+    let _ = d.0.wait();
+    let s = bed.secondary_session().await;
+    let mut refused = 0;
+    let taken_at = loop {
+        if bed.secondary_acquire(KEY, &s).await {
+            break SystemTime::now();
+        }
+        refused += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(refused > 0, "the lease was free at once");
+    let expiry = bed
+        .primary_agent
+        .invalidations()
+        .into_iter()
+        .find(|i| i.session == held_by)
+        .expect("the session expired");
+    assert_eq!(expiry.by, InvalidatedBy::Expiry);
+    assert!(taken_at >= expiry.at + expiry.lock_delay);
+}
+
+/// A Consul blip shorter than the margin (ttl - ttl/3): no fence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blip_shorter_than_the_margin_does_not_fence() {
+    if !support::netns::may_use_netns("lease_primary") {
+        return;
+    }
+    let bed = Bed::new(false).await;
+    let _d = Killed(bed.start());
+    bed.until("the lease is taken", || {
+        bed.primary_agent.lock_holder(KEY).is_some()
+    })
+    .await;
+    let held_by = bed.primary_agent.lock_holder(KEY).expect("held");
+    bed.primary_agent.set_agent_leader_lost(true);
+    // A renewal fails (the next would be due ttl/3 later; the margin is
+    // 2 x ttl/3).
+    bed.until("a renewal fails", || {
+        bed.log().matches("cannot renew the serving lease").count() >= 1
+    })
+    .await;
+    bed.primary_agent.set_agent_leader_lost(false);
+    let renewed = bed.log().matches("cannot renew").count();
+    bed.until("a renewal succeeds again", || {
+        bed.primary_agent
+            .requests()
+            .iter()
+            .filter(|r| r.path.starts_with("/v1/session/renew/"))
+            .count()
+            > renewed + 2
+    })
+    .await;
+    // Past the time a fence would have come, had the blip been longer.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert!(bed.stamps("fenced").is_empty(), "log:\n{}", bed.log());
+    assert_eq!(bed.primary_agent.lock_holder(KEY), Some(held_by));
+}
+
+/// The local Consul agent "crashes" (answers nothing but errors) while a
+/// witness still sees the secondary's mailstore Up: the lease lapses, yet
+/// habeat never fences (mail stays up), and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_consul_crash_alone_never_fences_while_the_secondary_is_seen_up() {
+    if !support::netns::may_use_netns("lease_primary") {
+        return;
+    }
+    let bed = Bed::new(true).await;
+    let _d = Killed(bed.start());
+    bed.until("the lease is taken", || {
+        bed.primary_agent.lock_holder(KEY).is_some()
+    })
+    .await;
+    bed.primary_agent
+        .set_fault(Some(support::consul_api::Fault::ServerError));
+    bed.until("the lapse is journaled", || {
+        bed.journal().contains("lease_lapsed_peer_up")
+    })
+    .await;
+    // Until the session has certainly expired on Consul's side, and more.
+    let held_by_gone = || bed.secondary_agent.lock_holder(KEY).is_none();
+    bed.until("the session expires", held_by_gone).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(bed.stamps("fenced").is_empty(), "log:\n{}", bed.log());
+    assert!(!bed.journal().contains("lease_fenced"));
+}
+
+/// Fenced, then the lease comes back: with no promotion meanwhile
+/// on_unfence runs; after the secondary took `habeat/failover/<host>`
+/// (a promotion) it stays fenced, and `status` says what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lease_back_unfences_unless_a_promotion_happened_meanwhile() {
+    if !support::netns::may_use_netns("lease_primary") {
+        return;
+    }
+    for promoted in [false, true] {
+        let bed = Bed::new(false).await;
+        let _d = Killed(bed.start());
+        bed.until("the lease is taken", || {
+            bed.primary_agent.lock_holder(KEY).is_some()
+        })
+        .await;
+        // Let habeat read the failover key while it serves.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        bed.primary_agent.set_agent_leader_lost(true);
+        bed.until("on_fence", || !bed.stamps("fenced").is_empty())
+            .await;
+        if promoted {
+            let s = bed.secondary_session().await;
+            assert!(
+                bed.secondary_acquire("habeat/failover/mbox1.example.com", &s)
+                    .await
+            );
+        }
+        bed.primary_agent.set_agent_leader_lost(false);
+        if promoted {
+            bed.until("stays fenced", || {
+                bed.journal().contains("lease_stays_fenced")
+            })
+            .await;
+            assert!(bed.stamps("unfenced").is_empty());
+            let out = Command::new(env!("CARGO_BIN_EXE_habeat"))
+                .args(["--config", bed.config.to_str().expect("utf-8"), "status"])
+                .output()
+                .expect("status");
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(text.contains("FENCED after a promotion"), "{text}");
+        } else {
+            bed.until("on_unfence", || !bed.stamps("unfenced").is_empty())
+                .await;
+            assert!(bed.journal().contains("lease_unfenced"));
+        }
+    }
+}
