@@ -302,6 +302,7 @@ fn dc_lost(grace: Duration, phase: u64) -> Result<Sample, String> {
             let result = match &a.kind {
                 ActionKind::ListAccounts { .. } => OutcomeResult::Listed {
                     accounts: accounts.clone(),
+                    at_risk: Vec::new(),
                 },
                 ActionKind::ListOperations { .. } => OutcomeResult::Operations {
                     promotions: Vec::new(),

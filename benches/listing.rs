@@ -220,7 +220,10 @@ fn one(n: usize) -> Result<(), String> {
         .decide(
             Input::Outcome(ActionOutcome {
                 id: list.id,
-                result: OutcomeResult::Listed { accounts: names },
+                result: OutcomeResult::Listed {
+                    accounts: names,
+                    at_risk: Vec::new(),
+                },
             }),
             &mut fed,
         )

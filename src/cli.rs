@@ -37,6 +37,11 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// `status`: also list the accounts whose replica is healthy;
+    /// `--dry-run`: list every account, not only the first 20.
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }

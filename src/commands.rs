@@ -114,7 +114,7 @@ fn describe_result(r: &engine::OutcomeResult) -> String {
     use engine::OutcomeResult::*;
     match r {
         Succeeded { detail } => format!("done ({detail})"),
-        Listed { accounts } => format!("{} account(s)", accounts.len()),
+        Listed { accounts, .. } => format!("{} account(s)", accounts.len()),
         Operations { promotions } if promotions.is_empty() => "no promotion running".into(),
         Operations { promotions } => format!("still running: {}", promotions.join("; ")),
         Failed { reason } => format!("FAILED: {reason}"),
@@ -128,10 +128,11 @@ fn describe_result(r: &engine::OutcomeResult) -> String {
 
 /// `habeat check`: probe in rounds until every witness has settled, decide
 /// once, act, exit.
-pub async fn check(cfg: &Config, dry_run: bool, json_out: bool) -> Outcome {
+pub async fn check(cfg: &Config, dry_run: bool, json_out: bool, verbose: bool) -> Outcome {
     let prober = Prober::new(cfg).map_err(Failure::runtime)?;
     let _lock = lock(cfg, dry_run)?;
     let mut s = open(cfg, dry_run)?;
+    s.verbose = verbose;
     let mut all = s.feed_lock_files().await.map_err(Failure::runtime)?;
     // fall (or rise) rounds settle every witness; a little more for the
     // witnesses that answered Unknown at first.
@@ -152,14 +153,36 @@ pub async fn check(cfg: &Config, dry_run: bool, json_out: bool) -> Outcome {
         }
     }
     s.exec.release_all().await;
+    // Beside the decision, never inside a round: the peer is Up (or the
+    // survey is not due) when nothing was done above.
+    if all.actions.is_empty() {
+        s.survey_if_due().await.map_err(Failure::runtime)?;
+    }
     s.close_hooks().await;
     let code = conclude(&all, json_out);
     if json_out {
         println!("{}", status_json(&s.state, cfg, &s.ecfg));
     } else {
         print_verdicts(&s.state, cfg);
-        for e in engine::why(&s.state, &s.ecfg, now()) {
-            println!("{}: {}", e.role, e.text);
+        if dry_run {
+            // The engine's explanation of the simulated state would speak
+            // of records that were never made: say what is true instead.
+            println!(
+                "dry run: nothing was run that changes anything and nothing was recorded or \
+                 written (no state, journal, lock or log file){}",
+                if all.actions.is_empty() {
+                    "; a real run would do nothing now".to_owned()
+                } else {
+                    format!(
+                        "; a real run would take the {} step(s) above and record them",
+                        all.actions.len()
+                    )
+                }
+            );
+        } else {
+            for e in engine::why(&s.state, &s.ecfg, now()) {
+                println!("{}: {}", e.role, e.text);
+            }
         }
     }
     Ok(code)
@@ -171,9 +194,11 @@ pub async fn operator(
     cmd: OperatorCommand,
     dry_run: bool,
     json_out: bool,
+    verbose: bool,
 ) -> Outcome {
     let _lock = lock(cfg, dry_run)?;
     let mut s = open(cfg, dry_run)?;
+    s.verbose = verbose;
     let label = match &cmd {
         OperatorCommand::Rearm => "re-armed: automatic action is enabled again",
         OperatorCommand::Pause { .. } => {
@@ -192,7 +217,9 @@ pub async fn operator(
         .map_err(Failure::runtime)?;
     s.close_hooks().await;
     let code = conclude(&fed, json_out);
-    if code == exit::OK && !json_out {
+    if code == exit::OK && !json_out && dry_run {
+        println!("dry run: nothing was recorded or changed; the real run would end: {label}");
+    } else if code == exit::OK && !json_out {
         println!("{label}");
         if let Some(p) = s.state.pause.as_ref().filter(|_| s.state.paused_at(now())) {
             println!("pause ends at {}", human_time(p.until));
@@ -211,7 +238,13 @@ pub async fn operator(
 }
 
 /// `habeat pause --for D`.
-pub async fn pause(cfg: &Config, args: &PauseArgs, dry_run: bool, json_out: bool) -> Outcome {
+pub async fn pause(
+    cfg: &Config,
+    args: &PauseArgs,
+    dry_run: bool,
+    json_out: bool,
+    verbose: bool,
+) -> Outcome {
     let until = now().plus(args.duration);
     let reason = format!(
         "paused by an operator for {}",
@@ -222,12 +255,19 @@ pub async fn pause(cfg: &Config, args: &PauseArgs, dry_run: bool, json_out: bool
         OperatorCommand::Pause { until, reason },
         dry_run,
         json_out,
+        verbose,
     )
     .await
 }
 
 /// `habeat promote`: a manual promotion, recorded like an automatic one.
-pub async fn promote(cfg: &Config, args: &PromoteArgs, dry_run: bool, json_out: bool) -> Outcome {
+pub async fn promote(
+    cfg: &Config,
+    args: &PromoteArgs,
+    dry_run: bool,
+    json_out: bool,
+    verbose: bool,
+) -> Outcome {
     let usage = |m: String| Failure {
         code: exit::USAGE,
         message: m,
@@ -314,7 +354,7 @@ pub async fn promote(cfg: &Config, args: &PromoteArgs, dry_run: bool, json_out: 
         force: args.force,
         evidence,
     };
-    let code = operator(cfg, cmd, dry_run, json_out).await?;
+    let code = operator(cfg, cmd, dry_run, json_out, verbose).await?;
     if code == exit::REFUSED && !args.force {
         eprintln!("habeat: if you are certain the source mailstore is gone, repeat with --force");
     }
@@ -325,7 +365,13 @@ pub async fn promote(cfg: &Config, args: &PromoteArgs, dry_run: bool, json_out: 
 /// lost; raft recovery now, as the operator's. Like `promote`, it takes
 /// a fresh probe round as evidence (the engine refuses while any witness
 /// sees a peer Consul server Up) and asks on a terminal unless `--yes`.
-pub async fn recover(cfg: &Config, args: &RecoverArgs, dry_run: bool, json_out: bool) -> Outcome {
+pub async fn recover(
+    cfg: &Config,
+    args: &RecoverArgs,
+    dry_run: bool,
+    json_out: bool,
+    verbose: bool,
+) -> Outcome {
     let usage = |m: String| Failure {
         code: exit::USAGE,
         message: m,
@@ -385,12 +431,13 @@ pub async fn recover(cfg: &Config, args: &RecoverArgs, dry_run: bool, json_out: 
         OperatorCommand::RecoverPeerDcLost { evidence },
         dry_run,
         json_out,
+        verbose,
     )
     .await
 }
 
 /// `habeat status`: what habeat knows now, and why it would or would not act.
-pub fn status(cfg: &Config, json_out: bool) -> Outcome {
+pub fn status(cfg: &Config, json_out: bool, verbose: bool) -> Outcome {
     let state = read_state(cfg)?;
     let ecfg = engine::EngineConfig::from(cfg);
     if json_out {
@@ -409,6 +456,9 @@ pub fn status(cfg: &Config, json_out: bool) -> Outcome {
             .join(", ")
     );
     print_verdicts(&state, cfg);
+    for l in crate::survey::show::lines(cfg, now(), verbose) {
+        println!("{l}");
+    }
     // Every witness the configuration plans, heard from or not, then any
     // the state remembers that the configuration no longer has.
     let plan = crate::probe::plan(cfg).unwrap_or_default();
@@ -539,6 +589,7 @@ pub fn status_json(state: &State, cfg: &Config, ecfg: &engine::EngineConfig) -> 
         "last_promotion": state.last_promotion,
         "last_round_at": state.last_round_at,
         "why": why,
+        "replicas": crate::survey::show::json(cfg, now()),
         "lease": crate::lease::keeper::file_status(cfg),
         "raft": {
             "leaderless_since": state.raft.leaderless_since,

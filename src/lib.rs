@@ -21,3 +21,4 @@ pub mod model;
 pub mod probe;
 pub mod session;
 pub mod state;
+pub mod survey;

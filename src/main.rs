@@ -85,17 +85,21 @@ fn dispatch(cli: Cli) -> i32 {
     let (dry, json) = (cli.dry_run, cli.json);
     let result = rt.block_on(async {
         match &cli.command {
-            None | Some(Command::Check) => commands::check(&cfg, dry, json).await,
+            None | Some(Command::Check) => commands::check(&cfg, dry, json, cli.verbose).await,
             Some(Command::Run) => run_daemon(&cli, cfg.clone(), notifier, log).await,
-            Some(Command::Promote(args)) => commands::promote(&cfg, args, dry, json).await,
-            Some(Command::Recover(args)) => commands::recover(&cfg, args, dry, json).await,
-            Some(Command::Status) => commands::status(&cfg, json),
-            Some(Command::Rearm) => {
-                commands::operator(&cfg, OperatorCommand::Rearm, dry, json).await
+            Some(Command::Promote(args)) => {
+                commands::promote(&cfg, args, dry, json, cli.verbose).await
             }
-            Some(Command::Pause(args)) => commands::pause(&cfg, args, dry, json).await,
+            Some(Command::Recover(args)) => {
+                commands::recover(&cfg, args, dry, json, cli.verbose).await
+            }
+            Some(Command::Status) => commands::status(&cfg, json, cli.verbose),
+            Some(Command::Rearm) => {
+                commands::operator(&cfg, OperatorCommand::Rearm, dry, json, cli.verbose).await
+            }
+            Some(Command::Pause(args)) => commands::pause(&cfg, args, dry, json, cli.verbose).await,
             Some(Command::Resume) => {
-                commands::operator(&cfg, OperatorCommand::Resume, dry, json).await
+                commands::operator(&cfg, OperatorCommand::Resume, dry, json, cli.verbose).await
             }
             Some(Command::History(args)) => commands::history(&cfg, args, json),
             Some(Command::Completions { .. }) | Some(Command::Config(_)) => Ok(exit::OK),

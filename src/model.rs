@@ -342,6 +342,35 @@ impl FenceCall {
     }
 }
 
+/// What an automatic promotion does with accounts whose replica is at
+/// risk (`replicas.at_risk`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AtRiskPolicy {
+    /// Promote every account, naming those at risk (the old behaviour,
+    /// made visible).
+    #[default]
+    Promote,
+    /// Promote the others; leave those at risk for the operator, named,
+    /// with the command that moves them.
+    Hold,
+}
+
+impl AtRiskPolicy {
+    /// The values `replicas.at_risk` accepts.
+    pub const CHOICES: &[(&str, AtRiskPolicy)] = &[
+        ("promote", AtRiskPolicy::Promote),
+        ("hold", AtRiskPolicy::Hold),
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AtRiskPolicy::Promote => "promote",
+            AtRiskPolicy::Hold => "hold",
+        }
+    }
+}
+
 /// The kind of evidence a witness gathers.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -9,7 +9,7 @@
 use crate::act::hooks::{EventDispatcher, event_env};
 use crate::config::Config;
 use crate::engine::{
-    self, Action, ActionKind, EngineConfig, Event, Input, Live, OutcomeResult, State, UnixMillis,
+    self, Action, EngineConfig, Event, Input, Live, OutcomeResult, State, UnixMillis,
 };
 use crate::exec::Executor;
 use crate::state::{Journal, StateError, Store};
@@ -67,6 +67,9 @@ pub struct Session {
     journal: Journal,
     pub exec: Executor,
     dry_run: bool,
+    /// `--verbose`: a dry run names every account, not only the first
+    /// [`crate::exec::PREVIEW`].
+    pub verbose: bool,
     /// `hooks.on_event`, fed each event once it is journaled; `None` without
     /// such hooks and in `--dry-run` (which runs no hook).
     on_event: Option<EventDispatcher>,
@@ -116,6 +119,7 @@ impl Session {
             journal,
             exec: Executor::new(cfg),
             dry_run,
+            verbose: false,
             on_event: if dry_run {
                 None
             } else {
@@ -218,15 +222,7 @@ impl Session {
                 break;
             };
             let result = if self.dry_run {
-                println!("dry run: would {}", self.render(&action));
-                match &action.kind {
-                    ActionKind::Fence {
-                        component,
-                        action: fence_action,
-                        plugs,
-                    } => self.dry_fence(*component, *fence_action, plugs).await,
-                    _ => simulate(&action),
-                }
+                self.exec.simulate(&action, self.verbose).await
             } else {
                 tracing::info!("{}", action.kind.describe());
                 self.exec.execute(&action).await.result
@@ -297,6 +293,67 @@ impl Session {
         Ok(())
     }
 
+    /// Journal events that did not come from an engine step (a replica
+    /// survey's `replicas_at_risk_changed`) and hand them to the
+    /// `on_event` hooks, as a step's events are. `--dry-run` only logs them.
+    pub fn record_events(&mut self, events: &[Event]) -> Result<(), StateError> {
+        if !self.dry_run {
+            self.journal.append(events)?;
+            if let Some(d) = &self.on_event {
+                for e in events {
+                    d.dispatch(e, event_env(&self.cfg, e));
+                }
+            }
+        }
+        for e in events {
+            tracing::info!(target: "habeat::event", "{}", e.message);
+        }
+        Ok(())
+    }
+
+    /// Run a replica survey when one is due ([`crate::survey::job::due`]),
+    /// keep it (not in `--dry-run`) and journal a change of the accounts at
+    /// risk. A failed survey is logged and leaves the last one; it never
+    /// fails the command.
+    pub async fn survey_if_due(&mut self) -> Result<Option<crate::survey::Survey>, StateError> {
+        let last = crate::survey::store::load(&self.cfg.local.state_dir)
+            .ok()
+            .flatten();
+        if !crate::survey::job::due(&self.cfg, &self.state, last.as_ref(), now()) {
+            return Ok(None);
+        }
+        let cli = match crate::act::carbonio::Carbonio::new(&self.cfg.carbonio) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("no replica survey: {e}");
+                return Ok(None);
+            }
+        };
+        match crate::survey::job::fetch(&self.cfg, &cli, now).await {
+            Ok(survey) => {
+                self.keep_survey(&survey)?;
+                Ok(Some(survey))
+            }
+            Err(e) => {
+                tracing::warn!("{e}");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Keep a complete survey and journal a change of the accounts at risk
+    /// (with the state lock held).
+    pub fn keep_survey(&mut self, survey: &crate::survey::Survey) -> Result<(), StateError> {
+        match crate::survey::job::keep(&self.cfg, survey, self.dry_run) {
+            Ok(Some(e)) => self.record_events(std::slice::from_ref(&e)),
+            Ok(None) => Ok(()),
+            Err(e) => {
+                tracing::warn!("{e}");
+                Ok(())
+            }
+        }
+    }
+
     /// Give the `on_event` hooks at most `hooks.timeout` to finish the
     /// events queued so far, then stop them: a one-shot command calls this
     /// before it exits, so that its events are delivered. (The daemon keeps
@@ -314,19 +371,6 @@ impl Session {
             }
         }
     }
-
-    /// An action as `--dry-run` shows it: what, and the exact argv where it
-    /// is a command.
-    fn render(&self, action: &Action) -> String {
-        match &action.kind {
-            ActionKind::RunCommand { argv, .. } => format!(
-                "{}: {}",
-                action.kind.describe(),
-                crate::act::process::display_argv(&argv.iter().map(Into::into).collect::<Vec<_>>())
-            ),
-            other => other.describe(),
-        }
-    }
 }
 
 /// Say loudly that a corrupt `state.json` was set aside. The reason names
@@ -337,74 +381,5 @@ fn report_set_aside(loaded: &crate::state::Loaded) {
             "{}; habeat holds all automatic action until `habeat rearm`",
             aside.reason
         );
-    }
-}
-
-/// In `--dry-run`, every action "succeeds" without running, so the whole
-/// plan is shown. The account list is not queried (that would run the CLI).
-impl Session {
-    /// `--dry-run` of a fence step: the agent's `status` only (it changes
-    /// nothing), printed; a node ON with `action: off` is taken as
-    /// powered off for the rest of the run (the real run would do it),
-    /// one ON with `action: status`, or an agent failure, stops it there
-    /// as the real run would stop.
-    async fn dry_fence(
-        &self,
-        component: crate::model::Component,
-        action: crate::model::FenceAction,
-        plugs: &[String],
-    ) -> OutcomeResult {
-        use crate::act::fence::{self, Power};
-        use crate::model::{FenceAction, FenceFailure};
-        let Some(t) = self.cfg.fencing.target(component) else {
-            return simulate_unconfigured(component);
-        };
-        let mut calls = Vec::new();
-        for plug in plugs {
-            let call = fence::status(t, plug, self.cfg.fencing.timeout).await;
-            let power = call.power();
-            calls.push(call);
-            let failure = match power {
-                Ok(Power::Off) => {
-                    println!("dry run: fencing.{component}: {plug} is OFF (status)");
-                    continue;
-                }
-                Ok(Power::On) if action == FenceAction::Off => {
-                    println!(
-                        "dry run: fencing.{component}: {plug} is ON; would power it off, then \
-                         ask status again"
-                    );
-                    continue;
-                }
-                Ok(Power::On) => FenceFailure::On { plug: plug.clone() },
-                Err(f) => f,
-            };
-            println!("dry run: fencing.{component}: no confirmed OFF: {failure}");
-            return OutcomeResult::FenceUnconfirmed { failure, calls };
-        }
-        OutcomeResult::Fenced { calls }
-    }
-}
-
-fn simulate_unconfigured(component: crate::model::Component) -> OutcomeResult {
-    OutcomeResult::FenceUnconfirmed {
-        failure: crate::model::FenceFailure::NotRun {
-            reason: format!("fencing.{component} is not configured"),
-        },
-        calls: Vec::new(),
-    }
-}
-
-fn simulate(action: &Action) -> OutcomeResult {
-    match &action.kind {
-        ActionKind::ListAccounts { source_mail_host } => OutcomeResult::Listed {
-            accounts: vec![format!("dry-run-account@{source_mail_host}")],
-        },
-        ActionKind::ListOperations { .. } => OutcomeResult::Operations {
-            promotions: Vec::new(),
-        },
-        _ => OutcomeResult::Succeeded {
-            detail: "dry run: not executed".into(),
-        },
     }
 }

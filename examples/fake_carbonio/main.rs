@@ -405,22 +405,51 @@ fn respond(json: bool, response: serde_json::Value, text: String) -> Reply {
 }
 
 fn account_json(a: &Account) -> serde_json::Value {
-    serde_json::json!({
+    use serde_json::Value;
+    // A number or a boolean, or its text when the account asks for strings.
+    let v = |x: Value| match x {
+        Value::Number(_) | Value::Bool(_) if a.as_strings => Value::String(x.to_string()),
+        other => other,
+    };
+    let seq = a.sequence.unwrap_or(1);
+    let item = a.item_id.unwrap_or(257);
+    let mut obj = serde_json::json!({
         "accountId": a.id,
         "accountName": a.name,
         "accountMailHost": a.mail_host,
-        "paused": a.paused,
+        "paused": v(a.paused.into()),
         "mailboxId": 1,
-        "sequence": 1,
-        "itemId": 257,
-        "replicas": a.replicas.iter().map(|r| serde_json::json!({
-            "accountId": a.id,
-            "destination": r.destination,
-            "available": r.available,
-            "priority": r.priority,
-            "canConnectToKafka": true,
-        })).collect::<Vec<_>>(),
-    })
+        "sequence": v(seq.into()),
+        "itemId": v(item.into()),
+        "replicas": a.replicas.iter().map(|r| {
+            let mut rep = serde_json::json!({
+                "accountId": a.id,
+                "itemId": v(r.item_id.unwrap_or(item).into()),
+                "sequence": v(r.sequence.unwrap_or(seq).into()),
+                "mailboxId": 7,
+                "destination": r.destination,
+                "available": v(r.available.into()),
+                "priority": v(r.priority.into()),
+                "canConnectToKafka": v(r.can_connect_to_kafka.into()),
+            });
+            if let Some(p) = r.paused {
+                rep["paused"] = v(p.into());
+            }
+            if let (Some(Value::Object(extra)), Some(o)) = (a.extra.get("replica"), rep.as_object_mut()) {
+                o.extend(extra.clone());
+            }
+            rep
+        }).collect::<Vec<_>>(),
+    });
+    if let Some(o) = obj.as_object_mut() {
+        o.extend(
+            a.extra
+                .iter()
+                .filter(|(k, _)| *k != "replica")
+                .map(|(k, x)| (k.clone(), x.clone())),
+        );
+    }
+    obj
 }
 
 /// Move each chosen account to its best replica (lowest priority number);
@@ -472,9 +501,9 @@ fn promote(st: &mut State, kv: &BTreeMap<String, String>, json: bool) -> Reply {
         };
         let old = std::mem::replace(&mut a.mail_host, best.destination.clone());
         a.replicas = vec![ReplicaState {
-            destination: old,
             available: false,
             priority: best.priority,
+            ..ReplicaState::on(&old)
         }];
         moved.push(a.name.clone());
     }

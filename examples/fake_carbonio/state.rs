@@ -50,6 +50,17 @@ pub struct Account {
     pub mail_host: String,
     pub paused: bool,
     pub replicas: Vec<ReplicaState>,
+    /// The source's `sequence` (`None`: 1, as before the survey existed).
+    pub sequence: Option<u64>,
+    /// The source's `itemId` (`None`: 257).
+    pub item_id: Option<u64>,
+    /// Print `sequence`, `itemId`, `priority`, `available`,
+    /// `canConnectToKafka` and `paused` as strings (`"12"`, `"true"`), as
+    /// some releases do.
+    pub as_strings: bool,
+    /// Fields a newer release prints that habeat does not know, merged
+    /// into the account's object (and each replica's, under `replica`).
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,6 +68,37 @@ pub struct ReplicaState {
     pub destination: String,
     pub available: bool,
     pub priority: i64,
+    /// The replica's `sequence` (`None`: the source's: caught up).
+    #[serde(default)]
+    pub sequence: Option<u64>,
+    /// The replica's `itemId` (`None`: the source's).
+    #[serde(default)]
+    pub item_id: Option<u64>,
+    /// `canConnectToKafka`.
+    #[serde(default = "yes")]
+    pub can_connect_to_kafka: bool,
+    /// `paused` printed per replica (`None`: not printed).
+    #[serde(default)]
+    pub paused: Option<bool>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl ReplicaState {
+    /// A healthy replica on `destination`, priority 10.
+    pub fn on(destination: &str) -> ReplicaState {
+        ReplicaState {
+            destination: destination.into(),
+            available: true,
+            priority: 10,
+            sequence: None,
+            item_id: None,
+            can_connect_to_kafka: true,
+            paused: None,
+        }
+    }
 }
 
 /// An injected misbehaviour.

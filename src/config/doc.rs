@@ -36,6 +36,7 @@ pub fn tables() -> Vec<(&'static str, String)> {
         table(&keys::WITNESSES),
         table(&keys::CARBONIO),
         table(&keys::SAFETY),
+        table(&keys::REPLICAS),
         table(&keys::LEASE),
         table(&keys::HOOKS),
         table(&keys::METRICS),

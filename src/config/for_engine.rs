@@ -43,6 +43,7 @@ impl From<&Config> for EngineConfig {
         e.recovery_grace = cfg.safety.recovery_grace;
         e.promotion_block = cfg.safety.promotion_block;
         e.rearm = cfg.safety.rearm;
+        e.at_risk = cfg.replicas.at_risk;
         e.command_witness = !cfg.witnesses.command.is_empty();
         e.raft_recovery = cfg.safety.raft_recovery;
         e.own_consul_hosts = own.map(|d| d.consul_vmnames.clone()).unwrap_or_default();

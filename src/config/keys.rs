@@ -22,7 +22,7 @@ use super::render::{self, Out};
 use super::walk::{Section, Walker};
 use super::{
     Carbonio, Consul, Datacenter, Detection, FenceTarget, Fencing, HookCommand, Hooks, Journal,
-    Lease, Local, Metrics, ProbeSpec, Probes, Safety, SwitchCommands, Witnesses,
+    Lease, Local, Metrics, ProbeSpec, Probes, Replicas, Safety, SwitchCommands, Witnesses,
 };
 use std::path::PathBuf;
 use std::time::Duration;
@@ -189,6 +189,7 @@ pub const SECTIONS: &[&str] = &[
     WITNESSES.name,
     CARBONIO.name,
     SAFETY.name,
+    REPLICAS.name,
     LEASE.name,
     HOOKS.name,
     METRICS.name,
@@ -774,6 +775,34 @@ pub const LEASE: Table<Lease> = Table {
                 floor: Some(Lease::MIN_TTL),
             },
             doc: "the session's TTL (Consul: at least 10s). Renewed every ttl/3; no renewal for ttl - ttl/3 fences. The secondary can take the lease over no sooner than ttl + 15s (Consul's lock-delay) after the last renewal.",
+        },
+    ],
+};
+
+pub const REPLICAS: Table<Replicas> = Table {
+    name: "replicas",
+    keys: &[
+        Key {
+            name: "survey_interval",
+            kind: Kind::Custom {
+                ty: "duration, or `0`",
+                read: |w, s, key, r| {
+                    r.survey_interval = w.duration_or_zero(s, key, r.survey_interval)
+                },
+                show: |r| Some(render::d(r.survey_interval)),
+            },
+            doc: "how often, while the peer appserver is Up, to read `getAccountStatus mailHost <peer>` and classify each account's replica (ok, unavailable, no Kafka, paused, behind, no replica); a `check` surveys when the last survey is older. `0`: never.",
+        },
+        Key {
+            name: "at_risk",
+            kind: Kind::Custom {
+                ty: "`promote` or `hold`",
+                read: |w, s, key, r| {
+                    r.at_risk = w.choice(s, key, r.at_risk, super::AtRiskPolicy::CHOICES)
+                },
+                show: |r| Some(render::s(r.at_risk.as_str())),
+            },
+            doc: "`promote`: an automatic promotion moves every account and names those at risk; `hold`: it moves the others (`promoteAccounts input_file`) and leaves those at risk for the operator, named, with the `habeat promote --accounts ...` that moves them.",
         },
     ],
 };

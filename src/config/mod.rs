@@ -25,7 +25,7 @@ pub use load::{ConfigError, LoadEnv, Problem, load_file, load_file_with, load_st
 
 /// Plain vocabulary the engine shares; re-exported so that
 /// `config::Quorum` and `config::Rearm` keep working.
-pub use crate::model::{FenceAction, Quorum, RaftRecoveryPolicy, Rearm};
+pub use crate::model::{AtRiskPolicy, FenceAction, Quorum, RaftRecoveryPolicy, Rearm};
 
 use crate::model::{Component, PeerLease, Role};
 use serde::Serialize;
@@ -51,6 +51,7 @@ pub struct Config {
     pub witnesses: Witnesses,
     pub carbonio: Carbonio,
     pub safety: Safety,
+    pub replicas: Replicas,
     pub lease: Lease,
     pub hooks: Hooks,
     pub metrics: Metrics,
@@ -475,6 +476,25 @@ impl Default for Safety {
             rearm: Rearm::Auto,
             require_peer_lease: PeerLease::Auto,
             raft_recovery: RaftRecoveryPolicy::Confirmed,
+        }
+    }
+}
+
+/// `replicas:` — the replica survey (`getAccountStatus` while the peer is
+/// Up) and what a promotion does with accounts at risk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Replicas {
+    /// How often to survey while the peer appserver is Up; zero: never.
+    #[serde(with = "crate::model::humantime_serde_compat")]
+    pub survey_interval: Duration,
+    pub at_risk: AtRiskPolicy,
+}
+
+impl Default for Replicas {
+    fn default() -> Self {
+        Replicas {
+            survey_interval: Duration::from_secs(300),
+            at_risk: AtRiskPolicy::Promote,
         }
     }
 }

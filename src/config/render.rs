@@ -135,6 +135,7 @@ impl Config {
         section!(keys::WITNESSES, &self.witnesses);
         section!(keys::CARBONIO, &self.carbonio);
         section!(keys::SAFETY, &self.safety);
+        section!(keys::REPLICAS, &self.replicas);
         section!(keys::LEASE, &self.lease);
         section!(keys::HOOKS, &self.hooks);
         section!(keys::METRICS, &self.metrics);

@@ -318,6 +318,7 @@ impl<'e> Walker<'e> {
         let witnesses = section!(keys::WITNESSES);
         let carbonio = section!(keys::CARBONIO);
         let safety = section!(keys::SAFETY);
+        let replicas = section!(keys::REPLICAS);
         let lease = section!(keys::LEASE);
         let hooks = section!(keys::HOOKS);
         let metrics = section!(keys::METRICS);
@@ -365,6 +366,7 @@ impl<'e> Walker<'e> {
             witnesses,
             carbonio,
             safety,
+            replicas,
             lease,
             hooks,
             metrics,

@@ -139,7 +139,7 @@ impl SessionDriver {
         // verdicts: one action at a time.
         let from_round = s.decide(Input::Round(round.clone()), &mut fed)?;
         let Some(action) = from_locks.or(from_round) else {
-            return Ok(None);
+            return Ok(self.survey_job(lock, &s.state));
         };
         let session = self.session.clone();
         let what = action.kind.describe();
@@ -159,6 +159,49 @@ impl SessionDriver {
         })))
     }
 
+    /// The replica survey as a job beside probing, never inside a round:
+    /// due only with nothing else to do. The state lock is let go while
+    /// the CLI lists (a `promote` or `check` need not wait for it) and
+    /// taken again to keep the survey and journal a change. While it runs
+    /// the job owns the session, as any job: a peer seen Down meanwhile is
+    /// acted on when it ends (within `carbonio.command_timeout`).
+    fn survey_job(&self, lock: StateLock, state: &State) -> Option<ActionJob<JobResult>> {
+        let now = crate::session::now();
+        if !crate::survey::job::due_by_mtime(&self.cfg, state, now) {
+            return None;
+        }
+        let cli = crate::act::carbonio::Carbonio::new(&self.cfg.carbonio).ok()?;
+        let (cfg, session) = (self.cfg.clone(), self.session.clone());
+        Some(ActionJob::unbounded("replica survey", async move {
+            drop(lock);
+            let mut error = None;
+            match crate::survey::job::fetch(&cfg, &cli, crate::session::now).await {
+                Err(e) => tracing::warn!("{e}"),
+                Ok(survey) => {
+                    let dir = cfg.local.state_dir.clone();
+                    match tokio::task::spawn_blocking(move || {
+                        StateLock::acquire(&dir, ROUND_LOCK_WAIT)
+                    })
+                    .await
+                    {
+                        Ok(Ok(_lock)) => {
+                            let mut s = session.lock().await;
+                            if let Err(e) = s.keep_survey(&survey) {
+                                error = Some(e.to_string());
+                            }
+                        }
+                        Ok(Err(e)) => tracing::warn!("replica survey not kept: {e}"),
+                        Err(e) => error = Some(e.to_string()),
+                    }
+                }
+            }
+            JobResult {
+                fed: Fed::default(),
+                error,
+            }
+        }))
+    }
+
     fn publish(&self, state: &State, ecfg: &crate::engine::EngineConfig) {
         let now = crate::session::now();
         let paused_since = state
@@ -175,6 +218,7 @@ impl SessionDriver {
         );
         let mut v = crate::commands::status_json(state, &self.cfg, ecfg);
         v["cannot_decide"] = self.cannot_decide.clone().into();
+        self.metrics.record_survey(&v["replicas"]["survey"]);
         if let Some(l) = &self.lease {
             v["lease"] = serde_json::to_value(l.status()).unwrap_or_default();
         }

@@ -63,6 +63,11 @@ struct ComponentLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ReplicaLabels {
+    state: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct RoleLabels {
     role: String,
 }
@@ -109,6 +114,11 @@ struct Inner {
     quorum_gate_refusals: Counter,
     last_round: Gauge<f64, AtomicU64>,
     cannot_decide: Gauge,
+    replica_accounts: Family<ReplicaLabels, Gauge>,
+    replicas_at_risk: Gauge,
+    replica_max_lag_sequence: Gauge,
+    replica_max_lag_item_id: Gauge,
+    replica_survey_age: Gauge,
     lease_held: Gauge,
     fenced: Gauge,
     paused_since: Gauge<f64, AtomicU64>,
@@ -209,6 +219,38 @@ impl Metrics {
              its lock unusable): no automatic action happens until it is 0 again",
             cannot_decide.clone(),
         );
+        let replica_accounts = Family::<ReplicaLabels, Gauge>::default();
+        registry.register(
+            "replica_accounts",
+            "Accounts of the peer mailstore by the state of their replica at the last survey: \
+             ok, unavailable, no_kafka, paused, behind, no_replica",
+            replica_accounts.clone(),
+        );
+        let replicas_at_risk = Gauge::default();
+        registry.register(
+            "replicas_at_risk",
+            "Accounts whose replica was at risk (any state but ok) at the last survey",
+            replicas_at_risk.clone(),
+        );
+        let replica_max_lag_sequence = Gauge::default();
+        registry.register(
+            "replica_max_lag_sequence",
+            "Largest source sequence minus replica sequence of any account at the last survey",
+            replica_max_lag_sequence.clone(),
+        );
+        let replica_max_lag_item_id = Gauge::default();
+        registry.register(
+            "replica_max_lag_item_id",
+            "Largest source itemId minus replica itemId of any account at the last survey",
+            replica_max_lag_item_id.clone(),
+        );
+        let replica_survey_age = Gauge::default();
+        registry.register(
+            "replica_survey_age_seconds",
+            "Seconds since the last complete replica survey (-1: none yet)",
+            replica_survey_age.clone(),
+        );
+        replica_survey_age.set(-1);
         let lease_held = Gauge::default();
         registry.register(
             "lease_held",
@@ -238,6 +280,11 @@ impl Metrics {
             failover_locked.clone(),
         );
         Metrics(Arc::new(Inner {
+            replica_accounts,
+            replicas_at_risk,
+            replica_max_lag_sequence,
+            replica_max_lag_item_id,
+            replica_survey_age,
             registry,
             paused_since,
             failover_locked,
@@ -336,6 +383,32 @@ impl Metrics {
     /// whatever the number of accounts).
     pub fn record_promotion(&self) {
         self.0.promotions.inc();
+    }
+
+    /// The last survey, as `status --json` shows it (`replicas.survey`,
+    /// `null` when there is none yet).
+    pub fn record_survey(&self, survey: &serde_json::Value) {
+        let i = &self.0;
+        let n = |v: &serde_json::Value| {
+            v.as_u64()
+                .map_or(0, |x| i64::try_from(x).unwrap_or(i64::MAX))
+        };
+        if survey.is_null() {
+            i.replica_survey_age.set(-1);
+            return;
+        }
+        for s in crate::survey::ReplicaState::ALL {
+            i.replica_accounts
+                .get_or_create(&ReplicaLabels {
+                    state: s.as_str().into(),
+                })
+                .set(n(&survey["counts"][s.as_str()]));
+        }
+        i.replicas_at_risk.set(n(&survey["at_risk_count"]));
+        i.replica_max_lag_sequence
+            .set(n(&survey["max_lag_sequence"]));
+        i.replica_max_lag_item_id.set(n(&survey["max_lag_item_id"]));
+        i.replica_survey_age.set(n(&survey["age_seconds"]));
     }
 
     /// Whether the daemon can decide (and so act) at all.

@@ -296,8 +296,14 @@ pub struct ActionOutcome {
 pub enum OutcomeResult {
     /// It worked; `detail` (output tail, duration) goes to the journal.
     Succeeded { detail: String },
-    /// `ListAccounts` worked and printed these account names.
-    Listed { accounts: Vec<String> },
+    /// `ListAccounts` worked and printed these account names; `at_risk`:
+    /// those whose replica is at risk, from this listing against the last
+    /// survey (`replicas-at-risk-named`).
+    Listed {
+        accounts: Vec<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        at_risk: Vec<crate::survey::Risk>,
+    },
     /// `ListOperations` worked: the promotion operations still running on
     /// the mailbox server, in words (empty: none).
     Operations { promotions: Vec<String> },

@@ -85,6 +85,9 @@ pub struct EngineConfig {
     pub promotion_block: Duration,
     /// Whether records clear by themselves when the peer is Up again.
     pub rearm: Rearm,
+    /// `replicas.at_risk`: whether an automatic promotion leaves the
+    /// accounts at risk out.
+    pub at_risk: crate::model::AtRiskPolicy,
     /// An external `command` witness is configured: raft recovery also
     /// needs its Down vote (it is the arbiter of `raft_recovery: confirmed`).
     pub command_witness: bool,
@@ -120,6 +123,7 @@ impl EngineConfig {
         roles.dedup();
         let interval = Duration::from_secs(2);
         EngineConfig {
+            at_risk: crate::model::AtRiskPolicy::Promote,
             whoami: whoami.to_owned(),
             dc_check: dc_check.to_owned(),
             is_primary: whoami == "primary",

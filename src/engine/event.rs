@@ -92,6 +92,27 @@ pub enum EventKind {
     PromotionIntent {
         source_mail_host: String,
         accounts: Vec<String>,
+        /// The accounts whose replica was at risk, with why and how far
+        /// behind (`replicas-at-risk-named`); absent in older journals.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        at_risk: Vec<crate::survey::Risk>,
+        /// With `replicas.at_risk: hold`: the accounts left out, for the
+        /// operator.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        held: Vec<String>,
+    },
+    /// A replica survey found another set of accounts at risk than the
+    /// one before (the first survey counts as a change when any is).
+    ReplicasAtRiskChanged {
+        source_mail_host: String,
+        /// Every account at risk now, with why.
+        at_risk: Vec<crate::survey::Risk>,
+        /// At risk now and not before.
+        #[serde(default)]
+        added: Vec<String>,
+        /// At risk before and not now.
+        #[serde(default)]
+        cleared: Vec<String>,
     },
     /// A recorded failover or re-arm finished (every step done or given up).
     PipelineFinished {

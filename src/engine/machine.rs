@@ -464,9 +464,9 @@ impl<'a> Cx<'a> {
             ActionKind::ListAccounts { source_mail_host } => {
                 let host = source_mail_host.clone();
                 match (&o.result, err) {
-                    (OutcomeResult::Listed { accounts }, None) => {
+                    (OutcomeResult::Listed { accounts, at_risk }, None) => {
                         self.success_event(&a, o);
-                        self.on_listed(role, &host, accounts);
+                        self.on_listed(role, &host, accounts, at_risk);
                     }
                     (_, reason) => {
                         let reason = reason.unwrap_or_default();
@@ -637,7 +637,7 @@ impl<'a> Cx<'a> {
     pub(super) fn success_event(&mut self, a: &Action, o: &ActionOutcome) {
         let detail = match &o.result {
             OutcomeResult::Succeeded { detail } => detail.clone(),
-            OutcomeResult::Listed { accounts } => format!("{} account(s)", accounts.len()),
+            OutcomeResult::Listed { accounts, .. } => format!("{} account(s)", accounts.len()),
             OutcomeResult::Operations { .. } => "no promotion running".into(),
             _ => String::new(),
         };

@@ -9,7 +9,8 @@ use super::machine::{Cx, Next, Planned};
 use super::pipeline::{commands, fence_step};
 use super::reason::Idle;
 use super::record::{Pipeline, PipelineKind, PromotionDetails, Step};
-use crate::model::{Component, Observation, Role, Verdict, Vote};
+use crate::model::{AtRiskPolicy, Component, Observation, Role, Verdict, Vote};
+use crate::survey::Risk;
 use std::collections::{BTreeSet, HashSet};
 
 impl Cx<'_> {
@@ -49,7 +50,13 @@ impl Cx<'_> {
         ))
     }
 
-    pub(super) fn on_listed(&mut self, role: Role, host: &str, accounts: &[String]) {
+    pub(super) fn on_listed(
+        &mut self,
+        role: Role,
+        host: &str,
+        accounts: &[String],
+        at_risk: &[Risk],
+    ) {
         let mut list: Vec<String> = accounts.to_vec();
         list.sort();
         list.dedup();
@@ -79,6 +86,30 @@ impl Cx<'_> {
                     .collect();
                 steps.push(Step::PromoteAccounts);
                 steps.extend(self.promotion_follow_up(true));
+                // `replicas.at_risk: hold`: the accounts at risk stay on
+                // the source for the operator; the others are promoted by
+                // name (`promoteAccounts input_file`).
+                let held: Vec<String> = if self.cfg.at_risk == AtRiskPolicy::Hold
+                    && !at_risk.is_empty()
+                {
+                    let mut h: Vec<String> = at_risk.iter().map(|r| r.account.clone()).collect();
+                    h.sort();
+                    h.dedup();
+                    h
+                } else {
+                    Vec::new()
+                };
+                let (target, moved) = if held.is_empty() {
+                    (PromoteTarget::SourceMailHost(host.to_owned()), list.clone())
+                } else {
+                    let keep: HashSet<&str> = held.iter().map(String::as_str).collect();
+                    let others: Vec<String> = list
+                        .iter()
+                        .filter(|a| !keep.contains(a.as_str()))
+                        .cloned()
+                        .collect();
+                    (PromoteTarget::Accounts(others.clone()), others)
+                };
                 let p = Pipeline {
                     id,
                     kind: PipelineKind::Promotion,
@@ -87,9 +118,11 @@ impl Cx<'_> {
                     reason: format!("peer appserver {host} is Down"),
                     promotion: Some(PromotionDetails {
                         source_mail_host: host.to_owned(),
-                        target: PromoteTarget::SourceMailHost(host.to_owned()),
+                        target,
                         threads: self.cfg.threads,
-                        accounts: list.clone(),
+                        accounts: moved.clone(),
+                        at_risk: at_risk.to_vec(),
+                        held: held.clone(),
                     }),
                     steps: self.steps(steps),
                     stalled: None,
@@ -100,12 +133,15 @@ impl Cx<'_> {
                     Severity::Warning,
                     EventKind::PromotionIntent {
                         source_mail_host: host.to_owned(),
-                        accounts: list.clone(),
+                        accounts: moved.clone(),
+                        at_risk: at_risk.to_vec(),
+                        held: held.clone(),
                     },
                     Some(role),
                     format!(
-                        "recorded the intent to promote {} account(s) of {host} (pipeline {id})",
-                        list.len()
+                        "recorded the intent to promote {} account(s) of {host} (pipeline {id}){}",
+                        moved.len(),
+                        at_risk_sentence(at_risk, &held)
                     ),
                 );
                 self.live.fresh_listing = Some(list);
@@ -179,6 +215,8 @@ impl Cx<'_> {
                 target: target.clone(),
                 threads: threads.unwrap_or(self.cfg.threads).max(1),
                 accounts: list.clone(),
+                at_risk: Vec::new(),
+                held: Vec::new(),
             }),
             steps: self.steps(steps),
             stalled: None,
@@ -194,6 +232,8 @@ impl Cx<'_> {
             EventKind::PromotionIntent {
                 source_mail_host: host.clone(),
                 accounts: list,
+                at_risk: Vec::new(),
+                held: Vec::new(),
             },
             Some(role),
             format!("recorded a manual promotion from {host} (pipeline {id})"),
@@ -333,4 +373,34 @@ impl Cx<'_> {
         }
         steps
     }
+}
+
+/// What the promotion intent's journal line adds about the accounts at
+/// risk: each named with why, and with `hold` the command that moves the
+/// ones left out.
+pub(crate) fn at_risk_sentence(at_risk: &[Risk], held: &[String]) -> String {
+    if at_risk.is_empty() {
+        return "; no account's replica was at risk".into();
+    }
+    let named: Vec<String> = at_risk
+        .iter()
+        .map(|r| format!("{}: {r}", r.account))
+        .collect();
+    let mut s = format!(
+        "; {} account(s) at risk: {}",
+        at_risk.len(),
+        named.join("; ")
+    );
+    if !held.is_empty() {
+        s.push_str(&format!(
+            ". Held back (replicas.at_risk: hold); to promote them: {}",
+            hold_command(held)
+        ));
+    }
+    s
+}
+
+/// The command that promotes the accounts a `hold` left on the source.
+pub fn hold_command(held: &[String]) -> String {
+    format!("habeat promote --accounts {}", held.join(","))
 }

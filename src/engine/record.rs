@@ -348,6 +348,14 @@ pub struct PromotionDetails {
     /// Every account listed on the source while promoting (the union of
     /// the listings): what cache flush and replica restart apply to.
     pub accounts: Vec<String>,
+    /// The accounts whose replica was at risk when the promotion was
+    /// decided, with why and how far behind (`replicas-at-risk-named`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub at_risk: Vec<crate::survey::Risk>,
+    /// With `replicas.at_risk: hold`: the accounts at risk left out of
+    /// this promotion, for the operator.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<String>,
 }
 
 /// One recorded step.

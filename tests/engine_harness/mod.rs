@@ -157,6 +157,7 @@ impl World {
                 } else {
                     OutcomeResult::Listed {
                         accounts: self.on_source.clone(),
+                        at_risk: Vec::new(),
                     }
                 }
             }

@@ -443,14 +443,36 @@ async fn dry_run_prints_the_plan_and_touches_nothing() {
     assert_eq!(bed.habeat(&["check"]).status.code(), Some(0));
     bed.kill_appserver();
     let before = tree(bed.dir.path());
-    let fake_before = tree(bed.fake.dir.path());
+    let accounts_before = bed.fake.state().accounts;
+    let calls_before = bed.fake.invocations().len();
     let out = bed.habeat(&["--dry-run", "check"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("would promote"), "{}", text(&out));
+    // A simulation, not a guess (issue 14): the real listing, the real
+    // account names, the exact argv of the promotion and of the switch.
+    for name in ["alice@example.com", "bob@example.com"] {
+        assert!(stdout.contains(name), "{name} not named: {}", text(&out));
+    }
+    assert!(
+        stdout.contains(&format!(
+            "promoteAccounts source_mail_host {SOURCE} threads 3"
+        )),
+        "promoteAccounts' argv not shown: {}",
+        text(&out)
+    );
     assert!(
         stdout.contains("echo activate"),
         "argv of the switch not shown: {}",
+        text(&out)
+    );
+    assert!(
+        stdout.contains("cannot be known"),
+        "the dry run does not say where it cannot know: {}",
+        text(&out)
+    );
+    assert!(
+        !stdout.contains("dry-run-account") && !stdout.contains("promotion recorded"),
+        "the dry run guessed or claimed a record: {}",
         text(&out)
     );
     assert_eq!(
@@ -459,10 +481,22 @@ async fn dry_run_prints_the_plan_and_touches_nothing() {
         "--dry-run changed habeat's files"
     );
     assert_eq!(
-        tree(bed.fake.dir.path()),
-        fake_before,
-        "--dry-run ran the carbonio CLI"
+        bed.fake.state().accounts,
+        accounts_before,
+        "--dry-run moved accounts"
     );
+    // Only the read-only calls the real run would make reached the CLI.
+    let during: Vec<String> = bed.fake.invocations()[calls_before..]
+        .iter()
+        .map(|i| i.args.join(" "))
+        .collect();
+    assert!(!during.is_empty(), "--dry-run made no listing");
+    for c in &during {
+        assert!(
+            c.contains("getAccountStatus") || c.contains("getAllOperations"),
+            "--dry-run ran a command that changes something: {c}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

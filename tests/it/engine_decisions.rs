@@ -1303,6 +1303,7 @@ fn engine_config_is_derived_from_the_effective_config() {
             rearm: Rearm::Manual,
             ..Safety::default()
         },
+        replicas: Default::default(),
         lease: Default::default(),
         hooks: Hooks::default(),
         metrics: Metrics::default(),

@@ -480,6 +480,7 @@ impl Checker {
         let result = match (&a.kind, c) {
             (ActionKind::ListAccounts { .. }, Choice::Success) => OutcomeResult::Listed {
                 accounts: vec!["a@x".into(), "b@x".into()],
+                at_risk: Vec::new(),
             },
             (ActionKind::AcquireQuorumGate { .. }, Choice::Refuse) => OutcomeResult::GateRefused {
                 refusal: habeat::engine::GateRefusal::NoQuorum {

@@ -48,6 +48,7 @@ mod lease_takeover;
 mod probe_ldap;
 mod probe_netns;
 mod probe_witnesses;
+mod replica_survey;
 mod session_abandon;
 mod state_dir;
 mod state_lock;

@@ -197,12 +197,8 @@ pub fn account(name: &str, host: &str, replica: &str) -> Account {
         id: format!("id-{name}"),
         name: name.into(),
         mail_host: host.into(),
-        paused: false,
-        replicas: vec![ReplicaState {
-            destination: replica.into(),
-            available: true,
-            priority: 10,
-        }],
+        replicas: vec![ReplicaState::on(replica)],
+        ..Account::default()
     }
 }
 

@@ -57,6 +57,7 @@ pub fn config(roles: &[Role]) -> Config {
         witnesses: Witnesses::default(),
         carbonio: Carbonio::default(),
         safety: Safety::default(),
+        replicas: Default::default(),
         lease: Default::default(),
         hooks: Hooks::default(),
         metrics: Metrics::default(),

@@ -564,12 +564,8 @@ impl Testbed {
                     id: format!("id-{a}"),
                     name: a.clone(),
                     mail_host: SOURCE_HOST.into(),
-                    paused: false,
-                    replicas: vec![ReplicaState {
-                        destination: REPLICA_HOST.into(),
-                        available: true,
-                        priority: 10,
-                    }],
+                    replicas: vec![ReplicaState::on(REPLICA_HOST)],
+                    ..Account::default()
                 })
                 .collect(),
             ..FakeState::default()

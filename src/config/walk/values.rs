@@ -100,6 +100,29 @@ impl Walker<'_> {
         default
     }
 
+    /// [`Walker::duration`], also accepting `0` (unit or none): "never".
+    pub(in crate::config) fn duration_or_zero(
+        &mut self,
+        s: &Section,
+        key: &str,
+        default: Duration,
+    ) -> Duration {
+        if let Some(node) = s.given(key) {
+            let zero = match &node.value {
+                Value::Int(0) => true,
+                Value::Str(t) => {
+                    humantime::parse_duration(t.trim()).is_ok_and(|d| d.is_zero())
+                        || t.trim() == "0"
+                }
+                _ => false,
+            };
+            if zero {
+                return Duration::ZERO;
+            }
+        }
+        self.duration(s, key, default)
+    }
+
     pub(super) fn duration(&mut self, s: &Section, key: &str, default: Duration) -> Duration {
         let Some(node) = s.given(key) else {
             return default;

@@ -16,6 +16,9 @@ use crate::engine::{
 use crate::engine::{GateRefusal, PeerLeaseWait};
 use crate::model::PeerLease;
 use crate::state;
+
+mod dry;
+pub use dry::PREVIEW;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -153,6 +156,27 @@ impl Executor {
         None
     }
 
+    /// A listing as the engine takes it: the names, and the accounts at
+    /// risk from this listing against the last survey (the source's last
+    /// `sequence`/`itemId` are the survey's: the source is usually gone).
+    /// A survey file that cannot be read is reported and the analysis
+    /// made from the listing alone.
+    pub fn listed(&self, list: &[crate::act::carbonio::AccountStatus]) -> OutcomeResult {
+        let last = match crate::survey::store::load(&self.cfg.local.state_dir) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("{e}; the accounts at risk are judged from the listing alone");
+                None
+            }
+        };
+        let fresh: Vec<crate::survey::Surveyed> =
+            list.iter().map(crate::survey::Surveyed::from).collect();
+        OutcomeResult::Listed {
+            accounts: list.iter().map(|a| a.account_name.to_string()).collect(),
+            at_risk: crate::survey::at_promotion(last.as_ref(), &fresh),
+        }
+    }
+
     async fn run(&mut self, action: &Action) -> OutcomeResult {
         if let Some(refused) = self.gate_lost(action) {
             return refused;
@@ -190,12 +214,7 @@ impl Executor {
                 };
                 match self.cli() {
                     Ok(c) => match c.get_account_status(&host).await {
-                        Ok(list) => OutcomeResult::Listed {
-                            accounts: list
-                                .into_iter()
-                                .map(|a| a.account_name.to_string())
-                                .collect(),
-                        },
+                        Ok(list) => self.listed(&list),
                         Err(e) => cli_error(e),
                     },
                     Err(r) => r,
@@ -222,6 +241,15 @@ impl Executor {
                         Ok(h) => cli.promote_source_host(&h, *threads).await,
                         Err(e) => return failed(format!("source host {h:?}: {e}")),
                     },
+                    // An automatic promotion by name is `replicas.at_risk:
+                    // hold` promoting the accounts not at risk: through
+                    // `input_file`, whatever the length of the list.
+                    PromoteTarget::Accounts(a) if action.origin == Origin::Automatic => {
+                        match accounts(a) {
+                            Ok(a) => cli.promote_accounts_file(&a, Some(*threads)).await,
+                            Err(r) => return r,
+                        }
+                    }
                     PromoteTarget::Accounts(a) => match accounts(a) {
                         Ok(a) => cli.promote_accounts(&a, Some(*threads)).await,
                         Err(r) => return r,
@@ -643,7 +671,9 @@ fn gate_refusal(r: gate::Refusal) -> GateRefusal {
 /// line of megabytes), everything else as it is.
 fn brief(result: &OutcomeResult) -> String {
     match result {
-        OutcomeResult::Listed { accounts } => format!("Listed {{ {} account(s) }}", accounts.len()),
+        OutcomeResult::Listed { accounts, .. } => {
+            format!("Listed {{ {} account(s) }}", accounts.len())
+        }
         other => format!("{other:?}"),
     }
 }

@@ -1,0 +1,516 @@
+//! Reading the CLI's `--json` output: exactly one JSON object with a
+//! `response` (no key twice, no `"ok": false`), the `getAccountStatus`
+//! listing entry by entry, and `getAllOperations`.
+
+use super::{AccountName, MailHost};
+use serde::Serialize;
+use serde_json::Value;
+use serde_json::value::RawValue;
+use std::collections::BTreeMap;
+
+/// One account as `getAccountStatus` reports it (fields of the User Mail
+/// Replica documentation; the ones habeat does not use are left out).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccountStatus {
+    /// `accountId` (a UUID), kept as reported.
+    pub account_id: String,
+    /// `accountName`, validated.
+    pub account_name: AccountName,
+    /// `accountMailHost`: always the host that was asked about.
+    pub account_mail_host: MailHost,
+    /// Replication paused on the source.
+    pub paused: bool,
+    /// `sequence` on the source (its MariaDB), when reported.
+    pub sequence: Option<u64>,
+    /// `itemId`, the highest item id on the source, when reported.
+    pub item_id: Option<u64>,
+    /// Where the account is replicated (`replicas`).
+    pub replicas: Vec<Replica>,
+}
+
+/// One replica of an account. Informational only: nothing here is passed
+/// to a command, so fields are kept as reported (absent ones are `None`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Replica {
+    /// The mailstore holding the replica.
+    pub destination: Option<String>,
+    /// Whether the replica can be promoted.
+    pub available: Option<bool>,
+    /// Lower is preferred by promotion.
+    pub priority: Option<i64>,
+    /// `sequence` on the replica.
+    pub sequence: Option<u64>,
+    /// `itemId`, the highest item id on the replica.
+    pub item_id: Option<u64>,
+    /// `canConnectToKafka`: whether the replica receives the event stream.
+    pub can_connect_to_kafka: Option<bool>,
+    /// `paused`, where a release reports it per replica.
+    pub paused: Option<bool>,
+}
+
+/// How [`parse_account`] treats a replica field that makes no sense (a
+/// `sequence` of `"abc"` or `-3`, an `available` of `"maybe"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fields {
+    /// The promotion's listing: such a field is unknown (`None`), since
+    /// nothing of it reaches a command and the names alone decide.
+    Lenient,
+    /// The survey: the output is refused with the field named, so that a
+    /// nonsense value is never classified as healthy or as behind.
+    Strict,
+}
+
+/// One running operation of `core getAllOperations` (whose exact fields
+/// vary between releases: the whole object is kept in `raw`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Operation {
+    /// `id` / `operationId`, when present.
+    pub id: Option<String>,
+    /// `name` / `operationName` / `description`, when present.
+    pub name: Option<String>,
+    /// The whole entry as printed.
+    pub raw: Value,
+}
+
+/// The strict reading of a `--json` output: exactly one JSON object
+/// (surrounding whitespace allowed), holding a `response`. Returns the
+/// `response` value.
+pub fn parse_response(stdout: &[u8]) -> Result<Value, String> {
+    let raw = response_raw(stdout)?;
+    serde_json::from_str(raw.get()).map_err(|e| format!("the output is not valid JSON ({e})"))
+}
+
+/// An object's members, their values left unparsed (borrowed from the
+/// output), so that a listing of 100k accounts is never one tree in memory.
+type RawObject<'a> = BTreeMap<String, &'a RawValue>;
+
+/// The checks of [`parse_response`]; returns `response` unparsed.
+fn response_raw(stdout: &[u8]) -> Result<&RawValue, String> {
+    let text = std::str::from_utf8(stdout).map_err(|_| "the output is not UTF-8".to_owned())?;
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err("the output is empty (expected a JSON object)".into());
+    }
+    if !trimmed.starts_with('{') {
+        let first = trimmed.lines().next().unwrap_or_default();
+        return Err(format!(
+            "the output does not start with a JSON object (first line: {:?})",
+            truncate(first, 200)
+        ));
+    }
+    let mut stream = serde_json::Deserializer::from_str(trimmed).into_iter::<&RawValue>();
+    let value = match stream.next() {
+        Some(Ok(v)) => v,
+        Some(Err(e)) => return Err(format!("the output is not valid JSON ({e})")),
+        None => return Err("the output is empty (expected a JSON object)".into()),
+    };
+    let end = stream.byte_offset();
+    let rest = trimmed[end..].trim();
+    if !rest.is_empty() {
+        return Err(format!(
+            "there is text after the JSON object ({:?})",
+            truncate(rest, 200)
+        ));
+    }
+    // serde_json keeps the last of two equal keys: a body with two
+    // `response`s (or two `values`) is ambiguous, not an answer.
+    crate::json::refuse_duplicate_keys(&trimmed.as_bytes()[..end])
+        .map_err(|e| format!("the JSON is ambiguous ({e})"))?;
+    let obj: RawObject =
+        serde_json::from_str(value.get()).map_err(|_| "the JSON is not an object".to_owned())?;
+    refuse_not_ok(&obj, "")?;
+    match obj.get("response") {
+        None => Err("the JSON object has no \"response\"".into()),
+        Some(r) if r.get() == "null" => Err("the JSON object has no \"response\"".into()),
+        Some(r) => {
+            if let Ok(inner) = serde_json::from_str::<RawObject>(r.get()) {
+                refuse_not_ok(&inner, "response.")?;
+            }
+            Ok(r)
+        }
+    }
+}
+
+/// `getAccountStatus` output read as [`parse_response`] and
+/// [`parse_account_status`] read it, one account entry at a time: peak
+/// memory is the output and the result, not a JSON tree of the whole
+/// listing (263 MiB at 100k accounts).
+pub fn parse_account_listing(stdout: &[u8], host: &MailHost) -> Result<Vec<AccountStatus>, String> {
+    parse_listing(stdout, host, Fields::Lenient)
+}
+
+/// The survey's reading of the same output: as [`parse_account_listing`],
+/// and every replica field (`sequence`, `itemId`, `available`,
+/// `canConnectToKafka`, `paused`, `priority`, `destination`) must be of a
+/// type a server could send (a number or a numeric string, a boolean or
+/// `"true"`/`"false"`, a non-negative whole number for counters), or the
+/// whole survey is refused with the account and field named. Fields habeat
+/// does not know are ignored.
+pub fn parse_survey_listing(stdout: &[u8], host: &MailHost) -> Result<Vec<AccountStatus>, String> {
+    parse_listing(stdout, host, Fields::Strict)
+}
+
+fn parse_listing(
+    stdout: &[u8],
+    host: &MailHost,
+    fields: Fields,
+) -> Result<Vec<AccountStatus>, String> {
+    let response = response_raw(stdout)?;
+    let values = serde_json::from_str::<RawObject>(response.get())
+        .ok()
+        .and_then(|r| r.get("values").copied())
+        .ok_or("the response has no \"values\" list")?;
+    let entries: Vec<&RawValue> = serde_json::from_str(values.get())
+        .map_err(|_| "\"values\" in the response is not a list".to_owned())?;
+    entries
+        .iter()
+        .enumerate()
+        .map(|(i, raw)| {
+            serde_json::from_str::<Value>(raw.get())
+                .map_err(|e| e.to_string())
+                .and_then(|v| parse_account(&v, host, fields))
+                .map_err(|e| format!("account entry {}: {e}", i + 1))
+        })
+        .collect()
+}
+
+/// The CLI's own verdict: an object saying `"ok": false` reports a
+/// failure, whatever else it holds; an `ok` that is not a boolean is not
+/// trusted either. (No `ok` at all is fine: not every release prints it.)
+fn refuse_not_ok(obj: &RawObject, at: &str) -> Result<(), String> {
+    let value = |k: &str| {
+        obj.get(k)
+            .and_then(|r| serde_json::from_str::<Value>(r.get()).ok())
+    };
+    match value("ok") {
+        None if !obj.contains_key("ok") => Ok(()),
+        Some(Value::Bool(true)) => Ok(()),
+        Some(Value::Bool(false)) => {
+            let why = ["error", "message", "exception", "errors"]
+                .iter()
+                .find_map(|k| value(k))
+                .map(|v| match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .map(|m| format!(": {}", truncate(&m, 300)))
+                .unwrap_or_default();
+            Err(format!(
+                "the CLI reported a failure (\"{at}ok\": false){why}"
+            ))
+        }
+        other => Err(format!(
+            "\"{at}ok\" is {}, not true or false",
+            truncate(&other.unwrap_or_default().to_string(), 50)
+        )),
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_owned()
+    } else {
+        let mut t: String = s.chars().take(n).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// `response.values` of `getAccountStatus`, every entry validated and on
+/// the host that was asked about.
+pub fn parse_account_status(
+    response: &Value,
+    host: &MailHost,
+) -> Result<Vec<AccountStatus>, String> {
+    let values = response
+        .get("values")
+        .ok_or("the response has no \"values\" list")?
+        .as_array()
+        .ok_or("\"values\" in the response is not a list")?;
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            parse_account(v, host, Fields::Lenient)
+                .map_err(|e| format!("account entry {}: {e}", i + 1))
+        })
+        .collect()
+}
+
+fn parse_account(v: &Value, host: &MailHost, fields: Fields) -> Result<AccountStatus, String> {
+    let obj = v.as_object().ok_or("it is not an object")?;
+    let text = |key: &str| -> Result<&str, String> {
+        obj.get(key)
+            .ok_or(format!("\"{key}\" is missing"))?
+            .as_str()
+            .ok_or(format!("\"{key}\" is not a string"))
+    };
+    let account_name = AccountName::parse(text("accountName")?).map_err(|e| e.to_string())?;
+    let account_mail_host =
+        MailHost::parse(text("accountMailHost")?).map_err(|e| format!("{account_name}: {e}"))?;
+    if &account_mail_host != host {
+        return Err(format!(
+            "{account_name} is reported on mail host {account_mail_host}, not on {host} as asked"
+        ));
+    }
+    let account_id = text("accountId")
+        .map_err(|e| format!("{account_name}: {e}"))?
+        .to_owned();
+    let paused = match obj.get("paused") {
+        None | Some(Value::Null) => false,
+        Some(p) => {
+            loose_bool(p).ok_or(format!("{account_name}: \"paused\" is not true or false"))?
+        }
+    };
+    let counter = |o: &serde_json::Map<String, Value>, key: &str, at: &str| {
+        field(
+            o,
+            key,
+            fields,
+            at,
+            "a whole number of at least 0",
+            counter_value,
+        )
+    };
+    let flag = |o: &serde_json::Map<String, Value>, key: &str, at: &str| {
+        field(o, key, fields, at, "true or false", loose_bool)
+    };
+    let sequence = counter(obj, "sequence", "").map_err(|e| format!("{account_name}: {e}"))?;
+    let item_id = counter(obj, "itemId", "").map_err(|e| format!("{account_name}: {e}"))?;
+    let replicas = match obj.get("replicas") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(rs)) => {
+            let mut out = Vec::with_capacity(rs.len());
+            for (i, r) in rs.iter().enumerate() {
+                let at = format!("replica {}: ", i + 1);
+                let Some(r) = r.as_object() else {
+                    if fields == Fields::Strict {
+                        return Err(format!("{account_name}: {at}it is not an object"));
+                    }
+                    continue;
+                };
+                let replica = (|| {
+                    Ok::<_, String>(Replica {
+                        destination: field(r, "destination", fields, &at, "a host name", |v| {
+                            v.as_str().map(str::to_owned)
+                        })?,
+                        available: flag(r, "available", &at)?,
+                        priority: field(r, "priority", fields, &at, "a whole number", loose_int)?,
+                        sequence: counter(r, "sequence", &at)?,
+                        item_id: counter(r, "itemId", &at)?,
+                        can_connect_to_kafka: flag(r, "canConnectToKafka", &at)?,
+                        paused: flag(r, "paused", &at)?,
+                    })
+                })()
+                .map_err(|e| format!("{account_name}: {e}"))?;
+                out.push(replica);
+            }
+            out
+        }
+        Some(_) => return Err(format!("{account_name}: \"replicas\" is not a list")),
+    };
+    Ok(AccountStatus {
+        account_id,
+        account_name,
+        account_mail_host,
+        paused,
+        sequence,
+        item_id,
+        replicas,
+    })
+}
+
+/// One optional field of an object: absent or `null` is `None`; a value
+/// `read` understands is `Some`; anything else is `None` when lenient and
+/// an error naming the field and what it should be when strict.
+fn field<T>(
+    obj: &serde_json::Map<String, Value>,
+    key: &str,
+    fields: Fields,
+    at: &str,
+    expected: &str,
+    read: impl Fn(&Value) -> Option<T>,
+) -> Result<Option<T>, String> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => match read(v) {
+            Some(t) => Ok(Some(t)),
+            None if fields == Fields::Lenient => Ok(None),
+            None => Err(format!(
+                "{at}\"{key}\" is {}, not {expected}",
+                truncate(&v.to_string(), 60)
+            )),
+        },
+    }
+}
+
+/// A counter (`sequence`, `itemId`): a non-negative whole number, printed
+/// as a JSON number (also `12.0`) or as a string of digits.
+fn counter_value(v: &Value) -> Option<u64> {
+    match v {
+        Value::Number(n) => n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| *f >= 0.0 && f.fract() == 0.0 && *f < 9.0e15)
+                .map(|f| f as u64)
+        }),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// `true`/`false`, also when the CLI prints them as strings.
+fn loose_bool(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
+        Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
+        _ => None,
+    }
+}
+
+fn loose_int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// The operations list of `core getAllOperations`: an `operations` (or
+/// `values`) list in the response.
+pub fn parse_operations(response: &Value) -> Result<Vec<Operation>, String> {
+    let list = ["operations", "values"]
+        .iter()
+        .find_map(|k| response.get(*k))
+        .ok_or("the response has no \"operations\" list")?
+        .as_array()
+        .ok_or("the operations in the response are not a list")?;
+    let field = |v: &Value, keys: &[&str]| {
+        keys.iter().find_map(|k| v.get(*k)).map(|x| match x {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+    };
+    Ok(list
+        .iter()
+        .map(|v| Operation {
+            id: field(v, &["id", "operationId"]),
+            name: field(v, &["name", "operationName", "description"]),
+            raw: v.clone(),
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host() -> MailHost {
+        MailHost::parse("mbox1.example.com").expect("valid")
+    }
+
+    #[test]
+    fn strict_json_accepts_exactly_one_object_with_a_response() {
+        assert!(parse_response(b" {\"response\": {\"values\": []}}\n").is_ok());
+        assert!(parse_response(b"{\"ok\": true, \"response\": {\"values\": []}}").is_ok());
+        for (bad, why) in [
+            (&b""[..], "empty"),
+            (
+                b"INFO starting\n{\"response\": {}}",
+                "does not start with a JSON object",
+            ),
+            (
+                b"{\"response\": {}}\nWARN done",
+                "text after the JSON object",
+            ),
+            (b"{\"response\": {}", "not valid JSON"),
+            (b"[1,2]", "does not start with a JSON object"),
+            (b"{\"values\": []}", "no \"response\""),
+            (b"{\"response\": null}", "no \"response\""),
+            (b"\xff\xfe", "not UTF-8"),
+            (
+                b"{\"response\": {\"values\": []}, \"response\": {\"values\": [1]}}",
+                "the key \"response\" appears twice",
+            ),
+            (
+                b"{\"response\": {\"values\": [{\"accountName\": \"a@x\", \"accountName\": \"b@x\"}]}}",
+                "appears twice in the object at .response.values[0]",
+            ),
+            (
+                b"{\"ok\": false, \"error\": \"no such module\", \"response\": {\"values\": []}}",
+                "reported a failure (\"ok\": false): no such module",
+            ),
+            (
+                b"{\"response\": {\"ok\": false, \"values\": []}}",
+                "(\"response.ok\": false)",
+            ),
+            (b"{\"ok\": \"no\", \"response\": {}}", "not true or false"),
+        ] {
+            let e = parse_response(bad).expect_err(why);
+            assert!(e.contains(why), "{e}");
+        }
+    }
+
+    #[test]
+    fn account_entries_are_validated_and_must_be_on_the_asked_host() {
+        let ok = serde_json::json!({"values": [{
+            "accountId": "9e94", "accountName": "u@example.com",
+            "accountMailHost": "MBOX1.example.com", "paused": "false",
+            "replicas": [{"destination": "mbox2.example.com", "available": true, "priority": "10"}]
+        }]});
+        let list = parse_account_status(&ok, &host()).expect("valid");
+        assert_eq!(list[0].account_name.as_str(), "u@example.com");
+        assert_eq!(list[0].replicas[0].priority, Some(10));
+        assert!(!list[0].paused);
+
+        let other = serde_json::json!({"values": [{
+            "accountId": "1", "accountName": "u@example.com", "accountMailHost": "mbox2.example.com"
+        }]});
+        let e = parse_account_status(&other, &host()).expect_err("other host");
+        assert!(e.contains("not on mbox1.example.com"), "{e}");
+
+        let missing = serde_json::json!({"values": [{"accountName": "u@example.com"}]});
+        let e = parse_account_status(&missing, &host()).expect_err("missing host");
+        assert!(e.contains("accountMailHost"), "{e}");
+
+        let e = parse_account_status(&serde_json::json!({}), &host()).expect_err("no values");
+        assert!(e.contains("no \"values\""), "{e}");
+    }
+
+    #[test]
+    fn the_listing_read_entry_by_entry_says_what_the_whole_tree_reading_says() {
+        let entry = |name: &str, host: &str| {
+            serde_json::json!({"accountId": "9e94", "accountName": name,
+                "accountMailHost": host, "paused": "false",
+                "replicas": [{"destination": "mbox2.example.com", "available": true, "priority": "10"}]})
+        };
+        for response in [
+            serde_json::json!({"values": [entry("u@example.com", "MBOX1.example.com"),
+                                          entry("v@example.com", "mbox1.example.com")]}),
+            serde_json::json!({"values": []}),
+            serde_json::json!({"values": [entry("u@example.com", "mbox2.example.com")]}),
+            serde_json::json!({"values": [{"accountName": "u@example.com"}]}),
+            serde_json::json!({"values": [entry("u@example.com", "mbox1.example.com"), 7]}),
+            serde_json::json!({"values": null}),
+            serde_json::json!({"values": {"a": 1}}),
+            serde_json::json!({}),
+            serde_json::json!([1, 2]),
+            serde_json::json!("text"),
+        ] {
+            let body = serde_json::json!({ "response": response.clone() }).to_string();
+            let whole =
+                parse_response(body.as_bytes()).and_then(|r| parse_account_status(&r, &host()));
+            let by_entry = parse_account_listing(body.as_bytes(), &host());
+            assert_eq!(by_entry, whole, "{body}");
+        }
+        for bad in [
+            &b"{\"response\": null}"[..],
+            b"{\"ok\": false, \"response\": {\"values\": []}}",
+        ] {
+            assert_eq!(
+                parse_account_listing(bad, &host()),
+                parse_response(bad).map(|_| Vec::new())
+            );
+        }
+    }
+}

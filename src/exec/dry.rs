@@ -1,0 +1,399 @@
+//! `--dry-run`: a simulation, not a guess (SPEC §1). The read-only calls
+//! the real run would make are made for real (the account listing with its
+//! at-risk analysis, `core getAllOperations`, the Consul leader and who
+//! holds the gate key); every command that would change something is
+//! printed with its exact argv and not run, and where its outcome decides
+//! what follows, the output says that it cannot be known and what is
+//! assumed. Nothing is written (`dry-run-changes-nothing`): no state, no
+//! journal, no lock, no temporary account file.
+
+use super::{Executor, accounts, cli_error, failed};
+use crate::act::carbonio::{Command, account_batches};
+use crate::act::process::display_argv;
+use crate::act::{AccountName, MailHost};
+use crate::engine::{Action, ActionKind, GateRefusal, Origin, OutcomeResult, PromoteTarget};
+
+/// How many account names a dry run prints without `--verbose`.
+pub const PREVIEW: usize = 20;
+
+/// The lines a dry run prints start with this.
+const P: &str = "dry run:";
+
+/// Assumed outcome of a command that is not run.
+fn assumed(what: &str) -> OutcomeResult {
+    println!("{P}   its outcome cannot be known without running it; assumed: {what}");
+    OutcomeResult::Succeeded {
+        detail: "dry run: not executed".into(),
+    }
+}
+
+fn names_preview(names: &[String], verbose: bool) -> String {
+    let shown = if verbose {
+        names.len()
+    } else {
+        names.len().min(PREVIEW)
+    };
+    let mut s = names[..shown].join(", ");
+    if shown < names.len() {
+        s.push_str(&format!(
+            ", … and {} more (--verbose lists all)",
+            names.len() - shown
+        ));
+    }
+    s
+}
+
+impl Executor {
+    /// Simulate `action`: see the module doc.
+    pub async fn simulate(&mut self, action: &Action, verbose: bool) -> OutcomeResult {
+        match &action.kind {
+            ActionKind::ListAccounts { source_mail_host } => {
+                let host = match MailHost::parse(source_mail_host) {
+                    Ok(h) => h,
+                    Err(e) => return failed(format!("source host {source_mail_host:?}: {e}")),
+                };
+                let cli = match self.cli() {
+                    Ok(c) => c,
+                    Err(r) => return r,
+                };
+                let cmd = Command::GetAccountStatus {
+                    mail_host: host.clone(),
+                };
+                println!("{P} running the read-only {}", cli.display(&cmd));
+                let list = match cli.get_account_status(&host).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        println!("{P}   it failed, as the real run would: {e}");
+                        return cli_error(e);
+                    }
+                };
+                let out = self.listed(&list);
+                if let OutcomeResult::Listed { accounts, at_risk } = &out {
+                    println!(
+                        "{P}   {} replicated account(s) on {host}: {}",
+                        accounts.len(),
+                        names_preview(accounts, verbose)
+                    );
+                    if at_risk.is_empty() {
+                        println!(
+                            "{P}   no account's replica is at risk (this listing against the last survey)"
+                        );
+                    } else {
+                        println!(
+                            "{P}   {} account(s) at risk (this listing against the last survey):",
+                            at_risk.len()
+                        );
+                        for r in at_risk {
+                            println!("{P}     {}: {r}", r.account);
+                        }
+                    }
+                }
+                out
+            }
+            ActionKind::ListOperations { .. } => {
+                let cli = match self.cli() {
+                    Ok(c) => c,
+                    Err(r) => return r,
+                };
+                println!(
+                    "{P} running the read-only {}",
+                    cli.display(&Command::GetAllOperations)
+                );
+                match cli.get_all_operations().await {
+                    Ok(ops) => {
+                        let promotions = super::promotions_running(&ops);
+                        println!(
+                            "{P}   {} operation(s), {} promotion(s) running",
+                            ops.len(),
+                            promotions.len()
+                        );
+                        OutcomeResult::Operations { promotions }
+                    }
+                    Err(e) => cli_error(e),
+                }
+            }
+            ActionKind::AcquireQuorumGate { key } => self.simulate_gate(key).await,
+            ActionKind::ReleaseQuorumGate { key } => {
+                println!(
+                    "{P} would release the Consul quorum gate {key} (and destroy its session)"
+                );
+                OutcomeResult::Succeeded {
+                    detail: "dry run: not executed".into(),
+                }
+            }
+            ActionKind::PromoteAccounts {
+                target, threads, ..
+            } => {
+                let cli = match self.cli() {
+                    Ok(c) => c,
+                    Err(r) => return r,
+                };
+                let cmd = match target {
+                    PromoteTarget::SourceMailHost(h) => match MailHost::parse(h) {
+                        Ok(source) => Command::PromoteSourceHost {
+                            source,
+                            threads: *threads,
+                        },
+                        Err(e) => return failed(format!("source host {h:?}: {e}")),
+                    },
+                    PromoteTarget::Accounts(a) => {
+                        let names = match accounts(a) {
+                            Ok(n) => n,
+                            Err(r) => return r,
+                        };
+                        println!(
+                            "{P} the accounts to promote ({}): {}",
+                            a.len(),
+                            names_preview(a, verbose)
+                        );
+                        if action.origin == Origin::Automatic
+                            || crate::act::carbonio::ACCOUNT_LIST_ARG_MAX
+                                < a.iter().map(|x| x.len() + 1).sum::<usize>()
+                        {
+                            Command::PromoteInputFile {
+                                path: "<a private copy of those accounts, one per line>".into(),
+                                threads: Some(*threads),
+                            }
+                        } else {
+                            Command::PromoteAccounts {
+                                accounts: names,
+                                threads: Some(*threads),
+                            }
+                        }
+                    }
+                };
+                println!(
+                    "{P} would {}: {}",
+                    action.kind.describe(),
+                    cli.display(&cmd)
+                );
+                assumed("the promotion succeeds (the real run then records it)")
+            }
+            ActionKind::FlushCache {
+                accounts: names,
+                all_servers,
+            } => {
+                let cli = match self.cli() {
+                    Ok(c) => c,
+                    Err(r) => return r,
+                };
+                let shown = if verbose {
+                    names.len()
+                } else {
+                    names.len().min(PREVIEW)
+                };
+                println!("{P} would flush the cache of {} account(s):", names.len());
+                for n in &names[..shown] {
+                    if let Ok(account) = AccountName::parse(n) {
+                        let cmd = Command::FlushCache {
+                            account,
+                            all_servers: *all_servers,
+                        };
+                        println!("{P}   {}", cli.display(&cmd));
+                    }
+                }
+                if shown < names.len() {
+                    println!(
+                        "{P}   … and {} more (--verbose lists all)",
+                        names.len() - shown
+                    );
+                }
+                assumed("every flush succeeds")
+            }
+            ActionKind::PauseReplicas { accounts: names }
+            | ActionKind::RestartReplicas { accounts: names } => {
+                let cli = match self.cli() {
+                    Ok(c) => c,
+                    Err(r) => return r,
+                };
+                let pause = matches!(action.kind, ActionKind::PauseReplicas { .. });
+                let valid: Vec<AccountName> = names
+                    .iter()
+                    .filter_map(|n| AccountName::parse(n).ok())
+                    .collect();
+                for batch in account_batches(&valid) {
+                    let accounts = batch.to_vec();
+                    let cmd = if pause {
+                        Command::PauseReplicas { accounts }
+                    } else {
+                        Command::RestartReplicas { accounts }
+                    };
+                    println!("{P} would run: {}", cli.display(&cmd));
+                }
+                assumed("it succeeds")
+            }
+            ActionKind::StopHaModule | ActionKind::StartHaModule => {
+                let cli = match self.cli() {
+                    Ok(c) => c,
+                    Err(r) => return r,
+                };
+                let cmd = if matches!(action.kind, ActionKind::StopHaModule) {
+                    Command::StopModule
+                } else {
+                    Command::StartModule
+                };
+                println!("{P} would run: {}", cli.display(&cmd));
+                assumed("it succeeds")
+            }
+            ActionKind::RunCommand { purpose, argv, .. } => {
+                let words: Vec<std::ffi::OsString> = argv.iter().map(Into::into).collect();
+                println!(
+                    "{P} would run {} (timeout {}): {}",
+                    purpose.as_str(),
+                    humantime::format_duration(self.cfg.hooks.timeout),
+                    display_argv(&words)
+                );
+                assumed("it exits 0")
+            }
+            ActionKind::WriteLocks { locks, .. } => {
+                for l in locks {
+                    println!(
+                        "{P} would write {}",
+                        crate::state::lock_path(&self.cfg.local, action.role, *l).display()
+                    );
+                }
+                OutcomeResult::Succeeded {
+                    detail: "dry run: not executed".into(),
+                }
+            }
+            ActionKind::RemoveLocks { locks } => {
+                for l in locks {
+                    println!(
+                        "{P} would remove {}",
+                        crate::state::lock_path(&self.cfg.local, action.role, *l).display()
+                    );
+                }
+                OutcomeResult::Succeeded {
+                    detail: "dry run: not executed".into(),
+                }
+            }
+            ActionKind::Fence {
+                component,
+                action: fence_action,
+                plugs,
+            } => self.simulate_fence(*component, *fence_action, plugs).await,
+            ActionKind::RaftRecovery { .. } | ActionKind::ConfirmLeader => {
+                println!("{P} would {}", action.kind.describe());
+                assumed("it succeeds")
+            }
+        }
+    }
+
+    /// A fence step: the agent's `status` only (it changes nothing),
+    /// printed; a node ON with `action: off` is taken as powered off for
+    /// the rest of the run (the real run would do it), one ON with
+    /// `action: status`, or an agent failure, stops it there as the real
+    /// run would stop.
+    async fn simulate_fence(
+        &self,
+        component: crate::model::Component,
+        action: crate::model::FenceAction,
+        plugs: &[String],
+    ) -> OutcomeResult {
+        use crate::act::fence::{self, Power};
+        use crate::model::{FenceAction, FenceFailure};
+        let Some(t) = self.cfg.fencing.target(component) else {
+            return OutcomeResult::FenceUnconfirmed {
+                failure: FenceFailure::NotRun {
+                    reason: format!("fencing.{component} is not configured"),
+                },
+                calls: Vec::new(),
+            };
+        };
+        let mut calls = Vec::new();
+        for plug in plugs {
+            println!("{P} asking the fence agent of fencing.{component} for the status of {plug}");
+            let call = fence::status(t, plug, self.cfg.fencing.timeout).await;
+            let power = call.power();
+            calls.push(call);
+            let failure = match power {
+                Ok(Power::Off) => {
+                    println!("{P}   fencing.{component}: {plug} is OFF (status)");
+                    continue;
+                }
+                Ok(Power::On) if action == FenceAction::Off => {
+                    println!(
+                        "{P}   fencing.{component}: {plug} is ON; would power it off, then ask \
+                         status again"
+                    );
+                    println!("{P}   its outcome cannot be known without running it; assumed: OFF");
+                    continue;
+                }
+                Ok(Power::On) => FenceFailure::On { plug: plug.clone() },
+                Err(f) => f,
+            };
+            println!("{P}   fencing.{component}: no confirmed OFF: {failure}");
+            return OutcomeResult::FenceUnconfirmed { failure, calls };
+        }
+        OutcomeResult::Fenced { calls }
+    }
+
+    /// The gate, read and not taken: the Consul leader this side sees, and
+    /// who holds the key now. No leader is the refusal the real run would
+    /// meet; a key held by another session too. A free key may still be
+    /// taken by another habeat before the real run: that is said.
+    async fn simulate_gate(&mut self, key: &str) -> OutcomeResult {
+        let client = match self.consul.as_ref() {
+            Ok(c) => c,
+            Err(e) => {
+                return OutcomeResult::GateRefused {
+                    refusal: GateRefusal::NoClient { detail: e.clone() },
+                };
+            }
+        };
+        println!(
+            "{P} reading the Consul leader ({}/v1/status/leader) and the gate key {key}",
+            client.base_url()
+        );
+        match client.leader().await {
+            Ok(Some(leader)) => println!("{P}   Consul leader: {leader}"),
+            Ok(None) => {
+                println!("{P}   no Consul leader on this side: the real run would be refused here");
+                return OutcomeResult::GateRefused {
+                    refusal: GateRefusal::NoQuorum {
+                        detail: "no leader (dry run)".into(),
+                    },
+                };
+            }
+            Err(e) => {
+                println!("{P}   Consul did not answer ({e}): the real run would be refused here");
+                return OutcomeResult::GateRefused {
+                    refusal: GateRefusal::NoQuorum {
+                        detail: e.to_string(),
+                    },
+                };
+            }
+        }
+        match client.kv_get(key).await {
+            Ok(Some(kv)) if kv.session.is_some() => {
+                let holder = String::from_utf8_lossy(&kv.value).into_owned();
+                println!(
+                    "{P}   {key} is held by session {} ({holder}): the real run would be refused, \
+                     unless that holder is a dead habeat of this node",
+                    kv.session.as_deref().unwrap_or_default()
+                );
+                OutcomeResult::GateRefused {
+                    refusal: GateRefusal::HeldByAnother {
+                        host: key.to_owned(),
+                        holder: Some(holder),
+                    },
+                }
+            }
+            Ok(_) => {
+                println!(
+                    "{P}   {key} is free; would create a Consul session and acquire it \
+                     (PUT /v1/session/create, PUT /v1/kv/{key}?acquire=<session>)"
+                );
+                assumed("acquired (another habeat may take it first)")
+            }
+            Err(e) => {
+                println!("{P}   cannot read {key} ({e}): the real run would be refused here");
+                OutcomeResult::GateRefused {
+                    refusal: GateRefusal::Consul {
+                        detail: e.to_string(),
+                    },
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! Running a survey: `getAccountStatus mailHost <peer>` through the
+//! carbonio driver, the new survey saved only once it is complete
+//! ([`super::store`]), and the `replicas_at_risk_changed` event when the
+//! set of accounts at risk differs from the last survey's.
+//!
+//! Who calls it: `check` after its rounds ([`due`]), the daemon as a job
+//! beside probing (never inside a round), `status`/`--dry-run` never (they
+//! read the last one).
+
+use super::{SURVEY_VERSION, Survey, store};
+use crate::act::MailHost;
+use crate::act::carbonio::Carbonio;
+use crate::config::Config;
+use crate::engine::{Event, EventKind, Severity, State, UnixMillis};
+use crate::model::{Component, Role, Verdict};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// The mailstore the survey reads: the peer appserver's
+/// `appserver_vmname`.
+pub fn peer_host(cfg: &Config) -> Option<String> {
+    cfg.dcs
+        .get(&cfg.local.dc_check)
+        .and_then(|d| d.appserver_vmname.clone())
+}
+
+/// Whether a survey is due now: surveys are on (`survey_interval` > 0),
+/// this node has the appserver role, the peer appserver is Up, and the
+/// last survey (of that host) is older than the interval or missing.
+pub fn due(cfg: &Config, state: &State, last: Option<&Survey>, now: UnixMillis) -> bool {
+    let interval = cfg.replicas.survey_interval;
+    if interval.is_zero()
+        || !cfg.local.roles.contains(&Role::Appserver)
+        || state.verdict(Component::Appserver) != Verdict::Up
+    {
+        return false;
+    }
+    let Some(host) = peer_host(cfg) else {
+        return false;
+    };
+    match last {
+        Some(s) if s.host.eq_ignore_ascii_case(&host) => {
+            Duration::from_millis(now.0.saturating_sub(s.at.0)) >= interval
+        }
+        _ => true,
+    }
+}
+
+/// The daemon's cheap test of [`due`], once per round: the age of
+/// `survey.json` from its modification time (no read of a file of
+/// megabytes every round).
+pub fn due_by_mtime(cfg: &Config, state: &State, now: UnixMillis) -> bool {
+    let modified = std::fs::symlink_metadata(store::path(&cfg.local.state_dir))
+        .and_then(|m| m.modified())
+        .ok()
+        .map(UnixMillis::from_system_time);
+    let last = modified.map(|at| Survey {
+        version: SURVEY_VERSION,
+        host: peer_host(cfg).unwrap_or_default(),
+        at,
+        accounts: Vec::new(),
+    });
+    due(cfg, state, last.as_ref(), now)
+}
+
+/// Survey the peer mailstore: the listing, read strictly, complete or an
+/// error (a sentence saying the last survey is kept). Writes nothing.
+pub async fn fetch(
+    cfg: &Config,
+    carbonio: &Carbonio,
+    clock: impl Fn() -> UnixMillis,
+) -> Result<Survey, String> {
+    let host = peer_host(cfg).ok_or_else(|| {
+        format!(
+            "no survey: {}.appserver_vmname is not set, so habeat does not know which mailstore to ask",
+            cfg.local.dc_check
+        )
+    })?;
+    let mail_host = MailHost::parse(&host).map_err(|e| format!("no survey of {host:?}: {e}"))?;
+    let accounts = carbonio
+        .survey(&mail_host)
+        .await
+        .map_err(|e| format!("replica survey failed, the last survey is kept: {e}"))?;
+    Ok(Survey {
+        version: SURVEY_VERSION,
+        host: host.clone(),
+        at: clock(),
+        accounts,
+    })
+}
+
+/// Keep a complete survey (unless `dry_run`) in place of the last one;
+/// returns the `replicas_at_risk_changed` event when the set of accounts
+/// at risk changed. Called with the state lock held.
+pub fn keep(cfg: &Config, survey: &Survey, dry_run: bool) -> Result<Option<Event>, String> {
+    let dir = &cfg.local.state_dir;
+    let before = match store::load(dir) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("{e}");
+            None
+        }
+    };
+    if !dry_run {
+        store::save(dir, survey).map_err(|e| format!("cannot keep the replica survey: {e}"))?;
+    }
+    Ok(changed(before.as_ref(), survey))
+}
+
+/// The `replicas_at_risk_changed` event between two surveys, if the set of
+/// accounts at risk differs (a first survey with none at risk is no
+/// change).
+pub fn changed(before: Option<&Survey>, now: &Survey) -> Option<Event> {
+    let old: BTreeSet<String> = before
+        .filter(|b| b.host.eq_ignore_ascii_case(&now.host))
+        .map(|b| b.at_risk_names().into_iter().collect())
+        .unwrap_or_default();
+    let sum = now.summary();
+    let new: BTreeSet<String> = sum.at_risk.iter().map(|r| r.account.clone()).collect();
+    if old == new {
+        return None;
+    }
+    let added: Vec<String> = new.difference(&old).cloned().collect();
+    let cleared: Vec<String> = old.difference(&new).cloned().collect();
+    let named: Vec<String> = sum
+        .at_risk
+        .iter()
+        .take(20)
+        .map(|r| format!("{}: {r}", r.account))
+        .collect();
+    let more = sum.at_risk.len().saturating_sub(named.len());
+    let message = format!(
+        "replicas of {}: {} of {} account(s) at risk now ({} newly, {} no longer){}{}",
+        now.host,
+        new.len(),
+        sum.accounts,
+        added.len(),
+        cleared.len(),
+        if named.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", named.join("; "))
+        },
+        if more > 0 {
+            format!("; and {more} more (habeat status --verbose)")
+        } else {
+            String::new()
+        }
+    );
+    Some(Event {
+        at: now.at,
+        severity: if new.is_empty() {
+            Severity::Info
+        } else {
+            Severity::Warning
+        },
+        kind: EventKind::ReplicasAtRiskChanged {
+            source_mail_host: now.host.clone(),
+            at_risk: sum.at_risk,
+            added,
+            cleared,
+        },
+        role: Some(Role::Appserver),
+        component: Some(Component::Appserver),
+        message,
+    })
+}

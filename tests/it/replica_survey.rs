@@ -1,0 +1,528 @@
+//! The replica survey (issue 14, invariant 13 `replicas-at-risk-named`)
+//! through the real binary: a primary appserver in a network namespace,
+//! the Consul API test server, and the fake carbonio modelling every field
+//! of `getAccountStatus` per account (available, Kafka, paused, lagging
+//! `sequence` or `itemId`, no replica, numbers as strings, extra fields).
+
+use crate::fake_carbonio;
+use crate::support;
+
+use fake_carbonio::{Account, FakeCarbonio, Fault, ReplicaState, account, with_accounts};
+use std::path::PathBuf;
+use std::process::Output;
+use support::consul_api::ConsulApi;
+use support::netns::{Netns, may_use_netns};
+
+const SOURCE: &str = "mbox1.example.com";
+const REPLICA: &str = "mbox2.example.com";
+const NODE: &str = "agent-mbox1-example-com";
+
+/// The accounts at risk, with the word `status` uses for why.
+const AT_RISK: &[(&str, &str)] = &[
+    ("unavailable@example.com", "replica unavailable"),
+    ("nokafka@example.com", "cannot reach Kafka"),
+    ("paused@example.com", "replication paused"),
+    ("behindseq@example.com", "behind the source by 12 sequence"),
+    ("behinditem@example.com", "behind the source by 3 itemId"),
+    ("noreplica@example.com", "no replica"),
+];
+/// The healthy ones: one plain, one printed with strings for numbers and
+/// booleans and fields habeat does not know (a newer release).
+const HEALTHY: &[&str] = &["alice@example.com", "strings@example.com"];
+
+fn accounts() -> Vec<Account> {
+    let r = |f: &dyn Fn(&mut ReplicaState)| {
+        let mut x = ReplicaState::on(REPLICA);
+        f(&mut x);
+        vec![x]
+    };
+    let with = |name: &str, replicas: Vec<ReplicaState>| Account {
+        replicas,
+        sequence: Some(100),
+        item_id: Some(50),
+        ..account(name, SOURCE, REPLICA)
+    };
+    let mut strings = with("strings@example.com", r(&|_| {}));
+    strings.as_strings = true;
+    strings.extra = serde_json::json!({
+        "quotaUsed": 12345,
+        "lastSync": "2026-12-01T10:00:00Z",
+        "replica": { "lagMs": 3, "nodeId": "n2" },
+    })
+    .as_object()
+    .cloned()
+    .unwrap_or_default();
+    vec![
+        with("alice@example.com", r(&|_| {})),
+        strings,
+        with("unavailable@example.com", r(&|x| x.available = false)),
+        with(
+            "nokafka@example.com",
+            r(&|x| x.can_connect_to_kafka = false),
+        ),
+        with("paused@example.com", r(&|x| x.paused = Some(true))),
+        with("behindseq@example.com", r(&|x| x.sequence = Some(88))),
+        with("behinditem@example.com", r(&|x| x.item_id = Some(47))),
+        with("noreplica@example.com", Vec::new()),
+    ]
+}
+
+struct Bed {
+    ns: Netns,
+    consul: ConsulApi,
+    fake: FakeCarbonio,
+    dir: tempfile::TempDir,
+    config: PathBuf,
+}
+
+impl Bed {
+    async fn new(replicas: &str, extra: &str) -> Bed {
+        let ns = Netns::create();
+        let consul = ConsulApi::builder()
+            .node(NODE, &ns.ip().to_string(), 1)
+            .check(NODE, "serfHealth", "passing")
+            .leader(Some("127.0.0.1:8300"))
+            .start()
+            .await;
+        let fake = FakeCarbonio::new(&with_accounts(accounts()));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path().display();
+        let yaml = format!(
+            r#"local:
+  whoami: secondary
+  dc_check: primary
+  role: appserver
+  checkDownFile: {d}/appserverdown-habeat
+  checkPromotionFile: {d}/appserverprom-habeat
+  checkRestartReplicaFile: {d}/appserverrstopha
+  provider: consul
+  threads: 3
+  state_dir: {d}/state
+primary:
+  appserver_ip: {ip}
+  appserver_vmname: {SOURCE}
+secondary:
+  appserver_vmname: {REPLICA}
+consul:
+  hostname: 127.0.0.1
+  port: {port}
+detection:
+  interval: 300ms
+  timeout: 250ms
+  fall: 2
+  rise: 1
+carbonio:
+  cli: {cli}
+  zmprov: {zmprov}
+  run_as: ""
+  command_timeout: 20s
+  promote_timeout: 20s
+replicas:
+{replicas}
+{extra}
+"#,
+            ip = ns.ip(),
+            port = consul.addr().port(),
+            cli = fake.carbonio.display(),
+            zmprov = fake.zmprov.display(),
+        );
+        let config = dir.path().join("habeat.yml");
+        std::fs::write(&config, yaml).expect("write config");
+        Bed {
+            ns,
+            consul,
+            fake,
+            dir,
+            config,
+        }
+    }
+
+    fn kill_appserver(&self) {
+        self.ns.set_link(false);
+        self.consul.set_member_status(NODE, 4);
+        self.consul.set_check(NODE, "serfHealth", "critical");
+    }
+
+    fn habeat(&self, args: &[&str]) -> Output {
+        crate::bin::habeat(&self.config, args)
+    }
+
+    fn survey_file(&self) -> PathBuf {
+        self.dir.path().join("state").join("survey.json")
+    }
+
+    fn surveys(&self) -> usize {
+        self.fake
+            .invocations()
+            .iter()
+            .filter(|i| i.args.iter().any(|a| a == "getAccountStatus"))
+            .count()
+    }
+}
+
+fn text(o: &Output) -> String {
+    crate::bin::text(o)
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn at_risk_names(v: &serde_json::Value) -> Vec<String> {
+    let mut n: Vec<String> = v["at_risk"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| r["account"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    n.sort();
+    n
+}
+
+fn expected_at_risk() -> Vec<String> {
+    let mut n: Vec<String> = AT_RISK.iter().map(|(a, _)| (*a).to_owned()).collect();
+    n.sort();
+    n
+}
+
+/// A survey while the peer is Up names exactly the accounts at risk, with
+/// why, in `status`, `status --json`, and (the daemon) `/status` and
+/// `/metrics`; the healthy ones only with `--verbose`; the change is a
+/// journaled `replicas_at_risk_changed` event.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_survey_names_exactly_the_accounts_at_risk_everywhere() {
+    if !may_use_netns("survey_status") {
+        return;
+    }
+    let port = support::free_port();
+    let bed = Bed::new(
+        "  survey_interval: 5m",
+        &format!("metrics:\n  listen: 127.0.0.1:{port}"),
+    )
+    .await;
+    let out = bed.habeat(&["check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        bed.survey_file().is_file(),
+        "no survey.json: {}",
+        text(&out)
+    );
+
+    let st = bed.habeat(&["status"]);
+    let s = stdout(&st);
+    assert!(
+        s.contains(&format!("replicas of {SOURCE}: 8 accounts, 6 at risk")),
+        "{}",
+        text(&st)
+    );
+    for (name, why) in AT_RISK {
+        let line = s
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_else(|| panic!("{name} not named: {}", text(&st)));
+        assert!(line.contains(why), "{name}: {line:?} does not say {why:?}");
+    }
+    for name in HEALTHY {
+        assert!(!s.contains(name), "healthy {name} listed without --verbose");
+    }
+    let verbose = stdout(&bed.habeat(&["status", "--verbose"]));
+    for name in HEALTHY {
+        assert!(verbose.contains(name), "--verbose does not list {name}");
+    }
+
+    let js = crate::bin::json(&bed.habeat(&["--json", "status"]));
+    let survey = &js["replicas"]["survey"];
+    assert_eq!(at_risk_names(survey), expected_at_risk(), "{js}");
+    assert_eq!(survey["counts"]["ok"], 2);
+    assert_eq!(survey["counts"]["behind"], 2);
+    assert_eq!(survey["max_lag_sequence"], 12);
+    assert_eq!(survey["max_lag_item_id"], 3);
+    assert_eq!(
+        js["replicas"]["accounts"].as_array().map(Vec::len),
+        Some(8),
+        "the whole classification"
+    );
+
+    let hist = stdout(&bed.habeat(&["history"]));
+    assert!(
+        hist.contains("6 of 8 account(s) at risk"),
+        "no replicas_at_risk_changed event: {hist}"
+    );
+
+    // The daemon: /status and /metrics, from the survey it keeps.
+    let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_habeat"))
+        .args(["--config", bed.config.to_str().expect("utf-8"), "run"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the daemon");
+    let base = format!("http://127.0.0.1:{port}");
+    let mut scrape = None;
+    for _ in 0..600 {
+        if let Ok(r) = reqwest::get(format!("{base}/metrics")).await
+            && let Ok(body) = r.text().await
+            && body.contains("habeat_replicas_at_risk 6")
+        {
+            scrape = Some(body);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let status: serde_json::Value = reqwest::get(format!("{base}/status"))
+        .await
+        .expect("GET /status")
+        .json()
+        .await
+        .expect("/status is JSON");
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    let body = scrape.expect("/metrics never showed habeat_replicas_at_risk 6");
+    let parsed = prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_owned())))
+        .expect("parse /metrics");
+    let gauge = |name: &str, state: Option<&str>| {
+        parsed
+            .samples
+            .iter()
+            .find(|x| x.metric == name && state.is_none_or(|s| x.labels.get("state") == Some(s)))
+            .and_then(|x| match x.value {
+                prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => Some(v),
+                _ => None,
+            })
+    };
+    for (state, n) in [
+        ("ok", 2.0),
+        ("unavailable", 1.0),
+        ("no_kafka", 1.0),
+        ("paused", 1.0),
+        ("behind", 2.0),
+        ("no_replica", 1.0),
+    ] {
+        assert_eq!(
+            gauge("habeat_replica_accounts", Some(state)),
+            Some(n),
+            "{state}: {body}"
+        );
+    }
+    assert_eq!(gauge("habeat_replica_max_lag_sequence", None), Some(12.0));
+    assert_eq!(gauge("habeat_replica_max_lag_item_id", None), Some(3.0));
+    assert!(gauge("habeat_replica_survey_age_seconds", None).is_some_and(|a| a >= 0.0));
+    assert_eq!(
+        at_risk_names(&status["replicas"]["survey"]),
+        expected_at_risk(),
+        "/status: {status}"
+    );
+}
+
+/// The promotion compares its listing with the last survey and records,
+/// per account at risk, why and how far behind: in `state.json`'s
+/// promotion record and in `history` (`replicas-at-risk-named`).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_promotion_record_and_history_name_the_accounts_at_risk() {
+    if !may_use_netns("survey_promotion") {
+        return;
+    }
+    let bed = Bed::new("  survey_interval: 5m", "").await;
+    assert_eq!(bed.habeat(&["check"]).status.code(), Some(0));
+    bed.kill_appserver();
+    let out = bed.habeat(&["check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // The default (`promote`) moves every account that has a replica.
+    assert!(
+        bed.fake.accounts_on(SOURCE) == vec!["noreplica@example.com".to_owned()],
+        "{:?}",
+        bed.fake.accounts_on(SOURCE)
+    );
+    let state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(bed.dir.path().join("state/state.json")).expect("state.json"),
+    )
+    .expect("state.json is JSON");
+    let details = &state["roles"]["appserver"]["failover"]["promotion"];
+    assert_eq!(at_risk_names(details), expected_at_risk(), "{state}");
+    let seq = details["at_risk"]
+        .as_array()
+        .and_then(|a| a.iter().find(|r| r["account"] == "behindseq@example.com"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(seq["lag_sequence"], 12, "{seq}");
+    let hist = stdout(&bed.habeat(&["history"]));
+    for (name, why) in AT_RISK {
+        assert!(
+            hist.contains(&format!("{name}: ")) && hist.contains(why),
+            "history does not name {name} with {why:?}: {hist}"
+        );
+    }
+}
+
+/// `replicas.at_risk: hold` promotes the others through
+/// `promoteAccounts input_file`, leaves those at risk on the source, and
+/// names the command that moves them.
+#[tokio::test(flavor = "multi_thread")]
+async fn hold_promotes_only_the_accounts_not_at_risk() {
+    if !may_use_netns("survey_hold") {
+        return;
+    }
+    let bed = Bed::new("  survey_interval: 5m\n  at_risk: hold", "").await;
+    assert_eq!(bed.habeat(&["check"]).status.code(), Some(0));
+    bed.kill_appserver();
+    let out = bed.habeat(&["check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let mut left = bed.fake.accounts_on(SOURCE);
+    left.sort();
+    assert_eq!(left, expected_at_risk(), "{}", text(&out));
+    let mut moved = bed.fake.accounts_on(REPLICA);
+    moved.sort();
+    assert_eq!(
+        moved,
+        HEALTHY.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()
+    );
+    let promote = bed
+        .fake
+        .invocations()
+        .into_iter()
+        .find(|i| i.args.iter().any(|a| a == "promoteAccounts"))
+        .expect("promoteAccounts ran");
+    assert!(
+        promote.args.iter().any(|a| a == "input_file"),
+        "{:?}",
+        promote.args
+    );
+    let hist = stdout(&bed.habeat(&["history"]));
+    let mut held = expected_at_risk();
+    held.sort();
+    assert!(
+        hist.contains(&format!("habeat promote --accounts {}", held.join(","))),
+        "the command for the rest is not named: {hist}"
+    );
+}
+
+/// A dry run against a dead peer after a survey: the real listing names
+/// every account, the at-risk analysis is printed, promoteAccounts' argv
+/// is shown, and nothing in the state directory changes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dry_run_against_a_dead_peer_simulates_and_changes_nothing() {
+    if !may_use_netns("survey_dry_run") {
+        return;
+    }
+    let bed = Bed::new("  survey_interval: 5m", "").await;
+    assert_eq!(bed.habeat(&["check"]).status.code(), Some(0));
+    bed.kill_appserver();
+    let before = tree(bed.dir.path());
+    let out = bed.habeat(&["--dry-run", "--verbose", "check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let s = stdout(&out);
+    for name in HEALTHY.iter().chain(AT_RISK.iter().map(|(n, _)| n)) {
+        assert!(s.contains(name), "{name} not named: {}", text(&out));
+    }
+    assert!(s.contains("6 account(s) at risk"), "{}", text(&out));
+    assert!(
+        s.contains(&format!(
+            "promoteAccounts source_mail_host {SOURCE} threads 3"
+        )),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        s.contains("Consul leader: 127.0.0.1:8300"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(tree(bed.dir.path()), before, "--dry-run changed a file");
+    assert!(
+        bed.fake.accounts_on(SOURCE).len() == 8,
+        "--dry-run promoted"
+    );
+}
+
+/// kill -9 during a survey, and a survey whose output makes no sense,
+/// leave the earlier survey as it was.
+#[tokio::test(flavor = "multi_thread")]
+async fn neither_kill_9_during_a_survey_nor_a_bad_answer_loses_the_earlier_survey() {
+    if !may_use_netns("survey_kill") {
+        return;
+    }
+    // Every check surveys (the interval is shorter than a check).
+    let bed = Bed::new("  survey_interval: 1ms", "").await;
+    assert_eq!(bed.habeat(&["check"]).status.code(), Some(0));
+    let good = std::fs::read(bed.survey_file()).expect("a first survey");
+
+    // A field that makes no sense: refused, named, the survey kept.
+    bed.fake.update(|st| {
+        st.accounts[0]
+            .extra
+            .insert("sequence".into(), serde_json::json!("twelve"));
+    });
+    let out = bed.habeat(&["check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("\"sequence\" is \"twelve\""),
+        "the nonsense is not named: {}",
+        text(&out)
+    );
+    assert_eq!(std::fs::read(bed.survey_file()).expect("survey"), good);
+    bed.fake.update(|st| {
+        st.accounts[0].extra.remove("sequence");
+    });
+
+    // kill -9 while the CLI lists.
+    bed.fake.set_fault("getAccountStatus", Fault::Hang);
+    let before = bed.surveys();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_habeat"))
+        .args(["--config", bed.config.to_str().expect("utf-8"), "check"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start check");
+    let mut started = false;
+    for _ in 0..600 {
+        if bed.surveys() > before {
+            started = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid")),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = child.wait();
+    assert!(started, "the survey never started");
+    assert_eq!(
+        std::fs::read(bed.survey_file()).expect("survey"),
+        good,
+        "kill -9 during a survey changed the last survey"
+    );
+    let st = crate::bin::json(&bed.habeat(&["--json", "status"]));
+    assert_eq!(at_risk_names(&st["replicas"]["survey"]), expected_at_risk());
+    // The hung CLI outlived the killed habeat (its own process group, as
+    // every child of habeat): end it.
+    for i in bed.fake.invocations() {
+        if i.args.iter().any(|a| a == "getAccountStatus") && fake_carbonio::group_alive(i.pgid) {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(i.pgid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+    bed.fake.update(|st| st.faults.clear());
+}
+
+fn tree(dir: &std::path::Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read dir").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((p.clone(), std::fs::read(&p).unwrap_or_default()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
