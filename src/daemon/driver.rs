@@ -59,6 +59,11 @@ pub struct SessionDriver {
     activity: Activity,
     /// The serving lease's keeper (primary side, `lease.enabled`).
     lease: Option<crate::lease::keeper::KeeperHandle>,
+    /// The replica survey running beside the rounds, if any.
+    survey: Option<tokio::task::JoinHandle<()>>,
+    /// When the last survey was started (a failed one is not retried
+    /// before `replicas.survey_interval`).
+    survey_tried: Option<std::time::Instant>,
 }
 
 /// What an action job reports back.
@@ -96,6 +101,8 @@ impl SessionDriver {
             cannot_decide: None,
             activity: Activity::Idle,
             lease,
+            survey: None,
+            survey_tried: None,
         })
     }
 
@@ -122,7 +129,7 @@ impl SessionDriver {
     /// Feed the lock files and `round` to the engine under the state
     /// lock, and hand out what it decides as the job.
     async fn decide(
-        &self,
+        &mut self,
         lock: StateLock,
         round: &crate::model::Round,
     ) -> Result<Option<ActionJob<JobResult>>, crate::state::StateError> {
@@ -139,7 +146,11 @@ impl SessionDriver {
         // verdicts: one action at a time.
         let from_round = s.decide(Input::Round(round.clone()), &mut fed)?;
         let Some(action) = from_locks.or(from_round) else {
-            return Ok(self.survey_job(lock, &s.state));
+            drop(lock);
+            let state = s.state.clone();
+            drop(s);
+            self.start_survey(&state);
+            return Ok(None);
         };
         let session = self.session.clone();
         let what = action.kind.describe();
@@ -159,47 +170,51 @@ impl SessionDriver {
         })))
     }
 
-    /// The replica survey as a job beside probing, never inside a round:
-    /// due only with nothing else to do. The state lock is let go while
-    /// the CLI lists (a `promote` or `check` need not wait for it) and
-    /// taken again to keep the survey and journal a change. While it runs
-    /// the job owns the session, as any job: a peer seen Down meanwhile is
-    /// acted on when it ends (within `carbonio.command_timeout`).
-    fn survey_job(&self, lock: StateLock, state: &State) -> Option<ActionJob<JobResult>> {
+    /// The replica survey, beside probing and deciding, never inside a
+    /// round and never in their way: a task of its own, not a job, so a
+    /// peer that dies while the CLI lists (up to `carbonio.command_timeout`)
+    /// is still judged and acted on at the round's pace. Started only with
+    /// nothing else to do, at most one at a time, and, after an attempt
+    /// that failed, not again before `survey_interval` has passed. The
+    /// state lock is taken only to keep the survey; an action holding it
+    /// then costs this survey (said, and tried again next interval), never
+    /// the action.
+    fn start_survey(&mut self, state: &State) {
+        if self.survey.as_ref().is_some_and(|t| !t.is_finished()) {
+            return;
+        }
+        let interval = self.cfg.replicas.survey_interval;
+        if self.survey_tried.is_some_and(|at| at.elapsed() < interval) {
+            return;
+        }
         let now = crate::session::now();
         if !crate::survey::job::due_by_mtime(&self.cfg, state, now) {
-            return None;
+            return;
         }
-        let cli = crate::act::carbonio::Carbonio::new(&self.cfg.carbonio).ok()?;
+        let Ok(cli) = crate::act::carbonio::Carbonio::new(&self.cfg.carbonio) else {
+            return;
+        };
+        self.survey_tried = Some(std::time::Instant::now());
         let (cfg, session) = (self.cfg.clone(), self.session.clone());
-        Some(ActionJob::unbounded("replica survey", async move {
-            drop(lock);
-            let mut error = None;
-            match crate::survey::job::fetch(&cfg, &cli, crate::session::now).await {
-                Err(e) => tracing::warn!("{e}"),
-                Ok(survey) => {
-                    let dir = cfg.local.state_dir.clone();
-                    match tokio::task::spawn_blocking(move || {
-                        StateLock::acquire(&dir, ROUND_LOCK_WAIT)
-                    })
-                    .await
-                    {
-                        Ok(Ok(_lock)) => {
-                            let mut s = session.lock().await;
-                            if let Err(e) = s.keep_survey(&survey) {
-                                error = Some(e.to_string());
-                            }
-                        }
-                        Ok(Err(e)) => tracing::warn!("replica survey not kept: {e}"),
-                        Err(e) => error = Some(e.to_string()),
+        self.survey = Some(tokio::spawn(async move {
+            let survey = match crate::survey::job::fetch(&cfg, &cli, crate::session::now).await {
+                Err(e) => return tracing::warn!("{e}"),
+                Ok(survey) => survey,
+            };
+            let dir = cfg.local.state_dir.clone();
+            match tokio::task::spawn_blocking(move || StateLock::acquire(&dir, ROUND_LOCK_WAIT))
+                .await
+            {
+                Ok(Ok(_lock)) => {
+                    let mut s = session.lock().await;
+                    if let Err(e) = s.keep_survey(&survey) {
+                        tracing::error!("replica survey not kept: {e}");
                     }
                 }
+                Ok(Err(e)) => tracing::warn!("replica survey not kept: {e}"),
+                Err(e) => tracing::error!("replica survey not kept: {e}"),
             }
-            JobResult {
-                fed: Fed::default(),
-                error,
-            }
-        }))
+        }));
     }
 
     fn publish(&self, state: &State, ecfg: &crate::engine::EngineConfig) {
@@ -291,7 +306,7 @@ impl SessionDriver {
 /// `habeat_actions_total` at 0 for each from its start, so that the first
 /// failure of a kind is an increase Prometheus sees (a series that appears
 /// already at 1 has no increase) and the alerting rules find the metric.
-pub const ACTION_KINDS: [&str; 15] = [
+pub const ACTION_KINDS: [&str; 16] = [
     "list_accounts",
     "list_operations",
     "acquire_quorum_gate",
@@ -307,6 +322,7 @@ pub const ACTION_KINDS: [&str; 15] = [
     "run_command",
     "raft_recovery",
     "confirm_leader",
+    "fence",
 ];
 
 fn kind_label(k: &ActionKind) -> &'static str {

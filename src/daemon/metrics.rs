@@ -223,9 +223,19 @@ impl Metrics {
         registry.register(
             "replica_accounts",
             "Accounts of the peer mailstore by the state of their replica at the last survey: \
-             ok, unavailable, no_kafka, paused, behind, no_replica",
+             ok, unavailable, no_kafka, paused, behind, no_replica (0 before the first survey; \
+             habeat_replica_survey_age_seconds is then -1)",
             replica_accounts.clone(),
         );
+        // Every state from the start, so that the series exist for the
+        // dashboard and the rules before a survey has run.
+        for s in crate::survey::ReplicaState::ALL {
+            replica_accounts
+                .get_or_create(&ReplicaLabels {
+                    state: s.as_str().into(),
+                })
+                .set(0);
+        }
         let replicas_at_risk = Gauge::default();
         registry.register(
             "replicas_at_risk",

@@ -583,14 +583,27 @@ impl Executor {
     /// auto`); otherwise why the promotion waits.
     async fn take_over_peer_lease(&mut self, host: &str) -> Option<PeerLeaseWait> {
         let key = crate::lease::key(host);
+        // With the quorum gate off the operator has chosen to act without
+        // Consul's proof (the documented emergency switch): a lease that
+        // cannot be read then does not hold the promotion, unless
+        // `require_peer_lease: always` demands one. A lease that can be
+        // read is still honoured.
+        let unreadable = |key: String, detail: String| {
+            if !self.cfg.safety.quorum_gate && self.cfg.safety.require_peer_lease == PeerLease::Auto
+            {
+                tracing::warn!(
+                    %key,
+                    "cannot read the primary's serving lease ({detail}); safety.quorum_gate is \
+                     off and require_peer_lease is auto: promoting without it"
+                );
+                None
+            } else {
+                Some(PeerLeaseWait::Consul { key, detail })
+            }
+        };
         let client = match self.consul.as_ref() {
             Ok(c) => c.clone(),
-            Err(e) => {
-                return Some(PeerLeaseWait::Consul {
-                    key,
-                    detail: e.clone(),
-                });
-            }
+            Err(e) => return unreadable(key, e.clone()),
         };
         let consul_err = |key: &str, e: consul::Error| PeerLeaseWait::Consul {
             key: key.to_owned(),
@@ -598,7 +611,7 @@ impl Executor {
         };
         let pair = match client.kv_get(&key).await {
             Ok(p) => p,
-            Err(e) => return Some(consul_err(&key, e)),
+            Err(e) => return unreadable(key, e.to_string()),
         };
         let Some(pair) = pair else {
             return match self.cfg.safety.require_peer_lease {
