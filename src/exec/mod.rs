@@ -29,6 +29,46 @@ const LEADER_DEADLINE: Duration = Duration::from_secs(60);
 /// How long resolving a `consul_ips` hostname may take during recovery.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// What the executor checks right before it runs an action, in this
+/// order; the first that fails is the action's outcome and the action does
+/// not run (nor count as tried: the engine retries it). These are
+/// preconditions the engine cannot see from its records, because they live
+/// in Consul and may have changed since the engine decided. Each one is
+/// idempotent and made again at every attempt, so a kill -9 before or
+/// after it resumes correctly (`resumable-steps`).
+///
+/// 1. [`PreStepCheck::GateStillHeld`], `quorum-gate`: the gate's Consul
+///    session is still ours. First, because everything after it leans on
+///    it: the lease is taken over *with that session*, and a side that has
+///    lost the gate has no proof it holds the Consul majority.
+/// 2. [`PreStepCheck::PeerLeaseTakenOver`], `lease-before-takeover`: the
+///    peer's serving lease `habeat/serving/<host>` is ours. After the gate
+///    (it needs its session), and before the fence step of the peer
+///    mailstore as before promoteAccounts: a primary that still holds its
+///    lease is alive and reaches the Consul majority, so it is neither
+///    powered off nor promoted away from.
+/// 3. Then the fence, where `fencing.<component>` is set
+///    (`fence-before-promotion`): not a check here but a step of its own,
+///    recorded, that the engine puts after the gate and before the
+///    promotion (or the proxyserver's first switch command). Both checks
+///    above run before it, so the peer is powered off only once the gate
+///    and the lease are this side's.
+const PRE_STEP_CHECKS: [PreStepCheck; 2] = [
+    PreStepCheck::GateStillHeld,
+    PreStepCheck::PeerLeaseTakenOver,
+];
+
+/// One check of [`PRE_STEP_CHECKS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PreStepCheck {
+    /// Before a gated automatic action (`ActionKind::needs_gate`) with the
+    /// quorum gate on: [`Executor::gate_lost`].
+    GateStillHeld,
+    /// Before an automatic promoteAccounts and the automatic fence of the
+    /// peer mailstore: [`Executor::take_over_peer_lease`].
+    PeerLeaseTakenOver,
+}
+
 /// Runs actions; holds the quorum-gate locks between acquire and release.
 pub struct Executor {
     cfg: Config,
@@ -125,10 +165,11 @@ impl Executor {
         }
     }
 
-    /// A gated automatic action runs only while the quorum gate is really
-    /// held: its Consul session may have been lost (invalidated, not
-    /// renewed for a TTL) while an earlier step ran, and the lock may now
-    /// be someone else's. The engine then takes the gate again.
+    /// [`PreStepCheck::GateStillHeld`]: a gated automatic action runs only
+    /// while the quorum gate is really held: its Consul session may have
+    /// been lost (invalidated, not renewed for a TTL) while an earlier step
+    /// ran, and the lock may now be someone else's. The engine then takes
+    /// the gate again.
     fn gate_lost(&mut self, action: &Action) -> Option<OutcomeResult> {
         if action.origin != Origin::Automatic
             || !self.cfg.safety.quorum_gate
@@ -177,14 +218,33 @@ impl Executor {
         }
     }
 
-    async fn run(&mut self, action: &Action) -> OutcomeResult {
-        if let Some(refused) = self.gate_lost(action) {
-            return refused;
+    /// The checks of [`PRE_STEP_CHECKS`], in their order: the first that
+    /// fails is the outcome, and the action does not run.
+    async fn pre_step_checks(&mut self, action: &Action) -> Option<OutcomeResult> {
+        for check in PRE_STEP_CHECKS {
+            let stop = match check {
+                PreStepCheck::GateStillHeld => self.gate_lost(action),
+                PreStepCheck::PeerLeaseTakenOver => match self.lease_host(action) {
+                    Some(host) => self
+                        .take_over_peer_lease(&host)
+                        .await
+                        .map(|wait| OutcomeResult::PeerLeaseWait { wait }),
+                    None => None,
+                },
+            };
+            if stop.is_some() {
+                return stop;
+            }
         }
-        // The lease first, before the peer mailstore is fenced and before
-        // it is promoted: a primary that still holds its lease is alive and
-        // reaches the Consul majority.
-        let lease_host = match (&action.origin, &action.kind) {
+        None
+    }
+
+    /// [`PreStepCheck::PeerLeaseTakenOver`] applies to an automatic
+    /// promoteAccounts (the host it promotes from) and to the fence step of
+    /// the peer mailstore (the host `fencing.appserver` powers off): the
+    /// serving lease of that host.
+    fn lease_host(&self, action: &Action) -> Option<String> {
+        match (&action.origin, &action.kind) {
             (
                 Origin::Automatic,
                 ActionKind::PromoteAccounts {
@@ -199,11 +259,12 @@ impl Executor {
                 },
             ) => self.cfg.peer().appserver_vmname.clone(),
             _ => None,
-        };
-        if let Some(host) = lease_host
-            && let Some(wait) = self.take_over_peer_lease(&host).await
-        {
-            return OutcomeResult::PeerLeaseWait { wait };
+        }
+    }
+
+    async fn run(&mut self, action: &Action) -> OutcomeResult {
+        if let Some(refused) = self.pre_step_checks(action).await {
+            return refused;
         }
         let now = UnixMillis::from_system_time(std::time::SystemTime::now());
         match &action.kind {
@@ -564,18 +625,9 @@ fn stale_own_holder(held: &str, me: &gate::Holder) -> bool {
     }
 }
 
-/// Destroy `session`, the one that held `key` in the very read whose holder
-/// [`stale_own_holder`] judged to be a dead habeat of this node. True when
-/// it is gone and acquiring again may work.
-///
-/// Only that session: the key is not read again, because by then the dead
-/// session may have expired and another node's habeat may hold the lock
-/// with a live session, which must never be destroyed. If that happened,
-/// destroying the expired session does nothing and the next acquire is
-/// refused as it should be.
 impl Executor {
-    /// `lease-before-takeover` (SPEC 14): before an automatic promotion of
-    /// `host`, take its serving lease `habeat/serving/<host>` over with the
+    /// [`PreStepCheck::PeerLeaseTakenOver`], `lease-before-takeover`: before
+    /// an automatic promotion of `host` (or the fence of its node), take its serving lease `habeat/serving/<host>` over with the
     /// quorum gate's session. Consul lets that happen only once the
     /// primary's session has expired and its lock-delay has passed, by
     /// which time the primary has fenced itself (docs/decisions.md §7).
@@ -652,6 +704,15 @@ impl Executor {
     }
 }
 
+/// Destroy `session`, the one that held `key` in the very read whose holder
+/// [`stale_own_holder`] judged to be a dead habeat of this node. True when
+/// it is gone and acquiring again may work.
+///
+/// Only that session: the key is not read again, because by then the dead
+/// session may have expired and another node's habeat may hold the lock
+/// with a live session, which must never be destroyed. If that happened,
+/// destroying the expired session does nothing and the next acquire is
+/// refused as it should be.
 async fn take_over(client: &consul::Client, key: &str, session: Option<&str>) -> bool {
     let Some(session) = session else {
         // The key had no session in that read: nothing to destroy.
