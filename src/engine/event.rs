@@ -193,4 +193,14 @@ pub enum EventKind {
     LeaseLapsedPeerUp {
         key: String,
     },
+    /// The secondary could not read the peer's serving lease before an
+    /// automatic promotion (or the fence of the peer mailstore), and went
+    /// on without it: `safety.quorum_gate` is off and
+    /// `safety.require_peer_lease` is `auto` (`lease-before-takeover`,
+    /// docs/decisions.md §7). Journaled before the step runs.
+    PeerLeaseUnchecked {
+        key: String,
+        /// Why it could not be read (the Consul error).
+        detail: String,
+    },
 }

@@ -640,14 +640,11 @@ impl Executor {
         // cannot be read then does not hold the promotion, unless
         // `require_peer_lease: always` demands one. A lease that can be
         // read is still honoured.
+        // Said in the journal (and so in `history`) before the step runs.
         let unreadable = |key: String, detail: String| {
             if !self.cfg.safety.quorum_gate && self.cfg.safety.require_peer_lease == PeerLease::Auto
             {
-                tracing::warn!(
-                    %key,
-                    "cannot read the primary's serving lease ({detail}); safety.quorum_gate is \
-                     off and require_peer_lease is auto: promoting without it"
-                );
+                self.lease_unchecked(&key, &detail);
                 None
             } else {
                 Some(PeerLeaseWait::Consul { key, detail })
@@ -700,6 +697,39 @@ impl Executor {
             Ok(false) if pair.session.is_some() => Some(PeerLeaseWait::Held { key }),
             Ok(false) => Some(PeerLeaseWait::LockDelay { key }),
             Err(e) => Some(consul_err(&key, e)),
+        }
+    }
+}
+
+impl Executor {
+    /// The journal entry (and log line) of a serving lease that could not
+    /// be read and did not hold the promotion: the guarantee of
+    /// `lease-before-takeover` then rests on the operator's judgement, as
+    /// the gate's does, and the operator must be able to see that it did.
+    fn lease_unchecked(&self, key: &str, detail: &str) {
+        let message = format!(
+            "cannot read the primary's serving lease {key} ({detail}); safety.quorum_gate is off \
+             and safety.require_peer_lease is auto: going on without it (set require_peer_lease: \
+             always to wait for the lease instead)"
+        );
+        tracing::warn!(%key, "{message}");
+        let event = crate::engine::Event {
+            at: UnixMillis::from_system_time(std::time::SystemTime::now()),
+            severity: crate::engine::Severity::Warning,
+            kind: crate::engine::EventKind::PeerLeaseUnchecked {
+                key: key.to_owned(),
+                detail: detail.to_owned(),
+            },
+            role: Some(crate::model::Role::Appserver),
+            component: Some(crate::model::Component::Appserver),
+            message,
+        };
+        let journal = state::Journal::with_rotation(
+            &self.cfg.local.state_dir.join("events.jsonl"),
+            (&self.cfg.journal).into(),
+        );
+        if let Err(e) = journal.append(std::slice::from_ref(&event)) {
+            tracing::error!("cannot journal that the serving lease {key} went unchecked: {e}");
         }
     }
 }

@@ -43,6 +43,7 @@ mod exec_gate;
 mod fence_agents;
 mod fence_binary;
 mod history;
+mod lease_gate_off;
 mod lease_primary;
 mod lease_takeover;
 mod probe_ldap;
