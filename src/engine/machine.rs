@@ -868,6 +868,15 @@ impl<'a> Cx<'a> {
                         pipeline: p.id,
                         why: why.clone(),
                     },
+                    None if p.steps.is_empty()
+                        && let Some(d) = p.promotion.as_ref().filter(|d| !d.held.is_empty()) =>
+                    {
+                        Idle::AllHeld {
+                            pipeline: p.id,
+                            source_mail_host: d.source_mail_host.clone(),
+                            held: d.held.clone(),
+                        }
+                    }
                     None => Idle::Recorded {
                         pipeline: p.kind,
                         at: p.started_at,

@@ -78,14 +78,6 @@ impl Cx<'_> {
                     return;
                 }
                 let id = self.new_pipeline_id();
-                // fence-before-promotion: the peer node confirmed OFF
-                // after the gate (the fence action is gated) and before
-                // promoteAccounts.
-                let mut steps: Vec<Step> = fence_step(self.cfg, Component::Appserver)
-                    .into_iter()
-                    .collect();
-                steps.push(Step::PromoteAccounts);
-                steps.extend(self.promotion_follow_up(true));
                 // `replicas.at_risk: hold`: the accounts at risk stay on
                 // the source for the operator; the others are promoted by
                 // name (`promoteAccounts input_file`).
@@ -110,6 +102,30 @@ impl Cx<'_> {
                         .collect();
                     (PromoteTarget::Accounts(others.clone()), others)
                 };
+                // The hold left nothing to promote: no step at all. Not
+                // the fence (nothing is promoted away from the peer), not
+                // the gate, and none of the follow-ups: lock files that
+                // say "promoted", a proxy switch drawing the users here
+                // and `after_promotion` hooks would all announce a
+                // failover that did not happen, and send users to a DC
+                // that has none of their mailboxes. The record (finished
+                // at once) keeps the role from listing and holding again
+                // every round; the operator's `habeat promote --accounts`
+                // replaces it and runs its own follow-ups.
+                let all_held = !held.is_empty() && moved.is_empty();
+                let steps: Vec<Step> = if all_held {
+                    Vec::new()
+                } else {
+                    // fence-before-promotion: the peer node confirmed OFF
+                    // after the gate (the fence action is gated) and
+                    // before promoteAccounts.
+                    let mut steps: Vec<Step> = fence_step(self.cfg, Component::Appserver)
+                        .into_iter()
+                        .collect();
+                    steps.push(Step::PromoteAccounts);
+                    steps.extend(self.promotion_follow_up(true));
+                    steps
+                };
                 let p = Pipeline {
                     id,
                     kind: PipelineKind::Promotion,
@@ -126,7 +142,7 @@ impl Cx<'_> {
                     }),
                     steps: self.steps(steps),
                     stalled: None,
-                    finished_at: None,
+                    finished_at: all_held.then_some(self.now),
                 };
                 self.s.role_mut(role).failover = Some(p);
                 self.event(
@@ -144,6 +160,22 @@ impl Cx<'_> {
                         at_risk_sentence(at_risk, &held)
                     ),
                 );
+                if all_held {
+                    self.event(
+                        Severity::Error,
+                        EventKind::PipelineFinished { pipeline: id },
+                        Some(role),
+                        format!(
+                            "pipeline {id} ended: {}",
+                            Idle::AllHeld {
+                                pipeline: id,
+                                source_mail_host: host.to_owned(),
+                                held,
+                            }
+                        ),
+                    );
+                    return;
+                }
                 self.live.fresh_listing = Some(list);
             }
         }

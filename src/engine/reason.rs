@@ -377,6 +377,15 @@ pub enum Idle {
         component: Component,
         verdict: Verdict,
     },
+    /// `replicas.at_risk: hold` left no account to promote: the automatic
+    /// promotion ended without a step (nothing promoted, no lock files, no
+    /// proxy switch, no hooks); the operator decides.
+    AllHeld {
+        pipeline: u64,
+        source_mail_host: String,
+        /// Every account of the source, all at risk, held back.
+        held: Vec<String>,
+    },
     RetryWait {
         until: UnixMillis,
     },
@@ -482,6 +491,18 @@ impl fmt::Display for Idle {
                 "{} recorded at {at} and not re-armed: nothing to do (peer {component} is \
                  {verdict})",
                 pipeline.describe()
+            ),
+            Idle::AllHeld {
+                pipeline,
+                source_mail_host,
+                held,
+            } => write!(
+                f,
+                "nothing promoted from {source_mail_host} (pipeline {pipeline}): every one of its \
+                 {} account(s) has a replica at risk and replicas.at_risk is hold, so the lock \
+                 files, proxy switch and hooks did not run either; to promote them anyway: {}",
+                held.len(),
+                super::promotion::hold_command(held)
             ),
             Idle::RetryWait { until } => write!(f, "waiting until {until} before trying again"),
             Idle::PipelineBlocked {

@@ -526,3 +526,92 @@ fn tree(dir: &std::path::Path) -> Vec<(PathBuf, Vec<u8>)> {
     out.sort();
     out
 }
+
+/// `replicas.at_risk: hold` when every account of the dead peer is at
+/// risk: nothing is promoted, and so neither the lock files (which say
+/// "promoted") nor the `after_promotion` hooks run; the pipeline ends at
+/// once saying so with the exact `habeat promote --accounts ...`, `status`
+/// says it, later checks do not list and hold again, and the operator's
+/// `habeat promote --accounts` then promotes and runs its follow-ups.
+#[tokio::test(flavor = "multi_thread")]
+async fn hold_with_every_account_at_risk_promotes_nothing_runs_no_follow_up_and_names_the_command()
+{
+    if !may_use_netns("survey_hold_all") {
+        return;
+    }
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let hooks = scratch.path().join("hooks.log");
+    let bed = Bed::new(
+        "  survey_interval: 5m\n  at_risk: hold",
+        &format!(
+            "hooks:\n  after_promotion: [\"echo after_promotion >> {}\"]",
+            hooks.display()
+        ),
+    )
+    .await;
+    bed.fake
+        .update(|s| s.accounts.retain(|a| !HEALTHY.contains(&a.name.as_str())));
+    let healthy = bed.habeat(&["check"]);
+    assert_eq!(healthy.status.code(), Some(0), "{}", text(&healthy));
+    bed.kill_appserver();
+    let out = bed.habeat(&["check"]);
+    let promotions = |fake: &FakeCarbonio| {
+        fake.invocations()
+            .iter()
+            .filter(|i| i.args.iter().any(|a| a == "promoteAccounts"))
+            .count()
+    };
+    assert_eq!(promotions(&bed.fake), 0, "{}", text(&out));
+    let mut left = bed.fake.accounts_on(SOURCE);
+    left.sort();
+    assert_eq!(left, expected_at_risk());
+    let down = bed.dir.path().join("appserverdown-habeat-appserver");
+    let prom = bed.dir.path().join("appserverprom-habeat-appserver");
+    assert!(
+        !down.exists() && !prom.exists(),
+        "lock files announce a promotion that did not happen: {}",
+        text(&out)
+    );
+    assert!(
+        !hooks.exists(),
+        "after_promotion ran with nothing promoted: {}",
+        std::fs::read_to_string(&hooks).unwrap_or_default()
+    );
+    let command = format!("habeat promote --accounts {}", expected_at_risk().join(","));
+    let hist = stdout(&bed.habeat(&["history"]));
+    assert!(
+        hist.lines()
+            .any(|l| l.contains("nothing promoted") && l.contains(&command)),
+        "the end of the pipeline does not say so with the command: {hist}"
+    );
+    let status = bed.habeat(&["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status --json");
+    assert_eq!(v["why"][0]["kind"], "all_held", "{v:#}");
+    assert!(
+        stdout(&bed.habeat(&["status"])).contains(&command),
+        "status does not name the command"
+    );
+
+    // The peer stays dead: later checks neither list nor hold again.
+    let again = bed.habeat(&["check"]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    let hist = crate::bin::habeat(&bed.config, &["history", "--json"]);
+    let intents = String::from_utf8_lossy(&hist.stdout)
+        .lines()
+        .filter(|l| l.contains("\"promotion_intent\""))
+        .count();
+    assert_eq!(intents, 1, "{}", text(&hist));
+
+    // The operator decides: their promote runs as it always does.
+    let held = expected_at_risk().join(",");
+    let op = bed.habeat(&["promote", "--accounts", &held, "--yes"]);
+    assert_eq!(op.status.code(), Some(0), "{}", text(&op));
+    assert_eq!(promotions(&bed.fake), 1, "{}", text(&op));
+    let mut moved = bed.fake.accounts_on(REPLICA);
+    moved.sort();
+    // All but the one with no replica to promote to.
+    let mut with_replica = expected_at_risk();
+    with_replica.retain(|a| a != "noreplica@example.com");
+    assert_eq!(moved, with_replica);
+    assert!(down.exists() && prom.exists(), "{}", text(&op));
+}
