@@ -6,6 +6,7 @@
 //! ```sh
 //! cargo test --bench lease -- --bench         # 3 repetitions per setup
 //! HABEAT_BENCH_REPS=5 cargo test --bench lease -- --bench
+//! HABEAT_BENCH_ONLY=round cargo test --bench lease -- --bench   # (b) alone
 //! ```
 //!
 //! The primary side is habeat's own lease keeper (`lease::keeper`, TTL
@@ -16,6 +17,15 @@
 //! after the last renewal (the earliest Consul's docs allow) and at 2 x
 //! TTL (what Consul's servers do). The figures are Consul's timers, not
 //! CPU: a debug build gives the same. Prints a table; no assertion.
+//!
+//! (b) The probe round beside the lease keeper (issue 12's review: three
+//! Consul users per round): the prober (ICMP, and Serf membership and
+//! health from the same in-test Consul) timed as the daemon's round is,
+//! `prober.round()` plus handing the round to the keeper, [`ROUNDS`]
+//! rounds each, median / max, with the lease off (the floor), on, and on
+//! with every renewal answered [`SLOW_RENEW`] late. The keeper's TTL is 3s
+//! here (renewals every 1s, so a run sees several; the stand-in is told to
+//! accept it) instead of the 10s floor `lease.ttl` allows. ICMP needs root.
 
 #[path = "../tests/support/mod.rs"]
 #[allow(unused_imports)]
@@ -26,6 +36,8 @@ use std::time::{Duration, Instant};
 use support::consul_api::ConsulApi;
 
 const TTL: Duration = Duration::from_secs(15);
+const ROUNDS: usize = 150;
+const SLOW_RENEW: Duration = Duration::from_millis(400);
 const ROUND: Duration = Duration::from_secs(1);
 const KEY: &str = "habeat/serving/mbox1.example.com";
 
@@ -111,6 +123,15 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
     let dir = tempfile::tempdir().expect("tempdir");
+    let only_rounds = std::env::var("HABEAT_BENCH_ONLY").is_ok_and(|v| v == "round");
+    if !only_rounds {
+        takeover(reps, dir.path()).await;
+    }
+    round_beside_keeper(dir.path()).await;
+}
+
+/// (a): the primary's death to the secondary's takeover.
+async fn takeover(reps: u32, dir: &std::path::Path) {
     let lock_delay = habeat::lease::LOCK_DELAY;
     println!("| Consul expiry | n | min s | median s | max s | floor s | bound s |");
     println!("|---|---|---|---|---|---|---|");
@@ -120,7 +141,7 @@ async fn main() {
     ] {
         let mut v = Vec::new();
         for _ in 0..reps {
-            match once(m, dir.path()).await {
+            match once(m, dir).await {
                 Ok(d) => v.push(d.as_secs_f64()),
                 Err(e) => {
                     println!("lease bench: FAILED: {e}");
@@ -143,4 +164,111 @@ async fn main() {
         "(seconds from the primary's death to the secondary's takeover; floor: \
          expiry + lock-delay - one renewal period; bound: 2 x TTL + lock-delay + one round)"
     );
+}
+
+/// (b): the probe round with the lease keeper beside it, or not.
+async fn round_beside_keeper(dir: &std::path::Path) {
+    println!(
+        "(b) the probe round beside the lease keeper, {ROUNDS} rounds each; median / max [floor: \
+         lease off]"
+    );
+    let mut floor = None;
+    for (label, lease, slow) in [
+        ("lease off", false, false),
+        ("lease on", true, false),
+        ("lease on, renewals answered 400ms late", true, true),
+    ] {
+        match probe_rounds(dir, lease, slow).await {
+            Ok((v, renewals)) => {
+                let (med, mx) = (median(&v), v.iter().copied().fold(0.0, f64::max));
+                let f = *floor.get_or_insert((med, mx));
+                println!(
+                    "    {label}: round {med:.2} / {mx:.2} ms, {renewals} renewal(s) meanwhile \
+                     [lease off: {:.2} / {:.2} ms]",
+                    f.0, f.1
+                );
+            }
+            Err(e) => {
+                println!("lease bench: FAILED: {e}");
+                return;
+            }
+        }
+    }
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    s.get(s.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// [`ROUNDS`] probe rounds of a primary whose peer (the secondary's
+/// mailstore, 127.0.0.1 and a Serf member of the same Consul) is Up, with
+/// or without the lease keeper beside them; each round's duration in ms,
+/// and how many renewals the keeper sent meanwhile.
+async fn probe_rounds(
+    dir: &std::path::Path,
+    lease: bool,
+    slow: bool,
+) -> Result<(Vec<f64>, usize), String> {
+    let api = ConsulApi::builder()
+        .node("agent-mbox2-example-com", "127.0.0.1", 1)
+        .check("agent-mbox2-example-com", "serfHealth", "passing")
+        .min_ttl(Duration::from_secs(1))
+        .start()
+        .await;
+    if slow {
+        api.set_fault_on(
+            "/v1/session/renew",
+            support::consul_api::Fault::Slow(SLOW_RENEW),
+        );
+    }
+    let yaml = format!(
+        "local:\n  whoami: primary\n  dc_check: secondary\n  role: appserver\n  state_dir: {d}/state\n  \
+         checkDownFile: {d}/down\n  checkPromotionFile: {d}/prom\n  checkRestartReplicaFile: {d}/rstop\n\
+         primary:\n  appserver_vmname: mbox1.example.com\n\
+         secondary:\n  appserver_ip: 127.0.0.1\n  appserver_vmname: mbox2.example.com\n\
+         consul:\n  hostname: 127.0.0.1\n  port: {port}\n\
+         detection:\n  timeout: 500ms\n\
+         lease:\n  enabled: {lease}\n  ttl: 15s\n",
+        d = dir.display(),
+        port = api.addr().port(),
+    );
+    let _ = std::fs::remove_dir_all(dir.join("state"));
+    std::fs::create_dir_all(dir.join("state")).map_err(|e| e.to_string())?;
+    let mut cfg = habeat::config::load_str(&yaml, &dir.join("habeat.yml"))
+        .map_err(|e| e.lines().join("; "))?;
+    cfg.lease.ttl = Duration::from_secs(3);
+    let prober = habeat::probe::Prober::new(&cfg).map_err(|e| e.to_string())?;
+    let keeper = habeat::lease::keeper::spawn(&cfg, None)?;
+    if lease {
+        let t = Instant::now();
+        while api.lock_holder(KEY).is_none() {
+            if t.elapsed() > Duration::from_secs(10) {
+                return Err("the keeper never took the lease".into());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    api.clear_requests();
+    let mut out = Vec::with_capacity(ROUNDS);
+    for _ in 0..ROUNDS {
+        let t = Instant::now();
+        let round = prober.round().await;
+        if let Some(k) = &keeper {
+            k.round(&round);
+        }
+        out.push(t.elapsed().as_secs_f64() * 1000.0);
+        std::hint::black_box(round);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    let renewals = api
+        .requests()
+        .iter()
+        .filter(|r| r.path.starts_with("/v1/session/renew/"))
+        .count();
+    if let Some(k) = keeper {
+        k.stop();
+    }
+    Ok((out, renewals))
 }
