@@ -46,4 +46,4 @@ pub use record::{
 };
 pub use time::UnixMillis;
 pub use why::{Explanation, wants_more_rounds, why};
-pub use witness::{observe, verdict};
+pub use witness::{SourceVote, observe, verdict, votes};
