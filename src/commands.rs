@@ -456,7 +456,6 @@ pub fn status(cfg: &Config, json_out: bool, verbose: bool) -> Outcome {
             .join(", ")
     );
     print_verdicts(&state, cfg);
-    print_votes(&state, cfg);
     for l in crate::survey::show::lines(cfg, now(), verbose) {
         println!("{l}");
     }
@@ -486,6 +485,7 @@ pub fn status(cfg: &Config, json_out: bool, verbose: bool) -> Outcome {
             w.reason
         );
     }
+    print_votes(&state, cfg);
     match crate::state::scan_locks(&cfg.local, &cfg.local.roles) {
         Ok(locks) => {
             for l in locks.iter().filter(|l| l.present) {
@@ -617,8 +617,13 @@ fn print_votes(state: &State, cfg: &Config) {
                 format!("{} {seen}", v.describe())
             })
             .collect();
+        let never = if cv.needed > cv.sources.len() {
+            " (fewer votes than the quorum: never judged Down)"
+        } else {
+            ""
+        };
         println!(
-            "  {:<10} {} vote(s), {} Down needed: {}",
+            "  {:<10} {} vote(s), {} Down needed{never}: {}",
             cv.component.as_str(),
             cv.sources.len(),
             cv.needed,

@@ -400,6 +400,23 @@ fn with_quorum_two_the_serf_witnesses_are_one_vote_and_check_waits_for_icmp() {
         events[down]
     );
     assert_eq!(tb.promote_calls().len(), 1, "promoted once");
+    // `status --json` shows the votes as the engine counted them.
+    let (code, out, err) = tb.run_habeat(&["--json", "status"], SLOW);
+    assert_eq!(code, Some(0), "status: {err}");
+    let status: serde_json::Value = serde_json::from_str(&out).expect("status --json");
+    assert_eq!(
+        status["votes"]["appserver"],
+        serde_json::json!({
+            "count": 2,
+            "needed": 2,
+            "sources": [
+                { "source": "icmp", "witnesses": ["appserver/icmp"], "vote": "down" },
+                { "source": "serf",
+                  "witnesses": ["appserver/consul_members", "appserver/consul_health"],
+                  "vote": "down" },
+            ],
+        })
+    );
 }
 
 #[test]
