@@ -61,6 +61,7 @@ pub fn step(
         now,
         cfg,
         refusal: None,
+        query: false,
     };
     let scope = match input {
         Input::Round(r) => {
@@ -162,6 +163,9 @@ pub(crate) struct Cx<'a> {
     pub now: UnixMillis,
     pub cfg: &'a EngineConfig,
     pub refusal: Option<String>,
+    /// Asked by [`crate::engine::plan`], not stepping: the state is a
+    /// scratch copy, and no journal event is recorded.
+    pub query: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -171,6 +175,25 @@ pub(crate) enum Slot {
 }
 
 impl<'a> Cx<'a> {
+    /// A context for a query ([`crate::engine::plan`]): a scratch copy of
+    /// `state` that nobody saves, and no events.
+    pub(super) fn query(
+        state: &State,
+        live: &Live,
+        cfg: &'a EngineConfig,
+        now: UnixMillis,
+    ) -> Cx<'a> {
+        Cx {
+            s: state.clone(),
+            live: live.clone(),
+            events: Vec::new(),
+            now,
+            cfg,
+            refusal: None,
+            query: true,
+        }
+    }
+
     pub(super) fn finish(mut self, action: Option<Action>) -> Transition {
         if let Some(a) = &action {
             self.s.in_flight = Some(a.clone());
@@ -192,6 +215,9 @@ impl<'a> Cx<'a> {
         role: Option<Role>,
         message: String,
     ) {
+        if self.query {
+            return;
+        }
         self.events.push(Event {
             at: self.now,
             severity,
@@ -695,20 +721,7 @@ impl<'a> Cx<'a> {
         if scope == Scope::Round {
             self.end_waits_without_cause();
         }
-        // Configured roles, plus any role with a re-arm or an operator's
-        // promotion under way (`promote` on a node without the appserver
-        // role, a role removed from the config since).
-        let mut roles = self.cfg.roles.clone();
-        for (r, rs) in &self.s.roles {
-            let operator = rs
-                .failover
-                .as_ref()
-                .is_some_and(|p| p.origin == Origin::Operator && !p.is_finished());
-            if (rs.rearm.is_some() || operator) && !roles.contains(r) {
-                roles.push(*r);
-            }
-        }
-        for role in roles {
+        for role in self.roles_to_decide() {
             match self.role_next(role, scope) {
                 Decision::Act(p) => return Some(self.start(role, p)),
                 Decision::Idle(reason) => {
@@ -730,6 +743,24 @@ impl<'a> Cx<'a> {
             ));
         }
         None
+    }
+
+    /// The roles a step decides for, in order: the configured ones, plus
+    /// any role with a re-arm or an operator's promotion under way
+    /// (`promote` on a node without the appserver role, a role removed
+    /// from the config since). [`crate::engine::plan`] asks the same.
+    pub(super) fn roles_to_decide(&self) -> Vec<Role> {
+        let mut roles = self.cfg.roles.clone();
+        for (r, rs) in &self.s.roles {
+            let operator = rs
+                .failover
+                .as_ref()
+                .is_some_and(|p| p.origin == Origin::Operator && !p.is_finished());
+            if (rs.rearm.is_some() || operator) && !roles.contains(r) {
+                roles.push(*r);
+            }
+        }
+        roles
     }
 
     pub(super) fn note_decision(&mut self, role: Role, reason: Idle) {

@@ -1218,7 +1218,7 @@ fn why_says_what_habeat_would_do_now() {
         "{}",
         sim.why()
     );
-    let e = habeat::engine::why(&sim.state, &sim.cfg, sim.now);
+    let e = habeat::engine::plan(&sim.state, &sim.cfg, sim.now).roles;
     assert_eq!(e.len(), 1);
     assert!(habeat::engine::wants_more_rounds(
         &sim.state, &sim.cfg, sim.now
@@ -1398,8 +1398,12 @@ fn rounds_fed_during_a_long_promotion_do_not_interrupt_it() {
             .iter()
             .any(|e| matches!(e.kind, EventKind::Interrupted { .. }))
     );
-    let e = habeat::engine::why(&sim.state, &sim.cfg, sim.now);
-    assert_eq!(e[0].kind, "in_progress", "{}", sim.why());
+    let e = habeat::engine::plan(&sim.state, &sim.cfg, sim.now).roles;
+    assert!(
+        matches!(e[0].next, habeat::engine::Next::InProgress { .. }),
+        "{}",
+        sim.why()
+    );
     let r = sim.world.run(&promote);
     let next = sim.feed_one(Input::Outcome(habeat::engine::ActionOutcome {
         id: promote.id,
