@@ -238,7 +238,8 @@ pub async fn operator(
         // The text output says why on stderr; the JSON must too (exit 4
         // alone does not tell a script what to fix).
         if let Some(reason) = &fed.refusal {
-            out["refused"] = json!(reason);
+            out["refused"] = json!(reason.to_string());
+            out["refusal"] = json!(reason);
         }
         println!("{out}");
     }

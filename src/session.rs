@@ -25,7 +25,7 @@ pub struct Fed {
     /// Events journaled.
     pub events: Vec<Event>,
     /// Set when the engine refused an operator command for safety.
-    pub refusal: Option<String>,
+    pub refusal: Option<engine::OperatorRefusal>,
     /// `--dry-run`: what the engine planned for the round fed, asked
     /// before its step ([`engine::plan_round`]), so that it speaks of the
     /// records as they are and not of the ones the simulation makes.

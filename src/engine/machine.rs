@@ -5,7 +5,7 @@
 use super::action::{Action, ActionKind, ActionOutcome, Origin, OutcomeResult, StepRef};
 use super::config::EngineConfig;
 use super::event::{Event, EventKind, Severity};
-use super::reason::{Blocked, GateRefusal, Idle, Waiting};
+use super::reason::{Blocked, GateRefusal, GiveUp, Idle, OperatorRefusal, Waiting};
 use super::record::{Live, LockFileSeen, OperatorCommand, Pause, PipelineKind, State, StepStatus};
 use super::time::{UnixMillis, human};
 use super::witness;
@@ -42,7 +42,7 @@ pub struct Transition {
     /// Journal entries, in order.
     pub events: Vec<Event>,
     /// Set when an operator command was refused for safety (exit 4).
-    pub refusal: Option<String>,
+    pub refusal: Option<OperatorRefusal>,
 }
 
 /// The one pure function of the engine. No I/O, no clock, no randomness:
@@ -162,7 +162,7 @@ pub(crate) struct Cx<'a> {
     pub events: Vec<Event>,
     pub now: UnixMillis,
     pub cfg: &'a EngineConfig,
-    pub refusal: Option<String>,
+    pub refusal: Option<OperatorRefusal>,
     /// Asked by [`crate::engine::plan`], not stepping: the state is a
     /// scratch copy, and no journal event is recorded.
     pub query: bool,
@@ -268,7 +268,7 @@ impl<'a> Cx<'a> {
         st.updated_at = now;
         st.last_error = Some("interrupted: habeat stopped during this step".into());
         if st.attempts >= limit.min(super::config::MAX_ATTEMPTS) {
-            self.give_up(role, sr, "it was interrupted too many times".into());
+            self.give_up(role, sr, GiveUp::Interrupted);
         } else {
             st.status = StepStatus::Pending;
         }

@@ -37,8 +37,8 @@ pub use event::{Event, EventKind, Severity};
 pub use machine::{Input, Transition, step};
 pub use plan::{Explanation, Next, Plan, RolePlan, plan, plan_round, wants_more_rounds};
 pub use reason::{
-    Blocked, GateRefusal, Idle, PEER_DC_LOST_HINT, PeerLeaseWait, PeerReturnedWarning, RaftWait,
-    WaitOver, Waiting,
+    Blocked, GateRefusal, GiveUp, Idle, OperatorRefusal, PEER_DC_LOST_HINT, PeerLeaseWait,
+    PeerReturnedWarning, RaftWait, Stall, WaitOver, Waiting,
 };
 pub use record::{
     ComponentState, LastPromotion, LeaderWatch, Live, LockFileSeen, OperatorCommand, Pause,
