@@ -76,6 +76,11 @@ pub struct Executor {
     hooks: HookRunner,
     consul: Result<consul::Client, String>,
     gates: HashMap<String, gate::FailoverLock>,
+    /// With the quorum gate off: the session of our own that holds (or was
+    /// last used to take) each peer serving lease, by key. Kept so a retry
+    /// after the takeover reuses it instead of finding the key held by
+    /// this side's earlier session, as if the primary still held it.
+    lease_sessions: HashMap<String, String>,
 }
 
 impl Executor {
@@ -93,6 +98,7 @@ impl Executor {
             )
             .map_err(|e| e.to_string()),
             gates: HashMap::new(),
+            lease_sessions: HashMap::new(),
         }
     }
 
@@ -670,26 +676,43 @@ impl Executor {
         };
         // The gate's session (held: checked just before); without a gate
         // (`safety.quorum_gate: false`) a session of its own, which keeps
-        // the key for as long as this node lives.
+        // the key for as long as this node lives: the one that took it
+        // before if there is one, else a new one, destroyed again when it
+        // takes nothing (a wait must not leave a session per attempt).
         let session = match self.gates.values().next() {
             Some(lock) => lock.session().to_owned(),
-            None => {
-                let req = consul::SessionRequest {
-                    name: format!("habeat took over {key}"),
-                    ttl: String::new(),
-                    behavior: "release".into(),
-                    lock_delay: "0s".into(),
-                    checks: consul::SessionChecks::AgentDefault,
-                };
-                match client.session_create(&req).await {
-                    Ok(s) => s,
-                    Err(e) => return Some(consul_err(&key, e)),
+            None => match self.lease_sessions.get(&key) {
+                Some(s) => s.clone(),
+                None => {
+                    let req = consul::SessionRequest {
+                        name: format!("habeat took over {key}"),
+                        ttl: String::new(),
+                        behavior: "release".into(),
+                        lock_delay: "0s".into(),
+                        checks: consul::SessionChecks::AgentDefault,
+                    };
+                    match client.session_create(&req).await {
+                        Ok(s) => s,
+                        Err(e) => return Some(consul_err(&key, e)),
+                    }
                 }
-            }
+            },
         };
+        let own = self.gates.is_empty();
         let holder = gate::Holder::this_process(format!("took over the serving lease of {host}"));
         let value = serde_json::to_vec(&holder).unwrap_or_default();
-        match client.kv_acquire(&key, &session, &value).await {
+        let res = client.kv_acquire(&key, &session, &value).await;
+        if own {
+            if matches!(res, Ok(true)) {
+                self.lease_sessions.insert(key.clone(), session.clone());
+            } else {
+                // It holds nothing (an acquire by the holder succeeds):
+                // forget it and destroy it, so no session is left behind.
+                self.lease_sessions.remove(&key);
+                let _ = client.session_destroy(&session).await;
+            }
+        }
+        match res {
             Ok(true) => {
                 tracing::warn!(%key, "took over the primary's serving lease: it has lapsed");
                 None

@@ -25,6 +25,16 @@ const GATE: &str = "habeat/failover/mbox1.example.com";
 const SERVING: &str = "habeat/serving/mbox1.example.com";
 
 fn executor(api: &ConsulApi, fake: &FakeCarbonio, dir: &Path, require: &str) -> Executor {
+    executor_with(api, fake, dir, require, "")
+}
+
+fn executor_with(
+    api: &ConsulApi,
+    fake: &FakeCarbonio,
+    dir: &Path,
+    require: &str,
+    extra_safety: &str,
+) -> Executor {
     let yaml = format!(
         "local:\n  whoami: secondary\n  dc_check: primary\n  role: appserver\n  state_dir: {d}/state\n  \
          checkDownFile: {d}/down\n  checkPromotionFile: {d}/prom\n  checkRestartReplicaFile: {d}/rstop\n\
@@ -32,7 +42,7 @@ fn executor(api: &ConsulApi, fake: &FakeCarbonio, dir: &Path, require: &str) -> 
          secondary:\n  appserver_vmname: {REPLICA}\n\
          consul:\n  hostname: 127.0.0.1\n  port: {port}\n\
          carbonio:\n  cli: {cli}\n  zmprov: {zmprov}\n  run_as: \"\"\n  promote_timeout: 30s\n\
-         safety:\n  require_peer_lease: {require}\n",
+         safety:\n  require_peer_lease: {require}\n{extra_safety}",
         d = dir.display(),
         port = api.addr().port(),
         cli = fake.carbonio.display(),
@@ -194,4 +204,70 @@ async fn a_key_never_there_promotes_with_auto_and_waits_with_always() {
             assert!(promoted(&fake));
         }
     }
+}
+
+/// With `safety.quorum_gate: false` the takeover uses a session of its own
+/// (there is no gate session). Waiting for a held lease must not leave a
+/// session behind at every attempt, and once the lease is taken, a
+/// promoteAccounts that failed is retried with the same session, not held
+/// up by this side's own earlier takeover as if the primary still held it.
+#[tokio::test(flavor = "multi_thread")]
+async fn with_the_gate_off_the_takeover_session_is_reused_and_none_is_left_behind() {
+    let api = ConsulApi::builder().start().await;
+    let fake = FakeCarbonio::new(&with_accounts(vec![account(
+        "alice@example.com",
+        SOURCE,
+        REPLICA,
+    )]));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut exec = executor_with(&api, &fake, dir.path(), "auto", "  quorum_gate: false\n");
+    let primary = primary_holds_the_lease(&api).await;
+    for id in 1..=3 {
+        let out = exec.execute(&action(id, promote())).await;
+        assert!(
+            matches!(
+                &out.result,
+                OutcomeResult::PeerLeaseWait {
+                    wait: PeerLeaseWait::Held { .. }
+                }
+            ),
+            "{:?}",
+            out.result
+        );
+    }
+    assert_eq!(
+        api.sessions(),
+        vec![primary.clone()],
+        "each wait left a session of its own behind"
+    );
+    assert!(!promoted(&fake));
+
+    // The primary's session expires, its lock-delay passes: taken over,
+    // but promoteAccounts fails this time...
+    api.advance_clock(Duration::from_secs(10));
+    assert_eq!(api.lock_holder(SERVING), None);
+    api.advance_clock(Duration::from_secs(15));
+    fake.set_fault(
+        "promoteAccounts",
+        fake_carbonio::Fault::Fail { exit_code: 1 },
+    );
+    let out = exec.execute(&action(4, promote())).await;
+    assert!(
+        matches!(out.result, OutcomeResult::Failed { .. }),
+        "{:?}",
+        out.result
+    );
+    let ours = api.lock_holder(SERVING).expect("taken over");
+    assert_ne!(ours, primary);
+    // ...and the retry promotes: this side's own hold is no wait.
+    fake.update(|s| s.faults.clear());
+    let out = exec.execute(&action(5, promote())).await;
+    assert!(
+        matches!(out.result, OutcomeResult::Succeeded { .. }),
+        "{:?}",
+        out.result
+    );
+    assert!(promoted(&fake));
+    assert_eq!(api.lock_holder(SERVING), Some(ours.clone()));
+    assert_eq!(api.sessions(), vec![ours], "one session, the holder's");
 }
