@@ -144,7 +144,7 @@ impl Builder {
     /// The peer's mailstore only, Consul with a leader, no accounts, the
     /// base config: this node in `secondary` holding `appserver`, watching
     /// `primary`, legacy lock-file names, the fast detection of the
-    /// rehearsals (300ms/250ms, fall 2, rise 1) and the fake CLI run as the
+    /// rehearsals (300ms/250ms, fall 2, rise 1), the state in `{d}/state`, and the fake CLI run as the
     /// current user. No `carbonio` timeouts: set them
     /// ([`Builder::carbonio_timeouts`]); the copies differed there.
     fn new() -> Builder {
@@ -162,6 +162,7 @@ impl Builder {
             yaml: y,
         };
         b = b.lock_names(LockNames::Legacy);
+        b.yaml.set("local", "state_dir: {d}/state");
         for (s, l) in [
             ("primary", "appserver_ip: {ip}"),
             ("primary", "appserver_vmname: mbox1.example.com"),
@@ -306,6 +307,9 @@ impl Builder {
                 .replace("{hooks}", &hooks)
         };
         let yaml = self.yaml.render(&fill);
+        if let Some(dump) = std::env::var_os("BED_DUMP") {
+            std::fs::write(dump, &yaml).expect("TEMP dump");
+        }
         std::fs::write(&config, yaml).expect("write config");
         Bed {
             ns,
