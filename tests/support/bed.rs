@@ -293,32 +293,26 @@ impl Builder {
         let fake = FakeCarbonio::new(&with_accounts(self.accounts));
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("habeat.yml");
-        let d = dir.path().display().to_string();
-        let hooks = dir.path().join("hooks.log").display().to_string();
-        let port = consul.addr().port().to_string();
-        let cli = fake.carbonio.display().to_string();
-        let zmprov = fake.zmprov.display().to_string();
-        let fill = |l: &str| {
-            l.replace("{d}", &d)
-                .replace("{ip}", &ip)
-                .replace("{port}", &port)
-                .replace("{cli}", &cli)
-                .replace("{zmprov}", &zmprov)
-                .replace("{hooks}", &hooks)
-        };
-        let yaml = self.yaml.render(&fill);
-        if let Some(dump) = std::env::var_os("BED_DUMP") {
-            std::fs::write(dump, &yaml).expect("TEMP dump");
-        }
-        std::fs::write(&config, yaml).expect("write config");
-        Bed {
+        let fill = vec![
+            ("{d}", dir.path().display().to_string()),
+            ("{ip}", ip),
+            ("{port}", consul.addr().port().to_string()),
+            ("{cli}", fake.carbonio.display().to_string()),
+            ("{zmprov}", fake.zmprov.display().to_string()),
+            ("{hooks}", dir.path().join("hooks.log").display().to_string()),
+        ];
+        let bed = Bed {
             ns,
             consul,
             fake,
             dir,
             config,
             nodes: nodes.into_iter().map(str::to_owned).collect(),
-        }
+            yaml: self.yaml,
+            fill,
+        };
+        bed.write_config(&bed.yaml);
+        bed
     }
 }
 
@@ -330,12 +324,35 @@ pub struct Bed {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
     nodes: Vec<String>,
+    /// The config as built, and the placeholders' values.
+    yaml: Yaml,
+    fill: Vec<(&'static str, String)>,
 }
 
 impl Bed {
     /// See [`Builder::new`] for the base.
     pub fn builder() -> Builder {
         Builder::new()
+    }
+
+    fn write_config(&self, yaml: &Yaml) {
+        let text = yaml.render(&|l: &str| {
+            self.fill
+                .iter()
+                .fold(l.to_owned(), |l, (k, v)| l.replace(k, v))
+        });
+        if let Some(dump) = std::env::var_os("BED_DUMP") {
+            std::fs::write(dump, &text).expect("TEMP dump");
+        }
+        std::fs::write(&self.config, text).expect("write config");
+    }
+
+    /// Write `habeat.yml` again: the config the bed was built with,
+    /// changed by `f` (as an operator edits it before a reload).
+    pub fn rewrite_config(&self, f: impl FnOnce(&mut Yaml)) {
+        let mut yaml = self.yaml.clone();
+        f(&mut yaml);
+        self.write_config(&yaml);
     }
 
     /// A file in the scratch directory.
