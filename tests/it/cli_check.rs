@@ -507,7 +507,10 @@ async fn proxyserver_switches_when_the_peer_proxy_dies_and_switches_back_when_it
     if !may_use_netns("proxyserver_switch") {
         return;
     }
-    let bed = bed().set("local", "proxy_enable_deactivate: true").start().await;
+    let bed = bed()
+        .set("local", "proxy_enable_deactivate: true")
+        .start()
+        .await;
     let yaml = std::fs::read_to_string(&bed.config)
         .expect("read")
         .replace("  role: appserver\n", "  role: proxyserver\n")

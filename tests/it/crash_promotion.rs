@@ -216,7 +216,6 @@ fn gate_key() -> String {
     format!("habeat/failover/{SOURCE}")
 }
 
-
 /// The status of the first step named `name` of the appserver's failover.
 fn step_status(st: &Value, name: &str) -> Option<String> {
     st["roles"]["appserver"]["failover"]["steps"]

@@ -149,11 +149,7 @@ impl Builder {
     /// ([`Builder::carbonio_timeouts`]); the copies differed there.
     fn new() -> Builder {
         let mut y = Yaml::empty();
-        for l in [
-            "whoami: secondary",
-            "dc_check: primary",
-            "role: appserver",
-        ] {
+        for l in ["whoami: secondary", "dc_check: primary", "role: appserver"] {
             y.set("local", l);
         }
         let mut b = Builder {
@@ -198,7 +194,8 @@ impl Builder {
             ),
             LockNames::Short => ("down", "prom", "rstopha"),
         };
-        self.yaml.set("local", &format!("checkDownFile: {{d}}/{down}"));
+        self.yaml
+            .set("local", &format!("checkDownFile: {{d}}/{down}"));
         self.yaml
             .set("local", &format!("checkPromotionFile: {{d}}/{prom}"));
         self.yaml
@@ -299,7 +296,10 @@ impl Builder {
             ("{port}", consul.addr().port().to_string()),
             ("{cli}", fake.carbonio.display().to_string()),
             ("{zmprov}", fake.zmprov.display().to_string()),
-            ("{hooks}", dir.path().join("hooks.log").display().to_string()),
+            (
+                "{hooks}",
+                dir.path().join("hooks.log").display().to_string(),
+            ),
         ];
         let bed = Bed {
             ns,
@@ -341,9 +341,6 @@ impl Bed {
                 .iter()
                 .fold(l.to_owned(), |l, (k, v)| l.replace(k, v))
         });
-        if let Some(dump) = std::env::var_os("BED_DUMP") {
-            std::fs::write(dump, &text).expect("TEMP dump");
-        }
         std::fs::write(&self.config, text).expect("write config");
     }
 
