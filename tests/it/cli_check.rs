@@ -15,10 +15,7 @@ use support::netns::may_use_netns;
 /// `after_promotion` hook, all logged to hooks.log), short CLI timeouts.
 fn bed() -> Builder {
     Bed::builder()
-        .accounts(vec![
-            account("alice@example.com", SOURCE, REPLICA),
-            account("bob@example.com", SOURCE, REPLICA),
-        ])
+        .alice_and_bob()
         .consul_provider_threads_3()
         .full_failover()
         .carbonio_timeouts("5s", "3s")

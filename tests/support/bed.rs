@@ -184,6 +184,15 @@ impl Builder {
         self
     }
 
+    /// `alice@example.com` and `bob@example.com`, on [`SOURCE`], each with a
+    /// replica on [`REPLICA`].
+    pub fn alice_and_bob(self) -> Builder {
+        self.accounts(vec![
+            fake_carbonio::account("alice@example.com", SOURCE, REPLICA),
+            fake_carbonio::account("bob@example.com", SOURCE, REPLICA),
+        ])
+    }
+
     /// `local:`'s lock files, in the scratch directory, by these names.
     pub fn lock_names(mut self, names: LockNames) -> Builder {
         let (down, prom, rstop) = match names {
