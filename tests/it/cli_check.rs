@@ -366,8 +366,8 @@ async fn dry_run_prints_the_plan_and_touches_nothing() {
         text(&out)
     );
     // Paused, the plan says why it would not act, and nothing is simulated.
-    assert_eq!(bed.habeat(&["pause", "--for", "1h"]).status.code(), Some(0));
-    let out = bed.habeat(&["--dry-run", "check"]);
+    assert_eq!(bed.run(&["pause", "--for", "1h"]).status.code(), Some(0));
+    let out = bed.run(&["--dry-run", "check"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout
