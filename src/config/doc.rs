@@ -116,6 +116,8 @@ fn type_text<S>(key: &Key<S>) -> String {
         Kind::Hostnames(_) => "list of hostnames".into(),
         Kind::Commands(_) => "list of commands".into(),
         Kind::Probes(_) => "list of probes".into(),
+        Kind::Tools(_) => "tools".into(),
+        Kind::FenceTarget { ty, .. } => (*ty).into(),
         Kind::Alias { of, .. } => format!("old form of `{of}`"),
         Kind::Custom { ty, .. } => (*ty).into(),
     }

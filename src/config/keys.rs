@@ -18,12 +18,13 @@
 //! The order of a table is the order of the file, of `config check`'s
 //! output and of the "valid here: ..." list of an unknown-key error.
 
-use super::render::{self, Out};
-use super::walk::{Section, Walker};
+use super::out::{self, Out};
+use super::read::{Section, Walker};
 use super::{
     Carbonio, Consul, Datacenter, Detection, FenceTarget, Fencing, HookCommand, Hooks, Journal,
     Lease, Local, Metrics, ProbeSpec, Probes, Replicas, Safety, SwitchCommands, Witnesses,
 };
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -116,11 +117,19 @@ pub enum Kind<S: 'static> {
     Commands(Field<S, Vec<HookCommand>>),
     /// A list of extra probes (`icmp`, `{ tcp: PORT }`, ...).
     Probes(Field<S, Vec<ProbeSpec>>),
+    /// `{ <tool>: <section of [`SWITCH`]> }`, the proxy switch tools.
+    Tools(Field<S, BTreeMap<String, SwitchCommands>>),
+    /// A section of [`FENCE_TARGET`], or none; `ty` is what the docs say
+    /// its value is.
+    FenceTarget {
+        field: Field<S, Option<FenceTarget>>,
+        ty: &'static str,
+    },
     /// An old spelling, read by the key it stands for (`of`) and never
     /// shown. `suggested: false` keeps a misspelling out of "did you
     /// mean" hints and out of the docs' tables.
     Alias { of: &'static str, suggested: bool },
-    /// A key with its own reader in `walk.rs`. `ty` is what the docs say
+    /// A key with its own reader in `read/`. `ty` is what the docs say
     /// its value is; `show` is `None` for what `config check` never
     /// prints as a value (the token).
     Custom {
@@ -134,16 +143,25 @@ impl<S> Key<S> {
     /// The value `config check` prints for this key, if any.
     pub fn show(&self, v: &S) -> Option<Out> {
         Some(match &self.kind {
-            Kind::DcName { field, .. } | Kind::Text { field, .. } => render::s((field.get)(v)),
+            Kind::DcName { field, .. } | Kind::Text { field, .. } => out::s((field.get)(v)),
             Kind::Bool(f) => Out::Bool(*(f.get)(v)),
             Kind::Count { field, .. } => Out::Int((*(field.get)(v)).into()),
             Kind::Port(f) => Out::Int((*(f.get)(v)).into()),
-            Kind::Duration { field, .. } => render::d(*(field.get)(v)),
-            Kind::Path(f) => render::p((f.get)(v)),
-            Kind::Address(f) | Kind::Hostname(f) => render::opt((f.get)(v)),
-            Kind::Addresses(f) | Kind::Hostnames(f) => render::strs((f.get)(v)),
-            Kind::Commands(f) => render::commands((f.get)(v)),
-            Kind::Probes(f) => render::probes((f.get)(v)),
+            Kind::Duration { field, .. } => out::d(*(field.get)(v)),
+            Kind::Path(f) => out::p((f.get)(v)),
+            Kind::Address(f) | Kind::Hostname(f) => out::opt((f.get)(v)),
+            Kind::Addresses(f) | Kind::Hostnames(f) => out::strs((f.get)(v)),
+            Kind::Commands(f) => out::commands((f.get)(v)),
+            Kind::Probes(f) => out::probes((f.get)(v)),
+            Kind::Tools(f) => Out::Map(
+                (f.get)(v)
+                    .iter()
+                    .map(|(tool, c)| (tool.clone(), SWITCH.show(c)))
+                    .collect(),
+            ),
+            Kind::FenceTarget { field, .. } => (field.get)(v)
+                .as_ref()
+                .map_or(Out::Null, |t| FENCE_TARGET.show(t)),
             Kind::Alias { .. } => return None,
             Kind::Custom { show, .. } => return show(v),
         })
@@ -234,7 +252,7 @@ pub const LOCAL: Table<Local> = Table {
                 read: |w, s, _, l| l.roles = w.roles(s),
                 show: |l| {
                     Some(Out::Seq(
-                        l.roles.iter().map(|r| render::s(r.as_str())).collect(),
+                        l.roles.iter().map(|r| out::s(r.as_str())).collect(),
                     ))
                 },
             },
@@ -260,7 +278,7 @@ pub const LOCAL: Table<Local> = Table {
             kind: Kind::Custom {
                 ty: "`consul`",
                 read: |w, s, key, _| w.provider(s, key),
-                show: |_| Some(render::s("consul")),
+                show: |_| Some(out::s("consul")),
             },
             doc: "only `consul` (Carbonio service discover) is supported; anything else is an error (for other evidence use `witnesses.command`).",
         },
@@ -359,18 +377,7 @@ pub const DATACENTER: Table<Datacenter> = Table {
         },
         Key {
             name: "proxy_switch",
-            kind: Kind::Custom {
-                ty: "tools",
-                read: |w, s, key, dc| dc.proxy_switch = w.proxy_switch(s, key),
-                show: |dc| {
-                    Some(Out::Map(
-                        dc.proxy_switch
-                            .iter()
-                            .map(|(tool, c)| (tool.clone(), SWITCH.show(c)))
-                            .collect(),
-                    ))
-                },
-            },
+            kind: Kind::Tools(field!(proxy_switch)),
             doc: "`{ <tool>: { activate: [commands], deactivate: [commands] } }`; `deativate` is accepted as the old spelling of `deactivate` (not both).",
         },
     ],
@@ -390,7 +397,7 @@ pub const SWITCH: Table<SwitchCommands> = Table {
             kind: Kind::Custom {
                 ty: "list of commands",
                 read: |w, s, key, c| c.deactivate = w.deactivate(s, key),
-                show: |c| Some(render::commands(&c.deactivate)),
+                show: |c| Some(out::commands(&c.deactivate)),
             },
             doc: "run with `local.proxy_enable_deactivate`: when the peer proxy is Up again. The old spelling `deativate` is accepted (not both).",
         },
@@ -417,7 +424,7 @@ pub const CONSUL: Table<Consul> = Table {
                         c.hostname = h;
                     }
                 },
-                show: |c| Some(render::s(c.hostname.as_str())),
+                show: |c| Some(out::s(c.hostname.as_str())),
             },
             doc: "the local Consul agent (IP or hostname).",
         },
@@ -431,7 +438,7 @@ pub const CONSUL: Table<Consul> = Table {
             kind: Kind::Custom {
                 ty: "`http` or `https`",
                 read: |w, s, key, c| c.scheme = w.choice(s, key, c.scheme, super::Scheme::CHOICES),
-                show: |c| Some(render::s(c.scheme.as_str())),
+                show: |c| Some(out::s(c.scheme.as_str())),
             },
             doc: "`https` for TLS.",
         },
@@ -440,7 +447,7 @@ pub const CONSUL: Table<Consul> = Table {
             kind: Kind::Custom {
                 ty: "absolute path",
                 read: |w, s, key, c| c.ca_file = w.ca_file(s, key, c.scheme),
-                show: |c| Some(c.ca_file.as_deref().map_or(Out::Null, render::p)),
+                show: |c| Some(c.ca_file.as_deref().map_or(Out::Null, out::p)),
             },
             doc: "CA certificate for `https`; must exist. Ignored (with a warning) under `http`.",
         },
@@ -464,7 +471,7 @@ pub const CONSUL: Table<Consul> = Table {
                     c.token_file = w.abs_path(s, key);
                     (c.token, c.token_source) = w.token(s, c.token_file.as_deref());
                 },
-                show: |c| Some(c.token_file.as_deref().map_or(Out::Null, render::p)),
+                show: |c| Some(c.token_file.as_deref().map_or(Out::Null, out::p)),
             },
             doc: "an absolute path to a file holding only the token (whitespace trimmed).",
         },
@@ -482,7 +489,7 @@ pub const CONSUL: Table<Consul> = Table {
                         c.service_stop = a
                     }
                 },
-                show: |c| Some(render::strs(&c.service_stop)),
+                show: |c| Some(out::strs(&c.service_stop)),
             },
             doc: "how raft recovery stops this node's Consul server (default `[systemctl, stop, service-discover]`).",
         },
@@ -495,7 +502,7 @@ pub const CONSUL: Table<Consul> = Table {
                         c.service_start = a
                     }
                 },
-                show: |c| Some(render::strs(&c.service_start)),
+                show: |c| Some(out::strs(&c.service_start)),
             },
             doc: "how raft recovery starts it again with `peers.json` (default `[systemctl, start, service-discover]`).",
         },
@@ -508,7 +515,7 @@ pub const CONSUL: Table<Consul> = Table {
                         c.service_discover_user = u
                     }
                 },
-                show: |c| Some(render::s(c.service_discover_user.clone())),
+                show: |c| Some(out::s(c.service_discover_user.clone())),
             },
             doc: "the user Consul runs as, owner of `raft/peers.json`.",
         },
@@ -581,7 +588,7 @@ pub const DETECTION: Table<Detection> = Table {
                 read: |w, s, key, d| d.quorum = w.quorum(s, key, d.quorum),
                 show: |d| {
                     Some(match d.quorum {
-                        super::Quorum::All => render::s("all"),
+                        super::Quorum::All => out::s("all"),
                         super::Quorum::AtLeast(n) => Out::Int(n.into()),
                     })
                 },
@@ -635,7 +642,7 @@ pub const WITNESSES: Table<Witnesses> = Table {
             kind: Kind::Custom {
                 ty: "argv list",
                 read: |w, s, key, wi| wi.command = w.witness_command(s, key),
-                show: |wi| Some(render::strs(&wi.command)),
+                show: |wi| Some(out::strs(&wi.command)),
             },
             doc: "external witness, an argv list: exit 0 Up, 1 Down, else Unknown.",
         },
@@ -660,7 +667,7 @@ pub const CARBONIO: Table<Carbonio> = Table {
             kind: Kind::Custom {
                 ty: "user name",
                 read: |w, s, key, c| c.run_as = w.run_as(s, key, c.run_as.take()),
-                show: |c| Some(render::opt(&c.run_as)),
+                show: |c| Some(out::opt(&c.run_as)),
             },
             doc: "user the CLIs run as; empty (`run_as:` or `\"\"`) runs them as habeat's own user.",
         },
@@ -673,7 +680,7 @@ pub const CARBONIO: Table<Carbonio> = Table {
                         c.module = m;
                     }
                 },
-                show: |c| Some(render::s(c.module.as_str())),
+                show: |c| Some(out::s(c.module.as_str())),
             },
             doc: "`ha` for releases before the rename.",
         },
@@ -725,7 +732,7 @@ pub const SAFETY: Table<Safety> = Table {
             kind: Kind::Custom {
                 ty: "`auto` or `manual`",
                 read: |w, s, key, sa| sa.rearm = w.choice(s, key, sa.rearm, super::Rearm::CHOICES),
-                show: |sa| Some(render::s(sa.rearm.as_str())),
+                show: |sa| Some(out::s(sa.rearm.as_str())),
             },
             doc: "`auto`: locks clear when the peer is Up again (old behaviour); `manual`: only `habeat rearm` clears them.",
         },
@@ -737,7 +744,7 @@ pub const SAFETY: Table<Safety> = Table {
                     sa.raft_recovery =
                         w.choice(s, key, sa.raft_recovery, super::RaftRecoveryPolicy::CHOICES)
                 },
-                show: |sa| Some(render::s(sa.raft_recovery.as_str())),
+                show: |sa| Some(out::s(sa.raft_recovery.as_str())),
             },
             doc: "consulserver: when raft recovery may run by itself. `confirmed`: only when a third vantage point agrees (the `witnesses.command` arbiter votes Down for the consul component, or `fencing.consul` confirms every peer Consul server OFF), since a partition and a lost datacenter look the same from here; `operator`: never by itself, only `habeat recover --peer-dc-lost`; `timer`: the old rule, `recovery_grace` alone, which splits Consul on a partition longer than the grace, warned about at every start.",
         },
@@ -753,7 +760,7 @@ pub const SAFETY: Table<Safety> = Table {
                         crate::model::PeerLease::CHOICES,
                     )
                 },
-                show: |sa| Some(render::s(sa.require_peer_lease.as_str())),
+                show: |sa| Some(out::s(sa.require_peer_lease.as_str())),
             },
             doc: "before promoting a primary host the secondary takes over its serving lease (`habeat/serving/<host>`, see `lease`). When that key was never there: `auto` promotes (the primary side runs no lease), `always` waits for it.",
         },
@@ -789,7 +796,7 @@ pub const REPLICAS: Table<Replicas> = Table {
                 read: |w, s, key, r| {
                     r.survey_interval = w.duration_or_zero(s, key, r.survey_interval)
                 },
-                show: |r| Some(render::d(r.survey_interval)),
+                show: |r| Some(out::d(r.survey_interval)),
             },
             doc: "how often, while the peer appserver is Up, to read `getAccountStatus mailHost <peer>` and classify each account's replica (ok, unavailable, no Kafka, paused, behind, no replica); a `check` surveys when the last survey is older. `0`: never.",
         },
@@ -800,7 +807,7 @@ pub const REPLICAS: Table<Replicas> = Table {
                 read: |w, s, key, r| {
                     r.at_risk = w.choice(s, key, r.at_risk, super::AtRiskPolicy::CHOICES)
                 },
-                show: |r| Some(render::s(r.at_risk.as_str())),
+                show: |r| Some(out::s(r.at_risk.as_str())),
             },
             doc: "`promote`: an automatic promotion moves every account and names those at risk; `hold`: it moves the others (`promoteAccounts input_file`) and leaves those at risk for the operator, named, with the `habeat promote --accounts ...` that moves them.",
         },
@@ -853,7 +860,7 @@ pub const METRICS: Table<Metrics> = Table {
         kind: Kind::Custom {
             ty: "`ip:port`",
             read: |w, s, key, m| m.listen = w.listen(s, key),
-            show: |m| Some(m.listen.map_or(Out::Null, |a| render::s(a.to_string()))),
+            show: |m| Some(m.listen.map_or(Out::Null, |a| out::s(a.to_string()))),
         },
         doc: "for `/metrics` and `/status` (IPv6 in brackets, no hostnames).",
     }],
@@ -867,7 +874,7 @@ pub const JOURNAL: Table<Journal> = Table {
             kind: Kind::Custom {
                 ty: "size (`64KiB`-`1TiB`)",
                 read: |w, s, key, j| j.max_size = w.size(s, key, j.max_size),
-                show: |j| Some(render::s(super::walk::format_size(j.max_size))),
+                show: |j| Some(out::s(out::format_size(j.max_size))),
             },
             doc: "largest `events.jsonl` before it is rotated. A round's events are a few hundred bytes, a failover's a few KiB (more with many accounts: the promotion intent names each).",
         },
@@ -896,28 +903,25 @@ pub const FENCING: Table<Fencing> = Table {
         },
         Key {
             name: "appserver",
-            kind: Kind::Custom {
+            kind: Kind::FenceTarget {
+                field: field!(appserver),
                 ty: "fence target (`fencing.<component>` below)",
-                read: |w, s, key, f| f.appserver = w.fence_target(s, key),
-                show: |f| Some(render::fence_target(f.appserver.as_ref())),
             },
             doc: "the peer mailstore's node: confirmed OFF after the quorum gate and before `promoteAccounts`; no confirmed OFF, no promotion.",
         },
         Key {
             name: "proxy",
-            kind: Kind::Custom {
+            kind: Kind::FenceTarget {
+                field: field!(proxy),
                 ty: "fence target",
-                read: |w, s, key, f| f.proxy = w.fence_target(s, key),
-                show: |f| Some(render::fence_target(f.proxy.as_ref())),
             },
             doc: "the peer proxy's node (proxyserver role): confirmed OFF before the first proxy switch command.",
         },
         Key {
             name: "consul",
-            kind: Kind::Custom {
+            kind: Kind::FenceTarget {
+                field: field!(consul),
                 ty: "fence target",
-                read: |w, s, key, f| f.consul = w.fence_target(s, key),
-                show: |f| Some(render::fence_target(f.consul.as_ref())),
             },
             doc: "the peer datacenter's Consul servers (consulserver role): every one confirmed OFF lets raft recovery go ahead; `plugs` names one per peer `consul_vmnames` entry, in the same order.",
         },
@@ -937,7 +941,7 @@ pub const FENCE_TARGET: Table<FenceTarget> = Table {
                         t.agent = p;
                     }
                 },
-                show: |t| Some(render::p(&t.agent)),
+                show: |t| Some(out::p(&t.agent)),
             },
             doc: "a ClusterLabs fence-agents program (`/usr/sbin/fence_vmware_rest`, `fence_redfish`, `fence_ipmilan`, ...); required. Run directly, never through a shell.",
         },
@@ -946,7 +950,7 @@ pub const FENCE_TARGET: Table<FenceTarget> = Table {
             kind: Kind::Custom {
                 ty: "`off` or `status`",
                 read: |w, s, key, t| t.action = w.fence_action(s, key, t.action),
-                show: |t| Some(render::s(t.action.as_str())),
+                show: |t| Some(out::s(t.action.as_str())),
             },
             doc: "`off`: when `status` says ON, power the node off, then `status` must say OFF; `status`: never power anything off, only a `status` of OFF is accepted.",
         },
@@ -955,7 +959,7 @@ pub const FENCE_TARGET: Table<FenceTarget> = Table {
             kind: Kind::Custom {
                 ty: "mapping of `option: scalar`",
                 read: |w, s, key, t| t.options = w.fence_options(s, key),
-                show: |t| Some(render::fence_options(t)),
+                show: |t| Some(out::fence_options(t)),
             },
             doc: "the agent's options, written on its standard input as `key=value` lines (never in argv): `ip`, `username`, `password_script`, `ssl_insecure`, ... Values of `password`/`passwd` options are never shown or logged; prefer `password_script`. `plug` here is the same as `plugs: [one]`.",
         },
@@ -964,7 +968,7 @@ pub const FENCE_TARGET: Table<FenceTarget> = Table {
             kind: Kind::Custom {
                 ty: "list of plug names",
                 read: |w, s, key, t| t.plugs = w.fence_plugs(s, key),
-                show: |t| Some(render::strs(&t.plugs)),
+                show: |t| Some(out::strs(&t.plugs)),
             },
             doc: "the agent's `plug` per node (VM name, system id): exactly one for `appserver` and `proxy` (or `options.plug`), one per peer Consul server for `consul`.",
         },
