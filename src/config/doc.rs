@@ -154,7 +154,7 @@ mod tests {
             return;
         }
         panic!(
-            "the key tables of docs/configuration.md differ from src/config/keys.rs; \
+            "the key tables of docs/configuration.md differ from src/config/keys/; \
              run `HABEAT_UPDATE_DOCS=1 cargo test --lib config::doc` and review the diff"
         );
     }

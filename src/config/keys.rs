@@ -1,13 +1,15 @@
 //! Every key of habeat.yml, declared once.
 //!
-//! Each section of the file is a [`Table`] of [`Key`]s. A key says its
+//! Each section of the file is a [`Table`] of [`Key`]s, in its own file
+//! under `keys/` (`keys/local.rs`, ..., a sub-table beside its section);
+//! this file holds their vocabulary. A key says its
 //! name, its [`Kind`] (how its value is read, checked and shown) and a
 //! one-line doc, in the way ripgrep's `flags/defs.rs` keeps a flag's name,
 //! doc and parse together. Everything else follows from these tables:
 //!
-//! - the walker (`walk.rs`) reads each key of a section by its kind and
-//!   takes the section's valid keys, and the "did you mean" candidates,
-//!   from the table;
+//! - the walk (`walk.rs`) reads each key of a section by its kind, with
+//!   the readers of `read/`, and takes the section's valid keys, and the
+//!   "did you mean" candidates, from the table;
 //! - `render.rs` prints each key by its kind, in table order;
 //! - the key tables of `docs/configuration.md` are generated from the
 //!   tables (`doc.rs`; its test fails when the file differs).
@@ -60,8 +62,8 @@ macro_rules! field {
     };
 }
 
-/// How a key's value is read (with its checks and error messages, in
-/// `walk.rs`) and shown (`config check`, the docs' default column).
+/// How a key's value is read (with its checks and error messages, by
+/// `walk.rs` and `read/`) and shown (`config check`, the docs' default column).
 pub enum Kind<S: 'static> {
     /// A datacenter name (required); `what` says which one in the
     /// "is missing" error.
