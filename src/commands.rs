@@ -146,6 +146,11 @@ pub async fn check(cfg: &Config, dry_run: bool, json_out: bool, verbose: bool) -
             .feed(Input::Round(round))
             .await
             .map_err(Failure::runtime)?;
+        // The dry run shows the plan of the round that led to its first
+        // step, or of the last round when it took none.
+        if all.actions.is_empty() {
+            all.plan = fed.plan;
+        }
         all.actions.extend(fed.actions);
         all.events.extend(fed.events);
         if !engine::wants_more_rounds(&s.state, &s.ecfg, now()) {
@@ -165,8 +170,11 @@ pub async fn check(cfg: &Config, dry_run: bool, json_out: bool, verbose: bool) -
     } else {
         print_verdicts(&s.state, cfg);
         if dry_run {
-            // The engine's explanation of the simulated state would speak
-            // of records that were never made: say what is true instead.
+            // The plan asked before the simulated steps: it speaks of the
+            // records as they are, not of the ones the simulation made.
+            for r in all.plan.iter().flat_map(|p| &p.roles) {
+                println!("dry run: {}: {}", r.role, r.text());
+            }
             println!(
                 "dry run: nothing was run that changes anything and nothing was recorded or \
                  written (no state, journal, lock or log file){}",
@@ -180,8 +188,8 @@ pub async fn check(cfg: &Config, dry_run: bool, json_out: bool, verbose: bool) -
                 }
             );
         } else {
-            for e in engine::why(&s.state, &s.ecfg, now()) {
-                println!("{}: {}", e.role, e.text);
+            for r in engine::plan(&s.state, &s.ecfg, now()).roles {
+                println!("{}: {}", r.role, r.text());
             }
         }
     }
@@ -230,7 +238,8 @@ pub async fn operator(
         // The text output says why on stderr; the JSON must too (exit 4
         // alone does not tell a script what to fix).
         if let Some(reason) = &fed.refusal {
-            out["refused"] = json!(reason);
+            out["refused"] = json!(reason.to_string());
+            out["refusal"] = json!(reason);
         }
         println!("{out}");
     }
@@ -516,8 +525,8 @@ pub fn status(cfg: &Config, json_out: bool, verbose: bool) -> Outcome {
             p.origin
         );
     }
-    for e in engine::why(&state, &ecfg, now()) {
-        println!("{}: {}", e.role, e.text);
+    for r in engine::plan(&state, &ecfg, now()).roles {
+        println!("{}: {}", r.role, r.text());
     }
     if let Some(l) = crate::lease::keeper::file_status(cfg) {
         println!("lease: {}", l["message"].as_str().unwrap_or_default());
@@ -564,6 +573,11 @@ fn print_verdicts(state: &State, cfg: &Config) {
 
 /// The JSON of `habeat status --json` (also served on `/status`).
 pub fn status_json(state: &State, cfg: &Config, ecfg: &engine::EngineConfig) -> serde_json::Value {
+    status_json_planned(state, cfg, &engine::plan(state, ecfg, now()))
+}
+
+/// [`status_json`] with the engine's plan already asked.
+pub fn status_json_planned(state: &State, cfg: &Config, plan: &engine::Plan) -> serde_json::Value {
     let locks: Vec<_> = crate::state::scan_locks(&cfg.local, &cfg.local.roles)
         .unwrap_or_default()
         .into_iter()
@@ -576,7 +590,7 @@ pub fn status_json(state: &State, cfg: &Config, ecfg: &engine::EngineConfig) -> 
         .collect();
     // The explanation as it is: `kind` names the situation and `reason`
     // carries its data, beside the sentence.
-    let why = engine::why(state, ecfg, now());
+    let why = plan.explain();
     json!({
         "whoami": cfg.local.whoami,
         "dc_check": cfg.local.dc_check,

@@ -25,7 +25,11 @@ pub struct Fed {
     /// Events journaled.
     pub events: Vec<Event>,
     /// Set when the engine refused an operator command for safety.
-    pub refusal: Option<String>,
+    pub refusal: Option<engine::OperatorRefusal>,
+    /// `--dry-run`: what the engine planned for the round fed, asked
+    /// before its step ([`engine::plan_round`]), so that it speaks of the
+    /// records as they are and not of the ones the simulation makes.
+    pub plan: Option<engine::Plan>,
 }
 
 impl Fed {
@@ -202,7 +206,19 @@ impl Session {
         if !matches!(input, Input::Outcome(_)) {
             self.refresh()?;
         }
-        let t = engine::step(&self.state, &self.live, &input, now(), &self.ecfg);
+        let at = now();
+        if self.dry_run
+            && let Input::Round(round) = &input
+        {
+            fed.plan = Some(engine::plan_round(
+                &self.state,
+                &self.live,
+                round,
+                at,
+                &self.ecfg,
+            ));
+        }
+        let t = engine::step(&self.state, &self.live, &input, at, &self.ecfg);
         if fed.refusal.is_none() {
             fed.refusal = t.refusal.clone();
         }

@@ -231,7 +231,10 @@ impl SessionDriver {
                 (*r, locked)
             }),
         );
-        let mut v = crate::commands::status_json(state, &self.cfg, ecfg);
+        // One plan for the metrics and /status: what each role would do.
+        let plan = crate::engine::plan(state, ecfg, now);
+        self.metrics.record_plan(&plan);
+        let mut v = crate::commands::status_json_planned(state, &self.cfg, &plan);
         v["cannot_decide"] = self.cannot_decide.clone().into();
         self.metrics.record_survey(&v["replicas"]["survey"]);
         if let Some(l) = &self.lease {

@@ -73,6 +73,12 @@ struct RoleLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct DecisionLabels {
+    role: String,
+    kind: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct ActionLabels {
     kind: String,
     outcome: String,
@@ -123,6 +129,11 @@ struct Inner {
     fenced: Gauge,
     paused_since: Gauge<f64, AtomicU64>,
     failover_locked: Family<RoleLabels, Gauge>,
+    decision: Family<DecisionLabels, Gauge>,
+    held_back: Family<RoleLabels, Gauge>,
+    /// The `decision` series set now, one per role, to remove when the
+    /// kind changes.
+    last_decisions: Mutex<HashSet<DecisionLabels>>,
     /// Witnesses seen in the last round: a witness that disappears (after
     /// a reload) must disappear from `/metrics` too, not freeze at its last
     /// vote.
@@ -289,7 +300,24 @@ impl Metrics {
              an operator's habeat rearm; 0 when armed",
             failover_locked.clone(),
         );
+        let decision = Family::<DecisionLabels, Gauge>::default();
+        registry.register(
+            "decision",
+            "1 for what each role would do now, by the engine's plan: kind is would_act, \
+             in_progress, or why it does nothing (its stable name, as in status --json)",
+            decision.clone(),
+        );
+        let held_back = Family::<RoleLabels, Gauge>::default();
+        registry.register(
+            "held_back",
+            "1 while the peer component a role acts on is Down and the role does nothing about \
+             it (gate refused, paused, held, waiting, blocked...); 0 otherwise, and after it acted",
+            held_back.clone(),
+        );
         Metrics(Arc::new(Inner {
+            decision,
+            held_back,
+            last_decisions: Mutex::new(HashSet::new()),
             replica_accounts,
             replicas_at_risk,
             replica_max_lag_sequence,
@@ -451,6 +479,36 @@ impl Metrics {
                     role: role.as_str().to_owned(),
                 })
                 .set(i64::from(is_locked));
+        }
+    }
+
+    /// The engine's plan: one `decision` series per role (the old kind's
+    /// removed), and whether the role is held back.
+    pub fn record_plan(&self, plan: &crate::engine::Plan) {
+        let m = &self.0;
+        let now: HashSet<DecisionLabels> = plan
+            .roles
+            .iter()
+            .map(|r| DecisionLabels {
+                role: r.role.as_str().to_owned(),
+                kind: r.kind(),
+            })
+            .collect();
+        if let Ok(mut last) = m.last_decisions.lock() {
+            for gone in last.difference(&now) {
+                m.decision.remove(gone);
+            }
+            *last = now.clone();
+        }
+        for labels in &now {
+            m.decision.get_or_create(labels).set(1);
+        }
+        for r in &plan.roles {
+            m.held_back
+                .get_or_create(&RoleLabels {
+                    role: r.role.as_str().to_owned(),
+                })
+                .set(i64::from(r.held_back()));
         }
     }
 

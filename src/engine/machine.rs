@@ -5,7 +5,7 @@
 use super::action::{Action, ActionKind, ActionOutcome, Origin, OutcomeResult, StepRef};
 use super::config::EngineConfig;
 use super::event::{Event, EventKind, Severity};
-use super::reason::{Blocked, GateRefusal, Idle, Waiting};
+use super::reason::{Blocked, GateRefusal, GiveUp, Idle, OperatorRefusal, Waiting};
 use super::record::{Live, LockFileSeen, OperatorCommand, Pause, PipelineKind, State, StepStatus};
 use super::time::{UnixMillis, human};
 use super::witness;
@@ -42,7 +42,7 @@ pub struct Transition {
     /// Journal entries, in order.
     pub events: Vec<Event>,
     /// Set when an operator command was refused for safety (exit 4).
-    pub refusal: Option<String>,
+    pub refusal: Option<OperatorRefusal>,
 }
 
 /// The one pure function of the engine. No I/O, no clock, no randomness:
@@ -61,6 +61,7 @@ pub fn step(
         now,
         cfg,
         refusal: None,
+        query: false,
     };
     let scope = match input {
         Input::Round(r) => {
@@ -161,7 +162,10 @@ pub(crate) struct Cx<'a> {
     pub events: Vec<Event>,
     pub now: UnixMillis,
     pub cfg: &'a EngineConfig,
-    pub refusal: Option<String>,
+    pub refusal: Option<OperatorRefusal>,
+    /// Asked by [`crate::engine::plan`], not stepping: the state is a
+    /// scratch copy, and no journal event is recorded.
+    pub query: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -171,6 +175,25 @@ pub(crate) enum Slot {
 }
 
 impl<'a> Cx<'a> {
+    /// A context for a query ([`crate::engine::plan`]): a scratch copy of
+    /// `state` that nobody saves, and no events.
+    pub(super) fn query(
+        state: &State,
+        live: &Live,
+        cfg: &'a EngineConfig,
+        now: UnixMillis,
+    ) -> Cx<'a> {
+        Cx {
+            s: state.clone(),
+            live: live.clone(),
+            events: Vec::new(),
+            now,
+            cfg,
+            refusal: None,
+            query: true,
+        }
+    }
+
     pub(super) fn finish(mut self, action: Option<Action>) -> Transition {
         if let Some(a) = &action {
             self.s.in_flight = Some(a.clone());
@@ -192,6 +215,9 @@ impl<'a> Cx<'a> {
         role: Option<Role>,
         message: String,
     ) {
+        if self.query {
+            return;
+        }
         self.events.push(Event {
             at: self.now,
             severity,
@@ -242,7 +268,7 @@ impl<'a> Cx<'a> {
         st.updated_at = now;
         st.last_error = Some("interrupted: habeat stopped during this step".into());
         if st.attempts >= limit.min(super::config::MAX_ATTEMPTS) {
-            self.give_up(role, sr, "it was interrupted too many times".into());
+            self.give_up(role, sr, GiveUp::Interrupted);
         } else {
             st.status = StepStatus::Pending;
         }
@@ -695,20 +721,7 @@ impl<'a> Cx<'a> {
         if scope == Scope::Round {
             self.end_waits_without_cause();
         }
-        // Configured roles, plus any role with a re-arm or an operator's
-        // promotion under way (`promote` on a node without the appserver
-        // role, a role removed from the config since).
-        let mut roles = self.cfg.roles.clone();
-        for (r, rs) in &self.s.roles {
-            let operator = rs
-                .failover
-                .as_ref()
-                .is_some_and(|p| p.origin == Origin::Operator && !p.is_finished());
-            if (rs.rearm.is_some() || operator) && !roles.contains(r) {
-                roles.push(*r);
-            }
-        }
-        for role in roles {
+        for role in self.roles_to_decide() {
             match self.role_next(role, scope) {
                 Decision::Act(p) => return Some(self.start(role, p)),
                 Decision::Idle(reason) => {
@@ -730,6 +743,24 @@ impl<'a> Cx<'a> {
             ));
         }
         None
+    }
+
+    /// The roles a step decides for, in order: the configured ones, plus
+    /// any role with a re-arm or an operator's promotion under way
+    /// (`promote` on a node without the appserver role, a role removed
+    /// from the config since). [`crate::engine::plan`] asks the same.
+    pub(super) fn roles_to_decide(&self) -> Vec<Role> {
+        let mut roles = self.cfg.roles.clone();
+        for (r, rs) in &self.s.roles {
+            let operator = rs
+                .failover
+                .as_ref()
+                .is_some_and(|p| p.origin == Origin::Operator && !p.is_finished());
+            if (rs.rearm.is_some() || operator) && !roles.contains(r) {
+                roles.push(*r);
+            }
+        }
+        roles
     }
 
     pub(super) fn note_decision(&mut self, role: Role, reason: Idle) {

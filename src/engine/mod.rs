@@ -18,6 +18,7 @@ mod ha_module;
 mod legacy;
 mod machine;
 mod pipeline;
+mod plan;
 mod promotion;
 mod proxy;
 mod raft;
@@ -25,7 +26,6 @@ mod rearm;
 mod reason;
 mod record;
 mod time;
-mod why;
 mod witness;
 
 pub use action::{
@@ -35,9 +35,10 @@ pub use action::{
 pub use config::{EngineConfig, FencePlan, MAX_ATTEMPTS};
 pub use event::{Event, EventKind, Severity};
 pub use machine::{Input, Transition, step};
+pub use plan::{Explanation, Next, Plan, RolePlan, plan, plan_round, wants_more_rounds};
 pub use reason::{
-    Blocked, GateRefusal, Idle, PEER_DC_LOST_HINT, PeerLeaseWait, PeerReturnedWarning, RaftWait,
-    WaitOver, Waiting,
+    Blocked, GateRefusal, GiveUp, Idle, OperatorRefusal, PEER_DC_LOST_HINT, PeerLeaseWait,
+    PeerReturnedWarning, RaftWait, Stall, WaitOver, Waiting,
 };
 pub use record::{
     ComponentState, LastPromotion, LeaderWatch, Live, LockFileSeen, OperatorCommand, Pause,
@@ -45,5 +46,4 @@ pub use record::{
     State, Step, StepState, StepStatus, WitnessState,
 };
 pub use time::UnixMillis;
-pub use why::{Explanation, wants_more_rounds, why};
 pub use witness::{observe, verdict};

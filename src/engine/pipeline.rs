@@ -7,7 +7,7 @@ use super::action::{Action, ActionId, ActionKind, CommandPurpose, Origin, StepRe
 use super::event::{EventKind, Severity};
 use super::machine::{Cx, Next, Planned, Scope, Slot};
 
-use super::reason::{Idle, Waiting};
+use super::reason::{GiveUp, Idle, Stall, Waiting};
 use super::record::{LastPromotion, Pipeline, PipelineKind, Step, StepState, StepStatus};
 use super::time::human;
 use crate::model::{Component, Role, Verdict};
@@ -345,7 +345,7 @@ impl Cx<'_> {
             },
         );
         if give_up {
-            self.give_up(role, sr, reason);
+            self.give_up(role, sr, GiveUp::Failed { error: reason });
         } else {
             let rs = self.s.role_mut(role);
             rs.retry_at = Some(now.plus(retry_delay));
@@ -356,7 +356,7 @@ impl Cx<'_> {
         }
     }
 
-    pub(super) fn give_up(&mut self, role: Role, sr: StepRef, reason: String) {
+    pub(super) fn give_up(&mut self, role: Role, sr: StepRef, cause: GiveUp) {
         let now = self.now;
         let mut stalled = None;
         let mut finished = None;
@@ -367,15 +367,11 @@ impl Cx<'_> {
             st.updated_at = now;
             let name = st.step.name();
             if st.step.stalls_on_give_up() {
-                let hint = match &p.promotion {
-                    Some(d) => format!(
-                        "promote by hand (`habeat promote --source-mail-host {} --force`) or, \
-                         if you handled it, `habeat rearm`",
-                        d.source_mail_host
-                    ),
-                    None => "handle it by hand, then `habeat rearm`".into(),
+                let why = Stall::GaveUp {
+                    step: name,
+                    cause,
+                    source_mail_host: p.promotion.as_ref().map(|d| d.source_mail_host.clone()),
                 };
-                let why = format!("step \"{name}\" gave up: {reason}; operator needed: {hint}");
                 p.stalled = Some(why.clone());
                 p.finished_at = Some(now);
                 stalled = Some((p.id, why));

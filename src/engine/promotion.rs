@@ -7,7 +7,7 @@ use super::action::{ActionKind, CommandPurpose, LockKind, Origin, PromoteTarget,
 use super::event::{EventKind, Severity};
 use super::machine::{Cx, Next, Planned};
 use super::pipeline::{commands, fence_step};
-use super::reason::Idle;
+use super::reason::{GiveUp, Idle, OperatorRefusal};
 use super::record::{Pipeline, PipelineKind, PromotionDetails, Step};
 use crate::model::{AtRiskPolicy, Component, Observation, Role, Verdict, Vote};
 use crate::survey::Risk;
@@ -171,12 +171,17 @@ impl Cx<'_> {
                 .iter()
                 .find(|o| o.witness.component == Component::Appserver && o.vote == Vote::Up)
         {
-            let why = format!(
-                "refused: witness {} sees the source appserver {host} up ({}); promoting now \
-                 would split mail between two datacenters. Use --force only if you know it is gone",
-                up.witness, up.reason
+            let why = OperatorRefusal::SourceAppserverUp {
+                witness: up.witness.to_string(),
+                detail: up.reason.clone(),
+                host,
+            };
+            self.event(
+                Severity::Error,
+                EventKind::Refused,
+                Some(role),
+                why.to_string(),
             );
-            self.event(Severity::Error, EventKind::Refused, Some(role), why.clone());
             self.refusal = Some(why);
             return;
         }
@@ -253,7 +258,7 @@ impl Cx<'_> {
                     pipeline: p.id,
                     index: idx,
                 },
-                "the promotion record has no source".into(),
+                GiveUp::NoSource,
             );
             return Next::Again;
         };

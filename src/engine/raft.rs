@@ -4,7 +4,7 @@
 use super::action::{LockKind, Origin};
 use super::event::{EventKind, Severity};
 use super::machine::{Cx, Next, Scope, Slot};
-use super::reason::{Idle, PeerReturnedWarning, RaftWait};
+use super::reason::{Idle, OperatorRefusal, PeerReturnedWarning, RaftWait};
 use super::record::{Pipeline, PipelineKind, Step};
 use crate::model::{
     Component, Observation, RaftRecoveryPolicy, RaftServer, Role, Verdict, Vote, WitnessKind,
@@ -127,8 +127,13 @@ impl Cx<'_> {
     /// failover goes on through the gate at the next round.
     pub(super) fn recover_peer_dc_lost(&mut self, evidence: &[Observation]) {
         let role = Role::Consulserver;
-        let refuse = |cx: &mut Self, why: String| {
-            cx.event(Severity::Error, EventKind::Refused, Some(role), why.clone());
+        let refuse = |cx: &mut Self, why: OperatorRefusal| {
+            cx.event(
+                Severity::Error,
+                EventKind::Refused,
+                Some(role),
+                why.to_string(),
+            );
             cx.refusal = Some(why);
         };
         let consul: Vec<&Observation> = evidence
@@ -136,33 +141,22 @@ impl Cx<'_> {
             .filter(|o| o.witness.component == Component::Consul)
             .collect();
         if let Some(up) = consul.iter().find(|o| o.vote == Vote::Up) {
-            let why = format!(
-                "refused: witness {} sees a peer Consul server up ({}); recovering raft now \
-                 would give this side a Consul cluster of its own beside a live one (split \
-                 brain). This is a partition, not a lost datacenter",
-                up.witness, up.reason
-            );
+            let why = OperatorRefusal::PeerConsulUp {
+                witness: up.witness.to_string(),
+                detail: up.reason.clone(),
+            };
             return refuse(self, why);
         }
         if consul.is_empty() {
-            return refuse(
-                self,
-                "refused: no witness observes the peer Consul servers (is \
-                 <dc_check>.consul_ips set?): nothing shows they are gone"
-                    .into(),
-            );
+            return refuse(self, OperatorRefusal::NoConsulWitness);
         }
         if let Some(p) = &self.s.role(role).failover
             && p.kind == PipelineKind::RaftRecovery
         {
             let why = if p.is_finished() {
-                format!(
-                    "refused: raft recovery was already done (pipeline {}); run `habeat rearm` \
-                     first if it must run again",
-                    p.id
-                )
+                OperatorRefusal::RaftRecovered { pipeline: p.id }
             } else {
-                format!("refused: raft recovery (pipeline {}) is under way", p.id)
+                OperatorRefusal::RaftUnderWay { pipeline: p.id }
             };
             return refuse(self, why);
         }

@@ -3,7 +3,7 @@
 //! not (it lives only as long as the process that learnt it).
 
 use super::action::{Action, ActionId, ActionKind, LockKind, Origin, PromoteTarget};
-use super::reason::{Idle, Waiting};
+use super::reason::{Idle, Stall, Waiting};
 use super::time::UnixMillis;
 use crate::model::{Component, Observation, RaftServer, Role, Verdict, Vote, WitnessId};
 use serde::{Deserialize, Serialize};
@@ -268,7 +268,7 @@ pub struct Pipeline {
     /// The steps, in the order they run.
     pub steps: Vec<StepState>,
     /// Set when a step that cannot be skipped gave up: operator needed.
-    pub stalled: Option<String>,
+    pub stalled: Option<Stall>,
     /// When every step was done or given up (or it stalled).
     pub finished_at: Option<UnixMillis>,
 }

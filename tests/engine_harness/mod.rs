@@ -253,7 +253,30 @@ impl Sim {
     }
 
     fn apply(&mut self, input: Input) -> Option<Action> {
+        // The query beside the step: what `plan_round` says the round
+        // leads to is what the step hands out (in every scenario of every
+        // test that uses this harness).
+        let planned = match &input {
+            Input::Round(r) => Some(
+                engine::plan_round(&self.state, &self.live, r, self.now, &self.cfg)
+                    .roles
+                    .into_iter()
+                    .find_map(|p| match p.next {
+                        engine::Next::Act { kind } => Some(kind),
+                        _ => None,
+                    }),
+            ),
+            _ => None,
+        };
         let t = engine::step(&self.state, &self.live, &input, self.now, &self.cfg);
+        if let Some(planned) = planned {
+            let handed = t
+                .actions
+                .first()
+                .map(|a| a.kind.clone())
+                .filter(|k| !matches!(k, ActionKind::ReleaseQuorumGate { .. }));
+            assert_eq!(planned, handed, "plan_round and step disagree");
+        }
         // Every state the engine hands out must survive a save/load.
         let json = serde_json::to_string(&t.state).expect("state serializes");
         let back: State = serde_json::from_str(&json).expect("state deserializes");
@@ -348,16 +371,21 @@ impl Sim {
 
     /// The reason the first role gives for doing nothing now, as data.
     pub fn reason(&self) -> Option<engine::Idle> {
-        engine::why(&self.state, &self.cfg, self.now)
+        engine::plan(&self.state, &self.cfg, self.now)
+            .roles
             .into_iter()
             .next()
-            .and_then(|e| e.reason)
+            .and_then(|r| match r.next {
+                engine::Next::Idle(reason) => Some(reason),
+                _ => None,
+            })
     }
 
     pub fn why(&self) -> String {
-        engine::why(&self.state, &self.cfg, self.now)
-            .into_iter()
-            .map(|e| format!("{}: {}", e.role, e.text))
+        engine::plan(&self.state, &self.cfg, self.now)
+            .roles
+            .iter()
+            .map(|r| format!("{}: {}", r.role, r.text()))
             .collect::<Vec<_>>()
             .join("\n")
     }

@@ -497,6 +497,31 @@ async fn dry_run_prints_the_plan_and_touches_nothing() {
             "--dry-run ran a command that changes something: {c}"
         );
     }
+    // The engine's plan for the round, asked before the simulated steps:
+    // it would act, and says on what.
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("dry run: appserver: would act now: ")),
+        "the dry run does not give the plan: {}",
+        text(&out)
+    );
+    // Paused, the plan says why it would not act, and nothing is simulated.
+    assert_eq!(bed.habeat(&["pause", "--for", "1h"]).status.code(), Some(0));
+    let out = bed.habeat(&["--dry-run", "check"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("dry run: appserver: ") && l.contains("paused")),
+        "a paused dry run does not say why it would not act: {}",
+        text(&out)
+    );
+    assert!(
+        stdout.contains("a real run would do nothing now"),
+        "a paused dry run simulated steps: {}",
+        text(&out)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

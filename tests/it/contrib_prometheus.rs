@@ -174,6 +174,11 @@ struct Daemon {
 
 impl Daemon {
     fn start() -> Daemon {
+        Daemon::start_with("")
+    }
+
+    /// `extra_detection`: more lines of the `detection:` section.
+    fn start_with(extra_detection: &str) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path().display();
         let metrics = support::free_port();
@@ -185,7 +190,7 @@ impl Daemon {
              checkRestartReplicaFile: {d}/appserverrstopha\n\
              primary:\n  appserver_ip: {DEAD_IP}\n  appserver_vmname: mbox1.example.com\n\
              consul:\n  hostname: 127.0.0.1\n  port: {consul}\n\
-             detection:\n  interval: 300ms\n  timeout: 250ms\n\
+             detection:\n  interval: 300ms\n  timeout: 250ms\n{extra_detection}\
              metrics:\n  listen: 127.0.0.1:{metrics}\n"
         );
         let config = dir.path().join("habeat.yml");
@@ -239,6 +244,20 @@ impl Daemon {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// The value of the sample of `name` whose labels include every one of
+/// `labels` (`key="value"` each), in a scrape.
+fn labelled(body: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    body.lines().find_map(|l| {
+        let rest = l.strip_prefix(name)?.strip_prefix('{')?;
+        let (set, value) = rest.split_once("} ")?;
+        let have: Vec<&str> = set.split(',').collect();
+        labels
+            .iter()
+            .all(|want| have.contains(want))
+            .then(|| value.trim().parse().ok())?
+    })
 }
 
 /// The value of an unlabelled sample in a scrape.
@@ -563,4 +582,83 @@ async fn a_pause_beside_the_daemon_shows_in_paused_since_and_resume_clears_it() 
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// `/metrics` once `want` holds of it, or a panic with the last scrape.
+async fn scrape_until(daemon: &mut Daemon, what: &str, want: impl Fn(&str) -> bool) -> String {
+    let url = format!("http://127.0.0.1:{}/metrics", daemon.metrics);
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let mut last = String::new();
+    loop {
+        if let Ok(Some(status)) = daemon.child.try_wait() {
+            panic!("habeat run exited ({status}):\n{}", daemon.log());
+        }
+        if let Ok(resp) = reqwest::get(&url).await
+            && let Ok(body) = resp.text().await
+        {
+            if want(&body) {
+                return body;
+            }
+            last = body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not seen within {DEADLINE:?}:\n{last}\n{}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The engine's plan reaches the metrics: a peer appserver judged Down
+/// whose promotion the quorum gate refuses (Consul does not answer) is
+/// held back, and `habeat_decision` names why; a pause changes the reason
+/// at once, and the alert for it stays quiet while paused.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_peer_down_that_the_gate_keeps_habeat_from_acting_on_is_held_back_and_says_why() {
+    // One Down vote is enough: the ICMP witness of the dead address.
+    let mut daemon = Daemon::start_with("  quorum: 1\n");
+    let body = scrape_until(&mut daemon, "appserver held back", |b| {
+        labelled(b, "habeat_held_back", &["role=\"appserver\""]) == Some(1.0)
+    })
+    .await;
+    assert_eq!(
+        labelled(
+            &body,
+            "habeat_component_verdict",
+            &["component=\"appserver\""]
+        ),
+        Some(0.0),
+        "held back while the peer is not Down:\n{body}"
+    );
+    let decisions: Vec<&str> = body
+        .lines()
+        .filter(|l| l.starts_with("habeat_decision{") && l.contains("role=\"appserver\""))
+        .collect();
+    assert_eq!(decisions.len(), 1, "one decision per role:\n{body}");
+    assert!(
+        decisions[0].ends_with(" 1")
+            && !decisions[0].contains("kind=\"would_act\"")
+            && !decisions[0].contains("kind=\"in_progress\""),
+        "the decision names why it does not act: {}",
+        decisions[0]
+    );
+    let out = crate::bin::habeat(&daemon.config, &["pause", "--for", "1h"]);
+    assert_eq!(out.status.code(), Some(0), "{}", crate::bin::text(&out));
+    let body = scrape_until(&mut daemon, "decision kind blocked after pause", |b| {
+        labelled(
+            b,
+            "habeat_decision",
+            &["role=\"appserver\"", "kind=\"blocked\""],
+        ) == Some(1.0)
+    })
+    .await;
+    let decisions = body
+        .lines()
+        .filter(|l| l.starts_with("habeat_decision{") && l.contains("role=\"appserver\""))
+        .count();
+    assert_eq!(
+        decisions, 1,
+        "the old reason's series was not removed:\n{body}"
+    );
 }

@@ -614,7 +614,16 @@ fn promotion_failing_three_times_stops_and_asks_for_an_operator() {
             .any(|e| matches!(e.kind, EventKind::PipelineStalled { .. }))
     );
     assert!(
-        matches!(&sim.reason(), Some(Idle::Stalled { why, .. }) if why.contains("habeat promote")),
+        matches!(
+            &sim.reason(),
+            Some(Idle::Stalled {
+                why: habeat::engine::Stall::GaveUp {
+                    source_mail_host: Some(_),
+                    ..
+                },
+                ..
+            })
+        ),
         "{}",
         sim.why()
     );
@@ -882,9 +891,10 @@ fn recover_peer_dc_lost_is_refused_while_a_witness_sees_a_peer_server_up() {
     );
     assert!(t.actions.is_empty());
     assert!(
-        t.refusal
-            .as_deref()
-            .is_some_and(|r| r.contains("partition")),
+        matches!(
+            t.refusal,
+            Some(habeat::engine::OperatorRefusal::PeerConsulUp { .. })
+        ),
         "{:?}",
         t.refusal
     );
@@ -1090,7 +1100,10 @@ fn manual_promote_is_refused_while_a_witness_sees_the_source_up() {
         sim.now,
         &sim.cfg,
     );
-    assert!(t.refusal.expect("refused").contains("split"));
+    assert!(matches!(
+        t.refusal,
+        Some(habeat::engine::OperatorRefusal::SourceAppserverUp { .. })
+    ));
     assert!(t.actions.is_empty());
     assert!(t.state.role(Role::Appserver).failover.is_none());
     // With --force it promotes, and records it like an automatic one.
@@ -1218,7 +1231,7 @@ fn why_says_what_habeat_would_do_now() {
         "{}",
         sim.why()
     );
-    let e = habeat::engine::why(&sim.state, &sim.cfg, sim.now);
+    let e = habeat::engine::plan(&sim.state, &sim.cfg, sim.now).roles;
     assert_eq!(e.len(), 1);
     assert!(habeat::engine::wants_more_rounds(
         &sim.state, &sim.cfg, sim.now
@@ -1398,8 +1411,12 @@ fn rounds_fed_during_a_long_promotion_do_not_interrupt_it() {
             .iter()
             .any(|e| matches!(e.kind, EventKind::Interrupted { .. }))
     );
-    let e = habeat::engine::why(&sim.state, &sim.cfg, sim.now);
-    assert_eq!(e[0].kind, "in_progress", "{}", sim.why());
+    let e = habeat::engine::plan(&sim.state, &sim.cfg, sim.now).roles;
+    assert!(
+        matches!(e[0].next, habeat::engine::Next::InProgress { .. }),
+        "{}",
+        sim.why()
+    );
     let r = sim.world.run(&promote);
     let next = sim.feed_one(Input::Outcome(habeat::engine::ActionOutcome {
         id: promote.id,

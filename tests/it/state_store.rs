@@ -381,3 +381,29 @@ fn a_state_saved_before_the_rearm_rename_still_loads_its_rearm() {
         "a saved sentence reads as no reason"
     );
 }
+
+#[test]
+fn a_stalled_pipeline_saved_with_its_reason_as_a_sentence_still_loads_and_stays_stalled() {
+    // Builds before the typed `Stall` saved why a pipeline stopped as a
+    // sentence; such a pipeline must stay stopped (operator needed), and
+    // status must still say why in the same words.
+    let mut v = serde_json::to_value(a_state()).expect("ser");
+    let sentence = "step \"promote accounts\" gave up: exit 1; operator needed: handle it by \
+                    hand, then `habeat rearm`";
+    v["roles"].as_object_mut().expect("roles").insert(
+        "appserver".into(),
+        serde_json::json!({"failover": {
+            "id": 3, "kind": "promotion", "origin": "automatic", "started_at": NOW.0,
+            "reason": "the peer appserver is down", "promotion": null, "steps": [],
+            "stalled": sentence, "finished_at": NOW.0
+        }, "rearm": null, "retry_at": null, "last_decision": null}),
+    );
+    let back: State = serde_json::from_value(v).expect("the earlier state loads");
+    let p = back
+        .role(Role::Appserver)
+        .failover
+        .clone()
+        .expect("the pipeline is kept");
+    assert!(p.is_finished(), "a stalled pipeline loads as stopped");
+    assert_eq!(p.stalled.map(|s| s.to_string()).as_deref(), Some(sentence));
+}
