@@ -494,6 +494,7 @@ pub fn status(cfg: &Config, json_out: bool, verbose: bool) -> Outcome {
             w.reason
         );
     }
+    print_votes(&state, cfg);
     match crate::state::scan_locks(&cfg.local, &cfg.local.roles) {
         Ok(locks) => {
             for l in locks.iter().filter(|l| l.present) {
@@ -571,6 +572,105 @@ fn print_verdicts(state: &State, cfg: &Config) {
     }
 }
 
+/// The votes on one watched component (`one-source-one-vote`): each
+/// source of the plan with its witnesses and what they say together now
+/// (`None` before any of them was heard from), and how many Down votes the
+/// quorum needs.
+struct ComponentVotes {
+    component: Component,
+    needed: usize,
+    sources: Vec<(crate::probe::PlannedVote, Option<crate::model::Vote>)>,
+}
+
+fn component_votes(state: &State, cfg: &Config) -> Vec<ComponentVotes> {
+    let plan = crate::probe::plan(cfg).unwrap_or_default();
+    crate::probe::watched_components(cfg)
+        .into_iter()
+        .map(|c| {
+            let now = engine::votes(c, &state.witnesses);
+            let sources: Vec<_> = crate::probe::votes(&plan, c)
+                .into_iter()
+                .map(|v| {
+                    let seen = now.iter().find(|n| n.source == v.source).map(|n| n.vote);
+                    (v, seen)
+                })
+                .collect();
+            let needed = match cfg.detection.quorum {
+                crate::config::Quorum::All => sources.len(),
+                crate::config::Quorum::AtLeast(n) => n as usize,
+            };
+            ComponentVotes {
+                component: c,
+                needed,
+                sources,
+            }
+        })
+        .collect()
+}
+
+fn print_votes(state: &State, cfg: &Config) {
+    println!(
+        "votes (one per source; consul_members and consul_health are one, Serf), \
+         detection.quorum: {}",
+        match cfg.detection.quorum {
+            crate::config::Quorum::All => "all".to_owned(),
+            crate::config::Quorum::AtLeast(n) => n.to_string(),
+        }
+    );
+    for cv in component_votes(state, cfg) {
+        let each: Vec<String> = cv
+            .sources
+            .iter()
+            .map(|(v, seen)| {
+                let seen = seen.map_or("-".to_owned(), |s| format!("{s:?}"));
+                format!("{} {seen}", v.describe())
+            })
+            .collect();
+        let never = if cv.needed > cv.sources.len() {
+            " (fewer votes than the quorum: never judged Down)"
+        } else {
+            ""
+        };
+        println!(
+            "  {:<10} {} vote(s), {} Down needed{never}: {}",
+            cv.component.as_str(),
+            cv.sources.len(),
+            cv.needed,
+            if each.is_empty() {
+                "none".to_owned()
+            } else {
+                each.join("; ")
+            }
+        );
+    }
+}
+
+fn votes_json(state: &State, cfg: &Config) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    for cv in component_votes(state, cfg) {
+        let sources: Vec<_> = cv
+            .sources
+            .iter()
+            .map(|(v, seen)| {
+                json!({
+                    "source": v.source,
+                    "witnesses": v.witnesses.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
+                    "vote": seen,
+                })
+            })
+            .collect();
+        out.insert(
+            cv.component.as_str().to_owned(),
+            json!({
+                "count": cv.sources.len(),
+                "needed": cv.needed,
+                "sources": sources,
+            }),
+        );
+    }
+    serde_json::Value::Object(out)
+}
+
 /// The JSON of `habeat status --json` (also served on `/status`).
 pub fn status_json(state: &State, cfg: &Config, ecfg: &engine::EngineConfig) -> serde_json::Value {
     status_json_planned(state, cfg, &engine::plan(state, ecfg, now()))
@@ -597,6 +697,7 @@ pub fn status_json_planned(state: &State, cfg: &Config, plan: &engine::Plan) -> 
         "roles": cfg.local.roles,
         "components": state.components,
         "witnesses": state.witnesses,
+        "votes": votes_json(state, cfg),
         "locks": locks,
         "pause": state.pause.as_ref().filter(|_| state.paused_at(now())),
         "safe_hold": state.safe_hold,

@@ -398,6 +398,58 @@ impl WitnessKind {
     pub fn reads_serf(&self) -> bool {
         matches!(self, WitnessKind::ConsulMembers | WitnessKind::ConsulHealth)
     }
+
+    /// The source this witness's evidence comes from: witnesses of one
+    /// source make one vote for `detection.quorum` (docs/decisions.md §1).
+    pub fn source(&self) -> Source {
+        if self.reads_serf() {
+            Source::Serf
+        } else {
+            Source::Own(self.clone())
+        }
+    }
+}
+
+/// Where a witness's evidence comes from. Witnesses of one source are one
+/// observation, however many of them report it, so they make **one vote**
+/// for `detection.quorum` (invariant `one-source-one-vote`).
+///
+/// - `consul_members` and `consul_health` are both the local Consul
+///   agent's report of the same Serf gossip (member status and the
+///   `serfHealth` check that Serf's failure detector drives): one source.
+/// - Every other witness makes its own observation of the peer (its own
+///   echo requests, connections, HTTP requests, LDAP searches, the
+///   operator's command) and is a source by itself. A component with
+///   several addresses (the Consul servers) has one ICMP witness, Up as
+///   soon as any address answers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Source {
+    /// Serf's gossip, as the local Consul agent learned it.
+    Serf,
+    /// A witness that observes the peer by itself.
+    Own(WitnessKind),
+}
+
+impl Source {
+    /// Whether more than one witness kind can report this source.
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Source::Serf)
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Serf => f.write_str("serf"),
+            Source::Own(kind) => kind.fmt(f),
+        }
+    }
+}
+
+impl Serialize for Source {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 impl fmt::Display for WitnessKind {

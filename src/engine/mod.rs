@@ -46,4 +46,4 @@ pub use record::{
     State, Step, StepState, StepStatus, WitnessState,
 };
 pub use time::UnixMillis;
-pub use witness::{observe, verdict};
+pub use witness::{SourceVote, observe, verdict, votes};

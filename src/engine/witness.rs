@@ -1,9 +1,10 @@
-//! Hysteresis per witness and the verdict per component (docs/decisions.md §1; `unknown-is-not-down`).
+//! Hysteresis per witness and the verdict per component, each source one
+//! vote (docs/decisions.md §1; `unknown-is-not-down`, `one-source-one-vote`).
 
 use super::config::EngineConfig;
 use super::record::{ComponentState, WitnessState};
 use super::time::UnixMillis;
-use crate::model::{Component, Observation, Quorum, Verdict, Vote};
+use crate::model::{Component, Observation, Quorum, Source, Verdict, Vote};
 
 /// Fold one raw observation into a witness's hysteresis.
 ///
@@ -94,9 +95,67 @@ pub(crate) fn merge(a: &Observation, b: &Observation) -> Observation {
     }
 }
 
-/// The verdict on `component` from its witnesses' settled votes:
-/// Up when any votes Up; Down when at least `quorum` vote Down, none votes
-/// Up and none has just seen it Up in this round; otherwise Unknown.
+/// One vote of a component: the witnesses of one [`Source`] and what
+/// they say together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceVote<'a> {
+    pub source: Source,
+    /// The witnesses of this source, in report order.
+    pub witnesses: Vec<&'a WitnessState>,
+    /// Up when any of them votes Up; Down only when every one of them
+    /// votes Down; otherwise Unknown.
+    pub vote: Vote,
+}
+
+/// The votes on `component`: its witnesses grouped by source, each
+/// source one vote (invariant `one-source-one-vote`), in the order of
+/// each source's first witness.
+pub fn votes(component: Component, witnesses: &[WitnessState]) -> Vec<SourceVote<'_>> {
+    let mut out: Vec<SourceVote<'_>> = Vec::new();
+    for w in witnesses
+        .iter()
+        .filter(|w| w.witness.component == component)
+    {
+        let source = w.witness.kind.source();
+        match out.iter_mut().find(|v| v.source == source) {
+            Some(v) => v.witnesses.push(w),
+            None => out.push(SourceVote {
+                source,
+                witnesses: vec![w],
+                vote: Vote::Unknown,
+            }),
+        }
+    }
+    for v in &mut out {
+        v.vote = if v.witnesses.iter().any(|w| w.vote == Vote::Up) {
+            Vote::Up
+        } else if v.witnesses.iter().all(|w| w.vote == Vote::Down) {
+            Vote::Down
+        } else {
+            Vote::Unknown
+        };
+    }
+    out
+}
+
+/// How a vote is named in a reason: a source of one witness by that
+/// witness, a shared one by its source and its witnesses.
+fn describe(v: &SourceVote<'_>, each: impl Fn(&WitnessState) -> String) -> String {
+    match v.witnesses.as_slice() {
+        [one] if !v.source.is_shared() => each(one),
+        many => format!(
+            "{} as one vote ({})",
+            v.source,
+            many.iter().map(|w| each(w)).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+/// The verdict on `component` from its witnesses' settled votes, each
+/// source one vote: Up when any witness votes Up; Down when at least
+/// `quorum` sources vote Down (`all`: every source, so every witness),
+/// no witness votes Up and none has just seen it Up in this round;
+/// otherwise Unknown.
 pub fn verdict(
     component: Component,
     witnesses: &[WitnessState],
@@ -118,11 +177,6 @@ pub fn verdict(
             format!("{} sees it up ({})", up.witness, up.reason),
         );
     }
-    let downs: Vec<&&WitnessState> = mine.iter().filter(|w| w.vote == Vote::Down).collect();
-    let need = match quorum {
-        Quorum::All => mine.len(),
-        Quorum::AtLeast(n) => usize::try_from(n.max(1)).unwrap_or(usize::MAX),
-    };
     if let Some(fresh_up) = mine.iter().find(|w| w.last_raw == Vote::Up) {
         return (
             Verdict::Unknown,
@@ -132,38 +186,48 @@ pub fn verdict(
             ),
         );
     }
+    let votes = votes(component, witnesses);
+    let downs: Vec<&SourceVote<'_>> = votes.iter().filter(|v| v.vote == Vote::Down).collect();
+    let need = match quorum {
+        Quorum::All => votes.len(),
+        Quorum::AtLeast(n) => usize::try_from(n.max(1)).unwrap_or(usize::MAX),
+    };
     if downs.len() >= need {
         let names: Vec<String> = downs
             .iter()
-            .map(|w| format!("{} ({})", w.witness, w.reason))
+            .map(|v| describe(v, |w| format!("{} ({})", w.witness, w.reason)))
             .collect();
         return (
             Verdict::Down,
             format!(
-                "{} of {} witnesses confirm it down: {}",
+                "{} of {} votes confirm it down: {}",
                 downs.len(),
-                mine.len(),
+                votes.len(),
                 names.join("; ")
             ),
         );
     }
-    let unsure: Vec<String> = mine
+    let unsure: Vec<String> = votes
         .iter()
-        .filter(|w| w.vote != Vote::Down)
-        .map(|w| {
-            if w.last_raw == Vote::Down {
-                format!("{} down {} time(s), not settled", w.witness, w.down_streak)
-            } else {
-                format!("{} cannot tell ({})", w.witness, w.reason)
-            }
+        .filter(|v| v.vote != Vote::Down)
+        .map(|v| {
+            describe(v, |w| {
+                if w.vote == Vote::Down {
+                    format!("{} down", w.witness)
+                } else if w.last_raw == Vote::Down {
+                    format!("{} down {} time(s), not settled", w.witness, w.down_streak)
+                } else {
+                    format!("{} cannot tell ({})", w.witness, w.reason)
+                }
+            })
         })
         .collect();
     (
         Verdict::Unknown,
         format!(
-            "{} of {} witnesses vote down, {} needed: {}",
+            "{} of {} votes down, {} needed: {}",
             downs.len(),
-            mine.len(),
+            votes.len(),
             need,
             unsure.join("; ")
         ),

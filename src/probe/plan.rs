@@ -2,13 +2,14 @@
 //!
 //! One plan, pure and built from the configuration alone, serves every
 //! place that needs to know: the [`Prober`](super::Prober) runs it, the
-//! configuration check holds `detection.quorum` against it (a quorum the
-//! plan cannot reach would mean a component that can never be Down), and
-//! `status` lists it, so a witness that has not answered yet shows too.
+//! configuration check holds `detection.quorum` against its votes (a
+//! quorum the plan cannot reach would mean a component that can never be
+//! Down; witnesses of one source, the two that read Serf, are one vote),
+//! and `status` lists it, so a witness that has not answered yet shows too.
 
 use super::{Error, command};
 use crate::config::{Config, ProbeSpec};
-use crate::model::{Component, WitnessId, WitnessKind};
+use crate::model::{Component, Source, WitnessId, WitnessKind};
 use std::net::IpAddr;
 
 /// What one witness looks at.
@@ -118,7 +119,56 @@ pub fn plan(cfg: &Config) -> Result<Vec<Planned>, Error> {
     Ok(witnesses)
 }
 
-/// How many witnesses of `plan` vote on component `c`.
+/// How many witnesses of `plan` report on component `c`.
 pub fn count(plan: &[Planned], c: Component) -> usize {
     plan.iter().filter(|w| w.id.component == c).count()
+}
+
+/// One vote of the plan on a component: the witnesses of one source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedVote {
+    pub source: Source,
+    pub witnesses: Vec<WitnessId>,
+}
+
+impl PlannedVote {
+    /// `icmp`, or `serf (consul_members + consul_health)` for a source
+    /// several witnesses report.
+    pub fn describe(&self) -> String {
+        match self.witnesses.as_slice() {
+            [one] if !self.source.is_shared() => one.kind.to_string(),
+            many => format!(
+                "{} ({})",
+                self.source,
+                many.iter()
+                    .map(|w| w.kind.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" + ")
+            ),
+        }
+    }
+}
+
+/// The votes of `plan` on component `c`, in report order: its witnesses
+/// grouped by source, each source one vote for `detection.quorum` (the
+/// engine counts them the same way, `engine::votes`).
+pub fn votes(plan: &[Planned], c: Component) -> Vec<PlannedVote> {
+    let mut out: Vec<PlannedVote> = Vec::new();
+    for w in plan.iter().filter(|w| w.id.component == c) {
+        let source = w.id.kind.source();
+        match out.iter_mut().find(|v| v.source == source) {
+            Some(v) => v.witnesses.push(w.id.clone()),
+            None => out.push(PlannedVote {
+                source,
+                witnesses: vec![w.id.clone()],
+            }),
+        }
+    }
+    out
+}
+
+/// How many votes `plan` has on component `c`: the most `detection.quorum`
+/// can ask for.
+pub fn vote_count(plan: &[Planned], c: Component) -> usize {
+    votes(plan, c).len()
 }

@@ -410,11 +410,50 @@ fn a_quorum_the_prober_cannot_reach_is_refused_with_the_witnesses_it_has() {
             ),
             format!(
                 "habeat: {d}:11:11: detection.quorum is 3, but the proxy component has only 1 \
-                 witness(es) (icmp): it could never be judged Down; ICMP needs its address, the \
-                 Consul witnesses its hostname (vmname); lower the quorum or add probes"
+                 independent vote(s): icmp; it could never be judged Down; ICMP needs its \
+                 address, the Consul witnesses its hostname (vmname); lower the quorum, write \
+                 `all`, or add probes"
             ),
         ],
     );
+}
+
+#[test]
+fn a_quorum_that_counted_the_two_serf_witnesses_as_two_votes_is_refused_at_its_place() {
+    // ICMP, consul_members and consul_health: three witnesses, but the two
+    // Consul ones report the same Serf gossip, so two votes. `quorum: 3`
+    // was accepted when witnesses were counted; no round could ever bring
+    // three independent Down votes.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("habeat.yml");
+    std::fs::write(
+        &p,
+        "local:\n  whoami: secondary\n  dc_check: primary\n  role: appserver\n\
+         primary:\n  appserver_ip: 192.0.2.20\n  appserver_vmname: mbox1.example.com\n\
+         detection:\n  fall: 3\n  quorum: 3\n",
+    )
+    .expect("write config");
+    let d = p.display();
+    refused(
+        &check(&p, false),
+        &[format!(
+            "habeat: {d}:10:11: detection.quorum is 3, but the appserver component has only 2 \
+             independent vote(s): icmp; serf (consul_members + consul_health) (consul_members \
+             and consul_health both report the local Consul agent's Serf gossip: one source, \
+             one vote); it could never be judged Down; ICMP needs its address, the Consul \
+             witnesses its hostname (vmname); lower the quorum, write `all`, or add probes"
+        )],
+    );
+    // A third independent source makes the same quorum reachable.
+    std::fs::write(
+        &p,
+        "local:\n  whoami: secondary\n  dc_check: primary\n  role: appserver\n\
+         primary:\n  appserver_ip: 192.0.2.20\n  appserver_vmname: mbox1.example.com\n\
+         detection:\n  fall: 3\n  quorum: 3\nprobes:\n  appserver: [ { tcp: 7071 } ]\n",
+    )
+    .expect("write config");
+    let out = check(&p, false);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
 
 #[test]
@@ -453,6 +492,58 @@ fn status_lists_every_planned_witness_before_any_round() {
             "{w} missing:\n{stdout}"
         );
     }
+}
+
+#[test]
+fn status_shows_the_votes_and_which_witnesses_make_one_source() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("habeat.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "local:\n  whoami: secondary\n  dc_check: primary\n  role: appserver\n  state_dir: {}\n\
+             primary:\n  appserver_ip: 192.0.2.10\n  appserver_vmname: mbox1.example.com\n\
+             probes:\n  appserver: [ {{ tcp: 7071 }} ]\ndetection:\n  quorum: 2\n",
+            dir.path().join("state").display()
+        ),
+    )
+    .expect("write config");
+    let status = |json: bool| {
+        let mut cmd = Proc::new(BIN);
+        cmd.arg("--config").arg(&config);
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd
+            .arg("status")
+            .env_remove("CONSUL_HTTP_TOKEN")
+            .output()
+            .expect("run habeat");
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let stdout = status(false);
+    assert!(
+        stdout.lines().any(|l| l.trim_start().starts_with("appserver")
+            && l.contains("3 vote(s), 2 Down needed: icmp -; tcp:7071 -; serf (consul_members + consul_health) -")),
+        "{stdout}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&status(true)).expect("status --json");
+    let app = &v["votes"]["appserver"];
+    assert_eq!(app["count"], 3, "{app}");
+    assert_eq!(app["needed"], 2, "{app}");
+    assert_eq!(
+        app["sources"],
+        serde_json::json!([
+            { "source": "icmp", "witnesses": ["appserver/icmp"], "vote": null },
+            { "source": "tcp:7071", "witnesses": ["appserver/tcp:7071"], "vote": null },
+            { "source": "serf",
+              "witnesses": ["appserver/consul_members", "appserver/consul_health"],
+              "vote": null },
+        ])
+    );
+    // The directory is watched too, and has its own votes.
+    assert!(v["votes"]["directory"]["count"].is_number(), "{v}");
 }
 
 #[test]

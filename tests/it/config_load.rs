@@ -475,7 +475,40 @@ fn zero_counts_and_bad_quorum_are_refused() {
     one_error(
         &format!("{BASE}detection:\n  quorum: 4\n"),
         "8:11",
-        "detection.quorum is 4, but the appserver component has only 3 witness(es)",
+        "detection.quorum is 4, but the appserver component has only 2 independent vote(s): \
+         icmp; serf (consul_members + consul_health)",
+    );
+}
+
+#[test]
+fn quorum_counts_the_two_serf_witnesses_as_one_vote() {
+    // Three witnesses (ICMP and the two that read Serf), two votes.
+    one_error(
+        &format!("{BASE}detection:\n  quorum: 3\n"),
+        "8:11",
+        "detection.quorum is 3, but the appserver component has only 2 independent vote(s)",
+    );
+    assert_eq!(
+        ok(&format!("{BASE}detection:\n  quorum: 2\n"))
+            .detection
+            .quorum,
+        Quorum::AtLeast(2)
+    );
+    // Without one of them, Serf is still one vote.
+    assert_eq!(
+        ok(&format!(
+            "{BASE}witnesses:\n  consul_health: false\ndetection:\n  quorum: 2\n"
+        ))
+        .detection
+        .quorum,
+        Quorum::AtLeast(2)
+    );
+    // `all` is every witness, whatever the sources: always reachable.
+    assert_eq!(
+        ok(&format!("{BASE}detection:\n  quorum: all\n"))
+            .detection
+            .quorum,
+        Quorum::All
     );
 }
 

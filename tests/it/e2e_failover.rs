@@ -327,6 +327,98 @@ fn serf_flapping_failed_and_alive_faster_than_icmp_fall_promotes_nothing() {
     assert_no_promotion_for(&tb, Duration::from_secs(2), "Serf flapping");
 }
 
+/// `consul_members` and `consul_health` report the same Serf gossip: one
+/// source, one vote (`one-source-one-vote`). A timer `check` starts with
+/// no settled vote (its witnesses start over, SPEC §4); the appserver
+/// died before it, and Serf has marked it failed. With `quorum: 2` the two
+/// Serf witnesses (`serf_fall: 1`) used to make the quorum alone in the
+/// check's first round, and it promoted while ICMP (fall 20) had seen the
+/// peer gone once. Now the verdict waits for ICMP's fall: the journal
+/// shows ICMP's Down vote before the Down verdict, then the promotion.
+/// No clock is asserted: only the order of the journal's events.
+#[test]
+fn with_quorum_two_the_serf_witnesses_are_one_vote_and_check_waits_for_icmp() {
+    if !testbed::available("e2e_serf_one_vote") {
+        return;
+    }
+    let tb = Testbed::start(
+        Options {
+            roles: vec!["appserver"],
+            fall: 20,
+            quorum: Some(2),
+            ..Options::default()
+        },
+        bins(),
+    );
+    tb.kill_host(Host::Appserver);
+    // Let Serf declare the host failed before the timer fires.
+    std::thread::sleep(tb.opts.serf_delay + Duration::from_millis(500));
+    let (code, out, err) = tb.run_habeat(&["check"], SLOW);
+    assert_eq!(code, Some(0), "check: {out}{err}\n{}", tb.diagnostics());
+    assert!(
+        promoted_everything(&tb),
+        "check promoted\n{out}{err}\n{}",
+        tb.diagnostics()
+    );
+    let events = tb.events();
+    let first = |what: &dyn Fn(&serde_json::Value) -> bool| events.iter().position(what);
+    let vote_down = |kind: &'static str| {
+        move |e: &serde_json::Value| {
+            e["event"] == "vote_changed"
+                && e["witness"]["component"] == "appserver"
+                && e["witness"]["kind"] == kind
+                && e["to"] == "down"
+        }
+    };
+    let down = first(&|e| {
+        e["component"] == "appserver" && e["event"] == "verdict_changed" && e["to"] == "down"
+    })
+    .unwrap_or_else(|| panic!("no Down verdict journaled\n{}", tb.diagnostics()));
+    let icmp = first(&vote_down("icmp"))
+        .unwrap_or_else(|| panic!("ICMP never voted Down\n{}", tb.diagnostics()));
+    let members = first(&vote_down("consul_members"))
+        .unwrap_or_else(|| panic!("consul_members never voted Down\n{}", tb.diagnostics()));
+    let health = first(&vote_down("consul_health"))
+        .unwrap_or_else(|| panic!("consul_health never voted Down\n{}", tb.diagnostics()));
+    assert!(
+        members < icmp && health < icmp,
+        "Serf said failed before ICMP settled (else this test proves nothing): members at \
+         {members}, health at {health}, icmp at {icmp}\n{}",
+        tb.diagnostics()
+    );
+    assert!(
+        icmp < down,
+        "the peer appserver was judged Down (event {down}) before ICMP voted Down (event \
+         {icmp}): the two Serf witnesses made the quorum of 2 alone\n{:#?}",
+        &events[..=down]
+    );
+    assert!(
+        events[down]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("2 of 2 votes confirm it down")),
+        "{}",
+        events[down]
+    );
+    assert_eq!(tb.promote_calls().len(), 1, "promoted once");
+    // `status --json` shows the votes as the engine counted them.
+    let (code, out, err) = tb.run_habeat(&["--json", "status"], SLOW);
+    assert_eq!(code, Some(0), "status: {err}");
+    let status: serde_json::Value = serde_json::from_str(&out).expect("status --json");
+    assert_eq!(
+        status["votes"]["appserver"],
+        serde_json::json!({
+            "count": 2,
+            "needed": 2,
+            "sources": [
+                { "source": "icmp", "witnesses": ["appserver/icmp"], "vote": "down" },
+                { "source": "serf",
+                  "witnesses": ["appserver/consul_members", "appserver/consul_health"],
+                  "vote": "down" },
+            ],
+        })
+    );
+}
+
 #[test]
 fn the_peer_comes_back_rearms_without_fail_back_and_no_second_promotion_within_the_block() {
     if !testbed::available("e2e_rearm") {

@@ -139,14 +139,17 @@ fn consul_unreachable_gives_unknown_and_never_promotes() {
 fn quorum_of_two_promotes_with_one_witness_unsure_but_never_with_one_up() {
     let mut cfg = appserver_config();
     cfg.quorum = Quorum::AtLeast(2);
+    // Three votes (ICMP, the TCP probe, Serf: its two witnesses are one
+    // source), the TCP probe unsure: two independent Down votes.
     let unsure = vec![
         obs(Component::Appserver, WitnessKind::Icmp, Vote::Down),
-        obs(Component::Appserver, WitnessKind::ConsulMembers, Vote::Down),
         obs(
             Component::Appserver,
-            WitnessKind::ConsulHealth,
+            WitnessKind::Tcp { port: 7071 },
             Vote::Unknown,
         ),
+        obs(Component::Appserver, WitnessKind::ConsulMembers, Vote::Down),
+        obs(Component::Appserver, WitnessKind::ConsulHealth, Vote::Down),
     ];
     let mut sim = Sim::new(cfg.clone(), World::new(&ACCOUNTS));
     assert!(sim.rounds(3, unsure).iter().any(is_promote));
@@ -1797,6 +1800,118 @@ fn serf_rise_stays_at_rise_so_a_returning_member_is_not_trusted_at_once() {
     assert_eq!(w(&sim), Some(Vote::Unknown), "Up after one round");
     sim.round(icmp_serf(Vote::Unknown, Vote::Up));
     assert_eq!(w(&sim), Some(Vote::Up));
+}
+
+// -- The Serf witnesses are one source, so one vote -------------------------
+
+/// The verdict the engine holds on the peer appserver now.
+fn appserver_verdict(sim: &Sim) -> Option<Verdict> {
+    sim.state
+        .components
+        .get(&Component::Appserver)
+        .map(|c| c.verdict)
+}
+
+#[test]
+fn serf_failed_for_one_round_is_one_vote_so_a_quorum_of_two_waits_for_a_second_source() {
+    // `consul_members` and `consul_health` both report the local agent's
+    // Serf gossip, and with `serf_fall: 1` both turn Down in the round Serf
+    // marks the member failed. Counted as two witnesses they made a quorum
+    // of 2 by themselves, while ICMP (one address, fall 3) was still
+    // settling: a promotion on one observation.
+    let mut cfg = appserver_config();
+    cfg.quorum = Quorum::AtLeast(2);
+    let mut sim = Sim::new(cfg, World::new(&ACCOUNTS));
+    for round in 1..=2 {
+        let ran = sim.round(icmp_serf(Vote::Down, Vote::Down));
+        assert!(
+            !ran.iter().any(is_promote) && sim.world.promoted.is_empty(),
+            "round {round}: promoted on Serf alone: {:?}\n{}",
+            names(&ran),
+            sim.why()
+        );
+        assert_eq!(
+            appserver_verdict(&sim),
+            Some(Verdict::Unknown),
+            "round {round}: {}",
+            sim.why()
+        );
+    }
+    // ICMP reaches its fall: a second, independent source agrees.
+    let ran = sim.round(icmp_serf(Vote::Down, Vote::Down));
+    assert!(
+        ran.iter().any(is_promote),
+        "{:?}\n{}",
+        names(&ran),
+        sim.why()
+    );
+    let reason = &sim.state.components[&Component::Appserver].reason;
+    assert!(
+        reason.starts_with("2 of 2 votes confirm it down"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn serf_alone_never_makes_a_quorum_of_two_however_long_icmp_cannot_tell() {
+    let mut cfg = appserver_config();
+    cfg.quorum = Quorum::AtLeast(2);
+    let mut sim = Sim::new(cfg, World::new(&ACCOUNTS));
+    for round in 0..30 {
+        let ran = sim.round(icmp_serf(Vote::Unknown, Vote::Down));
+        assert!(ran.is_empty(), "round {round}: {:?}", names(&ran));
+    }
+    assert!(sim.world.promoted.is_empty());
+    let reason = &sim.state.components[&Component::Appserver].reason;
+    assert!(
+        reason.contains("1 of 2 votes down, 2 needed")
+            && reason.contains("appserver/icmp cannot tell"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn a_serf_source_votes_down_only_when_both_of_its_witnesses_do() {
+    // quorum 2 of ICMP, a TCP probe and Serf: with ICMP and Serf's
+    // membership Down but its serfHealth unable to tell, Serf's vote is
+    // Unknown and ICMP alone is one vote; the TCP probe makes the second.
+    let mut cfg = appserver_config();
+    cfg.quorum = Quorum::AtLeast(2);
+    let round = |tcp: Vote| {
+        vec![
+            obs(Component::Appserver, WitnessKind::Icmp, Vote::Down),
+            obs(Component::Appserver, WitnessKind::Tcp { port: 7071 }, tcp),
+            obs(Component::Appserver, WitnessKind::ConsulMembers, Vote::Down),
+            obs(
+                Component::Appserver,
+                WitnessKind::ConsulHealth,
+                Vote::Unknown,
+            ),
+        ]
+    };
+    let mut sim = Sim::new(cfg, World::new(&ACCOUNTS));
+    assert!(
+        sim.rounds(6, round(Vote::Unknown)).is_empty(),
+        "{}",
+        sim.why()
+    );
+    assert!(sim.rounds(3, round(Vote::Down)).iter().any(is_promote));
+}
+
+#[test]
+fn quorum_all_still_needs_every_witness_of_a_shared_source() {
+    let mut sim = Sim::new(appserver_config(), World::new(&ACCOUNTS));
+    let r = vec![
+        obs(Component::Appserver, WitnessKind::Icmp, Vote::Down),
+        obs(Component::Appserver, WitnessKind::ConsulMembers, Vote::Down),
+        obs(
+            Component::Appserver,
+            WitnessKind::ConsulHealth,
+            Vote::Unknown,
+        ),
+    ];
+    assert!(sim.rounds(10, r).is_empty(), "{}", sim.why());
+    assert!(sim.round(down()).iter().any(is_promote));
 }
 
 // -- A wait ends when its cause is gone (issue 15) --------------------------

@@ -169,6 +169,20 @@ fn streaks(cfg: &EngineConfig, i: usize) -> (usize, usize) {
     (fall.max(1) as usize, rise.max(1) as usize)
 }
 
+/// The Down votes among the settled votes of [`KINDS`], each source one
+/// vote (`one-source-one-vote`): ICMP is one, the two Serf witnesses
+/// together are one, Down only when both are; and how many the quorum
+/// needs (`all`: both sources, so every witness).
+fn source_downs(cfg: &EngineConfig, votes: &[Vote]) -> (usize, usize) {
+    let icmp = usize::from(votes[0] == Vote::Down);
+    let serf = usize::from(votes[1] == Vote::Down && votes[2] == Vote::Down);
+    let need = match cfg.quorum {
+        Quorum::All => 2,
+        Quorum::AtLeast(n) => n as usize,
+    };
+    (icmp + serf, need)
+}
+
 /// Independent model of one witness's settled vote from its raw history
 /// (oldest first, already cut at gaps the engine treats as a restart):
 /// Down iff the last `fall` are Down; Up iff some run of `rise` Ups was
@@ -349,14 +363,10 @@ impl Checker {
                     !self.last_app.contains(&Vote::Up),
                     "promotion right after a witness saw the source Up"
                 );
-                let need = match self.cfg.quorum {
-                    Quorum::All => 3,
-                    Quorum::AtLeast(n) => n as usize,
-                };
-                let downs = votes.iter().filter(|v| **v == Vote::Down).count();
+                let (downs, need) = source_downs(&self.cfg, &votes);
                 prop_assert!(
                     downs >= need,
-                    "invariant 2: promotion without {need} Down votes: {votes:?}"
+                    "invariant 2: promotion without {need} independent Down votes: {votes:?}"
                 );
             }
             if !self.commits.iter().any(|(p, _)| *p == sr.pipeline) {
@@ -388,13 +398,9 @@ impl Checker {
                     })
                     .collect()
             };
-            let need = match self.cfg.quorum {
-                Quorum::All => 3,
-                Quorum::AtLeast(n) => n as usize,
-            };
             let is_down = |votes: &[Vote]| {
-                !votes.contains(&Vote::Up)
-                    && votes.iter().filter(|v| **v == Vote::Down).count() >= need
+                let (downs, need) = source_downs(&self.cfg, votes);
+                !votes.contains(&Vote::Up) && downs >= need
             };
             match &a.kind {
                 ActionKind::RunCommand {
@@ -435,13 +441,9 @@ impl Checker {
                     oracle(&h, fall, rise)
                 })
                 .collect();
-            let need = match self.cfg.quorum {
-                Quorum::All => 3,
-                Quorum::AtLeast(n) => n as usize,
-            };
+            let (downs, need) = source_downs(&self.cfg, &votes);
             prop_assert!(
-                !votes.contains(&Vote::Up)
-                    && votes.iter().filter(|v| **v == Vote::Down).count() >= need,
+                !votes.contains(&Vote::Up) && downs >= need,
                 "raft recovery while the peer Consul servers are not Down: {votes:?}"
             );
             prop_assert_eq!(

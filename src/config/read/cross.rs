@@ -177,34 +177,39 @@ impl Walker<'_> {
             }
         }
 
-        // A quorum larger than the witnesses of a watched component could
+        // A quorum larger than the votes on a watched component could
         // never be reached: habeat would silently never act.
-        // The count comes from the prober's own plan: a witness the
+        // The votes come from the prober's own plan: a witness the
         // prober would not run (ICMP without an address, a Consul witness
-        // without a hostname) is no vote. A plan that cannot be made (a
-        // bad address) has been reported above.
+        // without a hostname) is no vote, and witnesses of one source (the
+        // two that read Serf) are one vote, as the engine counts them
+        // (`one-source-one-vote`). A plan that cannot be made (a bad
+        // address) has been reported above.
         if let (Quorum::AtLeast(n), Ok(plan)) = (cfg.detection.quorum, crate::probe::plan(cfg)) {
             for role in &local.roles {
                 let c = role.watched_component();
-                let count = crate::probe::count(&plan, c);
-                if n as usize > count {
-                    let kinds: Vec<String> = plan
-                        .iter()
-                        .filter(|w| w.id.component == c)
-                        .map(|w| w.id.kind.to_string())
-                        .collect();
-                    let kinds = if kinds.is_empty() {
+                let votes = crate::probe::votes(&plan, c);
+                if n as usize > votes.len() {
+                    let described: Vec<String> = votes.iter().map(|v| v.describe()).collect();
+                    let described = if described.is_empty() {
                         "none".to_owned()
                     } else {
-                        kinds.join(", ")
+                        described.join("; ")
+                    };
+                    let serf = if votes.iter().any(|v| v.source.is_shared()) {
+                        " (consul_members and consul_health both report the local Consul \
+                         agent's Serf gossip: one source, one vote)"
+                    } else {
+                        ""
                     };
                     self.error(
                         self.marks.given("detection.quorum").unwrap_or(Pos::START),
                         format!(
-                            "detection.quorum is {n}, but the {c} component has only {count} \
-                             witness(es) ({kinds}): it could never be judged Down; ICMP needs \
-                             its address, the Consul witnesses its hostname (vmname); lower \
-                             the quorum or add probes"
+                            "detection.quorum is {n}, but the {c} component has only {} \
+                             independent vote(s): {described}{serf}; it could never be judged \
+                             Down; ICMP needs its address, the Consul witnesses its hostname \
+                             (vmname); lower the quorum, write `all`, or add probes",
+                            votes.len()
                         ),
                     );
                 }
