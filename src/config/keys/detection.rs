@@ -86,7 +86,7 @@ pub const DETECTION: Table<Detection> = Table {
                     })
                 },
             },
-            doc: "Down votes needed to judge a component Down. Any Up vote vetoes. A number larger than the component's witnesses is an error (it could never be reached).",
+            doc: "Down votes needed to judge a component Down. Any Up vote vetoes. A number larger than the component's independent votes is an error (it could never be reached); `consul_members` and `consul_health` read the same Serf gossip and are one vote.",
         },
     ],
 };
