@@ -116,6 +116,8 @@ fn type_text<S>(key: &Key<S>) -> String {
         Kind::Hostnames(_) => "list of hostnames".into(),
         Kind::Commands(_) => "list of commands".into(),
         Kind::Probes(_) => "list of probes".into(),
+        Kind::Tools(_) => "tools".into(),
+        Kind::FenceTarget { ty, .. } => (*ty).into(),
         Kind::Alias { of, .. } => format!("old form of `{of}`"),
         Kind::Custom { ty, .. } => (*ty).into(),
     }
@@ -152,7 +154,7 @@ mod tests {
             return;
         }
         panic!(
-            "the key tables of docs/configuration.md differ from src/config/keys.rs; \
+            "the key tables of docs/configuration.md differ from src/config/keys/; \
              run `HABEAT_UPDATE_DOCS=1 cargo test --lib config::doc` and review the diff"
         );
     }

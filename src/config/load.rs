@@ -7,14 +7,15 @@
 //! a directory, unreadable) name only the file: it has no lines to point at.
 //!
 //! The schema is the key tables of `keys.rs`; the walk over them (types,
-//! cross-section checks) is in `walk.rs`, over the spanned tree of
+//! cross-section checks) is in `walk.rs` with the readers of `read.rs`, over the spanned tree of
 //! [`super::yaml`].
 
 pub use super::problem::{LoadEnv, Problem};
 
 use super::Config;
 use super::problem::io_problem;
-use super::walk::Walker;
+use super::read::Walker;
+use super::walk;
 use super::yaml::{self, Pos};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -161,7 +162,7 @@ fn load_inner(
     };
     let mut w = Walker::new(source, env);
     w.file_mode = file_mode;
-    let cfg = w.config(&root);
+    let cfg = walk::config(&mut w, &root);
     let problems = w.finish_problems();
     match cfg {
         Some(mut cfg) if problems.is_empty() => {

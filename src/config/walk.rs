@@ -1,160 +1,30 @@
 //! The walk that checks habeat.yml against its key tables.
 //!
-//! The walker opens each section with its [`Table`] (valid keys and "did
+//! The walk opens each section with its [`Table`] (valid keys and "did
 //! you mean" candidates come from it), reads every key by its [`Kind`]
-//! into the section's effective type of [`super`] (which starts out as
-//! the defaults), collecting every problem with its position instead of
-//! stopping at the first, then checks what spans sections.
+//! with the readers of [`super::read`] into the section's effective type
+//! of [`super`] (which starts out as the defaults), collecting every
+//! problem with its position instead of stopping at the first, then
+//! checks what spans sections.
 //!
-//! - this file: the walker, the sections, the top level;
-//! - `walk/values.rs`: the readers of each kind of value (and their
-//!   messages);
-//! - `walk/custom.rs`: the readers of the keys with a kind of their own
-//!   (`Kind::Custom`: roles, the token, probes, ...);
-//! - `walk/cross.rs`: the checks across sections (roles against
-//!   addresses, the proxy switch, the quorum against the witness plan).
-
-mod cross;
-mod custom;
-mod fence;
-mod values;
-
-pub(crate) use custom::format_size;
+//! Here: the sections, the top level, and the keys whose value is itself
+//! a section of a table (a proxy switch tool, a fence target) or must
+//! not be a section's name (the datacenter names).
 
 use super::keys::{self, Key, Kind, SECTIONS, Table};
-use super::problem::{LoadEnv, Problem};
+use super::read::{Section, Walker};
 use super::suggest;
 use super::yaml::{Key as YamlKey, Node, Pos, Value};
-use super::{Config, Datacenter, Local};
+use super::{Config, Datacenter, FenceTarget, Local, SwitchCommands};
 use std::collections::BTreeMap;
-use std::path::Path;
 
-/// A mapping section being read: its dotted path (for messages), where it
-/// starts, and its entries.
-pub struct Section<'a> {
-    path: String,
-    pos: Pos,
-    entries: &'a [(YamlKey, Node)],
+/// The configuration in `root`, read by `w` (which keeps the problems);
+/// `None` when `local:` cannot name the two datacenters.
+pub(super) fn config(w: &mut Walker<'_>, root: &Node) -> Option<Config> {
+    w.config(root)
 }
 
-impl<'a> Section<'a> {
-    fn get(&self, key: &str) -> Option<&'a Node> {
-        self.entry(key).map(|(_, v)| v)
-    }
-    fn entry(&self, key: &str) -> Option<&'a (YamlKey, Node)> {
-        self.entries.iter().find(|(k, _)| k.name == key)
-    }
-    /// The value, unless absent or written empty (`key:` / `key: ~`).
-    fn given(&self, key: &str) -> Option<&'a Node> {
-        self.get(key).filter(|n| n.value != Value::Null)
-    }
-    fn child(&self, key: &str) -> String {
-        if self.path.is_empty() {
-            key.to_owned()
-        } else {
-            format!("{}.{key}", self.path)
-        }
-    }
-    /// Where a problem about `key` points: its value, else the section.
-    fn pos_of(&self, key: &str) -> Pos {
-        self.get(key).map_or(self.pos, |n| n.pos)
-    }
-}
-
-/// Positions kept for the checks done after the walk.
-#[derive(Default)]
-struct Marks {
-    /// The `local:` key.
-    local: Option<Pos>,
-    /// Each datacenter's key, by name.
-    dcs: BTreeMap<String, Pos>,
-    /// Where each declared key was written with a value (valid or not),
-    /// by dotted path (`detection.quorum`, `primary.appserver_ip`): a
-    /// missing-address error is only for keys really absent.
-    given: BTreeMap<String, Pos>,
-    /// Top-level keys that are neither a section nor a named datacenter.
-    other_top: Vec<String>,
-}
-
-impl Marks {
-    fn given(&self, path: &str) -> Option<Pos> {
-        self.given.get(path).copied()
-    }
-}
-
-pub struct Walker<'e> {
-    source: &'e Path,
-    env: &'e LoadEnv,
-    pub(super) file_mode: Option<u32>,
-    problems: Vec<(Pos, String)>,
-    warnings: Vec<(Pos, String)>,
-    /// Every token value seen; scrubbed from all messages as a last defence.
-    secrets: Vec<String>,
-    marks: Marks,
-}
-
-impl<'e> Walker<'e> {
-    pub(super) fn new(source: &'e Path, env: &'e LoadEnv) -> Self {
-        let mut secrets = Vec::new();
-        if let Some(t) = &env.consul_http_token {
-            secrets.push(t.expose().to_owned());
-        }
-        Walker {
-            source,
-            env,
-            file_mode: None,
-            problems: Vec::new(),
-            warnings: Vec::new(),
-            secrets,
-            marks: Marks::default(),
-        }
-    }
-
-    pub(super) fn error(&mut self, pos: Pos, message: impl Into<String>) {
-        self.problems.push((pos, message.into()));
-    }
-
-    fn warn(&mut self, pos: Pos, message: impl Into<String>) {
-        self.warnings.push((pos, message.into()));
-    }
-
-    fn scrub(&self, s: &str) -> String {
-        let mut out = s.to_owned();
-        for secret in self.secrets.iter().filter(|s| s.len() >= 4) {
-            out = out.replace(secret.as_str(), "********");
-        }
-        out
-    }
-
-    pub(super) fn finish_problems(&mut self) -> Vec<Problem> {
-        let mut list = std::mem::take(&mut self.problems);
-        list.sort_by_key(|(p, _)| *p);
-        list.dedup();
-        list.into_iter()
-            .map(|(pos, m)| Problem {
-                line: pos.line,
-                column: pos.column,
-                message: self.scrub(&m),
-            })
-            .collect()
-    }
-
-    pub(super) fn finish_warnings(&mut self) -> Vec<String> {
-        let mut list = std::mem::take(&mut self.warnings);
-        list.sort_by_key(|(p, _)| *p);
-        list.dedup();
-        list.into_iter()
-            .map(|(pos, m)| format!("{}:{pos}: {}", self.source.display(), self.scrub(&m)))
-            .collect()
-    }
-
-    fn type_error(&mut self, node: &Node, path: &str, expected: &str) {
-        self.error(
-            node.pos,
-            format!("{path}: expected {expected}, found {}", node.value.kind()),
-        );
-    }
-
+impl Walker<'_> {
     // -- sections -------------------------------------------------------------
 
     /// Open `node` as the section `path` declared by `table`; unknown keys
@@ -244,6 +114,8 @@ impl<'e> Walker<'e> {
             Kind::Hostnames(f) => *(f.set)(into) = self.hostname_list(s, name),
             Kind::Commands(f) => *(f.set)(into) = self.commands(s, name),
             Kind::Probes(f) => *(f.set)(into) = self.probe_list(s, name),
+            Kind::Tools(f) => *(f.set)(into) = self.proxy_switch(s, name),
+            Kind::FenceTarget { field, .. } => *(field.set)(into) = self.fence_target(s, name),
             // Read by the key it stands for.
             Kind::Alias { .. } => {}
             Kind::Custom { read, .. } => read(self, s, name, into),
@@ -260,7 +132,7 @@ impl<'e> Walker<'e> {
 
     // -- the file -------------------------------------------------------------
 
-    pub(super) fn config(&mut self, root: &Node) -> Option<Config> {
+    fn config(&mut self, root: &Node) -> Option<Config> {
         let entries = match &root.value {
             Value::Map(entries) => entries,
             Value::Null => {
@@ -377,6 +249,122 @@ impl<'e> Walker<'e> {
         self.cross_checks(&mut cfg);
         self.fence_cross(&cfg);
         Some(cfg)
+    }
+
+    // -- keys read as sections ------------------------------------------------
+
+    fn dc_name(&mut self, s: &Section, key: &str, what: &str) -> Option<String> {
+        let Some((name, pos)) = self.opt_string(s, key, "a datacenter name such as primary") else {
+            if matches!(s.given(key), Some(n) if !matches!(&n.value, Value::Str(_))) {
+                return None; // wrong type: already reported
+            }
+            self.error(
+                self.marks.local.unwrap_or(s.pos),
+                format!(
+                    "{} is missing; set it to the name of {what} (e.g. primary or \
+                     secondary), matching a top-level section of the same name",
+                    s.child(key)
+                ),
+            );
+            return None;
+        };
+        if SECTIONS.contains(&name.as_str()) {
+            self.error(
+                pos,
+                format!(
+                    "{}: `{name}` is the name of a section; name the datacenter \
+                     differently (e.g. primary, secondary)",
+                    s.child(key)
+                ),
+            );
+            return None;
+        }
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            self.error(
+                pos,
+                format!(
+                    "{}: `{name}` is not a usable datacenter name; use letters, digits, `_` and `-`",
+                    s.child(key)
+                ),
+            );
+            return None;
+        }
+        Some(name)
+    }
+
+    /// `<dc>.proxy_switch`: each tool is a section of [`keys::SWITCH`].
+    fn proxy_switch(&mut self, s: &Section, key: &str) -> BTreeMap<String, SwitchCommands> {
+        let mut out = BTreeMap::new();
+        let Some(sw) = s.get(key) else {
+            return out;
+        };
+        let path = s.child(key);
+        let tools = match &sw.value {
+            Value::Map(entries) => entries.as_slice(),
+            Value::Null => &[],
+            _ => {
+                self.type_error(sw, &path, "a mapping of tool names, e.g. `bgp:`");
+                &[]
+            }
+        };
+        for (tool, body) in tools {
+            let tpath = format!("{path}.{}", tool.name);
+            let t = self.section(body, &tpath, &keys::SWITCH);
+            let mut commands = SwitchCommands::default();
+            self.read_keys(&t, &keys::SWITCH, &mut commands);
+            out.insert(tool.name.clone(), commands);
+        }
+        out
+    }
+
+    /// `fencing.<component>`: absent or `~` is no fencing for it.
+    fn fence_target(&mut self, s: &Section, key: &str) -> Option<FenceTarget> {
+        let node = s.given(key)?;
+        let path = s.child(key);
+        if !matches!(node.value, Value::Map(_)) {
+            self.type_error(
+                node,
+                &path,
+                "a mapping with agent, action, options and plugs",
+            );
+            return None;
+        }
+        let t = self.section(node, &path, &keys::FENCE_TARGET);
+        let mut target = FenceTarget::default();
+        self.read_keys(&t, &keys::FENCE_TARGET, &mut target);
+        if target.agent.as_os_str().is_empty() {
+            if t.given("agent").is_none() {
+                self.error(
+                    node.pos,
+                    format!(
+                        "{path}.agent is missing; name the fence agent program, e.g. \
+                         agent: /usr/sbin/fence_vmware_rest (Debian package fence-agents)"
+                    ),
+                );
+            }
+            return None;
+        }
+        // `options.plug` (or the agent's other name for it, `port`) is
+        // the one plug of a single-node target.
+        let in_options: Vec<String> = ["plug", "port"]
+            .iter()
+            .filter_map(|k| target.options.remove(*k))
+            .collect();
+        if !in_options.is_empty() {
+            if t.given("plugs").is_some() || in_options.len() > 1 {
+                self.error(
+                    t.pos_of("plugs"),
+                    format!(
+                        "{path}: the plug is given twice (options.plug and plugs); keep one of them"
+                    ),
+                );
+            }
+            target.plugs = in_options;
+        }
+        Some(target)
     }
 
     /// `local:`; `None` when it cannot name the two datacenters.

@@ -2,151 +2,27 @@
 //! run as the real binary against a real dead host (a network namespace
 //! whose link is cut), the Consul API test server and the fake carbonio.
 
+use crate::bed::{Bed, Builder, NODE, REPLICA, SOURCE, text, tree};
 use crate::fake_carbonio;
 use crate::support;
 
-use fake_carbonio::{FakeCarbonio, Fault, account, with_accounts};
-use std::path::{Path, PathBuf};
-use std::process::Output;
-use support::consul_api::ConsulApi;
-use support::netns::{Netns, may_use_netns};
+use fake_carbonio::{Fault, account};
+use std::path::Path;
+use support::netns::may_use_netns;
 
-const SOURCE: &str = "mbox1.example.com";
-const REPLICA: &str = "mbox2.example.com";
-const NODE: &str = "agent-mbox1-example-com";
-
-/// One rehearsal: a primary appserver in a namespace, Consul, the fake CLI,
-/// a habeat.yml and a scratch directory for state, locks and hook output.
-struct Bed {
-    ns: Netns,
-    consul: ConsulApi,
-    fake: FakeCarbonio,
-    dir: tempfile::TempDir,
-    config: PathBuf,
-}
-
-impl Bed {
-    async fn new(extra_local: &str) -> Bed {
-        Bed::with_hooks(extra_local, "").await
-    }
-
-    /// A bed whose `hooks:` section also has `extra_hooks` (indented lines).
-    async fn with_hooks(extra_local: &str, extra_hooks: &str) -> Bed {
-        let ns = Netns::create();
-        let consul = ConsulApi::builder()
-            .node(NODE, &ns.ip().to_string(), 1)
-            .check(NODE, "serfHealth", "passing")
-            .leader(Some("127.0.0.1:8300"))
-            .start()
-            .await;
-        let fake = FakeCarbonio::new(&with_accounts(vec![
-            account("alice@example.com", SOURCE, REPLICA),
-            account("bob@example.com", SOURCE, REPLICA),
-        ]));
-        let dir = tempfile::tempdir().expect("tempdir");
-        let d = dir.path().display();
-        let hooks = dir.path().join("hooks.log");
-        let yaml = format!(
-            r#"local:
-  whoami: secondary
-  dc_check: primary
-  role: appserver
-  checkDownFile: {d}/appserverdown-habeat
-  checkPromotionFile: {d}/appserverprom-habeat
-  checkRestartReplicaFile: {d}/appserverrstopha
-  provider: consul
-  threads: 3
-  proxy_switch: bgp
-  proxy_enable_activate: true
-  flush_cache: true
-  restart_replica: true
-  state_dir: {d}/state
-{extra_local}
-primary:
-  appserver_ip: {ip}
-  appserver_vmname: {SOURCE}
-secondary:
-  appserver_vmname: {REPLICA}
-  proxy_switch:
-    bgp:
-      activate: ["echo activate >> {hooks}"]
-      deativate: ["echo deactivate >> {hooks}"]
-consul:
-  hostname: 127.0.0.1
-  port: {port}
-detection:
-  interval: 300ms
-  timeout: 250ms
-  fall: 2
-  rise: 1
-carbonio:
-  cli: {cli}
-  zmprov: {zmprov}
-  run_as: ""
-  command_timeout: 5s
-  promote_timeout: 3s
-hooks:
-  after_promotion: ["echo after_promotion >> {hooks}"]
-{extra_hooks}
-"#,
-            ip = ns.ip(),
-            port = consul.addr().port(),
-            cli = fake.carbonio.display(),
-            zmprov = fake.zmprov.display(),
-            hooks = hooks.display(),
-        );
-        let config = dir.path().join("habeat.yml");
-        std::fs::write(&config, yaml).expect("write config");
-        Bed {
-            ns,
-            consul,
-            fake,
-            dir,
-            config,
-        }
-    }
-
-    /// Cut the primary appserver off, as Serf would see it.
-    fn kill_appserver(&self) {
-        self.ns.set_link(false);
-        self.consul.set_member_status(NODE, 4);
-        self.consul.set_check(NODE, "serfHealth", "critical");
-    }
-
-    fn habeat(&self, args: &[&str]) -> Output {
-        let mut all = vec!["--config", self.config.to_str().expect("utf-8 path")];
-        all.extend_from_slice(args);
-        std::process::Command::new(env!("CARGO_BIN_EXE_habeat"))
-            .args(&all)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .expect("run habeat")
-    }
-
-    fn promotions(&self) -> usize {
-        self.fake
-            .invocations()
-            .iter()
-            .filter(|i| i.args.iter().any(|a| a == "promoteAccounts"))
-            .count()
-    }
-
-    fn hooks_log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("hooks.log")).unwrap_or_default()
-    }
-
-    fn lock(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+/// One rehearsal: a primary appserver in a namespace, Consul, the fake CLI
+/// with two accounts, the whole failover (flush, restart, bgp switch, an
+/// `after_promotion` hook, all logged to hooks.log), short CLI timeouts.
+fn bed() -> Builder {
+    Bed::builder()
+        .alice_and_bob()
+        .consul_provider_threads_3()
+        .full_failover()
+        .carbonio_timeouts("5s", "3s")
+        .add(
+            "hooks",
+            r#"after_promotion: ["echo after_promotion >> {hooks}"]"#,
+        )
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -154,13 +30,13 @@ async fn appserver_gone_promotes_once_then_flushes_restarts_switches_and_hooks_i
     if !may_use_netns("appserver_gone_promotes_once") {
         return;
     }
-    let bed = Bed::new("").await;
-    let healthy = bed.habeat(&["check"]);
+    let bed = bed().start().await;
+    let healthy = bed.run(&["check"]);
     assert_eq!(healthy.status.code(), Some(0), "{}", text(&healthy));
     assert_eq!(bed.promotions(), 0, "a healthy peer was promoted");
 
-    bed.kill_appserver();
-    let out = bed.habeat(&["check"]);
+    bed.kill_peer();
+    let out = bed.run(&["check"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(bed.promotions(), 1, "{}", text(&out));
     assert_eq!(
@@ -199,11 +75,11 @@ async fn appserver_gone_promotes_once_then_flushes_restarts_switches_and_hooks_i
     );
 
     // The peer is still gone: the next runs do nothing more.
-    let again = bed.habeat(&["check"]);
+    let again = bed.run(&["check"]);
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
     assert_eq!(bed.promotions(), 1, "promoted twice: {}", text(&again));
 
-    let history = bed.habeat(&["history", "--json"]);
+    let history = bed.run(&["history", "--json"]);
     assert_eq!(history.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&history.stdout).lines().count() > 3);
 }
@@ -213,10 +89,10 @@ async fn consul_without_leader_blocks_the_promotion_and_status_says_why() {
     if !may_use_netns("consul_without_leader") {
         return;
     }
-    let bed = Bed::new("").await;
-    bed.kill_appserver();
+    let bed = bed().start().await;
+    bed.kill_peer();
     bed.consul.set_leader(None);
-    let out = bed.habeat(&["check"]);
+    let out = bed.run(&["check"]);
     assert_eq!(
         bed.promotions(),
         0,
@@ -226,7 +102,7 @@ async fn consul_without_leader_blocks_the_promotion_and_status_says_why() {
     // Refused for safety: exit 4, so a timer unit shows as failed.
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     assert!(!bed.lock("appserverprom-habeat-appserver").exists());
-    let status = bed.habeat(&["status"]);
+    let status = bed.run(&["status"]);
     let s = String::from_utf8_lossy(&status.stdout).to_lowercase();
     assert!(
         s.contains("quorum"),
@@ -242,7 +118,7 @@ async fn consul_without_leader_blocks_the_promotion_and_status_says_why() {
             "{clause:?} said twice:\n{s}"
         );
     }
-    let json = bed.habeat(&["status", "--json"]);
+    let json = bed.run(&["status", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("status --json");
     assert_eq!(v["why"][0]["kind"], "step_waiting", "{v:#}");
     assert_eq!(
@@ -259,24 +135,24 @@ async fn turning_the_gate_off_ends_the_wait_for_it_and_check_acts_at_once() {
     if !may_use_netns("gate_off_ends_the_wait") {
         return;
     }
-    let bed = Bed::new("").await;
-    bed.kill_appserver();
+    let bed = bed().start().await;
+    bed.kill_peer();
     bed.consul.set_leader(None);
-    let refused = bed.habeat(&["check"]);
+    let refused = bed.run(&["check"]);
     assert_eq!(refused.status.code(), Some(4), "{}", text(&refused));
     assert_eq!(bed.promotions(), 0);
     let mut yaml = std::fs::read_to_string(&bed.config).expect("read config");
     yaml.push_str("safety:\n  quorum_gate: false\n");
     std::fs::write(&bed.config, yaml).expect("write config");
-    let status = bed.habeat(&["status", "--json"]);
+    let status = bed.run(&["status", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status --json");
     for stale in ["step_waiting", "retry_wait"] {
         assert_ne!(v["why"][0]["kind"], stale, "a stale wait: {v:#}");
     }
-    let human = bed.habeat(&["status"]);
+    let human = bed.run(&["status"]);
     let s = String::from_utf8_lossy(&human.stdout).to_lowercase();
     assert!(!s.contains("no consul quorum"), "a stale wait:\n{s}");
-    let out = bed.habeat(&["check"]);
+    let out = bed.run(&["check"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(bed.promotions(), 1, "{}", text(&out));
 }
@@ -288,14 +164,14 @@ async fn a_leader_back_after_a_refusal_promotes_on_the_next_check() {
     if !may_use_netns("leader_back_after_refusal") {
         return;
     }
-    let bed = Bed::new("").await;
-    bed.kill_appserver();
+    let bed = bed().start().await;
+    bed.kill_peer();
     bed.consul.set_leader(None);
-    let refused = bed.habeat(&["check"]);
+    let refused = bed.run(&["check"]);
     assert_eq!(refused.status.code(), Some(4), "{}", text(&refused));
     assert_eq!(bed.promotions(), 0);
     bed.consul.set_leader(Some("127.0.0.1:8300"));
-    let out = bed.habeat(&["check"]);
+    let out = bed.run(&["check"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(bed.promotions(), 1, "{}", text(&out));
 }
@@ -305,11 +181,11 @@ async fn consul_api_down_is_unknown_and_never_promotes() {
     if !may_use_netns("consul_api_down") {
         return;
     }
-    let bed = Bed::new("").await;
-    bed.kill_appserver();
+    let bed = bed().start().await;
+    bed.kill_peer();
     bed.consul
         .set_fault(Some(support::consul_api::Fault::ServerError));
-    let out = bed.habeat(&["check"]);
+    let out = bed.run(&["check"]);
     assert_eq!(bed.promotions(), 0, "{}", text(&out));
 }
 
@@ -318,8 +194,8 @@ async fn manual_promote_refuses_while_the_source_answers_and_force_overrides() {
     if !may_use_netns("manual_promote") {
         return;
     }
-    let bed = Bed::new("").await;
-    let refused = bed.habeat(&["promote", "--source-mail-host", SOURCE, "--yes"]);
+    let bed = bed().start().await;
+    let refused = bed.run(&["promote", "--source-mail-host", SOURCE, "--yes"]);
     assert_eq!(refused.status.code(), Some(4), "{}", text(&refused));
     assert_eq!(bed.promotions(), 0);
     let stderr = String::from_utf8_lossy(&refused.stderr);
@@ -330,7 +206,7 @@ async fn manual_promote_refuses_while_the_source_answers_and_force_overrides() {
         .to_owned();
 
     // The same refusal in JSON says why too, for scripts.
-    let json = bed.habeat(&["promote", "--source-mail-host", SOURCE, "--yes", "--json"]);
+    let json = bed.run(&["promote", "--source-mail-host", SOURCE, "--yes", "--json"]);
     assert_eq!(json.status.code(), Some(4), "{}", text(&json));
     let v: serde_json::Value = serde_json::from_slice(&json.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&json)));
@@ -347,7 +223,7 @@ async fn manual_promote_refuses_while_the_source_answers_and_force_overrides() {
     assert!(json_why.contains("--force"), "{}", text(&json));
     assert_eq!(bed.promotions(), 0);
 
-    let no_yes = bed.habeat(&["promote", "--accounts", "alice@example.com", "--force"]);
+    let no_yes = bed.run(&["promote", "--accounts", "alice@example.com", "--force"]);
     assert_eq!(
         no_yes.status.code(),
         Some(2),
@@ -355,7 +231,7 @@ async fn manual_promote_refuses_while_the_source_answers_and_force_overrides() {
         text(&no_yes)
     );
 
-    let forced = bed.habeat(&[
+    let forced = bed.run(&[
         "promote",
         "--accounts",
         "alice@example.com",
@@ -371,8 +247,8 @@ async fn manual_promote_refuses_while_the_source_answers_and_force_overrides() {
     );
 
     // Recorded like an automatic promotion: the daemon will not promote again.
-    bed.kill_appserver();
-    let out = bed.habeat(&["check"]);
+    bed.kill_peer();
+    let out = bed.run(&["check"]);
     assert_eq!(bed.promotions(), 1, "{}", text(&out));
 }
 
@@ -381,11 +257,11 @@ async fn a_hanging_promotion_is_killed_at_its_timeout_and_check_exits_3() {
     if !may_use_netns("hanging_promotion") {
         return;
     }
-    let bed = Bed::new("").await;
+    let bed = bed().start().await;
     bed.fake.set_fault("promoteAccounts", Fault::Hang);
-    bed.kill_appserver();
+    bed.kill_peer();
     let started = std::time::Instant::now();
-    let out = bed.habeat(&["check"]);
+    let out = bed.run(&["check"]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(
         started.elapsed() < std::time::Duration::from_secs(60),
@@ -409,43 +285,26 @@ async fn a_hanging_promotion_is_killed_at_its_timeout_and_check_exits_3() {
     }
 }
 
-fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("read dir").flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push((p.clone(), std::fs::read(&p).unwrap_or_default()));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn dry_run_prints_the_plan_and_touches_nothing() {
     if !may_use_netns("dry_run") {
         return;
     }
-    let bed = Bed::new("").await;
+    let bed = bed().start().await;
     // On a node where habeat never ran, --dry-run creates no state directory.
-    let first = bed.habeat(&["--dry-run", "check"]);
+    let first = bed.run(&["--dry-run", "check"]);
     assert_eq!(first.status.code(), Some(0), "{}", text(&first));
     assert!(
         !bed.dir.path().join("state").exists(),
         "--dry-run created the state directory"
     );
     // A first real run creates the state directory, as on a live node.
-    assert_eq!(bed.habeat(&["check"]).status.code(), Some(0));
-    bed.kill_appserver();
+    assert_eq!(bed.run(&["check"]).status.code(), Some(0));
+    bed.kill_peer();
     let before = tree(bed.dir.path());
     let accounts_before = bed.fake.state().accounts;
     let calls_before = bed.fake.invocations().len();
-    let out = bed.habeat(&["--dry-run", "check"]);
+    let out = bed.run(&["--dry-run", "check"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     // A simulation, not a guess (issue 14): the real listing, the real
@@ -507,8 +366,8 @@ async fn dry_run_prints_the_plan_and_touches_nothing() {
         text(&out)
     );
     // Paused, the plan says why it would not act, and nothing is simulated.
-    assert_eq!(bed.habeat(&["pause", "--for", "1h"]).status.code(), Some(0));
-    let out = bed.habeat(&["--dry-run", "check"]);
+    assert_eq!(bed.run(&["pause", "--for", "1h"]).status.code(), Some(0));
+    let out = bed.run(&["--dry-run", "check"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout
@@ -529,11 +388,11 @@ async fn dry_run_logs_to_stderr_and_leaves_the_log_file_alone() {
     if !may_use_netns("dry_run_log") {
         return;
     }
-    let bed = Bed::new("").await;
-    bed.kill_appserver();
+    let bed = bed().start().await;
+    bed.kill_peer();
     let log = bed.dir.path().join("habeat.log");
     let logarg = log.to_str().expect("utf-8 path");
-    let out = bed.habeat(&["--dry-run", "--log", logarg, "check"]);
+    let out = bed.run(&["--dry-run", "--log", logarg, "check"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(!log.exists(), "--dry-run created the --log file");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -546,7 +405,7 @@ async fn dry_run_logs_to_stderr_and_leaves_the_log_file_alone() {
 
     // An existing log file is not appended to either.
     std::fs::write(&log, "earlier line\n").expect("write log");
-    let out = bed.habeat(&["--dry-run", "--log", logarg, "check"]);
+    let out = bed.run(&["--dry-run", "--log", logarg, "check"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(
         std::fs::read_to_string(&log).expect("read log"),
@@ -559,13 +418,15 @@ async fn on_event_hooks_get_every_journaled_event_as_json_and_dry_run_runs_none(
     if !may_use_netns("on_event") {
         return;
     }
-    let bed = Bed::with_hooks(
-        "",
-        r#"  on_event:
-    - "cat >> \"$HABEAT_OUT/on_event.jsonl\""
-    - ["/bin/sh", "-c", "echo \"$HABEAT_EVENT $HABEAT_SEVERITY $HABEAT_WHOAMI\" >> \"$HABEAT_OUT/on_event.env\""]"#,
-    )
-    .await;
+    let bed = bed()
+        .add(
+            "hooks",
+            r#"on_event:
+  - "cat >> \"$HABEAT_OUT/on_event.jsonl\""
+  - ["/bin/sh", "-c", "echo \"$HABEAT_EVENT $HABEAT_SEVERITY $HABEAT_WHOAMI\" >> \"$HABEAT_OUT/on_event.env\""]"#,
+        )
+        .start()
+        .await;
     let dir = bed.dir.path();
     // The hooks find their output directory through a variable they do not
     // get from habeat: only HABEAT_* variables reach them, so write it in.
@@ -583,8 +444,8 @@ async fn on_event_hooks_get_every_journaled_event_as_json_and_dry_run_runs_none(
             .collect()
     };
 
-    bed.kill_appserver();
-    let dry = bed.habeat(&["--dry-run", "check"]);
+    bed.kill_peer();
+    let dry = bed.run(&["--dry-run", "check"]);
     assert_eq!(dry.status.code(), Some(0), "{}", text(&dry));
     assert!(
         !hook_out.exists(),
@@ -592,7 +453,7 @@ async fn on_event_hooks_get_every_journaled_event_as_json_and_dry_run_runs_none(
         text(&dry)
     );
 
-    let out = bed.habeat(&["check"]);
+    let out = bed.run(&["check"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(bed.promotions(), 1, "{}", text(&out));
     // Every event the run journaled reached the hook once, in order, as
@@ -619,7 +480,7 @@ async fn on_event_hooks_get_every_journaled_event_as_json_and_dry_run_runs_none(
     assert!(env.contains("verdict_changed warning secondary"), "{env}");
 
     // An operator command delivers its events before it exits too.
-    let rearm = bed.habeat(&["rearm"]);
+    let rearm = bed.run(&["rearm"]);
     assert_eq!(rearm.status.code(), Some(0), "{}", text(&rearm));
     let delivered = lines(&hook_out);
     assert_eq!(delivered, lines(&journal), "{}", text(&rearm));
@@ -634,7 +495,7 @@ async fn primary_dc_with_disable_ha_module_stops_the_module_once_and_never_promo
     if !may_use_netns("primary_dc") {
         return;
     }
-    let bed = Bed::new("  disable_ha_module: true").await;
+    let bed = bed().set("local", "disable_ha_module: true").start().await;
     let yaml = std::fs::read_to_string(&bed.config)
         .expect("read")
         .replace("whoami: secondary", "whoami: tertiary_tmp")
@@ -646,12 +507,12 @@ async fn primary_dc_with_disable_ha_module_stops_the_module_once_and_never_promo
         .replace("dc_check: secondary_tmp", "dc_check: secondary");
     std::fs::write(&bed.config, yaml).expect("write");
     // The peer (now `secondary`) holds the namespace's address.
-    let cfg = bed.habeat(&["config", "check"]);
+    let cfg = bed.run(&["config", "check"]);
     assert_eq!(cfg.status.code(), Some(0), "{}", text(&cfg));
-    bed.kill_appserver();
-    let out = bed.habeat(&["check"]);
+    bed.kill_peer();
+    let out = bed.run(&["check"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let _ = bed.habeat(&["check"]);
+    let _ = bed.run(&["check"]);
     assert_eq!(bed.promotions(), 0, "the primary DC promoted");
     let stops = bed
         .fake
@@ -668,7 +529,10 @@ async fn proxyserver_switches_when_the_peer_proxy_dies_and_switches_back_when_it
     if !may_use_netns("proxyserver_switch") {
         return;
     }
-    let bed = Bed::new("  proxy_enable_deactivate: true").await;
+    let bed = bed()
+        .set("local", "proxy_enable_deactivate: true")
+        .start()
+        .await;
     let yaml = std::fs::read_to_string(&bed.config)
         .expect("read")
         .replace("  role: appserver\n", "  role: proxyserver\n")
@@ -684,14 +548,14 @@ async fn proxyserver_switches_when_the_peer_proxy_dies_and_switches_back_when_it
             "witnesses:\n  consul_members: false\n  consul_health: false\nconsul:\n",
         );
     std::fs::write(&bed.config, yaml).expect("write");
-    let cfg = bed.habeat(&["config", "check"]);
+    let cfg = bed.run(&["config", "check"]);
     assert_eq!(cfg.status.code(), Some(0), "{}", text(&cfg));
 
-    assert_eq!(bed.habeat(&["check"]).status.code(), Some(0));
+    assert_eq!(bed.run(&["check"]).status.code(), Some(0));
     assert_eq!(bed.hooks_log(), "", "switched while the peer proxy is up");
 
     bed.ns.set_link(false);
-    let out = bed.habeat(&["check"]);
+    let out = bed.run(&["check"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(bed.hooks_log(), "activate\n", "{}", text(&out));
     assert!(bed.lock("appserverdown-habeat-proxyserver").exists());
@@ -703,7 +567,7 @@ async fn proxyserver_switches_when_the_peer_proxy_dies_and_switches_back_when_it
     );
 
     bed.ns.set_link(true);
-    let back = bed.habeat(&["check"]);
+    let back = bed.run(&["check"]);
     assert_eq!(back.status.code(), Some(0), "{}", text(&back));
     assert_eq!(bed.hooks_log(), "activate\ndeactivate\n", "{}", text(&back));
     assert!(!bed.lock("appserverdown-habeat-proxyserver").exists());
@@ -715,16 +579,16 @@ async fn peer_back_rearms_automatically_without_failing_back() {
     if !may_use_netns("peer_back_rearms") {
         return;
     }
-    let bed = Bed::new("").await;
-    bed.kill_appserver();
-    assert_eq!(bed.habeat(&["check"]).status.code(), Some(0));
+    let bed = bed().start().await;
+    bed.kill_peer();
+    assert_eq!(bed.run(&["check"]).status.code(), Some(0));
     assert_eq!(bed.promotions(), 1);
     assert!(bed.lock("appserverprom-habeat-appserver").exists());
 
     bed.ns.set_link(true);
     bed.consul.set_member_status(NODE, 1);
     bed.consul.set_check(NODE, "serfHealth", "passing");
-    let out = bed.habeat(&["check"]);
+    let out = bed.run(&["check"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(
         !bed.lock("appserverprom-habeat-appserver").exists(),
@@ -744,8 +608,8 @@ async fn peer_back_rearms_automatically_without_failing_back() {
             a.mail_host = SOURCE.into();
         }
     });
-    bed.kill_appserver();
-    let out = bed.habeat(&["check"]);
+    bed.kill_peer();
+    let out = bed.run(&["check"]);
     assert_eq!(
         bed.promotions(),
         1,
@@ -759,7 +623,7 @@ async fn hostile_account_names_in_the_listing_reach_no_shell_and_promote_nothing
     if !may_use_netns("hostile_listing") {
         return;
     }
-    let bed = Bed::new("").await;
+    let bed = bed().start().await;
     let marker = bed.dir.path().join("pwned");
     let m = marker.display();
     let hostile = [
@@ -776,8 +640,8 @@ async fn hostile_account_names_in_the_listing_reach_no_shell_and_promote_nothing
     for name in &hostile {
         bed.fake
             .update(|s| s.accounts.push(account(name, SOURCE, REPLICA)));
-        bed.kill_appserver();
-        let out = bed.habeat(&["check"]);
+        bed.kill_peer();
+        let out = bed.run(&["check"]);
         // Output that is not a list of valid accounts is a failed listing:
         // an error, no promotion, retried later (SPEC 4).
         assert_eq!(out.status.code(), Some(3), "{name:?}: {}", text(&out));
@@ -803,9 +667,9 @@ async fn a_corrupt_state_found_at_start_holds_every_automatic_action_until_rearm
     if !may_use_netns("corrupt_state_holds") {
         return;
     }
-    let bed = Bed::new("").await;
-    bed.kill_appserver();
-    let first = bed.habeat(&["check"]);
+    let bed = bed().start().await;
+    bed.kill_peer();
+    let first = bed.run(&["check"]);
     assert_eq!(bed.promotions(), 1, "{}", text(&first));
 
     let state_dir = bed.dir.path().join("state");
@@ -836,14 +700,14 @@ async fn a_corrupt_state_found_at_start_holds_every_automatic_action_until_rearm
         });
 
         for run in ["first", "second"] {
-            let out = bed.habeat(&["check"]);
+            let out = bed.run(&["check"]);
             assert_eq!(
                 bed.promotions(),
                 1,
                 "{what}, {run} check after it: promoted again\n{}",
                 text(&out)
             );
-            let status = bed.habeat(&["status", "--json"]);
+            let status = bed.run(&["status", "--json"]);
             assert_eq!(status.status.code(), Some(0), "{}", text(&status));
             let json: serde_json::Value =
                 serde_json::from_slice(&status.stdout).expect("status --json");
@@ -852,7 +716,7 @@ async fn a_corrupt_state_found_at_start_holds_every_automatic_action_until_rearm
                 "{what}, {run} check: status shows no safe hold: {json:#}"
             );
         }
-        let text_status = bed.habeat(&["status"]);
+        let text_status = bed.run(&["status"]);
         assert!(
             String::from_utf8_lossy(&text_status.stdout).contains("habeat rearm"),
             "{what}: status does not say how to end the hold\n{}",
@@ -882,7 +746,7 @@ async fn a_corrupt_state_found_at_start_holds_every_automatic_action_until_rearm
             "the daemon never judged the peer Down"
         );
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        let status = bed.habeat(&["status", "--json"]);
+        let status = bed.run(&["status", "--json"]);
         let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap_or_default();
         if json["components"]["appserver"]["verdict"] == "down" {
             rounds_after_down += 1;
@@ -897,12 +761,12 @@ async fn a_corrupt_state_found_at_start_holds_every_automatic_action_until_rearm
     );
 
     // `habeat rearm` ends the hold, and the next check promotes again.
-    let rearm = bed.habeat(&["rearm"]);
+    let rearm = bed.run(&["rearm"]);
     assert_eq!(rearm.status.code(), Some(0), "{}", text(&rearm));
-    let status = bed.habeat(&["status", "--json"]);
+    let status = bed.run(&["status", "--json"]);
     let json: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status");
     assert!(json["safe_hold"].is_null(), "rearm left the hold: {json:#}");
-    let out = bed.habeat(&["check"]);
+    let out = bed.run(&["check"]);
     assert_eq!(
         bed.promotions(),
         2,

@@ -11,20 +11,18 @@
 //! The peer is a network namespace whose link is cut, Consul is the API
 //! test server, Carbonio is the fake CLI (SPEC 7), as in tests/cli_check.rs.
 
+use crate::bed::{self, REPLICA, SOURCE, text};
 use crate::fake_carbonio;
 use crate::support;
 
-use fake_carbonio::{FakeCarbonio, Fault, Invocation, account, with_accounts};
+use fake_carbonio::{Fault, Invocation};
 use serde_json::Value;
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::ops::Deref;
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
-use support::consul_api::{self, ConsulApi};
-use support::netns::{Netns, may_use_netns};
+use support::consul_api;
+use support::netns::may_use_netns;
 
-const SOURCE: &str = "mbox1.example.com";
-const REPLICA: &str = "mbox2.example.com";
-const NODE: &str = "agent-mbox1-example-com";
 const ALICE: &str = "alice@example.com";
 const BOB: &str = "bob@example.com";
 /// "It did not hang": the bound for any wait in these tests.
@@ -32,103 +30,40 @@ const PATIENCE: Duration = Duration::from_secs(60);
 
 /// One rehearsal: a secondary appserver watching a primary mailstore that
 /// lives in a namespace, Consul, the fake CLI, a habeat.yml and a scratch
-/// directory for state, lock files and the hooks' log.
-struct Bed {
-    ns: Netns,
-    consul: ConsulApi,
-    fake: FakeCarbonio,
-    dir: tempfile::TempDir,
-    config: PathBuf,
+/// directory for state, lock files and the hooks' log (`support::bed`),
+/// with the crash tests' own helpers.
+struct Bed(bed::Bed);
+
+impl Deref for Bed {
+    type Target = bed::Bed;
+    fn deref(&self) -> &bed::Bed {
+        &self.0
+    }
 }
 
 impl Bed {
     async fn new() -> Bed {
-        let ns = Netns::create();
-        let consul = ConsulApi::builder()
-            .node(NODE, &ns.ip().to_string(), 1)
-            .check(NODE, "serfHealth", "passing")
-            .leader(Some("127.0.0.1:8300"))
-            .start()
-            .await;
-        let fake = FakeCarbonio::new(&with_accounts(vec![
-            account(ALICE, SOURCE, REPLICA),
-            account(BOB, SOURCE, REPLICA),
-        ]));
-        let dir = tempfile::tempdir().expect("tempdir");
-        let d = dir.path().display();
-        let hooks = dir.path().join("hooks.log");
-        let h = hooks.display();
         // The after_promotion hook logs its start (with its pid, the leader
         // of its process group) and its end; it sleeps while `hook-sleep`
         // exists, so a test can kill habeat in the middle of it.
-        let yaml = format!(
-            r#"local:
-  whoami: secondary
-  dc_check: primary
-  role: appserver
-  checkDownFile: {d}/appserverdown-habeat
-  checkPromotionFile: {d}/appserverprom-habeat
-  checkRestartReplicaFile: {d}/appserverrstopha
-  provider: consul
-  threads: 3
-  proxy_switch: bgp
-  proxy_enable_activate: true
-  flush_cache: true
-  restart_replica: true
-  state_dir: {d}/state
-primary:
-  appserver_ip: {ip}
-  appserver_vmname: {SOURCE}
-secondary:
-  appserver_vmname: {REPLICA}
-  proxy_switch:
-    bgp:
-      activate: ["echo activate >> {h}"]
-      deativate: ["echo deactivate >> {h}"]
-consul:
-  hostname: 127.0.0.1
-  port: {port}
-detection:
-  interval: 300ms
-  timeout: 250ms
-  fall: 2
-  rise: 1
-carbonio:
-  cli: {cli}
-  zmprov: {zmprov}
-  run_as: ""
-  command_timeout: 20s
-  promote_timeout: 30s
-hooks:
-  after_promotion: ["echo after_promotion start $$ >> {h}; while [ -e {d}/hook-sleep ]; do sleep 0.1; done; echo after_promotion end >> {h}"]
-"#,
-            ip = ns.ip(),
-            port = consul.addr().port(),
-            cli = fake.carbonio.display(),
-            zmprov = fake.zmprov.display(),
-        );
-        let config = dir.path().join("habeat.yml");
-        std::fs::write(&config, yaml).expect("write config");
-        Bed {
-            ns,
-            consul,
-            fake,
-            dir,
-            config,
-        }
+        let shared = bed::Bed::builder()
+            .alice_and_bob()
+            .consul_provider_threads_3()
+            .full_failover()
+            .carbonio_timeouts("20s", "30s")
+            .add(
+                "hooks",
+                r#"after_promotion: ["echo after_promotion start $$ >> {hooks}; while [ -e {d}/hook-sleep ]; do sleep 0.1; done; echo after_promotion end >> {hooks}"]"#,
+            )
+            .start()
+            .await;
+        Bed(shared)
     }
 
-    /// Cut the primary appserver off, as Serf would see it.
-    fn kill_appserver(&self) {
-        self.ns.set_link(false);
-        self.consul.set_member_status(NODE, 4);
-        self.consul.set_check(NODE, "serfHealth", "critical");
-    }
-
+    /// `habeat <args>`, with `HABEAT_LOCK_WAIT` when given (the test's
+    /// environment otherwise).
     fn command(&self, args: &[&str], lock_wait: Option<&str>) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_habeat"));
-        c.arg("--config").arg(&self.config).args(args);
-        c.stdin(Stdio::null());
+        let mut c = self.0.command(args);
         if let Some(w) = lock_wait {
             c.env("HABEAT_LOCK_WAIT", w);
         }
@@ -145,39 +80,7 @@ hooks:
     /// Start `habeat check` in the background, its output to files in the
     /// scratch directory (named after `tag`).
     fn spawn_check(&self, tag: &str, lock_wait: Option<&str>) -> Child {
-        let out = std::fs::File::create(self.dir.path().join(format!("{tag}.out"))).expect("out");
-        let err = std::fs::File::create(self.dir.path().join(format!("{tag}.err"))).expect("err");
-        self.command(&["check"], lock_wait)
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("spawn habeat check")
-    }
-
-    fn output_of(&self, tag: &str) -> String {
-        let read = |ext: &str| {
-            std::fs::read_to_string(self.dir.path().join(format!("{tag}.{ext}")))
-                .unwrap_or_default()
-        };
-        format!("--- stdout\n{}\n--- stderr\n{}", read("out"), read("err"))
-    }
-
-    /// state.json as last saved (Null while there is none or it is being
-    /// replaced: it is written atomically, so a read sees old or new).
-    fn state(&self) -> Value {
-        std::fs::read(self.dir.path().join("state/state.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or(Value::Null)
-    }
-
-    /// The journal's events.
-    fn journal(&self) -> Vec<Value> {
-        std::fs::read_to_string(self.dir.path().join("state/events.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
+        self.spawn(self.command(&["check"], lock_wait), tag)
     }
 
     /// How many promotion intents (records) the journal holds.
@@ -188,36 +91,12 @@ hooks:
             .count()
     }
 
-    /// The fake's state (read under its file lock).
-    fn fake_state(&self) -> fake_carbonio::State {
-        self.fake.state()
-    }
-
     fn invocations(&self) -> Vec<Invocation> {
         self.fake_state().invocations
     }
 
     fn accounts_on(&self, host: &str) -> Vec<String> {
-        let mut v: Vec<String> = self
-            .fake_state()
-            .accounts
-            .into_iter()
-            .filter(|a| a.mail_host == host)
-            .map(|a| a.name)
-            .collect();
-        v.sort();
-        v
-    }
-
-    fn calls(&self, sub: &str) -> Vec<Invocation> {
-        self.invocations()
-            .into_iter()
-            .filter(|i| i.args.iter().any(|a| a == sub))
-            .collect()
-    }
-
-    fn promotions(&self) -> usize {
-        self.calls("promoteAccounts").len()
+        self.fake.accounts_on(host)
     }
 
     /// `zmprov fc` invocations for `name`, from invocation `from` on.
@@ -229,10 +108,6 @@ hooks:
             .count()
     }
 
-    fn hooks_log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("hooks.log")).unwrap_or_default()
-    }
-
     fn hook_lines(&self, prefix: &str) -> usize {
         self.hooks_log()
             .lines()
@@ -241,7 +116,7 @@ hooks:
     }
 
     fn lock_file(&self, name: &str) -> bool {
-        self.dir.path().join(name).exists()
+        self.lock(name).exists()
     }
 
     /// Wait until `ready` holds for state.json (and the fake's log), or
@@ -338,15 +213,6 @@ fn gate_key() -> String {
     format!("habeat/failover/{SOURCE}")
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 /// The status of the first step named `name` of the appserver's failover.
 fn step_status(st: &Value, name: &str) -> Option<String> {
     st["roles"]["appserver"]["failover"]["steps"]
@@ -378,7 +244,7 @@ async fn killed_after_the_intent_resumes_and_promotes_once() {
         return;
     }
     let bed = Bed::new().await;
-    bed.kill_appserver();
+    bed.kill_peer();
     // The quorum gate (the step after the intent) answers slowly.
     bed.consul.set_fault_on(
         "/v1/session/create",
@@ -423,7 +289,7 @@ async fn killed_after_the_intent_resumes_and_promotes_once() {
 /// promoteAccounts process still running.
 async fn killed_during_promote_accounts() -> (Bed, Invocation, Value) {
     let bed = Bed::new().await;
-    bed.kill_appserver();
+    bed.kill_peer();
     bed.fake
         .set_fault("promoteAccounts", Fault::Slow { seconds: 3.0 });
     let mut child = bed.spawn_check("first", None);
@@ -536,7 +402,7 @@ async fn killed_after_promote_accounts_does_not_promote_again_and_finishes_the_r
         return;
     }
     let bed = Bed::new().await;
-    bed.kill_appserver();
+    bed.kill_peer();
     // The step after the lock files: the cache flush, slow.
     bed.fake.set_fault("fc", Fault::Slow { seconds: 20.0 });
     let mut child = bed.spawn_check("first", None);
@@ -581,7 +447,7 @@ async fn killed_during_the_after_promotion_hook_runs_it_once_more_and_nothing_el
         return;
     }
     let bed = Bed::new().await;
-    bed.kill_appserver();
+    bed.kill_peer();
     let sleep_marker = bed.dir.path().join("hook-sleep");
     std::fs::write(&sleep_marker, "").expect("marker");
     let mut child = bed.spawn_check("first", None);
@@ -644,7 +510,7 @@ async fn two_checks_at_once_promote_once() {
         return;
     }
     let bed = Bed::new().await;
-    bed.kill_appserver();
+    bed.kill_peer();
     bed.fake
         .set_fault("promoteAccounts", Fault::Slow { seconds: 1.0 });
     let mut a = bed.spawn_check("a", Some("60s"));
@@ -670,7 +536,7 @@ async fn a_check_that_cannot_get_the_state_lock_exits_5_naming_the_holder() {
         return;
     }
     let bed = Bed::new().await;
-    bed.kill_appserver();
+    bed.kill_peer();
     bed.fake
         .set_fault("promoteAccounts", Fault::Slow { seconds: 5.0 });
     let mut holder = bed.spawn_check("holder", None);
@@ -712,14 +578,9 @@ async fn a_check_that_cannot_get_the_state_lock_exits_5_naming_the_holder() {
 impl Bed {
     /// Start the daemon (`habeat run`), its output to files named `tag`.
     fn spawn_daemon(&self, tag: &str) -> Child {
-        let out = std::fs::File::create(self.dir.path().join(format!("{tag}.out"))).expect("out");
-        let err = std::fs::File::create(self.dir.path().join(format!("{tag}.err"))).expect("err");
-        self.command(&["run"], None)
-            .env_remove("NOTIFY_SOCKET")
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("spawn habeat run")
+        let mut c = self.command(&["run"], None);
+        c.env_remove("NOTIFY_SOCKET");
+        self.spawn(c, tag)
     }
 }
 
@@ -742,7 +603,7 @@ async fn a_daemon_and_a_timer_check_together_promote_once() {
         return;
     }
     let bed = Bed::new().await;
-    bed.kill_appserver();
+    bed.kill_peer();
     bed.fake
         .set_fault("promoteAccounts", Fault::Slow { seconds: 1.0 });
     let mut daemon = bed.spawn_daemon("daemon");
@@ -793,7 +654,7 @@ async fn an_operator_pause_while_the_daemon_runs_is_kept() {
         bed.output_of("daemon")
     );
     // ...and honoured: the peer dies, nothing is promoted.
-    bed.kill_appserver();
+    bed.kill_peer();
     std::thread::sleep(Duration::from_secs(3));
     stop(&mut daemon);
     assert_eq!(bed.promotions(), 0, "{}", bed.output_of("daemon"));
@@ -805,7 +666,7 @@ async fn a_gate_held_by_a_live_process_of_this_node_is_not_taken_over() {
         return;
     }
     let bed = Bed::new().await;
-    bed.kill_appserver();
+    bed.kill_peer();
     // This test process stands for another habeat of this node, alive.
     let client = habeat::consul::Client::new(&bed.consul.consul_config(), Duration::from_secs(5))
         .expect("consul client");

@@ -4,67 +4,71 @@
 //! namespace whose link is cut), the Consul API test server and the fake
 //! carbonio.
 
+use crate::bed::{self, REPLICA};
 use crate::fake_carbonio;
 use crate::support;
 
-use fake_carbonio::{FakeCarbonio, Fault, account, with_accounts};
+use fake_carbonio::Fault;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use std::ops::Deref;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use support::consul_api::ConsulApi;
-use support::netns::{Netns, may_use_netns};
+use support::netns::may_use_netns;
 use tokio::net::UnixDatagram;
 
-const SOURCE: &str = "mbox1.example.com";
-const REPLICA: &str = "mbox2.example.com";
-const NODE: &str = "agent-mbox1-example-com";
 /// "It did not hang": the bound on any single wait in these tests.
 const BOUND: Duration = Duration::from_secs(30);
 
 /// One rehearsal: a primary appserver in a namespace, Consul, the fake CLI,
-/// a habeat.yml, a scratch directory and the notify socket.
+/// a habeat.yml, a scratch directory (`support::bed`) and the notify socket.
 struct Bed {
-    ns: Netns,
-    consul: ConsulApi,
-    fake: FakeCarbonio,
-    dir: tempfile::TempDir,
-    config: PathBuf,
+    shared: bed::Bed,
     notify: UnixDatagram,
     notify_path: PathBuf,
     metrics_port: u16,
 }
 
+impl Deref for Bed {
+    type Target = bed::Bed;
+    fn deref(&self) -> &bed::Bed {
+        &self.shared
+    }
+}
+
 impl Bed {
     async fn new() -> Bed {
-        let ns = Netns::create();
-        let consul = ConsulApi::builder()
-            .node(NODE, &ns.ip().to_string(), 1)
-            .check(NODE, "serfHealth", "passing")
-            .leader(Some("127.0.0.1:8300"))
+        let metrics_port = support::free_port();
+        let shared = bed::Bed::builder()
+            .alice_and_bob()
+            .consul_provider_threads_3()
+            .full_failover()
+            .carbonio_timeouts("5s", "20s")
+            .add(
+                "hooks",
+                r#"after_promotion: ["echo after_promotion >> {hooks}"]"#,
+            )
+            // The survey and the promotion's listing are the same CLI call
+            // (`getAccountStatus mailHost <peer>`): nothing in an invocation
+            // tells them apart, and a fault on it slows both.
+            .add(
+                "replicas",
+                "# No replica survey: these rehearsals count the CLI's getAccountStatus\n\
+                 # calls as the promotion's listings (the survey has its own tests).\n\
+                 survey_interval: 0",
+            )
+            .set("metrics", &format!("listen: 127.0.0.1:{metrics_port}"))
             .start()
             .await;
-        let fake = FakeCarbonio::new(&with_accounts(vec![
-            account("alice@example.com", SOURCE, REPLICA),
-            account("bob@example.com", SOURCE, REPLICA),
-        ]));
-        let dir = tempfile::tempdir().expect("tempdir");
-        let notify_path = dir.path().join("notify");
+        let notify_path = shared.path("notify");
         let notify = UnixDatagram::bind(&notify_path).expect("bind the notify socket");
-        let config = dir.path().join("habeat.yml");
-        let bed = Bed {
-            ns,
-            consul,
-            fake,
-            config,
+        Bed {
+            shared,
             notify,
             notify_path,
-            metrics_port: support::free_port(),
-            dir,
-        };
-        bed.write_config("after_promotion");
-        bed
+            metrics_port,
+        }
     }
 
     /// Write habeat.yml; the `after_promotion` hook appends `marker` to
@@ -75,86 +79,21 @@ impl Bed {
 
     /// [`Bed::write_config`] with another `carbonio.command_timeout`.
     fn write_config_with(&self, marker: &str, command_timeout: &str) {
-        let d = self.dir.path().display();
-        let hooks = self.dir.path().join("hooks.log");
-        let yaml = format!(
-            r#"local:
-  whoami: secondary
-  dc_check: primary
-  role: appserver
-  checkDownFile: {d}/appserverdown-habeat
-  checkPromotionFile: {d}/appserverprom-habeat
-  checkRestartReplicaFile: {d}/appserverrstopha
-  provider: consul
-  threads: 3
-  proxy_switch: bgp
-  proxy_enable_activate: true
-  flush_cache: true
-  restart_replica: true
-  state_dir: {d}/state
-primary:
-  appserver_ip: {ip}
-  appserver_vmname: {SOURCE}
-secondary:
-  appserver_vmname: {REPLICA}
-  proxy_switch:
-    bgp:
-      activate: ["echo activate >> {hooks}"]
-      deativate: ["echo deactivate >> {hooks}"]
-consul:
-  hostname: 127.0.0.1
-  port: {port}
-detection:
-  interval: 300ms
-  timeout: 250ms
-  fall: 2
-  rise: 1
-carbonio:
-  cli: {cli}
-  zmprov: {zmprov}
-  run_as: ""
-  command_timeout: {command_timeout}
-  promote_timeout: 20s
-hooks:
-  after_promotion: ["echo {marker} >> {hooks}"]
-# No replica survey: these rehearsals count the CLI's getAccountStatus
-# calls as the promotion's listings (the survey has its own tests).
-replicas:
-  survey_interval: 0
-metrics:
-  listen: 127.0.0.1:{metrics}
-"#,
-            ip = self.ns.ip(),
-            port = self.consul.addr().port(),
-            cli = self.fake.carbonio.display(),
-            zmprov = self.fake.zmprov.display(),
-            hooks = hooks.display(),
-            metrics = self.metrics_port,
-        );
-        std::fs::write(&self.config, yaml).expect("write config");
-    }
-
-    /// Cut the primary appserver off, as Serf would see it.
-    fn kill_appserver(&self) {
-        self.ns.set_link(false);
-        self.consul.set_member_status(NODE, 4);
-        self.consul.set_check(NODE, "serfHealth", "critical");
-    }
-
-    /// The primary appserver is back: link up, Serf sees it alive.
-    fn revive_appserver(&self) {
-        self.ns.set_link(true);
-        self.consul.set_member_status(NODE, 1);
-        self.consul.set_check(NODE, "serfHealth", "passing");
+        self.rewrite_config(|y| {
+            y.set("carbonio", &format!("command_timeout: {command_timeout}"));
+            y.set(
+                "hooks",
+                &format!(r#"after_promotion: ["echo {marker} >> {{hooks}}"]"#),
+            );
+        });
     }
 
     /// Start `habeat --config F run` with NOTIFY_SOCKET aimed at our socket.
     fn start(&self) -> Daemon {
         let stderr = self.dir.path().join("stderr.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_habeat"))
-            .args(["--config", self.config.to_str().expect("utf-8 path"), "run"])
+        let child = self
+            .command(&["run"])
             .env("NOTIFY_SOCKET", &self.notify_path)
-            .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&stderr).expect("create stderr.log"))
             .spawn()
@@ -197,22 +136,6 @@ metrics:
             seen.push(m);
         }
         seen
-    }
-
-    fn promotions(&self) -> usize {
-        self.fake
-            .invocations()
-            .iter()
-            .filter(|i| i.args.iter().any(|a| a == "promoteAccounts"))
-            .count()
-    }
-
-    fn hooks_log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("hooks.log")).unwrap_or_default()
-    }
-
-    fn lock(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
     }
 
     async fn get(&self, path: &str) -> String {
@@ -332,7 +255,7 @@ async fn notify_socket_gets_ready_after_the_first_round_then_watchdog_and_a_verd
     );
 
     // The verdict follows the peer: STATUS changes when it goes Down.
-    bed.kill_appserver();
+    bed.kill_peer();
     let (down, _) = bed.until(|m| m.contains("appserver Down")).await;
     assert!(down.starts_with("STATUS=peer primary"), "{down:?}");
     assert!(daemon.alive(), "{}", daemon.log());
@@ -381,7 +304,7 @@ async fn sighup_reloads_a_valid_config_and_keeps_the_old_one_when_the_new_is_inv
     );
 
     // The configuration in force is the valid new one.
-    bed.kill_appserver();
+    bed.kill_peer();
     bed.until(|_| bed.hooks_log().contains("reloaded")).await;
     assert_eq!(bed.hooks_log(), "activate\nreloaded\n");
     assert_eq!(bed.promotions(), 1);
@@ -399,7 +322,7 @@ async fn sigterm_during_a_slow_promotion_lets_it_finish_and_exits_0() {
         .set_fault("promoteAccounts", Fault::Slow { seconds: 3.0 });
     let mut daemon = bed.start();
     bed.until(|m| m.contains("READY=1")).await;
-    bed.kill_appserver();
+    bed.kill_peer();
     wait_until("no promotion", || daemon.log(), || bed.promotions() > 0).await;
     assert!(
         bed.fake.accounts_on(REPLICA).is_empty(),
@@ -483,7 +406,7 @@ async fn metrics_and_status_endpoints_follow_the_rounds_and_a_dead_appserver_is_
         "{status:#}"
     );
 
-    bed.kill_appserver();
+    bed.kill_peer();
     bed.until(|_| bed.hooks_log().contains("after_promotion"))
         .await;
     // Ten more rounds with the peer still gone: nothing more is done.
@@ -518,14 +441,7 @@ async fn metrics_and_status_endpoints_follow_the_rounds_and_a_dead_appserver_is_
 /// `habeat <args>` against the bed's config, as an operator beside the
 /// daemon; a short state-lock wait so a wrongly locking command shows fast.
 fn operator(bed: &Bed, args: &[&str]) -> (Option<i32>, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_habeat"))
-        .args(["--config", bed.config.to_str().expect("utf-8 path")])
-        .args(args)
-        .env("HABEAT_LOCK_WAIT", "1s")
-        .env_remove("CONSUL_HTTP_TOKEN")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run habeat");
+    let out = bed.operator(args, "1s");
     (
         out.status.code(),
         format!(
@@ -557,7 +473,7 @@ async fn status_and_dry_runs_work_beside_the_daemon_even_during_its_promotion_an
     assert_eq!(code, Some(0), "{out}");
 
     // The peer dies; the daemon holds the state lock for its promotion.
-    bed.kill_appserver();
+    bed.kill_peer();
     wait_until("no promotion", || daemon.log(), || bed.promotions() > 0).await;
     let (code, out) = operator(&bed, &["status"]);
     assert_eq!(code, Some(0), "status during the promotion: {out}");
@@ -614,16 +530,14 @@ async fn an_operators_promotion_resumed_by_the_daemon_runs_beside_the_rounds_not
     };
     // An operator's promotion, killed (lost ssh session) while it flushes
     // the account's cache: its record is left unfinished.
-    let mut promote = Command::new(env!("CARGO_BIN_EXE_habeat"))
-        .args(["--config", bed.config.to_str().expect("utf-8 path")])
-        .args([
+    let mut promote = bed
+        .command(&[
             "promote",
             "--yes",
             "--force",
             "--accounts",
             "alice@example.com",
         ])
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -695,7 +609,7 @@ async fn a_peer_seen_again_while_its_accounts_are_listed_is_not_promoted() {
     };
     let mut daemon = bed.start();
     bed.until(|m| m.contains("READY=1")).await;
-    bed.kill_appserver();
+    bed.kill_peer();
     wait_until(
         "the daemon never listed the accounts",
         || daemon.log(),
@@ -703,7 +617,7 @@ async fn a_peer_seen_again_while_its_accounts_are_listed_is_not_promoted() {
     )
     .await;
     // The peer answers again while habeat lists its accounts.
-    bed.revive_appserver();
+    bed.revive_peer();
     // The listing ends; rounds go on well past it.
     tokio::time::sleep(Duration::from_secs(4)).await;
     bed.rounds(10).await;
@@ -740,7 +654,7 @@ async fn a_listing_longer_than_the_witnesses_staleness_does_not_unsettle_a_dead_
         .set_fault("getAccountStatus", Fault::Slow { seconds: 11.0 });
     let mut daemon = bed.start();
     bed.until(|m| m.contains("READY=1")).await;
-    bed.kill_appserver();
+    bed.kill_peer();
     // Two listings (the engine lists again before the promotion step) and
     // the rest: well within 120 s; without the fix, never.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);

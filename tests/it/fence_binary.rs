@@ -8,35 +8,29 @@
 //! `promoteAccounts` the fake Carbonio had seen by then) and can block,
 //! so a test can kill habeat in the middle of a fence call.
 
-use crate::fake_carbonio;
+use crate::bed::{self, LockNames, text};
 use crate::support;
 
-use fake_carbonio::{FakeCarbonio, account, with_accounts};
 use serde_json::Value;
+use std::ops::Deref;
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output};
 use std::time::{Duration, Instant};
-use support::consul_api::ConsulApi;
-use support::netns::{Netns, may_use_netns};
+use support::netns::may_use_netns;
 
-const SOURCE: &str = "mbox1.example.com";
-const REPLICA: &str = "mbox2.example.com";
-const NODE: &str = "agent-mbox1-example-com";
-const PROXY: &str = "proxy1.example.com";
-const PROXY_NODE: &str = "agent-proxy1-example-com";
-const ALICE: &str = "alice@example.com";
-const BOB: &str = "bob@example.com";
 /// Given to the agent as `password`: must never show anywhere.
 const PASSWORD: &str = "Sup3r-s3cret-Fence-PW";
 const PATIENCE: Duration = Duration::from_secs(90);
 
-struct Bed {
-    ns: Netns,
-    consul: ConsulApi,
-    fake: FakeCarbonio,
-    dir: tempfile::TempDir,
-    config: PathBuf,
+/// The shared bed (`support::bed`) with a peer proxy beside the peer
+/// mailstore, and the fence agent in its scratch directory.
+struct Bed(bed::Bed);
+
+impl Deref for Bed {
+    type Target = bed::Bed;
+    fn deref(&self) -> &bed::Bed {
+        &self.0
+    }
 }
 
 /// What the fenced component is and how the agent behaves.
@@ -49,23 +43,37 @@ struct Setup {
 
 impl Bed {
     async fn new(s: Setup) -> Bed {
-        let ns = Netns::create();
-        let ip = ns.ip().to_string();
-        let consul = ConsulApi::builder()
-            .node(NODE, &ip, 1)
-            .check(NODE, "serfHealth", "passing")
-            .node(PROXY_NODE, &ip, 1)
-            .check(PROXY_NODE, "serfHealth", "passing")
-            .leader(Some("127.0.0.1:8300"))
+        let (role, target) = if s.proxy {
+            ("proxyserver", "proxy")
+        } else {
+            ("appserver", "appserver")
+        };
+        let agent = if s.agent.is_some() {
+            "fence_other"
+        } else {
+            "fence_wrap"
+        };
+        let shared = bed::Bed::builder()
+            .alice_and_bob()
+            .lock_names(LockNames::Short)
+            .set("local", &format!("role: {role}"))
+            .set("local", "proxy_switch: bgp")
+            .set("local", "proxy_enable_activate: true")
+            .peer_proxy()
+            .bgp_hooks("deactivate")
+            .carbonio_timeouts("20s", "30s")
+            .add(
+                "fencing",
+                &format!(
+                    "timeout: 30s\n{target}:\n  agent: {{d}}/{agent}\n  action: {action}\n  \
+                     options: {{ type: file, status_file: {{d}}/node.power, password: {PASSWORD} }}\n  \
+                     plugs: [node1]",
+                    action = s.action,
+                ),
+            )
             .start()
             .await;
-        let fake = FakeCarbonio::new(&with_accounts(vec![
-            account(ALICE, SOURCE, REPLICA),
-            account(BOB, SOURCE, REPLICA),
-        ]));
-        let dir = tempfile::tempdir().expect("tempdir");
-        let d = dir.path().display().to_string();
-        let wrapper = dir.path().join("fence_wrap");
+        let d = shared.dir.path().display().to_string();
         // Logs `<action> promotions=<n>` and its argv, then hands the same
         // stdin to the real agent. On its first `off` it powers the node
         // off and then blocks while `block` exists (an agent that hangs
@@ -87,88 +95,18 @@ if [ "$action" = off ] && [ -e {d}/block ] && [ ! -e {d}/blocked-once ]; then
 fi
 exit $rc
 "#,
-            fake_state = fake.state_path.display(),
+            fake_state = shared.fake.state_path.display(),
         );
-        std::fs::write(&wrapper, body).expect("wrapper");
-        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        let agent = s
-            .agent
-            .map(|a| {
-                let p = dir.path().join("fence_other");
-                std::fs::write(&p, a).expect("agent");
-                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))
-                    .expect("chmod");
-                p
-            })
-            .unwrap_or(wrapper);
-        let (role, target) = if s.proxy {
-            ("proxyserver", "proxy")
-        } else {
-            ("appserver", "appserver")
+        let program = |name: &str, body: &str| {
+            let p = shared.path(name);
+            std::fs::write(&p, body).expect("agent");
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         };
-        let yaml = format!(
-            r#"local:
-  whoami: secondary
-  dc_check: primary
-  role: {role}
-  checkDownFile: {d}/down
-  checkPromotionFile: {d}/prom
-  checkRestartReplicaFile: {d}/rstopha
-  proxy_switch: bgp
-  proxy_enable_activate: true
-  state_dir: {d}/state
-primary:
-  appserver_ip: {ip}
-  appserver_vmname: {SOURCE}
-  proxy_ip: {ip}
-  proxyserver_vmname: {PROXY}
-secondary:
-  appserver_vmname: {REPLICA}
-  proxy_switch:
-    bgp:
-      activate: ["echo activate >> {d}/hooks.log"]
-      deactivate: ["echo deactivate >> {d}/hooks.log"]
-consul:
-  hostname: 127.0.0.1
-  port: {port}
-detection:
-  interval: 300ms
-  timeout: 250ms
-  fall: 2
-  rise: 1
-carbonio:
-  cli: {cli}
-  zmprov: {zmprov}
-  run_as: ""
-  command_timeout: 20s
-  promote_timeout: 30s
-fencing:
-  timeout: 30s
-  {target}:
-    agent: {agent}
-    action: {action}
-    options: {{ type: file, status_file: {d}/node.power, password: {PASSWORD} }}
-    plugs: [node1]
-"#,
-            port = consul.addr().port(),
-            cli = fake.carbonio.display(),
-            zmprov = fake.zmprov.display(),
-            agent = agent.display(),
-            action = s.action,
-        );
-        let config = dir.path().join("habeat.yml");
-        std::fs::write(&config, yaml).expect("write config");
-        Bed {
-            ns,
-            consul,
-            fake,
-            dir,
-            config,
+        program("fence_wrap", &body);
+        if let Some(a) = s.agent {
+            program("fence_other", a);
         }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        Bed(shared)
     }
 
     fn set_power(&self, state: &str) {
@@ -179,58 +117,8 @@ fencing:
         std::fs::read_to_string(self.path("node.power")).unwrap_or_default()
     }
 
-    fn read(&self, name: &str) -> String {
-        std::fs::read_to_string(self.path(name)).unwrap_or_default()
-    }
-
-    /// Cut the primary DC off, as Serf would see it.
-    fn kill_peer(&self) {
-        self.ns.set_link(false);
-        for n in [NODE, PROXY_NODE] {
-            self.consul.set_member_status(n, 4);
-            self.consul.set_check(n, "serfHealth", "critical");
-        }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_habeat"));
-        c.arg("--config").arg(&self.config).args(args);
-        c.stdin(Stdio::null());
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("run habeat")
-    }
-
     fn spawn_check(&self) -> Child {
-        let out = std::fs::File::create(self.path("first.out")).expect("out");
-        let err = std::fs::File::create(self.path("first.err")).expect("err");
-        self.command(&["check"])
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("spawn habeat check")
-    }
-
-    fn journal_text(&self) -> String {
-        self.read("state/events.jsonl")
-    }
-
-    fn journal(&self) -> Vec<Value> {
-        self.journal_text()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    }
-
-    fn promotions(&self) -> usize {
-        self.fake
-            .state()
-            .invocations
-            .iter()
-            .filter(|i| i.args.iter().any(|a| a == "promoteAccounts"))
-            .count()
+        self.spawn(self.command(&["check"]), "first")
     }
 
     fn fence_log(&self) -> Vec<String> {
@@ -262,15 +150,6 @@ fencing:
             text(&check)
         );
     }
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// Index of the first journal event matching `pred`.

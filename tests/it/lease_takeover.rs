@@ -5,75 +5,17 @@
 //! its lock-delay has passed. Until then promoteAccounts does not run and
 //! the outcome says why (typed). The stand-in's clock is moved by hand.
 
-use crate::fake_carbonio;
-use crate::support;
-
-use fake_carbonio::{FakeCarbonio, account, with_accounts};
-use habeat::engine::{
-    Action, ActionId, ActionKind, Origin, OutcomeResult, PeerLeaseWait, PromoteTarget,
-};
-use habeat::exec::Executor;
-use habeat::model::Role;
+use crate::bed::{ExecBed, automatic as action, promote_source as promote};
+use crate::support::consul_api::ConsulApi;
+use habeat::engine::{ActionKind, OutcomeResult, PeerLeaseWait};
 use serde_json::json;
-use std::path::Path;
 use std::time::Duration;
-use support::consul_api::ConsulApi;
 
-const SOURCE: &str = "mbox1.example.com";
-const REPLICA: &str = "mbox2.example.com";
 const GATE: &str = "habeat/failover/mbox1.example.com";
 const SERVING: &str = "habeat/serving/mbox1.example.com";
 
-fn executor(api: &ConsulApi, fake: &FakeCarbonio, dir: &Path, require: &str) -> Executor {
-    executor_with(api, fake, dir, require, "")
-}
-
-fn executor_with(
-    api: &ConsulApi,
-    fake: &FakeCarbonio,
-    dir: &Path,
-    require: &str,
-    extra_safety: &str,
-) -> Executor {
-    let yaml = format!(
-        "local:\n  whoami: secondary\n  dc_check: primary\n  role: appserver\n  state_dir: {d}/state\n  \
-         checkDownFile: {d}/down\n  checkPromotionFile: {d}/prom\n  checkRestartReplicaFile: {d}/rstop\n\
-         primary:\n  appserver_ip: 192.0.2.1\n  appserver_vmname: {SOURCE}\n\
-         secondary:\n  appserver_vmname: {REPLICA}\n\
-         consul:\n  hostname: 127.0.0.1\n  port: {port}\n\
-         carbonio:\n  cli: {cli}\n  zmprov: {zmprov}\n  run_as: \"\"\n  promote_timeout: 30s\n\
-         safety:\n  require_peer_lease: {require}\n{extra_safety}",
-        d = dir.display(),
-        port = api.addr().port(),
-        cli = fake.carbonio.display(),
-        zmprov = fake.zmprov.display(),
-    );
-    let cfg = habeat::config::load_str(&yaml, &dir.join("habeat.yml")).expect("config");
-    Executor::new(&cfg)
-}
-
-fn action(id: u64, kind: ActionKind) -> Action {
-    Action {
-        id: ActionId(id),
-        role: Role::Appserver,
-        origin: Origin::Automatic,
-        step: None,
-        kind,
-    }
-}
-
-fn promote() -> ActionKind {
-    ActionKind::PromoteAccounts {
-        source_mail_host: SOURCE.into(),
-        target: PromoteTarget::SourceMailHost(SOURCE.into()),
-        threads: 2,
-    }
-}
-
-fn promoted(fake: &FakeCarbonio) -> bool {
-    fake.invocations()
-        .iter()
-        .any(|i| i.args.iter().any(|a| a == "promoteAccounts"))
+fn require(r: &str) -> String {
+    format!("safety:\n  require_peer_lease: {r}\n")
 }
 
 /// What the primary's keeper does: a TTL-only session with the 15s
@@ -104,15 +46,10 @@ async fn primary_holds_the_lease(api: &ConsulApi) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn no_promotion_while_the_primary_holds_its_lease_nor_before_its_lock_delay_has_passed() {
-    let api = ConsulApi::builder().start().await;
-    let fake = FakeCarbonio::new(&with_accounts(vec![account(
-        "alice@example.com",
-        SOURCE,
-        REPLICA,
-    )]));
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut exec = executor(&api, &fake, dir.path(), "auto");
-    let primary = primary_holds_the_lease(&api).await;
+    let bed = ExecBed::start().await;
+    let api = &bed.api;
+    let mut exec = bed.executor(&require("auto"));
+    let primary = primary_holds_the_lease(api).await;
     let out = exec
         .execute(&action(
             1,
@@ -127,7 +64,7 @@ async fn no_promotion_while_the_primary_holds_its_lease_nor_before_its_lock_dela
         "{:?}",
         out.result
     );
-    assert!(!promoted(&fake), "promoted beside a held lease");
+    assert!(!bed.promoted(), "promoted beside a held lease");
 
     // The primary stops renewing; its session expires (TTL)...
     api.advance_clock(Duration::from_secs(10));
@@ -143,7 +80,7 @@ async fn no_promotion_while_the_primary_holds_its_lease_nor_before_its_lock_dela
         "{:?}",
         out.result
     );
-    assert!(!promoted(&fake), "promoted inside the lock-delay");
+    assert!(!bed.promoted(), "promoted inside the lock-delay");
     // ...and after its lock-delay the secondary takes the key and promotes.
     api.advance_clock(Duration::from_secs(15));
     let out = exec.execute(&action(4, promote())).await;
@@ -152,7 +89,7 @@ async fn no_promotion_while_the_primary_holds_its_lease_nor_before_its_lock_dela
         "{:?}",
         out.result
     );
-    assert!(promoted(&fake));
+    assert!(bed.promoted());
     let holder = api.lock_holder(SERVING).expect("taken over");
     assert_ne!(holder, primary);
     assert_eq!(
@@ -165,14 +102,8 @@ async fn no_promotion_while_the_primary_holds_its_lease_nor_before_its_lock_dela
 #[tokio::test(flavor = "multi_thread")]
 async fn a_key_never_there_promotes_with_auto_and_waits_with_always() {
     for (require, waits) in [("auto", false), ("always", true)] {
-        let api = ConsulApi::builder().start().await;
-        let fake = FakeCarbonio::new(&with_accounts(vec![account(
-            "alice@example.com",
-            SOURCE,
-            REPLICA,
-        )]));
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut exec = executor(&api, &fake, dir.path(), require);
+        let bed = ExecBed::start().await;
+        let mut exec = bed.executor(&self::require(require));
         exec.execute(&action(
             1,
             ActionKind::AcquireQuorumGate { key: GATE.into() },
@@ -190,7 +121,7 @@ async fn a_key_never_there_promotes_with_auto_and_waits_with_always() {
                 "{:?}",
                 out.result
             );
-            assert!(!promoted(&fake));
+            assert!(!bed.promoted());
             let OutcomeResult::PeerLeaseWait { wait } = &out.result else {
                 unreachable!()
             };
@@ -201,7 +132,7 @@ async fn a_key_never_there_promotes_with_auto_and_waits_with_always() {
                 "{:?}",
                 out.result
             );
-            assert!(promoted(&fake));
+            assert!(bed.promoted());
         }
     }
 }
@@ -213,15 +144,10 @@ async fn a_key_never_there_promotes_with_auto_and_waits_with_always() {
 /// up by this side's own earlier takeover as if the primary still held it.
 #[tokio::test(flavor = "multi_thread")]
 async fn with_the_gate_off_the_takeover_session_is_reused_and_none_is_left_behind() {
-    let api = ConsulApi::builder().start().await;
-    let fake = FakeCarbonio::new(&with_accounts(vec![account(
-        "alice@example.com",
-        SOURCE,
-        REPLICA,
-    )]));
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut exec = executor_with(&api, &fake, dir.path(), "auto", "  quorum_gate: false\n");
-    let primary = primary_holds_the_lease(&api).await;
+    let bed = ExecBed::start().await;
+    let api = &bed.api;
+    let mut exec = bed.executor(&format!("{}  quorum_gate: false\n", require("auto")));
+    let primary = primary_holds_the_lease(api).await;
     for id in 1..=3 {
         let out = exec.execute(&action(id, promote())).await;
         assert!(
@@ -240,16 +166,16 @@ async fn with_the_gate_off_the_takeover_session_is_reused_and_none_is_left_behin
         vec![primary.clone()],
         "each wait left a session of its own behind"
     );
-    assert!(!promoted(&fake));
+    assert!(!bed.promoted());
 
     // The primary's session expires, its lock-delay passes: taken over,
     // but promoteAccounts fails this time...
     api.advance_clock(Duration::from_secs(10));
     assert_eq!(api.lock_holder(SERVING), None);
     api.advance_clock(Duration::from_secs(15));
-    fake.set_fault(
+    bed.fake.set_fault(
         "promoteAccounts",
-        fake_carbonio::Fault::Fail { exit_code: 1 },
+        crate::fake_carbonio::Fault::Fail { exit_code: 1 },
     );
     let out = exec.execute(&action(4, promote())).await;
     assert!(
@@ -260,14 +186,14 @@ async fn with_the_gate_off_the_takeover_session_is_reused_and_none_is_left_behin
     let ours = api.lock_holder(SERVING).expect("taken over");
     assert_ne!(ours, primary);
     // ...and the retry promotes: this side's own hold is no wait.
-    fake.update(|s| s.faults.clear());
+    bed.fake.update(|s| s.faults.clear());
     let out = exec.execute(&action(5, promote())).await;
     assert!(
         matches!(out.result, OutcomeResult::Succeeded { .. }),
         "{:?}",
         out.result
     );
-    assert!(promoted(&fake));
+    assert!(bed.promoted());
     assert_eq!(api.lock_holder(SERVING), Some(ours.clone()));
     assert_eq!(api.sessions(), vec![ours], "one session, the holder's");
 }

@@ -3,6 +3,8 @@
 //! sockets, network namespaces, slapd and the stand-ins of `support`.
 //! Run one area with `cargo test --test it <module>::`.
 
+#[path = "../support/bed.rs"]
+mod bed;
 #[path = "../support/bin.rs"]
 mod bin;
 #[path = "../engine_harness/mod.rs"]

@@ -4,18 +4,14 @@
 //! of `getAccountStatus` per account (available, Kafka, paused, lagging
 //! `sequence` or `itemId`, no replica, numbers as strings, extra fields).
 
+use crate::bed::{Bed, REPLICA, SOURCE, text, tree};
 use crate::fake_carbonio;
 use crate::support;
 
-use fake_carbonio::{Account, FakeCarbonio, Fault, ReplicaState, account, with_accounts};
+use fake_carbonio::{Account, Fault, ReplicaState, account};
 use std::path::PathBuf;
-use std::process::Output;
-use support::consul_api::ConsulApi;
-use support::netns::{Netns, may_use_netns};
-
-const SOURCE: &str = "mbox1.example.com";
-const REPLICA: &str = "mbox2.example.com";
-const NODE: &str = "agent-mbox1-example-com";
+use std::process::{Output, Stdio};
+use support::netns::may_use_netns;
 
 /// The accounts at risk, with the word `status` uses for why.
 const AT_RISK: &[(&str, &str)] = &[
@@ -67,101 +63,30 @@ fn accounts() -> Vec<Account> {
     ]
 }
 
-struct Bed {
-    ns: Netns,
-    consul: ConsulApi,
-    fake: FakeCarbonio,
-    dir: tempfile::TempDir,
-    config: PathBuf,
+/// A primary appserver in a namespace, Consul, the fake CLI with
+/// [`accounts`], no switch or flush after the promotion; `replicas`
+/// (indented lines) and `extra` (whole sections) end the config.
+async fn start(replicas: &str, extra: &str) -> Bed {
+    Bed::builder()
+        .accounts(accounts())
+        .consul_provider_threads_3()
+        .carbonio_timeouts("20s", "20s")
+        .tail(&format!("replicas:\n{replicas}\n{extra}"))
+        .start()
+        .await
 }
 
-impl Bed {
-    async fn new(replicas: &str, extra: &str) -> Bed {
-        let ns = Netns::create();
-        let consul = ConsulApi::builder()
-            .node(NODE, &ns.ip().to_string(), 1)
-            .check(NODE, "serfHealth", "passing")
-            .leader(Some("127.0.0.1:8300"))
-            .start()
-            .await;
-        let fake = FakeCarbonio::new(&with_accounts(accounts()));
-        let dir = tempfile::tempdir().expect("tempdir");
-        let d = dir.path().display();
-        let yaml = format!(
-            r#"local:
-  whoami: secondary
-  dc_check: primary
-  role: appserver
-  checkDownFile: {d}/appserverdown-habeat
-  checkPromotionFile: {d}/appserverprom-habeat
-  checkRestartReplicaFile: {d}/appserverrstopha
-  provider: consul
-  threads: 3
-  state_dir: {d}/state
-primary:
-  appserver_ip: {ip}
-  appserver_vmname: {SOURCE}
-secondary:
-  appserver_vmname: {REPLICA}
-consul:
-  hostname: 127.0.0.1
-  port: {port}
-detection:
-  interval: 300ms
-  timeout: 250ms
-  fall: 2
-  rise: 1
-carbonio:
-  cli: {cli}
-  zmprov: {zmprov}
-  run_as: ""
-  command_timeout: 20s
-  promote_timeout: 20s
-replicas:
-{replicas}
-{extra}
-"#,
-            ip = ns.ip(),
-            port = consul.addr().port(),
-            cli = fake.carbonio.display(),
-            zmprov = fake.zmprov.display(),
-        );
-        let config = dir.path().join("habeat.yml");
-        std::fs::write(&config, yaml).expect("write config");
-        Bed {
-            ns,
-            consul,
-            fake,
-            dir,
-            config,
-        }
-    }
-
-    fn kill_appserver(&self) {
-        self.ns.set_link(false);
-        self.consul.set_member_status(NODE, 4);
-        self.consul.set_check(NODE, "serfHealth", "critical");
-    }
-
-    fn habeat(&self, args: &[&str]) -> Output {
-        crate::bin::habeat(&self.config, args)
-    }
-
-    fn survey_file(&self) -> PathBuf {
-        self.dir.path().join("state").join("survey.json")
-    }
-
-    fn surveys(&self) -> usize {
-        self.fake
-            .invocations()
-            .iter()
-            .filter(|i| i.args.iter().any(|a| a == "getAccountStatus"))
-            .count()
-    }
+/// `habeat <args>` as `bin::habeat` runs it: no token, a 5 s lock wait.
+fn habeat(bed: &Bed, args: &[&str]) -> Output {
+    bed.operator(args, "5s")
 }
 
-fn text(o: &Output) -> String {
-    crate::bin::text(o)
+fn survey_file(bed: &Bed) -> PathBuf {
+    bed.path("state/survey.json")
+}
+
+fn surveys(bed: &Bed) -> usize {
+    bed.calls("getAccountStatus").len()
 }
 
 fn stdout(o: &Output) -> String {
@@ -197,20 +122,20 @@ async fn a_survey_names_exactly_the_accounts_at_risk_everywhere() {
         return;
     }
     let port = support::free_port();
-    let bed = Bed::new(
+    let bed = start(
         "  survey_interval: 5m",
         &format!("metrics:\n  listen: 127.0.0.1:{port}"),
     )
     .await;
-    let out = bed.habeat(&["check"]);
+    let out = habeat(&bed, &["check"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(
-        bed.survey_file().is_file(),
+        survey_file(&bed).is_file(),
         "no survey.json: {}",
         text(&out)
     );
 
-    let st = bed.habeat(&["status"]);
+    let st = habeat(&bed, &["status"]);
     let s = stdout(&st);
     assert!(
         s.contains(&format!("replicas of {SOURCE}: 8 accounts, 6 at risk")),
@@ -227,12 +152,12 @@ async fn a_survey_names_exactly_the_accounts_at_risk_everywhere() {
     for name in HEALTHY {
         assert!(!s.contains(name), "healthy {name} listed without --verbose");
     }
-    let verbose = stdout(&bed.habeat(&["status", "--verbose"]));
+    let verbose = stdout(&habeat(&bed, &["status", "--verbose"]));
     for name in HEALTHY {
         assert!(verbose.contains(name), "--verbose does not list {name}");
     }
 
-    let js = crate::bin::json(&bed.habeat(&["--json", "status"]));
+    let js = crate::bin::json(&habeat(&bed, &["--json", "status"]));
     let survey = &js["replicas"]["survey"];
     assert_eq!(at_risk_names(survey), expected_at_risk(), "{js}");
     assert_eq!(survey["counts"]["ok"], 2);
@@ -245,18 +170,17 @@ async fn a_survey_names_exactly_the_accounts_at_risk_everywhere() {
         "the whole classification"
     );
 
-    let hist = stdout(&bed.habeat(&["history"]));
+    let hist = stdout(&habeat(&bed, &["history"]));
     assert!(
         hist.contains("6 of 8 account(s) at risk"),
         "no replicas_at_risk_changed event: {hist}"
     );
 
     // The daemon: /status and /metrics, from the survey it keeps.
-    let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_habeat"))
-        .args(["--config", bed.config.to_str().expect("utf-8"), "run"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+    let mut daemon = bed
+        .command(&["run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .expect("start the daemon");
     let base = format!("http://127.0.0.1:{port}");
@@ -324,10 +248,10 @@ async fn the_promotion_record_and_history_name_the_accounts_at_risk() {
     if !may_use_netns("survey_promotion") {
         return;
     }
-    let bed = Bed::new("  survey_interval: 5m", "").await;
-    assert_eq!(bed.habeat(&["check"]).status.code(), Some(0));
-    bed.kill_appserver();
-    let out = bed.habeat(&["check"]);
+    let bed = start("  survey_interval: 5m", "").await;
+    assert_eq!(habeat(&bed, &["check"]).status.code(), Some(0));
+    bed.kill_peer();
+    let out = habeat(&bed, &["check"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     // The default (`promote`) moves every account that has a replica.
     assert!(
@@ -347,7 +271,7 @@ async fn the_promotion_record_and_history_name_the_accounts_at_risk() {
         .cloned()
         .unwrap_or_default();
     assert_eq!(seq["lag_sequence"], 12, "{seq}");
-    let hist = stdout(&bed.habeat(&["history"]));
+    let hist = stdout(&habeat(&bed, &["history"]));
     for (name, why) in AT_RISK {
         assert!(
             hist.contains(&format!("{name}: ")) && hist.contains(why),
@@ -364,10 +288,10 @@ async fn hold_promotes_only_the_accounts_not_at_risk() {
     if !may_use_netns("survey_hold") {
         return;
     }
-    let bed = Bed::new("  survey_interval: 5m\n  at_risk: hold", "").await;
-    assert_eq!(bed.habeat(&["check"]).status.code(), Some(0));
-    bed.kill_appserver();
-    let out = bed.habeat(&["check"]);
+    let bed = start("  survey_interval: 5m\n  at_risk: hold", "").await;
+    assert_eq!(habeat(&bed, &["check"]).status.code(), Some(0));
+    bed.kill_peer();
+    let out = habeat(&bed, &["check"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let mut left = bed.fake.accounts_on(SOURCE);
     left.sort();
@@ -389,7 +313,7 @@ async fn hold_promotes_only_the_accounts_not_at_risk() {
         "{:?}",
         promote.args
     );
-    let hist = stdout(&bed.habeat(&["history"]));
+    let hist = stdout(&habeat(&bed, &["history"]));
     let mut held = expected_at_risk();
     held.sort();
     assert!(
@@ -406,11 +330,11 @@ async fn a_dry_run_against_a_dead_peer_simulates_and_changes_nothing() {
     if !may_use_netns("survey_dry_run") {
         return;
     }
-    let bed = Bed::new("  survey_interval: 5m", "").await;
-    assert_eq!(bed.habeat(&["check"]).status.code(), Some(0));
-    bed.kill_appserver();
+    let bed = start("  survey_interval: 5m", "").await;
+    assert_eq!(habeat(&bed, &["check"]).status.code(), Some(0));
+    bed.kill_peer();
     let before = tree(bed.dir.path());
-    let out = bed.habeat(&["--dry-run", "--verbose", "check"]);
+    let out = habeat(&bed, &["--dry-run", "--verbose", "check"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let s = stdout(&out);
     for name in HEALTHY.iter().chain(AT_RISK.iter().map(|(n, _)| n)) {
@@ -444,9 +368,9 @@ async fn neither_kill_9_during_a_survey_nor_a_bad_answer_loses_the_earlier_surve
         return;
     }
     // Every check surveys (the interval is shorter than a check).
-    let bed = Bed::new("  survey_interval: 1ms", "").await;
-    assert_eq!(bed.habeat(&["check"]).status.code(), Some(0));
-    let good = std::fs::read(bed.survey_file()).expect("a first survey");
+    let bed = start("  survey_interval: 1ms", "").await;
+    assert_eq!(habeat(&bed, &["check"]).status.code(), Some(0));
+    let good = std::fs::read(survey_file(&bed)).expect("a first survey");
 
     // A field that makes no sense: refused, named, the survey kept.
     bed.fake.update(|st| {
@@ -454,31 +378,30 @@ async fn neither_kill_9_during_a_survey_nor_a_bad_answer_loses_the_earlier_surve
             .extra
             .insert("sequence".into(), serde_json::json!("twelve"));
     });
-    let out = bed.habeat(&["check"]);
+    let out = habeat(&bed, &["check"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("\"sequence\" is \"twelve\""),
         "the nonsense is not named: {}",
         text(&out)
     );
-    assert_eq!(std::fs::read(bed.survey_file()).expect("survey"), good);
+    assert_eq!(std::fs::read(survey_file(&bed)).expect("survey"), good);
     bed.fake.update(|st| {
         st.accounts[0].extra.remove("sequence");
     });
 
     // kill -9 while the CLI lists.
     bed.fake.set_fault("getAccountStatus", Fault::Hang);
-    let before = bed.surveys();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_habeat"))
-        .args(["--config", bed.config.to_str().expect("utf-8"), "check"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+    let before = surveys(&bed);
+    let mut child = bed
+        .command(&["check"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .expect("start check");
     let mut started = false;
     for _ in 0..600 {
-        if bed.surveys() > before {
+        if surveys(&bed) > before {
             started = true;
             break;
         }
@@ -491,11 +414,11 @@ async fn neither_kill_9_during_a_survey_nor_a_bad_answer_loses_the_earlier_surve
     let _ = child.wait();
     assert!(started, "the survey never started");
     assert_eq!(
-        std::fs::read(bed.survey_file()).expect("survey"),
+        std::fs::read(survey_file(&bed)).expect("survey"),
         good,
         "kill -9 during a survey changed the last survey"
     );
-    let st = crate::bin::json(&bed.habeat(&["--json", "status"]));
+    let st = crate::bin::json(&habeat(&bed, &["--json", "status"]));
     assert_eq!(at_risk_names(&st["replicas"]["survey"]), expected_at_risk());
     // The hung CLI outlived the killed habeat (its own process group, as
     // every child of habeat): end it.
@@ -508,23 +431,6 @@ async fn neither_kill_9_during_a_survey_nor_a_bad_answer_loses_the_earlier_surve
         }
     }
     bed.fake.update(|st| st.faults.clear());
-}
-
-fn tree(dir: &std::path::Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("read dir").flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push((p.clone(), std::fs::read(&p).unwrap_or_default()));
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// `replicas.at_risk: hold` when every account of the dead peer is at
@@ -541,7 +447,7 @@ async fn hold_with_every_account_at_risk_promotes_nothing_runs_no_follow_up_and_
     }
     let scratch = tempfile::tempdir().expect("tempdir");
     let hooks = scratch.path().join("hooks.log");
-    let bed = Bed::new(
+    let bed = start(
         "  survey_interval: 5m\n  at_risk: hold",
         &format!(
             "hooks:\n  after_promotion: [\"echo after_promotion >> {}\"]",
@@ -551,22 +457,16 @@ async fn hold_with_every_account_at_risk_promotes_nothing_runs_no_follow_up_and_
     .await;
     bed.fake
         .update(|s| s.accounts.retain(|a| !HEALTHY.contains(&a.name.as_str())));
-    let healthy = bed.habeat(&["check"]);
+    let healthy = habeat(&bed, &["check"]);
     assert_eq!(healthy.status.code(), Some(0), "{}", text(&healthy));
-    bed.kill_appserver();
-    let out = bed.habeat(&["check"]);
-    let promotions = |fake: &FakeCarbonio| {
-        fake.invocations()
-            .iter()
-            .filter(|i| i.args.iter().any(|a| a == "promoteAccounts"))
-            .count()
-    };
-    assert_eq!(promotions(&bed.fake), 0, "{}", text(&out));
+    bed.kill_peer();
+    let out = habeat(&bed, &["check"]);
+    assert_eq!(bed.promotions(), 0, "{}", text(&out));
     let mut left = bed.fake.accounts_on(SOURCE);
     left.sort();
     assert_eq!(left, expected_at_risk());
-    let down = bed.dir.path().join("appserverdown-habeat-appserver");
-    let prom = bed.dir.path().join("appserverprom-habeat-appserver");
+    let down = bed.lock("appserverdown-habeat-appserver");
+    let prom = bed.lock("appserverprom-habeat-appserver");
     assert!(
         !down.exists() && !prom.exists(),
         "lock files announce a promotion that did not happen: {}",
@@ -578,24 +478,24 @@ async fn hold_with_every_account_at_risk_promotes_nothing_runs_no_follow_up_and_
         std::fs::read_to_string(&hooks).unwrap_or_default()
     );
     let command = format!("habeat promote --accounts {}", expected_at_risk().join(","));
-    let hist = stdout(&bed.habeat(&["history"]));
+    let hist = stdout(&habeat(&bed, &["history"]));
     assert!(
         hist.lines()
             .any(|l| l.contains("nothing promoted") && l.contains(&command)),
         "the end of the pipeline does not say so with the command: {hist}"
     );
-    let status = bed.habeat(&["status", "--json"]);
+    let status = habeat(&bed, &["status", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status --json");
     assert_eq!(v["why"][0]["kind"], "all_held", "{v:#}");
     assert!(
-        stdout(&bed.habeat(&["status"])).contains(&command),
+        stdout(&habeat(&bed, &["status"])).contains(&command),
         "status does not name the command"
     );
 
     // The peer stays dead: later checks neither list nor hold again.
-    let again = bed.habeat(&["check"]);
+    let again = habeat(&bed, &["check"]);
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
-    let hist = crate::bin::habeat(&bed.config, &["history", "--json"]);
+    let hist = habeat(&bed, &["history", "--json"]);
     let intents = String::from_utf8_lossy(&hist.stdout)
         .lines()
         .filter(|l| l.contains("\"promotion_intent\""))
@@ -604,9 +504,9 @@ async fn hold_with_every_account_at_risk_promotes_nothing_runs_no_follow_up_and_
 
     // The operator decides: their promote runs as it always does.
     let held = expected_at_risk().join(",");
-    let op = bed.habeat(&["promote", "--accounts", &held, "--yes"]);
+    let op = habeat(&bed, &["promote", "--accounts", &held, "--yes"]);
     assert_eq!(op.status.code(), Some(0), "{}", text(&op));
-    assert_eq!(promotions(&bed.fake), 1, "{}", text(&op));
+    assert_eq!(bed.promotions(), 1, "{}", text(&op));
     let mut moved = bed.fake.accounts_on(REPLICA);
     moved.sort();
     // All but the one with no replica to promote to.

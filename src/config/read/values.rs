@@ -1,4 +1,4 @@
-//! The readers of each kind of value ([`super::keys::Kind`]), with their
+//! The readers of each kind of value (`Kind` in `keys.rs`), with their
 //! checks and messages: text, booleans, numbers, durations, paths,
 //! addresses and hostnames, lists and commands.
 
@@ -13,7 +13,7 @@ use std::time::Duration;
 impl Walker<'_> {
     /// A text value, or `None` if absent or empty. `what` describes it in
     /// a type error.
-    pub(super) fn opt_string(
+    pub(in crate::config) fn opt_string(
         &mut self,
         s: &Section,
         key: &str,
@@ -30,7 +30,7 @@ impl Walker<'_> {
         }
     }
 
-    pub(super) fn bool(&mut self, s: &Section, key: &str, default: bool) -> bool {
+    pub(in crate::config) fn bool(&mut self, s: &Section, key: &str, default: bool) -> bool {
         let Some(node) = s.given(key) else {
             return default;
         };
@@ -43,7 +43,14 @@ impl Walker<'_> {
         }
     }
 
-    pub(super) fn uint(&mut self, s: &Section, key: &str, default: u64, min: u64, max: u64) -> u64 {
+    pub(in crate::config) fn uint(
+        &mut self,
+        s: &Section,
+        key: &str,
+        default: u64,
+        min: u64,
+        max: u64,
+    ) -> u64 {
         let Some(node) = s.given(key) else {
             return default;
         };
@@ -73,7 +80,7 @@ impl Walker<'_> {
     }
 
     /// [`Walker::duration`], refusing a value below `floor`.
-    pub(super) fn duration_at_least(
+    pub(in crate::config) fn duration_at_least(
         &mut self,
         s: &Section,
         key: &str,
@@ -123,7 +130,12 @@ impl Walker<'_> {
         self.duration(s, key, default)
     }
 
-    pub(super) fn duration(&mut self, s: &Section, key: &str, default: Duration) -> Duration {
+    pub(in crate::config) fn duration(
+        &mut self,
+        s: &Section,
+        key: &str,
+        default: Duration,
+    ) -> Duration {
         let Some(node) = s.given(key) else {
             return default;
         };
@@ -198,7 +210,7 @@ impl Walker<'_> {
         }
     }
 
-    pub(super) fn hostname(&mut self, s: &Section, key: &str) -> Option<String> {
+    pub(in crate::config) fn hostname(&mut self, s: &Section, key: &str) -> Option<String> {
         let (h, pos) = self.opt_string(s, key, "a hostname")?;
         self.check_hostname(&h, pos, &s.child(key)).then_some(h)
     }
@@ -269,7 +281,7 @@ impl Walker<'_> {
         }
     }
 
-    pub(super) fn address_list(&mut self, s: &Section, key: &str) -> Vec<String> {
+    pub(in crate::config) fn address_list(&mut self, s: &Section, key: &str) -> Vec<String> {
         let path = s.child(key);
         let items = self.list(s, key, "IP addresses or hostnames");
         let mut out = Vec::new();
@@ -283,7 +295,7 @@ impl Walker<'_> {
         out
     }
 
-    pub(super) fn hostname_list(&mut self, s: &Section, key: &str) -> Vec<String> {
+    pub(in crate::config) fn hostname_list(&mut self, s: &Section, key: &str) -> Vec<String> {
         let path = s.child(key);
         let items = self.list(s, key, "hostnames");
         let mut out = Vec::new();
@@ -343,7 +355,7 @@ impl Walker<'_> {
 
     /// A list of commands; each is a string (run by `/bin/sh -c`) or an argv
     /// list (run directly).
-    pub(super) fn commands(&mut self, s: &Section, key: &str) -> Vec<HookCommand> {
+    pub(in crate::config) fn commands(&mut self, s: &Section, key: &str) -> Vec<HookCommand> {
         let path = s.child(key);
         let items = self.list(s, key, "commands");
         let mut out = Vec::new();

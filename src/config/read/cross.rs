@@ -11,7 +11,7 @@ use super::Walker;
 use crate::model::Role;
 
 impl Walker<'_> {
-    pub(super) fn cross_checks(&mut self, cfg: &mut Config) {
+    pub(in crate::config) fn cross_checks(&mut self, cfg: &mut Config) {
         let local = &cfg.local;
         let roles_mark = self
             .marks

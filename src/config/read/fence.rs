@@ -1,12 +1,11 @@
-//! The readers of `fencing:`: each target (`appserver`, `proxy`,
-//! `consul`) is a section of [`keys::FENCE_TARGET`]; its agent must be an
-//! executable, its options scalars (never `action`, which habeat sets),
-//! and its plug given once. The count of `consul.plugs` against the
+//! The readers of a fence target's keys (`fencing.appserver`, `proxy`,
+//! `consul`; the target itself is opened as a section by `walk.rs`): its
+//! agent must be an executable, its options scalars (never `action`,
+//! which habeat sets), and its plug given once. The count of `consul.plugs` against the
 //! peer's Consul servers is a cross-section check ([`Walker::fence_cross`]).
 
-use super::super::keys;
 use super::super::yaml::{Node, Value};
-use super::super::{Config, FenceAction, FenceTarget};
+use super::super::{Config, FenceAction};
 use super::{Section, Walker};
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -16,57 +15,6 @@ use std::path::PathBuf;
 const RESERVED: &[&str] = &["action", "option", "nodename"];
 
 impl Walker<'_> {
-    /// `fencing.<component>`: absent or `~` is no fencing for it.
-    pub(in crate::config) fn fence_target(
-        &mut self,
-        s: &Section,
-        key: &str,
-    ) -> Option<FenceTarget> {
-        let node = s.given(key)?;
-        let path = s.child(key);
-        if !matches!(node.value, Value::Map(_)) {
-            self.type_error(
-                node,
-                &path,
-                "a mapping with agent, action, options and plugs",
-            );
-            return None;
-        }
-        let t = self.section(node, &path, &keys::FENCE_TARGET);
-        let mut target = FenceTarget::default();
-        self.read_keys(&t, &keys::FENCE_TARGET, &mut target);
-        if target.agent.as_os_str().is_empty() {
-            if t.given("agent").is_none() {
-                self.error(
-                    node.pos,
-                    format!(
-                        "{path}.agent is missing; name the fence agent program, e.g. \
-                         agent: /usr/sbin/fence_vmware_rest (Debian package fence-agents)"
-                    ),
-                );
-            }
-            return None;
-        }
-        // `options.plug` (or the agent's other name for it, `port`) is
-        // the one plug of a single-node target.
-        let in_options: Vec<String> = ["plug", "port"]
-            .iter()
-            .filter_map(|k| target.options.remove(*k))
-            .collect();
-        if !in_options.is_empty() {
-            if t.given("plugs").is_some() || in_options.len() > 1 {
-                self.error(
-                    t.pos_of("plugs"),
-                    format!(
-                        "{path}: the plug is given twice (options.plug and plugs); keep one of them"
-                    ),
-                );
-            }
-            target.plugs = in_options;
-        }
-        Some(target)
-    }
-
     pub(in crate::config) fn fence_agent(&mut self, s: &Section, key: &str) -> Option<PathBuf> {
         let path = self.abs_path(s, key)?;
         let pos = s.pos_of(key);
@@ -237,7 +185,7 @@ impl Walker<'_> {
 
     /// What spans sections: the plug count of each target against the
     /// peer datacenter's nodes.
-    pub(super) fn fence_cross(&mut self, cfg: &Config) {
+    pub(in crate::config) fn fence_cross(&mut self, cfg: &Config) {
         let peer_name = cfg.local.dc_check.as_str();
         for (name, target) in [
             ("appserver", &cfg.fencing.appserver),

@@ -1,16 +1,14 @@
-//! The readers of the keys that have a kind of their own
-//! ([`Kind::Custom`](super::super::keys::Kind::Custom) and the required
-//! datacenter names): what they accept is particular to them, and so are
+//! The readers of the keys that have a kind of their own (`Kind::Custom`
+//! in `keys.rs`): what they accept is particular to them, and so are
 //! their messages.
 
-use super::super::keys::{self, SECTIONS};
+use super::super::out::format_size;
 use super::super::problem::io_problem;
 use super::super::suggest;
 use super::super::yaml::{Node, Pos, Value};
-use super::super::{HookCommand, ProbeSpec, Quorum, Scheme, Secret, SwitchCommands, TokenSource};
+use super::super::{HookCommand, ProbeSpec, Quorum, Scheme, Secret, TokenSource};
 use super::{Section, Walker};
 use crate::model::Role;
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -20,48 +18,6 @@ const PROBE_KINDS: &[&str] = &["icmp", "tcp", "http", "ldap"];
 
 impl Walker<'_> {
     // -- local ----------------------------------------------------------------
-
-    pub(super) fn dc_name(&mut self, s: &Section, key: &str, what: &str) -> Option<String> {
-        let Some((name, pos)) = self.opt_string(s, key, "a datacenter name such as primary") else {
-            if matches!(s.given(key), Some(n) if !matches!(&n.value, Value::Str(_))) {
-                return None; // wrong type: already reported
-            }
-            self.error(
-                self.marks.local.unwrap_or(s.pos),
-                format!(
-                    "{} is missing; set it to the name of {what} (e.g. primary or \
-                     secondary), matching a top-level section of the same name",
-                    s.child(key)
-                ),
-            );
-            return None;
-        };
-        if SECTIONS.contains(&name.as_str()) {
-            self.error(
-                pos,
-                format!(
-                    "{}: `{name}` is the name of a section; name the datacenter \
-                     differently (e.g. primary, secondary)",
-                    s.child(key)
-                ),
-            );
-            return None;
-        }
-        if !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
-            self.error(
-                pos,
-                format!(
-                    "{}: `{name}` is not a usable datacenter name; use letters, digits, `_` and `-`",
-                    s.child(key)
-                ),
-            );
-            return None;
-        }
-        Some(name)
-    }
 
     /// `local.provider`: only `consul` is supported.
     pub(in crate::config) fn provider(&mut self, s: &Section, key: &str) {
@@ -132,35 +88,6 @@ impl Walker<'_> {
     }
 
     // -- datacenters ----------------------------------------------------------
-
-    /// `<dc>.proxy_switch`: each tool is a section of [`keys::SWITCH`].
-    pub(in crate::config) fn proxy_switch(
-        &mut self,
-        s: &Section,
-        key: &str,
-    ) -> BTreeMap<String, SwitchCommands> {
-        let mut out = BTreeMap::new();
-        let Some(sw) = s.get(key) else {
-            return out;
-        };
-        let path = s.child(key);
-        let tools = match &sw.value {
-            Value::Map(entries) => entries.as_slice(),
-            Value::Null => &[],
-            _ => {
-                self.type_error(sw, &path, "a mapping of tool names, e.g. `bgp:`");
-                &[]
-            }
-        };
-        for (tool, body) in tools {
-            let tpath = format!("{path}.{}", tool.name);
-            let t = self.section(body, &tpath, &keys::SWITCH);
-            let mut commands = SwitchCommands::default();
-            self.read_keys(&t, &keys::SWITCH, &mut commands);
-            out.insert(tool.name.clone(), commands);
-        }
-        out
-    }
 
     /// `deactivate`, or its old spelling `deativate` (not both).
     pub(in crate::config) fn deactivate(&mut self, t: &Section, key: &str) -> Vec<HookCommand> {
@@ -389,7 +316,7 @@ impl Walker<'_> {
 
     // -- probes ---------------------------------------------------------------
 
-    pub(super) fn probe_list(&mut self, s: &Section, key: &str) -> Vec<ProbeSpec> {
+    pub(in crate::config) fn probe_list(&mut self, s: &Section, key: &str) -> Vec<ProbeSpec> {
         let path = s.child(key);
         let items = self.list(s, key, "probes such as { tcp: 7071 }");
         let mut out = Vec::new();
@@ -639,7 +566,7 @@ impl Walker<'_> {
 /// `10MiB` → 10485760. A whole number, optional blanks, then a unit:
 /// `B`, `KiB`/`K`, `MiB`/`M`, `GiB`/`G`, `TiB`/`T` (powers of 1024, case
 /// ignored). `None` for anything else, including no unit.
-pub(crate) fn parse_size(text: &str) -> Option<u64> {
+fn parse_size(text: &str) -> Option<u64> {
     let digits = text.bytes().take_while(u8::is_ascii_digit).count();
     let (num, unit) = text.split_at(digits);
     let n: u64 = num.parse().ok()?;
@@ -652,15 +579,4 @@ pub(crate) fn parse_size(text: &str) -> Option<u64> {
         _ => return None,
     };
     n.checked_mul(1u64 << shift)
-}
-
-/// A size as config check prints it: the largest unit it is a whole
-/// number of (`10MiB`, `65KiB`, `100B`).
-pub(crate) fn format_size(n: u64) -> String {
-    for (shift, unit) in [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] {
-        if n != 0 && n.is_multiple_of(1u64 << shift) {
-            return format!("{}{unit}", n >> shift);
-        }
-    }
-    format!("{n}B")
 }
