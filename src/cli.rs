@@ -52,8 +52,10 @@ Exit codes:
   1  runtime error
   2  bad configuration or usage
   3  an action failed
-  4  refused for safety: an operator command, or an automatic action
-     the quorum gate refused (this side cannot prove its Consul majority)
+  4  refused for safety: an operator command, an automatic action the
+     quorum gate refused (this side cannot prove its Consul majority) or
+     a fence did not confirm, or a promotion that replicas.at_risk: hold
+     left with nothing to promote
   5  another habeat holds the state lock and the wait ran out
      (30s; set HABEAT_LOCK_WAIT, e.g. HABEAT_LOCK_WAIT=5s, to change it)
 

@@ -168,7 +168,19 @@ pub async fn check(cfg: &Config, dry_run: bool, json_out: bool, verbose: bool) -
         s.survey_if_due().await.map_err(Failure::runtime)?;
     }
     s.close_hooks().await;
-    let code = conclude(&all, json_out);
+    let mut code = conclude(&all, json_out);
+    // A promotion that the hold left with nothing to promote was decided
+    // in this run: mail for those accounts stays down until the operator
+    // acts, which is a refusal for safety like a refused gate (exit 4).
+    let held_everything = all.events.iter().any(|e| {
+        matches!(e.kind, engine::EventKind::PipelineFinished { pipeline }
+        if s.state.roles.values().any(|r| {
+            r.failover.as_ref().is_some_and(|p| p.id == pipeline && p.held_everything())
+        }))
+    });
+    if code == exit::OK && held_everything {
+        code = exit::REFUSED;
+    }
     if json_out {
         println!("{}", status_json(&s.state, cfg, &s.ecfg));
     } else {

@@ -494,12 +494,8 @@ impl Metrics {
                 kind: r.kind(),
             })
             .collect();
-        if let Ok(mut last) = m.last_decisions.lock() {
-            for gone in last.difference(&now) {
-                m.decision.remove(gone);
-            }
-            *last = now.clone();
-        }
+        // The new series first, then the old ones removed: a scrape in
+        // between sees one more, never none.
         for labels in &now {
             m.decision.get_or_create(labels).set(1);
         }
@@ -509,6 +505,19 @@ impl Metrics {
                     role: r.role.as_str().to_owned(),
                 })
                 .set(i64::from(r.held_back()));
+        }
+        if let Ok(mut last) = m.last_decisions.lock() {
+            for gone in last.difference(&now) {
+                m.decision.remove(gone);
+                // A role no longer planned for (removed by a reload) keeps
+                // no held_back series that would page for ever.
+                if !now.iter().any(|n| n.role == gone.role) {
+                    m.held_back.remove(&RoleLabels {
+                        role: gone.role.clone(),
+                    });
+                }
+            }
+            *last = now;
         }
     }
 

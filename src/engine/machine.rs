@@ -215,10 +215,7 @@ impl<'a> Cx<'a> {
         role: Option<Role>,
         message: String,
     ) {
-        if self.query {
-            return;
-        }
-        self.events.push(Event {
+        self.record(Event {
             at: self.now,
             severity,
             kind,
@@ -226,6 +223,14 @@ impl<'a> Cx<'a> {
             component: role.map(Role::watched_component),
             message,
         });
+    }
+
+    /// Keep a journal event, unless asked by [`crate::engine::plan`]
+    /// (query mode records none).
+    fn record(&mut self, event: Event) {
+        if !self.query {
+            self.events.push(event);
+        }
     }
 
     /// An action handed out before a restart never reported back: habeat
@@ -306,7 +311,7 @@ impl<'a> Cx<'a> {
             let w = witness::observe(prev, o, now, self.cfg);
             let before = prev.map(|p| p.vote).unwrap_or(Vote::Unknown);
             if w.vote != before {
-                self.events.push(Event {
+                self.record(Event {
                     at: now,
                     severity: Severity::Info,
                     kind: EventKind::VoteChanged {
@@ -340,7 +345,7 @@ impl<'a> Cx<'a> {
                 } else {
                     Severity::Info
                 };
-                self.events.push(Event {
+                self.record(Event {
                     at: now,
                     severity,
                     kind: EventKind::VerdictChanged { from, to: v },
@@ -446,17 +451,7 @@ impl<'a> Cx<'a> {
     /// (`promote` on a node without the appserver role, a role removed
     /// from the config since). [`crate::engine::plan`] asks the same.
     pub(super) fn roles_to_decide(&self) -> Vec<Role> {
-        let mut roles = self.cfg.roles.clone();
-        for (r, rs) in &self.s.roles {
-            let operator = rs
-                .failover
-                .as_ref()
-                .is_some_and(|p| p.origin == Origin::Operator && !p.is_finished());
-            if (rs.rearm.is_some() || operator) && !roles.contains(r) {
-                roles.push(*r);
-            }
-        }
-        roles
+        roles_to_decide(&self.s, self.cfg)
     }
 
     pub(super) fn note_decision(&mut self, role: Role, reason: Idle) {
@@ -595,8 +590,8 @@ impl<'a> Cx<'a> {
                         pipeline: p.id,
                         why: why.clone(),
                     },
-                    None if p.steps.is_empty()
-                        && let Some(d) = p.promotion.as_ref().filter(|d| !d.held.is_empty()) =>
+                    None if p.held_everything()
+                        && let Some(d) = p.promotion.as_ref() =>
                     {
                         Idle::AllHeld {
                             pipeline: p.id,
@@ -623,4 +618,20 @@ impl<'a> Cx<'a> {
             Role::Consulserver => self.consulserver_start(),
         }
     }
+}
+
+/// The roles a step decides for, in order: the configured ones, plus any
+/// role with a re-arm or an operator's promotion under way.
+pub(super) fn roles_to_decide(s: &State, cfg: &EngineConfig) -> Vec<Role> {
+    let mut roles = cfg.roles.clone();
+    for (r, rs) in &s.roles {
+        let operator = rs
+            .failover
+            .as_ref()
+            .is_some_and(|p| p.origin == Origin::Operator && !p.is_finished());
+        if (rs.rearm.is_some() || operator) && !roles.contains(r) {
+            roles.push(*r);
+        }
+    }
+    roles
 }

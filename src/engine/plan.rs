@@ -1,8 +1,7 @@
 //! What the engine would do now, and why: the pure query beside
 //! [`crate::engine::step`].
 //!
-//! `status`, `/status`, sd-notify's STATUS=, the metrics and the dry run
-//! all ask [`plan`] (or [`plan_round`]) instead of running a step on a copy
+//! `status`, `/status`, the metrics and the dry run all ask [`plan`] (or [`plan_round`]) instead of running a step on a copy
 //! of the state and throwing its records away. Both `plan` and `step` take
 //! each role's decision from the one place that makes it,
 //! `Cx::role_next` (`machine.rs`), over the same list of roles
@@ -17,7 +16,7 @@
 
 use super::action::{ActionId, ActionKind};
 use super::config::EngineConfig;
-use super::machine::{Cx, Decision, Scope};
+use super::machine::{Cx, Decision, Scope, roles_to_decide};
 use super::reason::Idle;
 use super::record::{Live, State};
 use super::time::UnixMillis;
@@ -80,8 +79,7 @@ impl RolePlan {
     /// (for a reason other than having acted already): what an alert on
     /// "habeat should act but is held back" wants to know.
     pub fn held_back(&self) -> bool {
-        self.verdict == Verdict::Down
-            && matches!(&self.next, Next::Idle(r) if !matches!(r, Idle::Recorded { .. }))
+        self.verdict == Verdict::Down && matches!(&self.next, Next::Idle(r) if r.holds_back())
     }
 
     /// The shape `status --json` and `/status` give under `why`.
@@ -146,8 +144,41 @@ impl Plan {
 /// What each role would do at `now` from the saved `state`, and why, with
 /// no new round: what `status` shows. Pure; `state` is not changed.
 pub fn plan(state: &State, cfg: &EngineConfig, now: UnixMillis) -> Plan {
+    // An action in flight: no role decides anything until its outcome, so
+    // there is no decision to make and no scratch copy to make it on.
+    if let Some(a) = &state.in_flight {
+        let roles = roles_to_decide(state, cfg)
+            .into_iter()
+            .map(|role| {
+                role_plan(
+                    state,
+                    role,
+                    Next::InProgress {
+                        action: a.id,
+                        kind: a.kind.clone(),
+                    },
+                )
+            })
+            .collect();
+        return Plan { roles };
+    }
     let mut cx = Cx::query(state, &Live::default(), cfg, now);
     cx.plan_roles()
+}
+
+/// A role's plan: its peer component's verdict beside `next`.
+fn role_plan(state: &State, role: Role, next: Next) -> RolePlan {
+    let component = role.watched_component();
+    let cs = state.components.get(&component);
+    RolePlan {
+        role,
+        component,
+        verdict: cs.map(|x| x.verdict).unwrap_or(Verdict::Unknown),
+        verdict_reason: cs
+            .map(|x| x.reason.clone())
+            .unwrap_or_else(|| "not observed yet".into()),
+        next,
+    }
 }
 
 /// What the step for this `round` would decide, and why, before it does
@@ -173,12 +204,6 @@ impl Cx<'_> {
         let roles = self.roles_to_decide();
         let mut out = Vec::with_capacity(roles.len());
         for role in roles {
-            let c = role.watched_component();
-            let cs = self.s.components.get(&c);
-            let verdict = cs.map(|x| x.verdict).unwrap_or(Verdict::Unknown);
-            let verdict_reason = cs
-                .map(|x| x.reason.clone())
-                .unwrap_or_else(|| "not observed yet".into());
             let next = match &self.s.in_flight {
                 Some(a) => Next::InProgress {
                     action: a.id,
@@ -189,13 +214,7 @@ impl Cx<'_> {
                     Decision::Idle(r) => Next::Idle(r),
                 },
             };
-            out.push(RolePlan {
-                role,
-                component: c,
-                verdict,
-                verdict_reason,
-                next,
-            });
+            out.push(role_plan(&self.s, role, next));
         }
         Plan { roles: out }
     }

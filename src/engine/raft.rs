@@ -148,7 +148,8 @@ impl Cx<'_> {
             return refuse(self, why);
         }
         if consul.is_empty() {
-            return refuse(self, OperatorRefusal::NoConsulWitness);
+            let dc = self.cfg.dc_check.clone();
+            return refuse(self, OperatorRefusal::NoConsulWitness { dc });
         }
         if let Some(p) = &self.s.role(role).failover
             && p.kind == PipelineKind::RaftRecovery

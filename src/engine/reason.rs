@@ -477,10 +477,9 @@ impl fmt::Display for Idle {
                 "the peer {component} is Up again; rearm is manual: run `habeat rearm` once the \
                  failover is handled"
             ),
-            Idle::Stalled { pipeline, why } => write!(
-                f,
-                "failover pipeline {pipeline} stopped and needs an operator: {why}"
-            ),
+            Idle::Stalled { pipeline, why } => {
+                write!(f, "failover pipeline {pipeline} stopped: {why}")
+            }
             Idle::Recorded {
                 pipeline,
                 at,
@@ -576,11 +575,49 @@ impl fmt::Display for Idle {
 impl Idle {
     /// The stable machine-readable name of the variant (its serde tag).
     pub fn kind(&self) -> String {
-        serde_json::to_value(self)
-            .ok()
-            .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_owned))
-            .unwrap_or_default()
+        serde_kind(self)
     }
+
+    /// Whether, with the peer component Down, this reason leaves the mail
+    /// of the peer's users unserved until something changes or an
+    /// operator acts (`habeat_held_back`, the `HabeatHeldBack` alert).
+    /// Reasons that are the design working (the primary side never
+    /// promotes, nothing to promote, done already) are not. Exhaustive, so
+    /// a new reason must be classified.
+    pub fn holds_back(&self) -> bool {
+        match self {
+            Idle::OperatorScope
+            | Idle::NotARole { .. }
+            | Idle::PeerNotDown { .. }
+            | Idle::PrimaryNeverPromotes
+            | Idle::NoAccounts { .. }
+            | Idle::PeerBackRearmManual { .. }
+            | Idle::Recorded { .. }
+            | Idle::PipelineFinished { .. } => false,
+            Idle::Blocked { .. }
+            | Idle::NotObserved { .. }
+            | Idle::PromotionBlocked { .. }
+            | Idle::NoSourceHost { .. }
+            | Idle::Stalled { .. }
+            | Idle::AllHeld { .. }
+            | Idle::RetryWait { .. }
+            | Idle::PipelineBlocked { .. }
+            | Idle::VerdictForbids { .. }
+            | Idle::StepWaiting { .. }
+            | Idle::StepFailed { .. }
+            | Idle::RaftNotReady { .. }
+            | Idle::RaftUnfinished { .. }
+            | Idle::Unsettled { .. } => true,
+        }
+    }
+}
+
+/// The serde tag (`kind`) of a reason: its stable machine-readable name.
+fn serde_kind<T: Serialize>(reason: &T) -> String {
+    serde_json::to_value(reason)
+        .ok()
+        .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_owned))
+        .unwrap_or_default()
 }
 
 /// Read a reason saved by an earlier release, which kept it as a
@@ -607,8 +644,9 @@ pub enum OperatorRefusal {
     },
     /// `recover --peer-dc-lost` while a witness sees a peer Consul server Up.
     PeerConsulUp { witness: String, detail: String },
-    /// `recover --peer-dc-lost` with no witness of the peer Consul servers.
-    NoConsulWitness,
+    /// `recover --peer-dc-lost` with no witness of the peer Consul servers
+    /// (`dc`: the peer datacenter's section).
+    NoConsulWitness { dc: String },
     /// `recover --peer-dc-lost` after raft was recovered (until `rearm`).
     RaftRecovered { pipeline: u64 },
     /// `recover --peer-dc-lost` while a raft recovery is under way.
@@ -618,10 +656,7 @@ pub enum OperatorRefusal {
 impl OperatorRefusal {
     /// The stable name of the variant (`status --json`'s `refusal.kind`).
     pub fn kind(&self) -> String {
-        serde_json::to_value(self)
-            .ok()
-            .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_owned))
-            .unwrap_or_default()
+        serde_kind(self)
     }
 }
 
@@ -644,9 +679,10 @@ impl fmt::Display for OperatorRefusal {
                  raft now would give this side a Consul cluster of its own beside a live one \
                  (split brain). This is a partition, not a lost datacenter"
             ),
-            OperatorRefusal::NoConsulWitness => f.write_str(
-                "refused: no witness observes the peer Consul servers (is \
-                 <dc_check>.consul_ips set?): nothing shows they are gone",
+            OperatorRefusal::NoConsulWitness { dc } => write!(
+                f,
+                "refused: no witness observes the peer Consul servers (is {dc}.consul_ips \
+                 set?): nothing shows they are gone"
             ),
             OperatorRefusal::RaftRecovered { pipeline } => write!(
                 f,
@@ -796,6 +832,46 @@ mod tests {
             "step \"promote accounts\" gave up: exit status 1: Unable to communicate with \
              server; operator needed: promote by hand (`habeat promote --source-mail-host \
              mbox1.example.com --force`) or, if you handled it, `habeat rearm`"
+        );
+    }
+
+    #[test]
+    fn a_stalled_pipeline_says_operator_needed_once() {
+        let idle = Idle::Stalled {
+            pipeline: 7,
+            why: Stall::GaveUp {
+                step: "promote accounts".into(),
+                cause: GiveUp::Interrupted,
+                source_mail_host: None,
+            },
+        };
+        let text = idle.to_string();
+        assert_eq!(text.matches("operator").count(), 1, "{text}");
+        assert_eq!(text.matches("stopped").count(), 1, "{text}");
+    }
+
+    #[test]
+    fn the_design_at_work_is_not_held_back_and_an_operator_needed_is() {
+        assert!(!Idle::PrimaryNeverPromotes.holds_back());
+        assert!(
+            !Idle::NoAccounts {
+                host: "mbox1".into()
+            }
+            .holds_back()
+        );
+        assert!(!Idle::PipelineFinished { id: 1 }.holds_back());
+        assert!(
+            Idle::Stalled {
+                pipeline: 1,
+                why: Stall::Recorded { text: "x".into() }
+            }
+            .holds_back()
+        );
+        assert!(
+            Idle::RetryWait {
+                until: UnixMillis(0)
+            }
+            .holds_back()
         );
     }
 

@@ -274,6 +274,13 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
+    /// A promotion that `replicas.at_risk: hold` left with nothing to
+    /// promote: recorded with no step, every account held for the
+    /// operator.
+    pub fn held_everything(&self) -> bool {
+        self.steps.is_empty() && self.promotion.as_ref().is_some_and(|d| !d.held.is_empty())
+    }
+
     /// Every step done or given up, or stalled.
     pub fn is_finished(&self) -> bool {
         self.stalled.is_some()

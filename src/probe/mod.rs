@@ -20,7 +20,7 @@ pub mod icmp;
 pub mod net;
 mod plan;
 
-pub use plan::{Planned, PlannedVote, Target, count, plan, vote_count, votes, watched_components};
+pub use plan::{Planned, PlannedVote, Target, plan, votes, watched_components};
 
 use crate::config::Config;
 use crate::model::{Component, Observation, RaftServer, Round, Vote, WitnessId};

@@ -119,11 +119,6 @@ pub fn plan(cfg: &Config) -> Result<Vec<Planned>, Error> {
     Ok(witnesses)
 }
 
-/// How many witnesses of `plan` report on component `c`.
-pub fn count(plan: &[Planned], c: Component) -> usize {
-    plan.iter().filter(|w| w.id.component == c).count()
-}
-
 /// One vote of the plan on a component: the witnesses of one source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedVote {
@@ -165,10 +160,4 @@ pub fn votes(plan: &[Planned], c: Component) -> Vec<PlannedVote> {
         }
     }
     out
-}
-
-/// How many votes `plan` has on component `c`: the most `detection.quorum`
-/// can ask for.
-pub fn vote_count(plan: &[Planned], c: Component) -> usize {
-    votes(plan, c).len()
 }

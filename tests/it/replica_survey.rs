@@ -462,6 +462,9 @@ async fn hold_with_every_account_at_risk_promotes_nothing_runs_no_follow_up_and_
     bed.kill_peer();
     let out = habeat(&bed, &["check"]);
     assert_eq!(bed.promotions(), 0, "{}", text(&out));
+    // Mail for those accounts stays down until the operator acts: the
+    // run that decided it exits 4, like a refusal for safety.
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     let mut left = bed.fake.accounts_on(SOURCE);
     left.sort();
     assert_eq!(left, expected_at_risk());
