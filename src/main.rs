@@ -83,6 +83,9 @@ fn dispatch(cli: Cli) -> i32 {
         }
     };
     let (dry, json) = (cli.dry_run, cli.json);
+    if dry && json {
+        habeat::exec::report_on_stderr();
+    }
     let result = rt.block_on(async {
         match &cli.command {
             None | Some(Command::Check) => commands::check(&cfg, dry, json, cli.verbose).await,

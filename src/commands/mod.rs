@@ -182,7 +182,13 @@ pub async fn check(cfg: &Config, dry_run: bool, json_out: bool, verbose: bool) -
         code = exit::REFUSED;
     }
     if json_out {
-        println!("{}", status_json(&s.state, cfg, &s.ecfg));
+        // The dry run's `why` is the plan asked before its simulated steps,
+        // as in the text output, not the simulated state's.
+        let plan = match all.plan.take().filter(|_| dry_run) {
+            Some(plan) => plan,
+            None => engine::plan(&s.state, &s.ecfg, now()),
+        };
+        println!("{}", status_json_planned(&s.state, cfg, &plan));
     } else {
         print_verdicts(&s.state, cfg);
         if dry_run {

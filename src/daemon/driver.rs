@@ -217,7 +217,12 @@ impl SessionDriver {
         }));
     }
 
-    fn publish(&self, state: &State, ecfg: &crate::engine::EngineConfig) {
+    fn publish(
+        &self,
+        state: &State,
+        live: &crate::engine::Live,
+        ecfg: &crate::engine::EngineConfig,
+    ) {
         let now = crate::session::now();
         let paused_since = state
             .pause
@@ -232,7 +237,7 @@ impl SessionDriver {
             }),
         );
         // One plan for the metrics and /status: what each role would do.
-        let plan = crate::engine::plan(state, ecfg, now);
+        let plan = crate::engine::plan_live(state, live, ecfg, now);
         self.metrics.record_plan(&plan);
         let mut v = crate::commands::status_json_planned(state, &self.cfg, &plan);
         v["cannot_decide"] = self.cannot_decide.clone().into();
@@ -416,9 +421,9 @@ impl Driver for SessionDriver {
                 action: job,
             });
         }
-        let (state, ecfg) = {
+        let (state, live, ecfg) = {
             let s = self.session.lock().await;
-            (s.state.clone(), s.ecfg.clone())
+            (s.state.clone(), s.live.clone(), s.ecfg.clone())
         };
         if let Some(j) = &job {
             self.activity = Activity::Running {
@@ -432,7 +437,7 @@ impl Driver for SessionDriver {
             .collect();
         // The run loop records the round in the metrics (also while a job
         // runs); recording it here too would count every round twice.
-        self.publish(&state, &ecfg);
+        self.publish(&state, &live, &ecfg);
         Ok(RoundReport {
             status: self.status_line(&state),
             round,
@@ -464,7 +469,7 @@ impl Driver for SessionDriver {
         }
         {
             let s = self.session.lock().await;
-            self.publish(&s.state, &s.ecfg);
+            self.publish(&s.state, &s.live, &s.ecfg);
         }
         if let Some(session) = self.pending_session.take() {
             self.session.lock().await.exec.release_all().await;

@@ -36,7 +36,7 @@ pub use action::{
 pub use config::{EngineConfig, FencePlan, MAX_ATTEMPTS};
 pub use event::{Event, EventKind, Severity};
 pub use machine::{Input, Transition, step};
-pub use plan::{Explanation, Next, Plan, RolePlan, plan, plan_round, wants_more_rounds};
+pub use plan::{Explanation, Next, Plan, RolePlan, plan, plan_live, plan_round, wants_more_rounds};
 pub use reason::{
     Blocked, GateRefusal, GiveUp, Idle, OperatorRefusal, PEER_DC_LOST_HINT, PeerLeaseWait,
     PeerReturnedWarning, RaftWait, Stall, WaitOver, Waiting,

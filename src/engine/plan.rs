@@ -144,6 +144,13 @@ impl Plan {
 /// What each role would do at `now` from the saved `state`, and why, with
 /// no new round: what `status` shows. Pure; `state` is not changed.
 pub fn plan(state: &State, cfg: &EngineConfig, now: UnixMillis) -> Plan {
+    plan_live(state, &Live::default(), cfg, now)
+}
+
+/// [`plan`] by the process that holds `live` beside `state` (the daemon:
+/// the gate it holds, the listing it has), so that what it says it would
+/// do next is the step it would take, not a fresh process's first one.
+pub fn plan_live(state: &State, live: &Live, cfg: &EngineConfig, now: UnixMillis) -> Plan {
     // An action in flight: no role decides anything until its outcome, so
     // there is no decision to make and no scratch copy to make it on.
     if let Some(a) = &state.in_flight {
@@ -162,7 +169,7 @@ pub fn plan(state: &State, cfg: &EngineConfig, now: UnixMillis) -> Plan {
             .collect();
         return Plan { roles };
     }
-    let mut cx = Cx::query(state, &Live::default(), cfg, now);
+    let mut cx = Cx::query(state, live, cfg, now);
     cx.plan_roles()
 }
 

@@ -12,6 +12,7 @@ use crate::act::carbonio::{Command, account_batches};
 use crate::act::process::display_argv;
 use crate::act::{AccountName, MailHost};
 use crate::engine::{Action, ActionKind, GateRefusal, Origin, OutcomeResult, PromoteTarget};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// How many account names a dry run prints without `--verbose`.
 pub const PREVIEW: usize = 20;
@@ -19,9 +20,29 @@ pub const PREVIEW: usize = 20;
 /// The lines a dry run prints start with this.
 const P: &str = "dry run:";
 
+/// With `--json`, stdout is one JSON document for scripts: the
+/// simulation's lines go to stderr instead.
+static ON_STDERR: AtomicBool = AtomicBool::new(false);
+
+/// Send the simulation's lines to stderr (`--dry-run --json`).
+pub fn report_on_stderr() {
+    ON_STDERR.store(true, Ordering::Relaxed);
+}
+
+/// A line of the simulation, on stdout (or stderr, see [`report_on_stderr`]).
+macro_rules! say {
+    ($($t:tt)*) => {
+        if ON_STDERR.load(Ordering::Relaxed) {
+            eprintln!($($t)*)
+        } else {
+            println!($($t)*)
+        }
+    };
+}
+
 /// Assumed outcome of a command that is not run.
 fn assumed(what: &str) -> OutcomeResult {
-    println!("{P}   its outcome cannot be known without running it; assumed: {what}");
+    say!("{P}   its outcome cannot be known without running it; assumed: {what}");
     OutcomeResult::Succeeded {
         detail: "dry run: not executed".into(),
     }
@@ -59,32 +80,32 @@ impl Executor {
                 let cmd = Command::GetAccountStatus {
                     mail_host: host.clone(),
                 };
-                println!("{P} running the read-only {}", cli.display(&cmd));
+                say!("{P} running the read-only {}", cli.display(&cmd));
                 let list = match cli.get_account_status(&host).await {
                     Ok(l) => l,
                     Err(e) => {
-                        println!("{P}   it failed, as the real run would: {e}");
+                        say!("{P}   it failed, as the real run would: {e}");
                         return cli_error(e);
                     }
                 };
                 let out = self.listed(&list);
                 if let OutcomeResult::Listed { accounts, at_risk } = &out {
-                    println!(
+                    say!(
                         "{P}   {} replicated account(s) on {host}: {}",
                         accounts.len(),
                         names_preview(accounts, verbose)
                     );
                     if at_risk.is_empty() {
-                        println!(
+                        say!(
                             "{P}   no account's replica is at risk (this listing against the last survey)"
                         );
                     } else {
-                        println!(
+                        say!(
                             "{P}   {} account(s) at risk (this listing against the last survey):",
                             at_risk.len()
                         );
                         for r in at_risk {
-                            println!("{P}     {}: {r}", r.account);
+                            say!("{P}     {}: {r}", r.account);
                         }
                     }
                 }
@@ -95,14 +116,14 @@ impl Executor {
                     Ok(c) => c,
                     Err(r) => return r,
                 };
-                println!(
+                say!(
                     "{P} running the read-only {}",
                     cli.display(&Command::GetAllOperations)
                 );
                 match cli.get_all_operations().await {
                     Ok(ops) => {
                         let promotions = super::promotions_running(&ops);
-                        println!(
+                        say!(
                             "{P}   {} operation(s), {} promotion(s) running",
                             ops.len(),
                             promotions.len()
@@ -114,9 +135,7 @@ impl Executor {
             }
             ActionKind::AcquireQuorumGate { key } => self.simulate_gate(key).await,
             ActionKind::ReleaseQuorumGate { key } => {
-                println!(
-                    "{P} would release the Consul quorum gate {key} (and destroy its session)"
-                );
+                say!("{P} would release the Consul quorum gate {key} (and destroy its session)");
                 OutcomeResult::Succeeded {
                     detail: "dry run: not executed".into(),
                 }
@@ -141,7 +160,7 @@ impl Executor {
                             Ok(n) => n,
                             Err(r) => return r,
                         };
-                        println!(
+                        say!(
                             "{P} the accounts to promote ({}): {}",
                             a.len(),
                             names_preview(a, verbose)
@@ -162,7 +181,7 @@ impl Executor {
                         }
                     }
                 };
-                println!(
+                say!(
                     "{P} would {}: {}",
                     action.kind.describe(),
                     cli.display(&cmd)
@@ -182,18 +201,18 @@ impl Executor {
                 } else {
                     names.len().min(PREVIEW)
                 };
-                println!("{P} would flush the cache of {} account(s):", names.len());
+                say!("{P} would flush the cache of {} account(s):", names.len());
                 for n in &names[..shown] {
                     if let Ok(account) = AccountName::parse(n) {
                         let cmd = Command::FlushCache {
                             account,
                             all_servers: *all_servers,
                         };
-                        println!("{P}   {}", cli.display(&cmd));
+                        say!("{P}   {}", cli.display(&cmd));
                     }
                 }
                 if shown < names.len() {
-                    println!(
+                    say!(
                         "{P}   … and {} more (--verbose lists all)",
                         names.len() - shown
                     );
@@ -218,7 +237,7 @@ impl Executor {
                     } else {
                         Command::RestartReplicas { accounts }
                     };
-                    println!("{P} would run: {}", cli.display(&cmd));
+                    say!("{P} would run: {}", cli.display(&cmd));
                 }
                 assumed("it succeeds")
             }
@@ -232,12 +251,12 @@ impl Executor {
                 } else {
                     Command::StartModule
                 };
-                println!("{P} would run: {}", cli.display(&cmd));
+                say!("{P} would run: {}", cli.display(&cmd));
                 assumed("it succeeds")
             }
             ActionKind::RunCommand { purpose, argv, .. } => {
                 let words: Vec<std::ffi::OsString> = argv.iter().map(Into::into).collect();
-                println!(
+                say!(
                     "{P} would run {} (timeout {}): {}",
                     purpose.as_str(),
                     humantime::format_duration(self.cfg.hooks.timeout),
@@ -247,7 +266,7 @@ impl Executor {
             }
             ActionKind::WriteLocks { locks, .. } => {
                 for l in locks {
-                    println!(
+                    say!(
                         "{P} would write {}",
                         crate::state::lock_path(&self.cfg.local, action.role, *l).display()
                     );
@@ -258,7 +277,7 @@ impl Executor {
             }
             ActionKind::RemoveLocks { locks } => {
                 for l in locks {
-                    println!(
+                    say!(
                         "{P} would remove {}",
                         crate::state::lock_path(&self.cfg.local, action.role, *l).display()
                     );
@@ -273,7 +292,7 @@ impl Executor {
                 plugs,
             } => self.simulate_fence(*component, *fence_action, plugs).await,
             ActionKind::RaftRecovery { .. } | ActionKind::ConfirmLeader => {
-                println!("{P} would {}", action.kind.describe());
+                say!("{P} would {}", action.kind.describe());
                 assumed("it succeeds")
             }
         }
@@ -302,27 +321,27 @@ impl Executor {
         };
         let mut calls = Vec::new();
         for plug in plugs {
-            println!("{P} asking the fence agent of fencing.{component} for the status of {plug}");
+            say!("{P} asking the fence agent of fencing.{component} for the status of {plug}");
             let call = fence::status(t, plug, self.cfg.fencing.timeout).await;
             let power = call.power();
             calls.push(call);
             let failure = match power {
                 Ok(Power::Off) => {
-                    println!("{P}   fencing.{component}: {plug} is OFF (status)");
+                    say!("{P}   fencing.{component}: {plug} is OFF (status)");
                     continue;
                 }
                 Ok(Power::On) if action == FenceAction::Off => {
-                    println!(
+                    say!(
                         "{P}   fencing.{component}: {plug} is ON; would power it off, then ask \
                          status again"
                     );
-                    println!("{P}   its outcome cannot be known without running it; assumed: OFF");
+                    say!("{P}   its outcome cannot be known without running it; assumed: OFF");
                     continue;
                 }
                 Ok(Power::On) => FenceFailure::On { plug: plug.clone() },
                 Err(f) => f,
             };
-            println!("{P}   fencing.{component}: no confirmed OFF: {failure}");
+            say!("{P}   fencing.{component}: no confirmed OFF: {failure}");
             return OutcomeResult::FenceUnconfirmed { failure, calls };
         }
         OutcomeResult::Fenced { calls }
@@ -341,14 +360,14 @@ impl Executor {
                 };
             }
         };
-        println!(
+        say!(
             "{P} reading the Consul leader ({}/v1/status/leader) and the gate key {key}",
             client.base_url()
         );
         match client.leader().await {
-            Ok(Some(leader)) => println!("{P}   Consul leader: {leader}"),
+            Ok(Some(leader)) => say!("{P}   Consul leader: {leader}"),
             Ok(None) => {
-                println!("{P}   no Consul leader on this side: the real run would be refused here");
+                say!("{P}   no Consul leader on this side: the real run would be refused here");
                 return OutcomeResult::GateRefused {
                     refusal: GateRefusal::NoQuorum {
                         detail: "no leader (dry run)".into(),
@@ -356,7 +375,7 @@ impl Executor {
                 };
             }
             Err(e) => {
-                println!("{P}   Consul did not answer ({e}): the real run would be refused here");
+                say!("{P}   Consul did not answer ({e}): the real run would be refused here");
                 return OutcomeResult::GateRefused {
                     refusal: GateRefusal::NoQuorum {
                         detail: e.to_string(),
@@ -367,7 +386,7 @@ impl Executor {
         match client.kv_get(key).await {
             Ok(Some(kv)) if kv.session.is_some() => {
                 let holder = String::from_utf8_lossy(&kv.value).into_owned();
-                println!(
+                say!(
                     "{P}   {key} is held by session {} ({holder}): the real run would be refused, \
                      unless that holder is a dead habeat of this node",
                     kv.session.as_deref().unwrap_or_default()
@@ -380,14 +399,14 @@ impl Executor {
                 }
             }
             Ok(_) => {
-                println!(
+                say!(
                     "{P}   {key} is free; would create a Consul session and acquire it \
                      (PUT /v1/session/create, PUT /v1/kv/{key}?acquire=<session>)"
                 );
                 assumed("acquired (another habeat may take it first)")
             }
             Err(e) => {
-                println!("{P}   cannot read {key} ({e}): the real run would be refused here");
+                say!("{P}   cannot read {key} ({e}): the real run would be refused here");
                 OutcomeResult::GateRefused {
                     refusal: GateRefusal::Consul {
                         detail: e.to_string(),

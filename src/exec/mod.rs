@@ -18,7 +18,7 @@ use crate::model::PeerLease;
 use crate::state;
 
 mod dry;
-pub use dry::PREVIEW;
+pub use dry::{PREVIEW, report_on_stderr};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};

@@ -365,6 +365,12 @@ async fn dry_run_prints_the_plan_and_touches_nothing() {
         "the dry run does not give the plan: {}",
         text(&out)
     );
+    // The JSON says the same: the plan asked before the simulated steps,
+    // not the simulation's own records.
+    let json = bed.run(&["--dry-run", "--json", "check"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&json)));
+    assert_eq!(v["why"][0]["kind"], "would_act", "{v:#}");
     // Paused, the plan says why it would not act, and nothing is simulated.
     assert_eq!(bed.run(&["pause", "--for", "1h"]).status.code(), Some(0));
     let out = bed.run(&["--dry-run", "check"]);
