@@ -29,11 +29,13 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     pub log: Option<PathBuf>,
 
-    /// Decide and print every action, execute none, change no file.
+    /// Decide and print every action, execute none, change no file. The
+    /// read-only calls are made for real (the listing, the Consul leader).
     #[arg(long, global = true)]
     pub dry_run: bool,
 
-    /// Machine-readable JSON output where a command prints.
+    /// Machine-readable JSON output where a command prints: stdout is one
+    /// JSON document (with --dry-run, the simulation's lines go to stderr).
     #[arg(long, global = true)]
     pub json: bool,
 
