@@ -17,6 +17,7 @@ mod gate;
 mod ha_module;
 mod legacy;
 mod machine;
+mod operator;
 mod outcome;
 mod pipeline;
 mod plan;
