@@ -117,11 +117,41 @@ impl fmt::Display for Role {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Quorum {
-    /// Every witness of the component must vote Down.
+    /// Every vote (so every witness) of the component must be Down.
     All,
-    /// At least N witnesses must vote Down.
+    /// At least N votes must be Down (one per source).
     #[serde(untagged)]
     AtLeast(u32),
+}
+
+impl Quorum {
+    /// How many Down votes, of the `votes` a component has, make it Down:
+    /// the one count the engine's verdict, `config check` and `status` use.
+    pub fn needed(self, votes: usize) -> usize {
+        match self {
+            Quorum::All => votes,
+            Quorum::AtLeast(n) => usize::try_from(n.max(1)).unwrap_or(usize::MAX),
+        }
+    }
+}
+
+/// `items` grouped by their witness's source (`source`), each
+/// group one vote (invariant `one-source-one-vote`), in the order of each
+/// source's first item: the one grouping the engine's verdict and the
+/// witness plan share.
+pub fn by_source<T>(
+    items: impl IntoIterator<Item = T>,
+    source: impl Fn(&T) -> Source,
+) -> Vec<(Source, Vec<T>)> {
+    let mut out: Vec<(Source, Vec<T>)> = Vec::new();
+    for item in items {
+        let s = source(&item);
+        match out.iter_mut().find(|(seen, _)| *seen == s) {
+            Some((_, group)) => group.push(item),
+            None => out.push((s, vec![item])),
+        }
+    }
+    out
 }
 
 /// When the failover locks clear.

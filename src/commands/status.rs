@@ -159,10 +159,7 @@ fn component_votes(state: &State, cfg: &Config) -> Vec<ComponentVotes> {
                     (v, seen)
                 })
                 .collect();
-            let needed = match cfg.detection.quorum {
-                crate::config::Quorum::All => sources.len(),
-                crate::config::Quorum::AtLeast(n) => n as usize,
-            };
+            let needed = cfg.detection.quorum.needed(sources.len());
             ComponentVotes {
                 component: c,
                 needed,

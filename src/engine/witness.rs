@@ -4,7 +4,7 @@
 use super::config::EngineConfig;
 use super::record::{ComponentState, WitnessState};
 use super::time::UnixMillis;
-use crate::model::{Component, Observation, Quorum, Source, Verdict, Vote};
+use crate::model::{Component, Observation, Quorum, Source, Verdict, Vote, by_source};
 
 /// Fold one raw observation into a witness's hysteresis.
 ///
@@ -111,31 +111,26 @@ pub struct SourceVote<'a> {
 /// source one vote (invariant `one-source-one-vote`), in the order of
 /// each source's first witness.
 pub fn votes(component: Component, witnesses: &[WitnessState]) -> Vec<SourceVote<'_>> {
-    let mut out: Vec<SourceVote<'_>> = Vec::new();
-    for w in witnesses
+    let mine = witnesses
         .iter()
-        .filter(|w| w.witness.component == component)
-    {
-        let source = w.witness.kind.source();
-        match out.iter_mut().find(|v| v.source == source) {
-            Some(v) => v.witnesses.push(w),
-            None => out.push(SourceVote {
+        .filter(|w| w.witness.component == component);
+    by_source(mine, |w| w.witness.kind.source())
+        .into_iter()
+        .map(|(source, witnesses)| {
+            let vote = if witnesses.iter().any(|w| w.vote == Vote::Up) {
+                Vote::Up
+            } else if witnesses.iter().all(|w| w.vote == Vote::Down) {
+                Vote::Down
+            } else {
+                Vote::Unknown
+            };
+            SourceVote {
                 source,
-                witnesses: vec![w],
-                vote: Vote::Unknown,
-            }),
-        }
-    }
-    for v in &mut out {
-        v.vote = if v.witnesses.iter().any(|w| w.vote == Vote::Up) {
-            Vote::Up
-        } else if v.witnesses.iter().all(|w| w.vote == Vote::Down) {
-            Vote::Down
-        } else {
-            Vote::Unknown
-        };
-    }
-    out
+                witnesses,
+                vote,
+            }
+        })
+        .collect()
 }
 
 /// How a vote is named in a reason: a source of one witness by that
@@ -188,10 +183,7 @@ pub fn verdict(
     }
     let votes = votes(component, witnesses);
     let downs: Vec<&SourceVote<'_>> = votes.iter().filter(|v| v.vote == Vote::Down).collect();
-    let need = match quorum {
-        Quorum::All => votes.len(),
-        Quorum::AtLeast(n) => usize::try_from(n.max(1)).unwrap_or(usize::MAX),
-    };
+    let need = quorum.needed(votes.len());
     if downs.len() >= need {
         let names: Vec<String> = downs
             .iter()

@@ -9,7 +9,7 @@
 
 use super::{Error, command};
 use crate::config::{Config, ProbeSpec};
-use crate::model::{Component, Source, WitnessId, WitnessKind};
+use crate::model::{Component, Source, WitnessId, WitnessKind, by_source};
 use std::net::IpAddr;
 
 /// What one witness looks at.
@@ -148,16 +148,12 @@ impl PlannedVote {
 /// grouped by source, each source one vote for `detection.quorum` (the
 /// engine counts them the same way, `engine::votes`).
 pub fn votes(plan: &[Planned], c: Component) -> Vec<PlannedVote> {
-    let mut out: Vec<PlannedVote> = Vec::new();
-    for w in plan.iter().filter(|w| w.id.component == c) {
-        let source = w.id.kind.source();
-        match out.iter_mut().find(|v| v.source == source) {
-            Some(v) => v.witnesses.push(w.id.clone()),
-            None => out.push(PlannedVote {
-                source,
-                witnesses: vec![w.id.clone()],
-            }),
-        }
-    }
-    out
+    let mine = plan
+        .iter()
+        .filter(|w| w.id.component == c)
+        .map(|w| w.id.clone());
+    by_source(mine, |id| id.kind.source())
+        .into_iter()
+        .map(|(source, witnesses)| PlannedVote { source, witnesses })
+        .collect()
 }
