@@ -419,13 +419,14 @@ pub async fn recover(
     }
     let prober = Prober::new(cfg).map_err(Failure::runtime)?;
     let round = prober.round().await;
+    let local_leader = round.local_leader;
     let evidence: Vec<_> = round
         .observations
         .into_iter()
         .filter(|o| o.witness.component == Component::Consul)
         .collect();
     let up = evidence.iter().any(|o| o.vote == crate::model::Vote::Up);
-    if !args.yes && !dry_run && !up && !evidence.is_empty() {
+    if !args.yes && !dry_run && !up && local_leader != Some(true) && !evidence.is_empty() {
         if !std::io::stdin().is_terminal() {
             return Err(usage(
                 "recover asks for confirmation on a terminal; add --yes to run it from a script"
@@ -459,7 +460,10 @@ pub async fn recover(
     }
     operator(
         cfg,
-        OperatorCommand::RecoverPeerDcLost { evidence },
+        OperatorCommand::RecoverPeerDcLost {
+            evidence,
+            local_leader,
+        },
         dry_run,
         json_out,
         verbose,

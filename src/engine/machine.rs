@@ -411,7 +411,10 @@ impl<'a> Cx<'a> {
                 force,
                 evidence,
             } => self.manual_promotion(target, accounts, *threads, *force, evidence),
-            OperatorCommand::RecoverPeerDcLost { evidence } => self.recover_peer_dc_lost(evidence),
+            OperatorCommand::RecoverPeerDcLost {
+                evidence,
+                local_leader,
+            } => self.recover_peer_dc_lost(evidence, *local_leader),
         }
     }
 

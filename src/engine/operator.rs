@@ -21,6 +21,10 @@ pub enum OperatorRefusal {
     /// `recover --peer-dc-lost` with no witness of the peer Consul servers
     /// (`dc`: the peer datacenter's section).
     NoConsulWitness { dc: String },
+    /// `recover --peer-dc-lost` while the local Consul agent answers with a
+    /// leader: raft still has a quorum, and a one-side peers.json would
+    /// drop the voters it counts on (in 1 + 1 + 1, the third site's).
+    LocalLeader,
     /// `recover --peer-dc-lost` after raft was recovered (until `rearm`).
     RaftRecovered { pipeline: u64 },
     /// `recover --peer-dc-lost` while a raft recovery is under way.
@@ -57,6 +61,12 @@ impl fmt::Display for OperatorRefusal {
                 f,
                 "refused: no witness observes the peer Consul servers (is {dc}.consul_ips \
                  set?): nothing shows they are gone"
+            ),
+            OperatorRefusal::LocalLeader => write!(
+                f,
+                "refused: the local Consul agent reports a raft leader, so Consul still has a \
+                 quorum and needs no recovery; writing peers.json now would drop the servers \
+                 that quorum counts on. If the failover is stuck, `habeat status` says why"
             ),
             OperatorRefusal::RaftRecovered { pipeline } => write!(
                 f,

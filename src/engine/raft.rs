@@ -121,11 +121,16 @@ impl Cx<'_> {
     }
 
     /// `habeat recover --peer-dc-lost`: refused while any witness of the
-    /// fresh round sees a peer Consul server Up, or when the round did not
-    /// observe them at all; otherwise the raft recovery steps, as the
+    /// fresh round sees a peer Consul server Up, while the local agent
+    /// reports a leader (raft has its quorum), or when the round did not
+    /// observe the peer servers at all; otherwise the raft recovery steps, as the
     /// operator's, and every role's retry wait cleared so that the
     /// failover goes on through the gate at the next round.
-    pub(super) fn recover_peer_dc_lost(&mut self, evidence: &[Observation]) {
+    pub(super) fn recover_peer_dc_lost(
+        &mut self,
+        evidence: &[Observation],
+        local_leader: Option<bool>,
+    ) {
         let role = Role::Consulserver;
         let refuse = |cx: &mut Self, why: OperatorRefusal| {
             cx.event(
@@ -146,6 +151,9 @@ impl Cx<'_> {
                 detail: up.reason.clone(),
             };
             return refuse(self, why);
+        }
+        if local_leader == Some(true) {
+            return refuse(self, OperatorRefusal::LocalLeader);
         }
         if consul.is_empty() {
             let dc = self.cfg.dc_check.clone();

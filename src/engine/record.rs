@@ -551,6 +551,11 @@ pub enum OperatorCommand {
     RecoverPeerDcLost {
         /// A fresh probe round of the peer Consul servers' witnesses.
         evidence: Vec<Observation>,
+        /// What the local Consul agent said of its leader in that round
+        /// (`None`: it could not be asked). A leader that answers means
+        /// this side still has a raft quorum: recovery would drop voters.
+        #[serde(default)]
+        local_leader: Option<bool>,
     },
 }
 

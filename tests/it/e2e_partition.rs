@@ -321,6 +321,34 @@ fn recover_peer_dc_lost_is_refused_while_a_peer_server_is_up_then_recovers_and_t
 }
 
 #[test]
+fn recover_peer_dc_lost_is_refused_while_the_local_consul_still_has_a_leader() {
+    if !testbed::available("e2e_recover_with_a_leader") {
+        return;
+    }
+    let tb = Testbed::start(two_plus_one(), bins());
+    // Cut off from the primary DC, but a third site's server keeps this
+    // side's quorum (1 + 1 + 1): the local agent still answers a leader.
+    tb.partition();
+    tb.set_local_leader(Some("10.254.0.9:8300"));
+    // Serf marks the peer servers failed (2 s); ICMP misses them.
+    std::thread::sleep(Duration::from_secs(3));
+    let (code, out, err) = tb.run_habeat(&["recover", "--peer-dc-lost", "--yes"], SLOW);
+    assert_eq!(code, Some(4), "refused while a leader answers: {out}{err}");
+    assert!(err.contains("leader"), "says why: {err}");
+    assert!(
+        tb.service_calls().is_empty() && tb.peers_json().is_none(),
+        "raft left alone: {:?} {:?}",
+        tb.service_calls(),
+        tb.peers_json()
+    );
+    // The leader gone too: now the operator's word recovers raft.
+    tb.set_local_leader(None);
+    let (code, out, err) = tb.run_habeat(&["recover", "--peer-dc-lost", "--yes"], SLOW);
+    assert_eq!(code, Some(0), "recovered: {out}{err}");
+    assert_eq!(tb.service_calls(), ["stop", "start"]);
+}
+
+#[test]
 fn fence_agent_showing_the_peer_servers_off_recovers_raft_and_showing_them_on_does_nothing() {
     if !testbed::available("e2e_consul_fencing") {
         return;

@@ -873,6 +873,7 @@ fn fencing_consul_not_confirming_off_means_no_raft_recovery_retried_and_explaine
 fn recover_cmd(v: Vote) -> OperatorCommand {
     OperatorCommand::RecoverPeerDcLost {
         evidence: all(Component::Consul, v),
+        local_leader: Some(false),
     }
 }
 
@@ -888,7 +889,10 @@ fn recover_peer_dc_lost_is_refused_while_a_witness_sees_a_peer_server_up() {
     let t = habeat::engine::step(
         &sim.state,
         &sim.live,
-        &Input::Operator(OperatorCommand::RecoverPeerDcLost { evidence }),
+        &Input::Operator(OperatorCommand::RecoverPeerDcLost {
+            evidence,
+            local_leader: Some(false),
+        }),
         sim.now,
         &sim.cfg,
     );
@@ -906,11 +910,36 @@ fn recover_peer_dc_lost_is_refused_while_a_witness_sees_a_peer_server_up() {
     let t = habeat::engine::step(
         &sim.state,
         &sim.live,
-        &Input::Operator(OperatorCommand::RecoverPeerDcLost { evidence: vec![] }),
+        &Input::Operator(OperatorCommand::RecoverPeerDcLost {
+            evidence: vec![],
+            local_leader: Some(false),
+        }),
         sim.now,
         &sim.cfg,
     );
     assert!(t.refusal.is_some() && t.actions.is_empty());
+    // Every peer server Down, but the local agent reports a leader: raft
+    // has its quorum (a third site), nothing to recover.
+    let t = habeat::engine::step(
+        &sim.state,
+        &sim.live,
+        &Input::Operator(OperatorCommand::RecoverPeerDcLost {
+            evidence: all(Component::Consul, Vote::Down),
+            local_leader: Some(true),
+        }),
+        sim.now,
+        &sim.cfg,
+    );
+    assert!(
+        matches!(
+            t.refusal,
+            Some(habeat::engine::OperatorRefusal::LocalLeader)
+        ),
+        "{:?}",
+        t.refusal
+    );
+    assert!(t.actions.is_empty());
+    assert!(t.state.role(Role::Consulserver).failover.is_none());
 }
 
 #[test]

@@ -897,6 +897,13 @@ impl Testbed {
         self.shared.api.set_leader(None);
     }
 
+    /// What the local Consul agent answers at `/v1/status/leader` (`None`:
+    /// no leader), e.g. a third site's server keeping this side's quorum
+    /// through a partition.
+    pub fn set_local_leader(&self, addr: Option<&str>) {
+        self.shared.api.set_leader(addr);
+    }
+
     /// End a partition: links up, leader back.
     pub fn heal(&self) {
         let consul_ip = self.shared.host(Host::ConsulServer).ns.addr;
