@@ -150,7 +150,10 @@ without one, `habeat status` says so and names this command.
 
 recover --peer-dc-lost probes the peer Consul servers once more and
 refuses (exit 4) while any witness sees one Up: that is a partition, and
-recovering would split Consul. Otherwise, after your confirmation (or
+recovering would split Consul. It also refuses while the local Consul
+agent still reports a leader: raft has its quorum (a third site's server
+keeps it through a partition), and peers.json would drop voters from it.
+Otherwise, after your confirmation (or
 --yes), it stops service-discover, writes raft/peers.json with this DC's
 servers, starts it, waits for a leader and writes the locks, journaled as
 yours. The failover (promotion, proxy switch) then goes on at the next
