@@ -67,6 +67,22 @@ pub fn scrub(t: &FenceTarget, text: &str) -> String {
     out
 }
 
+/// The last [`TAIL_BYTES`] of an agent's output (`whole`: all of it that
+/// was kept), scrubbed *before* it is cut: cutting first could split a
+/// secret so that no whole copy is left to mask, and its end would reach
+/// the journal and the log.
+pub fn journal_tail(t: &FenceTarget, whole: &str) -> String {
+    let clean = scrub(t, whole);
+    if clean.len() <= TAIL_BYTES {
+        return clean;
+    }
+    let mut start = clean.len() - TAIL_BYTES;
+    while !clean.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("…{}", &clean[start..])
+}
+
 /// Run the agent once: `action` for `plug`.
 async fn call(t: &FenceTarget, action: FenceAction, plug: &str, timeout: Duration) -> FenceCall {
     let mut spec =
@@ -87,7 +103,7 @@ async fn call(t: &FenceTarget, action: FenceAction, plug: &str, timeout: Duratio
                 Status::Signaled(signal) => CallEnd::Signaled { signal },
                 Status::TimedOut => CallEnd::TimedOut,
             },
-            tail: scrub(t, &out.tail(TAIL_BYTES)),
+            tail: journal_tail(t, &out.tail(process::TAIL_KEEP)),
             elapsed: whole_ms(out.duration),
         },
         Err(e) => FenceCall {

@@ -136,6 +136,38 @@ async fn the_password_travels_on_stdin_only_and_is_scrubbed_from_the_tail() {
     assert!(!tail.contains("hunter2-pw"), "{tail}");
 }
 
+#[tokio::test]
+async fn a_password_the_tail_cut_would_split_is_still_masked_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("mbox1.state");
+    let pw = "Zq7-vault-Passw0rd-26char";
+    // The agent echoes the password, then enough output that the journal's
+    // tail (fence::TAIL_BYTES) begins in the middle of it.
+    let keep = fence::TAIL_BYTES - 10;
+    let agent = script(
+        &dir.path().join("fence_chatty"),
+        &format!(
+            "cat >/dev/null\nprintf 'login with %s' '{pw}'\nhead -c {keep} /dev/zero | tr '\\0' x\nexit 2\n"
+        ),
+    );
+    let mut t = dummy(&file, FenceAction::Status);
+    t.agent = agent;
+    t.options.insert("password".into(), pw.into());
+    let r = fence::confirm_off(&t, "mbox1", T).await;
+    assert_eq!(r.verdict, Ok(()), "{r:#?}");
+    let tail = &r.calls[0].tail;
+    // No 6 characters of the password in a row survive.
+    for w in pw.as_bytes().windows(6) {
+        let piece = std::str::from_utf8(w).expect("ascii");
+        assert!(
+            !tail.contains(piece),
+            "{piece:?} leaked: {}",
+            &tail[..tail.len().min(60)]
+        );
+    }
+    assert!(tail.ends_with('x'), "the tail is still the end: {tail}");
+}
+
 // --- a networked agent: the real fence_redfish against a Redfish stand-in
 
 const REDFISH: &str = "/usr/sbin/fence_redfish";
