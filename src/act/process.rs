@@ -55,6 +55,27 @@ pub struct Spec {
     /// prints after megabytes of progress lines must not be lost with the
     /// bytes the bounded buffer drops.
     pub watch_for: Vec<String>,
+    /// After the child exited, how long its output may still be read
+    /// before its group is killed, and then after that kill, while a
+    /// descendant holds the pipes. A caller that decides by the exit
+    /// status alone (a witness, inside a probe round) keeps these short.
+    pub drain: Drain,
+}
+
+/// See [`Spec::drain`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Drain {
+    pub before_kill: Duration,
+    pub after_kill: Duration,
+}
+
+impl Default for Drain {
+    fn default() -> Drain {
+        Drain {
+            before_kill: Duration::from_millis(200),
+            after_kill: Duration::from_secs(1),
+        }
+    }
 }
 
 /// A resolved user to run a child as.
@@ -98,6 +119,7 @@ impl Spec {
             cwd: None,
             output_limit: DEFAULT_OUTPUT_LIMIT,
             watch_for: Vec::new(),
+            drain: Drain::default(),
         }
     }
 
@@ -330,9 +352,9 @@ pub async fn run(spec: &Spec) -> Result<Output, Error> {
     // the pipes (docs/decisions.md: why no cgroup kills them).
     let mut readers: Vec<&mut Reader> = out.iter_mut().chain(err.iter_mut()).collect();
     let mut pipe_held = None;
-    if !Reader::all_done(&mut readers, Duration::from_millis(200)).await {
+    if !Reader::all_done(&mut readers, spec.drain.before_kill).await {
         kill_group(pgid);
-        if !Reader::all_done(&mut readers, Duration::from_secs(1)).await {
+        if !Reader::all_done(&mut readers, spec.drain.after_kill).await {
             for r in &mut readers {
                 r.stop();
             }

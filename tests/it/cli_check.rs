@@ -780,3 +780,64 @@ async fn a_corrupt_state_found_at_start_holds_every_automatic_action_until_rearm
         text(&out)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_witness_command_gets_no_consul_token_and_a_pipe_holder_costs_its_vote_nothing() {
+    if !may_use_netns("witness_command_environment") {
+        return;
+    }
+    let bed = Bed::builder().alice_and_bob().start().await;
+    // An arbiter that records its environment, leaves a setsid child
+    // holding its stdout, and says Down.
+    let script = bed.path("arbiter.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nenv > {env}\nsetsid sleep 5 &\necho \"vm stopped\"\nexit 1\n",
+            env = bed.path("arbiter.env").display()
+        ),
+    )
+    .expect("write the arbiter");
+    let script = script.display().to_string();
+    bed.rewrite_config(|y| {
+        y.set("witnesses", &format!(r#"command: ["/bin/sh", "{script}"]"#));
+    });
+    let out = bed
+        .command(&["--dry-run", "--json", "check"])
+        .env("CONSUL_HTTP_TOKEN", "tok-3f9a-must-not-leak")
+        .output()
+        .expect("run habeat");
+    let env = bed.read("arbiter.env");
+    assert!(!env.is_empty(), "the arbiter ran: {}", text(&out));
+    assert!(
+        !env.contains("tok-3f9a-must-not-leak") && !env.contains("CONSUL_HTTP_TOKEN"),
+        "the token reached the arbiter: {env}"
+    );
+    assert!(env.contains("PATH="), "{env}");
+    assert!(env.contains("HABEAT_COMPONENT="), "{env}");
+    // Its vote is the exit status (Down), with the holder named, not an
+    // Unknown for running past the round's deadline.
+    let journal = text(&out);
+    assert!(
+        journal.contains("kept its output pipe open") && journal.contains("sleep"),
+        "the pipe holder is named: {journal}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {journal}"));
+    fn command_votes(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if m.get("witness").and_then(|w| w.get("kind")) == Some(&"command".into()) {
+                    out.push(m["vote"].as_str().unwrap_or_default().to_owned());
+                }
+                m.values().for_each(|x| command_votes(x, out));
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| command_votes(x, out)),
+            _ => {}
+        }
+    }
+    let mut votes = Vec::new();
+    command_votes(&json, &mut votes);
+    assert!(!votes.is_empty(), "{journal}");
+    assert!(votes.iter().all(|v| v == "down"), "{votes:?}");
+}

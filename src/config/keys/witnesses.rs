@@ -24,7 +24,7 @@ pub const WITNESSES: Table<Witnesses> = Table {
                 read: |w, s, key, wi| wi.command = w.witness_command(s, key),
                 show: |wi| Some(out::strs(&wi.command)),
             },
-            doc: "external witness, an argv list: exit 0 Up, 1 Down, else Unknown.",
+            doc: "external witness, an argv list: exit 0 Up, 1 Down, else Unknown. It is told what to judge in `HABEAT_COMPONENT`, `HABEAT_DC`, `HABEAT_ADDRESSES` and `HABEAT_HOSTNAMES`, and inherits only `PATH`, `HOME`, `USER`, `LOGNAME`, `LANG`, `LC_ALL`, `TZ` and `TMPDIR` of habeat's environment (never `CONSUL_HTTP_TOKEN`).",
         },
     ],
 };
