@@ -43,9 +43,10 @@ pub struct SessionDriver {
     cfg: Config,
     prober: Prober,
     session: Arc<Mutex<Session>>,
-    /// A session for a configuration reloaded while a job ran, taken into
-    /// use when the job ends.
-    pending_session: Option<Session>,
+    /// A session for a configuration reloaded while a job runs: the job
+    /// takes it up at its next action boundary (or the driver when the job
+    /// ends first).
+    reloaded: crate::session::Reloaded,
     /// Rounds completed while a job runs, for the job's session to see
     /// between its actions.
     meanwhile: crate::session::RoundsMeanwhile,
@@ -83,6 +84,8 @@ impl SessionDriver {
         let mut session = Session::open(&cfg, false).map_err(|e| e.to_string())?;
         let meanwhile = crate::session::RoundsMeanwhile::default();
         session.watch_rounds(meanwhile.clone());
+        let reloaded = crate::session::Reloaded::default();
+        session.watch_reload(reloaded.clone());
         let lease = crate::lease::keeper::spawn(&cfg, Some(metrics.clone()))?;
         metrics.declare_actions(&ACTION_KINDS);
         Ok(SessionDriver {
@@ -94,7 +97,7 @@ impl SessionDriver {
                 &session.ecfg,
             ))),
             session: Arc::new(Mutex::new(session)),
-            pending_session: None,
+            reloaded,
             meanwhile,
             cfg,
             metrics,
@@ -471,7 +474,12 @@ impl Driver for SessionDriver {
             let s = self.session.lock().await;
             self.publish(&s.state, &s.live, &s.ecfg);
         }
-        if let Some(session) = self.pending_session.take() {
+        let pending = self
+            .reloaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(session) = pending {
             self.session.lock().await.exec.release_all().await;
             self.session = Arc::new(Mutex::new(session));
             tracing::info!("the reloaded configuration now drives actions too");
@@ -483,6 +491,7 @@ impl Driver for SessionDriver {
         let prober = Prober::new(&cfg).map_err(|e| e.to_string())?;
         let mut session = Session::open(&cfg, false).map_err(|e| e.to_string())?;
         session.watch_rounds(self.meanwhile.clone());
+        session.watch_reload(self.reloaded.clone());
         for w in &cfg.warnings {
             tracing::warn!("{w}");
         }
@@ -501,10 +510,14 @@ impl Driver for SessionDriver {
         if self.activity == Activity::Idle {
             self.session = Arc::new(Mutex::new(session));
         } else {
-            // A job owns the session: it finishes under the configuration
-            // it started with; the new one takes over when it ends.
-            tracing::info!("an action is running: it finishes with the previous configuration");
-            self.pending_session = Some(session);
+            // A job owns the session: the action running finishes under
+            // the configuration it started with; the job takes up the new
+            // one before it decides its next action.
+            tracing::info!(
+                "an action is running: it finishes with the previous configuration, the actions \
+                 after it use the reloaded one"
+            );
+            *self.reloaded.lock().unwrap_or_else(|p| p.into_inner()) = Some(session);
         }
         self.cfg = cfg;
         tracing::info!("configuration reloaded from {}", self.config_path.display());

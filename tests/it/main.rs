@@ -51,6 +51,7 @@ mod lease_takeover;
 mod probe_ldap;
 mod probe_netns;
 mod probe_witnesses;
+mod reload_fencing;
 mod replica_survey;
 mod session_abandon;
 mod state_dir;
