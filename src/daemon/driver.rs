@@ -109,6 +109,63 @@ impl SessionDriver {
         })
     }
 
+    /// The serving lease under a reloaded `cfg`, so that what `status`
+    /// says of it is what runs: `lease.enabled` turned on starts the
+    /// keeper, turned off stops it (a fence stands: `lease.json` keeps
+    /// saying so and `status` shows it until the operator removes it);
+    /// a changed `consul:` section (a rotated token) reaches the keeper's
+    /// own client. Other lease settings need a restart, as said. An error
+    /// (an unreadable `lease.json`) refuses the whole reload.
+    fn reload_lease(&mut self, cfg: &Config) -> Result<(), String> {
+        use crate::lease::keeper;
+        match (&self.lease, keeper::lease_key(cfg)) {
+            (None, Some(key)) => {
+                self.lease = keeper::spawn(cfg, Some(self.metrics.clone()))?;
+                tracing::info!("lease.enabled is on now: taking the serving lease {key}");
+            }
+            (Some(l), None) => {
+                let st = l.status();
+                l.stop();
+                self.lease = None;
+                self.metrics.set_lease(false, i64::from(st.fenced));
+                if st.fenced {
+                    tracing::error!(
+                        "the serving lease is off now (lease.enabled, local.whoami or roles \
+                         changed), but this side is FENCED ({}): hooks.on_unfence will not run. \
+                         Undo the on_fence steps by hand, then remove {}",
+                        st.message,
+                        self.cfg.local.state_dir.join(keeper::FILE).display()
+                    );
+                } else {
+                    tracing::warn!(
+                        "the serving lease is off now: {} is no longer renewed and its session \
+                         expires within lease.ttl",
+                        st.key
+                    );
+                }
+            }
+            (Some(l), Some(key)) => {
+                // Whatever changed in consul: (the token above all): the
+                // next renewal uses it, as the probes and actions do.
+                l.set_consul(cfg)?;
+                if keeper::lease_key(&self.cfg).as_deref() != Some(key.as_str())
+                    || self.cfg.lease != cfg.lease
+                    || self.cfg.hooks.on_fence != cfg.hooks.on_fence
+                    || self.cfg.hooks.on_unfence != cfg.hooks.on_unfence
+                {
+                    // Restarting the keeper would drop its session mid-lease.
+                    tracing::warn!(
+                        "the lease settings (lease.ttl, hooks.on_fence, hooks.on_unfence, the \
+                         own mail host) changed: they take effect when habeat restarts; the \
+                         serving lease {key} goes on as before"
+                    );
+                }
+            }
+            (None, None) => {}
+        }
+        Ok(())
+    }
+
     /// Note whether this round could decide. Another habeat holding the
     /// state lock for a moment (a `check`, a `promote`) is not a problem;
     /// a state directory habeat cannot use is: nothing automatic happens
@@ -495,18 +552,8 @@ impl Driver for SessionDriver {
         for w in &cfg.warnings {
             tracing::warn!("{w}");
         }
+        self.reload_lease(&cfg)?;
         self.prober = prober;
-        if self.lease.is_some() != crate::lease::keeper::lease_key(&cfg).is_some()
-            || self.cfg.lease != cfg.lease
-            || self.cfg.hooks.on_fence != cfg.hooks.on_fence
-            || self.cfg.hooks.on_unfence != cfg.hooks.on_unfence
-        {
-            // Restarting the keeper would drop its session mid-lease.
-            tracing::warn!(
-                "the lease settings (lease.*, hooks.on_fence, hooks.on_unfence) changed: they \
-                 take effect when habeat restarts; the serving lease goes on as before"
-            );
-        }
         if self.activity == Activity::Idle {
             self.session = Arc::new(Mutex::new(session));
         } else {

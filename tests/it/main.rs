@@ -47,6 +47,7 @@ mod fence_binary;
 mod history;
 mod lease_gate_off;
 mod lease_primary;
+mod lease_reload;
 mod lease_takeover;
 mod probe_ldap;
 mod probe_netns;
