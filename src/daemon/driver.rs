@@ -127,7 +127,13 @@ impl SessionDriver {
                 let st = l.status();
                 l.stop();
                 self.lease = None;
-                self.metrics.set_lease(false, i64::from(st.fenced));
+                // habeat_fenced as the keeper last set it (2: only the
+                // operator unfences), since the fence stands.
+                let fenced = match st.phase {
+                    crate::lease::machine::Phase::FencedAfterPromotion => 2,
+                    _ => i64::from(st.fenced),
+                };
+                self.metrics.set_lease(false, fenced);
                 if st.fenced {
                     tracing::error!(
                         "the serving lease is off now (lease.enabled, local.whoami or roles \
