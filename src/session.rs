@@ -80,7 +80,14 @@ pub struct Session {
     /// The daemon's rounds completed while this session runs a chain of
     /// actions (see [`Session::watch_rounds`]).
     rounds_meanwhile: Option<RoundsMeanwhile>,
+    /// Where the daemon leaves a session for a reloaded configuration
+    /// while this one runs a chain (see [`Session::watch_reload`]).
+    reloaded: Option<Reloaded>,
 }
+
+/// A session for a configuration reloaded while a chain of actions runs,
+/// for the chain to take up at its next action boundary.
+pub type Reloaded = std::sync::Arc<std::sync::Mutex<Option<Session>>>;
 
 /// The rounds the daemon completed while a chain of actions ran, oldest
 /// first: it pushes each (keeping the last `max(fall, rise)`, enough to
@@ -130,6 +137,7 @@ impl Session {
                 EventDispatcher::for_config(cfg)
             },
             rounds_meanwhile: None,
+            reloaded: None,
         })
     }
 
@@ -138,6 +146,42 @@ impl Session {
     /// chain runs, see [`RoundsMeanwhile`]).
     pub fn watch_rounds(&mut self, rounds: RoundsMeanwhile) {
         self.rounds_meanwhile = Some(rounds);
+    }
+
+    /// Take up a session the daemon leaves in `slot` (a reload) between
+    /// the actions of a chain, before the engine picks the next one: the
+    /// pre-step checks come from the config in force when each step runs
+    /// (fencing added by a reload guards the promotion that follows), not
+    /// from the one the chain started with.
+    pub fn watch_reload(&mut self, slot: Reloaded) {
+        self.reloaded = Some(slot);
+    }
+
+    /// [`Session::watch_reload`]: switch to the reloaded session, keeping
+    /// what this chain holds (its state, what only this process knows, the
+    /// quorum gate taken). Not when the reload moved `state_dir`: the
+    /// chain holds the old directory's lock, so it ends under the old
+    /// configuration and the daemon switches when it does.
+    async fn take_up_reload(&mut self) {
+        let Some(slot) = self.reloaded.clone() else {
+            return;
+        };
+        let new = {
+            let mut pending = slot.lock().unwrap_or_else(|p| p.into_inner());
+            match pending.as_ref() {
+                Some(n) if n.cfg.local.state_dir == self.cfg.local.state_dir => pending.take(),
+                _ => None,
+            }
+        };
+        let Some(mut new) = new else {
+            return;
+        };
+        std::mem::swap(&mut new.state, &mut self.state);
+        std::mem::swap(&mut new.live, &mut self.live);
+        self.exec.hand_over_gates(&mut new.exec);
+        new.verbose = self.verbose;
+        *self = new;
+        tracing::info!("the reloaded configuration drives this chain from its next action on");
     }
 
     /// Before the engine picks the next step of a chain, give it the rounds
@@ -249,6 +293,7 @@ impl Session {
                 id: action.id,
                 result,
             };
+            self.take_up_reload().await;
             self.feed_round_seen_meanwhile(fed)?;
             next = self.decide(Input::Outcome(outcome), fed)?;
         }

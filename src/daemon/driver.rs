@@ -43,9 +43,10 @@ pub struct SessionDriver {
     cfg: Config,
     prober: Prober,
     session: Arc<Mutex<Session>>,
-    /// A session for a configuration reloaded while a job ran, taken into
-    /// use when the job ends.
-    pending_session: Option<Session>,
+    /// A session for a configuration reloaded while a job runs: the job
+    /// takes it up at its next action boundary (or the driver when the job
+    /// ends first).
+    reloaded: crate::session::Reloaded,
     /// Rounds completed while a job runs, for the job's session to see
     /// between its actions.
     meanwhile: crate::session::RoundsMeanwhile,
@@ -83,6 +84,8 @@ impl SessionDriver {
         let mut session = Session::open(&cfg, false).map_err(|e| e.to_string())?;
         let meanwhile = crate::session::RoundsMeanwhile::default();
         session.watch_rounds(meanwhile.clone());
+        let reloaded = crate::session::Reloaded::default();
+        session.watch_reload(reloaded.clone());
         let lease = crate::lease::keeper::spawn(&cfg, Some(metrics.clone()))?;
         metrics.declare_actions(&ACTION_KINDS);
         Ok(SessionDriver {
@@ -94,7 +97,7 @@ impl SessionDriver {
                 &session.ecfg,
             ))),
             session: Arc::new(Mutex::new(session)),
-            pending_session: None,
+            reloaded,
             meanwhile,
             cfg,
             metrics,
@@ -104,6 +107,69 @@ impl SessionDriver {
             survey: None,
             survey_tried: None,
         })
+    }
+
+    /// The serving lease under a reloaded `cfg`, so that what `status`
+    /// says of it is what runs: `lease.enabled` turned on starts the
+    /// keeper, turned off stops it (a fence stands: `lease.json` keeps
+    /// saying so and `status` shows it until the operator removes it);
+    /// a changed `consul:` section (a rotated token) reaches the keeper's
+    /// own client. Other lease settings need a restart, as said. An error
+    /// (an unreadable `lease.json`) refuses the whole reload.
+    fn reload_lease(&mut self, cfg: &Config) -> Result<(), String> {
+        use crate::lease::keeper;
+        match (&self.lease, keeper::lease_key(cfg)) {
+            (None, Some(key)) => {
+                self.lease = keeper::spawn(cfg, Some(self.metrics.clone()))?;
+                tracing::info!("lease.enabled is on now: taking the serving lease {key}");
+            }
+            (Some(l), None) => {
+                let st = l.status();
+                l.stop();
+                self.lease = None;
+                // habeat_fenced as the keeper last set it (2: only the
+                // operator unfences), since the fence stands.
+                let fenced = match st.phase {
+                    crate::lease::machine::Phase::FencedAfterPromotion => 2,
+                    _ => i64::from(st.fenced),
+                };
+                self.metrics.set_lease(false, fenced);
+                if st.fenced {
+                    tracing::error!(
+                        "the serving lease is off now (lease.enabled, local.whoami or roles \
+                         changed), but this side is FENCED ({}): hooks.on_unfence will not run. \
+                         Undo the on_fence steps by hand, then remove {}",
+                        st.message,
+                        self.cfg.local.state_dir.join(keeper::FILE).display()
+                    );
+                } else {
+                    tracing::warn!(
+                        "the serving lease is off now: {} is no longer renewed and its session \
+                         expires within lease.ttl",
+                        st.key
+                    );
+                }
+            }
+            (Some(l), Some(key)) => {
+                // Whatever changed in consul: (the token above all): the
+                // next renewal uses it, as the probes and actions do.
+                l.set_consul(cfg)?;
+                if keeper::lease_key(&self.cfg).as_deref() != Some(key.as_str())
+                    || self.cfg.lease != cfg.lease
+                    || self.cfg.hooks.on_fence != cfg.hooks.on_fence
+                    || self.cfg.hooks.on_unfence != cfg.hooks.on_unfence
+                {
+                    // Restarting the keeper would drop its session mid-lease.
+                    tracing::warn!(
+                        "the lease settings (lease.ttl, hooks.on_fence, hooks.on_unfence, the \
+                         own mail host) changed: they take effect when habeat restarts; the \
+                         serving lease {key} goes on as before"
+                    );
+                }
+            }
+            (None, None) => {}
+        }
+        Ok(())
     }
 
     /// Note whether this round could decide. Another habeat holding the
@@ -471,7 +537,12 @@ impl Driver for SessionDriver {
             let s = self.session.lock().await;
             self.publish(&s.state, &s.live, &s.ecfg);
         }
-        if let Some(session) = self.pending_session.take() {
+        let pending = self
+            .reloaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(session) = pending {
             self.session.lock().await.exec.release_all().await;
             self.session = Arc::new(Mutex::new(session));
             tracing::info!("the reloaded configuration now drives actions too");
@@ -483,28 +554,23 @@ impl Driver for SessionDriver {
         let prober = Prober::new(&cfg).map_err(|e| e.to_string())?;
         let mut session = Session::open(&cfg, false).map_err(|e| e.to_string())?;
         session.watch_rounds(self.meanwhile.clone());
+        session.watch_reload(self.reloaded.clone());
         for w in &cfg.warnings {
             tracing::warn!("{w}");
         }
+        self.reload_lease(&cfg)?;
         self.prober = prober;
-        if self.lease.is_some() != crate::lease::keeper::lease_key(&cfg).is_some()
-            || self.cfg.lease != cfg.lease
-            || self.cfg.hooks.on_fence != cfg.hooks.on_fence
-            || self.cfg.hooks.on_unfence != cfg.hooks.on_unfence
-        {
-            // Restarting the keeper would drop its session mid-lease.
-            tracing::warn!(
-                "the lease settings (lease.*, hooks.on_fence, hooks.on_unfence) changed: they \
-                 take effect when habeat restarts; the serving lease goes on as before"
-            );
-        }
         if self.activity == Activity::Idle {
             self.session = Arc::new(Mutex::new(session));
         } else {
-            // A job owns the session: it finishes under the configuration
-            // it started with; the new one takes over when it ends.
-            tracing::info!("an action is running: it finishes with the previous configuration");
-            self.pending_session = Some(session);
+            // A job owns the session: the action running finishes under
+            // the configuration it started with; the job takes up the new
+            // one before it decides its next action.
+            tracing::info!(
+                "an action is running: it finishes with the previous configuration, the actions \
+                 after it use the reloaded one"
+            );
+            *self.reloaded.lock().unwrap_or_else(|p| p.into_inner()) = Some(session);
         }
         self.cfg = cfg;
         tracing::info!("configuration reloaded from {}", self.config_path.display());

@@ -62,6 +62,9 @@ impl Cx<'_> {
                 until: t,
             });
         }
+        if automatic && let Some(component) = self.fence_now_required(&p, idx) {
+            return self.insert_fence(role, p.id, idx, component);
+        }
         let sr = Some(StepRef {
             pipeline: p.id,
             index: idx,
@@ -430,6 +433,73 @@ impl Cx<'_> {
             stalled: None,
             finished_at: None,
         }
+    }
+
+    /// The component whose fence must come before step `idx` of an
+    /// automatic pipeline and has not: the promotion (appserver) or a
+    /// proxy switch command of a proxy failover (proxy), while
+    /// `fencing.<component>` is configured now and no fence of it was
+    /// confirmed earlier in this pipeline. A pipeline's steps are recorded
+    /// when it starts, but the fence is a pre-step check of the config in
+    /// force when the step runs: fencing added by a reload (after a failed
+    /// promotion, during its retry wait) must guard the retry
+    /// (`fence-before-promotion`), as fencing removed is no longer run.
+    /// A fence step that was skipped because its fencing was removed
+    /// (done without an attempt) confirmed nothing.
+    fn fence_now_required(&self, p: &Pipeline, idx: usize) -> Option<Component> {
+        let component = match (p.kind, &p.steps[idx].step) {
+            (PipelineKind::Promotion, Step::PromoteAccounts) => Component::Appserver,
+            (
+                PipelineKind::ProxyActivation,
+                Step::Command {
+                    action:
+                        ActionKind::RunCommand {
+                            purpose: CommandPurpose::ProxyActivate,
+                            ..
+                        },
+                },
+            ) => Component::Proxy,
+            _ => return None,
+        };
+        if !self.cfg.fencing.contains_key(&component) {
+            return None;
+        }
+        let confirmed = p.steps[..idx].iter().any(|s| {
+            s.step == (Step::Fence { component }) && s.status == StepStatus::Done && s.attempts > 0
+        });
+        (!confirmed).then_some(component)
+    }
+
+    /// Put a fence step of `component` before step `idx` of pipeline `id`;
+    /// it runs next, gated like the step it guards.
+    fn insert_fence(&mut self, role: Role, id: u64, idx: usize, component: Component) -> Next {
+        let now = self.now;
+        let mut guarded = None;
+        if let Some((p, _)) = self.pipeline_mut(role, id) {
+            guarded = p.steps.get(idx).map(|s| s.step.name());
+            p.steps.insert(
+                idx,
+                StepState {
+                    step: Step::Fence { component },
+                    status: StepStatus::Pending,
+                    attempts: 0,
+                    last_error: None,
+                    updated_at: now,
+                },
+            );
+        }
+        self.event(
+            Severity::Warning,
+            EventKind::Decision { reason: None },
+            Some(role),
+            format!(
+                "fencing.{component} is configured now but was not when pipeline {id} started: \
+                 the peer {component} must be confirmed powered off before its {} step, so a \
+                 fence step is added before it",
+                guarded.unwrap_or_default()
+            ),
+        );
+        Next::Again
     }
 
     pub(super) fn pipeline_mut(&mut self, role: Role, id: u64) -> Option<(&mut Pipeline, Slot)> {

@@ -167,6 +167,16 @@ impl Executor {
     }
 
     /// Release every quorum-gate lock still held (on exit).
+    /// Give the quorum gates held (and the peer lease sessions kept) to
+    /// `to`, the executor of a reloaded configuration that carries on this
+    /// one's chain: the engine still counts on them. A gate whose session
+    /// the new configuration cannot renew is found lost before the next
+    /// gated step ([`PreStepCheck::GateStillHeld`]) and taken again.
+    pub fn hand_over_gates(&mut self, to: &mut Executor) {
+        to.gates.extend(self.gates.drain());
+        to.lease_sessions.extend(self.lease_sessions.drain());
+    }
+
     pub async fn release_all(&mut self) {
         for (_, lock) in self.gates.drain() {
             let _ = lock.release().await;

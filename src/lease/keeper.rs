@@ -32,6 +32,40 @@ pub struct LeaseStatus {
     pub fenced: bool,
     /// What the operator should know (and do), in words.
     pub message: String,
+    /// Renewals failing since when, and the last error.
+    pub renewals_failing: Option<Failing>,
+}
+
+/// Renewals of the lease failing (the Consul agent down, no leader, the
+/// token refused): since when (seconds since the epoch) and the last
+/// error. Kept in `lease.json` beside [`Saved`] so that `habeat status`,
+/// another process, can say so: a lease that cannot renew must not read
+/// as a healthy one.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct Failing {
+    pub since_unix: u64,
+    pub error: String,
+}
+
+impl Failing {
+    fn sentence(&self) -> String {
+        let since = UNIX_EPOCH + Duration::from_secs(self.since_unix);
+        format!(
+            "renewals failing since {} ({})",
+            humantime::format_rfc3339_seconds(since),
+            self.error
+        )
+    }
+}
+
+/// `lease.json` as the keeper writes it: the machine's [`Saved`] and, while
+/// renewals fail, [`Failing`].
+#[derive(Serialize)]
+struct OnDisk<'a> {
+    #[serde(flatten)]
+    saved: &'a Saved,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    renewals_failing: Option<&'a Failing>,
 }
 
 /// Whether this node holds a serving lease: `lease.enabled`, on the
@@ -56,13 +90,35 @@ pub fn lease_key(cfg: &Config) -> Option<String> {
 /// The lease as `state_dir/lease.json` last recorded it, for `habeat
 /// status` (another process than the daemon): `None` without a lease.
 pub fn file_status(cfg: &Config) -> Option<serde_json::Value> {
-    let key = lease_key(cfg)?;
     let path = cfg.local.state_dir.join(FILE);
-    let saved: Option<Saved> = match crate::state::read_nofollow(&path) {
-        Ok(Some(b)) => serde_json::from_slice(&b).ok(),
+    let bytes = match crate::state::read_nofollow(&path) {
+        Ok(Some(b)) => Some(b),
         _ => None,
     };
+    let saved: Option<Saved> = bytes.as_ref().and_then(|b| serde_json::from_slice(b).ok());
+    let failing: Option<Failing> = bytes
+        .as_ref()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
+        .and_then(|v| serde_json::from_value(v.get("renewals_failing")?.clone()).ok());
     let (fenced, stuck) = saved.map_or((false, false), |s| (s.fenced, s.stuck));
+    let Some(key) = lease_key(cfg) else {
+        // No lease configured now, but this side was fenced under one
+        // (lease.enabled turned off, by a reload or a restart): nothing
+        // will run hooks.on_unfence, and the fence stands until the
+        // operator lifts it.
+        return fenced.then(|| {
+            serde_json::json!({
+                "key": null, "fenced": true, "stuck": stuck,
+                "message": format!(
+                    "FENCED: {} says this side was fenced when the serving lease was lost, and \
+                     no lease is configured now (lease.enabled off): hooks.on_unfence will not \
+                     run. Undo the on_fence steps by hand, then remove {}",
+                    path.display(),
+                    path.display()
+                ),
+            })
+        });
+    };
     let message = if stuck {
         format!(
             "FENCED after a promotion: {key} was lost and the secondary promoted meanwhile; fail \
@@ -71,11 +127,19 @@ pub fn file_status(cfg: &Config) -> Option<serde_json::Value> {
         )
     } else if fenced {
         format!("FENCED: the serving lease {key} was lost (hooks.on_fence ran)")
+    } else if let Some(f) = &failing {
+        format!(
+            "serving lease {key}: not fenced, but {}; this side fences itself lease.ttl - \
+             lease.ttl/3 after the last renewal unless a witness sees the secondary Up: check \
+             the Consul agent and consul.token",
+            f.sentence()
+        )
     } else {
         format!("serving lease {key}: not fenced")
     };
     Some(serde_json::json!({
         "key": key, "fenced": fenced, "stuck": stuck, "message": message,
+        "renewals_failing": failing,
     }))
 }
 
@@ -90,6 +154,9 @@ pub fn peer_mailstore_up(round: &Round) -> bool {
 /// A running keeper: feed it rounds, read its status.
 pub struct KeeperHandle {
     rounds: watch::Sender<Option<(Instant, bool)>>,
+    /// A Consul client for a reloaded `consul:` section (a rotated token).
+    client: watch::Sender<Option<Client>>,
+    ttl: Duration,
     pub status: Arc<Mutex<LeaseStatus>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -107,6 +174,16 @@ impl KeeperHandle {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// Renew with the `consul:` section of `cfg` from the next renewal on
+    /// (a reload: a token rotated, the agent moved). The session stays
+    /// the same.
+    pub fn set_consul(&self, cfg: &Config) -> Result<(), String> {
+        let timing = Timing { ttl: self.ttl };
+        let client = Client::new(&cfg.consul, timing.renew_every()).map_err(|e| e.to_string())?;
+        let _ = self.client.send(Some(client));
+        Ok(())
     }
 
     /// Stop renewing (the session then expires on its own: a stopping
@@ -138,6 +215,10 @@ struct Keeper {
     status: Arc<Mutex<LeaseStatus>>,
     metrics: Option<crate::daemon::Metrics>,
     lapsed_said: bool,
+    new_client: watch::Receiver<Option<Client>>,
+    /// Why the last renewal failed, set by [`Keeper::renew_once`].
+    renew_error: Option<String>,
+    failing: Option<Failing>,
 }
 
 /// Start the keeper if this node holds a lease ([`lease_key`]).
@@ -176,8 +257,10 @@ pub fn spawn(
         held: false,
         fenced: machine.saved.fenced,
         message: String::new(),
+        renewals_failing: None,
     }));
     let (tx, rx) = watch::channel(None);
+    let (client_tx, new_client) = watch::channel(None);
     let keeper = Keeper {
         client,
         failover_key: crate::consul::gate::lock_key(&host),
@@ -197,10 +280,15 @@ pub fn spawn(
         status: status.clone(),
         metrics,
         lapsed_said: false,
+        new_client,
+        renew_error: None,
+        failing: None,
     };
     let task = tokio::spawn(keeper.run(rx));
     Ok(Some(KeeperHandle {
         rounds: tx,
+        client: client_tx,
+        ttl: cfg.lease.ttl,
         status,
         task,
     }))
@@ -217,8 +305,14 @@ impl Keeper {
         self.publish();
         loop {
             let sent = Instant::now();
+            if self.new_client.has_changed().unwrap_or(false)
+                && let Some(c) = self.new_client.borrow_and_update().clone()
+            {
+                self.client = c;
+            }
             let obs = self.renew_once(sent).await;
             let ok = matches!(obs, Observation::Renewed { .. });
+            self.note_renewal(ok);
             self.feed(obs).await;
             // After a failure, try again soon: the next regular renewal
             // would fall on the fence deadline itself (2 x ttl/3), so one
@@ -271,6 +365,7 @@ impl Keeper {
                 Ok(true) => Observation::Renewed { sent_at: sent },
                 Ok(false) => {
                     tracing::warn!(key = %self.key, "the serving lease's Consul session is gone; taking a new one");
+                    self.renew_error = Some("the session is gone".into());
                     self.session = None;
                     Observation::RenewFailed
                 }
@@ -281,6 +376,7 @@ impl Keeper {
                 }
                 Err(e) => {
                     tracing::warn!(key = %self.key, "cannot renew the serving lease: {e}");
+                    self.renew_error = Some(e.to_string());
                     Observation::RenewFailed
                 }
             };
@@ -296,6 +392,7 @@ impl Keeper {
             Ok(id) => id,
             Err(e) => {
                 tracing::warn!(key = %self.key, "cannot create the serving lease's session: {e}");
+                self.renew_error = Some(e.to_string());
                 return Observation::RenewFailed;
             }
         };
@@ -313,11 +410,13 @@ impl Keeper {
                     "cannot take the serving lease: another session holds it, or its lock-delay \
                      after an expired session has not passed yet"
                 );
+                self.renew_error = Some("the key is held by another session".into());
                 Observation::RenewFailed
             }
             Err(e) => {
                 let _ = self.client.session_destroy(&id).await;
                 tracing::warn!(key = %self.key, "cannot take the serving lease: {e}");
+                self.renew_error = Some(e.to_string());
                 Observation::RenewFailed
             }
         }
@@ -480,8 +579,29 @@ impl Keeper {
         }
     }
 
+    /// Keep [`Failing`] up to date after a renewal; saved when it starts,
+    /// ends or its error changes.
+    fn note_renewal(&mut self, ok: bool) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let error = self.renew_error.take().unwrap_or_else(|| "failed".into());
+        let failing = (!ok).then(|| Failing {
+            since_unix: self.failing.as_ref().map_or(now, |f| f.since_unix),
+            error,
+        });
+        if failing != self.failing {
+            self.failing = failing;
+            self.save();
+        }
+    }
+
     fn save(&self) {
-        let bytes = match serde_json::to_vec_pretty(&self.machine.saved) {
+        let on_disk = OnDisk {
+            saved: &self.machine.saved,
+            renewals_failing: self.failing.as_ref(),
+        };
+        let bytes = match serde_json::to_vec_pretty(&on_disk) {
             Ok(b) => b,
             Err(e) => {
                 tracing::error!("cannot serialize the lease state: {e}");
@@ -502,7 +622,14 @@ impl Keeper {
         let held = self.machine.held(now);
         let message = match phase {
             Phase::Starting => format!("taking the serving lease {}", self.key),
-            Phase::Held => format!("holding the serving lease {}", self.key),
+            Phase::Held => match &self.failing {
+                Some(f) => format!(
+                    "holding the serving lease {}, but {}",
+                    self.key,
+                    f.sentence()
+                ),
+                None => format!("holding the serving lease {}", self.key),
+            },
             Phase::LapsedPeerUp => format!(
                 "the serving lease {} lapsed; not fencing while a witness sees the secondary's \
                  mailstore Up",
@@ -530,7 +657,13 @@ impl Keeper {
             phase,
             held,
             fenced,
-            message,
+            message: match (&self.failing, phase) {
+                (Some(f), Phase::LapsedPeerUp | Phase::Starting) => {
+                    format!("{message}; {}", f.sentence())
+                }
+                _ => message,
+            },
+            renewals_failing: self.failing.clone(),
         };
     }
 }

@@ -171,3 +171,108 @@ fn fencing_proxy_comes_before_the_first_proxy_switch_command() {
         .expect("switch");
     assert!(fence < switch, "{n:?}");
 }
+
+/// Fencing added (a reload) while a promotion without it waits to retry:
+/// the retry fences first, and without a confirmed OFF promotes nothing.
+#[test]
+fn fencing_added_during_a_retry_wait_fences_before_the_retried_promotion() {
+    let mut sim = Sim::new(appserver_config(), World::new(&ACCOUNTS));
+    sim.world.failing.push(is_promote);
+    let n = names(&sim.rounds(3, down()));
+    assert_eq!(n.iter().filter(|x| *x == "promote").count(), 1, "{n:?}");
+    assert!(!n.contains(&"fence".to_owned()), "{n:?}");
+    assert!(sim.world.promoted.is_empty());
+
+    sim.cfg = fenced(Component::Appserver, FenceAction::Status);
+    sim.world.failing.clear();
+    sim.world.fence_confirms = false;
+    for _ in 0..3 {
+        let n = names(&sim.rounds_for(sim.cfg.retry_delay, down()));
+        assert!(n.contains(&"fence".to_owned()), "{n:?}");
+        assert!(!n.contains(&"promote".to_owned()), "{n:?}");
+    }
+    assert!(sim.world.promoted.is_empty());
+    assert!(
+        sim.events
+            .iter()
+            .any(|e| e.message.contains("fencing.appserver is configured now")),
+        "the journal says why a fence step appeared"
+    );
+
+    sim.world.fence_confirms = true;
+    let n = names(&sim.rounds_for(sim.cfg.retry_delay, down()));
+    let fence = n.iter().position(|x| x == "fence").expect("fenced");
+    let promote = n.iter().position(|x| x == "promote").expect("promoted");
+    assert!(fence < promote, "{n:?}");
+    assert_eq!(sim.world.promoted, ACCOUNTS);
+    // One fence step was added, not one per attempt.
+    let p = sim
+        .state
+        .role(habeat::model::Role::Appserver)
+        .failover
+        .clone()
+        .expect("pipeline");
+    let fences = p
+        .steps
+        .iter()
+        .filter(|s| matches!(s.step, habeat::engine::Step::Fence { .. }))
+        .count();
+    assert_eq!(fences, 1);
+}
+
+/// Fencing removed (its fence step skipped) and then added again before
+/// the promotion: the skipped step confirmed nothing, so one runs.
+#[test]
+fn fencing_removed_then_added_again_still_fences_before_the_promotion() {
+    let mut sim = Sim::new(
+        fenced(Component::Appserver, FenceAction::Status),
+        World::new(&ACCOUNTS),
+    );
+    sim.world.fence_confirms = false;
+    let n = names(&sim.rounds(3, down()));
+    assert!(n.contains(&"fence".to_owned()), "{n:?}");
+    sim.cfg = appserver_config();
+    sim.world.failing.push(is_promote);
+    let n = names(&sim.rounds_for(sim.cfg.retry_delay, down()));
+    assert!(n.contains(&"promote".to_owned()), "{n:?}");
+    assert!(!n.contains(&"fence".to_owned()), "{n:?}");
+
+    sim.cfg = fenced(Component::Appserver, FenceAction::Status);
+    sim.world.failing.clear();
+    let n = names(&sim.rounds_for(sim.cfg.retry_delay, down()));
+    assert!(n.contains(&"fence".to_owned()), "{n:?}");
+    assert!(!n.contains(&"promote".to_owned()), "{n:?}");
+    assert!(sim.world.promoted.is_empty());
+}
+
+/// The same for a proxy failover: fencing.proxy added while its first
+/// switch command waits for the quorum gate (a command is not retried
+/// after it fails, a refused gate is).
+#[test]
+fn fencing_proxy_added_while_the_switch_waits_fences_before_it() {
+    let mut cfg = appserver_config();
+    cfg.roles = vec![habeat::model::Role::Proxyserver];
+    let mut sim = Sim::new(cfg, World::new(&ACCOUNTS));
+    sim.world.quorum = false;
+    let n = names(&sim.rounds(3, all(Component::Proxy, Vote::Down)));
+    assert!(n.contains(&"gate".to_owned()), "{n:?}");
+    assert!(!n.iter().any(|x| x.starts_with("run:")), "{n:?}");
+    assert!(!n.contains(&"fence".to_owned()), "{n:?}");
+
+    let mut fenced_cfg = fenced(Component::Proxy, FenceAction::Status);
+    fenced_cfg.roles = vec![habeat::model::Role::Proxyserver];
+    sim.cfg = fenced_cfg;
+    sim.world.quorum = true;
+    sim.world.fence_confirms = false;
+    let n = names(&sim.rounds_for(sim.cfg.retry_delay, all(Component::Proxy, Vote::Down)));
+    assert!(n.contains(&"fence".to_owned()), "{n:?}");
+    assert!(!n.iter().any(|x| x.starts_with("run:")), "{n:?}");
+    sim.world.fence_confirms = true;
+    let n = names(&sim.rounds_for(sim.cfg.retry_delay, all(Component::Proxy, Vote::Down)));
+    let fence = n.iter().position(|x| x == "fence").expect("fence");
+    let switch = n
+        .iter()
+        .position(|x| x.starts_with("run:"))
+        .expect("switch");
+    assert!(fence < switch, "{n:?}");
+}
