@@ -512,6 +512,9 @@ impl Driver for SessionDriver {
     }
 
     async fn shutdown(&mut self) {
+        if let Some(l) = &mut self.lease {
+            l.shutdown().await;
+        }
         let mut s = self.session.lock().await;
         s.exec.release_all().await;
         // The last events (the stop itself, a promotion that just ended)
