@@ -154,6 +154,13 @@ impl KeeperHandle {
             .clone()
     }
 
+    /// Stop at once, as a kill -9 would: nothing more is renewed, running
+    /// hooks are abandoned (their process groups killed) and a due fence
+    /// stays due in `lease.json`.
+    pub fn stop(&self) {
+        self.task.abort();
+    }
+
     /// Stop renewing (the session then expires on its own: a stopping
     /// habeat does not hand its lease over early). Running `on_fence`
     /// hooks finish first (each within `hooks.timeout`), and their outcome
