@@ -101,7 +101,10 @@ pub fn file_status(cfg: &Config) -> Option<serde_json::Value> {
         (true, true, None) => "due",
         (true, true, Some(_)) => "failed",
     };
-    let message = if let Some(m) = fence_message(&key, &saved).filter(|_| owed || !stuck) {
+    // The same order as `Lease::phase`: a failed fence first, then the
+    // promotion meanwhile, then the fence's progress.
+    let first = !stuck || (owed && saved.fence_failed.is_some());
+    let message = if let Some(m) = fence_message(&key, &saved).filter(|_| first) {
         m
     } else if stuck {
         format!(
