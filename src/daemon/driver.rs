@@ -133,7 +133,8 @@ impl SessionDriver {
                     crate::lease::machine::Phase::FencedAfterPromotion => 2,
                     _ => i64::from(st.fenced),
                 };
-                self.metrics.set_lease(false, fenced);
+                self.metrics
+                    .set_lease(false, fenced, st.fence_failed.is_some());
                 if st.fenced {
                     tracing::error!(
                         "the serving lease is off now (lease.enabled, local.whoami or roles \
@@ -578,6 +579,9 @@ impl Driver for SessionDriver {
     }
 
     async fn shutdown(&mut self) {
+        if let Some(l) = &mut self.lease {
+            l.shutdown().await;
+        }
         let mut s = self.session.lock().await;
         s.exec.release_all().await;
         // The last events (the stop itself, a promotion that just ended)

@@ -127,6 +127,7 @@ struct Inner {
     replica_survey_age: Gauge,
     lease_held: Gauge,
     fenced: Gauge,
+    fence_failed: Gauge,
     paused_since: Gauge<f64, AtomicU64>,
     failover_locked: Family<RoleLabels, Gauge>,
     decision: Family<DecisionLabels, Gauge>,
@@ -282,9 +283,17 @@ impl Metrics {
         let fenced = Gauge::default();
         registry.register(
             "fenced",
-            "1 while this primary side has fenced itself (hooks.on_fence ran) for losing its \
-             serving lease, 2 when a promotion happened meanwhile and only the operator unfences",
+            "1 while this primary side fences itself for losing its serving lease (hooks.on_fence \
+             due, running or done: habeat_fence_failed says whether they failed), 2 when a \
+             promotion happened meanwhile and only the operator unfences",
             fenced.clone(),
+        );
+        let fence_failed = Gauge::default();
+        registry.register(
+            "fence_failed",
+            "1 while hooks.on_fence failed for a lost serving lease and has not succeeded since \
+             (habeat runs it again, 5s doubling to 5min): this side may still serve",
+            fence_failed.clone(),
         );
         let paused_since = Gauge::<f64, AtomicU64>::default();
         registry.register_with_unit(
@@ -337,6 +346,7 @@ impl Metrics {
             cannot_decide,
             lease_held,
             fenced,
+            fence_failed,
             last_witnesses: Mutex::new(HashSet::new()),
         }))
     }
@@ -454,11 +464,12 @@ impl Metrics {
         self.0.cannot_decide.set(i64::from(blocked));
     }
 
-    /// The serving lease: held or not, and fenced (0 no, 1 yes, 2 after a
-    /// promotion).
-    pub fn set_lease(&self, held: bool, fenced: i64) {
+    /// The serving lease: held or not, fenced (0 no, 1 yes, 2 after a
+    /// promotion), and whether the `on_fence` hooks failed.
+    pub fn set_lease(&self, held: bool, fenced: i64, fence_failed: bool) {
         self.0.lease_held.set(i64::from(held));
         self.0.fenced.set(fenced);
+        self.0.fence_failed.set(i64::from(fence_failed));
     }
 
     /// The saved state's pause and failover locks, after each round and

@@ -7,7 +7,9 @@
 //! Consul call never delays the fence: each call gives up after ttl/3, and
 //! the deadline is watched on its own timer.
 
-use super::machine::{Command, Lease, Observation, Phase, Saved, Timing};
+use super::machine::{
+    Command, FenceFailure, FenceRun, Lease, Observation, Phase, Saved, Timing, fence_retry_delay,
+};
 use crate::act::hooks::{HookEnv, HookRunner, OnFailure};
 use crate::config::{Config, HookCommand};
 use crate::consul::{Client, SessionChecks, SessionRequest};
@@ -16,6 +18,7 @@ use crate::model::{Component, Role, Round, Vote};
 use crate::state::Journal;
 use serde::Serialize;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
@@ -30,6 +33,8 @@ pub struct LeaseStatus {
     pub phase: Phase,
     pub held: bool,
     pub fenced: bool,
+    /// The `on_fence` hooks failed and have not succeeded since.
+    pub fence_failed: Option<FenceFailure>,
     /// What the operator should know (and do), in words.
     pub message: String,
     /// Renewals failing since when, and the last error.
@@ -68,6 +73,31 @@ struct OnDisk<'a> {
     renewals_failing: Option<&'a Failing>,
 }
 
+/// What `status` says of a fence that is owed (due, running, interrupted
+/// or failed) or done; `None` when not fenced or fenced after a promotion
+/// with the hooks done (that has its own message).
+fn fence_message(key: &str, saved: &Saved) -> Option<String> {
+    if !saved.fenced {
+        return None;
+    }
+    if saved.fence == Some(FenceRun::Done) {
+        return (!saved.stuck)
+            .then(|| format!("FENCED: the serving lease {key} was lost (hooks.on_fence ran)"));
+    }
+    Some(match &saved.fence_failed {
+        Some(f) => format!(
+            "FENCE FAILED since {} ({} run(s)): the serving lease {key} was lost and              hooks.on_fence has not succeeded, so this side may still serve beside a promoted              secondary. Last error: {}. habeat runs the hooks again (next in at most {}); fix              the hook (habeat history, the daemon's log) or do its steps by hand",
+            humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(f.since_unix)),
+            f.attempts,
+            f.error,
+            humantime::format_duration(fence_retry_delay(f.attempts)),
+        ),
+        None => format!(
+            "FENCING: the serving lease {key} was lost and hooks.on_fence has not finished yet              (running, or interrupted: habeat runs it again when it starts)"
+        ),
+    })
+}
+
 /// Whether this node holds a serving lease: `lease.enabled`, on the
 /// primary side, with the appserver or proxyserver role, and its own mail
 /// host named (`<whoami>.appserver_vmname`). `None`: no lease.
@@ -100,7 +130,8 @@ pub fn file_status(cfg: &Config) -> Option<serde_json::Value> {
         .as_ref()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
         .and_then(|v| serde_json::from_value(v.get("renewals_failing")?.clone()).ok());
-    let (fenced, stuck) = saved.map_or((false, false), |s| (s.fenced, s.stuck));
+    let saved = saved.unwrap_or_default();
+    let (fenced, stuck) = (saved.fenced, saved.stuck);
     let Some(key) = lease_key(cfg) else {
         // No lease configured now, but this side was fenced under one
         // (lease.enabled turned off, by a reload or a restart): nothing
@@ -119,14 +150,24 @@ pub fn file_status(cfg: &Config) -> Option<serde_json::Value> {
             })
         });
     };
-    let message = if stuck {
+    let owed = fenced && saved.fence != Some(FenceRun::Done);
+    let fence = match (fenced, owed, &saved.fence_failed) {
+        (false, _, _) => "none",
+        (true, false, _) => "done",
+        (true, true, None) => "due",
+        (true, true, Some(_)) => "failed",
+    };
+    // The same order as `Lease::phase`: a failed fence first, then the
+    // promotion meanwhile, then the fence's progress.
+    let first = !stuck || (owed && saved.fence_failed.is_some());
+    let message = if let Some(m) = fence_message(&key, &saved).filter(|_| first) {
+        m
+    } else if stuck {
         format!(
             "FENCED after a promotion: {key} was lost and the secondary promoted meanwhile; fail \
              the accounts back, undo the on_fence steps by hand, then remove {}",
             path.display()
         )
-    } else if fenced {
-        format!("FENCED: the serving lease {key} was lost (hooks.on_fence ran)")
     } else if let Some(f) = &failing {
         format!(
             "serving lease {key}: not fenced, but {}; this side fences itself lease.ttl - \
@@ -137,8 +178,13 @@ pub fn file_status(cfg: &Config) -> Option<serde_json::Value> {
     } else {
         format!("serving lease {key}: not fenced")
     };
+    let failed = saved.fence_failed.as_ref().filter(|_| owed);
     Some(serde_json::json!({
-        "key": key, "fenced": fenced, "stuck": stuck, "message": message,
+        "key": key, "fenced": fenced, "stuck": stuck, "fence": fence,
+        "fence_failed_since": failed.map(|f| f.since_unix),
+        "fence_attempts": failed.map(|f| f.attempts),
+        "fence_error": failed.map(|f| &f.error),
+        "message": message,
         "renewals_failing": failing,
     }))
 }
@@ -157,6 +203,8 @@ pub struct KeeperHandle {
     /// A Consul client for a reloaded `consul:` section (a rotated token).
     client: watch::Sender<Option<Client>>,
     ttl: Duration,
+    stop: watch::Sender<bool>,
+    fencing: Arc<AtomicBool>,
     pub status: Arc<Mutex<LeaseStatus>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -186,10 +234,25 @@ impl KeeperHandle {
         Ok(())
     }
 
-    /// Stop renewing (the session then expires on its own: a stopping
-    /// habeat does not hand its lease over early).
+    /// Stop at once, as a kill -9 would: nothing more is renewed, running
+    /// hooks are abandoned (their process groups killed) and a due fence
+    /// stays due in `lease.json`.
     pub fn stop(&self) {
         self.task.abort();
+    }
+
+    /// Stop renewing (the session then expires on its own: a stopping
+    /// habeat does not hand its lease over early). Running `on_fence`
+    /// hooks finish first (each within `hooks.timeout`), and their outcome
+    /// is saved: a fence is this side's promotion, not abandoned halfway.
+    pub async fn shutdown(&mut self) {
+        if self.fencing.load(Ordering::SeqCst) {
+            tracing::warn!(
+                "stopping: waiting for hooks.on_fence to finish (each hook within hooks.timeout)"
+            );
+        }
+        let _ = self.stop.send(true);
+        let _ = (&mut self.task).await;
     }
 }
 
@@ -219,6 +282,7 @@ struct Keeper {
     /// Why the last renewal failed, set by [`Keeper::renew_once`].
     renew_error: Option<String>,
     failing: Option<Failing>,
+    fencing: Arc<AtomicBool>,
 }
 
 /// Start the keeper if this node holds a lease ([`lease_key`]).
@@ -256,11 +320,14 @@ pub fn spawn(
         phase: machine.phase(Instant::now()),
         held: false,
         fenced: machine.saved.fenced,
+        fence_failed: None,
         message: String::new(),
         renewals_failing: None,
     }));
     let (tx, rx) = watch::channel(None);
     let (client_tx, new_client) = watch::channel(None);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let fencing = Arc::new(AtomicBool::new(false));
     let keeper = Keeper {
         client,
         failover_key: crate::consul::gate::lock_key(&host),
@@ -283,19 +350,29 @@ pub fn spawn(
         new_client,
         renew_error: None,
         failing: None,
+        fencing: fencing.clone(),
     };
-    let task = tokio::spawn(keeper.run(rx));
+    let task = tokio::spawn(keeper.run(rx, stop_rx));
     Ok(Some(KeeperHandle {
         rounds: tx,
         client: client_tx,
         ttl: cfg.lease.ttl,
+        stop: stop_tx,
+        fencing,
         status,
         task,
     }))
 }
 
 impl Keeper {
-    async fn run(mut self, mut rounds: watch::Receiver<Option<(Instant, bool)>>) {
+    /// Renew, watch the deadline and the owed fence, until `stop` changes.
+    /// `stop` is only looked at between steps: a step that runs the fence
+    /// hooks finishes first.
+    async fn run(
+        mut self,
+        mut rounds: watch::Receiver<Option<(Instant, bool)>>,
+        mut stop: watch::Receiver<bool>,
+    ) {
         tracing::info!(
             key = %self.key,
             ttl = %humantime::format_duration(self.ttl),
@@ -304,13 +381,19 @@ impl Keeper {
         );
         self.publish();
         loop {
+            if *stop.borrow() {
+                return;
+            }
             let sent = Instant::now();
             if self.new_client.has_changed().unwrap_or(false)
                 && let Some(c) = self.new_client.borrow_and_update().clone()
             {
                 self.client = c;
             }
-            let obs = self.renew_once(sent).await;
+            let obs = tokio::select! {
+                o = self.renew_once(sent) => o,
+                _ = stop.changed() => return,
+            };
             let ok = matches!(obs, Observation::Renewed { .. });
             self.note_renewal(ok);
             self.feed(obs).await;
@@ -325,9 +408,17 @@ impl Keeper {
                 Instant::now() + every / 4
             };
             loop {
-                let deadline = self.machine.deadline().max(Instant::now());
+                let now = Instant::now();
+                let deadline = self.machine.deadline().max(now);
+                let fence_due = self.machine.fence_due_at(now);
                 tokio::select! {
                     _ = tokio::time::sleep_until(next.into()) => break,
+                    _ = stop.changed() => return,
+                    // An owed fence (failed, or left unfinished by the
+                    // previous process) runs when its backoff is over.
+                    _ = tokio::time::sleep_until(fence_due.unwrap_or(now).into()), if fence_due.is_some() => {
+                        self.feed(Observation::Tick).await;
+                    }
                     _ = tokio::time::sleep_until(deadline.into()), if !self.machine.saved.fenced => {
                         self.feed(Observation::Tick).await;
                         // Not fenced (a witness sees the peer Up): look
@@ -335,6 +426,7 @@ impl Keeper {
                         if !self.machine.saved.fenced {
                             tokio::select! {
                                 _ = tokio::time::sleep_until(next.into()) => break,
+                                _ = stop.changed() => return,
                                 r = rounds.changed() => if r.is_err() { return },
                             }
                             self.feed_round(&rounds).await;
@@ -445,7 +537,10 @@ impl Keeper {
                         pending.extend(more);
                     }
                 }
-                Command::Fence => self.fence().await,
+                Command::Fence => {
+                    let answer = self.fence().await;
+                    pending.extend(self.machine.observe(answer, Instant::now()));
+                }
                 Command::Unfence => self.unfence().await,
                 Command::StayFenced => self.stay_fenced(),
             }
@@ -474,24 +569,37 @@ impl Keeper {
         self.publish();
     }
 
-    async fn fence(&mut self) {
+    /// Run the `on_fence` hooks; the machine's answer says how they ended.
+    async fn fence(&mut self) -> Observation {
+        let again = self.machine.saved.fence_failed.as_ref().map(|f| f.attempts);
         tracing::error!(
             key = %self.key,
             "FENCING: the serving lease {} was not renewed for ttl - ttl/3 ({}) and no witness sees \
-             the secondary's mailstore Up; running hooks.on_fence before the secondary can take \
-             the lease over",
+             the secondary's mailstore Up; running hooks.on_fence{}",
             self.key,
-            humantime::format_duration(self.machine.timing.margin())
+            humantime::format_duration(self.machine.timing.margin()),
+            match again {
+                Some(n) => format!(" again (it failed {n} time(s))"),
+                None => String::new(),
+            }
         );
-        // Saved before the hooks run: a crash while they run still leaves
-        // this side fenced on restart.
+        // Saved as due before the hooks run: a stop, crash or kill while
+        // they run leaves the fence owed, and the next start runs it.
         self.save();
+        self.publish();
+        self.fencing.store(true, Ordering::SeqCst);
         let env = self.env("fence");
         let report = self
             .runner
             .run_all(&self.on_fence, &env, OnFailure::Continue)
             .await;
+        self.fencing.store(false, Ordering::SeqCst);
         let ok = report.ok();
+        let error = report
+            .failures()
+            .filter_map(|o| o.failure.clone())
+            .collect::<Vec<_>>()
+            .join("; ");
         self.journal_event(
             if ok {
                 Severity::Warning
@@ -502,13 +610,33 @@ impl Keeper {
                 key: self.key.clone(),
                 hooks_ok: ok,
             },
-            format!(
-                "fenced: the serving lease {} was lost; hooks.on_fence ran ({} hook(s){})",
-                self.key,
-                self.on_fence.len(),
-                if ok { "" } else { ", some FAILED" }
-            ),
+            if ok {
+                format!(
+                    "fenced: the serving lease {} was lost; every hooks.on_fence hook ({}) succeeded",
+                    self.key,
+                    self.on_fence.len(),
+                )
+            } else {
+                format!(
+                    "fence FAILED: the serving lease {} was lost and hooks.on_fence failed ({error}); \
+                     habeat runs the hooks again in {} (doubling, at most {}): fix the hook or do its \
+                     steps by hand",
+                    self.key,
+                    humantime::format_duration(fence_retry_delay(again.unwrap_or(0) + 1)),
+                    humantime::format_duration(super::machine::FENCE_RETRY_MAX),
+                )
+            },
         );
+        if ok {
+            Observation::FenceHooksDone
+        } else {
+            Observation::FenceHooksFailed {
+                error,
+                at_unix: SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs()),
+            }
+        }
     }
 
     async fn unfence(&mut self) {
@@ -635,6 +763,9 @@ impl Keeper {
                  mailstore Up",
                 self.key
             ),
+            Phase::Fencing | Phase::FenceFailed => {
+                fence_message(&self.key, &self.machine.saved).unwrap_or_default()
+            }
             Phase::Fenced => format!(
                 "FENCED: the serving lease {} was lost (hooks.on_fence ran); waiting for it to \
                  come back",
@@ -642,14 +773,17 @@ impl Keeper {
             ),
             Phase::FencedAfterPromotion => self.stuck_message(),
         };
-        let fenced = self.machine.saved.fenced;
+        let saved = &self.machine.saved;
+        let fenced = saved.fenced;
+        let fence_failed = saved
+            .fence_failed
+            .clone()
+            .filter(|_| self.machine.fence_owed());
         if let Some(m) = &self.metrics {
             m.set_lease(
                 held,
-                match phase {
-                    Phase::FencedAfterPromotion => 2,
-                    _ => i64::from(fenced),
-                },
+                if saved.stuck { 2 } else { i64::from(fenced) },
+                fence_failed.is_some(),
             );
         }
         *self.status.lock().unwrap_or_else(|p| p.into_inner()) = LeaseStatus {
@@ -664,6 +798,7 @@ impl Keeper {
                 _ => message,
             },
             renewals_failing: self.failing.clone(),
+            fence_failed,
         };
     }
 }

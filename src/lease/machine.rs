@@ -13,6 +13,12 @@
 //! the session no earlier than `r + ttl` and keeps its key blocked for the
 //! lock-delay after that: the secondary cannot take the key over before
 //! `r + ttl + lock_delay`.
+//!
+//! A fence counts as done only once every `on_fence` hook has finished
+//! with success: until then it is *due* (saved so, before the hooks run),
+//! and a due fence runs again: after a failure with a bounded backoff
+//! ([`fence_retry_delay`]), and at the start of a new process when the
+//! previous one was stopped, killed or crashed while the hooks ran.
 
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
@@ -35,12 +41,62 @@ impl Timing {
     }
 }
 
+/// The first wait before running failed `on_fence` hooks again; it doubles
+/// at each failure up to [`FENCE_RETRY_MAX`].
+pub const FENCE_RETRY_FIRST: Duration = Duration::from_secs(5);
+/// The longest wait between two runs of failing `on_fence` hooks.
+pub const FENCE_RETRY_MAX: Duration = Duration::from_secs(300);
+
+/// How long to wait after the `attempts`-th failed run of the `on_fence`
+/// hooks: 5s, 10s, 20s, ... at most 5 min. Bounded, because a side that
+/// lost its lease and is not fenced may be serving beside a promoted
+/// secondary; not a tight loop, because a hook that fails at once would
+/// flood the journal.
+pub fn fence_retry_delay(attempts: u32) -> Duration {
+    let doublings = attempts.saturating_sub(1).min(16);
+    FENCE_RETRY_FIRST
+        .saturating_mul(1 << doublings)
+        .min(FENCE_RETRY_MAX)
+}
+
+/// How far the fence got, while [`Saved::fenced`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FenceRun {
+    /// The `on_fence` hooks are owed: not run yet, running, interrupted
+    /// (SIGTERM, kill -9, crash, watchdog) or failed.
+    Due,
+    /// Every `on_fence` hook finished with success.
+    Done,
+}
+
+/// The `on_fence` hooks failed and have not succeeded since.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FenceFailure {
+    /// Seconds since the epoch of the first failed run.
+    pub since_unix: u64,
+    /// Failed runs in a row.
+    pub attempts: u32,
+    /// What went wrong in the latest run, in words.
+    pub error: String,
+}
+
 /// What survives a restart of habeat (`state_dir/lease.json`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Saved {
-    /// This side is fenced: `on_fence` ran (or was due) and `on_unfence`
-    /// has not.
+    /// This side lost its lease and fences itself: `on_fence` is due or
+    /// done (see `fence`), and `on_unfence` has not run since.
     pub fenced: bool,
+    /// While `fenced`: whether the `on_fence` hooks are done or still due.
+    /// Absent (`None`) in a lease.json written before this field existed:
+    /// that habeat saved `fenced: true` *before* its hooks ran, so whether
+    /// they finished is unknown and the fence counts as due (it runs again
+    /// while the lease is still lost; `on_fence` steps are idempotent).
+    #[serde(default)]
+    pub fence: Option<FenceRun>,
+    /// The `on_fence` hooks' failed runs since they last succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fence_failed: Option<FenceFailure>,
     /// Fenced and a promotion happened meanwhile: only the operator
     /// unfences (after failing back).
     pub stuck: bool,
@@ -75,6 +131,12 @@ pub enum Observation {
     /// `habeat/failover/<own host>` read while held, or after the lease
     /// came back: its `LockIndex`, `None` when the key is absent.
     FailoverKey { lock_index: Option<u64> },
+    /// Every `on_fence` hook finished with success.
+    FenceHooksDone,
+    /// An `on_fence` hook failed (non-zero exit, killed at
+    /// `hooks.timeout`, could not start); `at_unix`: when, by the wall
+    /// clock (only shown to the operator).
+    FenceHooksFailed { error: String, at_unix: u64 },
     /// Only the clock moved.
     Tick,
 }
@@ -82,7 +144,10 @@ pub enum Observation {
 /// What to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    /// Run `hooks.on_fence` (once), journal it.
+    /// Save the state (the fence is due), run every `hooks.on_fence`
+    /// hook, journal it, and answer with [`Observation::FenceHooksDone`]
+    /// or [`Observation::FenceHooksFailed`]. Not asked again before the
+    /// answer.
     Fence,
     /// Read `habeat/failover/<own host>` (answer with
     /// [`Observation::FailoverKey`]).
@@ -105,7 +170,13 @@ pub enum Phase {
     /// Not renewed for the margin, but the secondary's mailstore is seen
     /// Up: not fencing.
     LapsedPeerUp,
-    /// Fenced; waiting for the lease to come back.
+    /// The lease is lost and the `on_fence` hooks are due or running.
+    Fencing,
+    /// The lease is lost and the `on_fence` hooks failed: they run again
+    /// after a backoff.
+    FenceFailed,
+    /// Fenced (every `on_fence` hook succeeded); waiting for the lease to
+    /// come back.
     Fenced,
     /// Fenced after a promotion: the operator's turn.
     FencedAfterPromotion,
@@ -125,6 +196,10 @@ pub struct Lease {
     last_round: Option<(Instant, bool)>,
     /// Fenced and the lease is back: waiting for the failover key.
     checking: bool,
+    /// [`Command::Fence`] was given and not answered yet.
+    fence_running: bool,
+    /// When failed `on_fence` hooks run again (`None`: at once).
+    fence_retry_at: Option<Instant>,
 }
 
 impl Lease {
@@ -154,7 +229,20 @@ impl Lease {
             renewed_here: false,
             last_round: None,
             checking: false,
+            fence_running: false,
+            fence_retry_at: None,
         }
+    }
+
+    /// Fenced, and the `on_fence` hooks have not all succeeded yet.
+    pub fn fence_owed(&self) -> bool {
+        self.saved.fenced && self.saved.fence != Some(FenceRun::Done)
+    }
+
+    /// When the owed fence is to run (again), given `now`: `None` when no
+    /// fence is owed or its hooks are running.
+    pub fn fence_due_at(&self, now: Instant) -> Option<Instant> {
+        (self.fence_owed() && !self.fence_running).then(|| self.fence_retry_at.unwrap_or(now))
     }
 
     /// When the margin runs out without another renewal.
@@ -168,8 +256,12 @@ impl Lease {
     }
 
     pub fn phase(&self, now: Instant) -> Phase {
-        if self.saved.stuck {
+        if self.fence_owed() && self.saved.fence_failed.is_some() {
+            Phase::FenceFailed
+        } else if self.saved.stuck {
             Phase::FencedAfterPromotion
+        } else if self.fence_owed() {
+            Phase::Fencing
         } else if self.saved.fenced {
             Phase::Fenced
         } else if now >= self.deadline() {
@@ -214,8 +306,15 @@ impl Lease {
                     if lock_index.unwrap_or(0) > self.saved.failover_lock_index.unwrap_or(0) {
                         self.saved.stuck = true;
                         out.push(Command::StayFenced);
+                    } else if self.fence_running {
+                        // on_unfence must not overtake running on_fence
+                        // hooks: ask again at the next renewal.
+                        self.checking = true;
                     } else if now < self.deadline() {
                         self.saved.fenced = false;
+                        self.saved.fence = None;
+                        self.saved.fence_failed = None;
+                        self.fence_retry_at = None;
                         out.push(Command::Unfence);
                     }
                 } else if !self.saved.fenced && now < self.deadline() {
@@ -225,16 +324,51 @@ impl Lease {
             Observation::Round { at, peer_up } => {
                 self.last_round = Some((at, peer_up));
             }
+            Observation::FenceHooksDone => {
+                self.fence_running = false;
+                if self.saved.fenced {
+                    self.saved.fence = Some(FenceRun::Done);
+                    self.saved.fence_failed = None;
+                    self.fence_retry_at = None;
+                }
+            }
+            Observation::FenceHooksFailed { error, at_unix } => {
+                self.fence_running = false;
+                if self.saved.fenced {
+                    let prev = self.saved.fence_failed.take();
+                    let attempts = prev.as_ref().map_or(0, |f| f.attempts) + 1;
+                    self.saved.fence_failed = Some(FenceFailure {
+                        since_unix: prev.map_or(at_unix, |f| f.since_unix),
+                        attempts,
+                        error,
+                    });
+                    self.fence_retry_at = Some(now + fence_retry_delay(attempts));
+                }
+            }
             Observation::RenewFailed | Observation::Tick => {}
         }
         if !self.saved.fenced && now >= self.deadline() && !self.peer_seen_up(now) {
             self.saved.fenced = true;
+            self.saved.fence = Some(FenceRun::Due);
+            self.saved.fence_failed = None;
+            self.fence_retry_at = None;
             self.checking = false;
+        }
+        // A fence owed from before (a failed run whose backoff is over, or
+        // a run the previous process did not finish) runs now; not while
+        // the failover key that may unfence this side is being asked for.
+        let asking = self.saved.fenced && out.contains(&Command::ReadFailoverKey);
+        if !asking && self.fence_due_at(now).is_some_and(|at| now >= at) {
+            self.saved.fence = Some(FenceRun::Due);
+            self.fence_running = true;
             out.push(Command::Fence);
         }
         out
     }
 }
+
+#[cfg(test)]
+mod fence_tests;
 
 #[cfg(test)]
 mod tests {
@@ -298,7 +432,10 @@ mod tests {
         );
         assert!(l.saved.fenced);
         assert!(l.observe(Observation::Tick, t0 + s(11)).is_empty(), "once");
-        assert_eq!(l.phase(t0 + s(11)), Phase::Fenced);
+        assert_eq!(l.phase(t0 + s(11)), Phase::Fencing);
+        l.observe(Observation::FenceHooksDone, t0 + s(12));
+        assert!(l.observe(Observation::Tick, t0 + s(13)).is_empty(), "once");
+        assert_eq!(l.phase(t0 + s(13)), Phase::Fenced);
     }
 
     #[test]
@@ -377,6 +514,7 @@ mod tests {
         let t0 = Instant::now();
         let mut l = running(t0);
         l.observe(Observation::Tick, t0 + s(10));
+        l.observe(Observation::FenceHooksDone, t0 + s(11));
         let back = t0 + s(40);
         assert_eq!(
             l.observe(Observation::Renewed { sent_at: back }, back),
@@ -392,6 +530,7 @@ mod tests {
             vec![Command::Unfence]
         );
         assert!(!l.saved.fenced);
+        assert_eq!(l.saved.fence, None);
         assert_eq!(l.phase(back), Phase::Held);
     }
 
@@ -440,6 +579,7 @@ mod tests {
         let t0 = Instant::now();
         let mut l = running(t0);
         l.observe(Observation::Tick, t0 + s(10));
+        l.observe(Observation::FenceHooksDone, t0 + s(11));
         let saved = l.saved.clone();
         let t1 = t0 + s(100);
         let mut l2 = Lease::start(t(), saved, t1, Some(s(90)));

@@ -45,6 +45,7 @@ mod exec_gate;
 mod fence_agents;
 mod fence_binary;
 mod history;
+mod lease_fence;
 mod lease_gate_off;
 mod lease_primary;
 mod lease_reload;

@@ -32,7 +32,7 @@ pub const HOOKS: Table<Hooks> = Table {
         Key {
             name: "on_fence",
             kind: Kind::Commands(field!(on_fence)),
-            doc: "primary side, `lease.enabled`: run once when the serving lease is lost (withdraw routes, stop the proxy or mailbox).",
+            doc: "primary side, `lease.enabled`: run when the serving lease is lost (withdraw routes, stop the proxy or mailbox), again until every hook succeeds; keep them idempotent.",
         },
         Key {
             name: "on_unfence",
