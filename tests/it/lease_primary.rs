@@ -530,3 +530,43 @@ async fn a_promotion_that_never_took_the_failover_key_keeps_the_primary_fenced()
         }
     }
 }
+
+/// A `lease.json` whose last renewal is no time habeat could have written
+/// (past what the clock can add up to) is refused at start, as any lease
+/// file habeat cannot read, naming the file: never a panic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_file_with_an_impossible_renewal_time_is_refused_at_start() {
+    if !support::netns::may_use_netns("lease_primary") {
+        return;
+    }
+    let bed = Bed::new(true).await;
+    let state = bed.dir.path().join("state");
+    std::fs::create_dir_all(&state).expect("state dir");
+    std::fs::write(
+        state.join("lease.json"),
+        r#"{"fenced": false, "stuck": false, "failover_lock_index": null,
+            "last_renewed_unix": 9223372036854775808}"#,
+    )
+    .expect("write lease.json");
+    let mut d = Killed(bed.start());
+    let deadline = std::time::Instant::now() + BOUND;
+    let status = loop {
+        if let Some(s) = d.0.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "habeat run kept running; log:\n{}",
+            bed.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let log = bed.log();
+    assert!(!status.success(), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+    assert!(
+        log.contains("lease.json") && log.contains("last_renewed_unix"),
+        "{log}"
+    );
+    assert!(bed.primary_agent.lock_holder(KEY).is_none());
+}
