@@ -187,6 +187,20 @@ pub enum EventKind {
     /// fenced for the operator.
     LeaseStaysFenced {
         key: String,
+        /// How many accounts recorded here while serving the directory
+        /// lists elsewhere now (0: seen by the failover key).
+        #[serde(default)]
+        moved: usize,
+        /// The first of them, by name.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        moved_first: Vec<String>,
+    },
+    /// The lease is back and the failover key unchanged, but there is no
+    /// evidence yet that this side's accounts are still its own (the
+    /// directory listing failed, or no record was taken): stays fenced and
+    /// asks again at every renewal.
+    LeaseUnproven {
+        key: String,
     },
     /// The lease lapsed but a witness sees the secondary's mailstore Up:
     /// not fencing.

@@ -10,6 +10,7 @@
 use super::machine::{
     Command, FenceFailure, FenceRun, Lease, Observation, Phase, Saved, Timing, fence_retry_delay,
 };
+use super::record::{Directory, Listing};
 use crate::act::hooks::{HookEnv, HookRunner, OnFailure};
 use crate::config::{Config, HookCommand};
 use crate::consul::{Client, SessionChecks, SessionRequest};
@@ -21,10 +22,13 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 /// The lease file in `state_dir`.
 pub const FILE: &str = "lease.json";
+
+/// How many moved accounts the journal and the status name.
+const MOVED_NAMED: usize = 10;
 
 /// What `status` and `/metrics` show of the lease.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -283,6 +287,9 @@ struct Keeper {
     renew_error: Option<String>,
     failing: Option<Failing>,
     fencing: Arc<AtomicBool>,
+    directory: Directory,
+    /// The last reason given for not unfencing, journaled once.
+    unproven_said: Option<String>,
 }
 
 /// Start the keeper if this node holds a lease ([`lease_key`]).
@@ -309,12 +316,32 @@ pub fn spawn(
         })?,
         Err(e) => return Err(format!("{}: {e}", state_path.display())),
     };
-    let since = saved.last_renewed_unix.and_then(|t| {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH + Duration::from_secs(t))
-            .ok()
-    });
-    let machine = Lease::start(timing, saved, Instant::now(), since);
+    let since = match saved.last_renewed_unix {
+        None => None,
+        Some(t) => {
+            let Some(at) = UNIX_EPOCH.checked_add(Duration::from_secs(t)) else {
+                return Err(format!(
+                    "{}: last_renewed_unix {t} is not a time habeat could have written; the \
+                     file says whether this side is fenced, so habeat will not guess: check \
+                     it, or remove it if this side is known unfenced",
+                    state_path.display()
+                ));
+            };
+            SystemTime::now().duration_since(at).ok()
+        }
+    };
+    let record_every = match cfg.replicas.survey_interval {
+        d if d.is_zero() => super::machine::RECORD_EVERY,
+        d => d,
+    };
+    let recorded = super::record::load(&cfg.local.state_dir, &host);
+    let machine =
+        Lease::start(timing, saved, Instant::now(), since).with_record(recorded, record_every);
+    let (directory, listings) = Directory::new(
+        crate::act::carbonio::Carbonio::new(&cfg.carbonio).map_err(|e| e.to_string()),
+        host.clone(),
+        &cfg.local.state_dir,
+    );
     let status = Arc::new(Mutex::new(LeaseStatus {
         key: key.clone(),
         phase: machine.phase(Instant::now()),
@@ -351,8 +378,10 @@ pub fn spawn(
         renew_error: None,
         failing: None,
         fencing: fencing.clone(),
+        directory,
+        unproven_said: None,
     };
-    let task = tokio::spawn(keeper.run(rx, stop_rx));
+    let task = tokio::spawn(keeper.run(rx, stop_rx, listings));
     Ok(Some(KeeperHandle {
         rounds: tx,
         client: client_tx,
@@ -372,6 +401,7 @@ impl Keeper {
         mut self,
         mut rounds: watch::Receiver<Option<(Instant, bool)>>,
         mut stop: watch::Receiver<bool>,
+        mut listings: mpsc::UnboundedReceiver<Listing>,
     ) {
         tracing::info!(
             key = %self.key,
@@ -428,6 +458,10 @@ impl Keeper {
                                 _ = tokio::time::sleep_until(next.into()) => break,
                                 _ = stop.changed() => return,
                                 r = rounds.changed() => if r.is_err() { return },
+                                Some(l) = listings.recv() => {
+                                    self.feed_listing(l).await;
+                                    continue;
+                                }
                             }
                             self.feed_round(&rounds).await;
                         }
@@ -438,6 +472,7 @@ impl Keeper {
                         }
                         self.feed_round(&rounds).await;
                     }
+                    Some(l) = listings.recv() => self.feed_listing(l).await,
                 }
             }
         }
@@ -448,6 +483,14 @@ impl Keeper {
         if let Some((at, peer_up)) = latest {
             self.feed(Observation::Round { at, peer_up }).await;
         }
+    }
+
+    async fn feed_listing(&mut self, (started_at, accounts): Listing) {
+        self.feed(Observation::Directory {
+            started_at,
+            accounts,
+        })
+        .await;
     }
 
     /// One renewal (or, without a session, create + acquire).
@@ -543,6 +586,24 @@ impl Keeper {
                 }
                 Command::Unfence => self.unfence().await,
                 Command::StayFenced => self.stay_fenced(),
+                Command::ReadDirectory => self.directory.read(),
+                Command::SaveRecord => {
+                    if let Some(r) = &self.machine.recorded {
+                        tracing::info!(
+                            key = %self.key,
+                            "recorded {} account(s) living on {} while serving",
+                            r.len(),
+                            self.host
+                        );
+                        self.directory.save(r.clone());
+                    }
+                }
+                Command::RecordFailed { reason } => tracing::warn!(
+                    key = %self.key,
+                    "cannot list the accounts living on {} (kept the previous record): {reason}",
+                    self.host
+                ),
+                Command::NoEvidence { reason } => self.no_evidence(reason),
             }
         }
         let now = Instant::now();
@@ -639,7 +700,27 @@ impl Keeper {
         }
     }
 
+    fn no_evidence(&mut self, reason: String) {
+        let msg = format!(
+            "stays fenced for now: the serving lease {} is back and {} shows no promotion, but \
+             {reason}. Asking again at every renewal",
+            self.key, self.failover_key
+        );
+        tracing::warn!(key = %self.key, "{msg}");
+        if self.unproven_said.as_ref() != Some(&reason) {
+            self.unproven_said = Some(reason);
+            self.journal_event(
+                Severity::Warning,
+                EventKind::LeaseUnproven {
+                    key: self.key.clone(),
+                },
+                msg,
+            );
+        }
+    }
+
     async fn unfence(&mut self) {
+        self.unproven_said = None;
         tracing::warn!(key = %self.key, "the serving lease is back and no promotion was made meanwhile: running hooks.on_unfence");
         let env = self.env("unfence");
         let report = self
@@ -654,9 +735,13 @@ impl Keeper {
                 hooks_ok: ok,
             },
             format!(
-                "unfenced: the serving lease {} is back and {} shows no promotion; \
-                 hooks.on_unfence ran",
-                self.key, self.failover_key
+                "unfenced: the serving lease {} is back, {} shows no promotion and the directory \
+                 still lists every account recorded on {} while serving ({}); hooks.on_unfence \
+                 ran",
+                self.key,
+                self.failover_key,
+                self.host,
+                self.machine.recorded.as_ref().map_or(0, Vec::len)
             ),
         );
     }
@@ -664,24 +749,51 @@ impl Keeper {
     fn stay_fenced(&mut self) {
         let msg = self.stuck_message();
         tracing::error!(key = %self.key, "{msg}");
+        let moved = &self.machine.moved;
         self.journal_event(
             Severity::Error,
             EventKind::LeaseStaysFenced {
                 key: self.key.clone(),
+                moved: moved.len(),
+                moved_first: moved.iter().take(MOVED_NAMED).cloned().collect(),
             },
             msg,
         );
     }
 
     fn stuck_message(&self) -> String {
+        let moved = &self.machine.moved;
+        let seen = if moved.is_empty() {
+            format!(
+                "{} was taken while this side was fenced (the secondary promoted, or began to \
+                 promote, {})",
+                self.failover_key, self.host
+            )
+        } else {
+            let first = moved
+                .iter()
+                .take(MOVED_NAMED)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ");
+            let more = moved.len().saturating_sub(MOVED_NAMED);
+            format!(
+                "{} of the accounts recorded on {} while serving now live elsewhere in the \
+                 directory (a promotion was made while this side was fenced): {first}{}",
+                moved.len(),
+                self.host,
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            )
+        };
         format!(
-            "stays fenced: the serving lease {} is back, but {} was taken while this side was \
-             fenced (the secondary promoted, or began to promote, {}). hooks.on_unfence will not \
+            "stays fenced: the serving lease {} is back, but {seen}. hooks.on_unfence will not \
              run. Fail the accounts back first (habeat promote on this side, then habeat rearm on \
              the secondary), then undo your on_fence steps by hand and remove {} to clear the fence",
             self.key,
-            self.failover_key,
-            self.host,
             self.state_path.display()
         )
     }
@@ -766,11 +878,20 @@ impl Keeper {
             Phase::Fencing | Phase::FenceFailed => {
                 fence_message(&self.key, &self.machine.saved).unwrap_or_default()
             }
-            Phase::Fenced => format!(
-                "FENCED: the serving lease {} was lost (hooks.on_fence ran); waiting for it to \
-                 come back",
-                self.key
-            ),
+            Phase::Fenced => match &self.machine.unproven {
+                None => format!(
+                    "FENCED: the serving lease {} was lost (hooks.on_fence ran); waiting for it \
+                     to come back",
+                    self.key
+                ),
+                Some(why) => format!(
+                    "FENCED: the serving lease {} is back but {why}; asking again at every \
+                     renewal. If this side's accounts are known to be its own, run your \
+                     on_unfence steps by hand and remove {}",
+                    self.key,
+                    self.state_path.display()
+                ),
+            },
             Phase::FencedAfterPromotion => self.stuck_message(),
         };
         let saved = &self.machine.saved;

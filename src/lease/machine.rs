@@ -19,6 +19,13 @@
 //! and a due fence runs again: after a failure with a bounded backoff
 //! ([`fence_retry_delay`]), and at the start of a new process when the
 //! previous one was stopped, killed or crashed while the hooks ran.
+//!
+//! Fenced, it unfences only on positive evidence that its accounts are
+//! still its own (docs/decisions.md §7, "Unfencing"): the failover key's
+//! `LockIndex` has not advanced, and a directory listing of its own mail
+//! host taken after the lease came back still lists every account recorded
+//! there while it served. The record is taken while serving, every
+//! [`Lease::record_every`], off the renewal path.
 
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
@@ -137,6 +144,14 @@ pub enum Observation {
     /// `hooks.timeout`, could not start); `at_unix`: when, by the wall
     /// clock (only shown to the operator).
     FenceHooksFailed { error: String, at_unix: u64 },
+    /// The directory's answer to [`Command::ReadDirectory`]: the accounts
+    /// whose `mailHost` is this side's mail host (`getAccountStatus
+    /// mailHost <own host>`), or why there is no answer (the CLI failed,
+    /// its output could not be read). `started_at`: when the read began.
+    Directory {
+        started_at: Instant,
+        accounts: Result<Vec<String>, String>,
+    },
     /// Only the clock moved.
     Tick,
 }
@@ -155,8 +170,20 @@ pub enum Command {
     /// Run `hooks.on_unfence`, journal it.
     Unfence,
     /// Fenced, and a promotion was made meanwhile: stay fenced, tell the
-    /// operator.
+    /// operator (the accounts that moved, if that is how it was seen, are
+    /// in [`Lease::moved`]).
     StayFenced,
+    /// List the accounts living on this side's mail host, off the renewal
+    /// path (answer with [`Observation::Directory`], started now or later).
+    ReadDirectory,
+    /// Keep [`Lease::recorded`] where a restart finds it.
+    SaveRecord,
+    /// A listing while serving failed: the previous record stands; say so.
+    RecordFailed { reason: String },
+    /// Fenced, the lease is back, but there is no evidence yet that the
+    /// accounts are still this side's: stay fenced, ask again at the next
+    /// renewal (the reason is also in [`Lease::unproven`]).
+    NoEvidence { reason: String },
 }
 
 /// Where the lease stands, for `status` and `/metrics`.
@@ -200,7 +227,35 @@ pub struct Lease {
     fence_running: bool,
     /// When failed `on_fence` hooks run again (`None`: at once).
     fence_retry_at: Option<Instant>,
+    /// The accounts recorded on this side's mail host while it served,
+    /// sorted (`None`: no record was ever taken). Loaded from
+    /// `state_dir` at start, replaced by every listing taken while serving.
+    pub recorded: Option<Vec<String>>,
+    /// How often the record is taken again while serving.
+    pub record_every: Duration,
+    /// When the read in flight was asked for, if one is.
+    reading: Option<Instant>,
+    /// When the last read while serving was asked for.
+    last_record_read: Option<Instant>,
+    /// Fenced, the failover key unchanged: the listing that decides must
+    /// have started at or after this.
+    evidence_since: Option<Instant>,
+    /// When this process last fenced: a listing started before is no
+    /// record of what this side serves.
+    fenced_at: Option<Instant>,
+    /// Why the last check after the lease came back did not unfence.
+    pub unproven: Option<String>,
+    /// The recorded accounts the directory no longer lists here, when
+    /// that is how a promotion was seen.
+    pub moved: Vec<String>,
 }
+
+/// How often the record is taken while serving when nothing else is said.
+pub const RECORD_EVERY: Duration = Duration::from_secs(300);
+
+/// After a failed listing while serving, the next try comes after this
+/// many renewal periods (not at every renewal: the listing is heavy).
+const RECORD_RETRY_RENEWALS: u32 = 6;
 
 impl Lease {
     /// A machine for a process started at `now`, `since_saved_renewal`
@@ -231,6 +286,14 @@ impl Lease {
             checking: false,
             fence_running: false,
             fence_retry_at: None,
+            recorded: None,
+            record_every: RECORD_EVERY,
+            reading: None,
+            last_record_read: None,
+            evidence_since: None,
+            fenced_at: None,
+            unproven: None,
+            moved: Vec::new(),
         }
     }
 
@@ -243,6 +306,14 @@ impl Lease {
     /// fence is owed or its hooks are running.
     pub fn fence_due_at(&self, now: Instant) -> Option<Instant> {
         (self.fence_owed() && !self.fence_running).then(|| self.fence_retry_at.unwrap_or(now))
+    }
+
+    /// The record saved by an earlier process (`None`: none, or not
+    /// readable), and how often to take it again while serving.
+    pub fn with_record(mut self, recorded: Option<Vec<String>>, every: Duration) -> Lease {
+        self.recorded = recorded.map(sorted);
+        self.record_every = every;
+        self
     }
 
     /// When the margin runs out without another renewal.
@@ -298,6 +369,10 @@ impl Lease {
                 } else if !self.saved.fenced {
                     // Keep the failover key's index fresh while serving.
                     out.push(Command::ReadFailoverKey);
+                    if self.record_due(now) {
+                        self.last_record_read = Some(now);
+                        self.read_directory(now, &mut out);
+                    }
                 }
             }
             Observation::FailoverKey { lock_index } => {
@@ -306,21 +381,29 @@ impl Lease {
                     if lock_index.unwrap_or(0) > self.saved.failover_lock_index.unwrap_or(0) {
                         self.saved.stuck = true;
                         out.push(Command::StayFenced);
-                    } else if self.fence_running {
-                        // on_unfence must not overtake running on_fence
-                        // hooks: ask again at the next renewal.
-                        self.checking = true;
-                    } else if now < self.deadline() {
-                        self.saved.fenced = false;
-                        self.saved.fence = None;
-                        self.saved.fence_failed = None;
-                        self.fence_retry_at = None;
-                        out.push(Command::Unfence);
+                    } else if self.recorded.as_ref().is_some_and(Vec::is_empty) {
+                        // No account lived here: nothing can be split, the
+                        // failover key alone decides.
+                        if now < self.deadline() {
+                            self.unfence(&mut out);
+                        }
+                    } else {
+                        // The key is not enough (a manual promote, or one
+                        // with the gate off, never takes it): the
+                        // directory decides, read from now on.
+                        self.evidence_since = Some(now);
+                        if self.reading.is_none() {
+                            self.read_directory(now, &mut out);
+                        }
                     }
                 } else if !self.saved.fenced && now < self.deadline() {
                     self.saved.failover_lock_index = lock_index;
                 }
             }
+            Observation::Directory {
+                started_at,
+                accounts,
+            } => self.directory(started_at, accounts, now, &mut out),
             Observation::Round { at, peer_up } => {
                 self.last_round = Some((at, peer_up));
             }
@@ -353,11 +436,15 @@ impl Lease {
             self.saved.fence_failed = None;
             self.fence_retry_at = None;
             self.checking = false;
+            self.evidence_since = None;
+            self.fenced_at = Some(now);
         }
         // A fence owed from before (a failed run whose backoff is over, or
         // a run the previous process did not finish) runs now; not while
-        // the failover key that may unfence this side is being asked for.
-        let asking = self.saved.fenced && out.contains(&Command::ReadFailoverKey);
+        // the failover key or the directory that may unfence this side is
+        // being asked for.
+        let asking = self.saved.fenced
+            && (out.contains(&Command::ReadFailoverKey) || self.evidence_since.is_some());
         if !asking && self.fence_due_at(now).is_some_and(|at| now >= at) {
             self.saved.fence = Some(FenceRun::Due);
             self.fence_running = true;
@@ -365,251 +452,128 @@ impl Lease {
         }
         out
     }
+
+    fn record_due(&self, now: Instant) -> bool {
+        self.reading.is_none()
+            && self
+                .last_record_read
+                .is_none_or(|t| now.saturating_duration_since(t) >= self.record_every)
+    }
+
+    fn read_directory(&mut self, now: Instant, out: &mut Vec<Command>) {
+        self.reading = Some(now);
+        out.push(Command::ReadDirectory);
+    }
+
+    fn unfence(&mut self, out: &mut Vec<Command>) {
+        self.evidence_since = None;
+        if self.fence_running {
+            // on_unfence must not overtake running on_fence hooks: the
+            // next renewal asks again.
+            return;
+        }
+        self.saved.fenced = false;
+        self.saved.fence = None;
+        self.saved.fence_failed = None;
+        self.fence_retry_at = None;
+        self.unproven = None;
+        out.push(Command::Unfence);
+    }
+
+    fn directory(
+        &mut self,
+        started_at: Instant,
+        accounts: Result<Vec<String>, String>,
+        now: Instant,
+        out: &mut Vec<Command>,
+    ) {
+        self.reading = None;
+        if self.saved.fenced {
+            let Some(since) = self.evidence_since else {
+                return;
+            };
+            if self.saved.stuck {
+                self.evidence_since = None;
+                return;
+            }
+            if started_at < since {
+                // Begun before the lease came back: no evidence of now.
+                self.read_directory(now, out);
+                return;
+            }
+            self.evidence_since = None;
+            let reason = match (accounts, &self.recorded) {
+                (Err(e), _) => format!(
+                    "the directory listing of this mail host failed ({e}): no evidence that its \
+                     accounts are still here"
+                ),
+                (Ok(_), None) => "no record of the accounts this side served was taken before \
+                                  the fence: no evidence that they are still here"
+                    .to_owned(),
+                (Ok(found), Some(rec)) => {
+                    let moved = missing(rec, &sorted(found));
+                    if !moved.is_empty() {
+                        self.moved = moved;
+                        self.saved.stuck = true;
+                        out.push(Command::StayFenced);
+                    } else if now < self.deadline() {
+                        self.unfence(out);
+                    }
+                    return;
+                }
+            };
+            self.unproven = Some(reason.clone());
+            out.push(Command::NoEvidence { reason });
+            return;
+        }
+        // A record only of what this side served while it held the lease.
+        let serving = self.renewed_here
+            && now < self.deadline()
+            && self.fenced_at.is_none_or(|f| started_at > f);
+        if !serving {
+            return;
+        }
+        match accounts {
+            Ok(found) => {
+                let found = sorted(found);
+                if self.recorded.as_ref() != Some(&found) {
+                    self.recorded = Some(found);
+                    out.push(Command::SaveRecord);
+                }
+            }
+            Err(reason) => {
+                // Try again sooner than the full period, but not at once.
+                let retry =
+                    (self.timing.renew_every() * RECORD_RETRY_RENEWALS).min(self.record_every);
+                self.last_record_read = now.checked_sub(self.record_every.saturating_sub(retry));
+                out.push(Command::RecordFailed { reason });
+            }
+        }
+    }
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// The names of `recorded` that `found` lacks (both sorted).
+fn missing(recorded: &[String], found: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut f = found.iter().peekable();
+    for r in recorded {
+        while f.next_if(|x| *x < r).is_some() {}
+        if f.peek() != Some(&r) {
+            out.push(r.clone());
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod fence_tests;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const TTL: Duration = Duration::from_secs(15);
-
-    fn t() -> Timing {
-        Timing { ttl: TTL }
-    }
-
-    fn s(n: u64) -> Duration {
-        Duration::from_secs(n)
-    }
-
-    fn running(t0: Instant) -> Lease {
-        let mut l = Lease::start(t(), Saved::default(), t0, None);
-        assert!(
-            l.observe(Observation::Renewed { sent_at: t0 }, t0)
-                .contains(&Command::ReadFailoverKey)
-        );
-        l.observe(
-            Observation::FailoverKey {
-                lock_index: Some(3),
-            },
-            t0,
-        );
-        l
-    }
-
-    #[test]
-    fn the_numbers_for_the_default_ttl() {
-        assert_eq!(t().renew_every(), s(5));
-        assert_eq!(t().margin(), s(10));
-    }
-
-    #[test]
-    fn a_blip_shorter_than_the_margin_does_nothing() {
-        let t0 = Instant::now();
-        let mut l = running(t0);
-        for k in 1..10 {
-            assert!(l.observe(Observation::RenewFailed, t0 + s(k)).is_empty());
-        }
-        l.observe(Observation::Renewed { sent_at: t0 + s(9) }, t0 + s(9));
-        for k in 10..19 {
-            assert!(
-                !l.observe(Observation::RenewFailed, t0 + s(k))
-                    .contains(&Command::Fence)
-            );
-        }
-        assert_eq!(l.phase(t0 + s(18)), Phase::Held);
-    }
-
-    #[test]
-    fn no_renewal_for_the_margin_fences_once() {
-        let t0 = Instant::now();
-        let mut l = running(t0);
-        assert_eq!(
-            l.observe(Observation::RenewFailed, t0 + s(10)),
-            vec![Command::Fence]
-        );
-        assert!(l.saved.fenced);
-        assert!(l.observe(Observation::Tick, t0 + s(11)).is_empty(), "once");
-        assert_eq!(l.phase(t0 + s(11)), Phase::Fencing);
-        l.observe(Observation::FenceHooksDone, t0 + s(12));
-        assert!(l.observe(Observation::Tick, t0 + s(13)).is_empty(), "once");
-        assert_eq!(l.phase(t0 + s(13)), Phase::Fenced);
-    }
-
-    #[test]
-    fn the_fence_comes_before_consul_can_expire_the_session() {
-        // Renewal requests sent at r; Consul restarts the TTL no earlier.
-        let t0 = Instant::now();
-        let mut l = running(t0);
-        let r = t0 + Duration::from_millis(4_321);
-        l.observe(Observation::Renewed { sent_at: r }, r + s(1));
-        let mut fenced_at = None;
-        for ms in (0..30_000).step_by(50) {
-            let now = t0 + Duration::from_millis(ms);
-            if now < r + s(1) {
-                continue;
-            }
-            if l.observe(Observation::Tick, now).contains(&Command::Fence) {
-                fenced_at = Some(now);
-                break;
-            }
-        }
-        let fenced_at = fenced_at.expect("fences");
-        // Earliest expiry r + ttl, earliest takeover r + ttl + lock-delay.
-        assert!(fenced_at < r + TTL);
-        assert!(fenced_at + TTL / 3 <= r + TTL + Duration::from_millis(50));
-    }
-
-    #[test]
-    fn a_witness_seeing_the_secondary_up_holds_the_fence_back() {
-        let t0 = Instant::now();
-        let mut l = running(t0);
-        l.observe(
-            Observation::Round {
-                at: t0 + s(9),
-                peer_up: true,
-            },
-            t0 + s(9),
-        );
-        assert!(l.observe(Observation::Tick, t0 + s(10)).is_empty());
-        assert_eq!(l.phase(t0 + s(10)), Phase::LapsedPeerUp);
-        l.observe(
-            Observation::Round {
-                at: t0 + s(12),
-                peer_up: true,
-            },
-            t0 + s(12),
-        );
-        assert!(l.observe(Observation::Tick, t0 + s(14)).is_empty());
-        // The Up vote goes stale (no round for ttl/3): fence.
-        assert_eq!(
-            l.observe(Observation::Tick, t0 + s(17)),
-            vec![Command::Fence]
-        );
-        // Or the peer is seen Down.
-        let mut l = running(t0);
-        l.observe(
-            Observation::Round {
-                at: t0 + s(9),
-                peer_up: true,
-            },
-            t0 + s(9),
-        );
-        assert_eq!(
-            l.observe(
-                Observation::Round {
-                    at: t0 + s(11),
-                    peer_up: false
-                },
-                t0 + s(11)
-            ),
-            vec![Command::Fence]
-        );
-    }
-
-    #[test]
-    fn lease_back_without_a_promotion_unfences() {
-        let t0 = Instant::now();
-        let mut l = running(t0);
-        l.observe(Observation::Tick, t0 + s(10));
-        l.observe(Observation::FenceHooksDone, t0 + s(11));
-        let back = t0 + s(40);
-        assert_eq!(
-            l.observe(Observation::Renewed { sent_at: back }, back),
-            vec![Command::ReadFailoverKey]
-        );
-        assert_eq!(
-            l.observe(
-                Observation::FailoverKey {
-                    lock_index: Some(3)
-                },
-                back
-            ),
-            vec![Command::Unfence]
-        );
-        assert!(!l.saved.fenced);
-        assert_eq!(l.saved.fence, None);
-        assert_eq!(l.phase(back), Phase::Held);
-    }
-
-    #[test]
-    fn lease_back_after_a_promotion_stays_fenced_for_good() {
-        let t0 = Instant::now();
-        let mut l = running(t0);
-        l.observe(Observation::Tick, t0 + s(10));
-        let back = t0 + s(40);
-        l.observe(Observation::Renewed { sent_at: back }, back);
-        assert_eq!(
-            l.observe(
-                Observation::FailoverKey {
-                    lock_index: Some(4)
-                },
-                back
-            ),
-            vec![Command::StayFenced]
-        );
-        assert!(l.saved.fenced && l.saved.stuck);
-        for k in 41..60 {
-            let now = t0 + s(k);
-            let c = l.observe(Observation::Renewed { sent_at: now }, now);
-            assert!(!c.contains(&Command::Unfence), "{c:?}");
-        }
-        assert_eq!(l.phase(t0 + s(60)), Phase::FencedAfterPromotion);
-        // A failover key that appeared where there was none counts too.
-        let mut l = Lease::start(t(), Saved::default(), t0, None);
-        l.observe(Observation::Renewed { sent_at: t0 }, t0);
-        l.observe(Observation::FailoverKey { lock_index: None }, t0);
-        l.observe(Observation::Tick, t0 + s(10));
-        l.observe(Observation::Renewed { sent_at: back }, back);
-        assert_eq!(
-            l.observe(
-                Observation::FailoverKey {
-                    lock_index: Some(1)
-                },
-                back
-            ),
-            vec![Command::StayFenced]
-        );
-    }
-
-    #[test]
-    fn the_fenced_state_survives_a_restart() {
-        let t0 = Instant::now();
-        let mut l = running(t0);
-        l.observe(Observation::Tick, t0 + s(10));
-        l.observe(Observation::FenceHooksDone, t0 + s(11));
-        let saved = l.saved.clone();
-        let t1 = t0 + s(100);
-        let mut l2 = Lease::start(t(), saved, t1, Some(s(90)));
-        assert_eq!(l2.phase(t1), Phase::Fenced);
-        assert!(
-            l2.observe(Observation::Tick, t1 + s(30)).is_empty(),
-            "not fenced twice"
-        );
-    }
-
-    #[test]
-    fn a_restart_ages_the_lease_by_its_saved_renewal() {
-        let t0 = Instant::now() + s(100);
-        let saved = Saved {
-            last_renewed_unix: Some(1),
-            failover_lock_index: Some(3),
-            ..Saved::default()
-        };
-        // Restarted 8s after the old process's last renewal: 2s left.
-        let mut l = Lease::start(t(), saved.clone(), t0, Some(s(8)));
-        assert!(l.observe(Observation::RenewFailed, t0 + s(1)).is_empty());
-        assert_eq!(
-            l.observe(Observation::RenewFailed, t0 + s(2)),
-            vec![Command::Fence]
-        );
-        // The wall clock went backwards: no age known, lapsed at once.
-        let mut l = Lease::start(t(), saved, t0, None);
-        assert_eq!(l.observe(Observation::Tick, t0), vec![Command::Fence]);
-        // Never held under a lease before: count from the start.
-        let mut l = Lease::start(t(), Saved::default(), t0, None);
-        assert!(l.observe(Observation::Tick, t0 + s(9)).is_empty());
-    }
-}
+#[path = "machine_tests.rs"]
+mod tests;

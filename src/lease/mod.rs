@@ -4,10 +4,12 @@
 //! habeat on the primary side holds `habeat/serving/<own mail host>` in a
 //! TTL-only Consul session and renews it every ttl/3; when it cannot for
 //! ttl - ttl/3 it fences itself (`hooks.on_fence`). The decisions are
-//! [`machine`] (pure); [`keeper`] is the I/O around it.
+//! [`machine`] (pure); [`keeper`] is the I/O around it, [`record`] its
+//! directory listing and the record of the accounts served here.
 
 pub mod keeper;
 pub mod machine;
+pub mod record;
 
 /// The KV prefix of serving leases.
 pub const KEY_PREFIX: &str = "habeat/serving/";

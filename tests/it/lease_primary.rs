@@ -11,6 +11,7 @@
 //! on_fence hook's timestamp, the stand-in's recorded expiry, the
 //! secondary's takeover) and whether something happened at all.
 
+use crate::fake_carbonio::{self, FakeCarbonio, Fault};
 use crate::support;
 
 use serde_json::json;
@@ -31,6 +32,8 @@ struct Bed {
     config: PathBuf,
     _peer_listener: std::net::TcpListener,
     _ns: Option<support::netns::Netns>,
+    /// The directory: alice and bob live on this side's mail host.
+    fake: FakeCarbonio,
 }
 
 impl Bed {
@@ -47,6 +50,10 @@ impl Bed {
             ns.set_link(false);
             ns
         });
+        let fake = FakeCarbonio::new(&fake_carbonio::with_accounts(vec![
+            fake_carbonio::account("alice@example.com", HOST, "mbox2.example.com"),
+            fake_carbonio::account("bob@example.com", HOST, "mbox2.example.com"),
+        ]));
         let peer_ip = match &ns {
             Some(ns) => ns.ip().to_string(),
             None => "127.0.0.1".to_owned(),
@@ -85,8 +92,14 @@ lease:
 hooks:
   on_fence: ["date +%s.%N >> {d}/fenced"]
   on_unfence: ["date +%s.%N >> {d}/unfenced"]
+carbonio:
+  cli: {cli}
+  zmprov: {zmprov}
+  run_as: ""
 "#,
             cport = primary_agent.addr().port(),
+            cli = fake.carbonio.display(),
+            zmprov = fake.zmprov.display(),
         );
         std::fs::write(&config, yaml).expect("write config");
         Bed {
@@ -96,7 +109,29 @@ hooks:
             config,
             _peer_listener: listener,
             _ns: ns,
+            fake,
         }
+    }
+
+    /// The record of the accounts served here, once taken.
+    fn record(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("state/lease-accounts.json"))
+            .unwrap_or_default()
+    }
+
+    fn lease_file(&self) -> serde_json::Value {
+        std::fs::read(self.dir.path().join("state/lease.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    fn status(&self) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_habeat"))
+            .args(["--config", self.config.to_str().expect("utf-8"), "status"])
+            .output()
+            .expect("status");
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     fn start(&self) -> Child {
@@ -382,8 +417,13 @@ async fn the_lease_back_unfences_unless_a_promotion_happened_meanwhile() {
             bed.primary_agent.lock_holder(KEY).is_some()
         })
         .await;
-        // Let habeat read the failover key while it serves.
+        // Let habeat read the failover key and record its accounts while
+        // it serves.
         tokio::time::sleep(Duration::from_secs(4)).await;
+        bed.until("the accounts are recorded", || {
+            bed.record().contains("bob@example.com")
+        })
+        .await;
         bed.primary_agent.set_agent_leader_lost(true);
         bed.until("on_fence", || !bed.stamps("fenced").is_empty())
             .await;
@@ -401,11 +441,7 @@ async fn the_lease_back_unfences_unless_a_promotion_happened_meanwhile() {
             })
             .await;
             assert!(bed.stamps("unfenced").is_empty());
-            let out = Command::new(env!("CARGO_BIN_EXE_habeat"))
-                .args(["--config", bed.config.to_str().expect("utf-8"), "status"])
-                .output()
-                .expect("status");
-            let text = String::from_utf8_lossy(&out.stdout);
+            let text = bed.status();
             assert!(text.contains("FENCED after a promotion"), "{text}");
         } else {
             bed.until("on_unfence", || !bed.stamps("unfenced").is_empty())
@@ -413,4 +449,124 @@ async fn the_lease_back_unfences_unless_a_promotion_happened_meanwhile() {
             assert!(bed.journal().contains("lease_unfenced"));
         }
     }
+}
+
+/// Fenced, then the accounts' mailHost moved to the secondary's host the
+/// way `habeat promote --source-mail-host` (or a promotion with the quorum
+/// gate off) moves it: `habeat/failover/<host>` never taken. When the lease
+/// comes back, the directory shows the promotion: on_unfence must not run,
+/// and the fence is for the operator. A listing that fails is no evidence
+/// either way: it stays fenced until the directory answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_promotion_that_never_took_the_failover_key_keeps_the_primary_fenced() {
+    if !support::netns::may_use_netns("lease_primary") {
+        return;
+    }
+    for promoted in [true, false] {
+        let bed = Bed::new(false).await;
+        let _d = Killed(bed.start());
+        bed.until("the accounts are recorded", || {
+            let r = bed.record();
+            r.contains("alice@example.com") && r.contains("bob@example.com")
+        })
+        .await;
+        bed.primary_agent.set_agent_leader_lost(true);
+        bed.until("on_fence", || !bed.stamps("fenced").is_empty())
+            .await;
+        if promoted {
+            bed.fake.update(|s| {
+                for a in &mut s.accounts {
+                    a.mail_host = "mbox2.example.com".into();
+                }
+            });
+        } else {
+            bed.fake.set_fault("getAccountStatus", Fault::Unreachable);
+        }
+        bed.primary_agent.set_agent_leader_lost(false);
+        if promoted {
+            bed.until("stays fenced", || {
+                bed.journal().contains("lease_stays_fenced")
+            })
+            .await;
+            let j = bed.journal();
+            assert!(
+                j.contains("bob@example.com"),
+                "the moved accounts named: {j}"
+            );
+            assert!(!j.contains("lease_unfenced"), "{j}");
+            bed.until("lease.json says stuck", || {
+                let lease = bed.lease_file();
+                lease["fenced"] == true && lease["stuck"] == true
+            })
+            .await;
+            // Renewals go on; none of them unfences.
+            let renewed = || {
+                bed.primary_agent
+                    .requests()
+                    .iter()
+                    .filter(|r| r.path.starts_with("/v1/session/renew/"))
+                    .count()
+            };
+            let now = renewed();
+            bed.until("more renewals", || renewed() > now + 2).await;
+            assert!(bed.stamps("unfenced").is_empty(), "log:\n{}", bed.log());
+            let text = bed.status();
+            assert!(text.contains("FENCED after a promotion"), "{text}");
+        } else {
+            bed.until("no evidence is journaled", || {
+                bed.journal().contains("lease_unproven")
+            })
+            .await;
+            assert!(bed.stamps("unfenced").is_empty(), "log:\n{}", bed.log());
+            assert_eq!(bed.lease_file()["fenced"], true);
+            bed.fake.update(|s| s.faults.clear());
+            bed.until("on_unfence", || !bed.stamps("unfenced").is_empty())
+                .await;
+            assert!(bed.journal().contains("lease_unfenced"));
+            bed.until("lease.json says unfenced", || {
+                bed.lease_file()["fenced"] == false
+            })
+            .await;
+        }
+    }
+}
+
+/// A `lease.json` whose last renewal is no time habeat could have written
+/// (past what the clock can add up to) is refused at start, as any lease
+/// file habeat cannot read, naming the file: never a panic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_file_with_an_impossible_renewal_time_is_refused_at_start() {
+    if !support::netns::may_use_netns("lease_primary") {
+        return;
+    }
+    let bed = Bed::new(true).await;
+    let state = bed.dir.path().join("state");
+    std::fs::create_dir_all(&state).expect("state dir");
+    std::fs::write(
+        state.join("lease.json"),
+        r#"{"fenced": false, "stuck": false, "failover_lock_index": null,
+            "last_renewed_unix": 9223372036854775808}"#,
+    )
+    .expect("write lease.json");
+    let mut d = Killed(bed.start());
+    let deadline = std::time::Instant::now() + BOUND;
+    let status = loop {
+        if let Some(s) = d.0.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "habeat run kept running; log:\n{}",
+            bed.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let log = bed.log();
+    assert!(!status.success(), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+    assert!(
+        log.contains("lease.json") && log.contains("last_renewed_unix"),
+        "{log}"
+    );
+    assert!(bed.primary_agent.lock_holder(KEY).is_none());
 }

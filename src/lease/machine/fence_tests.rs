@@ -15,7 +15,7 @@ fn s(n: u64) -> Duration {
 
 /// Holding the lease since `t0`, the failover key's index read as 3.
 fn running(t0: Instant) -> Lease {
-    let mut l = Lease::start(t(), Saved::default(), t0, None);
+    let mut l = Lease::start(t(), Saved::default(), t0, None).with_record(Some(Vec::new()), s(300));
     l.observe(Observation::Renewed { sent_at: t0 }, t0);
     l.observe(
         Observation::FailoverKey {
@@ -71,14 +71,16 @@ fn a_fence_interrupted_by_a_stop_or_crash_runs_again_at_start() {
     // The process ends while the hooks run: what it saved says due.
     let saved = l.saved.clone();
     let t1 = t0 + s(30);
-    let mut l2 = Lease::start(t(), saved.clone(), t1, Some(s(30)));
+    let mut l2 =
+        Lease::start(t(), saved.clone(), t1, Some(s(30))).with_record(Some(Vec::new()), s(300));
     assert_eq!(l2.phase(t1), Phase::Fencing);
     assert_eq!(
         l2.observe(Observation::RenewFailed, t1),
         vec![Command::Fence]
     );
     // Lease back at start: the failover key decides first.
-    let mut l3 = Lease::start(t(), saved.clone(), t1, Some(s(30)));
+    let mut l3 =
+        Lease::start(t(), saved.clone(), t1, Some(s(30))).with_record(Some(Vec::new()), s(300));
     assert_eq!(
         l3.observe(Observation::Renewed { sent_at: t1 }, t1),
         vec![Command::ReadFailoverKey]
@@ -93,7 +95,7 @@ fn a_fence_interrupted_by_a_stop_or_crash_runs_again_at_start() {
         vec![Command::Unfence]
     );
     // ... and after a promotion, the owed fence runs.
-    let mut l4 = Lease::start(t(), saved, t1, Some(s(30)));
+    let mut l4 = Lease::start(t(), saved, t1, Some(s(30))).with_record(Some(Vec::new()), s(300));
     l4.observe(Observation::Renewed { sent_at: t1 }, t1);
     assert_eq!(
         l4.observe(
@@ -114,7 +116,7 @@ fn an_old_lease_file_saying_fenced_owes_the_fence() {
     let saved: Saved = serde_json::from_str(old).expect("an old lease.json loads");
     assert_eq!(saved.fence, None);
     let t0 = Instant::now();
-    let mut l = Lease::start(t(), saved, t0, Some(s(60)));
+    let mut l = Lease::start(t(), saved, t0, Some(s(60))).with_record(Some(Vec::new()), s(300));
     assert!(l.fence_owed());
     assert_eq!(
         l.observe(Observation::RenewFailed, t0),
@@ -123,7 +125,11 @@ fn an_old_lease_file_saying_fenced_owes_the_fence() {
     // Not fenced, in the old format: nothing owed.
     let old = r#"{"fenced":false,"stuck":false,"failover_lock_index":3,"last_renewed_unix":1}"#;
     let saved: Saved = serde_json::from_str(old).expect("loads");
-    assert!(!Lease::start(t(), saved, t0, Some(s(1))).fence_owed());
+    assert!(
+        !Lease::start(t(), saved, t0, Some(s(1)))
+            .with_record(Some(Vec::new()), s(300))
+            .fence_owed()
+    );
 }
 
 #[test]
