@@ -337,7 +337,7 @@ impl System {
             // No action came: killed while idle.
             self.kill_secondary(down);
         }
-        if !self.sec.up || sec % self.sec.cfg.interval.as_secs().max(1) != 0 {
+        if !self.sec.up || !sec.is_multiple_of(self.sec.cfg.interval.as_secs().max(1)) {
             return Ok(());
         }
         let round = Round {
