@@ -106,6 +106,11 @@ pub enum Fault {
         quorum_gate: bool,
         fencing: bool,
     },
+    /// A reload of the primary's `lease.enabled`: like the real daemon's
+    /// reload, it takes effect when the primary's habeat restarts.
+    ReloadLease {
+        on: bool,
+    },
     /// `habeat promote` on the secondary (with or without `--force`).
     Promote {
         force: bool,
@@ -211,6 +216,7 @@ impl Schedule {
                 },
                 88..=89 => Fault::Resume,
                 90..=94 => Fault::FailBack,
+                95..=96 => Fault::ReloadLease { on: r.chance(500) },
                 _ => Fault::WallStep {
                     primary: r.chance(500),
                     secs: i64::try_from(r.range(1, 7200)).unwrap_or(1)

@@ -77,7 +77,10 @@ pub struct Stats {
 pub struct System {
     pub w: World,
     primary: Primary,
+    /// `lease.enabled` in force on the primary, and as reloaded (in
+    /// force from its next restart: `SessionDriver::reload`).
     lease: bool,
+    lease_reloaded: bool,
     sec: Secondary,
     check: Checker,
     heals: Vec<(u64, &'static [Link])>,
@@ -96,6 +99,7 @@ impl System {
             w: World::new(),
             primary: Primary::new(base, s.setup.lease),
             lease: s.setup.lease,
+            lease_reloaded: s.setup.lease,
             sec: Secondary {
                 file: State::new(),
                 live: Live::default(),
@@ -169,7 +173,13 @@ impl System {
                 self.heals.push((now / 1000 + secs, shape.links()));
             }
             Fault::KillPrimary { at_io, down, .. } => {
-                if self.primary.keeper.is_some() {
+                if self.primary.keeper.is_none() {
+                    // habeat runs without a keeper (the lease off): a
+                    // restart, which applies a reloaded lease.enabled.
+                    if self.w.primary_power && self.primary.back_at.is_none() {
+                        self.primary.back_at = Some(now + down * 1000);
+                    }
+                } else {
                     if *at_io == 0 {
                         self.primary.kill(now + down * 1000);
                     } else {
@@ -192,6 +202,7 @@ impl System {
                 }
             }
             Fault::Hook(h) => self.primary.hook_fault = Some(*h),
+            Fault::ReloadLease { on } => self.lease_reloaded = *on,
             Fault::Fail(c) => self.sec.armed.0.push(*c),
             Fault::Reload {
                 quorum_gate,
@@ -275,13 +286,14 @@ impl System {
             self.primary.back_at = None;
             return Ok(());
         }
-        if self.primary.keeper.is_none()
-            && self.lease
-            && self.primary.back_at.is_some_and(|t| t <= now)
-        {
+        if self.primary.keeper.is_none() && self.primary.back_at.is_some_and(|t| t <= now) {
             self.primary.back_at = None;
-            self.primary.start(&self.w);
-            self.note(|| "primary habeat started".into());
+            self.lease = self.lease_reloaded;
+            if self.lease {
+                self.primary.start(&self.w);
+            }
+            let lease = self.lease;
+            self.note(|| format!("primary habeat started (lease {lease})"));
         }
         let before = self.w.primary_serving();
         let mut out = Vec::new();
