@@ -214,3 +214,17 @@ fn census() {
         );
     }
 }
+
+/// One seed is one history: the same trace twice, violation included.
+#[test]
+fn one_seed_one_history() {
+    for seed in [22, 47, 65, 1] {
+        let s = Schedule::generate(seed);
+        let (a, b) = (run(&s, true), run(&s, true));
+        assert_eq!(a.trace, b.trace, "seed {seed}");
+        assert_eq!(
+            a.violation.map(|v| (v.kind, v.at)),
+            b.violation.map(|v| (v.kind, v.at))
+        );
+    }
+}
