@@ -88,15 +88,28 @@ fn defect_1_unfence_after_a_promotion_without_the_gate() {
     assert_eq!(st.auto_promotions, 1, "the automatic promotion ran");
 }
 
-/// Defect 2: the primary, cut from the Consul majority, fences itself;
-/// habeat is stopped while `hooks.on_fence` runs (its `lease.json`
-/// already says fenced) and restarted: the hook never runs again, the
-/// routes stay up, and the secondary promotes once the lease lapsed.
-/// Found as seed 47 (the 48th seed scanned; this is its history, made
-/// smaller by hand).
+/// Defect 2, by SIGTERM: the primary, cut from the Consul majority,
+/// fences itself; habeat is stopped while `hooks.on_fence` runs (its
+/// `lease.json` already says fenced) and restarted: the hook never runs
+/// again, the routes stay up, and the secondary promotes once the lease
+/// lapsed. Found as seed 47 (the 48th seed scanned; this is its history,
+/// made smaller by hand).
 #[test]
 fn defect_2_stopped_during_the_fence_hook() {
-    let s = case(
+    let st = holds(&fence_hook_cut(true));
+    assert!(st.lease_fenced >= 1, "the primary fenced itself");
+}
+
+/// Defect 2, by kill -9 (systemd restarts habeat 5 s later): the same.
+#[test]
+fn defect_2_killed_during_the_fence_hook() {
+    let st = holds(&fence_hook_cut(false));
+    assert_eq!(st.fence_hooks_interrupted, 1, "the kill hit the fence hook");
+    assert!(st.lease_fenced >= 1, "the owed fence ran after the restart");
+}
+
+fn fence_hook_cut(sigterm: bool) -> Schedule {
+    case(
         47,
         setup(true, false),
         300,
@@ -112,14 +125,12 @@ fn defect_2_stopped_during_the_fence_hook() {
                 71,
                 Fault::KillPrimary {
                     at_io: 0,
-                    sigterm: true,
-                    down: 3,
+                    sigterm,
+                    down: if sigterm { 3 } else { 5 },
                 },
             ),
         ],
-    );
-    let st = holds(&s);
-    assert_eq!(st.fence_hooks_interrupted, 1, "the kill hit the fence hook");
+    )
 }
 
 /// Defect 3: a promotion pipeline recorded with no fencing configured
