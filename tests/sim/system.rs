@@ -140,6 +140,7 @@ impl System {
             }
             self.heal(sec);
             self.w.consul.expire(self.w.now);
+            self.w.replicate();
             self.primary_tick()?;
             self.secondary_tick(sec)?;
         }

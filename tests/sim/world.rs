@@ -11,6 +11,11 @@
 //! keys and blocks them for its lock-delay; an acquire by a new holder
 //! raises the key's `LockIndex`; a KV read or write needs a raft leader,
 //! reached through this side's local agent.
+//!
+//! The directory: the truth (`accounts`, written by promoteAccounts on the
+//! secondary and by the operator's failback) and the primary DC's replica
+//! of it, a few seconds behind and frozen while the DCs are cut apart:
+//! what a directory read on the primary sees.
 
 use std::collections::BTreeMap;
 
@@ -236,7 +241,16 @@ pub struct World {
     pub routes_up: bool,
     /// Wall-clock offsets from the true time, per side (ms).
     pub wall_offset: [i64; 2],
+    /// The directory as it was at each change (ms, accounts' homes): the
+    /// primary DC's replica of it lags by [`REPLICATION_LAG_MS`] and stops
+    /// while the link between the DCs is cut.
+    pub history: Vec<(u64, Vec<Home>)>,
+    /// The primary DC's replica of the directory.
+    pub primary_view: Vec<Home>,
 }
+
+/// How long a directory change takes to reach the other DC's replica.
+pub const REPLICATION_LAG_MS: u64 = 3_000;
 
 impl World {
     pub fn new() -> World {
@@ -248,7 +262,37 @@ impl World {
             primary_power: true,
             routes_up: true,
             wall_offset: [0, 0],
+            history: Vec::new(),
+            primary_view: vec![Home::Primary; ACCOUNTS.len()],
         }
+    }
+
+    /// Once a simulated second: record a change of the directory, and
+    /// replicate it to the primary DC when the link allows.
+    pub fn replicate(&mut self) {
+        if self.history.last().is_none_or(|(_, d)| *d != self.accounts) {
+            self.history.push((self.now, self.accounts.clone()));
+        }
+        if self.net.up(Link::PrimarySecondary)
+            && let Some((_, d)) = self
+                .history
+                .iter()
+                .rev()
+                .find(|(t, _)| t + REPLICATION_LAG_MS <= self.now)
+        {
+            self.primary_view = d.clone();
+        }
+    }
+
+    /// The accounts the primary DC's directory replica puts on its host
+    /// (`getAccountStatus mailHost <own host>` run on the primary).
+    pub fn primary_sees_on_primary(&self) -> Vec<String> {
+        ACCOUNTS
+            .iter()
+            .zip(&self.primary_view)
+            .filter(|(_, x)| **x == Home::Primary)
+            .map(|(a, _)| (*a).to_owned())
+            .collect()
     }
 
     /// The primary side serves an account (see the module doc of
