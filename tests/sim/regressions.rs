@@ -88,6 +88,41 @@ fn defect_1_unfence_after_a_promotion_without_the_gate() {
     assert_eq!(st.auto_promotions, 1, "the automatic promotion ran");
 }
 
+/// Defect 1, when the directory is the evidence: every server alone, the
+/// primary fences, the operator promotes; the primary and the arbiter come
+/// back (the lease too) while the link between the DCs stays cut, so the
+/// primary DC's directory replica has not seen the promotion yet. An
+/// unfence on that replica's word serves beside the promoted accounts.
+/// Found as seed 22 against the branch `lease-evidence` (5e80da1) with
+/// `keeper.rs` answering its `ReadDirectory` from the primary's replica.
+#[test]
+fn defect_1_unfence_on_a_stale_directory_replica() {
+    let s = case(
+        22,
+        setup(true, false),
+        400,
+        vec![
+            (
+                253,
+                Fault::Partition {
+                    shape: Shape::AllApart,
+                    secs: 68,
+                },
+            ),
+            (
+                254,
+                Fault::Partition {
+                    shape: Shape::InterDc,
+                    secs: 81,
+                },
+            ),
+            (268, Fault::Promote { force: true }),
+        ],
+    );
+    let st = holds(&s);
+    assert_eq!(st.manual_promotions, 1, "the operator's promotion ran");
+}
+
 /// Defect 2, by SIGTERM: the primary, cut from the Consul majority,
 /// fences itself; habeat is stopped while `hooks.on_fence` runs (its
 /// `lease.json` already says fenced) and restarted: the hook never runs

@@ -250,7 +250,10 @@ impl System {
                 .all(|l| self.w.net.up(*l));
                 if all_up {
                     self.w.primary_power = true;
-                    self.w.accounts = vec![Home::Primary; self.w.accounts.len()];
+                    // Promoted back by `habeat promote` on the primary:
+                    // written in the primary DC, its replica has it at once.
+                    self.w
+                        .write_on_primary(vec![Home::Primary; self.w.accounts.len()]);
                     self.w.routes_up = true;
                     self.primary.file = None;
                     self.primary.fence_hook_failed = false;
@@ -307,7 +310,14 @@ impl System {
                         HookKind::Fence => self.stats.lease_fenced += 1,
                         HookKind::Unfence => self.stats.unfenced += 1,
                     }
-                    self.note(|| format!("primary: hook {kind:?} ended, ok={ok}"));
+                    // What a directory read on the primary would show
+                    // now (its replica): whether it could know.
+                    let seen = self.w.primary_sees_on_primary().len();
+                    self.note(|| {
+                        format!(
+                            "primary: hook {kind:?} ended, ok={ok} (its directory replica puts                              {seen} account(s) on it)"
+                        )
+                    });
                 }
                 Report::StayFenced => {
                     self.stats.stay_fenced += 1;

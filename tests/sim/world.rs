@@ -284,6 +284,15 @@ impl World {
         }
     }
 
+    /// A directory write made in the primary DC (the failback's
+    /// `habeat promote` there): its replica has it at once.
+    pub fn write_on_primary(&mut self, homes: Vec<Home>) {
+        self.accounts = homes;
+        self.primary_view = self.accounts.clone();
+        let at = self.now.saturating_sub(REPLICATION_LAG_MS);
+        self.history.push((at, self.accounts.clone()));
+    }
+
     /// The accounts the primary DC's directory replica puts on its host
     /// (`getAccountStatus mailHost <own host>` run on the primary).
     pub fn primary_sees_on_primary(&self) -> Vec<String> {
