@@ -416,7 +416,7 @@ impl System {
                     a.kind.describe()
                 )
             });
-            self.ran(&a, &effect, now)?;
+            self.ran(&a, &effect)?;
             if daemon && self.kill_now(true) {
                 return Ok(());
             }
@@ -456,8 +456,7 @@ impl System {
         }
     }
 
-    fn ran(&mut self, a: &Action, effect: &Effect, now: UnixMillis) -> Result<(), Violation> {
-        let _ = now;
+    fn ran(&mut self, a: &Action, effect: &Effect) -> Result<(), Violation> {
         let automatic = a.origin == Origin::Automatic;
         match effect {
             Effect::None => Ok(()),
