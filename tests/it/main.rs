@@ -11,6 +11,8 @@ mod bin;
 mod engine_harness;
 #[path = "../support/fake_carbonio.rs"]
 mod fake_carbonio;
+#[path = "../sim/mod.rs"]
+mod sim;
 #[path = "../support/mod.rs"]
 mod support;
 

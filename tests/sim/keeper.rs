@@ -1,0 +1,350 @@
+//! The primary's habeat, modelled around the real pure lease machine
+//! (`habeat::lease::machine::Lease`, driven as is): the keeper's I/O.
+//!
+//! Copies `src/lease/keeper.rs`, `Keeper::run` / `renew_once` / `feed` /
+//! `fence` / `unfence`:
+//! - a renewal every ttl/3 after a success, soon after a failure (ttl/12
+//!   there; one simulated second here); without a session: create one
+//!   (TTL, lock-delay 15s) and acquire `habeat/serving/<host>`;
+//! - `feed`: the session and (on a renewal) the wall-clock time put into
+//!   `Saved`, the machine observed, its commands carried out in order
+//!   (`ReadFailoverKey` reads the key and observes its `LockIndex`), then
+//!   `lease.json` saved if `Saved` changed;
+//! - `Command::Fence` saves `lease.json` *before* running `hooks.on_fence`
+//!   (`Keeper::fence`), and the keeper does nothing else while a hook
+//!   runs (it is awaited inside `feed`);
+//! - a restart starts the machine from `lease.json` with
+//!   `Lease::start(.., since_saved_renewal)` aged by the wall clock, and
+//!   renews the saved session.
+//!
+//! A hook takes effect when it ends with success: `on_fence` takes the
+//! primary's routes down, `on_unfence` puts them up. A kill (or SIGTERM:
+//! `KeeperHandle::stop` aborts the task, and the hook's process group is
+//! killed with it) while a hook runs leaves the routes as they were.
+
+use super::schedule::HookFault;
+use super::world::{KeyName, Owner, Side, World};
+use habeat::lease::machine::{Command, Lease, Observation, Saved, Timing};
+use std::time::{Duration, Instant};
+
+pub const TTL: Duration = Duration::from_secs(15);
+const LOCK_DELAY_MS: u64 = 15_000;
+/// `hooks.timeout` (its default).
+const HOOK_TIMEOUT_MS: u64 = 60_000;
+/// How long a hook that works takes.
+const HOOK_MS: u64 = 2_000;
+/// The primary's probe interval (its rounds feed `Observation::Round`).
+const ROUND_MS: u64 = 2_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookKind {
+    Fence,
+    Unfence,
+}
+
+#[derive(Debug, Clone)]
+struct Running {
+    kind: HookKind,
+    ends_at: u64,
+    works: bool,
+}
+
+/// What a keeper step reports to the system.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Report {
+    /// A hook ended; `ok`: it did its work.
+    HookEnded {
+        kind: HookKind,
+        ok: bool,
+    },
+    StayFenced,
+    /// The process died at an I/O step (kill armed).
+    Died,
+}
+
+pub struct Keeper {
+    pub machine: Lease,
+    session: Option<usize>,
+    next_renew: u64,
+    next_round: u64,
+    hook: Option<Running>,
+    /// The commands of the `feed` in progress, and `Saved` before it.
+    pending: Vec<Command>,
+    before: Option<Saved>,
+}
+
+/// The primary node's habeat: `lease.json` (survives), the keeper
+/// (memory; `None` while the process is down).
+pub struct Primary {
+    pub file: Option<Saved>,
+    pub keeper: Option<Keeper>,
+    pub back_at: Option<u64>,
+    /// kill -9 at the k-th next I/O step.
+    pub kill_at_io: Option<(u32, u64)>,
+    pub hook_fault: Option<HookFault>,
+    /// The last `hooks.on_fence` reported failure (journaled as an Error:
+    /// the operator's hook says it did not fence), or hangs.
+    pub fence_hook_failed: bool,
+    /// Kills that interrupted a running `hooks.on_fence`.
+    pub fence_hooks_interrupted: u32,
+    base: Instant,
+}
+
+impl Primary {
+    pub fn new(base: Instant, lease: bool) -> Primary {
+        let mut p = Primary {
+            file: None,
+            keeper: None,
+            back_at: None,
+            kill_at_io: None,
+            hook_fault: None,
+            fence_hook_failed: false,
+            fence_hooks_interrupted: 0,
+            base,
+        };
+        if lease {
+            p.start(&World::new());
+        }
+        p
+    }
+
+    fn at(&self, ms: u64) -> Instant {
+        self.base + Duration::from_millis(ms)
+    }
+
+    /// `keeper::spawn`: the machine from `lease.json`.
+    pub fn start(&mut self, w: &World) {
+        let saved = self.file.clone().unwrap_or_default();
+        let wall_s = w.wall(Side::Primary) / 1000;
+        let since = saved
+            .last_renewed_unix
+            .and_then(|t| wall_s.checked_sub(t))
+            .map(Duration::from_secs);
+        let machine = Lease::start(Timing { ttl: TTL }, saved, self.at(w.now), since);
+        self.keeper = Some(Keeper {
+            session: machine.saved.session.as_ref().and_then(|s| s.parse().ok()),
+            machine,
+            next_renew: w.now,
+            next_round: w.now,
+            hook: None,
+            pending: Vec::new(),
+            before: None,
+        });
+    }
+
+    pub fn kill(&mut self, back_at: u64) {
+        if self
+            .keeper
+            .as_ref()
+            .is_some_and(|k| k.hook.as_ref().is_some_and(|h| h.kind == HookKind::Fence))
+        {
+            self.fence_hooks_interrupted += 1;
+        }
+        self.keeper = None;
+        self.back_at = Some(back_at);
+        self.kill_at_io = None;
+    }
+
+    /// One I/O step: false when the process dies right here.
+    fn io(&mut self) -> bool {
+        match &mut self.kill_at_io {
+            Some((0, down)) => {
+                let back = *down;
+                self.kill(back);
+                false
+            }
+            Some((k, _)) => {
+                *k -= 1;
+                true
+            }
+            None => true,
+        }
+    }
+
+    /// One simulated second of the keeper.
+    pub fn tick(&mut self, w: &mut World, out: &mut Vec<Report>) {
+        let Some(k) = self.keeper.as_mut() else {
+            return;
+        };
+        let now = w.now;
+        if let Some(h) = k.hook.clone() {
+            if now < h.ends_at {
+                return;
+            }
+            if !self.io() {
+                out.push(Report::Died);
+                return;
+            }
+            let k = self.keeper.as_mut().expect("alive");
+            k.hook = None;
+            let ok = h.works && w.primary_power;
+            if ok {
+                w.routes_up = h.kind == HookKind::Unfence;
+            }
+            if h.kind == HookKind::Fence {
+                self.fence_hook_failed = !ok;
+            }
+            out.push(Report::HookEnded { kind: h.kind, ok });
+            self.run_pending(w, out);
+            return;
+        }
+        if now >= k.next_renew {
+            let sent = now;
+            if !self.io() {
+                out.push(Report::Died);
+                return;
+            }
+            let obs = self.renew_once(w, sent);
+            let ok = matches!(obs, Observation::Renewed { .. });
+            let k = self.keeper.as_mut().expect("alive");
+            k.next_renew = if ok {
+                sent + TTL.as_millis() as u64 / 3
+            } else {
+                now + 1_000
+            };
+            self.feed(obs, w, out);
+            return;
+        }
+        let inst = self.base + Duration::from_millis(now);
+        let lapsed = !k.machine.saved.fenced && inst >= k.machine.deadline();
+        if lapsed {
+            self.feed(Observation::Tick, w, out);
+            return;
+        }
+        if now >= k.next_round {
+            k.next_round = now + ROUND_MS;
+            // A witness of the primary sees the secondary's mailstore Up.
+            let peer_up = w.net.up(super::world::Link::PrimarySecondary);
+            let at = self.at(now);
+            self.feed(Observation::Round { at, peer_up }, w, out);
+        }
+    }
+
+    fn renew_once(&mut self, w: &mut World, sent: u64) -> Observation {
+        let now = w.now;
+        let reach = w.leader(Side::Primary);
+        let k = self.keeper.as_mut().expect("alive");
+        if let Some(id) = k.session {
+            if !reach {
+                return Observation::RenewFailed;
+            }
+            return if w.consul.renew(id, now) {
+                Observation::Renewed {
+                    sent_at: self.at(sent),
+                }
+            } else {
+                k.session = None;
+                Observation::RenewFailed
+            };
+        }
+        if !reach {
+            return Observation::RenewFailed;
+        }
+        let id = w.consul.create(
+            Owner::PrimaryLease,
+            Some(TTL.as_millis() as u64),
+            LOCK_DELAY_MS,
+            now,
+        );
+        if w.consul.acquire(KeyName::Serving, id, now) {
+            k.session = Some(id);
+            Observation::Renewed {
+                sent_at: self.at(sent),
+            }
+        } else {
+            w.consul.invalidate(id, now);
+            Observation::RenewFailed
+        }
+    }
+
+    fn feed(&mut self, obs: Observation, w: &mut World, out: &mut Vec<Report>) {
+        let now = self.at(w.now);
+        let wall_s = w.wall(Side::Primary) / 1000;
+        let k = self.keeper.as_mut().expect("alive");
+        k.before = Some(k.machine.saved.clone());
+        k.machine.saved.session = k.session.map(|s| s.to_string());
+        if matches!(obs, Observation::Renewed { .. }) {
+            k.machine.saved.last_renewed_unix = Some(wall_s);
+        }
+        k.pending = k.machine.observe(obs, now);
+        self.run_pending(w, out);
+    }
+
+    /// The command loop of `Keeper::feed`, resumable after a hook.
+    fn run_pending(&mut self, w: &mut World, out: &mut Vec<Report>) {
+        loop {
+            let Some(k) = self.keeper.as_mut() else {
+                return;
+            };
+            if k.pending.is_empty() {
+                break;
+            }
+            let cmd = k.pending.remove(0);
+            match cmd {
+                Command::ReadFailoverKey => {
+                    if !self.io() {
+                        out.push(Report::Died);
+                        return;
+                    }
+                    if w.leader(Side::Primary) {
+                        let key = &w.consul.failover;
+                        let lock_index = key.exists.then_some(key.lock_index);
+                        let now = self.at(w.now);
+                        let k = self.keeper.as_mut().expect("alive");
+                        let more = k
+                            .machine
+                            .observe(Observation::FailoverKey { lock_index }, now);
+                        k.pending.extend(more);
+                    }
+                }
+                Command::Fence => {
+                    // Saved before the hook runs (`Keeper::fence`).
+                    if !self.io() {
+                        out.push(Report::Died);
+                        return;
+                    }
+                    let k = self.keeper.as_ref().expect("alive");
+                    self.file = Some(k.machine.saved.clone());
+                    self.start_hook(HookKind::Fence, w);
+                    return;
+                }
+                Command::Unfence => {
+                    self.start_hook(HookKind::Unfence, w);
+                    return;
+                }
+                Command::StayFenced => out.push(Report::StayFenced),
+            }
+        }
+        let k = self.keeper.as_mut().expect("alive");
+        let before = k.before.take();
+        if before.as_ref() != Some(&k.machine.saved) {
+            let saved = k.machine.saved.clone();
+            if !self.io() {
+                out.push(Report::Died);
+                return;
+            }
+            self.file = Some(saved);
+        }
+    }
+
+    fn start_hook(&mut self, kind: HookKind, w: &World) {
+        let fault = self.hook_fault.take();
+        if kind == HookKind::Fence {
+            // A hung on_fence overruns the budget docs/decisions.md §7
+            // gives it ("keep on_fence quick"): the operator's to fix, as
+            // one that fails.
+            self.fence_hook_failed = fault == Some(HookFault::Hangs);
+        }
+        let k = self.keeper.as_mut().expect("alive");
+        let (ends_at, works) = match fault {
+            None => (w.now + HOOK_MS, true),
+            Some(HookFault::Fails) => (w.now + 1_000, false),
+            Some(HookFault::Hangs) => (w.now + HOOK_TIMEOUT_MS, false),
+        };
+        k.hook = Some(Running {
+            kind,
+            ends_at,
+            works,
+        });
+    }
+}

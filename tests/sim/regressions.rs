@@ -1,0 +1,203 @@
+//! The minimal histories in which the simulator found defects 1 to 3 of
+//! "Safety at the seams" on the main of that day, kept as data (not as
+//! seeds, so that tuning the schedule's probabilities does not change
+//! them). Each test fails while its defect is present.
+//!
+//! When a fix adds an observation to the lease machine (directory
+//! evidence, the fence hook's completion), `keeper.rs` must feed it as
+//! the real keeper does, or these cases go on failing.
+
+use super::schedule::{Fault, Schedule, Setup, Shape};
+use super::{run, system::Stats};
+
+fn setup(quorum_gate: bool, fencing: bool) -> Setup {
+    Setup {
+        lease: true,
+        quorum_gate,
+        fencing,
+        rearm_auto: true,
+    }
+}
+
+fn case(seed: u64, setup: Setup, secs: u64, faults: Vec<(u64, Fault)>) -> Schedule {
+    Schedule {
+        seed,
+        setup,
+        secs,
+        faults,
+    }
+}
+
+fn holds(s: &Schedule) -> Stats {
+    let o = run(s, true);
+    if let Some(v) = o.violation {
+        panic!(
+            "{v}\nhistory:\n{s}trace:\n  {}\nreplay: cargo test --test it sim::regressions:: -- --nocapture",
+            o.trace.join("\n  ")
+        );
+    }
+    o.stats
+}
+
+/// Defect 1, with `promote --force`: every Consul server alone, the
+/// primary fences itself; the operator promotes on the secondary (no
+/// quorum gate, so `habeat/failover/<host>` keeps its `LockIndex`); the
+/// partition heals, the primary takes its lease again, reads the
+/// unchanged index and unfences beside the promoted accounts.
+/// Found as seed 22 (the 23rd seed scanned).
+#[test]
+fn defect_1_unfence_after_a_forced_promotion() {
+    let s = case(
+        22,
+        setup(true, false),
+        400,
+        vec![
+            (
+                253,
+                Fault::Partition {
+                    shape: Shape::AllApart,
+                    secs: 68,
+                },
+            ),
+            (268, Fault::Promote { force: true }),
+        ],
+    );
+    let st = holds(&s);
+    assert_eq!(st.manual_promotions, 1, "the operator's promotion ran");
+}
+
+/// Defect 1, with `safety.quorum_gate: false`: the same partition, an
+/// automatic promotion that takes no gate (and cannot read the lease, so
+/// goes on without it, as documented); after the heal the primary
+/// unfences.
+#[test]
+fn defect_1_unfence_after_a_promotion_without_the_gate() {
+    let s = case(
+        12,
+        setup(false, false),
+        400,
+        vec![(
+            222,
+            Fault::Partition {
+                shape: Shape::AllApart,
+                secs: 28,
+            },
+        )],
+    );
+    let st = holds(&s);
+    assert_eq!(st.auto_promotions, 1, "the automatic promotion ran");
+}
+
+/// Defect 1, when the directory is the evidence: every server alone, the
+/// primary fences, the operator promotes; the primary and the arbiter come
+/// back (the lease too) while the link between the DCs stays cut, so the
+/// primary DC's directory replica has not seen the promotion yet. An
+/// unfence on that replica's word serves beside the promoted accounts.
+/// Found as seed 22 against the branch `lease-evidence` (5e80da1) with
+/// `keeper.rs` answering its `ReadDirectory` from the primary's replica.
+#[test]
+fn defect_1_unfence_on_a_stale_directory_replica() {
+    let s = case(
+        22,
+        setup(true, false),
+        400,
+        vec![
+            (
+                253,
+                Fault::Partition {
+                    shape: Shape::AllApart,
+                    secs: 68,
+                },
+            ),
+            (
+                254,
+                Fault::Partition {
+                    shape: Shape::InterDc,
+                    secs: 81,
+                },
+            ),
+            (268, Fault::Promote { force: true }),
+        ],
+    );
+    let st = holds(&s);
+    assert_eq!(st.manual_promotions, 1, "the operator's promotion ran");
+}
+
+/// Defect 2, by SIGTERM: the primary, cut from the Consul majority,
+/// fences itself; habeat is stopped while `hooks.on_fence` runs (its
+/// `lease.json` already says fenced) and restarted: the hook never runs
+/// again, the routes stay up, and the secondary promotes once the lease
+/// lapsed. Found as seed 47 (the 48th seed scanned; this is its history,
+/// made smaller by hand).
+#[test]
+fn defect_2_stopped_during_the_fence_hook() {
+    let st = holds(&fence_hook_cut(true));
+    assert!(st.lease_fenced >= 1, "the primary fenced itself");
+}
+
+/// Defect 2, by kill -9 (systemd restarts habeat 5 s later): the same.
+#[test]
+fn defect_2_killed_during_the_fence_hook() {
+    let st = holds(&fence_hook_cut(false));
+    assert_eq!(st.fence_hooks_interrupted, 1, "the kill hit the fence hook");
+    assert!(st.lease_fenced >= 1, "the owed fence ran after the restart");
+}
+
+fn fence_hook_cut(sigterm: bool) -> Schedule {
+    case(
+        47,
+        setup(true, false),
+        300,
+        vec![
+            (
+                61,
+                Fault::Partition {
+                    shape: Shape::IsolatePrimary,
+                    secs: 70,
+                },
+            ),
+            (
+                71,
+                Fault::KillPrimary {
+                    at_io: 0,
+                    sigterm,
+                    down: if sigterm { 3 } else { 5 },
+                },
+            ),
+        ],
+    )
+}
+
+/// Defect 3: a promotion pipeline recorded with no fencing configured
+/// waits for the primary's lease; a reload adds `fencing.appserver`; the
+/// retry promotes with no fence step. Found as seed 65 (the 66th seed
+/// scanned).
+#[test]
+fn defect_3_fencing_added_by_a_reload() {
+    let s = case(
+        65,
+        setup(true, false),
+        200,
+        vec![
+            (
+                44,
+                Fault::Partition {
+                    shape: Shape::IsolatePrimary,
+                    secs: 48,
+                },
+            ),
+            (
+                77,
+                Fault::Reload {
+                    quorum_gate: true,
+                    fencing: true,
+                },
+            ),
+        ],
+    );
+    let st = holds(&s);
+    assert!(
+        st.fenced_off >= 1,
+        "the primary is fenced before the promotion"
+    );
+}
