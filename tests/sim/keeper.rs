@@ -313,6 +313,11 @@ impl Primary {
                     return;
                 }
                 Command::StayFenced => out.push(Report::StayFenced),
+                // Not modelled yet: the directory evidence (see docs/simulation.md).
+                Command::ReadDirectory
+                | Command::SaveRecord
+                | Command::RecordFailed { .. }
+                | Command::NoEvidence { .. } => {}
             }
         }
         let k = self.keeper.as_mut().expect("alive");
