@@ -40,7 +40,10 @@ pub fn due(cfg: &Config, state: &State, last: Option<&Survey>, now: UnixMillis) 
     };
     match last {
         Some(s) if s.host.eq_ignore_ascii_case(&host) => {
-            Duration::from_millis(now.0.saturating_sub(s.at.0)) >= interval
+            // A wall clock set back before the last survey makes it due:
+            // waiting for the clock to pass it again could take longer
+            // than any interval.
+            now < s.at || Duration::from_millis(now.0.saturating_sub(s.at.0)) >= interval
         }
         _ => true,
     }

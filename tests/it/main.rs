@@ -38,6 +38,7 @@ mod daemon_signals;
 mod e2e_failover;
 mod e2e_partition;
 mod e2e_testbed;
+mod engine_clock;
 mod engine_decisions;
 mod engine_fencing;
 mod engine_invariants;
