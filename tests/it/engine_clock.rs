@@ -27,7 +27,12 @@ fn promoted_and_rearmed() -> Sim {
     let mut sim = Sim::new(appserver_config(), World::new(&ACCOUNTS));
     assert!(sim.rounds(3, down()).iter().any(is_promote));
     sim.rounds(3, up());
-    assert!(sim.state.role(habeat::model::Role::Appserver).failover.is_none());
+    assert!(
+        sim.state
+            .role(habeat::model::Role::Appserver)
+            .failover
+            .is_none()
+    );
     sim.world.on_source = vec!["d@example.com".into()];
     sim
 }
@@ -51,7 +56,11 @@ fn the_wall_clock_set_forward_does_not_end_promotion_block() {
     assert!(!sim.rounds(10, down()).iter().any(is_promote));
     // An hour later by both clocks, a new automatic promotion is allowed.
     sim.advance(HOUR);
-    assert!(sim.rounds(3, down()).iter().any(is_promote), "{}", sim.why());
+    assert!(
+        sim.rounds(3, down()).iter().any(is_promote),
+        "{}",
+        sim.why()
+    );
 }
 
 #[test]
@@ -73,7 +82,11 @@ fn the_wall_clock_set_back_does_not_lengthen_a_retry() {
     w.failing = vec![|k| matches!(k, ActionKind::WriteLocks { .. })];
     let mut sim = Sim::new(appserver_config(), w);
     let ran = sim.rounds(3, down());
-    assert!(!names(&ran).contains(&"flush".to_string()), "{:?}", names(&ran));
+    assert!(
+        !names(&ran).contains(&"flush".to_string()),
+        "{:?}",
+        names(&ran)
+    );
     sim.world.failing.clear();
     sim.set_wall(UnixMillis(sim.now.0 - 3_600_000));
     let ran = sim.rounds_for(sim.cfg.retry_delay + sim.cfg.interval, down());
@@ -117,7 +130,11 @@ fn a_mark_from_another_boot_is_measured_by_the_wall_clock_and_said_once() {
     // The boot clock of the promotion means nothing in this boot: the
     // wall clock alone ends the block.
     sim.set_wall(sim.now.plus(HOUR));
-    assert!(sim.rounds(3, down()).iter().any(is_promote), "{}", sim.why());
+    assert!(
+        sim.rounds(3, down()).iter().any(is_promote),
+        "{}",
+        sim.why()
+    );
     let said = sim
         .events
         .iter()
