@@ -9,7 +9,8 @@
 use crate::act::hooks::{EventDispatcher, event_env};
 use crate::config::Config;
 use crate::engine::{
-    self, Action, EngineConfig, Event, Input, Live, OutcomeResult, State, UnixMillis,
+    self, Action, BootId, BootTime, EngineConfig, Event, Input, Live, Now, OutcomeResult, State,
+    UnixMillis,
 };
 use crate::exec::Executor;
 use crate::state::{Journal, StateError, Store};
@@ -98,6 +99,40 @@ pub type RoundsMeanwhile =
 /// The wall clock, read once per step (the engine itself reads none).
 pub fn now() -> UnixMillis {
     UnixMillis::from_system_time(std::time::SystemTime::now())
+}
+
+/// The wall clock and the boot clock, read once per step: what the
+/// engine measures its windows and waits with (docs/decisions.md, "Which
+/// clock measures what"). Without a boot id or `CLOCK_BOOTTIME` (not
+/// Linux, no /proc) the boot clock is absent and the wall clock measures
+/// alone, as across a reboot.
+pub fn clock() -> Now {
+    Now {
+        wall: now(),
+        boot: boot_time(),
+    }
+}
+
+fn boot_time() -> Option<BootTime> {
+    static BOOT: std::sync::OnceLock<Option<BootId>> = std::sync::OnceLock::new();
+    let boot = (*BOOT.get_or_init(|| {
+        match std::fs::read_to_string("/proc/sys/kernel/random/boot_id") {
+            Ok(s) => s
+                .parse()
+                .map_err(|e| tracing::warn!("/proc/sys/kernel/random/boot_id: {e}; windows and waits are measured by the wall clock alone"))
+                .ok(),
+            Err(e) => {
+                tracing::warn!("cannot read /proc/sys/kernel/random/boot_id ({e}): windows and waits are measured by the wall clock alone");
+                None
+            }
+        }
+    }))?;
+    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME).ok()?;
+    let ms = u64::try_from(t.tv_sec())
+        .ok()?
+        .saturating_mul(1000)
+        .saturating_add(u64::try_from(t.tv_nsec() / 1_000_000).ok()?);
+    Some(BootTime { boot, ms })
 }
 
 impl Session {
@@ -250,7 +285,7 @@ impl Session {
         if !matches!(input, Input::Outcome(_)) {
             self.refresh()?;
         }
-        let at = now();
+        let at = clock();
         if self.dry_run
             && let Input::Round(round) = &input
         {

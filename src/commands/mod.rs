@@ -157,7 +157,7 @@ pub async fn check(cfg: &Config, dry_run: bool, json_out: bool, verbose: bool) -
         }
         all.actions.extend(fed.actions);
         all.events.extend(fed.events);
-        if !engine::wants_more_rounds(&s.state, &s.ecfg, now()) {
+        if !engine::wants_more_rounds(&s.state, &s.ecfg, crate::session::clock()) {
             break;
         }
     }
@@ -186,7 +186,7 @@ pub async fn check(cfg: &Config, dry_run: bool, json_out: bool, verbose: bool) -
         // as in the text output, not the simulated state's.
         let plan = match all.plan.take().filter(|_| dry_run) {
             Some(plan) => plan,
-            None => engine::plan(&s.state, &s.ecfg, now()),
+            None => engine::plan(&s.state, &s.ecfg, crate::session::clock()),
         };
         println!("{}", status_json_planned(&s.state, cfg, &plan));
     } else {
@@ -210,7 +210,7 @@ pub async fn check(cfg: &Config, dry_run: bool, json_out: bool, verbose: bool) -
                 }
             );
         } else {
-            for r in engine::plan(&s.state, &s.ecfg, now()).roles {
+            for r in engine::plan(&s.state, &s.ecfg, crate::session::clock()).roles {
                 println!("{}: {}", r.role, r.text());
             }
         }

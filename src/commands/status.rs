@@ -90,7 +90,7 @@ pub fn status(cfg: &Config, json_out: bool, verbose: bool) -> Outcome {
             p.origin
         );
     }
-    for r in engine::plan(&state, &ecfg, now()).roles {
+    for r in engine::plan(&state, &ecfg, crate::session::clock()).roles {
         println!("{}: {}", r.role, r.text());
     }
     if let Some(l) = crate::lease::keeper::file_status(cfg) {
@@ -234,7 +234,11 @@ fn votes_json(state: &State, cfg: &Config) -> serde_json::Value {
 
 /// The JSON of `habeat status --json` (also served on `/status`).
 pub fn status_json(state: &State, cfg: &Config, ecfg: &engine::EngineConfig) -> serde_json::Value {
-    status_json_planned(state, cfg, &engine::plan(state, ecfg, now()))
+    status_json_planned(
+        state,
+        cfg,
+        &engine::plan(state, ecfg, crate::session::clock()),
+    )
 }
 
 /// [`status_json`] with the engine's plan already asked.

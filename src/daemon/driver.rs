@@ -290,7 +290,8 @@ impl SessionDriver {
         live: &crate::engine::Live,
         ecfg: &crate::engine::EngineConfig,
     ) {
-        let now = crate::session::now();
+        let clock = crate::session::clock();
+        let now = clock.wall;
         let paused_since = state
             .pause
             .as_ref()
@@ -304,7 +305,7 @@ impl SessionDriver {
             }),
         );
         // One plan for the metrics and /status: what each role would do.
-        let plan = crate::engine::plan_live(state, live, ecfg, now);
+        let plan = crate::engine::plan_live(state, live, ecfg, clock);
         self.metrics.record_plan(&plan);
         let mut v = crate::commands::status_json_planned(state, &self.cfg, &plan);
         v["cannot_decide"] = self.cannot_decide.clone().into();

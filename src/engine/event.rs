@@ -168,6 +168,14 @@ pub enum EventKind {
         confirmed: bool,
         calls: Vec<crate::model::FenceCall>,
     },
+    /// The first step in a new boot found windows or waits saved in an
+    /// earlier one: their boot clock means nothing now, so the wall clock
+    /// alone measures them (docs/decisions.md, "Which clock measures
+    /// what"). Once per boot.
+    WallClockOnly {
+        previous_boot: super::time::BootId,
+        boot: super::time::BootId,
+    },
     /// An outcome that matches no action in flight (ignored).
     OutcomeIgnored {
         action_id: ActionId,

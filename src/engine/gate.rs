@@ -22,7 +22,7 @@ impl Cx<'_> {
         why: Waiting,
         then: &str,
     ) {
-        let now = self.now;
+        let now = self.clock;
         let watch = refusal
             .needs_a_leader()
             .then_some(if self.live.leader_in_last_round {
@@ -31,7 +31,7 @@ impl Cx<'_> {
                 LeaderWatch::Missing
             });
         let rs = self.s.role_mut(role);
-        rs.retry_at = Some(now.plus(self.cfg.retry_delay));
+        rs.wait(now, self.cfg.retry_delay);
         rs.retry_reason = Some(why.clone());
         rs.retry_leader = watch;
         let then = if refusal.needs_a_leader() {
@@ -59,11 +59,12 @@ impl Cx<'_> {
     /// Every wait check goes through here, so `status` never shows a wait
     /// whose reason no longer applies.
     pub(crate) fn waiting_until(&self, role: Role) -> Option<UnixMillis> {
-        let t = self.s.role(role).retry_at?;
-        if self.now >= t || self.wait_over(role).is_some() {
+        let rs = self.s.role(role);
+        let left = self.clock.wait_left(rs.retry_at?, rs.retry_at_boot);
+        if left.is_zero() || self.wait_over(role).is_some() {
             return None;
         }
-        Some(t)
+        Some(self.clock.wall_in(left))
     }
 
     /// Whether the cause of `role`'s wait is seen gone, and how (pure:

@@ -84,6 +84,13 @@ impl Cx<'_> {
             if newer {
                 self.s.last_promotion = Some(LastPromotion {
                     at: when,
+                    // The lock file's own time is a wall time; one without
+                    // a time was found now, in this boot.
+                    at_boot: if l.written_at.is_some() {
+                        None
+                    } else {
+                        self.clock.boot
+                    },
                     source_mail_host: self.cfg.source_mail_host.clone().unwrap_or_default(),
                     origin: Origin::Legacy,
                 });

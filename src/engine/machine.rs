@@ -7,7 +7,7 @@ use super::config::EngineConfig;
 use super::event::{Event, EventKind, Severity};
 use super::reason::{Blocked, GiveUp, Idle, OperatorRefusal};
 use super::record::{Live, LockFileSeen, OperatorCommand, Pause, PipelineKind, State, StepStatus};
-use super::time::UnixMillis;
+use super::time::{Now, UnixMillis};
 use super::witness;
 use crate::model::{Component, Observation, Rearm, Role, Round, Verdict, Vote};
 use serde::{Deserialize, Serialize};
@@ -51,18 +51,21 @@ pub fn step(
     prev: &State,
     live: &Live,
     input: &Input,
-    now: UnixMillis,
+    now: impl Into<Now>,
     cfg: &EngineConfig,
 ) -> Transition {
+    let clock = now.into();
     let mut cx = Cx {
         s: prev.clone(),
         live: live.clone(),
         events: Vec::new(),
-        now,
+        now: clock.wall,
+        clock,
         cfg,
         refusal: None,
         query: false,
     };
+    cx.note_boot();
     let scope = match input {
         Input::Round(r) => {
             cx.resume_in_flight();
@@ -160,7 +163,11 @@ pub(crate) struct Cx<'a> {
     pub s: State,
     pub live: Live,
     pub events: Vec<Event>,
+    /// The wall clock of `clock`: what events and records are dated with.
     pub now: UnixMillis,
+    /// Both clocks, for the windows and waits (docs/decisions.md, "Which
+    /// clock measures what").
+    pub clock: Now,
     pub cfg: &'a EngineConfig,
     pub refusal: Option<OperatorRefusal>,
     /// Asked by [`crate::engine::plan`], not stepping: the state is a
@@ -177,17 +184,13 @@ pub(crate) enum Slot {
 impl<'a> Cx<'a> {
     /// A context for a query ([`crate::engine::plan`]): a scratch copy of
     /// `state` that nobody saves, and no events.
-    pub(super) fn query(
-        state: &State,
-        live: &Live,
-        cfg: &'a EngineConfig,
-        now: UnixMillis,
-    ) -> Cx<'a> {
+    pub(super) fn query(state: &State, live: &Live, cfg: &'a EngineConfig, now: Now) -> Cx<'a> {
         Cx {
             s: state.clone(),
             live: live.clone(),
             events: Vec::new(),
-            now,
+            now: now.wall,
+            clock: now,
             cfg,
             refusal: None,
             query: true,
@@ -231,6 +234,60 @@ impl<'a> Cx<'a> {
         if !self.query {
             self.events.push(event);
         }
+    }
+
+    /// A step in another boot than the last: the boot clock saved with
+    /// the windows and waits of that boot cannot be compared with this
+    /// one's, so they are measured by the wall clock alone
+    /// ([`super::time::Now::window_left`]). Say so once, naming them.
+    fn note_boot(&mut self) {
+        let Some(now) = self.clock.boot else {
+            return;
+        };
+        let Some(previous) = self.s.boot.replace(now.boot).filter(|b| *b != now.boot) else {
+            return;
+        };
+        let clock = self.clock;
+        let mut open = Vec::new();
+        if let Some(p) = self.s.last_promotion.as_ref().filter(|p| {
+            clock.other_boot(p.at_boot) && clock.wall.since(p.at) < self.cfg.promotion_block
+        }) {
+            open.push(format!("promotion_block since {}", p.at));
+        }
+        for (role, rs) in &self.s.roles {
+            if let Some(t) = rs
+                .retry_at
+                .filter(|t| clock.other_boot(rs.retry_at_boot) && clock.wall < *t)
+            {
+                open.push(format!("the {role} role's wait until {t}"));
+            }
+        }
+        if let Some(t) = self
+            .s
+            .raft
+            .leaderless_since
+            .filter(|_| clock.other_boot(self.s.raft.leaderless_since_boot))
+        {
+            open.push(format!("recovery_grace since {t}"));
+        }
+        if open.is_empty() {
+            return;
+        }
+        self.event(
+            Severity::Warning,
+            EventKind::WallClockOnly {
+                previous_boot: previous,
+                boot: now.boot,
+            },
+            None,
+            format!(
+                "the machine was restarted (boot id {previous}, now {}): {} are measured \
+                 by the wall clock alone from now on; if the clock was set since, compare it \
+                 with `timedatectl` and `habeat status`",
+                now.boot,
+                open.join(", ")
+            ),
+        );
     }
 
     /// An action handed out before a restart never reported back: habeat
@@ -371,11 +428,13 @@ impl<'a> Cx<'a> {
         }
         self.live.leader_in_last_round = round.local_leader == Some(true);
         self.watch_leader(round.local_leader == Some(true));
-        self.s.raft.leaderless_since = match (round.local_leader, self.s.raft.leaderless_since) {
-            (Some(false), Some(t)) if continuous => Some(t),
-            (Some(false), _) => Some(now),
-            _ => None,
+        let (since, since_boot) = match (round.local_leader, self.s.raft.leaderless_since) {
+            (Some(false), Some(t)) if continuous => (Some(t), self.s.raft.leaderless_since_boot),
+            (Some(false), _) => (Some(now), self.clock.boot),
+            _ => (None, None),
         };
+        self.s.raft.leaderless_since = since;
+        self.s.raft.leaderless_since_boot = since_boot;
         self.s.last_round_at = Some(now);
     }
 

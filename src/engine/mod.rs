@@ -47,5 +47,5 @@ pub use record::{
     Pipeline, PipelineKind, PromotionDetails, RaftMemory, RoleState, STATE_VERSION, SafeHold,
     State, Step, StepState, StepStatus, WitnessState,
 };
-pub use time::UnixMillis;
+pub use time::{BootId, BootTime, Now, UnixMillis};
 pub use witness::{SourceVote, observe, verdict, votes};

@@ -88,7 +88,7 @@ impl Cx<'_> {
                             operations: promotions.clone(),
                         };
                         let rs = self.s.role_mut(role);
-                        rs.retry_at = Some(self.now.plus(self.cfg.operation_poll));
+                        rs.wait(self.clock, self.cfg.operation_poll);
                         rs.retry_reason = Some(why.clone());
                         self.event(
                             Severity::Warning,
@@ -133,7 +133,7 @@ impl Cx<'_> {
                     }
                     (_, reason) => {
                         let reason = reason.unwrap_or_default();
-                        self.s.role_mut(role).retry_at = Some(self.now.plus(self.cfg.retry_delay));
+                        self.s.role_mut(role).wait(self.clock, self.cfg.retry_delay);
                         self.event(
                             Severity::Error,
                             EventKind::ActionFailed {
@@ -173,7 +173,7 @@ impl Cx<'_> {
                 };
             }
             let rs = self.s.role_mut(role);
-            rs.retry_at = Some(self.now.plus(self.cfg.retry_delay));
+            rs.wait(self.clock, self.cfg.retry_delay);
             let why = Waiting::PeerLease { wait: wait.clone() };
             rs.retry_reason = Some(why.clone());
             self.event(
@@ -280,7 +280,7 @@ impl Cx<'_> {
             failure: failure.clone(),
         };
         let rs = self.s.role_mut(role);
-        rs.retry_at = Some(self.now.plus(self.cfg.retry_delay));
+        rs.wait(self.clock, self.cfg.retry_delay);
         rs.retry_reason = Some(why.clone());
         self.event(
             Severity::Error,

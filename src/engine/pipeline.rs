@@ -197,6 +197,7 @@ impl Cx<'_> {
             if let Some((host, origin)) = commit {
                 self.s.last_promotion = Some(LastPromotion {
                     at: now,
+                    at_boot: self.clock.boot,
                     source_mail_host: host,
                     origin,
                 });
@@ -351,7 +352,7 @@ impl Cx<'_> {
             self.give_up(role, sr, GiveUp::Failed { error: reason });
         } else {
             let rs = self.s.role_mut(role);
-            rs.retry_at = Some(now.plus(retry_delay));
+            rs.wait(self.clock, retry_delay);
             // The step's error is the reason now; a failed action's cause
             // cannot be seen gone, so it waits out the backoff.
             rs.retry_reason = None;

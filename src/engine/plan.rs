@@ -19,7 +19,7 @@ use super::config::EngineConfig;
 use super::machine::{Cx, Decision, Scope, roles_to_decide};
 use super::reason::Idle;
 use super::record::{Live, State};
-use super::time::UnixMillis;
+use super::time::Now;
 use super::witness;
 use crate::model::{Component, Role, Round, Verdict};
 use serde::Serialize;
@@ -143,14 +143,14 @@ impl Plan {
 
 /// What each role would do at `now` from the saved `state`, and why, with
 /// no new round: what `status` shows. Pure; `state` is not changed.
-pub fn plan(state: &State, cfg: &EngineConfig, now: UnixMillis) -> Plan {
+pub fn plan(state: &State, cfg: &EngineConfig, now: impl Into<Now>) -> Plan {
     plan_live(state, &Live::default(), cfg, now)
 }
 
 /// [`plan`] by the process that holds `live` beside `state` (the daemon:
 /// the gate it holds, the listing it has), so that what it says it would
 /// do next is the step it would take, not a fresh process's first one.
-pub fn plan_live(state: &State, live: &Live, cfg: &EngineConfig, now: UnixMillis) -> Plan {
+pub fn plan_live(state: &State, live: &Live, cfg: &EngineConfig, now: impl Into<Now>) -> Plan {
     // An action in flight: no role decides anything until its outcome, so
     // there is no decision to make and no scratch copy to make it on.
     if let Some(a) = &state.in_flight {
@@ -169,7 +169,7 @@ pub fn plan_live(state: &State, live: &Live, cfg: &EngineConfig, now: UnixMillis
             .collect();
         return Plan { roles };
     }
-    let mut cx = Cx::query(state, live, cfg, now);
+    let mut cx = Cx::query(state, live, cfg, now.into());
     cx.plan_roles()
 }
 
@@ -194,10 +194,10 @@ pub fn plan_round(
     state: &State,
     live: &Live,
     round: &Round,
-    now: UnixMillis,
+    now: impl Into<Now>,
     cfg: &EngineConfig,
 ) -> Plan {
-    let mut cx = Cx::query(state, live, cfg, now);
+    let mut cx = Cx::query(state, live, cfg, now.into());
     cx.resume_in_flight();
     cx.on_round(round);
     cx.plan_roles()
@@ -232,7 +232,8 @@ impl Cx<'_> {
 /// role is counting its leaderless grace. `check` keeps probing (every
 /// `interval`, bounded) while this is true, so one run reaches a confirmed
 /// verdict.
-pub fn wants_more_rounds(state: &State, cfg: &EngineConfig, now: UnixMillis) -> bool {
+pub fn wants_more_rounds(state: &State, cfg: &EngineConfig, now: impl Into<Now>) -> bool {
+    let now = now.into();
     for role in cfg.roles.iter().copied() {
         let c = role.watched_component();
         if state
@@ -246,7 +247,9 @@ pub fn wants_more_rounds(state: &State, cfg: &EngineConfig, now: UnixMillis) -> 
             && state.role(role).failover.is_none()
             && state.verdict(Component::Consul) == Verdict::Down
             && let Some(since) = state.raft.leaderless_since
-            && now.since(since) < cfg.recovery_grace
+            && !now
+                .window_left(since, state.raft.leaderless_since_boot, cfg.recovery_grace)
+                .is_zero()
         {
             return true;
         }

@@ -26,12 +26,14 @@ impl Cx<'_> {
             return self.ha_module_start();
         }
         if let Some(last) = &self.s.last_promotion {
-            let until = last.at.plus(self.cfg.promotion_block);
-            if self.now < until {
+            let left = self
+                .clock
+                .window_left(last.at, last.at_boot, self.cfg.promotion_block);
+            if !left.is_zero() {
                 return Next::Idle(Idle::PromotionBlocked {
                     source_mail_host: last.source_mail_host.clone(),
                     last: last.at,
-                    until,
+                    until: self.clock.wall_in(left),
                     block: self.cfg.promotion_block,
                 });
             }
@@ -68,7 +70,7 @@ impl Cx<'_> {
             Some(_) => {}
             None => {
                 if list.is_empty() {
-                    self.s.role_mut(role).retry_at = Some(self.now.plus(self.cfg.retry_delay));
+                    self.s.role_mut(role).wait(self.clock, self.cfg.retry_delay);
                     self.note_decision(
                         role,
                         Idle::NoAccounts {

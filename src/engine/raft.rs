@@ -23,7 +23,15 @@ impl Cx<'_> {
         let Some(since) = self.s.raft.leaderless_since else {
             return Err(RaftWait::LocalLeaderPresent);
         };
-        if self.now.since(since) < self.cfg.recovery_grace {
+        if !self
+            .clock
+            .window_left(
+                since,
+                self.s.raft.leaderless_since_boot,
+                self.cfg.recovery_grace,
+            )
+            .is_zero()
+        {
             return Err(RaftWait::Grace {
                 leaderless_since: since,
                 grace: self.cfg.recovery_grace,

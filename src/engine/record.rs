@@ -4,7 +4,7 @@
 
 use super::action::{Action, ActionId, ActionKind, LockKind, Origin, PromoteTarget};
 use super::reason::{Idle, Stall, Waiting};
-use super::time::UnixMillis;
+use super::time::{BootId, BootTime, Now, UnixMillis};
 use crate::model::{Component, Observation, RaftServer, Role, Verdict, Vote, WitnessId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -42,6 +42,10 @@ pub struct State {
     pub next_action_id: u64,
     /// The next pipeline id.
     pub next_pipeline_id: u64,
+    /// The boot of the last step: a step in another boot says once that
+    /// the windows saved before are now measured by the wall clock alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot: Option<BootId>,
 }
 
 impl Default for State {
@@ -98,6 +102,7 @@ impl State {
             in_flight: None,
             next_action_id: 1,
             next_pipeline_id: 1,
+            boot: None,
         }
     }
 
@@ -187,6 +192,10 @@ pub struct RoleState {
     /// No automatic step of this role before this time (after a failure,
     /// an empty listing or a refused gate).
     pub retry_at: Option<UnixMillis>,
+    /// `retry_at` on the boot clock: the wait ends when either clock
+    /// reaches its end, so a wall clock set back never lengthens it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at_boot: Option<BootTime>,
     /// Why `retry_at` was set, when no step recorded an error (a refused
     /// quorum gate): shown by `status`.
     #[serde(default, deserialize_with = "super::reason::lenient")]
@@ -199,6 +208,15 @@ pub struct RoleState {
     /// The last decision reason logged, to journal only changes.
     #[serde(default, deserialize_with = "super::reason::lenient")]
     pub last_decision: Option<Idle>,
+}
+
+impl RoleState {
+    /// Wait `d` from `now` before the next automatic try (both clocks).
+    pub(crate) fn wait(&mut self, now: Now, d: std::time::Duration) {
+        let until = now.plus(d);
+        self.retry_at = Some(until.wall);
+        self.retry_at_boot = until.boot;
+    }
 }
 
 /// What the rounds have shown of the local Consul leader since a wait for
@@ -475,6 +493,10 @@ impl Step {
 pub struct LastPromotion {
     /// When `promoteAccounts` first started for it.
     pub at: UnixMillis,
+    /// `at` on the boot clock: `promotion_block` holds until both clocks
+    /// say it is over, so a wall clock set forward never shortens it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_boot: Option<BootTime>,
     /// From which mailstore.
     pub source_mail_host: String,
     /// Automatic, by an operator, or found as a lock file.
@@ -510,6 +532,10 @@ pub struct RaftMemory {
     pub last_healthy_at: Option<UnixMillis>,
     /// Since when consecutive rounds saw no local leader.
     pub leaderless_since: Option<UnixMillis>,
+    /// `leaderless_since` on the boot clock: `recovery_grace` holds until
+    /// both clocks say it is over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaderless_since_boot: Option<BootTime>,
     /// The `leaderless_since` of the episode for which `peer_dc_unreachable`
     /// was raised: once per episode.
     #[serde(default)]

@@ -40,7 +40,10 @@ pub fn due(cfg: &Config, state: &State, last: Option<&Survey>, now: UnixMillis) 
     };
     match last {
         Some(s) if s.host.eq_ignore_ascii_case(&host) => {
-            Duration::from_millis(now.0.saturating_sub(s.at.0)) >= interval
+            // A wall clock set back before the last survey makes it due:
+            // waiting for the clock to pass it again could take longer
+            // than any interval.
+            now < s.at || Duration::from_millis(now.0.saturating_sub(s.at.0)) >= interval
         }
         _ => true,
     }
@@ -164,4 +167,52 @@ pub fn changed(before: Option<&Survey>, now: &Survey) -> Option<Event> {
         component: Some(Component::Appserver),
         message,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{LoadEnv, load_str_with};
+    use crate::engine::ComponentState;
+
+    fn setup() -> (Config, State) {
+        let cfg = load_str_with(
+            "local:\n  whoami: secondary\n  dc_check: primary\nprimary:\n  appserver_ip: 192.0.2.20\n  appserver_vmname: mbox1.example.com\n",
+            std::path::Path::new("t.yml"),
+            &LoadEnv::default(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let mut state = State::new();
+        state.components.insert(
+            Component::Appserver,
+            ComponentState {
+                verdict: Verdict::Up,
+                reason: String::new(),
+                since: UnixMillis(0),
+            },
+        );
+        (cfg, state)
+    }
+
+    fn survey_at(at: u64) -> Survey {
+        Survey {
+            version: SURVEY_VERSION,
+            host: "mbox1.example.com".into(),
+            at: UnixMillis(at),
+            accounts: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_wall_clock_set_back_before_the_last_survey_makes_the_next_one_due() {
+        let (cfg, state) = setup();
+        let last = survey_at(10_000_000);
+        assert!(!due(&cfg, &state, Some(&last), UnixMillis(10_060_000)));
+        assert!(due(
+            &cfg,
+            &state,
+            Some(&last),
+            UnixMillis(10_000_000 - 3_600_000)
+        ));
+    }
 }

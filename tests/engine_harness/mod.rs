@@ -233,6 +233,10 @@ pub struct Sim {
     /// What the engine's process knows besides (never saved).
     pub live: engine::Live,
     pub now: UnixMillis,
+    /// The boot clock beside `now` (`None`: the engine measures by the
+    /// wall clock alone). [`Sim::advance`] moves both; [`Sim::set_wall`]
+    /// steps the wall clock alone, [`Sim::reboot`] starts another boot.
+    pub boot: Option<habeat::engine::BootTime>,
     pub world: World,
     pub events: Vec<Event>,
     /// The action handed out and not yet answered.
@@ -246,6 +250,10 @@ impl Sim {
             state: State::new(),
             live: engine::Live::default(),
             now: UnixMillis(1_800_000_000_000),
+            boot: Some(habeat::engine::BootTime {
+                boot: habeat::engine::BootId(1),
+                ms: 3_600_000,
+            }),
             world,
             events: Vec::new(),
             pending: None,
@@ -258,7 +266,7 @@ impl Sim {
         // test that uses this harness).
         let planned = match &input {
             Input::Round(r) => Some(
-                engine::plan_round(&self.state, &self.live, r, self.now, &self.cfg)
+                engine::plan_round(&self.state, &self.live, r, self.clock(), &self.cfg)
                     .roles
                     .into_iter()
                     .find_map(|p| match p.next {
@@ -268,7 +276,7 @@ impl Sim {
             ),
             _ => None,
         };
-        let t = engine::step(&self.state, &self.live, &input, self.now, &self.cfg);
+        let t = engine::step(&self.state, &self.live, &input, self.clock(), &self.cfg);
         if let Some(planned) = planned {
             // With no role acting, a step gives back a gate it holds; the
             // plan, which asks the roles only, does not name that.
@@ -320,7 +328,7 @@ impl Sim {
         local_leader: Option<bool>,
         raft_servers: Option<Vec<habeat::model::RaftServer>>,
     ) -> Vec<ActionKind> {
-        self.now = self.now.plus(self.cfg.interval);
+        self.advance(self.cfg.interval);
         self.feed(Input::Round(Round {
             observations,
             local_leader,
@@ -331,7 +339,7 @@ impl Sim {
     /// One round `interval` after the previous; returns the action it
     /// hands out without running it (to crash or answer by hand).
     pub fn round_step(&mut self, observations: Vec<Observation>) -> Option<Action> {
-        self.now = self.now.plus(self.cfg.interval);
+        self.advance(self.cfg.interval);
         self.feed_one(Input::Round(Round {
             observations,
             local_leader: Some(true),
@@ -356,8 +364,34 @@ impl Sim {
         self.feed(Input::Operator(c))
     }
 
+    /// Time passes: both clocks move by `d`.
     pub fn advance(&mut self, d: Duration) {
         self.now = self.now.plus(d);
+        self.boot = self.boot.map(|b| b.plus(d));
+    }
+
+    /// The wall clock is set to `wall` (an NTP step, `date -s`); the boot
+    /// clock does not move.
+    pub fn set_wall(&mut self, wall: UnixMillis) {
+        self.now = wall;
+    }
+
+    /// The machine boots again: another boot id, its boot clock from
+    /// zero; the wall clock goes on.
+    pub fn reboot(&mut self) {
+        self.boot = self.boot.map(|b| habeat::engine::BootTime {
+            boot: habeat::engine::BootId(b.boot.0 + 1),
+            ms: 0,
+        });
+        self.restart();
+    }
+
+    /// What the engine is fed as the time.
+    pub fn clock(&self) -> habeat::engine::Now {
+        habeat::engine::Now {
+            wall: self.now,
+            boot: self.boot,
+        }
     }
 
     /// A restart: only what `state.json` holds survives.
@@ -371,7 +405,7 @@ impl Sim {
 
     /// The reason the first role gives for doing nothing now, as data.
     pub fn reason(&self) -> Option<engine::Idle> {
-        engine::plan(&self.state, &self.cfg, self.now)
+        engine::plan(&self.state, &self.cfg, self.clock())
             .roles
             .into_iter()
             .next()
@@ -382,7 +416,7 @@ impl Sim {
     }
 
     pub fn why(&self) -> String {
-        engine::plan(&self.state, &self.cfg, self.now)
+        engine::plan(&self.state, &self.cfg, self.clock())
             .roles
             .iter()
             .map(|r| format!("{}: {}", r.role, r.text()))
