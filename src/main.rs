@@ -16,12 +16,10 @@ fn main() {
 fn dispatch(cli: Cli) -> i32 {
     match &cli.command {
         Some(Command::Completions { shell }) => {
-            clap_complete::generate(
-                *shell,
-                &mut Cli::command(),
-                "habeat",
-                &mut std::io::stdout(),
-            );
+            // Into memory first: clap_complete panics on a write error.
+            let mut buf = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "habeat", &mut buf);
+            habeat::out::bytes(&buf);
             return exit::OK;
         }
         Some(Command::Config(ConfigCommand::Check)) => return config_check(&cli),
@@ -170,9 +168,9 @@ fn config_check(cli: &Cli) -> i32 {
                 eprintln!("habeat: warning: {w}");
             }
             if cli.json {
-                println!("{}", cfg.render_json());
+                habeat::outln!("{}", cfg.render_json());
             } else {
-                print!("{}", cfg.render_text());
+                habeat::out!("{}", cfg.render_text());
             }
             exit::OK
         }

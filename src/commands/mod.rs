@@ -93,7 +93,7 @@ fn conclude(fed: &Fed, json_out: bool) -> i32 {
     if !json_out {
         for (action, result) in &fed.actions {
             if let Some(r) = result {
-                println!("{}: {}", action.kind.describe(), describe_result(r));
+                crate::outln!("{}: {}", action.kind.describe(), describe_result(r));
             }
         }
         if let Some(r) = &fed.refusal {
@@ -188,16 +188,16 @@ pub async fn check(cfg: &Config, dry_run: bool, json_out: bool, verbose: bool) -
             Some(plan) => plan,
             None => engine::plan(&s.state, &s.ecfg, now()),
         };
-        println!("{}", status_json_planned(&s.state, cfg, &plan));
+        crate::outln!("{}", status_json_planned(&s.state, cfg, &plan));
     } else {
         print_verdicts(&s.state, cfg);
         if dry_run {
             // The plan asked before the simulated steps: it speaks of the
             // records as they are, not of the ones the simulation made.
             for r in all.plan.iter().flat_map(|p| &p.roles) {
-                println!("dry run: {}: {}", r.role, r.text());
+                crate::outln!("dry run: {}: {}", r.role, r.text());
             }
-            println!(
+            crate::outln!(
                 "dry run: nothing was run that changes anything and nothing was recorded or \
                  written (no state, journal, lock or log file){}",
                 if all.actions.is_empty() {
@@ -211,7 +211,7 @@ pub async fn check(cfg: &Config, dry_run: bool, json_out: bool, verbose: bool) -
             );
         } else {
             for r in engine::plan(&s.state, &s.ecfg, now()).roles {
-                println!("{}: {}", r.role, r.text());
+                crate::outln!("{}: {}", r.role, r.text());
             }
         }
     }
@@ -248,11 +248,11 @@ pub async fn operator(
     s.close_hooks().await;
     let code = conclude(&fed, json_out);
     if code == exit::OK && !json_out && dry_run {
-        println!("dry run: nothing was recorded or changed; the real run would end: {label}");
+        crate::outln!("dry run: nothing was recorded or changed; the real run would end: {label}");
     } else if code == exit::OK && !json_out {
-        println!("{label}");
+        crate::outln!("{label}");
         if let Some(p) = s.state.pause.as_ref().filter(|_| s.state.paused_at(now())) {
-            println!("pause ends at {}", human_time(p.until));
+            crate::outln!("pause ends at {}", human_time(p.until));
         }
     }
     if json_out {
@@ -263,7 +263,7 @@ pub async fn operator(
             out["refused"] = json!(reason.to_string());
             out["refusal"] = json!(reason);
         }
-        println!("{out}");
+        crate::outln!("{out}");
     }
     Ok(code)
 }
@@ -340,7 +340,7 @@ pub async fn promote(
         (PromoteTarget::Accounts(names.clone()), names)
     };
     if shown.is_empty() {
-        println!("no accounts to promote");
+        crate::outln!("no accounts to promote");
         return Ok(exit::OK);
     }
     // Fresh evidence about the source appserver: the engine refuses while
@@ -359,22 +359,22 @@ pub async fn promote(
                     .into(),
             ));
         }
-        println!("Accounts to promote to this datacenter ({}):", shown.len());
+        crate::outln!("Accounts to promote to this datacenter ({}):", shown.len());
         for a in shown.iter().take(50) {
-            println!("  {a}");
+            crate::outln!("  {a}");
         }
         if shown.len() > 50 {
-            println!("  … and {} more", shown.len() - 50);
+            crate::outln!("  … and {} more", shown.len() - 50);
         }
         for o in &evidence {
-            println!("  witness {}: {:?} ({})", o.witness, o.vote, o.reason);
+            crate::outln!("  witness {}: {:?} ({})", o.witness, o.vote, o.reason);
         }
-        print!("Promote them? [y/N] ");
+        crate::out!("Promote them? [y/N] ");
         let _ = std::io::stdout().flush();
         let mut answer = String::new();
         let _ = std::io::stdin().lock().read_line(&mut answer);
         if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            println!("nothing done");
+            crate::outln!("nothing done");
             return Ok(exit::OK);
         }
     }
@@ -432,7 +432,7 @@ pub async fn recover(
                     .into(),
             ));
         }
-        println!(
+        crate::outln!(
             "The peer Consul servers ({}) as seen now:",
             cfg.dcs
                 .get(&cfg.local.dc_check)
@@ -440,20 +440,20 @@ pub async fn recover(
                 .unwrap_or_default()
         );
         for o in &evidence {
-            println!("  witness {}: {:?} ({})", o.witness, o.vote, o.reason);
+            crate::outln!("  witness {}: {:?} ({})", o.witness, o.vote, o.reason);
         }
-        println!(
+        crate::outln!(
             "This stops service-discover, writes {}/raft/peers.json with this datacenter's \
              servers and starts it again. If the peer datacenter is only cut off, this splits \
              Consul and mail.",
             cfg.consul.service_discover_data.display()
         );
-        print!("Is the peer datacenter lost? Recover raft now? [y/N] ");
+        crate::out!("Is the peer datacenter lost? Recover raft now? [y/N] ");
         let _ = std::io::stdout().flush();
         let mut answer = String::new();
         let _ = std::io::stdin().lock().read_line(&mut answer);
         if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            println!("nothing done");
+            crate::outln!("nothing done");
             return Ok(exit::OK);
         }
     }

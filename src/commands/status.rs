@@ -14,10 +14,10 @@ pub fn status(cfg: &Config, json_out: bool, verbose: bool) -> Outcome {
     let state = read_state(cfg)?;
     let ecfg = engine::EngineConfig::from(cfg);
     if json_out {
-        println!("{}", status_json(&state, cfg, &ecfg));
+        crate::outln!("{}", status_json(&state, cfg, &ecfg));
         return Ok(exit::OK);
     }
-    println!(
+    crate::outln!(
         "habeat on {} watching {} (roles: {})",
         cfg.local.whoami,
         cfg.local.dc_check,
@@ -30,20 +30,20 @@ pub fn status(cfg: &Config, json_out: bool, verbose: bool) -> Outcome {
     );
     print_verdicts(&state, cfg);
     for l in crate::survey::show::lines(cfg, now(), verbose) {
-        println!("{l}");
+        crate::outln!("{l}");
     }
     // Every witness the configuration plans, heard from or not, then any
     // the state remembers that the configuration no longer has.
     let plan = crate::probe::plan(cfg).unwrap_or_default();
     for p in &plan {
         match state.witnesses.iter().find(|w| w.witness == p.id) {
-            Some(w) => println!(
+            Some(w) => crate::outln!(
                 "    {:<32} {:<8} {}",
                 w.witness.to_string(),
                 format!("{:?}", w.vote),
                 w.reason
             ),
-            None => println!("    {:<32} {:<8} not heard from yet", p.id.to_string(), "-"),
+            None => crate::outln!("    {:<32} {:<8} not heard from yet", p.id.to_string(), "-"),
         }
     }
     for w in state
@@ -51,7 +51,7 @@ pub fn status(cfg: &Config, json_out: bool, verbose: bool) -> Outcome {
         .iter()
         .filter(|w| !plan.iter().any(|p| p.id == w.witness))
     {
-        println!(
+        crate::outln!(
             "    {:<32} {:<8} no longer configured (last: {})",
             w.witness.to_string(),
             format!("{:?}", w.vote),
@@ -62,7 +62,7 @@ pub fn status(cfg: &Config, json_out: bool, verbose: bool) -> Outcome {
     match crate::state::scan_locks(&cfg.local, &cfg.local.roles) {
         Ok(locks) => {
             for l in locks.iter().filter(|l| l.present) {
-                println!(
+                crate::outln!(
                     "lock: {} ({:?}, {})",
                     crate::state::lock_path(&cfg.local, l.role, l.lock).display(),
                     l.lock,
@@ -70,20 +70,20 @@ pub fn status(cfg: &Config, json_out: bool, verbose: bool) -> Outcome {
                 );
             }
         }
-        Err(e) => println!("lock files: cannot read: {e}"),
+        Err(e) => crate::outln!("lock files: cannot read: {e}"),
     }
     if let Some(p) = state.pause.as_ref().filter(|_| state.paused_at(now())) {
-        println!("paused until {} ({})", human_time(p.until), p.reason);
+        crate::outln!("paused until {} ({})", human_time(p.until), p.reason);
     }
     if let Some(h) = &state.safe_hold {
-        println!(
+        crate::outln!(
             "SAFE HOLD since {}: {} — `habeat rearm` to clear",
             human_time(h.since),
             h.reason
         );
     }
     if let Some(p) = &state.last_promotion {
-        println!(
+        crate::outln!(
             "last promotion: {} of {} ({:?})",
             human_time(p.at),
             p.source_mail_host,
@@ -91,13 +91,13 @@ pub fn status(cfg: &Config, json_out: bool, verbose: bool) -> Outcome {
         );
     }
     for r in engine::plan(&state, &ecfg, now()).roles {
-        println!("{}: {}", r.role, r.text());
+        crate::outln!("{}: {}", r.role, r.text());
     }
     if let Some(l) = crate::lease::keeper::file_status(cfg) {
-        println!("lease: {}", l["message"].as_str().unwrap_or_default());
+        crate::outln!("lease: {}", l["message"].as_str().unwrap_or_default());
     }
     if let Some(w) = returned_warning(&state) {
-        println!("WARNING: {w}");
+        crate::outln!("WARNING: {w}");
     }
     Ok(exit::OK)
 }
@@ -123,10 +123,10 @@ fn read_state(cfg: &Config) -> Result<State, Failure> {
 }
 
 pub(super) fn print_verdicts(state: &State, cfg: &Config) {
-    println!("peer {}:", cfg.local.dc_check);
+    crate::outln!("peer {}:", cfg.local.dc_check);
     let watched = crate::probe::watched_components(cfg);
     for (c, cs) in state.components.iter().filter(|(c, _)| watched.contains(c)) {
-        println!(
+        crate::outln!(
             "  {:<10} {:<8} since {}  {}",
             c.as_str(),
             cs.verdict.to_string(),
@@ -170,7 +170,7 @@ fn component_votes(state: &State, cfg: &Config) -> Vec<ComponentVotes> {
 }
 
 fn print_votes(state: &State, cfg: &Config) {
-    println!(
+    crate::outln!(
         "votes (one per source; consul_members and consul_health are one, Serf), \
          detection.quorum: {}",
         match cfg.detection.quorum {
@@ -192,7 +192,7 @@ fn print_votes(state: &State, cfg: &Config) {
         } else {
             ""
         };
-        println!(
+        crate::outln!(
             "  {:<10} {} vote(s), {} Down needed{never}: {}",
             cv.component.as_str(),
             cv.sources.len(),

@@ -35,7 +35,7 @@ macro_rules! say {
         if ON_STDERR.load(Ordering::Relaxed) {
             eprintln!($($t)*)
         } else {
-            println!($($t)*)
+            crate::outln!($($t)*)
         }
     };
 }

@@ -589,3 +589,60 @@ fn journal_rotation_sizes_need_a_unit_and_a_sane_range() {
         text(&out.stdout)
     );
 }
+
+/// Run `habeat <args>` with stdout a pipe whose reader is already gone, as
+/// `habeat … | true` often is by the time habeat writes.
+fn into_a_closed_pipe(args: &[&str]) -> Output {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    Proc::new(BIN)
+        .args(args)
+        .env_remove("CONSUL_HTTP_TOKEN")
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("run habeat")
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly_without_a_panic() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().display();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).expect("state dir");
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let config = dir.path().join("habeat.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "local:\n  whoami: secondary\n  dc_check: primary\n  state_dir: {d}/state\n  \
+             checkDownFile: {d}/down\n  checkPromotionFile: {d}/prom\n  \
+             checkRestartReplicaFile: {d}/rstop\n\
+             primary:\n  appserver_ip: 192.0.2.20\n  appserver_vmname: mbox1.example.com\n"
+        ),
+    )
+    .expect("write config");
+    // A journal with something in it, for `history`.
+    std::fs::write(
+        state.join("events.jsonl"),
+        "{\"at\":1700000000000,\"severity\":\"info\",\"kind\":\"paused\",\"message\":\"x\"}\n",
+    )
+    .expect("journal");
+    let c = config.to_str().expect("utf-8 path");
+    let runs: [&[&str]; 7] = [
+        &["--config", c, "config", "check"],
+        &["--config", c, "--json", "config", "check"],
+        &["--config", c, "status"],
+        &["--config", c, "--json", "status"],
+        &["--config", c, "history"],
+        &["--config", c, "--json", "history"],
+        &["completions", "bash"],
+    ];
+    for args in runs {
+        let out = into_a_closed_pipe(args);
+        let err = text(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(!err.contains("Broken pipe"), "{args:?}: {err}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+    }
+}
