@@ -106,8 +106,17 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Validate the configuration and print the effective one (defaults
-    /// filled in, token masked).
-    Check,
+    /// filled in, token masked). It also looks on this host for the
+    /// programs the file names (carbonio.cli, zmprov, argv hooks, the proxy
+    /// switch, witnesses.command, consul.service_stop/start) and the
+    /// carbonio.run_as user, and refuses what is missing or not executable
+    /// by the user that runs it.
+    Check {
+        /// Check the file alone, not this host: for a build host, CI or a
+        /// template, where Carbonio is not installed.
+        #[arg(long)]
+        file_only: bool,
+    },
 }
 
 #[derive(Debug, Args)]

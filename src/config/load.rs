@@ -10,7 +10,7 @@
 //! cross-section checks) is in `walk.rs` with the readers of `read.rs`, over the spanned tree of
 //! [`super::yaml`].
 
-pub use super::problem::{LoadEnv, Problem};
+pub use super::problem::{FenceMetadata, HostCheck, LoadEnv, Problem};
 
 use super::Config;
 use super::problem::io_problem;

@@ -248,6 +248,7 @@ impl Walker<'_> {
         };
         self.cross_checks(&mut cfg);
         self.fence_cross(&cfg);
+        self.host_checks(&cfg);
         Some(cfg)
     }
 

@@ -761,6 +761,7 @@ const TOKEN_ENV: &str = "33333333-aaaa-4bbb-8ccc-env000000000";
 fn env_token() -> LoadEnv {
     LoadEnv {
         consul_http_token: Some(Secret::new(TOKEN_ENV)),
+        ..LoadEnv::default()
     }
 }
 
