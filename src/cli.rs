@@ -187,7 +187,9 @@ pub struct RecoverArgs {
 
 #[derive(Debug, Args)]
 pub struct PauseArgs {
-    /// How long the pause lasts (e.g. 30m, 2h).
+    /// How long the pause lasts (e.g. 30m, 2h). Not 0 (to end a pause,
+    /// `habeat resume`); over 24h is warned about and over 30 days refused:
+    /// a forgotten pause silently disables failover.
     #[arg(long = "for", value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
     pub duration: std::time::Duration,
 }

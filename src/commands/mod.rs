@@ -229,6 +229,15 @@ pub async fn operator(
     let _lock = lock(cfg, dry_run)?;
     let mut s = open(cfg, dry_run)?;
     s.verbose = verbose;
+    s.operator = Some(operator_identity());
+    // Nothing to undo is said so, not "resumed"/"re-armed" (exit 0 all
+    // the same: the wanted end holds).
+    let was_paused = s.state.paused_at(now());
+    let before = s.state.clone();
+    let (is_resume, is_rearm) = (
+        matches!(cmd, OperatorCommand::Resume),
+        matches!(cmd, OperatorCommand::Rearm),
+    );
     let label = match &cmd {
         OperatorCommand::Rearm => "re-armed: automatic action is enabled again",
         OperatorCommand::Pause { .. } => {
@@ -246,6 +255,15 @@ pub async fn operator(
         .await
         .map_err(Failure::runtime)?;
     s.close_hooks().await;
+    let mut after = s.state.clone();
+    after.last_operator.clone_from(&before.last_operator);
+    let label = if is_resume && !was_paused {
+        "nothing to resume: not paused"
+    } else if is_rearm && after == before {
+        "nothing to re-arm: no failover lock, promotion record or safe hold was set"
+    } else {
+        label
+    };
     let code = conclude(&fed, json_out);
     if code == exit::OK && !json_out && dry_run {
         crate::outln!("dry run: nothing was recorded or changed; the real run would end: {label}");
@@ -269,6 +287,48 @@ pub async fn operator(
 }
 
 /// `habeat pause --for D`.
+/// A pause longer than this is warned about (`pause --help` says so).
+pub const PAUSE_WARNED_OVER: Duration = Duration::from_secs(24 * 3600);
+/// A pause longer than this is refused.
+pub const PAUSE_REFUSED_OVER: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// A long duration as people say it: `31d`, `25h`, else humantime's.
+fn days(d: Duration) -> String {
+    let s = d.as_secs();
+    if s % 86_400 == 0 {
+        format!("{}d", s / 86_400)
+    } else if s % 3_600 == 0 {
+        format!("{}h", s / 3_600)
+    } else {
+        humantime::format_duration(d).to_string()
+    }
+}
+
+/// Who gives an operator command: the user behind `sudo` (`SUDO_USER`),
+/// else the user this process runs as, and the terminal on stdin
+/// (`alice on /dev/pts/3`, `root on no terminal`).
+pub fn operator_identity() -> String {
+    let user = std::env::var("SUDO_USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or_else(|| {
+            nix::unistd::User::from_uid(nix::unistd::getuid())
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+        })
+        .unwrap_or_else(|| format!("uid {}", nix::unistd::getuid()));
+    use std::io::IsTerminal;
+    let tty = if std::io::stdin().is_terminal() {
+        std::fs::read_link("/proc/self/fd/0")
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "a terminal".into())
+    } else {
+        "no terminal".into()
+    };
+    format!("{user} on {tty}")
+}
+
 pub async fn pause(
     cfg: &Config,
     args: &PauseArgs,
@@ -276,6 +336,31 @@ pub async fn pause(
     json_out: bool,
     verbose: bool,
 ) -> Outcome {
+    if args.duration.is_zero() {
+        return Err(Failure {
+            code: exit::USAGE,
+            message: "pause --for 0s would end at once; to resume, use habeat resume".into(),
+        });
+    }
+    if args.duration > PAUSE_REFUSED_OVER {
+        return Err(Failure {
+            code: exit::USAGE,
+            message: format!(
+                "pause --for {}: longer than {} is refused (a forgotten pause disables \
+                 failover for good); pause for less and pause again when it ends",
+                days(args.duration),
+                days(PAUSE_REFUSED_OVER)
+            ),
+        });
+    }
+    if args.duration > PAUSE_WARNED_OVER {
+        tracing::warn!(
+            "pause --for {}: no automatic failover for more than {}; `habeat resume` ends it \
+             earlier",
+            days(args.duration),
+            days(PAUSE_WARNED_OVER)
+        );
+    }
     let until = now().plus(args.duration);
     let reason = format!(
         "paused by an operator for {}",

@@ -39,6 +39,10 @@ pub struct Event {
     pub component: Option<Component>,
     /// The sentence an operator reads in `habeat history`.
     pub message: String,
+    /// Who gave the operator command this event follows from (`alice on
+    /// /dev/pts/3`); none for what habeat did by itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
 }
 
 /// What happened.

@@ -216,6 +216,7 @@ impl<'a> Cx<'a> {
         message: String,
     ) {
         self.record(Event {
+            operator: None,
             at: self.now,
             severity,
             kind,
@@ -312,6 +313,7 @@ impl<'a> Cx<'a> {
             let before = prev.map(|p| p.vote).unwrap_or(Vote::Unknown);
             if w.vote != before {
                 self.record(Event {
+                    operator: None,
                     at: now,
                     severity: Severity::Info,
                     kind: EventKind::VoteChanged {
@@ -346,6 +348,7 @@ impl<'a> Cx<'a> {
                     Severity::Info
                 };
                 self.record(Event {
+                    operator: None,
                     at: now,
                     severity,
                     kind: EventKind::VerdictChanged { from, to: v },

@@ -43,9 +43,9 @@ pub use reason::{
     PeerReturnedWarning, RaftWait, Stall, WaitOver, Waiting,
 };
 pub use record::{
-    ComponentState, LastPromotion, LeaderWatch, Live, LockFileSeen, OperatorCommand, Pause,
-    Pipeline, PipelineKind, PromotionDetails, RaftMemory, RoleState, STATE_VERSION, SafeHold,
-    State, Step, StepState, StepStatus, WitnessState,
+    ComponentState, LastPromotion, LeaderWatch, Live, LockFileSeen, OperatorCommand, OperatorMark,
+    Pause, Pipeline, PipelineKind, PromotionDetails, RaftMemory, RoleState, STATE_VERSION,
+    SafeHold, State, Step, StepState, StepStatus, WitnessState,
 };
 pub use time::UnixMillis;
 pub use witness::{SourceVote, observe, verdict, votes};

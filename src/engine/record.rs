@@ -42,6 +42,21 @@ pub struct State {
     pub next_action_id: u64,
     /// The next pipeline id.
     pub next_pipeline_id: u64,
+    /// The last operator command (`pause`, `resume`, `rearm`, `promote`,
+    /// `recover`) and who gave it, stamped by the session that ran it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_operator: Option<OperatorMark>,
+}
+
+/// Who gave an operator command, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorMark {
+    /// The command (`pause`, `rearm`, ...).
+    pub command: String,
+    /// The user (`SUDO_USER`, else the login name) and the terminal:
+    /// `alice on /dev/pts/3`.
+    pub by: String,
+    pub at: UnixMillis,
 }
 
 impl Default for State {
@@ -98,6 +113,7 @@ impl State {
             in_flight: None,
             next_action_id: 1,
             next_pipeline_id: 1,
+            last_operator: None,
         }
     }
 

@@ -148,6 +148,7 @@ pub fn changed(before: Option<&Survey>, now: &Survey) -> Option<Event> {
         }
     );
     Some(Event {
+        operator: None,
         at: now.at,
         severity: if new.is_empty() {
             Severity::Info
