@@ -201,6 +201,10 @@ fn config_check(cli: &Cli, file_only: bool) -> i32 {
             for line in e.lines() {
                 eprintln!("habeat: {line}");
             }
+            // Scripts read stdout: the problems there too, as data.
+            if cli.json {
+                habeat::outln!("{:#}", e.to_json());
+            }
             exit::USAGE
         }
     }

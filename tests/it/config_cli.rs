@@ -840,3 +840,55 @@ fn fencing_is_held_against_each_real_agents_own_metadata() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("did you mean `status_file`"), "{err}");
 }
+
+#[test]
+fn a_port_in_an_address_a_bare_number_and_a_case_slip_say_what_was_meant_also_in_json() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("habeat.yml");
+    std::fs::write(
+        &path,
+        "local:\n  whoami: Secondary\n  dc_check: primary\nprimary:\n  appserver_ip: 192.0.2.20\n  \
+         appserver_vmname: m.example.com\nsecondary:\n  appserver_ip: 192.0.2.21\nconsul:\n  \
+         hostname: 127.0.0.1:8500\ndetection:\n  timeout: 1500\n",
+    )
+    .expect("write");
+    let p = path.display();
+    refused(
+        &check(&path, false),
+        &[
+            format!(
+                "habeat: {p}:7:1: unknown top-level key `secondary`; datacenter names are \
+                 case-sensitive: local.whoami is `Secondary`; did you mean `whoami: secondary`?"
+            ),
+            format!(
+                "habeat: {p}:10:13: consul.hostname: `127.0.0.1:8500` has a port (`:8500`), but \
+                 no port is written here; write `127.0.0.1` and the port in its own key \
+                 (consul.port for the Consul agent)"
+            ),
+            format!(
+                "habeat: {p}:12:12: detection.timeout: 1500 has no unit; write 1500ms \
+                 (milliseconds, most likely meant) or 1500s"
+            ),
+        ],
+    );
+    // --json: the same problems on stdout, as data.
+    let out = check(&path, true);
+    assert_eq!(out.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&out.stdout)));
+    assert_eq!(v["valid"], false);
+    let problems = v["problems"].as_array().expect("a list");
+    assert_eq!(problems.len(), 3, "{v:#}");
+    assert_eq!(problems[1]["file"], p.to_string());
+    assert_eq!(problems[1]["line"], 10);
+    assert_eq!(problems[1]["column"], 13);
+    assert_eq!(problems[1]["key"], "consul.hostname");
+    assert_eq!(problems[2]["key"], "detection.timeout");
+    assert!(
+        problems[2]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("1500ms"),
+        "{v:#}"
+    );
+}

@@ -286,7 +286,7 @@ fn unparseable_durations_are_refused() {
     one_error(
         &format!("{BASE}hooks:\n  timeout: 30\n"),
         "8:12",
-        "hooks.timeout: 30 has no unit; write a duration such as 30s or 30m",
+        "hooks.timeout: 30 has no unit; write 30s or 30ms",
     );
     one_error(
         &format!("{BASE}safety:\n  recovery_grace: 0s\n"),
