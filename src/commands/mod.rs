@@ -295,9 +295,9 @@ pub const PAUSE_REFUSED_OVER: Duration = Duration::from_secs(30 * 24 * 3600);
 /// A long duration as people say it: `31d`, `25h`, else humantime's.
 fn days(d: Duration) -> String {
     let s = d.as_secs();
-    if s % 86_400 == 0 {
+    if s.is_multiple_of(86_400) {
         format!("{}d", s / 86_400)
-    } else if s % 3_600 == 0 {
+    } else if s.is_multiple_of(3_600) {
         format!("{}h", s / 3_600)
     } else {
         humantime::format_duration(d).to_string()
