@@ -65,7 +65,11 @@ fn dispatch(cli: Cli) -> i32 {
         } else {
             HostCheck::Off
         },
-        fence_metadata: Some(habeat::act::fence::metadata_blocking),
+        // Each fence agent is asked for its metadata when the daemon
+        // starts, not at every timer `check` (once a minute): it is a child
+        // per agent, and the file has not changed between two checks.
+        fence_metadata: matches!(cli.command, Some(Command::Run))
+            .then_some(habeat::act::fence::metadata_blocking as habeat::config::FenceMetadata),
         ..LoadEnv::from_process()
     };
     let cfg = match habeat::config::load_file_with(&cli.config, &env) {

@@ -24,7 +24,8 @@ mod yaml;
 pub use keys::SECTIONS;
 
 pub use load::{
-    ConfigError, HostCheck, LoadEnv, Problem, load_file, load_file_with, load_str, load_str_with,
+    ConfigError, FenceMetadata, HostCheck, LoadEnv, Problem, load_file, load_file_with, load_str,
+    load_str_with,
 };
 
 /// Plain vocabulary the engine shares; re-exported so that
