@@ -291,7 +291,10 @@ impl Executor {
                 action: fence_action,
                 plugs,
             } => self.simulate_fence(*component, *fence_action, plugs).await,
-            ActionKind::RaftRecovery { servers } => self.simulate_raft(servers).await,
+            ActionKind::RaftRecovery { servers } => {
+                say!("{P} would {}", action.kind.describe());
+                self.simulate_raft(servers).await
+            }
             ActionKind::ConfirmLeader => {
                 say!("{P} would {}", action.kind.describe());
                 assumed("it succeeds")
