@@ -820,8 +820,8 @@ async fn dry_runs_say_would_name_the_promotion_and_print_the_peers_json() {
         "--force",
     ]);
     let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     for line in stderr.lines().filter(|l| l.contains("habeat::event")) {
@@ -837,8 +837,17 @@ async fn dry_runs_say_would_name_the_promotion_and_print_the_peers_json() {
         text(&out)
     );
     assert!(
-        stdout.contains(&format!(
-            "would act now: promote the accounts of {SOURCE} to this datacenter"
+        stdout.contains("the real run would end: promotion recorded"),
+        "{}",
+        text(&out)
+    );
+    // The plan of a timer's check names the promotion its listing starts.
+    let out = bed.run(&["--dry-run", "check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!(
+            "would act now: promote the accounts of {SOURCE} to this datacenter, starting with: \
+             list the replicated accounts of {SOURCE}"
         )),
         "{}",
         text(&out)
