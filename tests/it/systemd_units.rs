@@ -15,17 +15,17 @@ const UNITS: [&str; 3] = [
 ];
 const INSTALLED_BINARY: &str = "/usr/local/sbin/habeat";
 
-fn unit_dir() -> PathBuf {
+pub(crate) fn unit_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd")
 }
 
-fn read_unit(name: &str) -> String {
+pub(crate) fn read_unit(name: &str) -> String {
     std::fs::read_to_string(unit_dir().join(name)).unwrap()
 }
 
 /// `Key=value` settings of one section (later keys append, like systemd
 /// does for list settings).
-fn section(unit: &str, name: &str) -> BTreeMap<String, Vec<String>> {
+pub(crate) fn section(unit: &str, name: &str) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut inside = false;
     for line in unit.lines().map(str::trim) {
@@ -45,7 +45,7 @@ fn one<'a>(s: &'a BTreeMap<String, Vec<String>>, key: &str) -> &'a str {
     &v[0]
 }
 
-fn words(s: &BTreeMap<String, Vec<String>>, key: &str) -> Vec<String> {
+pub(crate) fn words(s: &BTreeMap<String, Vec<String>>, key: &str) -> Vec<String> {
     s.get(key)
         .into_iter()
         .flatten()
