@@ -19,6 +19,7 @@ mod act_hooks;
 mod act_raft;
 mod cli_carbonio_output;
 mod cli_check;
+mod cli_promote;
 mod config_cli;
 mod config_fuzz;
 mod config_load;
