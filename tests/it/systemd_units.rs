@@ -293,3 +293,35 @@ fn run_as_ping_and_kill_work_inside_the_units_limits() {
     let out = run_limited(&fewer);
     assert!(out.contains("RUNAS failed"), "{out}");
 }
+
+/// Every unit names its documentation (`systemctl status` and `systemctl
+/// help` show it; lintian wants it): `man:` pages only, each one a page
+/// the packages ship (examples/package_assets.rs writes one per
+/// subcommand, from the same clap command), `habeat(8)` first.
+#[test]
+fn every_unit_documents_itself_with_pages_the_packages_ship() {
+    use clap::CommandFactory;
+    let cli = habeat::cli::Cli::command();
+    let mut shipped = vec!["habeat(8)".to_owned()];
+    for sub in cli.get_subcommands().filter(|s| !s.is_hide_set()) {
+        shipped.push(format!("habeat-{}(8)", sub.get_name()));
+    }
+    for name in UNITS {
+        let unit = read_unit(name);
+        let docs = words(&section(&unit, "Unit"), "Documentation");
+        assert_eq!(
+            docs.first().map(String::as_str),
+            Some("man:habeat(8)"),
+            "{name}: Documentation= starts with man:habeat(8): {docs:?}"
+        );
+        for d in &docs {
+            let page = d
+                .strip_prefix("man:")
+                .unwrap_or_else(|| panic!("{name}: {d} is not a man page (no docs URL exists)"));
+            assert!(
+                shipped.iter().any(|s| s == page),
+                "{name}: Documentation= names {page}, which the packages do not ship: {shipped:?}"
+            );
+        }
+    }
+}
