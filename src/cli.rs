@@ -147,6 +147,14 @@ pub struct PromoteArgs {
     /// Do not ask for confirmation.
     #[arg(long)]
     pub yes: bool,
+    /// Promote, write the lock files, flush caches and restart replicas,
+    /// but skip the operator's follow-up commands: the proxy switch
+    /// `activate` commands (local.proxy_enable_activate) and the
+    /// hooks.after_promotion hooks. Each one skipped is named with its
+    /// command, to run by hand when ready. Without it, `promote` runs them
+    /// as an automatic failover does.
+    #[arg(long)]
+    pub no_follow_ups: bool,
 }
 
 const RECOVER_HELP: &str = "\

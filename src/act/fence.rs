@@ -81,7 +81,9 @@ async fn call(t: &FenceTarget, action: FenceAction, plug: &str, timeout: Duratio
     spec.clear_env = true;
     spec = spec
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("LANG", "C.UTF-8");
+        .env("LANG", "C.UTF-8")
+        // The units leave /tmp read-only; the agents' Python follows TMPDIR.
+        .env("TMPDIR", process::TEMP_ROOT);
     let started = std::time::Instant::now();
     match process::run(&spec).await {
         Ok(out) => FenceCall {

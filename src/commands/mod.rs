@@ -463,18 +463,60 @@ pub async fn promote(
             return Ok(exit::OK);
         }
     }
+    let host = match &target {
+        PromoteTarget::SourceMailHost(h) => h.clone(),
+        PromoteTarget::Accounts(_) => "the source mailstore".to_owned(),
+    };
     let cmd = OperatorCommand::Promote {
         target,
         accounts: shown,
         threads: args.threads,
         force: args.force,
         evidence,
+        follow_ups: !args.no_follow_ups,
     };
     let code = operator(cfg, cmd, dry_run, json_out, verbose).await?;
+    if code == exit::OK {
+        promote_notes(cfg, &host, args.no_follow_ups, json_out);
+    }
     if code == exit::REFUSED && !args.force {
         eprintln!("habeat: if you are certain the source mailstore is gone, repeat with --force");
     }
     Ok(code)
+}
+
+/// What a manual promotion did not do, said once after it: it has no
+/// fence step, and with `--no-follow-ups` which commands it skipped. On
+/// stderr with `--json`, so stdout stays one JSON document.
+fn promote_notes(cfg: &Config, host: &str, no_follow_ups: bool, json_out: bool) {
+    let mut notes = vec![format!(
+        "no fence step: `habeat promote` does not power off {host} (its fence device may be in \
+         the datacenter that was lost); make sure it cannot come back serving mail, or fence it \
+         by hand"
+    )];
+    if no_follow_ups {
+        let skipped = engine::follow_up_commands(&engine::EngineConfig::from(cfg));
+        if skipped.is_empty() {
+            notes.push(
+                "--no-follow-ups: no proxy switch activate command or after_promotion hook is \
+                 configured, none skipped"
+                    .into(),
+            );
+        }
+        for step in skipped {
+            notes.push(format!(
+                "skipped (--no-follow-ups), run it by hand when ready: {}",
+                step.name()
+            ));
+        }
+    }
+    for n in notes {
+        if json_out {
+            eprintln!("habeat: {n}");
+        } else {
+            println!("{n}");
+        }
+    }
 }
 
 /// `habeat recover --peer-dc-lost`: the operator confirms the peer DC is

@@ -413,7 +413,8 @@ impl<'a> Cx<'a> {
                 threads,
                 force,
                 evidence,
-            } => self.manual_promotion(target, accounts, *threads, *force, evidence),
+                follow_ups,
+            } => self.manual_promotion(target, accounts, *threads, *force, evidence, *follow_ups),
             OperatorCommand::RecoverPeerDcLost { evidence } => self.recover_peer_dc_lost(evidence),
         }
     }

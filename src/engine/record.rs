@@ -540,6 +540,10 @@ pub struct RaftMemory {
     pub peer_returned_at: Option<UnixMillis>,
 }
 
+fn follow_ups_default() -> bool {
+    true
+}
+
 /// An operator's command, fed to the engine like a round.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
@@ -561,6 +565,11 @@ pub enum OperatorCommand {
         force: bool,
         /// A fresh probe round of the source appserver's witnesses.
         evidence: Vec<Observation>,
+        /// Run the proxy switch `activate` commands and the
+        /// `after_promotion` hooks after it, as an automatic promotion
+        /// does (`--no-follow-ups` clears it).
+        #[serde(default = "follow_ups_default")]
+        follow_ups: bool,
     },
     /// `habeat recover --peer-dc-lost`: the operator confirms the peer DC
     /// is lost; raft recovery now, journaled as the operator's.
