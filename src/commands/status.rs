@@ -1,13 +1,14 @@
 //! `habeat status` (text and `--json`, also served on `/status`): what
 //! habeat knows now, the votes, and the engine's plan for each role.
 
+use super::headline::Head;
 use super::{Failure, Outcome, human_time};
 use crate::config::Config;
 use crate::engine::{self, State};
 use crate::exit;
 use crate::model::Component;
 use crate::session::now;
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// `habeat status`: what habeat knows now, and why it would or would not act.
 pub fn status(cfg: &Config, json_out: bool, verbose: bool) -> Outcome {
@@ -28,13 +29,18 @@ pub fn status(cfg: &Config, json_out: bool, verbose: bool) -> Outcome {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    print_verdicts(&state, cfg);
+    let head = Head::read(&state, cfg, &ecfg, now());
+    for l in head.lines() {
+        println!("{l}");
+    }
+    print_verdicts_as_of(&state, cfg, Some(&head.as_of()));
     for l in crate::survey::show::lines(cfg, now(), verbose) {
         println!("{l}");
     }
     // Every witness the configuration plans, heard from or not, then any
     // the state remembers that the configuration no longer has.
     let plan = crate::probe::plan(cfg).unwrap_or_default();
+    println!("witnesses (their last votes, {}):", head.as_of());
     for p in &plan {
         match state.witnesses.iter().find(|w| w.witness == p.id) {
             Some(w) => println!(
@@ -123,7 +129,16 @@ fn read_state(cfg: &Config) -> Result<State, Failure> {
 }
 
 pub(super) fn print_verdicts(state: &State, cfg: &Config) {
-    println!("peer {}:", cfg.local.dc_check);
+    print_verdicts_as_of(state, cfg, None);
+}
+
+/// The verdicts, headed with the evidence's age when `status` shows saved
+/// state (`check` shows the verdicts it just reached).
+fn print_verdicts_as_of(state: &State, cfg: &Config, as_of: Option<&str>) {
+    match as_of {
+        Some(a) => println!("peer {} ({a}):", cfg.local.dc_check),
+        None => println!("peer {}:", cfg.local.dc_check),
+    }
     let watched = crate::probe::watched_components(cfg);
     for (c, cs) in state.components.iter().filter(|(c, _)| watched.contains(c)) {
         println!(
@@ -252,7 +267,8 @@ pub fn status_json_planned(state: &State, cfg: &Config, plan: &engine::Plan) -> 
     // The explanation as it is: `kind` names the situation and `reason`
     // carries its data, beside the sentence.
     let why = plan.explain();
-    json!({
+    let head = Head::read(state, cfg, &engine::EngineConfig::from(cfg), now()).json();
+    let mut v = json!({
         "whoami": cfg.local.whoami,
         "dc_check": cfg.local.dc_check,
         "roles": cfg.local.roles,
@@ -273,5 +289,9 @@ pub fn status_json_planned(state: &State, cfg: &Config, plan: &engine::Plan) -> 
             "peer_returned_at": state.raft.peer_returned_at,
             "warning": returned_warning(state),
         },
-    })
+    });
+    if let (Some(v), Value::Object(head)) = (v.as_object_mut(), head) {
+        v.extend(head);
+    }
+    v
 }

@@ -120,6 +120,7 @@ struct Inner {
     quorum_gate_refusals: Counter,
     last_round: Gauge<f64, AtomicU64>,
     cannot_decide: Gauge,
+    local_consul_up: Gauge,
     replica_accounts: Family<ReplicaLabels, Gauge>,
     replicas_at_risk: Gauge,
     replica_max_lag_sequence: Gauge,
@@ -230,6 +231,15 @@ impl Metrics {
              its lock unusable): no automatic action happens until it is 0 again",
             cannot_decide.clone(),
         );
+        let local_consul_up = Gauge::default();
+        registry.register(
+            "local_consul_up",
+            "1 while the local Consul agent (consul.hostname:consul.port) answers the rounds, 0 \
+             when it does not: no failover is possible then (the quorum gate needs it); -1 \
+             before the first round",
+            local_consul_up.clone(),
+        );
+        local_consul_up.set(-1);
         let replica_accounts = Family::<ReplicaLabels, Gauge>::default();
         registry.register(
             "replica_accounts",
@@ -335,6 +345,7 @@ impl Metrics {
             quorum_gate_refusals,
             last_round,
             cannot_decide,
+            local_consul_up,
             lease_held,
             fenced,
             last_witnesses: Mutex::new(HashSet::new()),
@@ -519,6 +530,11 @@ impl Metrics {
             }
             *last = now;
         }
+    }
+
+    /// Whether the local Consul agent answered the last round.
+    pub fn set_local_consul_up(&self, up: bool) {
+        self.0.local_consul_up.set(i64::from(up));
     }
 
     /// Record an automatic action refused by the quorum gate.

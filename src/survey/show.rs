@@ -86,11 +86,28 @@ fn build(cfg: &Config, now: UnixMillis) -> Value {
                 "max_lag_sequence": sum.max_lag_sequence,
                 "max_lag_item_id": sum.max_lag_item_id,
                 "destinations": sum.destinations,
+                "nothing_to_fail_over": s.accounts.is_empty(),
+                "warning": nothing_to_fail_over(&s),
             });
             v["accounts"] = Value::Array(accounts);
         }
     }
     v
+}
+
+/// The warning for a survey that found nothing a promotion could move: no
+/// replicated account at all. A failover would then bring no mailbox
+/// back, so this is never shown as healthy.
+pub fn nothing_to_fail_over(s: &Survey) -> Option<String> {
+    if !s.accounts.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "nothing to fail over: the survey of {} lists no replicated account, so a promotion \
+         would move no mailbox; set up the replicas of its accounts in Carbonio \
+         (`getAccountStatus mailHost {}` lists them) before relying on habeat",
+        s.host, s.host
+    ))
 }
 
 /// How long ago, in words (`3 min ago`).
@@ -125,13 +142,20 @@ pub fn survey_lines(s: &Survey, now: UnixMillis, verbose: bool) -> Vec<String> {
         .iter()
         .map(|(d, n)| format!("{n} to {d}"))
         .collect();
+    let when = ago(age_seconds(sum.at, now));
+    if let Some(w) = nothing_to_fail_over(s) {
+        return vec![format!("WARNING: {w} (surveyed {when})")];
+    }
     let mut out = vec![format!(
-        "replicas of {}: {} accounts, {} at risk (surveyed {}); promotion would move {}",
+        "replicas of {}: {} accounts, {} at risk (surveyed {when}); promotion would move {}",
         sum.host,
         sum.accounts,
         sum.at_risk.len(),
-        ago(age_seconds(sum.at, now)),
-        moves.join(", ")
+        if moves.is_empty() {
+            "no account (none has a replica)".to_owned()
+        } else {
+            moves.join(", ")
+        }
     )];
     for r in &sum.at_risk {
         out.push(format!("  at risk  {:<40} {r}", r.account));

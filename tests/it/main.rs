@@ -56,4 +56,5 @@ mod session_abandon;
 mod state_dir;
 mod state_lock;
 mod state_store;
+mod status_crisis;
 mod systemd_units;

@@ -518,3 +518,45 @@ async fn hold_with_every_account_at_risk_promotes_nothing_runs_no_follow_up_and_
     assert_eq!(moved, with_replica);
     assert!(down.exists() && prom.exists(), "{}", text(&op));
 }
+
+/// A peer mailstore with no replicated account at all: nothing to fail
+/// over. `status` says so plainly as a warning (not "0 accounts, 0 at
+/// risk", and never a sentence cut off), and `--json` carries it.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_replicated_account_is_a_warning_that_there_is_nothing_to_fail_over() {
+    if !may_use_netns("survey_nothing_to_fail_over") {
+        return;
+    }
+    let bed = Bed::builder()
+        .consul_provider_threads_3()
+        .carbonio_timeouts("20s", "20s")
+        .tail("replicas:\n  survey_interval: 5m\n")
+        .start()
+        .await;
+    let out = habeat(&bed, &["check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(survey_file(&bed).is_file(), "no survey: {}", text(&out));
+    let st = habeat(&bed, &["status"]);
+    let s = stdout(&st);
+    let line = s
+        .lines()
+        .find(|l| l.contains("nothing to fail over"))
+        .unwrap_or_else(|| panic!("no warning that there is nothing to fail over:\n{s}"));
+    assert!(line.starts_with("WARNING"), "{line}");
+    assert!(line.contains(SOURCE), "{line}");
+    assert!(
+        !s.lines().any(|l| l.trim_end().ends_with("would move")),
+        "a sentence cut off:\n{s}"
+    );
+    let js = crate::bin::json(&habeat(&bed, &["--json", "status"]));
+    assert_eq!(
+        js["replicas"]["survey"]["nothing_to_fail_over"], true,
+        "{js}"
+    );
+    assert!(
+        js["replicas"]["survey"]["warning"]
+            .as_str()
+            .is_some_and(|w| w.contains("nothing to fail over")),
+        "{js}"
+    );
+}
