@@ -229,23 +229,28 @@ impl SessionDriver {
         };
         self.survey_tried = Some(std::time::Instant::now());
         let (cfg, session) = (self.cfg.clone(), self.session.clone());
+        let metrics = self.metrics.clone();
         self.survey = Some(tokio::spawn(async move {
-            let survey = match crate::survey::job::fetch(&cfg, &cli, crate::session::now).await {
-                Err(e) => return tracing::warn!("{e}"),
-                Ok(survey) => survey,
-            };
+            let fetched = crate::survey::job::fetch(&cfg, &cli, crate::session::now).await;
+            if fetched.is_err() {
+                metrics.record_survey_failure();
+            }
             let dir = cfg.local.state_dir.clone();
             match tokio::task::spawn_blocking(move || StateLock::acquire(&dir, ROUND_LOCK_WAIT))
                 .await
             {
                 Ok(Ok(_lock)) => {
                     let mut s = session.lock().await;
-                    if let Err(e) = s.keep_survey(&survey) {
-                        tracing::error!("replica survey not kept: {e}");
+                    let done = match &fetched {
+                        Ok(survey) => s.keep_survey(survey),
+                        Err(e) => s.survey_failed(e),
+                    };
+                    if let Err(e) = done {
+                        tracing::error!("replica survey not recorded: {e}");
                     }
                 }
-                Ok(Err(e)) => tracing::warn!("replica survey not kept: {e}"),
-                Err(e) => tracing::error!("replica survey not kept: {e}"),
+                Ok(Err(e)) => tracing::warn!("replica survey not recorded: {e}"),
+                Err(e) => tracing::error!("replica survey not recorded: {e}"),
             }
         }));
     }
@@ -275,6 +280,8 @@ impl SessionDriver {
         let mut v = crate::commands::status_json_planned(state, &self.cfg, &plan);
         v["cannot_decide"] = self.cannot_decide.clone().into();
         self.metrics.record_survey(&v["replicas"]["survey"]);
+        self.metrics
+            .set_survey_failed(!v["replicas"]["last_failure"].is_null());
         if let Some(l) = &self.lease {
             v["lease"] = serde_json::to_value(l.status()).unwrap_or_default();
         }

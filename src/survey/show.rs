@@ -14,8 +14,24 @@ use serde_json::{Value, json};
 type Cached = (std::path::PathBuf, u64, std::time::SystemTime, Value);
 static CACHE: std::sync::Mutex<Option<Cached>> = std::sync::Mutex::new(None);
 
-/// The `replicas` member of `status --json` and `/status`.
+/// The `replicas` member of `status --json` and `/status`: the last good
+/// survey (`survey`, cached) and the failure after it (`last_failure`,
+/// read each time: a small file).
 pub fn json(cfg: &Config, now: UnixMillis) -> Value {
+    let mut v = good_json(cfg, now);
+    v["last_failure"] = match store::load_failure(&cfg.local.state_dir) {
+        Some(f) => json!({
+            "host": f.host,
+            "at": f.at,
+            "age_seconds": age_seconds(f.at, now),
+            "reason": f.reason,
+        }),
+        None => Value::Null,
+    };
+    v
+}
+
+fn good_json(cfg: &Config, now: UnixMillis) -> Value {
     let path = store::path(&cfg.local.state_dir);
     let stamp = std::fs::symlink_metadata(&path)
         .ok()
@@ -121,7 +137,38 @@ pub fn ago(secs: u64) -> String {
 
 /// The summary line and the accounts at risk, for `status`.
 pub fn lines(cfg: &Config, now: UnixMillis, verbose: bool) -> Vec<String> {
-    match store::load(&cfg.local.state_dir) {
+    let good = store::load(&cfg.local.state_dir);
+    let Some(f) = store::load_failure(&cfg.local.state_dir) else {
+        return good_lines(good, cfg, now, verbose);
+    };
+    let last = match &good {
+        Ok(Some(s)) => format!(
+            "the last good survey, {}, is shown below",
+            ago(age_seconds(s.at, now))
+        ),
+        _ => "there is no good survey: which accounts are at risk is unknown".to_owned(),
+    };
+    let mut out = vec![format!(
+        "WARNING: the replica survey of {} FAILED {}: {}; {last}; `habeat history` has each \
+         failure, the next survey is tried every {}",
+        f.host,
+        ago(age_seconds(f.at, now)),
+        f.reason,
+        humantime::format_duration(cfg.replicas.survey_interval)
+    )];
+    if let Ok(Some(s)) = &good {
+        out.extend(survey_lines(s, now, verbose));
+    }
+    out
+}
+
+fn good_lines(
+    good: Result<Option<Survey>, store::SurveyError>,
+    cfg: &Config,
+    now: UnixMillis,
+    verbose: bool,
+) -> Vec<String> {
+    match good {
         Ok(Some(s)) => survey_lines(&s, now, verbose),
         Ok(None) if cfg.replicas.survey_interval.is_zero() => {
             vec!["replicas: no survey (replicas.survey_interval is 0: never)".into()]
