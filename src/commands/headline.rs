@@ -193,6 +193,18 @@ pub(super) fn gate_refusal(state: &State) -> Option<GateRefusal> {
     })
 }
 
+/// Whether a role waits on a refused gate while the peer component it
+/// acts on is still Down: the refusal stands (`check` exits 4 for it,
+/// real or dry, until the gate passes or the peer is back).
+pub(super) fn refused_while_down(state: &State) -> bool {
+    state.roles.iter().any(|(role, r)| {
+        matches!(
+            r.retry_reason,
+            Some(Waiting::GateRefused { .. }) | Some(Waiting::GateLost { .. })
+        ) && state.verdict(role.watched_component()) == Verdict::Down
+    })
+}
+
 /// Where `habeat recover --peer-dc-lost` runs for this datacenter: this
 /// node when it has the consulserver role, else the first of this DC's
 /// `consul_vmnames` (the Consul servers the configuration names), with the

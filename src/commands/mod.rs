@@ -182,12 +182,11 @@ pub async fn check(cfg: &Config, dry_run: bool, json_out: bool, verbose: bool) -
     if code == exit::OK && held_everything {
         code = exit::REFUSED;
     }
-    // A refused gate goes on refusing while its wait lasts: a run that
-    // only waits for the retry is refused for safety as much as the run
-    // that was refused (and a dry run, which skips nothing of the wait,
-    // says the same), so a timer unit stays failed until the way out
-    // (`status`'s WHAT TO DO) is taken.
-    if code == exit::OK && headline::gate_refusal(&s.state).is_some() {
+    // A refused gate goes on refusing while its wait lasts and the peer
+    // is still Down: a run that only waits for the retry is refused for
+    // safety as much as the run that was refused, and a dry run says the
+    // same (docs/decisions.md, "Exit codes of habeat check").
+    if code == exit::OK && headline::refused_while_down(&s.state) {
         code = exit::REFUSED;
     }
     if json_out {
