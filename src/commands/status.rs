@@ -34,6 +34,7 @@ pub fn status(cfg: &Config, json_out: bool, verbose: bool) -> Outcome {
         println!("{l}");
     }
     print_verdicts_as_of(&state, cfg, Some(&head.as_of()));
+    print_holds(&state, cfg);
     for l in crate::survey::show::lines(cfg, now(), verbose) {
         println!("{l}");
     }
@@ -65,6 +66,21 @@ pub fn status(cfg: &Config, json_out: bool, verbose: bool) -> Outcome {
         );
     }
     print_votes(&state, cfg);
+    for r in engine::plan(&state, &ecfg, now()).roles {
+        println!("{}: {}", r.role, r.text());
+    }
+    if let Some(l) = crate::lease::keeper::file_status(cfg) {
+        println!("lease: {}", l["message"].as_str().unwrap_or_default());
+    }
+    if let Some(w) = returned_warning(&state) {
+        println!("WARNING: {w}");
+    }
+    Ok(exit::OK)
+}
+
+/// Pause, safe hold, the lock files and the last promotion: what keeps
+/// habeat from acting or says it acted, right under the verdicts.
+fn print_holds(state: &State, cfg: &Config) {
     match crate::state::scan_locks(&cfg.local, &cfg.local.roles) {
         Ok(locks) => {
             for l in locks.iter().filter(|l| l.present) {
@@ -96,16 +112,6 @@ pub fn status(cfg: &Config, json_out: bool, verbose: bool) -> Outcome {
             p.origin
         );
     }
-    for r in engine::plan(&state, &ecfg, now()).roles {
-        println!("{}: {}", r.role, r.text());
-    }
-    if let Some(l) = crate::lease::keeper::file_status(cfg) {
-        println!("lease: {}", l["message"].as_str().unwrap_or_default());
-    }
-    if let Some(w) = returned_warning(&state) {
-        println!("WARNING: {w}");
-    }
-    Ok(exit::OK)
 }
 
 /// The warning `status` gives once a peer Consul server answers again
