@@ -354,10 +354,25 @@ impl Session {
                 Ok(Some(survey))
             }
             Err(e) => {
-                tracing::warn!("{e}");
+                self.survey_failed(&e)?;
                 Ok(None)
             }
         }
+    }
+
+    /// A survey failed: one WARNING (the journaled event's message), the
+    /// failure recorded for `status` and `/metrics`, the event journaled
+    /// and handed to the `on_event` hooks.
+    pub fn survey_failed(&mut self, reason: &str) -> Result<(), StateError> {
+        let e = crate::survey::job::failed(&self.cfg, reason, now(), self.dry_run);
+        tracing::warn!(target: "habeat::event", "{}", e.message);
+        if !self.dry_run {
+            self.journal.append(std::slice::from_ref(&e))?;
+            if let Some(d) = &self.on_event {
+                d.dispatch(&e, event_env(&self.cfg, &e));
+            }
+        }
+        Ok(())
     }
 
     /// Keep a complete survey and journal a change of the accounts at risk

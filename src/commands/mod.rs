@@ -13,6 +13,7 @@ use serde_json::json;
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
 
+mod headline;
 mod status;
 use status::print_verdicts;
 pub use status::{status, status_json, status_json_planned};
@@ -179,6 +180,13 @@ pub async fn check(cfg: &Config, dry_run: bool, json_out: bool, verbose: bool) -
         }))
     });
     if code == exit::OK && held_everything {
+        code = exit::REFUSED;
+    }
+    // A refused gate goes on refusing while its wait lasts and the peer
+    // is still Down: a run that only waits for the retry is refused for
+    // safety as much as the run that was refused, and a dry run says the
+    // same (docs/decisions.md, "Exit codes of habeat check").
+    if code == exit::OK && headline::refused_while_down(&s.state) {
         code = exit::REFUSED;
     }
     if json_out {
@@ -538,11 +546,12 @@ pub async fn recover(
         return Err(usage("say what was lost: --peer-dc-lost".into()));
     }
     if !cfg.local.roles.contains(&crate::model::Role::Consulserver) {
-        return Err(usage(
-            "recover --peer-dc-lost recovers this node's Consul server: it needs the \
-             consulserver role in local.roles"
-                .into(),
-        ));
+        return Err(usage(format!(
+            "recover --peer-dc-lost recovers raft on a Consul server, and this node has no \
+             consulserver role (local.roles): run it on {}. Habeat here fails over by itself \
+             once Consul has a leader again",
+            headline::recover_host(cfg)
+        )));
     }
     let prober = Prober::new(cfg).map_err(Failure::runtime)?;
     let round = prober.round().await;

@@ -1,13 +1,14 @@
 //! `habeat status` (text and `--json`, also served on `/status`): what
 //! habeat knows now, the votes, and the engine's plan for each role.
 
+use super::headline::Head;
 use super::{Failure, Outcome, human_time};
 use crate::config::Config;
 use crate::engine::{self, State};
 use crate::exit;
 use crate::model::Component;
 use crate::session::now;
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// `habeat status`: what habeat knows now, and why it would or would not act.
 pub fn status(cfg: &Config, json_out: bool, verbose: bool) -> Outcome {
@@ -28,13 +29,19 @@ pub fn status(cfg: &Config, json_out: bool, verbose: bool) -> Outcome {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    print_verdicts(&state, cfg);
+    let head = Head::read(&state, cfg, &ecfg, now());
+    for l in head.lines() {
+        crate::outln!("{l}");
+    }
+    print_verdicts_as_of(&state, cfg, Some(&head.as_of()));
+    print_holds(&state, cfg);
     for l in crate::survey::show::lines(cfg, now(), verbose) {
         crate::outln!("{l}");
     }
     // Every witness the configuration plans, heard from or not, then any
     // the state remembers that the configuration no longer has.
     let plan = crate::probe::plan(cfg).unwrap_or_default();
+    crate::outln!("witnesses (their last votes, {}):", head.as_of());
     for p in &plan {
         match state.witnesses.iter().find(|w| w.witness == p.id) {
             Some(w) => crate::outln!(
@@ -59,6 +66,21 @@ pub fn status(cfg: &Config, json_out: bool, verbose: bool) -> Outcome {
         );
     }
     print_votes(&state, cfg);
+    for r in engine::plan(&state, &ecfg, now()).roles {
+        crate::outln!("{}: {}", r.role, r.text());
+    }
+    if let Some(l) = crate::lease::keeper::file_status(cfg) {
+        crate::outln!("lease: {}", l["message"].as_str().unwrap_or_default());
+    }
+    if let Some(w) = returned_warning(&state) {
+        crate::outln!("WARNING: {w}");
+    }
+    Ok(exit::OK)
+}
+
+/// Pause, safe hold, the lock files and the last promotion: what keeps
+/// habeat from acting or says it acted, right under the verdicts.
+fn print_holds(state: &State, cfg: &Config) {
     match crate::state::scan_locks(&cfg.local, &cfg.local.roles) {
         Ok(locks) => {
             for l in locks.iter().filter(|l| l.present) {
@@ -90,16 +112,6 @@ pub fn status(cfg: &Config, json_out: bool, verbose: bool) -> Outcome {
             p.origin
         );
     }
-    for r in engine::plan(&state, &ecfg, now()).roles {
-        crate::outln!("{}: {}", r.role, r.text());
-    }
-    if let Some(l) = crate::lease::keeper::file_status(cfg) {
-        crate::outln!("lease: {}", l["message"].as_str().unwrap_or_default());
-    }
-    if let Some(w) = returned_warning(&state) {
-        crate::outln!("WARNING: {w}");
-    }
-    Ok(exit::OK)
 }
 
 /// The warning `status` gives once a peer Consul server answers again
@@ -123,7 +135,16 @@ fn read_state(cfg: &Config) -> Result<State, Failure> {
 }
 
 pub(super) fn print_verdicts(state: &State, cfg: &Config) {
-    crate::outln!("peer {}:", cfg.local.dc_check);
+    print_verdicts_as_of(state, cfg, None);
+}
+
+/// The verdicts, headed with the evidence's age when `status` shows saved
+/// state (`check` shows the verdicts it just reached).
+fn print_verdicts_as_of(state: &State, cfg: &Config, as_of: Option<&str>) {
+    match as_of {
+        Some(a) => crate::outln!("peer {} ({a}):", cfg.local.dc_check),
+        None => crate::outln!("peer {}:", cfg.local.dc_check),
+    }
     let watched = crate::probe::watched_components(cfg);
     for (c, cs) in state.components.iter().filter(|(c, _)| watched.contains(c)) {
         crate::outln!(
@@ -252,7 +273,8 @@ pub fn status_json_planned(state: &State, cfg: &Config, plan: &engine::Plan) -> 
     // The explanation as it is: `kind` names the situation and `reason`
     // carries its data, beside the sentence.
     let why = plan.explain();
-    json!({
+    let head = Head::read(state, cfg, &engine::EngineConfig::from(cfg), now()).json();
+    let mut v = json!({
         "whoami": cfg.local.whoami,
         "dc_check": cfg.local.dc_check,
         "roles": cfg.local.roles,
@@ -273,5 +295,9 @@ pub fn status_json_planned(state: &State, cfg: &Config, plan: &engine::Plan) -> 
             "peer_returned_at": state.raft.peer_returned_at,
             "warning": returned_warning(state),
         },
-    })
+    });
+    if let (Some(v), Value::Object(head)) = (v.as_object_mut(), head) {
+        v.extend(head);
+    }
+    v
 }

@@ -118,6 +118,13 @@ pub enum EventKind {
         #[serde(default)]
         cleared: Vec<String>,
     },
+    /// A replica survey failed (the CLI, its output, or a field that makes
+    /// no sense): the last good survey, if any, is kept and shown with its
+    /// age beside this reason.
+    ReplicaSurveyFailed {
+        source_mail_host: String,
+        reason: String,
+    },
     /// A recorded failover or re-arm finished (every step done or given up).
     PipelineFinished {
         pipeline: u64,

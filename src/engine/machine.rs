@@ -379,6 +379,7 @@ impl<'a> Cx<'a> {
             (Some(false), _) => Some(now),
             _ => None,
         };
+        self.s.raft.local_leader = round.local_leader;
         self.s.last_round_at = Some(now);
     }
 

@@ -538,6 +538,11 @@ pub struct RaftMemory {
     /// recovery (`peer_consul_returned`); `habeat rearm` clears both.
     #[serde(default)]
     pub peer_returned_at: Option<UnixMillis>,
+    /// What the last round saw of the local Consul: `Some(true)` a raft
+    /// leader, `Some(false)` none, `None` the agent did not answer (or no
+    /// round yet). `status` shows it with the round's age.
+    #[serde(default)]
+    pub local_leader: Option<bool>,
 }
 
 fn follow_ups_default() -> bool {

@@ -57,5 +57,6 @@ mod session_abandon;
 mod state_dir;
 mod state_lock;
 mod state_store;
+mod status_crisis;
 mod systemd_sandbox;
 mod systemd_units;
