@@ -522,7 +522,7 @@ fn promote_notes(cfg: &Config, host: &str, no_follow_ups: bool, json_out: bool) 
         if json_out {
             eprintln!("habeat: {n}");
         } else {
-            outln!("{n}");
+            crate::outln!("{n}");
         }
     }
 }
