@@ -203,5 +203,6 @@ pub fn failed(cfg: &Config, reason: &str, at: UnixMillis, dry_run: bool) -> Even
         role: Some(Role::Appserver),
         component: Some(Component::Appserver),
         message: format!("replica survey of {host} failed: {reason}; {last}"),
+        operator: None,
     }
 }
