@@ -207,6 +207,7 @@ fn one(n: usize) -> Result<(), String> {
                 threads: None,
                 force: true,
                 evidence: Vec::new(),
+                follow_ups: true,
             }),
             &mut fed,
         )

@@ -244,14 +244,16 @@ fn main() -> ExitCode {
     }
     if !testbed::available("demo") {
         // A fresh machine: install what the rehearsal needs (namespaces,
-        // nftables, a real slapd) with the script CI uses.
+        // nftables, a real slapd) with the script CI uses, and only that
+        // (`--demo`: not the packaging and contrib tools of the suite).
         let deps = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/deps");
         eprintln!(
-            "demo: installing the rehearsal's packages ({})",
+            "demo: installing the rehearsal's packages ({} --demo)",
             deps.display()
         );
         let installed = std::process::Command::new("bash")
             .arg(&deps)
+            .arg("--demo")
             .status()
             .is_ok_and(|s| s.success());
         if !installed || !testbed::available("demo") {

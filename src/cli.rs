@@ -106,8 +106,17 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Validate the configuration and print the effective one (defaults
-    /// filled in, token masked).
-    Check,
+    /// filled in, token masked). It also looks on this host for the
+    /// programs the file names (carbonio.cli, zmprov, argv hooks, the proxy
+    /// switch, witnesses.command, consul.service_stop/start) and the
+    /// carbonio.run_as user, and refuses what is missing or not executable
+    /// by the user that runs it.
+    Check {
+        /// Check the file alone, not this host: for a build host, CI or a
+        /// template, where Carbonio is not installed.
+        #[arg(long)]
+        file_only: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -138,6 +147,14 @@ pub struct PromoteArgs {
     /// Do not ask for confirmation.
     #[arg(long)]
     pub yes: bool,
+    /// Promote, write the lock files, flush caches and restart replicas,
+    /// but skip the operator's follow-up commands: the proxy switch
+    /// `activate` commands (local.proxy_enable_activate) and the
+    /// hooks.after_promotion hooks. Each one skipped is named with its
+    /// command, to run by hand when ready. Without it, `promote` runs them
+    /// as an automatic failover does.
+    #[arg(long)]
+    pub no_follow_ups: bool,
 }
 
 const RECOVER_HELP: &str = "\
@@ -181,7 +198,9 @@ pub struct RecoverArgs {
 
 #[derive(Debug, Args)]
 pub struct PauseArgs {
-    /// How long the pause lasts (e.g. 30m, 2h).
+    /// How long the pause lasts (e.g. 30m, 2h). Not 0 (to end a pause,
+    /// `habeat resume`); over 24h is warned about and over 30 days refused:
+    /// a forgotten pause silently disables failover.
     #[arg(long = "for", value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
     pub duration: std::time::Duration,
 }

@@ -18,6 +18,7 @@ pub mod json;
 pub mod lease;
 pub mod logging;
 pub mod model;
+pub mod out;
 pub mod probe;
 pub mod session;
 pub mod state;

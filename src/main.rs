@@ -1,7 +1,7 @@
 use clap::{CommandFactory, Parser};
 use habeat::cli::{Cli, Command, ConfigCommand};
 use habeat::commands::{self, Failure};
-use habeat::config::Config;
+use habeat::config::{Config, HostCheck, LoadEnv};
 use habeat::daemon::{self, Metrics, MetricsServer, Notifier, RunOptions, ServerOptions};
 use habeat::engine::OperatorCommand;
 use habeat::exit;
@@ -16,15 +16,15 @@ fn main() {
 fn dispatch(cli: Cli) -> i32 {
     match &cli.command {
         Some(Command::Completions { shell }) => {
-            clap_complete::generate(
-                *shell,
-                &mut Cli::command(),
-                "habeat",
-                &mut std::io::stdout(),
-            );
+            // Into memory first: clap_complete panics on a write error.
+            let mut buf = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "habeat", &mut buf);
+            habeat::out::bytes(&buf);
             return exit::OK;
         }
-        Some(Command::Config(ConfigCommand::Check)) => return config_check(&cli),
+        Some(Command::Config(ConfigCommand::Check { file_only })) => {
+            return config_check(&cli, *file_only);
+        }
         _ => {}
     }
     // SAFETY: called before any thread exists (the runtime is built below),
@@ -50,7 +50,29 @@ fn dispatch(cli: Cli) -> i32 {
             return exit::USAGE;
         }
     };
-    let cfg = match habeat::config::load_file(&cli.config) {
+    // The commands that may run the programs the file names look for them
+    // and warn (config/read/host.rs says why not refuse).
+    let may_act = matches!(
+        cli.command,
+        None | Some(Command::Check)
+            | Some(Command::Run)
+            | Some(Command::Promote(_))
+            | Some(Command::Recover(_))
+    );
+    let env = LoadEnv {
+        host: if may_act {
+            HostCheck::Warn
+        } else {
+            HostCheck::Off
+        },
+        // Each fence agent is asked for its metadata when the daemon
+        // starts, not at every timer `check` (once a minute): it is a child
+        // per agent, and the file has not changed between two checks.
+        fence_metadata: matches!(cli.command, Some(Command::Run))
+            .then_some(habeat::act::fence::metadata_blocking as habeat::config::FenceMetadata),
+        ..LoadEnv::from_process()
+    };
+    let cfg = match habeat::config::load_file_with(&cli.config, &env) {
         Ok(c) => c,
         Err(e) => {
             for line in e.lines() {
@@ -60,13 +82,7 @@ fn dispatch(cli: Cli) -> i32 {
         }
     };
     // Warnings matter where habeat may act; read-only commands stay quiet.
-    if matches!(
-        cli.command,
-        None | Some(Command::Check)
-            | Some(Command::Run)
-            | Some(Command::Promote(_))
-            | Some(Command::Recover(_))
-    ) {
+    if may_act {
         for w in &cfg.warnings {
             tracing::warn!("{w}");
         }
@@ -163,22 +179,35 @@ async fn run_daemon(
     Ok(exit::OK)
 }
 
-fn config_check(cli: &Cli) -> i32 {
-    match habeat::config::load_file(&cli.config) {
+fn config_check(cli: &Cli, file_only: bool) -> i32 {
+    let env = LoadEnv {
+        host: if file_only {
+            HostCheck::Off
+        } else {
+            HostCheck::Refuse
+        },
+        fence_metadata: Some(habeat::act::fence::metadata_blocking),
+        ..LoadEnv::from_process()
+    };
+    match habeat::config::load_file_with(&cli.config, &env) {
         Ok(cfg) => {
             for w in &cfg.warnings {
                 eprintln!("habeat: warning: {w}");
             }
             if cli.json {
-                println!("{}", cfg.render_json());
+                habeat::outln!("{}", cfg.render_json());
             } else {
-                print!("{}", cfg.render_text());
+                habeat::out!("{}", cfg.render_text());
             }
             exit::OK
         }
         Err(e) => {
             for line in e.lines() {
                 eprintln!("habeat: {line}");
+            }
+            // Scripts read stdout: the problems there too, as data.
+            if cli.json {
+                habeat::outln!("{:#}", e.to_json());
             }
             exit::USAGE
         }

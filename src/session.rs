@@ -75,6 +75,9 @@ pub struct Session {
     /// `--verbose`: a dry run names every account, not only the first
     /// [`crate::exec::PREVIEW`].
     pub verbose: bool,
+    /// Who runs this command (`alice on /dev/pts/3`), for the operator's
+    /// commands: their events and `State::last_operator` carry it.
+    pub operator: Option<String>,
     /// `hooks.on_event`, fed each event once it is journaled; `None` without
     /// such hooks and in `--dry-run` (which runs no hook).
     on_event: Option<EventDispatcher>,
@@ -166,6 +169,7 @@ impl Session {
             exec: Executor::new(cfg),
             dry_run,
             verbose: false,
+            operator: None,
             on_event: if dry_run {
                 None
             } else {
@@ -297,7 +301,10 @@ impl Session {
                 &self.ecfg,
             ));
         }
-        let t = engine::step(&self.state, &self.live, &input, at, &self.ecfg);
+        let mut t = engine::step(&self.state, &self.live, &input, at, &self.ecfg);
+        if let (Input::Operator(cmd), Some(by)) = (&input, &self.operator) {
+            stamp_operator(&mut t, cmd, by, at.wall);
+        }
         if fed.refusal.is_none() {
             fed.refusal = t.refusal.clone();
         }
@@ -381,9 +388,7 @@ impl Session {
                 }
             }
         }
-        for e in events {
-            tracing::info!(target: "habeat::event", "{}", e.message);
-        }
+        log_events(events, self.dry_run);
         self.state = state.clone();
         self.live = t.live.clone();
         Ok(())
@@ -401,9 +406,7 @@ impl Session {
                 }
             }
         }
-        for e in events {
-            tracing::info!(target: "habeat::event", "{}", e.message);
-        }
+        log_events(events, self.dry_run);
         Ok(())
     }
 
@@ -431,10 +434,25 @@ impl Session {
                 Ok(Some(survey))
             }
             Err(e) => {
-                tracing::warn!("{e}");
+                self.survey_failed(&e)?;
                 Ok(None)
             }
         }
+    }
+
+    /// A survey failed: one WARNING (the journaled event's message), the
+    /// failure recorded for `status` and `/metrics`, the event journaled
+    /// and handed to the `on_event` hooks.
+    pub fn survey_failed(&mut self, reason: &str) -> Result<(), StateError> {
+        let e = crate::survey::job::failed(&self.cfg, reason, now(), self.dry_run);
+        tracing::warn!(target: "habeat::event", "{}", e.message);
+        if !self.dry_run {
+            self.journal.append(std::slice::from_ref(&e))?;
+            if let Some(d) = &self.on_event {
+                d.dispatch(&e, event_env(&self.cfg, &e));
+            }
+        }
+        Ok(())
     }
 
     /// Keep a complete survey and journal a change of the accounts at risk
@@ -478,4 +496,50 @@ fn report_set_aside(loaded: &crate::state::Loaded) {
             aside.reason
         );
     }
+}
+
+/// The log line of each event. In `--dry-run` nothing happened and
+/// nothing is recorded: the line says what the real run would record, so
+/// that "recorded a manual promotion" or "raft recovery starts now" is not
+/// read as done.
+fn log_events(events: &[Event], dry_run: bool) {
+    for e in events {
+        if dry_run {
+            tracing::info!(
+                target: "habeat::event",
+                "dry run: the real run would record: {}",
+                e.message
+            );
+        } else {
+            tracing::info!(target: "habeat::event", "{}", e.message);
+        }
+    }
+}
+
+/// Name the operator in what their command changed: each event of the
+/// step (its message ends "by alice on /dev/pts/3", for `history`) and
+/// `State::last_operator`. The engine knows no user or terminal; the
+/// session that read them stamps them.
+fn stamp_operator(
+    t: &mut engine::Transition,
+    cmd: &engine::OperatorCommand,
+    by: &str,
+    at: UnixMillis,
+) {
+    for e in &mut t.events {
+        e.operator = Some(by.to_owned());
+        e.message = format!("{} (by {by})", e.message);
+    }
+    let command = match cmd {
+        engine::OperatorCommand::Rearm => "rearm",
+        engine::OperatorCommand::Pause { .. } => "pause",
+        engine::OperatorCommand::Resume => "resume",
+        engine::OperatorCommand::Promote { .. } => "promote",
+        engine::OperatorCommand::RecoverPeerDcLost { .. } => "recover --peer-dc-lost",
+    };
+    t.state.last_operator = Some(engine::OperatorMark {
+        command: command.to_owned(),
+        by: by.to_owned(),
+        at,
+    });
 }

@@ -49,7 +49,12 @@ pub fn stdin_text(t: &FenceTarget, action: FenceAction, plug: &str) -> String {
     for (k, v) in &t.options {
         text.push_str(&format!("{k}={v}\n"));
     }
-    text.push_str(&format!("action={}\nplug={plug}\n", action.as_str()));
+    text.push_str(&format!("action={}\n", action.as_str()));
+    // An empty plug: the agent addresses the node itself (fence_ipmilan,
+    // fence_redfish: `ip` is the node's BMC), so none is written.
+    if !plug.is_empty() {
+        text.push_str(&format!("plug={plug}\n"));
+    }
     text
 }
 
@@ -92,7 +97,9 @@ async fn call(t: &FenceTarget, action: FenceAction, plug: &str, timeout: Duratio
     spec.clear_env = true;
     spec = spec
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("LANG", "C.UTF-8");
+        .env("LANG", "C.UTF-8")
+        // The units leave /tmp read-only; the agents' Python follows TMPDIR.
+        .env("TMPDIR", process::TEMP_ROOT);
     let started = std::time::Instant::now();
     match process::run(&spec).await {
         Ok(out) => FenceCall {
@@ -115,6 +122,41 @@ async fn call(t: &FenceTarget, action: FenceAction, plug: &str, timeout: Duratio
             tail: String::new(),
             elapsed: whole_ms(started.elapsed()),
         },
+    }
+}
+
+/// The longest an agent may take to print its metadata: it only prints a
+/// document, contacting nothing.
+pub const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `AGENT -o metadata`, as Pacemaker asks it: the XML that lists the
+/// agent's parameters. Bounded like every child (its group killed after
+/// [`METADATA_TIMEOUT`]), in a clean environment. Blocking: the config is
+/// read before the runtime exists, so this runs on a runtime of its own
+/// (`config::LoadEnv::fence_metadata`).
+pub fn metadata_blocking(agent: &std::path::Path) -> Result<String, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a runtime to ask it: {e}"))?;
+    let mut spec = Spec::new(
+        [agent.as_os_str(), "-o".as_ref(), "metadata".as_ref()],
+        METADATA_TIMEOUT,
+    );
+    spec.clear_env = true;
+    spec = spec
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("LANG", "C.UTF-8");
+    let out = rt
+        .block_on(process::run(&spec))
+        .map_err(|e| e.to_string())?;
+    match &out.status {
+        Status::Exited(0) => Ok(out.stdout.text()),
+        Status::TimedOut => Err(format!(
+            "gave no answer within {}s and was stopped",
+            METADATA_TIMEOUT.as_secs()
+        )),
+        other => Err(format!("{other:?}: {}", out.tail(300).trim())),
     }
 }
 
@@ -212,6 +254,15 @@ mod tests {
         assert_eq!(
             stdin_text(&t, FenceAction::Status, "mbox1"),
             "ip=vc.example.com\npassword=pw-1234\naction=status\nplug=mbox1\n"
+        );
+    }
+
+    #[test]
+    fn an_agent_that_addresses_the_node_itself_gets_no_plug_line() {
+        let t = target(&[("ip", "bmc.example.com")]);
+        assert_eq!(
+            stdin_text(&t, FenceAction::Status, ""),
+            "ip=bmc.example.com\naction=status\n"
         );
     }
 

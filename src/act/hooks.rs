@@ -8,8 +8,9 @@
 //! interpolation into the command.
 //!
 //! Hooks do not inherit habeat's environment (it may hold
-//! `CONSUL_HTTP_TOKEN`): they get `PATH`, `HOME`, `LANG` and the
-//! `HABEAT_*` variables only.
+//! `CONSUL_HTTP_TOKEN`): they get `PATH`, `HOME`, `LANG`, `TMPDIR` and the
+//! `HABEAT_*` variables only. `TMPDIR` is `/var/tmp` because the shipped
+//! units leave `/tmp` read-only (`mktemp` and most tools follow it).
 //!
 //! A hook that exits non-zero, is killed, runs over `hooks.timeout` (its
 //! process group is then killed) or cannot start is a *failed* hook: the
@@ -150,6 +151,7 @@ impl HookRunner {
         let home = std::env::var_os("HOME").unwrap_or_else(|| "/".into());
         spec.env.insert("HOME".into(), home);
         spec.env.insert("LANG".into(), "C.UTF-8".into());
+        spec.env.insert("TMPDIR".into(), process::TEMP_ROOT.into());
         for (k, v) in env.vars() {
             spec.env.insert(k.into(), v.into());
         }

@@ -26,6 +26,18 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 
+/// Where habeat keeps its temporary files, and the `TMPDIR` it gives the
+/// programs it runs. Not `/tmp`: the shipped units set
+/// `ProtectSystem=strict` with `PrivateTmp=no`, which leaves `/tmp`
+/// read-only, while `/var/tmp` is in their `ReadWritePaths=` (the legacy
+/// lock files live there). Not `state_dir` either: the `input_file` copy
+/// must be reachable by `carbonio.run_as` (zextras), and `state_dir` is
+/// 0750 root (`StateDirectoryMode=`), which that user cannot enter. A
+/// sticky, world-writable directory shared with the rest of the system
+/// (no private tmp), so the copy's path means the same to the Carbonio
+/// services that read it.
+pub const TEMP_ROOT: &str = "/var/tmp";
+
 /// Default cap on the head of captured stdout/stderr, per stream.
 pub const DEFAULT_OUTPUT_LIMIT: usize = 1024 * 1024;
 

@@ -13,6 +13,7 @@ use serde_json::json;
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
 
+mod headline;
 mod status;
 use status::print_verdicts;
 pub use status::{status, status_json, status_json_planned};
@@ -93,7 +94,7 @@ fn conclude(fed: &Fed, json_out: bool) -> i32 {
     if !json_out {
         for (action, result) in &fed.actions {
             if let Some(r) = result {
-                println!("{}: {}", action.kind.describe(), describe_result(r));
+                crate::outln!("{}: {}", action.kind.describe(), describe_result(r));
             }
         }
         if let Some(r) = &fed.refusal {
@@ -181,6 +182,13 @@ pub async fn check(cfg: &Config, dry_run: bool, json_out: bool, verbose: bool) -
     if code == exit::OK && held_everything {
         code = exit::REFUSED;
     }
+    // A refused gate goes on refusing while its wait lasts and the peer
+    // is still Down: a run that only waits for the retry is refused for
+    // safety as much as the run that was refused, and a dry run says the
+    // same (docs/decisions.md, "Exit codes of habeat check").
+    if code == exit::OK && headline::refused_while_down(&s.state) {
+        code = exit::REFUSED;
+    }
     if json_out {
         // The dry run's `why` is the plan asked before its simulated steps,
         // as in the text output, not the simulated state's.
@@ -188,16 +196,16 @@ pub async fn check(cfg: &Config, dry_run: bool, json_out: bool, verbose: bool) -
             Some(plan) => plan,
             None => engine::plan(&s.state, &s.ecfg, crate::session::clock()),
         };
-        println!("{}", status_json_planned(&s.state, cfg, &plan));
+        crate::outln!("{}", status_json_planned(&s.state, cfg, &plan));
     } else {
         print_verdicts(&s.state, cfg);
         if dry_run {
             // The plan asked before the simulated steps: it speaks of the
             // records as they are, not of the ones the simulation made.
             for r in all.plan.iter().flat_map(|p| &p.roles) {
-                println!("dry run: {}: {}", r.role, r.text());
+                crate::outln!("dry run: {}: {}", r.role, r.text());
             }
-            println!(
+            crate::outln!(
                 "dry run: nothing was run that changes anything and nothing was recorded or \
                  written (no state, journal, lock or log file){}",
                 if all.actions.is_empty() {
@@ -211,7 +219,7 @@ pub async fn check(cfg: &Config, dry_run: bool, json_out: bool, verbose: bool) -
             );
         } else {
             for r in engine::plan(&s.state, &s.ecfg, crate::session::clock()).roles {
-                println!("{}: {}", r.role, r.text());
+                crate::outln!("{}: {}", r.role, r.text());
             }
         }
     }
@@ -229,6 +237,15 @@ pub async fn operator(
     let _lock = lock(cfg, dry_run)?;
     let mut s = open(cfg, dry_run)?;
     s.verbose = verbose;
+    s.operator = Some(operator_identity());
+    // Nothing to undo is said so, not "resumed"/"re-armed" (exit 0 all
+    // the same: the wanted end holds).
+    let was_paused = s.state.paused_at(now());
+    let before = s.state.clone();
+    let (is_resume, is_rearm) = (
+        matches!(cmd, OperatorCommand::Resume),
+        matches!(cmd, OperatorCommand::Rearm),
+    );
     let label = match &cmd {
         OperatorCommand::Rearm => "re-armed: automatic action is enabled again",
         OperatorCommand::Pause { .. } => {
@@ -246,13 +263,22 @@ pub async fn operator(
         .await
         .map_err(Failure::runtime)?;
     s.close_hooks().await;
+    let mut after = s.state.clone();
+    after.last_operator.clone_from(&before.last_operator);
+    let label = if is_resume && !was_paused {
+        "nothing to resume: not paused"
+    } else if is_rearm && after == before {
+        "nothing to re-arm: no failover lock, promotion record or safe hold was set"
+    } else {
+        label
+    };
     let code = conclude(&fed, json_out);
     if code == exit::OK && !json_out && dry_run {
-        println!("dry run: nothing was recorded or changed; the real run would end: {label}");
+        crate::outln!("dry run: nothing was recorded or changed; the real run would end: {label}");
     } else if code == exit::OK && !json_out {
-        println!("{label}");
+        crate::outln!("{label}");
         if let Some(p) = s.state.pause.as_ref().filter(|_| s.state.paused_at(now())) {
-            println!("pause ends at {}", human_time(p.until));
+            crate::outln!("pause ends at {}", human_time(p.until));
         }
     }
     if json_out {
@@ -263,12 +289,54 @@ pub async fn operator(
             out["refused"] = json!(reason.to_string());
             out["refusal"] = json!(reason);
         }
-        println!("{out}");
+        crate::outln!("{out}");
     }
     Ok(code)
 }
 
 /// `habeat pause --for D`.
+/// A pause longer than this is warned about (`pause --help` says so).
+pub const PAUSE_WARNED_OVER: Duration = Duration::from_secs(24 * 3600);
+/// A pause longer than this is refused.
+pub const PAUSE_REFUSED_OVER: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// A long duration as people say it: `31d`, `25h`, else humantime's.
+fn days(d: Duration) -> String {
+    let s = d.as_secs();
+    if s.is_multiple_of(86_400) {
+        format!("{}d", s / 86_400)
+    } else if s.is_multiple_of(3_600) {
+        format!("{}h", s / 3_600)
+    } else {
+        humantime::format_duration(d).to_string()
+    }
+}
+
+/// Who gives an operator command: the user behind `sudo` (`SUDO_USER`),
+/// else the user this process runs as, and the terminal on stdin
+/// (`alice on /dev/pts/3`, `root on no terminal`).
+pub fn operator_identity() -> String {
+    let user = std::env::var("SUDO_USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or_else(|| {
+            nix::unistd::User::from_uid(nix::unistd::getuid())
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+        })
+        .unwrap_or_else(|| format!("uid {}", nix::unistd::getuid()));
+    use std::io::IsTerminal;
+    let tty = if std::io::stdin().is_terminal() {
+        std::fs::read_link("/proc/self/fd/0")
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "a terminal".into())
+    } else {
+        "no terminal".into()
+    };
+    format!("{user} on {tty}")
+}
+
 pub async fn pause(
     cfg: &Config,
     args: &PauseArgs,
@@ -276,6 +344,31 @@ pub async fn pause(
     json_out: bool,
     verbose: bool,
 ) -> Outcome {
+    if args.duration.is_zero() {
+        return Err(Failure {
+            code: exit::USAGE,
+            message: "pause --for 0s would end at once; to resume, use habeat resume".into(),
+        });
+    }
+    if args.duration > PAUSE_REFUSED_OVER {
+        return Err(Failure {
+            code: exit::USAGE,
+            message: format!(
+                "pause --for {}: longer than {} is refused (a forgotten pause disables \
+                 failover for good); pause for less and pause again when it ends",
+                days(args.duration),
+                days(PAUSE_REFUSED_OVER)
+            ),
+        });
+    }
+    if args.duration > PAUSE_WARNED_OVER {
+        tracing::warn!(
+            "pause --for {}: no automatic failover for more than {}; `habeat resume` ends it \
+             earlier",
+            days(args.duration),
+            days(PAUSE_WARNED_OVER)
+        );
+    }
     let until = now().plus(args.duration);
     let reason = format!(
         "paused by an operator for {}",
@@ -340,7 +433,7 @@ pub async fn promote(
         (PromoteTarget::Accounts(names.clone()), names)
     };
     if shown.is_empty() {
-        println!("no accounts to promote");
+        crate::outln!("no accounts to promote");
         return Ok(exit::OK);
     }
     // Fresh evidence about the source appserver: the engine refuses while
@@ -359,37 +452,79 @@ pub async fn promote(
                     .into(),
             ));
         }
-        println!("Accounts to promote to this datacenter ({}):", shown.len());
+        crate::outln!("Accounts to promote to this datacenter ({}):", shown.len());
         for a in shown.iter().take(50) {
-            println!("  {a}");
+            crate::outln!("  {a}");
         }
         if shown.len() > 50 {
-            println!("  … and {} more", shown.len() - 50);
+            crate::outln!("  … and {} more", shown.len() - 50);
         }
         for o in &evidence {
-            println!("  witness {}: {:?} ({})", o.witness, o.vote, o.reason);
+            crate::outln!("  witness {}: {:?} ({})", o.witness, o.vote, o.reason);
         }
-        print!("Promote them? [y/N] ");
+        crate::out!("Promote them? [y/N] ");
         let _ = std::io::stdout().flush();
         let mut answer = String::new();
         let _ = std::io::stdin().lock().read_line(&mut answer);
         if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            println!("nothing done");
+            crate::outln!("nothing done");
             return Ok(exit::OK);
         }
     }
+    let host = match &target {
+        PromoteTarget::SourceMailHost(h) => h.clone(),
+        PromoteTarget::Accounts(_) => "the source mailstore".to_owned(),
+    };
     let cmd = OperatorCommand::Promote {
         target,
         accounts: shown,
         threads: args.threads,
         force: args.force,
         evidence,
+        follow_ups: !args.no_follow_ups,
     };
     let code = operator(cfg, cmd, dry_run, json_out, verbose).await?;
+    if code == exit::OK {
+        promote_notes(cfg, &host, args.no_follow_ups, json_out);
+    }
     if code == exit::REFUSED && !args.force {
         eprintln!("habeat: if you are certain the source mailstore is gone, repeat with --force");
     }
     Ok(code)
+}
+
+/// What a manual promotion did not do, said once after it: it has no
+/// fence step, and with `--no-follow-ups` which commands it skipped. On
+/// stderr with `--json`, so stdout stays one JSON document.
+fn promote_notes(cfg: &Config, host: &str, no_follow_ups: bool, json_out: bool) {
+    let mut notes = vec![format!(
+        "no fence step: `habeat promote` does not power off {host} (its fence device may be in \
+         the datacenter that was lost); make sure it cannot come back serving mail, or fence it \
+         by hand"
+    )];
+    if no_follow_ups {
+        let skipped = engine::follow_up_commands(&engine::EngineConfig::from(cfg));
+        if skipped.is_empty() {
+            notes.push(
+                "--no-follow-ups: no proxy switch activate command or after_promotion hook is \
+                 configured, none skipped"
+                    .into(),
+            );
+        }
+        for step in skipped {
+            notes.push(format!(
+                "skipped (--no-follow-ups), run it by hand when ready: {}",
+                step.name()
+            ));
+        }
+    }
+    for n in notes {
+        if json_out {
+            eprintln!("habeat: {n}");
+        } else {
+            crate::outln!("{n}");
+        }
+    }
 }
 
 /// `habeat recover --peer-dc-lost`: the operator confirms the peer DC is
@@ -411,11 +546,12 @@ pub async fn recover(
         return Err(usage("say what was lost: --peer-dc-lost".into()));
     }
     if !cfg.local.roles.contains(&crate::model::Role::Consulserver) {
-        return Err(usage(
-            "recover --peer-dc-lost recovers this node's Consul server: it needs the \
-             consulserver role in local.roles"
-                .into(),
-        ));
+        return Err(usage(format!(
+            "recover --peer-dc-lost recovers raft on a Consul server, and this node has no \
+             consulserver role (local.roles): run it on {}. Habeat here fails over by itself \
+             once Consul has a leader again",
+            headline::recover_host(cfg)
+        )));
     }
     let prober = Prober::new(cfg).map_err(Failure::runtime)?;
     let round = prober.round().await;
@@ -433,7 +569,7 @@ pub async fn recover(
                     .into(),
             ));
         }
-        println!(
+        crate::outln!(
             "The peer Consul servers ({}) as seen now:",
             cfg.dcs
                 .get(&cfg.local.dc_check)
@@ -441,20 +577,20 @@ pub async fn recover(
                 .unwrap_or_default()
         );
         for o in &evidence {
-            println!("  witness {}: {:?} ({})", o.witness, o.vote, o.reason);
+            crate::outln!("  witness {}: {:?} ({})", o.witness, o.vote, o.reason);
         }
-        println!(
+        crate::outln!(
             "This stops service-discover, writes {}/raft/peers.json with this datacenter's \
              servers and starts it again. If the peer datacenter is only cut off, this splits \
              Consul and mail.",
             cfg.consul.service_discover_data.display()
         );
-        print!("Is the peer datacenter lost? Recover raft now? [y/N] ");
+        crate::out!("Is the peer datacenter lost? Recover raft now? [y/N] ");
         let _ = std::io::stdout().flush();
         let mut answer = String::new();
         let _ = std::io::stdin().lock().read_line(&mut answer);
         if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            println!("nothing done");
+            crate::outln!("nothing done");
             return Ok(exit::OK);
         }
     }

@@ -1,23 +1,24 @@
 //! `habeat status` (text and `--json`, also served on `/status`): what
 //! habeat knows now, the votes, and the engine's plan for each role.
 
+use super::headline::Head;
 use super::{Failure, Outcome, human_time};
 use crate::config::Config;
 use crate::engine::{self, State};
 use crate::exit;
 use crate::model::Component;
 use crate::session::now;
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// `habeat status`: what habeat knows now, and why it would or would not act.
 pub fn status(cfg: &Config, json_out: bool, verbose: bool) -> Outcome {
     let state = read_state(cfg)?;
     let ecfg = engine::EngineConfig::from(cfg);
     if json_out {
-        println!("{}", status_json(&state, cfg, &ecfg));
+        crate::outln!("{}", status_json(&state, cfg, &ecfg));
         return Ok(exit::OK);
     }
-    println!(
+    crate::outln!(
         "habeat on {} watching {} (roles: {})",
         cfg.local.whoami,
         cfg.local.dc_check,
@@ -28,22 +29,28 @@ pub fn status(cfg: &Config, json_out: bool, verbose: bool) -> Outcome {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    print_verdicts(&state, cfg);
+    let head = Head::read(&state, cfg, &ecfg, now());
+    for l in head.lines() {
+        crate::outln!("{l}");
+    }
+    print_verdicts_as_of(&state, cfg, Some(&head.as_of()));
+    print_holds(&state, cfg);
     for l in crate::survey::show::lines(cfg, now(), verbose) {
-        println!("{l}");
+        crate::outln!("{l}");
     }
     // Every witness the configuration plans, heard from or not, then any
     // the state remembers that the configuration no longer has.
     let plan = crate::probe::plan(cfg).unwrap_or_default();
+    crate::outln!("witnesses (their last votes, {}):", head.as_of());
     for p in &plan {
         match state.witnesses.iter().find(|w| w.witness == p.id) {
-            Some(w) => println!(
+            Some(w) => crate::outln!(
                 "    {:<32} {:<8} {}",
                 w.witness.to_string(),
                 format!("{:?}", w.vote),
                 w.reason
             ),
-            None => println!("    {:<32} {:<8} not heard from yet", p.id.to_string(), "-"),
+            None => crate::outln!("    {:<32} {:<8} not heard from yet", p.id.to_string(), "-"),
         }
     }
     for w in state
@@ -51,7 +58,7 @@ pub fn status(cfg: &Config, json_out: bool, verbose: bool) -> Outcome {
         .iter()
         .filter(|w| !plan.iter().any(|p| p.id == w.witness))
     {
-        println!(
+        crate::outln!(
             "    {:<32} {:<8} no longer configured (last: {})",
             w.witness.to_string(),
             format!("{:?}", w.vote),
@@ -59,10 +66,25 @@ pub fn status(cfg: &Config, json_out: bool, verbose: bool) -> Outcome {
         );
     }
     print_votes(&state, cfg);
+    for r in engine::plan(&state, &ecfg, crate::session::clock()).roles {
+        crate::outln!("{}: {}", r.role, r.text());
+    }
+    if let Some(l) = crate::lease::keeper::file_status(cfg) {
+        crate::outln!("lease: {}", l["message"].as_str().unwrap_or_default());
+    }
+    if let Some(w) = returned_warning(&state) {
+        crate::outln!("WARNING: {w}");
+    }
+    Ok(exit::OK)
+}
+
+/// Pause, safe hold, the lock files and the last promotion: what keeps
+/// habeat from acting or says it acted, right under the verdicts.
+fn print_holds(state: &State, cfg: &Config) {
     match crate::state::scan_locks(&cfg.local, &cfg.local.roles) {
         Ok(locks) => {
             for l in locks.iter().filter(|l| l.present) {
-                println!(
+                crate::outln!(
                     "lock: {} ({:?}, {})",
                     crate::state::lock_path(&cfg.local, l.role, l.lock).display(),
                     l.lock,
@@ -70,36 +92,26 @@ pub fn status(cfg: &Config, json_out: bool, verbose: bool) -> Outcome {
                 );
             }
         }
-        Err(e) => println!("lock files: cannot read: {e}"),
+        Err(e) => crate::outln!("lock files: cannot read: {e}"),
     }
     if let Some(p) = state.pause.as_ref().filter(|_| state.paused_at(now())) {
-        println!("paused until {} ({})", human_time(p.until), p.reason);
+        crate::outln!("paused until {} ({})", human_time(p.until), p.reason);
     }
     if let Some(h) = &state.safe_hold {
-        println!(
+        crate::outln!(
             "SAFE HOLD since {}: {} — `habeat rearm` to clear",
             human_time(h.since),
             h.reason
         );
     }
     if let Some(p) = &state.last_promotion {
-        println!(
+        crate::outln!(
             "last promotion: {} of {} ({:?})",
             human_time(p.at),
             p.source_mail_host,
             p.origin
         );
     }
-    for r in engine::plan(&state, &ecfg, crate::session::clock()).roles {
-        println!("{}: {}", r.role, r.text());
-    }
-    if let Some(l) = crate::lease::keeper::file_status(cfg) {
-        println!("lease: {}", l["message"].as_str().unwrap_or_default());
-    }
-    if let Some(w) = returned_warning(&state) {
-        println!("WARNING: {w}");
-    }
-    Ok(exit::OK)
 }
 
 /// The warning `status` gives once a peer Consul server answers again
@@ -123,10 +135,19 @@ fn read_state(cfg: &Config) -> Result<State, Failure> {
 }
 
 pub(super) fn print_verdicts(state: &State, cfg: &Config) {
-    println!("peer {}:", cfg.local.dc_check);
+    print_verdicts_as_of(state, cfg, None);
+}
+
+/// The verdicts, headed with the evidence's age when `status` shows saved
+/// state (`check` shows the verdicts it just reached).
+fn print_verdicts_as_of(state: &State, cfg: &Config, as_of: Option<&str>) {
+    match as_of {
+        Some(a) => crate::outln!("peer {} ({a}):", cfg.local.dc_check),
+        None => crate::outln!("peer {}:", cfg.local.dc_check),
+    }
     let watched = crate::probe::watched_components(cfg);
     for (c, cs) in state.components.iter().filter(|(c, _)| watched.contains(c)) {
-        println!(
+        crate::outln!(
             "  {:<10} {:<8} since {}  {}",
             c.as_str(),
             cs.verdict.to_string(),
@@ -170,7 +191,7 @@ fn component_votes(state: &State, cfg: &Config) -> Vec<ComponentVotes> {
 }
 
 fn print_votes(state: &State, cfg: &Config) {
-    println!(
+    crate::outln!(
         "votes (one per source; consul_members and consul_health are one, Serf), \
          detection.quorum: {}",
         match cfg.detection.quorum {
@@ -192,7 +213,7 @@ fn print_votes(state: &State, cfg: &Config) {
         } else {
             ""
         };
-        println!(
+        crate::outln!(
             "  {:<10} {} vote(s), {} Down needed{never}: {}",
             cv.component.as_str(),
             cv.sources.len(),
@@ -256,7 +277,8 @@ pub fn status_json_planned(state: &State, cfg: &Config, plan: &engine::Plan) -> 
     // The explanation as it is: `kind` names the situation and `reason`
     // carries its data, beside the sentence.
     let why = plan.explain();
-    json!({
+    let head = Head::read(state, cfg, &engine::EngineConfig::from(cfg), now()).json();
+    let mut v = json!({
         "whoami": cfg.local.whoami,
         "dc_check": cfg.local.dc_check,
         "roles": cfg.local.roles,
@@ -277,5 +299,9 @@ pub fn status_json_planned(state: &State, cfg: &Config, plan: &engine::Plan) -> 
             "peer_returned_at": state.raft.peer_returned_at,
             "warning": returned_warning(state),
         },
-    })
+    });
+    if let (Some(v), Value::Object(head)) = (v.as_object_mut(), head) {
+        v.extend(head);
+    }
+    v
 }

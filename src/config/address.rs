@@ -17,6 +17,19 @@ pub fn address_problem(s: &str) -> Option<String> {
             "is written with brackets; write an IPv6 address without them (e.g. fd00::5)".into(),
         );
     }
+    // `127.0.0.1:8500`, `consul.local:8500`: an address with a port, not
+    // an IPv6 address. The port is a key of its own.
+    if let Some((host, port)) = s.rsplit_once(':')
+        && !host.contains(':')
+        && !port.is_empty()
+        && port.chars().all(|c| c.is_ascii_digit())
+        && (host.parse::<IpAddr>().is_ok() || hostname_problem(host).is_none())
+    {
+        return Some(format!(
+            "has a port (`:{port}`), but no port is written here; write `{host}` and the \
+             port in its own key (consul.port for the Consul agent)"
+        ));
+    }
     if looks_like_ipv4(s) {
         return Some("is not a valid IPv4 address (four numbers 0-255 separated by dots)".into());
     }

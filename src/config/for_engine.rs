@@ -54,7 +54,13 @@ impl From<&Config> for EngineConfig {
                     c,
                     FencePlan {
                         action: t.action,
-                        plugs: t.plugs.clone(),
+                        // No plug: one call, for the node the agent
+                        // addresses itself (`ip` is its BMC).
+                        plugs: if t.plugs.is_empty() {
+                            vec![String::new()]
+                        } else {
+                            t.plugs.clone()
+                        },
                     },
                 );
             }

@@ -10,7 +10,7 @@
 //! cross-section checks) is in `walk.rs` with the readers of `read.rs`, over the spanned tree of
 //! [`super::yaml`].
 
-pub use super::problem::{LoadEnv, Problem};
+pub use super::problem::{FenceMetadata, HostCheck, LoadEnv, Problem};
 
 use super::Config;
 use super::problem::io_problem;
@@ -49,6 +49,43 @@ impl ConfigError {
     pub fn lines(&self) -> Vec<String> {
         self.to_string().lines().map(str::to_owned).collect()
     }
+
+    /// What `--json config check` prints for a file it refuses: `valid:
+    /// false` and each problem with its file, line, column, the key it is
+    /// about (when its message starts with one) and the message.
+    pub fn to_json(&self) -> serde_json::Value {
+        let file = self.path().display().to_string();
+        let problems: Vec<serde_json::Value> = match self {
+            ConfigError::File { message, .. } => vec![serde_json::json!({
+                "file": file, "line": null, "column": null, "key": null, "message": message,
+            })],
+            ConfigError::Invalid { problems, .. } => problems
+                .iter()
+                .map(|p| {
+                    serde_json::json!({
+                        "file": file,
+                        "line": p.line,
+                        "column": p.column,
+                        "key": key_of(&p.message),
+                        "message": p.message,
+                    })
+                })
+                .collect(),
+        };
+        serde_json::json!({ "valid": false, "file": file, "problems": problems })
+    }
+}
+
+/// The dotted key a message is about: the messages of one key start with
+/// it (`detection.timeout: 1500 has no unit; ...`).
+fn key_of(message: &str) -> Option<&str> {
+    let (head, _) = message.split_once(": ")?;
+    let key = head.split_whitespace().next()?;
+    (key == head
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)))
+    .then_some(key)
 }
 
 fn render_problems(path: &Path, problems: &[Problem]) -> String {

@@ -23,7 +23,10 @@ mod yaml;
 
 pub use keys::SECTIONS;
 
-pub use load::{ConfigError, LoadEnv, Problem, load_file, load_file_with, load_str, load_str_with};
+pub use load::{
+    ConfigError, FenceMetadata, HostCheck, LoadEnv, Problem, load_file, load_file_with, load_str,
+    load_str_with,
+};
 
 /// Plain vocabulary the engine shares; re-exported so that
 /// `config::Quorum` and `config::Rearm` keep working.

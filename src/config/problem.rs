@@ -31,6 +31,32 @@ impl fmt::Display for Problem {
 pub struct LoadEnv {
     /// `CONSUL_HTTP_TOKEN`, the token the Consul CLI also reads.
     pub consul_http_token: Option<Secret>,
+    /// Whether the programs and the user the file names are looked for on
+    /// this host (`read/host.rs`), and what a missing one is.
+    pub host: HostCheck,
+    /// How a fence agent's metadata (`AGENT -o metadata`, XML) is asked
+    /// for, when `host` is not `Off`: the child is run by `act::fence`,
+    /// which the config may not import (it imports the config).
+    pub fence_metadata: Option<FenceMetadata>,
+}
+
+/// `act::fence::metadata_blocking`, or a test's stand-in.
+pub type FenceMetadata = fn(&std::path::Path) -> Result<String, String>;
+
+/// What a program or user the file names but this host lacks is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HostCheck {
+    /// Not looked for: commands that only read (`status`, `history`) and
+    /// `config check --file-only` (a build host, CI, a template).
+    #[default]
+    Off,
+    /// A warning: `check`, `run`, `promote` and `recover` start anyway,
+    /// since detection, the journal and the other steps still work and a
+    /// daemon that refused to start would watch nothing.
+    Warn,
+    /// An error at its line: `config check`, where the administrator asks
+    /// whether this host can run the file.
+    Refuse,
 }
 
 impl LoadEnv {
@@ -42,7 +68,11 @@ impl LoadEnv {
             .map(|t| t.trim().to_owned())
             .filter(|t| !t.is_empty())
             .map(Secret::new);
-        LoadEnv { consul_http_token }
+        LoadEnv {
+            consul_http_token,
+            host: HostCheck::Off,
+            fence_metadata: None,
+        }
     }
 }
 

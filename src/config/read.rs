@@ -12,13 +12,18 @@
 //!   messages);
 //! - `read/custom.rs`: the readers of the keys with a kind of their own
 //!   (`Kind::Custom`: roles, the token, probes, ...);
-//! - `read/fence.rs`: the readers of a fence target's keys;
+//! - `read/fence.rs`: the readers of a fence target's keys, and
+//!   `read/fence_meta.rs` those keys held against the agent's own metadata;
 //! - `read/cross.rs`: the checks across sections (roles against
-//!   addresses, the proxy switch, the quorum against the witness plan).
+//!   addresses, the proxy switch, the quorum against the witness plan);
+//! - `read/host.rs`: the programs and the user the file names, looked for
+//!   on this host (`LoadEnv::host`).
 
 mod cross;
 mod custom;
 mod fence;
+mod fence_meta;
+mod host;
 mod values;
 
 use super::problem::{LoadEnv, Problem};

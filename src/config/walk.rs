@@ -214,9 +214,20 @@ impl Walker<'_> {
                 self.marks.other_top.push(k.name.clone());
                 let mut candidates: Vec<&str> = SECTIONS.to_vec();
                 candidates.extend(dc_names.iter().copied());
-                let hint = match suggest::nearest(&k.name, &candidates) {
-                    Some(c) => format!("did you mean `{c}`?"),
-                    None => format!(
+                // `whoami: Secondary` beside a `secondary:` section: the
+                // name in local: is what to fix, not the section.
+                let case_only = ["whoami", "dc_check"]
+                    .into_iter()
+                    .zip(dc_names.iter())
+                    .find(|(_, n)| n.eq_ignore_ascii_case(&k.name));
+                let hint = match (case_only, suggest::nearest(&k.name, &candidates)) {
+                    (Some((key, named)), _) => format!(
+                        "datacenter names are case-sensitive: local.{key} is `{named}`; did you \
+                         mean `{key}: {}`?",
+                        k.name
+                    ),
+                    (None, Some(c)) => format!("did you mean `{c}`?"),
+                    (None, None) => format!(
                         "a top-level key is a section ({}) or a datacenter named by \
                          local.whoami (`{}`) or local.dc_check (`{}`)",
                         SECTIONS.join(", "),
@@ -248,6 +259,7 @@ impl Walker<'_> {
         };
         self.cross_checks(&mut cfg);
         self.fence_cross(&cfg);
+        self.host_checks(&cfg);
         Some(cfg)
     }
 

@@ -65,6 +65,12 @@ pub struct SessionDriver {
     /// When the last survey was started (a failed one is not retried
     /// before `replicas.survey_interval`).
     survey_tried: Option<std::time::Instant>,
+    /// Whether the local Consul agent answered the last round (`None`
+    /// before the first), to log its loss once.
+    local_consul_up: Option<bool>,
+    /// `state_dir/daemon.lock`, held for the daemon's life: how `status`
+    /// knows a daemon runs.
+    _running: crate::state::DaemonLock,
 }
 
 /// What an action job reports back.
@@ -82,6 +88,7 @@ impl SessionDriver {
     ) -> Result<SessionDriver, String> {
         let prober = Prober::new(&cfg).map_err(|e| e.to_string())?;
         let mut session = Session::open(&cfg, false).map_err(|e| e.to_string())?;
+        let running = crate::state::DaemonLock::acquire(&cfg.local.state_dir)?;
         let meanwhile = crate::session::RoundsMeanwhile::default();
         session.watch_rounds(meanwhile.clone());
         let reloaded = crate::session::Reloaded::default();
@@ -106,6 +113,8 @@ impl SessionDriver {
             lease,
             survey: None,
             survey_tried: None,
+            local_consul_up: None,
+            _running: running,
         })
     }
 
@@ -193,6 +202,30 @@ impl SessionDriver {
         self.cannot_decide = problem;
     }
 
+    /// Note whether the local Consul agent answered this round. Without
+    /// it the quorum gate cannot be taken, so no failover can happen: a
+    /// WARNING when it stops answering (once per change), an INFO when it
+    /// answers again, and `habeat_local_consul_up` for the alert.
+    fn note_local_consul(&mut self, up: bool) {
+        self.metrics.set_local_consul_up(up);
+        if self.local_consul_up == Some(up) {
+            return;
+        }
+        let agent = format!("{}:{}", self.cfg.consul.hostname, self.cfg.consul.port);
+        if up {
+            if self.local_consul_up.is_some() {
+                tracing::info!("the local Consul agent ({agent}) answers again");
+            }
+        } else {
+            tracing::warn!(
+                "the local Consul agent ({agent}, consul.hostname/consul.port) does not answer: \
+                 no failover is possible until it does (the quorum gate needs it); check it \
+                 with `consul members` and `systemctl status service-discover`"
+            );
+        }
+        self.local_consul_up = Some(up);
+    }
+
     /// Feed the lock files and `round` to the engine under the state
     /// lock, and hand out what it decides as the job.
     async fn decide(
@@ -263,23 +296,28 @@ impl SessionDriver {
         };
         self.survey_tried = Some(std::time::Instant::now());
         let (cfg, session) = (self.cfg.clone(), self.session.clone());
+        let metrics = self.metrics.clone();
         self.survey = Some(tokio::spawn(async move {
-            let survey = match crate::survey::job::fetch(&cfg, &cli, crate::session::now).await {
-                Err(e) => return tracing::warn!("{e}"),
-                Ok(survey) => survey,
-            };
+            let fetched = crate::survey::job::fetch(&cfg, &cli, crate::session::now).await;
+            if fetched.is_err() {
+                metrics.record_survey_failure();
+            }
             let dir = cfg.local.state_dir.clone();
             match tokio::task::spawn_blocking(move || StateLock::acquire(&dir, ROUND_LOCK_WAIT))
                 .await
             {
                 Ok(Ok(_lock)) => {
                     let mut s = session.lock().await;
-                    if let Err(e) = s.keep_survey(&survey) {
-                        tracing::error!("replica survey not kept: {e}");
+                    let done = match &fetched {
+                        Ok(survey) => s.keep_survey(survey),
+                        Err(e) => s.survey_failed(e),
+                    };
+                    if let Err(e) = done {
+                        tracing::error!("replica survey not recorded: {e}");
                     }
                 }
-                Ok(Err(e)) => tracing::warn!("replica survey not kept: {e}"),
-                Err(e) => tracing::error!("replica survey not kept: {e}"),
+                Ok(Err(e)) => tracing::warn!("replica survey not recorded: {e}"),
+                Err(e) => tracing::error!("replica survey not recorded: {e}"),
             }
         }));
     }
@@ -310,6 +348,8 @@ impl SessionDriver {
         let mut v = crate::commands::status_json_planned(state, &self.cfg, &plan);
         v["cannot_decide"] = self.cannot_decide.clone().into();
         self.metrics.record_survey(&v["replicas"]["survey"]);
+        self.metrics
+            .set_survey_failed(!v["replicas"]["last_failure"].is_null());
         if let Some(l) = &self.lease {
             v["lease"] = serde_json::to_value(l.status()).unwrap_or_default();
         }
@@ -431,6 +471,7 @@ impl Driver for SessionDriver {
 
     async fn round(&mut self, _ctx: RoundContext) -> Result<RoundReport<JobResult>, RoundError> {
         let round = self.prober.round().await;
+        self.note_local_consul(round.local_leader.is_some());
         if let Some(l) = &self.lease {
             l.round(&round);
         }
@@ -498,9 +539,14 @@ impl Driver for SessionDriver {
                 what: j.what.clone(),
             };
         }
+        // Only the components this node watches: a component it does not
+        // watch has no verdict, and an exported "unknown" for it would
+        // fire the peer-component alert for ever.
+        let watched = crate::probe::watched_components(&self.cfg);
         let verdicts: Vec<(Component, Verdict)> = state
             .components
             .iter()
+            .filter(|(c, _)| watched.contains(c))
             .map(|(c, s)| (*c, s.verdict))
             .collect();
         // The run loop records the round in the metrics (also while a job

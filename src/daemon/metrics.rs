@@ -120,11 +120,14 @@ struct Inner {
     quorum_gate_refusals: Counter,
     last_round: Gauge<f64, AtomicU64>,
     cannot_decide: Gauge,
+    local_consul_up: Gauge,
     replica_accounts: Family<ReplicaLabels, Gauge>,
     replicas_at_risk: Gauge,
     replica_max_lag_sequence: Gauge,
     replica_max_lag_item_id: Gauge,
     replica_survey_age: Gauge,
+    replica_survey_failed: Gauge,
+    replica_survey_failures: Counter,
     lease_held: Gauge,
     fenced: Gauge,
     fence_failed: Gauge,
@@ -231,11 +234,20 @@ impl Metrics {
              its lock unusable): no automatic action happens until it is 0 again",
             cannot_decide.clone(),
         );
+        let local_consul_up = Gauge::default();
+        registry.register(
+            "local_consul_up",
+            "1 while the local Consul agent (consul.hostname:consul.port) answers the rounds, 0 \
+             when it does not: no failover is possible then (the quorum gate needs it); -1 \
+             before the first round",
+            local_consul_up.clone(),
+        );
+        local_consul_up.set(-1);
         let replica_accounts = Family::<ReplicaLabels, Gauge>::default();
         registry.register(
             "replica_accounts",
             "Accounts of the peer mailstore by the state of their replica at the last survey: \
-             ok, unavailable, no_kafka, paused, behind, no_replica (0 before the first survey; \
+             ok, unavailable, no_kafka, paused, unreadable, behind, no_replica (0 before the first survey; \
              habeat_replica_survey_age_seconds is then -1)",
             replica_accounts.clone(),
         );
@@ -273,6 +285,20 @@ impl Metrics {
             replica_survey_age.clone(),
         );
         replica_survey_age.set(-1);
+        let replica_survey_failed = Gauge::default();
+        registry.register(
+            "replica_survey_failed",
+            "1 while the last replica survey failed (the CLI, its output, or a field that makes \
+             no sense; habeat status says why): the replicas' state is as of the last good \
+             survey, or unknown; 0 otherwise",
+            replica_survey_failed.clone(),
+        );
+        let replica_survey_failures = Counter::default();
+        registry.register(
+            "replica_survey_failures",
+            "Replica surveys that failed since the daemon started",
+            replica_survey_failures.clone(),
+        );
         let lease_held = Gauge::default();
         registry.register(
             "lease_held",
@@ -332,6 +358,8 @@ impl Metrics {
             replica_max_lag_sequence,
             replica_max_lag_item_id,
             replica_survey_age,
+            replica_survey_failed,
+            replica_survey_failures,
             registry,
             paused_since,
             failover_locked,
@@ -344,6 +372,7 @@ impl Metrics {
             quorum_gate_refusals,
             last_round,
             cannot_decide,
+            local_consul_up,
             lease_held,
             fenced,
             fence_failed,
@@ -431,6 +460,17 @@ impl Metrics {
     /// whatever the number of accounts).
     pub fn record_promotion(&self) {
         self.0.promotions.inc();
+    }
+
+    /// Count a replica survey that failed.
+    pub fn record_survey_failure(&self) {
+        self.0.replica_survey_failures.inc();
+    }
+
+    /// Whether the last survey failed (`replicas.last_failure` of
+    /// `status --json` is set).
+    pub fn set_survey_failed(&self, failed: bool) {
+        self.0.replica_survey_failed.set(i64::from(failed));
     }
 
     /// The last survey, as `status --json` shows it (`replicas.survey`,
@@ -530,6 +570,11 @@ impl Metrics {
             }
             *last = now;
         }
+    }
+
+    /// Whether the local Consul agent answered the last round.
+    pub fn set_local_consul_up(&self, up: bool) {
+        self.0.local_consul_up.set(i64::from(up));
     }
 
     /// Record an automatic action refused by the quorum gate.

@@ -39,6 +39,10 @@ pub struct Event {
     pub component: Option<Component>,
     /// The sentence an operator reads in `habeat history`.
     pub message: String,
+    /// Who gave the operator command this event follows from (`alice on
+    /// /dev/pts/3`); none for what habeat did by itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
 }
 
 /// What happened.
@@ -113,6 +117,13 @@ pub enum EventKind {
         /// At risk before and not now.
         #[serde(default)]
         cleared: Vec<String>,
+    },
+    /// A replica survey failed (the CLI, its output, or a field that makes
+    /// no sense): the last good survey, if any, is kept and shown with its
+    /// age beside this reason.
+    ReplicaSurveyFailed {
+        source_mail_host: String,
+        reason: String,
     },
     /// A recorded failover or re-arm finished (every step done or given up).
     PipelineFinished {

@@ -219,6 +219,7 @@ impl<'a> Cx<'a> {
         message: String,
     ) {
         self.record(Event {
+            operator: None,
             at: self.now,
             severity,
             kind,
@@ -369,6 +370,7 @@ impl<'a> Cx<'a> {
             let before = prev.map(|p| p.vote).unwrap_or(Vote::Unknown);
             if w.vote != before {
                 self.record(Event {
+                    operator: None,
                     at: now,
                     severity: Severity::Info,
                     kind: EventKind::VoteChanged {
@@ -403,6 +405,7 @@ impl<'a> Cx<'a> {
                     Severity::Info
                 };
                 self.record(Event {
+                    operator: None,
                     at: now,
                     severity,
                     kind: EventKind::VerdictChanged { from, to: v },
@@ -435,6 +438,7 @@ impl<'a> Cx<'a> {
         };
         self.s.raft.leaderless_since = since;
         self.s.raft.leaderless_since_boot = since_boot;
+        self.s.raft.local_leader = round.local_leader;
         self.s.last_round_at = Some(now);
     }
 
@@ -469,7 +473,8 @@ impl<'a> Cx<'a> {
                 threads,
                 force,
                 evidence,
-            } => self.manual_promotion(target, accounts, *threads, *force, evidence),
+                follow_ups,
+            } => self.manual_promotion(target, accounts, *threads, *force, evidence, *follow_ups),
             OperatorCommand::RecoverPeerDcLost {
                 evidence,
                 local_leader,

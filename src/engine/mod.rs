@@ -38,14 +38,15 @@ pub use config::{EngineConfig, FencePlan, MAX_ATTEMPTS};
 pub use event::{Event, EventKind, Severity};
 pub use machine::{Input, Transition, step};
 pub use plan::{Explanation, Next, Plan, RolePlan, plan, plan_live, plan_round, wants_more_rounds};
+pub use promotion::follow_up_commands;
 pub use reason::{
     Blocked, GateRefusal, GiveUp, Idle, OperatorRefusal, PEER_DC_LOST_HINT, PeerLeaseWait,
     PeerReturnedWarning, RaftWait, Stall, WaitOver, Waiting,
 };
 pub use record::{
-    ComponentState, LastPromotion, LeaderWatch, Live, LockFileSeen, OperatorCommand, Pause,
-    Pipeline, PipelineKind, PromotionDetails, RaftMemory, RoleState, STATE_VERSION, SafeHold,
-    State, Step, StepState, StepStatus, WitnessState,
+    ComponentState, LastPromotion, LeaderWatch, Live, LockFileSeen, OperatorCommand, OperatorMark,
+    Pause, Pipeline, PipelineKind, PromotionDetails, RaftMemory, RoleState, STATE_VERSION,
+    SafeHold, State, Step, StepState, StepStatus, WitnessState,
 };
 pub use time::{BootId, BootTime, Now, UnixMillis};
 pub use witness::{SourceVote, observe, verdict, votes};

@@ -70,7 +70,7 @@ impl RolePlan {
                  resumes it)",
                 kind.describe()
             ),
-            Next::Act { kind } => format!("would act now: {}", kind.describe()),
+            Next::Act { kind } => act_text(kind),
             Next::Idle(r) => r.to_string(),
         }
     }
@@ -99,6 +99,21 @@ impl RolePlan {
             kind: self.kind(),
             text: self.text(),
         }
+    }
+}
+
+/// What acting now means. The first steps of a promotion only read (the
+/// account listing, the check for an earlier promotion still running):
+/// named alone they hide that a promotion is what starts.
+fn act_text(kind: &ActionKind) -> String {
+    match kind {
+        ActionKind::ListAccounts { source_mail_host }
+        | ActionKind::ListOperations { source_mail_host } => format!(
+            "would act now: promote the accounts of {source_mail_host} to this datacenter, \
+             starting with: {}",
+            kind.describe()
+        ),
+        _ => format!("would act now: {}", kind.describe()),
     }
 }
 

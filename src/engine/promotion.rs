@@ -4,6 +4,7 @@
 //! server, and the follow-up steps), and the operator's `habeat promote`.
 
 use super::action::{ActionKind, CommandPurpose, LockKind, Origin, PromoteTarget, StepRef};
+use super::config::EngineConfig;
 use super::event::{EventKind, Severity};
 use super::machine::{Cx, Next, Planned};
 use super::pipeline::{commands, fence_step};
@@ -190,6 +191,7 @@ impl Cx<'_> {
         threads: Option<u32>,
         force: bool,
         evidence: &[Observation],
+        follow_ups: bool,
     ) {
         let role = Role::Appserver;
         let host = match target {
@@ -238,8 +240,20 @@ impl Cx<'_> {
             );
         }
         let id = self.new_pipeline_id();
+        // No fence step: the peer's fence device may be in the datacenter
+        // that was lost, and the operator has said the source is gone.
+        // The proxy switch and the hooks do run (unless --no-follow-ups):
+        // the operator reaching for `promote` is failing over by hand.
         let mut steps = vec![Step::PromoteAccounts];
-        steps.extend(self.promotion_follow_up(false));
+        steps.extend(self.promotion_follow_up(follow_ups));
+        let skipped: Vec<String> = if follow_ups {
+            Vec::new()
+        } else {
+            follow_up_commands(self.cfg)
+                .iter()
+                .map(Step::name)
+                .collect()
+        };
         let p = Pipeline {
             id,
             kind: PipelineKind::Promotion,
@@ -275,7 +289,14 @@ impl Cx<'_> {
                 held: Vec::new(),
             },
             Some(role),
-            format!("recorded a manual promotion from {host} (pipeline {id})"),
+            format!(
+                "recorded a manual promotion from {host} (pipeline {id}){}",
+                if skipped.is_empty() {
+                    String::new()
+                } else {
+                    format!("; skipped (--no-follow-ups): {}", skipped.join("; "))
+                }
+            ),
         );
     }
 
@@ -387,7 +408,9 @@ impl Cx<'_> {
         self.gated(role, &p, next)
     }
 
-    pub(super) fn promotion_follow_up(&self, automatic: bool) -> Vec<Step> {
+    /// The steps after the promotion: the lock files, the cache flush and
+    /// the replica restart, then (`commands_too`) [`follow_up_commands`].
+    pub(super) fn promotion_follow_up(&self, commands_too: bool) -> Vec<Step> {
         let mut steps = vec![Step::WriteLocks {
             locks: vec![LockKind::Down, LockKind::Promotion],
         }];
@@ -398,20 +421,27 @@ impl Cx<'_> {
             steps.push(Step::PauseReplicas);
             steps.push(Step::RestartReplicas);
         }
-        if automatic {
-            if self.cfg.proxy_enable_activate {
-                steps.extend(commands(
-                    CommandPurpose::ProxyActivate,
-                    &self.cfg.proxy_activate,
-                ));
-            }
-            steps.extend(commands(
-                CommandPurpose::AfterPromotion,
-                &self.cfg.after_promotion,
-            ));
+        if commands_too {
+            steps.extend(follow_up_commands(self.cfg));
         }
         steps
     }
+}
+
+/// The operator's commands a promotion ends with: this DC's proxy switch
+/// `activate` (with `local.proxy_enable_activate`), then
+/// `hooks.after_promotion`. `habeat promote --no-follow-ups` skips them
+/// and names them.
+pub fn follow_up_commands(cfg: &EngineConfig) -> Vec<Step> {
+    let mut steps = Vec::new();
+    if cfg.proxy_enable_activate {
+        steps.extend(commands(CommandPurpose::ProxyActivate, &cfg.proxy_activate));
+    }
+    steps.extend(commands(
+        CommandPurpose::AfterPromotion,
+        &cfg.after_promotion,
+    ));
+    steps
 }
 
 /// What the promotion intent's journal line adds about the accounts at

@@ -46,6 +46,21 @@ pub struct State {
     /// the windows saved before are now measured by the wall clock alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boot: Option<BootId>,
+    /// The last operator command (`pause`, `resume`, `rearm`, `promote`,
+    /// `recover`) and who gave it, stamped by the session that ran it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_operator: Option<OperatorMark>,
+}
+
+/// Who gave an operator command, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorMark {
+    /// The command (`pause`, `rearm`, ...).
+    pub command: String,
+    /// The user (`SUDO_USER`, else the login name) and the terminal:
+    /// `alice on /dev/pts/3`.
+    pub by: String,
+    pub at: UnixMillis,
 }
 
 impl Default for State {
@@ -103,6 +118,7 @@ impl State {
             next_action_id: 1,
             next_pipeline_id: 1,
             boot: None,
+            last_operator: None,
         }
     }
 
@@ -548,6 +564,15 @@ pub struct RaftMemory {
     /// recovery (`peer_consul_returned`); `habeat rearm` clears both.
     #[serde(default)]
     pub peer_returned_at: Option<UnixMillis>,
+    /// What the last round saw of the local Consul: `Some(true)` a raft
+    /// leader, `Some(false)` none, `None` the agent did not answer (or no
+    /// round yet). `status` shows it with the round's age.
+    #[serde(default)]
+    pub local_leader: Option<bool>,
+}
+
+fn follow_ups_default() -> bool {
+    true
 }
 
 /// An operator's command, fed to the engine like a round.
@@ -571,6 +596,11 @@ pub enum OperatorCommand {
         force: bool,
         /// A fresh probe round of the source appserver's witnesses.
         evidence: Vec<Observation>,
+        /// Run the proxy switch `activate` commands and the
+        /// `after_promotion` hooks after it, as an automatic promotion
+        /// does (`--no-follow-ups` clears it).
+        #[serde(default = "follow_ups_default")]
+        follow_ups: bool,
     },
     /// `habeat recover --peer-dc-lost`: the operator confirms the peer DC
     /// is lost; raft recovery now, journaled as the operator's.

@@ -35,7 +35,7 @@ macro_rules! say {
         if ON_STDERR.load(Ordering::Relaxed) {
             eprintln!($($t)*)
         } else {
-            println!($($t)*)
+            crate::outln!($($t)*)
         }
     };
 }
@@ -291,11 +291,55 @@ impl Executor {
                 action: fence_action,
                 plugs,
             } => self.simulate_fence(*component, *fence_action, plugs).await,
-            ActionKind::RaftRecovery { .. } | ActionKind::ConfirmLeader => {
+            ActionKind::RaftRecovery { servers } => {
+                say!("{P} would {}", action.kind.describe());
+                self.simulate_raft(servers).await
+            }
+            ActionKind::ConfirmLeader => {
                 say!("{P} would {}", action.kind.describe());
                 assumed("it succeeds")
             }
         }
+    }
+
+    /// Raft recovery: the servers as the real run finds them (the
+    /// recorded configuration, or `node-id` and this node's address read
+    /// for real) and the `peers.json` it would write, printed whole; the
+    /// stop and start are only named.
+    async fn simulate_raft(&mut self, servers: &[crate::model::RaftServer]) -> OutcomeResult {
+        let recovery = crate::act::raft::RaftRecovery::new(&self.cfg.consul);
+        let peers = match self.raft_peers(&recovery, servers).await {
+            Ok(p) => p,
+            Err(reason) => {
+                say!("{P}   the real run would fail here: {reason}");
+                return failed(reason);
+            }
+        };
+        let text = match crate::act::raft::render_peers_json(&peers) {
+            Ok(t) => t,
+            Err(e) => {
+                say!("{P}   the real run would fail here: {e}");
+                return failed(e.to_string());
+            }
+        };
+        let c = &self.cfg.consul;
+        say!(
+            "{P} would stop service-discover: {}",
+            c.service_stop.join(" ")
+        );
+        say!(
+            "{P} would write {} ({} server(s)):",
+            recovery.data_dir.join("raft/peers.json").display(),
+            peers.len()
+        );
+        for line in text.lines() {
+            say!("{P}   {line}");
+        }
+        say!(
+            "{P} would start service-discover: {}",
+            c.service_start.join(" ")
+        );
+        assumed("service-discover restarts and a leader is elected")
     }
 
     /// A fence step: the agent's `status` only (it changes nothing),

@@ -111,6 +111,7 @@ impl Executor {
         );
         tracing::warn!(%key, "{message}");
         let event = crate::engine::Event {
+            operator: None,
             at: UnixMillis::from_system_time(std::time::SystemTime::now()),
             severity: crate::engine::Severity::Warning,
             kind: crate::engine::EventKind::PeerLeaseUnchecked {

@@ -536,22 +536,9 @@ impl Executor {
 
     async fn raft_recovery(&mut self, servers: &[crate::model::RaftServer]) -> OutcomeResult {
         let recovery = RaftRecovery::new(&self.cfg.consul);
-        let peers: Vec<PeerEntry> = if servers.is_empty() {
-            // This server alone, at its own address (not merely the first
-            // one this DC lists), and only if it is the DC's only server.
-            let ip = match self.own_consul_address().await {
-                Ok(ip) => ip,
-                Err(reason) => return failed(reason),
-            };
-            match read_node_id(&recovery.data_dir) {
-                Ok(id) => vec![PeerEntry::voter(id, SocketAddr::new(ip, 8300).to_string())],
-                Err(e) => return failed(e.to_string()),
-            }
-        } else {
-            servers
-                .iter()
-                .map(|s| PeerEntry::voter(s.id.clone(), s.address.clone()))
-                .collect()
+        let peers = match self.raft_peers(&recovery, servers).await {
+            Ok(p) => p,
+            Err(reason) => return failed(reason),
         };
         let client = match self.consul.as_ref() {
             Ok(c) => c.clone(),
@@ -580,6 +567,30 @@ impl Executor {
 }
 
 impl Executor {
+    /// The servers `peers.json` names: those recorded while this side had
+    /// a leader, or else this server alone, at its own address (not merely
+    /// the first one this DC lists) with its `node-id`, and only if it is
+    /// the DC's only server. The dry run asks the same.
+    pub(super) async fn raft_peers(
+        &self,
+        recovery: &RaftRecovery,
+        servers: &[crate::model::RaftServer],
+    ) -> Result<Vec<PeerEntry>, String> {
+        if servers.is_empty() {
+            let ip = self.own_consul_address().await?;
+            let id = read_node_id(&recovery.data_dir).map_err(|e| e.to_string())?;
+            Ok(vec![PeerEntry::voter(
+                id,
+                SocketAddr::new(ip, 8300).to_string(),
+            )])
+        } else {
+            Ok(servers
+                .iter()
+                .map(|s| PeerEntry::voter(s.id.clone(), s.address.clone()))
+                .collect())
+        }
+    }
+
     /// This node's address among its DC's `consul_ips` (hostnames are
     /// resolved, within [`RESOLVE_TIMEOUT`]); see [`own_server_address`].
     async fn own_consul_address(&self) -> Result<IpAddr, String> {

@@ -807,6 +807,7 @@ impl Keeper {
 
     fn journal_event(&self, severity: Severity, kind: EventKind, message: String) {
         let e = Event {
+            operator: None,
             at: UnixMillis::from_system_time(SystemTime::now()),
             severity,
             kind,

@@ -114,20 +114,26 @@ impl Pinger {
                         // it proves the host is NOT answering.
                         Ok(_) => (addr, Err(None)),
                         Err(SurgeError::Timeout { .. }) => (addr, Err(None)),
-                        Err(e) => (addr, Err(Some(e.to_string()))),
+                        Err(e) => (addr, Err(Some((e.to_string(), about_this_side(&e))))),
                     }
                 });
             }
         }
         let mut send_errors: Vec<String> = Vec::new();
+        let mut own_errors: Vec<String> = Vec::new();
         let overall = tokio::time::timeout_at(deadline + Duration::from_millis(20), async {
             while let Some(joined) = attempts.join_next().await {
                 match joined {
                     Ok((addr, Ok(rtt))) => return Some((addr, rtt)),
-                    Ok((addr, Err(Some(e)))) => {
+                    Ok((addr, Err(Some((e, own))))) => {
                         let msg = format!("{addr}: {e}");
-                        if !send_errors.contains(&msg) {
-                            send_errors.push(msg);
+                        let list = if own {
+                            &mut own_errors
+                        } else {
+                            &mut send_errors
+                        };
+                        if !list.contains(&msg) {
+                            list.push(msg);
                         }
                     }
                     _ => {}
@@ -142,6 +148,15 @@ impl Pinger {
             Ok(Some((addr, rtt))) => {
                 Finding::up(format!("echo reply from {addr} in {}", super::ms(rtt)))
             }
+            // The echo could not even leave (the kernel refused the send:
+            // no permission, a firewall rule on this node): nothing was
+            // learnt about the peer (`unknown-is-not-down`).
+            _ if !own_errors.is_empty() => Finding::unknown(format!(
+                "cannot send ICMP echo from this node ({}); this says nothing about the peer: \
+                 check this node's firewall (output rules) and ICMP permission \
+                 (net.ipv4.ping_group_range, or CAP_NET_RAW)",
+                own_errors.join("; ")
+            )),
             _ if !send_errors.is_empty() => Finding::down(format!(
                 "no echo reply from {shown} within {} ({})",
                 super::ms(budget),
@@ -153,6 +168,17 @@ impl Pinger {
                 ECHOES_PER_ADDRESS
             )),
         }
+    }
+}
+
+/// Whether a ping error is about this node rather than the path to the
+/// peer: the kernel refused to send (EACCES, EPERM: permission, a local
+/// firewall rule), or the client itself failed.
+fn about_this_side(e: &SurgeError) -> bool {
+    match e {
+        SurgeError::IOError(io) => io.kind() == std::io::ErrorKind::PermissionDenied,
+        SurgeError::ClientDestroyed | SurgeError::IncorrectBufferSize => true,
+        _ => false,
     }
 }
 

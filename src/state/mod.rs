@@ -11,6 +11,7 @@
 //! [`State`]: crate::engine::State
 
 mod atomic;
+mod daemon_lock;
 mod dir;
 mod journal;
 mod lock_files;
@@ -18,6 +19,7 @@ mod state_lock;
 mod store;
 
 pub use atomic::{read_nofollow, write_atomic};
+pub use daemon_lock::{Daemon, DaemonLock, FILE as DAEMON_LOCK, daemon};
 pub use dir::check_state_dir;
 pub use journal::{
     Backward, Follower, ForwardEnd, Journal, JournalRead, Located, MAX_LINE, Rotation, Snapshot,

@@ -83,7 +83,7 @@ pub async fn fetch(
     let accounts = carbonio
         .survey(&mail_host)
         .await
-        .map_err(|e| format!("replica survey failed, the last survey is kept: {e}"))?;
+        .map_err(|e| e.to_string())?;
     Ok(Survey {
         version: SURVEY_VERSION,
         host: host.clone(),
@@ -106,6 +106,9 @@ pub fn keep(cfg: &Config, survey: &Survey, dry_run: bool) -> Result<Option<Event
     };
     if !dry_run {
         store::save(dir, survey).map_err(|e| format!("cannot keep the replica survey: {e}"))?;
+        if let Err(e) = store::clear_failure(dir) {
+            tracing::warn!("{e}");
+        }
     }
     Ok(changed(before.as_ref(), survey))
 }
@@ -151,6 +154,7 @@ pub fn changed(before: Option<&Survey>, now: &Survey) -> Option<Event> {
         }
     );
     Some(Event {
+        operator: None,
         at: now.at,
         severity: if new.is_empty() {
             Severity::Info
@@ -167,6 +171,43 @@ pub fn changed(before: Option<&Survey>, now: &Survey) -> Option<Event> {
         component: Some(Component::Appserver),
         message,
     })
+}
+
+/// Record a failed survey (unless `dry_run`): `survey-failed.json` for
+/// `status` and `/metrics`, and the `replica_survey_failed` event to
+/// journal (a failed survey is news: with `replicas.at_risk: hold` the
+/// accounts at risk are named only by a good one).
+pub fn failed(cfg: &Config, reason: &str, at: UnixMillis, dry_run: bool) -> Event {
+    let host = peer_host(cfg).unwrap_or_default();
+    if !dry_run {
+        let f = store::Failure {
+            host: host.clone(),
+            at,
+            reason: reason.to_owned(),
+        };
+        if let Err(e) = store::save_failure(&cfg.local.state_dir, &f) {
+            tracing::warn!("cannot record the failed replica survey: {e}");
+        }
+    }
+    let last = match store::load(&cfg.local.state_dir) {
+        Ok(Some(s)) => format!(
+            "the last good survey ({}) is kept",
+            super::show::ago(super::age_seconds(s.at, at))
+        ),
+        _ => "there is no good survey yet".to_owned(),
+    };
+    Event {
+        at,
+        severity: Severity::Warning,
+        kind: EventKind::ReplicaSurveyFailed {
+            source_mail_host: host.clone(),
+            reason: reason.to_owned(),
+        },
+        role: Some(Role::Appserver),
+        component: Some(Component::Appserver),
+        message: format!("replica survey of {host} failed: {reason}; {last}"),
+        operator: None,
+    }
 }
 
 #[cfg(test)]

@@ -51,6 +51,12 @@ pub struct Surveyed {
     pub replica: Option<ReplicaSeen>,
     /// How many replicas the account has.
     pub replicas: usize,
+    /// Counters that were numbers but no position (`sequence`, `replica
+    /// itemId`...; `act::carbonio::parse_survey_listing` says which): how
+    /// far the replica is cannot be told, so the account is at risk
+    /// ([`ReplicaState::Unreadable`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreadable: Vec<String>,
 }
 
 /// The fields of one replica that decide its class.
@@ -79,6 +85,9 @@ pub enum ReplicaState {
     NoKafka,
     /// Replication paused (on the source or the replica).
     Paused,
+    /// A `sequence` or `itemId` that is no position (`-5`, `1.5`, `2^64`):
+    /// how far behind the replica is cannot be told.
+    Unreadable,
     /// A lower `sequence` or `itemId` than the source.
     Behind,
     /// None of the above.
@@ -87,11 +96,12 @@ pub enum ReplicaState {
 
 impl ReplicaState {
     /// Every class, in the order of `/metrics` and `status`.
-    pub const ALL: [ReplicaState; 6] = [
+    pub const ALL: [ReplicaState; 7] = [
         ReplicaState::Ok,
         ReplicaState::Unavailable,
         ReplicaState::NoKafka,
         ReplicaState::Paused,
+        ReplicaState::Unreadable,
         ReplicaState::Behind,
         ReplicaState::NoReplica,
     ];
@@ -103,6 +113,7 @@ impl ReplicaState {
             ReplicaState::Unavailable => "unavailable",
             ReplicaState::NoKafka => "no_kafka",
             ReplicaState::Paused => "paused",
+            ReplicaState::Unreadable => "unreadable",
             ReplicaState::Behind => "behind",
             ReplicaState::NoReplica => "no_replica",
         }
@@ -144,6 +155,9 @@ impl fmt::Display for Risk {
                 ReplicaState::Unavailable => f.write_str("replica unavailable")?,
                 ReplicaState::NoKafka => f.write_str("replica cannot reach Kafka")?,
                 ReplicaState::Paused => f.write_str("replication paused")?,
+                ReplicaState::Unreadable => {
+                    f.write_str("sequence unreadable (a sequence or itemId that is no position)")?
+                }
                 ReplicaState::Behind => {
                     f.write_str("behind the source by")?;
                     let parts: Vec<String> = [
@@ -180,6 +194,9 @@ pub fn classify(a: &Surveyed) -> (Vec<ReplicaState>, Option<u64>, Option<u64>) {
     }
     if a.source_paused || r.paused == Some(true) {
         out.push(ReplicaState::Paused);
+    }
+    if !a.unreadable.is_empty() {
+        out.push(ReplicaState::Unreadable);
     }
     let lag = |src: Option<u64>, rep: Option<u64>| match (src, rep) {
         (Some(s), Some(r)) if r < s => Some(s - r),
@@ -322,6 +339,7 @@ mod tests {
 
     fn acct(name: &str, src: (u64, u64), rep: Option<ReplicaSeen>) -> Surveyed {
         Surveyed {
+            unreadable: Vec::new(),
             account: name.into(),
             source_sequence: Some(src.0),
             source_item_id: Some(src.1),

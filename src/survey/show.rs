@@ -14,8 +14,24 @@ use serde_json::{Value, json};
 type Cached = (std::path::PathBuf, u64, std::time::SystemTime, Value);
 static CACHE: std::sync::Mutex<Option<Cached>> = std::sync::Mutex::new(None);
 
-/// The `replicas` member of `status --json` and `/status`.
+/// The `replicas` member of `status --json` and `/status`: the last good
+/// survey (`survey`, cached) and the failure after it (`last_failure`,
+/// read each time: a small file).
 pub fn json(cfg: &Config, now: UnixMillis) -> Value {
+    let mut v = good_json(cfg, now);
+    v["last_failure"] = match store::load_failure(&cfg.local.state_dir) {
+        Some(f) => json!({
+            "host": f.host,
+            "at": f.at,
+            "age_seconds": age_seconds(f.at, now),
+            "reason": f.reason,
+        }),
+        None => Value::Null,
+    };
+    v
+}
+
+fn good_json(cfg: &Config, now: UnixMillis) -> Value {
     let path = store::path(&cfg.local.state_dir);
     let stamp = std::fs::symlink_metadata(&path)
         .ok()
@@ -86,11 +102,28 @@ fn build(cfg: &Config, now: UnixMillis) -> Value {
                 "max_lag_sequence": sum.max_lag_sequence,
                 "max_lag_item_id": sum.max_lag_item_id,
                 "destinations": sum.destinations,
+                "nothing_to_fail_over": s.accounts.is_empty(),
+                "warning": nothing_to_fail_over(&s),
             });
             v["accounts"] = Value::Array(accounts);
         }
     }
     v
+}
+
+/// The warning for a survey that found nothing a promotion could move: no
+/// replicated account at all. A failover would then bring no mailbox
+/// back, so this is never shown as healthy.
+pub fn nothing_to_fail_over(s: &Survey) -> Option<String> {
+    if !s.accounts.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "nothing to fail over: the survey of {} lists no replicated account, so a promotion \
+         would move no mailbox; set up the replicas of its accounts in Carbonio \
+         (`getAccountStatus mailHost {}` lists them) before relying on habeat",
+        s.host, s.host
+    ))
 }
 
 /// How long ago, in words (`3 min ago`).
@@ -104,7 +137,38 @@ pub fn ago(secs: u64) -> String {
 
 /// The summary line and the accounts at risk, for `status`.
 pub fn lines(cfg: &Config, now: UnixMillis, verbose: bool) -> Vec<String> {
-    match store::load(&cfg.local.state_dir) {
+    let good = store::load(&cfg.local.state_dir);
+    let Some(f) = store::load_failure(&cfg.local.state_dir) else {
+        return good_lines(good, cfg, now, verbose);
+    };
+    let last = match &good {
+        Ok(Some(s)) => format!(
+            "the last good survey, {}, is shown below",
+            ago(age_seconds(s.at, now))
+        ),
+        _ => "there is no good survey: which accounts are at risk is unknown".to_owned(),
+    };
+    let mut out = vec![format!(
+        "WARNING: the replica survey of {} FAILED {}: {}; {last}; `habeat history` has each \
+         failure, the next survey is tried every {}",
+        f.host,
+        ago(age_seconds(f.at, now)),
+        f.reason,
+        humantime::format_duration(cfg.replicas.survey_interval)
+    )];
+    if let Ok(Some(s)) = &good {
+        out.extend(survey_lines(s, now, verbose));
+    }
+    out
+}
+
+fn good_lines(
+    good: Result<Option<Survey>, store::SurveyError>,
+    cfg: &Config,
+    now: UnixMillis,
+    verbose: bool,
+) -> Vec<String> {
+    match good {
         Ok(Some(s)) => survey_lines(&s, now, verbose),
         Ok(None) if cfg.replicas.survey_interval.is_zero() => {
             vec!["replicas: no survey (replicas.survey_interval is 0: never)".into()]
@@ -125,13 +189,20 @@ pub fn survey_lines(s: &Survey, now: UnixMillis, verbose: bool) -> Vec<String> {
         .iter()
         .map(|(d, n)| format!("{n} to {d}"))
         .collect();
+    let when = ago(age_seconds(sum.at, now));
+    if let Some(w) = nothing_to_fail_over(s) {
+        return vec![format!("WARNING: {w} (surveyed {when})")];
+    }
     let mut out = vec![format!(
-        "replicas of {}: {} accounts, {} at risk (surveyed {}); promotion would move {}",
+        "replicas of {}: {} accounts, {} at risk (surveyed {when}); promotion would move {}",
         sum.host,
         sum.accounts,
         sum.at_risk.len(),
-        ago(age_seconds(sum.at, now)),
-        moves.join(", ")
+        if moves.is_empty() {
+            "no account (none has a replica)".to_owned()
+        } else {
+            moves.join(", ")
+        }
     )];
     for r in &sum.at_risk {
         out.push(format!("  at risk  {:<40} {r}", r.account));

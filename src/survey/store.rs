@@ -56,3 +56,47 @@ pub fn save(state_dir: &Path, s: &Survey) -> Result<(), StateError> {
     })?;
     write_atomic(&p, &bytes)
 }
+
+/// The file that records the last failed survey, inside `state_dir`.
+pub const FAILED_FILE: &str = "survey-failed.json";
+
+/// The last survey that failed, kept until a survey succeeds: `status`,
+/// `/status` and `/metrics` show it beside the last good one (which a
+/// failure never replaces).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Failure {
+    /// The mailstore that was asked.
+    pub host: String,
+    /// When the survey failed.
+    pub at: crate::engine::UnixMillis,
+    /// Why, as logged.
+    pub reason: String,
+}
+
+/// Record a failed survey in place of any earlier failure.
+pub fn save_failure(state_dir: &Path, f: &Failure) -> Result<(), StateError> {
+    let p = state_dir.join(FAILED_FILE);
+    let bytes = serde_json::to_vec(f).map_err(|e| StateError::Encode {
+        path: p.clone(),
+        message: e.to_string(),
+    })?;
+    write_atomic(&p, &bytes)
+}
+
+/// The last failed survey, if it was not followed by a good one. An
+/// unreadable record counts as none (the next survey rewrites or removes
+/// it).
+pub fn load_failure(state_dir: &Path) -> Option<Failure> {
+    let bytes = read_nofollow(&state_dir.join(FAILED_FILE)).ok()??;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Forget the failure: a survey succeeded.
+pub fn clear_failure(state_dir: &Path) -> Result<(), StateError> {
+    match std::fs::remove_file(state_dir.join(FAILED_FILE)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(StateError::io("remove", &state_dir.join(FAILED_FILE), e))
+        }
+        _ => Ok(()),
+    }
+}

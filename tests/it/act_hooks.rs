@@ -86,9 +86,11 @@ async fn hooks_do_not_inherit_habeats_environment() {
         .filter_map(|l| l.split_once('=').map(|(k, _)| k))
         .collect();
     assert!(tail.contains("HABEAT_EVENT=promotion"), "{tail}");
+    // /tmp is read-only under the shipped units: mktemp goes to /var/tmp.
+    assert!(tail.contains("TMPDIR=/var/tmp"), "{tail}");
     for k in &keys {
         assert!(
-            ["PATH", "HOME", "LANG"].contains(k) || k.starts_with("HABEAT_"),
+            ["PATH", "HOME", "LANG", "TMPDIR"].contains(k) || k.starts_with("HABEAT_"),
             "hook saw {k}: {tail}"
         );
     }

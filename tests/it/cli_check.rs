@@ -841,3 +841,109 @@ async fn the_witness_command_gets_no_consul_token_and_a_pipe_holder_costs_its_vo
     assert!(!votes.is_empty(), "{journal}");
     assert!(votes.iter().all(|v| v == "down"), "{votes:?}");
 }
+
+/// A dry run narrates what the real run would do: its log says "would"
+/// for every event it does not record, the summary names the promotion
+/// (not only its first, read-only step), and a raft recovery's dry run
+/// reads `node-id` and prints the `peers.json` it would write.
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_runs_say_would_name_the_promotion_and_print_the_peers_json() {
+    if !may_use_netns("dry_run_narration") {
+        return;
+    }
+    let data = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        data.path().join("node-id"),
+        "adf4238a-882b-9ddc-4a9d-5b6758e4159e\n",
+    )
+    .expect("node-id");
+    let bed = bed()
+        .set("primary", "consul_ips: [{ip}]")
+        .set("primary", "consul_vmnames: [svc1.example.com]")
+        .set("secondary", "consul_ips: [127.0.0.1]")
+        .set("secondary", "consul_vmnames: [svc2.example.com]")
+        .set(
+            "consul",
+            &format!("service_discover_data: {}", data.path().display()),
+        )
+        .set("safety", "raft_recovery: operator")
+        .start()
+        .await;
+    bed.edit_config(|c| c.replace("role: appserver", "roles: [appserver, consulserver]"));
+    bed.kill_peer();
+    let before = tree(bed.dir.path());
+    let out = bed.run(&[
+        "--dry-run",
+        "promote",
+        "--source-mail-host",
+        SOURCE,
+        "--yes",
+        "--force",
+    ]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    for line in stderr.lines().filter(|l| l.contains("habeat::event")) {
+        assert!(
+            line.contains("dry run: the real run would record: "),
+            "an event narrated as done: {line}\n{}",
+            text(&out)
+        );
+    }
+    assert!(
+        stderr.contains("the real run would record: recorded a manual promotion"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        stdout.contains("the real run would end: promotion recorded"),
+        "{}",
+        text(&out)
+    );
+    // The plan of a timer's check names the promotion its listing starts.
+    let out = bed.run(&["--dry-run", "check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!(
+            "would act now: promote the accounts of {SOURCE} to this datacenter, starting with: \
+             list the replicated accounts of {SOURCE}"
+        )),
+        "{}",
+        text(&out)
+    );
+
+    let out = bed.run(&["--dry-run", "recover", "--peer-dc-lost", "--yes"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        stdout.contains(&format!(
+            "dry run: would write {}/raft/peers.json (1 server(s)):",
+            data.path().display()
+        )),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        stdout.contains("\"id\": \"adf4238a-882b-9ddc-4a9d-5b6758e4159e\""),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        stdout.contains("\"address\": \"127.0.0.1:8300\""),
+        "{}",
+        text(&out)
+    );
+    for line in String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.contains("habeat::event"))
+    {
+        assert!(line.contains("would record"), "{line}");
+    }
+    assert!(
+        !data.path().join("raft").exists(),
+        "a dry run wrote peers.json"
+    );
+    assert_eq!(tree(bed.dir.path()), before, "a dry run changed the bed");
+}

@@ -17,17 +17,30 @@ fn fixture(name: &str) -> PathBuf {
     root().join("tests/fixtures/config").join(name)
 }
 
-/// Run `habeat --config <path> [--json] config check` without any
-/// CONSUL_HTTP_TOKEN from the test's environment.
+/// Run `habeat --config <path> [--json] config check --file-only` without
+/// any CONSUL_HTTP_TOKEN from the test's environment: the files here name
+/// Carbonio's programs, which this machine has not (the host's side is
+/// [`check_here`]'s).
 fn check(path: &Path, json: bool) -> Output {
     let mut cmd = Proc::new(BIN);
     cmd.arg("--config").arg(path);
     if json {
         cmd.arg("--json");
     }
-    cmd.args(["config", "check"])
+    cmd.args(["config", "check", "--file-only"])
         .env_remove("CONSUL_HTTP_TOKEN");
     cmd.output().expect("run habeat")
+}
+
+/// `habeat --config <path> config check`, looking on this host too.
+fn check_here(path: &Path) -> Output {
+    Proc::new(BIN)
+        .arg("--config")
+        .arg(path)
+        .args(["config", "check"])
+        .env_remove("CONSUL_HTTP_TOKEN")
+        .output()
+        .expect("run habeat")
 }
 
 fn text(b: &[u8]) -> String {
@@ -258,7 +271,7 @@ fn the_token_appears_in_no_output_text_json_warning_or_error() {
             if json {
                 cmd.arg("--json");
             }
-            cmd.args(["config", "check"])
+            cmd.args(["config", "check", "--file-only"])
                 .env_remove("CONSUL_HTTP_TOKEN");
             if env {
                 cmd.env("CONSUL_HTTP_TOKEN", SECRET);
@@ -325,7 +338,7 @@ fn bare_legacy_invocation_parses_as_check() {
         .expect("config check with flags after it");
     assert!(matches!(
         cli.command,
-        Some(Command::Config(ConfigCommand::Check))
+        Some(Command::Config(ConfigCommand::Check { .. }))
     ));
     assert!(cli.json);
     assert_eq!(cli.config, Path::new("/x.yml"));
@@ -587,5 +600,295 @@ fn journal_rotation_sizes_need_a_unit_and_a_sane_range() {
         text(&out.stdout).contains("journal:\n  max_size: 512KiB\n  keep: 12\n"),
         "{}",
         text(&out.stdout)
+    );
+}
+
+/// Run `habeat <args>` with stdout a pipe whose reader is already gone, as
+/// `habeat … | true` often is by the time habeat writes.
+fn into_a_closed_pipe(args: &[&str]) -> Output {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    Proc::new(BIN)
+        .args(args)
+        .env_remove("CONSUL_HTTP_TOKEN")
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("run habeat")
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly_without_a_panic() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().display();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).expect("state dir");
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let config = dir.path().join("habeat.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "local:\n  whoami: secondary\n  dc_check: primary\n  state_dir: {d}/state\n  \
+             checkDownFile: {d}/down\n  checkPromotionFile: {d}/prom\n  \
+             checkRestartReplicaFile: {d}/rstop\n\
+             primary:\n  appserver_ip: 192.0.2.20\n  appserver_vmname: mbox1.example.com\n"
+        ),
+    )
+    .expect("write config");
+    // A journal with something in it, for `history`.
+    std::fs::write(
+        state.join("events.jsonl"),
+        "{\"at\":1700000000000,\"severity\":\"info\",\"kind\":\"paused\",\"message\":\"x\"}\n",
+    )
+    .expect("journal");
+    let c = config.to_str().expect("utf-8 path");
+    let runs: [&[&str]; 7] = [
+        &["--config", c, "config", "check", "--file-only"],
+        &["--config", c, "--json", "config", "check", "--file-only"],
+        &["--config", c, "status"],
+        &["--config", c, "--json", "status"],
+        &["--config", c, "history"],
+        &["--config", c, "--json", "history"],
+        &["completions", "bash"],
+    ];
+    for args in runs {
+        let out = into_a_closed_pipe(args);
+        let err = text(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(!err.contains("Broken pipe"), "{args:?}: {err}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+    }
+}
+
+/// A node's minimal file in `dir`, with `extra` appended.
+fn minimal_config(dir: &Path, extra: &str) -> PathBuf {
+    let d = dir.display();
+    let path = dir.join("habeat.yml");
+    std::fs::write(
+        &path,
+        format!(
+            "local:\n  whoami: secondary\n  dc_check: primary\n  state_dir: {d}/state\n  \
+             checkDownFile: {d}/down\n  checkPromotionFile: {d}/prom\n  \
+             checkRestartReplicaFile: {d}/rstop\n\
+             primary:\n  appserver_ip: 192.0.2.20\n  appserver_vmname: mbox1.example.com\n{extra}"
+        ),
+    )
+    .expect("write config");
+    path
+}
+
+#[test]
+fn config_check_refuses_programs_and_a_run_as_user_this_host_lacks_at_their_lines() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().display();
+    // A program root may not run (no x bit at all) and one only its owner
+    // (root) may: `nobody` may not.
+    let no_x = dir.path().join("no-x");
+    std::fs::write(&no_x, "#!/bin/sh\n").expect("write");
+    std::fs::set_permissions(&no_x, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let root_only = dir.path().join("root-only");
+    std::fs::write(&root_only, "#!/bin/sh\n").expect("write");
+    std::fs::set_permissions(&root_only, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+
+    let bad = minimal_config(
+        dir.path(),
+        &format!(
+            "carbonio:\n  cli: /opt/zextras/bin/carbonioo\n  zmprov: /nonexistent\n  run_as: zextra\n\
+             hooks:\n  after_promotion:\n    - [\"{d}/no-x\", \"--now\"]\n    - \"{d}/no-x --shell-is-not-looked-into\"\n\
+             witnesses:\n  command: [\"no-such-witness-program\"]\n"
+        ),
+    );
+    let out = check_here(&bad);
+    let p = bad.display();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 5, "{err}");
+    assert!(
+        lines[0].starts_with(&format!(
+            "habeat: {p}:12:8: carbonio.cli: cannot use /opt/zextras/bin/carbonioo: No such file"
+        )),
+        "{err}"
+    );
+    assert!(
+        lines[0].ends_with("correct the path, or install the program"),
+        "{err}"
+    );
+    assert!(
+        lines[1].starts_with(&format!(
+            "habeat: {p}:13:11: carbonio.zmprov: cannot use /nonexistent: No such file"
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        lines[2],
+        format!(
+            "habeat: {p}:14:11: carbonio.run_as: no user `zextra` on this host; the Carbonio \
+             CLIs run as the user that owns the installation (zextras): correct the name, or \
+             write `run_as: \"\"` to run them as habeat's own user"
+        ),
+        "{err}"
+    );
+    assert!(
+        lines[3].starts_with(&format!(
+            "habeat: {p}:17:5: hooks.after_promotion: {d}/no-x is not executable by root"
+        )),
+        "{err}"
+    );
+    assert!(
+        lines[4].starts_with(&format!(
+            "habeat: {p}:20:12: witnesses.command: no program `no-such-witness-program` in PATH"
+        )),
+        "{err}"
+    );
+    // The same file passes when only the file is checked.
+    let file_only = check(&bad, false);
+    assert_eq!(
+        file_only.status.code(),
+        Some(0),
+        "{}",
+        text(&file_only.stderr)
+    );
+
+    // The user exists but the permission bits keep it out.
+    let nobody = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(nobody.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let cfg = minimal_config(
+        nobody.path(),
+        &format!(
+            "carbonio:\n  cli: {}\n  zmprov: /bin/true\n  run_as: nobody\n",
+            root_only.display()
+        ),
+    );
+    let out = check_here(&cfg);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "carbonio.cli: {} is not executable by nobody",
+            root_only.display()
+        )),
+        "{err}"
+    );
+    // Executable by all: it passes.
+    std::fs::set_permissions(&root_only, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let out = check_here(&cfg);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+#[test]
+fn fencing_is_held_against_each_real_agents_own_metadata() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fencing = |body: &str| {
+        minimal_config(
+            dir.path(),
+            &format!(
+                "carbonio:\n  cli: /bin/true\n  zmprov: /bin/true\n  run_as: \"\"\nfencing:\n{body}"
+            ),
+        )
+    };
+    // fence_redfish addresses the node itself: `ip` is its BMC, and its
+    // metadata marks `plug` optional. No plug is a valid fencing.appserver.
+    let ok = fencing(
+        "  appserver:\n    agent: /usr/sbin/fence_redfish\n    options:\n      ip: 192.0.2.99\n      username: admin\n      password_script: /bin/true\n",
+    );
+    let out = check_here(&ok);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // A typo in an option name and a required parameter missing, each
+    // at its line with the agent's own words.
+    let bad = fencing(
+        "  appserver:\n    agent: /usr/sbin/fence_redfish\n    options:\n      ip: 192.0.2.99\n      ssl_insecur: true\n",
+    );
+    let out = check_here(&bad);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let p = bad.display();
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            format!(
+                "habeat: {p}:19:7: fencing.appserver.options: /usr/sbin/fence_redfish requires \
+                 `username` (Login name); add `username: ...` under fencing.appserver.options"
+            ),
+            format!(
+                "habeat: {p}:20:7: fencing.appserver.options.ssl_insecur: /usr/sbin/fence_redfish \
+                 has no parameter `ssl_insecur` (its metadata, `/usr/sbin/fence_redfish -o \
+                 metadata`, lists them); did you mean `ssl_insecure` (Use SSL connection without \
+                 verifying certificate)?"
+            ),
+        ]
+    );
+    // A program that is no fence agent says nothing useful for metadata.
+    let not_agent = fencing("  appserver:\n    agent: /bin/false\n");
+    let out = check_here(&not_agent);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(
+            "fencing.appserver.agent: `/bin/false -o metadata` did not describe the agent"
+        ),
+        "{err}"
+    );
+    // fence_dummy takes options of its own: one it lacks is named.
+    let dummy = fencing(
+        "  appserver:\n    agent: /usr/sbin/fence_dummy\n    options:\n      type: file\n      status_fil: /tmp/x\n",
+    );
+    let out = check_here(&dummy);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("did you mean `status_file`"), "{err}");
+}
+
+#[test]
+fn a_port_in_an_address_a_bare_number_and_a_case_slip_say_what_was_meant_also_in_json() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("habeat.yml");
+    std::fs::write(
+        &path,
+        "local:\n  whoami: Secondary\n  dc_check: primary\nprimary:\n  appserver_ip: 192.0.2.20\n  \
+         appserver_vmname: m.example.com\nsecondary:\n  appserver_ip: 192.0.2.21\nconsul:\n  \
+         hostname: 127.0.0.1:8500\ndetection:\n  timeout: 1500\n",
+    )
+    .expect("write");
+    let p = path.display();
+    refused(
+        &check(&path, false),
+        &[
+            format!(
+                "habeat: {p}:7:1: unknown top-level key `secondary`; datacenter names are \
+                 case-sensitive: local.whoami is `Secondary`; did you mean `whoami: secondary`?"
+            ),
+            format!(
+                "habeat: {p}:10:13: consul.hostname: `127.0.0.1:8500` has a port (`:8500`), but \
+                 no port is written here; write `127.0.0.1` and the port in its own key \
+                 (consul.port for the Consul agent)"
+            ),
+            format!(
+                "habeat: {p}:12:12: detection.timeout: 1500 has no unit; write 1500ms \
+                 (milliseconds, most likely meant) or 1500s"
+            ),
+        ],
+    );
+    // --json: the same problems on stdout, as data.
+    let out = check(&path, true);
+    assert_eq!(out.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&out.stdout)));
+    assert_eq!(v["valid"], false);
+    let problems = v["problems"].as_array().expect("a list");
+    assert_eq!(problems.len(), 3, "{v:#}");
+    assert_eq!(problems[1]["file"], p.to_string());
+    assert_eq!(problems[1]["line"], 10);
+    assert_eq!(problems[1]["column"], 13);
+    assert_eq!(problems[1]["key"], "consul.hostname");
+    assert_eq!(problems[2]["key"], "detection.timeout");
+    assert!(
+        problems[2]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("1500ms"),
+        "{v:#}"
     );
 }

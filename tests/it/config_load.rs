@@ -286,7 +286,7 @@ fn unparseable_durations_are_refused() {
     one_error(
         &format!("{BASE}hooks:\n  timeout: 30\n"),
         "8:12",
-        "hooks.timeout: 30 has no unit; write a duration such as 30s or 30m",
+        "hooks.timeout: 30 has no unit; write 30s or 30ms",
     );
     one_error(
         &format!("{BASE}safety:\n  recovery_grace: 0s\n"),
@@ -761,6 +761,7 @@ const TOKEN_ENV: &str = "33333333-aaaa-4bbb-8ccc-env000000000";
 fn env_token() -> LoadEnv {
     LoadEnv {
         consul_http_token: Some(Secret::new(TOKEN_ENV)),
+        ..LoadEnv::default()
     }
 }
 

@@ -662,3 +662,46 @@ async fn a_peer_down_that_the_gate_keeps_habeat_from_acting_on_is_held_back_and_
         "the old reason's series was not removed:\n{body}"
     );
 }
+
+/// An appserver-only daemon watches only the peer appserver: it exports no
+/// verdict for the proxy or Consul (an "unknown" there would fire
+/// HabeatPeerComponentUnknown on every mailstore for ever). Its local
+/// Consul agent does not answer (a closed port): that is a WARNING in the
+/// log and `habeat_local_consul_up` 0, which HabeatLocalConsulDown reads.
+#[tokio::test(flavor = "multi_thread")]
+async fn unwatched_components_export_nothing_and_a_lost_local_consul_is_a_warning_and_a_metric() {
+    let mut daemon = Daemon::start();
+    let body = scrape_until(&mut daemon, "habeat_local_consul_up at 0", |b| {
+        sample(b, "habeat_local_consul_up") == Some(0.0)
+    })
+    .await;
+    assert!(
+        labelled(
+            &body,
+            "habeat_component_verdict",
+            &["component=\"appserver\""]
+        )
+        .is_some(),
+        "the watched appserver has no verdict:\n{body}"
+    );
+    for c in ["proxy", "consul"] {
+        assert_eq!(
+            labelled(
+                &body,
+                "habeat_component_verdict",
+                &[&format!("component=\"{c}\"")]
+            ),
+            None,
+            "a verdict for the unwatched {c}:\n{body}"
+        );
+    }
+    let log = daemon.log();
+    let warning = log
+        .lines()
+        .find(|l| l.contains("local Consul agent"))
+        .unwrap_or_else(|| panic!("no line about the local Consul agent:\n{log}"));
+    assert!(
+        warning.contains("WARN") && warning.contains("no failover is possible"),
+        "{warning}"
+    );
+}

@@ -1128,6 +1128,7 @@ fn manual_promote_is_refused_while_a_witness_sees_the_source_up() {
             threads: None,
             force: false,
             evidence: vec![obs(Component::Appserver, WitnessKind::Icmp, Vote::Up)],
+            follow_ups: true,
         }),
         sim.now,
         &sim.cfg,
@@ -1145,6 +1146,7 @@ fn manual_promote_is_refused_while_a_witness_sees_the_source_up() {
         threads: Some(8),
         force: true,
         evidence: vec![obs(Component::Appserver, WitnessKind::Icmp, Vote::Up)],
+        follow_ups: true,
     });
     assert_eq!(
         names(&ran),
@@ -1154,7 +1156,12 @@ fn manual_promote_is_refused_while_a_witness_sees_the_source_up() {
             "locks",
             "flush",
             "pause-replicas",
-            "restart-replicas"
+            "restart-replicas",
+            // The same follow-ups as an automatic failover: the operator
+            // reaching for `promote` is failing over by hand.
+            "run:bgp-announce",
+            "run:notify-promoted",
+            "run:page-oncall"
         ]
     );
     assert!(matches!(
@@ -1183,6 +1190,7 @@ fn manual_promote_of_some_accounts_works_while_paused_and_without_the_gate() {
         threads: None,
         force: false,
         evidence: all(Component::Appserver, Vote::Down),
+        follow_ups: true,
     });
     assert_eq!(names(&ran)[0], "promote");
     assert_eq!(sim.world.promoted, ["b@example.com"]);
@@ -1471,6 +1479,7 @@ fn manual_promote_works_on_a_node_without_the_appserver_role() {
         threads: None,
         force: false,
         evidence: vec![],
+        follow_ups: true,
     });
     assert_eq!(names(&ran)[..3], ["list", "promote", "locks"]);
     assert_eq!(sim.world.promoted, ACCOUNTS);

@@ -647,6 +647,7 @@ impl Checker {
                     threads: None,
                     force: *force,
                     evidence,
+                    follow_ups: true,
                 }))
             }
             _ => Ok(()),

@@ -196,7 +196,7 @@ fn history_help_teaches_the_new_flags() {
 #[test]
 fn the_journal_rotates_by_size_keeping_n_files_and_loses_nothing_kept() {
     let bed = Bed::new(Some(("64KiB", 2)));
-    let config = habeat(&bed.config, &["config", "check"]);
+    let config = habeat(&bed.config, &["config", "check", "--file-only"]);
     let shown = String::from_utf8_lossy(&config.stdout);
     assert!(
         shown.contains("journal:\n  max_size: 64KiB\n  keep: 2\n"),
@@ -427,4 +427,90 @@ fn follow_with_no_journal_yet_waits_for_it() {
     let follow = Follow::start(&bed.config, &[]);
     bed.journal_one();
     assert!(follow.next(1)[0].starts_with("paused"));
+}
+
+/// `habeat <args>` as `sudo -u root` run by `alice` leaves it.
+fn as_alice(config: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_habeat"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env_remove("CONSUL_HTTP_TOKEN")
+        .env("HABEAT_LOCK_WAIT", "5s")
+        .env("SUDO_USER", "alice")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run habeat")
+}
+
+#[test]
+fn operator_commands_name_who_gave_them_and_say_when_there_is_nothing_to_undo() {
+    let bed = Bed::new(None);
+    let out = |o: &std::process::Output| String::from_utf8_lossy(&o.stdout).into_owned();
+    let err = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
+
+    let resume = as_alice(&bed.config, &["resume"]);
+    assert_eq!(resume.status.code(), Some(0), "{}", text(&resume));
+    assert_eq!(
+        out(&resume),
+        "nothing to resume: not paused\n",
+        "{}",
+        text(&resume)
+    );
+    let rearm = as_alice(&bed.config, &["rearm"]);
+    assert_eq!(rearm.status.code(), Some(0), "{}", text(&rearm));
+    assert!(
+        out(&rearm).starts_with("nothing to re-arm"),
+        "{}",
+        text(&rearm)
+    );
+
+    let zero = as_alice(&bed.config, &["pause", "--for", "0s"]);
+    assert_eq!(zero.status.code(), Some(2), "{}", text(&zero));
+    assert!(
+        err(&zero).contains("to resume, use habeat resume"),
+        "{}",
+        text(&zero)
+    );
+    let month = as_alice(&bed.config, &["pause", "--for", "31d"]);
+    assert_eq!(month.status.code(), Some(2), "{}", text(&month));
+    assert!(
+        err(&month).contains("longer than 30d is refused"),
+        "{}",
+        text(&month)
+    );
+    let long = as_alice(&bed.config, &["pause", "--for", "25h"]);
+    assert_eq!(long.status.code(), Some(0), "{}", text(&long));
+    assert!(
+        err(&long).contains("no automatic failover for more than 1d"),
+        "{}",
+        text(&long)
+    );
+
+    // The pause names alice in the journal, its JSON and state.json.
+    let shown = habeat(&bed.config, &["history", "-n", "1"]);
+    assert!(
+        out(&shown).contains("(by alice on no terminal)"),
+        "{}",
+        text(&shown)
+    );
+    let json = habeat(&bed.config, &["--json", "history", "-n", "1"]);
+    let v: serde_json::Value = serde_json::from_str(out(&json).trim()).expect("one JSON line");
+    assert_eq!(v["operator"], "alice on no terminal", "{v}");
+    let state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(bed.dir.path().join("state/state.json")).expect("state.json"),
+    )
+    .expect("JSON");
+    assert_eq!(state["last_operator"]["command"], "pause", "{state}");
+    assert_eq!(
+        state["last_operator"]["by"], "alice on no terminal",
+        "{state}"
+    );
+    let resume = as_alice(&bed.config, &["resume"]);
+    assert_eq!(
+        out(&resume),
+        "resumed: automatic action is enabled again\n",
+        "{}",
+        text(&resume)
+    );
 }

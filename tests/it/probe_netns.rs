@@ -232,3 +232,70 @@ async fn an_icmp_error_about_our_echo_is_not_an_answer() {
         assert!(o.reason.starts_with("no echo reply"), "{o:?}");
     }
 }
+
+/// An echo the kernel refuses to send (a firewall rule on this node's
+/// output: EPERM, like EACCES without ICMP permission) says nothing about
+/// the peer: the ICMP witness votes Unknown, not Down
+/// (`unknown-is-not-down`). Run through the binary inside the namespace,
+/// whose own output rule refuses the send, so the host is not touched.
+#[test]
+fn an_echo_this_node_cannot_send_is_unknown_not_down() {
+    if !may_use_netns("icmp_send_refused") {
+        return;
+    }
+    let ns = Netns::create();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().display();
+    let config = dir.path().join("habeat.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "local:\n  whoami: secondary\n  dc_check: primary\n  state_dir: {d}/state\n  \
+             checkDownFile: {d}/down\n  checkPromotionFile: {d}/prom\n  \
+             checkRestartReplicaFile: {d}/rstop\n\
+             primary:\n  appserver_ip: {}\n  appserver_vmname: mbox1.example.com\n\
+             consul:\n  hostname: 127.0.0.1\n  port: 1\n\
+             detection:\n  interval: 500ms\n  timeout: 300ms\n\
+             carbonio:\n  cli: /bin/true\n  zmprov: /bin/true\n  run_as: \"\"\n",
+            ns.host_addr
+        ),
+    )
+    .expect("config");
+    ns.run(&["nft", "add", "table", "inet", "habeat_probe"]);
+    ns.run(&[
+        "nft",
+        "add chain inet habeat_probe output { type filter hook output priority 0; policy accept; }",
+    ]);
+    ns.run(&[
+        "nft",
+        "add rule inet habeat_probe output meta l4proto icmp drop",
+    ]);
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns.name])
+        .arg(env!("CARGO_BIN_EXE_habeat"))
+        .arg("--config")
+        .arg(&config)
+        .args(["--dry-run", "--json", "check"])
+        .env_remove("CONSUL_HTTP_TOKEN")
+        .output()
+        .expect("run habeat in the namespace");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let icmp = v["witnesses"]
+        .as_array()
+        .and_then(|w| w.iter().find(|w| w["witness"]["kind"] == "icmp"))
+        .unwrap_or_else(|| panic!("no icmp witness: {v:#}"));
+    assert_eq!(icmp["last_raw"], "unknown", "{icmp:#}");
+    assert!(
+        icmp["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("cannot send ICMP echo from this node"),
+        "{icmp:#}"
+    );
+}

@@ -518,3 +518,183 @@ async fn hold_with_every_account_at_risk_promotes_nothing_runs_no_follow_up_and_
     assert_eq!(moved, with_replica);
     assert!(down.exists() && prom.exists(), "{}", text(&op));
 }
+
+/// A peer mailstore with no replicated account at all: nothing to fail
+/// over. `status` says so plainly as a warning (not "0 accounts, 0 at
+/// risk", and never a sentence cut off), and `--json` carries it.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_replicated_account_is_a_warning_that_there_is_nothing_to_fail_over() {
+    if !may_use_netns("survey_nothing_to_fail_over") {
+        return;
+    }
+    let bed = Bed::builder()
+        .consul_provider_threads_3()
+        .carbonio_timeouts("20s", "20s")
+        .tail("replicas:\n  survey_interval: 5m\n")
+        .start()
+        .await;
+    let out = habeat(&bed, &["check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(survey_file(&bed).is_file(), "no survey: {}", text(&out));
+    let st = habeat(&bed, &["status"]);
+    let s = stdout(&st);
+    let line = s
+        .lines()
+        .find(|l| l.contains("nothing to fail over"))
+        .unwrap_or_else(|| panic!("no warning that there is nothing to fail over:\n{s}"));
+    assert!(line.starts_with("WARNING"), "{line}");
+    assert!(line.contains(SOURCE), "{line}");
+    assert!(
+        !s.lines().any(|l| l.trim_end().ends_with("would move")),
+        "a sentence cut off:\n{s}"
+    );
+    let js = crate::bin::json(&habeat(&bed, &["--json", "status"]));
+    assert_eq!(
+        js["replicas"]["survey"]["nothing_to_fail_over"], true,
+        "{js}"
+    );
+    assert!(
+        js["replicas"]["survey"]["warning"]
+            .as_str()
+            .is_some_and(|w| w.contains("nothing to fail over")),
+        "{js}"
+    );
+}
+
+/// A survey that fails (here: log text around the JSON) is not invisible:
+/// one WARNING, a journaled `replica_survey_failed` event, `status` and
+/// `status --json` give the reason beside the age of the last good survey
+/// (still shown, its accounts at risk still named), and the daemon's
+/// `/metrics` has `habeat_replica_survey_failed` 1 and counts it. With no
+/// good survey at all, `status` says the failure, not "no survey yet".
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_survey_is_an_event_shown_with_its_reason_and_a_metric() {
+    if !may_use_netns("survey_failed_shown") {
+        return;
+    }
+    let port = support::free_port();
+    let bed = start(
+        "  survey_interval: 1ms",
+        &format!("metrics:\n  listen: 127.0.0.1:{port}"),
+    )
+    .await;
+    assert_eq!(habeat(&bed, &["check"]).status.code(), Some(0));
+    assert!(survey_file(&bed).is_file());
+
+    bed.fake.set_fault("getAccountStatus", Fault::TextAround);
+    let out = habeat(&bed, &["check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("survey"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "one WARNING line: {}", text(&out));
+
+    let s = stdout(&habeat(&bed, &["status"]));
+    let line = s
+        .lines()
+        .find(|l| l.contains("FAILED"))
+        .unwrap_or_else(|| panic!("status does not show the failed survey:\n{s}"));
+    assert!(line.contains("the last good survey"), "{line}");
+    assert!(line.contains("does not start with a JSON object"), "{line}");
+    assert!(
+        s.contains("unavailable@example.com"),
+        "the last good survey's accounts at risk are no longer named:\n{s}"
+    );
+    let js = crate::bin::json(&habeat(&bed, &["--json", "status"]));
+    assert!(
+        js["replicas"]["last_failure"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("JSON")),
+        "{js}"
+    );
+    assert_eq!(at_risk_names(&js["replicas"]["survey"]), expected_at_risk());
+    let hist = stdout(&habeat(&bed, &["history"]));
+    assert!(
+        hist.contains(&format!("replica survey of {SOURCE} failed")),
+        "the failure is not journaled: {hist}"
+    );
+
+    // The daemon: the failure in /metrics.
+    let mut daemon = bed
+        .command(&["run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the daemon");
+    let mut scrape = None;
+    for _ in 0..600 {
+        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await
+            && let Ok(body) = r.text().await
+            && body.contains("habeat_replica_survey_failed 1")
+            && !body.contains("habeat_replica_survey_failures_total 0")
+        {
+            scrape = Some(body);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    assert!(scrape.is_some(), "/metrics never showed the failed survey");
+
+    // A good survey clears the failure.
+    bed.fake.update(|st| st.faults.clear());
+    assert_eq!(habeat(&bed, &["check"]).status.code(), Some(0));
+    let js = crate::bin::json(&habeat(&bed, &["--json", "status"]));
+    assert!(js["replicas"]["last_failure"].is_null(), "{js}");
+
+    // No good survey at all: the failure, not "no survey yet".
+    let fresh = start("  survey_interval: 1ms", "").await;
+    fresh.fake.set_fault("getAccountStatus", Fault::TextAround);
+    assert_eq!(habeat(&fresh, &["check"]).status.code(), Some(0));
+    let s = stdout(&habeat(&fresh, &["status"]));
+    assert!(!s.contains("no survey yet"), "{s}");
+    assert!(
+        s.lines()
+            .any(|l| l.contains("FAILED") && l.contains("there is no good survey")),
+        "{s}"
+    );
+}
+
+/// A `sequence` that is a number but no position (-5, 1.5, 2^64) is
+/// judged, not fatal: the survey is kept and that account is at risk,
+/// "sequence unreadable"; the others are classed as usual.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_odd_sequence_makes_its_account_at_risk_and_fails_nothing() {
+    if !may_use_netns("survey_odd_sequence") {
+        return;
+    }
+    let bed = start("  survey_interval: 1ms", "").await;
+    for odd in [
+        serde_json::json!(-5),
+        serde_json::json!(1.5),
+        serde_json::json!(18_446_744_073_709_551_616.0_f64),
+    ] {
+        bed.fake.update(|st| {
+            st.accounts[0].extra.insert("sequence".into(), odd.clone());
+        });
+        let out = habeat(&bed, &["check"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let js = crate::bin::json(&habeat(&bed, &["--json", "status"]));
+        assert!(
+            js["replicas"]["last_failure"].is_null(),
+            "{odd} failed the survey: {js}"
+        );
+        let mut want = expected_at_risk();
+        want.push("alice@example.com".into());
+        want.sort();
+        assert_eq!(
+            at_risk_names(&js["replicas"]["survey"]),
+            want,
+            "{odd}: {js}"
+        );
+        let s = stdout(&habeat(&bed, &["status"]));
+        let line = s
+            .lines()
+            .find(|l| l.contains("alice@example.com"))
+            .unwrap_or_else(|| panic!("{odd}: alice not named:\n{s}"));
+        assert!(line.contains("sequence unreadable"), "{odd}: {line}");
+    }
+}

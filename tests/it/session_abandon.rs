@@ -34,6 +34,7 @@ async fn an_abandoned_action_is_taken_as_interrupted_and_handed_out_again() {
                 threads: None,
                 force: true,
                 evidence: Vec::new(),
+                follow_ups: true,
             }),
             &mut fed,
         )

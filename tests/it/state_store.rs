@@ -141,6 +141,7 @@ fn state_file_is_private_to_habeat() {
 
 fn event(i: u64) -> Event {
     Event {
+        operator: None,
         at: UnixMillis(i),
         severity: Severity::Info,
         kind: EventKind::Decision { reason: None },

@@ -15,17 +15,17 @@ const UNITS: [&str; 3] = [
 ];
 const INSTALLED_BINARY: &str = "/usr/local/sbin/habeat";
 
-fn unit_dir() -> PathBuf {
+pub(crate) fn unit_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd")
 }
 
-fn read_unit(name: &str) -> String {
+pub(crate) fn read_unit(name: &str) -> String {
     std::fs::read_to_string(unit_dir().join(name)).unwrap()
 }
 
 /// `Key=value` settings of one section (later keys append, like systemd
 /// does for list settings).
-fn section(unit: &str, name: &str) -> BTreeMap<String, Vec<String>> {
+pub(crate) fn section(unit: &str, name: &str) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut inside = false;
     for line in unit.lines().map(str::trim) {
@@ -45,7 +45,7 @@ fn one<'a>(s: &'a BTreeMap<String, Vec<String>>, key: &str) -> &'a str {
     &v[0]
 }
 
-fn words(s: &BTreeMap<String, Vec<String>>, key: &str) -> Vec<String> {
+pub(crate) fn words(s: &BTreeMap<String, Vec<String>>, key: &str) -> Vec<String> {
     s.get(key)
         .into_iter()
         .flatten()
@@ -292,4 +292,36 @@ fn run_as_ping_and_kill_work_inside_the_units_limits() {
     let fewer: Vec<String> = caps.into_iter().filter(|c| c != "CAP_SETUID").collect();
     let out = run_limited(&fewer);
     assert!(out.contains("RUNAS failed"), "{out}");
+}
+
+/// Every unit names its documentation (`systemctl status` and `systemctl
+/// help` show it; lintian wants it): `man:` pages only, each one a page
+/// the packages ship (examples/package_assets.rs writes one per
+/// subcommand, from the same clap command), `habeat(8)` first.
+#[test]
+fn every_unit_documents_itself_with_pages_the_packages_ship() {
+    use clap::CommandFactory;
+    let cli = habeat::cli::Cli::command();
+    let mut shipped = vec!["habeat(8)".to_owned()];
+    for sub in cli.get_subcommands().filter(|s| !s.is_hide_set()) {
+        shipped.push(format!("habeat-{}(8)", sub.get_name()));
+    }
+    for name in UNITS {
+        let unit = read_unit(name);
+        let docs = words(&section(&unit, "Unit"), "Documentation");
+        assert_eq!(
+            docs.first().map(String::as_str),
+            Some("man:habeat(8)"),
+            "{name}: Documentation= starts with man:habeat(8): {docs:?}"
+        );
+        for d in &docs {
+            let page = d
+                .strip_prefix("man:")
+                .unwrap_or_else(|| panic!("{name}: {d} is not a man page (no docs URL exists)"));
+            assert!(
+                shipped.iter().any(|s| s == page),
+                "{name}: Documentation= names {page}, which the packages do not ship: {shipped:?}"
+            );
+        }
+    }
 }

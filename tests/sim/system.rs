@@ -224,6 +224,7 @@ impl System {
                     threads: None,
                     force: *force,
                     evidence,
+                    follow_ups: true,
                 };
                 let r = self.operator(cmd);
                 self.forced_over_up = false;

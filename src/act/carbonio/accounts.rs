@@ -2,11 +2,12 @@
 //! the comma-joined argv word and its batches, the operator's account file.
 
 use super::{ACCOUNT_LIST_ARG_MAX, AccountName, CarbonioError};
-use crate::act::process::{self, RunAs};
+use crate::act::process::{self, RunAs, TEMP_ROOT};
 use std::path::{Path, PathBuf};
 
 /// A private temporary copy of a validated account list, for
-/// `promoteAccounts input_file`: a fresh 0700 directory owned by the user
+/// `promoteAccounts input_file`: a fresh 0700 directory in [`TEMP_ROOT`](process::TEMP_ROOT)
+/// (made by `mkdtemp`, so nobody can have prepared it) owned by the user
 /// the CLI runs as, removed on drop.
 pub(super) struct AccountListCopy {
     dir: PathBuf,
@@ -18,7 +19,7 @@ impl AccountListCopy {
         accounts: &[AccountName],
         owner: Option<&RunAs>,
     ) -> Result<AccountListCopy, String> {
-        let template = std::env::temp_dir().join("habeat-promote-XXXXXX");
+        let template = Path::new(TEMP_ROOT).join("habeat-promote-XXXXXX");
         let dir = nix::unistd::mkdtemp(&template).map_err(|e| {
             format!(
                 "cannot create a temporary copy in {}: {e}",

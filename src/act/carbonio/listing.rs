@@ -26,6 +26,9 @@ pub struct AccountStatus {
     pub item_id: Option<u64>,
     /// Where the account is replicated (`replicas`).
     pub replicas: Vec<Replica>,
+    /// The survey's counters (`sequence`, `itemId`) that were numbers but
+    /// no position (see [`parse_survey_listing`]): read as unknown.
+    pub unreadable: Vec<&'static str>,
 }
 
 /// One replica of an account. Informational only: nothing here is passed
@@ -46,6 +49,8 @@ pub struct Replica {
     pub can_connect_to_kafka: Option<bool>,
     /// `paused`, where a release reports it per replica.
     pub paused: Option<bool>,
+    /// As [`AccountStatus::unreadable`], for this replica.
+    pub unreadable: Vec<&'static str>,
 }
 
 /// How [`parse_account`] treats a replica field that makes no sense (a
@@ -146,6 +151,18 @@ pub fn parse_account_listing(stdout: &[u8], host: &MailHost) -> Result<Vec<Accou
 /// `"true"`/`"false"`, a non-negative whole number for counters), or the
 /// whole survey is refused with the account and field named. Fields habeat
 /// does not know are ignored.
+///
+/// One judgement instead of a refusal: a counter that is a number but no
+/// position a server could hold — negative (`-5`), fractional (`1.5`),
+/// beyond 2^53 as a float or beyond u64 (`2^64`) — makes that account's
+/// position unknown (`unreadable` names the field; the survey classes the
+/// account at risk, "sequence unreadable"), since one odd account must
+/// not blind the operator to all the others. `NaN` is not JSON (the whole
+/// output is refused), and the string `"NaN"` or `"twelve"` is no number
+/// (refused, the field named). Output that is not one JSON object (text
+/// before it), an account on another `mailHost` than the one asked, or
+/// output over the capture cap fail the whole survey: they say the answer
+/// is not the listing asked for.
 pub fn parse_survey_listing(stdout: &[u8], host: &MailHost) -> Result<Vec<AccountStatus>, String> {
     parse_listing(stdout, host, Fields::Strict)
 }
@@ -275,8 +292,13 @@ fn parse_account(v: &Value, host: &MailHost, fields: Fields) -> Result<AccountSt
     let flag = |o: &serde_json::Map<String, Value>, key: &str, at: &str| {
         field(o, key, fields, at, "true or false", loose_bool)
     };
-    let sequence = counter(obj, "sequence", "").map_err(|e| format!("{account_name}: {e}"))?;
-    let item_id = counter(obj, "itemId", "").map_err(|e| format!("{account_name}: {e}"))?;
+    let mut unreadable = Vec::new();
+    let sequence = judged(obj, "sequence", fields, &mut unreadable)
+        .map_or_else(|| counter(obj, "sequence", ""), Ok)
+        .map_err(|e| format!("{account_name}: {e}"))?;
+    let item_id = judged(obj, "itemId", fields, &mut unreadable)
+        .map_or_else(|| counter(obj, "itemId", ""), Ok)
+        .map_err(|e| format!("{account_name}: {e}"))?;
     let replicas = match obj.get("replicas") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(rs)) => {
@@ -289,6 +311,9 @@ fn parse_account(v: &Value, host: &MailHost, fields: Fields) -> Result<AccountSt
                     }
                     continue;
                 };
+                let mut odd = Vec::new();
+                let seq = judged(r, "sequence", fields, &mut odd);
+                let item = judged(r, "itemId", fields, &mut odd);
                 let replica = (|| {
                     Ok::<_, String>(Replica {
                         destination: field(r, "destination", fields, &at, "a host name", |v| {
@@ -296,10 +321,11 @@ fn parse_account(v: &Value, host: &MailHost, fields: Fields) -> Result<AccountSt
                         })?,
                         available: flag(r, "available", &at)?,
                         priority: field(r, "priority", fields, &at, "a whole number", loose_int)?,
-                        sequence: counter(r, "sequence", &at)?,
-                        item_id: counter(r, "itemId", &at)?,
+                        sequence: seq.map_or_else(|| counter(r, "sequence", &at), Ok)?,
+                        item_id: item.map_or_else(|| counter(r, "itemId", &at), Ok)?,
                         can_connect_to_kafka: flag(r, "canConnectToKafka", &at)?,
                         paused: flag(r, "paused", &at)?,
+                        unreadable: odd.clone(),
                     })
                 })()
                 .map_err(|e| format!("{account_name}: {e}"))?;
@@ -317,7 +343,34 @@ fn parse_account(v: &Value, host: &MailHost, fields: Fields) -> Result<AccountSt
         sequence,
         item_id,
         replicas,
+        unreadable,
     })
+}
+
+/// The survey's judgement of a counter that is a number but no position
+/// (see [`parse_survey_listing`]): `Some(None)` with `key` noted as
+/// unreadable; `None` to read it as usual (a counter, absent, or not a
+/// number at all, which the strict reading refuses).
+fn judged(
+    obj: &serde_json::Map<String, Value>,
+    key: &'static str,
+    fields: Fields,
+    unreadable: &mut Vec<&'static str>,
+) -> Option<Option<u64>> {
+    if fields != Fields::Strict {
+        return None;
+    }
+    let v = obj.get(key)?;
+    let numeric = match v {
+        Value::Number(_) => true,
+        Value::String(s) => s.trim().parse::<f64>().is_ok_and(f64::is_finite),
+        _ => false,
+    };
+    if !numeric || counter_value(v).is_some() {
+        return None;
+    }
+    unreadable.push(key);
+    Some(None)
 }
 
 /// One optional field of an object: absent or `null` is `None`; a value

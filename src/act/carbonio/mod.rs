@@ -27,7 +27,7 @@ pub use listing::{
     parse_operations, parse_response, parse_survey_listing,
 };
 
-use super::process::{self, RunAs, Spec, Status};
+use super::process::{self, RunAs, Spec, Status, TEMP_ROOT};
 use crate::config;
 use accounts::{AccountListCopy, join, joined_len, last_bytes, pipe_held_reason};
 use serde::Serialize;
@@ -294,6 +294,7 @@ impl Carbonio {
         spec.env.insert("PATH".into(), LOGIN_PATH.into());
         spec.env.insert("LANG".into(), "C.UTF-8".into());
         spec.env.insert("SHELL".into(), "/bin/bash".into());
+        spec.env.insert("TMPDIR".into(), TEMP_ROOT.into());
         spec.env.extend(self.extra_env.clone());
         spec.cwd = Some(if home.is_dir() {
             home
@@ -488,7 +489,7 @@ impl Carbonio {
         let (user, _, _) = self.user(&cmd)?;
         let copy = AccountListCopy::create(accounts, user.as_ref()).map_err(|reason| {
             CarbonioError::InputFile {
-                path: std::env::temp_dir(),
+                path: PathBuf::from(TEMP_ROOT),
                 reason,
             }
         })?;
@@ -512,14 +513,14 @@ impl Carbonio {
         threads: Option<u32>,
     ) -> Result<CommandReport, CarbonioError> {
         let probe = Command::PromoteInputFile {
-            path: std::env::temp_dir(),
+            path: PathBuf::from(TEMP_ROOT),
             threads,
         };
         self.non_empty(accounts, &probe)?;
         let (user, _, _) = self.user(&probe)?;
         let copy = AccountListCopy::create(accounts, user.as_ref()).map_err(|reason| {
             CarbonioError::InputFile {
-                path: std::env::temp_dir(),
+                path: PathBuf::from(TEMP_ROOT),
                 reason,
             }
         })?;

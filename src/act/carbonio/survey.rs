@@ -27,6 +27,19 @@ impl From<&AccountStatus> for Surveyed {
             source_sequence: a.sequence,
             source_item_id: a.item_id,
             source_paused: a.paused,
+            unreadable: a
+                .unreadable
+                .iter()
+                .map(|f| (*f).to_owned())
+                .chain(
+                    a.replicas
+                        .iter()
+                        .enumerate()
+                        .min_by_key(|(i, r)| (r.priority.unwrap_or(i64::MAX), *i))
+                        .into_iter()
+                        .flat_map(|(_, r)| r.unreadable.iter().map(|f| format!("replica {f}"))),
+                )
+                .collect(),
             replica: first,
             replicas: a.replicas.len(),
         }

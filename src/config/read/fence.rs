@@ -161,6 +161,7 @@ impl Walker<'_> {
             if crate::model::fence_option_is_secret(&name) && text.len() >= 4 {
                 self.secrets.push(text.clone());
             }
+            self.marks.given.insert(format!("{path}.{name}"), k.pos);
             if out.insert(name.clone(), text).is_some() {
                 self.error(k.pos, format!("{path}.{name} is given twice"));
             }
@@ -187,27 +188,28 @@ impl Walker<'_> {
     /// peer datacenter's nodes.
     pub(in crate::config) fn fence_cross(&mut self, cfg: &Config) {
         let peer_name = cfg.local.dc_check.as_str();
+        // No plug is allowed here: agents such as fence_ipmilan and
+        // fence_redfish address the node itself. Whether this agent needs
+        // one its metadata says (`read/fence_meta.rs`); more than one is
+        // never right for one node.
         for (name, target) in [
             ("appserver", &cfg.fencing.appserver),
             ("proxy", &cfg.fencing.proxy),
         ] {
             let Some(t) = target else { continue };
-            if t.plugs.len() != 1 {
+            if t.plugs.len() > 1 {
                 let pos = self
                     .marks
                     .given(&format!("fencing.{name}.plugs"))
                     .or(self.marks.given(&format!("fencing.{name}")))
                     .unwrap_or(super::super::yaml::Pos::START);
-                let found = if t.plugs.is_empty() {
-                    "no plug".to_owned()
-                } else {
-                    format!("{} plugs", t.plugs.len())
-                };
                 self.error(
                     pos,
                     format!(
-                        "fencing.{name} fences one node, but names {found}; write \
-                         its plug once, as options.plug or plugs: [name]"
+                        "fencing.{name} fences one node, but names {} plugs; write its \
+                         plug once, as options.plug or plugs: [name] (or none when the agent \
+                         addresses the node itself)",
+                        t.plugs.len()
                     ),
                 );
             }
@@ -340,12 +342,13 @@ mod tests {
                 .any(|l| l.starts_with("h.yml:16:12: fencing.appserver: the plug is given twice")),
             "{lines:#?}"
         );
-        let lines = problems("fencing:\n  proxy:\n    agent: /usr/sbin/fence_dummy\n");
+        let lines =
+            problems("fencing:\n  proxy:\n    agent: /usr/sbin/fence_dummy\n    plugs: [a, b]\n");
         assert!(
             lines
                 .iter()
                 .any(|l| l
-                    .starts_with("h.yml:14:5: fencing.proxy fences one node, but names no plug")),
+                    .starts_with("h.yml:15:12: fencing.proxy fences one node, but names 2 plugs")),
             "{lines:#?}"
         );
         let lines =

@@ -145,7 +145,7 @@ impl Walker<'_> {
             Value::Int(i) => {
                 self.error(
                     node.pos,
-                    format!("{path}: {i} has no unit; write a duration such as {i}s or {i}m"),
+                    format!("{path}: {i} has no unit; {}", unit_hint(*i)),
                 );
                 return default;
             }
@@ -400,5 +400,15 @@ impl Walker<'_> {
         let hint = suggest::hint(&v, &names);
         self.error(pos, format!("{}: `{v}` is not valid; {hint}", s.child(key)));
         default
+    }
+}
+
+/// What a number without a unit most likely meant: a large number is
+/// milliseconds (`timeout: 1500`), a small one seconds (`interval: 2`).
+fn unit_hint(i: i128) -> String {
+    if i.unsigned_abs() >= 100 {
+        format!("write {i}ms (milliseconds, most likely meant) or {i}s")
+    } else {
+        format!("write {i}s or {i}ms")
     }
 }

@@ -1,0 +1,132 @@
+//! `habeat promote` in a crisis, through the real binary: the peer's
+//! mailstore is gone (a network namespace whose link is cut) and the
+//! operator fails over by hand. The promotion is followed by what an
+//! automatic one runs (the proxy switch `activate`, the `after_promotion`
+//! hooks) unless `--no-follow-ups`, which names each one it skips; it has
+//! no fence step, and says so once.
+
+use crate::bed::{Bed, REPLICA, SOURCE, text};
+use crate::support::netns::may_use_netns;
+use std::process::Output;
+
+/// The whole failover configured (flush, restart, bgp switch, an
+/// `after_promotion` hook, the commands logged to hooks.log), the peer
+/// dead.
+async fn dead_peer() -> Bed {
+    let bed = Bed::builder()
+        .alice_and_bob()
+        .consul_provider_threads_3()
+        .full_failover()
+        .carbonio_timeouts("5s", "5s")
+        .add(
+            "hooks",
+            r#"after_promotion: ["echo after_promotion >> {hooks}"]"#,
+        )
+        .start()
+        .await;
+    bed.kill_peer();
+    bed
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn says_no_fence_once(o: &Output) {
+    assert_eq!(
+        stdout(o).matches("no fence step").count(),
+        1,
+        "the missing fence step is said once: {}",
+        text(o)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn promote_switches_the_proxy_and_runs_the_hooks_like_a_failover() {
+    if !may_use_netns("promote_follow_ups") {
+        return;
+    }
+    let bed = dead_peer().await;
+    let out = bed.run(&["promote", "--source-mail-host", SOURCE, "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        bed.fake.accounts_on(REPLICA),
+        ["alice@example.com", "bob@example.com"]
+    );
+    let log = bed.hooks_log();
+    assert_eq!(
+        log.lines().collect::<Vec<_>>(),
+        ["activate", "after_promotion"],
+        "{}",
+        text(&out)
+    );
+    says_no_fence_once(&out);
+    let s = stdout(&out);
+    assert!(s.contains("echo activate"), "{}", text(&out));
+    assert!(!s.contains("skipped"), "{}", text(&out));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn promote_no_follow_ups_runs_neither_and_names_each_with_its_command() {
+    if !may_use_netns("promote_no_follow_ups") {
+        return;
+    }
+    let bed = dead_peer().await;
+    let out = bed.run(&[
+        "promote",
+        "--source-mail-host",
+        SOURCE,
+        "--yes",
+        "--no-follow-ups",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        bed.fake.accounts_on(REPLICA),
+        ["alice@example.com", "bob@example.com"]
+    );
+    assert_eq!(bed.hooks_log(), "", "{}", text(&out));
+    let s = stdout(&out);
+    let skipped: Vec<&str> = s.lines().filter(|l| l.contains("skipped")).collect();
+    assert_eq!(skipped.len(), 2, "{}", text(&out));
+    assert!(
+        skipped[0].contains("proxy switch activate") && skipped[0].contains("echo activate >>"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        skipped[1].contains("after_promotion hook")
+            && skipped[1].contains("echo after_promotion >>"),
+        "{}",
+        text(&out)
+    );
+    says_no_fence_once(&out);
+    // The journal keeps what was skipped, for whoever reads it later.
+    let hist = stdout(&bed.run(&["history"]));
+    assert!(
+        hist.contains("skipped (--no-follow-ups)") && hist.contains("echo activate"),
+        "{hist}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dry_run_promote_lists_the_follow_ups_and_runs_nothing() {
+    if !may_use_netns("promote_dry_run_follow_ups") {
+        return;
+    }
+    let bed = dead_peer().await;
+    let out = bed.run(&[
+        "--dry-run",
+        "promote",
+        "--source-mail-host",
+        SOURCE,
+        "--yes",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let s = stdout(&out);
+    for cmd in ["echo activate >>", "echo after_promotion >>"] {
+        assert!(s.contains(cmd), "{cmd} not listed: {}", text(&out));
+    }
+    says_no_fence_once(&out);
+    assert_eq!(bed.hooks_log(), "");
+    assert_eq!(bed.promotions(), 0);
+}
