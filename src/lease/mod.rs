@@ -10,6 +10,7 @@
 pub mod keeper;
 pub mod machine;
 pub mod record;
+pub mod status;
 
 /// The KV prefix of serving leases.
 pub const KEY_PREFIX: &str = "habeat/serving/";
