@@ -173,7 +173,11 @@ impl System {
                 }
                 self.heals.push((now / 1000 + secs, shape.links()));
             }
-            Fault::KillPrimary { at_io, down, .. } => {
+            Fault::KillPrimary {
+                at_io,
+                down,
+                sigterm,
+            } => {
                 if self.primary.keeper.is_none() {
                     // habeat runs without a keeper (the lease off): a
                     // restart, which applies a reloaded lease.enabled.
@@ -181,10 +185,11 @@ impl System {
                         self.primary.back_at = Some(now + down * 1000);
                     }
                 } else {
-                    if *at_io == 0 {
-                        self.primary.kill(now + down * 1000);
-                    } else {
-                        self.primary.kill_at_io = Some((*at_io - 1, now + down * 1000));
+                    let back = now + down * 1000;
+                    match (*at_io, *sigterm) {
+                        (0, true) => self.primary.term(back),
+                        (0, false) => self.primary.kill(back),
+                        (k, term) => self.primary.kill_at_io = Some((k - 1, back, term)),
                     }
                 }
             }
@@ -324,6 +329,10 @@ impl System {
                     self.note(|| "primary: stays fenced (a promotion seen)".into());
                 }
                 Report::Died => self.note(|| "primary habeat killed at an I/O step".into()),
+                Report::NoEvidence => {
+                    let why = self.primary.unproven();
+                    self.note(|| format!("primary: stays fenced for now ({why})"));
+                }
             }
         }
         let promoted = self.w.on(Home::Secondary);
