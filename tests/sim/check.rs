@@ -80,6 +80,12 @@ pub struct Checker {
     /// primary Up: the two sides are theirs to reconcile (until the
     /// failback).
     pub operator_owned: bool,
+    /// Accounts moved to the secondary while the primary served (a split
+    /// the configuration does not prevent, or one the rules above report
+    /// where it does): an `on_unfence` after a later fence puts back what
+    /// stood before it, not a split of habeat's making (until the
+    /// failback).
+    pub moved_beside_serving: bool,
 }
 
 /// A promoteAccounts that ran (past the executor's checks).
@@ -195,7 +201,8 @@ impl Checker {
         after: bool,
         promoted: &[String],
     ) -> Option<Violation> {
-        (!before && after && !promoted.is_empty() && !self.operator_owned).then(|| Violation {
+        let standing = self.operator_owned || self.moved_beside_serving;
+        (!before && after && !promoted.is_empty() && !standing).then(|| Violation {
             kind: Kind::ResumedServing,
             at,
             detail: format!(

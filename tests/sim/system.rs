@@ -265,6 +265,7 @@ impl System {
                     self.primary.keeper = None;
                     self.primary.back_at = Some(now);
                     self.check.operator_owned = false;
+                    self.check.moved_beside_serving = false;
                     self.operator(OperatorCommand::Rearm)?;
                 }
             }
@@ -495,6 +496,9 @@ impl System {
                     if forced && !moved.is_empty() {
                         self.check.operator_owned = true;
                     }
+                }
+                if self.w.primary_serving() && !moved.is_empty() {
+                    self.check.moved_beside_serving = true;
                 }
                 // The world before the move: serving is about the primary.
                 let witness_up = self
