@@ -80,11 +80,12 @@ pub struct Checker {
     /// primary Up: the two sides are theirs to reconcile (until the
     /// failback).
     pub operator_owned: bool,
-    /// Accounts moved to the secondary while the primary served (a split
-    /// the configuration does not prevent, or one the rules above report
-    /// where it does): an `on_unfence` after a later fence puts back what
-    /// stood before it, not a split of habeat's making (until the
-    /// failback).
+    /// The primary served while its own directory replica already put
+    /// accounts of its host on the secondary (a promotion beside it that
+    /// the configuration does not prevent, and that the primary could
+    /// see): a split that stood before any later fence, so an
+    /// `on_unfence` after that fence puts back what was rather than
+    /// making a split (until the failback).
     pub moved_beside_serving: bool,
 }
 
