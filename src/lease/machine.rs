@@ -25,7 +25,13 @@
 //! `LockIndex` has not advanced, and a directory listing of its own mail
 //! host taken after the lease came back still lists every account recorded
 //! there while it served. The record is taken while serving, every
-//! [`Lease::record_every`], off the renewal path.
+//! [`Lease::record_every`], off the renewal path. The listing is read from
+//! this side's directory replica, which hears of a promotion only through
+//! the link between the DCs: it counts only once a witness saw the
+//! secondary's mailstore Up in a round that ended after the lease came
+//! back (the DCs are joined again), and no round has seen it down since,
+//! and a renewal period has passed since that sighting for replication
+//! ([`Lease::directory_settle`]).
 
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
@@ -243,12 +249,24 @@ pub struct Lease {
     /// When this process last fenced: a listing started before is no
     /// record of what this side serves.
     fenced_at: Option<Instant>,
+    /// Fenced: when the lease came back (the send time of the first
+    /// renewal of the current run of renewals).
+    back_since: Option<Instant>,
+    /// Fenced, the lease back: the end of the first round since then in
+    /// which a witness saw the secondary's mailstore Up, with no round
+    /// seeing it down after.
+    sighted_at: Option<Instant>,
     /// Why the last check after the lease came back did not unfence.
     pub unproven: Option<String>,
     /// The recorded accounts the directory no longer lists here, when
     /// that is how a promotion was seen.
     pub moved: Vec<String>,
 }
+
+/// Why a fenced side with its lease back does not read its directory yet.
+pub const WAITING_FOR_THE_SECONDARY: &str = "waiting to see the secondary's mailstore from \
+     here, so that the directory read here includes its writes (the lease can come back \
+     through the third site while the link between the datacenters is still cut)";
 
 /// How often the record is taken while serving when nothing else is said.
 pub const RECORD_EVERY: Duration = Duration::from_secs(300);
@@ -292,6 +310,8 @@ impl Lease {
             last_record_read: None,
             evidence_since: None,
             fenced_at: None,
+            back_since: None,
+            sighted_at: None,
             unproven: None,
             moved: Vec::new(),
         }
@@ -314,6 +334,21 @@ impl Lease {
         self.recorded = recorded.map(sorted);
         self.record_every = every;
         self
+    }
+
+    /// How long after the secondary's mailstore is seen from here a
+    /// directory listing here counts as evidence: one renewal period, for
+    /// the secondary's writes made while the DCs were apart to replicate
+    /// to this side's directory replica.
+    pub fn directory_settle(&self) -> Duration {
+        self.timing.renew_every()
+    }
+
+    /// Fenced and the lease back: whether a listing started at `at` sees
+    /// what the secondary wrote while the DCs were apart.
+    fn directory_caught_up(&self, at: Instant) -> bool {
+        self.sighted_at
+            .is_some_and(|s| at >= s + self.directory_settle())
     }
 
     /// When the margin runs out without another renewal.
@@ -357,6 +392,13 @@ impl Lease {
         let mut out = Vec::new();
         match obs {
             Observation::Renewed { sent_at } => {
+                if self.saved.fenced && (self.back_since.is_none() || sent_at >= self.deadline) {
+                    // The lease is back (first renewal since the fence, or
+                    // after it lapsed again): a sighting before says
+                    // nothing of the DCs now.
+                    self.back_since = Some(sent_at);
+                    self.sighted_at = None;
+                }
                 let d = sent_at + self.timing.margin();
                 if d > self.deadline || !self.renewed_here {
                     self.deadline = d;
@@ -387,6 +429,15 @@ impl Lease {
                         if now < self.deadline() {
                             self.unfence(&mut out);
                         }
+                    } else if !self.directory_caught_up(now) {
+                        // The lease can come back through the third site
+                        // while the DCs are still apart: this side's
+                        // directory replica then does not know of a
+                        // promotion. Asked again at the next renewal.
+                        self.evidence_since = None;
+                        let reason = WAITING_FOR_THE_SECONDARY.to_owned();
+                        self.unproven = Some(reason.clone());
+                        out.push(Command::NoEvidence { reason });
                     } else {
                         // The key is not enough (a manual promote, or one
                         // with the gate off, never takes it): the
@@ -406,6 +457,11 @@ impl Lease {
             } => self.directory(started_at, accounts, now, &mut out),
             Observation::Round { at, peer_up } => {
                 self.last_round = Some((at, peer_up));
+                if !peer_up {
+                    self.sighted_at = None;
+                } else if self.sighted_at.is_none() && self.back_since.is_some_and(|b| at >= b) {
+                    self.sighted_at = Some(at);
+                }
             }
             Observation::FenceHooksDone => {
                 self.fence_running = false;
@@ -437,6 +493,8 @@ impl Lease {
             self.fence_retry_at = None;
             self.checking = false;
             self.evidence_since = None;
+            self.back_since = None;
+            self.sighted_at = None;
             self.fenced_at = Some(now);
         }
         // A fence owed from before (a failed run whose backoff is over, or
@@ -499,6 +557,15 @@ impl Lease {
             if started_at < since {
                 // Begun before the lease came back: no evidence of now.
                 self.read_directory(now, out);
+                return;
+            }
+            if !self.directory_caught_up(started_at) {
+                // The secondary was seen down again since the read was
+                // asked for: wait for it to be seen again.
+                self.evidence_since = None;
+                let reason = WAITING_FOR_THE_SECONDARY.to_owned();
+                self.unproven = Some(reason.clone());
+                out.push(Command::NoEvidence { reason });
                 return;
             }
             self.evidence_since = None;

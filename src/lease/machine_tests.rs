@@ -53,6 +53,7 @@ fn back_key_unchanged(t0: Instant, back: Instant) -> Lease {
         vec![Command::Fence]
     );
     l.observe(Observation::FenceHooksDone, t0 + s(10));
+    seen_back(&mut l, back - s(5));
     assert_eq!(
         l.observe(Observation::Renewed { sent_at: back }, back),
         vec![Command::ReadFailoverKey]
@@ -67,6 +68,30 @@ fn back_key_unchanged(t0: Instant, back: Instant) -> Lease {
         vec![Command::ReadDirectory]
     );
     l
+}
+
+fn waiting(c: &[Command]) -> bool {
+    matches!(c, [Command::NoEvidence { reason }] if reason == WAITING_FOR_THE_SECONDARY)
+}
+
+/// Fenced: the lease comes back at `at`, the failover key is unchanged,
+/// but the secondary is not seen yet, so the directory is not read; then
+/// a round ending at `at` sees the secondary's mailstore Up. A listing
+/// counts from `at` + the settle time (one renewal period) on.
+fn seen_back(l: &mut Lease, at: Instant) {
+    assert_eq!(
+        l.observe(Observation::Renewed { sent_at: at }, at),
+        vec![Command::ReadFailoverKey]
+    );
+    let c = l.observe(
+        Observation::FailoverKey {
+            lock_index: Some(3),
+        },
+        at,
+    );
+    assert!(waiting(&c), "{c:?}");
+    assert_eq!(l.unproven.as_deref(), Some(WAITING_FOR_THE_SECONDARY));
+    l.observe(Observation::Round { at, peer_up: true }, at);
 }
 
 #[test]
@@ -270,6 +295,7 @@ fn a_listing_begun_before_the_lease_came_back_is_not_evidence() {
     );
     l.observe(Observation::FenceHooksDone, r + s(10));
     let back = r + s(40);
+    seen_back(&mut l, back - s(5));
     l.observe(Observation::Renewed { sent_at: back }, back);
     // One read at a time: the key says go, the read in flight is awaited.
     assert!(
@@ -368,32 +394,35 @@ fn without_a_record_there_is_no_evidence() {
         ..Saved::default()
     };
     let mut l = Lease::start(t(), saved, t0, Some(s(100))).with_record(None, RECORD_EVERY);
-    l.observe(Observation::Renewed { sent_at: t0 }, t0);
+    seen_back(&mut l, t0);
+    let t1 = t0 + s(5);
+    l.observe(Observation::Renewed { sent_at: t1 }, t1);
     assert_eq!(
         l.observe(
             Observation::FailoverKey {
                 lock_index: Some(3)
             },
-            t0
+            t1
         ),
         vec![Command::ReadDirectory]
     );
-    let c = l.observe(listing(t0, &["alice"]), t0);
+    let c = l.observe(listing(t1, &["alice"]), t1);
     assert!(matches!(&c[..], [Command::NoEvidence { .. }]), "{c:?}");
     assert!(l.saved.fenced && !l.saved.stuck);
     // A record from before the restart is evidence.
     let saved = l.saved.clone();
     let mut l = Lease::start(t(), saved, t0, Some(s(100)))
         .with_record(Some(names(&["alice"])), RECORD_EVERY);
-    l.observe(Observation::Renewed { sent_at: t0 }, t0);
+    seen_back(&mut l, t0);
+    l.observe(Observation::Renewed { sent_at: t1 }, t1);
     l.observe(
         Observation::FailoverKey {
             lock_index: Some(3),
         },
-        t0,
+        t1,
     );
     assert_eq!(
-        l.observe(listing(t0, &["alice"]), t0),
+        l.observe(listing(t1, &["alice"]), t1),
         vec![Command::Unfence]
     );
 }
@@ -486,4 +515,126 @@ fn a_restart_ages_the_lease_by_its_saved_renewal() {
     // Never held under a lease before: count from the start.
     let mut l = Lease::start(t(), Saved::default(), t0, None);
     assert!(l.observe(Observation::Tick, t0 + s(9)).is_empty());
+}
+
+/// `running`, fenced at t0 + 10s with its hooks done.
+fn fenced(t0: Instant) -> Lease {
+    let mut l = running(t0);
+    assert_eq!(
+        l.observe(Observation::Tick, t0 + s(10)),
+        vec![Command::Fence]
+    );
+    l.observe(Observation::FenceHooksDone, t0 + s(10));
+    l
+}
+
+/// One renewal at `at` and the failover key read unchanged: the commands.
+fn renew_and_key(l: &mut Lease, at: Instant) -> Vec<Command> {
+    assert_eq!(
+        l.observe(Observation::Renewed { sent_at: at }, at),
+        vec![Command::ReadFailoverKey]
+    );
+    l.observe(
+        Observation::FailoverKey {
+            lock_index: Some(3),
+        },
+        at,
+    )
+}
+
+#[test]
+fn the_directory_is_not_read_before_the_secondary_is_seen_from_here() {
+    // The lease came back through the third site while the link between
+    // the DCs is still cut: this side's directory replica has not heard
+    // of a promotion made meanwhile, so its listing proves nothing.
+    let t0 = Instant::now();
+    let mut l = fenced(t0);
+    for k in (40..=80).step_by(5) {
+        let now = t0 + s(k);
+        l.observe(
+            Observation::Round {
+                at: now,
+                peer_up: false,
+            },
+            now,
+        );
+        let c = renew_and_key(&mut l, now);
+        assert!(waiting(&c), "{c:?}");
+        assert!(l.saved.fenced);
+        assert_eq!(l.phase(now), Phase::Fenced);
+    }
+    // The DCs are joined again: the secondary is seen at 81s. A listing
+    // counts only once its writes had time to replicate here.
+    let seen = t0 + s(81);
+    l.observe(
+        Observation::Round {
+            at: seen,
+            peer_up: true,
+        },
+        seen,
+    );
+    let c = renew_and_key(&mut l, t0 + s(85));
+    assert!(waiting(&c), "not before the settle time: {c:?}");
+    let after = seen + l.directory_settle();
+    assert_eq!(renew_and_key(&mut l, after), vec![Command::ReadDirectory]);
+    assert_eq!(
+        l.observe(listing(after, &["alice", "bob"]), after),
+        vec![Command::Unfence]
+    );
+    assert!(l.unproven.is_none());
+}
+
+#[test]
+fn a_sighting_before_the_lease_came_back_does_not_count() {
+    let t0 = Instant::now();
+    let mut l = fenced(t0);
+    // Seen Up while the lease was still lost (cut from the Consul
+    // majority, the link to the secondary up): it proves nothing of the
+    // DCs when the lease comes back.
+    let before = t0 + s(30);
+    l.observe(
+        Observation::Round {
+            at: before,
+            peer_up: true,
+        },
+        before,
+    );
+    let c = renew_and_key(&mut l, t0 + s(40));
+    assert!(waiting(&c), "{c:?}");
+    let c = renew_and_key(&mut l, t0 + s(45));
+    assert!(waiting(&c), "{c:?}");
+}
+
+#[test]
+fn the_secondary_seen_down_again_withdraws_the_sighting() {
+    let t0 = Instant::now();
+    let mut l = fenced(t0);
+    seen_back(&mut l, t0 + s(40));
+    // Cut apart again before the listing: wait for a new sighting.
+    let down = t0 + s(43);
+    l.observe(
+        Observation::Round {
+            at: down,
+            peer_up: false,
+        },
+        down,
+    );
+    let c = renew_and_key(&mut l, t0 + s(45));
+    assert!(waiting(&c), "{c:?}");
+    // Seen down while a listing asked for runs: that listing is no
+    // evidence either.
+    let up = t0 + s(46);
+    l.observe(
+        Observation::Round {
+            at: up,
+            peer_up: true,
+        },
+        up,
+    );
+    let at = up + l.directory_settle();
+    assert_eq!(renew_and_key(&mut l, at), vec![Command::ReadDirectory]);
+    l.observe(Observation::Round { at, peer_up: false }, at);
+    let c = l.observe(listing(at, &["alice", "bob"]), at);
+    assert!(waiting(&c), "{c:?}");
+    assert!(l.saved.fenced);
 }

@@ -5,7 +5,10 @@
 //! (one session and KV store seen through two agents: the 1+1+1 layout
 //! where the primary's agent loses the leader and the other side keeps
 //! it). The secondary's mailstore is "seen Up" as 127.0.0.1 with a TCP
-//! listener, "gone" as a network namespace whose link is down.
+//! listener, "gone" as a network namespace whose link is down, and seen
+//! again ([`Bed::see_secondary`]) when that link comes up with a listener
+//! inside: after a partition the fenced primary reads its directory only
+//! once it sees the secondary again.
 //!
 //! No wall-clock durations are asserted: only the order of events (the
 //! on_fence hook's timestamp, the stand-in's recorded expiry, the
@@ -31,7 +34,12 @@ struct Bed {
     dir: tempfile::TempDir,
     config: PathBuf,
     _peer_listener: std::net::TcpListener,
-    _ns: Option<support::netns::Netns>,
+    /// The probe port of the secondary's mailstore.
+    port: u16,
+    ns: Option<support::netns::Netns>,
+    /// A listener on the probe port inside `ns`, once the secondary is
+    /// seen again (slapd: any TCP server answers a TCP probe).
+    seen: Option<support::slapd::Slapd>,
     /// The directory: alice and bob live on this side's mail host.
     fake: FakeCarbonio,
 }
@@ -108,12 +116,26 @@ carbonio:
             dir,
             config,
             _peer_listener: listener,
-            _ns: ns,
+            port,
+            ns,
+            seen: None,
             fake,
         }
     }
 
     /// The record of the accounts served here, once taken.
+    /// The link between the DCs is back: the primary's witness sees the
+    /// secondary's mailstore Up again (the namespace's link up, a listener
+    /// on the probe port inside it).
+    fn see_secondary(&mut self) {
+        let Some(ns) = &self.ns else {
+            return;
+        };
+        ns.set_link(true);
+        let addr = std::net::SocketAddr::new(ns.ip(), self.port);
+        self.seen = Some(support::slapd::Slapd::start_at(addr, &ns.exec_prefix()));
+    }
+
     fn record(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("state/lease-accounts.json"))
             .unwrap_or_default()
@@ -410,8 +432,11 @@ async fn the_lease_back_unfences_unless_a_promotion_happened_meanwhile() {
     if !support::netns::may_use_netns("lease_primary") {
         return;
     }
+    if !support::slapd::available("lease_primary") {
+        return;
+    }
     for promoted in [false, true] {
-        let bed = Bed::new(false).await;
+        let mut bed = Bed::new(false).await;
         let _d = Killed(bed.start());
         bed.until("the lease is taken", || {
             bed.primary_agent.lock_holder(KEY).is_some()
@@ -435,6 +460,7 @@ async fn the_lease_back_unfences_unless_a_promotion_happened_meanwhile() {
             );
         }
         bed.primary_agent.set_agent_leader_lost(false);
+        bed.see_secondary();
         if promoted {
             bed.until("stays fenced", || {
                 bed.journal().contains("lease_stays_fenced")
@@ -462,8 +488,11 @@ async fn a_promotion_that_never_took_the_failover_key_keeps_the_primary_fenced()
     if !support::netns::may_use_netns("lease_primary") {
         return;
     }
+    if !support::slapd::available("lease_primary") {
+        return;
+    }
     for promoted in [true, false] {
-        let bed = Bed::new(false).await;
+        let mut bed = Bed::new(false).await;
         let _d = Killed(bed.start());
         bed.until("the accounts are recorded", || {
             let r = bed.record();
@@ -483,6 +512,7 @@ async fn a_promotion_that_never_took_the_failover_key_keeps_the_primary_fenced()
             bed.fake.set_fault("getAccountStatus", Fault::Unreachable);
         }
         bed.primary_agent.set_agent_leader_lost(false);
+        bed.see_secondary();
         if promoted {
             bed.until("stays fenced", || {
                 bed.journal().contains("lease_stays_fenced")

@@ -80,6 +80,13 @@ pub struct Checker {
     /// primary Up: the two sides are theirs to reconcile (until the
     /// failback).
     pub operator_owned: bool,
+    /// The primary served while its own directory replica already put
+    /// accounts of its host on the secondary (a promotion beside it that
+    /// the configuration does not prevent, and that the primary could
+    /// see): a split that stood before any later fence, so an
+    /// `on_unfence` after that fence puts back what was rather than
+    /// making a split (until the failback).
+    pub moved_beside_serving: bool,
 }
 
 /// A promoteAccounts that ran (past the executor's checks).
@@ -195,7 +202,8 @@ impl Checker {
         after: bool,
         promoted: &[String],
     ) -> Option<Violation> {
-        (!before && after && !promoted.is_empty() && !self.operator_owned).then(|| Violation {
+        let standing = self.operator_owned || self.moved_beside_serving;
+        (!before && after && !promoted.is_empty() && !standing).then(|| Violation {
             kind: Kind::ResumedServing,
             at,
             detail: format!(

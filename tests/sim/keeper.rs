@@ -12,19 +12,36 @@
 //!   `lease.json` saved if `Saved` changed;
 //! - `Command::Fence` saves `lease.json` *before* running `hooks.on_fence`
 //!   (`Keeper::fence`), and the keeper does nothing else while a hook
-//!   runs (it is awaited inside `feed`);
+//!   runs (it is awaited inside `feed`); when the hook ends, its outcome
+//!   goes back into the machine (`FenceHooksDone`, or `FenceHooksFailed`
+//!   for a hook that failed or was killed at `hooks.timeout`) and the
+//!   commands that answer brings join the pending ones (`Keeper::feed`);
+//! - an owed fence (failed, or left unfinished by the previous process)
+//!   runs again when `Lease::fence_due_at` passes: a `Tick` then (the
+//!   `fence_due` arm of `Keeper::run`'s inner loop);
+//! - `Command::ReadDirectory` starts a listing that answers a second
+//!   later, off the renewal path (`record::Directory::read`); what it
+//!   lists is the primary DC's directory replica as the listing starts
+//!   (the oldest view the listing could return); `Command::SaveRecord`
+//!   keeps `Lease::recorded` in `lease-accounts.json`, which survives
+//!   restarts (`record::Directory::save`, `record::load` at start);
+//!   `RecordFailed` and `NoEvidence` only journal;
 //! - a restart starts the machine from `lease.json` with
-//!   `Lease::start(.., since_saved_renewal)` aged by the wall clock, and
-//!   renews the saved session.
+//!   `Lease::start(.., since_saved_renewal)` aged by the wall clock and
+//!   `.with_record(lease-accounts.json, RECORD_EVERY)`, and renews the
+//!   saved session.
 //!
 //! A hook takes effect when it ends with success: `on_fence` takes the
-//! primary's routes down, `on_unfence` puts them up. A kill (or SIGTERM:
-//! `KeeperHandle::stop` aborts the task, and the hook's process group is
-//! killed with it) while a hook runs leaves the routes as they were.
+//! primary's routes down, `on_unfence` puts them up. A kill -9 while a
+//! hook runs leaves the routes as they were (`KeeperHandle::stop`: the
+//! task is aborted, the hook's process group killed with it). A SIGTERM
+//! lets the `feed` in progress finish, running hook included, and its
+//! outcome be saved (`KeeperHandle::shutdown`: `stop` is looked at only
+//! between steps); listings in flight die with the process.
 
 use super::schedule::HookFault;
 use super::world::{KeyName, Owner, Side, World};
-use habeat::lease::machine::{Command, Lease, Observation, Saved, Timing};
+use habeat::lease::machine::{Command, Lease, Observation, RECORD_EVERY, Saved, Timing};
 use std::time::{Duration, Instant};
 
 pub const TTL: Duration = Duration::from_secs(15);
@@ -33,6 +50,8 @@ const LOCK_DELAY_MS: u64 = 15_000;
 const HOOK_TIMEOUT_MS: u64 = 60_000;
 /// How long a hook that works takes.
 const HOOK_MS: u64 = 2_000;
+/// How long a directory listing takes.
+const LISTING_MS: u64 = 1_000;
 /// The primary's probe interval (its rounds feed `Observation::Round`).
 const ROUND_MS: u64 = 2_000;
 
@@ -58,6 +77,8 @@ pub enum Report {
         ok: bool,
     },
     StayFenced,
+    /// `RecordFailed` or `NoEvidence`: journaled, nothing done.
+    NoEvidence,
     /// The process died at an I/O step (kill armed).
     Died,
 }
@@ -71,16 +92,22 @@ pub struct Keeper {
     /// The commands of the `feed` in progress, and `Saved` before it.
     pending: Vec<Command>,
     before: Option<Saved>,
+    /// Listings in flight: when each started (ms), and what it lists.
+    listings: Vec<(u64, Vec<String>)>,
+    /// SIGTERM received: stop once the `feed` in progress is over.
+    stopping: Option<u64>,
 }
 
 /// The primary node's habeat: `lease.json` (survives), the keeper
 /// (memory; `None` while the process is down).
 pub struct Primary {
     pub file: Option<Saved>,
+    /// `lease-accounts.json`: the accounts recorded while serving.
+    pub record: Option<Vec<String>>,
     pub keeper: Option<Keeper>,
     pub back_at: Option<u64>,
-    /// kill -9 at the k-th next I/O step.
-    pub kill_at_io: Option<(u32, u64)>,
+    /// kill -9 (or SIGTERM: `true`) at the k-th next I/O step.
+    pub kill_at_io: Option<(u32, u64, bool)>,
     pub hook_fault: Option<HookFault>,
     /// The last `hooks.on_fence` reported failure (journaled as an Error:
     /// the operator's hook says it did not fence), or hangs.
@@ -94,6 +121,7 @@ impl Primary {
     pub fn new(base: Instant, lease: bool) -> Primary {
         let mut p = Primary {
             file: None,
+            record: None,
             keeper: None,
             back_at: None,
             kill_at_io: None,
@@ -120,7 +148,8 @@ impl Primary {
             .last_renewed_unix
             .and_then(|t| wall_s.checked_sub(t))
             .map(Duration::from_secs);
-        let machine = Lease::start(Timing { ttl: TTL }, saved, self.at(w.now), since);
+        let machine = Lease::start(Timing { ttl: TTL }, saved, self.at(w.now), since)
+            .with_record(self.record.clone(), RECORD_EVERY);
         self.keeper = Some(Keeper {
             session: machine.saved.session.as_ref().and_then(|s| s.parse().ok()),
             machine,
@@ -129,7 +158,38 @@ impl Primary {
             hook: None,
             pending: Vec::new(),
             before: None,
+            listings: Vec::new(),
+            stopping: None,
         });
+    }
+
+    /// SIGTERM (`KeeperHandle::shutdown`): nothing more is renewed; the
+    /// `feed` in progress, with a running hook, finishes first.
+    pub fn term(&mut self, back_at: u64) {
+        if let Some(k) = self.keeper.as_mut() {
+            k.stopping = Some(back_at);
+        }
+        self.kill_at_io = None;
+        self.stop_if_idle();
+    }
+
+    /// Why the machine last did not unfence (`Lease::unproven`).
+    pub fn unproven(&self) -> String {
+        self.keeper
+            .as_ref()
+            .and_then(|k| k.machine.unproven.clone())
+            .unwrap_or_else(|| "a listing failed".into())
+    }
+
+    fn stop_if_idle(&mut self) {
+        if let Some(k) = &self.keeper
+            && let Some(back) = k.stopping
+            && k.hook.is_none()
+            && k.pending.is_empty()
+        {
+            self.keeper = None;
+            self.back_at = Some(back);
+        }
     }
 
     pub fn kill(&mut self, back_at: u64) {
@@ -148,12 +208,20 @@ impl Primary {
     /// One I/O step: false when the process dies right here.
     fn io(&mut self) -> bool {
         match &mut self.kill_at_io {
-            Some((0, down)) => {
+            Some((0, down, true)) => {
+                let back = *down;
+                if let Some(k) = self.keeper.as_mut() {
+                    k.stopping = Some(back);
+                }
+                self.kill_at_io = None;
+                true
+            }
+            Some((0, down, false)) => {
                 let back = *down;
                 self.kill(back);
                 false
             }
-            Some((k, _)) => {
+            Some((k, _, _)) => {
                 *k -= 1;
                 true
             }
@@ -163,6 +231,11 @@ impl Primary {
 
     /// One simulated second of the keeper.
     pub fn tick(&mut self, w: &mut World, out: &mut Vec<Report>) {
+        self.step(w, out);
+        self.stop_if_idle();
+    }
+
+    fn step(&mut self, w: &mut World, out: &mut Vec<Report>) {
         let Some(k) = self.keeper.as_mut() else {
             return;
         };
@@ -183,15 +256,51 @@ impl Primary {
             }
             if h.kind == HookKind::Fence {
                 self.fence_hook_failed = !ok;
+                // `Keeper::fence` returns the hooks' outcome, observed at
+                // once inside `feed`, its commands joining the pending.
+                let answer = if ok {
+                    Observation::FenceHooksDone
+                } else {
+                    Observation::FenceHooksFailed {
+                        error: "hooks.on_fence failed".into(),
+                        at_unix: w.wall(Side::Primary) / 1000,
+                    }
+                };
+                let at = self.at(now);
+                let k = self.keeper.as_mut().expect("alive");
+                let more = k.machine.observe(answer, at);
+                k.pending.extend(more);
             }
             out.push(Report::HookEnded { kind: h.kind, ok });
             self.run_pending(w, out);
+            return;
+        }
+        if k.stopping.is_some() {
+            return;
+        }
+        // A listing's answer (`Keeper::run`, the `listings` arm).
+        if let Some(i) = k.listings.iter().position(|(t, _)| t + LISTING_MS <= now) {
+            let (started, accounts) = k.listings.remove(i);
+            let started_at = self.at(started);
+            self.feed(
+                Observation::Directory {
+                    started_at,
+                    accounts: Ok(accounts),
+                },
+                w,
+                out,
+            );
             return;
         }
         if now >= k.next_renew {
             let sent = now;
             if !self.io() {
                 out.push(Report::Died);
+                return;
+            }
+            let k = self.keeper.as_mut().expect("alive");
+            if k.stopping.is_some() {
+                // SIGTERM while renewing: `Keeper::run` returns.
                 return;
             }
             let obs = self.renew_once(w, sent);
@@ -207,7 +316,9 @@ impl Primary {
         }
         let inst = self.base + Duration::from_millis(now);
         let lapsed = !k.machine.saved.fenced && inst >= k.machine.deadline();
-        if lapsed {
+        // An owed fence whose backoff is over (`Keeper::run`, `fence_due`).
+        let fence_due = k.machine.fence_due_at(inst).is_some_and(|at| inst >= at);
+        if lapsed || fence_due {
             self.feed(Observation::Tick, w, out);
             return;
         }
@@ -313,11 +424,22 @@ impl Primary {
                     return;
                 }
                 Command::StayFenced => out.push(Report::StayFenced),
-                // Not modelled yet: the directory evidence (see docs/simulation.md).
-                Command::ReadDirectory
-                | Command::SaveRecord
-                | Command::RecordFailed { .. }
-                | Command::NoEvidence { .. } => {}
+                Command::ReadDirectory => {
+                    // `Directory::read`: started now, answered later.
+                    let seen = w.primary_sees_on_primary();
+                    let k = self.keeper.as_mut().expect("alive");
+                    k.listings.push((w.now, seen));
+                }
+                Command::SaveRecord => {
+                    // `Directory::save`, written to lease-accounts.json.
+                    let k = self.keeper.as_ref().expect("alive");
+                    if let Some(r) = &k.machine.recorded {
+                        self.record = Some(r.clone());
+                    }
+                }
+                Command::RecordFailed { .. } | Command::NoEvidence { .. } => {
+                    out.push(Report::NoEvidence);
+                }
             }
         }
         let k = self.keeper.as_mut().expect("alive");

@@ -141,6 +141,14 @@ impl System {
             self.heal(sec);
             self.w.consul.expire(self.w.now);
             self.w.replicate();
+            // The primary serves while its own directory replica already
+            // puts its accounts on the secondary: a split that stands.
+            if self.w.primary_serving()
+                && self.w.primary_sees_on_primary().len() < self.w.accounts.len()
+                && !self.w.on(Home::Secondary).is_empty()
+            {
+                self.check.moved_beside_serving = true;
+            }
             self.primary_tick()?;
             self.secondary_tick(sec)?;
         }
@@ -173,7 +181,11 @@ impl System {
                 }
                 self.heals.push((now / 1000 + secs, shape.links()));
             }
-            Fault::KillPrimary { at_io, down, .. } => {
+            Fault::KillPrimary {
+                at_io,
+                down,
+                sigterm,
+            } => {
                 if self.primary.keeper.is_none() {
                     // habeat runs without a keeper (the lease off): a
                     // restart, which applies a reloaded lease.enabled.
@@ -181,10 +193,11 @@ impl System {
                         self.primary.back_at = Some(now + down * 1000);
                     }
                 } else {
-                    if *at_io == 0 {
-                        self.primary.kill(now + down * 1000);
-                    } else {
-                        self.primary.kill_at_io = Some((*at_io - 1, now + down * 1000));
+                    let back = now + down * 1000;
+                    match (*at_io, *sigterm) {
+                        (0, true) => self.primary.term(back),
+                        (0, false) => self.primary.kill(back),
+                        (k, term) => self.primary.kill_at_io = Some((k - 1, back, term)),
                     }
                 }
             }
@@ -261,6 +274,7 @@ impl System {
                     self.primary.keeper = None;
                     self.primary.back_at = Some(now);
                     self.check.operator_owned = false;
+                    self.check.moved_beside_serving = false;
                     self.operator(OperatorCommand::Rearm)?;
                 }
             }
@@ -325,6 +339,10 @@ impl System {
                     self.note(|| "primary: stays fenced (a promotion seen)".into());
                 }
                 Report::Died => self.note(|| "primary habeat killed at an I/O step".into()),
+                Report::NoEvidence => {
+                    let why = self.primary.unproven();
+                    self.note(|| format!("primary: stays fenced for now ({why})"));
+                }
             }
         }
         let promoted = self.w.on(Home::Secondary);
