@@ -9,7 +9,7 @@
 
 use super::machine::{Command, Lease, Observation, Phase, Saved, Timing, fence_retry_delay};
 use super::record::{Directory, Listing};
-pub use super::status::{Failing, LeaseStatus, file_status, lease_key, peer_mailstore_up};
+pub use super::status::{FILE, Failing, LeaseStatus, file_status, lease_key, peer_mailstore_up};
 use super::status::{OnDisk, fence_message};
 use crate::act::hooks::{HookEnv, HookRunner, OnFailure};
 use crate::config::{Config, HookCommand};
@@ -22,9 +22,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, watch};
-
-/// The lease file in `state_dir`.
-pub const FILE: &str = "lease.json";
 
 /// How many moved accounts the journal and the status name.
 const MOVED_NAMED: usize = 10;

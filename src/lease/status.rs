@@ -2,12 +2,14 @@
 //! for `/status` and `/metrics`, and `lease.json` as `habeat status` (a
 //! process other than the daemon) reads it back.
 
-use super::keeper::FILE;
 use super::machine::{FenceFailure, FenceRun, Phase, Saved, fence_retry_delay};
 use crate::config::Config;
 use crate::model::{Component, Role, Round, Vote};
 use serde::Serialize;
 use std::time::{Duration, UNIX_EPOCH};
+
+/// The lease file in `state_dir`.
+pub const FILE: &str = "lease.json";
 
 /// What `status` and `/metrics` show of the lease.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
