@@ -472,7 +472,11 @@ async fn the_lease_back_unfences_unless_a_promotion_happened_meanwhile() {
         } else {
             bed.until("on_unfence", || !bed.stamps("unfenced").is_empty())
                 .await;
-            assert!(bed.journal().contains("lease_unfenced"));
+            // The hook writes its stamp before it ends; the journal follows.
+            bed.until("lease_unfenced journaled", || {
+                bed.journal().contains("lease_unfenced")
+            })
+            .await;
         }
     }
 }
@@ -552,7 +556,11 @@ async fn a_promotion_that_never_took_the_failover_key_keeps_the_primary_fenced()
             bed.fake.update(|s| s.faults.clear());
             bed.until("on_unfence", || !bed.stamps("unfenced").is_empty())
                 .await;
-            assert!(bed.journal().contains("lease_unfenced"));
+            // The hook writes its stamp before it ends; the journal follows.
+            bed.until("lease_unfenced journaled", || {
+                bed.journal().contains("lease_unfenced")
+            })
+            .await;
             bed.until("lease.json says unfenced", || {
                 bed.lease_file()["fenced"] == false
             })
