@@ -8,7 +8,7 @@ use super::config::EngineConfig;
 use super::event::{EventKind, Severity};
 use super::machine::{Cx, Next, Planned};
 use super::pipeline::{commands, fence_step};
-use super::reason::{GiveUp, Idle, OperatorRefusal};
+use super::reason::{GiveUp, Idle, OperatorRefusal, hold_command};
 use super::record::{Pipeline, PipelineKind, PromotionDetails, Step};
 use crate::model::{AtRiskPolicy, Component, Observation, Role, Verdict, Vote};
 use crate::survey::Risk;
@@ -467,9 +467,4 @@ pub(crate) fn at_risk_sentence(at_risk: &[Risk], held: &[String]) -> String {
         ));
     }
     s
-}
-
-/// The command that promotes the accounts a `hold` left on the source.
-pub fn hold_command(held: &[String]) -> String {
-    format!("habeat promote --accounts {}", held.join(","))
 }

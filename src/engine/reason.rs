@@ -502,7 +502,7 @@ impl fmt::Display for Idle {
                  {} account(s) has a replica at risk and replicas.at_risk is hold, so the lock \
                  files, proxy switch and hooks did not run either; to promote them anyway: {}",
                 held.len(),
-                super::promotion::hold_command(held)
+                hold_command(held)
             ),
             Idle::RetryWait { until } => write!(f, "waiting until {until} before trying again"),
             Idle::PipelineBlocked {
@@ -611,6 +611,11 @@ impl Idle {
             | Idle::Unsettled { .. } => true,
         }
     }
+}
+
+/// The command that promotes the accounts a `hold` left on the source.
+pub fn hold_command(held: &[String]) -> String {
+    format!("habeat promote --accounts {}", held.join(","))
 }
 
 /// The serde tag (`kind`) of a reason: its stable machine-readable name.
