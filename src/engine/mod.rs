@@ -15,6 +15,7 @@ mod config;
 mod event;
 mod gate;
 mod ha_module;
+mod kind;
 mod legacy;
 mod machine;
 mod operator;
@@ -36,6 +37,7 @@ pub use action::{
 };
 pub use config::{EngineConfig, FencePlan, MAX_ATTEMPTS};
 pub use event::{Event, EventKind, Severity};
+pub use kind::PipelineKind;
 pub use machine::{Input, Transition, step};
 pub use plan::{Explanation, Next, Plan, RolePlan, plan, plan_live, plan_round, wants_more_rounds};
 pub use promotion::follow_up_commands;
@@ -45,8 +47,8 @@ pub use reason::{
 };
 pub use record::{
     ComponentState, LastPromotion, LeaderWatch, Live, LockFileSeen, OperatorCommand, OperatorMark,
-    Pause, Pipeline, PipelineKind, PromotionDetails, RaftMemory, RoleState, STATE_VERSION,
-    SafeHold, State, Step, StepState, StepStatus, WitnessState,
+    Pause, Pipeline, PromotionDetails, RaftMemory, RoleState, STATE_VERSION, SafeHold, State, Step,
+    StepState, StepStatus, WitnessState,
 };
 pub use time::{BootId, BootTime, Now, UnixMillis};
 pub use witness::{SourceVote, observe, verdict, votes};

@@ -7,8 +7,9 @@ use super::action::{Action, ActionId, ActionKind, CommandPurpose, Origin, StepRe
 use super::event::{EventKind, Severity};
 use super::machine::{Cx, Next, Planned, Scope, Slot};
 
+use super::kind::PipelineKind;
 use super::reason::{GiveUp, Idle, Stall, Waiting};
-use super::record::{LastPromotion, Pipeline, PipelineKind, Step, StepState, StepStatus};
+use super::record::{LastPromotion, Pipeline, Step, StepState, StepStatus};
 use super::time::human;
 use crate::model::{Component, Role, Verdict};
 

@@ -6,10 +6,11 @@
 use super::action::{ActionKind, CommandPurpose, LockKind, Origin, PromoteTarget, StepRef};
 use super::config::EngineConfig;
 use super::event::{EventKind, Severity};
+use super::kind::PipelineKind;
 use super::machine::{Cx, Next, Planned};
 use super::pipeline::{commands, fence_step};
 use super::reason::{GiveUp, Idle, OperatorRefusal, hold_command};
-use super::record::{Pipeline, PipelineKind, PromotionDetails, Step};
+use super::record::{Pipeline, PromotionDetails, Step};
 use crate::model::{AtRiskPolicy, Component, Observation, Role, Verdict, Vote};
 use crate::survey::Risk;
 use std::collections::{BTreeSet, HashSet};

@@ -7,8 +7,8 @@
 //! cause, the cause is a value of its own type, so a clause is never said
 //! twice ("cannot prove ...: ... (quorum gate refused: cannot prove ...)").
 
+use super::kind::{PipelineKind, serde_kind};
 pub use super::operator::{GiveUp, OperatorRefusal, Stall};
-use super::record::PipelineKind;
 use super::time::{UnixMillis, human};
 use crate::model::{Component, Role, Verdict};
 use serde::{Deserialize, Serialize};
@@ -616,26 +616,6 @@ impl Idle {
 /// The command that promotes the accounts a `hold` left on the source.
 pub fn hold_command(held: &[String]) -> String {
     format!("habeat promote --accounts {}", held.join(","))
-}
-
-/// The serde tag (`kind`) of a reason: its stable machine-readable name.
-pub(super) fn serde_kind<T: Serialize>(reason: &T) -> String {
-    serde_json::to_value(reason)
-        .ok()
-        .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_owned))
-        .unwrap_or_default()
-}
-
-/// Read a reason saved by an earlier release, which kept it as a
-/// sentence: a sentence is no reason of this one and reads as none (the
-/// engine then says its reason again once).
-pub(crate) fn lenient<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: serde::de::DeserializeOwned,
-{
-    let v = Option::<serde_json::Value>::deserialize(d)?;
-    Ok(v.and_then(|v| serde_json::from_value(v).ok()))
 }
 
 #[cfg(test)]
