@@ -20,6 +20,7 @@ pub mod logging;
 pub mod model;
 pub mod out;
 pub mod probe;
+pub mod replica;
 pub mod session;
 pub mod state;
 pub mod survey;

@@ -302,7 +302,7 @@ pub enum OutcomeResult {
     Listed {
         accounts: Vec<String>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        at_risk: Vec<crate::survey::Risk>,
+        at_risk: Vec<crate::replica::Risk>,
     },
     /// `ListOperations` worked: the promotion operations still running on
     /// the mailbox server, in words (empty: none).

@@ -99,7 +99,7 @@ pub enum EventKind {
         /// The accounts whose replica was at risk, with why and how far
         /// behind (`replicas-at-risk-named`); absent in older journals.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        at_risk: Vec<crate::survey::Risk>,
+        at_risk: Vec<crate::replica::Risk>,
         /// With `replicas.at_risk: hold`: the accounts left out, for the
         /// operator.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -110,7 +110,7 @@ pub enum EventKind {
     ReplicasAtRiskChanged {
         source_mail_host: String,
         /// Every account at risk now, with why.
-        at_risk: Vec<crate::survey::Risk>,
+        at_risk: Vec<crate::replica::Risk>,
         /// At risk now and not before.
         #[serde(default)]
         added: Vec<String>,

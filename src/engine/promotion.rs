@@ -12,7 +12,7 @@ use super::pipeline::{commands, fence_step};
 use super::reason::{GiveUp, Idle, OperatorRefusal, hold_command};
 use super::record::{Pipeline, PromotionDetails, Step};
 use crate::model::{AtRiskPolicy, Component, Observation, Role, Verdict, Vote};
-use crate::survey::Risk;
+use crate::replica::Risk;
 use std::collections::{BTreeSet, HashSet};
 
 impl Cx<'_> {

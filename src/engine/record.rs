@@ -361,7 +361,7 @@ pub struct PromotionDetails {
     /// The accounts whose replica was at risk when the promotion was
     /// decided, with why and how far behind (`replicas-at-risk-named`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub at_risk: Vec<crate::survey::Risk>,
+    pub at_risk: Vec<crate::replica::Risk>,
     /// With `replicas.at_risk: hold`: the accounts at risk left out of
     /// this promotion, for the operator.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
