@@ -17,11 +17,13 @@ mod out;
 mod problem;
 mod read;
 pub mod render;
+pub mod serving_lease;
 mod suggest;
 mod walk;
 mod yaml;
 
 pub use keys::SECTIONS;
+pub use serving_lease::lease_key;
 
 pub use load::{
     ConfigError, FenceMetadata, HostCheck, LoadEnv, Problem, load_file, load_file_with, load_str,

@@ -12,15 +12,9 @@ pub mod machine;
 pub mod record;
 pub mod status;
 
-/// The KV prefix of serving leases.
-pub const KEY_PREFIX: &str = "habeat/serving/";
+pub use crate::config::serving_lease::{KEY_PREFIX, key};
 
 /// Consul's default lock-delay, which the lease session asks for
 /// explicitly: after the primary's session is invalidated, nobody can take
 /// its key for this long.
 pub const LOCK_DELAY: std::time::Duration = std::time::Duration::from_secs(15);
-
-/// The serving lease key of a mail host.
-pub fn key(mail_host: &str) -> String {
-    format!("{KEY_PREFIX}{mail_host}")
-}
