@@ -20,6 +20,7 @@ pub mod render;
 pub mod serving_lease;
 mod suggest;
 mod walk;
+pub mod witness_plan;
 mod yaml;
 
 pub use keys::SECTIONS;
