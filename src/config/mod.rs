@@ -24,7 +24,6 @@ pub mod witness_plan;
 mod yaml;
 
 pub use keys::SECTIONS;
-pub use serving_lease::lease_key;
 
 pub use load::{
     ConfigError, FenceMetadata, HostCheck, LoadEnv, Problem, load_file, load_file_with, load_str,

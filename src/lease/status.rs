@@ -3,7 +3,7 @@
 //! process other than the daemon) reads it back.
 
 use super::machine::{FenceFailure, FenceRun, Phase, Saved, fence_retry_delay};
-pub use crate::config::lease_key;
+pub use crate::config::serving_lease::lease_key;
 
 use crate::config::Config;
 use crate::model::{Component, Round, Vote};

@@ -226,7 +226,7 @@ impl Walker<'_> {
                  primary is alive (split brain); set it to true unless you accept that",
             );
         }
-        if cfg.lease.enabled && crate::config::lease_key(cfg).is_none() {
+        if cfg.lease.enabled && crate::config::serving_lease::lease_key(cfg).is_none() {
             self.warn(
                 self.marks.given("lease.enabled").unwrap_or(Pos::START),
                 format!(
