@@ -61,3 +61,4 @@ mod state_store;
 mod status_crisis;
 mod systemd_sandbox;
 mod systemd_units;
+mod test_guards;
