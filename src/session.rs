@@ -230,8 +230,8 @@ impl Session {
     /// round that started the chain. All of them, not only the newest: a
     /// witness not heard from for `stale_after` starts over unsettled, so
     /// one round after a 20 s listing left every witness unsettled, the
-    /// peer Unknown and the promotion dropped, again at every listing
-    /// (issue 18). The action in flight is not disturbed by them.
+    /// peer Unknown and the promotion dropped, again at every listing.
+    /// The action in flight is not disturbed by them.
     fn feed_round_seen_meanwhile(&mut self, fed: &mut Fed) -> Result<(), StateError> {
         let Some(queue) = self.rounds_meanwhile.as_ref() else {
             return Ok(());

@@ -7,7 +7,7 @@
 //! gate off").
 
 use crate::bed::{Bed, text};
-use crate::support::netns::may_use_netns;
+use crate::support::{Need, require};
 use serde_json::{Value, json};
 
 const SERVING: &str = "habeat/serving/mbox1.example.com";
@@ -34,7 +34,7 @@ fn position(events: &[Value], pred: impl Fn(&Value) -> bool) -> Option<usize> {
 #[tokio::test(flavor = "multi_thread")]
 async fn with_the_gate_off_and_no_leader_an_unreadable_lease_does_not_hold_the_promotion_and_the_journal_says_so()
  {
-    if !may_use_netns("gate_off_unreadable_lease") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = start().await;
@@ -84,7 +84,7 @@ async fn with_the_gate_off_and_no_leader_an_unreadable_lease_does_not_hold_the_p
 
 #[tokio::test(flavor = "multi_thread")]
 async fn with_the_gate_off_a_lease_that_can_be_read_and_is_held_by_the_peer_holds_the_promotion() {
-    if !may_use_netns("gate_off_held_lease") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = start().await;

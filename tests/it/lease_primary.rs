@@ -296,7 +296,7 @@ async fn isolated_run(phase: u64) {
 /// (five at a time): never in the wrong order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_isolated_primary_fences_before_the_secondary_can_take_its_lease_over() {
-    if !support::netns::may_use_netns("lease_primary") {
+    if !support::require(&[support::Need::Netns]) {
         return;
     }
     let mut seed = u64::from(std::process::id()) ^ unix_now().to_bits();
@@ -327,7 +327,7 @@ async fn an_isolated_primary_fences_before_the_secondary_can_take_its_lease_over
 /// the recorded expiry plus the lock-delay (both on the stand-in's clock).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_primary_habeat_lets_the_lease_lapse_and_the_takeover_follows_from_it() {
-    if !support::netns::may_use_netns("lease_primary") {
+    if !support::require(&[support::Need::Netns]) {
         return;
     }
     let bed = Bed::new(false).await;
@@ -362,7 +362,7 @@ async fn a_killed_primary_habeat_lets_the_lease_lapse_and_the_takeover_follows_f
 /// A Consul blip shorter than the margin (ttl - ttl/3): no fence.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blip_shorter_than_the_margin_does_not_fence() {
-    if !support::netns::may_use_netns("lease_primary") {
+    if !support::require(&[support::Need::Netns]) {
         return;
     }
     let bed = Bed::new(false).await;
@@ -401,7 +401,7 @@ async fn a_blip_shorter_than_the_margin_does_not_fence() {
 /// habeat never fences (mail stays up), and says why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_local_consul_crash_alone_never_fences_while_the_secondary_is_seen_up() {
-    if !support::netns::may_use_netns("lease_primary") {
+    if !support::require(&[support::Need::Netns]) {
         return;
     }
     let bed = Bed::new(true).await;
@@ -429,10 +429,7 @@ async fn a_local_consul_crash_alone_never_fences_while_the_secondary_is_seen_up(
 /// (a promotion) it stays fenced, and `status` says what to do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lease_back_unfences_unless_a_promotion_happened_meanwhile() {
-    if !support::netns::may_use_netns("lease_primary") {
-        return;
-    }
-    if !support::slapd::available("lease_primary") {
+    if !support::require(&[support::Need::Netns, support::Need::SLAPD]) {
         return;
     }
     for promoted in [false, true] {
@@ -489,10 +486,7 @@ async fn the_lease_back_unfences_unless_a_promotion_happened_meanwhile() {
 /// either way: it stays fenced until the directory answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_promotion_that_never_took_the_failover_key_keeps_the_primary_fenced() {
-    if !support::netns::may_use_netns("lease_primary") {
-        return;
-    }
-    if !support::slapd::available("lease_primary") {
+    if !support::require(&[support::Need::Netns, support::Need::SLAPD]) {
         return;
     }
     for promoted in [true, false] {
@@ -574,7 +568,7 @@ async fn a_promotion_that_never_took_the_failover_key_keeps_the_primary_fenced()
 /// file habeat cannot read, naming the file: never a panic.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_file_with_an_impossible_renewal_time_is_refused_at_start() {
-    if !support::netns::may_use_netns("lease_primary") {
+    if !support::require(&[support::Need::Netns]) {
         return;
     }
     let bed = Bed::new(true).await;
