@@ -21,5 +21,6 @@ pub mod model;
 pub mod out;
 pub mod probe;
 pub mod session;
+pub mod sink;
 pub mod state;
 pub mod survey;
