@@ -46,6 +46,7 @@ mod engine_clock;
 mod engine_decisions;
 mod engine_fencing;
 mod engine_invariants;
+mod event_sink;
 mod exec_gate;
 mod fence_agents;
 mod fence_binary;
