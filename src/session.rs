@@ -452,15 +452,15 @@ impl Session {
     /// before it exits, so that its events are delivered. (The daemon keeps
     /// its session, and so its dispatcher, for its lifetime.)
     pub async fn close_hooks(&mut self) {
-        if let Some(stats) = self.events.close(self.cfg.hooks.timeout).await {
-            if stats.dropped > 0 || stats.failed > 0 {
-                tracing::warn!(
-                    delivered = stats.delivered,
-                    dropped = stats.dropped,
-                    failed = stats.failed,
-                    "not every event reached the on_event hooks (the journal has them all)"
-                );
-            }
+        if let Some(stats) = self.events.close(self.cfg.hooks.timeout).await
+            && (stats.dropped > 0 || stats.failed > 0)
+        {
+            tracing::warn!(
+                delivered = stats.delivered,
+                dropped = stats.dropped,
+                failed = stats.failed,
+                "not every event reached the on_event hooks (the journal has them all)"
+            );
         }
     }
 }
