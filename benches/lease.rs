@@ -60,7 +60,9 @@ async fn once(multiplier: f64, dir: &std::path::Path) -> Result<Duration, String
     std::fs::create_dir_all(dir.join("state")).map_err(|e| e.to_string())?;
     let cfg = habeat::config::load_str(&yaml, &dir.join("habeat.yml"))
         .map_err(|e| e.lines().join("; "))?;
-    let keeper = habeat::lease::keeper::spawn(&cfg, None)?.ok_or("no lease for this config")?;
+    let keeper =
+        habeat::lease::keeper::spawn(&cfg, habeat::sink::EventSink::open(&cfg, false), None)?
+            .ok_or("no lease for this config")?;
     let t = Instant::now();
     while api.lock_holder(KEY).is_none() {
         if t.elapsed() > Duration::from_secs(10) {
@@ -240,7 +242,8 @@ async fn probe_rounds(
         .map_err(|e| e.lines().join("; "))?;
     cfg.lease.ttl = Duration::from_secs(3);
     let prober = habeat::probe::Prober::new(&cfg).map_err(|e| e.to_string())?;
-    let keeper = habeat::lease::keeper::spawn(&cfg, None)?;
+    let keeper =
+        habeat::lease::keeper::spawn(&cfg, habeat::sink::EventSink::open(&cfg, false), None)?;
     if lease {
         let t = Instant::now();
         while api.lock_holder(KEY).is_none() {

@@ -22,5 +22,6 @@ pub mod out;
 pub mod probe;
 pub mod replica;
 pub mod session;
+pub mod sink;
 pub mod state;
 pub mod survey;

@@ -17,6 +17,7 @@ use crate::engine::{ActionKind, Input, OutcomeResult, State};
 use crate::model::{Component, Verdict};
 use crate::probe::Prober;
 use crate::session::{Fed, Session};
+use crate::sink::EventSink;
 use crate::state::StateLock;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex as StdMutex};
@@ -93,7 +94,12 @@ impl SessionDriver {
         session.watch_rounds(meanwhile.clone());
         let reloaded = crate::session::Reloaded::default();
         session.watch_reload(reloaded.clone());
-        let lease = crate::lease::keeper::spawn(&cfg, Some(metrics.clone()))?;
+        session.events().count_in(Arc::new(metrics.clone()));
+        let lease = crate::lease::keeper::spawn(
+            &cfg,
+            session.events().clone(),
+            Some(Arc::new(metrics.clone())),
+        )?;
         metrics.declare_actions(&ACTION_KINDS);
         Ok(SessionDriver {
             config_path,
@@ -125,11 +131,12 @@ impl SessionDriver {
     /// a changed `consul:` section (a rotated token) reaches the keeper's
     /// own client. Other lease settings need a restart, as said. An error
     /// (an unreadable `lease.json`) refuses the whole reload.
-    fn reload_lease(&mut self, cfg: &Config) -> Result<(), String> {
+    fn reload_lease(&mut self, cfg: &Config, events: &EventSink) -> Result<(), String> {
         use crate::lease::keeper;
         match (&self.lease, keeper::lease_key(cfg)) {
             (None, Some(key)) => {
-                self.lease = keeper::spawn(cfg, Some(self.metrics.clone()))?;
+                self.lease =
+                    keeper::spawn(cfg, events.clone(), Some(Arc::new(self.metrics.clone())))?;
                 tracing::info!("lease.enabled is on now: taking the serving lease {key}");
             }
             (Some(l), None) => {
@@ -164,6 +171,7 @@ impl SessionDriver {
                 // Whatever changed in consul: (the token above all): the
                 // next renewal uses it, as the probes and actions do.
                 l.set_consul(cfg)?;
+                l.set_events(events.clone());
                 if keeper::lease_key(&self.cfg).as_deref() != Some(key.as_str())
                     || self.cfg.lease != cfg.lease
                     || self.cfg.hooks.on_fence != cfg.hooks.on_fence
@@ -606,7 +614,8 @@ impl Driver for SessionDriver {
         for w in &cfg.warnings {
             tracing::warn!("{w}");
         }
-        self.reload_lease(&cfg)?;
+        session.events().count_in(Arc::new(self.metrics.clone()));
+        self.reload_lease(&cfg, session.events())?;
         self.prober = prober;
         if self.activity == Activity::Idle {
             self.session = Arc::new(Mutex::new(session));

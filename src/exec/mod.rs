@@ -83,13 +83,16 @@ pub struct Executor {
     /// after the takeover reuses it instead of finding the key held by
     /// this side's earlier session, as if the primary still held it.
     lease_sessions: HashMap<String, String>,
+    /// Where the events it writes itself go (`peer_lease_unchecked`).
+    events: crate::sink::EventSink,
 }
 
 impl Executor {
     /// An executor for `cfg`. Problems that only matter when an action runs
     /// (an unknown `run_as` user, an unreadable CA file) are reported then,
-    /// as a failed action, not here: `status` must work regardless.
-    pub fn new(cfg: &Config) -> Executor {
+    /// as a failed action, not here: `status` must work regardless. The
+    /// events it writes go to `events`, its session's.
+    pub fn new(cfg: &Config, events: crate::sink::EventSink) -> Executor {
         Executor {
             cfg: cfg.clone(),
             carbonio: Carbonio::new(&cfg.carbonio).map_err(|e| e.to_string()),
@@ -101,6 +104,7 @@ impl Executor {
             .map_err(|e| e.to_string()),
             gates: HashMap::new(),
             lease_sessions: HashMap::new(),
+            events,
         }
     }
 

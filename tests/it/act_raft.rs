@@ -292,7 +292,7 @@ async fn recovery_without_a_recorded_configuration(consul_ips: &[&str]) -> Strin
             servers: Vec::new(),
         },
     };
-    match habeat::exec::Executor::new(&cfg)
+    match habeat::exec::Executor::new(&cfg, habeat::sink::EventSink::open(&cfg, false))
         .execute(&action)
         .await
         .result

@@ -214,7 +214,7 @@ fn gate_action() -> habeat::engine::Action {
 fn executor(api: &ConsulApi) -> habeat::exec::Executor {
     let mut cfg = support::config(&[habeat::model::Role::Appserver]);
     cfg.consul = api.consul_config();
-    habeat::exec::Executor::new(&cfg)
+    habeat::exec::Executor::new(&cfg, habeat::sink::EventSink::open(&cfg, false))
 }
 
 #[tokio::test]

@@ -336,4 +336,16 @@ async fn a_failing_on_fence_runs_again_until_it_succeeds_and_status_says_failed_
     let journal =
         std::fs::read_to_string(bed.dir.path().join("state/events.jsonl")).unwrap_or_default();
     assert_eq!(journal.matches("\"event\":\"lease_fenced\"").count(), 3);
+    // Each counted as it was journaled: failed twice (error), done once.
+    let counted =
+        |sev: &str| format!("habeat_events_total{{event=\"lease_fenced\",severity=\"{sev}\"}}");
+    let deadline = tokio::time::Instant::now() + BOUND;
+    while bed.scrape(&counted("warning")).await != Some(1.0) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the fence done was never counted in habeat_events_total"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(bed.scrape(&counted("error")).await, Some(2.0));
 }

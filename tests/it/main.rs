@@ -40,6 +40,7 @@ mod daemon_signals;
 mod e2e_failover;
 mod e2e_partition;
 mod e2e_testbed;
+mod event_sink;
 mod exec_gate;
 mod fence_agents;
 mod fence_binary;

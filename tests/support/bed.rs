@@ -528,7 +528,7 @@ impl ExecBed {
             zmprov = self.fake.zmprov.display(),
         );
         let cfg = habeat::config::load_str(&yaml, &dir.join("habeat.yml")).expect("config");
-        habeat::exec::Executor::new(&cfg)
+        habeat::exec::Executor::new(&cfg, habeat::sink::EventSink::open(&cfg, false))
     }
 
     /// Whether the fake was asked for `promoteAccounts`.
