@@ -5,7 +5,7 @@
 
 use habeat::engine::{
     self, Action, ActionKind, ActionOutcome, EngineConfig, Event, GateRefusal, Input,
-    OperatorCommand, OutcomeResult, PromoteTarget, State, UnixMillis,
+    OperatorCommand, OutcomeResult, PreStepCheck, PromoteTarget, State, UnixMillis,
 };
 use habeat::model::{Component, Observation, Role, Round, Vote, WitnessId, WitnessKind};
 use std::time::Duration;
@@ -129,7 +129,9 @@ impl World {
                 reason: "exit status 1".into(),
             };
         }
-        if self.gate_lost && a.kind.needs_gate() {
+        // The checks the engine handed out with the action, as the
+        // executor carries them out.
+        if self.gate_lost && a.checks.contains(&PreStepCheck::GateStillHeld) {
             self.gate_lost = false;
             return OutcomeResult::GateRefused {
                 refusal: GateRefusal::Lost {
@@ -138,8 +140,9 @@ impl World {
             };
         }
         if self.peer_lease_held > 0
-            && matches!(a.kind, ActionKind::PromoteAccounts { .. })
-            && a.origin == habeat::engine::Origin::Automatic
+            && a.checks
+                .iter()
+                .any(|c| matches!(c, PreStepCheck::PeerLeaseTakenOver { .. }))
         {
             self.peer_lease_held -= 1;
             return OutcomeResult::PeerLeaseWait {

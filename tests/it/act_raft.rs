@@ -295,6 +295,7 @@ async fn recovery_without_a_recorded_configuration(consul_ips: &[&str]) -> Strin
         kind: habeat::engine::ActionKind::RaftRecovery {
             servers: Vec::new(),
         },
+        checks: Vec::new(),
     };
     match habeat::exec::Executor::new(&cfg)
         .execute(&action)

@@ -208,6 +208,7 @@ fn gate_action() -> habeat::engine::Action {
         origin: habeat::engine::Origin::Automatic,
         step: None,
         kind: habeat::engine::ActionKind::AcquireQuorumGate { key: KEY.into() },
+        checks: Vec::new(),
     }
 }
 

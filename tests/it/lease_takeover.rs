@@ -147,6 +147,7 @@ async fn with_the_gate_off_the_takeover_session_is_reused_and_none_is_left_behin
     let bed = ExecBed::start().await;
     let api = &bed.api;
     let mut exec = bed.executor(&format!("{}  quorum_gate: false\n", require("auto")));
+    let action = |id, kind| crate::bed::automatic_gated(id, kind, false);
     let primary = primary_holds_the_lease(api).await;
     for id in 1..=3 {
         let out = exec.execute(&action(id, promote())).await;
