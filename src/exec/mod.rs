@@ -22,6 +22,16 @@ pub use kinds::{ACTION_KINDS, label};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+/// What the caller hands the executor with an action besides the action:
+/// data read from disk, which the executor does not read itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Given<'a> {
+    /// The last replica survey (`survey.json`), against which an account
+    /// listing names the accounts at risk; `None`: none, or unreadable
+    /// ([`crate::survey::store::load_for_listing`]).
+    pub last_survey: Option<&'a crate::survey::Survey>,
+}
+
 /// Runs actions; holds the quorum-gate locks between acquire and release.
 pub struct Executor {
     cfg: Config,
@@ -59,10 +69,10 @@ impl Executor {
     /// it ends by [`Executor::time_limit`]: what runs past it is dropped
     /// (its children killed with their process group) and reported as
     /// timed out, so that no step can hold a chain, or the daemon, forever.
-    pub async fn execute(&mut self, action: &Action) -> ActionOutcome {
+    pub async fn execute(&mut self, action: &Action, given: &Given<'_>) -> ActionOutcome {
         let started = Instant::now();
         let limit = self.time_limit(&action.kind);
-        let result = match tokio::time::timeout(limit, self.run(action)).await {
+        let result = match tokio::time::timeout(limit, self.run(action, given)).await {
             Ok(r) => r,
             Err(_) => OutcomeResult::TimedOut {
                 reason: format!(
@@ -146,27 +156,6 @@ impl Executor {
         None
     }
 
-    /// A listing as the engine takes it: the names, and the accounts at
-    /// risk from this listing against the last survey (the source's last
-    /// `sequence`/`itemId` are the survey's: the source is usually gone).
-    /// A survey file that cannot be read is reported and the analysis
-    /// made from the listing alone.
-    pub fn listed(&self, list: &[crate::act::carbonio::AccountStatus]) -> OutcomeResult {
-        let last = match crate::survey::store::load(&self.cfg.local.state_dir) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!("{e}; the accounts at risk are judged from the listing alone");
-                None
-            }
-        };
-        let fresh: Vec<crate::survey::Surveyed> =
-            list.iter().map(crate::survey::Surveyed::from).collect();
-        OutcomeResult::Listed {
-            accounts: list.iter().map(|a| a.account_name.to_string()).collect(),
-            at_risk: crate::survey::at_promotion(last.as_ref(), &fresh),
-        }
-    }
-
     /// The action's [`PreStepCheck`]s, in their order: the first that
     /// fails is the outcome, and the action does not run.
     async fn pre_step_checks(&mut self, action: &Action) -> Option<OutcomeResult> {
@@ -185,16 +174,21 @@ impl Executor {
         None
     }
 
-    async fn run(&mut self, action: &Action) -> OutcomeResult {
+    async fn run(&mut self, action: &Action, given: &Given<'_>) -> OutcomeResult {
         if let Some(refused) = self.pre_step_checks(action).await {
             return refused;
         }
-        kinds::run(self, action).await
+        kinds::run(self, action, given).await
     }
 
     /// Simulate `action` (`--dry-run`): see [`dry`].
-    pub async fn simulate(&mut self, action: &Action, verbose: bool) -> OutcomeResult {
-        kinds::simulate(self, action, verbose).await
+    pub async fn simulate(
+        &mut self,
+        action: &Action,
+        given: &Given<'_>,
+        verbose: bool,
+    ) -> OutcomeResult {
+        kinds::simulate(self, action, given, verbose).await
     }
 
     fn cli(&self) -> Result<&Carbonio, OutcomeResult> {

@@ -101,6 +101,8 @@ pub struct World {
     pub quorum_after_recovery: bool,
     /// The fence agent confirms the peer node OFF.
     pub fence_confirms: bool,
+    /// Every action handed to the world, whole (with its checks).
+    pub handed: Vec<Action>,
 }
 
 impl World {
@@ -118,12 +120,14 @@ impl World {
             peer_lease_held: 0,
             quorum_after_recovery: false,
             fence_confirms: true,
+            handed: Vec::new(),
         }
     }
 
     /// Carry out an action, like the executor would.
     pub fn run(&mut self, a: &Action) -> OutcomeResult {
         self.log.push(a.kind.clone());
+        self.handed.push(a.clone());
         if self.failing.iter().any(|f| f(&a.kind)) {
             return OutcomeResult::Failed {
                 reason: "exit status 1".into(),

@@ -298,7 +298,7 @@ async fn recovery_without_a_recorded_configuration(consul_ips: &[&str]) -> Strin
         checks: Vec::new(),
     };
     match habeat::exec::Executor::new(&cfg)
-        .execute(&action)
+        .execute(&action, &habeat::exec::Given::default())
         .await
         .result
     {

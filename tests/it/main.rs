@@ -42,6 +42,7 @@ mod daemon_signals;
 mod e2e_failover;
 mod e2e_partition;
 mod e2e_testbed;
+mod engine_checks;
 mod engine_clock;
 mod engine_decisions;
 mod engine_fencing;

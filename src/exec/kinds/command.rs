@@ -1,7 +1,7 @@
 //! An operator-written command from the configuration: the proxy switch's
 //! `activate`/`deactivate`, `hooks.after_promotion`, `hooks.on_peer_recovered`.
 
-use super::Effect;
+use super::{Effect, Given};
 use crate::act::hooks::HookEnv;
 use crate::act::process::display_argv;
 use crate::config::HookCommand;
@@ -26,7 +26,7 @@ impl Effect for RunCommand<'_> {
         ex.cfg.hooks.timeout
     }
 
-    async fn run(self, ex: &mut Executor, act: &Action) -> OutcomeResult {
+    async fn run(self, ex: &mut Executor, act: &Action, _: &Given<'_>) -> OutcomeResult {
         let env = HookEnv::new()
             .set("purpose", self.purpose.as_str())
             .set("role", act.role.as_str())
@@ -57,7 +57,13 @@ impl Effect for RunCommand<'_> {
         }
     }
 
-    async fn simulate(self, ex: &mut Executor, _: &Action, _verbose: bool) -> OutcomeResult {
+    async fn simulate(
+        self,
+        ex: &mut Executor,
+        _: &Action,
+        _: &Given<'_>,
+        _verbose: bool,
+    ) -> OutcomeResult {
         let words: Vec<std::ffi::OsString> = self.argv.iter().map(Into::into).collect();
         say!(
             "{P} would run {} (timeout {}): {}",

@@ -2,7 +2,7 @@
 //! `fencing.<component>` confirms every plug OFF, powering it off first
 //! where it may.
 
-use super::Effect;
+use super::{Effect, Given};
 use crate::act::fence::{self, Power};
 use crate::engine::{Action, OutcomeResult};
 use crate::exec::Executor;
@@ -29,7 +29,7 @@ impl Effect for Fence<'_> {
     /// The agent and its options from the config, what it may do and the
     /// plugs as the engine recorded them. Confirmed only when every plug
     /// is confirmed OFF.
-    async fn run(self, ex: &mut Executor, _: &Action) -> OutcomeResult {
+    async fn run(self, ex: &mut Executor, _: &Action, _: &Given<'_>) -> OutcomeResult {
         let (component, plugs) = (*self.component, self.plugs);
         let Some(t) = ex.cfg.fencing.target(component) else {
             return not_configured(component);
@@ -57,7 +57,13 @@ impl Effect for Fence<'_> {
     /// with `action: off` is taken as powered off for the rest of the run
     /// (the real run would do it), one ON with `action: status`, or an
     /// agent failure, stops it there as the real run would stop.
-    async fn simulate(self, ex: &mut Executor, _: &Action, _verbose: bool) -> OutcomeResult {
+    async fn simulate(
+        self,
+        ex: &mut Executor,
+        _: &Action,
+        _: &Given<'_>,
+        _verbose: bool,
+    ) -> OutcomeResult {
         let component = *self.component;
         let Some(t) = ex.cfg.fencing.target(component) else {
             return not_configured(component);

@@ -2,7 +2,7 @@
 //! raft leader can take, held between its acquire and its release by the
 //! executor ([`Executor`]'s `gates`).
 
-use super::Effect;
+use super::{Effect, Given};
 use crate::consul::gate;
 use crate::engine::{Action, GateRefusal, OutcomeResult};
 use crate::exec::dry::{P, assumed, say};
@@ -22,7 +22,7 @@ impl Effect for AcquireQuorumGate<'_> {
         ex.few_calls()
     }
 
-    async fn run(self, ex: &mut Executor, _: &Action) -> OutcomeResult {
+    async fn run(self, ex: &mut Executor, _: &Action, _: &Given<'_>) -> OutcomeResult {
         let key = self.key.as_str();
         if ex.gates.get(key).is_some_and(|l| l.is_held()) {
             return succeeded(format!("{key} already held"));
@@ -66,7 +66,13 @@ impl Effect for AcquireQuorumGate<'_> {
     /// who holds the key now. No leader is the refusal the real run would
     /// meet; a key held by another session too. A free key may still be
     /// taken by another habeat before the real run: that is said.
-    async fn simulate(self, ex: &mut Executor, _: &Action, _verbose: bool) -> OutcomeResult {
+    async fn simulate(
+        self,
+        ex: &mut Executor,
+        _: &Action,
+        _: &Given<'_>,
+        _verbose: bool,
+    ) -> OutcomeResult {
         let key = self.key.as_str();
         let client = match ex.consul.as_ref() {
             Ok(c) => c,
@@ -145,7 +151,7 @@ impl Effect for ReleaseQuorumGate<'_> {
         ex.few_calls()
     }
 
-    async fn run(self, ex: &mut Executor, _: &Action) -> OutcomeResult {
+    async fn run(self, ex: &mut Executor, _: &Action, _: &Given<'_>) -> OutcomeResult {
         let key = self.key;
         if let Some(lock) = ex.gates.remove(key)
             && let Err(e) = lock.release().await
@@ -155,7 +161,13 @@ impl Effect for ReleaseQuorumGate<'_> {
         succeeded(format!("released {key}"))
     }
 
-    async fn simulate(self, _: &mut Executor, _: &Action, _verbose: bool) -> OutcomeResult {
+    async fn simulate(
+        self,
+        _: &mut Executor,
+        _: &Action,
+        _: &Given<'_>,
+        _verbose: bool,
+    ) -> OutcomeResult {
         say!(
             "{P} would release the Consul quorum gate {} (and destroy its session)",
             self.key

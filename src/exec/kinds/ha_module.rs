@@ -1,7 +1,7 @@
 //! The HA module of the primary DC (`disable_ha_module`): stopped when the
 //! peer appserver is lost, started again on re-arm.
 
-use super::Effect;
+use super::{Effect, Given};
 use crate::act::carbonio::Command;
 use crate::engine::{Action, OutcomeResult};
 use crate::exec::dry::{P, assumed, say};
@@ -18,14 +18,20 @@ impl Effect for StopHaModule {
         ex.few_calls()
     }
 
-    async fn run(self, ex: &mut Executor, _: &Action) -> OutcomeResult {
+    async fn run(self, ex: &mut Executor, _: &Action, _: &Given<'_>) -> OutcomeResult {
         match ex.cli() {
             Ok(c) => report(c.stop_module().await),
             Err(r) => r,
         }
     }
 
-    async fn simulate(self, ex: &mut Executor, _: &Action, _verbose: bool) -> OutcomeResult {
+    async fn simulate(
+        self,
+        ex: &mut Executor,
+        _: &Action,
+        _: &Given<'_>,
+        _verbose: bool,
+    ) -> OutcomeResult {
         simulate(ex, Command::StopModule)
     }
 }
@@ -40,14 +46,20 @@ impl Effect for StartHaModule {
         ex.few_calls()
     }
 
-    async fn run(self, ex: &mut Executor, _: &Action) -> OutcomeResult {
+    async fn run(self, ex: &mut Executor, _: &Action, _: &Given<'_>) -> OutcomeResult {
         match ex.cli() {
             Ok(c) => report(c.start_module().await),
             Err(r) => r,
         }
     }
 
-    async fn simulate(self, ex: &mut Executor, _: &Action, _verbose: bool) -> OutcomeResult {
+    async fn simulate(
+        self,
+        ex: &mut Executor,
+        _: &Action,
+        _: &Given<'_>,
+        _verbose: bool,
+    ) -> OutcomeResult {
         simulate(ex, Command::StartModule)
     }
 }

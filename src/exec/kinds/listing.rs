@@ -2,12 +2,13 @@
 //! of the lost mailstore, and the promotions still running on the mailbox
 //! server. A dry run makes them for real.
 
-use super::Effect;
+use super::{Effect, Given};
 use crate::act::MailHost;
-use crate::act::carbonio::{Command, Operation};
+use crate::act::carbonio::{AccountStatus, Command, Operation};
 use crate::engine::{Action, OutcomeResult};
 use crate::exec::dry::{P, names_preview, say};
 use crate::exec::{Executor, cli_error, failed};
+use crate::survey;
 use std::time::Duration;
 
 /// `carbonio --json <module> getAccountStatus mailHost <host>`.
@@ -22,21 +23,27 @@ impl Effect for ListAccounts<'_> {
         ex.few_calls()
     }
 
-    async fn run(self, ex: &mut Executor, _: &Action) -> OutcomeResult {
+    async fn run(self, ex: &mut Executor, _: &Action, given: &Given<'_>) -> OutcomeResult {
         let host = match MailHost::parse(self.source_mail_host) {
             Ok(h) => h,
             Err(e) => return failed(format!("source host {:?}: {e}", self.source_mail_host)),
         };
         match ex.cli() {
             Ok(c) => match c.get_account_status(&host).await {
-                Ok(list) => ex.listed(&list),
+                Ok(list) => listed(&list, given),
                 Err(e) => cli_error(e),
             },
             Err(r) => r,
         }
     }
 
-    async fn simulate(self, ex: &mut Executor, _: &Action, verbose: bool) -> OutcomeResult {
+    async fn simulate(
+        self,
+        ex: &mut Executor,
+        _: &Action,
+        given: &Given<'_>,
+        verbose: bool,
+    ) -> OutcomeResult {
         let host = match MailHost::parse(self.source_mail_host) {
             Ok(h) => h,
             Err(e) => return failed(format!("source host {:?}: {e}", self.source_mail_host)),
@@ -56,7 +63,7 @@ impl Effect for ListAccounts<'_> {
                 return cli_error(e);
             }
         };
-        let out = ex.listed(&list);
+        let out = listed(&list, given);
         if let OutcomeResult::Listed { accounts, at_risk } = &out {
             say!(
                 "{P}   {} replicated account(s) on {host}: {}",
@@ -81,6 +88,17 @@ impl Effect for ListAccounts<'_> {
     }
 }
 
+/// A listing as the engine takes it: the names, and the accounts at risk
+/// from this listing against the last survey its caller read (the
+/// source's last `sequence`/`itemId` are the survey's: the source is
+/// usually gone).
+fn listed(list: &[AccountStatus], given: &Given<'_>) -> OutcomeResult {
+    OutcomeResult::Listed {
+        accounts: list.iter().map(|a| a.account_name.to_string()).collect(),
+        at_risk: survey::at_promotion_of_listing(given.last_survey, list),
+    }
+}
+
 /// `carbonio --json core getAllOperations`, before promoting again after an
 /// attempt that did not report success.
 pub(super) struct ListOperations<'a> {
@@ -96,7 +114,7 @@ impl Effect for ListOperations<'_> {
         ex.few_calls()
     }
 
-    async fn run(self, ex: &mut Executor, _: &Action) -> OutcomeResult {
+    async fn run(self, ex: &mut Executor, _: &Action, _: &Given<'_>) -> OutcomeResult {
         match ex.cli() {
             Ok(c) => match c.get_all_operations().await {
                 Ok(ops) => OutcomeResult::Operations {
@@ -108,7 +126,13 @@ impl Effect for ListOperations<'_> {
         }
     }
 
-    async fn simulate(self, ex: &mut Executor, _: &Action, _verbose: bool) -> OutcomeResult {
+    async fn simulate(
+        self,
+        ex: &mut Executor,
+        _: &Action,
+        _: &Given<'_>,
+        _verbose: bool,
+    ) -> OutcomeResult {
         let cli = match ex.cli() {
             Ok(c) => c,
             Err(r) => return r,

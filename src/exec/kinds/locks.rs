@@ -1,6 +1,6 @@
 //! The legacy lock files of a role (docs/decisions.md §5).
 
-use super::Effect;
+use super::{Effect, Given};
 use crate::engine::{Action, LockKind, OutcomeResult, UnixMillis};
 use crate::exec::dry::{P, say};
 use crate::exec::{Executor, failed, succeeded};
@@ -20,7 +20,7 @@ impl Effect for WriteLocks<'_> {
         ex.few_calls()
     }
 
-    async fn run(self, ex: &mut Executor, act: &Action) -> OutcomeResult {
+    async fn run(self, ex: &mut Executor, act: &Action, _: &Given<'_>) -> OutcomeResult {
         let now = UnixMillis::from_system_time(std::time::SystemTime::now());
         let locks = self.locks;
         match state::write_locks(&ex.cfg.local, act.role, locks, self.reason, now) {
@@ -29,7 +29,13 @@ impl Effect for WriteLocks<'_> {
         }
     }
 
-    async fn simulate(self, ex: &mut Executor, act: &Action, _verbose: bool) -> OutcomeResult {
+    async fn simulate(
+        self,
+        ex: &mut Executor,
+        act: &Action,
+        _: &Given<'_>,
+        _verbose: bool,
+    ) -> OutcomeResult {
         for l in self.locks {
             say!(
                 "{P} would write {}",
@@ -54,7 +60,7 @@ impl Effect for RemoveLocks<'_> {
         ex.few_calls()
     }
 
-    async fn run(self, ex: &mut Executor, act: &Action) -> OutcomeResult {
+    async fn run(self, ex: &mut Executor, act: &Action, _: &Given<'_>) -> OutcomeResult {
         let locks = self.locks;
         match state::remove_locks(&ex.cfg.local, act.role, locks) {
             Ok(()) => succeeded(format!("removed lock files {locks:?}")),
@@ -62,7 +68,13 @@ impl Effect for RemoveLocks<'_> {
         }
     }
 
-    async fn simulate(self, ex: &mut Executor, act: &Action, _verbose: bool) -> OutcomeResult {
+    async fn simulate(
+        self,
+        ex: &mut Executor,
+        act: &Action,
+        _: &Given<'_>,
+        _verbose: bool,
+    ) -> OutcomeResult {
         for l in self.locks {
             say!(
                 "{P} would remove {}",

@@ -6,7 +6,7 @@
 //! [`ActionKind`], its file here and its line in the registry; the
 //! registry's exhaustive match names what is missing.
 
-use super::Executor;
+use super::{Executor, Given};
 use crate::engine::{Action, ActionKind, OutcomeResult};
 use std::time::Duration;
 
@@ -32,11 +32,17 @@ pub(super) trait Effect {
     fn time_limit(&self, ex: &Executor) -> Duration;
 
     /// Carry it out (the pre-step checks have passed).
-    async fn run(self, ex: &mut Executor, act: &Action) -> OutcomeResult;
+    async fn run(self, ex: &mut Executor, act: &Action, given: &Given<'_>) -> OutcomeResult;
 
     /// `--dry-run`: make the read-only calls for real, print what would
     /// change, change nothing.
-    async fn simulate(self, ex: &mut Executor, act: &Action, verbose: bool) -> OutcomeResult;
+    async fn simulate(
+        self,
+        ex: &mut Executor,
+        act: &Action,
+        given: &Given<'_>,
+        verbose: bool,
+    ) -> OutcomeResult;
 }
 
 /// The one list of kinds: the [`ActionKind`] variant with its fields, and
@@ -66,19 +72,24 @@ macro_rules! registry {
         }
 
         /// [`Effect::run`] of `act`'s kind.
-        pub(super) async fn run(ex: &mut Executor, act: &Action) -> OutcomeResult {
+        pub(super) async fn run(ex: &mut Executor, act: &Action, given: &Given<'_>) -> OutcomeResult {
             match &act.kind {
                 $(ActionKind::$variant { $($field),* } => {
-                    $file::$view { $($field),* }.run(ex, act).await
+                    $file::$view { $($field),* }.run(ex, act, given).await
                 })*
             }
         }
 
         /// [`Effect::simulate`] of `act`'s kind.
-        pub(super) async fn simulate(ex: &mut Executor, act: &Action, verbose: bool) -> OutcomeResult {
+        pub(super) async fn simulate(
+            ex: &mut Executor,
+            act: &Action,
+            given: &Given<'_>,
+            verbose: bool,
+        ) -> OutcomeResult {
             match &act.kind {
                 $(ActionKind::$variant { $($field),* } => {
-                    $file::$view { $($field),* }.simulate(ex, act, verbose).await
+                    $file::$view { $($field),* }.simulate(ex, act, given, verbose).await
                 })*
             }
         }

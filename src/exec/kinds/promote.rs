@@ -1,6 +1,6 @@
 //! `carbonio --sync <module> promoteAccounts`: the failover itself.
 
-use super::Effect;
+use super::{Effect, Given};
 use crate::act::MailHost;
 use crate::act::carbonio::{ACCOUNT_LIST_ARG_MAX, Command};
 use crate::engine::{Action, OutcomeResult, PromoteTarget};
@@ -27,7 +27,7 @@ impl Effect for PromoteAccounts<'_> {
         ex.cfg.carbonio.promote_timeout
     }
 
-    async fn run(self, ex: &mut Executor, _: &Action) -> OutcomeResult {
+    async fn run(self, ex: &mut Executor, _: &Action, _: &Given<'_>) -> OutcomeResult {
         let threads = *self.threads;
         let cli = match ex.cli() {
             Ok(c) => c,
@@ -47,7 +47,13 @@ impl Effect for PromoteAccounts<'_> {
         report(res)
     }
 
-    async fn simulate(self, ex: &mut Executor, act: &Action, verbose: bool) -> OutcomeResult {
+    async fn simulate(
+        self,
+        ex: &mut Executor,
+        act: &Action,
+        _: &Given<'_>,
+        verbose: bool,
+    ) -> OutcomeResult {
         let threads = *self.threads;
         let cli = match ex.cli() {
             Ok(c) => c,

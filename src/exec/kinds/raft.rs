@@ -1,7 +1,7 @@
 //! Consul raft recovery (`no-raft-recovery-on-time-alone`): rewrite
 //! `raft/peers.json` and restart service-discover, then wait for a leader.
 
-use super::Effect;
+use super::{Effect, Given};
 use crate::act::raft::{
     PeerEntry, RaftRecovery as Recovery, local_addresses, own_server_address, read_node_id,
     render_peers_json,
@@ -32,7 +32,7 @@ impl Effect for RaftRecovery<'_> {
         Recovery::new(&ex.cfg.consul).time_limit()
     }
 
-    async fn run(self, ex: &mut Executor, _: &Action) -> OutcomeResult {
+    async fn run(self, ex: &mut Executor, _: &Action, _: &Given<'_>) -> OutcomeResult {
         let recovery = Recovery::new(&ex.cfg.consul);
         let peers = match raft_peers(ex, &recovery, self.servers).await {
             Ok(p) => p,
@@ -67,7 +67,13 @@ impl Effect for RaftRecovery<'_> {
     /// or `node-id` and this node's address read for real) and the
     /// `peers.json` it would write, printed whole; the stop and start are
     /// only named.
-    async fn simulate(self, ex: &mut Executor, act: &Action, _verbose: bool) -> OutcomeResult {
+    async fn simulate(
+        self,
+        ex: &mut Executor,
+        act: &Action,
+        _: &Given<'_>,
+        _verbose: bool,
+    ) -> OutcomeResult {
         say!("{P} would {}", act.kind.describe());
         let recovery = Recovery::new(&ex.cfg.consul);
         let peers = match raft_peers(ex, &recovery, self.servers).await {
@@ -115,7 +121,7 @@ impl Effect for ConfirmLeader {
         LEADER_DEADLINE + ex.cfg.carbonio.command_timeout
     }
 
-    async fn run(self, ex: &mut Executor, _: &Action) -> OutcomeResult {
+    async fn run(self, ex: &mut Executor, _: &Action, _: &Given<'_>) -> OutcomeResult {
         let c = match ex.consul.as_ref() {
             Ok(c) => c,
             Err(e) => return failed(e.clone()),
@@ -134,7 +140,13 @@ impl Effect for ConfirmLeader {
         }
     }
 
-    async fn simulate(self, _: &mut Executor, act: &Action, _verbose: bool) -> OutcomeResult {
+    async fn simulate(
+        self,
+        _: &mut Executor,
+        act: &Action,
+        _: &Given<'_>,
+        _verbose: bool,
+    ) -> OutcomeResult {
         say!("{P} would {}", act.kind.describe());
         assumed("it succeeds")
     }

@@ -1,7 +1,7 @@
 //! What follows a promotion account by account: the cache flush, and the
 //! pause and restart of the replicas.
 
-use super::Effect;
+use super::{Effect, Given};
 use crate::act::AccountName;
 use crate::act::carbonio::{Command, account_batches};
 use crate::engine::{Action, OutcomeResult};
@@ -22,7 +22,7 @@ impl Effect for FlushCache<'_> {
         ex.per_call(self.accounts.len())
     }
 
-    async fn run(self, ex: &mut Executor, _: &Action) -> OutcomeResult {
+    async fn run(self, ex: &mut Executor, _: &Action, _: &Given<'_>) -> OutcomeResult {
         let cli = match ex.cli() {
             Ok(c) => c,
             Err(r) => return r,
@@ -39,7 +39,13 @@ impl Effect for FlushCache<'_> {
         succeeded(format!("flushed the cache of {} account(s)", names.len()))
     }
 
-    async fn simulate(self, ex: &mut Executor, _: &Action, verbose: bool) -> OutcomeResult {
+    async fn simulate(
+        self,
+        ex: &mut Executor,
+        _: &Action,
+        _: &Given<'_>,
+        verbose: bool,
+    ) -> OutcomeResult {
         let names = self.accounts;
         let cli = match ex.cli() {
             Ok(c) => c,
@@ -82,14 +88,20 @@ impl Effect for PauseReplicas<'_> {
         batches_limit(ex, self.accounts)
     }
 
-    async fn run(self, ex: &mut Executor, _: &Action) -> OutcomeResult {
+    async fn run(self, ex: &mut Executor, _: &Action, _: &Given<'_>) -> OutcomeResult {
         match (ex.cli(), accounts(self.accounts)) {
             (Ok(c), Ok(n)) => report(c.pause_replicas(&n).await),
             (Err(r), _) | (_, Err(r)) => r,
         }
     }
 
-    async fn simulate(self, ex: &mut Executor, _: &Action, _verbose: bool) -> OutcomeResult {
+    async fn simulate(
+        self,
+        ex: &mut Executor,
+        _: &Action,
+        _: &Given<'_>,
+        _verbose: bool,
+    ) -> OutcomeResult {
         simulate_batches(ex, self.accounts, |accounts| Command::PauseReplicas {
             accounts,
         })
@@ -108,14 +120,20 @@ impl Effect for RestartReplicas<'_> {
         batches_limit(ex, self.accounts)
     }
 
-    async fn run(self, ex: &mut Executor, _: &Action) -> OutcomeResult {
+    async fn run(self, ex: &mut Executor, _: &Action, _: &Given<'_>) -> OutcomeResult {
         match (ex.cli(), accounts(self.accounts)) {
             (Ok(c), Ok(n)) => report(c.restart_replicas(&n).await),
             (Err(r), _) | (_, Err(r)) => r,
         }
     }
 
-    async fn simulate(self, ex: &mut Executor, _: &Action, _verbose: bool) -> OutcomeResult {
+    async fn simulate(
+        self,
+        ex: &mut Executor,
+        _: &Action,
+        _: &Given<'_>,
+        _verbose: bool,
+    ) -> OutcomeResult {
         simulate_batches(ex, self.accounts, |accounts| Command::RestartReplicas {
             accounts,
         })
