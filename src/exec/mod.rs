@@ -113,7 +113,6 @@ impl Executor {
         self.cfg.carbonio.command_timeout * u32::try_from(n).unwrap_or(u32::MAX)
     }
 
-    /// Release every quorum-gate lock still held (on exit).
     /// Give the quorum gates held (and the peer lease sessions kept) to
     /// `to`, the executor of a reloaded configuration that carries on this
     /// one's chain: the engine still counts on them. A gate whose session
@@ -124,14 +123,15 @@ impl Executor {
         to.lease_sessions.extend(self.lease_sessions.drain());
     }
 
+    /// Release every quorum-gate lock still held (on exit).
     pub async fn release_all(&mut self) {
         for (_, lock) in self.gates.drain() {
             let _ = lock.release().await;
         }
     }
 
-    /// [`PreStepCheck::GateStillHeld`]: a gated automatic action runs only
-    /// while the quorum gate is really held: its Consul session may have
+    /// [`PreStepCheck::GateStillHeld`]: an action that carries it runs
+    /// only while the quorum gate is really held: its Consul session may have
     /// been lost (invalidated, not renewed for a TTL) while an earlier step
     /// ran, and the lock may now be someone else's. The engine then takes
     /// the gate again.

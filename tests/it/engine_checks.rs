@@ -22,7 +22,12 @@ fn checks(sim: &Sim) -> Vec<(String, Vec<PreStepCheck>)> {
     sim.world
         .handed
         .iter()
-        .map(|a: &Action| (names(std::slice::from_ref(&a.kind)).remove(0), a.checks.clone()))
+        .map(|a: &Action| {
+            (
+                names(std::slice::from_ref(&a.kind)).remove(0),
+                a.checks.clone(),
+            )
+        })
         .collect()
 }
 
