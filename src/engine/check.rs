@@ -75,3 +75,46 @@ impl PreStepCheck {
         checks
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Action, ActionId, PromoteTarget};
+    use crate::model::Role;
+
+    /// An in-flight action in a `state.json` written before the engine
+    /// handed out checks (no `checks`, no `input_file`) still loads.
+    #[test]
+    fn an_action_saved_before_checks_were_handed_out_still_loads() {
+        let action = Action {
+            id: ActionId(7),
+            role: Role::Appserver,
+            origin: Origin::Automatic,
+            step: None,
+            kind: ActionKind::PromoteAccounts {
+                source_mail_host: "mbox1".into(),
+                target: PromoteTarget::Accounts(vec!["a@example.com".into()]),
+                threads: 5,
+                input_file: true,
+            },
+            checks: vec![PreStepCheck::GateStillHeld],
+        };
+        let mut old = serde_json::to_value(&action).expect("serialize");
+        assert_eq!(old["checks"][0]["check"], "gate_still_held");
+        assert_eq!(old["kind"]["input_file"], true);
+        old.as_object_mut().expect("object").remove("checks");
+        old["kind"]
+            .as_object_mut()
+            .expect("object")
+            .remove("input_file");
+        let back: Action = serde_json::from_value(old).expect("an old in-flight action loads");
+        assert!(back.checks.is_empty());
+        assert!(matches!(
+            back.kind,
+            ActionKind::PromoteAccounts {
+                input_file: false,
+                ..
+            }
+        ));
+    }
+}
