@@ -317,11 +317,18 @@ impl Session {
             let Some(action) = next.take() else {
                 break;
             };
+            // An account listing is judged against the last survey.
+            let survey = matches!(action.kind, engine::ActionKind::ListAccounts { .. })
+                .then(|| crate::survey::store::load_for_listing(&self.cfg.local.state_dir))
+                .flatten();
+            let given = crate::exec::Given {
+                last_survey: survey.as_ref(),
+            };
             let result = if self.dry_run {
-                self.exec.simulate(&action, self.verbose).await
+                self.exec.simulate(&action, &given, self.verbose).await
             } else {
                 tracing::info!("{}", action.kind.describe());
-                self.exec.execute(&action).await.result
+                self.exec.execute(&action, &given).await.result
             };
             fed.actions
                 .push((action.clone(), (!self.dry_run).then(|| result.clone())));

@@ -100,7 +100,7 @@ impl SessionDriver {
             session.events().clone(),
             Some(Arc::new(metrics.clone())),
         )?;
-        metrics.declare_actions(&ACTION_KINDS);
+        metrics.declare_actions(crate::exec::ACTION_KINDS);
         Ok(SessionDriver {
             config_path,
             prober,
@@ -393,11 +393,7 @@ impl SessionDriver {
 
     fn record_fed(&self, fed: &Fed) {
         for (action, result) in &fed.actions {
-            let kind = kind_label(&action.kind);
-            debug_assert!(
-                ACTION_KINDS.contains(&kind),
-                "{kind} missing from ACTION_KINDS"
-            );
+            let kind = crate::exec::label(&action.kind);
             let outcome = match result {
                 Some(OutcomeResult::Succeeded { .. })
                 | Some(OutcomeResult::Listed { .. })
@@ -423,50 +419,6 @@ impl SessionDriver {
             }
             self.metrics.record_action(kind, outcome);
         }
-    }
-}
-
-/// Every value of [`kind_label`]: the daemon exports
-/// `habeat_actions_total` at 0 for each from its start, so that the first
-/// failure of a kind is an increase Prometheus sees (a series that appears
-/// already at 1 has no increase) and the alerting rules find the metric.
-pub const ACTION_KINDS: [&str; 16] = [
-    "list_accounts",
-    "list_operations",
-    "acquire_quorum_gate",
-    "release_quorum_gate",
-    "promote_accounts",
-    "write_locks",
-    "remove_locks",
-    "flush_cache",
-    "pause_replicas",
-    "restart_replicas",
-    "stop_ha_module",
-    "start_ha_module",
-    "run_command",
-    "raft_recovery",
-    "confirm_leader",
-    "fence",
-];
-
-fn kind_label(k: &ActionKind) -> &'static str {
-    match k {
-        ActionKind::ListAccounts { .. } => "list_accounts",
-        ActionKind::ListOperations { .. } => "list_operations",
-        ActionKind::AcquireQuorumGate { .. } => "acquire_quorum_gate",
-        ActionKind::ReleaseQuorumGate { .. } => "release_quorum_gate",
-        ActionKind::PromoteAccounts { .. } => "promote_accounts",
-        ActionKind::WriteLocks { .. } => "write_locks",
-        ActionKind::RemoveLocks { .. } => "remove_locks",
-        ActionKind::FlushCache { .. } => "flush_cache",
-        ActionKind::PauseReplicas { .. } => "pause_replicas",
-        ActionKind::RestartReplicas { .. } => "restart_replicas",
-        ActionKind::StopHaModule => "stop_ha_module",
-        ActionKind::StartHaModule => "start_ha_module",
-        ActionKind::RunCommand { .. } => "run_command",
-        ActionKind::RaftRecovery { .. } => "raft_recovery",
-        ActionKind::ConfirmLeader => "confirm_leader",
-        ActionKind::Fence { .. } => "fence",
     }
 }
 

@@ -11,6 +11,7 @@
 //! The rules themselves are written for operators in `docs/decisions.md`.
 
 mod action;
+mod check;
 mod config;
 mod event;
 mod gate;
@@ -35,6 +36,7 @@ pub use action::{
     Action, ActionId, ActionKind, ActionOutcome, CommandPurpose, LockKind, Origin, OutcomeResult,
     PromoteTarget, StepRef,
 };
+pub use check::PreStepCheck;
 pub use config::{EngineConfig, FencePlan, MAX_ATTEMPTS};
 pub use event::{Event, EventKind, Severity};
 pub use kind::PipelineKind;

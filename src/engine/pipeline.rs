@@ -4,6 +4,7 @@
 //! finished.
 
 use super::action::{Action, ActionId, ActionKind, CommandPurpose, Origin, StepRef};
+use super::check::PreStepCheck;
 use super::event::{EventKind, Severity};
 use super::machine::{Cx, Next, Planned, Scope, Slot};
 
@@ -208,12 +209,14 @@ impl Cx<'_> {
             self.live.fresh_listing = None;
             self.live.no_promotion_running = false;
         }
+        let checks = PreStepCheck::for_action(planned.origin, &planned.kind, self.cfg);
         let action = Action {
             id,
             role,
             origin: planned.origin,
             step: planned.step,
             kind: planned.kind,
+            checks,
         };
         self.event(
             Severity::Info,

@@ -397,11 +397,17 @@ impl Cx<'_> {
                 PromoteTarget::Accounts(_) => PromoteTarget::Accounts(left),
             }
         };
+        // An automatic promotion by name is `replicas.at_risk: hold`
+        // promoting the accounts not at risk: through `input_file`,
+        // whatever the length of the list.
+        let input_file =
+            p.origin == Origin::Automatic && matches!(remaining, PromoteTarget::Accounts(_));
         let next = Next::Act(Planned::new(
             ActionKind::PromoteAccounts {
                 source_mail_host: d.source_mail_host.clone(),
                 target: remaining,
                 threads: d.threads,
+                input_file,
             },
             p.origin,
             Some(sr),

@@ -138,6 +138,15 @@ pub fn at_promotion(last: Option<&Survey>, fresh: &[Surveyed]) -> Vec<Risk> {
         .collect()
 }
 
+/// [`at_promotion`] of an account listing as the CLI printed it.
+pub fn at_promotion_of_listing(
+    last: Option<&Survey>,
+    list: &[crate::act::carbonio::AccountStatus],
+) -> Vec<Risk> {
+    let fresh: Vec<Surveyed> = list.iter().map(Surveyed::from).collect();
+    at_promotion(last, &fresh)
+}
+
 /// How old a survey taken at `at` is at `now`, in whole seconds.
 pub fn age_seconds(at: UnixMillis, now: UnixMillis) -> u64 {
     now.0.saturating_sub(at.0) / 1000

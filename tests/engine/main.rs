@@ -11,6 +11,7 @@ mod engine_harness;
 #[path = "../sim/mod.rs"]
 mod sim;
 
+mod engine_checks;
 mod engine_clock;
 mod engine_decisions;
 mod engine_fencing;

@@ -291,9 +291,10 @@ async fn recovery_without_a_recorded_configuration(consul_ips: &[&str]) -> Strin
         kind: habeat::engine::ActionKind::RaftRecovery {
             servers: Vec::new(),
         },
+        checks: Vec::new(),
     };
     match habeat::exec::Executor::new(&cfg, habeat::sink::EventSink::open(&cfg, false))
-        .execute(&action)
+        .execute(&action, &habeat::exec::Given::default())
         .await
         .result
     {

@@ -37,6 +37,7 @@ fn every_kind() -> Vec<EventKind> {
         kind: ActionKind::ListAccounts {
             source_mail_host: "mbox1.example.com".into(),
         },
+        checks: Vec::new(),
     };
     let key = || "habeat/serving/mbox1.example.com".to_owned();
     let host = || "mbox1.example.com".to_owned();
