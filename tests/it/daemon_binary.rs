@@ -430,6 +430,68 @@ async fn a_reload_during_a_slow_promotion_lets_its_chain_end_and_gives_the_gate_
     assert_eq!(daemon.exit_code(BOUND).await, Some(0), "{}", daemon.log());
 }
 
+/// A reload that moves `local.state_dir` while an action runs is refused
+/// with what to do: the chain holds the old directory's state lock and
+/// records its steps there, to their end.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reload_moving_the_state_dir_during_a_promotion_is_refused_and_the_chain_ends() {
+    if !may_use_netns("daemon_binary_reload_state_dir") {
+        return;
+    }
+    let bed = Bed::new().await;
+    bed.fake
+        .set_fault("promoteAccounts", Fault::Slow { seconds: 3.0 });
+    let mut daemon = bed.start();
+    bed.until(|m| m.contains("READY=1")).await;
+    bed.kill_peer();
+    let drain = || {
+        let mut buf = [0u8; 4096];
+        while bed.notify.try_recv(&mut buf).is_ok() {}
+    };
+    wait_until(
+        "no promotion",
+        || daemon.log(),
+        || {
+            drain();
+            bed.promotions() > 0
+        },
+    )
+    .await;
+    assert!(
+        bed.fake.accounts_on(REPLICA).is_empty(),
+        "the fake promotion was not slow"
+    );
+    bed.rewrite_config(|y| y.set("local", "state_dir: {d}/elsewhere"));
+    daemon.signal(Signal::SIGHUP);
+    wait_until(
+        "the promotion's chain did not end",
+        || daemon.log(),
+        || {
+            drain();
+            bed.hooks_log().contains("after_promotion")
+        },
+    )
+    .await;
+    let log = daemon.log();
+    assert!(
+        log.contains("new configuration rejected")
+            && log.contains("local.state_dir changed while")
+            && log.contains("reload again"),
+        "{log}"
+    );
+    assert!(
+        bed.lock("appserverprom-habeat-appserver").exists(),
+        "promotion not recorded:\n{log}"
+    );
+    assert!(
+        bed.journal_text().contains("promote_accounts"),
+        "the chain's steps are not in the old directory's journal:\n{log}"
+    );
+    assert!(daemon.alive(), "{log}");
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.exit_code(BOUND).await, Some(0), "{}", daemon.log());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_and_status_endpoints_follow_the_rounds_and_a_dead_appserver_is_promoted_once() {
     if !may_use_netns("daemon_binary_metrics") {
