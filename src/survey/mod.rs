@@ -19,6 +19,7 @@ use crate::engine::UnixMillis;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::Arc;
 
 /// Version of the `survey.json` layout.
 pub const SURVEY_VERSION: u32 = 1;
@@ -62,13 +63,34 @@ pub struct Surveyed {
 /// The fields of one replica that decide its class.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct ReplicaSeen {
-    pub destination: Option<String>,
+    /// Shared by the accounts replicated to the same mailstore (a survey
+    /// holds the name once, not once per account).
+    #[serde(default, with = "shared_str")]
+    pub destination: Option<Arc<str>>,
     pub available: Option<bool>,
     pub can_connect_to_kafka: Option<bool>,
     pub paused: Option<bool>,
     pub sequence: Option<u64>,
     pub item_id: Option<u64>,
     pub priority: Option<i64>,
+}
+
+/// `Option<Arc<str>>` as an optional string in JSON (serde's own impl
+/// needs its `rc` feature, which would rebuild every crate using serde).
+mod shared_str {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::sync::Arc;
+
+    pub fn serialize<S: Serializer>(v: &Option<Arc<str>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.serialize_some(&**v),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Arc<str>>, D::Error> {
+        Ok(Option::<String>::deserialize(d)?.map(Arc::from))
+    }
 }
 
 /// The class of an account's replica. The order is the order of
@@ -182,10 +204,41 @@ impl fmt::Display for Risk {
 /// The classes of one account, first the one it is counted as; the lags
 /// when it is behind. `Ok` alone when nothing applies.
 pub fn classify(a: &Surveyed) -> (Vec<ReplicaState>, Option<u64>, Option<u64>) {
+    let (c, lag_sequence, lag_item_id) = classes(a);
+    (c.as_slice().to_vec(), lag_sequence, lag_item_id)
+}
+
+/// The classes [`classify`] lists, without a list on the heap: a survey
+/// classifies every account of a mailstore.
+struct Classes {
+    states: [ReplicaState; 5],
+    len: usize,
+}
+
+impl Classes {
+    fn one(s: ReplicaState) -> Classes {
+        Classes {
+            states: [s; 5],
+            len: 1,
+        }
+    }
+
+    fn push(&mut self, s: ReplicaState) {
+        self.states[self.len] = s;
+        self.len += 1;
+    }
+
+    fn as_slice(&self) -> &[ReplicaState] {
+        &self.states[..self.len]
+    }
+}
+
+fn classes(a: &Surveyed) -> (Classes, Option<u64>, Option<u64>) {
     let Some(r) = &a.replica else {
-        return (vec![ReplicaState::NoReplica], None, None);
+        return (Classes::one(ReplicaState::NoReplica), None, None);
     };
-    let mut out = Vec::new();
+    let mut out = Classes::one(ReplicaState::Ok);
+    out.len = 0;
     if r.available == Some(false) {
         out.push(ReplicaState::Unavailable);
     }
@@ -207,7 +260,7 @@ pub fn classify(a: &Surveyed) -> (Vec<ReplicaState>, Option<u64>, Option<u64>) {
     if lag_sequence.is_some() || lag_item_id.is_some() {
         out.push(ReplicaState::Behind);
     }
-    if out.is_empty() {
+    if out.len == 0 {
         out.push(ReplicaState::Ok);
     }
     (out, lag_sequence, lag_item_id)
@@ -225,7 +278,10 @@ pub fn risk(a: &Surveyed) -> Option<Risk> {
         also: states[1..].to_vec(),
         lag_sequence,
         lag_item_id,
-        destination: a.replica.as_ref().and_then(|r| r.destination.clone()),
+        destination: a
+            .replica
+            .as_ref()
+            .and_then(|r| r.destination.as_deref().map(str::to_owned)),
     })
 }
 
@@ -251,22 +307,29 @@ pub struct Summary {
 impl Survey {
     /// Count, name and measure: one pass over the accounts.
     pub fn summary(&self) -> Summary {
-        let mut counts: BTreeMap<&'static str, usize> =
-            ReplicaState::ALL.iter().map(|s| (s.as_str(), 0)).collect();
+        let mut by_class = [0usize; ReplicaState::ALL.len()];
         let mut at_risk = Vec::new();
         let (mut max_seq, mut max_item) = (0, 0);
         let mut destinations: BTreeMap<String, usize> = BTreeMap::new();
         for a in &self.accounts {
-            let (states, ls, li) = classify(a);
-            *counts.entry(states[0].as_str()).or_default() += 1;
+            let (states, ls, li) = classes(a);
+            let states = states.as_slice();
+            by_class[states[0] as usize] += 1;
             max_seq = max_seq.max(ls.unwrap_or(0));
             max_item = max_item.max(li.unwrap_or(0));
             let dest = a
                 .replica
                 .as_ref()
-                .and_then(|r| r.destination.clone())
-                .unwrap_or_else(|| "(none)".into());
-            *destinations.entry(dest).or_default() += 1;
+                .and_then(|r| r.destination.as_deref())
+                .unwrap_or("(none)");
+            // Looked up by reference: a copy of the name per account
+            // would be most of the summary's time.
+            match destinations.get_mut(dest) {
+                Some(n) => *n += 1,
+                None => {
+                    destinations.insert(dest.to_owned(), 1);
+                }
+            }
             if states[0] != ReplicaState::Ok {
                 at_risk.push(Risk {
                     account: a.account.clone(),
@@ -274,10 +337,17 @@ impl Survey {
                     also: states[1..].to_vec(),
                     lag_sequence: ls,
                     lag_item_id: li,
-                    destination: a.replica.as_ref().and_then(|r| r.destination.clone()),
+                    destination: a
+                        .replica
+                        .as_ref()
+                        .and_then(|r| r.destination.as_deref().map(str::to_owned)),
                 });
             }
         }
+        let counts = ReplicaState::ALL
+            .iter()
+            .map(|s| (s.as_str(), by_class[*s as usize]))
+            .collect();
         Summary {
             host: self.host.clone(),
             at: self.at,
