@@ -16,6 +16,7 @@
 use super::entry::{Entry, Field, ReplicaFields, Replicas};
 use serde::de::{self, DeserializeSeed, Deserializer as _, MapAccess, SeqAccess, Visitor};
 use serde_json::Number;
+use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
@@ -83,6 +84,21 @@ fn ok<'de, A: MapAccess<'de>>(map: &mut A) -> Result<(), A::Error> {
     }
 }
 
+/// Pass over a value nobody reads: taken as it is printed (no string or
+/// number in it converted), and only a list or object is walked, for keys
+/// that appear twice.
+fn skip<'de, A: MapAccess<'de>>(map: &mut A) -> Result<(), A::Error> {
+    let raw: &'de RawValue = map.next_value()?;
+    let text = raw.get();
+    if text.starts_with(['{', '[']) {
+        let mut de = serde_json::Deserializer::from_str(text);
+        AnyValue
+            .deserialize(&mut de)
+            .map_err(|_| refuse::<A::Error>())?;
+    }
+    Ok(())
+}
+
 struct Top<'f, 'k, 'de, F, T> {
     each: &'f mut F,
     guess: usize,
@@ -115,7 +131,7 @@ where
                         _t: PhantomData,
                     })?);
                 }
-                _ => map.next_value_seed(AnyValue)?,
+                _ => skip(&mut map)?,
             }
             unique(self.scratch, from, key)?;
         }
@@ -167,7 +183,7 @@ where
                         _t: PhantomData,
                     })?);
                 }
-                _ => map.next_value_seed(AnyValue)?,
+                _ => skip(&mut map)?,
             }
             unique(self.scratch, from, key)?;
         }
@@ -206,17 +222,28 @@ where
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
         let mut out = Vec::with_capacity(self.guess);
-        // One list of replicas serves every entry in turn.
-        let mut spare = Vec::new();
-        while let Some(entry) = seq.next_element_seed(EntrySeed {
-            scratch: &mut *self.scratch,
-            spare: std::mem::take(&mut spare),
-        })? {
-            out.push((self.each)(&entry).ok_or_else(refuse)?);
-            if let Replicas::List(mut list) = entry.replicas {
-                list.clear();
-                spare = list;
+        // One entry is filled in place for each account in turn (moving
+        // it costs more than reading some of its fields), its list of
+        // replicas kept for the next.
+        let mut entry = Entry::default();
+        loop {
+            let spare = match std::mem::take(&mut entry.replicas) {
+                Replicas::List(mut list) => {
+                    list.clear();
+                    list
+                }
+                _ => Vec::new(),
+            };
+            entry = Entry::default();
+            let seed = EntrySeed {
+                scratch: &mut *self.scratch,
+                spare,
+                entry: &mut entry,
+            };
+            if seq.next_element_seed(seed)?.is_none() {
+                break;
             }
+            out.push((self.each)(&entry).ok_or_else(refuse)?);
         }
         out.shrink_to_fit();
         Ok(out)
@@ -226,25 +253,26 @@ where
 struct EntrySeed<'k, 'de> {
     scratch: &'k mut Keys<'de>,
     spare: Vec<Option<ReplicaFields<'de>>>,
+    entry: &'k mut Entry<'de>,
 }
 
 impl<'de> DeserializeSeed<'de> for EntrySeed<'_, 'de> {
-    type Value = Entry<'de>;
+    type Value = ();
 
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Entry<'de>, D::Error> {
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_map(self)
     }
 }
 
 impl<'de> Visitor<'de> for EntrySeed<'_, 'de> {
-    type Value = Entry<'de>;
+    type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an account entry")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entry<'de>, A::Error> {
-        let mut e = Entry::default();
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let e = self.entry;
         let mut spare = Some(self.spare);
         let mut seen = 0u8;
         let from = self.scratch.len();
@@ -267,7 +295,7 @@ impl<'de> Visitor<'de> for EntrySeed<'_, 'de> {
                     continue;
                 }
                 _ => {
-                    map.next_value_seed(AnyValue)?;
+                    skip(&mut map)?;
                     unique(self.scratch, from, key)?;
                     continue;
                 }
@@ -279,7 +307,7 @@ impl<'de> Visitor<'de> for EntrySeed<'_, 'de> {
             *slot = Some(map.next_value_seed(FieldSeed)?);
         }
         self.scratch.truncate(from);
-        Ok(e)
+        Ok(())
     }
 }
 
@@ -373,7 +401,7 @@ impl<'de> Visitor<'de> for ReplicaSeed<'_, 'de> {
                 "canConnectToKafka" => (32, &mut r.can_connect_to_kafka),
                 "paused" => (64, &mut r.paused),
                 _ => {
-                    map.next_value_seed(AnyValue)?;
+                    skip(&mut map)?;
                     unique(self.scratch, from, key)?;
                     continue;
                 }
