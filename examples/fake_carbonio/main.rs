@@ -9,6 +9,43 @@
 //! garbage, text around the JSON, "Unable to communicate with server", a
 //! JSON without `response`, slow) are injected through the state file.
 //!
+//! The mailbox lifecycle (SPEC 7; `model.rs`), which the re-protection
+//! and switchover features are tested against:
+//! - **Clock.** The model's time is `clock` in the state (seconds since
+//!   the Unix epoch) when a test froze it there (`FakeCarbonio::
+//!   freeze_clock`, `advance`), else the wall clock. Each invocation first
+//!   brings the model from `model_time` to now, then runs its command, so
+//!   a frozen clock gives the same answers however often the fake runs.
+//! - **Mail arrives.** An account with `mail_every` gets a mail at every
+//!   multiple of it (sequence + 2, itemId + 1) unless its
+//!   `zimbraAccountStatus` is `maintenance` (the MTA defers its mail). An
+//!   account without it is static, as planted (older tests rely on that).
+//! - **Replicas stream** with a latency (`delay`): a replica is where the
+//!   source was `delay` seconds ago, so an active account's replica is
+//!   always a little behind, and one in maintenance reaches the source
+//!   `delay` after its last mail. A paused account or replica, or one
+//!   that cannot reach Kafka, does not move. A replica without `delay`
+//!   keeps its planted position (`None`: the source's).
+//! - **`setAccountDestination HOST PRIORITY (accounts a,b | input_file
+//!   F)`** adds a replica that starts at 0, unavailable, without Kafka,
+//!   and is seeded linearly over its host's catch-up time (`catch_up` by
+//!   host, `*`, default 10 s); then it is available, reaches Kafka and
+//!   streams with `replication_delay` (default 2 s).
+//! - **`promoteAccounts`** (`source_mail_host`, `accounts`, `input_file`,
+//!   optionally `destination HOST`, else the lowest priority number) moves
+//!   the account to that replica's host at the replica's position and
+//!   removes that replica: the account has no replica left there. What the
+//!   replica lacked (sequence and itemId gap) is appended to `losses`.
+//! - **`getAccountStatus`** filters by `mailHost`, `replicaServer`,
+//!   `accounts`/`input_file` and `domains` (all that are given).
+//! - **zmprov**: `ga ACCOUNT [ATTR...]` prints `# name ACCOUNT` and
+//!   `zimbraAccountStatus: VALUE` (default `active`), `ma ACCOUNT
+//!   zimbraAccountStatus VALUE` sets it (zmprov's six values), `fc [-a]
+//!   account NAME`; with no arguments it reads such commands on standard
+//!   input, one a line, all in this one process (logged as one invocation
+//!   with its `stdin`), going on after a failed one and exiting with the
+//!   last failure's code.
+//!
 //! Built by `cargo test` and `cargo test --all-targets` (it is an example
 //! with `harness = false`, so both build it as a plain executable); tests
 //! find it in `target/<profile>/examples/` (see

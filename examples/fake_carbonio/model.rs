@@ -6,9 +6,7 @@
 //! was last brought to up to `now`, so the same state and the same clock
 //! give the same answers.
 
-use crate::state::{
-    Account, DEFAULT_CATCH_UP, Loss, Mark, ReplicaState, Seeding, State,
-};
+use crate::state::{Account, DEFAULT_CATCH_UP, Loss, Mark, ReplicaState, Seeding, State};
 
 /// How far back the source's positions are kept (the longest replication
 /// latency the model follows exactly).
@@ -64,7 +62,10 @@ pub fn evolve(st: &mut State, now: f64) {
 }
 
 fn evolve_account(a: &mut Account, from: f64, now: f64) {
-    let streams = a.replicas.iter().any(|r| r.delay.is_some() || r.seeding.is_some());
+    let streams = a
+        .replicas
+        .iter()
+        .any(|r| r.delay.is_some() || r.seeding.is_some());
     if a.mail_every.is_none() && !streams {
         return;
     }

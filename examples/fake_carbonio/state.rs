@@ -27,9 +27,11 @@ pub struct State {
     pub invocations: Vec<Invocation>,
     /// The model's clock, seconds since the Unix epoch: a test freezes it
     /// here and moves it on (`advance`); `None` follows the wall clock.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub clock: Option<f64>,
     /// The time the model was last brought forward to (at each
     /// invocation, before the command runs); `None`: not yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub model_time: Option<f64>,
     /// Replication latency of every replica `setAccountDestination`
     /// creates, seconds: a replica applies the source's changes this long
@@ -37,9 +39,11 @@ pub struct State {
     pub replication_delay: f64,
     /// How long a new replica takes to be seeded, by destination host
     /// (`*`: any other), seconds; default [`DEFAULT_CATCH_UP`].
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub catch_up: BTreeMap<String, f64>,
     /// What each promotion lost: the gap between the source and the
     /// promoted replica at that moment, per account.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub losses: Vec<Loss>,
 }
 
@@ -89,10 +93,12 @@ pub struct Account {
     /// into the account's object (and each replica's, under `replica`).
     pub extra: serde_json::Map<String, serde_json::Value>,
     /// `zimbraAccountStatus` (`None`: `active`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     /// Seconds between two mails arriving while the account is not in
     /// `maintenance` (each adds 2 to `sequence` and 1 to `itemId`);
     /// `None`: the source never moves (a planted, static account).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub mail_every: Option<f64>,
     /// The source's recent positions (time, sequence, itemId), which
     /// streaming replicas follow `delay` seconds later. Kept by the fake.
@@ -154,10 +160,10 @@ pub struct ReplicaState {
     /// position as it was this long ago (while the account is not paused,
     /// the replica not paused and reaching Kafka). `None`: it does not
     /// stream; its planted position stays.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay: Option<f64>,
     /// Set while the replica is being seeded (`setAccountDestination`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seeding: Option<Seeding>,
 }
 

@@ -81,9 +81,7 @@ pub fn command(st: &mut State, args: &[String]) -> Reply {
     match rest.as_slice() {
         ["fc", "-a", cache, name] | ["fc", cache, name] => flush(st, cache, name),
         ["ga" | "getAccount", name, attrs @ ..] => get(st, name, attrs),
-        ["ma" | "modifyAccount", name, "zimbraAccountStatus", value] => {
-            set_status(st, name, value)
-        }
+        ["ma" | "modifyAccount", name, "zimbraAccountStatus", value] => set_status(st, name, value),
         ["ma" | "modifyAccount", _, attr, ..] => Reply::fail(
             1,
             format!("zmprov: the fake sets only zimbraAccountStatus, not {attr}\n"),

@@ -122,7 +122,13 @@ fn a_promoted_account_has_no_replica_left() {
     ]));
     carbonio(
         &fake,
-        &["--sync", "MailReplica", "promoteAccounts", "accounts", ALICE],
+        &[
+            "--sync",
+            "MailReplica",
+            "promoteAccounts",
+            "accounts",
+            ALICE,
+        ],
     );
     let alice = one(&fake, ALICE);
     assert_eq!(alice["accountMailHost"], MBOX2, "{alice}");
@@ -204,7 +210,11 @@ fn a_new_replica_starts_unavailable_and_catches_up_over_its_catch_up_time() {
     assert_eq!(slow["canConnectToKafka"], false, "{alice}");
     fake.advance(secs(50.0));
     let alice = one(&fake, ALICE);
-    assert_eq!(replica(&alice, "mbox4.example.com")["available"], true, "{alice}");
+    assert_eq!(
+        replica(&alice, "mbox4.example.com")["available"],
+        true,
+        "{alice}"
+    );
 }
 
 #[test]
@@ -374,9 +384,7 @@ fn zmprov_reads_and_sets_the_account_status_also_in_batch_mode() {
         &fake,
         &fake.zmprov,
         &[],
-        &format!(
-            "ma {ALICE} zimbraAccountStatus active\nma {BOB} zimbraAccountStatus locked\n"
-        ),
+        &format!("ma {ALICE} zimbraAccountStatus active\nma {BOB} zimbraAccountStatus locked\n"),
     );
     assert_eq!(code, 0, "{out}{err}");
     let names: Vec<(String, Option<String>)> = fake
