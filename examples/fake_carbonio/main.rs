@@ -37,7 +37,8 @@
 //!   removes that replica: the account has no replica left there. What the
 //!   replica lacked (sequence and itemId gap) is appended to `losses`.
 //! - **`getAccountStatus`** filters by `mailHost`, `replicaServer`,
-//!   `accounts`/`input_file` and `domains` (all that are given).
+//!   `accounts`/`input_file`, `domains`, `accountStatus` and
+//!   `replicaStatus` (all that are given); another parameter is an error.
 //! - **zmprov**: `ga ACCOUNT [ATTR...]` prints `# name ACCOUNT` and
 //!   `zimbraAccountStatus: VALUE` (default `active`), `ma ACCOUNT
 //!   zimbraAccountStatus VALUE` sets it (zmprov's six values), `fc [-a]
@@ -541,7 +542,8 @@ fn named(kv: &BTreeMap<String, String>, cmd: &str) -> Result<Option<Vec<String>>
 }
 
 /// `getAccountStatus [mailHost H] [replicaServer H] [accounts a,b |
-/// input_file F] [domains d,e]`: the filters given, all of them.
+/// input_file F] [domains d,e] [accountStatus active|paused]
+/// [replicaStatus available|unavailable]`: the filters given, all of them.
 fn account_status(st: &State, kv: &BTreeMap<String, String>, json: bool) -> Reply {
     if let Some(k) = kv.keys().find(|k| {
         ![
@@ -550,6 +552,8 @@ fn account_status(st: &State, kv: &BTreeMap<String, String>, json: bool) -> Repl
             "accounts",
             "input_file",
             "domains",
+            "accountStatus",
+            "replicaStatus",
         ]
         .contains(&k.as_str())
     }) {
@@ -580,6 +584,16 @@ fn account_status(st: &State, kv: &BTreeMap<String, String>, json: bool) -> Repl
                     .rsplit_once('@')
                     .is_some_and(|(_, dom)| d.iter().any(|x| x.eq_ignore_ascii_case(dom)))
             })
+        })
+        // `active` or `paused`: the replication on the source.
+        .filter(|a| {
+            kv.get("accountStatus")
+                .is_none_or(|s| (s == "paused") == a.paused)
+        })
+        // `available` or `unavailable`: any of its replicas.
+        .filter(|a| {
+            kv.get("replicaStatus")
+                .is_none_or(|s| a.replicas.iter().any(|r| r.available == (s == "available")))
         })
         .map(account_json)
         .collect();

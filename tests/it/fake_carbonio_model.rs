@@ -180,6 +180,15 @@ fn a_new_replica_starts_unavailable_and_catches_up_over_its_catch_up_time() {
         .collect();
     assert_eq!(seeded, [ALICE, BOB]);
 
+    let seeding: Vec<Value> = status(&fake, &["replicaStatus", "unavailable"])
+        .iter()
+        .map(|a| a["accountName"].clone())
+        .collect();
+    assert_eq!(seeding, [ALICE, BOB]);
+    assert_eq!(
+        status(&fake, &["accountStatus", "paused"]),
+        Vec::<Value>::new()
+    );
     let alice = one(&fake, ALICE);
     let new = replica(&alice, MBOX3);
     assert_eq!(new["available"], false, "{new}");
