@@ -21,7 +21,9 @@ pub struct State {
     pub operations: Vec<serde_json::Value>,
     /// Faults by subcommand (`getAccountStatus`, `promoteAccounts`,
     /// `pauseReplicas`, `restartReplicas`, `doStopService`,
-    /// `doStartService`, `getAllOperations`, `fc`) or `*` for any.
+    /// `doStartService`, `getAllOperations`, `setAccountDestination`,
+    /// zmprov's `fc`, `ga`, `ma`; a zmprov batch by its first command) or
+    /// `*` for any.
     pub faults: BTreeMap<String, Fault>,
     /// Every invocation, in order.
     pub invocations: Vec<Invocation>,
