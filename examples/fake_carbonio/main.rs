@@ -9,14 +9,54 @@
 //! garbage, text around the JSON, "Unable to communicate with server", a
 //! JSON without `response`, slow) are injected through the state file.
 //!
+//! The mailbox lifecycle (SPEC 7; `model.rs`), which the re-protection
+//! and switchover features are tested against:
+//! - **Clock.** The model's time is `clock` in the state (seconds since
+//!   the Unix epoch) when a test froze it there (`FakeCarbonio::
+//!   freeze_clock`, `advance`), else the wall clock. Each invocation first
+//!   brings the model from `model_time` to now, then runs its command, so
+//!   a frozen clock gives the same answers however often the fake runs.
+//! - **Mail arrives.** An account with `mail_every` gets a mail at every
+//!   multiple of it (sequence + 2, itemId + 1) unless its
+//!   `zimbraAccountStatus` is `maintenance` (the MTA defers its mail). An
+//!   account without it is static, as planted (older tests rely on that).
+//! - **Replicas stream** with a latency (`delay`): a replica is where the
+//!   source was `delay` seconds ago, so an active account's replica is
+//!   always a little behind, and one in maintenance reaches the source
+//!   `delay` after its last mail. A paused account or replica, or one
+//!   that cannot reach Kafka, does not move. A replica without `delay`
+//!   keeps its planted position (`None`: the source's).
+//! - **`setAccountDestination HOST PRIORITY (accounts a,b | input_file
+//!   F)`** adds a replica that starts at 0, unavailable, without Kafka,
+//!   and is seeded linearly over its host's catch-up time (`catch_up` by
+//!   host, `*`, default 10 s); then it is available, reaches Kafka and
+//!   streams with `replication_delay` (default 2 s).
+//! - **`promoteAccounts`** (`source_mail_host`, `accounts`, `input_file`,
+//!   optionally `destination HOST`, else the lowest priority number) moves
+//!   the account to that replica's host at the replica's position and
+//!   removes that replica: the account has no replica left there. What the
+//!   replica lacked (sequence and itemId gap) is appended to `losses`.
+//! - **`getAccountStatus`** filters by `mailHost`, `replicaServer`,
+//!   `accounts`/`input_file`, `domains`, `accountStatus` and
+//!   `replicaStatus` (all that are given); another parameter is an error.
+//! - **zmprov**: `ga ACCOUNT [ATTR...]` prints `# name ACCOUNT` and
+//!   `zimbraAccountStatus: VALUE` (default `active`), `ma ACCOUNT
+//!   zimbraAccountStatus VALUE` sets it (zmprov's six values), `fc [-a]
+//!   account NAME`; with no arguments it reads such commands on standard
+//!   input, one a line, all in this one process (logged as one invocation
+//!   with its `stdin`), going on after a failed one and exiting with the
+//!   last failure's code.
+//!
 //! Built by `cargo test` and `cargo test --all-targets` (it is an example
 //! with `harness = false`, so both build it as a plain executable); tests
 //! find it in `target/<profile>/examples/` (see
 //! `tests/support/fake_carbonio.rs`).
 
+mod model;
 mod state;
+mod zmprov;
 
-use state::{Account, Fault, Invocation, ReplicaState, STATE_ENV, State};
+use state::{Account, Fault, Invocation, STATE_ENV, State};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
@@ -146,7 +186,26 @@ fn subcommand(program: &str, args: &[String]) -> String {
 }
 
 fn run(program: &str, args: &[String], path: &Path) -> Result<Reply, String> {
-    let sub = subcommand(program, args);
+    // zmprov without a command is its batch mode: one command per line on
+    // standard input, all run by this one process.
+    let batch = if program == "zmprov" && args.is_empty() {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| format!("cannot read standard input: {e}"))?;
+        Some(zmprov::lines(&text))
+    } else {
+        None
+    };
+    // Faults of a batch are keyed by its first command's name.
+    let sub = match &batch {
+        Some(lines) => lines
+            .first()
+            .and_then(|l| l.first())
+            .cloned()
+            .unwrap_or_default(),
+        None => subcommand(program, args),
+    };
     // A hang leaves a grandchild in our process group, so that tests can
     // check that the whole group dies.
     let mut child_pid = None;
@@ -171,7 +230,12 @@ fn run(program: &str, args: &[String], path: &Path) -> Result<Reply, String> {
         }
         child_pid = cmd.spawn().ok().and_then(|c| i32::try_from(c.id()).ok());
     }
-    let inv = invocation(program, args, child_pid);
+    let mut inv = invocation(program, args, child_pid);
+    inv.stdin = batch
+        .iter()
+        .flatten()
+        .map(|words| words.join(" "))
+        .collect();
     // A promotion is an operation of the mailbox server: `core
     // getAllOperations` lists it while it runs (here: while this process
     // lives, so a killed client does not leave a ghost behind).
@@ -187,7 +251,7 @@ fn run(program: &str, args: &[String], path: &Path) -> Result<Reply, String> {
         st.invocations.push(inv);
         st.operations.extend(operation.clone());
     })?;
-    let reply = run_command(program, args, path, fault);
+    let reply = run_command(program, args, batch.as_deref(), path, fault);
     if let Some(op) = &operation {
         update(path, |st| st.operations.retain(|o| o != op))?;
     }
@@ -197,6 +261,7 @@ fn run(program: &str, args: &[String], path: &Path) -> Result<Reply, String> {
 fn run_command(
     program: &str,
     args: &[String],
+    batch: Option<&[Vec<String>]>,
     path: &Path,
     fault: Option<Fault>,
 ) -> Result<Reply, String> {
@@ -237,8 +302,12 @@ fn run_command(
         Some(Fault::TextAround) | Some(Fault::Escape) | None => {}
     }
     let mut reply = update(path, |st| {
-        if program == "zmprov" {
-            zmprov(st, args)
+        let now = model::now(st);
+        model::evolve(st, now);
+        if let Some(lines) = batch {
+            zmprov::batch(st, lines)
+        } else if program == "zmprov" {
+            zmprov::command(st, args)
         } else {
             carbonio(st, args)
         }
@@ -271,6 +340,7 @@ fn invocation(program: &str, args: &[String], child_pid: Option<i32>) -> Invocat
             .unwrap_or_default(),
         env,
         child_pid,
+        stdin: Vec::new(),
     }
 }
 
@@ -355,17 +425,8 @@ fn carbonio(st: &mut State, args: &[String]) -> Reply {
         Err(e) => return Reply::fail(1, format!("{cmd}: {e}\n")),
     };
     match cmd.as_str() {
-        "getAccountStatus" => {
-            let host = kv.get("mailHost");
-            let values: Vec<serde_json::Value> = st
-                .accounts
-                .iter()
-                .filter(|a| host.is_none_or(|h| a.mail_host.eq_ignore_ascii_case(h)))
-                .map(account_json)
-                .collect();
-            let text = values.iter().map(|v| format!("{v}\n")).collect::<String>();
-            respond(json, serde_json::json!({ "values": values }), text)
-        }
+        "getAccountStatus" => account_status(st, &kv, json),
+        "setAccountDestination" => set_destination(st, params, json),
         "promoteAccounts" => promote(st, &kv, json),
         "pauseReplicas" | "restartReplicas" => {
             let Some(list) = kv.get("accounts") else {
@@ -452,59 +513,224 @@ fn account_json(a: &Account) -> serde_json::Value {
     obj
 }
 
-/// Move each chosen account to its best replica (lowest priority number);
-/// the old host becomes an unavailable replica.
-fn promote(st: &mut State, kv: &BTreeMap<String, String>, json: bool) -> Reply {
-    if let Some(t) = kv.get("threads")
-        && t.parse::<u32>().is_err()
+/// Account names from `accounts a,b` or `input_file FILE` (one a line).
+fn named(kv: &BTreeMap<String, String>, cmd: &str) -> Result<Option<Vec<String>>, Reply> {
+    match (kv.get("accounts"), kv.get("input_file")) {
+        (None, None) => Ok(None),
+        (Some(list), None) => Ok(Some(
+            list.split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        )),
+        (None, Some(file)) => match std::fs::read_to_string(file) {
+            Ok(text) => Ok(Some(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            )),
+            Err(e) => Err(Reply::fail(1, format!("{cmd}: cannot read {file}: {e}\n"))),
+        },
+        (Some(_), Some(_)) => Err(Reply::fail(
+            1,
+            format!("{cmd}: give accounts or input_file, not both\n"),
+        )),
+    }
+}
+
+/// `getAccountStatus [mailHost H] [replicaServer H] [accounts a,b |
+/// input_file F] [domains d,e] [accountStatus active|paused]
+/// [replicaStatus available|unavailable]`: the filters given, all of them.
+fn account_status(st: &State, kv: &BTreeMap<String, String>, json: bool) -> Reply {
+    if let Some(k) = kv.keys().find(|k| {
+        ![
+            "mailHost",
+            "replicaServer",
+            "accounts",
+            "input_file",
+            "domains",
+            "accountStatus",
+            "replicaStatus",
+        ]
+        .contains(&k.as_str())
+    }) {
+        return Reply::fail(1, format!("getAccountStatus: unknown parameter {k}\n"));
+    }
+    let names = match named(kv, "getAccountStatus") {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    let host = kv.get("mailHost");
+    let replica = kv.get("replicaServer");
+    let domains: Option<Vec<&str>> = kv.get("domains").map(|d| d.split(',').collect());
+    let values: Vec<serde_json::Value> = st
+        .accounts
+        .iter()
+        .filter(|a| host.is_none_or(|h| a.mail_host.eq_ignore_ascii_case(h)))
+        .filter(|a| {
+            replica.is_none_or(|h| {
+                a.replicas
+                    .iter()
+                    .any(|r| r.destination.eq_ignore_ascii_case(h))
+            })
+        })
+        .filter(|a| names.as_ref().is_none_or(|n| n.contains(&a.name)))
+        .filter(|a| {
+            domains.as_ref().is_none_or(|d| {
+                a.name
+                    .rsplit_once('@')
+                    .is_some_and(|(_, dom)| d.iter().any(|x| x.eq_ignore_ascii_case(dom)))
+            })
+        })
+        // `active` or `paused`: the replication on the source.
+        .filter(|a| {
+            kv.get("accountStatus")
+                .is_none_or(|s| (s == "paused") == a.paused)
+        })
+        // `available` or `unavailable`: any of its replicas.
+        .filter(|a| {
+            kv.get("replicaStatus")
+                .is_none_or(|s| a.replicas.iter().any(|r| r.available == (s == "available")))
+        })
+        .map(account_json)
+        .collect();
+    let text = values.iter().map(|v| format!("{v}\n")).collect::<String>();
+    respond(json, serde_json::json!({ "values": values }), text)
+}
+
+/// `setAccountDestination HOST PRIORITY (accounts a,b | input_file F)`:
+/// each account gets a replica on HOST that starts unavailable, without
+/// Kafka, and is seeded over the host's catch-up time. An account that
+/// already has a replica there keeps it (its priority is updated).
+fn set_destination(st: &mut State, params: &[String], json: bool) -> Reply {
+    const CMD: &str = "setAccountDestination";
+    let (Some(host), Some(priority)) = (params.first(), params.get(1)) else {
+        return Reply::fail(
+            1,
+            format!("Usage: {CMD} <destination> <priority> (accounts a,b | input_file FILE)\n"),
+        );
+    };
+    let Ok(priority) = priority.parse::<i64>() else {
+        return Reply::fail(1, format!("{CMD}: priority {priority:?} is not a number\n"));
+    };
+    let kv = match pairs(&params[2..]) {
+        Ok(kv) => kv,
+        Err(e) => return Reply::fail(1, format!("{CMD}: {e}\n")),
+    };
+    let names = match named(&kv, CMD) {
+        Ok(Some(n)) if !n.is_empty() => n,
+        Ok(_) => return Reply::fail(1, format!("{CMD}: give accounts or input_file\n")),
+        Err(r) => return r,
+    };
+    let idx = match by_name(st, CMD, names.iter().map(String::as_str)) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if let Some(&i) = idx
+        .iter()
+        .find(|&&i| st.accounts[i].mail_host.eq_ignore_ascii_case(host))
     {
         return Reply::fail(
             1,
-            format!("promoteAccounts: threads {t:?} is not a number\n"),
+            format!(
+                "{CMD}: account {} lives on {host}: a replica cannot be on its own mailstore\n",
+                st.accounts[i].name
+            ),
         );
     }
-    let chosen: Vec<usize> = match (
-        kv.get("source_mail_host"),
-        kv.get("accounts"),
-        kv.get("input_file"),
-    ) {
-        (Some(host), None, None) => st
+    let now = model::now(st);
+    for i in idx {
+        let fresh = model::new_replica(st, host, priority, now);
+        let a = &mut st.accounts[i];
+        match a
+            .replicas
+            .iter_mut()
+            .find(|r| r.destination.eq_ignore_ascii_case(host))
+        {
+            Some(r) => r.priority = priority,
+            None => a.replicas.push(fresh),
+        }
+    }
+    respond(
+        json,
+        serde_json::json!({ "destination": host, "priority": priority, "accounts": names }),
+        format!(
+            "Replica initialisation of {} accounts on {host} started\n",
+            names.len()
+        ),
+    )
+}
+
+/// Move each chosen account to its replica on `destination`, or its best
+/// one (lowest priority number): the account lives there now, with that
+/// replica gone (it was the copy promoted); whatever that replica lacked
+/// is recorded in [`State::losses`].
+fn promote(st: &mut State, kv: &BTreeMap<String, String>, json: bool) -> Reply {
+    const CMD: &str = "promoteAccounts";
+    if let Some(t) = kv.get("threads")
+        && t.parse::<u32>().is_err()
+    {
+        return Reply::fail(1, format!("{CMD}: threads {t:?} is not a number\n"));
+    }
+    let chosen: Vec<usize> = match (kv.get("source_mail_host"), named(kv, CMD)) {
+        (_, Err(r)) => return r,
+        (Some(host), Ok(None)) => st
             .accounts
             .iter()
             .enumerate()
             .filter(|(_, a)| a.mail_host.eq_ignore_ascii_case(host))
             .map(|(i, _)| i)
             .collect(),
-        (None, Some(list), None) => match by_name(st, list.split(',')) {
+        (None, Ok(Some(names))) => match by_name(st, CMD, names.iter().map(String::as_str)) {
             Ok(v) => v,
             Err(r) => return r,
-        },
-        (None, None, Some(file)) => match std::fs::read_to_string(file) {
-            Ok(text) => match by_name(st, text.lines().map(str::trim).filter(|l| !l.is_empty())) {
-                Ok(v) => v,
-                Err(r) => return r,
-            },
-            Err(e) => return Reply::fail(1, format!("promoteAccounts: cannot read {file}: {e}\n")),
         },
         _ => {
             return Reply::fail(
                 1,
-                "promoteAccounts: give exactly one of source_mail_host, accounts, input_file\n",
+                format!("{CMD}: give exactly one of source_mail_host, accounts, input_file\n"),
             );
         }
     };
-    let mut moved = Vec::new();
+    let destination = kv.get("destination");
+    // Which replica each account is promoted to, decided before anything
+    // moves: a destination one of them lacks refuses the whole command.
+    let mut plan = Vec::new();
     for i in chosen {
-        let a = &mut st.accounts[i];
-        let Some(best) = a.replicas.iter().min_by_key(|r| r.priority).cloned() else {
-            continue;
+        let a = &st.accounts[i];
+        let pick = match destination {
+            Some(h) => a
+                .replicas
+                .iter()
+                .position(|r| r.destination.eq_ignore_ascii_case(h)),
+            None => a
+                .replicas
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, r)| r.priority)
+                .map(|(j, _)| j),
         };
-        let old = std::mem::replace(&mut a.mail_host, best.destination.clone());
-        a.replicas = vec![ReplicaState {
-            available: false,
-            priority: best.priority,
-            ..ReplicaState::on(&old)
-        }];
+        match (pick, destination) {
+            (Some(j), _) => plan.push((i, j)),
+            (None, Some(h)) => {
+                return Reply::fail(
+                    1,
+                    format!("{CMD}: account {} has no replica on {h}\n", a.name),
+                );
+            }
+            (None, None) => {}
+        }
+    }
+    let now = model::now(st);
+    let mut moved = Vec::new();
+    for (i, j) in plan {
+        let a = &mut st.accounts[i];
+        if let Some(loss) = model::promote_to(a, j, now) {
+            st.losses.push(loss);
+        }
         moved.push(a.name.clone());
     }
     let text = format!(
@@ -515,35 +741,17 @@ fn promote(st: &mut State, kv: &BTreeMap<String, String>, json: bool) -> Reply {
     respond(json, serde_json::json!({ "promoted": moved }), text)
 }
 
-fn by_name<'a>(st: &State, names: impl Iterator<Item = &'a str>) -> Result<Vec<usize>, Reply> {
+fn by_name<'a>(
+    st: &State,
+    cmd: &str,
+    names: impl Iterator<Item = &'a str>,
+) -> Result<Vec<usize>, Reply> {
     names
         .map(|n| {
             st.accounts
                 .iter()
                 .position(|a| a.name == n)
-                .ok_or_else(|| Reply::fail(1, format!("promoteAccounts: account {n} not found\n")))
+                .ok_or_else(|| Reply::fail(1, format!("{cmd}: account {n} not found\n")))
         })
         .collect()
-}
-
-/// `zmprov fc [-a] account <name>`.
-fn zmprov(st: &mut State, args: &[String]) -> Reply {
-    let rest: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (cache, name) = match rest.as_slice() {
-        ["fc", "-a", cache, name] | ["fc", cache, name] => (*cache, *name),
-        _ => return Reply::fail(1, format!("zmprov: unsupported arguments {args:?}\n")),
-    };
-    if cache != "account" {
-        return Reply::fail(
-            1,
-            format!("ERROR: service.INVALID_REQUEST (invalid cache type {cache})\n"),
-        );
-    }
-    if !st.accounts.iter().any(|a| a.name == name) {
-        return Reply::fail(
-            2,
-            format!("ERROR: account.NO_SUCH_ACCOUNT (no such account: {name})\n"),
-        );
-    }
-    Reply::ok("")
 }

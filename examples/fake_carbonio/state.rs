@@ -21,11 +21,39 @@ pub struct State {
     pub operations: Vec<serde_json::Value>,
     /// Faults by subcommand (`getAccountStatus`, `promoteAccounts`,
     /// `pauseReplicas`, `restartReplicas`, `doStopService`,
-    /// `doStartService`, `getAllOperations`, `fc`) or `*` for any.
+    /// `doStartService`, `getAllOperations`, `setAccountDestination`,
+    /// zmprov's `fc`, `ga`, `ma`; a zmprov batch by its first command) or
+    /// `*` for any.
     pub faults: BTreeMap<String, Fault>,
     /// Every invocation, in order.
     pub invocations: Vec<Invocation>,
+    /// The model's clock, seconds since the Unix epoch: a test freezes it
+    /// here and moves it on (`advance`); `None` follows the wall clock.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clock: Option<f64>,
+    /// The time the model was last brought forward to (at each
+    /// invocation, before the command runs); `None`: not yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_time: Option<f64>,
+    /// Replication latency of every replica `setAccountDestination`
+    /// creates, seconds: a replica applies the source's changes this long
+    /// after they happened.
+    pub replication_delay: f64,
+    /// How long a new replica takes to be seeded, by destination host
+    /// (`*`: any other), seconds; default [`DEFAULT_CATCH_UP`].
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub catch_up: BTreeMap<String, f64>,
+    /// What each promotion lost: the gap between the source and the
+    /// promoted replica at that moment, per account.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub losses: Vec<Loss>,
 }
+
+/// Seconds a new replica takes to catch up when [`State::catch_up`] names
+/// neither its host nor `*`.
+pub const DEFAULT_CATCH_UP: f64 = 10.0;
+/// [`State::replication_delay`] by default.
+pub const DEFAULT_REPLICATION_DELAY: f64 = 2.0;
 
 impl Default for State {
     fn default() -> Self {
@@ -36,6 +64,11 @@ impl Default for State {
             operations: Vec::new(),
             faults: BTreeMap::new(),
             invocations: Vec::new(),
+            clock: None,
+            model_time: None,
+            replication_delay: DEFAULT_REPLICATION_DELAY,
+            catch_up: BTreeMap::new(),
+            losses: Vec::new(),
         }
     }
 }
@@ -61,6 +94,51 @@ pub struct Account {
     /// Fields a newer release prints that habeat does not know, merged
     /// into the account's object (and each replica's, under `replica`).
     pub extra: serde_json::Map<String, serde_json::Value>,
+    /// `zimbraAccountStatus` (`None`: `active`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Seconds between two mails arriving while the account is not in
+    /// `maintenance` (each adds 2 to `sequence` and 1 to `itemId`);
+    /// `None`: the source never moves (a planted, static account).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mail_every: Option<f64>,
+    /// The source's recent positions (time, sequence, itemId), which
+    /// streaming replicas follow `delay` seconds later. Kept by the fake.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub marks: Vec<Mark>,
+}
+
+/// The source's position at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Mark {
+    pub at: f64,
+    pub sequence: u64,
+    pub item_id: u64,
+}
+
+/// A replica being seeded: it goes from nothing to the source's position
+/// (as of `delay` ago) over `duration` seconds from `started`, unavailable
+/// and without Kafka until then.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Seeding {
+    pub started: f64,
+    pub duration: f64,
+}
+
+/// What one promotion of one account lost.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Loss {
+    pub account: String,
+    /// The mail host the account left (whose copy of the gap is the only one).
+    pub from: String,
+    /// The replica's host it now lives on.
+    pub to: String,
+    /// Model time of the promotion.
+    pub at: f64,
+    /// How far the promoted replica was behind the source.
+    pub sequence: u64,
+    pub item_id: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,6 +158,15 @@ pub struct ReplicaState {
     /// `paused` printed per replica (`None`: not printed).
     #[serde(default)]
     pub paused: Option<bool>,
+    /// Replication latency, seconds: the replica follows the source's
+    /// position as it was this long ago (while the account is not paused,
+    /// the replica not paused and reaching Kafka). `None`: it does not
+    /// stream; its planted position stays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<f64>,
+    /// Set while the replica is being seeded (`setAccountDestination`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seeding: Option<Seeding>,
 }
 
 fn yes() -> bool {
@@ -97,6 +184,8 @@ impl ReplicaState {
             item_id: None,
             can_connect_to_kafka: true,
             paused: None,
+            delay: None,
+            seeding: None,
         }
     }
 }
@@ -148,4 +237,7 @@ pub struct Invocation {
     pub env: BTreeMap<String, String>,
     /// The grandchild started by a `hang` fault.
     pub child_pid: Option<i32>,
+    /// zmprov's batch mode: the command lines read on standard input.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stdin: Vec<String>,
 }

@@ -42,6 +42,7 @@ mod e2e_partition;
 mod e2e_testbed;
 mod event_sink;
 mod exec_gate;
+mod fake_carbonio_model;
 mod fence_agents;
 mod fence_binary;
 mod history;

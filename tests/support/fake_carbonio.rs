@@ -9,7 +9,7 @@
 #[path = "../../examples/fake_carbonio/state.rs"]
 pub mod state;
 
-pub use state::{Account, Fault, Invocation, ReplicaState, STATE_ENV, State};
+pub use state::{Account, Fault, Invocation, Loss, ReplicaState, STATE_ENV, State};
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -49,7 +49,7 @@ pub fn binary() -> PathBuf {
     // `cargo test --test X` does not rebuild examples: refuse a stale fake
     // rather than test against old behaviour.
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/fake_carbonio");
-    for f in ["main.rs", "state.rs"] {
+    for f in ["main.rs", "state.rs", "model.rs", "zmprov.rs"] {
         let changed = std::fs::metadata(src.join(f))
             .and_then(|m| m.modified())
             .ok();
@@ -153,6 +153,49 @@ impl FakeCarbonio {
         self.state().invocations
     }
 
+    /// What the promotions so far lost, per account (the gap between the
+    /// source and the promoted replica).
+    pub fn losses(&self) -> Vec<Loss> {
+        self.state().losses
+    }
+
+    /// The zmprov processes run so far (a batch is one).
+    pub fn zmprov_processes(&self) -> Vec<Invocation> {
+        self.invocations()
+            .into_iter()
+            .filter(|i| i.program == "zmprov")
+            .collect()
+    }
+
+    /// Stop the model's clock at `at` (seconds since the Unix epoch): from
+    /// now on it moves only through [`FakeCarbonio::advance`].
+    pub fn freeze_clock(&self, at: f64) {
+        self.update(|s| s.clock = Some(at));
+    }
+
+    /// Move the model's clock on by `by` (freezing it first at the wall
+    /// clock if it follows it). The model catches up at the fake's next
+    /// invocation.
+    pub fn advance(&self, by: Duration) {
+        self.update(|s| {
+            let now = s.clock.unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs_f64())
+                    .unwrap_or(0.0)
+            });
+            s.clock = Some(now + by.as_secs_f64());
+        });
+    }
+
+    /// Set a replica's catch-up (seeding) time for the replicas that
+    /// `setAccountDestination` creates on `host` (`*`: any host).
+    pub fn set_catch_up(&self, host: &str, by: Duration) {
+        self.update(|s| {
+            s.catch_up.insert(host.into(), by.as_secs_f64());
+        });
+    }
+
     /// A `carbonio:` config section pointing at this fake, running as the
     /// current user, with a short command timeout.
     pub fn config(&self) -> habeat::config::Carbonio {
@@ -199,6 +242,29 @@ pub fn account(name: &str, host: &str, replica: &str) -> Account {
         mail_host: host.into(),
         replicas: vec![ReplicaState::on(replica)],
         ..Account::default()
+    }
+}
+
+/// An account in the lifecycle model: on `host`, a mail every `mail_every`
+/// while it is not in maintenance, one replica on `replica` that streams
+/// the source with `delay` of latency (so it is behind by the mails of
+/// the last `delay`).
+pub fn live_account(
+    name: &str,
+    host: &str,
+    replica: &str,
+    mail_every: Duration,
+    delay: Duration,
+) -> Account {
+    Account {
+        sequence: Some(1000),
+        item_id: Some(500),
+        mail_every: Some(mail_every.as_secs_f64()),
+        replicas: vec![ReplicaState {
+            delay: Some(delay.as_secs_f64()),
+            ..ReplicaState::on(replica)
+        }],
+        ..account(name, host, replica)
     }
 }
 

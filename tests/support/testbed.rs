@@ -1090,6 +1090,11 @@ impl Testbed {
         self.fake().invocations
     }
 
+    /// What the promotions so far lost, per account (the fake's record).
+    pub fn losses(&self) -> Vec<fake_state::Loss> {
+        self.fake().losses
+    }
+
     /// Accounts now on `host`, sorted.
     pub fn accounts_on(&self, host: &str) -> Vec<String> {
         let mut v: Vec<String> = self
