@@ -23,3 +23,4 @@ pub mod probe;
 pub mod session;
 pub mod state;
 pub mod survey;
+pub mod view;

@@ -65,5 +65,6 @@ mod state_dir;
 mod state_lock;
 mod state_store;
 mod status_crisis;
+mod status_view;
 mod systemd_sandbox;
 mod systemd_units;
