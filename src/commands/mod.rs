@@ -14,7 +14,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
 
 mod status;
-pub use crate::view::human_time;
+use crate::view::human_time;
 use status::print_verdicts;
 pub use status::status;
 
