@@ -25,3 +25,4 @@ pub mod session;
 pub mod sink;
 pub mod state;
 pub mod survey;
+pub mod view;

@@ -155,7 +155,7 @@ async fn run_daemon(
     let _server = match listen {
         Some(addr) => {
             let status = driver.status.clone();
-            let source: daemon::metrics::StatusSource =
+            let source: daemon::endpoint::StatusSource =
                 Arc::new(move || status.lock().map(|s| s.clone()).unwrap_or_default());
             Some(
                 MetricsServer::start(addr, metrics.clone(), source, ServerOptions::default())

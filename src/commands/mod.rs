@@ -9,14 +9,14 @@ use crate::model::Component;
 use crate::probe::Prober;
 use crate::session::{Fed, Session, now};
 use crate::state::{Journal, StateLock};
-use serde_json::json;
+use crate::view::StatusView;
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
 
-mod headline;
 mod status;
+use crate::view::human_time;
 use status::print_verdicts;
-pub use status::{status, status_json, status_json_planned};
+pub use status::status;
 
 /// How long a command waits for another habeat holding the state lock: a
 /// timer-driven `check` should outlast a short `status`/`rearm` of an
@@ -186,17 +186,19 @@ pub async fn check(cfg: &Config, dry_run: bool, json_out: bool, verbose: bool) -
     // is still Down: a run that only waits for the retry is refused for
     // safety as much as the run that was refused, and a dry run says the
     // same (docs/decisions.md, "Exit codes of habeat check").
-    if code == exit::OK && headline::refused_while_down(&s.state) {
+    if code == exit::OK && crate::view::head::refused_while_down(&s.state) {
         code = exit::REFUSED;
     }
     if json_out {
         // The dry run's `why` is the plan asked before its simulated steps,
         // as in the text output, not the simulated state's.
+        let clock = crate::session::clock();
         let plan = match all.plan.take().filter(|_| dry_run) {
             Some(plan) => plan,
-            None => engine::plan(&s.state, &s.ecfg, crate::session::clock()),
+            None => engine::plan(&s.state, &s.ecfg, clock),
         };
-        crate::outln!("{}", status_json_planned(&s.state, cfg, &plan));
+        let view = StatusView::read(&s.state, cfg, plan, clock.wall);
+        crate::outln!("{}", view.to_json());
     } else {
         print_verdicts(&s.state, cfg);
         if dry_run {
@@ -282,14 +284,10 @@ pub async fn operator(
         }
     }
     if json_out {
-        let mut out = status_json(&s.state, cfg, &s.ecfg);
-        // The text output says why on stderr; the JSON must too (exit 4
-        // alone does not tell a script what to fix).
-        if let Some(reason) = &fed.refusal {
-            out["refused"] = json!(reason.to_string());
-            out["refusal"] = json!(reason);
-        }
-        crate::outln!("{out}");
+        // The text output says why on stderr; the JSON must too.
+        let view = StatusView::planned(&s.state, cfg, crate::session::clock())
+            .with_refusal(fed.refusal.as_ref());
+        crate::outln!("{}", view.to_json());
     }
     Ok(code)
 }
@@ -550,7 +548,7 @@ pub async fn recover(
             "recover --peer-dc-lost recovers raft on a Consul server, and this node has no \
              consulserver role (local.roles): run it on {}. Habeat here fails over by itself \
              once Consul has a leader again",
-            headline::recover_host(cfg)
+            crate::view::head::recover_host(cfg)
         )));
     }
     let prober = Prober::new(cfg).map_err(Failure::runtime)?;
@@ -717,9 +715,4 @@ impl Printer {
     fn flush(&mut self) -> std::io::Result<()> {
         self.out.flush()
     }
-}
-
-/// A timestamp for people: RFC 3339 in UTC, to the second.
-pub fn human_time(t: engine::UnixMillis) -> String {
-    humantime::format_rfc3339_seconds(t.to_system_time()).to_string()
 }

@@ -1,21 +1,19 @@
 //! `habeat status` (text and `--json`, also served on `/status`): what
 //! habeat knows now, the votes, and the engine's plan for each role.
 
-use super::headline::Head;
 use super::{Failure, Outcome, human_time};
 use crate::config::Config;
-use crate::engine::{self, State};
+use crate::engine::State;
 use crate::exit;
-use crate::model::Component;
 use crate::session::now;
-use serde_json::{Value, json};
+use crate::view::{StatusView, votes::component_votes};
 
 /// `habeat status`: what habeat knows now, and why it would or would not act.
 pub fn status(cfg: &Config, json_out: bool, verbose: bool) -> Outcome {
     let state = read_state(cfg)?;
-    let ecfg = engine::EngineConfig::from(cfg);
+    let view = StatusView::planned(&state, cfg, crate::session::clock());
     if json_out {
-        crate::outln!("{}", status_json(&state, cfg, &ecfg));
+        crate::outln!("{}", view.to_json());
         return Ok(exit::OK);
     }
     crate::outln!(
@@ -29,12 +27,12 @@ pub fn status(cfg: &Config, json_out: bool, verbose: bool) -> Outcome {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let head = Head::read(&state, cfg, &ecfg, now());
+    let head = &view.head;
     for l in head.lines() {
         crate::outln!("{l}");
     }
     print_verdicts_as_of(&state, cfg, Some(&head.as_of()));
-    print_holds(&state, cfg);
+    print_holds(&view);
     for l in crate::survey::show::lines(cfg, now(), verbose) {
         crate::outln!("{l}");
     }
@@ -66,13 +64,13 @@ pub fn status(cfg: &Config, json_out: bool, verbose: bool) -> Outcome {
         );
     }
     print_votes(&state, cfg);
-    for r in engine::plan(&state, &ecfg, crate::session::clock()).roles {
+    for r in &view.plan.roles {
         crate::outln!("{}: {}", r.role, r.text());
     }
-    if let Some(l) = crate::lease::keeper::file_status(cfg) {
-        crate::outln!("lease: {}", l["message"].as_str().unwrap_or_default());
+    if let Some(l) = &view.lease {
+        crate::outln!("lease: {}", l.message());
     }
-    if let Some(w) = returned_warning(&state) {
+    if let Some(w) = &view.raft.warning {
         crate::outln!("WARNING: {w}");
     }
     Ok(exit::OK)
@@ -80,31 +78,26 @@ pub fn status(cfg: &Config, json_out: bool, verbose: bool) -> Outcome {
 
 /// Pause, safe hold, the lock files and the last promotion: what keeps
 /// habeat from acting or says it acted, right under the verdicts.
-fn print_holds(state: &State, cfg: &Config) {
-    match crate::state::scan_locks(&cfg.local, &cfg.local.roles) {
-        Ok(locks) => {
-            for l in locks.iter().filter(|l| l.present) {
-                crate::outln!(
-                    "lock: {} ({:?}, {})",
-                    crate::state::lock_path(&cfg.local, l.role, l.lock).display(),
-                    l.lock,
-                    l.role
-                );
+fn print_holds(view: &StatusView) {
+    match &view.locks_error {
+        None => {
+            for l in view.locks.iter().filter(|l| l.present) {
+                crate::outln!("lock: {} ({:?}, {})", l.path.display(), l.lock, l.role);
             }
         }
-        Err(e) => crate::outln!("lock files: cannot read: {e}"),
+        Some(e) => crate::outln!("lock files: cannot read: {e}"),
     }
-    if let Some(p) = state.pause.as_ref().filter(|_| state.paused_at(now())) {
+    if let Some(p) = &view.pause {
         crate::outln!("paused until {} ({})", human_time(p.until), p.reason);
     }
-    if let Some(h) = &state.safe_hold {
+    if let Some(h) = &view.safe_hold {
         crate::outln!(
             "SAFE HOLD since {}: {} — `habeat rearm` to clear",
             human_time(h.since),
             h.reason
         );
     }
-    if let Some(p) = &state.last_promotion {
+    if let Some(p) = &view.last_promotion {
         crate::outln!(
             "last promotion: {} of {} ({:?})",
             human_time(p.at),
@@ -112,18 +105,6 @@ fn print_holds(state: &State, cfg: &Config) {
             p.origin
         );
     }
-}
-
-/// The warning `status` gives once a peer Consul server answers again
-/// after this side recovered raft without it.
-fn returned_warning(state: &State) -> Option<String> {
-    let at = state.raft.peer_returned_at?;
-    state.raft.recovered_at?;
-    Some(format!(
-        "since {}: {}",
-        human_time(at),
-        engine::PeerReturnedWarning
-    ))
 }
 
 /// The state as last saved, without taking the lock or changing anything.
@@ -155,39 +136,6 @@ fn print_verdicts_as_of(state: &State, cfg: &Config, as_of: Option<&str>) {
             cs.reason
         );
     }
-}
-
-/// The votes on one watched component (`one-source-one-vote`): each
-/// source of the plan with its witnesses and what they say together now
-/// (`None` before any of them was heard from), and how many Down votes the
-/// quorum needs.
-struct ComponentVotes {
-    component: Component,
-    needed: usize,
-    sources: Vec<(crate::probe::PlannedVote, Option<crate::model::Vote>)>,
-}
-
-fn component_votes(state: &State, cfg: &Config) -> Vec<ComponentVotes> {
-    let plan = crate::probe::plan(cfg).unwrap_or_default();
-    crate::probe::watched_components(cfg)
-        .into_iter()
-        .map(|c| {
-            let now = engine::votes(c, &state.witnesses);
-            let sources: Vec<_> = crate::probe::votes(&plan, c)
-                .into_iter()
-                .map(|v| {
-                    let seen = now.iter().find(|n| n.source == v.source).map(|n| n.vote);
-                    (v, seen)
-                })
-                .collect();
-            let needed = cfg.detection.quorum.needed(sources.len());
-            ComponentVotes {
-                component: c,
-                needed,
-                sources,
-            }
-        })
-        .collect()
 }
 
 fn print_votes(state: &State, cfg: &Config) {
@@ -225,83 +173,4 @@ fn print_votes(state: &State, cfg: &Config) {
             }
         );
     }
-}
-
-fn votes_json(state: &State, cfg: &Config) -> serde_json::Value {
-    let mut out = serde_json::Map::new();
-    for cv in component_votes(state, cfg) {
-        let sources: Vec<_> = cv
-            .sources
-            .iter()
-            .map(|(v, seen)| {
-                json!({
-                    "source": v.source,
-                    "witnesses": v.witnesses.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
-                    "vote": seen,
-                })
-            })
-            .collect();
-        out.insert(
-            cv.component.as_str().to_owned(),
-            json!({
-                "count": cv.sources.len(),
-                "needed": cv.needed,
-                "sources": sources,
-            }),
-        );
-    }
-    serde_json::Value::Object(out)
-}
-
-/// The JSON of `habeat status --json` (also served on `/status`).
-pub fn status_json(state: &State, cfg: &Config, ecfg: &engine::EngineConfig) -> serde_json::Value {
-    status_json_planned(
-        state,
-        cfg,
-        &engine::plan(state, ecfg, crate::session::clock()),
-    )
-}
-
-/// [`status_json`] with the engine's plan already asked.
-pub fn status_json_planned(state: &State, cfg: &Config, plan: &engine::Plan) -> serde_json::Value {
-    let locks: Vec<_> = crate::state::scan_locks(&cfg.local, &cfg.local.roles)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|l| {
-            json!({
-                "role": l.role, "lock": l.lock, "present": l.present,
-                "path": crate::state::lock_path(&cfg.local, l.role, l.lock),
-            })
-        })
-        .collect();
-    // The explanation as it is: `kind` names the situation and `reason`
-    // carries its data, beside the sentence.
-    let why = plan.explain();
-    let head = Head::read(state, cfg, &engine::EngineConfig::from(cfg), now()).json();
-    let mut v = json!({
-        "whoami": cfg.local.whoami,
-        "dc_check": cfg.local.dc_check,
-        "roles": cfg.local.roles,
-        "components": state.components,
-        "witnesses": state.witnesses,
-        "votes": votes_json(state, cfg),
-        "locks": locks,
-        "pause": state.pause.as_ref().filter(|_| state.paused_at(now())),
-        "safe_hold": state.safe_hold,
-        "last_promotion": state.last_promotion,
-        "last_round_at": state.last_round_at,
-        "why": why,
-        "replicas": crate::survey::show::json(cfg, now()),
-        "lease": crate::lease::keeper::file_status(cfg),
-        "raft": {
-            "leaderless_since": state.raft.leaderless_since,
-            "recovered_at": state.raft.recovered_at,
-            "peer_returned_at": state.raft.peer_returned_at,
-            "warning": returned_warning(state),
-        },
-    });
-    if let (Some(v), Value::Object(head)) = (v.as_object_mut(), head) {
-        v.extend(head);
-    }
-    v
 }

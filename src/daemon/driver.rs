@@ -102,11 +102,10 @@ impl SessionDriver {
         Ok(SessionDriver {
             config_path,
             prober,
-            status: Arc::new(StdMutex::new(crate::commands::status_json(
-                &session.state,
-                &cfg,
-                &session.ecfg,
-            ))),
+            status: Arc::new(StdMutex::new(
+                crate::view::StatusView::planned(&session.state, &cfg, crate::session::clock())
+                    .to_json(),
+            )),
             session,
             chain: None,
             cfg,
@@ -331,32 +330,19 @@ impl SessionDriver {
         ecfg: &crate::engine::EngineConfig,
     ) {
         let clock = crate::session::clock();
-        let now = clock.wall;
-        let paused_since = state
-            .pause
-            .as_ref()
-            .filter(|_| state.paused_at(now))
-            .map(|p| std::time::Duration::from_millis(p.since.0));
-        self.metrics.record_state(
-            paused_since,
-            self.cfg.local.roles.iter().map(|r| {
-                let locked = state.roles.get(r).is_some_and(|rs| rs.failover.is_some());
-                (*r, locked)
-            }),
-        );
         // One plan for the metrics and /status: what each role would do.
         let plan = crate::engine::plan_live(state, live, ecfg, clock);
-        self.metrics.record_plan(&plan);
-        let mut v = crate::commands::status_json_planned(state, &self.cfg, &plan);
-        v["cannot_decide"] = self.cannot_decide.clone().into();
-        self.metrics.record_survey(&v["replicas"]["survey"]);
-        self.metrics
-            .set_survey_failed(!v["replicas"]["last_failure"].is_null());
-        if let Some(l) = &self.lease {
-            v["lease"] = serde_json::to_value(l.status()).unwrap_or_default();
-        }
+        // The lock files are read again here, not taken from the round:
+        // an action that ended since may have written or removed them.
+        let view = crate::view::StatusView::read(state, &self.cfg, plan, clock.wall).with_daemon(
+            crate::view::DaemonFacts {
+                cannot_decide: self.cannot_decide.clone(),
+            },
+            self.lease.as_ref().map(|l| l.status()),
+        );
+        self.metrics.record_view(&view);
         if let Ok(mut s) = self.status.lock() {
-            *s = v;
+            *s = view.to_json();
         }
     }
 

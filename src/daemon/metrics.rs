@@ -1,17 +1,9 @@
-//! Prometheus metrics and the optional HTTP endpoint (`metrics.listen`).
+//! Prometheus metrics of the daemon (served by [`super::endpoint`]).
 //!
 //! [`Metrics`] is a registry (prometheus-client, OpenMetrics text) with one
 //! method per thing the daemon does; the run loop records rounds, the
 //! executor records actions, promotions and quorum-gate refusals. It is
 //! cheap to clone and safe to share between tasks.
-//!
-//! [`MetricsServer`] serves `GET /metrics` and `GET /status` on its own
-//! task. It is bounded so that a scraper cannot hurt the daemon: at most
-//! `max_connections` connections at once (more are closed at accept),
-//! a deadline to send request headers, and a lifetime after which any
-//! connection is closed, however slowly the client reads. Nothing in it
-//! waits on the probe loop: `/status` returns whatever the status source
-//! says now.
 //!
 //! Encoding of votes and verdicts as gauge values: `1` Up, `0` Down, `-1`
 //! Unknown. Down is 0 so that the usual "is it up" alert (`== 0`) reads
@@ -19,13 +11,6 @@
 //! shows a period where the witness could not tell.
 
 use crate::model::{Component, Role, Round, Verdict, Vote};
-use http_body_util::Full;
-use hyper::body::{Bytes, Incoming};
-use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -33,19 +18,12 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 use std::collections::HashSet;
-use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
 #[path = "metrics_sinks.rs"]
 mod sinks;
-
-/// The content type of OpenMetrics text, which is what prometheus-client
-/// produces (Prometheus negotiates and parses it natively).
-pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Upper bounds (seconds) of the round duration histogram: a healthy round
 /// takes milliseconds, a round with dead targets about `detection.timeout`
@@ -473,36 +451,40 @@ impl Metrics {
         self.0.replica_survey_failures.inc();
     }
 
-    /// Whether the last survey failed (`replicas.last_failure` of
-    /// `status --json` is set).
-    pub fn set_survey_failed(&self, failed: bool) {
+    /// What the status view says now: the pause and failover locks, the
+    /// engine's plan, the last survey and whether the one after it failed.
+    pub fn record_view(&self, view: &crate::view::StatusView) {
+        let paused_since = view
+            .pause
+            .as_ref()
+            .map(|p| Duration::from_millis(p.since.0));
+        self.record_state(paused_since, view.failover_locked.iter().copied());
+        self.record_plan(&view.plan);
+        self.record_survey(view.replicas.survey.as_ref());
+        let failed = view.replicas.last_failure.is_some();
         self.0.replica_survey_failed.set(i64::from(failed));
     }
 
-    /// The last survey, as `status --json` shows it (`replicas.survey`,
-    /// `null` when there is none yet).
-    pub fn record_survey(&self, survey: &serde_json::Value) {
+    /// The last survey (`None` before the first).
+    fn record_survey(&self, survey: Option<&crate::survey::show::SurveySummary>) {
         let i = &self.0;
-        let n = |v: &serde_json::Value| {
-            v.as_u64()
-                .map_or(0, |x| i64::try_from(x).unwrap_or(i64::MAX))
-        };
-        if survey.is_null() {
+        let n = |x: u64| i64::try_from(x).unwrap_or(i64::MAX);
+        let Some(survey) = survey else {
             i.replica_survey_age.set(-1);
             return;
-        }
+        };
         for s in crate::survey::ReplicaState::ALL {
+            let count = survey.counts.get(s.as_str()).copied().unwrap_or(0);
             i.replica_accounts
                 .get_or_create(&ReplicaLabels {
                     state: s.as_str().into(),
                 })
-                .set(n(&survey["counts"][s.as_str()]));
+                .set(n(count as u64));
         }
-        i.replicas_at_risk.set(n(&survey["at_risk_count"]));
-        i.replica_max_lag_sequence
-            .set(n(&survey["max_lag_sequence"]));
-        i.replica_max_lag_item_id.set(n(&survey["max_lag_item_id"]));
-        i.replica_survey_age.set(n(&survey["age_seconds"]));
+        i.replicas_at_risk.set(n(survey.at_risk_count as u64));
+        i.replica_max_lag_sequence.set(n(survey.max_lag_sequence));
+        i.replica_max_lag_item_id.set(n(survey.max_lag_item_id));
+        i.replica_survey_age.set(n(survey.age_seconds));
     }
 
     /// Whether the daemon can decide (and so act) at all.
@@ -522,7 +504,7 @@ impl Metrics {
     /// action: `paused_since` is when the current pause began (`None`
     /// when not paused), `locked` each configured role and whether it
     /// has failed over and waits for `habeat rearm`.
-    pub fn record_state(
+    fn record_state(
         &self,
         paused_since: Option<Duration>,
         locked: impl IntoIterator<Item = (Role, bool)>,
@@ -541,7 +523,7 @@ impl Metrics {
 
     /// The engine's plan: one `decision` series per role (the old kind's
     /// removed), and whether the role is held back.
-    pub fn record_plan(&self, plan: &crate::engine::Plan) {
+    fn record_plan(&self, plan: &crate::engine::Plan) {
         let m = &self.0;
         let now: HashSet<DecisionLabels> = plan
             .roles
@@ -598,190 +580,4 @@ impl Metrics {
         }
         out
     }
-}
-
-/// Supplies the body of `GET /status` (the JSON of `habeat status --json`,
-/// built by whoever owns the state). Called on the server's task for each
-/// request, so it must be quick: typically it reads a `watch` channel.
-pub type StatusSource = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
-
-/// Limits that keep slow or hostile clients from tying up the endpoint.
-#[derive(Debug, Clone, Copy)]
-pub struct ServerOptions {
-    /// Time a client has to send the request headers (also the idle limit
-    /// between keep-alive requests).
-    pub header_timeout: Duration,
-    /// Any connection is closed after this long, whatever it is doing.
-    pub connection_lifetime: Duration,
-    /// Connections served at once; more are closed right after accept.
-    pub max_connections: usize,
-}
-
-impl Default for ServerOptions {
-    fn default() -> Self {
-        ServerOptions {
-            header_timeout: Duration::from_secs(5),
-            connection_lifetime: Duration::from_secs(30),
-            max_connections: 16,
-        }
-    }
-}
-
-/// Why the metrics endpoint could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum MetricsError {
-    /// The listening socket could not be bound (port taken, address not
-    /// local, no permission for a port below 1024).
-    #[error(
-        "cannot listen on {addr} for metrics: {source} (is another program using that port? change or remove metrics.listen in the configuration)"
-    )]
-    Bind {
-        /// The address from `metrics.listen`.
-        addr: SocketAddr,
-        /// What the kernel said.
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-/// The running `/metrics` + `/status` endpoint. Dropping it (or calling
-/// [`MetricsServer::shutdown`]) stops accepting and closes connections.
-#[derive(Debug)]
-pub struct MetricsServer {
-    addr: SocketAddr,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl MetricsServer {
-    /// Bind `addr` and serve on a background task (inside a tokio runtime).
-    /// Use port 0 to let the kernel choose (tests); [`Self::local_addr`]
-    /// says which.
-    pub async fn start(
-        addr: SocketAddr,
-        metrics: Metrics,
-        status: StatusSource,
-        opts: ServerOptions,
-    ) -> Result<MetricsServer, MetricsError> {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| MetricsError::Bind { addr, source })?;
-        let local = listener
-            .local_addr()
-            .map_err(|source| MetricsError::Bind { addr, source })?;
-        let task = tokio::spawn(accept_loop(listener, metrics, status, opts));
-        tracing::info!("serving /metrics and /status on http://{local}");
-        Ok(MetricsServer { addr: local, task })
-    }
-
-    /// The address actually bound.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Stop serving.
-    pub fn shutdown(self) {
-        self.task.abort();
-    }
-}
-
-impl Drop for MetricsServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    metrics: Metrics,
-    status: StatusSource,
-    opts: ServerOptions,
-) {
-    let slots = Arc::new(Semaphore::new(opts.max_connections.max(1)));
-    // Connection tasks die with the accept loop (abort on shutdown).
-    let mut conns = tokio::task::JoinSet::new();
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
-        };
-        let (stream, peer) = match accepted {
-            Ok(x) => x,
-            Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                tracing::warn!("metrics endpoint: cannot accept a connection: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tracing::debug!("metrics endpoint: too many connections, closing one from {peer}");
-            drop(stream);
-            continue;
-        };
-        let metrics = metrics.clone();
-        let status = status.clone();
-        conns.spawn(async move {
-            let _permit = permit;
-            let svc = service_fn(move |req| {
-                let resp = respond(&req, &metrics, &status);
-                async move { Ok::<_, std::convert::Infallible>(resp) }
-            });
-            let mut builder = http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(opts.header_timeout);
-            let conn = builder.serve_connection(TokioIo::new(stream), svc);
-            match tokio::time::timeout(opts.connection_lifetime, conn).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::debug!("metrics endpoint: connection from {peer}: {e}"),
-                Err(_) => tracing::debug!(
-                    "metrics endpoint: closed a connection from {peer} that outlived its limit"
-                ),
-            }
-        });
-    }
-}
-
-fn respond(
-    req: &Request<Incoming>,
-    metrics: &Metrics,
-    status: &StatusSource,
-) -> Response<Full<Bytes>> {
-    let path = req.uri().path();
-    let known = matches!(path, "/metrics" | "/status");
-    if !known {
-        return plain(
-            StatusCode::NOT_FOUND,
-            "not found: try /metrics or /status\n",
-        );
-    }
-    if req.method() != Method::GET && req.method() != Method::HEAD {
-        let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");
-        r.headers_mut()
-            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return r;
-    }
-    let (body, ctype) = if path == "/metrics" {
-        (metrics.encode(), METRICS_CONTENT_TYPE)
-    } else {
-        let mut s = serde_json::to_string(&status()).unwrap_or_else(|e| {
-            serde_json::json!({ "error": format!("cannot serialize status: {e}") }).to_string()
-        });
-        s.push('\n');
-        (s, "application/json")
-    };
-    let mut r = Response::new(Full::new(Bytes::from(body)));
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(ctype));
-    r
-}
-
-fn plain(code: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
-    *r.status_mut() = code;
-    r.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    r
 }

@@ -36,12 +36,14 @@
 #![warn(missing_docs)]
 
 pub mod driver;
+pub mod endpoint;
 pub mod metrics;
 pub mod notify;
 pub mod run;
 pub mod signals;
 
-pub use metrics::{Metrics, MetricsServer, ServerOptions};
+pub use endpoint::{MetricsServer, ServerOptions};
+pub use metrics::Metrics;
 pub use notify::Notifier;
 pub use run::{
     ActionEnd, ActionJob, Driver, RoundContext, RoundError, RoundReport, RunOptions, run,

@@ -85,9 +85,35 @@ pub(super) fn fence_message(key: &str, saved: &Saved) -> Option<String> {
     })
 }
 
-/// The lease as `state_dir/lease.json` last recorded it, for `habeat
-/// status` (another process than the daemon): `None` without a lease.
-pub fn file_status(cfg: &Config) -> Option<serde_json::Value> {
+/// The lease as `state_dir/lease.json` last recorded it, as `habeat
+/// status` (another process than the daemon) shows it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FileStatus {
+    /// The lease configured now (`None`: no lease, yet fenced under one).
+    pub key: Option<String>,
+    pub fenced: bool,
+    /// Fenced after a promotion: only the operator unfences.
+    pub stuck: bool,
+    /// The fence's progress, with a lease configured.
+    #[serde(flatten)]
+    pub fence: Option<FenceShown>,
+    /// What the operator should know (and do), in words.
+    pub message: String,
+}
+
+/// The fence of [`FileStatus`]: `none`, `done`, `due` or `failed`, the
+/// failure while it is owed, and failing renewals.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FenceShown {
+    pub fence: &'static str,
+    pub fence_failed_since: Option<u64>,
+    pub fence_attempts: Option<u32>,
+    pub fence_error: Option<String>,
+    pub renewals_failing: Option<Failing>,
+}
+
+/// [`FileStatus`] of `state_dir/lease.json`: `None` without a lease.
+pub fn file_status(cfg: &Config) -> Option<FileStatus> {
     let path = cfg.local.state_dir.join(FILE);
     let bytes = match crate::state::read_nofollow(&path) {
         Ok(Some(b)) => Some(b),
@@ -105,17 +131,18 @@ pub fn file_status(cfg: &Config) -> Option<serde_json::Value> {
         // (lease.enabled turned off, by a reload or a restart): nothing
         // will run hooks.on_unfence, and the fence stands until the
         // operator lifts it.
-        return fenced.then(|| {
-            serde_json::json!({
-                "key": null, "fenced": true, "stuck": stuck,
-                "message": format!(
-                    "FENCED: {} says this side was fenced when the serving lease was lost, and \
-                     no lease is configured now (lease.enabled off): hooks.on_unfence will not \
-                     run. Undo the on_fence steps by hand, then remove {}",
-                    path.display(),
-                    path.display()
-                ),
-            })
+        return fenced.then(|| FileStatus {
+            key: None,
+            fenced: true,
+            stuck,
+            fence: None,
+            message: format!(
+                "FENCED: {} says this side was fenced when the serving lease was lost, and no \
+                 lease is configured now (lease.enabled off): hooks.on_unfence will not run. \
+                 Undo the on_fence steps by hand, then remove {}",
+                path.display(),
+                path.display()
+            ),
         });
     };
     let owed = fenced && saved.fence != Some(FenceRun::Done);
@@ -147,14 +174,19 @@ pub fn file_status(cfg: &Config) -> Option<serde_json::Value> {
         format!("serving lease {key}: not fenced")
     };
     let failed = saved.fence_failed.as_ref().filter(|_| owed);
-    Some(serde_json::json!({
-        "key": key, "fenced": fenced, "stuck": stuck, "fence": fence,
-        "fence_failed_since": failed.map(|f| f.since_unix),
-        "fence_attempts": failed.map(|f| f.attempts),
-        "fence_error": failed.map(|f| &f.error),
-        "message": message,
-        "renewals_failing": failing,
-    }))
+    Some(FileStatus {
+        key: Some(key),
+        fenced,
+        stuck,
+        fence: Some(FenceShown {
+            fence,
+            fence_failed_since: failed.map(|f| f.since_unix),
+            fence_attempts: failed.map(|f| f.attempts),
+            fence_error: failed.map(|f| f.error.clone()),
+            renewals_failing: failing,
+        }),
+        message,
+    })
 }
 
 /// Whether a witness of this round voted Up for the peer's mailstore.

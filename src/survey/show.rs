@@ -3,112 +3,183 @@
 //! `--verbose`) and the `replicas` object of `status --json` and
 //! `/status` (the whole classification).
 
-use super::{ReplicaState, Survey, age_seconds, classify, store};
+use super::{ReplicaSeen, ReplicaState, Risk, Survey, age_seconds, classify, store};
 use crate::config::Config;
 use crate::engine::UnixMillis;
-use serde_json::{Value, json};
-
-/// The last [`json`] built, by the file it was built from (path, size,
-/// modification time): the daemon publishes `/status` every round, and a
-/// survey of 100k accounts is megabytes to read and classify again.
-type Cached = (std::path::PathBuf, u64, std::time::SystemTime, Value);
-static CACHE: std::sync::Mutex<Option<Cached>> = std::sync::Mutex::new(None);
+use serde::{Serialize, Serializer};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// The `replicas` member of `status --json` and `/status`: the last good
-/// survey (`survey`, cached) and the failure after it (`last_failure`,
-/// read each time: a small file).
-pub fn json(cfg: &Config, now: UnixMillis) -> Value {
-    let mut v = good_json(cfg, now);
-    v["last_failure"] = match store::load_failure(&cfg.local.state_dir) {
-        Some(f) => json!({
-            "host": f.host,
-            "at": f.at,
-            "age_seconds": age_seconds(f.at, now),
-            "reason": f.reason,
-        }),
-        None => Value::Null,
-    };
-    v
+/// survey and the failure after it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Replicas {
+    /// `replicas.survey_interval`, in words.
+    pub survey_interval: String,
+    /// `replicas.at_risk`.
+    pub at_risk_policy: &'static str,
+    /// The last good survey's summary (`null` before the first).
+    pub survey: Option<SurveySummary>,
+    /// Why `survey.json` could not be read, if it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Every account of the last good survey, classified: shared, since
+    /// the daemon shows the same thousands of them every round.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "shared_accounts"
+    )]
+    pub accounts: Option<Arc<[AccountShown]>>,
+    /// The survey that failed after the last good one (`null`: none).
+    pub last_failure: Option<SurveyFailure>,
 }
 
-fn good_json(cfg: &Config, now: UnixMillis) -> Value {
+fn shared_accounts<S: Serializer>(
+    a: &Option<Arc<[AccountShown]>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    a.as_deref().serialize(s)
+}
+
+/// What the last good survey found, in figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct SurveySummary {
+    pub host: String,
+    pub at: UnixMillis,
+    pub age_seconds: u64,
+    /// How many accounts were surveyed.
+    pub accounts: usize,
+    /// Accounts per class, every class present.
+    pub counts: BTreeMap<&'static str, usize>,
+    pub at_risk_count: usize,
+    pub at_risk: Vec<Risk>,
+    pub max_lag_sequence: u64,
+    pub max_lag_item_id: u64,
+    pub destinations: BTreeMap<String, usize>,
+    pub nothing_to_fail_over: bool,
+    pub warning: Option<String>,
+}
+
+/// One account of the survey with its class.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountShown {
+    pub account: String,
+    pub state: &'static str,
+    pub also: Vec<&'static str>,
+    pub lag_sequence: Option<u64>,
+    pub lag_item_id: Option<u64>,
+    pub destination: Option<String>,
+    pub source_sequence: Option<u64>,
+    pub source_item_id: Option<u64>,
+    pub replica: Option<ReplicaSeen>,
+}
+
+/// A survey that failed.
+#[derive(Debug, Clone, Serialize)]
+pub struct SurveyFailure {
+    pub host: String,
+    pub at: UnixMillis,
+    pub age_seconds: u64,
+    pub reason: String,
+}
+
+/// The last [`Replicas`] built from a good survey, by the file it was
+/// built from (path, size, modification time): the daemon publishes
+/// `/status` every round, and a survey of 100k accounts is megabytes to
+/// read and classify again.
+type Cached = (std::path::PathBuf, u64, std::time::SystemTime, Replicas);
+static CACHE: std::sync::Mutex<Option<Cached>> = std::sync::Mutex::new(None);
+
+/// The replicas as `status --json` and `/status` show them: the last good
+/// survey (cached) and the failure after it (read each time: a small
+/// file).
+pub fn replicas(cfg: &Config, now: UnixMillis) -> Replicas {
+    let mut r = good(cfg, now);
+    r.last_failure = store::load_failure(&cfg.local.state_dir).map(|f| SurveyFailure {
+        age_seconds: age_seconds(f.at, now),
+        host: f.host,
+        at: f.at,
+        reason: f.reason,
+    });
+    r
+}
+
+fn good(cfg: &Config, now: UnixMillis) -> Replicas {
     let path = store::path(&cfg.local.state_dir);
     let stamp = std::fs::symlink_metadata(&path)
         .ok()
         .and_then(|m| Some((m.len(), m.modified().ok()?)));
     if let Some((len, mtime)) = stamp
         && let Ok(cache) = CACHE.lock()
-        && let Some((p, l, t, v)) = cache.as_ref()
+        && let Some((p, l, t, r)) = cache.as_ref()
         && *p == path
         && *l == len
         && *t == mtime
     {
-        let mut v = v.clone();
-        if let Some(at) = v["survey"]["at"].as_u64() {
-            v["survey"]["age_seconds"] = json!(age_seconds(UnixMillis(at), now));
+        let mut r = r.clone();
+        if let Some(s) = &mut r.survey {
+            s.age_seconds = age_seconds(s.at, now);
         }
-        return v;
+        return r;
     }
-    let v = build(cfg, now);
+    let r = build(cfg, now);
     if let (Some((len, mtime)), Ok(mut cache)) = (stamp, CACHE.lock())
-        && !v["survey"].is_null()
+        && r.survey.is_some()
     {
-        *cache = Some((path, len, mtime, v.clone()));
+        *cache = Some((path, len, mtime, r.clone()));
     }
-    v
+    r
 }
 
-fn build(cfg: &Config, now: UnixMillis) -> Value {
-    let interval = humantime::format_duration(cfg.replicas.survey_interval).to_string();
-    let base = json!({
-        "survey_interval": interval,
-        "at_risk_policy": cfg.replicas.at_risk.as_str(),
-    });
-    let mut v = base;
+fn build(cfg: &Config, now: UnixMillis) -> Replicas {
+    let mut r = Replicas {
+        survey_interval: humantime::format_duration(cfg.replicas.survey_interval).to_string(),
+        at_risk_policy: cfg.replicas.at_risk.as_str(),
+        survey: None,
+        error: None,
+        accounts: None,
+        last_failure: None,
+    };
     match store::load(&cfg.local.state_dir) {
-        Ok(None) => v["survey"] = Value::Null,
-        Err(e) => {
-            v["survey"] = Value::Null;
-            v["error"] = json!(e.to_string());
-        }
+        Ok(None) => {}
+        Err(e) => r.error = Some(e.to_string()),
         Ok(Some(s)) => {
-            let sum = s.summary();
-            let accounts: Vec<Value> = s
-                .accounts
-                .iter()
-                .map(|a| {
-                    let (states, ls, li) = classify(a);
-                    json!({
-                        "account": a.account,
-                        "state": states[0].as_str(),
-                        "also": states[1..].iter().map(|x| x.as_str()).collect::<Vec<_>>(),
-                        "lag_sequence": ls,
-                        "lag_item_id": li,
-                        "destination": a.replica.as_ref().and_then(|r| r.destination.as_deref()),
-                        "source_sequence": a.source_sequence,
-                        "source_item_id": a.source_item_id,
-                        "replica": a.replica,
-                    })
-                })
-                .collect();
-            v["survey"] = json!({
-                "host": sum.host,
-                "at": sum.at,
-                "age_seconds": age_seconds(sum.at, now),
-                "accounts": sum.accounts,
-                "counts": sum.counts,
-                "at_risk_count": sum.at_risk.len(),
-                "at_risk": sum.at_risk,
-                "max_lag_sequence": sum.max_lag_sequence,
-                "max_lag_item_id": sum.max_lag_item_id,
-                "destinations": sum.destinations,
-                "nothing_to_fail_over": s.accounts.is_empty(),
-                "warning": nothing_to_fail_over(&s),
+            let accounts = s.accounts.iter().map(|a| {
+                let (states, ls, li) = classify(a);
+                AccountShown {
+                    account: a.account.clone(),
+                    state: states[0].as_str(),
+                    also: states[1..].iter().map(|x| x.as_str()).collect(),
+                    lag_sequence: ls,
+                    lag_item_id: li,
+                    destination: a
+                        .replica
+                        .as_ref()
+                        .and_then(|r| r.destination.as_deref().map(str::to_owned)),
+                    source_sequence: a.source_sequence,
+                    source_item_id: a.source_item_id,
+                    replica: a.replica.clone(),
+                }
             });
-            v["accounts"] = Value::Array(accounts);
+            r.accounts = Some(accounts.collect());
+            let sum = s.summary();
+            r.survey = Some(SurveySummary {
+                age_seconds: age_seconds(sum.at, now),
+                host: sum.host,
+                at: sum.at,
+                accounts: sum.accounts,
+                counts: sum.counts,
+                at_risk_count: sum.at_risk.len(),
+                at_risk: sum.at_risk,
+                max_lag_sequence: sum.max_lag_sequence,
+                max_lag_item_id: sum.max_lag_item_id,
+                destinations: sum.destinations,
+                nothing_to_fail_over: s.accounts.is_empty(),
+                warning: nothing_to_fail_over(&s),
+            });
         }
     }
-    v
+    r
 }
 
 /// The warning for a survey that found nothing a promotion could move: no

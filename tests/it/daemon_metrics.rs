@@ -1,9 +1,8 @@
 //! The metrics endpoint over real TCP: scraped with an HTTP client, parsed
 //! with a Prometheus text parser, bounded against slow clients.
 
-use habeat::daemon::metrics::{
-    ActionOutcome, METRICS_CONTENT_TYPE, Metrics, MetricsServer, ServerOptions, StatusSource,
-};
+use habeat::daemon::endpoint::{METRICS_CONTENT_TYPE, MetricsServer, ServerOptions, StatusSource};
+use habeat::daemon::metrics::{ActionOutcome, Metrics};
 use habeat::model::{Component, Observation, Round, Verdict, Vote, WitnessId, WitnessKind};
 use std::sync::Arc;
 use std::time::Duration;

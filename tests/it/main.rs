@@ -61,6 +61,7 @@ mod state_dir;
 mod state_lock;
 mod state_store;
 mod status_crisis;
+mod status_view;
 mod systemd_sandbox;
 mod systemd_units;
 mod test_guards;

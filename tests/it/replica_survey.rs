@@ -66,7 +66,7 @@ fn accounts() -> Vec<Account> {
 /// A primary appserver in a namespace, Consul, the fake CLI with
 /// [`accounts`], no switch or flush after the promotion; `replicas`
 /// (indented lines) and `extra` (whole sections) end the config.
-async fn start(replicas: &str, extra: &str) -> Bed {
+pub(crate) async fn start(replicas: &str, extra: &str) -> Bed {
     Bed::builder()
         .accounts(accounts())
         .consul_provider_threads_3()

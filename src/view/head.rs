@@ -14,10 +14,12 @@ use crate::model::{Role, Verdict};
 use crate::state::Daemon;
 use crate::survey::age_seconds;
 use crate::survey::show::ago;
-use serde_json::{Value, json};
+use serde::{Serialize, Serializer};
+use std::path::Path;
 
 /// What the head of `status` is made of, read once.
-pub(super) struct Head {
+#[derive(Debug, Clone)]
+pub struct Head {
     daemon: Daemon,
     lock: std::path::PathBuf,
     /// Seconds since the last round fed to the engine, if any.
@@ -31,12 +33,7 @@ pub(super) struct Head {
 }
 
 impl Head {
-    pub(super) fn read(
-        state: &State,
-        cfg: &Config,
-        ecfg: &engine::EngineConfig,
-        now: UnixMillis,
-    ) -> Head {
+    pub fn read(state: &State, cfg: &Config, ecfg: &engine::EngineConfig, now: UnixMillis) -> Head {
         let daemon = crate::state::daemon(&cfg.local.state_dir);
         let round_age = state.last_round_at.map(|t| age_seconds(t, now));
         let too_old = state
@@ -67,7 +64,7 @@ impl Head {
 
     /// The evidence's age for a figure: `as of 3 s ago`, with `daemon not
     /// running` when nothing keeps it current, or the stale note.
-    pub(super) fn as_of(&self) -> String {
+    pub fn as_of(&self) -> String {
         match (&self.stale, self.round_age) {
             (Some(s), _) => format!("STALE: {s}"),
             (None, Some(a)) if !matches!(self.daemon, Daemon::Running { .. }) => {
@@ -79,7 +76,7 @@ impl Head {
     }
 
     /// The lines that open `status`.
-    pub(super) fn lines(&self) -> Vec<String> {
+    pub fn lines(&self) -> Vec<String> {
         let mut out = Vec::new();
         let round = match self.round_age {
             Some(a) => format!("last round {}", ago(a)),
@@ -141,50 +138,99 @@ impl Head {
         }
     }
 
-    /// The keys `status --json` adds for the head.
-    pub(super) fn json(&self) -> Value {
+    /// Whether a daemon was found running.
+    pub fn daemon_running(&self) -> bool {
+        matches!(self.daemon, Daemon::Running { .. })
+    }
+}
+
+/// The keys `status --json` has for the head, beside the others.
+#[derive(Serialize)]
+struct HeadKeys<'a> {
+    daemon: DaemonKeys<'a>,
+    evidence: EvidenceKeys<'a>,
+    local_consul: LocalConsulKeys,
+    quorum_gate: GateKeys<'a>,
+    next_step: &'a Option<String>,
+}
+
+#[derive(Serialize)]
+struct DaemonKeys<'a> {
+    state: &'static str,
+    running: bool,
+    pid: Option<u32>,
+    error: Option<&'a str>,
+    lock: &'a Path,
+    last_round_age_seconds: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct EvidenceKeys<'a> {
+    age_seconds: Option<u64>,
+    stale: bool,
+    stale_reason: &'a Option<String>,
+}
+
+#[derive(Serialize)]
+struct LocalConsulKeys {
+    answered: Option<bool>,
+    leader: Option<bool>,
+    age_seconds: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct GateKeys<'a> {
+    enabled: bool,
+    can_be_taken: Option<bool>,
+    refusal: &'a Option<GateRefusal>,
+    text: String,
+}
+
+impl Serialize for Head {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let (state, pid, why) = match &self.daemon {
             Daemon::Running { pid } => ("running", *pid, None),
             Daemon::NotRunning => ("not_running", None, None),
-            Daemon::Unknown { why } => ("unknown", None, Some(why.clone())),
+            Daemon::Unknown { why } => ("unknown", None, Some(why.as_str())),
         };
-        json!({
-            "daemon": {
-                "state": state,
-                "running": matches!(self.daemon, Daemon::Running { .. }),
-                "pid": pid,
-                "error": why,
-                "lock": self.lock,
-                "last_round_age_seconds": self.round_age,
+        HeadKeys {
+            daemon: DaemonKeys {
+                state,
+                running: self.daemon_running(),
+                pid,
+                error: why,
+                lock: &self.lock,
+                last_round_age_seconds: self.round_age,
             },
-            "evidence": {
-                "age_seconds": self.round_age,
-                "stale": self.stale.is_some(),
-                "stale_reason": self.stale,
+            evidence: EvidenceKeys {
+                age_seconds: self.round_age,
+                stale: self.stale.is_some(),
+                stale_reason: &self.stale,
             },
-            "local_consul": {
-                "answered": self.round_age.map(|_| self.leader.is_some()),
-                "leader": self.leader,
-                "age_seconds": self.round_age,
+            local_consul: LocalConsulKeys {
+                answered: self.round_age.map(|_| self.leader.is_some()),
+                leader: self.leader,
+                age_seconds: self.round_age,
             },
-            "quorum_gate": {
-                "enabled": self.gate_on,
-                "can_be_taken": match (&self.refusal, self.round_age) {
+            quorum_gate: GateKeys {
+                enabled: self.gate_on,
+                can_be_taken: match (&self.refusal, self.round_age) {
                     _ if !self.gate_on => None,
                     (Some(_), _) => Some(false),
                     (None, None) => None,
                     (None, Some(_)) => Some(self.leader == Some(true)),
                 },
-                "refusal": self.refusal,
-                "text": self.gate_text(),
+                refusal: &self.refusal,
+                text: self.gate_text(),
             },
-            "next_step": self.next_step,
-        })
+            next_step: &self.next_step,
+        }
+        .serialize(s)
     }
 }
 
 /// The refusal of the quorum gate a role waits on, if any.
-pub(super) fn gate_refusal(state: &State) -> Option<GateRefusal> {
+pub fn gate_refusal(state: &State) -> Option<GateRefusal> {
     state.roles.values().find_map(|r| match &r.retry_reason {
         Some(Waiting::GateRefused { refusal }) | Some(Waiting::GateLost { refusal, .. }) => {
             Some(refusal.clone())
@@ -196,7 +242,7 @@ pub(super) fn gate_refusal(state: &State) -> Option<GateRefusal> {
 /// Whether a role waits on a refused gate while the peer component it
 /// acts on is still Down: the refusal stands (`check` exits 4 for it,
 /// real or dry, until the gate passes or the peer is back).
-pub(super) fn refused_while_down(state: &State) -> bool {
+pub fn refused_while_down(state: &State) -> bool {
     state.roles.iter().any(|(role, r)| {
         matches!(
             r.retry_reason,
