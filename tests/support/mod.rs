@@ -4,12 +4,14 @@
 //! - [`consul_api`]: an in-test Consul HTTP API server.
 //! - [`netns`]: network namespaces with veth links, link down, nftables drop.
 //! - [`slapd`]: a real OpenLDAP server on a free port.
+//! - [`serf`]: real HashiCorp Serf agents in network namespaces.
 //!
 //! Each test binary uses a subset, hence `dead_code` is allowed here.
 
 pub mod consul_api;
 pub mod netns;
 pub mod redfish;
+pub mod serf;
 pub mod slapd;
 pub mod testbed;
 
