@@ -531,14 +531,17 @@ fn print_rep(name: &str, rep: u32, s: &Sample, floors: Floors) {
     }
 }
 
+/// A phase's name, figures, floor and median ratio to the floor (when
+/// not the median's ratio to the floor).
+type Phase = (&'static str, Vec<u64>, Option<u64>, Option<f64>);
+
 fn print_row(name: &str, samples: &[Sample], floors: Floors) {
     if samples.is_empty() {
         println!("| {name} | 0 | - | - | - | - | - | - | - |");
         return;
     }
     let n = samples.len();
-    // (phase, figures, floor, median ratio to the floor)
-    let mut phases: Vec<(&str, Vec<u64>, Option<u64>, Option<f64>)> = Vec::new();
+    let mut phases: Vec<Phase> = Vec::new();
     let serfs: Option<Vec<u64>> = samples.iter().map(|s| s.serf).collect();
     match serfs.filter(|_| floors.serf_bound) {
         Some(serfs) => {

@@ -87,8 +87,11 @@ pub struct Cluster {
     agents: Vec<Agent>,
     failures: Arc<Mutex<Vec<Failure>>>,
     /// The last answer of the local agent, shared by concurrent askers.
-    cache: Mutex<Option<(Instant, Result<Vec<Member>, String>)>>,
+    cache: Mutex<Option<(Instant, Answer)>>,
 }
+
+/// The local agent's members, or why it could not be asked.
+type Answer = Result<Vec<Member>, String>;
 
 /// A host to run an agent for: its namespace, node name and tags.
 pub struct Spec<'a> {
