@@ -45,7 +45,7 @@ fn ldap_reachable(tb: &Testbed) -> bool {
 }
 
 #[test]
-fn a_cut_host_is_unreachable_at_once_and_failed_in_serf_after_the_delay() {
+fn a_cut_host_is_unreachable_at_once_and_marked_failed_by_real_serf() {
     if !testbed::available("testbed_kill") {
         return;
     }
