@@ -9,15 +9,25 @@
 //! HABEAT_BENCH_GRACE=3s sudo -E cargo bench --bench failover  # recovery_grace of the testbed DC-lost row
 //! ```
 //!
-//! Rows, all at `interval` 1s, `fall` 3, `timeout` 500ms, Serf marking a
-//! dead host failed 5 s after its link dies:
+//! Rows, all at `interval` 1s, `fall` 3, `timeout` 500ms. The testbed rows
+//! run real HashiCorp Serf agents (Debian's `serf`, `lan` profile as in
+//! Consul's LAN pool), one per host of both DCs in their network
+//! namespaces; the Consul stand-in answers `/v1/agent/members` and
+//! `serfHealth` from this node's agent. The simulated rows take Serf to
+//! mark a dead host failed 5 s after its link dies.
 //!
 //! - **default**: every witness (ICMP, LDAP for the directory, Consul
 //!   members, Consul serfHealth), `quorum: all`, the quorum gate on, on
-//!   the testbed of the end-to-end tests (network namespaces, the Consul
-//!   API test server, the fake carbonio). Detection floor: Serf delay +
+//!   the testbed of the end-to-end tests (network namespaces, real Serf,
+//!   the Consul API test server, the fake carbonio). Two figures: **serf**,
+//!   the cut → this node's Serf agent marking the host failed (from the
+//!   agent's log, stamped as it is written), beside SWIM's floor (one
+//!   probe interval for the failed direct and indirect probes, plus the
+//!   minimum suspicion timeout, `suspicion_mult` × probe interval: 1 s +
+//!   4 s); and **detection**, beside its floor in each repetition: that
+//!   repetition's Serf time (or ICMP's (fall − 1) × interval, if later) +
 //!   interval + timeout (the last witness's own delay, one round of phase,
-//!   one probe timeout).
+//!   one probe timeout). The goal is detection ≤ 1.05 × its floor.
 //! - **icmp-only**: `quorum: 1`, Consul witnesses off (the gate stays on).
 //!   Floor: fall × interval + timeout.
 //! - **2+1, DC lost, arbiter confirms** (`recovery_grace` 60s and 3s): the
@@ -62,12 +72,18 @@ use habeat::model::{
 };
 use std::path::Path;
 use std::time::Duration;
-use support::testbed::{self, Binaries, Host, Options, Testbed};
+use support::testbed::{self, Binaries, Host, Options, SerfModel, Testbed};
 
 const INTERVAL: Duration = Duration::from_secs(1);
 const TIMEOUT: Duration = Duration::from_millis(500);
 const FALL: u32 = 3;
+/// Serf's delay in the simulated rows.
 const SERF_DELAY: Duration = Duration::from_secs(5);
+/// SWIM's floor with Serf's `lan` profile and fewer than 10 members: the
+/// probe interval (the direct probe's timeout and the indirect probes fit
+/// in it) plus the minimum suspicion timeout (4 × the probe interval),
+/// reached when enough members confirm the suspicion.
+const SERF_FLOOR: Duration = Duration::from_secs(5);
 /// service-discover stopped, `peers.json` written, started, a leader
 /// elected: what the DC-loss rows take raft recovery's action to last.
 const SERVICE_RESTART: Duration = Duration::from_secs(3);
@@ -75,6 +91,9 @@ const SERVICE_RESTART: Duration = Duration::from_secs(3);
 /// One repetition, in milliseconds per phase.
 #[derive(Debug, Clone, Copy)]
 struct Sample {
+    /// The cut → this node's Serf agent marking the host failed (the last
+    /// of the hosts the row's component needs).
+    serf: Option<u64>,
     detection: u64,
     recovery: Option<u64>,
     gate: u64,
@@ -92,6 +111,13 @@ impl Sample {
 struct Floors {
     detection: u64,
     total: Option<u64>,
+    /// The detection floor of each repetition follows its Serf time.
+    serf_bound: bool,
+}
+
+/// A repetition's detection floor when its last witness is Serf's.
+fn serf_floor(serf: u64) -> u64 {
+    serf.max(ms(INTERVAL * (FALL - 1))) + ms(INTERVAL + TIMEOUT)
 }
 
 fn ms(d: Duration) -> u64 {
@@ -186,8 +212,12 @@ fn once(tb: &Testbed, rep: u32) -> Result<Sample, String> {
         .filter_map(|e| e["at"].as_u64())
         .find(|at| *at <= promoted + 1000)
         .unwrap_or(confirmed);
+    let serf = tb
+        .serf_failed_at(Host::Appserver, t0)
+        .map(|at| at.saturating_sub(t0));
     daemon.terminate(Duration::from_secs(10));
     Ok(Sample {
+        serf,
         detection: confirmed.saturating_sub(t0),
         recovery: None,
         gate: gated.saturating_sub(confirmed),
@@ -359,6 +389,7 @@ fn dc_lost(grace: Duration, phase: u64) -> Result<Sample, String> {
     let gated = at(gated, "gate")?;
     let promoted = at(promoted, "promotion")?;
     Ok(Sample {
+        serf: Some(ms(SERF_DELAY)),
         detection: ms(confirmed.since(t0)),
         recovery: Some(ms(recovered.since(confirmed))),
         gate: ms(gated.since(recovered)),
@@ -452,8 +483,15 @@ fn dc_lost_once(tb: &Testbed, rep: u32) -> Result<Sample, String> {
         .unwrap_or(finished)
         .max(finished);
     let _ = started;
+    // The consul verdict needs both peer servers failed in Serf.
+    let serf = [Host::ConsulServer, Host::ConsulServer2]
+        .iter()
+        .map(|h| tb.serf_failed_at(*h, t0).map(|at| at.saturating_sub(t0)))
+        .collect::<Option<Vec<u64>>>()
+        .and_then(|v| v.into_iter().max());
     daemon.terminate(Duration::from_secs(10));
     Ok(Sample {
+        serf,
         detection: down.saturating_sub(t0),
         recovery: Some(finished.saturating_sub(down)),
         gate: gated.saturating_sub(finished),
@@ -467,35 +505,95 @@ fn stats(mut v: Vec<u64>) -> (u64, u64, u64, u64) {
     (v[0], pick(0.5), pick(0.9), v[v.len() - 1])
 }
 
+fn median_f(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[(v.len() - 1) / 2]
+}
+
+/// One repetition's figures beside their floors.
+fn print_rep(name: &str, rep: u32, s: &Sample, floors: Floors) {
+    match s.serf.filter(|_| floors.serf_bound) {
+        Some(serf) => {
+            let f = serf_floor(serf);
+            println!(
+                "  {name} #{rep}: serf {serf} ms [floor {}], detection {} ms [floor {f}] = {:.3} x floor",
+                ms(SERF_FLOOR),
+                s.detection,
+                s.detection as f64 / f as f64
+            );
+        }
+        None => println!(
+            "  {name} #{rep}: detection {} ms [floor {}] = {:.3} x floor",
+            s.detection,
+            floors.detection,
+            s.detection as f64 / floors.detection as f64
+        ),
+    }
+}
+
+/// A phase's name, figures, floor and median ratio to the floor (when
+/// not the median's ratio to the floor).
+type Phase = (&'static str, Vec<u64>, Option<u64>, Option<f64>);
+
 fn print_row(name: &str, samples: &[Sample], floors: Floors) {
     if samples.is_empty() {
         println!("| {name} | 0 | - | - | - | - | - | - | - |");
         return;
     }
     let n = samples.len();
-    let mut phases: Vec<(&str, Vec<u64>, Option<u64>)> = vec![(
-        "detection",
-        samples.iter().map(|s| s.detection).collect(),
-        Some(floors.detection),
-    )];
+    let mut phases: Vec<Phase> = Vec::new();
+    let serfs: Option<Vec<u64>> = samples.iter().map(|s| s.serf).collect();
+    match serfs.filter(|_| floors.serf_bound) {
+        Some(serfs) => {
+            let fl: Vec<u64> = serfs.iter().map(|s| serf_floor(*s)).collect();
+            let ratios: Vec<f64> = samples
+                .iter()
+                .zip(&fl)
+                .map(|(s, f)| s.detection as f64 / *f as f64)
+                .collect();
+            phases.push(("serf", serfs, Some(ms(SERF_FLOOR)), None));
+            phases.push((
+                "detection",
+                samples.iter().map(|s| s.detection).collect(),
+                Some(stats(fl).1),
+                Some(median_f(ratios)),
+            ));
+        }
+        None => phases.push((
+            "detection",
+            samples.iter().map(|s| s.detection).collect(),
+            Some(floors.detection),
+            None,
+        )),
+    }
     if samples.iter().all(|s| s.recovery.is_some()) {
         phases.push((
             "recovery",
             samples.iter().map(|s| s.recovery.unwrap_or(0)).collect(),
             None,
+            None,
         ));
     }
-    phases.push(("gate", samples.iter().map(|s| s.gate).collect(), None));
-    phases.push(("action", samples.iter().map(|s| s.action).collect(), None));
+    phases.push(("gate", samples.iter().map(|s| s.gate).collect(), None, None));
+    phases.push((
+        "action",
+        samples.iter().map(|s| s.action).collect(),
+        None,
+        None,
+    ));
     phases.push((
         "total",
         samples.iter().map(Sample::total).collect(),
         floors.total,
+        None,
     ));
-    for (phase, v, floor) in phases {
+    for (phase, v, floor, ratio) in phases {
         let (min, med, p90, max) = stats(v);
         let (f, ratio) = match floor {
-            Some(f) if f > 0 => (f.to_string(), format!("{:.2}", med as f64 / f as f64)),
+            Some(f) if f > 0 => (
+                f.to_string(),
+                format!("{:.2}", ratio.unwrap_or(med as f64 / f as f64)),
+            ),
             _ => ("—".to_owned(), "—".to_owned()),
         };
         println!("| {name} | {n} | {phase} | {min} | {med} | {p90} | {max} | {f} | {ratio} |");
@@ -515,7 +613,7 @@ fn main() {
         .unwrap_or(10)
         .max(1);
     println!(
-        "failover latency: loss at the peer DC -> promoteAccounts invoked; interval 1s, fall 3, timeout 500ms, Serf 5s; {reps} repetitions each"
+        "failover latency: loss at the peer DC -> promoteAccounts invoked; interval 1s, fall 3, timeout 500ms, real Serf (lan profile) on the testbed, Serf 5s simulated; {reps} repetitions each"
     );
     let mut rows: Vec<(String, Vec<Sample>, Floors)> = Vec::new();
     let base = Options {
@@ -524,7 +622,7 @@ fn main() {
         timeout: TIMEOUT,
         fall: FALL,
         rise: 2,
-        serf_delay: SERF_DELAY,
+        serf: SerfModel::Real,
         flush_cache: false,
         ..Options::default()
     };
@@ -535,11 +633,12 @@ fn main() {
     type Once = fn(&Testbed, u32) -> Result<Sample, String>;
     let testbed_rows: [(String, Options, Floors, Once); 3] = [
         (
-            "default (all witnesses, quorum all, Serf 5s)".to_owned(),
+            "default (all witnesses, quorum all, real Serf)".to_owned(),
             base.clone(),
             Floors {
-                detection: ms(SERF_DELAY.max(INTERVAL * (FALL - 1)) + INTERVAL + TIMEOUT),
+                detection: serf_floor(ms(SERF_FLOOR)),
                 total: None,
+                serf_bound: true,
             },
             once,
         ),
@@ -553,6 +652,7 @@ fn main() {
             Floors {
                 detection: ms(INTERVAL * FALL + TIMEOUT),
                 total: None,
+                serf_bound: false,
             },
             once,
         ),
@@ -569,8 +669,9 @@ fn main() {
                 ..base.clone()
             },
             Floors {
-                detection: ms(SERF_DELAY + INTERVAL + TIMEOUT),
-                total: Some(ms(grace.max(SERF_DELAY + INTERVAL + TIMEOUT) + INTERVAL * 2)),
+                detection: serf_floor(ms(SERF_FLOOR)),
+                total: Some(ms(grace.max(SERF_FLOOR + INTERVAL + TIMEOUT) + INTERVAL * 2)),
+                serf_bound: true,
             },
             dc_lost_once,
         ),
@@ -580,7 +681,21 @@ fn main() {
     let can_testbed = if !testbed_rows.iter().any(|(n, _, _, _)| wanted(n)) {
         false
     } else {
-        let lacking = support::need::lacking(testbed::NEEDS);
+        let mut lacking = support::need::lacking(testbed::NEEDS);
+        if !lacking.is_empty() && nix::unistd::geteuid().is_root() {
+            // A fresh machine: install what the rehearsal needs (iproute2,
+            // nftables, slapd, serf) with the script CI uses.
+            let deps = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/deps");
+            println!(
+                "failover bench: installing the testbed's packages ({} --demo)",
+                deps.display()
+            );
+            let _ = std::process::Command::new("bash")
+                .arg(&deps)
+                .arg("--demo")
+                .status();
+            lacking = support::need::lacking(testbed::NEEDS);
+        }
         if !lacking.is_empty() {
             println!(
                 "failover bench: testbed rows SKIPPED ({})",
@@ -605,7 +720,7 @@ fn main() {
             for rep in 0..reps {
                 match run(&tb, rep) {
                     Ok(s) => {
-                        eprintln!("  {name} #{rep}: {s:?}");
+                        print_rep(name, rep, &s, *floors);
                         samples.push(s);
                     }
                     Err(e) => eprintln!("  {name} #{rep}: FAILED: {e}"),
@@ -629,6 +744,7 @@ fn main() {
             total: Some(ms(grace.max(SERF_DELAY + INTERVAL + TIMEOUT)
                 + SERVICE_RESTART
                 + INTERVAL * 2)),
+            serf_bound: false,
         };
         let mut samples = Vec::new();
         for rep in 0..reps {

@@ -5,8 +5,9 @@
 //! ```
 //!
 //! It builds a "primary" datacenter out of network namespaces (appserver,
-//! proxy, a directory with a real slapd, a Consul server), an in-process
-//! Consul API whose Serf view follows those namespaces, and a fake carbonio
+//! proxy, a directory with a real slapd, a Consul server) with a real Serf
+//! agent on each host, an in-process Consul API that answers its members
+//! and `serfHealth` from this node's Serf agent, and a fake carbonio
 //! CLI holding five accounts on the primary's mailstore; then it starts the
 //! real `habeat run` for a node of the secondary DC, cuts the appserver
 //! off, and prints what happens: each witness turning, the verdict, the
@@ -14,7 +15,7 @@
 //! hooks; then the peer's return and the re-arm. Everything is removed at
 //! the end (also on Ctrl-C or a failure).
 //!
-//! Needs root (namespaces, nftables), iproute2 and slapd. It builds the
+//! Needs root (namespaces, nftables), iproute2, slapd and serf. It builds the
 //! `habeat` binary and the fake carbonio of the same profile first, with
 //! the cargo that runs it.
 //!
@@ -244,7 +245,7 @@ fn main() -> ExitCode {
     }
     if !support::need::lacking(testbed::NEEDS).is_empty() {
         // A fresh machine: install what the rehearsal needs (namespaces,
-        // nftables, a real slapd) with the script CI uses, and only that
+        // nftables, a real slapd, serf) with the script CI uses, and only that
         // (`--demo`: not the packaging and contrib tools of the suite).
         let deps = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/deps");
         eprintln!(
@@ -258,7 +259,7 @@ fn main() -> ExitCode {
             .is_ok_and(|s| s.success());
         if !installed || !support::need::lacking(testbed::NEEDS).is_empty() {
             eprintln!(
-                "demo: install iproute2, nftables and slapd (apt-get install iproute2 nftables slapd)"
+                "demo: install iproute2, nftables, slapd and serf (apt-get install iproute2 nftables slapd serf)"
             );
             return ExitCode::from(2);
         }
@@ -295,7 +296,6 @@ fn rehearse(bins: Binaries) -> Result<(), String> {
         timeout: Duration::from_millis(400),
         fall: 3,
         rise: 2,
-        serf_delay: Duration::from_secs(3),
         accounts: ["alice", "bob", "carol", "dave", "erin"]
             .iter()
             .map(|n| format!("{n}@example.test"))
@@ -319,7 +319,7 @@ fn rehearse(bins: Binaries) -> Result<(), String> {
     }
     println!(
         "Witnesses per component: ICMP, Consul Serf membership, Consul serfHealth (+ LDAP for the directory).\n\
-         Detection: interval 500ms, timeout 400ms, fall 3, rise 2; Serf declares a host failed 3s after its link dies.\n\
+         Detection: interval 500ms, timeout 400ms, fall 3, rise 2; real Serf agents (lan profile) declare a cut host failed.\n\
          Accounts on {}: {}\n\
          Config: {}\n",
         testbed::SOURCE_HOST,
@@ -351,9 +351,9 @@ fn rehearse(bins: Binaries) -> Result<(), String> {
     pause(Duration::from_secs(1))?;
     tl.pump(&tb);
     tl.say("HEALTHY: every witness sees the primary Up. Now cutting the appserver off...");
-    tb.kill_host(Host::Appserver);
+    let cut_at = tb.kill_host(Host::Appserver);
     tl.say(&format!(
-        "✂ {} link down (no carrier: pings vanish; Serf will notice in 3s)",
+        "✂ {} link down (no carrier: pings vanish; Serf's probes and suspicion take 5-7 s)",
         testbed::SOURCE_HOST
     ));
     let finished = |e: &Value| e["event"] == "pipeline_finished";
@@ -361,6 +361,13 @@ fn rehearse(bins: Binaries) -> Result<(), String> {
         return Err(format!(
             "no finished promotion within 40s; habeat's log:\n{}",
             daemon.output()
+        ));
+    }
+    if let Some(at) = tb.serf_failed_at(Host::Appserver, cut_at) {
+        tl.say(&format!(
+            "(this node's Serf agent marked {} failed {} ms after the cut)",
+            Host::Appserver.node(),
+            at.saturating_sub(cut_at)
         ));
     }
     let moved = tb.accounts_on(testbed::REPLICA_HOST);

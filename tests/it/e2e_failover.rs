@@ -1,12 +1,14 @@
 //! Failover rehearsals, end to end: the real `habeat` binary (`run` and
 //! `check`) against the testbed (tests/support/testbed.rs): a primary DC in
-//! network namespaces, the Consul API test server whose Serf view follows
-//! the links, the fake carbonio with accounts on the primary's mailstore.
+//! network namespaces with real Serf agents, the Consul API test server
+//! answering from them, the fake carbonio with accounts on the primary's
+//! mailstore.
 //! One test per way a datacenter fails or seems to, each asserting what an
 //! operator would see: which carbonio commands ran, how often, which lock
 //! files exist, which hooks ran in which order, what `habeat status` says.
 //!
-//! Intervals are short (300 ms, fall 3, Serf 2 s) to keep the file fast.
+//! Intervals are short (300 ms, fall 3) to keep the file fast; Serf takes
+//! its real time (5-7 s) to declare a cut host failed.
 //! The "30% packet loss for a minute" scenario runs for 20 s. Waits are
 //! generous upper bounds ("it did not hang"); a scenario where nothing must
 //! happen watches for a fixed window that covers Serf's delay plus several
@@ -15,8 +17,9 @@
 use crate::support;
 
 use std::time::Duration;
+use support::consul_api::member;
 use support::require;
-use support::testbed::{self, Binaries, Daemon, Host, Options, Testbed};
+use support::testbed::{self, Binaries, Daemon, Host, Options, SerfModel, Testbed};
 
 const SLOW: Duration = Duration::from_secs(60);
 
@@ -143,7 +146,7 @@ fn partition_with_the_primary_alive_promotes_nothing_and_status_says_why() {
     let tb = Testbed::start(Options::default(), bins());
     let _d = healthy_daemon(&tb);
     tb.partition();
-    // Every witness turns Down (links cut, Serf failed after 2 s), and the
+    // Every witness turns Down (links cut, Serf declares them failed), and the
     // gate must refuse because this side's Consul has no leader.
     assert!(
         testbed::wait_until(SLOW, || !tb.events_of("gate_refused").is_empty()),
@@ -265,9 +268,12 @@ fn serf_flapping_failed_and_alive_faster_than_icmp_fall_promotes_nothing() {
     if !require(testbed::NEEDS) {
         return;
     }
+    // This test plays Serf's flapping itself: the stand-in's statuses,
+    // not real agents (whose view of a 400 ms flap stays alive).
     let tb = Testbed::start(
         Options {
             fall: 12,
+            serf: SerfModel::Timer(Duration::from_secs(2)),
             ..Options::default()
         },
         bins(),
@@ -353,7 +359,11 @@ fn with_quorum_two_the_serf_witnesses_are_one_vote_and_check_waits_for_icmp() {
     );
     tb.kill_host(Host::Appserver);
     // Let Serf declare the host failed before the timer fires.
-    std::thread::sleep(tb.opts.serf_delay + Duration::from_millis(500));
+    assert!(
+        tb.wait_serf(Host::Appserver, member::FAILED, SLOW),
+        "Serf never marked the cut appserver failed\n{}",
+        tb.serf_logs()
+    );
     let (code, out, err) = tb.run_habeat(&["check"], SLOW);
     assert_eq!(code, Some(0), "check: {out}{err}\n{}", tb.diagnostics());
     assert!(
@@ -646,7 +656,11 @@ fn promotion_by_check(legacy: bool) -> Vec<String> {
     );
     tb.kill_host(Host::Appserver);
     // Let Serf declare the host failed before the timer fires.
-    std::thread::sleep(tb.opts.serf_delay + Duration::from_millis(500));
+    assert!(
+        tb.wait_serf(Host::Appserver, member::FAILED, SLOW),
+        "Serf never marked the cut appserver failed\n{}",
+        tb.serf_logs()
+    );
     let (code, out, err) = tb.run_habeat(&["check"], SLOW);
     assert_eq!(
         code,

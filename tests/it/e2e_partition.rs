@@ -13,6 +13,7 @@ use crate::support;
 
 use serde_json::Value;
 use std::time::Duration;
+use support::consul_api::member;
 use support::testbed::{self, Binaries, Daemon, Host, Options, Testbed};
 use support::{Need, require};
 
@@ -276,8 +277,12 @@ fn recover_peer_dc_lost_is_refused_while_a_peer_server_is_up_then_recovers_and_t
     assert!(err.contains("partition"), "says why: {err}");
     // One of the two peer servers gone, the other still answering: refused.
     tb.kill_host(Host::ConsulServer);
-    // Serf has marked consul1 failed (2 s) and ICMP misses it.
-    std::thread::sleep(Duration::from_secs(3));
+    // Serf has marked consul1 failed and ICMP misses it.
+    assert!(
+        tb.wait_serf(Host::ConsulServer, member::FAILED, SLOW),
+        "Serf never marked consul1 failed\n{}",
+        tb.serf_logs()
+    );
     let (code, out, err) = tb.run_habeat(&["recover", "--peer-dc-lost", "--yes"], SLOW);
     assert_eq!(code, Some(4), "refused while consul3 answers: {out}{err}");
     assert!(tb.service_calls().is_empty() && tb.peers_json().is_none());
@@ -331,8 +336,14 @@ fn recover_peer_dc_lost_is_refused_while_the_local_consul_still_has_a_leader() {
     // side's quorum (1 + 1 + 1): the local agent still answers a leader.
     tb.partition();
     tb.set_local_leader(Some("10.254.0.9:8300"));
-    // Serf marks the peer servers failed (2 s); ICMP misses them.
-    std::thread::sleep(Duration::from_secs(3));
+    // Serf marks the peer servers failed; ICMP misses them.
+    for h in [Host::ConsulServer, Host::ConsulServer2] {
+        assert!(
+            tb.wait_serf(h, member::FAILED, SLOW),
+            "Serf never marked {h:?} failed\n{}",
+            tb.serf_logs()
+        );
+    }
     let (code, out, err) = tb.run_habeat(&["recover", "--peer-dc-lost", "--yes"], SLOW);
     assert_eq!(code, Some(4), "refused while a leader answers: {out}{err}");
     assert!(err.contains("leader"), "says why: {err}");

@@ -253,6 +253,19 @@ struct State {
     /// Key -> until when an acquire is refused (lock-delay).
     lock_delays: BTreeMap<String, Instant>,
     invalidations: Vec<Invalidation>,
+    /// Where `agent/members` and `serfHealth` come from instead of the
+    /// stored members ([`ConsulApi::follow_serf`]).
+    serf: Option<SerfSource>,
+}
+
+/// The member list of a real Serf agent, asked at each request.
+#[derive(Clone)]
+pub struct SerfSource(pub Arc<dyn Fn() -> Result<Vec<Member>, String> + Send + Sync>);
+
+impl std::fmt::Debug for SerfSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SerfSource")
+    }
 }
 
 impl State {
@@ -547,6 +560,7 @@ impl ConsulApi {
                 min_ttl: Duration::from_secs(10),
                 lock_delays: BTreeMap::new(),
                 invalidations: Vec::new(),
+                serf: None,
             },
         }
     }
@@ -575,6 +589,15 @@ impl ConsulApi {
         }
     }
 
+    /// Answer `agent/members` and the `serfHealth` checks from a real
+    /// Serf agent, asked at every such request (as Consul's agent asks its
+    /// own Serf): its members replace the stored ones of the same name,
+    /// alive → passing, left → deregistered, otherwise critical. A failure
+    /// to ask is an HTTP 500 naming it.
+    pub fn follow_serf(&self, source: SerfSource) {
+        self.state().serf = Some(source);
+    }
+
     /// Change a member's Serf status and its `serfHealth` accordingly;
     /// adds the member (address 10.255.0.1) if it does not exist.
     pub fn set_member_status(&self, name: &str, status: i64) {
@@ -584,6 +607,16 @@ impl ConsulApi {
             None => st.members.push(Member::new(name, "10.255.0.1", status)),
         }
         st.serf_from_status(name, status);
+    }
+
+    /// A member's stored status (what `agent/members` answers without
+    /// [`ConsulApi::follow_serf`]).
+    pub fn member_status(&self, name: &str) -> Option<i64> {
+        self.state()
+            .members
+            .iter()
+            .find(|m| m.name == name)
+            .map(|m| m.status)
     }
 
     /// Change a member's Serf status only (health untouched).
@@ -851,6 +884,43 @@ async fn serve(
     let Some(req) = read_request(&mut stream).await? else {
         return Ok(());
     };
+    let serf = shared
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .serf
+        .clone()
+        .filter(|_| {
+            req.method == "GET"
+                && (req.path == "/v1/agent/members" || req.path.starts_with("/v1/health/node/"))
+        });
+    if let Some(SerfSource(ask)) = serf {
+        // `serf members` is a process: not on the runtime's one thread.
+        let members = tokio::task::spawn_blocking(move || ask())
+            .await
+            .unwrap_or_else(|e| Err(format!("asking serf panicked: {e}")));
+        match members {
+            Ok(members) => {
+                let mut st = shared.lock().unwrap_or_else(|p| p.into_inner());
+                for m in members {
+                    st.serf_from_status(&m.name, m.status);
+                    st.members.retain(|x| x.name != m.name);
+                    st.members.push(m);
+                }
+            }
+            Err(e) => {
+                let resp = text(500, &format!("serf: {e}"));
+                let head = format!(
+                    "HTTP/1.1 500 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    reason(500),
+                    resp.content_type,
+                    resp.body.len()
+                );
+                stream.write_all(head.as_bytes()).await?;
+                stream.write_all(&resp.body).await?;
+                return stream.shutdown().await;
+            }
+        }
+    }
     let fault = {
         let mut st = shared.lock().unwrap_or_else(|p| p.into_inner());
         st.requests.push(Recorded {

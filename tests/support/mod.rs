@@ -6,6 +6,7 @@
 //! - [`slapd`]: a real OpenLDAP server on a free port.
 //! - [`need`]: what a test needs from the machine; [`require`] is the one
 //!   way a test may go without it (a failure on CI, a loud skip elsewhere).
+//! - [`serf`]: real HashiCorp Serf agents in network namespaces.
 //!
 //! Each test binary uses a subset, hence `dead_code` is allowed here.
 
@@ -13,6 +14,7 @@ pub mod consul_api;
 pub mod need;
 pub mod netns;
 pub mod redfish;
+pub mod serf;
 pub mod slapd;
 pub mod testbed;
 

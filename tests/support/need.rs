@@ -42,6 +42,12 @@ impl Need {
         name: "/usr/sbin/slapd",
         package: "slapd",
     };
+    /// HashiCorp Serf, the gossip under Consul's members: one agent per
+    /// host of the rehearsals' testbed.
+    pub const SERF: Need = Need::Program {
+        name: "serf",
+        package: "serf",
+    };
     /// The ClusterLabs agent the fencing tests run.
     pub const FENCE_DUMMY: Need = Need::Program {
         name: "/usr/sbin/fence_dummy",
@@ -84,6 +90,7 @@ impl Need {
         Need::Netns,
         Need::MountNamespace,
         Need::SLAPD,
+        Need::SERF,
         Need::FENCE_DUMMY,
         Need::OPENSSL,
         Need::SYSTEMD_ANALYZE,

@@ -14,7 +14,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -41,6 +41,8 @@ pub struct Netns {
     pub host_addr: Ipv4Addr,
     /// The namespace's address: the "peer host".
     pub addr: Ipv4Addr,
+    /// Reaches other namespaces through the root one ([`Netns::route_via_root`]).
+    routed: AtomicBool,
 }
 
 impl Netns {
@@ -70,6 +72,7 @@ impl Netns {
             ns_if,
             host_addr,
             addr,
+            routed: AtomicBool::new(false),
         };
         must(&[
             "ip",
@@ -143,7 +146,39 @@ impl Netns {
         ]);
         if up {
             self.wait_carrier();
+            // Link down took the route through it with it.
+            if self.routed.load(Ordering::SeqCst) {
+                self.add_default_route();
+            }
         }
+    }
+
+    /// Let this namespace reach the other namespaces (and they it) through
+    /// the root namespace, as the hosts of one datacenter reach each other:
+    /// a default route to the root's end of the link, and forwarding of
+    /// what arrives on that end (that interface only, not the machine's
+    /// `ip_forward`). Kept across [`Netns::set_link`].
+    pub fn route_via_root(&self) {
+        must(&[
+            "sysctl",
+            "-qw",
+            &format!("net.ipv4.conf.{}.forwarding=1", self.host_if),
+        ]);
+        self.add_default_route();
+        self.routed.store(true, Ordering::SeqCst);
+    }
+
+    fn add_default_route(&self) {
+        must(&[
+            "ip",
+            "-n",
+            &self.name,
+            "route",
+            "replace",
+            "default",
+            "via",
+            &self.host_addr.to_string(),
+        ]);
     }
 
     /// Wait (up to 5 s) until the host's end of the link has carrier again.

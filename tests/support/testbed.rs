@@ -19,13 +19,18 @@
 //!  └───────────────────────────────┘         └──────────────────────────────┘
 //! ```
 //!
-//! Serf is modelled the way it behaves: a host whose link is down turns
-//! `failed` in `/v1/agent/members` (and `serfHealth` critical) after
-//! [`Options::serf_delay`] (about 5 s in a real cluster), and `alive` again
-//! as soon as its link is back. A flap shorter than the delay is never seen
-//! by Serf. A partition cuts every host *and* takes the leader away from
-//! the local Consul (its servers' majority is on the other side), so every
-//! consistent write, hence the quorum gate, fails.
+//! Serf is real ([`SerfModel::Real`], the default): a HashiCorp Serf agent
+//! per host, in the host's namespace, and one for this node in a namespace
+//! of its own (`support/serf.rs`); the Consul stand-in answers
+//! `/v1/agent/members` and `serfHealth` from this node's agent at each
+//! request. A cut host turns `failed` when SWIM's probes, indirect probes
+//! and suspicion say so (about 5-7 s with Serf's `lan` profile), and
+//! `alive` again once it is reachable and has refuted its death. A test
+//! that sets member statuses itself, or needs Serf's timing exact, takes
+//! [`SerfModel::Timer`]: failed a fixed delay after the link dies, alive as
+//! soon as it is back. A partition cuts every host *and* takes the leader
+//! away from the local Consul (its servers' majority is on the other side),
+//! so every consistent write, hence the quorum gate, fails.
 //!
 //! Everything (namespaces, veth links, nftables rules, slapd, the Consul
 //! server, daemons started through [`Testbed::spawn_daemon`], the temporary
@@ -36,8 +41,9 @@
 #[path = "../../examples/fake_carbonio/state.rs"]
 pub mod fake_state;
 
-use super::consul_api::{ConsulApi, member};
+use super::consul_api::{ConsulApi, SerfSource, member};
 use super::netns::Netns;
+use super::serf;
 use super::slapd::Slapd;
 use fake_state::{Account, Fault, Invocation, ReplicaState, State as FakeState};
 use serde_json::Value;
@@ -94,7 +100,19 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
 
 /// What the testbed needs of the machine (a test passes it to
 /// `support::require`).
-pub const NEEDS: &[super::Need] = &[super::Need::Netns, super::Need::SLAPD];
+pub const NEEDS: &[super::Need] = &[super::Need::Netns, super::Need::SLAPD, super::Need::SERF];
+
+/// Where the Consul stand-in's Serf view comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SerfModel {
+    /// Real Serf agents, one per host of both DCs.
+    Real,
+    /// A host turns `failed` this long after its link goes down and
+    /// `alive` as soon as it is up; statuses set by the test through
+    /// [`Testbed::consul`] stay until the links change. For tests that
+    /// drive Serf's view themselves.
+    Timer(Duration),
+}
 
 /// The programs a rehearsal runs: the real habeat and the fake carbonio.
 #[derive(Debug, Clone)]
@@ -144,6 +162,11 @@ impl Binaries {
     }
 }
 
+/// This node's Consul (and Serf) node name.
+pub fn local_node() -> String {
+    format!("agent-{}", REPLICA_HOST.replace('.', "-"))
+}
+
 /// A host of the primary DC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Host {
@@ -191,7 +214,7 @@ impl Host {
 }
 
 /// How the rehearsal is set up. [`Options::default`] is a fast rehearsal
-/// (interval 300 ms, fall 3, Serf 2 s) for an appserver+proxyserver node.
+/// (interval 300 ms, fall 3, real Serf) for an appserver+proxyserver node.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// `local.roles` (ignored by the legacy layout, which has one `role`).
@@ -205,8 +228,8 @@ pub struct Options {
     /// `witnesses.consul_members` and `consul_health`.
     pub consul_witnesses: bool,
     pub quorum_gate: bool,
-    /// How long after its link goes down a host turns `failed` in Serf.
-    pub serf_delay: Duration,
+    /// Real Serf agents, or the stand-in's timer.
+    pub serf: SerfModel,
     /// Accounts on the primary's mailstore (names).
     pub accounts: Vec<String>,
     pub promotion_block: Duration,
@@ -259,7 +282,7 @@ impl Default for Options {
             quorum: None,
             consul_witnesses: true,
             quorum_gate: true,
-            serf_delay: Duration::from_secs(2),
+            serf: SerfModel::Real,
             accounts: (1..=3).map(|i| format!("user{i}@example.test")).collect(),
             promotion_block: Duration::from_secs(3600),
             rearm: "auto",
@@ -289,7 +312,12 @@ struct HostNs {
 struct Shared {
     hosts: Vec<HostNs>,
     api: ConsulApi,
-    serf_delay: Duration,
+    /// `Some` with [`SerfModel::Timer`].
+    serf_delay: Option<Duration>,
+    /// The real agents ([`SerfModel::Real`]); this node's is the first.
+    cluster: Option<Arc<serf::Cluster>>,
+    /// This node's own namespace, where its Serf agent runs.
+    local_ns: Option<Netns>,
     stop: AtomicBool,
     /// The stand-in systemctl's log (`stop`/`start` lines), and how many
     /// starts have been answered with a local leader.
@@ -336,11 +364,14 @@ impl Shared {
 
     /// Serf: failed `serf_delay` after the link went down, alive when up.
     fn follow_serf(&self, seen: &mut [i64]) {
+        let Some(delay) = self.serf_delay else {
+            return;
+        };
         for (i, hn) in self.hosts.iter().enumerate() {
             let cut = *hn.cut_since.lock().unwrap_or_else(|p| p.into_inner());
             let want = match cut {
                 None => member::ALIVE,
-                Some(t) if t.elapsed() >= self.serf_delay => member::FAILED,
+                Some(t) if t.elapsed() >= delay => member::FAILED,
                 Some(_) => seen[i],
             };
             if want != seen[i] {
@@ -497,11 +528,7 @@ impl Testbed {
                 &format!("{consul_ip}:8300"),
                 true,
             )
-            .node(
-                &format!("agent-{}", REPLICA_HOST.replace('.', "-")),
-                "127.0.0.1",
-                member::ALIVE,
-            );
+            .node(&local_node(), "127.0.0.1", member::ALIVE);
         if opts.two_plus_one {
             let ip2 = hosts[Host::ConsulServer2.index()].ns.addr;
             builder = builder
@@ -522,12 +549,44 @@ impl Testbed {
             builder = builder.node(&hn.host.node(), &hn.ns.addr.to_string(), member::ALIVE);
         }
         let api = rt.block_on(builder.start());
+        let (cluster, local_ns) = match opts.serf {
+            SerfModel::Timer(_) => (None, None),
+            SerfModel::Real => {
+                let local_ns = Netns::create();
+                let mut specs = vec![serf::Spec {
+                    ns: &local_ns,
+                    node: local_node(),
+                    tags: vec![("role", "node".into()), ("dc", "secondary".into())],
+                }];
+                for hn in &hosts {
+                    let role = if hn.host.node().starts_with("server-") {
+                        "consul"
+                    } else {
+                        "node"
+                    };
+                    specs.push(serf::Spec {
+                        ns: &hn.ns,
+                        node: hn.host.node(),
+                        tags: vec![("role", role.into()), ("dc", "primary".into())],
+                    });
+                }
+                let cluster = Arc::new(serf::Cluster::start(&specs, dir.path()));
+                let c = cluster.clone();
+                api.follow_serf(SerfSource(Arc::new(move || c.members())));
+                (Some(cluster), Some(local_ns))
+            }
+        };
         let initial_raft = api.raft_servers();
         let service_log = dir.path().join("service-discover.log");
         let shared = Arc::new(Shared {
             hosts,
             api,
-            serf_delay: opts.serf_delay,
+            serf_delay: match opts.serf {
+                SerfModel::Timer(d) => Some(d),
+                SerfModel::Real => None,
+            },
+            cluster,
+            local_ns,
             stop: AtomicBool::new(false),
             service_log: service_log.clone(),
             starts_seen: AtomicU32::new(0),
@@ -880,7 +939,8 @@ impl Testbed {
         now_ms()
     }
 
-    /// Bring a host back (link up; Serf sees it alive at once).
+    /// Bring a host back (link up; Serf sees it alive once it has refuted
+    /// its death, at once with [`SerfModel::Timer`]).
     pub fn restore_host(&self, h: Host) {
         self.shared.set_link(h, true);
     }
@@ -942,6 +1002,41 @@ impl Testbed {
             stop,
             thread: Some(thread),
         }
+    }
+
+    /// The status (`member::*`) of a host's node in Serf's view as the
+    /// Consul stand-in answers it; `None` when not listed or not asked.
+    pub fn serf_status(&self, h: Host) -> Option<i64> {
+        let node = h.node();
+        match &self.shared.cluster {
+            Some(c) => c
+                .members()
+                .ok()?
+                .into_iter()
+                .find(|m| m.name == node)
+                .map(|m| m.status),
+            None => self.shared.api.member_status(&node),
+        }
+    }
+
+    /// Wait (up to `bound`) until Serf lists `h` with `status`.
+    pub fn wait_serf(&self, h: Host, status: i64, bound: Duration) -> bool {
+        wait_until(bound, || self.serf_status(h) == Some(status))
+    }
+
+    /// When (Unix ms) this node's Serf agent marked `h` failed, at or after
+    /// `since`; `None` with [`SerfModel::Timer`] or before it happens.
+    pub fn serf_failed_at(&self, h: Host, since: u64) -> Option<u64> {
+        self.shared.cluster.as_ref()?.failed_at(&h.node(), since)
+    }
+
+    /// The Serf agents' logs (empty with [`SerfModel::Timer`]).
+    pub fn serf_logs(&self) -> String {
+        self.shared
+            .cluster
+            .as_ref()
+            .map(|c| c.logs())
+            .unwrap_or_default()
     }
 
     /// The local Consul agent stops answering (every request hung up).
@@ -1030,6 +1125,14 @@ impl Testbed {
         }
         let _ = std::fs::remove_file(&self.hook_log);
         let _ = std::fs::remove_file(&self.call_log);
+        if let Some(c) = &self.shared.cluster {
+            let nodes: Vec<String> = self.hosts().iter().map(|h| h.node()).collect();
+            assert!(
+                c.wait_alive(&nodes, Duration::from_secs(60)),
+                "Serf did not see every host alive again within 60s of the reset\n{}",
+                c.logs()
+            );
+        }
         self.fake_update(|s| {
             for a in &mut s.accounts {
                 a.mail_host = SOURCE_HOST.into();
