@@ -3,7 +3,7 @@
 
 use super::config::EngineConfig;
 use super::record::{ComponentState, WitnessState};
-use super::time::UnixMillis;
+use super::time::{Now, UnixMillis};
 use crate::model::{Component, Observation, Quorum, Source, Verdict, Vote, by_source};
 
 /// Fold one raw observation into a witness's hysteresis.
@@ -18,15 +18,23 @@ use crate::model::{Component, Observation, Quorum, Source, Verdict, Vote, by_sou
 /// - Up: `rise` consecutive Up observations make the vote Up. A witness
 ///   that voted Down stops voting Down at once (it is Unknown until it has
 ///   risen): Down must always be backed by consecutive Down observations.
+/// - Down by deadline: a witness that saw the peer answer (a raw Up) and
+///   since then only Down observations votes Down once `fall × interval`
+///   has passed since that answer, on both clocks ([`deadline`]), even if
+///   fewer than `fall` of its probes have failed by then: a failed probe
+///   costs its whole timeout before it is reported, and the tolerance is
+///   counted from the evidence, not from round boundaries.
 /// - Unknown: the witness cannot tell; both streaks restart and it votes
-///   Unknown. Unknown never advances Down.
+///   Unknown. Unknown never advances Down, and it clears the last answer:
+///   after it, only `fall` consecutive Down observations make Down.
 /// - A witness not heard from for `stale_after` starts over unsettled.
 pub fn observe(
     prev: Option<&WitnessState>,
     obs: &Observation,
-    now: UnixMillis,
+    clock: Now,
     cfg: &EngineConfig,
 ) -> WitnessState {
+    let now = clock.wall;
     let fresh = WitnessState {
         witness: obs.witness.clone(),
         vote: Vote::Unknown,
@@ -36,6 +44,8 @@ pub fn observe(
         up_streak: 0,
         last_seen: now,
         since: now,
+        last_up: None,
+        last_up_boot: None,
     };
     let mut s = match prev {
         Some(p) if now.since(p.last_seen) <= cfg.stale_after && now >= p.last_seen => p.clone(),
@@ -48,7 +58,7 @@ pub fn observe(
         Vote::Down => {
             s.down_streak = s.down_streak.saturating_add(1);
             s.up_streak = 0;
-            s.vote = if s.down_streak >= fall {
+            s.vote = if s.down_streak >= fall || past_tolerance(&s, clock, cfg) {
                 Vote::Down
             } else if s.vote == Vote::Up {
                 Vote::Up
@@ -59,6 +69,8 @@ pub fn observe(
         Vote::Up => {
             s.up_streak = s.up_streak.saturating_add(1);
             s.down_streak = 0;
+            s.last_up = Some(now);
+            s.last_up_boot = clock.boot;
             if s.up_streak >= rise {
                 s.vote = Vote::Up;
             } else if s.vote == Vote::Down {
@@ -69,6 +81,8 @@ pub fn observe(
             s.down_streak = 0;
             s.up_streak = 0;
             s.vote = Vote::Unknown;
+            s.last_up = None;
+            s.last_up_boot = None;
         }
     }
     s.last_raw = obs.vote;
@@ -78,6 +92,56 @@ pub fn observe(
         s.since = now;
     }
     s
+}
+
+/// When `w` votes Down by deadline if nothing new is heard: `fall ×
+/// interval` after its last answer, for a witness whose probes have gone
+/// unanswered since (at least one Down observation, no Unknown). `None`
+/// when no deadline runs (it votes Down already, it never saw the peer
+/// answer, or its last observation was not Down). The daemon feeds the
+/// engine at that instant ([`super::Input::Deadline`]) instead of waiting
+/// for the next round to complete.
+pub fn deadline(w: &WitnessState, cfg: &EngineConfig) -> Option<UnixMillis> {
+    if w.vote == Vote::Down || w.last_raw != Vote::Down || w.down_streak == 0 {
+        return None;
+    }
+    Some(w.last_up?.plus(tolerance(w, cfg)))
+}
+
+/// `fall × interval` for this witness's kind: the tolerance a deadline
+/// counts from its last answer.
+fn tolerance(w: &WitnessState, cfg: &EngineConfig) -> std::time::Duration {
+    cfg.interval.saturating_mul(cfg.fall_for(&w.witness.kind))
+}
+
+/// Whether `fall × interval` has passed at `clock` since `w`'s last
+/// answer, on both clocks: like a safety window, no step of the wall
+/// clock ends it early. The caller knows only Down observations followed
+/// that answer (an Unknown clears it).
+fn past_tolerance(w: &WitnessState, clock: Now, cfg: &EngineConfig) -> bool {
+    w.last_up.is_some_and(|up| {
+        clock
+            .window_left(up, w.last_up_boot, tolerance(w, cfg))
+            .is_zero()
+    })
+}
+
+/// Settle `w` at `clock` without a new observation: Down once its
+/// deadline has passed (see [`observe`]); `None` when nothing changes.
+/// A witness not heard from for `stale_after` is left as it is: the next
+/// observation starts it over.
+pub fn expire(w: &WitnessState, clock: Now, cfg: &EngineConfig) -> Option<WitnessState> {
+    let now = clock.wall;
+    if now < w.last_seen || now.since(w.last_seen) > cfg.stale_after {
+        return None;
+    }
+    if deadline(w, cfg).is_none() || !past_tolerance(w, clock, cfg) {
+        return None;
+    }
+    let mut s = w.clone();
+    s.vote = Vote::Down;
+    s.since = now;
+    Some(s)
 }
 
 /// Merge duplicate observations of one witness in a round on the safe

@@ -63,6 +63,10 @@ enum Op {
     Resume,
     Promote(bool),
     Jump(u64),
+    /// Time passes without a round, and the engine is fed
+    /// [`Input::Deadline`], as the daemon does when a witness's detection
+    /// deadline comes before the next round has completed.
+    Deadline(u64),
 }
 
 fn vote() -> impl Strategy<Value = Vote> {
@@ -99,6 +103,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Resume),
         1 => any::<bool>().prop_map(Op::Promote),
         2 => (30u64..10_000).prop_map(Op::Jump),
+        4 => (1u64..3_000).prop_map(Op::Deadline),
     ]
 }
 
@@ -184,40 +189,61 @@ fn source_downs(cfg: &EngineConfig, votes: &[Vote]) -> (usize, usize) {
 }
 
 /// Independent model of one witness's settled vote from its raw history
-/// (oldest first, already cut at gaps the engine treats as a restart):
-/// Down iff the last `fall` are Down; Up iff some run of `rise` Ups was
-/// followed by no Unknown and no run of `fall` Downs.
-fn oracle(history: &[Vote], fall: usize, rise: usize) -> Vote {
-    let n = history.len();
-    if n >= fall && history[n - fall..].iter().all(|v| *v == Vote::Down) {
-        return Vote::Down;
-    }
-    let mut up = Vote::Unknown;
+/// (oldest first, already cut at gaps the engine treats as a restart),
+/// each entry the time it was fed and the raw vote, `None` for a
+/// deadline fed without a round (docs/decisions.md §1):
+/// - Down after `fall` consecutive Downs, or once `tol` (`fall ×
+///   interval`) has passed since the last Up with only Downs after it;
+/// - Up after `rise` consecutive Ups; a Down vote then drops to Unknown
+///   until those `rise` Ups;
+/// - Unknown resets both counts and forgets the last Up.
+fn oracle(history: &[(UnixMillis, Option<Vote>)], fall: usize, rise: usize, tol: Duration) -> Vote {
+    let mut vote = Vote::Unknown;
     let (mut ups, mut downs) = (0usize, 0usize);
-    for v in history {
+    let mut last_up: Option<UnixMillis> = None;
+    let past = |last_up: Option<UnixMillis>, t: UnixMillis| {
+        last_up.is_some_and(|u| t >= u && t.since(u) >= tol)
+    };
+    for (t, v) in history {
         match v {
-            Vote::Up => {
+            None => {
+                if downs > 0 && past(last_up, *t) {
+                    vote = Vote::Down;
+                }
+            }
+            Some(Vote::Up) => {
                 ups += 1;
                 downs = 0;
+                last_up = Some(*t);
                 if ups >= rise {
-                    up = Vote::Up;
+                    vote = Vote::Up;
+                } else if vote == Vote::Down {
+                    vote = Vote::Unknown;
                 }
             }
-            Vote::Down => {
+            Some(Vote::Down) => {
                 downs += 1;
                 ups = 0;
-                if downs >= fall {
-                    up = Vote::Unknown;
+                if downs >= fall || past(last_up, *t) {
+                    vote = Vote::Down;
+                } else if vote != Vote::Up {
+                    vote = Vote::Unknown;
                 }
             }
-            Vote::Unknown => {
+            Some(Vote::Unknown) => {
                 ups = 0;
                 downs = 0;
-                up = Vote::Unknown;
+                last_up = None;
+                vote = Vote::Unknown;
             }
         }
     }
-    up
+    vote
+}
+
+/// Witness `i`'s raw history out of a component's.
+fn of_witness(h: &[(UnixMillis, Option<[Vote; 3]>)], i: usize) -> Vec<(UnixMillis, Option<Vote>)> {
+    h.iter().map(|(t, r)| (*t, r.map(|r| r[i]))).collect()
 }
 
 struct Checker {
@@ -228,13 +254,13 @@ struct Checker {
     now: UnixMillis,
     pending: Option<Action>,
     /// Raw appserver votes per witness since the last gap.
-    history: Vec<[Vote; 3]>,
+    history: Vec<(UnixMillis, Option<[Vote; 3]>)>,
     last_round_at: Option<UnixMillis>,
     last_app: [Vote; 3],
     /// Raw consul-server votes since the last gap, and the local leader.
-    consul_history: Vec<[Vote; 3]>,
+    consul_history: Vec<(UnixMillis, Option<[Vote; 3]>)>,
     /// Raw peer-proxy votes since the last gap.
-    proxy_history: Vec<[Vote; 3]>,
+    proxy_history: Vec<(UnixMillis, Option<[Vote; 3]>)>,
     last_leader: Option<bool>,
     gate: Option<String>,
     paused_until: Option<UnixMillis>,
@@ -350,9 +376,9 @@ impl Checker {
                 // Invariants 1 and 2 from the independent oracle.
                 let votes: Vec<Vote> = (0..3)
                     .map(|i| {
-                        let h: Vec<Vote> = self.history.iter().map(|r| r[i]).collect();
+                        let h = of_witness(&self.history, i);
                         let (fall, rise) = streaks(&self.cfg, i);
-                        oracle(&h, fall, rise)
+                        oracle(&h, fall, rise, self.cfg.interval * fall as u32)
                     })
                     .collect();
                 prop_assert!(
@@ -389,12 +415,12 @@ impl Checker {
         // (invariants 1 and 2 for the other roles); a re-arm's switch back
         // needs its peer Up (any witness seeing it).
         if automatic {
-            let settled = |h: &[[Vote; 3]]| -> Vec<Vote> {
+            let settled = |h: &[(UnixMillis, Option<[Vote; 3]>)]| -> Vec<Vote> {
                 (0..3)
                     .map(|i| {
-                        let h: Vec<Vote> = h.iter().map(|r| r[i]).collect();
+                        let h = of_witness(h, i);
                         let (fall, rise) = streaks(&self.cfg, i);
-                        oracle(&h, fall, rise)
+                        oracle(&h, fall, rise, self.cfg.interval * fall as u32)
                     })
                     .collect()
             };
@@ -436,9 +462,9 @@ impl Checker {
         if let ActionKind::RaftRecovery { .. } = &a.kind {
             let votes: Vec<Vote> = (0..3)
                 .map(|i| {
-                    let h: Vec<Vote> = self.consul_history.iter().map(|r| r[i]).collect();
+                    let h = of_witness(&self.consul_history, i);
                     let (fall, rise) = streaks(&self.cfg, i);
-                    oracle(&h, fall, rise)
+                    oracle(&h, fall, rise, self.cfg.interval * fall as u32)
                 })
                 .collect();
             let (downs, need) = source_downs(&self.cfg, &votes);
@@ -514,6 +540,28 @@ impl Checker {
         self.apply(Input::Outcome(ActionOutcome { id: a.id, result }))
     }
 
+    /// Every appserver witness's vote is the oracle's for its history.
+    fn votes_match_the_oracle(&self) -> Result<(), TestCaseError> {
+        for (i, kind) in KINDS.iter().enumerate() {
+            let id = WitnessId {
+                component: Component::Appserver,
+                kind: kind.clone(),
+            };
+            let Some(w) = self.state.witnesses.iter().find(|w| w.witness == id) else {
+                continue;
+            };
+            let (fall, rise) = streaks(&self.cfg, i);
+            let expected = oracle(
+                &of_witness(&self.history, i),
+                fall,
+                rise,
+                self.cfg.interval * fall as u32,
+            );
+            prop_assert_eq!(w.vote, expected, "witness {} disagrees with the oracle", id);
+        }
+        Ok(())
+    }
+
     fn restart(&mut self, corrupt: bool) {
         if corrupt {
             self.state = State::safe(self.now, "test: state.json was corrupt");
@@ -581,11 +629,11 @@ impl Checker {
                     self.consul_history.clear();
                     self.proxy_history.clear();
                 }
-                self.consul_history.push(consul.votes());
-                self.proxy_history.push(proxy.votes());
+                self.consul_history.push((self.now, Some(consul.votes())));
+                self.proxy_history.push((self.now, Some(proxy.votes())));
                 self.last_leader = *leader;
                 self.last_round_at = Some(self.now);
-                self.history.push(app.votes());
+                self.history.push((self.now, Some(app.votes())));
                 self.last_app = app.votes();
                 let mut observations = Vec::new();
                 for (c, p) in [
@@ -609,7 +657,27 @@ impl Checker {
                     observations,
                     local_leader: *leader,
                     raft_servers: None,
-                }))
+                }))?;
+                self.votes_match_the_oracle()
+            }
+            Op::Deadline(ms) => {
+                self.now = self.now.plus(Duration::from_millis(*ms));
+                // A deadline past `stale_after` of the last round settles
+                // nothing (the witness starts over at its next round).
+                if self
+                    .last_round_at
+                    .is_some_and(|t| self.now.since(t) <= self.cfg.stale_after)
+                {
+                    for h in [
+                        &mut self.history,
+                        &mut self.consul_history,
+                        &mut self.proxy_history,
+                    ] {
+                        h.push((self.now, None));
+                    }
+                }
+                self.apply(Input::Deadline)?;
+                self.votes_match_the_oracle()
             }
             Op::Rearm => {
                 self.safe = false;
@@ -746,9 +814,30 @@ proptest! {
 #[test]
 fn oracle_matches_the_documented_hysteresis() {
     use Vote::*;
-    assert_eq!(oracle(&[Down, Down, Down], 3, 2), Down);
-    assert_eq!(oracle(&[Down, Down], 3, 2), Unknown);
-    assert_eq!(oracle(&[Up, Up, Down, Down], 3, 2), Up);
-    assert_eq!(oracle(&[Up, Up, Down, Unknown], 3, 2), Unknown);
-    assert_eq!(oracle(&[Down, Down, Down, Up], 3, 2), Unknown);
+    // One round a second, tolerance 3 s (fall 3 × interval 1 s).
+    let at = |votes: &[Vote]| -> Vec<(UnixMillis, Option<Vote>)> {
+        (0u64..)
+            .zip(votes)
+            .map(|(i, v)| (UnixMillis(i * 1000), Some(*v)))
+            .collect()
+    };
+    let tol = Duration::from_secs(3);
+    assert_eq!(oracle(&at(&[Down, Down, Down]), 3, 2, tol), Down);
+    assert_eq!(oracle(&at(&[Down, Down]), 3, 2, tol), Unknown);
+    assert_eq!(oracle(&at(&[Up, Up, Down, Down]), 3, 2, tol), Up);
+    assert_eq!(oracle(&at(&[Up, Up, Down, Unknown]), 3, 2, tol), Unknown);
+    assert_eq!(oracle(&at(&[Down, Down, Down, Up]), 3, 2, tol), Unknown);
+    // By deadline: the last Up at 1 s, a deadline fed at 4 s.
+    let mut h = at(&[Up, Up, Down, Down]);
+    h.push((UnixMillis(3999), None));
+    assert_eq!(oracle(&h, 3, 2, tol), Up);
+    h.push((UnixMillis(4000), None));
+    assert_eq!(oracle(&h, 3, 2, tol), Down);
+    // A round that comes late, with fewer than `fall` failures.
+    let late = vec![
+        (UnixMillis(0), Some(Up)),
+        (UnixMillis(1000), Some(Down)),
+        (UnixMillis(3000), Some(Down)),
+    ];
+    assert_eq!(oracle(&late, 3, 1, tol), Down);
 }

@@ -43,6 +43,7 @@ mod e2e_failover;
 mod e2e_partition;
 mod e2e_testbed;
 mod engine_clock;
+mod engine_deadline;
 mod engine_decisions;
 mod engine_fencing;
 mod engine_invariants;
