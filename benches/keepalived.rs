@@ -127,7 +127,16 @@ impl Pair {
                 .map_err(|e| e.to_string())?;
             let p = |s: &str| dir.join(format!("{s}-{i}.pid")).display().to_string();
             let child = Command::new("ip")
-                .args(["netns", "exec", &ns[i], "keepalived", "-n", "-l", "-D", "--vrrp"])
+                .args([
+                    "netns",
+                    "exec",
+                    &ns[i],
+                    "keepalived",
+                    "-n",
+                    "-l",
+                    "-D",
+                    "--vrrp",
+                ])
                 .arg("-f")
                 .arg(&conf)
                 .args(["-p", &p("main"), "-r", &p("vrrp"), "-c", &p("checkers")])
@@ -175,7 +184,16 @@ impl Pair {
 
     fn heal(&self) {
         let _ = Command::new("ip")
-            .args(["netns", "exec", &self.ns[0], "nft", "delete", "table", "inet", "bench_cut"])
+            .args([
+                "netns",
+                "exec",
+                &self.ns[0],
+                "nft",
+                "delete",
+                "table",
+                "inet",
+                "bench_cut",
+            ])
             .output();
     }
 }
@@ -219,7 +237,10 @@ fn once(tb: &Testbed, pair: &Pair, rep: u32) -> Result<Sample, String> {
             .is_some_and(|v| v.eq_ignore_ascii_case("up"))
     };
     if !testbed::wait_until(Duration::from_secs(30), up) {
-        return Err(format!("habeat never saw the appserver Up:\n{}", tb.diagnostics()));
+        return Err(format!(
+            "habeat never saw the appserver Up:\n{}",
+            tb.diagnostics()
+        ));
     }
     if !testbed::wait_until(Duration::from_secs(30), || pair.settled()) {
         return Err("keepalived never settled (MASTER, BACKUP)".into());
@@ -258,7 +279,9 @@ fn once(tb: &Testbed, pair: &Pair, rep: u32) -> Result<Sample, String> {
         .filter(|e| {
             e["event"] == "verdict_changed"
                 && e["component"] == "appserver"
-                && e["to"].as_str().is_some_and(|t| t.eq_ignore_ascii_case("down"))
+                && e["to"]
+                    .as_str()
+                    .is_some_and(|t| t.eq_ignore_ascii_case("down"))
         })
         .filter_map(|e| e["at"].as_u64())
         .find(|at| *at + 1000 >= th)
@@ -306,7 +329,11 @@ fn main() {
         eprintln!("keepalived bench: needs root (network namespaces); run it with sudo");
         std::process::exit(1);
     }
-    if Command::new("keepalived").arg("--version").output().is_err() {
+    if Command::new("keepalived")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         eprintln!("keepalived bench: keepalived is not installed; run `.ci/deps --bench` as root");
         std::process::exit(1);
     }

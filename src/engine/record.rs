@@ -188,6 +188,10 @@ pub struct WitnessState {
     pub last_up: Option<UnixMillis>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_up_boot: Option<BootTime>,
+    /// How long the peer took to answer then (milliseconds): the grace the
+    /// last probe of a deadline gets scales with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_up_latency_ms: Option<u64>,
 }
 
 /// The verdict on one component, with the words that explain it.

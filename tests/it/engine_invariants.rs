@@ -188,26 +188,37 @@ fn source_downs(cfg: &EngineConfig, votes: &[Vote]) -> (usize, usize) {
     (icmp + serf, need)
 }
 
-/// Independent model of one witness's settled vote from its raw history
-/// (oldest first, already cut at gaps the engine treats as a restart),
-/// each entry the time it was fed and the raw vote, `None` for a
-/// deadline fed without a round (docs/decisions.md §1):
-/// - Down after `fall` consecutive Downs, or once `tol` (`fall ×
-///   interval`) has passed since the last Up with only Downs after it;
+/// Model of one witness's settled vote from its raw history (oldest
+/// first, already cut at gaps the engine treats as a restart), each entry
+/// the time it was fed and the raw vote, `None` for a deadline fed
+/// without a round (docs/decisions.md §1):
+/// - Down after `fall` consecutive Downs, or at a deadline fed once `tol`
+///   (`fall × interval` plus the last probe's grace) has passed since the
+///   last Up, with at least `fall − 1` Downs (and nothing else) since it,
+///   the last of them at most `fresh` (`interval + timeout`) before;
 /// - Up after `rise` consecutive Ups; a Down vote then drops to Unknown
 ///   until those `rise` Ups;
 /// - Unknown resets both counts and forgets the last Up.
-fn oracle(history: &[(UnixMillis, Option<Vote>)], fall: usize, rise: usize, tol: Duration) -> Vote {
+///
+/// [`evidence_for_down`] states the Down half again as a condition on the
+/// history, not a simulation, and every Down vote is checked against it.
+fn oracle(
+    history: &[(UnixMillis, Option<Vote>)],
+    fall: usize,
+    rise: usize,
+    tol: Duration,
+    fresh: Duration,
+) -> Vote {
     let mut vote = Vote::Unknown;
     let (mut ups, mut downs) = (0usize, 0usize);
     let mut last_up: Option<UnixMillis> = None;
-    let past = |last_up: Option<UnixMillis>, t: UnixMillis| {
-        last_up.is_some_and(|u| t >= u && t.since(u) >= tol)
-    };
+    let mut last_seen: Option<UnixMillis> = None;
     for (t, v) in history {
         match v {
             None => {
-                if downs > 0 && past(last_up, *t) {
+                let due = last_up.is_some_and(|u| *t >= u && t.since(u) >= tol);
+                let on_time = last_seen.is_some_and(|l| *t >= l && t.since(l) <= fresh);
+                if vote != Vote::Down && downs > 0 && downs + 1 >= fall && due && on_time {
                     vote = Vote::Down;
                 }
             }
@@ -224,9 +235,9 @@ fn oracle(history: &[(UnixMillis, Option<Vote>)], fall: usize, rise: usize, tol:
             Some(Vote::Down) => {
                 downs += 1;
                 ups = 0;
-                if downs >= fall || past(last_up, *t) {
+                if downs >= fall {
                     vote = Vote::Down;
-                } else if vote != Vote::Up {
+                } else if vote != Vote::Up && vote != Vote::Down {
                     vote = Vote::Unknown;
                 }
             }
@@ -237,8 +248,63 @@ fn oracle(history: &[(UnixMillis, Option<Vote>)], fall: usize, rise: usize, tol:
                 vote = Vote::Unknown;
             }
         }
+        if v.is_some() {
+            last_seen = Some(*t);
+        }
     }
     vote
+}
+
+/// What a Down vote must rest on: the history's last `fall` observations
+/// are Down; or, after the peer's last answer at `u`, only Down
+/// observations, and a deadline fed at `T >= u + tol` with at least
+/// `fall − 1` of them before it, the last at most `fresh` before `T`.
+fn evidence_for_down(
+    history: &[(UnixMillis, Option<Vote>)],
+    fall: usize,
+    tol: Duration,
+    fresh: Duration,
+) -> bool {
+    let seen: Vec<(UnixMillis, Vote)> = history
+        .iter()
+        .filter_map(|(t, v)| v.map(|v| (*t, v)))
+        .collect();
+    if seen.len() >= fall
+        && seen[seen.len() - fall..]
+            .iter()
+            .all(|(_, v)| *v == Vote::Down)
+    {
+        return true;
+    }
+    let Some(k) = seen.iter().rposition(|(_, v)| *v != Vote::Down) else {
+        return false;
+    };
+    let (u, v) = seen[k];
+    if v != Vote::Up {
+        return false;
+    }
+    history.iter().any(|(t, v)| {
+        let before: Vec<&(UnixMillis, Vote)> =
+            seen[k + 1..].iter().filter(|(s, _)| s <= t).collect();
+        v.is_none()
+            && *t >= u
+            && t.since(u) >= tol
+            && before.len() + 1 >= fall
+            && !before.is_empty()
+            && before.last().is_some_and(|(l, _)| t.since(*l) <= fresh)
+    })
+}
+
+/// A deadline's tolerance for a witness of `fall` whose peer answered at
+/// once (the tests' observations have no latency): `fall × interval` plus
+/// `interval / 10`, the grace at most the probe timeout.
+fn tol(cfg: &EngineConfig, fall: usize) -> Duration {
+    cfg.interval * fall as u32 + (cfg.interval / 10).min(cfg.probe_timeout)
+}
+
+/// How recent the last failure must be for a deadline to count.
+fn fresh(cfg: &EngineConfig) -> Duration {
+    cfg.interval + cfg.probe_timeout
 }
 
 /// Witness `i`'s raw history out of a component's.
@@ -378,7 +444,7 @@ impl Checker {
                     .map(|i| {
                         let h = of_witness(&self.history, i);
                         let (fall, rise) = streaks(&self.cfg, i);
-                        oracle(&h, fall, rise, self.cfg.interval * fall as u32)
+                        oracle(&h, fall, rise, tol(&self.cfg, fall), fresh(&self.cfg))
                     })
                     .collect();
                 prop_assert!(
@@ -420,7 +486,7 @@ impl Checker {
                     .map(|i| {
                         let h = of_witness(h, i);
                         let (fall, rise) = streaks(&self.cfg, i);
-                        oracle(&h, fall, rise, self.cfg.interval * fall as u32)
+                        oracle(&h, fall, rise, tol(&self.cfg, fall), fresh(&self.cfg))
                     })
                     .collect()
             };
@@ -464,7 +530,7 @@ impl Checker {
                 .map(|i| {
                     let h = of_witness(&self.consul_history, i);
                     let (fall, rise) = streaks(&self.cfg, i);
-                    oracle(&h, fall, rise, self.cfg.interval * fall as u32)
+                    oracle(&h, fall, rise, tol(&self.cfg, fall), fresh(&self.cfg))
                 })
                 .collect();
             let (downs, need) = source_downs(&self.cfg, &votes);
@@ -551,13 +617,17 @@ impl Checker {
                 continue;
             };
             let (fall, rise) = streaks(&self.cfg, i);
-            let expected = oracle(
-                &of_witness(&self.history, i),
-                fall,
-                rise,
-                self.cfg.interval * fall as u32,
-            );
+            let h = of_witness(&self.history, i);
+            let expected = oracle(&h, fall, rise, tol(&self.cfg, fall), fresh(&self.cfg));
             prop_assert_eq!(w.vote, expected, "witness {} disagrees with the oracle", id);
+            if w.vote == Vote::Down {
+                prop_assert!(
+                    evidence_for_down(&h, fall, tol(&self.cfg, fall), fresh(&self.cfg)),
+                    "witness {} votes Down without the evidence: {:?}",
+                    id,
+                    h
+                );
+            }
         }
         Ok(())
     }
@@ -814,30 +884,40 @@ proptest! {
 #[test]
 fn oracle_matches_the_documented_hysteresis() {
     use Vote::*;
-    // One round a second, tolerance 3 s (fall 3 × interval 1 s).
+    // One round a second; a deadline 3.1 s after the last answer, the
+    // last failure at most 1.5 s before it.
     let at = |votes: &[Vote]| -> Vec<(UnixMillis, Option<Vote>)> {
         (0u64..)
             .zip(votes)
             .map(|(i, v)| (UnixMillis(i * 1000), Some(*v)))
             .collect()
     };
-    let tol = Duration::from_secs(3);
-    assert_eq!(oracle(&at(&[Down, Down, Down]), 3, 2, tol), Down);
-    assert_eq!(oracle(&at(&[Down, Down]), 3, 2, tol), Unknown);
-    assert_eq!(oracle(&at(&[Up, Up, Down, Down]), 3, 2, tol), Up);
-    assert_eq!(oracle(&at(&[Up, Up, Down, Unknown]), 3, 2, tol), Unknown);
-    assert_eq!(oracle(&at(&[Down, Down, Down, Up]), 3, 2, tol), Unknown);
-    // By deadline: the last Up at 1 s, a deadline fed at 4 s.
+    let (tol, fresh) = (Duration::from_millis(3100), Duration::from_millis(1500));
+    let o = |h: &[(UnixMillis, Option<Vote>)]| oracle(h, 3, 2, tol, fresh);
+    assert_eq!(o(&at(&[Down, Down, Down])), Down);
+    assert_eq!(o(&at(&[Down, Down])), Unknown);
+    assert_eq!(o(&at(&[Up, Up, Down, Down])), Up);
+    assert_eq!(o(&at(&[Up, Up, Down, Unknown])), Unknown);
+    assert_eq!(o(&at(&[Down, Down, Down, Up])), Unknown);
+    // By deadline: the last answer at 1 s, two failures, fed at 4.1 s.
     let mut h = at(&[Up, Up, Down, Down]);
-    h.push((UnixMillis(3999), None));
-    assert_eq!(oracle(&h, 3, 2, tol), Up);
-    h.push((UnixMillis(4000), None));
-    assert_eq!(oracle(&h, 3, 2, tol), Down);
-    // A round that comes late, with fewer than `fall` failures.
+    h.push((UnixMillis(4099), None));
+    assert_eq!(o(&h), Up);
+    h.push((UnixMillis(4100), None));
+    assert_eq!(o(&h), Down);
+    assert!(evidence_for_down(&h, 3, tol, fresh));
+    // One failure only: no deadline.
+    let mut one = at(&[Up, Up, Down]);
+    one.push((UnixMillis(5000), None));
+    assert_eq!(o(&one), Up);
+    assert!(!evidence_for_down(&one, 3, tol, fresh));
+    // A late round: time without probing is no evidence.
     let late = vec![
         (UnixMillis(0), Some(Up)),
         (UnixMillis(1000), Some(Down)),
-        (UnixMillis(3000), Some(Down)),
+        (UnixMillis(3500), Some(Down)),
+        (UnixMillis(5200), None),
     ];
-    assert_eq!(oracle(&late, 3, 1, tol), Down);
+    assert_ne!(o(&late), Down);
+    assert!(!evidence_for_down(&late, 3, tol, fresh));
 }
