@@ -507,6 +507,10 @@ impl<'a> Cx<'a> {
         if changed.is_empty() {
             return false;
         }
+        // New evidence, as a round's: a listing taken before it, and what
+        // the server was running then, are not acted on after it.
+        self.live.fresh_listing = None;
+        self.live.no_promotion_running = false;
         self.settle_verdicts();
         true
     }
