@@ -1,4 +1,4 @@
-//! Benchmarks of the real binary (issue 6), printed as tables:
+//! Benchmarks of the real binary, printed as tables:
 //!
 //! (a) wall time of `habeat check` against a healthy loopback peer, with
 //!     `fall: 1` and with the default detection settings;

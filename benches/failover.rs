@@ -558,11 +558,15 @@ fn main() {
     let wanted = |name: &str| name.contains(only.as_str());
     let can_testbed = if !testbed_rows.iter().any(|(n, _, _, _)| wanted(n)) {
         false
-    } else if !nix::unistd::geteuid().is_root() {
-        println!("failover bench: testbed rows SKIPPED (needs root for network namespaces)");
-        false
     } else {
-        testbed::available("failover bench")
+        let lacking = support::need::lacking(testbed::NEEDS);
+        if !lacking.is_empty() {
+            println!(
+                "failover bench: testbed rows SKIPPED ({})",
+                lacking.join("; ")
+            );
+        }
+        lacking.is_empty()
     };
     if can_testbed {
         let bins = match binaries() {

@@ -337,7 +337,12 @@ fn main() {
         eprintln!("keepalived bench: keepalived is not installed; run `.ci/deps --bench` as root");
         std::process::exit(1);
     }
-    if !testbed::available("keepalived bench") {
+    let lacking = support::need::lacking(testbed::NEEDS);
+    if !lacking.is_empty() {
+        eprintln!(
+            "keepalived bench: cannot build the testbed: {}",
+            lacking.join("; ")
+        );
         std::process::exit(1);
     }
     let bins = match Binaries::built_for(Path::new(env!("CARGO_BIN_EXE_habeat"))) {

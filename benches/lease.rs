@@ -1,4 +1,4 @@
-//! The DC-loss latency the serving lease adds (issue 17): how long after
+//! The DC-loss latency the serving lease adds: how long after
 //! the primary's last lease renewal the secondary can take the lease over,
 //! and so promote. On a primary that is really gone this comes on top of
 //! detection; the bound is 2 x TTL + lock-delay + one round.
@@ -18,8 +18,8 @@
 //! TTL (what Consul's servers do). The figures are Consul's timers, not
 //! CPU: a debug build gives the same. Prints a table; no assertion.
 //!
-//! (b) The probe round beside the lease keeper (issue 12's review: three
-//! Consul users per round): the prober (ICMP, and Serf membership and
+//! (b) The probe round beside the lease keeper (three Consul users per
+//! round: the keeper must not slow the prober down): the prober (ICMP, and Serf membership and
 //! health from the same in-test Consul) timed as the daemon's round is,
 //! `prober.round()` plus handing the round to the keeper, [`ROUNDS`]
 //! rounds each, median / max, with the lease off (the floor), on, and on
@@ -60,7 +60,9 @@ async fn once(multiplier: f64, dir: &std::path::Path) -> Result<Duration, String
     std::fs::create_dir_all(dir.join("state")).map_err(|e| e.to_string())?;
     let cfg = habeat::config::load_str(&yaml, &dir.join("habeat.yml"))
         .map_err(|e| e.lines().join("; "))?;
-    let keeper = habeat::lease::keeper::spawn(&cfg, None)?.ok_or("no lease for this config")?;
+    let keeper =
+        habeat::lease::keeper::spawn(&cfg, habeat::sink::EventSink::open(&cfg, false), None)?
+            .ok_or("no lease for this config")?;
     let t = Instant::now();
     while api.lock_holder(KEY).is_none() {
         if t.elapsed() > Duration::from_secs(10) {
@@ -240,7 +242,8 @@ async fn probe_rounds(
         .map_err(|e| e.lines().join("; "))?;
     cfg.lease.ttl = Duration::from_secs(3);
     let prober = habeat::probe::Prober::new(&cfg).map_err(|e| e.to_string())?;
-    let keeper = habeat::lease::keeper::spawn(&cfg, None)?;
+    let keeper =
+        habeat::lease::keeper::spawn(&cfg, habeat::sink::EventSink::open(&cfg, false), None)?;
     if lease {
         let t = Instant::now();
         while api.lock_holder(KEY).is_none() {

@@ -1,5 +1,5 @@
-//! How habeat copes with a large mailstore (issue 18, item 3): the account
-//! listing of 1k, 10k and 100k accounts, each figure beside its floor.
+//! How habeat copes with a large mailstore: the account listing of 1k,
+//! 10k and 100k accounts, each figure beside its floor.
 //!
 //! (a) In-process, one fresh child process per size (so that peak RSS is
 //!     that size's own):

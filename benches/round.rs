@@ -55,7 +55,9 @@ fn main() {
         println!("bench round: run with `cargo bench --bench round` for figures");
         return;
     }
-    if !netns::may_use_netns("bench round") {
+    let lacking = support::need::lacking(&[support::Need::Netns]);
+    if !lacking.is_empty() {
+        println!("bench round: SKIPPED ({})", lacking.join("; "));
         return;
     }
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -1,4 +1,4 @@
-//! The replica survey's cost (issue 14), each figure beside its floor.
+//! The replica survey's cost, each figure beside its floor.
 //!
 //! (a) A survey of 10,000 accounts in-process, one fresh child process per
 //!     measure (so that peak RSS is its own):

@@ -242,7 +242,7 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    if !testbed::available("demo") {
+    if !support::need::lacking(testbed::NEEDS).is_empty() {
         // A fresh machine: install what the rehearsal needs (namespaces,
         // nftables, a real slapd) with the script CI uses, and only that
         // (`--demo`: not the packaging and contrib tools of the suite).
@@ -256,7 +256,7 @@ fn main() -> ExitCode {
             .arg("--demo")
             .status()
             .is_ok_and(|s| s.success());
-        if !installed || !testbed::available("demo") {
+        if !installed || !support::need::lacking(testbed::NEEDS).is_empty() {
             eprintln!(
                 "demo: install iproute2, nftables and slapd (apt-get install iproute2 nftables slapd)"
             );

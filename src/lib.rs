@@ -20,6 +20,8 @@ pub mod logging;
 pub mod model;
 pub mod out;
 pub mod probe;
+pub mod replica;
 pub mod session;
+pub mod sink;
 pub mod state;
 pub mod survey;

@@ -6,14 +6,14 @@
 //! (`resumable-steps`): the engine's step record is on disk before the
 //! step starts.
 
-use crate::act::hooks::{EventDispatcher, event_env};
 use crate::config::Config;
 use crate::engine::{
     self, Action, BootId, BootTime, EngineConfig, Event, Input, Live, Now, OutcomeResult, State,
     UnixMillis,
 };
 use crate::exec::Executor;
-use crate::state::{Journal, StateError, Store};
+use crate::sink::EventSink;
+use crate::state::{StateError, Store};
 
 /// Guard against a runaway engine: no single input needs more steps.
 const MAX_STEPS: usize = 200;
@@ -69,7 +69,9 @@ pub struct Session {
     /// quorum gate held, the action running here).
     pub live: Live,
     store: Store,
-    journal: Journal,
+    /// Where every event goes: the journal, the `on_event` hooks, the log
+    /// (shared with the executor and, in the daemon, the lease keeper).
+    events: EventSink,
     pub exec: Executor,
     dry_run: bool,
     /// `--verbose`: a dry run names every account, not only the first
@@ -78,9 +80,6 @@ pub struct Session {
     /// Who runs this command (`alice on /dev/pts/3`), for the operator's
     /// commands: their events and `State::last_operator` carry it.
     pub operator: Option<String>,
-    /// `hooks.on_event`, fed each event once it is journaled; `None` without
-    /// such hooks and in `--dry-run` (which runs no hook).
-    on_event: Option<EventDispatcher>,
     /// The daemon's rounds completed while this session runs a chain of
     /// actions (see [`Session::watch_rounds`]).
     rounds_meanwhile: Option<RoundsMeanwhile>,
@@ -158,23 +157,18 @@ impl Session {
             store.load(now())?
         };
         report_set_aside(&loaded);
-        let journal = Journal::with_rotation(&store.journal_path(), (&cfg.journal).into());
+        let events = EventSink::open(cfg, dry_run);
         Ok(Session {
             ecfg: EngineConfig::from(cfg),
             cfg: cfg.clone(),
             state: loaded.state,
             live: Live::default(),
             store,
-            journal,
-            exec: Executor::new(cfg),
+            exec: Executor::new(cfg, events.clone()),
+            events,
             dry_run,
             verbose: false,
             operator: None,
-            on_event: if dry_run {
-                None
-            } else {
-                EventDispatcher::for_config(cfg)
-            },
             rounds_meanwhile: None,
             reloaded: None,
         })
@@ -230,8 +224,8 @@ impl Session {
     /// round that started the chain. All of them, not only the newest: a
     /// witness not heard from for `stale_after` starts over unsettled, so
     /// one round after a 20 s listing left every witness unsettled, the
-    /// peer Unknown and the promotion dropped, again at every listing
-    /// (issue 18). The action in flight is not disturbed by them.
+    /// peer Unknown and the promotion dropped, again at every listing.
+    /// The action in flight is not disturbed by them.
     fn feed_round_seen_meanwhile(&mut self, fed: &mut Fed) -> Result<(), StateError> {
         let Some(queue) = self.rounds_meanwhile.as_ref() else {
             return Ok(());
@@ -323,11 +317,18 @@ impl Session {
             let Some(action) = next.take() else {
                 break;
             };
+            // An account listing is judged against the last survey.
+            let survey = matches!(action.kind, engine::ActionKind::ListAccounts { .. })
+                .then(|| crate::survey::store::load_for_listing(&self.cfg.local.state_dir))
+                .flatten();
+            let given = crate::exec::Given {
+                last_survey: survey.as_ref(),
+            };
             let result = if self.dry_run {
-                self.exec.simulate(&action, self.verbose).await
+                self.exec.simulate(&action, &given, self.verbose).await
             } else {
                 tracing::info!("{}", action.kind.describe());
-                self.exec.execute(&action).await.result
+                self.exec.execute(&action, &given).await.result
             };
             fed.actions
                 .push((action.clone(), (!self.dry_run).then(|| result.clone())));
@@ -381,14 +382,8 @@ impl Session {
             if self.state.safe_hold.is_some() && state.safe_hold.is_none() {
                 self.store.clear_hold()?;
             }
-            self.journal.append(events)?;
-            if let Some(d) = &self.on_event {
-                for e in events {
-                    d.dispatch(e, event_env(&self.cfg, e));
-                }
-            }
         }
-        log_events(events, self.dry_run);
+        self.events.record(events)?;
         self.state = state.clone();
         self.live = t.live.clone();
         Ok(())
@@ -398,16 +393,13 @@ impl Session {
     /// survey's `replicas_at_risk_changed`) and hand them to the
     /// `on_event` hooks, as a step's events are. `--dry-run` only logs them.
     pub fn record_events(&mut self, events: &[Event]) -> Result<(), StateError> {
-        if !self.dry_run {
-            self.journal.append(events)?;
-            if let Some(d) = &self.on_event {
-                for e in events {
-                    d.dispatch(e, event_env(&self.cfg, e));
-                }
-            }
-        }
-        log_events(events, self.dry_run);
-        Ok(())
+        self.events.record(events)
+    }
+
+    /// Where this session's events go, for the other writers of events
+    /// (the daemon's lease keeper) and the daemon's metrics.
+    pub fn events(&self) -> &EventSink {
+        &self.events
     }
 
     /// Run a replica survey when one is due ([`crate::survey::job::due`]),
@@ -446,13 +438,7 @@ impl Session {
     pub fn survey_failed(&mut self, reason: &str) -> Result<(), StateError> {
         let e = crate::survey::job::failed(&self.cfg, reason, now(), self.dry_run);
         tracing::warn!(target: "habeat::event", "{}", e.message);
-        if !self.dry_run {
-            self.journal.append(std::slice::from_ref(&e))?;
-            if let Some(d) = &self.on_event {
-                d.dispatch(&e, event_env(&self.cfg, &e));
-            }
-        }
-        Ok(())
+        self.events.record_logged(std::slice::from_ref(&e))
     }
 
     /// Keep a complete survey and journal a change of the accounts at risk
@@ -473,16 +459,15 @@ impl Session {
     /// before it exits, so that its events are delivered. (The daemon keeps
     /// its session, and so its dispatcher, for its lifetime.)
     pub async fn close_hooks(&mut self) {
-        if let Some(d) = self.on_event.take() {
-            let stats = d.close(self.cfg.hooks.timeout).await;
-            if stats.dropped > 0 || stats.failed > 0 {
-                tracing::warn!(
-                    delivered = stats.delivered,
-                    dropped = stats.dropped,
-                    failed = stats.failed,
-                    "not every event reached the on_event hooks (the journal has them all)"
-                );
-            }
+        if let Some(stats) = self.events.close(self.cfg.hooks.timeout).await
+            && (stats.dropped > 0 || stats.failed > 0)
+        {
+            tracing::warn!(
+                delivered = stats.delivered,
+                dropped = stats.dropped,
+                failed = stats.failed,
+                "not every event reached the on_event hooks (the journal has them all)"
+            );
         }
     }
 }
@@ -495,24 +480,6 @@ fn report_set_aside(loaded: &crate::state::Loaded) {
             "{}; habeat holds all automatic action until `habeat rearm`",
             aside.reason
         );
-    }
-}
-
-/// The log line of each event. In `--dry-run` nothing happened and
-/// nothing is recorded: the line says what the real run would record, so
-/// that "recorded a manual promotion" or "raft recovery starts now" is not
-/// read as done.
-fn log_events(events: &[Event], dry_run: bool) {
-    for e in events {
-        if dry_run {
-            tracing::info!(
-                target: "habeat::event",
-                "dry run: the real run would record: {}",
-                e.message
-            );
-        } else {
-            tracing::info!(target: "habeat::event", "{}", e.message);
-        }
     }
 }
 

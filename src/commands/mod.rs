@@ -616,8 +616,7 @@ const FOLLOW_POLL: Duration = Duration::from_millis(250);
 /// at the first event older than `--since`.
 pub fn history(cfg: &Config, args: &HistoryArgs, json_out: bool) -> Outcome {
     crate::state::check_state_dir(&cfg.local.state_dir).map_err(Failure::runtime)?;
-    let path = cfg.local.state_dir.join("events.jsonl");
-    let journal = Journal::with_rotation(&path, (&cfg.journal).into());
+    let journal = Journal::of(cfg);
     let snap = journal.snapshot().map_err(Failure::runtime)?;
     let limit = args.effective_limit();
     let since = args.since.map(engine::UnixMillis::from_system_time);

@@ -17,8 +17,10 @@ mod out;
 mod problem;
 mod read;
 pub mod render;
+pub mod serving_lease;
 mod suggest;
 mod walk;
+pub mod witness_plan;
 mod yaml;
 
 pub use keys::SECTIONS;

@@ -17,6 +17,7 @@ use crate::engine::{ActionKind, Input, OutcomeResult, State};
 use crate::model::{Component, Verdict};
 use crate::probe::Prober;
 use crate::session::{Fed, Session};
+use crate::sink::EventSink;
 use crate::state::StateLock;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex as StdMutex};
@@ -93,8 +94,13 @@ impl SessionDriver {
         session.watch_rounds(meanwhile.clone());
         let reloaded = crate::session::Reloaded::default();
         session.watch_reload(reloaded.clone());
-        let lease = crate::lease::keeper::spawn(&cfg, Some(metrics.clone()))?;
-        metrics.declare_actions(&ACTION_KINDS);
+        session.events().count_in(Arc::new(metrics.clone()));
+        let lease = crate::lease::keeper::spawn(
+            &cfg,
+            session.events().clone(),
+            Some(Arc::new(metrics.clone())),
+        )?;
+        metrics.declare_actions(crate::exec::ACTION_KINDS);
         Ok(SessionDriver {
             config_path,
             prober,
@@ -125,11 +131,12 @@ impl SessionDriver {
     /// a changed `consul:` section (a rotated token) reaches the keeper's
     /// own client. Other lease settings need a restart, as said. An error
     /// (an unreadable `lease.json`) refuses the whole reload.
-    fn reload_lease(&mut self, cfg: &Config) -> Result<(), String> {
+    fn reload_lease(&mut self, cfg: &Config, events: &EventSink) -> Result<(), String> {
         use crate::lease::keeper;
         match (&self.lease, keeper::lease_key(cfg)) {
             (None, Some(key)) => {
-                self.lease = keeper::spawn(cfg, Some(self.metrics.clone()))?;
+                self.lease =
+                    keeper::spawn(cfg, events.clone(), Some(Arc::new(self.metrics.clone())))?;
                 tracing::info!("lease.enabled is on now: taking the serving lease {key}");
             }
             (Some(l), None) => {
@@ -164,6 +171,7 @@ impl SessionDriver {
                 // Whatever changed in consul: (the token above all): the
                 // next renewal uses it, as the probes and actions do.
                 l.set_consul(cfg)?;
+                l.set_events(events.clone());
                 if keeper::lease_key(&self.cfg).as_deref() != Some(key.as_str())
                     || self.cfg.lease != cfg.lease
                     || self.cfg.hooks.on_fence != cfg.hooks.on_fence
@@ -385,11 +393,7 @@ impl SessionDriver {
 
     fn record_fed(&self, fed: &Fed) {
         for (action, result) in &fed.actions {
-            let kind = kind_label(&action.kind);
-            debug_assert!(
-                ACTION_KINDS.contains(&kind),
-                "{kind} missing from ACTION_KINDS"
-            );
+            let kind = crate::exec::label(&action.kind);
             let outcome = match result {
                 Some(OutcomeResult::Succeeded { .. })
                 | Some(OutcomeResult::Listed { .. })
@@ -415,50 +419,6 @@ impl SessionDriver {
             }
             self.metrics.record_action(kind, outcome);
         }
-    }
-}
-
-/// Every value of [`kind_label`]: the daemon exports
-/// `habeat_actions_total` at 0 for each from its start, so that the first
-/// failure of a kind is an increase Prometheus sees (a series that appears
-/// already at 1 has no increase) and the alerting rules find the metric.
-pub const ACTION_KINDS: [&str; 16] = [
-    "list_accounts",
-    "list_operations",
-    "acquire_quorum_gate",
-    "release_quorum_gate",
-    "promote_accounts",
-    "write_locks",
-    "remove_locks",
-    "flush_cache",
-    "pause_replicas",
-    "restart_replicas",
-    "stop_ha_module",
-    "start_ha_module",
-    "run_command",
-    "raft_recovery",
-    "confirm_leader",
-    "fence",
-];
-
-fn kind_label(k: &ActionKind) -> &'static str {
-    match k {
-        ActionKind::ListAccounts { .. } => "list_accounts",
-        ActionKind::ListOperations { .. } => "list_operations",
-        ActionKind::AcquireQuorumGate { .. } => "acquire_quorum_gate",
-        ActionKind::ReleaseQuorumGate { .. } => "release_quorum_gate",
-        ActionKind::PromoteAccounts { .. } => "promote_accounts",
-        ActionKind::WriteLocks { .. } => "write_locks",
-        ActionKind::RemoveLocks { .. } => "remove_locks",
-        ActionKind::FlushCache { .. } => "flush_cache",
-        ActionKind::PauseReplicas { .. } => "pause_replicas",
-        ActionKind::RestartReplicas { .. } => "restart_replicas",
-        ActionKind::StopHaModule => "stop_ha_module",
-        ActionKind::StartHaModule => "start_ha_module",
-        ActionKind::RunCommand { .. } => "run_command",
-        ActionKind::RaftRecovery { .. } => "raft_recovery",
-        ActionKind::ConfirmLeader => "confirm_leader",
-        ActionKind::Fence { .. } => "fence",
     }
 }
 
@@ -606,7 +566,8 @@ impl Driver for SessionDriver {
         for w in &cfg.warnings {
             tracing::warn!("{w}");
         }
-        self.reload_lease(&cfg)?;
+        session.events().count_in(Arc::new(self.metrics.clone()));
+        self.reload_lease(&cfg, session.events())?;
         self.prober = prober;
         if self.activity == Activity::Idle {
             self.session = Arc::new(Mutex::new(session));

@@ -40,6 +40,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+#[path = "metrics_sinks.rs"]
+mod sinks;
+
 /// The content type of OpenMetrics text, which is what prometheus-client
 /// produces (Prometheus negotiates and parses it natively).
 pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -116,6 +119,7 @@ struct Inner {
     witness_vote: Family<WitnessLabels, Gauge>,
     component_verdict: Family<ComponentLabels, Gauge>,
     actions: Family<ActionLabels, Counter>,
+    events: Family<sinks::EventLabels, Counter>,
     promotions: Counter,
     quorum_gate_refusals: Counter,
     last_round: Gauge<f64, AtomicU64>,
@@ -208,6 +212,7 @@ impl Metrics {
             "Actions executed (promotion, proxy switch, hooks, raft recovery) by kind and outcome",
             actions.clone(),
         );
+        let events = sinks::register_events(&mut registry);
         let promotions = Counter::default();
         registry.register(
             "promotions",
@@ -368,6 +373,7 @@ impl Metrics {
             witness_vote,
             component_verdict,
             actions,
+            events,
             promotions,
             quorum_gate_refusals,
             last_round,

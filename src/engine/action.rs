@@ -52,6 +52,12 @@ pub struct Action {
     /// The recorded step this action carries out, if it is one.
     pub step: Option<StepRef>,
     pub kind: ActionKind,
+    /// What the executor verifies right before it runs the action, in
+    /// order; decided by the engine ([`super::PreStepCheck::for_action`]).
+    /// Absent in a state file written before checks were handed out: such
+    /// an in-flight action is never run again, only taken as interrupted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<super::check::PreStepCheck>,
 }
 
 /// Which accounts a promotion moves.
@@ -126,6 +132,11 @@ pub enum ActionKind {
         source_mail_host: String,
         target: PromoteTarget,
         threads: u32,
+        /// Hand the accounts of [`PromoteTarget::Accounts`] over through
+        /// `input_file` (a private copy, one per line), whatever the
+        /// length of the list; otherwise as an argument while it fits.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        input_file: bool,
     },
     /// Write these lock files of `Action::role` (JSON: when, why, pid, version).
     WriteLocks {
@@ -195,6 +206,7 @@ impl ActionKind {
                 source_mail_host,
                 target,
                 threads,
+                ..
             } => match target {
                 PromoteTarget::SourceMailHost(h) => {
                     format!("promote every account of {h} ({threads} threads)")
@@ -302,7 +314,7 @@ pub enum OutcomeResult {
     Listed {
         accounts: Vec<String>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        at_risk: Vec<crate::survey::Risk>,
+        at_risk: Vec<crate::replica::Risk>,
     },
     /// `ListOperations` worked: the promotion operations still running on
     /// the mailbox server, in words (empty: none).

@@ -99,7 +99,7 @@ pub enum EventKind {
         /// The accounts whose replica was at risk, with why and how far
         /// behind (`replicas-at-risk-named`); absent in older journals.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        at_risk: Vec<crate::survey::Risk>,
+        at_risk: Vec<crate::replica::Risk>,
         /// With `replicas.at_risk: hold`: the accounts left out, for the
         /// operator.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -110,7 +110,7 @@ pub enum EventKind {
     ReplicasAtRiskChanged {
         source_mail_host: String,
         /// Every account at risk now, with why.
-        at_risk: Vec<crate::survey::Risk>,
+        at_risk: Vec<crate::replica::Risk>,
         /// At risk now and not before.
         #[serde(default)]
         added: Vec<String>,
@@ -236,4 +236,48 @@ pub enum EventKind {
         /// Why it could not be read (the Consul error).
         detail: String,
     },
+}
+
+impl EventKind {
+    /// The `event` field of its JSON (the serde tag): what `on_event`
+    /// hooks get as `HABEAT_EVENT` and the metrics count by. A new kind
+    /// must be named here (the match has no wildcard).
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::VoteChanged { .. } => "vote_changed",
+            EventKind::VerdictChanged { .. } => "verdict_changed",
+            EventKind::Decision { .. } => "decision",
+            EventKind::ActionStarted { .. } => "action_started",
+            EventKind::ActionSucceeded { .. } => "action_succeeded",
+            EventKind::ActionFailed { .. } => "action_failed",
+            EventKind::GateRefused { .. } => "gate_refused",
+            EventKind::WaitEnded { .. } => "wait_ended",
+            EventKind::PromotionIntent { .. } => "promotion_intent",
+            EventKind::ReplicasAtRiskChanged { .. } => "replicas_at_risk_changed",
+            EventKind::ReplicaSurveyFailed { .. } => "replica_survey_failed",
+            EventKind::PipelineFinished { .. } => "pipeline_finished",
+            EventKind::PipelineStalled { .. } => "pipeline_stalled",
+            EventKind::IntentAbandoned { .. } => "intent_abandoned",
+            EventKind::Interrupted { .. } => "interrupted",
+            EventKind::Rearmed => "rearmed",
+            EventKind::Paused { .. } => "paused",
+            EventKind::Resumed => "resumed",
+            EventKind::PauseEnded => "pause_ended",
+            EventKind::SafeHold => "safe_hold",
+            EventKind::LegacyLockAdopted { .. } => "legacy_lock_adopted",
+            EventKind::LockRemovedByHand { .. } => "lock_removed_by_hand",
+            EventKind::Refused => "refused",
+            EventKind::PeerDcUnreachable { .. } => "peer_dc_unreachable",
+            EventKind::PeerConsulReturned { .. } => "peer_consul_returned",
+            EventKind::Fence { .. } => "fence",
+            EventKind::WallClockOnly { .. } => "wall_clock_only",
+            EventKind::OutcomeIgnored { .. } => "outcome_ignored",
+            EventKind::LeaseFenced { .. } => "lease_fenced",
+            EventKind::LeaseUnfenced { .. } => "lease_unfenced",
+            EventKind::LeaseStaysFenced { .. } => "lease_stays_fenced",
+            EventKind::LeaseUnproven { .. } => "lease_unproven",
+            EventKind::LeaseLapsedPeerUp { .. } => "lease_lapsed_peer_up",
+            EventKind::PeerLeaseUnchecked { .. } => "peer_lease_unchecked",
+        }
+    }
 }

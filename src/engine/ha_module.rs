@@ -3,9 +3,10 @@
 //! is Down, and the re-arm starts it again.
 
 use super::action::LockKind;
+use super::kind::PipelineKind;
 use super::machine::{Cx, Next, Scope, Slot};
 use super::reason::Idle;
-use super::record::{PipelineKind, Step};
+use super::record::Step;
 use crate::model::Role;
 
 impl Cx<'_> {

@@ -4,10 +4,9 @@
 
 use super::action::{LockKind, Origin};
 use super::event::{EventKind, Severity};
+use super::kind::PipelineKind;
 use super::machine::Cx;
-use super::record::{
-    LastPromotion, LockFileSeen, Pipeline, PipelineKind, Step, StepState, StepStatus,
-};
+use super::record::{LastPromotion, LockFileSeen, Pipeline, Step, StepState, StepStatus};
 use crate::model::Role;
 
 impl Cx<'_> {

@@ -5,8 +5,9 @@
 use super::action::{Action, ActionKind, ActionOutcome, Origin, StepRef};
 use super::config::EngineConfig;
 use super::event::{Event, EventKind, Severity};
+use super::kind::PipelineKind;
 use super::reason::{Blocked, GiveUp, Idle, OperatorRefusal};
-use super::record::{Live, LockFileSeen, OperatorCommand, Pause, PipelineKind, State, StepStatus};
+use super::record::{Live, LockFileSeen, OperatorCommand, Pause, State, StepStatus};
 use super::time::{Now, UnixMillis};
 use super::witness;
 use crate::model::{Component, Observation, Rearm, Role, Round, Verdict, Vote};

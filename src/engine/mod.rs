@@ -11,10 +11,12 @@
 //! The rules themselves are written for operators in `docs/decisions.md`.
 
 mod action;
+mod check;
 mod config;
 mod event;
 mod gate;
 mod ha_module;
+mod kind;
 mod legacy;
 mod machine;
 mod operator;
@@ -34,8 +36,10 @@ pub use action::{
     Action, ActionId, ActionKind, ActionOutcome, CommandPurpose, LockKind, Origin, OutcomeResult,
     PromoteTarget, StepRef,
 };
+pub use check::PreStepCheck;
 pub use config::{EngineConfig, FencePlan, MAX_ATTEMPTS};
 pub use event::{Event, EventKind, Severity};
+pub use kind::PipelineKind;
 pub use machine::{Input, Transition, next_deadline, step};
 pub use plan::{Explanation, Next, Plan, RolePlan, plan, plan_live, plan_round, wants_more_rounds};
 pub use promotion::follow_up_commands;
@@ -45,8 +49,8 @@ pub use reason::{
 };
 pub use record::{
     ComponentState, LastPromotion, LeaderWatch, Live, LockFileSeen, OperatorCommand, OperatorMark,
-    Pause, Pipeline, PipelineKind, PromotionDetails, RaftMemory, RoleState, STATE_VERSION,
-    SafeHold, State, Step, StepState, StepStatus, WitnessState,
+    Pause, Pipeline, PromotionDetails, RaftMemory, RoleState, STATE_VERSION, SafeHold, State, Step,
+    StepState, StepStatus, WitnessState,
 };
 pub use time::{BootId, BootTime, Now, UnixMillis};
 pub use witness::{SourceVote, observe, verdict, votes};

@@ -2,7 +2,7 @@
 //! refused for safety (exit 4), and why a pipeline stopped and needs them.
 //! Data with one `Display` each, like the rest of [`super::reason`].
 
-use super::reason::serde_kind;
+use super::kind::serde_kind;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 

@@ -4,11 +4,13 @@
 //! finished.
 
 use super::action::{Action, ActionId, ActionKind, CommandPurpose, Origin, StepRef};
+use super::check::PreStepCheck;
 use super::event::{EventKind, Severity};
 use super::machine::{Cx, Next, Planned, Scope, Slot};
 
+use super::kind::PipelineKind;
 use super::reason::{GiveUp, Idle, Stall, Waiting};
-use super::record::{LastPromotion, Pipeline, PipelineKind, Step, StepState, StepStatus};
+use super::record::{LastPromotion, Pipeline, Step, StepState, StepStatus};
 use super::time::human;
 use crate::model::{Component, Role, Verdict};
 
@@ -207,12 +209,14 @@ impl Cx<'_> {
             self.live.fresh_listing = None;
             self.live.no_promotion_running = false;
         }
+        let checks = PreStepCheck::for_action(planned.origin, &planned.kind, self.cfg);
         let action = Action {
             id,
             role,
             origin: planned.origin,
             step: planned.step,
             kind: planned.kind,
+            checks,
         };
         self.event(
             Severity::Info,

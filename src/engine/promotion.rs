@@ -6,12 +6,13 @@
 use super::action::{ActionKind, CommandPurpose, LockKind, Origin, PromoteTarget, StepRef};
 use super::config::EngineConfig;
 use super::event::{EventKind, Severity};
+use super::kind::PipelineKind;
 use super::machine::{Cx, Next, Planned};
 use super::pipeline::{commands, fence_step};
-use super::reason::{GiveUp, Idle, OperatorRefusal};
-use super::record::{Pipeline, PipelineKind, PromotionDetails, Step};
+use super::reason::{GiveUp, Idle, OperatorRefusal, hold_command};
+use super::record::{Pipeline, PromotionDetails, Step};
 use crate::model::{AtRiskPolicy, Component, Observation, Role, Verdict, Vote};
-use crate::survey::Risk;
+use crate::replica::Risk;
 use std::collections::{BTreeSet, HashSet};
 
 impl Cx<'_> {
@@ -396,11 +397,17 @@ impl Cx<'_> {
                 PromoteTarget::Accounts(_) => PromoteTarget::Accounts(left),
             }
         };
+        // An automatic promotion by name is `replicas.at_risk: hold`
+        // promoting the accounts not at risk: through `input_file`,
+        // whatever the length of the list.
+        let input_file =
+            p.origin == Origin::Automatic && matches!(remaining, PromoteTarget::Accounts(_));
         let next = Next::Act(Planned::new(
             ActionKind::PromoteAccounts {
                 source_mail_host: d.source_mail_host.clone(),
                 target: remaining,
                 threads: d.threads,
+                input_file,
             },
             p.origin,
             Some(sr),
@@ -467,9 +474,4 @@ pub(crate) fn at_risk_sentence(at_risk: &[Risk], held: &[String]) -> String {
         ));
     }
     s
-}
-
-/// The command that promotes the accounts a `hold` left on the source.
-pub fn hold_command(held: &[String]) -> String {
-    format!("habeat promote --accounts {}", held.join(","))
 }

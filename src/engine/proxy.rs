@@ -2,10 +2,11 @@
 //! the peer proxy is Down.
 
 use super::action::{CommandPurpose, LockKind};
+use super::kind::PipelineKind;
 use super::machine::{Cx, Next, Scope, Slot};
 use super::pipeline::{commands, fence_step};
 use super::reason::Idle;
-use super::record::{PipelineKind, Step};
+use super::record::Step;
 use crate::model::Component;
 use crate::model::{Role, Verdict};
 

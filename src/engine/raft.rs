@@ -3,9 +3,10 @@
 
 use super::action::{LockKind, Origin};
 use super::event::{EventKind, Severity};
+use super::kind::PipelineKind;
 use super::machine::{Cx, Next, Scope, Slot};
 use super::reason::{Idle, OperatorRefusal, PeerReturnedWarning, RaftWait};
-use super::record::{Pipeline, PipelineKind, Step};
+use super::record::{Pipeline, Step};
 use crate::model::{
     Component, Observation, RaftRecoveryPolicy, RaftServer, Role, Verdict, Vote, WitnessKind,
 };

@@ -4,9 +4,10 @@
 
 use super::action::{CommandPurpose, LockKind, Origin};
 use super::event::{EventKind, Severity};
+use super::kind::PipelineKind;
 use super::machine::Cx;
 use super::pipeline::commands;
-use super::record::{Pipeline, PipelineKind, Step, StepStatus};
+use super::record::{Pipeline, Step, StepStatus};
 use crate::model::Role;
 
 impl Cx<'_> {

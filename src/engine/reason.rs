@@ -7,8 +7,8 @@
 //! cause, the cause is a value of its own type, so a clause is never said
 //! twice ("cannot prove ...: ... (quorum gate refused: cannot prove ...)").
 
+use super::kind::{PipelineKind, serde_kind};
 pub use super::operator::{GiveUp, OperatorRefusal, Stall};
-use super::record::PipelineKind;
 use super::time::{UnixMillis, human};
 use crate::model::{Component, Role, Verdict};
 use serde::{Deserialize, Serialize};
@@ -502,7 +502,7 @@ impl fmt::Display for Idle {
                  {} account(s) has a replica at risk and replicas.at_risk is hold, so the lock \
                  files, proxy switch and hooks did not run either; to promote them anyway: {}",
                 held.len(),
-                super::promotion::hold_command(held)
+                hold_command(held)
             ),
             Idle::RetryWait { until } => write!(f, "waiting until {until} before trying again"),
             Idle::PipelineBlocked {
@@ -613,24 +613,9 @@ impl Idle {
     }
 }
 
-/// The serde tag (`kind`) of a reason: its stable machine-readable name.
-pub(super) fn serde_kind<T: Serialize>(reason: &T) -> String {
-    serde_json::to_value(reason)
-        .ok()
-        .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_owned))
-        .unwrap_or_default()
-}
-
-/// Read a reason saved by an earlier release, which kept it as a
-/// sentence: a sentence is no reason of this one and reads as none (the
-/// engine then says its reason again once).
-pub(crate) fn lenient<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: serde::de::DeserializeOwned,
-{
-    let v = Option::<serde_json::Value>::deserialize(d)?;
-    Ok(v.and_then(|v| serde_json::from_value(v).ok()))
+/// The command that promotes the accounts a `hold` left on the source.
+pub fn hold_command(held: &[String]) -> String {
+    format!("habeat promote --accounts {}", held.join(","))
 }
 
 #[cfg(test)]

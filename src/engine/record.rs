@@ -3,6 +3,7 @@
 //! not (it lives only as long as the process that learnt it).
 
 use super::action::{Action, ActionId, ActionKind, LockKind, Origin, PromoteTarget};
+use super::kind::PipelineKind;
 use super::reason::{Idle, Stall, Waiting};
 use super::time::{BootId, BootTime, Now, UnixMillis};
 use crate::model::{Component, Observation, RaftServer, Role, Verdict, Vote, WitnessId};
@@ -225,7 +226,7 @@ pub struct RoleState {
     pub retry_at_boot: Option<BootTime>,
     /// Why `retry_at` was set, when no step recorded an error (a refused
     /// quorum gate): shown by `status`.
-    #[serde(default, deserialize_with = "super::reason::lenient")]
+    #[serde(default, deserialize_with = "super::kind::lenient")]
     pub retry_reason: Option<Waiting>,
     /// For a wait caused by a missing Consul leader: what the rounds since
     /// have shown of the leader. `None` for other waits, and in state
@@ -233,7 +234,7 @@ pub struct RoleState {
     #[serde(default)]
     pub retry_leader: Option<LeaderWatch>,
     /// The last decision reason logged, to journal only changes.
-    #[serde(default, deserialize_with = "super::reason::lenient")]
+    #[serde(default, deserialize_with = "super::kind::lenient")]
     pub last_decision: Option<Idle>,
 }
 
@@ -259,38 +260,6 @@ pub enum LeaderWatch {
     Missing,
     /// A round (or raft recovery's leader check) saw a leader again.
     Back { at: UnixMillis },
-}
-
-/// What a pipeline does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PipelineKind {
-    /// appserver: promote the peer's accounts and follow-up steps.
-    Promotion,
-    /// appserver on the primary DC: stop the HA module once.
-    HaModuleStop,
-    /// proxyserver: switch proxy traffic to this DC.
-    ProxyActivation,
-    /// consulserver: recover raft with this DC's servers.
-    RaftRecovery,
-    /// A lock file found from an earlier habeat: a finished failover.
-    Adopted,
-    /// Re-arm: undo locks (and the HA module stop), run recovery hooks.
-    Rearm,
-}
-
-impl PipelineKind {
-    /// What it is, in the operator's words.
-    pub fn describe(self) -> &'static str {
-        match self {
-            PipelineKind::Promotion => "promotion",
-            PipelineKind::HaModuleStop => "HA module stop",
-            PipelineKind::ProxyActivation => "proxy switch",
-            PipelineKind::RaftRecovery => "raft recovery",
-            PipelineKind::Adopted => "failover (found as a lock file)",
-            PipelineKind::Rearm => "re-arm",
-        }
-    }
 }
 
 /// An ordered list of recorded steps. Each step is marked Started in the
@@ -403,7 +372,7 @@ pub struct PromotionDetails {
     /// The accounts whose replica was at risk when the promotion was
     /// decided, with why and how far behind (`replicas-at-risk-named`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub at_risk: Vec<crate::survey::Risk>,
+    pub at_risk: Vec<crate::replica::Risk>,
     /// With `replicas.at_risk: hold`: the accounts at risk left out of
     /// this promotion, for the operator.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

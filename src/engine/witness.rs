@@ -103,7 +103,7 @@ pub fn observe(
 /// that does not vote Down yet. The deadline's Down therefore rests on
 /// `fall` unanswered probes, like the `fall` rule, the last one judged by
 /// the grace instead of the whole `timeout`: the grace is four times what
-/// the peer took to answer the last time, at least `interval / 10`, at
+/// the peer took to answer the last time, at least `interval / 20`, at
 /// most `timeout` (docs/decisions.md §1). `None` when no deadline runs.
 pub fn deadline(w: &WitnessState, cfg: &EngineConfig) -> Option<UnixMillis> {
     let fall = cfg.fall_for(&w.witness.kind);
@@ -121,7 +121,7 @@ pub fn deadline(w: &WitnessState, cfg: &EngineConfig) -> Option<UnixMillis> {
 /// probe (see [`deadline`]).
 fn tolerance(w: &WitnessState, cfg: &EngineConfig) -> std::time::Duration {
     let answered = std::time::Duration::from_millis(w.last_up_latency_ms.unwrap_or(0));
-    let grace = (answered * 4).max(cfg.interval / 10).min(cfg.probe_timeout);
+    let grace = (answered * 4).max(cfg.interval / 20).min(cfg.probe_timeout);
     cfg.interval
         .saturating_mul(cfg.fall_for(&w.witness.kind))
         .saturating_add(grace)

@@ -110,7 +110,7 @@ impl Executor {
              always to wait for the lease instead)"
         );
         tracing::warn!(%key, "{message}");
-        let event = crate::engine::Event {
+        self.events.report(crate::engine::Event {
             operator: None,
             at: UnixMillis::from_system_time(std::time::SystemTime::now()),
             severity: crate::engine::Severity::Warning,
@@ -121,14 +121,7 @@ impl Executor {
             role: Some(crate::model::Role::Appserver),
             component: Some(crate::model::Component::Appserver),
             message,
-        };
-        let journal = state::Journal::with_rotation(
-            &self.cfg.local.state_dir.join("events.jsonl"),
-            (&self.cfg.journal).into(),
-        );
-        if let Err(e) = journal.append(std::slice::from_ref(&event)) {
-            tracing::error!("cannot journal that the serving lease {key} went unchecked: {e}");
-        }
+        });
     }
 }
 

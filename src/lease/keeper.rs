@@ -16,7 +16,7 @@ use crate::config::{Config, HookCommand};
 use crate::consul::{Client, SessionChecks, SessionRequest};
 use crate::engine::{Event, EventKind, Severity, UnixMillis};
 use crate::model::Round;
-use crate::state::Journal;
+use crate::sink::EventSink;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -34,6 +34,8 @@ pub struct KeeperHandle {
     ttl: Duration,
     stop: watch::Sender<bool>,
     fencing: Arc<AtomicBool>,
+    /// Where its events go, for a reloaded configuration's sink.
+    events: watch::Sender<EventSink>,
     pub status: Arc<Mutex<LeaseStatus>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -61,6 +63,12 @@ impl KeeperHandle {
         let client = Client::new(&cfg.consul, timing.renew_every()).map_err(|e| e.to_string())?;
         let _ = self.client.send(Some(client));
         Ok(())
+    }
+
+    /// Send its events to `events` from now on (a reload: the new
+    /// configuration's journal and `on_event` hooks).
+    pub fn set_events(&self, events: EventSink) {
+        let _ = self.events.send(events);
     }
 
     /// Stop at once, as a kill -9 would: nothing more is renewed, running
@@ -98,14 +106,15 @@ struct Keeper {
     host: String,
     ttl: Duration,
     state_path: PathBuf,
-    journal: Journal,
+    /// The journal and the `on_event` hooks (the daemon session's sink).
+    events: watch::Receiver<EventSink>,
     runner: HookRunner,
     on_fence: Vec<HookCommand>,
     on_unfence: Vec<HookCommand>,
     machine: Lease,
     session: Option<String>,
     status: Arc<Mutex<LeaseStatus>>,
-    metrics: Option<crate::daemon::Metrics>,
+    metrics: Option<Arc<dyn super::LeaseMetrics>>,
     lapsed_said: bool,
     new_client: watch::Receiver<Option<Client>>,
     /// Why the last renewal failed, set by [`Keeper::renew_once`].
@@ -117,10 +126,12 @@ struct Keeper {
     unproven_said: Option<String>,
 }
 
-/// Start the keeper if this node holds a lease ([`lease_key`]).
+/// Start the keeper if this node holds a lease ([`lease_key`]). Its
+/// events go to `events`, its gauges to `metrics`.
 pub fn spawn(
     cfg: &Config,
-    metrics: Option<crate::daemon::Metrics>,
+    events: EventSink,
+    metrics: Option<Arc<dyn super::LeaseMetrics>>,
 ) -> Result<Option<KeeperHandle>, String> {
     let Some(key) = lease_key(cfg) else {
         return Ok(None);
@@ -180,6 +191,7 @@ pub fn spawn(
     let (client_tx, new_client) = watch::channel(None);
     let (stop_tx, stop_rx) = watch::channel(false);
     let fencing = Arc::new(AtomicBool::new(false));
+    let (events_tx, events) = watch::channel(events);
     let keeper = Keeper {
         client,
         failover_key: crate::consul::gate::lock_key(&host),
@@ -187,10 +199,7 @@ pub fn spawn(
         key,
         ttl: cfg.lease.ttl,
         state_path,
-        journal: Journal::with_rotation(
-            &cfg.local.state_dir.join("events.jsonl"),
-            (&cfg.journal).into(),
-        ),
+        events,
         runner: HookRunner::new(cfg.hooks.timeout),
         on_fence: cfg.hooks.on_fence.clone(),
         on_unfence: cfg.hooks.on_unfence.clone(),
@@ -213,6 +222,7 @@ pub fn spawn(
         ttl: cfg.lease.ttl,
         stop: stop_tx,
         fencing,
+        events: events_tx,
         status,
         task,
     }))
@@ -640,9 +650,8 @@ impl Keeper {
             component: None,
             message,
         };
-        if let Err(err) = self.journal.append(std::slice::from_ref(&e)) {
-            tracing::error!("cannot journal the lease event ({}): {err}", e.message);
-        }
+        let sink = self.events.borrow().clone();
+        sink.report(e);
     }
 
     /// Keep [`Failing`] up to date after a renewal; saved when it starts,

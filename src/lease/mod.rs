@@ -12,15 +12,18 @@ pub mod machine;
 pub mod record;
 pub mod status;
 
-/// The KV prefix of serving leases.
-pub const KEY_PREFIX: &str = "habeat/serving/";
+pub use crate::config::serving_lease::{KEY_PREFIX, key};
 
 /// Consul's default lock-delay, which the lease session asks for
 /// explicitly: after the primary's session is invalidated, nobody can take
 /// its key for this long.
 pub const LOCK_DELAY: std::time::Duration = std::time::Duration::from_secs(15);
 
-/// The serving lease key of a mail host.
-pub fn key(mail_host: &str) -> String {
-    format!("{KEY_PREFIX}{mail_host}")
+/// Where the keeper publishes the lease's gauges (the daemon's `/metrics`),
+/// narrowed to what it sets, so that the lease does not depend on the
+/// daemon.
+pub trait LeaseMetrics: Send + Sync {
+    /// Held or not, fenced (0 no, 1 yes, 2 after a promotion: only the
+    /// operator unfences), and whether the `on_fence` hooks failed.
+    fn set_lease(&self, held: bool, fenced: i64, fence_failed: bool);
 }

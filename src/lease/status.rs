@@ -3,8 +3,10 @@
 //! process other than the daemon) reads it back.
 
 use super::machine::{FenceFailure, FenceRun, Phase, Saved, fence_retry_delay};
+pub use crate::config::serving_lease::lease_key;
+
 use crate::config::Config;
-use crate::model::{Component, Role, Round, Vote};
+use crate::model::{Component, Round, Vote};
 use serde::Serialize;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -81,25 +83,6 @@ pub(super) fn fence_message(key: &str, saved: &Saved) -> Option<String> {
             "FENCING: the serving lease {key} was lost and hooks.on_fence has not finished yet              (running, or interrupted: habeat runs it again when it starts)"
         ),
     })
-}
-
-/// Whether this node holds a serving lease: `lease.enabled`, on the
-/// primary side, with the appserver or proxyserver role, and its own mail
-/// host named (`<whoami>.appserver_vmname`). `None`: no lease.
-pub fn lease_key(cfg: &Config) -> Option<String> {
-    if !cfg.lease.enabled || cfg.local.whoami != "primary" {
-        return None;
-    }
-    if !cfg
-        .local
-        .roles
-        .iter()
-        .any(|r| matches!(r, Role::Appserver | Role::Proxyserver))
-    {
-        return None;
-    }
-    let host = cfg.dcs.get(&cfg.local.whoami)?.appserver_vmname.clone()?;
-    Some(super::key(&host))
 }
 
 /// The lease as `state_dir/lease.json` last recorded it, for `habeat

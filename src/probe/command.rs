@@ -16,19 +16,11 @@
 //! only, so a descendant that left its group (`setsid`) holding the pipe
 //! costs the round no time; the reason names that holder.
 
+pub use crate::config::witness_plan::Subject;
+
 use super::{Finding, ms};
 use crate::act::process::{self, Spec, Status};
-use crate::model::Component;
 use std::time::Duration;
-
-/// What the command is asked about.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Subject {
-    pub component: Component,
-    pub dc: String,
-    pub addresses: Vec<String>,
-    pub hostnames: Vec<String>,
-}
 
 /// Run the witness command for one component within `timeout`.
 pub async fn run(argv: &[String], subject: &Subject, timeout: Duration) -> Finding {

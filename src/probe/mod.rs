@@ -18,12 +18,13 @@ pub mod command;
 pub mod consul;
 pub mod icmp;
 pub mod net;
-mod plan;
 
-pub use plan::{Planned, PlannedVote, Target, plan, votes, watched_components};
+pub use crate::config::witness_plan::{
+    PlanError, Planned, PlannedVote, Target, plan, votes, watched_components,
+};
 
 use crate::config::Config;
-use crate::model::{Component, Observation, RaftServer, Round, Vote, WitnessId};
+use crate::model::{Observation, RaftServer, Round, Vote, WitnessId};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,16 +71,8 @@ impl Finding {
 /// Why a [`Prober`] cannot be built from a configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("local.dc_check names {0:?}, which the configuration does not define")]
-    NoPeer(String),
-    #[error(
-        "the {component} address {addr:?} of datacenter {dc:?} is not an IP address (write the IP, e.g. 10.0.0.5)"
-    )]
-    BadAddress {
-        dc: String,
-        component: Component,
-        addr: String,
-    },
+    #[error(transparent)]
+    Plan(#[from] PlanError),
     #[error(transparent)]
     Consul(#[from] crate::consul::Error),
     #[error("cannot set up the HTTP client for probes: {0}")]

@@ -14,7 +14,7 @@ use std::path::Path;
 
 /// The files habeat keeps in the state directory (rotated journal files
 /// are opened with `O_NOFOLLOW` too).
-const FILES: [&str; 3] = ["lock", "state.json", "events.jsonl"];
+const FILES: [&str; 3] = ["lock", "state.json", super::journal::FILE];
 
 /// Check `dir` before habeat uses it. A directory that does not exist yet
 /// is fine (habeat creates it with mode 0700).

@@ -69,6 +69,10 @@ impl From<&crate::config::Journal> for Rotation {
     }
 }
 
+/// The journal's name in `state_dir`: named here only; everything else
+/// asks [`Journal::in_dir`] or [`Journal::of`].
+pub const FILE: &str = "events.jsonl";
+
 /// The event journal file.
 #[derive(Debug, Clone)]
 pub struct Journal {
@@ -88,8 +92,21 @@ pub struct JournalRead {
 }
 
 impl Journal {
-    /// The journal at `path` (normally [`crate::state::Store::journal_path`])
-    /// with the default rotation.
+    /// `state_dir/events.jsonl` as `cfg` rotates it.
+    pub fn of(cfg: &crate::config::Config) -> Journal {
+        Journal::with_rotation(
+            &Journal::in_dir(&cfg.local.state_dir),
+            (&cfg.journal).into(),
+        )
+    }
+
+    /// Where the journal of the state directory `dir` is.
+    pub fn in_dir(dir: &Path) -> PathBuf {
+        dir.join(FILE)
+    }
+
+    /// The journal at `path` (normally [`Journal::in_dir`]) with the
+    /// default rotation.
     pub fn new(path: &Path) -> Journal {
         Journal::with_rotation(path, Rotation::default())
     }
@@ -118,7 +135,9 @@ impl Journal {
     }
 
     /// Append events (one line each) and fsync, rotating first when they
-    /// would take the file past `max_size`.
+    /// would take the file past `max_size`. habeat itself appends only
+    /// through [`crate::sink::EventSink`], which hands each event to the
+    /// `on_event` hooks too.
     pub fn append(&self, events: &[Event]) -> Result<(), StateError> {
         if events.is_empty() {
             return Ok(());

@@ -22,7 +22,8 @@ pub use atomic::{read_nofollow, write_atomic};
 pub use daemon_lock::{Daemon, DaemonLock, FILE as DAEMON_LOCK, daemon};
 pub use dir::check_state_dir;
 pub use journal::{
-    Backward, Follower, ForwardEnd, Journal, JournalRead, Located, MAX_LINE, Rotation, Snapshot,
+    Backward, FILE as JOURNAL_FILE, Follower, ForwardEnd, Journal, JournalRead, Located, MAX_LINE,
+    Rotation, Snapshot,
 };
 pub use lock_files::{LockBody, lock_path, read_lock, remove_locks, scan_locks, write_locks};
 pub use state_lock::{LockError, StateLock};

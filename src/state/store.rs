@@ -66,7 +66,7 @@ impl Store {
 
     /// `state_dir/events.jsonl`.
     pub fn journal_path(&self) -> PathBuf {
-        self.dir.join("events.jsonl")
+        super::Journal::in_dir(&self.dir)
     }
 
     /// `state_dir/hold.json`: the safe hold, kept apart from `state.json`

@@ -28,6 +28,16 @@ pub enum SurveyError {
     Corrupt { path: PathBuf, reason: String },
 }
 
+/// The last survey an account listing is judged against: a survey file
+/// that cannot be read is reported, and the accounts at risk are then
+/// judged from the listing alone.
+pub fn load_for_listing(state_dir: &Path) -> Option<Survey> {
+    load(state_dir).unwrap_or_else(|e| {
+        tracing::warn!("{e}; the accounts at risk are judged from the listing alone");
+        None
+    })
+}
+
 /// The last survey, `None` when there has been none.
 pub fn load(state_dir: &Path) -> Result<Option<Survey>, SurveyError> {
     let p = path(state_dir);

@@ -5,7 +5,7 @@
 
 use habeat::engine::{
     self, Action, ActionKind, ActionOutcome, EngineConfig, Event, GateRefusal, Input,
-    OperatorCommand, OutcomeResult, PromoteTarget, State, UnixMillis,
+    OperatorCommand, OutcomeResult, PreStepCheck, PromoteTarget, State, UnixMillis,
 };
 use habeat::model::{Component, Observation, Role, Round, Vote, WitnessId, WitnessKind};
 use std::time::Duration;
@@ -101,6 +101,8 @@ pub struct World {
     pub quorum_after_recovery: bool,
     /// The fence agent confirms the peer node OFF.
     pub fence_confirms: bool,
+    /// Every action handed to the world, whole (with its checks).
+    pub handed: Vec<Action>,
 }
 
 impl World {
@@ -118,18 +120,22 @@ impl World {
             peer_lease_held: 0,
             quorum_after_recovery: false,
             fence_confirms: true,
+            handed: Vec::new(),
         }
     }
 
     /// Carry out an action, like the executor would.
     pub fn run(&mut self, a: &Action) -> OutcomeResult {
         self.log.push(a.kind.clone());
+        self.handed.push(a.clone());
         if self.failing.iter().any(|f| f(&a.kind)) {
             return OutcomeResult::Failed {
                 reason: "exit status 1".into(),
             };
         }
-        if self.gate_lost && a.kind.needs_gate() {
+        // The checks the engine handed out with the action, as the
+        // executor carries them out.
+        if self.gate_lost && a.checks.contains(&PreStepCheck::GateStillHeld) {
             self.gate_lost = false;
             return OutcomeResult::GateRefused {
                 refusal: GateRefusal::Lost {
@@ -138,8 +144,9 @@ impl World {
             };
         }
         if self.peer_lease_held > 0
-            && matches!(a.kind, ActionKind::PromoteAccounts { .. })
-            && a.origin == habeat::engine::Origin::Automatic
+            && a.checks
+                .iter()
+                .any(|c| matches!(c, PreStepCheck::PeerLeaseTakenOver { .. }))
         {
             self.peer_lease_held -= 1;
             return OutcomeResult::PeerLeaseWait {

@@ -1,6 +1,7 @@
 //! The carbonio driver against the fake carbonio / zmprov (real processes).
 
 use crate::fake_carbonio;
+use crate::support::{Need, require};
 
 use fake_carbonio::{FakeCarbonio, Fault, account, process_alive, with_accounts};
 use habeat::act::carbonio::{CarbonioError, Command};
@@ -470,8 +471,7 @@ async fn manual_promotion_by_accounts_and_by_input_file() {
 
 #[tokio::test]
 async fn run_as_really_changes_the_user() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root to switch users");
+    if !require(&[Need::Root]) {
         return;
     }
     let fake = three_on_mbox1();

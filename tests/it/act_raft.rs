@@ -32,14 +32,10 @@ fn nobody() -> nix::unistd::User {
         .expect("nobody exists")
 }
 
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
 #[test]
 fn peers_json_is_written_atomically_with_its_owner_and_raft_v3_content() {
-    if !is_root() {
-        eprintln!("skipped: chown to another user needs root");
+    // chown to another user.
+    if !support::require(&[support::Need::Root]) {
         return;
     }
     let d = data_dir();
@@ -295,9 +291,10 @@ async fn recovery_without_a_recorded_configuration(consul_ips: &[&str]) -> Strin
         kind: habeat::engine::ActionKind::RaftRecovery {
             servers: Vec::new(),
         },
+        checks: Vec::new(),
     };
-    match habeat::exec::Executor::new(&cfg)
-        .execute(&action)
+    match habeat::exec::Executor::new(&cfg, habeat::sink::EventSink::open(&cfg, false))
+        .execute(&action, &habeat::exec::Given::default())
         .await
         .result
     {

@@ -8,7 +8,7 @@ use crate::support;
 
 use fake_carbonio::{Fault, account};
 use std::path::Path;
-use support::netns::may_use_netns;
+use support::{Need, require};
 
 /// One rehearsal: a primary appserver in a namespace, Consul, the fake CLI
 /// with two accounts, the whole failover (flush, restart, bgp switch, an
@@ -27,7 +27,7 @@ fn bed() -> Builder {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn appserver_gone_promotes_once_then_flushes_restarts_switches_and_hooks_in_order() {
-    if !may_use_netns("appserver_gone_promotes_once") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = bed().start().await;
@@ -86,7 +86,7 @@ async fn appserver_gone_promotes_once_then_flushes_restarts_switches_and_hooks_i
 
 #[tokio::test(flavor = "multi_thread")]
 async fn consul_without_leader_blocks_the_promotion_and_status_says_why() {
-    if !may_use_netns("consul_without_leader") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = bed().start().await;
@@ -127,12 +127,12 @@ async fn consul_without_leader_blocks_the_promotion_and_status_says_why() {
     );
 }
 
-/// The operator's scenario of issue 15: the gate refused for want of a
+/// An operator's way out of a stuck gate: the gate refused for want of a
 /// leader, then `safety.quorum_gate: false` (the emergency switch): status
 /// shows no wait for a gate no longer asked for, and `check` acts.
 #[tokio::test(flavor = "multi_thread")]
 async fn turning_the_gate_off_ends_the_wait_for_it_and_check_acts_at_once() {
-    if !may_use_netns("gate_off_ends_the_wait") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = bed().start().await;
@@ -161,7 +161,7 @@ async fn turning_the_gate_off_ends_the_wait_for_it_and_check_acts_at_once() {
 /// promotes, without waiting out the refusal's retry delay.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_leader_back_after_a_refusal_promotes_on_the_next_check() {
-    if !may_use_netns("leader_back_after_refusal") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = bed().start().await;
@@ -178,7 +178,7 @@ async fn a_leader_back_after_a_refusal_promotes_on_the_next_check() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn consul_api_down_is_unknown_and_never_promotes() {
-    if !may_use_netns("consul_api_down") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = bed().start().await;
@@ -191,7 +191,7 @@ async fn consul_api_down_is_unknown_and_never_promotes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn manual_promote_refuses_while_the_source_answers_and_force_overrides() {
-    if !may_use_netns("manual_promote") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = bed().start().await;
@@ -254,7 +254,7 @@ async fn manual_promote_refuses_while_the_source_answers_and_force_overrides() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hanging_promotion_is_killed_at_its_timeout_and_check_exits_3() {
-    if !may_use_netns("hanging_promotion") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = bed().start().await;
@@ -287,7 +287,7 @@ async fn a_hanging_promotion_is_killed_at_its_timeout_and_check_exits_3() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn dry_run_prints_the_plan_and_touches_nothing() {
-    if !may_use_netns("dry_run") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = bed().start().await;
@@ -307,7 +307,7 @@ async fn dry_run_prints_the_plan_and_touches_nothing() {
     let out = bed.run(&["--dry-run", "check"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    // A simulation, not a guess (issue 14): the real listing, the real
+    // A simulation, not a guess: the real listing, the real
     // account names, the exact argv of the promotion and of the switch.
     for name in ["alice@example.com", "bob@example.com"] {
         assert!(stdout.contains(name), "{name} not named: {}", text(&out));
@@ -391,7 +391,7 @@ async fn dry_run_prints_the_plan_and_touches_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn dry_run_logs_to_stderr_and_leaves_the_log_file_alone() {
-    if !may_use_netns("dry_run_log") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = bed().start().await;
@@ -421,7 +421,7 @@ async fn dry_run_logs_to_stderr_and_leaves_the_log_file_alone() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn on_event_hooks_get_every_journaled_event_as_json_and_dry_run_runs_none() {
-    if !may_use_netns("on_event") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = bed()
@@ -498,7 +498,7 @@ async fn on_event_hooks_get_every_journaled_event_as_json_and_dry_run_runs_none(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn primary_dc_with_disable_ha_module_stops_the_module_once_and_never_promotes() {
-    if !may_use_netns("primary_dc") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = bed().set("local", "disable_ha_module: true").start().await;
@@ -532,7 +532,7 @@ async fn primary_dc_with_disable_ha_module_stops_the_module_once_and_never_promo
 
 #[tokio::test(flavor = "multi_thread")]
 async fn proxyserver_switches_when_the_peer_proxy_dies_and_switches_back_when_it_returns() {
-    if !may_use_netns("proxyserver_switch") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = bed()
@@ -582,7 +582,7 @@ async fn proxyserver_switches_when_the_peer_proxy_dies_and_switches_back_when_it
 
 #[tokio::test(flavor = "multi_thread")]
 async fn peer_back_rearms_automatically_without_failing_back() {
-    if !may_use_netns("peer_back_rearms") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = bed().start().await;
@@ -626,7 +626,7 @@ async fn peer_back_rearms_automatically_without_failing_back() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hostile_account_names_in_the_listing_reach_no_shell_and_promote_nothing() {
-    if !may_use_netns("hostile_listing") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = bed().start().await;
@@ -663,14 +663,14 @@ async fn hostile_account_names_in_the_listing_reach_no_shell_and_promote_nothing
     }
 }
 
-/// Issue 18, item 1: a `state.json` found corrupt when habeat starts must
+/// A `state.json` found corrupt when habeat starts must
 /// hold every automatic action until `habeat rearm`, durably. Before the
 /// fix the hold lived only in memory: the first round re-read the state
 /// directory, found the file moved aside, took that for a fresh start and
 /// promoted a second time inside `promotion_block`.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_corrupt_state_found_at_start_holds_every_automatic_action_until_rearm() {
-    if !may_use_netns("corrupt_state_holds") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = bed().start().await;
@@ -783,7 +783,7 @@ async fn a_corrupt_state_found_at_start_holds_every_automatic_action_until_rearm
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_witness_command_gets_no_consul_token_and_a_pipe_holder_costs_its_vote_nothing() {
-    if !may_use_netns("witness_command_environment") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = Bed::builder().alice_and_bob().start().await;
@@ -848,7 +848,7 @@ async fn the_witness_command_gets_no_consul_token_and_a_pipe_holder_costs_its_vo
 /// reads `node-id` and prints the `peers.json` it would write.
 #[tokio::test(flavor = "multi_thread")]
 async fn dry_runs_say_would_name_the_promotion_and_print_the_peers_json() {
-    if !may_use_netns("dry_run_narration") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let data = tempfile::tempdir().expect("tempdir");

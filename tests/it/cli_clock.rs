@@ -7,21 +7,11 @@ use crate::bed::{Bed, SOURCE, text};
 use crate::support;
 
 use std::process::Command;
-use support::netns::may_use_netns;
-
-/// Where `faketime` (Debian package `faketime`, installed by .ci/deps) is.
-fn faketime() -> &'static str {
-    let path = "/usr/bin/faketime";
-    assert!(
-        std::path::Path::new(path).exists(),
-        "{path} is missing: run .ci/deps (it installs the faketime package)"
-    );
-    path
-}
+use support::{Need, require};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_wall_clock_set_two_hours_forward_after_a_promotion_and_a_rearm_does_not_promote_again() {
-    if !may_use_netns("clock_forward") {
+    if !require(&[Need::Netns, Need::FAKETIME]) {
         return;
     }
     let bed = Bed::builder()
@@ -50,7 +40,7 @@ async fn a_wall_clock_set_two_hours_forward_after_a_promotion_and_a_rearm_does_n
     // The wall clock two hours ahead for habeat alone. libfaketime fakes
     // CLOCK_BOOTTIME and CLOCK_MONOTONIC too unless told not to.
     let before = std::time::SystemTime::now();
-    let out = Command::new(faketime())
+    let out = Command::new(Need::FAKETIME.program())
         .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
         .args(["-f", "+2h", env!("CARGO_BIN_EXE_habeat")])
         .arg("--config")

@@ -6,7 +6,7 @@
 //! no fence step, and says so once.
 
 use crate::bed::{Bed, REPLICA, SOURCE, text};
-use crate::support::netns::may_use_netns;
+use crate::support::{Need, require};
 use std::process::Output;
 
 /// The whole failover configured (flush, restart, bgp switch, an
@@ -43,7 +43,7 @@ fn says_no_fence_once(o: &Output) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn promote_switches_the_proxy_and_runs_the_hooks_like_a_failover() {
-    if !may_use_netns("promote_follow_ups") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = dead_peer().await;
@@ -68,7 +68,7 @@ async fn promote_switches_the_proxy_and_runs_the_hooks_like_a_failover() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn promote_no_follow_ups_runs_neither_and_names_each_with_its_command() {
-    if !may_use_netns("promote_no_follow_ups") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = dead_peer().await;
@@ -110,7 +110,7 @@ async fn promote_no_follow_ups_runs_neither_and_names_each_with_its_command() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dry_run_promote_lists_the_follow_ups_and_runs_nothing() {
-    if !may_use_netns("promote_dry_run_follow_ups") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = dead_peer().await;

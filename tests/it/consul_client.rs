@@ -277,12 +277,7 @@ impl Drop for KillOnDrop {
 
 #[tokio::test]
 async fn https_trusts_the_configured_ca_and_nothing_else() {
-    if std::process::Command::new("openssl")
-        .arg("version")
-        .output()
-        .is_err()
-    {
-        eprintln!("SKIPPED https test: openssl is not installed");
+    if !support::require(&[support::Need::OPENSSL]) {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");

@@ -208,13 +208,14 @@ fn gate_action() -> habeat::engine::Action {
         origin: habeat::engine::Origin::Automatic,
         step: None,
         kind: habeat::engine::ActionKind::AcquireQuorumGate { key: KEY.into() },
+        checks: Vec::new(),
     }
 }
 
 fn executor(api: &ConsulApi) -> habeat::exec::Executor {
     let mut cfg = support::config(&[habeat::model::Role::Appserver]);
     cfg.consul = api.consul_config();
-    habeat::exec::Executor::new(&cfg)
+    habeat::exec::Executor::new(&cfg, habeat::sink::EventSink::open(&cfg, false))
 }
 
 #[tokio::test]
@@ -222,7 +223,9 @@ async fn the_gate_of_a_dead_habeat_of_this_node_is_taken_over() {
     let api = ConsulApi::builder().start().await;
     let dead = held_by_a_dead_habeat_of_this_node(&client(&api)).await;
     let mut exec = executor(&api);
-    let out = exec.execute(&gate_action()).await;
+    let out = exec
+        .execute(&gate_action(), &habeat::exec::Given::default())
+        .await;
     assert!(
         matches!(out.result, habeat::engine::OutcomeResult::Succeeded { .. }),
         "{:?}",
@@ -249,7 +252,9 @@ async fn a_lock_that_changed_hands_after_the_stale_check_is_not_taken_from_its_n
             value: peer.to_vec(),
         },
     );
-    let out = executor(&api).execute(&gate_action()).await;
+    let out = executor(&api)
+        .execute(&gate_action(), &habeat::exec::Given::default())
+        .await;
     let other = api.lock_holder(KEY).expect("the peer holds the lock");
     assert_ne!(other, dead);
     assert!(

@@ -1,6 +1,7 @@
-//! Hostile and self-contradicting Consul answers, through the real binary
-//! (issue 18, items 6 and 7): a health answer that contradicts itself is
-//! Unknown, never Down; a session ID that is not a UUID never reaches a URL.
+//! Hostile and self-contradicting Consul answers, through the real binary (a
+//! Consul agent is not trusted with what reaches a URL or a verdict): a
+//! health answer that contradicts itself is Unknown, never Down; a session
+//! ID that is not a UUID never reaches a URL.
 //!
 //! The peer is "dead" without a network namespace: its address is one that
 //! never answers ([`bin::DEAD_IP`]).
@@ -16,7 +17,7 @@ const SOURCE: &str = "mbox1.example.com";
 const NODE: &str = "agent-mbox1-example-com";
 const PROXY: &str = "proxy1.example.com";
 
-/// The session ID of the issue: a path that climbs out of
+/// A hostile session ID: a path that climbs out of
 /// `/v1/session/destroy/` and a query that acquires another key.
 const HOSTILE_ID: &str = "../../v1/kv/evil?dc=x&acquire=";
 

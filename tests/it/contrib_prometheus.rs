@@ -14,7 +14,7 @@
 //! No timed assertion: everything polls with a generous deadline.
 
 use crate::bin::{BIN, DEAD_IP};
-use crate::support;
+use crate::support::{self, Need, require};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -28,19 +28,6 @@ fn contrib(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("contrib")
         .join(rel)
-}
-
-/// Debian's prometheus package: `.ci/deps` installs it.
-fn tool(name: &str) -> &'static str {
-    let path = match name {
-        "promtool" => "/usr/bin/promtool",
-        _ => "/usr/bin/prometheus",
-    };
-    assert!(
-        Path::new(path).exists(),
-        "{path} is missing: install Debian's `prometheus` package (bash .ci/deps does)"
-    );
-    path
 }
 
 fn run(cmd: &mut Command) -> String {
@@ -57,7 +44,10 @@ fn run(cmd: &mut Command) -> String {
 
 #[test]
 fn promtool_accepts_the_rules() {
-    let text = run(Command::new(tool("promtool"))
+    if !require(&[Need::PROMTOOL]) {
+        return;
+    }
+    let text = run(Command::new(Need::PROMTOOL.program())
         .args(["check", "rules"])
         .arg(contrib("prometheus/habeat-rules.yml")));
     assert!(text.contains("SUCCESS"), "{text}");
@@ -65,6 +55,9 @@ fn promtool_accepts_the_rules() {
 
 #[test]
 fn promtool_unit_tests_fire_the_alerts_and_hold_the_rest() {
+    if !require(&[Need::PROMTOOL]) {
+        return;
+    }
     let dir = contrib("prometheus");
     let mut tests: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("read contrib/prometheus")
@@ -73,7 +66,7 @@ fn promtool_unit_tests_fire_the_alerts_and_hold_the_rest() {
         .collect();
     tests.sort();
     assert!(!tests.is_empty(), "no *.test.yml in {}", dir.display());
-    let text = run(Command::new(tool("promtool"))
+    let text = run(Command::new(Need::PROMTOOL.program())
         .current_dir(&dir)
         .args(["test", "rules"])
         .args(&tests));
@@ -338,7 +331,7 @@ impl Prometheus {
         .expect("write prometheus.yml");
         let port = support::free_port();
         let log = dir.path().join("prometheus.log");
-        let child = Command::new(tool("prometheus"))
+        let child = Command::new(Need::PROMETHEUS.program())
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",
@@ -417,6 +410,9 @@ async fn query(p: &Prometheus, q: &str) -> Option<Vec<serde_json::Value>> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_real_prometheus_scrapes_habeat_run_and_evaluates_the_rules() {
+    if !require(&[Need::PROMETHEUS]) {
+        return;
+    }
     let mut daemon = Daemon::start();
     daemon.scrape_after_a_round().await;
     let mut prom = Prometheus::start(daemon.metrics);

@@ -21,7 +21,7 @@ use std::ops::Deref;
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 use support::consul_api;
-use support::netns::may_use_netns;
+use support::{Need, require};
 
 const ALICE: &str = "alice@example.com";
 const BOB: &str = "bob@example.com";
@@ -240,7 +240,7 @@ fn started_at(st: &Value) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_after_the_intent_resumes_and_promotes_once() {
-    if !may_use_netns("crash_after_intent") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = Bed::new().await;
@@ -309,7 +309,7 @@ async fn killed_during_promote_accounts() -> (Bed, Invocation, Value) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_during_promote_accounts_that_finished_server_side_is_not_promoted_again() {
-    if !may_use_netns("crash_during_promote_done") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let (bed, running, at) = killed_during_promote_accounts().await;
@@ -347,7 +347,7 @@ async fn killed_during_promote_accounts_that_finished_server_side_is_not_promote
 
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_during_a_partial_promote_accounts_promotes_only_what_is_left() {
-    if !may_use_netns("crash_during_promote_partial") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let (bed, running, at) = killed_during_promote_accounts().await;
@@ -398,7 +398,7 @@ async fn killed_during_a_partial_promote_accounts_promotes_only_what_is_left() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_after_promote_accounts_does_not_promote_again_and_finishes_the_rest() {
-    if !may_use_netns("crash_after_promote") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = Bed::new().await;
@@ -443,7 +443,7 @@ async fn killed_after_promote_accounts_does_not_promote_again_and_finishes_the_r
 
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_during_the_after_promotion_hook_runs_it_once_more_and_nothing_else() {
-    if !may_use_netns("crash_during_hook") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = Bed::new().await;
@@ -506,7 +506,7 @@ async fn killed_during_the_after_promotion_hook_runs_it_once_more_and_nothing_el
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_checks_at_once_promote_once() {
-    if !may_use_netns("crash_two_checks") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = Bed::new().await;
@@ -532,7 +532,7 @@ async fn two_checks_at_once_promote_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_check_that_cannot_get_the_state_lock_exits_5_naming_the_holder() {
-    if !may_use_netns("crash_state_lock") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = Bed::new().await;
@@ -599,7 +599,7 @@ fn stop(child: &mut Child) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_daemon_and_a_timer_check_together_promote_once() {
-    if !may_use_netns("crash_daemon_and_check") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = Bed::new().await;
@@ -632,7 +632,7 @@ async fn a_daemon_and_a_timer_check_together_promote_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_operator_pause_while_the_daemon_runs_is_kept() {
-    if !may_use_netns("crash_daemon_pause") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = Bed::new().await;
@@ -662,7 +662,7 @@ async fn an_operator_pause_while_the_daemon_runs_is_kept() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_gate_held_by_a_live_process_of_this_node_is_not_taken_over() {
-    if !may_use_netns("crash_gate_live_holder") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = Bed::new().await;

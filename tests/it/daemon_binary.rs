@@ -15,7 +15,7 @@ use std::ops::Deref;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use support::netns::may_use_netns;
+use support::{Need, require};
 use tokio::net::UnixDatagram;
 
 /// "It did not hang": the bound on any single wait in these tests.
@@ -226,7 +226,7 @@ fn value(s: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> O
 
 #[tokio::test(flavor = "multi_thread")]
 async fn notify_socket_gets_ready_after_the_first_round_then_watchdog_and_a_verdict_status() {
-    if !may_use_netns("daemon_binary_notify") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = Bed::new().await;
@@ -263,7 +263,7 @@ async fn notify_socket_gets_ready_after_the_first_round_then_watchdog_and_a_verd
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sighup_reloads_a_valid_config_and_keeps_the_old_one_when_the_new_is_invalid() {
-    if !may_use_netns("daemon_binary_reload") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = Bed::new().await;
@@ -314,7 +314,7 @@ async fn sighup_reloads_a_valid_config_and_keeps_the_old_one_when_the_new_is_inv
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_during_a_slow_promotion_lets_it_finish_and_exits_0() {
-    if !may_use_netns("daemon_binary_sigterm") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = Bed::new().await;
@@ -358,7 +358,7 @@ async fn sigterm_during_a_slow_promotion_lets_it_finish_and_exits_0() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_and_status_endpoints_follow_the_rounds_and_a_dead_appserver_is_promoted_once() {
-    if !may_use_netns("daemon_binary_metrics") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = Bed::new().await;
@@ -455,7 +455,7 @@ fn operator(bed: &Bed, args: &[&str]) -> (Option<i32>, String) {
 #[tokio::test(flavor = "multi_thread")]
 async fn status_and_dry_runs_work_beside_the_daemon_even_during_its_promotion_and_a_real_check_waits()
  {
-    if !may_use_netns("daemon_binary_beside") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = Bed::new().await;
@@ -515,7 +515,7 @@ async fn status_and_dry_runs_work_beside_the_daemon_even_during_its_promotion_an
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_operators_promotion_resumed_by_the_daemon_runs_beside_the_rounds_not_inside_one() {
-    if !may_use_netns("daemon_binary_resume") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = Bed::new().await;
@@ -593,7 +593,7 @@ async fn an_operators_promotion_resumed_by_the_daemon_runs_beside_the_rounds_not
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_peer_seen_again_while_its_accounts_are_listed_is_not_promoted() {
-    if !may_use_netns("daemon_binary_back_during_listing") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = Bed::new().await;
@@ -640,7 +640,7 @@ async fn a_peer_seen_again_while_its_accounts_are_listed_is_not_promoted() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_listing_longer_than_the_witnesses_staleness_does_not_unsettle_a_dead_peer() {
-    if !may_use_netns("daemon_binary_long_listing") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = Bed::new().await;
@@ -649,7 +649,7 @@ async fn a_listing_longer_than_the_witnesses_staleness_does_not_unsettle_a_dead_
     // as the listing of a mailstore with 100k accounts is. With only the
     // newest round of the listing's time fed to the engine, every witness
     // started over unsettled, the peer was Unknown, and habeat listed
-    // again and again without ever promoting (issue 18).
+    // again and again without ever promoting.
     bed.fake
         .set_fault("getAccountStatus", Fault::Slow { seconds: 11.0 });
     let mut daemon = bed.start();
@@ -704,13 +704,13 @@ impl Drop for ReadOnly {
     }
 }
 
-/// Issue 18, item 8: a daemon whose state directory becomes unusable
+/// A daemon whose state directory becomes unusable
 /// keeps probing but can decide nothing. It used to say so only at INFO,
 /// once per round; now it is an ERROR once, the systemd STATUS line and
 /// `habeat_cannot_decide`, and the end of it is said too.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_read_only_state_dir_is_an_error_once_a_status_line_and_a_metric() {
-    if !may_use_netns("daemon_binary_read_only_state") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = Bed::new().await;

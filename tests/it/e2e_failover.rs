@@ -2,9 +2,9 @@
 //! `check`) against the testbed (tests/support/testbed.rs): a primary DC in
 //! network namespaces, the Consul API test server whose Serf view follows
 //! the links, the fake carbonio with accounts on the primary's mailstore.
-//! One test per scenario of issue #7, each asserting what an operator
-//! would see: which carbonio commands ran, how often, which lock files
-//! exist, which hooks ran in which order, what `habeat status` says.
+//! One test per way a datacenter fails or seems to, each asserting what an
+//! operator would see: which carbonio commands ran, how often, which lock
+//! files exist, which hooks ran in which order, what `habeat status` says.
 //!
 //! Intervals are short (300 ms, fall 3, Serf 2 s) to keep the file fast.
 //! The "30% packet loss for a minute" scenario runs for 20 s. Waits are
@@ -15,6 +15,7 @@
 use crate::support;
 
 use std::time::Duration;
+use support::require;
 use support::testbed::{self, Binaries, Daemon, Host, Options, Testbed};
 
 const SLOW: Duration = Duration::from_secs(60);
@@ -70,7 +71,7 @@ fn assert_no_promotion_for(tb: &Testbed, window: Duration, why: &str) {
 
 #[test]
 fn appserver_host_dies_accounts_promoted_once_locks_written_proxy_switch_and_hooks_in_order() {
-    if !testbed::available("e2e_appserver_dies") {
+    if !require(testbed::NEEDS) {
         return;
     }
     let tb = Testbed::start(Options::default(), bins());
@@ -136,7 +137,7 @@ fn appserver_host_dies_accounts_promoted_once_locks_written_proxy_switch_and_hoo
 
 #[test]
 fn partition_with_the_primary_alive_promotes_nothing_and_status_says_why() {
-    if !testbed::available("e2e_partition") {
+    if !require(testbed::NEEDS) {
         return;
     }
     let tb = Testbed::start(Options::default(), bins());
@@ -167,7 +168,7 @@ fn partition_with_the_primary_alive_promotes_nothing_and_status_says_why() {
 
 #[test]
 fn consul_api_down_while_the_appserver_is_unreachable_promotes_nothing() {
-    if !testbed::available("e2e_consul_down") {
+    if !require(testbed::NEEDS) {
         return;
     }
     let tb = Testbed::start(Options::default(), bins());
@@ -186,7 +187,7 @@ fn consul_api_down_while_the_appserver_is_unreachable_promotes_nothing() {
 
 #[test]
 fn thirty_percent_packet_loss_promotes_nothing() {
-    if !testbed::available("e2e_packet_loss") {
+    if !require(testbed::NEEDS) {
         return;
     }
     let tb = Testbed::start(Options::default(), bins());
@@ -202,7 +203,7 @@ fn thirty_percent_packet_loss_promotes_nothing() {
 
 #[test]
 fn a_link_flapping_faster_than_fall_promotes_nothing() {
-    if !testbed::available("e2e_flap") {
+    if !require(testbed::NEEDS) {
         return;
     }
     // Only the ICMP witness, so that nothing but its hysteresis stands
@@ -261,7 +262,7 @@ fn a_link_flapping_faster_than_fall_promotes_nothing() {
 /// hosts, flapped or not) for 8 rounds, which made ICMP's Down real.
 #[test]
 fn serf_flapping_failed_and_alive_faster_than_icmp_fall_promotes_nothing() {
-    if !testbed::available("e2e_serf_flap") {
+    if !require(testbed::NEEDS) {
         return;
     }
     let tb = Testbed::start(
@@ -338,7 +339,7 @@ fn serf_flapping_failed_and_alive_faster_than_icmp_fall_promotes_nothing() {
 /// No clock is asserted: only the order of the journal's events.
 #[test]
 fn with_quorum_two_the_serf_witnesses_are_one_vote_and_check_waits_for_icmp() {
-    if !testbed::available("e2e_serf_one_vote") {
+    if !require(testbed::NEEDS) {
         return;
     }
     let tb = Testbed::start(
@@ -421,7 +422,7 @@ fn with_quorum_two_the_serf_witnesses_are_one_vote_and_check_waits_for_icmp() {
 
 #[test]
 fn the_peer_comes_back_rearms_without_fail_back_and_no_second_promotion_within_the_block() {
-    if !testbed::available("e2e_rearm") {
+    if !require(testbed::NEEDS) {
         return;
     }
     let tb = Testbed::start(Options::default(), bins());
@@ -496,7 +497,7 @@ fn assert_no_promotion_for_second(tb: &Testbed) {
 
 #[test]
 fn primary_dc_never_promotes_but_stops_and_restarts_the_ha_module() {
-    if !testbed::available("e2e_primary_ha_module") {
+    if !require(testbed::NEEDS) {
         return;
     }
     let tb = Testbed::start(
@@ -544,7 +545,7 @@ fn primary_dc_never_promotes_but_stops_and_restarts_the_ha_module() {
 
 #[test]
 fn kill_9_of_the_daemon_mid_promotion_and_restart_never_promotes_twice() {
-    if !testbed::available("e2e_kill9") {
+    if !require(testbed::NEEDS) {
         return;
     }
     let tb = Testbed::start(
@@ -592,7 +593,7 @@ fn kill_9_of_the_daemon_mid_promotion_and_restart_never_promotes_twice() {
 
 #[test]
 fn the_daemon_and_timer_checks_together_promote_once() {
-    if !testbed::available("e2e_daemon_and_check") {
+    if !require(testbed::NEEDS) {
         return;
     }
     let tb = Testbed::start(Options::default(), bins());
@@ -677,7 +678,7 @@ fn promotion_by_check(legacy: bool) -> Vec<String> {
 
 #[test]
 fn the_legacy_habeat_yml_drives_the_same_promotion_as_the_new_layout() {
-    if !testbed::available("e2e_legacy") {
+    if !require(testbed::NEEDS) {
         return;
     }
     let legacy = promotion_by_check(true);

@@ -14,6 +14,7 @@ use crate::support;
 use serde_json::Value;
 use std::time::Duration;
 use support::testbed::{self, Binaries, Daemon, Host, Options, Testbed};
+use support::{Need, require};
 
 const SLOW: Duration = Duration::from_secs(60);
 const GRACE: Duration = Duration::from_secs(3);
@@ -113,7 +114,7 @@ fn expected_peers() -> Value {
 
 #[test]
 fn partition_outlasting_recovery_grace_recovers_nothing_promotes_nothing_and_status_explains() {
-    if !testbed::available("e2e_partition_grace") {
+    if !require(testbed::NEEDS) {
         return;
     }
     let tb = Testbed::start(two_plus_one(), bins());
@@ -149,7 +150,7 @@ fn partition_outlasting_recovery_grace_recovers_nothing_promotes_nothing_and_sta
 
 #[test]
 fn arbiter_voting_down_recovers_raft_then_promotes_exactly_once() {
-    if !testbed::available("e2e_arbiter_down") {
+    if !require(testbed::NEEDS) {
         return;
     }
     let tb = Testbed::start(
@@ -227,7 +228,7 @@ fn arbiter_voting_down_recovers_raft_then_promotes_exactly_once() {
 
 #[test]
 fn arbiter_voting_up_during_a_partition_changes_nothing() {
-    if !testbed::available("e2e_arbiter_up") {
+    if !require(testbed::NEEDS) {
         return;
     }
     let tb = Testbed::start(
@@ -264,7 +265,7 @@ fn arbiter_voting_up_during_a_partition_changes_nothing() {
 #[test]
 fn recover_peer_dc_lost_is_refused_while_a_peer_server_is_up_then_recovers_and_the_promotion_follows()
  {
-    if !testbed::available("e2e_recover_peer_dc_lost") {
+    if !require(testbed::NEEDS) {
         return;
     }
     let tb = Testbed::start(two_plus_one(), bins());
@@ -322,7 +323,7 @@ fn recover_peer_dc_lost_is_refused_while_a_peer_server_is_up_then_recovers_and_t
 
 #[test]
 fn recover_peer_dc_lost_is_refused_while_the_local_consul_still_has_a_leader() {
-    if !testbed::available("e2e_recover_with_a_leader") {
+    if !require(testbed::NEEDS) {
         return;
     }
     let tb = Testbed::start(two_plus_one(), bins());
@@ -350,13 +351,7 @@ fn recover_peer_dc_lost_is_refused_while_the_local_consul_still_has_a_leader() {
 
 #[test]
 fn fence_agent_showing_the_peer_servers_off_recovers_raft_and_showing_them_on_does_nothing() {
-    if !testbed::available("e2e_consul_fencing") {
-        return;
-    }
-    if !std::path::Path::new("/usr/sbin/fence_dummy").exists() {
-        eprintln!(
-            "SKIPPED e2e_consul_fencing: fence_dummy is not installed (apt-get install fence-agents)"
-        );
+    if !require(&[Need::Netns, Need::SLAPD, Need::FENCE_DUMMY]) {
         return;
     }
     let tb = Testbed::start(

@@ -9,6 +9,7 @@ use crate::support;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
+use support::require;
 use support::testbed::{self, Binaries, Host, Options, Testbed};
 
 fn bins() -> Binaries {
@@ -45,7 +46,7 @@ fn ldap_reachable(tb: &Testbed) -> bool {
 
 #[test]
 fn a_cut_host_is_unreachable_at_once_and_failed_in_serf_after_the_delay() {
-    if !testbed::available("testbed_kill") {
+    if !require(testbed::NEEDS) {
         return;
     }
     let tb = Testbed::start(
@@ -91,7 +92,7 @@ fn a_cut_host_is_unreachable_at_once_and_failed_in_serf_after_the_delay() {
 
 #[test]
 fn a_partition_takes_the_leader_away_and_a_flap_stays_invisible_to_serf() {
-    if !testbed::available("testbed_partition") {
+    if !require(testbed::NEEDS) {
         return;
     }
     let tb = Testbed::start(
@@ -128,7 +129,7 @@ fn a_partition_takes_the_leader_away_and_a_flap_stays_invisible_to_serf() {
 
 #[test]
 fn the_wrapped_fake_carbonio_lists_the_accounts_and_logs_the_call() {
-    if !testbed::available("testbed_fake") {
+    if !require(testbed::NEEDS) {
         return;
     }
     let tb = Testbed::start(Options::default(), bins());

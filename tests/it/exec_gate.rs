@@ -15,7 +15,9 @@ async fn a_promotion_whose_gate_session_was_lost_is_refused_and_never_runs() {
     let mut exec = bed.executor("");
 
     // Without any gate taken, a gated automatic action does not run.
-    let out = exec.execute(&action(1, promote())).await;
+    let out = exec
+        .execute(&action(1, promote()), &habeat::exec::Given::default())
+        .await;
     assert!(
         matches!(
             &out.result,
@@ -36,10 +38,10 @@ async fn a_promotion_whose_gate_session_was_lost_is_refused_and_never_runs() {
     // renewer notices at its next renewal (a third of the TTL, which is
     // max(promote_timeout, 60 s)).
     let out = exec
-        .execute(&action(
-            2,
-            ActionKind::AcquireQuorumGate { key: KEY.into() },
-        ))
+        .execute(
+            &action(2, ActionKind::AcquireQuorumGate { key: KEY.into() }),
+            &habeat::exec::Given::default(),
+        )
         .await;
     assert!(
         matches!(out.result, OutcomeResult::Succeeded { .. }),
@@ -50,7 +52,9 @@ async fn a_promotion_whose_gate_session_was_lost_is_refused_and_never_runs() {
         api.invalidate_session(&s);
     }
     tokio::time::sleep(Duration::from_secs(22)).await;
-    let out = exec.execute(&action(3, promote())).await;
+    let out = exec
+        .execute(&action(3, promote()), &habeat::exec::Given::default())
+        .await;
     assert!(
         matches!(
             &out.result,

@@ -16,7 +16,7 @@ use std::ops::Deref;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Output};
 use std::time::{Duration, Instant};
-use support::netns::may_use_netns;
+use support::{Need, require};
 
 /// Given to the agent as `password`: must never show anywhere.
 const PASSWORD: &str = "Sup3r-s3cret-Fence-PW";
@@ -170,7 +170,7 @@ fn is_promote_started(e: &Value) -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn action_off_powers_the_peer_off_before_promote_accounts() {
-    if !may_use_netns("fence_off_before_promotion") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = Bed::new(Setup {
@@ -226,7 +226,7 @@ async fn action_off_powers_the_peer_off_before_promote_accounts() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_agent_that_says_on_with_action_status_blocks_the_promotion() {
-    if !may_use_netns("fence_status_on_blocks") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = Bed::new(Setup {
@@ -267,7 +267,7 @@ async fn an_agent_that_says_on_with_action_status_blocks_the_promotion() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_agent_that_fails_blocks_the_promotion() {
-    if !may_use_netns("fence_failing_blocks") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = Bed::new(Setup {
@@ -292,7 +292,7 @@ async fn an_agent_that_fails_blocks_the_promotion() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_during_the_fence_step_resumes_with_status_and_promotes_once() {
-    if !may_use_netns("fence_kill9") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = Bed::new(Setup {
@@ -341,7 +341,7 @@ async fn killed_during_the_fence_step_resumes_with_status_and_promotes_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fencing_proxy_blocks_the_proxy_switch_until_confirmed() {
-    if !may_use_netns("fence_proxy_blocks") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = Bed::new(Setup {
@@ -371,7 +371,7 @@ async fn fencing_proxy_blocks_the_proxy_switch_until_confirmed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn dry_run_asks_status_only_and_powers_nothing_off() {
-    if !may_use_netns("fence_dry_run") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = Bed::new(Setup {

@@ -1,7 +1,7 @@
-//! `habeat history` and the journal's rotation, through the real binary
-//! (issue 18, item 4): read backwards in bounded memory, `--since`,
-//! `--limit`, `--follow` across rotations, rotation by size keeping N
-//! files, and what a crash in the middle of a rotation leaves.
+//! `habeat history` and the journal's rotation, through the real binary:
+//! read backwards in bounded memory (a journal may be hundreds of MB),
+//! `--since`, `--limit`, `--follow` across rotations, rotation by size
+//! keeping N files, and what a crash in the middle of a rotation leaves.
 
 use crate::bin;
 

@@ -230,7 +230,7 @@ const SLOW_HOOK: &str = "echo $$ >> $D/started\nsleep 6\ndate +%s.%N >> $D/fence
 /// until then.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sigterm_during_on_fence_lets_the_hook_finish_before_habeat_exits() {
-    if !support::netns::may_use_netns("lease_fence") {
+    if !support::require(&[support::Need::Netns]) {
         return;
     }
     let bed = Bed::new(SLOW_HOOK).await;
@@ -257,7 +257,7 @@ async fn a_sigterm_during_on_fence_lets_the_hook_finish_before_habeat_exits() {
 /// it fenced, and the next start, still isolated, runs the hook to its end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_on_fence_cut_short_by_a_crash_runs_again_at_the_next_start() {
-    if !support::netns::may_use_netns("lease_fence") {
+    if !support::require(&[support::Need::Netns]) {
         return;
     }
     let bed = Bed::new(SLOW_HOOK).await;
@@ -289,7 +289,7 @@ async fn an_on_fence_cut_short_by_a_crash_runs_again_at_the_next_start() {
 /// `habeat_fence_failed` say the fence FAILED, with the hook's error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_on_fence_runs_again_until_it_succeeds_and_status_says_failed_meanwhile() {
-    if !support::netns::may_use_netns("lease_fence") {
+    if !support::require(&[support::Need::Netns]) {
         return;
     }
     let bed = Bed::new(
@@ -336,4 +336,16 @@ async fn a_failing_on_fence_runs_again_until_it_succeeds_and_status_says_failed_
     let journal =
         std::fs::read_to_string(bed.dir.path().join("state/events.jsonl")).unwrap_or_default();
     assert_eq!(journal.matches("\"event\":\"lease_fenced\"").count(), 3);
+    // Each counted as it was journaled: failed twice (error), done once.
+    let counted =
+        |sev: &str| format!("habeat_events_total{{event=\"lease_fenced\",severity=\"{sev}\"}}");
+    let deadline = tokio::time::Instant::now() + BOUND;
+    while bed.scrape(&counted("warning")).await != Some(1.0) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the fence done was never counted in habeat_events_total"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(bed.scrape(&counted("error")).await, Some(2.0));
 }

@@ -7,7 +7,7 @@
 //! gate off").
 
 use crate::bed::{Bed, text};
-use crate::support::netns::may_use_netns;
+use crate::support::{Need, require};
 use serde_json::{Value, json};
 
 const SERVING: &str = "habeat/serving/mbox1.example.com";
@@ -34,10 +34,31 @@ fn position(events: &[Value], pred: impl Fn(&Value) -> bool) -> Option<usize> {
 #[tokio::test(flavor = "multi_thread")]
 async fn with_the_gate_off_and_no_leader_an_unreadable_lease_does_not_hold_the_promotion_and_the_journal_says_so()
  {
-    if !may_use_netns("gate_off_unreadable_lease") {
+    if !require(&[Need::Netns]) {
         return;
     }
-    let bed = start().await;
+    let bed = Bed::builder()
+        .accounts(vec![crate::fake_carbonio::account(
+            "alice@example.com",
+            crate::bed::SOURCE,
+            crate::bed::REPLICA,
+        )])
+        .add(
+            "hooks",
+            r#"on_event:
+  - "cat >> \"$HABEAT_OUT/on_event.jsonl\""
+  - "echo \"$HABEAT_EVENT $HABEAT_SEVERITY\" >> \"$HABEAT_OUT/on_event.env\"""#,
+        )
+        .tail("safety:\n  quorum_gate: false\n  require_peer_lease: auto\n")
+        .start()
+        .await;
+    // The hooks find their directory through a variable they do not get
+    // from habeat: only HABEAT_* variables reach them, so write it in.
+    let dir = bed.dir.path();
+    let yaml = std::fs::read_to_string(&bed.config)
+        .expect("read config")
+        .replace("$HABEAT_OUT", &dir.display().to_string());
+    std::fs::write(&bed.config, yaml).expect("write config");
     bed.kill_peer();
     // This side has lost the leader: the lease key cannot be read.
     bed.consul.set_leader(None);
@@ -72,6 +93,16 @@ async fn with_the_gate_off_and_no_leader_an_unreadable_lease_does_not_hold_the_p
     })
     .unwrap_or_else(|| panic!("no promotion journaled: {events:#?}"));
     assert!(unchecked < promoted, "{events:#?}");
+    // The on_event hooks heard of it as of every journaled event, before
+    // `check` exited, with the very JSON of the journal.
+    let env = std::fs::read_to_string(dir.join("on_event.env")).unwrap_or_default();
+    assert!(env.contains("peer_lease_unchecked warning"), "{env}");
+    let delivered: Vec<Value> = std::fs::read_to_string(dir.join("on_event.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert_eq!(delivered, events, "{}", text(&out));
     // `history` shows it to the operator.
     let history = bed.run(&["history"]);
     let h = String::from_utf8_lossy(&history.stdout);
@@ -84,7 +115,7 @@ async fn with_the_gate_off_and_no_leader_an_unreadable_lease_does_not_hold_the_p
 
 #[tokio::test(flavor = "multi_thread")]
 async fn with_the_gate_off_a_lease_that_can_be_read_and_is_held_by_the_peer_holds_the_promotion() {
-    if !may_use_netns("gate_off_held_lease") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = start().await;

@@ -100,6 +100,9 @@ lease:
 hooks:
   on_fence: ["date +%s.%N >> {d}/fenced"]
   on_unfence: ["date +%s.%N >> {d}/unfenced"]
+  on_event:
+    - "cat >> {d}/on_event.jsonl"
+    - "echo \"$HABEAT_EVENT $HABEAT_SEVERITY $HABEAT_WHOAMI\" >> {d}/on_event.env"
 carbonio:
   cli: {cli}
   zmprov: {zmprov}
@@ -180,6 +183,33 @@ carbonio:
 
     fn journal(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("state/events.jsonl")).unwrap_or_default()
+    }
+
+    /// Wait until the `on_event` hooks have heard of a `kind` event: its
+    /// `HABEAT_EVENT`, and on stdin the very JSON the journal has.
+    async fn until_hooks_hear(&self, kind: &str) {
+        let heard = || {
+            std::fs::read_to_string(self.dir.path().join("on_event.env"))
+                .unwrap_or_default()
+                .lines()
+                .any(|l| l.starts_with(&format!("{kind} ")))
+        };
+        self.until(&format!("on_event hears {kind}"), heard).await;
+        let of_kind = |text: String| -> Vec<serde_json::Value> {
+            text.lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter(|e| e["event"] == kind)
+                .collect()
+        };
+        let journaled = of_kind(self.journal());
+        assert!(!journaled.is_empty(), "{kind} not journaled");
+        self.until(&format!("on_event gets the {kind} JSON"), || {
+            let got = of_kind(
+                std::fs::read_to_string(self.dir.path().join("on_event.jsonl")).unwrap_or_default(),
+            );
+            journaled.iter().all(|e| got.contains(e))
+        })
+        .await;
     }
 
     async fn until(&self, what: &str, done: impl Fn() -> bool) {
@@ -292,11 +322,37 @@ async fn isolated_run(phase: u64) {
     assert!(j.contains("\"event\":\"lease_fenced\""), "{j}");
 }
 
+/// A fenced primary is what an operator's pager must hear: `lease_fenced`
+/// reaches the `on_event` hooks as every journaled event does, with
+/// `HABEAT_EVENT`, its severity and the same JSON as the journal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fenced_primary_tells_the_on_event_hooks() {
+    if !support::require(&[support::Need::Netns]) {
+        return;
+    }
+    let bed = Bed::new(false).await;
+    let _d = Killed(bed.start());
+    bed.until("the lease is taken", || {
+        bed.primary_agent.lock_holder(KEY).is_some()
+    })
+    .await;
+    bed.primary_agent.set_agent_leader_lost(true);
+    bed.until("on_fence", || !bed.stamps("fenced").is_empty())
+        .await;
+    bed.until("lease_fenced journaled", || {
+        bed.journal().contains("\"event\":\"lease_fenced\"")
+    })
+    .await;
+    bed.until_hooks_hear("lease_fenced").await;
+    let env = std::fs::read_to_string(bed.dir.path().join("on_event.env")).unwrap_or_default();
+    assert!(env.contains("lease_fenced warning primary"), "{env}");
+}
+
 /// The isolated primary, 20 times at random phases of the renewal period
 /// (five at a time): never in the wrong order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_isolated_primary_fences_before_the_secondary_can_take_its_lease_over() {
-    if !support::netns::may_use_netns("lease_primary") {
+    if !support::require(&[support::Need::Netns]) {
         return;
     }
     let mut seed = u64::from(std::process::id()) ^ unix_now().to_bits();
@@ -327,7 +383,7 @@ async fn an_isolated_primary_fences_before_the_secondary_can_take_its_lease_over
 /// the recorded expiry plus the lock-delay (both on the stand-in's clock).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_primary_habeat_lets_the_lease_lapse_and_the_takeover_follows_from_it() {
-    if !support::netns::may_use_netns("lease_primary") {
+    if !support::require(&[support::Need::Netns]) {
         return;
     }
     let bed = Bed::new(false).await;
@@ -362,7 +418,7 @@ async fn a_killed_primary_habeat_lets_the_lease_lapse_and_the_takeover_follows_f
 /// A Consul blip shorter than the margin (ttl - ttl/3): no fence.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blip_shorter_than_the_margin_does_not_fence() {
-    if !support::netns::may_use_netns("lease_primary") {
+    if !support::require(&[support::Need::Netns]) {
         return;
     }
     let bed = Bed::new(false).await;
@@ -401,7 +457,7 @@ async fn a_blip_shorter_than_the_margin_does_not_fence() {
 /// habeat never fences (mail stays up), and says why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_local_consul_crash_alone_never_fences_while_the_secondary_is_seen_up() {
-    if !support::netns::may_use_netns("lease_primary") {
+    if !support::require(&[support::Need::Netns]) {
         return;
     }
     let bed = Bed::new(true).await;
@@ -416,6 +472,7 @@ async fn a_local_consul_crash_alone_never_fences_while_the_secondary_is_seen_up(
         bed.journal().contains("lease_lapsed_peer_up")
     })
     .await;
+    bed.until_hooks_hear("lease_lapsed_peer_up").await;
     // Until the session has certainly expired on Consul's side, and more.
     let held_by_gone = || bed.secondary_agent.lock_holder(KEY).is_none();
     bed.until("the session expires", held_by_gone).await;
@@ -429,10 +486,7 @@ async fn a_local_consul_crash_alone_never_fences_while_the_secondary_is_seen_up(
 /// (a promotion) it stays fenced, and `status` says what to do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lease_back_unfences_unless_a_promotion_happened_meanwhile() {
-    if !support::netns::may_use_netns("lease_primary") {
-        return;
-    }
-    if !support::slapd::available("lease_primary") {
+    if !support::require(&[support::Need::Netns, support::Need::SLAPD]) {
         return;
     }
     for promoted in [false, true] {
@@ -469,6 +523,7 @@ async fn the_lease_back_unfences_unless_a_promotion_happened_meanwhile() {
             assert!(bed.stamps("unfenced").is_empty());
             let text = bed.status();
             assert!(text.contains("FENCED after a promotion"), "{text}");
+            bed.until_hooks_hear("lease_stays_fenced").await;
         } else {
             bed.until("on_unfence", || !bed.stamps("unfenced").is_empty())
                 .await;
@@ -477,7 +532,9 @@ async fn the_lease_back_unfences_unless_a_promotion_happened_meanwhile() {
                 bed.journal().contains("lease_unfenced")
             })
             .await;
+            bed.until_hooks_hear("lease_unfenced").await;
         }
+        bed.until_hooks_hear("lease_fenced").await;
     }
 }
 
@@ -489,10 +546,7 @@ async fn the_lease_back_unfences_unless_a_promotion_happened_meanwhile() {
 /// either way: it stays fenced until the directory answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_promotion_that_never_took_the_failover_key_keeps_the_primary_fenced() {
-    if !support::netns::may_use_netns("lease_primary") {
-        return;
-    }
-    if !support::slapd::available("lease_primary") {
+    if !support::require(&[support::Need::Netns, support::Need::SLAPD]) {
         return;
     }
     for promoted in [true, false] {
@@ -551,6 +605,7 @@ async fn a_promotion_that_never_took_the_failover_key_keeps_the_primary_fenced()
                 bed.journal().contains("lease_unproven")
             })
             .await;
+            bed.until_hooks_hear("lease_unproven").await;
             assert!(bed.stamps("unfenced").is_empty(), "log:\n{}", bed.log());
             assert_eq!(bed.lease_file()["fenced"], true);
             bed.fake.update(|s| s.faults.clear());
@@ -574,7 +629,7 @@ async fn a_promotion_that_never_took_the_failover_key_keeps_the_primary_fenced()
 /// file habeat cannot read, naming the file: never a panic.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_file_with_an_impossible_renewal_time_is_refused_at_start() {
-    if !support::netns::may_use_netns("lease_primary") {
+    if !support::require(&[support::Need::Netns]) {
         return;
     }
     let bed = Bed::new(true).await;

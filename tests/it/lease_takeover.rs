@@ -51,14 +51,16 @@ async fn no_promotion_while_the_primary_holds_its_lease_nor_before_its_lock_dela
     let mut exec = bed.executor(&require("auto"));
     let primary = primary_holds_the_lease(api).await;
     let out = exec
-        .execute(&action(
-            1,
-            ActionKind::AcquireQuorumGate { key: GATE.into() },
-        ))
+        .execute(
+            &action(1, ActionKind::AcquireQuorumGate { key: GATE.into() }),
+            &habeat::exec::Given::default(),
+        )
         .await;
     assert!(matches!(out.result, OutcomeResult::Succeeded { .. }));
 
-    let out = exec.execute(&action(2, promote())).await;
+    let out = exec
+        .execute(&action(2, promote()), &habeat::exec::Given::default())
+        .await;
     assert!(
         matches!(&out.result, OutcomeResult::PeerLeaseWait { wait: PeerLeaseWait::Held { key } } if key == SERVING),
         "{:?}",
@@ -69,7 +71,9 @@ async fn no_promotion_while_the_primary_holds_its_lease_nor_before_its_lock_dela
     // The primary stops renewing; its session expires (TTL)...
     api.advance_clock(Duration::from_secs(10));
     assert_eq!(api.lock_holder(SERVING), None);
-    let out = exec.execute(&action(3, promote())).await;
+    let out = exec
+        .execute(&action(3, promote()), &habeat::exec::Given::default())
+        .await;
     assert!(
         matches!(
             &out.result,
@@ -83,7 +87,9 @@ async fn no_promotion_while_the_primary_holds_its_lease_nor_before_its_lock_dela
     assert!(!bed.promoted(), "promoted inside the lock-delay");
     // ...and after its lock-delay the secondary takes the key and promotes.
     api.advance_clock(Duration::from_secs(15));
-    let out = exec.execute(&action(4, promote())).await;
+    let out = exec
+        .execute(&action(4, promote()), &habeat::exec::Given::default())
+        .await;
     assert!(
         matches!(out.result, OutcomeResult::Succeeded { .. }),
         "{:?}",
@@ -104,12 +110,14 @@ async fn a_key_never_there_promotes_with_auto_and_waits_with_always() {
     for (require, waits) in [("auto", false), ("always", true)] {
         let bed = ExecBed::start().await;
         let mut exec = bed.executor(&self::require(require));
-        exec.execute(&action(
-            1,
-            ActionKind::AcquireQuorumGate { key: GATE.into() },
-        ))
+        exec.execute(
+            &action(1, ActionKind::AcquireQuorumGate { key: GATE.into() }),
+            &habeat::exec::Given::default(),
+        )
         .await;
-        let out = exec.execute(&action(2, promote())).await;
+        let out = exec
+            .execute(&action(2, promote()), &habeat::exec::Given::default())
+            .await;
         if waits {
             assert!(
                 matches!(
@@ -147,9 +155,12 @@ async fn with_the_gate_off_the_takeover_session_is_reused_and_none_is_left_behin
     let bed = ExecBed::start().await;
     let api = &bed.api;
     let mut exec = bed.executor(&format!("{}  quorum_gate: false\n", require("auto")));
+    let action = |id, kind| crate::bed::automatic_gated(id, kind, false);
     let primary = primary_holds_the_lease(api).await;
     for id in 1..=3 {
-        let out = exec.execute(&action(id, promote())).await;
+        let out = exec
+            .execute(&action(id, promote()), &habeat::exec::Given::default())
+            .await;
         assert!(
             matches!(
                 &out.result,
@@ -177,7 +188,9 @@ async fn with_the_gate_off_the_takeover_session_is_reused_and_none_is_left_behin
         "promoteAccounts",
         crate::fake_carbonio::Fault::Fail { exit_code: 1 },
     );
-    let out = exec.execute(&action(4, promote())).await;
+    let out = exec
+        .execute(&action(4, promote()), &habeat::exec::Given::default())
+        .await;
     assert!(
         matches!(out.result, OutcomeResult::Failed { .. }),
         "{:?}",
@@ -187,7 +200,9 @@ async fn with_the_gate_off_the_takeover_session_is_reused_and_none_is_left_behin
     assert_ne!(ours, primary);
     // ...and the retry promotes: this side's own hold is no wait.
     bed.fake.update(|s| s.faults.clear());
-    let out = exec.execute(&action(5, promote())).await;
+    let out = exec
+        .execute(&action(5, promote()), &habeat::exec::Given::default())
+        .await;
     assert!(
         matches!(out.result, OutcomeResult::Succeeded { .. }),
         "{:?}",

@@ -1,18 +1,16 @@
 //! The integration tests, in one test binary (one link instead of one per
 //! file): each module is one area, driving the real `habeat` binary, real
 //! sockets, network namespaces, slapd and the stand-ins of `support`.
-//! Run one area with `cargo test --test it <module>::`.
+//! Run one area with `cargo test --test it <module>::`. The pure tests of
+//! the engine, which need neither root nor namespaces, are in
+//! `tests/engine` (`cargo test --test engine`).
 
 #[path = "../support/bed.rs"]
 mod bed;
 #[path = "../support/bin.rs"]
 mod bin;
-#[path = "../engine_harness/mod.rs"]
-mod engine_harness;
 #[path = "../support/fake_carbonio.rs"]
 mod fake_carbonio;
-#[path = "../sim/mod.rs"]
-mod sim;
 #[path = "../support/mod.rs"]
 mod support;
 
@@ -42,11 +40,7 @@ mod daemon_signals;
 mod e2e_failover;
 mod e2e_partition;
 mod e2e_testbed;
-mod engine_clock;
-mod engine_deadline;
-mod engine_decisions;
-mod engine_fencing;
-mod engine_invariants;
+mod event_sink;
 mod exec_gate;
 mod fence_agents;
 mod fence_binary;
@@ -68,3 +62,4 @@ mod state_store;
 mod status_crisis;
 mod systemd_sandbox;
 mod systemd_units;
+mod test_guards;

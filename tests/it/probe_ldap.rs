@@ -7,7 +7,8 @@ use habeat::config::ProbeSpec;
 use habeat::model::{Component, Role, Round, Vote, WitnessKind};
 use habeat::probe::Prober;
 use std::time::{Duration, Instant};
-use support::slapd::{self, Slapd};
+use support::slapd::Slapd;
+use support::{Need, require};
 use tokio::io::AsyncWriteExt;
 
 async fn ldap_round(port: u16) -> (Round, Duration) {
@@ -34,7 +35,7 @@ fn ldap_vote(r: &Round, port: u16) -> (Vote, String) {
 
 #[tokio::test]
 async fn a_real_slapd_is_up() {
-    if !slapd::available("a_real_slapd_is_up") {
+    if !require(&[Need::SLAPD]) {
         return;
     }
     let server = Slapd::start();

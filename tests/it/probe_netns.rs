@@ -10,8 +10,9 @@ use habeat::model::{Component, Observation, Role, Round, Vote, WitnessKind};
 use habeat::probe::Prober;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use support::netns::{Netns, may_use_netns};
-use support::slapd::{self, Slapd};
+use support::netns::Netns;
+use support::slapd::Slapd;
+use support::{Need, require};
 
 fn obs<'a>(round: &'a Round, component: Component, kind: &WitnessKind) -> &'a Observation {
     round
@@ -35,8 +36,7 @@ async fn bounded_round(p: &Prober) -> Round {
 
 #[tokio::test]
 async fn a_live_host_answers_and_a_host_whose_link_is_down_does_not() {
-    let test = "a_live_host_answers_and_a_host_whose_link_is_down_does_not";
-    if !may_use_netns(test) || !slapd::available(test) {
+    if !require(&[Need::Netns, Need::SLAPD]) {
         return;
     }
     let alive = Netns::create();
@@ -99,7 +99,7 @@ async fn a_live_host_answers_and_a_host_whose_link_is_down_does_not() {
 
 #[tokio::test]
 async fn many_black_holed_targets_finish_within_the_bound() {
-    if !may_use_netns("many_black_holed_targets_finish_within_the_bound") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let ns = Netns::create();
@@ -137,7 +137,7 @@ async fn many_black_holed_targets_finish_within_the_bound() {
 
 #[tokio::test]
 async fn packet_loss_does_not_make_a_live_host_look_dead_in_most_rounds() {
-    if !may_use_netns("packet_loss_does_not_make_a_live_host_look_dead_in_most_rounds") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let ns = Netns::create();
@@ -177,7 +177,7 @@ async fn packet_loss_does_not_make_a_live_host_look_dead_in_most_rounds() {
 
 #[tokio::test]
 async fn a_component_with_several_addresses_is_up_if_any_answers() {
-    if !may_use_netns("a_component_with_several_addresses_is_up_if_any_answers") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let dead = Netns::create();
@@ -204,8 +204,7 @@ async fn a_component_with_several_addresses_is_up_if_any_answers() {
 
 #[tokio::test]
 async fn an_icmp_error_about_our_echo_is_not_an_answer() {
-    let test = "an_icmp_error_about_our_echo_is_not_an_answer";
-    if !may_use_netns(test) {
+    if !require(&[Need::Netns]) {
         return;
     }
     // A router (or our own kernel, once ARP gives up) answers an echo to a
@@ -240,7 +239,7 @@ async fn an_icmp_error_about_our_echo_is_not_an_answer() {
 /// whose own output rule refuses the send, so the host is not touched.
 #[test]
 fn an_echo_this_node_cannot_send_is_unknown_not_down() {
-    if !may_use_netns("icmp_send_refused") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let ns = Netns::create();

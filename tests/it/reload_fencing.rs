@@ -11,7 +11,7 @@
 
 use crate::bed::{self, text};
 use crate::fake_carbonio::Fault;
-use crate::support::netns::may_use_netns;
+use crate::support::{Need, require};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
@@ -134,7 +134,7 @@ fn fence_event(e: &Value, confirmed: bool) -> bool {
 /// promoteAccounts runs again.
 #[tokio::test(flavor = "multi_thread")]
 async fn fencing_added_during_the_retry_wait_powers_the_peer_off_before_the_retry() {
-    if !may_use_netns("reload_fencing_retry_off") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let d = Daemon::start(
@@ -184,7 +184,7 @@ async fn fencing_added_during_the_retry_wait_powers_the_peer_off_before_the_retr
 /// the retry does not promote.
 #[tokio::test(flavor = "multi_thread")]
 async fn fencing_added_during_the_retry_wait_with_the_peer_on_promotes_nothing() {
-    if !may_use_netns("reload_fencing_retry_on") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let d = Daemon::start(
@@ -218,7 +218,7 @@ async fn fencing_added_during_the_retry_wait_with_the_peer_on_promotes_nothing()
 /// so the promotion it records has the fence, and the agent's ON stops it.
 #[tokio::test(flavor = "multi_thread")]
 async fn fencing_added_while_the_chain_lists_guards_its_promotion() {
-    if !may_use_netns("reload_fencing_mid_chain") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let d = Daemon::start("on", None).await;

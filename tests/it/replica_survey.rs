@@ -1,4 +1,4 @@
-//! The replica survey (issue 14, invariant 13 `replicas-at-risk-named`)
+//! The replica survey (invariant 13 `replicas-at-risk-named`)
 //! through the real binary: a primary appserver in a network namespace,
 //! the Consul API test server, and the fake carbonio modelling every field
 //! of `getAccountStatus` per account (available, Kafka, paused, lagging
@@ -11,7 +11,7 @@ use crate::support;
 use fake_carbonio::{Account, Fault, ReplicaState, account};
 use std::path::PathBuf;
 use std::process::{Output, Stdio};
-use support::netns::may_use_netns;
+use support::{Need, require};
 
 /// The accounts at risk, with the word `status` uses for why.
 const AT_RISK: &[(&str, &str)] = &[
@@ -118,7 +118,7 @@ fn expected_at_risk() -> Vec<String> {
 /// journaled `replicas_at_risk_changed` event.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_survey_names_exactly_the_accounts_at_risk_everywhere() {
-    if !may_use_netns("survey_status") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let port = support::free_port();
@@ -245,7 +245,7 @@ async fn a_survey_names_exactly_the_accounts_at_risk_everywhere() {
 /// promotion record and in `history` (`replicas-at-risk-named`).
 #[tokio::test(flavor = "multi_thread")]
 async fn the_promotion_record_and_history_name_the_accounts_at_risk() {
-    if !may_use_netns("survey_promotion") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = start("  survey_interval: 5m", "").await;
@@ -285,7 +285,7 @@ async fn the_promotion_record_and_history_name_the_accounts_at_risk() {
 /// names the command that moves them.
 #[tokio::test(flavor = "multi_thread")]
 async fn hold_promotes_only_the_accounts_not_at_risk() {
-    if !may_use_netns("survey_hold") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = start("  survey_interval: 5m\n  at_risk: hold", "").await;
@@ -327,7 +327,7 @@ async fn hold_promotes_only_the_accounts_not_at_risk() {
 /// is shown, and nothing in the state directory changes.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dry_run_against_a_dead_peer_simulates_and_changes_nothing() {
-    if !may_use_netns("survey_dry_run") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = start("  survey_interval: 5m", "").await;
@@ -364,7 +364,7 @@ async fn a_dry_run_against_a_dead_peer_simulates_and_changes_nothing() {
 /// leave the earlier survey as it was.
 #[tokio::test(flavor = "multi_thread")]
 async fn neither_kill_9_during_a_survey_nor_a_bad_answer_loses_the_earlier_survey() {
-    if !may_use_netns("survey_kill") {
+    if !require(&[Need::Netns]) {
         return;
     }
     // Every check surveys (the interval is shorter than a check).
@@ -442,7 +442,7 @@ async fn neither_kill_9_during_a_survey_nor_a_bad_answer_loses_the_earlier_surve
 #[tokio::test(flavor = "multi_thread")]
 async fn hold_with_every_account_at_risk_promotes_nothing_runs_no_follow_up_and_names_the_command()
 {
-    if !may_use_netns("survey_hold_all") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let scratch = tempfile::tempdir().expect("tempdir");
@@ -524,7 +524,7 @@ async fn hold_with_every_account_at_risk_promotes_nothing_runs_no_follow_up_and_
 /// risk", and never a sentence cut off), and `--json` carries it.
 #[tokio::test(flavor = "multi_thread")]
 async fn no_replicated_account_is_a_warning_that_there_is_nothing_to_fail_over() {
-    if !may_use_netns("survey_nothing_to_fail_over") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = Bed::builder()
@@ -569,7 +569,7 @@ async fn no_replicated_account_is_a_warning_that_there_is_nothing_to_fail_over()
 /// good survey at all, `status` says the failure, not "no survey yet".
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_survey_is_an_event_shown_with_its_reason_and_a_metric() {
-    if !may_use_netns("survey_failed_shown") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let port = support::free_port();
@@ -663,7 +663,7 @@ async fn a_failed_survey_is_an_event_shown_with_its_reason_and_a_metric() {
 /// "sequence unreadable"; the others are classed as usual.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_odd_sequence_makes_its_account_at_risk_and_fails_nothing() {
-    if !may_use_netns("survey_odd_sequence") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = start("  survey_interval: 1ms", "").await;

@@ -9,7 +9,7 @@ use crate::support;
 
 use std::process::{Output, Stdio};
 use std::time::Duration;
-use support::netns::may_use_netns;
+use support::{Need, require};
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -27,7 +27,7 @@ fn status_json(bed: &Bed) -> serde_json::Value {
 /// it is killed, not running again. Witness rows have a heading.
 #[tokio::test(flavor = "multi_thread")]
 async fn status_says_whether_a_daemon_runs_and_how_old_its_evidence_is() {
-    if !may_use_netns("status_daemon_headline") {
+    if !require(&[Need::Netns]) {
         return;
     }
     let bed = Bed::builder().start().await;
@@ -135,7 +135,7 @@ async fn status_says_whether_a_daemon_runs_and_how_old_its_evidence_is() {
 /// names that host too; `--dry-run check` exits as the real run does.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lost_primary_dc_seen_from_a_mailstore_names_where_recover_runs() {
-    if !may_use_netns("status_lost_primary_dc") {
+    if !require(&[Need::Netns]) {
         return;
     }
     const HOST: &str = "consul3.example.com";

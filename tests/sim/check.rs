@@ -38,7 +38,8 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// The defect of the issue this kind shows on today's main, if one.
+    /// The defect this kind showed before its fix, if one: the numbers of
+    /// docs/simulation.md ("What it found").
     pub fn defect(self) -> Option<u8> {
         match self {
             Kind::ResumedServing => Some(1),

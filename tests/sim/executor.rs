@@ -1,9 +1,9 @@
 //! The secondary's executor, modelled: what running each engine
 //! [`Action`] does to the simulated world, and the outcome fed back.
 //!
-//! Copies `src/exec/mod.rs` (`Executor::run`, `pre_step_checks` in the
-//! order of `PRE_STEP_CHECKS`: `gate_lost`, then `take_over_peer_lease`
-//! of `src/exec/lease.rs`) and `src/consul/gate.rs` (the quorum gate: a
+//! Copies `src/exec/` (`Executor::run`, `pre_step_checks` carrying out
+//! the action's `checks`: `gate_lost`, then `take_over_peer_lease` of
+//! `src/exec/lease.rs`) and `src/consul/gate.rs` (the quorum gate: a
 //! session and the KV lock `habeat/failover/<host>`; a key held by a dead
 //! habeat of this node is taken over). Only what decides safety is kept:
 //! the carbonio commands move accounts or fail, the fence agent confirms
@@ -12,10 +12,10 @@
 use super::schedule::Fails;
 use super::world::{KeyName, Owner, PRIMARY_HOST, Side, World};
 use habeat::engine::{
-    Action, ActionKind, EngineConfig, GateRefusal, Origin, OutcomeResult, PeerLeaseWait,
+    Action, ActionKind, EngineConfig, GateRefusal, OutcomeResult, PeerLeaseWait, PreStepCheck,
     PromoteTarget,
 };
-use habeat::model::{Component, FenceFailure};
+use habeat::model::FenceFailure;
 
 const GATE_LOCK_DELAY_MS: u64 = 15_000;
 
@@ -198,8 +198,9 @@ fn pre_step_checks(
     w: &mut World,
     mem: &mut ExecMem,
 ) -> Option<OutcomeResult> {
-    // GateStillHeld (`Executor::gate_lost`).
-    if a.origin == Origin::Automatic && cfg.quorum_gate && a.kind.needs_gate() {
+    // The checks the engine handed out with the action, in its order
+    // (gate first): GateStillHeld (`Executor::gate_lost`).
+    if a.checks.contains(&PreStepCheck::GateStillHeld) {
         let held = mem.gate.is_some_and(|id| {
             w.consul.valid(id) && w.consul.failover.holder == Some(id) && w.leader(Side::Secondary)
         });
@@ -213,17 +214,11 @@ fn pre_step_checks(
             return Some(OutcomeResult::GateRefused { refusal });
         }
     }
-    // PeerLeaseTakenOver (`Executor::lease_host`, `take_over_peer_lease`):
-    // an automatic promoteAccounts or fence of the peer mailstore.
-    let leased = a.origin == Origin::Automatic
-        && matches!(
-            a.kind,
-            ActionKind::PromoteAccounts { .. }
-                | ActionKind::Fence {
-                    component: Component::Appserver,
-                    ..
-                }
-        );
+    // PeerLeaseTakenOver (`take_over_peer_lease`).
+    let leased = a
+        .checks
+        .iter()
+        .any(|c| matches!(c, PreStepCheck::PeerLeaseTakenOver { .. }));
     if !leased {
         return None;
     }

@@ -32,7 +32,7 @@ fn holds(s: &Schedule) -> Stats {
     let o = run(s, true);
     if let Some(v) = o.violation {
         panic!(
-            "{v}\nhistory:\n{s}trace:\n  {}\nreplay: cargo test --test it sim::regressions:: -- --nocapture",
+            "{v}\nhistory:\n{s}trace:\n  {}\nreplay: cargo test --test engine sim::regressions:: -- --nocapture",
             o.trace.join("\n  ")
         );
     }

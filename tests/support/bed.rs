@@ -528,7 +528,7 @@ impl ExecBed {
             zmprov = self.fake.zmprov.display(),
         );
         let cfg = habeat::config::load_str(&yaml, &dir.join("habeat.yml")).expect("config");
-        habeat::exec::Executor::new(&cfg)
+        habeat::exec::Executor::new(&cfg, habeat::sink::EventSink::open(&cfg, false))
     }
 
     /// Whether the fake was asked for `promoteAccounts`.
@@ -540,14 +540,26 @@ impl ExecBed {
     }
 }
 
-/// An automatic action of the appserver role.
+/// An automatic action of the appserver role, with the checks the engine
+/// hands out with it under the bed's config (quorum gate on, the peer
+/// mailstore [`SOURCE`]).
 pub fn automatic(id: u64, kind: ActionKind) -> Action {
+    automatic_gated(id, kind, true)
+}
+
+/// [`automatic`] with `safety.quorum_gate` as given.
+pub fn automatic_gated(id: u64, kind: ActionKind, quorum_gate: bool) -> Action {
+    let mut cfg = habeat::engine::EngineConfig::new("secondary", "primary", &[Role::Appserver]);
+    cfg.quorum_gate = quorum_gate;
+    cfg.source_mail_host = Some(SOURCE.into());
+    let checks = habeat::engine::PreStepCheck::for_action(Origin::Automatic, &kind, &cfg);
     Action {
         id: ActionId(id),
         role: Role::Appserver,
         origin: Origin::Automatic,
         step: None,
         kind,
+        checks,
     }
 }
 
@@ -557,6 +569,7 @@ pub fn promote_source() -> ActionKind {
         source_mail_host: SOURCE.into(),
         target: PromoteTarget::SourceMailHost(SOURCE.into()),
         threads: 2,
+        input_file: false,
     }
 }
 

@@ -4,14 +4,21 @@
 //! - [`consul_api`]: an in-test Consul HTTP API server.
 //! - [`netns`]: network namespaces with veth links, link down, nftables drop.
 //! - [`slapd`]: a real OpenLDAP server on a free port.
+//! - [`need`]: what a test needs from the machine; [`require`] is the one
+//!   way a test may go without it (a failure on CI, a loud skip elsewhere).
 //!
 //! Each test binary uses a subset, hence `dead_code` is allowed here.
 
 pub mod consul_api;
+pub mod need;
 pub mod netns;
 pub mod redfish;
 pub mod slapd;
 pub mod testbed;
+
+// The demo and the benchmarks include this module too and use neither.
+#[allow(unused_imports)]
+pub use need::{Need, require};
 
 use habeat::config::{
     Carbonio, Config, Consul, Datacenter, Detection, Hooks, Local, Metrics, Probes, Safety,

@@ -9,48 +9,14 @@
 //! drops all or a random share of incoming packets (black hole or packet
 //! loss). Everything is removed on drop, also when the test panics.
 //!
-//! Namespaces need root. [`may_use_netns`] returns false (and prints why)
-//! when the test cannot create them, so that the test skips — except with
-//! `CI=true`, where a missing capability must fail the run instead of
-//! silently skipping the tests that matter most.
+//! Namespaces need root, iproute2 and nftables: a test that builds them
+//! starts with `if !require(&[Need::Netns]) { return; }` (`super::need`).
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-/// Whether this test may create network namespaces. Prints the reason and
-/// returns false when it may not; panics instead when `CI=true`.
-pub fn may_use_netns(test: &str) -> bool {
-    let reason = if !nix::unistd::geteuid().is_root() {
-        Some("not running as root".to_owned())
-    } else if !tool_works("ip", &["netns", "list"]) {
-        Some("`ip netns` (iproute2) is not usable".to_owned())
-    } else if !tool_works("nft", &["--version"]) {
-        Some("`nft` (nftables) is not installed".to_owned())
-    } else {
-        None
-    };
-    match reason {
-        None => true,
-        Some(r) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("{test}: cannot use network namespaces on CI: {r}")
-        }
-        Some(r) => {
-            eprintln!("SKIPPED {test}: needs network namespaces, but {r}");
-            false
-        }
-    }
-}
-
-fn tool_works(prog: &str, args: &[&str]) -> bool {
-    Command::new(prog)
-        .args(args)
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
 
 /// Run a command, panicking with its stderr if it fails (test set-up).
 fn must(argv: &[&str]) -> Output {

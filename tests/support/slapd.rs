@@ -2,26 +2,14 @@
 //! A real OpenLDAP server (Debian's `slapd`) for the LDAP witness: a minimal
 //! `slapd.conf` in a temporary directory (core schema, one empty mdb
 //! database), listening on the address given, stopped (SIGKILL) on drop.
+//! A test that starts one requires `Need::SLAPD` (`super::need`).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Where Debian installs it.
 pub const SLAPD: &str = "/usr/sbin/slapd";
-
-/// Whether slapd is installed; prints why not (or panics with `CI=true`).
-pub fn available(test: &str) -> bool {
-    if Path::new(SLAPD).exists() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{test}: {SLAPD} is missing on CI (install the slapd package)");
-    }
-    eprintln!("SKIPPED {test}: {SLAPD} is not installed (apt-get install slapd)");
-    false
-}
 
 /// A running slapd.
 pub struct Slapd {

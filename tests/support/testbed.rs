@@ -92,11 +92,9 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
-/// Whether the testbed can be built here (root, iproute2, nftables, slapd);
-/// prints why not, and panics with `CI=true` (see `netns::may_use_netns`).
-pub fn available(test: &str) -> bool {
-    super::netns::may_use_netns(test) && super::slapd::available(test)
-}
+/// What the testbed needs of the machine (a test passes it to
+/// `support::require`).
+pub const NEEDS: &[super::Need] = &[super::Need::Netns, super::Need::SLAPD];
 
 /// The programs a rehearsal runs: the real habeat and the fake carbonio.
 #[derive(Debug, Clone)]

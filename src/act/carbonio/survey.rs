@@ -4,7 +4,7 @@
 //! `priority`, the first listed on a tie or when none is given).
 
 use super::{AccountStatus, Carbonio, CarbonioError, Command, MailHost, parse_survey_listing};
-use crate::survey::{ReplicaSeen, Surveyed};
+use crate::replica::{ReplicaSeen, Surveyed};
 
 impl From<&AccountStatus> for Surveyed {
     fn from(a: &AccountStatus) -> Surveyed {

@@ -185,10 +185,12 @@ impl Walker<'_> {
         // two that read Serf) are one vote, as the engine counts them
         // (`one-source-one-vote`). A plan that cannot be made (a bad
         // address) has been reported above.
-        if let (Quorum::AtLeast(n), Ok(plan)) = (cfg.detection.quorum, crate::probe::plan(cfg)) {
+        if let (Quorum::AtLeast(n), Ok(plan)) =
+            (cfg.detection.quorum, crate::config::witness_plan::plan(cfg))
+        {
             for role in &local.roles {
                 let c = role.watched_component();
-                let votes = crate::probe::votes(&plan, c);
+                let votes = crate::config::witness_plan::votes(&plan, c);
                 if n as usize > votes.len() {
                     let described: Vec<String> = votes.iter().map(|v| v.describe()).collect();
                     let described = if described.is_empty() {
@@ -224,7 +226,7 @@ impl Walker<'_> {
                  primary is alive (split brain); set it to true unless you accept that",
             );
         }
-        if cfg.lease.enabled && crate::lease::keeper::lease_key(cfg).is_none() {
+        if cfg.lease.enabled && crate::config::serving_lease::lease_key(cfg).is_none() {
             self.warn(
                 self.marks.given("lease.enabled").unwrap_or(Pos::START),
                 format!(

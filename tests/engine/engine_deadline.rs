@@ -30,9 +30,9 @@ fn settled_up() -> (Sim, UnixMillis) {
 }
 
 /// `fall × interval` plus the grace of a peer that answered at once
-/// (`interval / 10`).
+/// (`interval / 20`).
 fn tolerance(sim: &Sim) -> Duration {
-    sim.cfg.interval * sim.cfg.fall + sim.cfg.interval / 10
+    sim.cfg.interval * sim.cfg.fall + sim.cfg.interval / 20
 }
 
 #[test]

@@ -297,9 +297,9 @@ fn evidence_for_down(
 
 /// A deadline's tolerance for a witness of `fall` whose peer answered at
 /// once (the tests' observations have no latency): `fall × interval` plus
-/// `interval / 10`, the grace at most the probe timeout.
+/// `interval / 20`, the grace at most the probe timeout.
 fn tol(cfg: &EngineConfig, fall: usize) -> Duration {
-    cfg.interval * fall as u32 + (cfg.interval / 10).min(cfg.probe_timeout)
+    cfg.interval * fall as u32 + (cfg.interval / 20).min(cfg.probe_timeout)
 }
 
 /// How recent the last failure must be for a deadline to count.

@@ -1,16 +1,43 @@
 //! Which witnesses a configuration asks about each peer component.
 //!
 //! One plan, pure and built from the configuration alone, serves every
-//! place that needs to know: the [`Prober`](super::Prober) runs it, the
-//! configuration check holds `detection.quorum` against its votes (a
+//! place that needs to know: the [`Prober`](crate::probe::Prober) runs it,
+//! the configuration check holds `detection.quorum` against its votes (a
 //! quorum the plan cannot reach would mean a component that can never be
 //! Down; witnesses of one source, the two that read Serf, are one vote),
 //! and `status` lists it, so a witness that has not answered yet shows too.
+//! It lives on the configuration's side, which it reads and nothing else,
+//! so that the check needs nothing of the prober; `crate::probe`
+//! re-exports it.
 
-use super::{Error, command};
-use crate::config::{Config, ProbeSpec};
+use super::{Config, ProbeSpec};
 use crate::model::{Component, Source, WitnessId, WitnessKind, by_source};
 use std::net::IpAddr;
+
+/// Why no plan can be made from a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("local.dc_check names {0:?}, which the configuration does not define")]
+    NoPeer(String),
+    #[error(
+        "the {component} address {addr:?} of datacenter {dc:?} is not an IP address (write the IP, e.g. 10.0.0.5)"
+    )]
+    BadAddress {
+        dc: String,
+        component: Component,
+        addr: String,
+    },
+}
+
+/// What the operator's witness command (`witnesses.command`) is asked
+/// about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subject {
+    pub component: Component,
+    pub dc: String,
+    pub addresses: Vec<String>,
+    pub hostnames: Vec<String>,
+}
 
 /// What one witness looks at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,7 +48,7 @@ pub enum Target {
     Ldap(Vec<IpAddr>, u16),
     ConsulMembers(Vec<String>),
     ConsulHealth(Vec<String>),
-    Command(command::Subject),
+    Command(Subject),
 }
 
 /// One witness of the plan.
@@ -48,9 +75,12 @@ pub fn watched_components(cfg: &Config) -> Vec<Component> {
 /// soon as any answers). ICMP needs an address; the Consul witnesses need
 /// a hostname (the Consul node name comes from it); the operator's
 /// command asks about every component.
-pub fn plan(cfg: &Config) -> Result<Vec<Planned>, Error> {
+pub fn plan(cfg: &Config) -> Result<Vec<Planned>, PlanError> {
     let dc = cfg.local.dc_check.clone();
-    let peer = cfg.dcs.get(&dc).ok_or_else(|| Error::NoPeer(dc.clone()))?;
+    let peer = cfg
+        .dcs
+        .get(&dc)
+        .ok_or_else(|| PlanError::NoPeer(dc.clone()))?;
     let mut witnesses: Vec<Planned> = Vec::new();
     let mut push = |id: WitnessId, target: Target| {
         if !witnesses.iter().any(|w| w.id == id) {
@@ -61,7 +91,7 @@ pub fn plan(cfg: &Config) -> Result<Vec<Planned>, Error> {
         let raw_addrs = peer.addresses(component);
         let mut addrs = Vec::new();
         for a in &raw_addrs {
-            let ip: IpAddr = a.trim().parse().map_err(|_| Error::BadAddress {
+            let ip: IpAddr = a.trim().parse().map_err(|_| PlanError::BadAddress {
                 dc: dc.clone(),
                 component,
                 addr: a.clone(),
@@ -107,7 +137,7 @@ pub fn plan(cfg: &Config) -> Result<Vec<Planned>, Error> {
         if !cfg.witnesses.command.is_empty() {
             push(
                 id(WitnessKind::Command),
-                Target::Command(command::Subject {
+                Target::Command(Subject {
                     component,
                     dc: dc.clone(),
                     addresses: raw_addrs.clone(),

@@ -1737,7 +1737,7 @@ fn a_promotion_waits_for_the_peer_lease_without_using_up_its_attempts() {
     assert_eq!(sim.world.promoted, ACCOUNTS, "{}", sim.why());
 }
 
-// -- Serf is not debounced twice (issue 15) ---------------------------------
+// -- Serf is not debounced twice ---------------------------------------------
 
 /// A round where ICMP says `icmp` and both Serf witnesses say `serf`.
 fn icmp_serf(icmp: Vote, serf: Vote) -> Vec<habeat::model::Observation> {
@@ -1952,7 +1952,7 @@ fn quorum_all_still_needs_every_witness_of_a_shared_source() {
     assert!(sim.round(down()).iter().any(is_promote));
 }
 
-// -- A wait ends when its cause is gone (issue 15) --------------------------
+// -- A wait ends when its cause is gone --------------------------------------
 
 /// How many of `ran` are attempts at the quorum gate.
 fn gate_attempts(ran: &[ActionKind]) -> usize {
