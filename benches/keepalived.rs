@@ -249,7 +249,7 @@ fn once(tb: &Testbed, pair: &Pair, rep: u32) -> Result<Sample, String> {
     let phase = (u64::from(rep) * 137) % 1000;
     std::thread::sleep(Duration::from_millis(1000 + phase));
     // Alternate which is cut first: the two cuts are a few ms apart.
-    let (tk, th) = if rep % 2 == 0 {
+    let (tk, th) = if rep.is_multiple_of(2) {
         let tk = pair.cut()?;
         (tk, tb.kill_host(Host::Appserver))
     } else {
