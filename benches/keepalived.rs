@@ -19,8 +19,9 @@
 //!   `timeout` 500 ms: a tolerance of 3 missed rounds. Measured: the cut →
 //!   `promoteAccounts` invoked (the fake's call log), and the detection
 //!   (the cut → the appserver verdict Down in `events.jsonl`) against its
-//!   deadline floor: the peer's last answer + `fall × interval`
-//!   (`state.json`'s witness `last_up`).
+//!   deadline: the peer's last answer + `fall × interval` + the last
+//!   probe's grace (`state.json`'s witness `last_up` and its latency;
+//!   docs/decisions.md §1).
 //!
 //! The cut: every packet the keepalived MASTER sends is dropped
 //! (nftables), and the link of the primary's appserver goes down, one
@@ -221,6 +222,12 @@ struct Sample {
     detection: u64,
     /// The peer's last answer + `fall × interval`, from the cut.
     floor: u64,
+    /// The last probe's grace: the deadline is `floor + grace`.
+    grace: u64,
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn once(tb: &Testbed, pair: &Pair, rep: u32) -> Result<Sample, String> {
@@ -286,23 +293,31 @@ fn once(tb: &Testbed, pair: &Pair, rep: u32) -> Result<Sample, String> {
         .filter_map(|e| e["at"].as_u64())
         .find(|at| *at + 1000 >= th)
         .ok_or_else(|| format!("no Down verdict in the journal:\n{}", tb.diagnostics()))?;
-    let last_up = tb
+    let witness = tb
         .state_json()
         .and_then(|s| {
             s["witnesses"]
                 .as_array()?
                 .iter()
-                .find(|w| w["witness"]["component"] == "appserver")?["last_up"]
-                .as_u64()
+                .find(|w| w["witness"]["component"] == "appserver")
+                .cloned()
         })
+        .ok_or("state.json has no appserver witness")?;
+    let last_up = witness["last_up"]
+        .as_u64()
         .ok_or("state.json has no last answer (last_up) for the appserver witness")?;
+    // The grace of the last probe (docs/decisions.md §1): four times the
+    // last answer's latency, at least interval / 20, at most timeout.
+    let answered = witness["last_up_latency_ms"].as_u64().unwrap_or(0);
+    let grace = (answered * 4).clamp(ms(INTERVAL / 20), ms(TIMEOUT).max(ms(INTERVAL / 20)));
     daemon.terminate(Duration::from_secs(10));
-    let tolerance = u64::try_from((INTERVAL * FALL).as_millis()).unwrap_or(u64::MAX);
+    let tolerance = ms(INTERVAL * FALL);
     Ok(Sample {
         keepalived: master().unwrap_or(tk).saturating_sub(tk),
         habeat: promoted.saturating_sub(th),
         detection: down.saturating_sub(th),
         floor: (last_up + tolerance).saturating_sub(th),
+        grace,
     })
 }
 
@@ -384,7 +399,7 @@ fn main() {
         "habeat vs keepalived, the same tolerance (interval/advert_int 1s, 3 misses; habeat ICMP only, timeout 500ms, the quorum gate on); {reps} pairs"
     );
     println!(
-        "| pair | keepalived ms | habeat ms | habeat/keepalived | habeat detection ms | deadline floor ms | detection/floor |\n|---|---|---|---|---|---|---|"
+        "| pair | keepalived ms | habeat ms | habeat/keepalived | habeat detection ms | last answer + fall × interval ms | + grace ms | detection/deadline |\n|---|---|---|---|---|---|---|---|"
     );
     let mut ratios = Vec::new();
     let mut over = Vec::new();
@@ -392,10 +407,10 @@ fn main() {
         match once(&tb, &pair, rep) {
             Ok(s) => {
                 let ratio = s.habeat as f64 / s.keepalived.max(1) as f64;
-                let det = s.detection as f64 / s.floor.max(1) as f64;
+                let det = s.detection as f64 / (s.floor + s.grace).max(1) as f64;
                 println!(
-                    "| {rep} | {} | {} | {ratio:.2} | {} | {} | {det:.3} |",
-                    s.keepalived, s.habeat, s.detection, s.floor
+                    "| {rep} | {} | {} | {ratio:.2} | {} | {} | {} | {det:.3} |",
+                    s.keepalived, s.habeat, s.detection, s.floor, s.grace
                 );
                 ratios.push(ratio);
                 over.push(det);
@@ -406,7 +421,7 @@ fn main() {
     let worst = over.iter().copied().fold(f64::NAN, f64::max);
     println!();
     println!(
-        "median habeat/keepalived: {:.2} (goal <= 0.90) over {} pairs; worst detection/floor: {worst:.3} (goal <= 1.05)",
+        "median habeat/keepalived: {:.2} (goal <= 0.90) over {} pairs; worst detection/deadline: {worst:.3} (goal <= 1.05)",
         median(ratios.clone()),
         ratios.len()
     );
