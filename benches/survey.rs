@@ -1,19 +1,25 @@
 //! The replica survey's cost, each figure beside its floor.
 //!
-//! (a) A survey of 10,000 accounts in-process, one fresh child process per
-//!     measure (so that peak RSS is its own):
-//!     - parse + classify: `parse_survey_listing` of the `getAccountStatus`
-//!       JSON (every field checked), each account turned into a
-//!       `Surveyed` and the survey summarised (counts, at-risk names, lags,
-//!       destinations); floor: one pass of serde_json over the same bytes
-//!       that builds nothing (`IgnoredAny`);
-//!     - peak RSS (VmHWM) of the child; floor: a child that only holds the
-//!       listing's bytes and the account names.
+//! (a) A survey of 10,000 and of 100,000 accounts in-process, one fresh
+//!     child process per measure (so that peak RSS is its own):
+//!     - parse + classify: `parse_survey` of the `getAccountStatus` JSON
+//!       (every field checked, each account turned into a `Surveyed`) and
+//!       the survey summarised (counts, at-risk names, lags, destinations),
+//!       the median of 5, in CPU time of the thread (the machine is shared);
+//!       floor: one pass of serde_json over the same bytes that builds
+//!       nothing (`IgnoredAny`);
+//!     - peak RSS (VmHWM) of the child, which holds the survey of another
+//!       mailstore of as many accounts while it surveys (the last survey of
+//!       both mailstores is held); floor: a child that only holds the
+//!       listing's bytes and both mailstores' account names;
+//!     - the 100k figures over the 10k ones (linear: 10).
 //! (b) The probe round (ICMP and TCP to loopback, what a round costs on
 //!     this machine) without and with surveys of 10,000 accounts running
 //!     back to back beside it through the fake carbonio (the daemon's
 //!     survey job: a child process and its parse, on the same runtime).
-//!     Floor: the round alone. The round must not slow down.
+//!     Floor: the round alone. The round must not slow down. The bench
+//!     builds the fake itself (`cargo build --profile bench --example
+//!     fake_carbonio`: `cargo bench` builds no examples).
 //!
 //! Run: `cargo bench --bench survey` (ICMP needs root or ping_group_range).
 //! Returns at once without `--bench` (`cargo test --all-targets` runs it).
@@ -23,11 +29,12 @@ mod fake_carbonio;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use habeat::act::carbonio::{MailHost, parse_survey_listing};
+use habeat::act::carbonio::{MailHost, parse_survey};
 use habeat::engine::UnixMillis;
 use habeat::model::Role;
 use habeat::probe::Prober;
-use habeat::survey::{SURVEY_VERSION, Survey, Surveyed};
+use habeat::survey::{SURVEY_VERSION, Survey};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -35,13 +42,18 @@ use std::time::{Duration, Instant};
 
 const SOURCE: &str = "mbox1.example.com";
 const REPLICA: &str = "mbox2.example.com";
+/// The other mailstore, whose survey is held while `SOURCE` is surveyed.
+const OTHER: &str = "mbox3.example.com";
 const N: usize = 10_000;
+const SIZES: [usize; 2] = [10_000, 100_000];
+const REPEAT: usize = 5;
 const ROUNDS: usize = 40;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--one" || a == "--floor") {
-        let r = if args[i] == "--one" { one() } else { floor() };
+        let n = args.get(i + 1).and_then(|n| n.parse().ok()).unwrap_or(N);
+        let r = if args[i] == "--one" { one(n) } else { floor(n) };
         if let Err(e) = r {
             eprintln!("survey bench: {e}");
             std::process::exit(1);
@@ -58,10 +70,11 @@ fn main() {
     }
 }
 
-fn child(mode: &str) -> Result<Vec<f64>, String> {
+fn child(mode: &str, n: usize) -> Result<Vec<f64>, String> {
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
     let out = Command::new(me)
         .arg(mode)
+        .arg(n.to_string())
         .stdin(Stdio::null())
         .output()
         .map_err(|e| e.to_string())?;
@@ -75,18 +88,37 @@ fn child(mode: &str) -> Result<Vec<f64>, String> {
 }
 
 fn run() -> Result<(), String> {
-    println!("(a) a survey of {N} accounts in-process; figure [floor]");
-    let one = child("--one")?;
-    let fl = child("--floor")?;
-    let [parse, parse_floor, rss, at_risk] = one[..] else {
-        return Err(format!("unexpected child output {one:?}"));
-    };
     println!(
-        "    parse + classify {parse:.1} ms [{parse_floor:.1} ms], peak RSS {rss:.1} MiB [{:.1} MiB], {at_risk} at risk",
-        fl.first().copied().unwrap_or(0.0)
+        "(a) a survey in-process, the survey of another mailstore of as many accounts held; figure [floor]"
     );
+    let mut rows = Vec::new();
+    for n in SIZES {
+        let one = child("--one", n)?;
+        let fl = child("--floor", n)?;
+        let [parse, parse_floor, rss, at_risk] = one[..] else {
+            return Err(format!("unexpected child output {one:?}"));
+        };
+        let rss_floor = fl.first().copied().unwrap_or(0.0);
+        println!(
+            "    {n:>7} accounts: parse + classify {parse:.1} ms CPU [{parse_floor:.1} ms] ({:.1}x), peak RSS {rss:.1} MiB [{rss_floor:.1} MiB], {at_risk} at risk",
+            parse / parse_floor
+        );
+        rows.push((parse, parse_floor, rss, rss_floor));
+    }
+    if let [small, large] = rows[..] {
+        println!(
+            "    {} / {} accounts: time x{:.1} [floor x{:.1}], peak RSS above the floor x{:.1} (linear: x{})",
+            SIZES[1],
+            SIZES[0],
+            large.0 / small.0,
+            large.1 / small.1,
+            (large.2 - large.3) / (small.2 - small.3),
+            SIZES[1] / SIZES[0]
+        );
+    }
 
     println!("(b) the probe round, {ROUNDS} rounds each; median / max [floor: without a survey]");
+    build_fake()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -143,6 +175,36 @@ fn run() -> Result<(), String> {
     })
 }
 
+/// `cargo bench` builds benches, not examples: build the fake carbonio in
+/// this bench's profile, where `fake_carbonio::binary()` looks for it.
+fn build_fake() -> Result<(), String> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(&cargo);
+    cmd.args(["build", "--quiet", "--example", "fake_carbonio"])
+        .arg("--manifest-path")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"));
+    let habeat = Path::new(env!("CARGO_BIN_EXE_habeat"));
+    if habeat
+        .parent()
+        .and_then(Path::file_name)
+        .is_some_and(|n| n == "release")
+    {
+        // The bench profile, not `--release`: the same build of habeat as
+        // this bench's, so that neither build makes the other rebuild.
+        cmd.args(["--profile", "bench"]);
+    }
+    match cmd.status() {
+        Ok(s) if s.success() => Ok(()),
+        Ok(s) => Err(format!(
+            "building the fake carbonio failed ({s}): run `cargo build --profile bench --example fake_carbonio` to see why"
+        )),
+        Err(e) => Err(format!(
+            "cannot run {} to build the fake carbonio ({e}): run `cargo build --profile bench --example fake_carbonio` first",
+            Path::new(&cargo).display()
+        )),
+    }
+}
+
 async fn rounds(prober: &Prober, n: usize) -> Vec<f64> {
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
@@ -164,13 +226,13 @@ fn max(v: &[f64]) -> f64 {
     v.iter().copied().fold(0.0, f64::max)
 }
 
-/// `getAccountStatus` for [`N`] accounts with every field, one in 50 at
-/// risk in some way (written as text, not built as a JSON value).
-fn listing() -> Vec<u8> {
+/// `getAccountStatus` of `host` for `n` accounts with every field, one in
+/// 50 at risk in some way (written as text, not built as a JSON value).
+fn listing(host: &str, n: usize) -> Vec<u8> {
     use std::fmt::Write;
-    let mut v = String::with_capacity(N * 520 + 32);
+    let mut v = String::with_capacity(n * 520 + 32);
     v.push_str(r#"{"response":{"values":["#);
-    for i in 0..N {
+    for i in 0..n {
         if i > 0 {
             v.push(',');
         }
@@ -183,12 +245,23 @@ fn listing() -> Vec<u8> {
         };
         let _ = write!(
             v,
-            r#"{{"accountId":"{id}","accountName":"user{i:06}@example.com","accountMailHost":"{SOURCE}","paused":false,"mailboxId":{i},"sequence":1000,"itemId":"{item}","replicas":[{{"accountId":"{id}","itemId":{item},"sequence":{rseq},"mailboxId":7,"destination":"{REPLICA}","available":{avail},"priority":10,"canConnectToKafka":{kafka}}}]}}"#,
+            r#"{{"accountId":"{id}","accountName":"{}","accountMailHost":"{host}","paused":false,"mailboxId":{i},"sequence":1000,"itemId":"{item}","replicas":[{{"accountId":"{id}","itemId":{item},"sequence":{rseq},"mailboxId":7,"destination":"{REPLICA}","available":{avail},"priority":10,"canConnectToKafka":{kafka}}}]}}"#,
+            name(host, i),
             item = 257 + i
         );
     }
     v.push_str("]}}\n");
     v.into_bytes()
+}
+
+/// The `i`th account of `host`'s listing.
+fn name(host: &str, i: usize) -> String {
+    let domain = if host == SOURCE {
+        "example.com"
+    } else {
+        "example.net"
+    };
+    format!("user{i:06}@{domain}")
 }
 
 fn peak_rss_mib() -> f64 {
@@ -202,36 +275,60 @@ fn peak_rss_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-fn one() -> Result<(), String> {
-    let bytes = listing();
-    let host = MailHost::parse(SOURCE).map_err(|e| e.to_string())?;
-    let t = Instant::now();
-    let accounts: Vec<Surveyed> = parse_survey_listing(&bytes, &host)?
-        .iter()
-        .map(Surveyed::from)
-        .collect();
-    let s = Survey {
+/// A survey of `host` as the daemon's job makes one.
+fn survey(host: &str, bytes: &[u8]) -> Result<Survey, String> {
+    let mail_host = MailHost::parse(host).map_err(|e| e.to_string())?;
+    Ok(Survey {
         version: SURVEY_VERSION,
-        host: SOURCE.into(),
+        host: host.into(),
         at: UnixMillis(0),
-        accounts,
-    };
-    let sum = s.summary();
-    let parse = t.elapsed().as_secs_f64() * 1000.0;
-    let t = Instant::now();
-    serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).map_err(|e| e.to_string())?;
-    let floor = t.elapsed().as_secs_f64() * 1000.0;
+        accounts: parse_survey(bytes, &mail_host)?,
+    })
+}
+
+/// This thread's CPU time in ms: the machine is shared (2 cores, several
+/// builds), and wall time would measure the others' load too.
+fn cpu_ms() -> f64 {
+    use nix::time::{ClockId, clock_gettime};
+    clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).map_or(0.0, |t| {
+        t.tv_sec() as f64 * 1000.0 + t.tv_nsec() as f64 / 1e6
+    })
+}
+
+fn one(n: usize) -> Result<(), String> {
+    // The last survey of the other mailstore, held throughout.
+    let other = survey(OTHER, &listing(OTHER, n))?;
+    let bytes = listing(SOURCE, n);
+    let mut times = Vec::with_capacity(REPEAT);
+    let mut floors = Vec::with_capacity(REPEAT);
+    let mut at_risk = 0;
+    for _ in 0..REPEAT {
+        let t = cpu_ms();
+        let s = survey(SOURCE, &bytes)?;
+        let sum = s.summary();
+        times.push(cpu_ms() - t);
+        at_risk = sum.at_risk.len();
+        std::hint::black_box((&s, &sum));
+        let t = cpu_ms();
+        serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).map_err(|e| e.to_string())?;
+        floors.push(cpu_ms() - t);
+    }
+    std::hint::black_box(&other);
     println!(
-        "{parse:.2} {floor:.2} {:.2} {}",
-        peak_rss_mib(),
-        sum.at_risk.len()
+        "{:.3} {:.3} {:.2} {at_risk}",
+        median(&times),
+        median(&floors),
+        peak_rss_mib()
     );
     Ok(())
 }
 
-fn floor() -> Result<(), String> {
-    let bytes = listing();
-    let names: Vec<String> = (0..N).map(|i| format!("user{i:06}@example.com")).collect();
+fn floor(n: usize) -> Result<(), String> {
+    let bytes = listing(SOURCE, n);
+    let names: Vec<String> = [SOURCE, OTHER]
+        .iter()
+        .flat_map(|h| (0..n).map(move |i| name(h, i)))
+        .collect();
     std::hint::black_box((&bytes, &names));
     println!("{:.2}", peak_rss_mib());
     Ok(())

@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 
 /// One account as the survey saw it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,13 +35,34 @@ pub struct Surveyed {
 /// The fields of one replica that decide its class.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct ReplicaSeen {
-    pub destination: Option<String>,
+    /// Shared by the accounts replicated to the same mailstore (a survey
+    /// holds the name once, not once per account).
+    #[serde(default, with = "shared_str")]
+    pub destination: Option<Arc<str>>,
     pub available: Option<bool>,
     pub can_connect_to_kafka: Option<bool>,
     pub paused: Option<bool>,
     pub sequence: Option<u64>,
     pub item_id: Option<u64>,
     pub priority: Option<i64>,
+}
+
+/// `Option<Arc<str>>` as an optional string in JSON (serde's own impl
+/// needs its `rc` feature, which would rebuild every crate using serde).
+mod shared_str {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::sync::Arc;
+
+    pub fn serialize<S: Serializer>(v: &Option<Arc<str>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.serialize_some(&**v),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Arc<str>>, D::Error> {
+        Ok(Option::<String>::deserialize(d)?.map(Arc::from))
+    }
 }
 
 /// The class of an account's replica. The order is the order of
@@ -154,10 +176,41 @@ impl fmt::Display for Risk {
 /// The classes of one account, first the one it is counted as; the lags
 /// when it is behind. `Ok` alone when nothing applies.
 pub fn classify(a: &Surveyed) -> (Vec<ReplicaState>, Option<u64>, Option<u64>) {
+    let (c, lag_sequence, lag_item_id) = classes(a);
+    (c.as_slice().to_vec(), lag_sequence, lag_item_id)
+}
+
+/// The classes [`classify`] lists, without a list on the heap: a survey
+/// classifies every account of a mailstore.
+pub(crate) struct Classes {
+    states: [ReplicaState; 5],
+    len: usize,
+}
+
+impl Classes {
+    fn one(s: ReplicaState) -> Classes {
+        Classes {
+            states: [s; 5],
+            len: 1,
+        }
+    }
+
+    fn push(&mut self, s: ReplicaState) {
+        self.states[self.len] = s;
+        self.len += 1;
+    }
+
+    pub(crate) fn as_slice(&self) -> &[ReplicaState] {
+        &self.states[..self.len]
+    }
+}
+
+pub(crate) fn classes(a: &Surveyed) -> (Classes, Option<u64>, Option<u64>) {
     let Some(r) = &a.replica else {
-        return (vec![ReplicaState::NoReplica], None, None);
+        return (Classes::one(ReplicaState::NoReplica), None, None);
     };
-    let mut out = Vec::new();
+    let mut out = Classes::one(ReplicaState::Ok);
+    out.len = 0;
     if r.available == Some(false) {
         out.push(ReplicaState::Unavailable);
     }
@@ -179,7 +232,7 @@ pub fn classify(a: &Surveyed) -> (Vec<ReplicaState>, Option<u64>, Option<u64>) {
     if lag_sequence.is_some() || lag_item_id.is_some() {
         out.push(ReplicaState::Behind);
     }
-    if out.is_empty() {
+    if out.len == 0 {
         out.push(ReplicaState::Ok);
     }
     (out, lag_sequence, lag_item_id)
@@ -197,6 +250,9 @@ pub fn risk(a: &Surveyed) -> Option<Risk> {
         also: states[1..].to_vec(),
         lag_sequence,
         lag_item_id,
-        destination: a.replica.as_ref().and_then(|r| r.destination.clone()),
+        destination: a
+            .replica
+            .as_ref()
+            .and_then(|r| r.destination.as_deref().map(str::to_owned)),
     })
 }

@@ -16,7 +16,7 @@ use crate::sink::EventSink;
 use crate::state::{StateError, Store};
 
 /// Guard against a runaway engine: no single input needs more steps.
-const MAX_STEPS: usize = 200;
+pub const MAX_STEPS: usize = 200;
 
 /// What one [`Session::feed`] did.
 #[derive(Debug, Default)]
@@ -72,7 +72,9 @@ pub struct Session {
     /// Where every event goes: the journal, the `on_event` hooks, the log
     /// (shared with the executor and, in the daemon, the lease keeper).
     events: EventSink,
-    pub exec: Executor,
+    /// `None` while the daemon has lent it to the action running (see
+    /// [`Session::lend_executor`]).
+    exec: Option<Executor>,
     dry_run: bool,
     /// `--verbose`: a dry run names every account, not only the first
     /// [`crate::exec::PREVIEW`].
@@ -80,23 +82,7 @@ pub struct Session {
     /// Who runs this command (`alice on /dev/pts/3`), for the operator's
     /// commands: their events and `State::last_operator` carry it.
     pub operator: Option<String>,
-    /// The daemon's rounds completed while this session runs a chain of
-    /// actions (see [`Session::watch_rounds`]).
-    rounds_meanwhile: Option<RoundsMeanwhile>,
-    /// Where the daemon leaves a session for a reloaded configuration
-    /// while this one runs a chain (see [`Session::watch_reload`]).
-    reloaded: Option<Reloaded>,
 }
-
-/// A session for a configuration reloaded while a chain of actions runs,
-/// for the chain to take up at its next action boundary.
-pub type Reloaded = std::sync::Arc<std::sync::Mutex<Option<Session>>>;
-
-/// The rounds the daemon completed while a chain of actions ran, oldest
-/// first: it pushes each (keeping the last `max(fall, rise)`, enough to
-/// settle every witness) and empties it when it feeds a round itself.
-pub type RoundsMeanwhile =
-    std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<crate::model::Round>>>;
 
 /// The wall clock, read once per step (the engine itself reads none).
 pub fn now() -> UnixMillis {
@@ -164,82 +150,12 @@ impl Session {
             state: loaded.state,
             live: Live::default(),
             store,
-            exec: Executor::new(cfg, events.clone()),
+            exec: Some(Executor::new(cfg, events.clone())),
             events,
             dry_run,
             verbose: false,
             operator: None,
-            rounds_meanwhile: None,
-            reloaded: None,
         })
-    }
-
-    /// Let the engine see the daemon's rounds between the actions of a
-    /// chain (the daemon queues there the rounds it completes while a
-    /// chain runs, see [`RoundsMeanwhile`]).
-    pub fn watch_rounds(&mut self, rounds: RoundsMeanwhile) {
-        self.rounds_meanwhile = Some(rounds);
-    }
-
-    /// Take up a session the daemon leaves in `slot` (a reload) between
-    /// the actions of a chain, before the engine picks the next one: the
-    /// pre-step checks come from the config in force when each step runs
-    /// (fencing added by a reload guards the promotion that follows), not
-    /// from the one the chain started with.
-    pub fn watch_reload(&mut self, slot: Reloaded) {
-        self.reloaded = Some(slot);
-    }
-
-    /// [`Session::watch_reload`]: switch to the reloaded session, keeping
-    /// what this chain holds (its state, what only this process knows, the
-    /// quorum gate taken). Not when the reload moved `state_dir`: the
-    /// chain holds the old directory's lock, so it ends under the old
-    /// configuration and the daemon switches when it does.
-    async fn take_up_reload(&mut self) {
-        let Some(slot) = self.reloaded.clone() else {
-            return;
-        };
-        let new = {
-            let mut pending = slot.lock().unwrap_or_else(|p| p.into_inner());
-            match pending.as_ref() {
-                Some(n) if n.cfg.local.state_dir == self.cfg.local.state_dir => pending.take(),
-                _ => None,
-            }
-        };
-        let Some(mut new) = new else {
-            return;
-        };
-        std::mem::swap(&mut new.state, &mut self.state);
-        std::mem::swap(&mut new.live, &mut self.live);
-        self.exec.hand_over_gates(&mut new.exec);
-        new.verbose = self.verbose;
-        *self = new;
-        tracing::info!("the reloaded configuration drives this chain from its next action on");
-    }
-
-    /// Before the engine picks the next step of a chain, give it the rounds
-    /// the daemon completed meanwhile, in order: a peer seen again during
-    /// a listing or while the quorum gate is taken stops a promotion that
-    /// has not begun (`no-promotion-beside-a-live-source`), instead of the engine judging on the
-    /// round that started the chain. All of them, not only the newest: a
-    /// witness not heard from for `stale_after` starts over unsettled, so
-    /// one round after a 20 s listing left every witness unsettled, the
-    /// peer Unknown and the promotion dropped, again at every listing.
-    /// The action in flight is not disturbed by them.
-    fn feed_round_seen_meanwhile(&mut self, fed: &mut Fed) -> Result<(), StateError> {
-        let Some(queue) = self.rounds_meanwhile.as_ref() else {
-            return Ok(());
-        };
-        let rounds: Vec<crate::model::Round> = queue
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain(..)
-            .collect();
-        for round in rounds {
-            // With the action in flight, this only updates the verdicts.
-            let _ = self.decide(Input::Round(round), fed)?;
-        }
-        Ok(())
     }
 
     /// Feed the legacy lock files as they are on disk now.
@@ -265,7 +181,51 @@ impl Session {
     pub async fn abandon_running(&mut self) {
         self.live.running_here = None;
         self.live.gate_held = None;
-        self.exec.release_all().await;
+        self.release_gates().await;
+    }
+
+    /// Give back every quorum gate the executor holds.
+    pub async fn release_gates(&mut self) {
+        self.executor().release_all().await;
+    }
+
+    /// The executor, made anew if a lent one never came back (its gates
+    /// are then lost with it, and expire with their Consul sessions).
+    fn executor(&mut self) -> &mut Executor {
+        let (cfg, events) = (&self.cfg, &self.events);
+        self.exec
+            .get_or_insert_with(|| Executor::new(cfg, events.clone()))
+    }
+
+    /// Lend the executor to the action about to run on a task of its own
+    /// (the daemon): give it back with [`Session::take_back`].
+    pub fn lend_executor(&mut self) -> Executor {
+        self.exec
+            .take()
+            .unwrap_or_else(|| Executor::new(&self.cfg, self.events.clone()))
+    }
+
+    /// The executor lent to an action is back. A reload may have put a
+    /// new one in its place meanwhile: that one takes over the quorum
+    /// gates and lease sessions the lent one holds.
+    pub fn take_back(&mut self, mut lent: Executor) {
+        match &mut self.exec {
+            Some(new) => lent.hand_over_gates(new),
+            None => self.exec = Some(lent),
+        }
+    }
+
+    /// Carry on from `old`, the session of the configuration before a
+    /// reload: its state, what only this process knows (the action running
+    /// here, the quorum gate taken) and, when it holds its executor, the
+    /// gates of that executor (else they come with it, [`Session::take_back`]).
+    pub fn carry_on_from(&mut self, old: &mut Session) {
+        std::mem::swap(&mut self.state, &mut old.state);
+        std::mem::swap(&mut self.live, &mut old.live);
+        self.verbose = old.verbose;
+        if let Some(lent) = old.exec.take() {
+            self.take_back(lent);
+        }
     }
 
     /// Step the engine with `input`, then run its actions to completion.
@@ -317,28 +277,18 @@ impl Session {
             let Some(action) = next.take() else {
                 break;
             };
-            // An account listing is judged against the last survey.
-            let survey = matches!(action.kind, engine::ActionKind::ListAccounts { .. })
-                .then(|| crate::survey::store::load_for_listing(&self.cfg.local.state_dir))
-                .flatten();
-            let given = crate::exec::Given {
-                last_survey: survey.as_ref(),
-            };
             let result = if self.dry_run {
-                self.exec.simulate(&action, &given, self.verbose).await
+                let verbose = self.verbose;
+                let survey = last_survey_for(&action, &self.cfg.local.state_dir);
+                let given = crate::exec::Given {
+                    last_survey: survey.as_ref(),
+                };
+                self.executor().simulate(&action, &given, verbose).await
             } else {
-                tracing::info!("{}", action.kind.describe());
-                self.exec.execute(&action, &given).await.result
+                let dir = self.cfg.local.state_dir.clone();
+                run_action(self.executor(), &action, &dir).await
             };
-            fed.actions
-                .push((action.clone(), (!self.dry_run).then(|| result.clone())));
-            let outcome = engine::ActionOutcome {
-                id: action.id,
-                result,
-            };
-            self.take_up_reload().await;
-            self.feed_round_seen_meanwhile(fed)?;
-            next = self.decide(Input::Outcome(outcome), fed)?;
+            next = self.outcome(action, result, fed)?;
         }
         if let Some(action) = next {
             // Handed out (saved as in flight, "running here") but past the
@@ -352,6 +302,24 @@ impl Session {
             self.abandon_running().await;
         }
         Ok(())
+    }
+
+    /// Step the engine with the outcome of `action` (run by
+    /// [`run_action`], or simulated) and persist the result: the next
+    /// action of the chain, if any.
+    pub fn outcome(
+        &mut self,
+        action: Action,
+        result: OutcomeResult,
+        fed: &mut Fed,
+    ) -> Result<Option<Action>, StateError> {
+        let outcome = engine::ActionOutcome {
+            id: action.id,
+            result: result.clone(),
+        };
+        fed.actions
+            .push((action, (!self.dry_run).then_some(result)));
+        self.decide(Input::Outcome(outcome), fed)
     }
 
     /// Start from `state.json` as it is on disk now, not from this
@@ -470,6 +438,29 @@ impl Session {
             );
         }
     }
+}
+
+/// Run one action the engine handed out (and whose intent is saved).
+pub async fn run_action(
+    exec: &mut Executor,
+    action: &Action,
+    state_dir: &std::path::Path,
+) -> OutcomeResult {
+    tracing::info!("{}", action.kind.describe());
+    let survey = last_survey_for(action, state_dir);
+    let given = crate::exec::Given {
+        last_survey: survey.as_ref(),
+    };
+    exec.execute(action, &given).await.result
+}
+
+/// What `action` is judged against: an account listing names the
+/// accounts at risk against the last survey (`survey.json`); nothing else
+/// needs one.
+fn last_survey_for(action: &Action, state_dir: &std::path::Path) -> Option<crate::survey::Survey> {
+    matches!(action.kind, engine::ActionKind::ListAccounts { .. })
+        .then(|| crate::survey::store::load_for_listing(state_dir))
+        .flatten()
 }
 
 /// Say loudly that a corrupt `state.json` was set aside. The reason names

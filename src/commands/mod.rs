@@ -162,7 +162,7 @@ pub async fn check(cfg: &Config, dry_run: bool, json_out: bool, verbose: bool) -
             break;
         }
     }
-    s.exec.release_all().await;
+    s.release_gates().await;
     // Beside the decision, never inside a round: the peer is Up (or the
     // survey is not due) when nothing was done above.
     if all.actions.is_empty() {

@@ -1,14 +1,28 @@
 //! The real [`Driver`] of `habeat run`: probe → engine → executor.
 //!
-//! Each round probes the peer; when no action is running it takes the
-//! state lock briefly, feeds the round to the engine and persists the
-//! result. An action the engine hands out runs as an [`ActionJob`] (with
-//! the state lock and the session moved into it), so probing, STATUS and
-//! WATCHDOG go on during a long promotion. While a job runs, the driver
-//! says so ([`Activity::Running`]) and does not decide; the rounds it
-//! completes meanwhile are queued for the job's session, which feeds them
-//! to the engine between its actions (see `Session::watch_rounds`), so a
-//! peer seen again stops a promotion that has not begun.
+//! The driver owns the daemon's [`Session`] (the engine's state, what
+//! only this process knows, the executor) and is driven by one task, the
+//! run loop: everything reaches the engine through it, one input at a
+//! time, in plain calls.
+//!
+//! ```text
+//!   round()           probes ──► Session::decide(lock files, round) ──► action?
+//!                                                    │ (state lock kept for the chain)
+//!                              run(action): executor lent ▼ to a task of its own
+//!   action_finished() ◄── Ran { executor, action, result } ◄──────────────┘
+//!         └─► Session::outcome ──► next action? ──► run(next) … or the chain ends
+//! ```
+//!
+//! Each round probes the peer; with no chain of actions running it takes
+//! the state lock briefly and feeds the lock files and the round to the
+//! engine. An action the engine hands out runs on a task of its own with
+//! the executor (ownership passes there and back, nothing is shared), so
+//! probing, STATUS and WATCHDOG go on during a long promotion; the state
+//! lock is kept until the chain ends. A round completed meanwhile is fed
+//! to the engine at once: with an action in flight it only updates the
+//! verdicts, so a peer seen again stops a promotion that has not begun.
+
+mod chain;
 
 use super::metrics::Metrics;
 use super::run::{ActionEnd, ActionJob, Driver, RoundContext, RoundError, RoundReport};
@@ -19,23 +33,16 @@ use crate::probe::Prober;
 use crate::session::{Fed, Session};
 use crate::sink::EventSink;
 use crate::state::StateLock;
+use crate::survey::Survey;
+use chain::{Chain, Lost, Ran};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
-use tokio::sync::Mutex;
+use tokio::sync::mpsc;
 
 /// How long a daemon round waits for the state lock held by a `check` or
 /// `promote` before skipping the decision this round.
 const ROUND_LOCK_WAIT: Duration = Duration::from_millis(200);
-
-/// What the daemon is doing with its session.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Activity {
-    /// No job: each round decides.
-    Idle,
-    /// A job owns the session (and the state lock) until it ends.
-    Running { what: String },
-}
 
 /// The daemon's driver: probe, then decide through the session, and run
 /// what it hands out as a job.
@@ -43,14 +50,11 @@ pub struct SessionDriver {
     config_path: PathBuf,
     cfg: Config,
     prober: Prober,
-    session: Arc<Mutex<Session>>,
-    /// A session for a configuration reloaded while a job runs: the job
-    /// takes it up at its next action boundary (or the driver when the job
-    /// ends first).
-    reloaded: crate::session::Reloaded,
-    /// Rounds completed while a job runs, for the job's session to see
-    /// between its actions.
-    meanwhile: crate::session::RoundsMeanwhile,
+    /// This driver's alone: no lock around it. Its executor is lent to
+    /// the action running, if any.
+    session: Session,
+    /// The chain of actions running, if any.
+    chain: Option<Chain>,
     metrics: Metrics,
     /// The latest `status --json`, served on `/status`.
     pub status: Arc<StdMutex<serde_json::Value>>,
@@ -58,7 +62,6 @@ pub struct SessionDriver {
     /// it lasts: said loudly once when it starts, changes or ends, not
     /// every round.
     cannot_decide: Option<String>,
-    activity: Activity,
     /// The serving lease's keeper (primary side, `lease.enabled`).
     lease: Option<crate::lease::keeper::KeeperHandle>,
     /// The replica survey running beside the rounds, if any.
@@ -66,18 +69,16 @@ pub struct SessionDriver {
     /// When the last survey was started (a failed one is not retried
     /// before `replicas.survey_interval`).
     survey_tried: Option<std::time::Instant>,
+    /// Where a survey task posts what it fetched, for the next round to
+    /// keep under the state lock.
+    surveyed_tx: mpsc::UnboundedSender<Result<Survey, String>>,
+    surveyed: mpsc::UnboundedReceiver<Result<Survey, String>>,
     /// Whether the local Consul agent answered the last round (`None`
     /// before the first), to log its loss once.
     local_consul_up: Option<bool>,
     /// `state_dir/daemon.lock`, held for the daemon's life: how `status`
     /// knows a daemon runs.
     _running: crate::state::DaemonLock,
-}
-
-/// What an action job reports back.
-pub struct JobResult {
-    fed: Fed,
-    error: Option<String>,
 }
 
 impl SessionDriver {
@@ -88,12 +89,9 @@ impl SessionDriver {
         metrics: Metrics,
     ) -> Result<SessionDriver, String> {
         let prober = Prober::new(&cfg).map_err(|e| e.to_string())?;
-        let mut session = Session::open(&cfg, false).map_err(|e| e.to_string())?;
+        let session = Session::open(&cfg, false).map_err(|e| e.to_string())?;
         let running = crate::state::DaemonLock::acquire(&cfg.local.state_dir)?;
-        let meanwhile = crate::session::RoundsMeanwhile::default();
-        session.watch_rounds(meanwhile.clone());
-        let reloaded = crate::session::Reloaded::default();
-        session.watch_reload(reloaded.clone());
+        let (surveyed_tx, surveyed) = mpsc::unbounded_channel();
         session.events().count_in(Arc::new(metrics.clone()));
         let lease = crate::lease::keeper::spawn(
             &cfg,
@@ -109,16 +107,16 @@ impl SessionDriver {
                 &cfg,
                 &session.ecfg,
             ))),
-            session: Arc::new(Mutex::new(session)),
-            reloaded,
-            meanwhile,
+            session,
+            chain: None,
             cfg,
             metrics,
             cannot_decide: None,
-            activity: Activity::Idle,
             lease,
             survey: None,
             survey_tried: None,
+            surveyed_tx,
+            surveyed,
             local_consul_up: None,
             _running: running,
         })
@@ -235,59 +233,45 @@ impl SessionDriver {
     }
 
     /// Feed the lock files and `round` to the engine under the state
-    /// lock, and hand out what it decides as the job.
-    async fn decide(
+    /// lock, and start the chain of what it decides.
+    fn decide(
         &mut self,
         lock: StateLock,
         round: &crate::model::Round,
-    ) -> Result<Option<ActionJob<JobResult>>, crate::state::StateError> {
-        let mut s = self.session.lock().await;
+    ) -> Result<Option<ActionJob<Ran>>, crate::state::StateError> {
         // Session::decide re-reads state.json first: a `check` or
         // `promote` may have acted since our last round. The lock files
         // go first (one removed by hand re-arms); whatever either input
-        // hands out runs as the job, never inside the round: an
+        // hands out runs on a task of its own, never inside the round: an
         // operator's promotion resumed here may take an hour.
         let mut fed = Fed::default();
-        let locks = s.lock_files()?;
-        let from_locks = s.decide(locks, &mut fed)?;
+        let locks = self.session.lock_files()?;
+        let from_locks = self.session.decide(locks, &mut fed)?;
         // With an action handed out above, this only updates the
         // verdicts: one action at a time.
-        let from_round = s.decide(Input::Round(round.clone()), &mut fed)?;
+        let from_round = self.session.decide(Input::Round(round.clone()), &mut fed)?;
         let Some(action) = from_locks.or(from_round) else {
             drop(lock);
-            let state = s.state.clone();
-            drop(s);
-            self.start_survey(&state);
+            self.start_survey();
             return Ok(None);
         };
-        let session = self.session.clone();
-        let what = action.kind.describe();
-        // Every step is bounded by the executor (its own command, hook
-        // or Consul timeouts, and a backstop per step); a chain's length
-        // depends on the accounts and hooks, so the job as a whole is not.
-        Ok(Some(ActionJob::unbounded(what, async move {
-            let _lock = lock;
-            let mut s = session.lock().await;
-            let mut fed = Fed::default();
-            let error = s
-                .drive(Some(action), &mut fed)
-                .await
-                .err()
-                .map(|e| e.to_string());
-            JobResult { fed, error }
-        })))
+        self.chain = Some(Chain {
+            _lock: lock,
+            what: String::new(),
+            steps: 0,
+        });
+        Ok(Some(self.run(action)))
     }
 
     /// The replica survey, beside probing and deciding, never inside a
-    /// round and never in their way: a task of its own, not a job, so a
-    /// peer that dies while the CLI lists (up to `carbonio.command_timeout`)
-    /// is still judged and acted on at the round's pace. Started only with
-    /// nothing else to do, at most one at a time, and, after an attempt
-    /// that failed, not again before `survey_interval` has passed. The
-    /// state lock is taken only to keep the survey; an action holding it
-    /// then costs this survey (said, and tried again next interval), never
-    /// the action.
-    fn start_survey(&mut self, state: &State) {
+    /// round and never in their way: a task of its own, not an action, so
+    /// a peer that dies while the CLI lists (up to
+    /// `carbonio.command_timeout`) is still judged and acted on at the
+    /// round's pace. Started only with nothing else to do, at most one at
+    /// a time, and, after an attempt that failed, not again before
+    /// `survey_interval` has passed. What it fetched comes back to the
+    /// next round ([`SessionDriver::keep_survey`]).
+    fn start_survey(&mut self) {
         if self.survey.as_ref().is_some_and(|t| !t.is_finished()) {
             return;
         }
@@ -296,38 +280,48 @@ impl SessionDriver {
             return;
         }
         let now = crate::session::now();
-        if !crate::survey::job::due_by_mtime(&self.cfg, state, now) {
+        if !crate::survey::job::due_by_mtime(&self.cfg, &self.session.state, now) {
             return;
         }
         let Ok(cli) = crate::act::carbonio::Carbonio::new(&self.cfg.carbonio) else {
             return;
         };
         self.survey_tried = Some(std::time::Instant::now());
-        let (cfg, session) = (self.cfg.clone(), self.session.clone());
+        let (cfg, tx) = (self.cfg.clone(), self.surveyed_tx.clone());
         let metrics = self.metrics.clone();
         self.survey = Some(tokio::spawn(async move {
             let fetched = crate::survey::job::fetch(&cfg, &cli, crate::session::now).await;
             if fetched.is_err() {
                 metrics.record_survey_failure();
             }
-            let dir = cfg.local.state_dir.clone();
-            match tokio::task::spawn_blocking(move || StateLock::acquire(&dir, ROUND_LOCK_WAIT))
-                .await
-            {
-                Ok(Ok(_lock)) => {
-                    let mut s = session.lock().await;
-                    let done = match &fetched {
-                        Ok(survey) => s.keep_survey(survey),
-                        Err(e) => s.survey_failed(e),
-                    };
-                    if let Err(e) = done {
-                        tracing::error!("replica survey not recorded: {e}");
-                    }
-                }
-                Ok(Err(e)) => tracing::warn!("replica survey not recorded: {e}"),
-                Err(e) => tracing::error!("replica survey not recorded: {e}"),
-            }
+            // Closed only when the daemon is gone.
+            let _ = tx.send(fetched);
         }));
+    }
+
+    /// Keep the survey finished since the last round (the newest, if
+    /// several), with the state lock held (`lock`); without it (a chain of
+    /// actions or another habeat holds it), it costs this survey (said,
+    /// and tried again next interval), never the action.
+    fn keep_survey(&mut self, lock: Result<(), String>) {
+        let mut fetched = None;
+        while let Ok(f) = self.surveyed.try_recv() {
+            fetched = Some(f);
+        }
+        let Some(fetched) = fetched else {
+            return;
+        };
+        if let Err(e) = lock {
+            tracing::warn!("replica survey not recorded: {e}");
+            return;
+        }
+        let done = match &fetched {
+            Ok(survey) => self.session.keep_survey(survey),
+            Err(e) => self.session.survey_failed(e),
+        };
+        if let Err(e) = done {
+            tracing::error!("replica survey not recorded: {e}");
+        }
     }
 
     fn publish(
@@ -423,48 +417,52 @@ impl SessionDriver {
 }
 
 impl Driver for SessionDriver {
-    type Outcome = JobResult;
+    type Outcome = Ran;
 
     fn interval(&self) -> Duration {
         self.cfg.detection.interval
     }
 
-    async fn round(&mut self, _ctx: RoundContext) -> Result<RoundReport<JobResult>, RoundError> {
+    async fn round(&mut self, _ctx: RoundContext) -> Result<RoundReport<Ran>, RoundError> {
         let round = self.prober.round().await;
         self.note_local_consul(round.local_leader.is_some());
         if let Some(l) = &self.lease {
             l.round(&round);
         }
-        let mut job = None;
-        let running = self.activity != Activity::Idle;
-        // A running job's session sees this round between its actions; a
-        // round fed here directly must not be fed again by the next job.
-        {
-            let mut q = self.meanwhile.lock().unwrap_or_else(|p| p.into_inner());
-            if running {
-                q.push_back(round.clone());
-                // Enough to settle every witness; older ones add nothing
-                // to consecutive counts (and each costs a state save).
-                let keep = self.cfg.detection.longest_streak() as usize;
-                while q.len() > keep {
-                    q.pop_front();
-                }
-            } else {
-                q.clear();
-            }
+        if let Some(chain) = &self.chain {
+            // This driver holds the state lock for the chain.
+            let status = format!(
+                "peer {}: action running: {}",
+                self.cfg.local.dc_check, chain.what
+            );
+            let busy = format!("{} holds the state lock", chain.what);
+            self.feed_round_while_running(&round);
+            self.keep_survey(Err(busy));
+            // Report the probe results only.
+            return Ok(RoundReport {
+                status,
+                round,
+                verdicts: Vec::new(),
+                action: None,
+            });
         }
-        if !running {
-            let dir = self.cfg.local.state_dir.clone();
-            let lock =
-                tokio::task::spawn_blocking(move || StateLock::acquire(&dir, ROUND_LOCK_WAIT))
-                    .await
-                    .map_err(|e| RoundError(e.to_string()))?;
-            match lock {
-                Err(e @ crate::state::LockError::Busy { .. }) => {
-                    tracing::info!("not deciding this round: {e}")
-                }
-                Err(e) => self.note_deciding(Some(e.to_string())),
-                Ok(lock) => match self.decide(lock, &round).await {
+        let dir = self.cfg.local.state_dir.clone();
+        let lock = tokio::task::spawn_blocking(move || StateLock::acquire(&dir, ROUND_LOCK_WAIT))
+            .await
+            .map_err(|e| RoundError(e.to_string()))?;
+        let mut job = None;
+        match lock {
+            Err(e @ crate::state::LockError::Busy { .. }) => {
+                tracing::info!("not deciding this round: {e}");
+                self.keep_survey(Err(e.to_string()));
+            }
+            Err(e) => {
+                self.keep_survey(Err(e.to_string()));
+                self.note_deciding(Some(e.to_string()));
+            }
+            Ok(lock) => {
+                self.keep_survey(Ok(()));
+                match self.decide(lock, &round) {
                     Ok(j) => {
                         self.note_deciding(None);
                         job = j;
@@ -472,115 +470,96 @@ impl Driver for SessionDriver {
                     Err(e) => {
                         // The first input may have handed out an action
                         // (saved as in flight, "running here") before the
-                        // second failed: no job runs it, so hand it back,
+                        // second failed: nothing runs it, so hand it back,
                         // or the engine would wait for it for good.
-                        self.session.lock().await.abandon_running().await;
+                        self.hand_back("the action handed out").await;
                         self.note_deciding(Some(e.to_string()))
                     }
-                },
+                }
             }
-        }
-        if let Activity::Running { what } = &self.activity {
-            // A job owns the session: report the probe results only.
-            let status = format!("peer {}: action running: {what}", self.cfg.local.dc_check);
-            return Ok(RoundReport {
-                status,
-                round,
-                verdicts: Vec::new(),
-                action: job,
-            });
-        }
-        let (state, live, ecfg) = {
-            let s = self.session.lock().await;
-            (s.state.clone(), s.live.clone(), s.ecfg.clone())
-        };
-        if let Some(j) = &job {
-            self.activity = Activity::Running {
-                what: j.what.clone(),
-            };
         }
         // Only the components this node watches: a component it does not
         // watch has no verdict, and an exported "unknown" for it would
         // fire the peer-component alert for ever.
         let watched = crate::probe::watched_components(&self.cfg);
+        let state = &self.session.state;
         let verdicts: Vec<(Component, Verdict)> = state
             .components
             .iter()
             .filter(|(c, _)| watched.contains(c))
             .map(|(c, s)| (*c, s.verdict))
             .collect();
-        // The run loop records the round in the metrics (also while a job
-        // runs); recording it here too would count every round twice.
-        self.publish(&state, &live, &ecfg);
+        // The run loop records the round in the metrics (also while an
+        // action runs); recording it here too would count every round twice.
+        self.publish(state, &self.session.live, &self.session.ecfg);
         Ok(RoundReport {
-            status: self.status_line(&state),
+            status: self.status_line(state),
             round,
             verdicts,
             action: job,
         })
     }
 
-    async fn action_finished(&mut self, what: &str, end: ActionEnd<JobResult>) {
+    async fn action_finished(&mut self, what: &str, end: ActionEnd<Ran>) -> Option<ActionJob<Ran>> {
         // The run loop has logged how the job ended; what matters here is
-        // whether its outcome reached the engine.
-        self.activity = Activity::Idle;
-        let outcome_lost = match end {
-            ActionEnd::Finished(r) => {
-                self.record_fed(&r.fed);
-                if r.fed.failed() {
-                    tracing::error!("{what}: an action failed; see `habeat history`");
-                }
-                if let Some(e) = &r.error {
-                    tracing::error!("{what}: cannot save the state: {e}");
-                }
-                r.error.is_some()
+        // whether its outcome reaches the engine.
+        let ran = match end {
+            ActionEnd::Finished(ran) | ActionEnd::NotStarted(Some(ran)) => ran,
+            ActionEnd::TimedOut | ActionEnd::Panicked(_) | ActionEnd::NotStarted(None) => {
+                // The executor went with the task: its gates expire with
+                // their Consul sessions.
+                self.hand_back(what).await;
+                return None;
             }
-            ActionEnd::TimedOut | ActionEnd::Panicked(_) | ActionEnd::NotStarted => true,
         };
-        if outcome_lost {
-            tracing::warn!("{what}: no outcome recorded; the next round takes it as interrupted");
-            self.session.lock().await.abandon_running().await;
-        }
-        {
-            let s = self.session.lock().await;
-            self.publish(&s.state, &s.live, &s.ecfg);
-        }
-        let pending = self
-            .reloaded
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some(session) = pending {
-            self.session.lock().await.exec.release_all().await;
-            self.session = Arc::new(Mutex::new(session));
-            tracing::info!("the reloaded configuration now drives actions too");
+        self.session.take_back(ran.exec);
+        match ran.result {
+            Ok(result) => self.next_of_chain(what, ran.action, result).await,
+            Err(lost) => {
+                if let Lost::Panicked(p) = lost {
+                    tracing::error!("{what} crashed (a bug, please report): {p}");
+                }
+                self.hand_back(what).await;
+                None
+            }
         }
     }
 
     async fn reload(&mut self) -> Result<(), String> {
         let cfg = crate::config::load_file(&self.config_path).map_err(|e| e.lines().join("; "))?;
+        if let Some(chain) = &self.chain
+            && cfg.local.state_dir != self.cfg.local.state_dir
+        {
+            // The chain holds the old directory's state lock and goes on
+            // saving its steps there.
+            return Err(format!(
+                "local.state_dir changed while {} runs, whose state is in {}: reload again \
+                 (systemctl reload habeat) once it has ended",
+                chain.what,
+                self.cfg.local.state_dir.display()
+            ));
+        }
         let prober = Prober::new(&cfg).map_err(|e| e.to_string())?;
         let mut session = Session::open(&cfg, false).map_err(|e| e.to_string())?;
-        session.watch_rounds(self.meanwhile.clone());
-        session.watch_reload(self.reloaded.clone());
         for w in &cfg.warnings {
             tracing::warn!("{w}");
         }
         session.events().count_in(Arc::new(self.metrics.clone()));
         self.reload_lease(&cfg, session.events())?;
         self.prober = prober;
-        if self.activity == Activity::Idle {
-            self.session = Arc::new(Mutex::new(session));
-        } else {
-            // A job owns the session: the action running finishes under
-            // the configuration it started with; the job takes up the new
-            // one before it decides its next action.
+        if self.chain.is_some() {
+            // The action running finishes under the executor it started
+            // with, which hands its gates to the new one when it comes
+            // back; the engine decides its outcome, and the actions after
+            // it, under the reloaded configuration (fencing added now
+            // guards the promotion that follows).
             tracing::info!(
                 "an action is running: it finishes with the previous configuration, the actions \
                  after it use the reloaded one"
             );
-            *self.reloaded.lock().unwrap_or_else(|p| p.into_inner()) = Some(session);
+            session.carry_on_from(&mut self.session);
         }
+        self.session = session;
         self.cfg = cfg;
         tracing::info!("configuration reloaded from {}", self.config_path.display());
         Ok(())
@@ -590,10 +569,9 @@ impl Driver for SessionDriver {
         if let Some(l) = &mut self.lease {
             l.shutdown().await;
         }
-        let mut s = self.session.lock().await;
-        s.exec.release_all().await;
+        self.session.release_gates().await;
         // The last events (the stop itself, a promotion that just ended)
         // still reach the on_event hooks, within hooks.timeout.
-        s.close_hooks().await;
+        self.session.close_hooks().await;
     }
 }

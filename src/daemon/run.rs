@@ -24,7 +24,9 @@
 //!   a second job returned anyway is not started (reported back as
 //!   [`ActionEnd::NotStarted`]). When the job ends, or overruns its
 //!   [`ActionJob::timeout`] and is aborted, the loop calls
-//!   [`Driver::action_finished`] so that the outcome reaches the engine.
+//!   [`Driver::action_finished`] so that the outcome reaches the engine;
+//!   the driver may hand back the next job of the same chain (one job per
+//!   action), which the loop starts at once.
 //! - **Watchdog**: `WATCHDOG=1` only after a round that completed
 //!   (`Ok` from [`Driver::round`]); a loop that is stuck, or whose rounds
 //!   keep failing, is restarted by systemd. `READY=1` after the first
@@ -34,13 +36,14 @@
 //!   (which keeps the old configuration when the new one is invalid and
 //!   says why), then `READY=1`. Stop: finish the current round (or abandon
 //!   it after [`RunOptions::stop_round_grace`]), start no new round or
-//!   action, wait for a running job up to its timeout while asking systemd
+//!   chain, wait for a running one (its jobs, each up to its timeout) while asking systemd
 //!   for more time (`EXTEND_TIMEOUT_USEC`), then [`Driver::shutdown`]
 //!   (release the Consul session), and return: the process exits 0.
 //!
 //! A job may be dropped unstarted (a stop arrived, or another job runs):
 //! the loop then calls [`Driver::action_finished`] with
-//! [`ActionEnd::NotStarted`], and the driver hands the action back to its
+//! [`ActionEnd::NotStarted`] (with what the job held, see
+//! [`ActionJob::holding`]), and the driver hands the action back to its
 //! engine as interrupted (its intent was saved before the job was made),
 //! so the next round decides again whether to run it.
 
@@ -83,8 +86,8 @@ pub struct RoundReport<O> {
     pub action: Option<ActionJob<O>>,
 }
 
-/// A piece of work the driver wants done outside the round: promotion and
-/// the steps after it, a proxy switch, raft recovery.
+/// A piece of work the driver wants done outside the round: one action
+/// of a promotion or of the steps after it, a proxy switch, raft recovery.
 pub struct ActionJob<O> {
     /// What it is, for logs and STATUS ("promotion of the accounts of
     /// mbox1.example.com").
@@ -93,13 +96,53 @@ pub struct ActionJob<O> {
     /// commands have their own timeouts; this is the backstop after which
     /// the loop aborts the future (killing its children), and how long a
     /// stop waits for it. `None`: the job bounds each of its steps itself
-    /// and its length is not known in advance (a promotion's follow-up
-    /// steps grow with the accounts); the loop waits for it.
+    /// (an action's commands and hooks have their own limits); the loop
+    /// waits for it.
     pub timeout: Option<Duration>,
-    work: Pin<Box<dyn Future<Output = O> + Send + 'static>>,
+    work: Box<dyn Work<O>>,
 }
 
-impl<O> ActionJob<O> {
+/// What a job holds: started on its own task, or, when the loop does not
+/// start it, handed back to the driver as it is (so that what it owns,
+/// such as the executor and its quorum gates, is not dropped with it).
+trait Work<O>: Send {
+    fn start(self: Box<Self>) -> Pin<Box<dyn Future<Output = O> + Send + 'static>>;
+    fn unstarted(self: Box<Self>) -> Option<O>;
+}
+
+struct Plain<F>(F);
+
+impl<O, F: Future<Output = O> + Send + 'static> Work<O> for Plain<F> {
+    fn start(self: Box<Self>) -> Pin<Box<dyn Future<Output = O> + Send + 'static>> {
+        Box::pin(self.0)
+    }
+    fn unstarted(self: Box<Self>) -> Option<O> {
+        None
+    }
+}
+
+struct Held<T, S, U> {
+    held: T,
+    start: S,
+    unstarted: U,
+}
+
+impl<O, T, F, S, U> Work<O> for Held<T, S, U>
+where
+    T: Send,
+    F: Future<Output = O> + Send + 'static,
+    S: FnOnce(T) -> F + Send,
+    U: FnOnce(T) -> O + Send,
+{
+    fn start(self: Box<Self>) -> Pin<Box<dyn Future<Output = O> + Send + 'static>> {
+        Box::pin((self.start)(self.held))
+    }
+    fn unstarted(self: Box<Self>) -> Option<O> {
+        Some((self.unstarted)(self.held))
+    }
+}
+
+impl<O: 'static> ActionJob<O> {
     /// Wrap a future that owns everything it needs (clone the config and
     /// clients into it): it runs on its own task.
     pub fn new(
@@ -110,7 +153,7 @@ impl<O> ActionJob<O> {
         ActionJob {
             what: what.into(),
             timeout: Some(timeout),
-            work: Box::pin(work),
+            work: Box::new(Plain(work)),
         }
     }
 
@@ -123,17 +166,37 @@ impl<O> ActionJob<O> {
         ActionJob {
             what: what.into(),
             timeout: None,
-            work: Box::pin(work),
+            work: Box::new(Plain(work)),
         }
     }
-}
 
-impl<O> std::fmt::Debug for ActionJob<O> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ActionJob")
-            .field("what", &self.what)
-            .field("timeout", &self.timeout)
-            .finish_non_exhaustive()
+    /// A job without an outer bound that owns `held`: `start` makes its
+    /// work of it; if the loop does not start the job, `unstarted` makes
+    /// the value handed back in [`ActionEnd::NotStarted`] of it instead.
+    pub fn holding<T, F>(
+        what: impl Into<String>,
+        held: T,
+        start: impl FnOnce(T) -> F + Send + 'static,
+        unstarted: impl FnOnce(T) -> O + Send + 'static,
+    ) -> ActionJob<O>
+    where
+        T: Send + 'static,
+        F: Future<Output = O> + Send + 'static,
+    {
+        ActionJob {
+            what: what.into(),
+            timeout: None,
+            work: Box::new(Held {
+                held,
+                start,
+                unstarted,
+            }),
+        }
+    }
+
+    /// The job will not run: what it hands back ([`ActionJob::holding`]).
+    fn unstarted(self) -> ActionEnd<O> {
+        ActionEnd::NotStarted(self.work.unstarted())
     }
 }
 
@@ -147,7 +210,8 @@ pub enum ActionEnd<O> {
     /// Its task panicked (a bug); the message says where.
     Panicked(String),
     /// Never started: another job was running, or the daemon is stopping.
-    NotStarted,
+    /// What the job held, if it was made with [`ActionJob::holding`].
+    NotStarted(Option<O>),
 }
 
 /// A round that did not complete (e.g. the state could not be written).
@@ -174,12 +238,14 @@ pub trait Driver {
     ) -> impl Future<Output = Result<RoundReport<Self::Outcome>, RoundError>> + Send;
 
     /// A job ended (or was not started): feed its outcome to the engine,
-    /// record it.
+    /// record it, and hand back the next job of the same chain, if any
+    /// (the loop starts it at once, also while stopping). After
+    /// [`ActionEnd::NotStarted`] the driver hands back none.
     fn action_finished(
         &mut self,
         what: &str,
         end: ActionEnd<Self::Outcome>,
-    ) -> impl Future<Output = ()> + Send;
+    ) -> impl Future<Output = Option<ActionJob<Self::Outcome>>> + Send;
 
     /// Re-read the configuration. On `Err(why)` the driver keeps running
     /// with the old configuration; the loop logs `why`.
@@ -307,7 +373,7 @@ pub async fn run<D: Driver>(
             end = job_end(&mut job) => {
                 if let Some(r) = job.take() {
                     log_job_end(&r.what, &end);
-                    driver.action_finished(&r.what, end).await;
+                    job = driver.action_finished(&r.what, end).await.map(start_job);
                     let line = status_with_job(&last_status, &job);
                     notify_err("status", n.status(&line));
                     sent_status = line;
@@ -361,28 +427,12 @@ pub async fn run<D: Driver>(
                             new.what,
                             r.what
                         );
-                        driver
-                            .action_finished(&new.what, ActionEnd::NotStarted)
-                            .await;
+                        not_started(driver, new).await;
                     } else if stop_deadline.is_some() {
                         tracing::warn!("not starting {}: habeat is stopping", new.what);
-                        driver
-                            .action_finished(&new.what, ActionEnd::NotStarted)
-                            .await;
+                        not_started(driver, new).await;
                     } else {
-                        match new.timeout {
-                            Some(t) => tracing::info!(
-                                "starting {} (at most {})",
-                                new.what,
-                                humantime::format_duration(t)
-                            ),
-                            None => tracing::info!("starting {}", new.what),
-                        }
-                        job = Some(Running {
-                            deadline: new.timeout.map(|t| Instant::now() + t),
-                            handle: tokio::spawn(new.work),
-                            what: new.what,
-                        });
+                        job = Some(start_job(new));
                     }
                 }
                 let line = status_with_job(&last_status, &job);
@@ -427,6 +477,32 @@ fn status_with_job<O>(status: &str, job: &Option<Running<O>>) -> String {
     }
 }
 
+/// Start `job` on its own task.
+fn start_job<O: Send + 'static>(job: ActionJob<O>) -> Running<O> {
+    match job.timeout {
+        Some(t) => tracing::info!(
+            "starting {} (at most {})",
+            job.what,
+            humantime::format_duration(t)
+        ),
+        None => tracing::info!("starting {}", job.what),
+    }
+    Running {
+        deadline: job.timeout.map(|t| Instant::now() + t),
+        handle: tokio::spawn(job.work.start()),
+        what: job.what,
+    }
+}
+
+/// Hand `job` back to the driver unstarted, with what it holds.
+async fn not_started<D: Driver>(driver: &mut D, job: ActionJob<D::Outcome>) {
+    let mut next = Some(job);
+    while let Some(job) = next.take() {
+        let what = job.what.clone();
+        next = driver.action_finished(&what, job.unstarted()).await;
+    }
+}
+
 fn log_job_end<O>(what: &str, end: &ActionEnd<O>) {
     match end {
         ActionEnd::Finished(_) => tracing::info!("{what} ended"),
@@ -434,7 +510,7 @@ fn log_job_end<O>(what: &str, end: &ActionEnd<O>) {
             tracing::error!("{what} ran past its time limit and was stopped")
         }
         ActionEnd::Panicked(p) => tracing::error!("{what} crashed (a bug, please report): {p}"),
-        ActionEnd::NotStarted => {}
+        ActionEnd::NotStarted(_) => {}
     }
 }
 
@@ -483,19 +559,20 @@ async fn stop<D: Driver>(
         notify_err("extend timeout", n.extend_timeout(EXTEND_BY));
         let mut extend = tokio::time::interval_at(Instant::now() + EXTEND_EVERY, EXTEND_EVERY);
         let mut requests_open = true;
-        let end = loop {
+        // The chain a running job belongs to runs on to its end, as
+        // the first of its jobs would if it were the whole chain.
+        while job.is_some() {
             tokio::select! {
-                end = job_end(&mut job) => break end,
+                end = job_end(&mut job) => if let Some(r) = job.take() {
+                    log_job_end(&r.what, &end);
+                    job = driver.action_finished(&r.what, end).await.map(start_job);
+                },
                 _ = extend.tick() => notify_err("extend timeout", n.extend_timeout(EXTEND_BY)),
                 req = requests.recv(), if requests_open => match req {
                     Some(_) => tracing::warn!("{line} (already stopping)"),
                     None => requests_open = false,
                 },
             }
-        };
-        if let Some(r) = job.take() {
-            log_job_end(&r.what, &end);
-            driver.action_finished(&r.what, end).await;
         }
     } else {
         notify_err("stopping", n.stopping("stopping"));

@@ -18,6 +18,7 @@ pub mod show;
 pub mod store;
 
 pub use crate::replica::{ReplicaSeen, ReplicaState, Risk, Surveyed, classify, risk};
+use crate::replica::classes;
 
 use crate::engine::UnixMillis;
 use serde::{Deserialize, Serialize};
@@ -61,22 +62,29 @@ pub struct Summary {
 impl Survey {
     /// Count, name and measure: one pass over the accounts.
     pub fn summary(&self) -> Summary {
-        let mut counts: BTreeMap<&'static str, usize> =
-            ReplicaState::ALL.iter().map(|s| (s.as_str(), 0)).collect();
+        let mut by_class = [0usize; ReplicaState::ALL.len()];
         let mut at_risk = Vec::new();
         let (mut max_seq, mut max_item) = (0, 0);
         let mut destinations: BTreeMap<String, usize> = BTreeMap::new();
         for a in &self.accounts {
-            let (states, ls, li) = classify(a);
-            *counts.entry(states[0].as_str()).or_default() += 1;
+            let (states, ls, li) = classes(a);
+            let states = states.as_slice();
+            by_class[states[0] as usize] += 1;
             max_seq = max_seq.max(ls.unwrap_or(0));
             max_item = max_item.max(li.unwrap_or(0));
             let dest = a
                 .replica
                 .as_ref()
-                .and_then(|r| r.destination.clone())
-                .unwrap_or_else(|| "(none)".into());
-            *destinations.entry(dest).or_default() += 1;
+                .and_then(|r| r.destination.as_deref())
+                .unwrap_or("(none)");
+            // Looked up by reference: a copy of the name per account
+            // would be most of the summary's time.
+            match destinations.get_mut(dest) {
+                Some(n) => *n += 1,
+                None => {
+                    destinations.insert(dest.to_owned(), 1);
+                }
+            }
             if states[0] != ReplicaState::Ok {
                 at_risk.push(Risk {
                     account: a.account.clone(),
@@ -84,10 +92,17 @@ impl Survey {
                     also: states[1..].to_vec(),
                     lag_sequence: ls,
                     lag_item_id: li,
-                    destination: a.replica.as_ref().and_then(|r| r.destination.clone()),
+                    destination: a
+                        .replica
+                        .as_ref()
+                        .and_then(|r| r.destination.as_deref().map(str::to_owned)),
                 });
             }
         }
+        let counts = ReplicaState::ALL
+            .iter()
+            .map(|s| (s.as_str(), by_class[*s as usize]))
+            .collect();
         Summary {
             host: self.host.clone(),
             at: self.at,

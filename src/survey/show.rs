@@ -84,7 +84,7 @@ fn build(cfg: &Config, now: UnixMillis) -> Value {
                         "also": states[1..].iter().map(|x| x.as_str()).collect::<Vec<_>>(),
                         "lag_sequence": ls,
                         "lag_item_id": li,
-                        "destination": a.replica.as_ref().and_then(|r| r.destination.clone()),
+                        "destination": a.replica.as_ref().and_then(|r| r.destination.as_deref()),
                         "source_sequence": a.source_sequence,
                         "source_item_id": a.source_item_id,
                         "replica": a.replica,

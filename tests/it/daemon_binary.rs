@@ -356,6 +356,142 @@ async fn sigterm_during_a_slow_promotion_lets_it_finish_and_exits_0() {
     assert!(saw_stopping, "no STOPPING=1:\n{log}");
 }
 
+/// A reload while promoteAccounts runs under the quorum gate: the action
+/// finishes under the executor it started with, the chain runs on to its
+/// end (the steps recorded with the promotion), and the gate the action
+/// started under is given back at the end of the chain by the executor of
+/// the new configuration, not left to a Consul session nobody renews.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reload_during_a_slow_promotion_lets_its_chain_end_and_gives_the_gate_back() {
+    if !require(&[Need::Netns]) {
+        return;
+    }
+    let bed = Bed::new().await;
+    bed.fake
+        .set_fault("promoteAccounts", Fault::Slow { seconds: 3.0 });
+    let mut daemon = bed.start();
+    bed.until(|m| m.contains("READY=1")).await;
+    bed.kill_peer();
+    let gate = "habeat/failover/mbox1.example.com";
+    // Read systemd's messages meanwhile, as systemd does: a full socket
+    // would slow every notification down.
+    let drain = || {
+        let mut buf = [0u8; 4096];
+        while bed.notify.try_recv(&mut buf).is_ok() {}
+    };
+    wait_until(
+        "no promotion",
+        || daemon.log(),
+        || {
+            drain();
+            bed.promotions() > 0
+        },
+    )
+    .await;
+    assert!(
+        bed.fake.accounts_on(REPLICA).is_empty(),
+        "the fake promotion was not slow"
+    );
+    assert!(
+        bed.consul.lock_holder(gate).is_some(),
+        "no gate held during the promotion:\n{}",
+        daemon.log()
+    );
+
+    bed.write_config("reloaded");
+    daemon.signal(Signal::SIGHUP);
+    wait_until(
+        "the promotion's chain did not end with the gate given back",
+        || daemon.log(),
+        || {
+            drain();
+            bed.hooks_log().contains("after_promotion") && bed.consul.lock_holder(gate).is_none()
+        },
+    )
+    .await;
+    let log = daemon.log();
+    assert!(
+        log.contains("an action is running"),
+        "the reload came after the promotion:\n{log}"
+    );
+    assert_eq!(
+        bed.fake.accounts_on(REPLICA),
+        ["alice@example.com", "bob@example.com"],
+        "{log}"
+    );
+    assert!(
+        bed.lock("appserverprom-habeat-appserver").exists(),
+        "promotion not recorded:\n{log}"
+    );
+    assert_eq!(bed.promotions(), 1, "{log}");
+    assert!(bed.consul.sessions().is_empty(), "a session left:\n{log}");
+    assert!(daemon.alive(), "{log}");
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.exit_code(BOUND).await, Some(0), "{}", daemon.log());
+}
+
+/// A reload that moves `local.state_dir` while an action runs is refused
+/// with what to do: the chain holds the old directory's state lock and
+/// records its steps there, to their end.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reload_moving_the_state_dir_during_a_promotion_is_refused_and_the_chain_ends() {
+    if !require(&[Need::Netns]) {
+        return;
+    }
+    let bed = Bed::new().await;
+    bed.fake
+        .set_fault("promoteAccounts", Fault::Slow { seconds: 3.0 });
+    let mut daemon = bed.start();
+    bed.until(|m| m.contains("READY=1")).await;
+    bed.kill_peer();
+    let drain = || {
+        let mut buf = [0u8; 4096];
+        while bed.notify.try_recv(&mut buf).is_ok() {}
+    };
+    wait_until(
+        "no promotion",
+        || daemon.log(),
+        || {
+            drain();
+            bed.promotions() > 0
+        },
+    )
+    .await;
+    assert!(
+        bed.fake.accounts_on(REPLICA).is_empty(),
+        "the fake promotion was not slow"
+    );
+    bed.rewrite_config(|y| y.set("local", "state_dir: {d}/elsewhere"));
+    daemon.signal(Signal::SIGHUP);
+    wait_until(
+        "the promotion's chain did not end",
+        || daemon.log(),
+        || {
+            drain();
+            bed.hooks_log().contains("after_promotion")
+        },
+    )
+    .await;
+    let log = daemon.log();
+    assert!(
+        log.contains("new configuration rejected")
+            && log.contains("local.state_dir changed while")
+            && log.contains("reload again"),
+        "{log}"
+    );
+    assert!(
+        bed.lock("appserverprom-habeat-appserver").exists(),
+        "promotion not recorded:\n{log}"
+    );
+    assert!(
+        bed.journal_text().contains("promote_accounts"),
+        "the chain's steps are not in the old directory's journal:\n{log}"
+    );
+    assert!(daemon.alive(), "{log}");
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.exit_code(BOUND).await, Some(0), "{}", daemon.log());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_and_status_endpoints_follow_the_rounds_and_a_dead_appserver_is_promoted_once() {
     if !require(&[Need::Netns]) {

@@ -7,7 +7,8 @@
 //! could make this one lose lines.
 
 use habeat::daemon::{
-    ActionEnd, Driver, Notifier, Request, RoundContext, RoundError, RoundReport, RunOptions, run,
+    ActionEnd, ActionJob, Driver, Notifier, Request, RoundContext, RoundError, RoundReport,
+    RunOptions, run,
 };
 use habeat::logging::{self, Console, LogFormat, LogOptions};
 use habeat::model::Round;
@@ -47,7 +48,9 @@ impl Driver for Fake {
             action: None,
         })
     }
-    async fn action_finished(&mut self, _what: &str, _end: ActionEnd<()>) {}
+    async fn action_finished(&mut self, _what: &str, _end: ActionEnd<()>) -> Option<ActionJob<()>> {
+        None
+    }
     async fn reload(&mut self) -> Result<(), String> {
         Err("/etc/habeat/habeat.yml:3:7: unknown key `intervall`".into())
     }

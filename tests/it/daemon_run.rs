@@ -182,14 +182,19 @@ impl Driver for Fake {
         })
     }
 
-    async fn action_finished(&mut self, what: &str, end: ActionEnd<&'static str>) {
+    async fn action_finished(
+        &mut self,
+        what: &str,
+        end: ActionEnd<&'static str>,
+    ) -> Option<ActionJob<&'static str>> {
         let kind = match end {
             ActionEnd::Finished(o) => o,
             ActionEnd::TimedOut => "timed out",
             ActionEnd::Panicked(_) => "panicked",
-            ActionEnd::NotStarted => "not started",
+            ActionEnd::NotStarted(_) => "not started",
         };
         push(&self.log, Ev::Finished(what.to_owned(), kind));
+        None
     }
 
     async fn reload(&mut self) -> Result<(), String> {

@@ -2,6 +2,8 @@
 //! `response` (no key twice, no `"ok": false`), the `getAccountStatus`
 //! listing entry by entry, and `getAllOperations`.
 
+use super::entry::{Entry, Fields, check};
+use super::scan;
 use super::{AccountName, MailHost};
 use serde::Serialize;
 use serde_json::Value;
@@ -51,18 +53,6 @@ pub struct Replica {
     pub paused: Option<bool>,
     /// As [`AccountStatus::unreadable`], for this replica.
     pub unreadable: Vec<&'static str>,
-}
-
-/// How [`parse_account`] treats a replica field that makes no sense (a
-/// `sequence` of `"abc"` or `-3`, an `available` of `"maybe"`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fields {
-    /// The promotion's listing: such a field is unknown (`None`), since
-    /// nothing of it reaches a command and the names alone decide.
-    Lenient,
-    /// The survey: the output is refused with the field named, so that a
-    /// nonsense value is never classified as healthy or as behind.
-    Strict,
 }
 
 /// One running operation of `core getAllOperations` (whose exact fields
@@ -172,6 +162,18 @@ fn parse_listing(
     host: &MailHost,
     fields: Fields,
 ) -> Result<Vec<AccountStatus>, String> {
+    scan::listing(stdout, |e| AccountStatus::check(e, host, fields).ok())
+        .map_or_else(|| parse_listing_whole(stdout, host, fields), Ok)
+}
+
+/// The reference reading of a listing, which words every error: the
+/// output checked whole, then each entry built as a tree. Only output
+/// that [`scan::listing`] did not take as a listing comes here.
+pub(super) fn parse_listing_whole(
+    stdout: &[u8],
+    host: &MailHost,
+    fields: Fields,
+) -> Result<Vec<AccountStatus>, String> {
     let response = response_raw(stdout)?;
     let values = serde_json::from_str::<RawObject>(response.get())
         .ok()
@@ -223,7 +225,7 @@ fn refuse_not_ok(obj: &RawObject, at: &str) -> Result<(), String> {
     }
 }
 
-fn truncate(s: &str, n: usize) -> String {
+pub(super) fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         s.to_owned()
     } else {
@@ -255,177 +257,35 @@ pub fn parse_account_status(
 }
 
 fn parse_account(v: &Value, host: &MailHost, fields: Fields) -> Result<AccountStatus, String> {
-    let obj = v.as_object().ok_or("it is not an object")?;
-    let text = |key: &str| -> Result<&str, String> {
-        obj.get(key)
-            .ok_or(format!("\"{key}\" is missing"))?
-            .as_str()
-            .ok_or(format!("\"{key}\" is not a string"))
-    };
-    let account_name = AccountName::parse(text("accountName")?).map_err(|e| e.to_string())?;
-    let account_mail_host =
-        MailHost::parse(text("accountMailHost")?).map_err(|e| format!("{account_name}: {e}"))?;
-    if &account_mail_host != host {
-        return Err(format!(
-            "{account_name} is reported on mail host {account_mail_host}, not on {host} as asked"
-        ));
-    }
-    let account_id = text("accountId")
-        .map_err(|e| format!("{account_name}: {e}"))?
-        .to_owned();
-    let paused = match obj.get("paused") {
-        None | Some(Value::Null) => false,
-        Some(p) => {
-            loose_bool(p).ok_or(format!("{account_name}: \"paused\" is not true or false"))?
-        }
-    };
-    let counter = |o: &serde_json::Map<String, Value>, key: &str, at: &str| {
-        field(
-            o,
-            key,
-            fields,
-            at,
-            "a whole number of at least 0",
-            counter_value,
-        )
-    };
-    let flag = |o: &serde_json::Map<String, Value>, key: &str, at: &str| {
-        field(o, key, fields, at, "true or false", loose_bool)
-    };
-    let mut unreadable = Vec::new();
-    let sequence = judged(obj, "sequence", fields, &mut unreadable)
-        .map_or_else(|| counter(obj, "sequence", ""), Ok)
-        .map_err(|e| format!("{account_name}: {e}"))?;
-    let item_id = judged(obj, "itemId", fields, &mut unreadable)
-        .map_or_else(|| counter(obj, "itemId", ""), Ok)
-        .map_err(|e| format!("{account_name}: {e}"))?;
-    let replicas = match obj.get("replicas") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(rs)) => {
-            let mut out = Vec::with_capacity(rs.len());
-            for (i, r) in rs.iter().enumerate() {
-                let at = format!("replica {}: ", i + 1);
-                let Some(r) = r.as_object() else {
-                    if fields == Fields::Strict {
-                        return Err(format!("{account_name}: {at}it is not an object"));
-                    }
-                    continue;
-                };
-                let mut odd = Vec::new();
-                let seq = judged(r, "sequence", fields, &mut odd);
-                let item = judged(r, "itemId", fields, &mut odd);
-                let replica = (|| {
-                    Ok::<_, String>(Replica {
-                        destination: field(r, "destination", fields, &at, "a host name", |v| {
-                            v.as_str().map(str::to_owned)
-                        })?,
-                        available: flag(r, "available", &at)?,
-                        priority: field(r, "priority", fields, &at, "a whole number", loose_int)?,
-                        sequence: seq.map_or_else(|| counter(r, "sequence", &at), Ok)?,
-                        item_id: item.map_or_else(|| counter(r, "itemId", &at), Ok)?,
-                        can_connect_to_kafka: flag(r, "canConnectToKafka", &at)?,
-                        paused: flag(r, "paused", &at)?,
-                        unreadable: odd.clone(),
-                    })
-                })()
-                .map_err(|e| format!("{account_name}: {e}"))?;
-                out.push(replica);
-            }
-            out
-        }
-        Some(_) => return Err(format!("{account_name}: \"replicas\" is not a list")),
-    };
-    Ok(AccountStatus {
-        account_id,
-        account_name,
-        account_mail_host,
-        paused,
-        sequence,
-        item_id,
-        replicas,
-        unreadable,
-    })
+    AccountStatus::check(&Entry::of(v)?, host, fields)
 }
 
-/// The survey's judgement of a counter that is a number but no position
-/// (see [`parse_survey_listing`]): `Some(None)` with `key` noted as
-/// unreadable; `None` to read it as usual (a counter, absent, or not a
-/// number at all, which the strict reading refuses).
-fn judged(
-    obj: &serde_json::Map<String, Value>,
-    key: &'static str,
-    fields: Fields,
-    unreadable: &mut Vec<&'static str>,
-) -> Option<Option<u64>> {
-    if fields != Fields::Strict {
-        return None;
-    }
-    let v = obj.get(key)?;
-    let numeric = match v {
-        Value::Number(_) => true,
-        Value::String(s) => s.trim().parse::<f64>().is_ok_and(f64::is_finite),
-        _ => false,
-    };
-    if !numeric || counter_value(v).is_some() {
-        return None;
-    }
-    unreadable.push(key);
-    Some(None)
-}
-
-/// One optional field of an object: absent or `null` is `None`; a value
-/// `read` understands is `Some`; anything else is `None` when lenient and
-/// an error naming the field and what it should be when strict.
-fn field<T>(
-    obj: &serde_json::Map<String, Value>,
-    key: &str,
-    fields: Fields,
-    at: &str,
-    expected: &str,
-    read: impl Fn(&Value) -> Option<T>,
-) -> Result<Option<T>, String> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => match read(v) {
-            Some(t) => Ok(Some(t)),
-            None if fields == Fields::Lenient => Ok(None),
-            None => Err(format!(
-                "{at}\"{key}\" is {}, not {expected}",
-                truncate(&v.to_string(), 60)
-            )),
-        },
-    }
-}
-
-/// A counter (`sequence`, `itemId`): a non-negative whole number, printed
-/// as a JSON number (also `12.0`) or as a string of digits.
-fn counter_value(v: &Value) -> Option<u64> {
-    match v {
-        Value::Number(n) => n.as_u64().or_else(|| {
-            n.as_f64()
-                .filter(|f| *f >= 0.0 && f.fract() == 0.0 && *f < 9.0e15)
-                .map(|f| f as u64)
-        }),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
-/// `true`/`false`, also when the CLI prints them as strings.
-fn loose_bool(v: &Value) -> Option<bool> {
-    match v {
-        Value::Bool(b) => Some(*b),
-        Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
-        Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
-        _ => None,
-    }
-}
-
-fn loose_int(v: &Value) -> Option<i64> {
-    match v {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
+impl AccountStatus {
+    /// [`check`] an entry and keep all of it.
+    pub(super) fn check(e: &Entry<'_>, host: &MailHost, fields: Fields) -> Result<Self, String> {
+        let mut replicas = Vec::new();
+        let c = check(e, host, fields, |r| {
+            replicas.push(Replica {
+                destination: r.destination.map(str::to_owned),
+                available: r.available,
+                priority: r.priority,
+                sequence: r.sequence,
+                item_id: r.item_id,
+                can_connect_to_kafka: r.can_connect_to_kafka,
+                paused: r.paused,
+                unreadable: r.unreadable,
+            });
+        })?;
+        Ok(AccountStatus {
+            account_id: c.account_id.to_owned(),
+            account_name: c.account_name,
+            account_mail_host: host.clone(),
+            paused: c.paused,
+            sequence: c.sequence,
+            item_id: c.item_id,
+            replicas,
+            unreadable: c.unreadable,
+        })
     }
 }
 

@@ -15,8 +15,10 @@
 //! whole process group is killed, and bounded captured output.
 
 mod accounts;
+mod entry;
 mod error;
 mod listing;
+mod scan;
 mod survey;
 
 pub use super::names::{AccountName, MailHost, NameError};
@@ -26,6 +28,7 @@ pub use listing::{
     AccountStatus, Operation, Replica, parse_account_listing, parse_account_status,
     parse_operations, parse_response, parse_survey_listing,
 };
+pub use survey::parse_survey;
 
 use super::process::{self, RunAs, Spec, Status, TEMP_ROOT};
 use crate::config;
