@@ -17,8 +17,8 @@ pub mod job;
 pub mod show;
 pub mod store;
 
-pub use crate::replica::{ReplicaSeen, ReplicaState, Risk, Surveyed, classify, risk};
 use crate::replica::classes;
+pub use crate::replica::{ReplicaSeen, ReplicaState, Risk, Surveyed, classify, risk};
 
 use crate::engine::UnixMillis;
 use serde::{Deserialize, Serialize};
