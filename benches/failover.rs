@@ -125,28 +125,7 @@ fn ms(d: Duration) -> u64 {
 }
 
 fn binaries() -> Result<Binaries, String> {
-    let habeat = Path::new(env!("CARGO_BIN_EXE_habeat"));
-    if let Some(cargo) = std::env::var_os("CARGO") {
-        // `cargo bench` builds benches, not the fake carbonio example.
-        let mut cmd = std::process::Command::new(cargo);
-        cmd.args(["build", "--quiet", "--example", "fake_carbonio"])
-            .arg("--manifest-path")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"));
-        if habeat
-            .parent()
-            .and_then(Path::file_name)
-            .is_some_and(|n| n == "release")
-        {
-            cmd.arg("--release");
-        }
-        let st = cmd
-            .status()
-            .map_err(|e| format!("cannot run cargo to build the fake carbonio: {e}"))?;
-        if !st.success() {
-            return Err(format!("building the fake carbonio failed ({st})"));
-        }
-    }
-    Binaries::beside(habeat)
+    Binaries::built_for(Path::new(env!("CARGO_BIN_EXE_habeat")))
 }
 
 fn once(tb: &Testbed, rep: u32) -> Result<Sample, String> {

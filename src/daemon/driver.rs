@@ -23,6 +23,7 @@
 //! verdicts, so a peer seen again stops a promotion that has not begun.
 
 mod chain;
+mod deadline;
 
 use super::metrics::Metrics;
 use super::run::{ActionEnd, ActionJob, Driver, RoundContext, RoundError, RoundReport};
@@ -76,6 +77,8 @@ pub struct SessionDriver {
     /// Whether the local Consul agent answered the last round (`None`
     /// before the first), to log its loss once.
     local_consul_up: Option<bool>,
+    /// The detection deadline last fed to the engine (each is fed once).
+    deadline_fed: Option<crate::engine::UnixMillis>,
     /// `state_dir/daemon.lock`, held for the daemon's life: how `status`
     /// knows a daemon runs.
     _running: crate::state::DaemonLock,
@@ -117,6 +120,7 @@ impl SessionDriver {
             surveyed_tx,
             surveyed,
             local_consul_up: None,
+            deadline_fed: None,
             _running: running,
         })
     }
@@ -409,8 +413,24 @@ impl Driver for SessionDriver {
         self.cfg.detection.interval
     }
 
-    async fn round(&mut self, _ctx: RoundContext) -> Result<RoundReport<Ran>, RoundError> {
-        let round = self.prober.round().await;
+    fn probe(&self) -> Option<super::run::Probing> {
+        let prober = self.prober.clone();
+        Some(Box::pin(async move { prober.round().await }))
+    }
+
+    fn deadline(&self) -> Option<tokio::time::Instant> {
+        self.next_deadline()
+    }
+
+    async fn at_deadline(&mut self) -> Option<ActionJob<Ran>> {
+        self.feed_deadline().await
+    }
+
+    async fn round(&mut self, ctx: RoundContext) -> Result<RoundReport<Ran>, RoundError> {
+        let round = match ctx.probed {
+            Some(round) => round,
+            None => self.prober.round().await,
+        };
         self.note_local_consul(round.local_leader.is_some());
         if let Some(l) = &self.lease {
             l.round(&round);

@@ -70,7 +70,14 @@ pub struct RoundContext {
     /// The job still running from an earlier round (its
     /// [`ActionJob::what`]); `None` when the driver may start one.
     pub action_running: Option<String>,
+    /// What the probes of [`Driver::probe`] saw, when the driver probes
+    /// that way (the loop awaited them beside the detection deadline).
+    pub probed: Option<Round>,
 }
+
+/// A round's probes, on their own (they borrow nothing of the driver), so
+/// that the loop can feed a detection deadline while they run.
+pub type Probing = Pin<Box<dyn Future<Output = Round> + Send + 'static>>;
 
 /// What one round produced.
 pub struct RoundReport<O> {
@@ -230,8 +237,29 @@ pub trait Driver {
     /// at start and after each reload.
     fn interval(&self) -> Duration;
 
-    /// Probe, decide, and optionally hand back a job. Must be bounded in
-    /// time (the probes' timeout): the loop awaits it.
+    /// The probes of the next round, if the driver runs them apart from
+    /// [`Driver::round`] (which then gets their result in
+    /// [`RoundContext::probed`]). `None`: `round` probes itself.
+    fn probe(&self) -> Option<Probing> {
+        None
+    }
+
+    /// When the engine must be fed although no round has completed: a
+    /// witness's detection deadline (docs/decisions.md §1). Each deadline
+    /// is reported once.
+    fn deadline(&self) -> Option<Instant> {
+        None
+    }
+
+    /// The deadline of [`Driver::deadline`] has come: feed it, and hand
+    /// back a job if the engine decides one (the loop starts it at once).
+    fn at_deadline(&mut self) -> impl Future<Output = Option<ActionJob<Self::Outcome>>> + Send {
+        std::future::ready(None)
+    }
+
+    /// Probe (unless [`RoundContext::probed`] has the probes' result),
+    /// decide, and optionally hand back a job. Must be bounded in time
+    /// (the probes' timeout): the loop awaits it.
     fn round(
         &mut self,
         ctx: RoundContext,
@@ -380,17 +408,57 @@ pub async fn run<D: Driver>(
                 }
                 continue 'main;
             }
+            () = sleep_until_opt(driver.deadline()) => {
+                if let Some(new) = driver.at_deadline().await {
+                    job = offer(driver, job, new, false).await;
+                    let line = status_with_job(&last_status, &job);
+                    notify_err("status", n.status(&line));
+                    sent_status = line;
+                }
+                continue 'main;
+            }
             _ = ticks.tick() => {}
         }
 
-        // One round, during which requests are noted, not acted on.
-        let ctx = RoundContext {
-            action_running: job.as_ref().map(|r| r.what.clone()),
-        };
+        // One round, during which requests are noted, not acted on. Its
+        // probes run first, beside the detection deadline: a peer gone
+        // silent is judged the instant its tolerance runs out, not when
+        // the probe still out has timed out.
         let started = Instant::now();
         let mut reload_pending = false;
         let mut stop_deadline: Option<Instant> = None;
-        let outcome = {
+        let mut probed = None;
+        if let Some(mut probing) = driver.probe() {
+            loop {
+                tokio::select! {
+                    r = &mut probing => {
+                        probed = Some(r);
+                        break;
+                    }
+                    () = sleep_until_opt(driver.deadline()) => {
+                        if let Some(new) = driver.at_deadline().await {
+                            job = offer(driver, job, new, stop_deadline.is_some()).await;
+                        }
+                    }
+                    req = requests.recv(), if stop_deadline.is_none() => match req {
+                        Some(Request::Reload) => reload_pending = true,
+                        Some(Request::Stop) | None => {
+                            stop_deadline = Some(Instant::now() + opts.stop_round_grace);
+                        }
+                    },
+                    () = sleep_until_opt(stop_deadline) => break,
+                }
+            }
+        }
+        let ctx = RoundContext {
+            action_running: job.as_ref().map(|r| r.what.clone()),
+            probed,
+        };
+        let probes_abandoned =
+            ctx.probed.is_none() && stop_deadline.is_some_and(|d| Instant::now() >= d);
+        let outcome = if probes_abandoned {
+            None
+        } else {
             let round = driver.round(ctx);
             tokio::pin!(round);
             loop {
@@ -421,19 +489,7 @@ pub async fn run<D: Driver>(
                 }
                 last_status = report.status;
                 if let Some(new) = report.action {
-                    if let Some(r) = &job {
-                        tracing::error!(
-                            "not starting {}: {} is still running (one action at a time)",
-                            new.what,
-                            r.what
-                        );
-                        not_started(driver, new).await;
-                    } else if stop_deadline.is_some() {
-                        tracing::warn!("not starting {}: habeat is stopping", new.what);
-                        not_started(driver, new).await;
-                    } else {
-                        job = Some(start_job(new));
-                    }
+                    job = offer(driver, job, new, stop_deadline.is_some()).await;
                 }
                 let line = status_with_job(&last_status, &job);
                 if !ready {
@@ -461,6 +517,32 @@ pub async fn run<D: Driver>(
     }
 
     stop(driver, &mut requests, &opts, job).await;
+}
+
+/// A job the driver handed out: started, unless one runs already or
+/// habeat is stopping (then handed back unstarted). Returns the job that
+/// runs now.
+async fn offer<D: Driver>(
+    driver: &mut D,
+    job: Option<Running<D::Outcome>>,
+    new: ActionJob<D::Outcome>,
+    stopping: bool,
+) -> Option<Running<D::Outcome>> {
+    if let Some(r) = &job {
+        tracing::error!(
+            "not starting {}: {} is still running (one action at a time)",
+            new.what,
+            r.what
+        );
+        not_started(driver, new).await;
+        job
+    } else if stopping {
+        tracing::warn!("not starting {}: habeat is stopping", new.what);
+        not_started(driver, new).await;
+        job
+    } else {
+        Some(start_job(new))
+    }
 }
 
 async fn sleep_until_opt(deadline: Option<Instant>) {

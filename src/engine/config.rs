@@ -37,6 +37,10 @@ pub struct EngineConfig {
     pub quorum: Quorum,
     /// Time between probe rounds.
     pub interval: Duration,
+    /// How long a probe waits for its answer (`detection.timeout`): bounds
+    /// the grace a detection deadline gives the last probe
+    /// ([`super::witness::deadline`]).
+    pub probe_timeout: Duration,
     /// A witness (or the leaderless count) not heard from for this long
     /// starts over unsettled: "consecutive" must mean consecutive.
     pub stale_after: Duration,
@@ -134,6 +138,7 @@ impl EngineConfig {
             serf_rise: 2,
             quorum: Quorum::All,
             interval,
+            probe_timeout: Duration::from_secs(1),
             stale_after: stale_after(interval),
             verdict_valid_for: stale_after(interval) + Duration::from_secs(120),
             retry_delay: retry_delay(interval),
@@ -173,6 +178,7 @@ impl EngineConfig {
         command_timeout: Duration,
     ) {
         self.interval = interval;
+        self.probe_timeout = probe_timeout;
         self.stale_after = stale_after(interval + probe_timeout);
         self.verdict_valid_for = self.stale_after + command_timeout;
         self.retry_delay = retry_delay(interval);

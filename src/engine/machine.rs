@@ -26,6 +26,21 @@ pub enum Input {
     /// The legacy lock files as found on disk (read before deciding, so an
     /// upgrade from the Python habeat and hand-removed locks are honoured).
     LockFiles(Vec<LockFileSeen>),
+    /// No new observation, only time: fed when a witness's detection
+    /// deadline ([`next_deadline`]) passes before the next round has
+    /// completed, so that a peer gone silent is judged at the instant its
+    /// tolerance runs out, not a probe timeout later.
+    Deadline,
+}
+
+/// The earliest instant (wall clock) at which [`Input::Deadline`] could
+/// change a witness's vote, if any: when to feed it.
+pub fn next_deadline(state: &State, cfg: &EngineConfig) -> Option<UnixMillis> {
+    state
+        .witnesses
+        .iter()
+        .filter_map(|w| witness::deadline(w, cfg))
+        .min()
 }
 
 /// The result of one engine step.
@@ -100,6 +115,13 @@ pub fn step(
             cx.resume_in_flight();
             cx.on_lock_files(l);
             Scope::Operator
+        }
+        Input::Deadline => {
+            cx.resume_in_flight();
+            if !cx.on_deadline() {
+                return cx.finish(None);
+            }
+            Scope::Round
         }
     };
     if cx.refusal.is_some() {
@@ -367,7 +389,7 @@ impl<'a> Cx<'a> {
         let mut next = Vec::with_capacity(merged.len());
         for o in &merged {
             let prev = self.s.witness(&o.witness);
-            let w = witness::observe(prev, o, now, self.cfg);
+            let w = witness::observe(prev, o, self.clock, self.cfg);
             let before = prev.map(|p| p.vote).unwrap_or(Vote::Unknown);
             if w.vote != before {
                 self.record(Event {
@@ -391,31 +413,7 @@ impl<'a> Cx<'a> {
         }
         self.s.witnesses = next;
         self.watch_returning_servers();
-
-        for c in Component::ALL {
-            let (v, reason) = witness::verdict(c, &self.s.witnesses, self.cfg.quorum);
-            let mut slot = self.s.components.remove(&c);
-            let changed = witness::set_component(&mut slot, v, reason.clone(), now);
-            if let Some(slot) = slot {
-                self.s.components.insert(c, slot);
-            }
-            if let Some(from) = changed {
-                let severity = if v == Verdict::Down {
-                    Severity::Warning
-                } else {
-                    Severity::Info
-                };
-                self.record(Event {
-                    operator: None,
-                    at: now,
-                    severity,
-                    kind: EventKind::VerdictChanged { from, to: v },
-                    role: None,
-                    component: Some(c),
-                    message: format!("peer {c} is now {v}: {reason}"),
-                });
-            }
-        }
+        self.settle_verdicts();
 
         // Consul memory: the last healthy raft configuration, and how long
         // this side has been leaderless in consecutive rounds.
@@ -441,6 +439,81 @@ impl<'a> Cx<'a> {
         self.s.raft.leaderless_since_boot = since_boot;
         self.s.raft.local_leader = round.local_leader;
         self.s.last_round_at = Some(now);
+    }
+
+    /// Each component's verdict from its witnesses' votes, with an event
+    /// for each that changed.
+    fn settle_verdicts(&mut self) {
+        let now = self.now;
+        for c in Component::ALL {
+            let (v, reason) = witness::verdict(c, &self.s.witnesses, self.cfg.quorum);
+            let mut slot = self.s.components.remove(&c);
+            let changed = witness::set_component(&mut slot, v, reason.clone(), now);
+            if let Some(slot) = slot {
+                self.s.components.insert(c, slot);
+            }
+            if let Some(from) = changed {
+                let severity = if v == Verdict::Down {
+                    Severity::Warning
+                } else {
+                    Severity::Info
+                };
+                self.record(Event {
+                    operator: None,
+                    at: now,
+                    severity,
+                    kind: EventKind::VerdictChanged { from, to: v },
+                    role: None,
+                    component: Some(c),
+                    message: format!("peer {c} is now {v}: {reason}"),
+                });
+            }
+        }
+    }
+
+    /// [`Input::Deadline`]: the witnesses whose deadline has passed vote
+    /// Down, and the verdicts follow. False when nothing changed (a
+    /// deadline fed late, after a round settled it): nothing to decide.
+    pub(super) fn on_deadline(&mut self) -> bool {
+        let now = self.now;
+        let mut changed = Vec::new();
+        for w in &mut self.s.witnesses {
+            if let Some(next) = witness::expire(w, self.clock, self.cfg) {
+                changed.push((w.vote, next.clone()));
+                *w = next;
+            }
+        }
+        for (before, w) in &changed {
+            self.record(Event {
+                operator: None,
+                at: now,
+                severity: Severity::Info,
+                kind: EventKind::VoteChanged {
+                    witness: w.witness.clone(),
+                    from: *before,
+                    to: w.vote,
+                },
+                role: None,
+                component: Some(w.witness.component),
+                message: format!(
+                    "witness {} now votes {:?} ({}; no answer for {} since {})",
+                    w.witness,
+                    w.vote,
+                    w.reason,
+                    super::time::human(now.since(w.last_up.unwrap_or(now))),
+                    w.last_up.unwrap_or(now),
+                ),
+            });
+        }
+        if changed.is_empty() {
+            return false;
+        }
+        // New evidence, as a round's: a listing taken before it, and what
+        // the server was running then, are not acted on after it.
+        self.live.fresh_listing = None;
+        self.live.no_promotion_running = false;
+        self.settle_verdicts();
+        true
     }
 
     pub(super) fn on_operator(&mut self, c: &OperatorCommand) {

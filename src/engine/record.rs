@@ -182,6 +182,17 @@ pub struct WitnessState {
     pub last_seen: UnixMillis,
     /// When `vote` last changed.
     pub since: UnixMillis,
+    /// When it last saw the peer answer (its last raw Up), on both clocks;
+    /// `None` after an Unknown or a gap past `stale_after`: the evidence a
+    /// detection deadline counts from (see [`super::witness::deadline`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_up: Option<UnixMillis>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_up_boot: Option<BootTime>,
+    /// How long the peer took to answer then (milliseconds): the grace the
+    /// last probe of a deadline gets scales with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_up_latency_ms: Option<u64>,
 }
 
 /// The verdict on one component, with the words that explain it.

@@ -3,7 +3,7 @@
 
 use super::config::EngineConfig;
 use super::record::{ComponentState, WitnessState};
-use super::time::UnixMillis;
+use super::time::{Now, UnixMillis};
 use crate::model::{Component, Observation, Quorum, Source, Verdict, Vote, by_source};
 
 /// Fold one raw observation into a witness's hysteresis.
@@ -18,15 +18,19 @@ use crate::model::{Component, Observation, Quorum, Source, Verdict, Vote, by_sou
 /// - Up: `rise` consecutive Up observations make the vote Up. A witness
 ///   that voted Down stops voting Down at once (it is Unknown until it has
 ///   risen): Down must always be backed by consecutive Down observations.
+/// - Down by deadline ([`expire`], fed as [`super::Input::Deadline`]
+///   between rounds, never by a round itself): see [`deadline`].
 /// - Unknown: the witness cannot tell; both streaks restart and it votes
-///   Unknown. Unknown never advances Down.
+///   Unknown. Unknown never advances Down, and it clears the last answer:
+///   after it, no deadline runs until the peer answers again.
 /// - A witness not heard from for `stale_after` starts over unsettled.
 pub fn observe(
     prev: Option<&WitnessState>,
     obs: &Observation,
-    now: UnixMillis,
+    clock: Now,
     cfg: &EngineConfig,
 ) -> WitnessState {
+    let now = clock.wall;
     let fresh = WitnessState {
         witness: obs.witness.clone(),
         vote: Vote::Unknown,
@@ -36,6 +40,9 @@ pub fn observe(
         up_streak: 0,
         last_seen: now,
         since: now,
+        last_up: None,
+        last_up_boot: None,
+        last_up_latency_ms: None,
     };
     let mut s = match prev {
         Some(p) if now.since(p.last_seen) <= cfg.stale_after && now >= p.last_seen => p.clone(),
@@ -59,6 +66,9 @@ pub fn observe(
         Vote::Up => {
             s.up_streak = s.up_streak.saturating_add(1);
             s.down_streak = 0;
+            s.last_up = Some(now);
+            s.last_up_boot = clock.boot;
+            s.last_up_latency_ms = Some(u64::try_from(obs.latency.as_millis()).unwrap_or(u64::MAX));
             if s.up_streak >= rise {
                 s.vote = Vote::Up;
             } else if s.vote == Vote::Down {
@@ -69,6 +79,9 @@ pub fn observe(
             s.down_streak = 0;
             s.up_streak = 0;
             s.vote = Vote::Unknown;
+            s.last_up = None;
+            s.last_up_boot = None;
+            s.last_up_latency_ms = None;
         }
     }
     s.last_raw = obs.vote;
@@ -78,6 +91,66 @@ pub fn observe(
         s.since = now;
     }
     s
+}
+
+/// When `w` votes Down by deadline if nothing new is heard, as keepalived
+/// takes over `3 × advert_int` (plus a skew) after the last advert: at
+/// `fall × interval` after the peer last answered, plus a grace for the
+/// `fall`-th probe since that answer, which is out by then.
+///
+/// Only for a witness whose last `fall − 1` probes (at least one) all went
+/// unanswered since that answer (no Unknown: it clears the answer) and
+/// that does not vote Down yet. The deadline's Down therefore rests on
+/// `fall` unanswered probes, like the `fall` rule, the last one judged by
+/// the grace instead of the whole `timeout`: the grace is four times what
+/// the peer took to answer the last time, at least `interval / 20`, at
+/// most `timeout` (docs/decisions.md §1). `None` when no deadline runs.
+pub fn deadline(w: &WitnessState, cfg: &EngineConfig) -> Option<UnixMillis> {
+    let fall = cfg.fall_for(&w.witness.kind);
+    if w.vote == Vote::Down
+        || w.last_raw != Vote::Down
+        || w.down_streak == 0
+        || w.down_streak.saturating_add(1) < fall
+    {
+        return None;
+    }
+    Some(w.last_up?.plus(tolerance(w, cfg)))
+}
+
+/// `fall × interval` for this witness's kind, plus the grace of its last
+/// probe (see [`deadline`]).
+fn tolerance(w: &WitnessState, cfg: &EngineConfig) -> std::time::Duration {
+    let answered = std::time::Duration::from_millis(w.last_up_latency_ms.unwrap_or(0));
+    let grace = (answered * 4).max(cfg.interval / 20).min(cfg.probe_timeout);
+    cfg.interval
+        .saturating_mul(cfg.fall_for(&w.witness.kind))
+        .saturating_add(grace)
+}
+
+/// Settle `w` at `clock` without a new observation: Down once its
+/// [`deadline`] has passed on both clocks (like a safety window, no step
+/// of the wall clock ends it early). `None` when nothing changes, and
+/// when its last failure was reported more than `interval + timeout`
+/// ago: rounds are not coming on time (a stalled loop, a restart), so the
+/// probe the deadline counts on may never have been sent, and time
+/// without probing is no evidence.
+pub fn expire(w: &WitnessState, clock: Now, cfg: &EngineConfig) -> Option<WitnessState> {
+    let now = clock.wall;
+    if now < w.last_seen || now.since(w.last_seen) > cfg.interval + cfg.probe_timeout {
+        return None;
+    }
+    deadline(w, cfg)?;
+    let up = w.last_up?;
+    if !clock
+        .window_left(up, w.last_up_boot, tolerance(w, cfg))
+        .is_zero()
+    {
+        return None;
+    }
+    let mut s = w.clone();
+    s.vote = Vote::Down;
+    s.since = now;
+    Some(s)
 }
 
 /// Merge duplicate observations of one witness in a round on the safe

@@ -63,6 +63,10 @@ enum Op {
     Resume,
     Promote(bool),
     Jump(u64),
+    /// Time passes without a round, and the engine is fed
+    /// [`Input::Deadline`], as the daemon does when a witness's detection
+    /// deadline comes before the next round has completed.
+    Deadline(u64),
 }
 
 fn vote() -> impl Strategy<Value = Vote> {
@@ -99,6 +103,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Resume),
         1 => any::<bool>().prop_map(Op::Promote),
         2 => (30u64..10_000).prop_map(Op::Jump),
+        4 => (1u64..3_000).prop_map(Op::Deadline),
     ]
 }
 
@@ -183,41 +188,128 @@ fn source_downs(cfg: &EngineConfig, votes: &[Vote]) -> (usize, usize) {
     (icmp + serf, need)
 }
 
-/// Independent model of one witness's settled vote from its raw history
-/// (oldest first, already cut at gaps the engine treats as a restart):
-/// Down iff the last `fall` are Down; Up iff some run of `rise` Ups was
-/// followed by no Unknown and no run of `fall` Downs.
-fn oracle(history: &[Vote], fall: usize, rise: usize) -> Vote {
-    let n = history.len();
-    if n >= fall && history[n - fall..].iter().all(|v| *v == Vote::Down) {
-        return Vote::Down;
-    }
-    let mut up = Vote::Unknown;
+/// Model of one witness's settled vote from its raw history (oldest
+/// first, already cut at gaps the engine treats as a restart), each entry
+/// the time it was fed and the raw vote, `None` for a deadline fed
+/// without a round (docs/decisions.md §1):
+/// - Down after `fall` consecutive Downs, or at a deadline fed once `tol`
+///   (`fall × interval` plus the last probe's grace) has passed since the
+///   last Up, with at least `fall − 1` Downs (and nothing else) since it,
+///   the last of them at most `fresh` (`interval + timeout`) before;
+/// - Up after `rise` consecutive Ups; a Down vote then drops to Unknown
+///   until those `rise` Ups;
+/// - Unknown resets both counts and forgets the last Up.
+///
+/// [`evidence_for_down`] states the Down half again as a condition on the
+/// history, not a simulation, and every Down vote is checked against it.
+fn oracle(
+    history: &[(UnixMillis, Option<Vote>)],
+    fall: usize,
+    rise: usize,
+    tol: Duration,
+    fresh: Duration,
+) -> Vote {
+    let mut vote = Vote::Unknown;
     let (mut ups, mut downs) = (0usize, 0usize);
-    for v in history {
+    let mut last_up: Option<UnixMillis> = None;
+    let mut last_seen: Option<UnixMillis> = None;
+    for (t, v) in history {
         match v {
-            Vote::Up => {
-                ups += 1;
-                downs = 0;
-                if ups >= rise {
-                    up = Vote::Up;
+            None => {
+                let due = last_up.is_some_and(|u| *t >= u && t.since(u) >= tol);
+                let on_time = last_seen.is_some_and(|l| *t >= l && t.since(l) <= fresh);
+                if vote != Vote::Down && downs > 0 && downs + 1 >= fall && due && on_time {
+                    vote = Vote::Down;
                 }
             }
-            Vote::Down => {
+            Some(Vote::Up) => {
+                ups += 1;
+                downs = 0;
+                last_up = Some(*t);
+                if ups >= rise {
+                    vote = Vote::Up;
+                } else if vote == Vote::Down {
+                    vote = Vote::Unknown;
+                }
+            }
+            Some(Vote::Down) => {
                 downs += 1;
                 ups = 0;
                 if downs >= fall {
-                    up = Vote::Unknown;
+                    vote = Vote::Down;
+                } else if vote != Vote::Up && vote != Vote::Down {
+                    vote = Vote::Unknown;
                 }
             }
-            Vote::Unknown => {
+            Some(Vote::Unknown) => {
                 ups = 0;
                 downs = 0;
-                up = Vote::Unknown;
+                last_up = None;
+                vote = Vote::Unknown;
             }
         }
+        if v.is_some() {
+            last_seen = Some(*t);
+        }
     }
-    up
+    vote
+}
+
+/// What a Down vote must rest on: the history's last `fall` observations
+/// are Down; or, after the peer's last answer at `u`, only Down
+/// observations, and a deadline fed at `T >= u + tol` with at least
+/// `fall − 1` of them before it, the last at most `fresh` before `T`.
+fn evidence_for_down(
+    history: &[(UnixMillis, Option<Vote>)],
+    fall: usize,
+    tol: Duration,
+    fresh: Duration,
+) -> bool {
+    let seen: Vec<(UnixMillis, Vote)> = history
+        .iter()
+        .filter_map(|(t, v)| v.map(|v| (*t, v)))
+        .collect();
+    if seen.len() >= fall
+        && seen[seen.len() - fall..]
+            .iter()
+            .all(|(_, v)| *v == Vote::Down)
+    {
+        return true;
+    }
+    let Some(k) = seen.iter().rposition(|(_, v)| *v != Vote::Down) else {
+        return false;
+    };
+    let (u, v) = seen[k];
+    if v != Vote::Up {
+        return false;
+    }
+    history.iter().any(|(t, v)| {
+        let before: Vec<&(UnixMillis, Vote)> =
+            seen[k + 1..].iter().filter(|(s, _)| s <= t).collect();
+        v.is_none()
+            && *t >= u
+            && t.since(u) >= tol
+            && before.len() + 1 >= fall
+            && !before.is_empty()
+            && before.last().is_some_and(|(l, _)| t.since(*l) <= fresh)
+    })
+}
+
+/// A deadline's tolerance for a witness of `fall` whose peer answered at
+/// once (the tests' observations have no latency): `fall × interval` plus
+/// `interval / 20`, the grace at most the probe timeout.
+fn tol(cfg: &EngineConfig, fall: usize) -> Duration {
+    cfg.interval * fall as u32 + (cfg.interval / 20).min(cfg.probe_timeout)
+}
+
+/// How recent the last failure must be for a deadline to count.
+fn fresh(cfg: &EngineConfig) -> Duration {
+    cfg.interval + cfg.probe_timeout
+}
+
+/// Witness `i`'s raw history out of a component's.
+fn of_witness(h: &[(UnixMillis, Option<[Vote; 3]>)], i: usize) -> Vec<(UnixMillis, Option<Vote>)> {
+    h.iter().map(|(t, r)| (*t, r.map(|r| r[i]))).collect()
 }
 
 struct Checker {
@@ -228,13 +320,13 @@ struct Checker {
     now: UnixMillis,
     pending: Option<Action>,
     /// Raw appserver votes per witness since the last gap.
-    history: Vec<[Vote; 3]>,
+    history: Vec<(UnixMillis, Option<[Vote; 3]>)>,
     last_round_at: Option<UnixMillis>,
     last_app: [Vote; 3],
     /// Raw consul-server votes since the last gap, and the local leader.
-    consul_history: Vec<[Vote; 3]>,
+    consul_history: Vec<(UnixMillis, Option<[Vote; 3]>)>,
     /// Raw peer-proxy votes since the last gap.
-    proxy_history: Vec<[Vote; 3]>,
+    proxy_history: Vec<(UnixMillis, Option<[Vote; 3]>)>,
     last_leader: Option<bool>,
     gate: Option<String>,
     paused_until: Option<UnixMillis>,
@@ -350,9 +442,9 @@ impl Checker {
                 // Invariants 1 and 2 from the independent oracle.
                 let votes: Vec<Vote> = (0..3)
                     .map(|i| {
-                        let h: Vec<Vote> = self.history.iter().map(|r| r[i]).collect();
+                        let h = of_witness(&self.history, i);
                         let (fall, rise) = streaks(&self.cfg, i);
-                        oracle(&h, fall, rise)
+                        oracle(&h, fall, rise, tol(&self.cfg, fall), fresh(&self.cfg))
                     })
                     .collect();
                 prop_assert!(
@@ -389,12 +481,12 @@ impl Checker {
         // (invariants 1 and 2 for the other roles); a re-arm's switch back
         // needs its peer Up (any witness seeing it).
         if automatic {
-            let settled = |h: &[[Vote; 3]]| -> Vec<Vote> {
+            let settled = |h: &[(UnixMillis, Option<[Vote; 3]>)]| -> Vec<Vote> {
                 (0..3)
                     .map(|i| {
-                        let h: Vec<Vote> = h.iter().map(|r| r[i]).collect();
+                        let h = of_witness(h, i);
                         let (fall, rise) = streaks(&self.cfg, i);
-                        oracle(&h, fall, rise)
+                        oracle(&h, fall, rise, tol(&self.cfg, fall), fresh(&self.cfg))
                     })
                     .collect()
             };
@@ -436,9 +528,9 @@ impl Checker {
         if let ActionKind::RaftRecovery { .. } = &a.kind {
             let votes: Vec<Vote> = (0..3)
                 .map(|i| {
-                    let h: Vec<Vote> = self.consul_history.iter().map(|r| r[i]).collect();
+                    let h = of_witness(&self.consul_history, i);
                     let (fall, rise) = streaks(&self.cfg, i);
-                    oracle(&h, fall, rise)
+                    oracle(&h, fall, rise, tol(&self.cfg, fall), fresh(&self.cfg))
                 })
                 .collect();
             let (downs, need) = source_downs(&self.cfg, &votes);
@@ -514,6 +606,32 @@ impl Checker {
         self.apply(Input::Outcome(ActionOutcome { id: a.id, result }))
     }
 
+    /// Every appserver witness's vote is the oracle's for its history.
+    fn votes_match_the_oracle(&self) -> Result<(), TestCaseError> {
+        for (i, kind) in KINDS.iter().enumerate() {
+            let id = WitnessId {
+                component: Component::Appserver,
+                kind: kind.clone(),
+            };
+            let Some(w) = self.state.witnesses.iter().find(|w| w.witness == id) else {
+                continue;
+            };
+            let (fall, rise) = streaks(&self.cfg, i);
+            let h = of_witness(&self.history, i);
+            let expected = oracle(&h, fall, rise, tol(&self.cfg, fall), fresh(&self.cfg));
+            prop_assert_eq!(w.vote, expected, "witness {} disagrees with the oracle", id);
+            if w.vote == Vote::Down {
+                prop_assert!(
+                    evidence_for_down(&h, fall, tol(&self.cfg, fall), fresh(&self.cfg)),
+                    "witness {} votes Down without the evidence: {:?}",
+                    id,
+                    h
+                );
+            }
+        }
+        Ok(())
+    }
+
     fn restart(&mut self, corrupt: bool) {
         if corrupt {
             self.state = State::safe(self.now, "test: state.json was corrupt");
@@ -581,11 +699,11 @@ impl Checker {
                     self.consul_history.clear();
                     self.proxy_history.clear();
                 }
-                self.consul_history.push(consul.votes());
-                self.proxy_history.push(proxy.votes());
+                self.consul_history.push((self.now, Some(consul.votes())));
+                self.proxy_history.push((self.now, Some(proxy.votes())));
                 self.last_leader = *leader;
                 self.last_round_at = Some(self.now);
-                self.history.push(app.votes());
+                self.history.push((self.now, Some(app.votes())));
                 self.last_app = app.votes();
                 let mut observations = Vec::new();
                 for (c, p) in [
@@ -609,7 +727,27 @@ impl Checker {
                     observations,
                     local_leader: *leader,
                     raft_servers: None,
-                }))
+                }))?;
+                self.votes_match_the_oracle()
+            }
+            Op::Deadline(ms) => {
+                self.now = self.now.plus(Duration::from_millis(*ms));
+                // A deadline past `stale_after` of the last round settles
+                // nothing (the witness starts over at its next round).
+                if self
+                    .last_round_at
+                    .is_some_and(|t| self.now.since(t) <= self.cfg.stale_after)
+                {
+                    for h in [
+                        &mut self.history,
+                        &mut self.consul_history,
+                        &mut self.proxy_history,
+                    ] {
+                        h.push((self.now, None));
+                    }
+                }
+                self.apply(Input::Deadline)?;
+                self.votes_match_the_oracle()
             }
             Op::Rearm => {
                 self.safe = false;
@@ -746,9 +884,40 @@ proptest! {
 #[test]
 fn oracle_matches_the_documented_hysteresis() {
     use Vote::*;
-    assert_eq!(oracle(&[Down, Down, Down], 3, 2), Down);
-    assert_eq!(oracle(&[Down, Down], 3, 2), Unknown);
-    assert_eq!(oracle(&[Up, Up, Down, Down], 3, 2), Up);
-    assert_eq!(oracle(&[Up, Up, Down, Unknown], 3, 2), Unknown);
-    assert_eq!(oracle(&[Down, Down, Down, Up], 3, 2), Unknown);
+    // One round a second; a deadline 3.1 s after the last answer, the
+    // last failure at most 1.5 s before it.
+    let at = |votes: &[Vote]| -> Vec<(UnixMillis, Option<Vote>)> {
+        (0u64..)
+            .zip(votes)
+            .map(|(i, v)| (UnixMillis(i * 1000), Some(*v)))
+            .collect()
+    };
+    let (tol, fresh) = (Duration::from_millis(3100), Duration::from_millis(1500));
+    let o = |h: &[(UnixMillis, Option<Vote>)]| oracle(h, 3, 2, tol, fresh);
+    assert_eq!(o(&at(&[Down, Down, Down])), Down);
+    assert_eq!(o(&at(&[Down, Down])), Unknown);
+    assert_eq!(o(&at(&[Up, Up, Down, Down])), Up);
+    assert_eq!(o(&at(&[Up, Up, Down, Unknown])), Unknown);
+    assert_eq!(o(&at(&[Down, Down, Down, Up])), Unknown);
+    // By deadline: the last answer at 1 s, two failures, fed at 4.1 s.
+    let mut h = at(&[Up, Up, Down, Down]);
+    h.push((UnixMillis(4099), None));
+    assert_eq!(o(&h), Up);
+    h.push((UnixMillis(4100), None));
+    assert_eq!(o(&h), Down);
+    assert!(evidence_for_down(&h, 3, tol, fresh));
+    // One failure only: no deadline.
+    let mut one = at(&[Up, Up, Down]);
+    one.push((UnixMillis(5000), None));
+    assert_eq!(o(&one), Up);
+    assert!(!evidence_for_down(&one, 3, tol, fresh));
+    // A late round: time without probing is no evidence.
+    let late = vec![
+        (UnixMillis(0), Some(Up)),
+        (UnixMillis(1000), Some(Down)),
+        (UnixMillis(3500), Some(Down)),
+        (UnixMillis(5200), None),
+    ];
+    assert_ne!(o(&late), Down);
+    assert!(!evidence_for_down(&late, 3, tol, fresh));
 }

@@ -13,6 +13,7 @@ mod sim;
 
 mod engine_checks;
 mod engine_clock;
+mod engine_deadline;
 mod engine_decisions;
 mod engine_fencing;
 mod engine_invariants;

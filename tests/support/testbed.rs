@@ -122,6 +122,33 @@ pub struct Binaries {
 }
 
 impl Binaries {
+    /// For a benchmark: habeat at `habeat` (its `CARGO_BIN_EXE_habeat`),
+    /// and the fake carbonio built first in the same profile, since `cargo
+    /// bench` builds benches, not examples (run under `cargo`, which says
+    /// where it is in `CARGO`).
+    pub fn built_for(habeat: &Path) -> Result<Binaries, String> {
+        if let Some(cargo) = std::env::var_os("CARGO") {
+            let mut cmd = Command::new(cargo);
+            cmd.args(["build", "--quiet", "--example", "fake_carbonio"])
+                .arg("--manifest-path")
+                .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"));
+            if habeat
+                .parent()
+                .and_then(Path::file_name)
+                .is_some_and(|n| n == "release")
+            {
+                cmd.arg("--release");
+            }
+            let st = cmd
+                .status()
+                .map_err(|e| format!("cannot run cargo to build the fake carbonio: {e}"))?;
+            if !st.success() {
+                return Err(format!("building the fake carbonio failed ({st})"));
+            }
+        }
+        Binaries::beside(habeat)
+    }
+
     /// habeat at `habeat`, the fake carbonio built beside it
     /// (`<target>/<profile>/examples/fake_carbonio[-hash]`, the newest).
     pub fn beside(habeat: &Path) -> Result<Binaries, String> {
