@@ -3,6 +3,8 @@
 //! feeds an [`ActionOutcome`] with the same [`ActionId`] back into
 //! [`crate::engine::step`].
 
+use super::check::PreStepCheck;
+use super::config::EngineConfig;
 use super::reason::GateRefusal;
 use crate::model::{Component, FenceAction, FenceCall, FenceFailure, RaftServer, Role};
 use serde::{Deserialize, Serialize};
@@ -57,7 +59,7 @@ pub struct Action {
     /// Absent in a state file written before checks were handed out: such
     /// an in-flight action is never run again, only taken as interrupted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub checks: Vec<super::check::PreStepCheck>,
+    pub checks: Vec<PreStepCheck>,
 }
 
 /// Which accounts a promotion moves.
@@ -355,5 +357,81 @@ impl OutcomeResult {
             }
             OutcomeResult::PeerLeaseWait { wait } => Some(wait.to_string()),
         }
+    }
+}
+
+/// Decided here, beside the actions they guard; the type and the order's
+/// reasons are in [`super::check`].
+impl PreStepCheck {
+    /// The checks of an action, in the order they run (see the type's doc).
+    /// Operator and legacy actions get none: an operator's `promote` and
+    /// `rearm` do not obey the gate.
+    pub fn for_action(origin: Origin, kind: &ActionKind, cfg: &EngineConfig) -> Vec<PreStepCheck> {
+        if origin != Origin::Automatic {
+            return Vec::new();
+        }
+        let mut checks = Vec::new();
+        if cfg.quorum_gate && kind.needs_gate() {
+            checks.push(PreStepCheck::GateStillHeld);
+        }
+        // The promotion away from the host, and the power-off of its node
+        // (`fencing.appserver`, the peer mailstore `source_mail_host` names).
+        let leased = match kind {
+            ActionKind::PromoteAccounts {
+                source_mail_host, ..
+            } => Some(source_mail_host.clone()),
+            ActionKind::Fence {
+                component: Component::Appserver,
+                ..
+            } => cfg.source_mail_host.clone(),
+            _ => None,
+        };
+        if let Some(host) = leased {
+            checks.push(PreStepCheck::PeerLeaseTakenOver { host });
+        }
+        checks
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{ActionId, PromoteTarget};
+    use crate::model::Role;
+
+    /// An in-flight action in a `state.json` written before the engine
+    /// handed out checks (no `checks`, no `input_file`) still loads.
+    #[test]
+    fn an_action_saved_before_checks_were_handed_out_still_loads() {
+        let action = Action {
+            id: ActionId(7),
+            role: Role::Appserver,
+            origin: Origin::Automatic,
+            step: None,
+            kind: ActionKind::PromoteAccounts {
+                source_mail_host: "mbox1".into(),
+                target: PromoteTarget::Accounts(vec!["a@example.com".into()]),
+                threads: 5,
+                input_file: true,
+            },
+            checks: vec![PreStepCheck::GateStillHeld],
+        };
+        let mut old = serde_json::to_value(&action).expect("serialize");
+        assert_eq!(old["checks"][0]["check"], "gate_still_held");
+        assert_eq!(old["kind"]["input_file"], true);
+        old.as_object_mut().expect("object").remove("checks");
+        old["kind"]
+            .as_object_mut()
+            .expect("object")
+            .remove("input_file");
+        let back: Action = serde_json::from_value(old).expect("an old in-flight action loads");
+        assert!(back.checks.is_empty());
+        assert!(matches!(
+            back.kind,
+            ActionKind::PromoteAccounts {
+                input_file: false,
+                ..
+            }
+        ));
     }
 }

@@ -361,7 +361,7 @@ fn field<'e, 'a, T>(
             None if fields == Fields::Lenient => Ok(None),
             None => Err(format!(
                 "{at}\"{key}\" is {}, not {expected}",
-                super::listing::truncate(&v.shown(), 60)
+                truncate(&v.shown(), 60)
             )),
         },
     }
@@ -396,5 +396,17 @@ fn loose_int(v: &Field<'_>) -> Option<i64> {
         Field::Num(n) => n.as_i64(),
         Field::Str(s) => s.trim().parse().ok(),
         _ => None,
+    }
+}
+
+/// `s`, cut to `n` characters with an ellipsis: for quoting what a CLI
+/// printed in an error message.
+pub(super) fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_owned()
+    } else {
+        let mut t: String = s.chars().take(n).collect();
+        t.push('…');
+        t
     }
 }

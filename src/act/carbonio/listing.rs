@@ -2,7 +2,7 @@
 //! `response` (no key twice, no `"ok": false`), the `getAccountStatus`
 //! listing entry by entry, and `getAllOperations`.
 
-use super::entry::{Entry, Fields, check};
+use super::entry::{Entry, Fields, check, truncate};
 use super::scan;
 use super::{AccountName, MailHost};
 use serde::Serialize;
@@ -222,16 +222,6 @@ fn refuse_not_ok(obj: &RawObject, at: &str) -> Result<(), String> {
             "\"{at}ok\" is {}, not true or false",
             truncate(&other.unwrap_or_default().to_string(), 50)
         )),
-    }
-}
-
-pub(super) fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_owned()
-    } else {
-        let mut t: String = s.chars().take(n).collect();
-        t.push('…');
-        t
     }
 }
 
