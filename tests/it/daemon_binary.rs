@@ -898,3 +898,49 @@ async fn a_read_only_state_dir_is_an_error_once_a_status_line_and_a_metric() {
     daemon.signal(Signal::SIGTERM);
     assert_eq!(daemon.exit_code(BOUND).await, Some(0), "{}", daemon.log());
 }
+
+/// Detection by deadline through the daemon: with the peer cut, the ICMP
+/// witness votes Down `fall × interval` (plus a short grace) after the
+/// peer's last answer, fed by the run loop while the next round's probe is
+/// still out, not when that probe's `timeout` has run out. What an
+/// operator sees: the journal says the witness turned Down because the
+/// peer has not answered for that long, and the promotion follows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_peer_is_judged_at_its_deadline_while_the_last_probe_is_still_out() {
+    if !require(&[Need::Netns]) {
+        return;
+    }
+    let bed = Bed::new().await;
+    // One round a second, and a probe timeout close to it: the deadline
+    // (the last answer + 2 s + a grace of at most 50 ms) comes well before
+    // the second failed probe times out.
+    bed.rewrite_config(|y| {
+        y.set("detection", "interval: 1s");
+        y.set("detection", "timeout: 900ms");
+    });
+    let mut daemon = bed.start();
+    bed.until(|m| m.contains("READY=1")).await;
+    bed.rounds(3).await;
+    bed.kill_peer();
+    bed.until(|_| bed.hooks_log().contains("after_promotion"))
+        .await;
+    let icmp_down: Vec<String> = bed
+        .journal()
+        .iter()
+        .filter(|e| {
+            e["event"] == "vote_changed"
+                && e["witness"]["kind"] == "icmp"
+                && e["to"]
+                    .as_str()
+                    .is_some_and(|t| t.eq_ignore_ascii_case("down"))
+        })
+        .filter_map(|e| e["message"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        icmp_down.iter().any(|m| m.contains("no answer for")),
+        "the ICMP witness did not turn Down at its deadline: {icmp_down:?}\n{}",
+        daemon.log()
+    );
+    assert_eq!(bed.promotions(), 1, "{}", daemon.log());
+    assert!(daemon.alive());
+}
