@@ -440,6 +440,14 @@ pub async fn run<D: Driver>(
                             job = offer(driver, job, new, stop_deadline.is_some()).await;
                         }
                     }
+                    // A chain goes on while the probes are out: its next
+                    // action does not wait for a probe's timeout.
+                    end = job_end(&mut job) => {
+                        if let Some(r) = job.take() {
+                            log_job_end(&r.what, &end);
+                            job = driver.action_finished(&r.what, end).await.map(start_job);
+                        }
+                    }
                     req = requests.recv(), if stop_deadline.is_none() => match req {
                         Some(Request::Reload) => reload_pending = true,
                         Some(Request::Stop) | None => {
