@@ -131,16 +131,7 @@ fn binaries() -> Result<Binaries, String> {
 fn once(tb: &Testbed, rep: u32) -> Result<Sample, String> {
     tb.reset();
     let mut daemon = tb.spawn_daemon();
-    let up = || {
-        tb.state_json()
-            .and_then(|s| {
-                s["components"]["appserver"]["verdict"]
-                    .as_str()
-                    .map(str::to_owned)
-            })
-            .is_some_and(|v| v.eq_ignore_ascii_case("up"))
-    };
-    if !testbed::wait_until(Duration::from_secs(30), up) {
+    if !testbed::wait_until(Duration::from_secs(30), || tb.appserver_up()) {
         return Err(format!(
             "habeat never saw the appserver Up:\n{}",
             tb.diagnostics()
@@ -158,17 +149,8 @@ fn once(tb: &Testbed, rep: u32) -> Result<Sample, String> {
     }
     let promoted = tb.promote_calls()[0].at;
     let events = tb.events();
-    let confirmed = events
-        .iter()
-        .filter(|e| {
-            e["event"] == "verdict_changed"
-                && e["component"] == "appserver"
-                && e["to"]
-                    .as_str()
-                    .is_some_and(|t| t.eq_ignore_ascii_case("down"))
-        })
-        .filter_map(|e| e["at"].as_u64())
-        .find(|at| *at + 1000 >= t0)
+    let confirmed = tb
+        .appserver_down_at(t0)
         .ok_or_else(|| format!("no Down verdict in the journal:\n{}", tb.diagnostics()))?;
     // The gate acquired: the success of the last gate action started
     // before the promotion.

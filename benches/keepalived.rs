@@ -234,16 +234,7 @@ fn once(tb: &Testbed, pair: &Pair, rep: u32) -> Result<Sample, String> {
     tb.reset();
     pair.heal();
     let mut daemon = tb.spawn_daemon();
-    let up = || {
-        tb.state_json()
-            .and_then(|s| {
-                s["components"]["appserver"]["verdict"]
-                    .as_str()
-                    .map(str::to_owned)
-            })
-            .is_some_and(|v| v.eq_ignore_ascii_case("up"))
-    };
-    if !testbed::wait_until(Duration::from_secs(30), up) {
+    if !testbed::wait_until(Duration::from_secs(30), || tb.appserver_up()) {
         return Err(format!(
             "habeat never saw the appserver Up:\n{}",
             tb.diagnostics()
@@ -281,17 +272,7 @@ fn once(tb: &Testbed, pair: &Pair, rep: u32) -> Result<Sample, String> {
     }
     let promoted = tb.promote_calls()[0].at;
     let down = tb
-        .events()
-        .iter()
-        .filter(|e| {
-            e["event"] == "verdict_changed"
-                && e["component"] == "appserver"
-                && e["to"]
-                    .as_str()
-                    .is_some_and(|t| t.eq_ignore_ascii_case("down"))
-        })
-        .filter_map(|e| e["at"].as_u64())
-        .find(|at| *at + 1000 >= th)
+        .appserver_down_at(th)
         .ok_or_else(|| format!("no Down verdict in the journal:\n{}", tb.diagnostics()))?;
     let witness = tb
         .state_json()

@@ -1100,6 +1100,34 @@ impl Testbed {
         serde_json::from_str(&t).ok()
     }
 
+    /// Whether `state.json` holds the appserver verdict Up.
+    pub fn appserver_up(&self) -> bool {
+        self.state_json()
+            .and_then(|s| {
+                s["components"]["appserver"]["verdict"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .is_some_and(|v| v.eq_ignore_ascii_case("up"))
+    }
+
+    /// When (Unix ms, from `events.jsonl`) the appserver verdict turned
+    /// Down, the first time at or after about `t0` (a second's slack for
+    /// the two clocks of a cut).
+    pub fn appserver_down_at(&self, t0: u64) -> Option<u64> {
+        self.events()
+            .iter()
+            .filter(|e| {
+                e["event"] == "verdict_changed"
+                    && e["component"] == "appserver"
+                    && e["to"]
+                        .as_str()
+                        .is_some_and(|t| t.eq_ignore_ascii_case("down"))
+            })
+            .filter_map(|e| e["at"].as_u64())
+            .find(|at| *at + 1000 >= t0)
+    }
+
     /// Change the fake carbonio's state (under its lock), e.g. to move
     /// accounts back as an operator's fail-back would.
     pub fn fake_update(&self, f: impl FnOnce(&mut FakeState)) {
