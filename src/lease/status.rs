@@ -73,14 +73,18 @@ pub(super) fn fence_message(key: &str, saved: &Saved) -> Option<String> {
     }
     Some(match &saved.fence_failed {
         Some(f) => format!(
-            "FENCE FAILED since {} ({} run(s)): the serving lease {key} was lost and              hooks.on_fence has not succeeded, so this side may still serve beside a promoted              secondary. Last error: {}. habeat runs the hooks again (next in at most {}); fix              the hook (habeat history, the daemon's log) or do its steps by hand",
+            "FENCE FAILED since {} ({} run(s)): the serving lease {key} was lost and \
+             hooks.on_fence has not succeeded, so this side may still serve beside a promoted \
+             secondary. Last error: {}. habeat runs the hooks again (next in at most {}); fix \
+             the hook (habeat history, the daemon's log) or do its steps by hand",
             humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(f.since_unix)),
             f.attempts,
             f.error,
             humantime::format_duration(fence_retry_delay(f.attempts)),
         ),
         None => format!(
-            "FENCING: the serving lease {key} was lost and hooks.on_fence has not finished yet              (running, or interrupted: habeat runs it again when it starts)"
+            "FENCING: the serving lease {key} was lost and hooks.on_fence has not finished yet \
+             (running, or interrupted: habeat runs it again when it starts)"
         ),
     })
 }

@@ -306,6 +306,14 @@ async fn a_failing_on_fence_runs_again_until_it_succeeds_and_status_says_failed_
     .await;
     let (text, lease) = bed.status();
     assert!(text.contains("exited with code 3"), "{text}");
+    let fence_line = text
+        .lines()
+        .find(|l| l.contains("FENCE FAILED"))
+        .unwrap_or_default();
+    assert!(
+        !fence_line.contains("  "),
+        "the sentence reads as one line, without runs of spaces: {fence_line}"
+    );
     assert!(
         lease["fence_error"]
             .as_str()
