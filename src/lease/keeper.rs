@@ -140,7 +140,11 @@ pub fn spawn(
     let timing = Timing { ttl: cfg.lease.ttl };
     let client = Client::new(&cfg.consul, timing.renew_every()).map_err(|e| e.to_string())?;
     let state_path = cfg.local.state_dir.join(FILE);
-    let saved = match crate::state::read_nofollow(&state_path) {
+    let read = crate::state::read_nofollow(&state_path);
+    // No lease.json: a first start or the operator's failback, whose word
+    // is that this side serves what the directory puts on it now.
+    let retake = matches!(read, Ok(None));
+    let saved = match read {
         Ok(None) => Saved::default(),
         Ok(Some(bytes)) => serde_json::from_slice(&bytes).map_err(|e| {
             format!(
@@ -170,9 +174,20 @@ pub fn spawn(
         d if d.is_zero() => super::machine::RECORD_EVERY,
         d => d,
     };
-    let recorded = super::record::load(&cfg.local.state_dir, &host);
-    let machine =
+    let recorded = (!retake)
+        .then(|| super::record::load(&cfg.local.state_dir, &host))
+        .flatten();
+    let mut machine =
         Lease::start(timing, saved, Instant::now(), since).with_record(recorded, record_every);
+    if retake {
+        tracing::info!(
+            "{} is absent (a first start, or the failback it asks for): listing the accounts \
+             on {host} now for {}; an older record is not trusted",
+            state_path.display(),
+            super::record::FILE
+        );
+        machine = machine.retaking_the_record();
+    }
     let (directory, listings) = Directory::new(
         crate::act::carbonio::Carbonio::new(&cfg.carbonio).map_err(|e| e.to_string()),
         host.clone(),
@@ -245,6 +260,11 @@ impl Keeper {
             self.key
         );
         self.publish();
+        if self.machine.retake_pending() {
+            // The record is listed before the first renewal, which can
+            // take ttl/3 to fail.
+            self.feed(Observation::Tick).await;
+        }
         loop {
             if *stop.borrow() {
                 return;
@@ -435,8 +455,12 @@ impl Keeper {
                 }
                 Command::RecordFailed { reason } => tracing::warn!(
                     key = %self.key,
-                    "cannot list the accounts living on {} (kept the previous record): {reason}",
-                    self.host
+                    "cannot list the accounts living on {} ({}): {reason}",
+                    self.host,
+                    match self.machine.recorded {
+                        Some(_) => "kept the previous record",
+                        None => "no record yet: asked again while serving",
+                    }
                 ),
                 Command::NoEvidence { reason } => self.no_evidence(reason),
             }

@@ -239,6 +239,11 @@ pub struct Lease {
     pub recorded: Option<Vec<String>>,
     /// How often the record is taken again while serving.
     pub record_every: Duration,
+    /// Started without `lease.json`: the record is to be taken from the
+    /// directory at once, at the first observation ([`Lease::retaking_the_record`]).
+    retake: bool,
+    /// When the listing asked for at start was asked for, until it answers.
+    start_read: Option<Instant>,
     /// When the read in flight was asked for, if one is.
     reading: Option<Instant>,
     /// When the last read while serving was asked for.
@@ -306,6 +311,8 @@ impl Lease {
             fence_retry_at: None,
             recorded: None,
             record_every: RECORD_EVERY,
+            retake: false,
+            start_read: None,
             reading: None,
             last_record_read: None,
             evidence_since: None,
@@ -334,6 +341,27 @@ impl Lease {
         self.recorded = recorded.map(sorted);
         self.record_every = every;
         self
+    }
+
+    /// Started without `lease.json`: the operator's failback (the
+    /// stays-fenced message asks for the file's removal once the accounts
+    /// are home) or a first start, either way the statement that this side
+    /// serves what the directory puts on its mail host now. A record from
+    /// before (`lease-accounts.json`, taken while accounts may have lived
+    /// elsewhere) is not trusted: the directory is listed at the first
+    /// observation, before any fence, and that listing is the record,
+    /// whenever it answers (docs/decisions.md §7, "The record after a
+    /// failback").
+    pub fn retaking_the_record(mut self) -> Lease {
+        self.recorded = None;
+        self.retake = true;
+        self
+    }
+
+    /// The listing of [`Lease::retaking_the_record`] is still to be asked
+    /// for: the keeper feeds an observation (a `Tick`) at once.
+    pub fn retake_pending(&self) -> bool {
+        self.retake
     }
 
     /// How long after the secondary's mailstore is seen from here a
@@ -390,6 +418,11 @@ impl Lease {
     /// Feed one observation at `now`; the commands to carry out, in order.
     pub fn observe(&mut self, obs: Observation, now: Instant) -> Vec<Command> {
         let mut out = Vec::new();
+        if std::mem::take(&mut self.retake) {
+            self.start_read = Some(now);
+            self.last_record_read = Some(now);
+            self.read_directory(now, &mut out);
+        }
         match obs {
             Observation::Renewed { sent_at } => {
                 if self.saved.fenced && (self.back_since.is_none() || sent_at >= self.deadline) {
@@ -423,17 +456,14 @@ impl Lease {
                     if lock_index.unwrap_or(0) > self.saved.failover_lock_index.unwrap_or(0) {
                         self.saved.stuck = true;
                         out.push(Command::StayFenced);
-                    } else if self.recorded.as_ref().is_some_and(Vec::is_empty) {
-                        // No account lived here: nothing can be split, the
-                        // failover key alone decides.
-                        if now < self.deadline() {
-                            self.unfence(&mut out);
-                        }
                     } else if !self.directory_caught_up(now) {
                         // The lease can come back through the third site
                         // while the DCs are still apart: this side's
                         // directory replica then does not know of a
-                        // promotion. Asked again at the next renewal.
+                        // promotion. Asked again at the next renewal. An
+                        // empty record waits too: the routes on_unfence
+                        // puts back are routed by this side's directory,
+                        // which must know of a promotion first.
                         self.evidence_since = None;
                         let reason = WAITING_FOR_THE_SECONDARY.to_owned();
                         self.unproven = Some(reason.clone());
@@ -546,6 +576,29 @@ impl Lease {
         out: &mut Vec<Command>,
     ) {
         self.reading = None;
+        if self.start_read.is_some_and(|asked| started_at >= asked) {
+            // The listing a start without lease.json asked for. Begun
+            // before any fence of this process, while this side served on
+            // the operator's word, it is the record even when it answers
+            // after a fence: a listing of 100k accounts can outlast the
+            // margin, and a failback's restart fences at once while the
+            // previous process's session keeps the key (no record would
+            // then leave the fence for the operator at every failback).
+            self.start_read = None;
+            match accounts {
+                Ok(found) => self.take_record(Ok(found), now, out),
+                Err(reason) => {
+                    // Asked again at the next renewal while serving.
+                    self.last_record_read = None;
+                    out.push(Command::RecordFailed { reason });
+                }
+            }
+            if self.saved.fenced && self.evidence_since.is_some() && !self.saved.stuck {
+                // Begun before the lease came back: no evidence of now.
+                self.read_directory(now, out);
+            }
+            return;
+        }
         if self.saved.fenced {
             let Some(since) = self.evidence_since else {
                 return;
@@ -597,9 +650,18 @@ impl Lease {
         let serving = self.renewed_here
             && now < self.deadline()
             && self.fenced_at.is_none_or(|f| started_at > f);
-        if !serving {
-            return;
+        if serving {
+            self.take_record(accounts, now, out);
         }
+    }
+
+    /// A listing taken while this side serves: the new record, or why not.
+    fn take_record(
+        &mut self,
+        accounts: Result<Vec<String>, String>,
+        now: Instant,
+        out: &mut Vec<Command>,
+    ) {
         match accounts {
             Ok(found) => {
                 let found = sorted(found);
@@ -640,6 +702,9 @@ fn missing(recorded: &[String], found: &[String]) -> Vec<String> {
 
 #[cfg(test)]
 mod fence_tests;
+
+#[cfg(test)]
+mod retake_tests;
 
 #[cfg(test)]
 #[path = "machine_tests.rs"]

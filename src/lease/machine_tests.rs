@@ -365,7 +365,11 @@ fn the_record_is_taken_again_every_record_every_and_sooner_after_a_failure() {
 }
 
 #[test]
-fn zero_accounts_recorded_the_failover_key_alone_decides() {
+fn zero_accounts_recorded_wait_for_the_directory_like_any_record() {
+    // Nothing lived here when the record was taken, but the directory
+    // this side's proxies route by may not know of a promotion yet (the
+    // DCs apart): the unfence waits for the secondary seen from here and
+    // the settle time, as for any record.
     let t0 = Instant::now();
     let mut l = Lease::start(t(), Saved::default(), t0, None).with_record(None, RECORD_EVERY);
     l.observe(Observation::Renewed { sent_at: t0 }, t0);
@@ -375,8 +379,23 @@ fn zero_accounts_recorded_the_failover_key_alone_decides() {
     l.observe(Observation::FenceHooksDone, t0 + s(10));
     let back = t0 + s(40);
     l.observe(Observation::Renewed { sent_at: back }, back);
+    let c = l.observe(Observation::FailoverKey { lock_index: None }, back);
+    assert!(waiting(&c), "{c:?}");
+    l.observe(
+        Observation::Round {
+            at: back,
+            peer_up: true,
+        },
+        back,
+    );
+    let then = back + s(5);
+    l.observe(Observation::Renewed { sent_at: then }, then);
     assert_eq!(
-        l.observe(Observation::FailoverKey { lock_index: None }, back),
+        l.observe(Observation::FailoverKey { lock_index: None }, then),
+        vec![Command::ReadDirectory]
+    );
+    assert_eq!(
+        l.observe(listing(then, &[]), then),
         vec![Command::Unfence]
     );
 }

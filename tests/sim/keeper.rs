@@ -29,7 +29,10 @@
 //! - a restart starts the machine from `lease.json` with
 //!   `Lease::start(.., since_saved_renewal)` aged by the wall clock and
 //!   `.with_record(lease-accounts.json, RECORD_EVERY)`, and renews the
-//!   saved session.
+//!   saved session; a start without `lease.json` (the first, the
+//!   failback) takes no record from `lease-accounts.json`, and its
+//!   machine (`.retaking_the_record()`) is fed a `Tick` before the first
+//!   renewal, which asks for the listing that becomes the record.
 //!
 //! A hook takes effect when it ends with success: `on_fence` takes the
 //! primary's routes down, `on_unfence` puts them up. A kill -9 while a
@@ -148,8 +151,15 @@ impl Primary {
             .last_renewed_unix
             .and_then(|t| wall_s.checked_sub(t))
             .map(Duration::from_secs);
-        let machine = Lease::start(Timing { ttl: TTL }, saved, self.at(w.now), since)
-            .with_record(self.record.clone(), RECORD_EVERY);
+        // No lease.json (a first start, the failback): the record is
+        // listed again at once, an older one not trusted.
+        let retake = self.file.is_none();
+        let record = if retake { None } else { self.record.clone() };
+        let mut machine = Lease::start(Timing { ttl: TTL }, saved, self.at(w.now), since)
+            .with_record(record, RECORD_EVERY);
+        if retake {
+            machine = machine.retaking_the_record();
+        }
         self.keeper = Some(Keeper {
             session: machine.saved.session.as_ref().and_then(|s| s.parse().ok()),
             machine,
@@ -278,6 +288,14 @@ impl Primary {
         if k.stopping.is_some() {
             return;
         }
+        // Started without lease.json: the listing before the first
+        // renewal (`Keeper::run`).
+        if k.machine.retake_pending() {
+            self.feed(Observation::Tick, w, out);
+        }
+        let Some(k) = self.keeper.as_mut() else {
+            return;
+        };
         // A listing's answer (`Keeper::run`, the `listings` arm).
         if let Some(i) = k.listings.iter().position(|(t, _)| t + LISTING_MS <= now) {
             let (started, accounts) = k.listings.remove(i);

@@ -1,13 +1,14 @@
 //! The minimal histories in which the simulator found defects 1 to 3 of
-//! "Safety at the seams" on the main of that day, kept as data (not as
-//! seeds, so that tuning the schedule's probabilities does not change
-//! them). Each test fails while its defect is present.
+//! "Safety at the seams" on the main of that day, and defect 4 (a record
+//! of "nothing lives here" from before a failback) later, kept as data
+//! (not as seeds, so that tuning the schedule's probabilities does not
+//! change them). Each test fails while its defect is present.
 //!
 //! When a fix adds an observation to the lease machine (directory
 //! evidence, the fence hook's completion), `keeper.rs` must feed it as
 //! the real keeper does, or these cases go on failing.
 
-use super::schedule::{Fault, Schedule, Setup, Shape};
+use super::schedule::{Fails, Fault, Schedule, Setup, Shape};
 use super::{run, system::Stats};
 
 fn setup(quorum_gate: bool, fencing: bool) -> Setup {
@@ -200,4 +201,130 @@ fn defect_3_fencing_added_by_a_reload() {
         st.fenced_off >= 1,
         "the primary is fenced before the promotion"
     );
+}
+
+/// Defect 4: the operator promotes with `--force` while the primary
+/// serves (the link up), so the record the primary takes while serving
+/// says no account lives on its host. The operator fails back and removes
+/// `lease.json`; the restarted habeat fences at once (its previous
+/// session still holds the key, then its lock-delay) and never serves.
+/// Every server alone, a second `promote --force`; at the heal the
+/// primary takes its lease back, reads the failover key unchanged (a
+/// forced promotion never takes it) and, on the record from before the
+/// failback, unfenced within two seconds. Found as seed 870.
+#[test]
+fn defect_4_unfence_on_a_record_from_before_the_failback() {
+    let s = case(
+        870,
+        setup(true, false),
+        560,
+        vec![
+            (125, Fault::Promote { force: true }),
+            (377, Fault::FailBack),
+            (
+                390,
+                Fault::Partition {
+                    shape: Shape::AllApart,
+                    secs: 125,
+                },
+            ),
+            (504, Fault::Promote { force: true }),
+        ],
+    );
+    let st = holds(&s);
+    assert_eq!(st.manual_promotions, 2, "both forced promotions ran");
+    assert_eq!(st.stay_fenced, 1, "the second one is seen");
+}
+
+/// Defect 4, with the failback and the cut at the same second: the
+/// restarted habeat never reaches Consul, so it cannot even renew once
+/// before it fences. Found as seed 932.
+#[test]
+fn defect_4_failback_into_a_partition() {
+    let s = case(
+        932,
+        setup(true, false),
+        730,
+        vec![
+            (58, Fault::Promote { force: true }),
+            (601, Fault::FailBack),
+            (
+                601,
+                Fault::Partition {
+                    shape: Shape::AllApart,
+                    secs: 92,
+                },
+            ),
+            (690, Fault::Promote { force: true }),
+        ],
+    );
+    let st = holds(&s);
+    assert_eq!(st.manual_promotions, 2, "both forced promotions ran");
+    assert_eq!(st.stay_fenced, 1, "the second one is seen");
+}
+
+/// Defect 4, the gate off and a promotion retried by the daemon: after
+/// the failback the primary fences at once and unfences on the empty
+/// record as soon as its key is free; cut off again, it fences; at the
+/// next lease back (through the arbiter, while a cut of the secondary
+/// withdrew the primary's sighting of it) it unfenced on the empty record
+/// a second before the operator's `promote --force`, retried by the
+/// daemon, landed. Found as seed 2318.
+#[test]
+fn defect_4_unfence_as_a_retried_promotion_lands() {
+    let s = case(
+        2318,
+        Setup {
+            lease: true,
+            quorum_gate: false,
+            fencing: false,
+            rearm_auto: false,
+        },
+        844,
+        vec![
+            (
+                280,
+                Fault::Partition {
+                    shape: Shape::PrimaryConsul,
+                    secs: 68,
+                },
+            ),
+            (
+                544,
+                Fault::KillPrimary {
+                    at_io: 4,
+                    sigterm: false,
+                    down: 5,
+                },
+            ),
+            (622, Fault::Promote { force: true }),
+            (
+                699,
+                Fault::KillPrimary {
+                    at_io: 4,
+                    sigterm: true,
+                    down: 5,
+                },
+            ),
+            (763, Fault::Fail(Fails::Promote)),
+            (783, Fault::FailBack),
+            (811, Fault::Promote { force: true }),
+            (
+                813,
+                Fault::Partition {
+                    shape: Shape::IsolatePrimary,
+                    secs: 18,
+                },
+            ),
+            (
+                834,
+                Fault::Partition {
+                    shape: Shape::IsolateSecondary,
+                    secs: 143,
+                },
+            ),
+        ],
+    );
+    let st = holds(&s);
+    assert!(st.manual_promotions >= 2, "the retried promotion ran");
 }
