@@ -394,10 +394,7 @@ fn zero_accounts_recorded_wait_for_the_directory_like_any_record() {
         l.observe(Observation::FailoverKey { lock_index: None }, then),
         vec![Command::ReadDirectory]
     );
-    assert_eq!(
-        l.observe(listing(then, &[]), then),
-        vec![Command::Unfence]
-    );
+    assert_eq!(l.observe(listing(then, &[]), then), vec![Command::Unfence]);
 }
 
 #[test]

@@ -220,10 +220,7 @@ fn on_unfence_never_overtakes_running_fence_hooks() {
     // The directory proves the accounts are here while the hooks run.
     let then = back + s(5);
     l.observe(Observation::Renewed { sent_at: then }, then);
-    assert_eq!(
-        l.observe(key.clone(), then),
-        vec![Command::ReadDirectory]
-    );
+    assert_eq!(l.observe(key.clone(), then), vec![Command::ReadDirectory]);
     assert!(l.observe(listing(then), then).is_empty());
     assert!(l.saved.fenced);
     l.observe(Observation::FenceHooksDone, then + s(1));

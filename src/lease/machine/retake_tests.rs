@@ -197,9 +197,10 @@ fn serving_from_the_start_the_start_listing_is_the_first_record() {
         vec![Command::ReadFailoverKey]
     );
     let due = t0 + RECORD_EVERY;
-    assert!(l
-        .observe(Observation::Renewed { sent_at: due }, due)
-        .contains(&Command::ReadDirectory));
+    assert!(
+        l.observe(Observation::Renewed { sent_at: due }, due)
+            .contains(&Command::ReadDirectory)
+    );
 }
 
 #[test]
