@@ -350,8 +350,9 @@ impl Lease {
     /// before (`lease-accounts.json`, taken while accounts may have lived
     /// elsewhere) is not trusted: the directory is listed at the first
     /// observation, before any fence, and that listing is the record,
-    /// whenever it answers (docs/decisions.md §7, "The record after a
-    /// failback").
+    /// whenever it answers; the failover key is read then too, its index
+    /// the one a later promotion must pass (docs/decisions.md §7, "The
+    /// record after a failback").
     pub fn retaking_the_record(mut self) -> Lease {
         self.recorded = None;
         self.retake = true;
@@ -422,6 +423,13 @@ impl Lease {
             self.start_read = Some(now);
             self.last_record_read = Some(now);
             self.read_directory(now, &mut out);
+            // The failover key's index as the failback left it: the
+            // promotion that was failed back took it, and compared with
+            // no index at all it would keep this side fenced for good at
+            // its first fence. (A renewal reads it anyway.)
+            if !matches!(obs, Observation::Renewed { .. }) {
+                out.push(Command::ReadFailoverKey);
+            }
         }
         match obs {
             Observation::Renewed { sent_at } => {

@@ -328,3 +328,35 @@ fn defect_4_unfence_as_a_retried_promotion_lands() {
     let st = holds(&s);
     assert!(st.manual_promotions >= 2, "the retried promotion ran");
 }
+
+/// The failback the stays-fenced message asks for, after an automatic
+/// promotion (which took `habeat/failover/<host>`): the restarted habeat
+/// fences at once (its previous session holds the key) and, with no index
+/// in the new `lease.json`, read the key's index as a promotion when its
+/// lease came back: fenced for good again after every failback. Seen in
+/// the traces, not a rule the simulation checks: the case asserts it.
+#[test]
+fn a_failback_after_an_automatic_promotion_unfences_once_its_lease_is_back() {
+    let s = case(
+        1,
+        setup(true, false),
+        420,
+        vec![
+            (
+                40,
+                Fault::Partition {
+                    shape: Shape::IsolatePrimary,
+                    secs: 100,
+                },
+            ),
+            (300, Fault::FailBack),
+        ],
+    );
+    let st = holds(&s);
+    assert_eq!(st.auto_promotions, 1, "the automatic promotion ran");
+    assert_eq!(
+        st.stay_fenced, 1,
+        "fenced for good once, before the failback"
+    );
+    assert_eq!(st.unfenced, 1, "unfenced after the failback");
+}

@@ -67,7 +67,7 @@ fn a_failback_fenced_before_it_served_keeps_the_accounts_listed_at_its_start() {
     let mut l = failed_back(t0);
     assert_eq!(
         l.observe(Observation::Tick, t0),
-        vec![Command::ReadDirectory]
+        vec![Command::ReadDirectory, Command::ReadFailoverKey]
     );
     assert!(!l.retake_pending());
     assert!(l.observe(Observation::RenewFailed, t0 + s(1)).is_empty());
@@ -181,7 +181,7 @@ fn serving_from_the_start_the_start_listing_is_the_first_record() {
         .retaking_the_record();
     assert_eq!(
         l.observe(Observation::Tick, t0),
-        vec![Command::ReadDirectory]
+        vec![Command::ReadDirectory, Command::ReadFailoverKey]
     );
     assert_eq!(
         l.observe(Observation::Renewed { sent_at: t0 }, t0),
@@ -217,4 +217,51 @@ fn a_restart_with_lease_json_keeps_its_record_and_lists_nothing_at_start() {
     assert!(!l.retake_pending());
     assert!(l.observe(Observation::Tick, t0).is_empty());
     assert_eq!(l.recorded, Some(names(&["alice"])));
+}
+
+#[test]
+fn the_failover_key_read_at_start_is_the_index_a_later_promotion_must_pass() {
+    // The failback of an automatic promotion: the key's index is 4 (taken
+    // by the promotion that was failed back). The restarted habeat fences
+    // before it serves; with the lease back and no promotion since, the
+    // directory decides, and a new promotion (5) keeps it fenced.
+    let t0 = Instant::now();
+    for (at_back, unfenced) in [(4, true), (5, false)] {
+        let mut l = failed_back(t0);
+        l.observe(Observation::Tick, t0);
+        l.observe(
+            Observation::FailoverKey {
+                lock_index: Some(4),
+            },
+            t0,
+        );
+        assert_eq!(l.saved.failover_lock_index, Some(4));
+        l.observe(listing(t0, &["alice"]), t0 + s(1));
+        l.observe(Observation::Tick, t0 + s(10));
+        l.observe(Observation::FenceHooksDone, t0 + s(12));
+        let back = t0 + s(60);
+        l.observe(Observation::Renewed { sent_at: back }, back);
+        let key = Observation::FailoverKey {
+            lock_index: Some(at_back),
+        };
+        let c = l.observe(key.clone(), back);
+        if !unfenced {
+            assert_eq!(c, vec![Command::StayFenced]);
+            continue;
+        }
+        l.observe(
+            Observation::Round {
+                at: back,
+                peer_up: true,
+            },
+            back,
+        );
+        let then = back + s(5);
+        l.observe(Observation::Renewed { sent_at: then }, then);
+        assert_eq!(l.observe(key, then), vec![Command::ReadDirectory]);
+        assert_eq!(
+            l.observe(listing(then, &["alice"]), then),
+            vec![Command::Unfence]
+        );
+    }
 }
