@@ -181,10 +181,12 @@ pub fn spawn(
         Lease::start(timing, saved, Instant::now(), since).with_record(recorded, record_every);
     if retake {
         tracing::info!(
-            "{} is absent (a first start, or the failback it asks for): listing the accounts \
-             on {host} now for {}; an older record is not trusted",
+            "{} is absent (a first start, or the failback the stays-fenced message asks for): \
+             this side serves what the directory puts on {host}; listing those accounts now into \
+             {} (an older record there is not trusted) and reading {}",
             state_path.display(),
-            super::record::FILE
+            super::record::FILE,
+            crate::consul::gate::lock_key(&host)
         );
         machine = machine.retaking_the_record();
     }
