@@ -31,7 +31,11 @@
 //! secondary's mailstore Up in a round that ended after the lease came
 //! back (the DCs are joined again), and no round has seen it down since,
 //! and a renewal period has passed since that sighting for replication
-//! ([`Lease::directory_settle`]).
+//! ([`Lease::directory_settle`]). A start without `lease.json` (a first
+//! start, the operator's failback) does not trust a record from before:
+//! it lists the directory and reads the failover key at once
+//! ([`Lease::retaking_the_record`]), since after a failback it fences
+//! before it serves whenever its previous session still holds the key.
 
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
