@@ -62,7 +62,9 @@ pub fn load(state_dir: &Path) -> Result<Option<Survey>, store::SurveyError> {
 /// none (the next survey rewrites it).
 pub fn load_since(state_dir: &Path) -> Option<UnixMillis> {
     let bytes = read_nofollow(&state_dir.join(SINCE_FILE)).ok()??;
-    serde_json::from_slice::<Since>(&bytes).ok().map(|s| s.since)
+    serde_json::from_slice::<Since>(&bytes)
+        .ok()
+        .map(|s| s.since)
 }
 
 /// The last failed survey of this mailstore, until a good one.

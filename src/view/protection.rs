@@ -189,11 +189,7 @@ impl ProtectionShown {
         }
         let host = self.mail_host.as_deref().unwrap_or("this DC's mailstore");
         let since = self.unprotected_since.map_or(String::new(), |t| {
-            format!(
-                " since {} ({})",
-                human_time(t),
-                ago(age_seconds(t, now))
-            )
+            format!(" since {} ({})", human_time(t), ago(age_seconds(t, now)))
         });
         let of = self.survey.as_ref().map_or(0, |s| s.accounts);
         let mut out = vec![format!(
@@ -257,7 +253,7 @@ impl ProtectionShown {
             )),
             Some(s) => {
                 out.push(format!(
-                    "this DC's mailstore {host}: {} accounts, {} unprotected (surveyed {})",
+                    "this DC's mailstore {host}: {} account(s), {} unprotected (surveyed {})",
                     s.accounts,
                     self.unprotected_count,
                     ago(s.age_seconds)
