@@ -264,3 +264,91 @@ pub fn failed(cfg: &Config, reason: &str, at: UnixMillis, dry_run: bool) -> Stri
          unknown"
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{LoadEnv, load_str_with};
+    use crate::replica::{ReplicaSeen, Surveyed};
+
+    fn cfg(dir: &Path) -> Config {
+        let mut cfg = load_str_with(
+            "local:\n  whoami: secondary\n  dc_check: primary\nprimary:\n  appserver_ip: 192.0.2.20\n  appserver_vmname: mbox1.example.com\nsecondary:\n  appserver_vmname: mbox2.example.com\n",
+            Path::new("t.yml"),
+            &LoadEnv::default(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        cfg.local.state_dir = dir.to_path_buf();
+        cfg
+    }
+
+    /// `protected`: which of a@x and b@x have a usable replica.
+    fn survey(at: u64, protected: &[bool]) -> Survey {
+        let acct = |name: &str, ok: bool| Surveyed {
+            account: name.into(),
+            source_sequence: Some(5),
+            source_item_id: Some(5),
+            source_paused: false,
+            replica: ok.then(|| ReplicaSeen {
+                destination: Some("mbox1.example.com".into()),
+                available: Some(true),
+                can_connect_to_kafka: Some(true),
+                paused: Some(false),
+                sequence: Some(5),
+                item_id: Some(5),
+                priority: Some(10),
+            }),
+            replicas: usize::from(ok),
+            unreadable: Vec::new(),
+        };
+        Survey {
+            version: SURVEY_VERSION,
+            host: "mbox2.example.com".into(),
+            at: UnixMillis(at),
+            accounts: vec![acct("a@x", protected[0]), acct("b@x", protected[1])],
+        }
+    }
+
+    fn counts(e: &Event) -> (usize, usize, usize, Option<UnixMillis>) {
+        match &e.kind {
+            EventKind::AccountsUnprotectedChanged {
+                unprotected_count,
+                added_count,
+                cleared_count,
+                since,
+                ..
+            } => (*unprotected_count, *added_count, *cleared_count, *since),
+            k => panic!("{k:?}"),
+        }
+    }
+
+    #[test]
+    fn since_is_when_the_set_became_non_empty_and_each_change_is_an_event() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = cfg(dir.path());
+        let keep = |s: &Survey| keep(&cfg, s, false).unwrap_or_else(|e| panic!("{e}"));
+        // Both protected from the start: no change, no record.
+        assert!(keep(&survey(500, &[true, true])).is_none());
+        assert_eq!(load_since(dir.path()), None);
+        let e = keep(&survey(1000, &[false, false])).expect("a change");
+        assert_eq!(counts(&e), (2, 2, 0, Some(UnixMillis(1000))));
+        assert_eq!(e.severity, Severity::Warning);
+        assert!(e.message.contains(FIX), "{}", e.message);
+        // Same set: no event, since unchanged.
+        assert!(keep(&survey(1500, &[false, false])).is_none());
+        let e = keep(&survey(2000, &[true, false])).expect("a change");
+        assert_eq!(counts(&e), (1, 0, 1, Some(UnixMillis(1000))));
+        assert_eq!(load_since(dir.path()), Some(UnixMillis(1000)));
+        let e = keep(&survey(3000, &[true, true])).expect("a change");
+        assert_eq!(counts(&e), (0, 0, 1, None));
+        assert_eq!(e.severity, Severity::Info);
+        assert_eq!(load_since(dir.path()), None);
+        let e = keep(&survey(4000, &[false, true])).expect("a change");
+        assert_eq!(counts(&e).3, Some(UnixMillis(4000)));
+        // A dry run judges but writes nothing.
+        let before = std::fs::read(path(dir.path())).expect("survey-own.json");
+        assert!(super::keep(&cfg, &survey(5000, &[true, true]), true).is_ok());
+        assert_eq!(std::fs::read(path(dir.path())).expect("kept"), before);
+        assert_eq!(load_since(dir.path()), Some(UnixMillis(4000)));
+    }
+}
