@@ -256,3 +256,59 @@ pub fn risk(a: &Surveyed) -> Option<Risk> {
             .and_then(|r| r.destination.as_deref().map(str::to_owned)),
     })
 }
+
+/// How far an account is protected against the loss of the mailstore it
+/// lives on, judged from the replica a promotion would use (an account
+/// whose other replicas are fine but whose first one is not is named: a
+/// promotion would pick that first one). Beside [`classify`], which says
+/// whether that replica is fit to be promoted now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protection {
+    /// No replica at all (an account just promoted: its replica was the
+    /// copy promoted).
+    NoReplica,
+    /// A replica that is not available or cannot reach Kafka: one being
+    /// seeded after `setAccountDestination`, or one that broke.
+    Initialising,
+    /// A replica that is available and reaches Kafka but is behind,
+    /// paused or unreadable: protected, not yet caught up.
+    CatchingUp,
+    /// A replica available, reaching Kafka, caught up.
+    Protected,
+}
+
+impl Protection {
+    /// Unprotected: no replica that is available and reaches Kafka.
+    pub fn unprotected(self) -> bool {
+        matches!(self, Protection::NoReplica | Protection::Initialising)
+    }
+
+    /// The stable name (JSON, `/metrics` label).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protection::NoReplica => "no_replica",
+            Protection::Initialising => "initialising",
+            Protection::CatchingUp => "catching_up",
+            Protection::Protected => "protected",
+        }
+    }
+}
+
+/// The [`Protection`] of one account.
+pub fn protection(a: &Surveyed) -> Protection {
+    let (c, _, _) = classes(a);
+    let c = c.as_slice();
+    if c[0] == ReplicaState::NoReplica {
+        Protection::NoReplica
+    } else if c
+        .iter()
+        .any(|s| matches!(s, ReplicaState::Unavailable | ReplicaState::NoKafka))
+    {
+        Protection::Initialising
+    } else if c[0] == ReplicaState::Ok {
+        Protection::Protected
+    } else {
+        Protection::CatchingUp
+    }
+}

@@ -400,6 +400,48 @@ impl Session {
         }
     }
 
+    /// Survey this DC's own mailstore when due
+    /// ([`crate::survey::own::due`]): kept (not in `--dry-run`), and a
+    /// change of its unprotected accounts journaled. A failure is logged
+    /// and recorded, never fatal to the command.
+    pub async fn survey_own_if_due(&mut self) -> Result<(), StateError> {
+        use crate::survey::own;
+        let dir = &self.cfg.local.state_dir;
+        let last = own::load(dir).ok().flatten();
+        if !own::due(&self.cfg, last.as_ref(), now()) {
+            return Ok(());
+        }
+        drop(last);
+        let Ok(cli) = crate::act::carbonio::Carbonio::new(&self.cfg.carbonio) else {
+            return Ok(());
+        };
+        let fetched = own::fetch(&self.cfg, &cli, now).await;
+        self.keep_own_survey(fetched)
+    }
+
+    /// Keep a survey of this DC's own mailstore, or record its failure
+    /// (with the state lock held).
+    pub fn keep_own_survey(
+        &mut self,
+        fetched: Result<crate::survey::Survey, String>,
+    ) -> Result<(), StateError> {
+        use crate::survey::own;
+        match fetched {
+            Ok(survey) => match own::keep(&self.cfg, &survey, self.dry_run) {
+                Ok(Some(e)) => self.record_events(std::slice::from_ref(&e)),
+                Ok(None) => Ok(()),
+                Err(e) => {
+                    tracing::warn!("{e}");
+                    Ok(())
+                }
+            },
+            Err(reason) => {
+                tracing::warn!("{}", own::failed(&self.cfg, &reason, now(), self.dry_run));
+                Ok(())
+            }
+        }
+    }
+
     /// A survey failed: one WARNING (the journaled event's message), the
     /// failure recorded for `status` and `/metrics`, the event journaled
     /// and handed to the `on_event` hooks.

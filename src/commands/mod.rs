@@ -167,6 +167,7 @@ pub async fn check(cfg: &Config, dry_run: bool, json_out: bool, verbose: bool) -
     // survey is not due) when nothing was done above.
     if all.actions.is_empty() {
         s.survey_if_due().await.map_err(Failure::runtime)?;
+        s.survey_own_if_due().await.map_err(Failure::runtime)?;
     }
     s.close_hooks().await;
     let mut code = conclude(&all, json_out);

@@ -16,6 +16,11 @@ pub fn status(cfg: &Config, json_out: bool, verbose: bool) -> Outcome {
         crate::outln!("{}", view.to_json());
         return Ok(exit::OK);
     }
+    // Accounts whose mail the next loss of this mailstore would lose come
+    // first: nothing below matters more.
+    for l in view.protection.headline(now(), verbose) {
+        crate::outln!("{l}");
+    }
     crate::outln!(
         "habeat on {} watching {} (roles: {})",
         cfg.local.whoami,
@@ -34,6 +39,9 @@ pub fn status(cfg: &Config, json_out: bool, verbose: bool) -> Outcome {
     print_verdicts_as_of(&state, cfg, Some(&head.as_of()));
     print_holds(&view);
     for l in crate::survey::show::lines(cfg, now(), verbose) {
+        crate::outln!("{l}");
+    }
+    for l in view.protection.lines(cfg) {
         crate::outln!("{l}");
     }
     // Every witness the configuration plans, heard from or not, then any

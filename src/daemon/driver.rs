@@ -72,8 +72,8 @@ pub struct SessionDriver {
     survey_tried: Option<std::time::Instant>,
     /// Where a survey task posts what it fetched, for the next round to
     /// keep under the state lock.
-    surveyed_tx: mpsc::UnboundedSender<Result<Survey, String>>,
-    surveyed: mpsc::UnboundedReceiver<Result<Survey, String>>,
+    surveyed_tx: mpsc::UnboundedSender<Fetched>,
+    surveyed: mpsc::UnboundedReceiver<Fetched>,
     /// Whether the local Consul agent answered the last round (`None`
     /// before the first), to log its loss once.
     local_consul_up: Option<bool>,
@@ -82,6 +82,12 @@ pub struct SessionDriver {
     /// `state_dir/daemon.lock`, held for the daemon's life: how `status`
     /// knows a daemon runs.
     _running: crate::state::DaemonLock,
+}
+
+/// What a survey task fetched: of the peer's mailstore, or of this DC's.
+enum Fetched {
+    Peer(Result<Survey, String>),
+    Own(Result<Survey, String>),
 }
 
 impl SessionDriver {
@@ -283,7 +289,10 @@ impl SessionDriver {
             return;
         }
         let now = crate::session::now();
-        if !crate::survey::job::due_by_mtime(&self.cfg, &self.session.state, now) {
+        let peer = crate::survey::job::due_by_mtime(&self.cfg, &self.session.state, now);
+        // This DC's own mailstore, on the same interval, whatever the peer.
+        let own = crate::survey::own::due_by_mtime(&self.cfg, now);
+        if !peer && !own {
             return;
         }
         let Ok(cli) = crate::act::carbonio::Carbonio::new(&self.cfg.carbonio) else {
@@ -293,12 +302,18 @@ impl SessionDriver {
         let (cfg, tx) = (self.cfg.clone(), self.surveyed_tx.clone());
         let metrics = self.metrics.clone();
         self.survey = Some(tokio::spawn(async move {
-            let fetched = crate::survey::job::fetch(&cfg, &cli, crate::session::now).await;
-            if fetched.is_err() {
-                metrics.record_survey_failure();
+            // Sends fail only when the daemon is gone.
+            if peer {
+                let fetched = crate::survey::job::fetch(&cfg, &cli, crate::session::now).await;
+                if fetched.is_err() {
+                    metrics.record_survey_failure();
+                }
+                let _ = tx.send(Fetched::Peer(fetched));
             }
-            // Closed only when the daemon is gone.
-            let _ = tx.send(fetched);
+            if own {
+                let fetched = crate::survey::own::fetch(&cfg, &cli, crate::session::now).await;
+                let _ = tx.send(Fetched::Own(fetched));
+            }
         }));
     }
 
@@ -307,23 +322,33 @@ impl SessionDriver {
     /// actions or another habeat holds it), it costs this survey (said,
     /// and tried again next interval), never the action.
     fn keep_survey(&mut self, lock: Result<(), String>) {
-        let mut fetched = None;
+        let (mut fetched, mut own) = (None, None);
         while let Ok(f) = self.surveyed.try_recv() {
-            fetched = Some(f);
+            match f {
+                Fetched::Peer(f) => fetched = Some(f),
+                Fetched::Own(f) => own = Some(f),
+            }
         }
-        let Some(fetched) = fetched else {
+        if fetched.is_none() && own.is_none() {
             return;
-        };
+        }
         if let Err(e) = lock {
             tracing::warn!("replica survey not recorded: {e}");
             return;
         }
-        let done = match &fetched {
-            Ok(survey) => self.session.keep_survey(survey),
-            Err(e) => self.session.survey_failed(e),
-        };
-        if let Err(e) = done {
-            tracing::error!("replica survey not recorded: {e}");
+        if let Some(fetched) = fetched {
+            let done = match &fetched {
+                Ok(survey) => self.session.keep_survey(survey),
+                Err(e) => self.session.survey_failed(e),
+            };
+            if let Err(e) = done {
+                tracing::error!("replica survey not recorded: {e}");
+            }
+        }
+        if let Some(own) = own
+            && let Err(e) = self.session.keep_own_survey(own)
+        {
+            tracing::error!("survey of this DC's mailstore not recorded: {e}");
         }
     }
 

@@ -43,6 +43,9 @@ struct ComponentLabels {
     component: String,
 }
 
+/// The `state` labels of `habeat_accounts_protection`.
+const PROTECTION: [&str; 4] = ["no_replica", "initialising", "catching_up", "protected"];
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct ReplicaLabels {
     state: String,
@@ -110,6 +113,9 @@ struct Inner {
     replica_survey_age: Gauge,
     replica_survey_failed: Gauge,
     replica_survey_failures: Counter,
+    accounts_unprotected: Gauge,
+    accounts_unprotected_since: Gauge<f64, AtomicU64>,
+    accounts_protection: Family<ReplicaLabels, Gauge>,
     lease_held: Gauge,
     fenced: Gauge,
     fence_failed: Gauge,
@@ -282,6 +288,35 @@ impl Metrics {
             "Replica surveys that failed since the daemon started",
             replica_survey_failures.clone(),
         );
+        let accounts_unprotected = Gauge::default();
+        registry.register(
+            "accounts_unprotected",
+            "Accounts on this DC's own mailstore with no replica that is available and reaches \
+             Kafka at its last survey (losing that mailstore loses their mail; habeat reprotect \
+             gives them one); -1 before its first survey",
+            accounts_unprotected.clone(),
+        );
+        accounts_unprotected.set(-1);
+        let accounts_unprotected_since = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "accounts_unprotected_since_timestamp_seconds",
+            "Unix time since which some account on this DC's own mailstore has been unprotected \
+             (0 while none is)",
+            accounts_unprotected_since.clone(),
+        );
+        let accounts_protection = Family::<ReplicaLabels, Gauge>::default();
+        registry.register(
+            "accounts_protection",
+            "Accounts on this DC's own mailstore by how far their replica is: no_replica, \
+             initialising (unavailable or without Kafka), catching_up (available, behind), \
+             protected, at its last survey",
+            accounts_protection.clone(),
+        );
+        for p in PROTECTION {
+            accounts_protection
+                .get_or_create(&ReplicaLabels { state: p.into() })
+                .set(0);
+        }
         let lease_held = Gauge::default();
         registry.register(
             "lease_held",
@@ -343,6 +378,9 @@ impl Metrics {
             replica_survey_age,
             replica_survey_failed,
             replica_survey_failures,
+            accounts_unprotected,
+            accounts_unprotected_since,
+            accounts_protection,
             registry,
             paused_since,
             failover_locked,
@@ -463,6 +501,29 @@ impl Metrics {
         self.record_survey(view.replicas.survey.as_ref());
         let failed = view.replicas.last_failure.is_some();
         self.0.replica_survey_failed.set(i64::from(failed));
+        self.record_protection(&view.protection);
+    }
+
+    /// This DC's own mailstore: its unprotected accounts and since when,
+    /// and its accounts by stage of protection.
+    fn record_protection(&self, p: &crate::view::protection::ProtectionShown) {
+        let i = &self.0;
+        let n = |x: usize| i64::try_from(x).unwrap_or(i64::MAX);
+        let Some(s) = &p.survey else {
+            i.accounts_unprotected.set(-1);
+            i.accounts_unprotected_since.set(0.0);
+            return;
+        };
+        i.accounts_unprotected.set(n(p.unprotected_count));
+        i.accounts_unprotected_since.set(
+            p.unprotected_since
+                .map_or(0.0, |t| Duration::from_millis(t.0).as_secs_f64()),
+        );
+        for name in PROTECTION {
+            i.accounts_protection
+                .get_or_create(&ReplicaLabels { state: name.into() })
+                .set(n(s.counts.get(name).copied().unwrap_or(0)));
+        }
     }
 
     /// The last survey (`None` before the first).

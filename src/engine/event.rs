@@ -125,6 +125,20 @@ pub enum EventKind {
         source_mail_host: String,
         reason: String,
     },
+    /// The survey of this DC's own mailstore found another set of
+    /// unprotected accounts (no replica available and reaching Kafka) than
+    /// the one before. Names at most 100 of each list; the counts are whole.
+    AccountsUnprotectedChanged {
+        mail_host: String,
+        unprotected_count: usize,
+        unprotected: Vec<String>,
+        added_count: usize,
+        added: Vec<String>,
+        cleared_count: usize,
+        cleared: Vec<String>,
+        /// Since when the set has been non-empty (`None`: it is empty now).
+        since: Option<UnixMillis>,
+    },
     /// A recorded failover or re-arm finished (every step done or given up).
     PipelineFinished {
         pipeline: u64,
@@ -255,6 +269,7 @@ impl EventKind {
             EventKind::PromotionIntent { .. } => "promotion_intent",
             EventKind::ReplicasAtRiskChanged { .. } => "replicas_at_risk_changed",
             EventKind::ReplicaSurveyFailed { .. } => "replica_survey_failed",
+            EventKind::AccountsUnprotectedChanged { .. } => "accounts_unprotected_changed",
             EventKind::PipelineFinished { .. } => "pipeline_finished",
             EventKind::PipelineStalled { .. } => "pipeline_stalled",
             EventKind::IntentAbandoned { .. } => "intent_abandoned",

@@ -14,11 +14,15 @@
 //! promotion record, `history`), whether its replica was at risk and why.
 
 pub mod job;
+pub mod own;
+pub mod protect;
 pub mod show;
 pub mod store;
 
 use crate::replica::classes;
-pub use crate::replica::{ReplicaSeen, ReplicaState, Risk, Surveyed, classify, risk};
+pub use crate::replica::{
+    Protection, ReplicaSeen, ReplicaState, Risk, Surveyed, classify, protection, risk,
+};
 
 use crate::engine::UnixMillis;
 use serde::{Deserialize, Serialize};

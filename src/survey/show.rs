@@ -258,7 +258,12 @@ pub fn survey_lines(s: &Survey, now: UnixMillis, verbose: bool) -> Vec<String> {
     let moves: Vec<String> = sum
         .destinations
         .iter()
-        .map(|(d, n)| format!("{n} to {d}"))
+        .map(|(d, n)| match d.as_str() {
+            // Accounts without a replica (or one without a destination)
+            // stay where they are.
+            "(none)" => format!("{n} nowhere (no replica)"),
+            d => format!("{n} to {d}"),
+        })
         .collect();
     let when = ago(age_seconds(sum.at, now));
     if let Some(w) = nothing_to_fail_over(s) {
@@ -296,4 +301,33 @@ pub fn survey_lines(s: &Survey, now: UnixMillis, verbose: bool) -> Vec<String> {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::survey::{SURVEY_VERSION, Surveyed};
+
+    #[test]
+    fn accounts_without_a_replica_stay_and_the_sentence_says_so() {
+        let s = Survey {
+            version: SURVEY_VERSION,
+            host: "mbox1.example.com".into(),
+            at: UnixMillis(0),
+            accounts: vec![Surveyed {
+                account: "a@x".into(),
+                source_sequence: Some(1),
+                source_item_id: Some(1),
+                source_paused: false,
+                replica: None,
+                replicas: 0,
+                unreadable: Vec::new(),
+            }],
+        };
+        let lines = survey_lines(&s, UnixMillis(0), false);
+        assert!(
+            lines[0].ends_with("promotion would move 1 nowhere (no replica)"),
+            "{lines:?}"
+        );
+    }
 }

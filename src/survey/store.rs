@@ -40,7 +40,12 @@ pub fn load_for_listing(state_dir: &Path) -> Option<Survey> {
 
 /// The last survey, `None` when there has been none.
 pub fn load(state_dir: &Path) -> Result<Option<Survey>, SurveyError> {
-    let p = path(state_dir);
+    load_file(path(state_dir))
+}
+
+/// The survey kept in `p` (this file's rules, for the peer's survey and
+/// for this DC's own mailstore's).
+pub fn load_file(p: PathBuf) -> Result<Option<Survey>, SurveyError> {
     let Some(bytes) = read_nofollow(&p)? else {
         return Ok(None);
     };
@@ -59,7 +64,11 @@ pub fn load(state_dir: &Path) -> Result<Option<Survey>, SurveyError> {
 
 /// Replace the last survey with `s` (complete, by construction).
 pub fn save(state_dir: &Path, s: &Survey) -> Result<(), StateError> {
-    let p = path(state_dir);
+    save_file(path(state_dir), s)
+}
+
+/// Replace the survey kept in `p` with `s`, atomically.
+pub fn save_file(p: PathBuf, s: &Survey) -> Result<(), StateError> {
     let bytes = serde_json::to_vec(s).map_err(|e| StateError::Encode {
         path: p.clone(),
         message: e.to_string(),
@@ -85,7 +94,12 @@ pub struct Failure {
 
 /// Record a failed survey in place of any earlier failure.
 pub fn save_failure(state_dir: &Path, f: &Failure) -> Result<(), StateError> {
-    let p = state_dir.join(FAILED_FILE);
+    save_small(&state_dir.join(FAILED_FILE), f)
+}
+
+/// A small record beside the state, replaced atomically.
+pub fn save_small<T: serde::Serialize>(p: &Path, f: &T) -> Result<(), StateError> {
+    let p = p.to_path_buf();
     let bytes = serde_json::to_vec(f).map_err(|e| StateError::Encode {
         path: p.clone(),
         message: e.to_string(),

@@ -10,6 +10,7 @@
 //! ([`DaemonFacts`]) as an argument.
 
 pub mod head;
+pub mod protection;
 pub mod votes;
 
 pub use head::Head;
@@ -48,6 +49,9 @@ pub struct StatusView {
     /// situation and `reason` carries its data, beside the sentence.
     pub why: Vec<Explanation>,
     pub replicas: Replicas,
+    /// This DC's own mailstore: its unprotected accounts, since when, and
+    /// the progress of re-protection.
+    pub protection: protection::ProtectionShown,
     /// The serving lease (`null` without one).
     pub lease: Option<LeaseShown>,
     pub raft: RaftShown,
@@ -164,6 +168,7 @@ impl StatusView {
             why: plan.explain(),
             plan,
             replicas: crate::survey::show::replicas(cfg, now),
+            protection: protection::ProtectionShown::read(cfg, now),
             lease: crate::lease::status::file_status(cfg).map(LeaseShown::File),
             raft: RaftShown {
                 leaderless_since: state.raft.leaderless_since,

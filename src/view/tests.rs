@@ -72,6 +72,7 @@ fn the_view_has_the_keys_of_status_json_and_only_the_daemon_adds_cannot_decide()
         "locks",
         "next_step",
         "pause",
+        "protection",
         "quorum_gate",
         "raft",
         "replicas",

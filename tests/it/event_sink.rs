@@ -158,6 +158,16 @@ fn every_kind() -> Vec<EventKind> {
             key: key(),
             detail: "no cluster leader".into(),
         },
+        EventKind::AccountsUnprotectedChanged {
+            mail_host: "mbox2.example.com".into(),
+            unprotected_count: 1,
+            unprotected: vec!["alice@example.com".into()],
+            added_count: 1,
+            added: vec!["alice@example.com".into()],
+            cleared_count: 0,
+            cleared: Vec::new(),
+            since: Some(UnixMillis(1)),
+        },
     ];
     for k in &all {
         // No wildcard: a new kind is a compile error until it has a sample.
@@ -195,7 +205,8 @@ fn every_kind() -> Vec<EventKind> {
             | EventKind::LeaseStaysFenced { .. }
             | EventKind::LeaseUnproven { .. }
             | EventKind::LeaseLapsedPeerUp { .. }
-            | EventKind::PeerLeaseUnchecked { .. } => {}
+            | EventKind::PeerLeaseUnchecked { .. }
+            | EventKind::AccountsUnprotectedChanged { .. } => {}
         }
     }
     all

@@ -55,6 +55,7 @@ mod probe_ldap;
 mod probe_netns;
 mod probe_witnesses;
 mod reload_fencing;
+mod replica_protection;
 mod replica_survey;
 mod session_abandon;
 mod state_dir;

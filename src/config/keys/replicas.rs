@@ -16,7 +16,7 @@ pub const REPLICAS: Table<Replicas> = Table {
                 },
                 show: |r| Some(out::d(r.survey_interval)),
             },
-            doc: "how often, while the peer appserver is Up, to read `getAccountStatus mailHost <peer>` and classify each account's replica (ok, unavailable, no Kafka, paused, behind, no replica); a `check` surveys when the last survey is older. `0`: never.",
+            doc: "how often, while the peer appserver is Up, to read `getAccountStatus mailHost <peer>` and classify each account's replica (ok, unavailable, no Kafka, paused, behind, no replica); a `check` surveys when the last survey is older. On the same interval, whatever the peer, `getAccountStatus mailHost <this DC's appserver_vmname>` finds the accounts on this DC's own mailstore with no replica that is available and reaches Kafka (unprotected: after a failover, every promoted account). `0`: never.",
         },
         Key {
             name: "at_risk",
