@@ -387,23 +387,11 @@ impl<'a> Cx<'a> {
                 None => merged.push(o.clone()),
             }
         }
-        // The answers prove the peer alive after the probes went out: the
-        // instant a deadline counts from. One not before the previous
-        // round, or later than now, is not believed (a clock stepped
-        // between): then the instant the round is fed.
-        let sent = self
-            .live
-            .probes_out
-            .take()
-            .filter(|s| {
-                s.wall <= now
-                    && self.s.last_round_at.is_none_or(|t| s.wall >= t)
-                    && match (s.boot, self.clock.boot) {
-                        (Some(a), Some(b)) if a.boot == b.boot => a.ms <= b.ms,
-                        _ => true,
-                    }
-            })
-            .unwrap_or(self.clock);
+        let sent = witness::sent_at(
+            self.live.probes_out.take(),
+            self.clock,
+            self.s.last_round_at,
+        );
         self.live.answered_out.clear();
         let mut next = Vec::with_capacity(merged.len());
         for o in &merged {

@@ -98,6 +98,23 @@ pub fn observe(
     s
 }
 
+/// When a round's probes went out (`out`, [`super::Live::probes_out`]):
+/// its answers prove the peer alive after that instant, the one a
+/// deadline counts from. One before the previous round (`last_round`) or
+/// after `clock` is not believed (a clock stepped between): then `clock`,
+/// the instant the round is fed.
+pub(crate) fn sent_at(out: Option<Now>, clock: Now, last_round: Option<UnixMillis>) -> Now {
+    out.filter(|s| {
+        s.wall <= clock.wall
+            && last_round.is_none_or(|t| s.wall >= t)
+            && match (s.boot, clock.boot) {
+                (Some(a), Some(b)) if a.boot == b.boot => a.ms <= b.ms,
+                _ => true,
+            }
+    })
+    .unwrap_or(clock)
+}
+
 /// When `w` votes Down by deadline if nothing new is heard, as keepalived
 /// takes over `3 × advert_int` (plus a skew) after the last advert: at
 /// `fall × interval` after the probe the peer last answered was sent,
