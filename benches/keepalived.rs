@@ -6,6 +6,7 @@
 //! .ci/deps --bench                                  # keepalived (Debian), as root
 //! sudo cargo bench --bench keepalived               # 10 pairs
 //! HABEAT_BENCH_REPS=20 sudo -E cargo bench --bench keepalived
+//! HABEAT_BENCH_TRACE=1 sudo -E cargo bench --bench keepalived  # + each step after Down
 //! ```
 //!
 //! - **keepalived** 2.2.7 from Debian, two instances in two network
@@ -19,15 +20,18 @@
 //!   `timeout` 500 ms: a tolerance of 3 missed rounds. Measured: the cut →
 //!   `promoteAccounts` invoked (the fake's call log), and the detection
 //!   (the cut → the appserver verdict Down in `events.jsonl`) against its
-//!   deadline: the peer's last answer + `fall × interval` + the last
-//!   probe's grace (`state.json`'s witness `last_up` and its latency;
-//!   docs/decisions.md §1).
+//!   deadline: when the probe the peer last answered went out +
+//!   `fall × interval` (the floor: no detection on this tolerance can come
+//!   earlier) + the last probe's grace (`state.json`'s witness `last_up`
+//!   and its latency; docs/decisions.md §1).
 //!
 //! The cut: every packet the keepalived MASTER sends is dropped
 //! (nftables), and the link of the primary's appserver goes down, one
 //! right after the other (both instants are recorded). The cut lands at a
-//! different phase of the rounds and adverts in each pair. Figures, not a
-//! test: nothing is asserted.
+//! different phase of the rounds and adverts in each pair, so each pair's
+//! ratio swings with the two phases (0.65–1.07 in one run): the median of
+//! 10 pairs moves by several hundredths between runs, the ratio of the
+//! mean times less. Figures, not a test: nothing is asserted.
 
 #[path = "../tests/support/mod.rs"]
 #[allow(unused_imports)]
@@ -291,6 +295,9 @@ fn once(tb: &Testbed, pair: &Pair, rep: u32) -> Result<Sample, String> {
     // last answer's latency, at least interval / 20, at most timeout.
     let answered = witness["last_up_latency_ms"].as_u64().unwrap_or(0);
     let grace = (answered * 4).clamp(ms(INTERVAL / 20), ms(TIMEOUT).max(ms(INTERVAL / 20)));
+    if std::env::var_os("HABEAT_BENCH_TRACE").is_some() {
+        trace(tb, down);
+    }
     daemon.terminate(Duration::from_secs(10));
     let tolerance = ms(INTERVAL * FALL);
     Ok(Sample {
@@ -300,6 +307,44 @@ fn once(tb: &Testbed, pair: &Pair, rep: u32) -> Result<Sample, String> {
         floor: (last_up + tolerance).saturating_sub(th),
         grace,
     })
+}
+
+/// Where the time went from the Down verdict to `promoteAccounts`: each
+/// journal event and each carbonio call, in ms from the verdict
+/// (`HABEAT_BENCH_TRACE=1`).
+fn trace(tb: &Testbed, down: u64) {
+    let mut lines: Vec<(i64, String)> = tb
+        .events()
+        .iter()
+        .filter_map(|e| {
+            let at = e["at"].as_u64()?;
+            let kind = e["event"].as_str().unwrap_or("?");
+            let what: String = e["message"]
+                .as_str()
+                .unwrap_or("")
+                .chars()
+                .take(70)
+                .collect();
+            Some((at as i64 - down as i64, format!("event {kind} {what}")))
+        })
+        .chain(tb.calls().into_iter().map(|c| {
+            let what: String = c
+                .args
+                .split_whitespace()
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ");
+            (
+                c.at as i64 - down as i64,
+                format!("call {} {what}", c.program),
+            )
+        }))
+        .filter(|(d, _)| (-100..2000).contains(d))
+        .collect();
+    lines.sort();
+    for (d, what) in lines {
+        println!("    {d:+5} ms  {what}");
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -384,6 +429,7 @@ fn main() {
     );
     let mut ratios = Vec::new();
     let mut over = Vec::new();
+    let (mut sum_h, mut sum_k) = (0u64, 0u64);
     for rep in 0..reps {
         match once(&tb, &pair, rep) {
             Ok(s) => {
@@ -395,6 +441,8 @@ fn main() {
                 );
                 ratios.push(ratio);
                 over.push(det);
+                sum_h += s.habeat;
+                sum_k += s.keepalived;
             }
             Err(e) => println!("| {rep} | FAILED: {} |", e.lines().next().unwrap_or("")),
         }
@@ -405,5 +453,9 @@ fn main() {
         "median habeat/keepalived: {:.2} (goal <= 0.90) over {} pairs; worst detection/deadline: {worst:.3} (goal <= 1.05)",
         median(ratios.clone()),
         ratios.len()
+    );
+    println!(
+        "mean habeat / mean keepalived: {:.2}",
+        sum_h as f64 / sum_k.max(1) as f64
     );
 }

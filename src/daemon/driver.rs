@@ -79,6 +79,8 @@ pub struct SessionDriver {
     local_consul_up: Option<bool>,
     /// The detection deadline last fed to the engine (each is fed once).
     deadline_fed: Option<crate::engine::UnixMillis>,
+    /// The witnesses of the round out that have already seen the peer Up.
+    answered: crate::probe::Answered,
     /// `state_dir/daemon.lock`, held for the daemon's life: how `status`
     /// knows a daemon runs.
     _running: crate::state::DaemonLock,
@@ -127,6 +129,7 @@ impl SessionDriver {
             surveyed,
             local_consul_up: None,
             deadline_fed: None,
+            answered: Arc::default(),
             _running: running,
         })
     }
@@ -438,9 +441,17 @@ impl Driver for SessionDriver {
         self.cfg.detection.interval
     }
 
-    fn probe(&self) -> Option<super::run::Probing> {
+    fn probe(&mut self) -> Option<super::run::Probing> {
         let prober = self.prober.clone();
-        Some(Box::pin(async move { prober.round().await }))
+        // A fresh list for this round: one still held by the previous
+        // round's probes (cut off, not awaited) is let go.
+        self.answered = Arc::default();
+        let answered = self.answered.clone();
+        self.session.live.probes_out = Some(crate::session::clock());
+        self.session.live.answered_out.clear();
+        Some(Box::pin(async move {
+            prober.round_telling(Some(answered)).await
+        }))
     }
 
     fn deadline(&self) -> Option<tokio::time::Instant> {
@@ -452,6 +463,93 @@ impl Driver for SessionDriver {
     }
 
     async fn round(&mut self, ctx: RoundContext) -> Result<RoundReport<Ran>, RoundError> {
+        let report = self.feed_round(ctx).await;
+        // The probes are in, fed or not: none is out until the next
+        // round's, so no deadline runs before they go out.
+        self.session.live.probes_out = None;
+        self.session.live.answered_out.clear();
+        report
+    }
+
+    async fn action_finished(&mut self, what: &str, end: ActionEnd<Ran>) -> Option<ActionJob<Ran>> {
+        // The run loop has logged how the job ended; what matters here is
+        // whether its outcome reaches the engine.
+        let ran = match end {
+            ActionEnd::Finished(ran) | ActionEnd::NotStarted(Some(ran)) => ran,
+            ActionEnd::TimedOut | ActionEnd::Panicked(_) | ActionEnd::NotStarted(None) => {
+                // The executor went with the task: its gates expire with
+                // their Consul sessions.
+                self.hand_back(what).await;
+                return None;
+            }
+        };
+        self.session.take_back(ran.exec);
+        match ran.result {
+            Ok(result) => self.next_of_chain(what, ran.action, result).await,
+            Err(lost) => {
+                if let Lost::Panicked(p) = lost {
+                    tracing::error!("{what} crashed (a bug, please report): {p}");
+                }
+                self.hand_back(what).await;
+                None
+            }
+        }
+    }
+
+    async fn reload(&mut self) -> Result<(), String> {
+        let cfg = crate::config::load_file(&self.config_path).map_err(|e| e.lines().join("; "))?;
+        if let Some(chain) = &self.chain
+            && cfg.local.state_dir != self.cfg.local.state_dir
+        {
+            // The chain holds the old directory's state lock and goes on
+            // saving its steps there.
+            return Err(format!(
+                "local.state_dir changed while {} runs, whose state is in {}: reload again \
+                 (systemctl reload habeat) once it has ended",
+                chain.what,
+                self.cfg.local.state_dir.display()
+            ));
+        }
+        let prober = Prober::new(&cfg).map_err(|e| e.to_string())?;
+        let mut session = Session::open(&cfg, false).map_err(|e| e.to_string())?;
+        for w in &cfg.warnings {
+            tracing::warn!("{w}");
+        }
+        session.events().count_in(Arc::new(self.metrics.clone()));
+        self.reload_lease(&cfg, session.events())?;
+        self.prober = prober;
+        if self.chain.is_some() {
+            // The action running finishes under the executor it started
+            // with, which hands its gates to the new one when it comes
+            // back; the engine decides its outcome, and the actions after
+            // it, under the reloaded configuration (fencing added now
+            // guards the promotion that follows).
+            tracing::info!(
+                "an action is running: it finishes with the previous configuration, the actions \
+                 after it use the reloaded one"
+            );
+            session.carry_on_from(&mut self.session);
+        }
+        self.session = session;
+        self.cfg = cfg;
+        tracing::info!("configuration reloaded from {}", self.config_path.display());
+        Ok(())
+    }
+
+    async fn shutdown(&mut self) {
+        if let Some(l) = &mut self.lease {
+            l.shutdown().await;
+        }
+        self.session.release_gates().await;
+        // The last events (the stop itself, a promotion that just ended)
+        // still reach the on_event hooks, within hooks.timeout.
+        self.session.close_hooks().await;
+    }
+}
+
+impl SessionDriver {
+    /// Probe (unless the loop has), feed the round, report it.
+    async fn feed_round(&mut self, ctx: RoundContext) -> Result<RoundReport<Ran>, RoundError> {
         let round = match ctx.probed {
             Some(round) => round,
             None => self.prober.round().await,
@@ -529,80 +627,5 @@ impl Driver for SessionDriver {
             verdicts,
             action: job,
         })
-    }
-
-    async fn action_finished(&mut self, what: &str, end: ActionEnd<Ran>) -> Option<ActionJob<Ran>> {
-        // The run loop has logged how the job ended; what matters here is
-        // whether its outcome reaches the engine.
-        let ran = match end {
-            ActionEnd::Finished(ran) | ActionEnd::NotStarted(Some(ran)) => ran,
-            ActionEnd::TimedOut | ActionEnd::Panicked(_) | ActionEnd::NotStarted(None) => {
-                // The executor went with the task: its gates expire with
-                // their Consul sessions.
-                self.hand_back(what).await;
-                return None;
-            }
-        };
-        self.session.take_back(ran.exec);
-        match ran.result {
-            Ok(result) => self.next_of_chain(what, ran.action, result).await,
-            Err(lost) => {
-                if let Lost::Panicked(p) = lost {
-                    tracing::error!("{what} crashed (a bug, please report): {p}");
-                }
-                self.hand_back(what).await;
-                None
-            }
-        }
-    }
-
-    async fn reload(&mut self) -> Result<(), String> {
-        let cfg = crate::config::load_file(&self.config_path).map_err(|e| e.lines().join("; "))?;
-        if let Some(chain) = &self.chain
-            && cfg.local.state_dir != self.cfg.local.state_dir
-        {
-            // The chain holds the old directory's state lock and goes on
-            // saving its steps there.
-            return Err(format!(
-                "local.state_dir changed while {} runs, whose state is in {}: reload again \
-                 (systemctl reload habeat) once it has ended",
-                chain.what,
-                self.cfg.local.state_dir.display()
-            ));
-        }
-        let prober = Prober::new(&cfg).map_err(|e| e.to_string())?;
-        let mut session = Session::open(&cfg, false).map_err(|e| e.to_string())?;
-        for w in &cfg.warnings {
-            tracing::warn!("{w}");
-        }
-        session.events().count_in(Arc::new(self.metrics.clone()));
-        self.reload_lease(&cfg, session.events())?;
-        self.prober = prober;
-        if self.chain.is_some() {
-            // The action running finishes under the executor it started
-            // with, which hands its gates to the new one when it comes
-            // back; the engine decides its outcome, and the actions after
-            // it, under the reloaded configuration (fencing added now
-            // guards the promotion that follows).
-            tracing::info!(
-                "an action is running: it finishes with the previous configuration, the actions \
-                 after it use the reloaded one"
-            );
-            session.carry_on_from(&mut self.session);
-        }
-        self.session = session;
-        self.cfg = cfg;
-        tracing::info!("configuration reloaded from {}", self.config_path.display());
-        Ok(())
-    }
-
-    async fn shutdown(&mut self) {
-        if let Some(l) = &mut self.lease {
-            l.shutdown().await;
-        }
-        self.session.release_gates().await;
-        // The last events (the stop itself, a promotion that just ended)
-        // still reach the on_event hooks, within hooks.timeout.
-        self.session.close_hooks().await;
     }
 }

@@ -240,7 +240,7 @@ pub trait Driver {
     /// The probes of the next round, if the driver runs them apart from
     /// [`Driver::round`] (which then gets their result in
     /// [`RoundContext::probed`]). `None`: `round` probes itself.
-    fn probe(&self) -> Option<Probing> {
+    fn probe(&mut self) -> Option<Probing> {
         None
     }
 

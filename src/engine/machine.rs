@@ -35,11 +35,12 @@ pub enum Input {
 
 /// The earliest instant (wall clock) at which [`Input::Deadline`] could
 /// change a witness's vote, if any: when to feed it.
-pub fn next_deadline(state: &State, cfg: &EngineConfig) -> Option<UnixMillis> {
+pub fn next_deadline(state: &State, live: &Live, cfg: &EngineConfig) -> Option<UnixMillis> {
     state
         .witnesses
         .iter()
-        .filter_map(|w| witness::deadline(w, cfg))
+        .filter(|w| !live.answered_out.contains(&w.witness))
+        .filter_map(|w| witness::deadline(w, live.probes_out, cfg))
         .min()
 }
 
@@ -386,10 +387,16 @@ impl<'a> Cx<'a> {
                 None => merged.push(o.clone()),
             }
         }
+        let sent = witness::sent_at(
+            self.live.probes_out.take(),
+            self.clock,
+            self.s.last_round_at,
+        );
+        self.live.answered_out.clear();
         let mut next = Vec::with_capacity(merged.len());
         for o in &merged {
             let prev = self.s.witness(&o.witness);
-            let w = witness::observe(prev, o, self.clock, self.cfg);
+            let w = witness::observe(prev, o, self.clock, sent, self.cfg);
             let before = prev.map(|p| p.vote).unwrap_or(Vote::Unknown);
             if w.vote != before {
                 self.record(Event {
@@ -478,7 +485,10 @@ impl<'a> Cx<'a> {
         let now = self.now;
         let mut changed = Vec::new();
         for w in &mut self.s.witnesses {
-            if let Some(next) = witness::expire(w, self.clock, self.cfg) {
+            if self.live.answered_out.contains(&w.witness) {
+                continue;
+            }
+            if let Some(next) = witness::expire(w, self.clock, self.live.probes_out, self.cfg) {
                 changed.push((w.vote, next.clone()));
                 *w = next;
             }

@@ -93,6 +93,18 @@ pub struct Live {
     /// The last round fed saw the local Consul with a leader: a gate
     /// refused for want of one is then not a cause a round can show gone.
     pub leader_in_last_round: bool,
+    /// When the probes of the round now out were sent, on both clocks, if
+    /// the caller says (the daemon does; `None` for a caller that probes
+    /// and feeds in one go). The round fed next takes it as the instant
+    /// its answers prove the peer alive (the evidence a deadline counts
+    /// from, not the instant the round was fed), and while they are out
+    /// a deadline gives them their whole grace from it
+    /// ([`super::witness::deadline`], docs/decisions.md §1).
+    pub probes_out: Option<super::time::Now>,
+    /// The witnesses whose probe now out has already been answered (Up),
+    /// before the whole round is in: none of them votes Down by deadline,
+    /// the round brings the answer.
+    pub answered_out: Vec<crate::model::WitnessId>,
 }
 
 impl Live {
@@ -182,9 +194,10 @@ pub struct WitnessState {
     pub last_seen: UnixMillis,
     /// When `vote` last changed.
     pub since: UnixMillis,
-    /// When it last saw the peer answer (its last raw Up), on both clocks;
-    /// `None` after an Unknown or a gap past `stale_after`: the evidence a
-    /// detection deadline counts from (see [`super::witness::deadline`]).
+    /// When the probe the peer last answered was sent (its last raw Up),
+    /// on both clocks; `None` after an Unknown or a gap past
+    /// `stale_after`: the evidence a detection deadline counts from (see
+    /// [`super::witness::deadline`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_up: Option<UnixMillis>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

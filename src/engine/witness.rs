@@ -24,10 +24,15 @@ use crate::model::{Component, Observation, Quorum, Source, Verdict, Vote, by_sou
 ///   Unknown. Unknown never advances Down, and it clears the last answer:
 ///   after it, no deadline runs until the peer answers again.
 /// - A witness not heard from for `stale_after` starts over unsettled.
+///
+/// `sent` is when the round's probes went out (`clock` when the caller
+/// does not say): an answer proves the peer alive after that instant, and
+/// the deadline counts from it, not from when the round was fed.
 pub fn observe(
     prev: Option<&WitnessState>,
     obs: &Observation,
     clock: Now,
+    sent: Now,
     cfg: &EngineConfig,
 ) -> WitnessState {
     let now = clock.wall;
@@ -66,8 +71,8 @@ pub fn observe(
         Vote::Up => {
             s.up_streak = s.up_streak.saturating_add(1);
             s.down_streak = 0;
-            s.last_up = Some(now);
-            s.last_up_boot = clock.boot;
+            s.last_up = Some(sent.wall);
+            s.last_up_boot = sent.boot;
             s.last_up_latency_ms = Some(u64::try_from(obs.latency.as_millis()).unwrap_or(u64::MAX));
             if s.up_streak >= rise {
                 s.vote = Vote::Up;
@@ -93,10 +98,30 @@ pub fn observe(
     s
 }
 
+/// When a round's probes went out (`out`, [`super::Live::probes_out`]):
+/// its answers prove the peer alive after that instant, the one a
+/// deadline counts from. One before the previous round (`last_round`) or
+/// after `clock` is not believed (a clock stepped between): then `clock`,
+/// the instant the round is fed.
+pub(crate) fn sent_at(out: Option<Now>, clock: Now, last_round: Option<UnixMillis>) -> Now {
+    out.filter(|s| {
+        s.wall <= clock.wall
+            && last_round.is_none_or(|t| s.wall >= t)
+            && match (s.boot, clock.boot) {
+                (Some(a), Some(b)) if a.boot == b.boot => a.ms <= b.ms,
+                _ => true,
+            }
+    })
+    .unwrap_or(clock)
+}
+
 /// When `w` votes Down by deadline if nothing new is heard, as keepalived
 /// takes over `3 × advert_int` (plus a skew) after the last advert: at
-/// `fall × interval` after the peer last answered, plus a grace for the
-/// `fall`-th probe since that answer, which is out by then.
+/// `fall × interval` after the probe the peer last answered was sent,
+/// plus a grace for the `fall`-th probe since that answer, which is out by
+/// then; and, when the caller says when the probes now out were sent
+/// (`out`, [`super::Live::probes_out`]), not before they have been out for
+/// that grace (a round that went out late gets its grace all the same).
 ///
 /// Only for a witness whose last `fall − 1` probes (at least one) all went
 /// unanswered since that answer (no Unknown: it clears the answer) and
@@ -105,7 +130,7 @@ pub fn observe(
 /// the grace instead of the whole `timeout`: the grace is four times what
 /// the peer took to answer the last time, at least `interval / 20`, at
 /// most `timeout` (docs/decisions.md §1). `None` when no deadline runs.
-pub fn deadline(w: &WitnessState, cfg: &EngineConfig) -> Option<UnixMillis> {
+pub fn deadline(w: &WitnessState, out: Option<Now>, cfg: &EngineConfig) -> Option<UnixMillis> {
     let fall = cfg.fall_for(&w.witness.kind);
     if w.vote == Vote::Down
         || w.last_raw != Vote::Down
@@ -114,17 +139,33 @@ pub fn deadline(w: &WitnessState, cfg: &EngineConfig) -> Option<UnixMillis> {
     {
         return None;
     }
-    Some(w.last_up?.plus(tolerance(w, cfg)))
+    let due = w.last_up?.plus(tolerance(w, cfg));
+    Some(match last_probe(w, out) {
+        Some(out) => due.max(out.wall.plus(grace(w, cfg))),
+        None => due,
+    })
+}
+
+/// The probes now out, when they went out after `w`'s last failure was
+/// fed: the `fall`-th probe the deadline judges.
+fn last_probe(w: &WitnessState, out: Option<Now>) -> Option<Now> {
+    out.filter(|o| o.wall >= w.last_seen)
+}
+
+/// What the `fall`-th probe gets to come back: four times what the peer
+/// took to answer the last time, at least `interval / 20`, at most
+/// `timeout` (see [`deadline`]).
+fn grace(w: &WitnessState, cfg: &EngineConfig) -> std::time::Duration {
+    let answered = std::time::Duration::from_millis(w.last_up_latency_ms.unwrap_or(0));
+    (answered * 4).max(cfg.interval / 20).min(cfg.probe_timeout)
 }
 
 /// `fall × interval` for this witness's kind, plus the grace of its last
 /// probe (see [`deadline`]).
 fn tolerance(w: &WitnessState, cfg: &EngineConfig) -> std::time::Duration {
-    let answered = std::time::Duration::from_millis(w.last_up_latency_ms.unwrap_or(0));
-    let grace = (answered * 4).max(cfg.interval / 20).min(cfg.probe_timeout);
     cfg.interval
         .saturating_mul(cfg.fall_for(&w.witness.kind))
-        .saturating_add(grace)
+        .saturating_add(grace(w, cfg))
 }
 
 /// Settle `w` at `clock` without a new observation: Down once its
@@ -134,16 +175,28 @@ fn tolerance(w: &WitnessState, cfg: &EngineConfig) -> std::time::Duration {
 /// ago: rounds are not coming on time (a stalled loop, a restart), so the
 /// probe the deadline counts on may never have been sent, and time
 /// without probing is no evidence.
-pub fn expire(w: &WitnessState, clock: Now, cfg: &EngineConfig) -> Option<WitnessState> {
+pub fn expire(
+    w: &WitnessState,
+    clock: Now,
+    out: Option<Now>,
+    cfg: &EngineConfig,
+) -> Option<WitnessState> {
     let now = clock.wall;
     if now < w.last_seen || now.since(w.last_seen) > cfg.interval + cfg.probe_timeout {
         return None;
     }
-    deadline(w, cfg)?;
+    deadline(w, out, cfg)?;
     let up = w.last_up?;
     if !clock
         .window_left(up, w.last_up_boot, tolerance(w, cfg))
         .is_zero()
+    {
+        return None;
+    }
+    if let Some(out) = last_probe(w, out)
+        && !clock
+            .window_left(out.wall, out.boot, grace(w, cfg))
+            .is_zero()
     {
         return None;
     }

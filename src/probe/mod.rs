@@ -79,6 +79,10 @@ pub enum Error {
     Http(String),
 }
 
+/// The witnesses of a round still out that have seen the peer Up
+/// ([`Prober::round_telling`]).
+pub type Answered = Arc<std::sync::Mutex<Vec<WitnessId>>>;
+
 /// Runs probe rounds against the peer datacenter. Cheap per round: the
 /// HTTP clients, the Consul client and the ICMP sockets are built once and
 /// reused.
@@ -154,6 +158,13 @@ impl Prober {
     /// witness (in [`Prober::witnesses`] order), plus the local Consul's
     /// leader and raft configuration. Returns within `timeout` + [`SLACK`].
     pub async fn round(&self) -> Round {
+        self.round_telling(None).await
+    }
+
+    /// [`Prober::round`], telling `answered` each witness that saw the
+    /// peer Up as soon as it did, before the whole round is in: the run
+    /// loop holds that witness's detection deadline until the round lands.
+    pub async fn round_telling(&self, answered: Option<Answered>) -> Round {
         let inner = &self.inner;
         let start = Instant::now();
         let deadline = start + inner.timeout;
@@ -192,6 +203,13 @@ impl Prober {
         while let Ok(Some(joined)) = tokio::time::timeout_at(grace, set.join_next()).await {
             if let Ok((i, Some(f), latency)) = joined {
                 let o = &mut observations[i];
+                if f.vote == Vote::Up
+                    && let Some(a) = &answered
+                {
+                    a.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(o.witness.clone());
+                }
                 o.vote = f.vote;
                 o.reason = f.reason;
                 o.latency = latency;

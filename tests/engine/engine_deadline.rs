@@ -8,7 +8,7 @@
 use crate::engine_harness;
 
 use engine_harness::*;
-use habeat::engine::{Input, UnixMillis, next_deadline};
+use habeat::engine::{Input, Now, UnixMillis, next_deadline};
 use habeat::model::{Component, Verdict, Vote, WitnessKind};
 use std::time::Duration;
 
@@ -43,7 +43,7 @@ fn a_peer_gone_silent_is_down_the_instant_its_tolerance_runs_out_not_a_timeout_l
     sim.rounds(2, icmp(Vote::Down));
     assert_eq!(sim.state.verdict(Component::Appserver), Verdict::Up);
     let due = last_answer.plus(tolerance(&sim));
-    assert_eq!(next_deadline(&sim.state, &sim.cfg), Some(due));
+    assert_eq!(next_deadline(&sim.state, &sim.live, &sim.cfg), Some(due));
 
     // A millisecond early: nothing.
     sim.advance(due.since(sim.now) - Duration::from_millis(1));
@@ -55,7 +55,7 @@ fn a_peer_gone_silent_is_down_the_instant_its_tolerance_runs_out_not_a_timeout_l
     let ran = sim.feed(Input::Deadline);
     assert_eq!(sim.state.verdict(Component::Appserver), Verdict::Down);
     assert!(ran.iter().any(is_promote), "ran {:?}", names(&ran));
-    assert_eq!(next_deadline(&sim.state, &sim.cfg), None);
+    assert_eq!(next_deadline(&sim.state, &sim.live, &sim.cfg), None);
     // The third probe's failure arrives: still Down.
     sim.round(icmp(Vote::Down));
     assert_eq!(sim.state.verdict(Component::Appserver), Verdict::Down);
@@ -65,7 +65,7 @@ fn a_peer_gone_silent_is_down_the_instant_its_tolerance_runs_out_not_a_timeout_l
 fn fewer_than_fall_minus_one_failures_have_no_deadline() {
     let (mut sim, _) = settled_up();
     sim.round(icmp(Vote::Down));
-    assert_eq!(next_deadline(&sim.state, &sim.cfg), None);
+    assert_eq!(next_deadline(&sim.state, &sim.live, &sim.cfg), None);
     sim.advance(sim.cfg.interval + sim.cfg.interval / 2);
     assert!(sim.feed(Input::Deadline).is_empty());
     assert_eq!(sim.state.verdict(Component::Appserver), Verdict::Up);
@@ -96,7 +96,7 @@ fn an_unknown_between_the_failures_clears_the_last_answer() {
     sim.round(icmp(Vote::Down));
     sim.round(icmp(Vote::Unknown));
     sim.rounds(2, icmp(Vote::Down));
-    assert_eq!(next_deadline(&sim.state, &sim.cfg), None);
+    assert_eq!(next_deadline(&sim.state, &sim.live, &sim.cfg), None);
     sim.advance(sim.cfg.interval);
     assert!(sim.feed(Input::Deadline).is_empty());
     assert_ne!(sim.state.verdict(Component::Appserver), Verdict::Down);
@@ -109,7 +109,7 @@ fn an_unknown_between_the_failures_clears_the_last_answer() {
 fn the_wall_clock_set_forward_does_not_bring_the_deadline_early() {
     let (mut sim, _) = settled_up();
     sim.rounds(2, icmp(Vote::Down));
-    let due = next_deadline(&sim.state, &sim.cfg).expect("a deadline runs");
+    let due = next_deadline(&sim.state, &sim.live, &sim.cfg).expect("a deadline runs");
     // `date -s` past the deadline, while the boot clock has moved 100 ms
     // (and the last failure is recent: rounds are on time).
     let boot = sim.boot;
@@ -137,7 +137,7 @@ fn an_up_vote_of_another_witness_still_vetoes_a_deadline() {
 fn a_witness_that_never_saw_the_peer_answer_needs_fall_failures() {
     let mut sim = Sim::new(appserver_config(), World::new(&ACCOUNTS));
     sim.rounds(2, icmp(Vote::Down));
-    assert_eq!(next_deadline(&sim.state, &sim.cfg), None);
+    assert_eq!(next_deadline(&sim.state, &sim.live, &sim.cfg), None);
     sim.advance(sim.cfg.interval);
     assert!(sim.feed(Input::Deadline).is_empty());
     assert_ne!(sim.state.verdict(Component::Appserver), Verdict::Down);
@@ -153,7 +153,7 @@ fn the_last_probe_gets_four_times_what_the_peer_took_to_answer_at_most_the_timeo
     sim.rounds(2, icmp(Vote::Down));
     let fall_interval = sim.cfg.interval * sim.cfg.fall;
     assert_eq!(
-        next_deadline(&sim.state, &sim.cfg),
+        next_deadline(&sim.state, &sim.live, &sim.cfg),
         Some(last_answer.plus(fall_interval + Duration::from_millis(600)))
     );
     let mut slower = icmp(Vote::Up);
@@ -162,7 +162,114 @@ fn the_last_probe_gets_four_times_what_the_peer_took_to_answer_at_most_the_timeo
     let last_answer = sim.now;
     sim.rounds(2, icmp(Vote::Down));
     assert_eq!(
-        next_deadline(&sim.state, &sim.cfg),
+        next_deadline(&sim.state, &sim.live, &sim.cfg),
         Some(last_answer.plus(fall_interval + sim.cfg.probe_timeout))
     );
+}
+
+/// The daemon says when a round's probes went out (`Live::probes_out`)
+/// and feeds the round when all of them are in, `took` later; rounds go
+/// out every `interval` (the previous one was fed `took` after it went
+/// out).
+fn round_sent(sim: &mut Sim, observations: Vec<habeat::model::Observation>, took: Duration) {
+    sim.advance(sim.cfg.interval - took);
+    sim.live.probes_out = Some(Now {
+        wall: sim.now,
+        boot: sim.boot,
+    });
+    sim.advance(took);
+    sim.feed(Input::Round(habeat::model::Round {
+        observations,
+        local_leader: Some(true),
+        raft_servers: None,
+    }));
+}
+
+#[test]
+fn the_deadline_counts_from_when_the_answered_probe_went_out_not_from_when_its_round_was_fed() {
+    let mut sim = Sim::new(appserver_config(), World::new(&ACCOUNTS));
+    // Each round is fed 300 ms after its probes went out (another witness,
+    // the local Consul, a busy machine): the peer proved itself alive
+    // after the probe went out, not when the round was fed.
+    let took = Duration::from_millis(300);
+    for _ in 0..3 {
+        round_sent(&mut sim, icmp(Vote::Up), took);
+    }
+    assert_eq!(sim.state.verdict(Component::Appserver), Verdict::Up);
+    let sent = UnixMillis(sim.now.0 - 300);
+    for _ in 0..2 {
+        round_sent(&mut sim, icmp(Vote::Down), took);
+    }
+    let due = sent.plus(tolerance(&sim));
+    // The `fall`-th probe goes out on the schedule.
+    sim.advance(sim.cfg.interval - took);
+    sim.live.probes_out = Some(Now {
+        wall: sim.now,
+        boot: sim.boot,
+    });
+    assert_eq!(next_deadline(&sim.state, &sim.live, &sim.cfg), Some(due));
+    sim.advance(due.since(sim.now) - Duration::from_millis(1));
+    assert!(sim.feed(Input::Deadline).is_empty());
+    sim.advance(Duration::from_millis(1));
+    let ran = sim.feed(Input::Deadline);
+    assert_eq!(sim.state.verdict(Component::Appserver), Verdict::Down);
+    assert!(ran.iter().any(is_promote), "ran {:?}", names(&ran));
+}
+
+#[test]
+fn the_last_probe_gets_its_whole_grace_from_when_it_went_out_even_late() {
+    let (mut sim, last_answer) = settled_up();
+    sim.rounds(2, icmp(Vote::Down));
+    let due = last_answer.plus(tolerance(&sim));
+    // The `fall`-th round goes out 400 ms late (a busy machine): the
+    // schedule's deadline would judge a probe out for less than its grace.
+    sim.advance(sim.cfg.interval + Duration::from_millis(400));
+    let out = sim.now;
+    sim.live.probes_out = Some(Now {
+        wall: out,
+        boot: sim.boot,
+    });
+    let grace = sim.cfg.interval / 20;
+    assert!(out.plus(grace) > due);
+    assert_eq!(
+        next_deadline(&sim.state, &sim.live, &sim.cfg),
+        Some(out.plus(grace))
+    );
+    sim.advance(grace - Duration::from_millis(1));
+    assert!(sim.feed(Input::Deadline).is_empty());
+    assert_eq!(sim.state.verdict(Component::Appserver), Verdict::Up);
+    sim.advance(Duration::from_millis(1));
+    sim.feed(Input::Deadline);
+    assert_eq!(sim.state.verdict(Component::Appserver), Verdict::Down);
+}
+
+#[test]
+fn a_witness_whose_probe_out_has_been_answered_is_not_down_by_deadline() {
+    let (mut sim, last_answer) = settled_up();
+    sim.rounds(2, icmp(Vote::Down));
+    sim.advance(sim.cfg.interval);
+    sim.live.probes_out = Some(Now {
+        wall: sim.now,
+        boot: sim.boot,
+    });
+    // The ICMP echo came back; the round is not in yet (another probe of
+    // it is still out).
+    let witness = icmp(Vote::Up).remove(0).witness;
+    sim.live.answered_out = vec![witness];
+    assert_eq!(next_deadline(&sim.state, &sim.live, &sim.cfg), None);
+    sim.now = last_answer.plus(tolerance(&sim) + Duration::from_millis(100));
+    sim.boot = sim.boot.map(|b| habeat::engine::BootTime {
+        boot: b.boot,
+        ms: b.ms + 150,
+    });
+    assert!(sim.feed(Input::Deadline).is_empty());
+    assert_eq!(sim.state.verdict(Component::Appserver), Verdict::Up);
+    // The round lands with the answer: Up, no deadline runs.
+    sim.feed(Input::Round(habeat::model::Round {
+        observations: icmp(Vote::Up),
+        local_leader: Some(true),
+        raft_servers: None,
+    }));
+    assert_eq!(sim.state.verdict(Component::Appserver), Verdict::Up);
+    assert_eq!(next_deadline(&sim.state, &sim.live, &sim.cfg), None);
 }

@@ -15,7 +15,7 @@ impl SessionDriver {
     /// (a deadline fed that settled nothing, because rounds were late, is
     /// not fed again: the next round decides).
     pub(super) fn next_deadline(&self) -> Option<tokio::time::Instant> {
-        let at = crate::engine::next_deadline(&self.session.state, &self.session.ecfg)?;
+        let at = self.engine_deadline()?;
         if self.deadline_fed == Some(at) {
             return None;
         }
@@ -23,12 +23,33 @@ impl SessionDriver {
         Some(tokio::time::Instant::now() + left)
     }
 
+    /// The engine's next deadline with the probes now out: none between
+    /// rounds (the probe a deadline judges has not gone out yet; the next
+    /// round decides), none for a witness whose probe out has already
+    /// been answered.
+    fn engine_deadline(&self) -> Option<crate::engine::UnixMillis> {
+        let live = crate::engine::Live {
+            probes_out: Some(self.session.live.probes_out?),
+            answered_out: self.answered_now(),
+            ..Default::default()
+        };
+        crate::engine::next_deadline(&self.session.state, &live, &self.session.ecfg)
+    }
+
+    fn answered_now(&self) -> Vec<crate::model::WitnessId> {
+        self.answered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// Feed the deadline: under the chain's state lock while an action
     /// runs (the engine then only updates the verdicts), else under the
     /// state lock taken for it, and run what the engine hands out as a
     /// round would.
     pub(super) async fn feed_deadline(&mut self) -> Option<ActionJob<Ran>> {
-        self.deadline_fed = crate::engine::next_deadline(&self.session.state, &self.session.ecfg);
+        self.deadline_fed = self.engine_deadline();
+        self.session.live.answered_out = self.answered_now();
         let mut fed = Fed::default();
         if self.chain.is_some() {
             match self.session.decide(Input::Deadline, &mut fed) {
