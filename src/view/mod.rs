@@ -48,6 +48,9 @@ pub struct StatusView {
     /// situation and `reason` carries its data, beside the sentence.
     pub why: Vec<Explanation>,
     pub replicas: Replicas,
+    /// Accounts at risk at their promotion, with their gap, until the
+    /// operator names them in `reprotect --discard-diverged`.
+    pub diverged: Vec<engine::Diverged>,
     /// The serving lease (`null` without one).
     pub lease: Option<LeaseShown>,
     pub raft: RaftShown,
@@ -164,6 +167,7 @@ impl StatusView {
             why: plan.explain(),
             plan,
             replicas: crate::survey::show::replicas(cfg, now),
+            diverged: state.protection.diverged.clone(),
             lease: crate::lease::status::file_status(cfg).map(LeaseShown::File),
             raft: RaftShown {
                 leaderless_since: state.raft.leaderless_since,
