@@ -350,6 +350,7 @@ fn invocation(program: &str, args: &[String], child_pid: Option<i32>) -> Invocat
         env,
         child_pid,
         stdin: Vec::new(),
+        input: Vec::new(),
     }
 }
 

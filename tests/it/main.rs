@@ -56,6 +56,7 @@ mod probe_netns;
 mod probe_witnesses;
 mod reload_fencing;
 mod replica_survey;
+mod reprotect_binary;
 mod session_abandon;
 mod state_dir;
 mod state_lock;
