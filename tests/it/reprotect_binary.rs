@@ -220,3 +220,105 @@ async fn a_reprotect_killed_between_batches_neither_repeats_a_finished_batch_nor
         "{steps}"
     );
 }
+
+/// `habeat run` in the background (killed on drop).
+struct Daemon(std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Poll `done` (every 50 ms, at most 30 s) or fail saying `what`.
+fn wait_until(bed: &Bed, what: &str, done: impl Fn() -> bool) {
+    for _ in 0..600 {
+        if done() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what} within 30s\n{}", bed.output_of("daemon"));
+}
+
+/// Let the daemon complete `n` more rounds (each saves `last_round_at`).
+fn rounds(bed: &Bed, n: usize) {
+    for _ in 0..n {
+        let before = bed.state()["last_round_at"].clone();
+        wait_until(bed, "a round", || bed.state()["last_round_at"] != before);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn auto_reprotects_once_when_the_old_primary_returns_and_not_before() {
+    if !require(&[Need::Netns]) {
+        return;
+    }
+    let bed = Bed::builder()
+        .accounts(vec![
+            planted("alice@example.com", false),
+            planted("bob@example.com", true),
+            planted("carol@example.com", false),
+        ])
+        .carbonio_timeouts("10s", "10s")
+        .add("replicas", "reprotect: auto\nsurvey_interval: 0")
+        .start()
+        .await;
+    let _d = Daemon(bed.spawn(bed.command(&["run"]), "daemon"));
+    rounds(&bed, 2);
+    bed.kill_peer();
+    wait_until(&bed, "the promotion", || bed.promotions() == 1);
+    // Down: nothing seeded onto the lost mailstore.
+    rounds(&bed, 6);
+    assert!(seeded(&bed).is_empty(), "{:?}", seeded(&bed));
+    bed.revive_peer();
+    wait_until(&bed, "the re-protection", || !seeded(&bed).is_empty());
+    rounds(&bed, 8);
+    assert_eq!(
+        seeded(&bed),
+        vec![(
+            SOURCE.to_string(),
+            vec!["alice@example.com".to_string(), "carol@example.com".to_string()]
+        )],
+        "once, without the diverged account\n{}",
+        bed.output_of("daemon")
+    );
+    let left_out: Vec<serde_json::Value> = bed
+        .journal()
+        .into_iter()
+        .filter(|e| e["event"] == "reprotect_left_out")
+        .collect();
+    assert_eq!(left_out.len(), 1, "{left_out:?}");
+    assert_eq!(left_out[0]["accounts"][0]["account"], "bob@example.com");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn auto_gives_a_new_account_on_the_peer_a_replica_here_within_one_survey_once() {
+    if !require(&[Need::Netns]) {
+        return;
+    }
+    let mut newbie = fake_carbonio::account("newbie@example.com", SOURCE, REPLICA);
+    newbie.replicas.clear();
+    let bed = Bed::builder()
+        .accounts(vec![planted("alice@example.com", false), newbie])
+        .carbonio_timeouts("10s", "10s")
+        .add("replicas", "reprotect: auto\nsurvey_interval: 1s")
+        .start()
+        .await;
+    let _d = Daemon(bed.spawn(bed.command(&["run"]), "daemon"));
+    wait_until(&bed, "a replica for the new account", || {
+        !seeded(&bed).is_empty()
+    });
+    assert_eq!(
+        seeded(&bed),
+        vec![(REPLICA.to_string(), vec!["newbie@example.com".to_string()])]
+    );
+    // Two more surveys: still once.
+    let listings = || bed.calls("getAccountStatus").len();
+    let n = listings();
+    wait_until(&bed, "two more surveys", || listings() >= n + 2);
+    rounds(&bed, 2);
+    assert_eq!(seeded(&bed).len(), 1, "{:?}", seeded(&bed));
+    assert!(bed.journal_text().contains("reprotect_recorded"));
+}
