@@ -279,7 +279,10 @@ async fn auto_reprotects_once_when_the_old_primary_returns_and_not_before() {
         seeded(&bed),
         vec![(
             SOURCE.to_string(),
-            vec!["alice@example.com".to_string(), "carol@example.com".to_string()]
+            vec![
+                "alice@example.com".to_string(),
+                "carol@example.com".to_string()
+            ]
         )],
         "once, without the diverged account\n{}",
         bed.output_of("daemon")
