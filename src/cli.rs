@@ -89,6 +89,10 @@ pub enum Command {
     /// (the failover then goes on through the quorum gate).
     #[command(after_long_help = RECOVER_HELP)]
     Recover(RecoverArgs),
+    /// Give the accounts living on a mailstore without a usable replica a
+    /// new one (after a failover: onto the returned primary).
+    #[command(after_long_help = REPROTECT_HELP)]
+    Reprotect(ReprotectArgs),
     /// Maintenance: keep watching, take no automatic action.
     Pause(PauseArgs),
     /// End a pause (a pause also ends by itself).
@@ -117,6 +121,65 @@ pub enum ConfigCommand {
         #[arg(long)]
         file_only: bool,
     },
+}
+
+const REPROTECT_HELP: &str = "\
+By default the unprotected accounts of this DC's mailstore (read live with
+getAccountStatus: no replica that is available and reaches Kafka) get a
+replica on the peer DC's mailstore, through
+  carbonio <module> setAccountDestination HOST N input_file FILE
+in batches, each recorded before it runs: after a crash, run the same
+command again; it goes on with the first unfinished batch.
+
+It refuses (exit 4) while no witness sees HOST's appserver Up. An account
+that was at risk when it was promoted (`habeat status` names it diverged)
+is left out of a re-protection onto its old mailstore, which may hold the
+only copy of mail its replica never received: the run names it with its
+gap and exits 4. Recover what you need from that mailstore first, then
+name it in --discard-diverged.
+
+Examples:
+  habeat reprotect --dry-run               the batches and their argv
+  habeat reprotect --yes
+  habeat reprotect --accounts a@x --discard-diverged a@x
+  habeat reprotect --peer                  the peer's accounts, onto this DC";
+
+/// `habeat reprotect`.
+#[derive(Debug, Args)]
+pub struct ReprotectArgs {
+    /// The mailstore that gets the replicas (default: the peer DC's
+    /// appserver_vmname).
+    #[arg(long, value_name = "HOST", conflicts_with = "peer")]
+    pub to: Option<String>,
+    /// The other way: the accounts of the peer's mailstore get a replica
+    /// on this DC's mailstore.
+    #[arg(long)]
+    pub peer: bool,
+    /// The replicas' priority (lower is preferred by a promotion).
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub priority: u32,
+    /// Only these accounts (comma separated), instead of every
+    /// unprotected one.
+    #[arg(
+        long,
+        value_name = "A@X,B@Y",
+        value_delimiter = ',',
+        conflicts_with = "input_file"
+    )]
+    pub accounts: Option<Vec<String>>,
+    /// Only the accounts listed in FILE, one per line.
+    #[arg(long, value_name = "FILE")]
+    pub input_file: Option<PathBuf>,
+    /// Include these diverged accounts (comma separated, or `all`),
+    /// giving up the copy of their lost tail on the destination.
+    #[arg(long, value_name = "A@X,B@Y|all")]
+    pub discard_diverged: Option<String>,
+    /// Accounts per setAccountDestination call.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub batch_size: usize,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]

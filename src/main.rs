@@ -58,6 +58,7 @@ fn dispatch(cli: Cli) -> i32 {
             | Some(Command::Run)
             | Some(Command::Promote(_))
             | Some(Command::Recover(_))
+            | Some(Command::Reprotect(_))
     );
     let env = LoadEnv {
         host: if may_act {
@@ -111,6 +112,9 @@ fn dispatch(cli: Cli) -> i32 {
             }
             Some(Command::Recover(args)) => {
                 commands::recover(&cfg, args, dry, json, cli.verbose).await
+            }
+            Some(Command::Reprotect(args)) => {
+                commands::reprotect(&cfg, args, dry, json, cli.verbose).await
             }
             Some(Command::Status) => commands::status(&cfg, json, cli.verbose),
             Some(Command::Rearm) => {

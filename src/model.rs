@@ -401,6 +401,35 @@ impl AtRiskPolicy {
     }
 }
 
+/// Whether the daemon gives accounts a new replica by itself
+/// (`replicas.reprotect`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ReprotectPolicy {
+    /// Only `habeat reprotect` does it.
+    #[default]
+    Manual,
+    /// Once when the peer appserver is Up again after a promotion, and
+    /// once per account the survey first finds without a replica on the
+    /// peer's mailstore.
+    Auto,
+}
+
+impl ReprotectPolicy {
+    /// The values `replicas.reprotect` accepts.
+    pub const CHOICES: &[(&str, ReprotectPolicy)] = &[
+        ("manual", ReprotectPolicy::Manual),
+        ("auto", ReprotectPolicy::Auto),
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReprotectPolicy::Manual => "manual",
+            ReprotectPolicy::Auto => "auto",
+        }
+    }
+}
+
 /// The kind of evidence a witness gathers.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -455,13 +455,35 @@ impl Session {
     /// (with the state lock held).
     pub fn keep_survey(&mut self, survey: &crate::survey::Survey) -> Result<(), StateError> {
         match crate::survey::job::keep(&self.cfg, survey, self.dry_run) {
-            Ok(Some(e)) => self.record_events(std::slice::from_ref(&e)),
-            Ok(None) => Ok(()),
-            Err(e) => {
-                tracing::warn!("{e}");
-                Ok(())
-            }
+            Ok(Some(e)) => self.record_events(std::slice::from_ref(&e))?,
+            Ok(None) => {}
+            Err(e) => tracing::warn!("{e}"),
         }
+        self.note_unreplicated(survey)
+    }
+
+    /// With `replicas.reprotect: auto`, tell the engine which accounts of
+    /// the peer's mailstore the survey found without any replica: the
+    /// next round gives each never covered one a replica here.
+    fn note_unreplicated(&mut self, survey: &crate::survey::Survey) -> Result<(), StateError> {
+        if self.ecfg.reprotect != crate::model::ReprotectPolicy::Auto
+            || !self.ecfg.roles.contains(&crate::model::Role::Appserver)
+        {
+            return Ok(());
+        }
+        let accounts: Vec<String> = survey
+            .summary()
+            .at_risk
+            .into_iter()
+            .filter(|r| r.state == crate::replica::ReplicaState::NoReplica)
+            .map(|r| r.account)
+            .collect();
+        if accounts.is_empty() && self.state.protection.uncovered.is_empty() {
+            return Ok(());
+        }
+        let mut fed = Fed::default();
+        self.decide(Input::Unreplicated { accounts }, &mut fed)?;
+        Ok(())
     }
 
     /// Give the `on_event` hooks at most `hooks.timeout` to finish the
@@ -536,6 +558,7 @@ fn stamp_operator(
         engine::OperatorCommand::Resume => "resume",
         engine::OperatorCommand::Promote { .. } => "promote",
         engine::OperatorCommand::RecoverPeerDcLost { .. } => "recover --peer-dc-lost",
+        engine::OperatorCommand::Reprotect { .. } => "reprotect",
     };
     t.state.last_operator = Some(engine::OperatorMark {
         command: command.to_owned(),

@@ -236,6 +236,15 @@ fn run(program: &str, args: &[String], path: &Path) -> Result<Reply, String> {
         .flatten()
         .map(|words| words.join(" "))
         .collect();
+    if let Some(file) = args
+        .iter()
+        .position(|a| a == "input_file")
+        .and_then(|i| args.get(i + 1))
+    {
+        inv.input = std::fs::read_to_string(file)
+            .map(|s| s.lines().map(str::to_owned).collect())
+            .unwrap_or_default();
+    }
     // A promotion is an operation of the mailbox server: `core
     // getAllOperations` lists it while it runs (here: while this process
     // lives, so a killed client does not leave a ghost behind).
@@ -341,6 +350,7 @@ fn invocation(program: &str, args: &[String], child_pid: Option<i32>) -> Invocat
         env,
         child_pid,
         stdin: Vec::new(),
+        input: Vec::new(),
     }
 }
 

@@ -240,4 +240,8 @@ pub struct Invocation {
     /// zmprov's batch mode: the command lines read on standard input.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub stdin: Vec<String>,
+    /// The lines of the file named after `input_file`, as it was when the
+    /// command started (habeat removes its private copy afterwards).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub input: Vec<String>,
 }

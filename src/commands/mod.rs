@@ -2,6 +2,7 @@
 //! [`Session`]: they differ only in what they feed the engine.
 
 use crate::cli::{HistoryArgs, PauseArgs, PromoteArgs, RecoverArgs};
+
 use crate::config::Config;
 use crate::engine::{self, Input, OperatorCommand, PromoteTarget};
 use crate::exit;
@@ -13,8 +14,10 @@ use crate::view::StatusView;
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
 
+mod reprotect;
 mod status;
 use crate::view::human_time;
+pub use reprotect::reprotect;
 use status::print_verdicts;
 pub use status::status;
 
@@ -256,6 +259,7 @@ pub async fn operator(
         }
         OperatorCommand::Resume => "resumed: automatic action is enabled again",
         OperatorCommand::Promote { .. } => "promotion recorded",
+        OperatorCommand::Reprotect { .. } => "re-protection done",
         OperatorCommand::RecoverPeerDcLost { .. } => {
             "raft recovered: the failover goes on through the quorum gate at the next round \
              (of the daemon, or of `habeat check`)"

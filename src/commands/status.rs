@@ -38,6 +38,9 @@ pub fn status(cfg: &Config, json_out: bool, verbose: bool) -> Outcome {
     }
     print_verdicts_as_of(&state, cfg, Some(&head.as_of()));
     print_holds(&view);
+    for l in diverged_lines(&view.diverged) {
+        crate::outln!("{l}");
+    }
     for l in crate::survey::show::lines(cfg, now(), verbose) {
         crate::outln!("{l}");
     }
@@ -181,4 +184,28 @@ fn print_votes(state: &State, cfg: &Config) {
             }
         );
     }
+}
+
+/// The diverged accounts, each with its gap and where its lost tail is.
+fn diverged_lines(diverged: &[crate::engine::Diverged]) -> Vec<String> {
+    if diverged.is_empty() {
+        return Vec::new();
+    }
+    let mut out = vec![format!(
+        "diverged: {} account(s) were at risk when promoted; their old mailstore may hold the \
+         only copy of mail their replica never received. `habeat reprotect` leaves them out \
+         of a replica there until you name them in --discard-diverged:",
+        diverged.len()
+    )];
+    for d in diverged {
+        out.push(format!(
+            "    {} {}, promoted from {} (pipeline {}, {})",
+            d.account,
+            d.gap(),
+            d.mail_host,
+            d.promotion,
+            human_time(d.at)
+        ));
+    }
+    out
 }

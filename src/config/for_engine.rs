@@ -44,6 +44,8 @@ impl From<&Config> for EngineConfig {
         e.promotion_block = cfg.safety.promotion_block;
         e.rearm = cfg.safety.rearm;
         e.at_risk = cfg.replicas.at_risk;
+        e.reprotect = cfg.replicas.reprotect;
+        e.own_mail_host = own.and_then(|d| d.appserver_vmname.clone());
         e.command_witness = !cfg.witnesses.command.is_empty();
         e.raft_recovery = cfg.safety.raft_recovery;
         e.own_consul_hosts = own.map(|d| d.consul_vmnames.clone()).unwrap_or_default();

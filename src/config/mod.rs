@@ -495,6 +495,8 @@ pub struct Replicas {
     #[serde(with = "crate::model::humantime_serde_compat")]
     pub survey_interval: Duration,
     pub at_risk: AtRiskPolicy,
+    /// Whether the daemon re-protects by itself.
+    pub reprotect: crate::model::ReprotectPolicy,
 }
 
 impl Default for Replicas {
@@ -502,6 +504,7 @@ impl Default for Replicas {
         Replicas {
             survey_interval: Duration::from_secs(300),
             at_risk: AtRiskPolicy::Promote,
+            reprotect: crate::model::ReprotectPolicy::Manual,
         }
     }
 }

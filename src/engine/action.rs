@@ -185,6 +185,13 @@ pub enum ActionKind {
         action: FenceAction,
         plugs: Vec<String>,
     },
+    /// `carbonio <module> setAccountDestination <destination> <priority>
+    /// input_file <private copy>`: each account gets a replica there.
+    SetAccountDestination {
+        destination: String,
+        priority: u32,
+        accounts: Vec<String>,
+    },
 }
 
 impl ActionKind {
@@ -271,6 +278,16 @@ impl ActionKind {
                     FenceAction::Off => ", powering it off if it is on",
                     FenceAction::Status => " (status only, never powering anything off)",
                 }
+            ),
+            ActionKind::SetAccountDestination {
+                destination,
+                priority,
+                accounts,
+            } => format!(
+                "give {} account(s) a replica on {destination} (setAccountDestination, priority \
+                 {priority}): {}",
+                accounts.len(),
+                preview(accounts)
             ),
         }
     }

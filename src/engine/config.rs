@@ -92,6 +92,14 @@ pub struct EngineConfig {
     /// `replicas.at_risk`: whether an automatic promotion leaves the
     /// accounts at risk out.
     pub at_risk: crate::model::AtRiskPolicy,
+    /// `replicas.reprotect`: whether the daemon re-protects by itself.
+    pub reprotect: crate::model::ReprotectPolicy,
+    /// This DC's mailstore (`appserver_vmname` of `whoami`): where the
+    /// peer's unprotected accounts get a replica.
+    pub own_mail_host: Option<String>,
+    /// Accounts per `setAccountDestination` batch of an automatic
+    /// re-protection.
+    pub reprotect_batch: usize,
     /// An external `command` witness is configured: raft recovery also
     /// needs its Down vote (it is the arbiter of `raft_recovery: confirmed`).
     pub command_witness: bool,
@@ -128,6 +136,9 @@ impl EngineConfig {
         let interval = Duration::from_secs(2);
         EngineConfig {
             at_risk: crate::model::AtRiskPolicy::Promote,
+            reprotect: crate::model::ReprotectPolicy::Manual,
+            own_mail_host: None,
+            reprotect_batch: super::reprotect::DEFAULT_BATCH,
             whoami: whoami.to_owned(),
             dc_check: dc_check.to_owned(),
             is_primary: whoami == "primary",

@@ -250,6 +250,30 @@ pub enum EventKind {
         /// Why it could not be read (the Consul error).
         detail: String,
     },
+    /// Accounts at risk at their promotion are now known diverged, with
+    /// their gap (`no-seed-over-a-diverged-copy`).
+    AccountsDiverged {
+        accounts: Vec<super::reprotect::Diverged>,
+    },
+    /// A re-protection was recorded: its batches are the steps of
+    /// pipeline `pipeline`.
+    ReprotectRecorded {
+        pipeline: u64,
+        destination: String,
+        batches: usize,
+        accounts: usize,
+    },
+    /// Diverged accounts left out of a re-protection onto their old
+    /// mailstore (`no-seed-over-a-diverged-copy`), with their gap.
+    ReprotectLeftOut {
+        destination: String,
+        accounts: Vec<super::reprotect::Diverged>,
+    },
+    /// The operator named diverged accounts (`reprotect
+    /// --discard-diverged`): their old copy is given up for a replica.
+    DivergenceDiscarded {
+        accounts: Vec<super::reprotect::Diverged>,
+    },
 }
 
 impl EventKind {
@@ -293,6 +317,10 @@ impl EventKind {
             EventKind::LeaseUnproven { .. } => "lease_unproven",
             EventKind::LeaseLapsedPeerUp { .. } => "lease_lapsed_peer_up",
             EventKind::PeerLeaseUnchecked { .. } => "peer_lease_unchecked",
+            EventKind::ReprotectRecorded { .. } => "reprotect_recorded",
+            EventKind::AccountsDiverged { .. } => "accounts_diverged",
+            EventKind::ReprotectLeftOut { .. } => "reprotect_left_out",
+            EventKind::DivergenceDiscarded { .. } => "divergence_discarded",
         }
     }
 }

@@ -22,6 +22,8 @@ pub enum PipelineKind {
     Adopted,
     /// Re-arm: undo locks (and the HA module stop), run recovery hooks.
     Rearm,
+    /// Re-protection: accounts get a new replica, in batches.
+    Reprotect,
 }
 
 impl PipelineKind {
@@ -34,6 +36,7 @@ impl PipelineKind {
             PipelineKind::RaftRecovery => "raft recovery",
             PipelineKind::Adopted => "failover (found as a lock file)",
             PipelineKind::Rearm => "re-arm",
+            PipelineKind::Reprotect => "re-protection",
         }
     }
 }

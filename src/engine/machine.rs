@@ -26,6 +26,10 @@ pub enum Input {
     /// The legacy lock files as found on disk (read before deciding, so an
     /// upgrade from the Python habeat and hand-removed locks are honoured).
     LockFiles(Vec<LockFileSeen>),
+    /// A replica survey of the peer's mailstore found these accounts with
+    /// no replica at all (`replicas.reprotect: auto` gives each one here,
+    /// once).
+    Unreplicated { accounts: Vec<String> },
     /// No new observation, only time: fed when a witness's detection
     /// deadline ([`next_deadline`]) passes before the next round has
     /// completed, so that a peer gone silent is judged at the instant its
@@ -117,6 +121,12 @@ pub fn step(
             cx.on_lock_files(l);
             Scope::Operator
         }
+        Input::Unreplicated { accounts } => {
+            // Only noted: the next round decides (with its fresh verdict),
+            // so a survey kept beside a running action never starts one.
+            cx.note_uncovered(accounts);
+            return cx.finish(None);
+        }
         Input::Deadline => {
             cx.resume_in_flight();
             if !cx.on_deadline() {
@@ -203,6 +213,7 @@ pub(crate) struct Cx<'a> {
 pub(crate) enum Slot {
     Failover,
     Rearm,
+    Reprotect,
 }
 
 impl<'a> Cx<'a> {
@@ -563,6 +574,7 @@ impl<'a> Cx<'a> {
                 evidence,
                 local_leader,
             } => self.recover_peer_dc_lost(evidence, *local_leader),
+            OperatorCommand::Reprotect { request } => self.reprotect_by_operator(request),
         }
     }
 
@@ -582,6 +594,10 @@ impl<'a> Cx<'a> {
                     }
                 }
             }
+        }
+        // The failover roles are idle: a re-protection batch may run.
+        if let Some(p) = self.reprotect_next(scope) {
+            return Some(self.start(Role::Appserver, p));
         }
         // Nothing left to do in this chain: give the gate back.
         if let Some((role, key)) = self.live.gate_held.clone() {

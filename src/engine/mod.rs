@@ -29,6 +29,7 @@ mod raft;
 mod rearm;
 mod reason;
 mod record;
+mod reprotect;
 mod time;
 mod witness;
 
@@ -51,6 +52,10 @@ pub use record::{
     ComponentState, LastPromotion, LeaderWatch, Live, LockFileSeen, OperatorCommand, OperatorMark,
     Pause, Pipeline, PromotionDetails, RaftMemory, RoleState, STATE_VERSION, SafeHold, State, Step,
     StepState, StepStatus, WitnessState,
+};
+pub use reprotect::{
+    AfterPromotion, DEFAULT_BATCH, DEFAULT_PRIORITY, Discard, Diverged, Protection,
+    ReprotectRequest, Split, include_command, left_out_sentence, split,
 };
 pub use time::{BootId, BootTime, Now, UnixMillis};
 pub use witness::{SourceVote, observe, verdict, votes};

@@ -29,6 +29,8 @@ pub enum OperatorRefusal {
     RaftRecovered { pipeline: u64 },
     /// `recover --peer-dc-lost` while a raft recovery is under way.
     RaftUnderWay { pipeline: u64 },
+    /// `reprotect` while no witness sees the destination's appserver Up.
+    DestinationNotUp { host: String, detail: String },
 }
 
 impl OperatorRefusal {
@@ -72,6 +74,12 @@ impl fmt::Display for OperatorRefusal {
                 f,
                 "refused: raft recovery was already done (pipeline {pipeline}); run `habeat \
                  rearm` first if it must run again"
+            ),
+            OperatorRefusal::DestinationNotUp { host, detail } => write!(
+                f,
+                "refused: no witness sees the appserver of {host} Up ({detail}); a replica can \
+                 only be seeded onto a mailstore that is back. Run `habeat reprotect` again \
+                 when `habeat status` shows the peer appserver Up"
             ),
             OperatorRefusal::RaftUnderWay { pipeline } => {
                 write!(

@@ -104,6 +104,15 @@ impl Cx<'_> {
                 })
             }
             Step::ConfirmLeader => plan(ActionKind::ConfirmLeader),
+            Step::SetDestination {
+                destination,
+                priority,
+                accounts,
+            } => plan(ActionKind::SetAccountDestination {
+                destination: destination.clone(),
+                priority: *priority,
+                accounts: accounts.clone(),
+            }),
             Step::Fence { .. }
                 if automatic
                     && p.kind == PipelineKind::RaftRecovery
@@ -183,18 +192,26 @@ impl Cx<'_> {
         let now = self.now;
         if let Some(sr) = planned.step {
             let mut commit = None;
+            let mut promoted = None;
             if let Some((p, _)) = self.pipeline_mut(role, sr.pipeline)
                 && let Some(st) = p.steps.get_mut(sr.index)
             {
                 st.status = StepStatus::Started;
                 st.attempts += 1;
                 st.updated_at = now;
+                let promoting = st.step == Step::PromoteAccounts;
                 if st.step == Step::PromoteAccounts && st.attempts == 1 {
                     commit = p
                         .promotion
                         .as_ref()
                         .map(|d| (d.source_mail_host.clone(), p.origin));
                 }
+                if promoting {
+                    promoted = Some(p.clone());
+                }
+            }
+            if let Some(p) = promoted {
+                self.note_promoted(&p);
             }
             if let Some((host, origin)) = commit {
                 self.s.last_promotion = Some(LastPromotion {
@@ -234,7 +251,9 @@ impl Cx<'_> {
         let now = self.now;
         let mut finished = None;
         let (mut recovered, mut leader) = (false, false);
+        let mut reprotect = false;
         if let Some((p, slot)) = self.pipeline_mut(role, sr.pipeline) {
+            reprotect = slot == Slot::Reprotect;
             if let Some(st) = p.steps.get_mut(sr.index) {
                 st.status = StepStatus::Done;
                 st.updated_at = now;
@@ -265,7 +284,9 @@ impl Cx<'_> {
                 }
             }
         }
-        {
+        if !reprotect {
+            // A batch of a re-protection says nothing about the role's own
+            // failover: its waits stay.
             let rs = self.s.role_mut(role);
             rs.retry_at = None;
             rs.retry_reason = None;
@@ -508,6 +529,12 @@ impl Cx<'_> {
     }
 
     pub(super) fn pipeline_mut(&mut self, role: Role, id: u64) -> Option<(&mut Pipeline, Slot)> {
+        if role == Role::Appserver
+            && let Some(p) = self.s.protection.run.as_mut()
+            && p.id == id
+        {
+            return Some((p, Slot::Reprotect));
+        }
         let r = self.s.roles.get_mut(&role)?;
         if let Some(p) = r.failover.as_mut()
             && p.id == id

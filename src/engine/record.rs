@@ -51,6 +51,12 @@ pub struct State {
     /// `recover`) and who gave it, stamped by the session that ran it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_operator: Option<OperatorMark>,
+    /// Diverged accounts and re-protection (`no-seed-over-a-diverged-copy`).
+    #[serde(
+        default,
+        skip_serializing_if = "super::reprotect::Protection::is_empty"
+    )]
+    pub protection: super::reprotect::Protection,
 }
 
 /// Who gave an operator command, and when.
@@ -132,6 +138,7 @@ impl State {
             next_pipeline_id: 1,
             boot: None,
             last_operator: None,
+            protection: Default::default(),
         }
     }
 
@@ -343,7 +350,10 @@ impl Pipeline {
             PipelineKind::HaModuleStop | PipelineKind::ProxyActivation => self
                 .first_acting()
                 .is_none_or(|s| matches!(s.status, StepStatus::Done | StepStatus::GaveUp)),
-            PipelineKind::RaftRecovery | PipelineKind::Adopted | PipelineKind::Rearm => true,
+            PipelineKind::RaftRecovery
+            | PipelineKind::Adopted
+            | PipelineKind::Rearm
+            | PipelineKind::Reprotect => true,
         }
     }
 
@@ -453,6 +463,13 @@ pub enum Step {
     Fence {
         component: Component,
     },
+    /// One batch of a re-protection: `setAccountDestination` of these
+    /// accounts onto `destination`.
+    SetDestination {
+        destination: String,
+        priority: u32,
+        accounts: Vec<String>,
+    },
 }
 
 impl Step {
@@ -462,7 +479,9 @@ impl Step {
     /// their run was interrupted by a crash).
     pub(crate) fn max_failures(&self) -> u32 {
         match self {
-            Step::Command { .. } | Step::RaftRecovery { .. } => 1,
+            // A failed batch stops the run for the operator, without a
+            // retry wait that would hold the appserver role's failover.
+            Step::Command { .. } | Step::RaftRecovery { .. } | Step::SetDestination { .. } => 1,
             _ => super::config::MAX_ATTEMPTS,
         }
     }
@@ -476,6 +495,7 @@ impl Step {
                 | Step::RaftRecovery { .. }
                 | Step::ConfirmLeader
                 | Step::Fence { .. }
+                | Step::SetDestination { .. }
         )
     }
 
@@ -493,6 +513,14 @@ impl Step {
             Step::RaftRecovery { .. } => "raft recovery".into(),
             Step::ConfirmLeader => "confirm a Consul leader".into(),
             Step::Fence { component } => format!("fence the peer {component}"),
+            Step::SetDestination {
+                destination,
+                accounts,
+                ..
+            } => format!(
+                "give {} account(s) a replica on {destination}",
+                accounts.len()
+            ),
         }
     }
 }
@@ -597,6 +625,10 @@ pub enum OperatorCommand {
     },
     /// `habeat recover --peer-dc-lost`: the operator confirms the peer DC
     /// is lost; raft recovery now, journaled as the operator's.
+    /// `habeat reprotect`: give accounts a replica on a mailstore.
+    Reprotect {
+        request: super::reprotect::ReprotectRequest,
+    },
     RecoverPeerDcLost {
         /// A fresh probe round of the peer Consul servers' witnesses.
         evidence: Vec<Observation>,

@@ -52,6 +52,9 @@ pub struct StatusView {
     /// This DC's own mailstore: its unprotected accounts, since when, and
     /// the progress of re-protection.
     pub protection: protection::ProtectionShown,
+    /// Accounts at risk at their promotion, with their gap, until the
+    /// operator names them in `reprotect --discard-diverged`.
+    pub diverged: Vec<engine::Diverged>,
     /// The serving lease (`null` without one).
     pub lease: Option<LeaseShown>,
     pub raft: RaftShown,
@@ -169,6 +172,7 @@ impl StatusView {
             plan,
             replicas: crate::survey::show::replicas(cfg, now),
             protection: protection::ProtectionShown::read(cfg, now),
+            diverged: state.protection.diverged.clone(),
             lease: crate::lease::status::file_status(cfg).map(LeaseShown::File),
             raft: RaftShown {
                 leaderless_since: state.raft.leaderless_since,

@@ -64,6 +64,7 @@ fn the_view_has_the_keys_of_status_json_and_only_the_daemon_adds_cannot_decide()
         "components",
         "daemon",
         "dc_check",
+        "diverged",
         "evidence",
         "last_promotion",
         "last_round_at",

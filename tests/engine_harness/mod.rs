@@ -103,6 +103,8 @@ pub struct World {
     pub fence_confirms: bool,
     /// Every action handed to the world, whole (with its checks).
     pub handed: Vec<Action>,
+    /// The accounts the listing names at risk (with their gap).
+    pub at_risk: Vec<habeat::replica::Risk>,
 }
 
 impl World {
@@ -121,6 +123,7 @@ impl World {
             quorum_after_recovery: false,
             fence_confirms: true,
             handed: Vec::new(),
+            at_risk: Vec::new(),
         }
     }
 
@@ -164,7 +167,12 @@ impl World {
                 } else {
                     OutcomeResult::Listed {
                         accounts: self.on_source.clone(),
-                        at_risk: Vec::new(),
+                        at_risk: self
+                            .at_risk
+                            .iter()
+                            .filter(|r| self.on_source.contains(&r.account))
+                            .cloned()
+                            .collect(),
                     }
                 }
             }
@@ -285,10 +293,16 @@ impl Sim {
         };
         let t = engine::step(&self.state, &self.live, &input, self.clock(), &self.cfg);
         if let Some(planned) = planned {
-            // With no role acting, a step gives back a gate it holds; the
-            // plan, which asks the roles only, does not name that.
+            // With no role acting, a step gives back a gate it holds, or
+            // takes a re-protection batch; the plan, which asks the roles
+            // only, names neither.
             let handed = t.actions.first().map(|a| a.kind.clone()).filter(|k| {
-                planned.is_some() || !matches!(k, ActionKind::ReleaseQuorumGate { .. })
+                planned.is_some()
+                    || !matches!(
+                        k,
+                        ActionKind::ReleaseQuorumGate { .. }
+                            | ActionKind::SetAccountDestination { .. }
+                    )
             });
             assert_eq!(planned, handed, "plan_round and step disagree");
         }
@@ -456,6 +470,7 @@ pub fn names(ks: &[ActionKind]) -> Vec<String> {
             ActionKind::RaftRecovery { .. } => "raft-recovery".into(),
             ActionKind::ConfirmLeader => "confirm-leader".into(),
             ActionKind::Fence { .. } => "fence".into(),
+            ActionKind::SetAccountDestination { .. } => "set-destination".into(),
         })
         .collect()
 }

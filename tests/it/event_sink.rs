@@ -168,6 +168,22 @@ fn every_kind() -> Vec<EventKind> {
             cleared: Vec::new(),
             since: Some(UnixMillis(1)),
         },
+        EventKind::AccountsDiverged {
+            accounts: vec![diverged()],
+        },
+        EventKind::ReprotectRecorded {
+            pipeline: 3,
+            destination: "mbox1.example.com".into(),
+            batches: 1,
+            accounts: 2,
+        },
+        EventKind::ReprotectLeftOut {
+            destination: "mbox1.example.com".into(),
+            accounts: vec![diverged()],
+        },
+        EventKind::DivergenceDiscarded {
+            accounts: vec![diverged()],
+        },
     ];
     for k in &all {
         // No wildcard: a new kind is a compile error until it has a sample.
@@ -206,7 +222,11 @@ fn every_kind() -> Vec<EventKind> {
             | EventKind::LeaseUnproven { .. }
             | EventKind::LeaseLapsedPeerUp { .. }
             | EventKind::PeerLeaseUnchecked { .. }
-            | EventKind::AccountsUnprotectedChanged { .. } => {}
+            | EventKind::AccountsUnprotectedChanged { .. }
+            | EventKind::AccountsDiverged { .. }
+            | EventKind::ReprotectRecorded { .. }
+            | EventKind::ReprotectLeftOut { .. }
+            | EventKind::DivergenceDiscarded { .. } => {}
         }
     }
     all
@@ -321,4 +341,16 @@ async fn a_dry_run_sink_writes_nothing_and_runs_no_hook() {
     assert!(sink.close(Duration::from_secs(5)).await.is_none());
     assert!(!cfg.local.state_dir.exists());
     assert!(!dir.path().join("ran").exists());
+}
+
+fn diverged() -> habeat::engine::Diverged {
+    habeat::engine::Diverged {
+        account: "bob@example.com".into(),
+        mail_host: "mbox1.example.com".into(),
+        sequence: Some(12),
+        item_id: Some(3),
+        why: "behind the source by 12 sequence and 3 itemId".into(),
+        promotion: 2,
+        at: UnixMillis(1_700_000_000_000),
+    }
 }

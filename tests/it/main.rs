@@ -57,6 +57,7 @@ mod probe_witnesses;
 mod reload_fencing;
 mod replica_protection;
 mod replica_survey;
+mod reprotect_binary;
 mod session_abandon;
 mod state_dir;
 mod state_lock;

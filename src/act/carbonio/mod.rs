@@ -113,6 +113,14 @@ pub enum Command {
     StartModule,
     /// `carbonio --json core getAllOperations`
     GetAllOperations,
+    /// `carbonio <module> setAccountDestination <destination> <priority>
+    /// input_file <path>`: each account listed gets a replica there.
+    SetAccountDestination {
+        destination: MailHost,
+        priority: u32,
+        /// The file the CLI reads (habeat's private, validated copy).
+        path: PathBuf,
+    },
     /// `zmprov fc [-a] account <name>`
     FlushCache {
         /// The account whose cache is flushed.
@@ -254,6 +262,23 @@ impl Carbonio {
             Command::StartModule => {
                 carbonio(&mut a, None, m);
                 push(&mut a, &["doStartService", "module"]);
+            }
+            Command::SetAccountDestination {
+                destination,
+                priority,
+                path,
+            } => {
+                carbonio(&mut a, None, m);
+                push(
+                    &mut a,
+                    &[
+                        "setAccountDestination",
+                        destination.as_str(),
+                        &priority.to_string(),
+                        "input_file",
+                    ],
+                );
+                a.push(path.clone().into());
             }
             Command::GetAllOperations => {
                 carbonio(&mut a, Some("--json"), "core");
@@ -530,6 +555,37 @@ impl Carbonio {
         self.exec_text(Command::PromoteInputFile {
             path: copy.file.clone(),
             threads,
+        })
+        .await
+    }
+
+    /// Give each of these accounts a replica on `destination`
+    /// (`setAccountDestination ... input_file`, a private copy as
+    /// [`Carbonio::promote_accounts_file`] makes), one call whatever their
+    /// number. The CLI starts the replicas' initialisation and returns.
+    pub async fn set_account_destination(
+        &self,
+        destination: &MailHost,
+        priority: u32,
+        accounts: &[AccountName],
+    ) -> Result<CommandReport, CarbonioError> {
+        let probe = Command::SetAccountDestination {
+            destination: destination.clone(),
+            priority,
+            path: PathBuf::from(TEMP_ROOT),
+        };
+        self.non_empty(accounts, &probe)?;
+        let (user, _, _) = self.user(&probe)?;
+        let copy = AccountListCopy::create(accounts, user.as_ref()).map_err(|reason| {
+            CarbonioError::InputFile {
+                path: PathBuf::from(TEMP_ROOT),
+                reason,
+            }
+        })?;
+        self.exec_text(Command::SetAccountDestination {
+            destination: destination.clone(),
+            priority,
+            path: copy.file.clone(),
         })
         .await
     }

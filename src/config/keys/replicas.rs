@@ -29,5 +29,17 @@ pub const REPLICAS: Table<Replicas> = Table {
             },
             doc: "`promote`: an automatic promotion moves every account and names those at risk; `hold`: it moves the others (`promoteAccounts input_file`) and leaves those at risk for the operator, named, with the `habeat promote --accounts ...` that moves them.",
         },
+        Key {
+            name: "reprotect",
+            kind: Kind::Custom {
+                ty: "`manual` or `auto`",
+                read: |w, s, key, r| {
+                    r.reprotect =
+                        w.choice(s, key, r.reprotect, crate::model::ReprotectPolicy::CHOICES)
+                },
+                show: |r| Some(out::s(r.reprotect.as_str())),
+            },
+            doc: "`manual`: only `habeat reprotect` gives accounts a new replica. `auto`: the daemon does it by itself, once, when the peer appserver is Up again after a promotion (the promoted accounts get a replica on the returned mailstore, diverged accounts left out and named), and once per account the survey first finds without a replica on the peer's mailstore (it gets one on this DC's mailstore). Never while the peer appserver is Down or Unknown; every batch is journaled.",
+        },
     ],
 };

@@ -19,6 +19,7 @@ mod locks;
 mod promote;
 mod raft;
 mod replicas;
+mod set_destination;
 
 /// What one kind of action is to the executor. Implemented by a view of the
 /// fields of its [`ActionKind`] variant.
@@ -113,6 +114,7 @@ registry! {
     RaftRecovery { servers } => raft::RaftRecovery;
     ConfirmLeader {} => raft::ConfirmLeader;
     Fence { component, action, plugs } => fence::Fence;
+    SetAccountDestination { destination, priority, accounts } => set_destination::SetAccountDestination;
 }
 
 #[cfg(test)]
@@ -165,6 +167,11 @@ mod tests {
                 component: Component::Appserver,
                 action: FenceAction::Off,
                 plugs: vec![],
+            },
+            ActionKind::SetAccountDestination {
+                destination: host(),
+                priority: 10,
+                accounts: vec!["a@example.com".into()],
             },
         ]
     }
