@@ -29,11 +29,11 @@ mod fake_carbonio;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use habeat::act::carbonio::{MailHost, parse_survey};
+use habeat::act::carbonio::{MailHost, parse_survey_into};
 use habeat::engine::UnixMillis;
 use habeat::model::Role;
 use habeat::probe::Prober;
-use habeat::survey::{SURVEY_VERSION, Survey};
+use habeat::survey::{Builder, Survey};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -147,13 +147,8 @@ fn run() -> Result<(), String> {
         let (s2, d2) = (stop.clone(), done.clone());
         let beside = tokio::spawn(async move {
             while !s2.load(Ordering::Relaxed) {
-                if let Ok(list) = cli.survey(&host).await {
-                    let s = Survey {
-                        version: SURVEY_VERSION,
-                        host: SOURCE.into(),
-                        at: UnixMillis(0),
-                        accounts: list,
-                    };
+                if let Ok(b) = cli.survey(&host, Builder::default()).await {
+                    let s = b.finish(SOURCE.into(), UnixMillis(0));
                     std::hint::black_box(s.summary());
                     d2.fetch_add(1, Ordering::Relaxed);
                 }
@@ -278,12 +273,10 @@ fn peak_rss_mib() -> f64 {
 /// A survey of `host` as the daemon's job makes one.
 fn survey(host: &str, bytes: &[u8]) -> Result<Survey, String> {
     let mail_host = MailHost::parse(host).map_err(|e| e.to_string())?;
-    Ok(Survey {
-        version: SURVEY_VERSION,
-        host: host.into(),
-        at: UnixMillis(0),
-        accounts: parse_survey(bytes, &mail_host)?,
-    })
+    Ok(
+        parse_survey_into(bytes, &mail_host, Builder::default())?
+            .finish(host.into(), UnixMillis(0)),
+    )
 }
 
 /// This thread's CPU time in ms: the machine is shared (2 cores, several

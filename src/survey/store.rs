@@ -44,17 +44,40 @@ pub fn load(state_dir: &Path) -> Result<Option<Survey>, SurveyError> {
     let Some(bytes) = read_nofollow(&p)? else {
         return Ok(None);
     };
-    let s: Survey = crate::json::from_slice(&bytes).map_err(|e| SurveyError::Corrupt {
+    let corrupt = |e: serde_json::Error| SurveyError::Corrupt {
         path: p.clone(),
         reason: e.to_string(),
-    })?;
-    if s.version != SURVEY_VERSION {
-        return Err(SurveyError::Corrupt {
-            path: p,
-            reason: format!("layout version {}, expected {SURVEY_VERSION}", s.version),
-        });
+    };
+    #[derive(serde::Deserialize)]
+    struct Version {
+        version: u32,
     }
-    Ok(Some(s))
+    let v: Version = serde_json::from_slice(&bytes).map_err(corrupt)?;
+    match v.version {
+        SURVEY_VERSION => {
+            let mut s: Survey = crate::json::from_slice(&bytes).map_err(corrupt)?;
+            s.reindex();
+            Ok(Some(s))
+        }
+        // Written by an earlier habeat: every account whole. Read once,
+        // the next survey replaces it with the compact layout.
+        1 => {
+            let old: V1 = crate::json::from_slice(&bytes).map_err(corrupt)?;
+            Ok(Some(Survey::new(old.host, old.at, old.accounts)))
+        }
+        n => Err(SurveyError::Corrupt {
+            path: p,
+            reason: format!("layout version {n}, expected {SURVEY_VERSION}"),
+        }),
+    }
+}
+
+/// `survey.json` as layout version 1 wrote it.
+#[derive(serde::Deserialize)]
+struct V1 {
+    host: String,
+    at: crate::engine::UnixMillis,
+    accounts: Vec<crate::survey::Surveyed>,
 }
 
 /// Replace the last survey with `s` (complete, by construction).
