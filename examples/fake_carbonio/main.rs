@@ -629,11 +629,13 @@ fn with_bulk(values: &[serde_json::Value], bulk: &[&state::Bulk]) -> String {
                 out.push(',');
             }
             first = false;
+            let behind = b.behind_every > 0 && i % b.behind_every == 0;
             let _ = write!(
                 out,
-                r#"{{"accountId":"bulk-{i}","accountName":"bulk{i}@example.com","accountMailHost":"{h}","paused":false,"mailboxId":1,"sequence":1,"itemId":257,"replicas":[{{"accountId":"bulk-{i}","itemId":257,"sequence":1,"mailboxId":7,"destination":"{r}","available":true,"priority":1,"canConnectToKafka":true}}]}}"#,
+                r#"{{"accountId":"bulk-{i}","accountName":"bulk{i}@example.com","accountMailHost":"{h}","paused":false,"mailboxId":1,"sequence":2,"itemId":257,"replicas":[{{"accountId":"bulk-{i}","itemId":257,"sequence":{s},"mailboxId":7,"destination":"{r}","available":true,"priority":1,"canConnectToKafka":true}}]}}"#,
                 h = b.mail_host,
-                r = b.replica
+                r = b.replica,
+                s = if behind { 1 } else { 2 }
             );
         }
     }

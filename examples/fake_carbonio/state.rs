@@ -63,6 +63,10 @@ pub struct Bulk {
     pub mail_host: String,
     pub replica: String,
     pub count: usize,
+    /// Every `behind_every`-th account's replica is one `sequence` behind
+    /// its source (at risk); `0`: none.
+    #[serde(default)]
+    pub behind_every: usize,
 }
 
 /// Seconds a new replica takes to catch up when [`State::catch_up`] names

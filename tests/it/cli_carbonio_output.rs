@@ -263,6 +263,7 @@ fn a_mailstore_whose_listing_exceeds_the_output_cap_fails_over() {
             mail_host: SOURCE.into(),
             replica: REPLICA.into(),
             count: ABOVE_THE_CAP,
+            behind_every: 0,
         })
     });
     // The listing really is longer than the cap: the fake asked directly.
