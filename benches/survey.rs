@@ -70,7 +70,10 @@ fn main() {
         return;
     }
     if let Some(i) = args.iter().position(|a| a == "--daemon") {
-        let n = args.get(i + 1).and_then(|n| n.parse().ok()).unwrap_or(DAEMON_N);
+        let n = args
+            .get(i + 1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(DAEMON_N);
         if let Err(e) = build_fake().and_then(|()| daemon_memory(n)) {
             eprintln!("survey bench: {e}");
             std::process::exit(1);
@@ -460,7 +463,9 @@ carbonio:
         let deadline = Instant::now() + Duration::from_secs(300);
         loop {
             if Instant::now() > deadline {
-                return Err(format!("the daemon did not show a survey of {n} accounts in time"));
+                return Err(format!(
+                    "the daemon did not show a survey of {n} accounts in time"
+                ));
             }
             std::thread::sleep(Duration::from_millis(500));
             let Ok(body) = daemon.get("/status") else {
@@ -494,9 +499,13 @@ carbonio:
     /// The body of one GET.
     fn get(&self, path: &str) -> Result<Vec<u8>, String> {
         use std::io::{Read, Write};
-        let mut c = std::net::TcpStream::connect(("127.0.0.1", self.port)).map_err(|e| e.to_string())?;
-        write!(c, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .map_err(|e| e.to_string())?;
+        let mut c =
+            std::net::TcpStream::connect(("127.0.0.1", self.port)).map_err(|e| e.to_string())?;
+        write!(
+            c,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .map_err(|e| e.to_string())?;
         let mut all = Vec::new();
         c.read_to_end(&mut all).map_err(|e| e.to_string())?;
         let at = all

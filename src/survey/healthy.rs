@@ -4,8 +4,9 @@
 //! is), about 25 bytes beside its name instead of a whole entry. A
 //! survey of 200k accounts then holds a few MiB, not a tree per account.
 //!
-//! The names sit one after the other in one string, sorted, so that the
-//! promotion's listing finds an account by binary search.
+//! The names sit one after the other in one string, in the listing's
+//! order; an index sorted by name is made the first time a promotion's
+//! listing looks an account up, not while the survey is read.
 
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeSeq, SerializeStruct};
@@ -17,7 +18,7 @@ use std::sync::Arc;
 const NO_DEST: u16 = u16::MAX;
 
 /// The healthy accounts of one survey (see the module).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Healthy {
     /// Every name, one after the other (sorted once finished).
     names: String,
@@ -31,7 +32,25 @@ pub struct Healthy {
     dest: Vec<u16>,
     /// The replicas' mailstores, each once.
     dests: Vec<Arc<str>>,
+    /// The accounts' positions sorted by name, made when first needed.
+    by_name: std::sync::OnceLock<Vec<u32>>,
 }
+
+impl PartialEq for Healthy {
+    fn eq(&self, o: &Healthy) -> bool {
+        // Whether the index was made yet says nothing of the accounts.
+        (
+            &self.names,
+            &self.ends,
+            &self.source,
+            &self.known,
+            &self.dest,
+            &self.dests,
+        ) == (&o.names, &o.ends, &o.source, &o.known, &o.dest, &o.dests)
+    }
+}
+
+impl Eq for Healthy {}
 
 /// One healthy account, as kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,54 +121,22 @@ impl Healthy {
         }
     }
 
-    /// Every account, by name.
+    /// Every account, in the listing's order.
     pub fn iter(&self) -> impl Iterator<Item = HealthyAccount<'_>> {
         (0..self.len()).map(|i| self.get(i))
     }
 
-    /// Whether sorted by name.
-    pub fn is_sorted(&self) -> bool {
-        (1..self.len()).all(|i| self.name(i - 1) <= self.name(i))
-    }
-
-    /// Sort by name, for [`Self::find`].
-    pub fn sort(&mut self) {
-        let mut order: Vec<u32> = (0..self.len() as u32).collect();
-        order.sort_unstable_by(|a, b| self.name(*a as usize).cmp(self.name(*b as usize)));
-        if order.iter().enumerate().all(|(i, o)| i == *o as usize) {
-            return;
-        }
-        let mut sorted = Healthy {
-            names: String::with_capacity(self.names.len()),
-            ends: Vec::with_capacity(self.len()),
-            source: Vec::with_capacity(self.len()),
-            known: Vec::with_capacity(self.len()),
-            dest: Vec::with_capacity(self.len()),
-            dests: self.dests.clone(),
-        };
-        for i in order {
-            let i = i as usize;
-            sorted.names.push_str(self.name(i));
-            sorted.ends.push(sorted.names.len() as u32);
-            sorted.source.push(self.source[i]);
-            sorted.known.push(self.known[i]);
-            sorted.dest.push(self.dest[i]);
-        }
-        *self = sorted;
-    }
-
-    /// The account named `name` (sorted by [`Self::sort`]).
+    /// The account named `name`.
     pub fn find(&self, name: &str) -> Option<HealthyAccount<'_>> {
-        let (mut lo, mut hi) = (0, self.len());
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            match self.name(mid).cmp(name) {
-                std::cmp::Ordering::Less => lo = mid + 1,
-                std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => return Some(self.get(mid)),
-            }
-        }
-        None
+        let by_name = self.by_name.get_or_init(|| {
+            let mut order: Vec<u32> = (0..self.len() as u32).collect();
+            order.sort_unstable_by(|a, b| self.name(*a as usize).cmp(self.name(*b as usize)));
+            order
+        });
+        by_name
+            .binary_search_by(|i| self.name(*i as usize).cmp(name))
+            .ok()
+            .map(|i| self.get(by_name[i] as usize))
     }
 }
 
@@ -228,7 +215,6 @@ impl<'de> Visitor<'de> for HealthyVisitor {
                 }
             };
         }
-        h.sort();
         Ok(h)
     }
 }

@@ -44,7 +44,7 @@ pub struct Survey {
     pub at: UnixMillis,
     /// Each account at risk, whole, in the CLI's order.
     pub at_risk: Vec<Surveyed>,
-    /// The healthy accounts, by name.
+    /// The healthy accounts, in the CLI's order.
     pub healthy: Healthy,
     /// Where a promotion would move the accounts: destination → count.
     pub destinations: BTreeMap<String, usize>,
@@ -104,7 +104,6 @@ impl Builder {
 
     /// The survey of `host` at `at`.
     pub fn finish(mut self, host: String, at: UnixMillis) -> Survey {
-        self.healthy.sort();
         self.at_risk.shrink_to_fit();
         let mut s = Survey {
             version: SURVEY_VERSION,
@@ -150,9 +149,6 @@ impl Survey {
                 .cmp(&self.at_risk[*b as usize].account)
         });
         self.by_name = by_name;
-        if !self.healthy.is_sorted() {
-            self.healthy.sort();
-        }
     }
 
     /// How many accounts were surveyed.
@@ -384,5 +380,31 @@ mod tests {
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].lag_sequence, Some(10));
         assert!(at_promotion(None, &[fresh]).is_empty());
+    }
+
+    #[test]
+    fn a_survey_reads_back_as_written_and_finds_every_account() {
+        let mut accounts: Vec<Surveyed> = (0..50)
+            .rev()
+            .map(|i| acct(&format!("u{i:02}@x"), (10, 5), Some(healthy(10, 5))))
+            .collect();
+        accounts.push(acct("behind@x", (100, 5), Some(healthy(88, 5))));
+        accounts.push(acct("none@x", (7, 5), None));
+        let s = Survey::new("h", UnixMillis(3), accounts);
+        assert_eq!((s.len(), s.healthy.len(), s.at_risk.len()), (52, 50, 2));
+        let text = serde_json::to_string(&s).expect("serialize");
+        let mut back: Survey = serde_json::from_str(&text).expect("read back");
+        back.reindex();
+        assert_eq!(back, s);
+        assert_eq!(back.summary(), s.summary());
+        assert_eq!(back.source_of("u07@x"), Some((Some(10), Some(5), false)));
+        assert_eq!(
+            back.source_of("behind@x"),
+            Some((Some(100), Some(5), false))
+        );
+        assert_eq!(back.source_of("none@x"), Some((Some(7), Some(5), false)));
+        assert_eq!(back.source_of("u99@x"), None);
+        let h = back.healthy.find("u31@x").expect("found");
+        assert_eq!(h.destination, Some("mbox2.example.com"));
     }
 }

@@ -34,7 +34,7 @@ pub struct Replicas {
 }
 
 /// Every account of a survey as `replicas.accounts` lists them: those at
-/// risk first (in the CLI's order), then the healthy ones by name (of
+/// risk first, then the healthy ones, each in the CLI's order (of
 /// which the survey keeps no replica fields: `replica` is `null`).
 #[derive(Debug, Clone)]
 pub struct AllAccounts(pub Arc<Survey>);
