@@ -133,3 +133,26 @@ pub fn clear_failure(state_dir: &Path) -> Result<(), StateError> {
         _ => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_survey_an_earlier_habeat_wrote_is_still_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let v1 = r#"{"version":1,"host":"mbox1.example.com","at":5,"accounts":[
+            {"account":"ok@x","source_sequence":10,"source_item_id":5,"source_paused":false,
+             "replica":{"destination":"mbox2.example.com","available":true,"can_connect_to_kafka":true,
+                        "paused":false,"sequence":10,"item_id":5,"priority":1},"replicas":1},
+            {"account":"none@x","source_sequence":10,"source_item_id":5,"source_paused":false,
+             "replica":null,"replicas":0}]}"#;
+        std::fs::write(path(dir.path()), v1).expect("write");
+        let s = load(dir.path()).expect("readable").expect("a survey");
+        assert_eq!((s.len(), s.at_risk.len()), (2, 1));
+        assert_eq!(s.source_of("ok@x"), Some((Some(10), Some(5), false)));
+        save(dir.path(), &s).expect("save");
+        let again = load(dir.path()).expect("readable").expect("a survey");
+        assert_eq!((again.version, again), (SURVEY_VERSION, s));
+    }
+}
