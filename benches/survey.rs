@@ -21,6 +21,13 @@
 //!     builds the fake itself (`cargo build --profile bench --example
 //!     fake_carbonio`: `cargo bench` builds no examples).
 //!
+//! (c) The daemon itself (`habeat run`, release build) with a mailstore of
+//!     200,000 accounts (one in 50 at risk) in the fake carbonio: its
+//!     resident memory (VmRSS, and VmHWM, the peak) once its own survey
+//!     job has listed, classified and kept them, then after 4 clients GET
+//!     `/status` at once (5 times), then `/status?accounts=all` likewise.
+//!     Floor: the same daemon with surveys off (`survey_interval: 0`).
+//!
 //! Run: `cargo bench --bench survey` (ICMP needs root or ping_group_range).
 //! Returns at once without `--bench` (`cargo test --all-targets` runs it).
 
@@ -29,11 +36,11 @@ mod fake_carbonio;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use habeat::act::carbonio::{MailHost, parse_survey};
+use habeat::act::carbonio::{MailHost, parse_survey_into};
 use habeat::engine::UnixMillis;
 use habeat::model::Role;
 use habeat::probe::Prober;
-use habeat::survey::{SURVEY_VERSION, Survey};
+use habeat::survey::{Builder, Survey};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -48,6 +55,8 @@ const N: usize = 10_000;
 const SIZES: [usize; 2] = [10_000, 100_000];
 const REPEAT: usize = 5;
 const ROUNDS: usize = 40;
+/// Accounts of the mailstore the daemon surveys in (c).
+const DAEMON_N: usize = 200_000;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -55,6 +64,17 @@ fn main() {
         let n = args.get(i + 1).and_then(|n| n.parse().ok()).unwrap_or(N);
         let r = if args[i] == "--one" { one(n) } else { floor(n) };
         if let Err(e) = r {
+            eprintln!("survey bench: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--daemon") {
+        let n = args
+            .get(i + 1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(DAEMON_N);
+        if let Err(e) = build_fake().and_then(|()| daemon_memory(n)) {
             eprintln!("survey bench: {e}");
             std::process::exit(1);
         }
@@ -117,8 +137,10 @@ fn run() -> Result<(), String> {
         );
     }
 
-    println!("(b) the probe round, {ROUNDS} rounds each; median / max [floor: without a survey]");
     build_fake()?;
+    daemon_memory(DAEMON_N)?;
+
+    println!("(b) the probe round, {ROUNDS} rounds each; median / max [floor: without a survey]");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -147,13 +169,8 @@ fn run() -> Result<(), String> {
         let (s2, d2) = (stop.clone(), done.clone());
         let beside = tokio::spawn(async move {
             while !s2.load(Ordering::Relaxed) {
-                if let Ok(list) = cli.survey(&host).await {
-                    let s = Survey {
-                        version: SURVEY_VERSION,
-                        host: SOURCE.into(),
-                        at: UnixMillis(0),
-                        accounts: list,
-                    };
+                if let Ok(b) = cli.survey(&host, Builder::default()).await {
+                    let s = b.finish(SOURCE.into(), UnixMillis(0));
                     std::hint::black_box(s.summary());
                     d2.fetch_add(1, Ordering::Relaxed);
                 }
@@ -278,12 +295,10 @@ fn peak_rss_mib() -> f64 {
 /// A survey of `host` as the daemon's job makes one.
 fn survey(host: &str, bytes: &[u8]) -> Result<Survey, String> {
     let mail_host = MailHost::parse(host).map_err(|e| e.to_string())?;
-    Ok(Survey {
-        version: SURVEY_VERSION,
-        host: host.into(),
-        at: UnixMillis(0),
-        accounts: parse_survey(bytes, &mail_host)?,
-    })
+    Ok(
+        parse_survey_into(bytes, &mail_host, Builder::default())?
+            .finish(host.into(), UnixMillis(0)),
+    )
 }
 
 /// This thread's CPU time in ms: the machine is shared (2 cores, several
@@ -332,4 +347,195 @@ fn floor(n: usize) -> Result<(), String> {
     std::hint::black_box((&bytes, &names));
     println!("{:.2}", peak_rss_mib());
     Ok(())
+}
+
+/// (c): see the module.
+fn daemon_memory(n: usize) -> Result<(), String> {
+    println!(
+        "(c) the daemon with a mailstore of {n} accounts (1 in 50 at risk), its own survey job; VmRSS / VmHWM [floor: surveys off]"
+    );
+    let floor = Daemon::start(0, false)?;
+    let with = Daemon::start(n, true)?;
+    let (rss, hwm) = with.memory()?;
+    let (frss, fhwm) = floor.memory()?;
+    println!(
+        "    after the survey:              {rss:.1} / {hwm:.1} MiB [{frss:.1} / {fhwm:.1} MiB]"
+    );
+    let small = with.get_4x5("/status")?;
+    let (rss, hwm) = with.memory()?;
+    let fsmall = floor.get_4x5("/status")?;
+    let (frss, fhwm) = floor.memory()?;
+    println!(
+        "    4 x GET /status at once, x5:   {rss:.1} / {hwm:.1} MiB [{frss:.1} / {fhwm:.1} MiB]; body {:.1} KiB [{:.1} KiB]",
+        small as f64 / 1024.0,
+        fsmall as f64 / 1024.0
+    );
+    let all = with.get_4x5("/status?accounts=all")?;
+    let (rss, hwm) = with.memory()?;
+    println!(
+        "    4 x GET /status?accounts=all, x5: {rss:.1} / {hwm:.1} MiB; body {:.1} MiB",
+        all as f64 / 1024.0 / 1024.0
+    );
+    Ok(())
+}
+
+/// A `habeat run` against the fake carbonio, killed when dropped.
+struct Daemon {
+    child: std::process::Child,
+    port: u16,
+    _fake: fake_carbonio::FakeCarbonio,
+    _dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    fn start(n: usize, survey: bool) -> Result<Daemon, String> {
+        let mut state = fake_carbonio::State::default();
+        state.bulk.push(fake_carbonio::state::Bulk {
+            mail_host: SOURCE.into(),
+            replica: REPLICA.into(),
+            count: n,
+            behind_every: 50,
+        });
+        let fake = fake_carbonio::FakeCarbonio::new(&state);
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let port = support::free_port();
+        let d = dir.path().display();
+        let yaml = format!(
+            r#"local:
+  whoami: secondary
+  dc_check: primary
+  role: appserver
+  checkDownFile: {d}/appserverdown-habeat
+  checkPromotionFile: {d}/appserverprom-habeat
+  checkRestartReplicaFile: {d}/appserverrstopha
+  provider: consul
+  threads: 3
+  state_dir: {d}/state
+primary:
+  appserver_ip: 127.0.0.1
+  appserver_vmname: {SOURCE}
+secondary:
+  appserver_vmname: {REPLICA}
+consul:
+  hostname: 127.0.0.1
+  port: {consul}
+detection:
+  timeout: 250ms
+witnesses:
+  consul_members: false
+  consul_health: false
+safety:
+  quorum_gate: false
+replicas:
+  survey_interval: {interval}
+metrics:
+  listen: 127.0.0.1:{port}
+carbonio:
+  cli: {cli}
+  zmprov: {zmprov}
+  run_as: ""
+  command_timeout: 120s
+  promote_timeout: 120s
+"#,
+            consul = support::free_port(),
+            interval = if survey { "1h" } else { "0" },
+            cli = fake.carbonio.display(),
+            zmprov = fake.zmprov.display(),
+        );
+        let config = dir.path().join("habeat.yml");
+        std::fs::write(&config, yaml).map_err(|e| e.to_string())?;
+        let child = Command::new(env!("CARGO_BIN_EXE_habeat"))
+            .arg("--config")
+            .arg(&config)
+            .arg("run")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start habeat run: {e}"))?;
+        let daemon = Daemon {
+            child,
+            port,
+            _fake: fake,
+            _dir: dir,
+        };
+        // Up when /status answers, and (surveying) shows the survey.
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "the daemon did not show a survey of {n} accounts in time"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(500));
+            let Ok(body) = daemon.get("/status") else {
+                continue;
+            };
+            let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) else {
+                continue;
+            };
+            if !survey || v["replicas"]["survey"]["accounts"] == n {
+                break;
+            }
+        }
+        // A few rounds after it, as the daemon lives on.
+        std::thread::sleep(Duration::from_secs(3));
+        Ok(daemon)
+    }
+
+    /// VmRSS and VmHWM, MiB.
+    fn memory(&self) -> Result<(f64, f64), String> {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .map_err(|e| e.to_string())?;
+        let field = |k: &str| {
+            s.lines()
+                .find_map(|l| l.strip_prefix(k))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+                .map_or(0.0, |kb| kb / 1024.0)
+        };
+        Ok((field("VmRSS:"), field("VmHWM:")))
+    }
+
+    /// The body of one GET.
+    fn get(&self, path: &str) -> Result<Vec<u8>, String> {
+        use std::io::{Read, Write};
+        let mut c =
+            std::net::TcpStream::connect(("127.0.0.1", self.port)).map_err(|e| e.to_string())?;
+        write!(
+            c,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .map_err(|e| e.to_string())?;
+        let mut all = Vec::new();
+        c.read_to_end(&mut all).map_err(|e| e.to_string())?;
+        let at = all
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .ok_or("no HTTP header")?;
+        Ok(all.split_off(at + 4))
+    }
+
+    /// 4 clients GET `path` at once, 5 times; the body's length.
+    fn get_4x5(&self, path: &str) -> Result<usize, String> {
+        let mut len = 0;
+        for _ in 0..5 {
+            let bodies: Vec<Result<Vec<u8>, String>> = std::thread::scope(|s| {
+                let h: Vec<_> = (0..4).map(|_| s.spawn(|| self.get(path))).collect();
+                h.into_iter()
+                    .map(|h| h.join().unwrap_or_else(|_| Err("client panicked".into())))
+                    .collect()
+            });
+            for b in bodies {
+                len = b?.len();
+            }
+        }
+        Ok(len)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -78,7 +78,7 @@ pub enum Command {
     /// Manual promotion of accounts to this DC's replicas.
     Promote(PromoteArgs),
     /// What habeat knows now: verdicts, witnesses, locks, last actions.
-    Status,
+    Status(StatusArgs),
     /// Configuration commands.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -105,6 +105,25 @@ pub enum Command {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(Debug, Args, Default)]
+pub struct StatusArgs {
+    /// Which accounts of the last replica survey `--json` lists in
+    /// `replicas.accounts`: `at-risk` leaves the key out (the accounts at
+    /// risk are in `replicas.survey.at_risk`, the rest counted), `all`
+    /// lists every account (tens of MiB for 100k accounts). The daemon's
+    /// `/status` takes the same as `?accounts=all`.
+    #[arg(long, value_name = "WHICH", value_enum, default_value_t = AccountsShown::AtRisk)]
+    pub accounts: AccountsShown,
+}
+
+/// See [`StatusArgs::accounts`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum AccountsShown {
+    #[default]
+    AtRisk,
+    All,
 }
 
 #[derive(Debug, Subcommand)]

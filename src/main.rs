@@ -1,5 +1,5 @@
 use clap::{CommandFactory, Parser};
-use habeat::cli::{Cli, Command, ConfigCommand};
+use habeat::cli::{AccountsShown, Cli, Command, ConfigCommand};
 use habeat::commands::{self, Failure};
 use habeat::config::{Config, HostCheck, LoadEnv};
 use habeat::daemon::{self, Metrics, MetricsServer, Notifier, RunOptions, ServerOptions};
@@ -116,7 +116,9 @@ fn dispatch(cli: Cli) -> i32 {
             Some(Command::Reprotect(args)) => {
                 commands::reprotect(&cfg, args, dry, json, cli.verbose).await
             }
-            Some(Command::Status) => commands::status(&cfg, json, cli.verbose),
+            Some(Command::Status(args)) => {
+                commands::status(&cfg, json, cli.verbose, args.accounts == AccountsShown::All)
+            }
             Some(Command::Rearm) => {
                 commands::operator(&cfg, OperatorCommand::Rearm, dry, json, cli.verbose).await
             }
@@ -159,8 +161,10 @@ async fn run_daemon(
     let _server = match listen {
         Some(addr) => {
             let status = driver.status.clone();
-            let source: daemon::endpoint::StatusSource =
-                Arc::new(move || status.lock().map(|s| s.clone()).unwrap_or_default());
+            let source: daemon::endpoint::StatusSource = Arc::new(move |q| {
+                let published = status.lock().map(|s| s.clone()).unwrap_or_default();
+                published.body(q)
+            });
             Some(
                 MetricsServer::start(addr, metrics.clone(), source, ServerOptions::default())
                     .await

@@ -607,8 +607,50 @@ fn account_status(st: &State, kv: &BTreeMap<String, String>, json: bool) -> Repl
         })
         .map(account_json)
         .collect();
+    let bulk: Vec<&state::Bulk> = st
+        .bulk
+        .iter()
+        .filter(|b| host.is_some_and(|h| b.mail_host.eq_ignore_ascii_case(h)))
+        .filter(|_| kv.len() == 1)
+        .collect();
+    if json && !bulk.is_empty() {
+        return Reply::ok(with_bulk(&values, &bulk));
+    }
     let text = values.iter().map(|v| format!("{v}\n")).collect::<String>();
     respond(json, serde_json::json!({ "values": values }), text)
+}
+
+/// The `--json` listing of `values` and the generated accounts of `bulk`,
+/// written as text (a tree of 500k accounts would be gigabytes).
+fn with_bulk(values: &[serde_json::Value], bulk: &[&state::Bulk]) -> String {
+    use std::fmt::Write;
+    let mut out = String::from(r#"{"response":{"values":["#);
+    let mut first = true;
+    for v in values {
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        let _ = write!(out, "{v}");
+    }
+    for b in bulk {
+        for i in 0..b.count {
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            let behind = b.behind_every > 0 && i % b.behind_every == 0;
+            let _ = write!(
+                out,
+                r#"{{"accountId":"bulk-{i}","accountName":"bulk{i}@example.com","accountMailHost":"{h}","paused":false,"mailboxId":1,"sequence":2,"itemId":257,"replicas":[{{"accountId":"bulk-{i}","itemId":257,"sequence":{s},"mailboxId":7,"destination":"{r}","available":true,"priority":1,"canConnectToKafka":true}}]}}"#,
+                h = b.mail_host,
+                r = b.replica,
+                s = if behind { 1 } else { 2 }
+            );
+        }
+    }
+    out.push_str("]}}\n");
+    out
 }
 
 /// `setAccountDestination HOST PRIORITY (accounts a,b | input_file F)`:
@@ -742,6 +784,16 @@ fn promote(st: &mut State, kv: &BTreeMap<String, String>, json: bool) -> Reply {
             st.losses.push(loss);
         }
         moved.push(a.name.clone());
+    }
+    if let Some(host) = kv.get("source_mail_host") {
+        for b in st
+            .bulk
+            .iter_mut()
+            .filter(|b| b.mail_host.eq_ignore_ascii_case(host))
+        {
+            b.mail_host = b.replica.clone();
+            moved.extend((0..b.count).map(|i| format!("bulk{i}@example.com")));
+        }
     }
     let text = format!(
         "Promotion completed: {} accounts promoted\n{}",

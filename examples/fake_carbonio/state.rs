@@ -47,6 +47,26 @@ pub struct State {
     /// promoted replica at that moment, per account.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub losses: Vec<Loss>,
+    /// Mailstores of many healthy accounts, generated when listed instead
+    /// of kept one by one (a state file of 500k accounts would take the
+    /// fake longer to read than habeat to list them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bulk: Vec<Bulk>,
+}
+
+/// `count` healthy accounts `bulk{i}@example.com` on `mail_host`, each
+/// with one available replica on `replica`, in step with its source. Only
+/// `getAccountStatus mailHost` lists them, and only in `--json`;
+/// `promoteAccounts source_mail_host` moves them all to `replica`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Bulk {
+    pub mail_host: String,
+    pub replica: String,
+    pub count: usize,
+    /// Every `behind_every`-th account's replica is one `sequence` behind
+    /// its source (at risk); `0`: none.
+    #[serde(default)]
+    pub behind_every: usize,
 }
 
 /// Seconds a new replica takes to catch up when [`State::catch_up`] names
@@ -69,6 +89,7 @@ impl Default for State {
             replication_delay: DEFAULT_REPLICATION_DELAY,
             catch_up: BTreeMap::new(),
             losses: Vec::new(),
+            bulk: Vec::new(),
         }
     }
 }

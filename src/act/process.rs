@@ -14,7 +14,7 @@
 mod capture;
 mod holders;
 
-pub use capture::{Captured, TAIL_KEEP};
+pub use capture::{Captured, Forward, TAIL_KEEP};
 pub use holders::PipeHolder;
 
 use capture::{Reader, Watch};
@@ -261,6 +261,15 @@ pub enum Error {
 /// On timeout the child's whole process group receives SIGKILL, so
 /// grandchildren (a shell's pipeline, a JVM) die with it.
 pub async fn run(spec: &Spec) -> Result<Output, Error> {
+    run_forwarding(spec, None).await
+}
+
+/// [`run`], every chunk of stdout also sent to `stdout_to` as it is read
+/// (the capture stays bounded by `output_limit`): a listing longer than
+/// any cap is read by its consumer while the child prints it. The sender
+/// is dropped when stdout ends (or reading stops), which ends the
+/// consumer's stream.
+pub async fn run_forwarding(spec: &Spec, stdout_to: Option<Forward>) -> Result<Output, Error> {
     let program = spec.argv.first().ok_or(Error::Empty)?;
     let program_name = program.to_string_lossy().into_owned();
     let mut cmd = tokio::process::Command::new(program);
@@ -326,11 +335,11 @@ pub async fn run(spec: &Spec) -> Result<Output, Error> {
     let mut pipes = Vec::new();
     let mut out = child.stdout.take().map(|s| {
         pipes.extend(pipe_inode(&s));
-        Reader::spawn(s, limit, watch.clone())
+        Reader::spawn(s, limit, watch.clone(), stdout_to)
     });
     let mut err = child.stderr.take().map(|s| {
         pipes.extend(pipe_inode(&s));
-        Reader::spawn(s, limit, watch.clone())
+        Reader::spawn(s, limit, watch.clone(), None)
     });
 
     let status = match tokio::time::timeout(spec.timeout, child.wait()).await {

@@ -404,14 +404,13 @@ pub async fn promote(
     let (target, shown) = if let Some(host) = &args.source.source_mail_host {
         let h = crate::act::MailHost::parse(host)
             .map_err(|e| usage(format!("--source-mail-host {host:?}: {e}")))?;
-        let listed = exec.get_account_status(&h).await.map_err(|e| Failure {
-            code: exit::ACTION_FAILED,
-            message: format!("cannot list the accounts of {h}: {e}"),
-        })?;
-        let names = listed
-            .into_iter()
-            .map(|a| a.account_name.to_string())
-            .collect();
+        let names = exec
+            .each_account(&h, |a| Some(a.account_name.to_string()))
+            .await
+            .map_err(|e| Failure {
+                code: exit::ACTION_FAILED,
+                message: format!("cannot list the accounts of {h}: {e}"),
+            })?;
         (PromoteTarget::SourceMailHost(h.to_string()), names)
     } else {
         let names: Vec<String> = if let Some(list) = &args.source.accounts {

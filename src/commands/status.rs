@@ -9,10 +9,13 @@ use crate::session::now;
 use crate::view::{StatusView, votes::component_votes};
 
 /// `habeat status`: what habeat knows now, and why it would or would not act.
-pub fn status(cfg: &Config, json_out: bool, verbose: bool) -> Outcome {
+pub fn status(cfg: &Config, json_out: bool, verbose: bool, all_accounts: bool) -> Outcome {
     let state = read_state(cfg)?;
-    let view = StatusView::planned(&state, cfg, crate::session::clock());
+    let mut view = StatusView::planned(&state, cfg, crate::session::clock());
     if json_out {
+        if all_accounts {
+            view.replicas = crate::survey::show::with_accounts(cfg, now());
+        }
         crate::outln!("{}", view.to_json());
         return Ok(exit::OK);
     }

@@ -58,7 +58,7 @@ pub struct SessionDriver {
     chain: Option<Chain>,
     metrics: Metrics,
     /// The latest `status --json`, served on `/status`.
-    pub status: Arc<StdMutex<serde_json::Value>>,
+    pub status: Arc<StdMutex<Published>>,
     /// Why the last round could not decide (`state_dir` unusable), while
     /// it lasts: said loudly once when it starts, changes or ends, not
     /// every round.
@@ -92,6 +92,40 @@ enum Fetched {
     Own(Result<Survey, String>),
 }
 
+/// `/status` as the last round left it: its body serialized once (every
+/// request shares it), and the last survey for `?accounts=all`.
+#[derive(Debug, Clone, Default)]
+pub struct Published {
+    /// The JSON of `status --json`, on one line.
+    pub body: hyper::body::Bytes,
+    /// Every account of the last good survey (shared with the cache that
+    /// shows it).
+    pub accounts: Option<crate::survey::show::AllAccounts>,
+}
+
+impl Published {
+    fn of(
+        view: &crate::view::StatusView,
+        cfg: &Config,
+        now: crate::engine::UnixMillis,
+    ) -> Published {
+        Published {
+            body: super::endpoint::json_body(&view.to_json()),
+            accounts: crate::survey::show::with_accounts(cfg, now).accounts,
+        }
+    }
+
+    /// The body for `q`.
+    pub fn body(&self, q: super::endpoint::StatusQuery) -> hyper::body::Bytes {
+        match (&self.accounts, q.all_accounts) {
+            (Some(a), true) => crate::view::all::with_all_accounts(&self.body, a)
+                .map(Into::into)
+                .unwrap_or_else(|_| self.body.clone()),
+            _ => self.body.clone(),
+        }
+    }
+}
+
 impl SessionDriver {
     /// Build the pipeline for a validated configuration.
     pub fn new(
@@ -113,10 +147,11 @@ impl SessionDriver {
         Ok(SessionDriver {
             config_path,
             prober,
-            status: Arc::new(StdMutex::new(
-                crate::view::StatusView::planned(&session.state, &cfg, crate::session::clock())
-                    .to_json(),
-            )),
+            status: Arc::new(StdMutex::new(Published::of(
+                &crate::view::StatusView::planned(&session.state, &cfg, crate::session::clock()),
+                &cfg,
+                crate::session::now(),
+            ))),
             session,
             chain: None,
             cfg,
@@ -373,8 +408,9 @@ impl SessionDriver {
             self.lease.as_ref().map(|l| l.status()),
         );
         self.metrics.record_view(&view);
+        let published = Published::of(&view, &self.cfg, clock.wall);
         if let Ok(mut s) = self.status.lock() {
-            *s = view.to_json();
+            *s = published;
         }
     }
 

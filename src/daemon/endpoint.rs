@@ -28,8 +28,48 @@ pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.
 
 /// Supplies the body of `GET /status` (the JSON of `habeat status --json`,
 /// built by whoever owns the state). Called on the server's task for each
-/// request, so it must be quick: typically it reads a `watch` channel.
-pub type StatusSource = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
+/// request, so it must be quick: the daemon hands out the body it
+/// serialized once for the round (shared, not copied, however many
+/// requests come at once) and builds one only for `?accounts=all`.
+pub type StatusSource = Arc<dyn Fn(StatusQuery) -> Bytes + Send + Sync>;
+
+/// What a `GET /status` asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StatusQuery {
+    /// `?accounts=all`: every account of the last replica survey in
+    /// `replicas.accounts` (as `status --json --accounts all`), not only
+    /// the counts and the accounts at risk.
+    pub all_accounts: bool,
+}
+
+impl StatusQuery {
+    /// Read from the query string; `None` for a value of `accounts` it
+    /// does not know.
+    pub fn parse(query: Option<&str>) -> Option<StatusQuery> {
+        let mut q = StatusQuery::default();
+        for pair in query.unwrap_or_default().split('&') {
+            if let Some(v) = pair.strip_prefix("accounts=") {
+                q.all_accounts = match v {
+                    "all" => true,
+                    "at-risk" | "at_risk" => false,
+                    _ => return None,
+                };
+            }
+        }
+        Some(q)
+    }
+}
+
+/// A `/status` body: the JSON on one line.
+pub fn json_body(v: &serde_json::Value) -> Bytes {
+    let mut s = serde_json::to_vec(v).unwrap_or_else(|e| {
+        serde_json::json!({ "error": format!("cannot serialize status: {e}") })
+            .to_string()
+            .into_bytes()
+    });
+    s.push(b'\n');
+    Bytes::from(s)
+}
 
 /// Limits that keep slow or hostile clients from tying up the endpoint.
 #[derive(Debug, Clone, Copy)]
@@ -188,15 +228,17 @@ fn respond(
         return r;
     }
     let (body, ctype) = if path == "/metrics" {
-        (metrics.encode(), METRICS_CONTENT_TYPE)
+        (Bytes::from(metrics.encode()), METRICS_CONTENT_TYPE)
     } else {
-        let mut s = serde_json::to_string(&status()).unwrap_or_else(|e| {
-            serde_json::json!({ "error": format!("cannot serialize status: {e}") }).to_string()
-        });
-        s.push('\n');
-        (s, "application/json")
+        let Some(q) = StatusQuery::parse(req.uri().query()) else {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                "accounts= takes `all` (every account of the last replica survey) or `at-risk` (the default)\n",
+            );
+        };
+        (status(q), "application/json")
     };
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+    let mut r = Response::new(Full::new(body));
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(ctype));
     r

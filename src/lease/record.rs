@@ -112,14 +112,9 @@ impl Directory {
             let listed = async {
                 let cli = cli.map_err(|e| format!("the carbonio section: {e}"))?;
                 let h = MailHost::parse(&host).map_err(|e| format!("{host:?}: {e}"))?;
-                let list = cli
-                    .get_account_status(&h)
+                cli.each_account(&h, |a| Some(a.account_name.to_string()))
                     .await
-                    .map_err(|e| e.to_string())?;
-                Ok(list
-                    .into_iter()
-                    .map(|a| a.account_name.to_string())
-                    .collect())
+                    .map_err(|e| e.to_string())
             };
             let _ = answers.send((started_at, listed.await));
         });

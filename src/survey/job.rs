@@ -7,7 +7,7 @@
 //! beside probing (never inside a round), `status`/`--dry-run` never (they
 //! read the last one).
 
-use super::{SURVEY_VERSION, Survey, store};
+use super::{Survey, store};
 use crate::act::MailHost;
 use crate::act::carbonio::Carbonio;
 use crate::config::Config;
@@ -57,12 +57,7 @@ pub fn due_by_mtime(cfg: &Config, state: &State, now: UnixMillis) -> bool {
         .and_then(|m| m.modified())
         .ok()
         .map(UnixMillis::from_system_time);
-    let last = modified.map(|at| Survey {
-        version: SURVEY_VERSION,
-        host: peer_host(cfg).unwrap_or_default(),
-        at,
-        accounts: Vec::new(),
-    });
+    let last = modified.map(|at| Survey::new(peer_host(cfg).unwrap_or_default(), at, Vec::new()));
     due(cfg, state, last.as_ref(), now)
 }
 
@@ -81,15 +76,10 @@ pub async fn fetch(
     })?;
     let mail_host = MailHost::parse(&host).map_err(|e| format!("no survey of {host:?}: {e}"))?;
     let accounts = carbonio
-        .survey(&mail_host)
+        .survey(&mail_host, super::Builder::default())
         .await
         .map_err(|e| e.to_string())?;
-    Ok(Survey {
-        version: SURVEY_VERSION,
-        host: host.clone(),
-        at: clock(),
-        accounts,
-    })
+    Ok(accounts.finish(host, clock()))
 }
 
 /// Keep a complete survey (unless `dry_run`) in place of the last one;
@@ -236,12 +226,7 @@ mod tests {
     }
 
     fn survey_at(at: u64) -> Survey {
-        Survey {
-            version: SURVEY_VERSION,
-            host: "mbox1.example.com".into(),
-            at: UnixMillis(at),
-            accounts: Vec::new(),
-        }
+        Survey::new("mbox1.example.com", UnixMillis(at), Vec::new())
     }
 
     #[test]

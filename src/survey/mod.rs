@@ -13,11 +13,14 @@
 //! the operator being able to see, before (`status`) and after (the
 //! promotion record, `history`), whether its replica was at risk and why.
 
+mod healthy;
 pub mod job;
 pub mod own;
 pub mod protect;
 pub mod show;
 pub mod store;
+
+pub use healthy::{Healthy, HealthyAccount};
 
 use crate::replica::classes;
 pub use crate::replica::{
@@ -26,12 +29,15 @@ pub use crate::replica::{
 
 use crate::engine::UnixMillis;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-/// Version of the `survey.json` layout.
-pub const SURVEY_VERSION: u32 = 1;
+/// Version of the `survey.json` layout (1: every account whole).
+pub const SURVEY_VERSION: u32 = 2;
 
-/// One survey: every replicated account of `host`, as listed at `at`.
+/// One survey of `host`, as listed at `at`: every account counted, the
+/// accounts at risk kept whole, the healthy ones compact ([`Healthy`]).
+/// Its memory grows with the accounts at risk, and by about 25 bytes
+/// beside its name per healthy account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Survey {
     /// [`SURVEY_VERSION`].
@@ -40,8 +46,15 @@ pub struct Survey {
     pub host: String,
     /// When the listing finished.
     pub at: UnixMillis,
-    /// Each account, in the CLI's order.
-    pub accounts: Vec<Surveyed>,
+    /// Each account at risk, whole, in the CLI's order.
+    pub at_risk: Vec<Surveyed>,
+    /// The healthy accounts, in the CLI's order.
+    pub healthy: Healthy,
+    /// Where a promotion would move the accounts: destination → count.
+    pub destinations: BTreeMap<String, usize>,
+    /// [`Self::at_risk`]'s positions sorted by name (rebuilt on load).
+    #[serde(skip)]
+    by_name: Vec<u32>,
 }
 
 /// What `status`, `/status` and `/metrics` show of a survey.
@@ -63,45 +76,118 @@ pub struct Summary {
     pub destinations: BTreeMap<String, usize>,
 }
 
+/// A survey being filled as the listing is read, one account at a time.
+#[derive(Debug, Default)]
+pub struct Builder {
+    at_risk: Vec<Surveyed>,
+    healthy: Healthy,
+    destinations: BTreeMap<String, usize>,
+}
+
+impl Builder {
+    /// Count one account, and keep what is needed of it.
+    pub fn push(&mut self, a: Surveyed) -> Result<(), String> {
+        let dest = a.replica.as_ref().and_then(|r| r.destination.as_deref());
+        // Looked up by reference: a copy of the name per account would be
+        // most of the time spent here.
+        match self.destinations.get_mut(dest.unwrap_or("(none)")) {
+            Some(n) => *n += 1,
+            None => {
+                self.destinations
+                    .insert(dest.unwrap_or("(none)").to_owned(), 1);
+            }
+        }
+        if classes(&a).0.as_slice()[0] == ReplicaState::Ok {
+            self.healthy
+                .push(&a.account, a.source_sequence, a.source_item_id, dest)
+        } else {
+            self.at_risk.push(a);
+            Ok(())
+        }
+    }
+
+    /// The survey of `host` at `at`.
+    pub fn finish(mut self, host: String, at: UnixMillis) -> Survey {
+        self.at_risk.shrink_to_fit();
+        let mut s = Survey {
+            version: SURVEY_VERSION,
+            host,
+            at,
+            at_risk: self.at_risk,
+            healthy: self.healthy,
+            destinations: self.destinations,
+            by_name: Vec::new(),
+        };
+        s.reindex();
+        s
+    }
+}
+
+impl crate::act::carbonio::SurveySink for Builder {
+    fn account(&mut self, a: Surveyed) -> Result<(), String> {
+        self.push(a)
+    }
+
+    fn clear(&mut self) {
+        *self = Builder::default();
+    }
+}
+
 impl Survey {
-    /// Count, name and measure: one pass over the accounts.
+    /// The survey of `accounts` (in the CLI's order).
+    pub fn new(host: impl Into<String>, at: UnixMillis, accounts: Vec<Surveyed>) -> Survey {
+        let mut b = Builder::default();
+        for a in accounts {
+            // Only past 4 GiB of names, which a Vec of them could not hold.
+            let _ = b.push(a);
+        }
+        b.finish(host.into(), at)
+    }
+
+    /// Rebuild what is not saved (after reading `survey.json`).
+    pub(crate) fn reindex(&mut self) {
+        let mut by_name: Vec<u32> = (0..self.at_risk.len() as u32).collect();
+        by_name.sort_by(|a, b| {
+            self.at_risk[*a as usize]
+                .account
+                .cmp(&self.at_risk[*b as usize].account)
+        });
+        self.by_name = by_name;
+    }
+
+    /// How many accounts were surveyed.
+    pub fn len(&self) -> usize {
+        self.at_risk.len() + self.healthy.len()
+    }
+
+    /// No account at all: nothing a promotion could move.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Count, name and measure: one pass over the accounts at risk.
     pub fn summary(&self) -> Summary {
         let mut by_class = [0usize; ReplicaState::ALL.len()];
-        let mut at_risk = Vec::new();
+        by_class[ReplicaState::Ok as usize] = self.healthy.len();
+        let mut at_risk = Vec::with_capacity(self.at_risk.len());
         let (mut max_seq, mut max_item) = (0, 0);
-        let mut destinations: BTreeMap<String, usize> = BTreeMap::new();
-        for a in &self.accounts {
+        for a in &self.at_risk {
             let (states, ls, li) = classes(a);
             let states = states.as_slice();
             by_class[states[0] as usize] += 1;
             max_seq = max_seq.max(ls.unwrap_or(0));
             max_item = max_item.max(li.unwrap_or(0));
-            let dest = a
-                .replica
-                .as_ref()
-                .and_then(|r| r.destination.as_deref())
-                .unwrap_or("(none)");
-            // Looked up by reference: a copy of the name per account
-            // would be most of the summary's time.
-            match destinations.get_mut(dest) {
-                Some(n) => *n += 1,
-                None => {
-                    destinations.insert(dest.to_owned(), 1);
-                }
-            }
-            if states[0] != ReplicaState::Ok {
-                at_risk.push(Risk {
-                    account: a.account.clone(),
-                    state: states[0],
-                    also: states[1..].to_vec(),
-                    lag_sequence: ls,
-                    lag_item_id: li,
-                    destination: a
-                        .replica
-                        .as_ref()
-                        .and_then(|r| r.destination.as_deref().map(str::to_owned)),
-                });
-            }
+            at_risk.push(Risk {
+                account: a.account.clone(),
+                state: states[0],
+                also: states[1..].to_vec(),
+                lag_sequence: ls,
+                lag_item_id: li,
+                destination: a
+                    .replica
+                    .as_ref()
+                    .and_then(|r| r.destination.as_deref().map(str::to_owned)),
+            });
         }
         let counts = ReplicaState::ALL
             .iter()
@@ -110,12 +196,12 @@ impl Survey {
         Summary {
             host: self.host.clone(),
             at: self.at,
-            accounts: self.accounts.len(),
+            accounts: self.len(),
             counts,
             at_risk,
             max_lag_sequence: max_seq,
             max_lag_item_id: max_item,
-            destinations,
+            destinations: self.destinations.clone(),
         }
     }
 
@@ -123,7 +209,7 @@ impl Survey {
     /// `replicas_at_risk_changed` event compares).
     pub fn at_risk_names(&self) -> Vec<String> {
         let mut v: Vec<String> = self
-            .accounts
+            .at_risk
             .iter()
             .filter(|a| risk(a).is_some())
             .map(|a| a.account.clone())
@@ -131,29 +217,45 @@ impl Survey {
         v.sort();
         v
     }
+
+    /// What the survey saw of `account`'s source: its `sequence`, its
+    /// `itemId` and whether it was paused.
+    pub fn source_of(&self, account: &str) -> Option<(Option<u64>, Option<u64>, bool)> {
+        if let Ok(i) = self
+            .by_name
+            .binary_search_by(|i| self.at_risk[*i as usize].account.as_str().cmp(account))
+        {
+            let a = &self.at_risk[self.by_name[i] as usize];
+            return Some((a.source_sequence, a.source_item_id, a.source_paused));
+        }
+        self.healthy
+            .find(account)
+            .map(|h| (h.source_sequence, h.source_item_id, false))
+    }
 }
 
-/// The at-risk analysis at promotion time: the listing made just before
-/// promoting (`fresh`, the replicas' current fields) against the last
-/// survey. The source is usually gone by then, so its `sequence` and
-/// `itemId` are the survey's (or the fresh listing's, when higher or when
-/// the survey does not know the account). Returns the accounts at risk,
+/// The at-risk analysis at promotion time of one account of the listing
+/// made just before promoting (`fresh`, the replica's current fields)
+/// against the last survey. The source is usually gone by then, so its
+/// `sequence` and `itemId` are the survey's (or the fresh listing's, when
+/// higher or when the survey does not know the account).
+pub fn at_promotion_of(last: Option<&Survey>, fresh: &Surveyed) -> Option<Risk> {
+    let Some(old) = last.and_then(|s| s.source_of(&fresh.account)) else {
+        return risk(fresh);
+    };
+    let mut a = fresh.clone();
+    a.source_sequence = a.source_sequence.max(old.0);
+    a.source_item_id = a.source_item_id.max(old.1);
+    a.source_paused |= old.2;
+    risk(&a)
+}
+
+/// [`at_promotion_of`] each account of a listing: the accounts at risk,
 /// in the listing's order.
 pub fn at_promotion(last: Option<&Survey>, fresh: &[Surveyed]) -> Vec<Risk> {
-    let by_name: HashMap<&str, &Surveyed> = last
-        .map(|s| s.accounts.iter().map(|a| (a.account.as_str(), a)).collect())
-        .unwrap_or_default();
     fresh
         .iter()
-        .filter_map(|a| {
-            let mut a = a.clone();
-            if let Some(old) = by_name.get(a.account.as_str()) {
-                a.source_sequence = a.source_sequence.max(old.source_sequence);
-                a.source_item_id = a.source_item_id.max(old.source_item_id);
-                a.source_paused |= old.source_paused;
-            }
-            risk(&a)
-        })
+        .filter_map(|a| at_promotion_of(last, a))
         .collect()
 }
 
@@ -162,8 +264,9 @@ pub fn at_promotion_of_listing(
     last: Option<&Survey>,
     list: &[crate::act::carbonio::AccountStatus],
 ) -> Vec<Risk> {
-    let fresh: Vec<Surveyed> = list.iter().map(Surveyed::from).collect();
-    at_promotion(last, &fresh)
+    list.iter()
+        .filter_map(|a| at_promotion_of(last, &Surveyed::from(a)))
+        .collect()
 }
 
 /// How old a survey taken at `at` is at `now`, in whole seconds.
@@ -201,11 +304,10 @@ mod tests {
 
     #[test]
     fn each_field_gives_its_class_and_the_lag_is_measured() {
-        let s = Survey {
-            version: SURVEY_VERSION,
-            host: "mbox1.example.com".into(),
-            at: UnixMillis(0),
-            accounts: vec![
+        let s = Survey::new(
+            "mbox1.example.com",
+            UnixMillis(0),
+            vec![
                 acct("ok@x", (10, 5), Some(healthy(10, 5))),
                 acct("ahead@x", (10, 5), Some(healthy(11, 6))),
                 acct(
@@ -236,7 +338,7 @@ mod tests {
                 acct("item@x", (10, 50), Some(healthy(10, 47))),
                 acct("none@x", (10, 5), None),
             ],
-        };
+        );
         let sum = s.summary();
         let names: Vec<(&str, ReplicaState)> = sum
             .at_risk
@@ -268,12 +370,11 @@ mod tests {
 
     #[test]
     fn at_promotion_the_source_values_come_from_the_survey() {
-        let last = Survey {
-            version: SURVEY_VERSION,
-            host: "h".into(),
-            at: UnixMillis(0),
-            accounts: vec![acct("a@x", (100, 50), Some(healthy(100, 50)))],
-        };
+        let last = Survey::new(
+            "h",
+            UnixMillis(0),
+            vec![acct("a@x", (100, 50), Some(healthy(100, 50)))],
+        );
         // The source is gone: the fresh listing reports no source values,
         // and the replica stopped at 90.
         let mut fresh = acct("a@x", (0, 0), Some(healthy(90, 50)));
@@ -283,5 +384,31 @@ mod tests {
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].lag_sequence, Some(10));
         assert!(at_promotion(None, &[fresh]).is_empty());
+    }
+
+    #[test]
+    fn a_survey_reads_back_as_written_and_finds_every_account() {
+        let mut accounts: Vec<Surveyed> = (0..50)
+            .rev()
+            .map(|i| acct(&format!("u{i:02}@x"), (10, 5), Some(healthy(10, 5))))
+            .collect();
+        accounts.push(acct("behind@x", (100, 5), Some(healthy(88, 5))));
+        accounts.push(acct("none@x", (7, 5), None));
+        let s = Survey::new("h", UnixMillis(3), accounts);
+        assert_eq!((s.len(), s.healthy.len(), s.at_risk.len()), (52, 50, 2));
+        let text = serde_json::to_string(&s).expect("serialize");
+        let mut back: Survey = serde_json::from_str(&text).expect("read back");
+        back.reindex();
+        assert_eq!(back, s);
+        assert_eq!(back.summary(), s.summary());
+        assert_eq!(back.source_of("u07@x"), Some((Some(10), Some(5), false)));
+        assert_eq!(
+            back.source_of("behind@x"),
+            Some((Some(100), Some(5), false))
+        );
+        assert_eq!(back.source_of("none@x"), Some((Some(7), Some(5), false)));
+        assert_eq!(back.source_of("u99@x"), None);
+        let h = back.healthy.find("u31@x").expect("found");
+        assert_eq!(h.destination, Some("mbox2.example.com"));
     }
 }

@@ -13,7 +13,7 @@
 //! `survey-own-failed.json`. Whether it is due does not depend on the
 //! peer: this mailstore is the one that must not be lost.
 
-use super::{SURVEY_VERSION, Survey, store};
+use super::{Survey, store};
 use crate::act::MailHost;
 use crate::act::carbonio::Carbonio;
 use crate::config::Config;
@@ -106,11 +106,12 @@ pub fn due_by_mtime(cfg: &Config, now: UnixMillis) -> bool {
     let last = std::fs::symlink_metadata(path(&cfg.local.state_dir))
         .and_then(|m| m.modified())
         .ok()
-        .map(|at| Survey {
-            version: SURVEY_VERSION,
-            host: own_host(cfg).unwrap_or_default(),
-            at: UnixMillis::from_system_time(at),
-            accounts: Vec::new(),
+        .map(|at| {
+            Survey::new(
+                own_host(cfg).unwrap_or_default(),
+                UnixMillis::from_system_time(at),
+                Vec::new(),
+            )
         });
     due(cfg, last.as_ref(), now)
 }
@@ -128,16 +129,11 @@ pub async fn fetch(
         )
     })?;
     let mail_host = MailHost::parse(&host).map_err(|e| format!("no survey of {host:?}: {e}"))?;
-    let accounts = carbonio
-        .survey(&mail_host)
+    let built = carbonio
+        .survey(&mail_host, crate::survey::Builder::default())
         .await
         .map_err(|e| e.to_string())?;
-    Ok(Survey {
-        version: SURVEY_VERSION,
-        host,
-        at: clock(),
-        accounts,
-    })
+    Ok(built.finish(host, clock()))
 }
 
 /// Keep a complete survey of this mailstore (unless `dry_run`), with since
@@ -301,12 +297,11 @@ mod tests {
             replicas: usize::from(ok),
             unreadable: Vec::new(),
         };
-        Survey {
-            version: SURVEY_VERSION,
-            host: "mbox2.example.com".into(),
-            at: UnixMillis(at),
-            accounts: vec![acct("a@x", protected[0]), acct("b@x", protected[1])],
-        }
+        Survey::new(
+            "mbox2.example.com",
+            UnixMillis(at),
+            vec![acct("a@x", protected[0]), acct("b@x", protected[1])],
+        )
     }
 
     fn counts(e: &Event) -> (usize, usize, usize, Option<UnixMillis>) {

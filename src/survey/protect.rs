@@ -105,7 +105,19 @@ impl Survey {
         let mut unprotected = Vec::new();
         let mut way: Vec<OnItsWay> = Vec::new();
         let mut accounts = 0;
-        for a in &self.accounts {
+        // A healthy account's replica is available, reaches Kafka and is
+        // caught up: protected. Only its count (on the host asked for)
+        // is needed, which the compact survey keeps.
+        for h in self.healthy.iter() {
+            if let Some(on) = replicas_on
+                && !h.destination.is_some_and(|d| d.eq_ignore_ascii_case(on))
+            {
+                continue;
+            }
+            accounts += 1;
+            by[Protection::Protected as usize] += 1;
+        }
+        for a in &self.at_risk {
             let dest = a.replica.as_ref().and_then(|r| r.destination.as_deref());
             if let Some(h) = replicas_on
                 && !dest.is_some_and(|d| d.eq_ignore_ascii_case(h))
@@ -180,7 +192,6 @@ fn slowest_first(v: &mut [OnItsWay]) {
 mod tests {
     use super::*;
     use crate::replica::{ReplicaSeen, Surveyed};
-    use crate::survey::SURVEY_VERSION;
 
     fn acct(name: &str, rep: Option<ReplicaSeen>) -> Surveyed {
         Surveyed {
@@ -208,11 +219,10 @@ mod tests {
 
     #[test]
     fn no_replica_and_a_replica_not_yet_available_are_unprotected_the_rest_on_their_way() {
-        let s = Survey {
-            version: SURVEY_VERSION,
-            host: "mbox2".into(),
-            at: UnixMillis(0),
-            accounts: vec![
+        let s = Survey::new(
+            "mbox2",
+            UnixMillis(0),
+            vec![
                 acct("none@x", None),
                 acct("seeding@x", Some(rep("mbox1", false, 40))),
                 acct("seeding2@x", Some(rep("mbox1", false, 10))),
@@ -220,7 +230,7 @@ mod tests {
                 acct("ok@x", Some(rep("mbox1", true, 100))),
                 acct("elsewhere@x", Some(rep("mbox3", true, 100))),
             ],
-        };
+        );
         let p = s.protection(None);
         let names: Vec<&str> = p.unprotected.iter().map(|u| u.account.as_str()).collect();
         assert_eq!(names, ["none@x", "seeding@x", "seeding2@x"]);

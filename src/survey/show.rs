@@ -1,7 +1,9 @@
 //! How the last survey shows: the lines of `habeat status` (a summary, each
 //! account at risk named with why, the healthy ones only with
 //! `--verbose`) and the `replicas` object of `status --json` and
-//! `/status` (the whole classification).
+//! `/status`: the counts and the accounts at risk, and every account only
+//! when asked (`status --json --accounts all`, `/status?accounts=all`), so
+//! that what is shown each round stays the size of the accounts at risk.
 
 use super::{ReplicaSeen, ReplicaState, Risk, Survey, age_seconds, classify, store};
 use crate::config::Config;
@@ -23,22 +25,54 @@ pub struct Replicas {
     /// Why `survey.json` could not be read, if it could not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// Every account of the last good survey, classified: shared, since
-    /// the daemon shows the same thousands of them every round.
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "shared_accounts"
-    )]
-    pub accounts: Option<Arc<[AccountShown]>>,
+    /// Every account of the last good survey, classified: only when asked
+    /// ([`with_accounts`]), written from the survey as it is serialized.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accounts: Option<AllAccounts>,
     /// The survey that failed after the last good one (`null`: none).
     pub last_failure: Option<SurveyFailure>,
 }
 
-fn shared_accounts<S: Serializer>(
-    a: &Option<Arc<[AccountShown]>>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    a.as_deref().serialize(s)
+/// Every account of a survey as `replicas.accounts` lists them: those at
+/// risk first, then the healthy ones, each in the CLI's order (of
+/// which the survey keeps no replica fields: `replica` is `null`).
+#[derive(Debug, Clone)]
+pub struct AllAccounts(pub Arc<Survey>);
+
+impl Serialize for AllAccounts {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let survey = &*self.0;
+        let mut seq = s.serialize_seq(Some(survey.len()))?;
+        for a in &survey.at_risk {
+            let (states, ls, li) = classify(a);
+            seq.serialize_element(&AccountShown {
+                account: &a.account,
+                state: states[0].as_str(),
+                also: states[1..].iter().map(|x| x.as_str()).collect(),
+                lag_sequence: ls,
+                lag_item_id: li,
+                destination: a.replica.as_ref().and_then(|r| r.destination.as_deref()),
+                source_sequence: a.source_sequence,
+                source_item_id: a.source_item_id,
+                replica: a.replica.as_ref(),
+            })?;
+        }
+        for h in survey.healthy.iter() {
+            seq.serialize_element(&AccountShown {
+                account: h.account,
+                state: ReplicaState::Ok.as_str(),
+                also: Vec::new(),
+                lag_sequence: None,
+                lag_item_id: None,
+                destination: h.destination,
+                source_sequence: h.source_sequence,
+                source_item_id: h.source_item_id,
+                replica: None,
+            })?;
+        }
+        seq.end()
+    }
 }
 
 /// What the last good survey found, in figures.
@@ -62,16 +96,16 @@ pub struct SurveySummary {
 
 /// One account of the survey with its class.
 #[derive(Debug, Clone, Serialize)]
-pub struct AccountShown {
-    pub account: String,
+pub struct AccountShown<'a> {
+    pub account: &'a str,
     pub state: &'static str,
     pub also: Vec<&'static str>,
     pub lag_sequence: Option<u64>,
     pub lag_item_id: Option<u64>,
-    pub destination: Option<String>,
+    pub destination: Option<&'a str>,
     pub source_sequence: Option<u64>,
     pub source_item_id: Option<u64>,
-    pub replica: Option<ReplicaSeen>,
+    pub replica: Option<&'a ReplicaSeen>,
 }
 
 /// A survey that failed.
@@ -87,14 +121,33 @@ pub struct SurveyFailure {
 /// built from (path, size, modification time): the daemon publishes
 /// `/status` every round, and a survey of 100k accounts is megabytes to
 /// read and classify again.
-type Cached = (std::path::PathBuf, u64, std::time::SystemTime, Replicas);
+type Cached = (
+    std::path::PathBuf,
+    u64,
+    std::time::SystemTime,
+    Replicas,
+    Option<Arc<Survey>>,
+);
 static CACHE: std::sync::Mutex<Option<Cached>> = std::sync::Mutex::new(None);
 
 /// The replicas as `status --json` and `/status` show them: the last good
 /// survey (cached) and the failure after it (read each time: a small
 /// file).
 pub fn replicas(cfg: &Config, now: UnixMillis) -> Replicas {
-    let mut r = good(cfg, now);
+    replicas_with(cfg, now, false)
+}
+
+/// [`replicas`] with every account of the last good survey
+/// (`replicas.accounts`).
+pub fn with_accounts(cfg: &Config, now: UnixMillis) -> Replicas {
+    replicas_with(cfg, now, true)
+}
+
+fn replicas_with(cfg: &Config, now: UnixMillis, all: bool) -> Replicas {
+    let (mut r, survey) = good(cfg, now);
+    if all {
+        r.accounts = survey.map(AllAccounts);
+    }
     r.last_failure = store::load_failure(&cfg.local.state_dir).map(|f| SurveyFailure {
         age_seconds: age_seconds(f.at, now),
         host: f.host,
@@ -104,14 +157,14 @@ pub fn replicas(cfg: &Config, now: UnixMillis) -> Replicas {
     r
 }
 
-fn good(cfg: &Config, now: UnixMillis) -> Replicas {
+fn good(cfg: &Config, now: UnixMillis) -> (Replicas, Option<Arc<Survey>>) {
     let path = store::path(&cfg.local.state_dir);
     let stamp = std::fs::symlink_metadata(&path)
         .ok()
         .and_then(|m| Some((m.len(), m.modified().ok()?)));
     if let Some((len, mtime)) = stamp
         && let Ok(cache) = CACHE.lock()
-        && let Some((p, l, t, r)) = cache.as_ref()
+        && let Some((p, l, t, r, survey)) = cache.as_ref()
         && *p == path
         && *l == len
         && *t == mtime
@@ -120,18 +173,18 @@ fn good(cfg: &Config, now: UnixMillis) -> Replicas {
         if let Some(s) = &mut r.survey {
             s.age_seconds = age_seconds(s.at, now);
         }
-        return r;
+        return (r, survey.clone());
     }
-    let r = build(cfg, now);
+    let (r, survey) = build(cfg, now);
     if let (Some((len, mtime)), Ok(mut cache)) = (stamp, CACHE.lock())
         && r.survey.is_some()
     {
-        *cache = Some((path, len, mtime, r.clone()));
+        *cache = Some((path, len, mtime, r.clone(), survey.clone()));
     }
-    r
+    (r, survey)
 }
 
-fn build(cfg: &Config, now: UnixMillis) -> Replicas {
+fn build(cfg: &Config, now: UnixMillis) -> (Replicas, Option<Arc<Survey>>) {
     let mut r = Replicas {
         survey_interval: humantime::format_duration(cfg.replicas.survey_interval).to_string(),
         at_risk_policy: cfg.replicas.at_risk.as_str(),
@@ -144,24 +197,6 @@ fn build(cfg: &Config, now: UnixMillis) -> Replicas {
         Ok(None) => {}
         Err(e) => r.error = Some(e.to_string()),
         Ok(Some(s)) => {
-            let accounts = s.accounts.iter().map(|a| {
-                let (states, ls, li) = classify(a);
-                AccountShown {
-                    account: a.account.clone(),
-                    state: states[0].as_str(),
-                    also: states[1..].iter().map(|x| x.as_str()).collect(),
-                    lag_sequence: ls,
-                    lag_item_id: li,
-                    destination: a
-                        .replica
-                        .as_ref()
-                        .and_then(|r| r.destination.as_deref().map(str::to_owned)),
-                    source_sequence: a.source_sequence,
-                    source_item_id: a.source_item_id,
-                    replica: a.replica.clone(),
-                }
-            });
-            r.accounts = Some(accounts.collect());
             let sum = s.summary();
             r.survey = Some(SurveySummary {
                 age_seconds: age_seconds(sum.at, now),
@@ -174,19 +209,20 @@ fn build(cfg: &Config, now: UnixMillis) -> Replicas {
                 max_lag_sequence: sum.max_lag_sequence,
                 max_lag_item_id: sum.max_lag_item_id,
                 destinations: sum.destinations,
-                nothing_to_fail_over: s.accounts.is_empty(),
+                nothing_to_fail_over: s.is_empty(),
                 warning: nothing_to_fail_over(&s),
             });
+            return (r, Some(Arc::new(s)));
         }
     }
-    r
+    (r, None)
 }
 
 /// The warning for a survey that found nothing a promotion could move: no
 /// replicated account at all. A failover would then bring no mailbox
 /// back, so this is never shown as healthy.
 pub fn nothing_to_fail_over(s: &Survey) -> Option<String> {
-    if !s.accounts.is_empty() {
+    if !s.is_empty() {
         return None;
     }
     Some(format!(
@@ -284,15 +320,9 @@ pub fn survey_lines(s: &Survey, now: UnixMillis, verbose: bool) -> Vec<String> {
         out.push(format!("  at risk  {:<40} {r}", r.account));
     }
     if verbose {
-        for a in &s.accounts {
-            if classify(a).0[0] == ReplicaState::Ok {
-                let dest = a
-                    .replica
-                    .as_ref()
-                    .and_then(|r| r.destination.as_deref())
-                    .unwrap_or("?");
-                out.push(format!("  ok       {:<40} replica on {dest}", a.account));
-            }
+        for a in s.healthy.iter() {
+            let dest = a.destination.unwrap_or("?");
+            out.push(format!("  ok       {:<40} replica on {dest}", a.account));
         }
     } else if sum.counts.get("ok").copied().unwrap_or(0) > 0 {
         out.push(format!(
@@ -306,15 +336,14 @@ pub fn survey_lines(s: &Survey, now: UnixMillis, verbose: bool) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::survey::{SURVEY_VERSION, Surveyed};
+    use crate::survey::Surveyed;
 
     #[test]
     fn accounts_without_a_replica_stay_and_the_sentence_says_so() {
-        let s = Survey {
-            version: SURVEY_VERSION,
-            host: "mbox1.example.com".into(),
-            at: UnixMillis(0),
-            accounts: vec![Surveyed {
+        let s = Survey::new(
+            "mbox1.example.com",
+            UnixMillis(0),
+            vec![Surveyed {
                 account: "a@x".into(),
                 source_sequence: Some(1),
                 source_item_id: Some(1),
@@ -323,7 +352,7 @@ mod tests {
                 replicas: 0,
                 unreadable: Vec::new(),
             }],
-        };
+        );
         let lines = survey_lines(&s, UnixMillis(0), false);
         assert!(
             lines[0].ends_with("promotion would move 1 nowhere (no replica)"),

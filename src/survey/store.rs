@@ -49,17 +49,40 @@ pub fn load_file(p: PathBuf) -> Result<Option<Survey>, SurveyError> {
     let Some(bytes) = read_nofollow(&p)? else {
         return Ok(None);
     };
-    let s: Survey = crate::json::from_slice(&bytes).map_err(|e| SurveyError::Corrupt {
+    let corrupt = |e: serde_json::Error| SurveyError::Corrupt {
         path: p.clone(),
         reason: e.to_string(),
-    })?;
-    if s.version != SURVEY_VERSION {
-        return Err(SurveyError::Corrupt {
-            path: p,
-            reason: format!("layout version {}, expected {SURVEY_VERSION}", s.version),
-        });
+    };
+    #[derive(serde::Deserialize)]
+    struct Version {
+        version: u32,
     }
-    Ok(Some(s))
+    let v: Version = serde_json::from_slice(&bytes).map_err(corrupt)?;
+    match v.version {
+        SURVEY_VERSION => {
+            let mut s: Survey = crate::json::from_slice(&bytes).map_err(corrupt)?;
+            s.reindex();
+            Ok(Some(s))
+        }
+        // Written by an earlier habeat: every account whole. Read once,
+        // the next survey replaces it with the compact layout.
+        1 => {
+            let old: V1 = crate::json::from_slice(&bytes).map_err(corrupt)?;
+            Ok(Some(Survey::new(old.host, old.at, old.accounts)))
+        }
+        n => Err(SurveyError::Corrupt {
+            path: p,
+            reason: format!("layout version {n}, expected {SURVEY_VERSION}"),
+        }),
+    }
+}
+
+/// `survey.json` as layout version 1 wrote it.
+#[derive(serde::Deserialize)]
+struct V1 {
+    host: String,
+    at: crate::engine::UnixMillis,
+    accounts: Vec<crate::survey::Surveyed>,
 }
 
 /// Replace the last survey with `s` (complete, by construction).
@@ -122,5 +145,28 @@ pub fn clear_failure(state_dir: &Path) -> Result<(), StateError> {
             Err(StateError::io("remove", &state_dir.join(FAILED_FILE), e))
         }
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_survey_an_earlier_habeat_wrote_is_still_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let v1 = r#"{"version":1,"host":"mbox1.example.com","at":5,"accounts":[
+            {"account":"ok@x","source_sequence":10,"source_item_id":5,"source_paused":false,
+             "replica":{"destination":"mbox2.example.com","available":true,"can_connect_to_kafka":true,
+                        "paused":false,"sequence":10,"item_id":5,"priority":1},"replicas":1},
+            {"account":"none@x","source_sequence":10,"source_item_id":5,"source_paused":false,
+             "replica":null,"replicas":0}]}"#;
+        std::fs::write(path(dir.path()), v1).expect("write");
+        let s = load(dir.path()).expect("readable").expect("a survey");
+        assert_eq!((s.len(), s.at_risk.len()), (2, 1));
+        assert_eq!(s.source_of("ok@x"), Some((Some(10), Some(5), false)));
+        save(dir.path(), &s).expect("save");
+        let again = load(dir.path()).expect("readable").expect("a survey");
+        assert_eq!((again.version, again), (SURVEY_VERSION, s));
     }
 }

@@ -9,6 +9,7 @@
 //! `daemon.lock`), and takes what only a running daemon knows
 //! ([`DaemonFacts`]) as an argument.
 
+pub mod all;
 pub mod head;
 pub mod protection;
 pub mod votes;

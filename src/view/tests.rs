@@ -5,7 +5,7 @@
 use super::{DaemonFacts, StatusView};
 use crate::config::{Config, LoadEnv, load_str_with};
 use crate::engine::{self, Now, OperatorRefusal, Pause, State, UnixMillis};
-use crate::survey::{ReplicaSeen, SURVEY_VERSION, Survey, Surveyed};
+use crate::survey::{ReplicaSeen, Survey, Surveyed};
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -142,16 +142,15 @@ fn the_metrics_figures_are_the_jsons_and_an_ended_pause_is_none() {
         sequence: Some(88),
         ..ok.clone()
     };
-    let survey = Survey {
-        version: SURVEY_VERSION,
-        host: "mbox1.example.com".into(),
-        at: UnixMillis(NOW.0 - 30_000),
-        accounts: vec![
+    let survey = Survey::new(
+        "mbox1.example.com",
+        UnixMillis(NOW.0 - 30_000),
+        vec![
             account("alice@example.com", Some(ok)),
             account("behind@example.com", Some(behind)),
             account("none@example.com", None),
         ],
-    };
+    );
     crate::survey::store::save(&cfg.local.state_dir, &survey).expect("save the survey");
     let state = State {
         pause: Some(Pause {
@@ -176,9 +175,24 @@ fn the_metrics_figures_are_the_jsons_and_an_ended_pause_is_none() {
         assert_eq!(js["counts"][class], *n, "{class}");
     }
     assert_eq!(s.counts.get("behind"), Some(&1));
+    assert!(
+        json["replicas"].get("accounts").is_none(),
+        "every account only when asked: {json:#}"
+    );
+    let all = serde_json::to_value(crate::survey::show::with_accounts(&cfg, NOW))
+        .expect("serialize the replicas");
+    let names: Vec<&str> = all["accounts"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x["account"].as_str()).collect())
+        .unwrap_or_default();
     assert_eq!(
-        json["replicas"]["accounts"].as_array().map(Vec::len),
-        Some(3)
+        names,
+        [
+            "behind@example.com",
+            "none@example.com",
+            "alice@example.com"
+        ],
+        "those at risk first, then the healthy ones"
     );
     assert!(json["replicas"]["last_failure"].is_null());
 

@@ -249,3 +249,56 @@ fn a_descendant_that_left_the_process_group_is_named_not_taken_for_a_huge_output
     );
     assert_eq!(bed.calls("promoteAccounts"), 0, "promoted: {all}");
 }
+
+/// How many accounts make the listing longer than the output cap of any
+/// other JSON command (`JSON_OUTPUT_LIMIT`, 64 MiB): at about 300 bytes
+/// an account, 240k print about 70 MiB.
+const ABOVE_THE_CAP: usize = 240_000;
+
+#[test]
+fn a_mailstore_whose_listing_exceeds_the_output_cap_fails_over() {
+    let bed = Bed::new();
+    bed.fake.update(|s| {
+        s.bulk.push(fake_carbonio::state::Bulk {
+            mail_host: SOURCE.into(),
+            replica: REPLICA.into(),
+            count: ABOVE_THE_CAP,
+            behind_every: 0,
+        })
+    });
+    // The listing really is longer than the cap: the fake asked directly.
+    let listing = std::process::Command::new(&bed.fake.carbonio)
+        .args([
+            "--json",
+            "MailReplica",
+            "getAccountStatus",
+            "mailHost",
+            SOURCE,
+        ])
+        .env(fake_carbonio::state::STATE_ENV, &bed.fake.state_path)
+        .output()
+        .expect("run the fake");
+    assert!(
+        listing.stdout.len() > habeat::act::carbonio::JSON_OUTPUT_LIMIT,
+        "the listing is only {} bytes",
+        listing.stdout.len()
+    );
+    drop(listing);
+
+    let out = bed.promote_source();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert_eq!(bed.calls("promoteAccounts"), 1, "{all}");
+    let st = bed.fake.state();
+    assert_eq!(
+        st.bulk[0].mail_host, REPLICA,
+        "the mailstore's accounts were not promoted: {all}"
+    );
+    assert!(bed.fake.accounts_on(SOURCE).is_empty(), "{all}");
+    assert!(bed.promotion_lock().exists(), "{all}");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains(&(ABOVE_THE_CAP + 3).to_string()),
+        "the promotion does not count every account: {all}"
+    );
+}

@@ -1,7 +1,9 @@
 //! The metrics endpoint over real TCP: scraped with an HTTP client, parsed
 //! with a Prometheus text parser, bounded against slow clients.
 
-use habeat::daemon::endpoint::{METRICS_CONTENT_TYPE, MetricsServer, ServerOptions, StatusSource};
+use habeat::daemon::endpoint::{
+    METRICS_CONTENT_TYPE, MetricsServer, ServerOptions, StatusSource, json_body,
+};
 use habeat::daemon::metrics::{ActionOutcome, Metrics};
 use habeat::model::{Component, Observation, Round, Verdict, Vote, WitnessId, WitnessKind};
 use std::sync::Arc;
@@ -24,7 +26,7 @@ async fn start(
     opts: ServerOptions,
 ) -> (MetricsServer, watch::Sender<serde_json::Value>) {
     let (tx, rx) = watch::channel(serde_json::json!({ "state": "starting" }));
-    let status: StatusSource = Arc::new(move || rx.borrow().clone());
+    let status: StatusSource = Arc::new(move |_| json_body(&rx.borrow()));
     let server = MetricsServer::start(
         "127.0.0.1:0".parse().unwrap(),
         metrics.clone(),
@@ -282,7 +284,7 @@ async fn slow_clients_are_cut_off_and_do_not_block_scrapes() {
 async fn a_busy_port_is_a_clear_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap();
-    let status: StatusSource = Arc::new(|| serde_json::Value::Null);
+    let status: StatusSource = Arc::new(|_| json_body(&serde_json::Value::Null));
     let err = MetricsServer::start(addr, Metrics::new(), status, ServerOptions::default())
         .await
         .unwrap_err()

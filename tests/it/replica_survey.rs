@@ -164,10 +164,15 @@ async fn a_survey_names_exactly_the_accounts_at_risk_everywhere() {
     assert_eq!(survey["counts"]["behind"], 2);
     assert_eq!(survey["max_lag_sequence"], 12);
     assert_eq!(survey["max_lag_item_id"], 3);
+    assert!(
+        js["replicas"].get("accounts").is_none(),
+        "status --json lists every account only when asked: {js}"
+    );
+    let all = crate::bin::json(&habeat(&bed, &["--json", "status", "--accounts", "all"]));
     assert_eq!(
-        js["replicas"]["accounts"].as_array().map(Vec::len),
+        all["replicas"]["accounts"].as_array().map(Vec::len),
         Some(8),
-        "the whole classification"
+        "--accounts all: the whole classification"
     );
 
     let hist = stdout(&habeat(&bed, &["history"]));
@@ -201,7 +206,30 @@ async fn a_survey_names_exactly_the_accounts_at_risk_everywhere() {
         .json()
         .await
         .expect("/status is JSON");
+    let everyone: serde_json::Value = reqwest::get(format!("{base}/status?accounts=all"))
+        .await
+        .expect("GET /status?accounts=all")
+        .json()
+        .await
+        .expect("/status?accounts=all is JSON");
+    let refused = reqwest::get(format!("{base}/status?accounts=some"))
+        .await
+        .expect("GET /status?accounts=some");
     let _ = daemon.kill();
+    assert!(
+        status["replicas"].get("accounts").is_none(),
+        "/status lists every account only when asked: {status}"
+    );
+    let listed: Vec<&str> = everyone["replicas"]["accounts"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x["account"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(listed.len(), 8, "/status?accounts=all: {everyone}");
+    let mut at_risk_first: Vec<String> = listed[..6].iter().map(|s| s.to_string()).collect();
+    at_risk_first.sort();
+    assert_eq!(at_risk_first, expected_at_risk(), "{everyone}");
+    assert_eq!(everyone["replicas"]["survey"], status["replicas"]["survey"]);
+    assert_eq!(refused.status(), 400);
     let _ = daemon.wait();
     let body = scrape.expect("/metrics never showed habeat_replicas_at_risk 6");
     let parsed = prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_owned())))

@@ -102,7 +102,7 @@ async fn status_json_and_the_daemons_status_agree_on_the_same_state() {
     let (mut served, mut json) =
         agreed.unwrap_or_else(|| panic!("no round seen alike by /status and status --json"));
     assert!(
-        !json["replicas"]["survey"].is_null() && !json["replicas"]["accounts"].is_null(),
+        !json["replicas"]["survey"].is_null(),
         "the survey is part of the comparison: {json}"
     );
     assert!(served["cannot_decide"].is_null(), "{served}");

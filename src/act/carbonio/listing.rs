@@ -157,7 +157,7 @@ pub fn parse_survey_listing(stdout: &[u8], host: &MailHost) -> Result<Vec<Accoun
     parse_listing(stdout, host, Fields::Strict)
 }
 
-fn parse_listing(
+pub(super) fn parse_listing(
     stdout: &[u8],
     host: &MailHost,
     fields: Fields,

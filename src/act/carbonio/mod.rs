@@ -19,6 +19,7 @@ mod entry;
 mod error;
 mod listing;
 mod scan;
+mod stream;
 mod survey;
 
 pub use super::names::{AccountName, MailHost, NameError};
@@ -28,7 +29,7 @@ pub use listing::{
     AccountStatus, Operation, Replica, parse_account_listing, parse_account_status,
     parse_operations, parse_response, parse_survey_listing,
 };
-pub use survey::parse_survey;
+pub use survey::{SurveySink, parse_survey, parse_survey_into};
 
 use super::process::{self, RunAs, Spec, Status, TEMP_ROOT};
 use crate::config;
@@ -380,6 +381,30 @@ impl Carbonio {
                 command: command.clone(),
                 source,
             })?;
+        let report = self.judge(cmd, command, &out)?;
+        if !out.stdout.complete() && cmd.expects_json() {
+            return Err(CarbonioError::BadOutput {
+                command: report.command,
+                reason: format!(
+                    "the output exceeded {JSON_OUTPUT_LIMIT} bytes ({} were printed)",
+                    out.stdout.len()
+                ),
+                tail: report.tail,
+            });
+        }
+        tracing::info!(command = %report.command, duration = ?out.duration, "done");
+        Ok((out.stdout.head, report))
+    }
+
+    /// How a command ended, as a typed result: an error unless it exited 0
+    /// in time, did not report the server unreachable, and (JSON commands)
+    /// left no doubt that its output was read to its end.
+    fn judge(
+        &self,
+        cmd: &Command,
+        command: String,
+        out: &process::Output,
+    ) -> Result<CommandReport, CarbonioError> {
         let tail = out.tail(TAIL_BYTES);
         // Looked for in the whole output as it was read, not in what the
         // bounded buffer kept: a promotion that prints megabytes of
@@ -429,25 +454,11 @@ impl Carbonio {
             // only what the escaped process may print later is missing.
             tracing::warn!(%command, "{reason}; judging the command by its exit code and what it printed");
         }
-        if !out.stdout.complete() && cmd.expects_json() {
-            return Err(CarbonioError::BadOutput {
-                command,
-                reason: format!(
-                    "the output exceeded {JSON_OUTPUT_LIMIT} bytes ({} were printed)",
-                    out.stdout.len()
-                ),
-                tail,
-            });
-        }
-        tracing::info!(%command, duration = ?out.duration, "done");
-        Ok((
-            out.stdout.head,
-            CommandReport {
-                command,
-                duration: out.duration,
-                tail,
-            },
-        ))
+        Ok(CommandReport {
+            command,
+            duration: out.duration,
+            tail,
+        })
     }
 
     async fn exec_text(&self, cmd: Command) -> Result<CommandReport, CarbonioError> {
@@ -464,24 +475,6 @@ impl Carbonio {
                 tail: report.tail,
             }),
         }
-    }
-
-    /// The replicated accounts whose mailbox is on `host` (what promotion
-    /// of that host would move). An empty list means the CLI answered
-    /// properly and there are none; every failure is an error.
-    pub async fn get_account_status(
-        &self,
-        host: &MailHost,
-    ) -> Result<Vec<AccountStatus>, CarbonioError> {
-        let cmd = Command::GetAccountStatus {
-            mail_host: host.clone(),
-        };
-        let (stdout, report) = self.exec(&cmd).await?;
-        parse_account_listing(&stdout, host).map_err(|reason| CarbonioError::BadOutput {
-            command: report.command,
-            reason,
-            tail: report.tail,
-        })
     }
 
     /// Promote every account of `source` (the automatic failover), waiting

@@ -14,7 +14,7 @@
 //! paid only for output that is wrong.
 
 use super::entry::{Entry, Field, ReplicaFields, Replicas};
-use serde::de::{self, DeserializeSeed, Deserializer as _, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::Number;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -33,28 +33,73 @@ pub(super) fn listing<'de, T>(
     // and the reference reading refuses any output that is not UTF-8.
     let text = std::str::from_utf8(bytes).ok()?;
     let mut de = serde_json::Deserializer::from_str(text);
-    let mut each = each;
-    let mut scratch = Vec::new();
-    let out = de
-        .deserialize_map(Top {
-            each: &mut each,
-            // Room for as many entries as the output could hold at a few
-            // hundred bytes each: the list is then not copied as it grows
-            // (a copy would hold it twice), and what is not filled is
-            // never touched, so it costs no memory.
-            guess: bytes.len() / 256,
-            scratch: &mut scratch,
-            _t: PhantomData,
-        })
-        .ok()?;
-    de.end().ok()?;
-    Some(out)
+    // Room for as many entries as the output could hold at a few hundred
+    // bytes each: the list is then not copied as it grows (a copy would
+    // hold it twice), and what is not filled is never touched, so it
+    // costs no memory.
+    read(&mut de, each, bytes.len() / 256, true).ok()
+}
+
+/// [`listing`] of output read as it comes (a pipe), never held whole: the
+/// same checks, every string checked as UTF-8 as it is read. The error
+/// says where the output stopped being the listing (its reason is only
+/// "not the listing" when a rule of this pass refused it).
+pub(super) fn listing_from_reader<T>(
+    r: impl std::io::Read,
+    each: impl FnMut(&Entry<'_>) -> Option<T>,
+) -> Result<Vec<T>, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_reader(r);
+    read(&mut de, each, 0, false)
+}
+
+fn read<'de, R: serde_json::de::Read<'de>, T>(
+    de: &mut serde_json::Deserializer<R>,
+    mut each: impl FnMut(&Entry<'de>) -> Option<T>,
+    guess: usize,
+    raw: bool,
+) -> Result<Vec<T>, serde_json::Error> {
+    let mut scratch = Keys {
+        list: Vec::new(),
+        raw,
+    };
+    let listing = Wrapped {
+        key: "response",
+        inner: Wrapped {
+            key: "values",
+            inner: Values {
+                each: &mut each,
+                guess,
+                _t: PhantomData,
+            },
+        },
+    };
+    let out = listing.read(&mut *de, &mut scratch)?;
+    de.end()?;
+    Ok(out)
 }
 
 /// Keys of the objects being read (a stack: each object pushes its own
 /// above the others and truncates back when done). Objects have few keys,
 /// so a linear search beats hashing, and one buffer serves them all.
-type Keys<'de> = Vec<Cow<'de, str>>;
+struct Keys<'de> {
+    list: Vec<Cow<'de, str>>,
+    /// Values nobody reads can be taken as printed (output held whole);
+    /// from a pipe they are walked instead.
+    raw: bool,
+}
+
+impl<'de> std::ops::Deref for Keys<'de> {
+    type Target = Vec<Cow<'de, str>>;
+    fn deref(&self) -> &Self::Target {
+        &self.list
+    }
+}
+
+impl std::ops::DerefMut for Keys<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.list
+    }
+}
 
 fn refuse<E: de::Error>() -> E {
     // Never shown: the reference reading words the error.
@@ -86,8 +131,12 @@ fn ok<'de, A: MapAccess<'de>>(map: &mut A) -> Result<(), A::Error> {
 
 /// Pass over a value nobody reads: taken as it is printed (no string or
 /// number in it converted), and only a list or object is walked, for keys
-/// that appear twice.
-fn skip<'de, A: MapAccess<'de>>(map: &mut A) -> Result<(), A::Error> {
+/// that appear twice. From a pipe, where nothing can be borrowed, it is
+/// walked whole.
+fn skip<'de, A: MapAccess<'de>>(map: &mut A, keys: &Keys<'de>) -> Result<(), A::Error> {
+    if !keys.raw {
+        return map.next_value_seed(AnyValue);
+    }
     let raw: &'de RawValue = map.next_value()?;
     let text = raw.get();
     if text.starts_with(['{', '[']) {
@@ -99,39 +148,69 @@ fn skip<'de, A: MapAccess<'de>>(map: &mut A) -> Result<(), A::Error> {
     Ok(())
 }
 
-struct Top<'f, 'k, 'de, F, T> {
-    each: &'f mut F,
-    guess: usize,
-    scratch: &'k mut Keys<'de>,
-    _t: PhantomData<T>,
+/// An object around the listing (the output, then its `response`): `ok`
+/// must be `true` where present, no key twice, and `key` holds what
+/// `inner` reads.
+struct Wrapped<S> {
+    key: &'static str,
+    inner: S,
 }
 
-impl<'de, F, T> Visitor<'de> for Top<'_, '_, 'de, F, T>
-where
-    F: FnMut(&Entry<'de>) -> Option<T>,
-{
-    type Value = Vec<T>;
+/// A [`Wrapped`] being read, with the key stack.
+struct WrappedVisitor<'k, 'de, S> {
+    key: &'static str,
+    inner: S,
+    scratch: &'k mut Keys<'de>,
+}
+
+/// What a [`Wrapped`] object holds: read with the key stack.
+trait Inner<'de> {
+    type Value;
+    fn read<D: de::Deserializer<'de>>(
+        self,
+        d: D,
+        scratch: &mut Keys<'de>,
+    ) -> Result<Self::Value, D::Error>;
+}
+
+impl<'de, S: Inner<'de>> Inner<'de> for Wrapped<S> {
+    type Value = S::Value;
+    fn read<D: de::Deserializer<'de>>(
+        self,
+        d: D,
+        scratch: &mut Keys<'de>,
+    ) -> Result<S::Value, D::Error> {
+        d.deserialize_map(WrappedVisitor {
+            key: self.key,
+            inner: self.inner,
+            scratch,
+        })
+    }
+}
+
+impl<'de, S: Inner<'de>> Visitor<'de> for WrappedVisitor<'_, 'de, S> {
+    type Value = S::Value;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<T>, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<S::Value, A::Error> {
         let mut out = None;
+        let mut inner = Some(self.inner);
         let from = self.scratch.len();
         while let Some(key) = map.next_key_seed(Key)? {
-            match &*key {
-                "ok" => ok(&mut map)?,
-                "response" => {
-                    let scratch = &mut *self.scratch;
-                    out = Some(map.next_value_seed(Response {
-                        each: &mut *self.each,
-                        guess: self.guess,
-                        scratch,
-                        _t: PhantomData,
-                    })?);
-                }
-                _ => skip(&mut map)?,
+            if key == "ok" {
+                ok(&mut map)?;
+            } else if key == self.key
+                && let Some(inner) = inner.take()
+            {
+                out = Some(map.next_value_seed(Seeded {
+                    inner,
+                    scratch: &mut *self.scratch,
+                })?);
+            } else {
+                skip(&mut map, self.scratch)?;
             }
             unique(self.scratch, from, key)?;
         }
@@ -140,77 +219,54 @@ where
     }
 }
 
-struct Response<'f, 'k, 'de, F, T> {
+/// An [`Inner`] with the key stack, as serde's seed.
+struct Seeded<'k, 'de, S> {
+    inner: S,
+    scratch: &'k mut Keys<'de>,
+}
+
+impl<'de, S: Inner<'de>> DeserializeSeed<'de> for Seeded<'_, 'de, S> {
+    type Value = S::Value;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<S::Value, D::Error> {
+        self.inner.read(d, self.scratch)
+    }
+}
+
+struct Values<'f, F, T> {
+    each: &'f mut F,
+    guess: usize,
+    _t: PhantomData<T>,
+}
+
+impl<'de, F, T> Inner<'de> for Values<'_, F, T>
+where
+    F: FnMut(&Entry<'de>) -> Option<T>,
+{
+    type Value = Vec<T>;
+
+    fn read<D: de::Deserializer<'de>>(
+        self,
+        d: D,
+        scratch: &mut Keys<'de>,
+    ) -> Result<Vec<T>, D::Error> {
+        d.deserialize_seq(ValuesVisitor {
+            each: self.each,
+            guess: self.guess,
+            scratch,
+            _t: PhantomData,
+        })
+    }
+}
+
+struct ValuesVisitor<'f, 'k, 'de, F, T> {
     each: &'f mut F,
     guess: usize,
     scratch: &'k mut Keys<'de>,
     _t: PhantomData<T>,
 }
 
-impl<'de, F, T> DeserializeSeed<'de> for Response<'_, '_, 'de, F, T>
-where
-    F: FnMut(&Entry<'de>) -> Option<T>,
-{
-    type Value = Vec<T>;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Vec<T>, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de, F, T> Visitor<'de> for Response<'_, '_, 'de, F, T>
-where
-    F: FnMut(&Entry<'de>) -> Option<T>,
-{
-    type Value = Vec<T>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<T>, A::Error> {
-        let mut out = None;
-        let from = self.scratch.len();
-        while let Some(key) = map.next_key_seed(Key)? {
-            match &*key {
-                "ok" => ok(&mut map)?,
-                "values" => {
-                    let scratch = &mut *self.scratch;
-                    out = Some(map.next_value_seed(Values {
-                        each: &mut *self.each,
-                        guess: self.guess,
-                        scratch,
-                        _t: PhantomData,
-                    })?);
-                }
-                _ => skip(&mut map)?,
-            }
-            unique(self.scratch, from, key)?;
-        }
-        self.scratch.truncate(from);
-        out.ok_or_else(refuse)
-    }
-}
-
-struct Values<'f, 'k, 'de, F, T> {
-    each: &'f mut F,
-    guess: usize,
-    scratch: &'k mut Keys<'de>,
-    _t: PhantomData<T>,
-}
-
-impl<'de, F, T> DeserializeSeed<'de> for Values<'_, '_, 'de, F, T>
-where
-    F: FnMut(&Entry<'de>) -> Option<T>,
-{
-    type Value = Vec<T>;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Vec<T>, D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de, F, T> Visitor<'de> for Values<'_, '_, 'de, F, T>
+impl<'de, F, T> Visitor<'de> for ValuesVisitor<'_, '_, 'de, F, T>
 where
     F: FnMut(&Entry<'de>) -> Option<T>,
 {
@@ -295,7 +351,7 @@ impl<'de> Visitor<'de> for EntrySeed<'_, 'de> {
                     continue;
                 }
                 _ => {
-                    skip(&mut map)?;
+                    skip(&mut map, self.scratch)?;
                     unique(self.scratch, from, key)?;
                     continue;
                 }
@@ -401,7 +457,7 @@ impl<'de> Visitor<'de> for ReplicaSeed<'_, 'de> {
                 "canConnectToKafka" => (32, &mut r.can_connect_to_kafka),
                 "paused" => (64, &mut r.paused),
                 _ => {
-                    skip(&mut map)?;
+                    skip(&mut map, self.scratch)?;
                     unique(self.scratch, from, key)?;
                     continue;
                 }
@@ -573,222 +629,4 @@ impl<'de> Visitor<'de> for AnyValue {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::super::entry::Fields;
-    use super::super::listing::parse_listing_whole;
-    use super::super::survey::{Destinations, survey_entry};
-    use super::super::{AccountStatus, MailHost};
-    use super::listing;
-    use crate::survey::Surveyed;
-    use proptest::prelude::*;
-
-    fn host() -> MailHost {
-        MailHost::parse("mbox1.example.com").expect("valid")
-    }
-
-    /// Values a field may hold, from the plausible to the absurd.
-    const ODD: &[&str] = &[
-        "null",
-        "true",
-        "false",
-        r#""true""#,
-        r#""FALSE""#,
-        r#""\u0074rue""#,
-        r#""abc""#,
-        r#""12""#,
-        r#"" 7 ""#,
-        r#""NaN""#,
-        r#""-5""#,
-        r#""1.5""#,
-        "12",
-        "0",
-        "-3",
-        "1.5",
-        "12.0",
-        "1e300",
-        "-0.0",
-        "18446744073709551615",
-        "18446744073709551616",
-        "-9223372036854775809",
-        "9007199254740993.0",
-        "[]",
-        "{}",
-        r#"[1, {"a": 1, "a": 2}]"#,
-        r#"{"x": [1], "y": {"z": null}}"#,
-        r#""mbox2.example.com""#,
-        r#""mbox\u0032.example.com""#,
-    ];
-
-    fn value(usual: &'static str) -> impl Strategy<Value = String> {
-        prop_oneof![
-            4 => Just(usual.to_owned()),
-            1 => prop::sample::select(ODD).prop_map(str::to_owned),
-        ]
-    }
-
-    /// An object of `pairs`, sometimes missing one, sometimes with one
-    /// twice, in any order.
-    fn object(pairs: Vec<(String, String)>) -> impl Strategy<Value = String> {
-        let n = pairs.len();
-        (Just(pairs), 0..n * 8, 0..n * 8, any::<bool>())
-            .prop_flat_map(|(mut pairs, drop, twice, escaped)| {
-                if twice < pairs.len() {
-                    let (k, _) = pairs[twice].clone();
-                    pairs.push((k, "1".into()));
-                }
-                if drop < pairs.len() {
-                    pairs.remove(drop);
-                }
-                if escaped && !pairs.is_empty() {
-                    // The same key spelled with an escape.
-                    let k = pairs[0].0.clone();
-                    if let Some(c) = k.chars().next() {
-                        pairs[0].0 = format!("\\u{:04x}{}", c as u32, &k[c.len_utf8()..]);
-                    }
-                }
-                Just(pairs).prop_shuffle()
-            })
-            .prop_map(|pairs| {
-                let body: Vec<String> =
-                    pairs.iter().map(|(k, v)| format!("\"{k}\": {v}")).collect();
-                format!("{{{}}}", body.join(", "))
-            })
-    }
-
-    fn replica() -> impl Strategy<Value = String> {
-        (
-            value(r#""mbox2.example.com""#),
-            value("true"),
-            value("10"),
-            value("1000"),
-            value(r#""257""#),
-            value("true"),
-            value("false"),
-        )
-            .prop_flat_map(|(d, a, p, s, i, k, z)| {
-                object(vec![
-                    ("destination".into(), d),
-                    ("available".into(), a),
-                    ("priority".into(), p),
-                    ("sequence".into(), s),
-                    ("itemId".into(), i),
-                    ("canConnectToKafka".into(), k),
-                    ("paused".into(), z),
-                    ("mailboxId".into(), "7".into()),
-                ])
-            })
-    }
-
-    fn replicas() -> impl Strategy<Value = String> {
-        prop_oneof![
-            8 => prop::collection::vec(
-                prop_oneof![8 => replica(), 1 => prop::sample::select(ODD).prop_map(str::to_owned)],
-                0..3
-            )
-            .prop_map(|rs| format!("[{}]", rs.join(", "))),
-            1 => prop::sample::select(ODD).prop_map(str::to_owned),
-        ]
-    }
-
-    fn entry() -> impl Strategy<Value = String> {
-        (
-            prop_oneof![
-                6 => Just(r#""u@example.com""#),
-                1 => prop::sample::select(&[
-                    r#""-u@example.com""#,
-                    r#""no-at""#,
-                    r#""u\u0040example.com""#,
-                    "7",
-                    "null",
-                ][..]),
-            ],
-            prop_oneof![
-                6 => Just(r#""mbox1.example.com""#),
-                1 => prop::sample::select(&[
-                    r#""MBOX1.Example.COM""#,
-                    r#""mbox2.example.com""#,
-                    r#""-mbox1""#,
-                    r#""mbox1..example.com""#,
-                    r#""mbox1.example.com ""#,
-                    "1",
-                ][..]),
-            ],
-            value(r#""9e94""#),
-            value("false"),
-            value("1000"),
-            value(r#""257""#),
-            replicas(),
-        )
-            .prop_flat_map(|(n, h, id, p, s, i, r)| {
-                object(vec![
-                    ("accountName".into(), n.to_owned()),
-                    ("accountMailHost".into(), h.to_owned()),
-                    ("accountId".into(), id),
-                    ("paused".into(), p),
-                    ("sequence".into(), s),
-                    ("itemId".into(), i),
-                    ("replicas".into(), r),
-                    ("mailboxId".into(), "3".into()),
-                ])
-            })
-    }
-
-    /// Whole outputs: the listing, sometimes wrapped in something else.
-    fn output() -> impl Strategy<Value = String> {
-        (
-            prop::collection::vec(entry(), 0..4),
-            prop::sample::select(
-                &[
-                    r#"{"response": {"values": [@]}}"#,
-                    r#" {"ok": true, "response": {"ok": true, "values": [@], "more": {"k": 1}}}
-"#,
-                    r#"{"response": {"values": [@]}, "ok": false}"#,
-                    r#"{"response": {"ok": "yes", "values": [@]}}"#,
-                    r#"{"response": {"values": [@], "values": []}}"#,
-                    r#"{"response": {"values": [@]}, "response": null}"#,
-                    r#"{"response": {"values": [@]}, "x": {"a": 1, "a": 1}}"#,
-                    r#"{"response": {"values": [@]}} trailing"#,
-                    r#"INFO {"response": {"values": [@]}}"#,
-                    "\u{a0}{\"response\": {\"values\": [@]}}\u{2028}",
-                    r#"{"response": {"values": {"a": [@]}}}"#,
-                    r#"{"response": [@]}"#,
-                    r#"{"response": {"values": [@]}"#,
-                    r#"[{"response": {"values": [@]}}]"#,
-                ][..],
-            ),
-        )
-            .prop_map(|(es, wrap)| wrap.replace('@', &es.join(", ")))
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(3000))]
-
-        /// What the one-pass reading takes, the reference reading takes
-        /// too, with the same accounts; what it does not take is read the
-        /// reference way (which words the error).
-        #[test]
-        fn the_one_pass_reading_never_takes_what_the_reference_refuses(out in output()) {
-            let host = host();
-            for fields in [Fields::Lenient, Fields::Strict] {
-                let whole = parse_listing_whole(out.as_bytes(), &host, fields);
-                let fast = listing(out.as_bytes(), |e| AccountStatus::check(e, &host, fields).ok());
-                match fast {
-                    Some(fast) => prop_assert_eq!(Ok(fast), whole, "{}", out),
-                    // Only output wrapped in whitespace JSON does not know
-                    // is valid yet not taken in one pass.
-                    None => prop_assert!(whole.is_err() || out.contains('\u{a0}'), "{}", out),
-                }
-            }
-            let mut destinations = Destinations::default();
-            let fast = listing(out.as_bytes(), |e| survey_entry(e, &host, &mut destinations));
-            if let Some(fast) = fast {
-                let whole: Vec<Surveyed> = parse_listing_whole(out.as_bytes(), &host, Fields::Strict)
-                    .map_err(TestCaseError::fail)?
-                    .iter()
-                    .map(Surveyed::from)
-                    .collect();
-                prop_assert_eq!(fast, whole);
-            }
-        }
-    }
-}
+mod tests;

@@ -5,7 +5,8 @@
 
 use super::entry::{Checked, CheckedReplica, Entry, Fields, Promoted, check};
 use super::scan;
-use super::{AccountStatus, Carbonio, CarbonioError, Command, MailHost, parse_survey_listing};
+use super::stream::Sink;
+use super::{AccountStatus, Carbonio, CarbonioError, MailHost, parse_survey_listing};
 use crate::replica::{ReplicaSeen, Surveyed};
 use std::sync::Arc;
 
@@ -113,20 +114,87 @@ pub fn parse_survey(stdout: &[u8], host: &MailHost) -> Result<Vec<Surveyed>, Str
     }
 }
 
+/// Where a survey's accounts go as the listing is read (the survey
+/// counts the healthy ones and keeps the ones at risk).
+pub trait SurveySink: Send + 'static {
+    /// One more account, in the listing's order; an error refuses the
+    /// listing.
+    fn account(&mut self, a: Surveyed) -> Result<(), String>;
+    /// Forget every account taken so far (the listing is read again).
+    fn clear(&mut self);
+}
+
+/// A [`SurveySink`] reading entries strictly.
+struct Strict<S> {
+    host: MailHost,
+    destinations: Destinations,
+    sink: S,
+}
+
+impl<S: SurveySink> Sink for Strict<S> {
+    fn entry(&mut self, e: &Entry<'_>) -> Result<(), String> {
+        let mut first = Promoted::default();
+        let c = check(e, &self.host, Fields::Strict, |r| first.offer(r))?;
+        self.sink
+            .account(surveyed(c, first, &mut self.destinations))
+    }
+
+    fn whole(&mut self, stdout: &[u8]) -> Result<(), String> {
+        self.sink.clear();
+        for a in parse_survey(stdout, &self.host)? {
+            self.sink.account(a)?;
+        }
+        Ok(())
+    }
+}
+
+/// [`parse_survey`] into `sink`, each account handed over as it is read.
+pub fn parse_survey_into<S: SurveySink>(
+    stdout: &[u8],
+    host: &MailHost,
+    mut sink: S,
+) -> Result<S, String> {
+    let mut destinations = Destinations::default();
+    let mut refused = None;
+    let read = scan::listing(stdout, |e| {
+        let a = survey_entry(e, host, &mut destinations)?;
+        match sink.account(a) {
+            Ok(()) => Some(()),
+            Err(why) => {
+                refused = Some(why);
+                None
+            }
+        }
+    });
+    if read.is_some() {
+        return Ok(sink);
+    }
+    if let Some(why) = refused {
+        return Err(why);
+    }
+    sink.clear();
+    for a in parse_survey(stdout, host)? {
+        sink.account(a)?;
+    }
+    Ok(sink)
+}
+
 impl Carbonio {
-    /// Survey `host`: every replicated account with its replica's fields.
-    /// Any failure (the CLI, its output, a field that makes no sense) is an
+    /// Survey `host`: every replicated account with its replica's fields,
+    /// handed to `sink` as the listing is read (never held whole). Any
+    /// failure (the CLI, its output, a field that makes no sense) is an
     /// error: a half survey is no survey.
-    pub async fn survey(&self, host: &MailHost) -> Result<Vec<Surveyed>, CarbonioError> {
-        let cmd = Command::GetAccountStatus {
-            mail_host: host.clone(),
+    pub async fn survey<S: SurveySink>(
+        &self,
+        host: &MailHost,
+        sink: S,
+    ) -> Result<S, CarbonioError> {
+        let strict = Strict {
+            host: host.clone(),
+            destinations: Destinations::default(),
+            sink,
         };
-        let (stdout, report) = self.exec(&cmd).await?;
-        parse_survey(&stdout, host).map_err(|reason| CarbonioError::BadOutput {
-            command: report.command,
-            reason,
-            tail: report.tail,
-        })
+        Ok(self.listing_into(host, strict).await?.sink)
     }
 }
 

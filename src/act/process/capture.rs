@@ -174,6 +174,12 @@ impl Watch {
     }
 }
 
+/// Where every chunk of a stream goes as it is read, besides the bounded
+/// capture: a consumer that reads a listing of any length as it comes
+/// ([`super::run_forwarding`]). Dropped at the end of the stream, which is
+/// how the consumer learns it ended.
+pub type Forward = tokio::sync::mpsc::Sender<Vec<u8>>;
+
 /// Reads one output pipe in the background into a bounded head and tail
 /// that outlive the task, so that what was read before a stop is kept,
 /// and looks for the watched sentences in every byte it reads.
@@ -187,6 +193,7 @@ impl Reader {
         mut r: R,
         limit: usize,
         watch: std::sync::Arc<Watch>,
+        mut forward: Option<Forward>,
     ) -> Reader {
         let got = std::sync::Arc::new(std::sync::Mutex::new(Captured::default()));
         let sink = got.clone();
@@ -198,6 +205,14 @@ impl Reader {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
                         watch.scan(&mut carry, &buf[..n]);
+                        // A consumer that stopped reading (it refused the
+                        // output) no longer slows the pipe down: the rest
+                        // is still read, kept as any output is.
+                        if let Some(f) = &forward
+                            && f.send(buf[..n].to_vec()).await.is_err()
+                        {
+                            forward = None;
+                        }
                         sink.lock()
                             .unwrap_or_else(|p| p.into_inner())
                             .push(&buf[..n], limit);

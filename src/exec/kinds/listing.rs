@@ -4,11 +4,13 @@
 
 use super::{Effect, Given};
 use crate::act::MailHost;
-use crate::act::carbonio::{AccountStatus, Command, Operation};
+use crate::act::carbonio::{AccountStatus, Carbonio, CarbonioError, Command, Operation};
 use crate::engine::{Action, OutcomeResult};
 use crate::exec::dry::{P, names_preview, say};
 use crate::exec::{Executor, cli_error, failed};
 use crate::survey;
+use crate::survey::Surveyed;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// `carbonio --json <module> getAccountStatus mailHost <host>`.
@@ -29,8 +31,8 @@ impl Effect for ListAccounts<'_> {
             Err(e) => return failed(format!("source host {:?}: {e}", self.source_mail_host)),
         };
         match ex.cli() {
-            Ok(c) => match c.get_account_status(&host).await {
-                Ok(list) => listed(&list, given),
+            Ok(c) => match listed(c, &host, given).await {
+                Ok(out) => out,
                 Err(e) => cli_error(e),
             },
             Err(r) => r,
@@ -56,14 +58,13 @@ impl Effect for ListAccounts<'_> {
             mail_host: host.clone(),
         };
         say!("{P} running the read-only {}", cli.display(&cmd));
-        let list = match cli.get_account_status(&host).await {
-            Ok(l) => l,
+        let out = match listed(cli, &host, given).await {
+            Ok(out) => out,
             Err(e) => {
                 say!("{P}   it failed, as the real run would: {e}");
                 return cli_error(e);
             }
         };
-        let out = listed(&list, given);
         if let OutcomeResult::Listed { accounts, at_risk } = &out {
             say!(
                 "{P}   {} replicated account(s) on {host}: {}",
@@ -91,12 +92,28 @@ impl Effect for ListAccounts<'_> {
 /// A listing as the engine takes it: the names, and the accounts at risk
 /// from this listing against the last survey its caller read (the
 /// source's last `sequence`/`itemId` are the survey's: the source is
-/// usually gone).
-fn listed(list: &[AccountStatus], given: &Given<'_>) -> OutcomeResult {
-    OutcomeResult::Listed {
-        accounts: list.iter().map(|a| a.account_name.to_string()).collect(),
-        at_risk: survey::at_promotion_of_listing(given.last_survey, list),
-    }
+/// usually gone). Each account is judged as it is read: of a listing of
+/// any length only the names and the accounts at risk are kept.
+async fn listed(
+    cli: &Carbonio,
+    host: &MailHost,
+    given: &Given<'_>,
+) -> Result<OutcomeResult, CarbonioError> {
+    let last = given.last_survey.cloned().map(Arc::new);
+    let at_risk = Arc::new(Mutex::new(Vec::new()));
+    let risks = at_risk.clone();
+    let accounts = cli
+        .each_account(host, move |a: AccountStatus| {
+            if let Some(r) = survey::at_promotion_of(last.as_deref(), &Surveyed::from(&a))
+                && let Ok(mut v) = risks.lock()
+            {
+                v.push(r);
+            }
+            Some(a.account_name.to_string())
+        })
+        .await?;
+    let at_risk = std::mem::take(&mut *at_risk.lock().unwrap_or_else(|p| p.into_inner()));
+    Ok(OutcomeResult::Listed { accounts, at_risk })
 }
 
 /// `carbonio --json core getAllOperations`, before promoting again after an
