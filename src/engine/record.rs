@@ -93,6 +93,10 @@ pub struct Live {
     /// The last round fed saw the local Consul with a leader: a gate
     /// refused for want of one is then not a cause a round can show gone.
     pub leader_in_last_round: bool,
+    /// The operator's promotion (pipeline id) this process judged on the
+    /// command's own probe round: its first attempt stands on that
+    /// judgement; any later run is judged again on the rounds of its time.
+    pub operator_judged: Option<u64>,
 }
 
 impl Live {
@@ -377,6 +381,12 @@ pub struct PromotionDetails {
     /// this promotion, for the operator.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub held: Vec<String>,
+    /// The operator's `promote --force`: promoted over any witness, so a
+    /// retry of its promotion step is not judged again. Absent (an
+    /// automatic promotion, or one recorded by an earlier build): judged
+    /// again, the safe side.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forced: bool,
 }
 
 /// One recorded step.
