@@ -95,7 +95,8 @@ pub struct Live {
     pub leader_in_last_round: bool,
     /// The operator's promotion (pipeline id) this process judged on the
     /// command's own probe round: its first attempt stands on that
-    /// judgement; any later run is judged again on the rounds of its time.
+    /// judgement; a later run (after a round, an attempt, or in another
+    /// process) is judged again on the rounds of its time.
     pub operator_judged: Option<u64>,
 }
 
