@@ -441,8 +441,8 @@ impl Cx<'_> {
     /// command that judged it (resumed by the daemon after a failure or a
     /// crash, or by the next command): judged again as the command was,
     /// on the witnesses of the latest round (invariant 1), since the
-    /// source may be back by then. Refused, it ends: dropped if nothing
-    /// was promoted yet, else stopped for the operator. `None`: go on
+    /// source may be back by then. Refused, it ends, stopped for the
+    /// operator (the stall names the refusal and the commands). `None`: go on
     /// (judged by this process's command, forced, or no witness sees the
     /// source Up); the lease check it then carries is
     /// [`Self::operator_step_checks`].
@@ -481,21 +481,11 @@ impl Cx<'_> {
                 d.source_mail_host, p.id
             ),
         );
-        if p.committed() {
-            self.give_up(role, sr, GiveUp::Refused { refusal: why });
-        } else {
-            self.s.role_mut(role).failover = None;
-            self.event(
-                Severity::Warning,
-                EventKind::IntentAbandoned { pipeline: p.id },
-                Some(role),
-                format!(
-                    "nothing was promoted: pipeline {} dropped; run `habeat promote` again if \
-                     {} is gone",
-                    p.id, d.source_mail_host
-                ),
-            );
-        }
+        // Stopped, not dropped: the record it replaced (an automatic
+        // promotion done, not re-armed) or an attempt of its own may have
+        // moved accounts, and without a record a later round could
+        // promote again before any re-arm (invariant 3).
+        self.give_up(role, sr, GiveUp::Refused { refusal: why });
         Some(Next::Again)
     }
 
