@@ -382,7 +382,10 @@ impl OutcomeResult {
 impl PreStepCheck {
     /// The checks of an action, in the order they run (see the type's doc).
     /// Operator and legacy actions get none: an operator's `promote` and
-    /// `rearm` do not obey the gate.
+    /// `rearm` do not obey the gate. (An operator's promotion without
+    /// `--force` run again after its command also takes the peer's lease
+    /// over: the promotion pipeline adds that check, since only it knows
+    /// the run is a later one.)
     pub fn for_action(origin: Origin, kind: &ActionKind, cfg: &EngineConfig) -> Vec<PreStepCheck> {
         if origin != Origin::Automatic {
             return Vec::new();

@@ -389,6 +389,8 @@ impl<'a> Cx<'a> {
         // and what the server was running then.
         self.live.fresh_listing = None;
         self.live.no_promotion_running = false;
+        // An operator's promotion is judged on this round from now on.
+        self.live.operator_judged = None;
 
         // Hysteresis, one state per witness present in this round.
         let mut merged: Vec<Observation> = Vec::new();

@@ -103,6 +103,9 @@ pub enum GiveUp {
     /// A promotion record without its source (cannot happen; stop rather
     /// than guess).
     NoSource,
+    /// An operator's promotion without `--force`, run again after its
+    /// command, judged again as the command was and refused.
+    Refused { refusal: OperatorRefusal },
 }
 
 impl fmt::Display for GiveUp {
@@ -111,6 +114,7 @@ impl fmt::Display for GiveUp {
             GiveUp::Failed { error } => f.write_str(error),
             GiveUp::Interrupted => f.write_str("it was interrupted too many times"),
             GiveUp::NoSource => f.write_str("the promotion record has no source"),
+            GiveUp::Refused { refusal } => write!(f, "run again, it was {refusal}"),
         }
     }
 }

@@ -226,7 +226,8 @@ impl Cx<'_> {
             self.live.fresh_listing = None;
             self.live.no_promotion_running = false;
         }
-        let checks = PreStepCheck::for_action(planned.origin, &planned.kind, self.cfg);
+        let mut checks = PreStepCheck::for_action(planned.origin, &planned.kind, self.cfg);
+        checks.extend(self.operator_step_checks(role, &planned));
         let action = Action {
             id,
             role,

@@ -4,6 +4,7 @@
 //! server, and the follow-up steps), and the operator's `habeat promote`.
 
 use super::action::{ActionKind, CommandPurpose, LockKind, Origin, PromoteTarget, StepRef};
+use super::check::PreStepCheck;
 use super::config::EngineConfig;
 use super::event::{EventKind, Severity};
 use super::kind::PipelineKind;
@@ -11,7 +12,7 @@ use super::machine::{Cx, Next, Planned};
 use super::pipeline::{commands, fence_step};
 use super::reason::{GiveUp, Idle, OperatorRefusal, hold_command};
 use super::record::{Pipeline, PromotionDetails, Step};
-use crate::model::{AtRiskPolicy, Component, Observation, Role, Verdict, Vote};
+use crate::model::{AtRiskPolicy, Component, Observation, Role, Verdict, Vote, WitnessId};
 use crate::replica::Risk;
 use std::collections::{BTreeSet, HashSet};
 
@@ -143,6 +144,7 @@ impl Cx<'_> {
                         accounts: moved.clone(),
                         at_risk: at_risk.to_vec(),
                         held: held.clone(),
+                        forced: false,
                     }),
                     steps: self.steps(steps),
                     stalled: None,
@@ -203,16 +205,10 @@ impl Cx<'_> {
                 .clone()
                 .unwrap_or_else(|| "(unknown source)".into()),
         };
-        if !force
-            && let Some(up) = evidence
-                .iter()
-                .find(|o| o.witness.component == Component::Appserver && o.vote == Vote::Up)
-        {
-            let why = OperatorRefusal::SourceAppserverUp {
-                witness: up.witness.to_string(),
-                detail: up.reason.clone(),
-                host,
-            };
+        let seen = evidence
+            .iter()
+            .map(|o| (&o.witness, o.vote, o.reason.as_str()));
+        if !force && let Some(why) = source_seen_up(&host, seen) {
             self.event(
                 Severity::Error,
                 EventKind::Refused,
@@ -271,11 +267,13 @@ impl Cx<'_> {
                 accounts: list.clone(),
                 at_risk: Vec::new(),
                 held: Vec::new(),
+                forced: force,
             }),
             steps: self.steps(steps),
             stalled: None,
             finished_at: None,
         };
+        self.live.operator_judged = Some(id);
         let r = self.s.role_mut(role);
         r.failover = Some(p);
         r.retry_at = None;
@@ -323,6 +321,9 @@ impl Cx<'_> {
             pipeline: p.id,
             index: idx,
         };
+        if let Some(next) = self.operator_judged_again(role, &p, &d, sr) {
+            return next;
+        }
         // An operator's list of accounts is promoted as given the first
         // time; a whole mailstore is listed first so the record knows the
         // accounts (for cache flush, replicas, and a resume after a crash).
@@ -433,6 +434,114 @@ impl Cx<'_> {
         }
         steps
     }
+}
+
+impl Cx<'_> {
+    /// An operator's promotion without `--force` run again after the
+    /// command that judged it (resumed by the daemon after a failure or a
+    /// crash, or by the next command): judged again as the command was,
+    /// on the witnesses of the latest round (invariant 1), since the
+    /// source may be back by then. Refused, it ends, stopped for the
+    /// operator (the stall names the refusal and the commands). `None`: go on
+    /// (judged by this process's command, forced, or no witness sees the
+    /// source Up); the lease check it then carries is
+    /// [`Self::operator_step_checks`].
+    fn operator_judged_again(
+        &mut self,
+        role: Role,
+        p: &Pipeline,
+        d: &PromotionDetails,
+        sr: StepRef,
+    ) -> Option<Next> {
+        if p.origin != Origin::Operator || d.forced || self.live.operator_judged == Some(p.id) {
+            return None;
+        }
+        if !self.fresh() {
+            return Some(Next::Idle(Idle::NotObserved {
+                last_round: self.s.last_round_at,
+            }));
+        }
+        // A witness whose last observation was Up sees the source Up, as
+        // one that still votes Up (not yet `fall` Down observations) does.
+        let seen = self.s.witnesses.iter().map(|w| {
+            let vote = if w.last_raw == Vote::Up {
+                Vote::Up
+            } else {
+                w.vote
+            };
+            (&w.witness, vote, w.reason.as_str())
+        });
+        let why = source_seen_up(&d.source_mail_host, seen)?;
+        self.event(
+            Severity::Error,
+            EventKind::Refused,
+            Some(role),
+            format!(
+                "the manual promotion from {} (pipeline {}), run again after its command, is {why}",
+                d.source_mail_host, p.id
+            ),
+        );
+        // Stopped, not dropped: the record it replaced (an automatic
+        // promotion done, not re-armed) or an attempt of its own may have
+        // moved accounts, and without a record a later round could
+        // promote again before any re-arm (invariant 3).
+        self.give_up(role, sr, GiveUp::Refused { refusal: why });
+        Some(Next::Again)
+    }
+
+    /// The checks an operator's promotion step carries beyond its
+    /// origin's (none, [`PreStepCheck::for_action`]): run again without
+    /// `--force`, the automatic path's `lease-before-takeover`: the
+    /// primary may hold its serving lease again by then, and the
+    /// operator's command promised no split. The first attempt of the
+    /// process whose command judged it carries none.
+    pub(super) fn operator_step_checks(
+        &mut self,
+        role: Role,
+        planned: &Planned,
+    ) -> Vec<PreStepCheck> {
+        let (
+            Origin::Operator,
+            Some(sr),
+            ActionKind::PromoteAccounts {
+                source_mail_host, ..
+            },
+        ) = (planned.origin, planned.step, &planned.kind)
+        else {
+            return Vec::new();
+        };
+        if self.live.operator_judged.take() == Some(sr.pipeline) {
+            return Vec::new();
+        }
+        let forced = self
+            .pipeline_mut(role, sr.pipeline)
+            .and_then(|(p, _)| p.promotion.as_ref())
+            .is_some_and(|d| d.forced);
+        if forced {
+            return Vec::new();
+        }
+        vec![PreStepCheck::PeerLeaseTakenOver {
+            host: source_mail_host.clone(),
+        }]
+    }
+}
+
+/// The judgement of `habeat promote` without `--force`: refused while any
+/// witness sees the source appserver `host` Up (invariant 1). `seen`: each
+/// witness with what it sees and why, from the command's own probe round
+/// or, for a later run, from the latest round.
+fn source_seen_up<'a>(
+    host: &str,
+    seen: impl IntoIterator<Item = (&'a WitnessId, Vote, &'a str)>,
+) -> Option<OperatorRefusal> {
+    let (witness, _, detail) = seen
+        .into_iter()
+        .find(|(w, vote, _)| w.component == Component::Appserver && *vote == Vote::Up)?;
+    Some(OperatorRefusal::SourceAppserverUp {
+        witness: witness.to_string(),
+        detail: detail.to_owned(),
+        host: host.to_owned(),
+    })
 }
 
 /// The operator's commands a promotion ends with: this DC's proxy switch

@@ -111,6 +111,11 @@ pub struct Live {
     /// before the whole round is in: none of them votes Down by deadline,
     /// the round brings the answer.
     pub answered_out: Vec<crate::model::WitnessId>,
+    /// The operator's promotion (pipeline id) this process judged on the
+    /// command's own probe round: its first attempt stands on that
+    /// judgement; a later run (after a round, an attempt, or in another
+    /// process) is judged again on the rounds of its time.
+    pub operator_judged: Option<u64>,
 }
 
 impl Live {
@@ -400,6 +405,12 @@ pub struct PromotionDetails {
     /// this promotion, for the operator.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub held: Vec<String>,
+    /// The operator's `promote --force`: promoted over any witness, so a
+    /// retry of its promotion step is not judged again. Absent (an
+    /// automatic promotion, or one recorded by an earlier build): judged
+    /// again, the safe side.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forced: bool,
 }
 
 /// One recorded step.

@@ -17,4 +17,5 @@ mod engine_deadline;
 mod engine_decisions;
 mod engine_fencing;
 mod engine_invariants;
+mod engine_operator_retry;
 mod engine_reprotect;

@@ -3,11 +3,14 @@
 //! operator fails over by hand. The promotion is followed by what an
 //! automatic one runs (the proxy switch `activate`, the `after_promotion`
 //! hooks) unless `--no-follow-ups`, which names each one it skips; it has
-//! no fence step, and says so once.
+//! no fence step, and says so once. Run again later without `--force`, it
+//! is judged again as the command was.
 
 use crate::bed::{Bed, REPLICA, SOURCE, text};
+use crate::fake_carbonio::Fault;
 use crate::support::{Need, require};
 use std::process::Output;
+use std::time::Duration;
 
 /// The whole failover configured (flush, restart, bgp switch, an
 /// `after_promotion` hook, the commands logged to hooks.log), the peer
@@ -129,4 +132,43 @@ async fn a_dry_run_promote_lists_the_follow_ups_and_runs_nothing() {
     says_no_fence_once(&out);
     assert_eq!(bed.hooks_log(), "");
     assert_eq!(bed.promotions(), 0);
+}
+
+/// An operator's `promote` (without `--force`, the peer dead) whose
+/// promoteAccounts fails is run again by the next round (here a timer's
+/// `habeat check`, the daemon's step): by then the peer is back, and the
+/// run is judged again as the command was: refused, named in the journal,
+/// nothing promoted beside the live source, the promotion stopped for the
+/// operator rather than retried.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_promote_run_again_after_the_peer_came_back_is_refused() {
+    if !require(&[Need::Netns]) {
+        return;
+    }
+    let bed = dead_peer().await;
+    bed.fake
+        .set_fault("promoteAccounts", Fault::Fail { exit_code: 1 });
+    let out = bed.run(&["promote", "--source-mail-host", SOURCE, "--yes"]);
+    assert!(
+        bed.fake.accounts_on(REPLICA).is_empty(),
+        "promoted although promoteAccounts failed: {}",
+        text(&out)
+    );
+    bed.fake.update(|s| s.faults.clear());
+    bed.revive_peer();
+    // The step waits out its retry delay (30 s at least) before it runs
+    // again; not an assertion on time, only the wait the engine asks for.
+    std::thread::sleep(Duration::from_secs(31));
+    let out = bed.run(&["check"]);
+    assert!(
+        bed.fake.accounts_on(REPLICA).is_empty(),
+        "the retried promotion moved accounts beside a live source: {}",
+        text(&out)
+    );
+    let journal = bed.journal_text();
+    assert!(
+        journal.contains("run again after its command, is refused: witness"),
+        "{journal}"
+    );
+    assert!(journal.contains("pipeline_stalled"), "{journal}");
 }

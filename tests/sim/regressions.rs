@@ -360,3 +360,71 @@ fn a_failback_after_an_automatic_promotion_unfences_once_its_lease_is_back() {
     );
     assert_eq!(st.unfenced, 1, "unfenced after the failback");
 }
+
+/// Defect 5, the gate off: every Consul server alone; the operator's
+/// `habeat promote` (without `--force`, the primary Down then) fails on its
+/// listing; the daemon runs it again after the heal, when the witnesses see
+/// the primary Up and the primary holds its lease again, and promoted the
+/// accounts just as the primary unfenced. Run again, the operator's
+/// promotion is judged again as its command was: refused, and dropped
+/// (nothing was promoted). Found as seed 4277.
+#[test]
+fn defect_5_an_operators_promotion_run_again_after_the_heal() {
+    let s = case(
+        4277,
+        setup(false, false),
+        591,
+        vec![
+            (
+                36,
+                Fault::Partition {
+                    shape: Shape::IsolateSecondary,
+                    secs: 50,
+                },
+            ),
+            (173, Fault::Fail(Fails::Listing)),
+            (255, Fault::FailBack),
+            (
+                427,
+                Fault::Partition {
+                    shape: Shape::AllApart,
+                    secs: 149,
+                },
+            ),
+            (557, Fault::Promote { force: false }),
+        ],
+    );
+    let st = holds(&s);
+    assert_eq!(st.manual_promotions, 0, "the retry was refused");
+}
+
+/// Defect 5, the gate on: the operator's promotion fails in
+/// promoteAccounts during a cut of every server and is run again after the
+/// heal (the primary's lease held again, its witnesses Up): refused, and
+/// stopped for the operator (an attempt had run). Found as seed 8322.
+#[test]
+fn defect_5_an_operators_promotion_failed_in_promote_accounts_run_again() {
+    let s = case(
+        8322,
+        Setup {
+            lease: true,
+            quorum_gate: true,
+            fencing: false,
+            rearm_auto: false,
+        },
+        338,
+        vec![
+            (216, Fault::Fail(Fails::Promote)),
+            (
+                265,
+                Fault::Partition {
+                    shape: Shape::AllApart,
+                    secs: 58,
+                },
+            ),
+            (301, Fault::Promote { force: false }),
+        ],
+    );
+    let st = holds(&s);
+    assert_eq!(st.manual_promotions, 0, "the retry was refused");
+}
