@@ -711,8 +711,10 @@ impl<'a> Cx<'a> {
         let v = self.s.verdict(c);
         if let Some(p) = rs.failover {
             // Positive evidence the peer is back and nothing irreversible
-            // happened yet: drop the intent.
-            if v == Verdict::Up && !p.committed() {
+            // happened yet: drop the intent. Not an operator's promotion
+            // stopped on its refusal: it may have replaced a record of a
+            // promotion done, which must stand until a re-arm.
+            if v == Verdict::Up && !p.committed() && p.origin != Origin::Operator {
                 self.s.role_mut(role).failover = None;
                 self.event(
                     Severity::Info,
