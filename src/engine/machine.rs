@@ -31,21 +31,10 @@ pub enum Input {
     /// once).
     Unreplicated { accounts: Vec<String> },
     /// No new observation, only time: fed when a witness's detection
-    /// deadline ([`next_deadline`]) passes before the next round has
+    /// deadline ([`witness::next_deadline`]) passes before the next round has
     /// completed, so that a peer gone silent is judged at the instant its
     /// tolerance runs out, not a probe timeout later.
     Deadline,
-}
-
-/// The earliest instant (wall clock) at which [`Input::Deadline`] could
-/// change a witness's vote, if any: when to feed it.
-pub fn next_deadline(state: &State, live: &Live, cfg: &EngineConfig) -> Option<UnixMillis> {
-    state
-        .witnesses
-        .iter()
-        .filter(|w| !live.answered_out.contains(&w.witness))
-        .filter_map(|w| witness::deadline(w, live.probes_out, cfg))
-        .min()
 }
 
 /// The result of one engine step.

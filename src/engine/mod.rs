@@ -41,7 +41,7 @@ pub use check::PreStepCheck;
 pub use config::{EngineConfig, FencePlan, MAX_ATTEMPTS};
 pub use event::{Event, EventKind, Severity};
 pub use kind::PipelineKind;
-pub use machine::{Input, Transition, next_deadline, step};
+pub use machine::{Input, Transition, step};
 pub use plan::{Explanation, Next, Plan, RolePlan, plan, plan_live, plan_round, wants_more_rounds};
 pub use promotion::follow_up_commands;
 pub use reason::{
@@ -58,4 +58,5 @@ pub use reprotect::{
     ReprotectRequest, Split, include_command, left_out_sentence, split,
 };
 pub use time::{BootId, BootTime, Now, UnixMillis};
+pub use witness::next_deadline;
 pub use witness::{SourceVote, observe, verdict, votes};

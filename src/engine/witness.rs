@@ -393,3 +393,18 @@ pub(crate) fn set_component(
         }
     }
 }
+
+/// The earliest instant (wall clock) at which [`super::Input::Deadline`] could
+/// change a witness's vote, if any: when to feed it.
+pub fn next_deadline(
+    state: &super::State,
+    live: &super::Live,
+    cfg: &super::EngineConfig,
+) -> Option<UnixMillis> {
+    state
+        .witnesses
+        .iter()
+        .filter(|w| !live.answered_out.contains(&w.witness))
+        .filter_map(|w| deadline(w, live.probes_out, cfg))
+        .min()
+}
