@@ -494,6 +494,7 @@ fn stamp_operator(
         engine::OperatorCommand::Resume => "resume",
         engine::OperatorCommand::Promote { .. } => "promote",
         engine::OperatorCommand::RecoverPeerDcLost { .. } => "recover --peer-dc-lost",
+        engine::OperatorCommand::FailBack { .. } => "switchover",
     };
     t.state.last_operator = Some(engine::OperatorMark {
         command: command.to_owned(),

@@ -14,9 +14,11 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
 
 mod status;
+mod switchover;
 use crate::view::human_time;
 use status::print_verdicts;
 pub use status::status;
+pub use switchover::switchover;
 
 /// How long a command waits for another habeat holding the state lock: a
 /// timer-driven `check` should outlast a short `status`/`rearm` of an
@@ -255,6 +257,7 @@ pub async fn operator(
         }
         OperatorCommand::Resume => "resumed: automatic action is enabled again",
         OperatorCommand::Promote { .. } => "promotion recorded",
+        OperatorCommand::FailBack { .. } => "fail-back: the promotion re-armed",
         OperatorCommand::RecoverPeerDcLost { .. } => {
             "raft recovered: the failover goes on through the quorum gate at the next round \
              (of the daemon, or of `habeat check`)"

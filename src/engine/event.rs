@@ -236,6 +236,22 @@ pub enum EventKind {
         /// Why it could not be read (the Consul error).
         detail: String,
     },
+    /// A step of `habeat switchover` (started, a wave's step, a wave done
+    /// or rolled back, statuses restored after a crash, the end).
+    Switchover {
+        /// The switchover's id (when it started, ms).
+        id: u64,
+        /// `started`, `maintenance_set`, `caught_up`, `promoted`,
+        /// `restored`, `reprotected`, `wave_done`, `rolled_back`,
+        /// `restored_after_crash`, `done`, `failed`, `stopped`.
+        step: String,
+        /// The wave (1-based), when the step is a wave's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wave: Option<usize>,
+        /// The accounts concerned.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        accounts: Vec<String>,
+    },
 }
 
 impl EventKind {
@@ -278,6 +294,7 @@ impl EventKind {
             EventKind::LeaseUnproven { .. } => "lease_unproven",
             EventKind::LeaseLapsedPeerUp { .. } => "lease_lapsed_peer_up",
             EventKind::PeerLeaseUnchecked { .. } => "peer_lease_unchecked",
+            EventKind::Switchover { .. } => "switchover",
         }
     }
 }

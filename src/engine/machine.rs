@@ -553,6 +553,7 @@ impl<'a> Cx<'a> {
                 evidence,
                 local_leader,
             } => self.recover_peer_dc_lost(evidence, *local_leader),
+            OperatorCommand::FailBack { mail_host } => self.fail_back(mail_host),
         }
     }
 

@@ -158,6 +158,12 @@ fn every_kind() -> Vec<EventKind> {
             key: key(),
             detail: "no cluster leader".into(),
         },
+        EventKind::Switchover {
+            id: 1,
+            step: "wave_done".into(),
+            wave: Some(1),
+            accounts: vec!["alice@example.com".into()],
+        },
     ];
     for k in &all {
         // No wildcard: a new kind is a compile error until it has a sample.
@@ -195,7 +201,8 @@ fn every_kind() -> Vec<EventKind> {
             | EventKind::LeaseStaysFenced { .. }
             | EventKind::LeaseUnproven { .. }
             | EventKind::LeaseLapsedPeerUp { .. }
-            | EventKind::PeerLeaseUnchecked { .. } => {}
+            | EventKind::PeerLeaseUnchecked { .. }
+            | EventKind::Switchover { .. } => {}
         }
     }
     all
