@@ -17,3 +17,4 @@ mod engine_deadline;
 mod engine_decisions;
 mod engine_fencing;
 mod engine_invariants;
+mod engine_switchover;
