@@ -109,3 +109,89 @@ pub async fn restore_after_crash(cfg: &Config) -> Result<usize, String> {
     events.close(cfg.hooks.timeout).await;
     Ok(restored)
 }
+
+/// A switchover as `status` shows it (text, `--json`, `/status`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Shown {
+    pub id: u64,
+    pub from: String,
+    pub to: String,
+    /// `running`, `interrupted` (its process is gone: `--resume`),
+    /// `done`, `failed`, `stopped`.
+    pub state: String,
+    #[serde(flatten)]
+    pub progress: machine::Progress,
+    /// The replicas of the current wave that the last read found behind.
+    pub behind: Vec<machine::Behind>,
+    pub failure: Option<String>,
+    /// The sentence `status` prints.
+    pub message: String,
+}
+
+/// The recorded switchover of `state_dir`, as `status` shows it (`None`:
+/// none recorded, or the file cannot be read, which is logged).
+pub fn shown(state_dir: &Path) -> Option<Shown> {
+    let rec = match load(state_dir) {
+        Ok(r) => r?,
+        Err(e) => {
+            tracing::warn!("{e}");
+            return None;
+        }
+    };
+    let alive = rec
+        .pid
+        .is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
+    let state = match (&rec.end, alive) {
+        (Some(machine::End::Done), _) => "done",
+        (Some(machine::End::Failed { .. }), _) => "failed",
+        (Some(machine::End::Stopped), _) => "stopped",
+        (None, true) => "running",
+        (None, false) => "interrupted",
+    };
+    let p = machine::progress(&rec);
+    let cur = machine::current(&rec).and_then(|i| rec.waves.get(i));
+    let failure = rec.waves.iter().find_map(|w| w.failure.clone());
+    let slowest = p
+        .slowest_catch_up_ms
+        .map(|ms| {
+            format!(
+                ", slowest catch-up {}",
+                humantime::format_duration(std::time::Duration::from_millis(ms))
+            )
+        })
+        .unwrap_or_default();
+    let what = match state {
+        "running" => format!(
+            "running, wave {} of {}, {} of {} account(s) moved, {} in maintenance now{slowest}",
+            p.wave, p.waves, p.moved, p.accounts, p.in_maintenance
+        ),
+        "interrupted" => format!(
+            "interrupted ({} of {} account(s) moved, {} in maintenance): `habeat switchover \
+             --resume` goes on",
+            p.moved, p.accounts, p.in_maintenance
+        ),
+        "done" => format!("done, {} account(s) moved{slowest}", p.moved),
+        _ => format!(
+            "{state} at wave {} of {} ({} of {} account(s) moved{}): `habeat switchover \
+             --resume` goes on",
+            p.wave,
+            p.waves,
+            p.moved,
+            p.accounts,
+            failure
+                .as_ref()
+                .map(|f| format!("; {f}"))
+                .unwrap_or_default()
+        ),
+    };
+    Some(Shown {
+        id: rec.id,
+        message: format!("switchover {} → {}: {what}", rec.from, rec.to),
+        from: rec.from.clone(),
+        to: rec.to.clone(),
+        state: state.into(),
+        behind: cur.map(|w| w.behind.clone()).unwrap_or_default(),
+        failure,
+        progress: p,
+    })
+}

@@ -254,3 +254,155 @@ async fn kill_9_while_a_wave_waits_is_restored_and_resumed() {
     assert_eq!(bed.fake.losses(), Vec::new());
     assert_eq!(statuses(&bed), before);
 }
+
+/// The whole story: a failover promotes the primary's accounts here; the
+/// primary comes back and gets replicas; the switchover brings every
+/// account home losing nothing more, and re-arms the failover: the
+/// promotion record is gone, the lock files removed, the proxy switch's
+/// `deactivate` ran.
+#[tokio::test(flavor = "multi_thread")]
+async fn fail_back_after_a_failover_rearms_and_deactivates_the_proxy_switch() {
+    if !require(&[Need::Netns]) {
+        return;
+    }
+    let accounts: Vec<Account> = ["alice", "bob", "carol"]
+        .iter()
+        .map(|n| {
+            live_account(
+                &format!("{n}@example.com"),
+                SOURCE,
+                REPLICA,
+                Duration::from_millis(300),
+                Duration::from_millis(600),
+            )
+        })
+        .collect();
+    let bed = Bed::builder()
+        .accounts(accounts)
+        .carbonio_timeouts("10s", "10s")
+        .set("local", "proxy_switch: bgp")
+        .set("local", "proxy_enable_activate: true")
+        .set("local", "proxy_enable_deactivate: true")
+        .set("safety", "rearm: manual")
+        .bgp_hooks("deactivate")
+        .start()
+        .await;
+    bed.kill_peer();
+    let out = bed.run(&["check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(bed.fake.accounts_on(REPLICA).len(), 3, "{}", text(&out));
+    assert_eq!(bed.hooks_log().lines().collect::<Vec<_>>(), ["activate"]);
+    assert!(bed.lock("appserverprom-habeat-appserver").exists());
+    // The primary is back; its accounts get a replica there again.
+    bed.revive_peer();
+    bed.fake.set_catch_up(SOURCE, Duration::from_millis(300));
+    let out = std::process::Command::new(&bed.fake.carbonio)
+        .args([
+            "MailReplica",
+            "setAccountDestination",
+            SOURCE,
+            "10",
+            "accounts",
+            "alice@example.com,bob@example.com,carol@example.com",
+        ])
+        .output()
+        .expect("run the fake");
+    assert!(out.status.success(), "{}", text(&out));
+    std::thread::sleep(Duration::from_millis(1500));
+    read_all(&bed);
+    let lost_in_failover = bed.fake.losses().len();
+    let out = bed.run(&["switchover", "--to", SOURCE, "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(bed.fake.accounts_on(SOURCE).len(), 3);
+    assert_eq!(
+        bed.fake.losses().len(),
+        lost_in_failover,
+        "the switchover lost mail"
+    );
+    assert_eq!(
+        bed.hooks_log().lines().collect::<Vec<_>>(),
+        ["activate", "deactivate"],
+        "{}",
+        text(&out)
+    );
+    assert!(
+        !bed.lock("appserverprom-habeat-appserver").exists(),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        bed.state()["roles"]["appserver"]["failover"].is_null(),
+        "{}",
+        bed.state()
+    );
+    // `status` and `history` tell the story.
+    let status = bed.run(&["status"]);
+    assert!(
+        text(&status).contains("switchover mbox2.example.com → mbox1.example.com: done"),
+        "{}",
+        text(&status)
+    );
+    let history = text(&bed.run(&["history"]));
+    assert!(history.contains("fail-back"), "{history}");
+}
+
+/// `status` while a wave waits: which wave, how many moved, how many in
+/// maintenance now.
+#[tokio::test(flavor = "multi_thread")]
+async fn status_shows_a_running_switchover() {
+    if !require(&[Need::Netns]) {
+        return;
+    }
+    let mut accounts = home_later();
+    accounts[3].replicas[0].delay = Some(3600.0);
+    let bed = bed(accounts).await;
+    let mut child = bed.spawn(
+        bed.command(&[
+            "switchover",
+            "--to",
+            SOURCE,
+            "--wave",
+            "3",
+            "--catch-up-timeout",
+            "10m",
+            "--yes",
+        ]),
+        "switchover",
+    );
+    let mut seen = String::new();
+    for _ in 0..400 {
+        let out = bed.run(&["status", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let s = &v["switchover"];
+        if s["wave"] == 2 && s["in_maintenance"] == 3 {
+            seen = s.to_string();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let code = child.wait().map(|s| s.code());
+    assert!(!seen.is_empty(), "{}", bed.output_of("switchover"));
+    assert!(seen.contains("\"moved\":3"), "{seen}");
+    assert!(seen.contains("\"state\":\"running\""), "{seen}");
+    // SIGTERM rolled the waiting wave back: nobody is left in maintenance.
+    assert_eq!(
+        code.ok().flatten(),
+        Some(3),
+        "{}",
+        bed.output_of("switchover")
+    );
+    assert!(
+        bed.fake_state()
+            .accounts
+            .iter()
+            .all(|a| a.status.as_deref() != Some("maintenance")),
+        "{}",
+        bed.output_of("switchover")
+    );
+    let text_status = text(&bed.run(&["status"]));
+    assert!(text_status.contains("stopped"), "{text_status}");
+}
