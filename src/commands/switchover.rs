@@ -294,10 +294,13 @@ async fn plan(
         from.as_str(),
         to.as_str(),
         &names,
-        args.wave,
-        u64::try_from(args.catch_up_timeout.as_millis()).unwrap_or(u64::MAX),
-        !args.no_reprotect,
-        cfg.local.threads,
+        machine::Settings {
+            wave: args.wave,
+            catch_up_timeout_ms: u64::try_from(args.catch_up_timeout.as_millis())
+                .unwrap_or(u64::MAX),
+            reprotect: !args.no_reprotect,
+            threads: cfg.local.threads,
+        },
     ))
 }
 

@@ -683,27 +683,35 @@ pub fn take_up(rec: &mut Record) {
                 w.step = WaveStep::Interrupted;
                 w.failure = None;
             }
-            s if s != WaveStep::Done && s != WaveStep::Pending => {
-                if !w.maintenance {
-                    w.step = WaveStep::Interrupted;
-                }
+            s if s != WaveStep::Done && s != WaveStep::Pending && !w.maintenance => {
+                w.step = WaveStep::Interrupted;
             }
             _ => {}
         }
     }
 }
 
-/// A new record: `accounts` in waves of `wave`.
-pub fn plan(
-    id: u64,
-    from: &str,
-    to: &str,
-    accounts: &[String],
-    wave: usize,
-    catch_up_timeout_ms: u64,
-    reprotect: bool,
-    threads: u32,
-) -> Record {
+/// How a switchover runs, beside its hosts and accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// Accounts per wave.
+    pub wave: usize,
+    /// `--catch-up-timeout`, in ms.
+    pub catch_up_timeout_ms: u64,
+    /// Give the moved accounts a replica back on `from`.
+    pub reprotect: bool,
+    /// `promoteAccounts ... threads N`.
+    pub threads: u32,
+}
+
+/// A new record: `accounts` in waves of `settings.wave`.
+pub fn plan(id: u64, from: &str, to: &str, accounts: &[String], settings: Settings) -> Record {
+    let Settings {
+        wave,
+        catch_up_timeout_ms,
+        reprotect,
+        threads,
+    } = settings;
     Record {
         id,
         from: from.into(),

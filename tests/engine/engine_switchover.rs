@@ -8,7 +8,8 @@
 //! account in another status than the one it had.
 
 use habeat::switchover::machine::{
-    self, End, Input, Op, Position, Record, ReplicaAt, restored_after_crash, take_up, to_restore,
+    self, End, Input, Op, Position, Record, ReplicaAt, Settings, restored_after_crash, take_up,
+    to_restore,
 };
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -180,7 +181,18 @@ fn run_path(n: usize, wave: usize, lags: Vec<Option<u8>>, locked: Vec<bool>, dic
         promoted_unquiesced_read: Vec::new(),
     };
     let mut d = Dice(dice, 0);
-    let mut rec = machine::plan(0, FROM, TO, &names, wave, 5_000, true, 2);
+    let mut rec = machine::plan(
+        0,
+        FROM,
+        TO,
+        &names,
+        Settings {
+            wave,
+            catch_up_timeout_ms: 5_000,
+            reprotect: true,
+            threads: 2,
+        },
+    );
     let mut now = 0u64;
     let mut input = Input::Start;
     let mut crashes = 0;
@@ -253,7 +265,18 @@ proptest! {
 #[test]
 fn a_wave_that_never_catches_up_is_restored_and_not_promoted() {
     let names: Vec<String> = (0..4).map(|i| format!("u{i}@example.com")).collect();
-    let mut rec = machine::plan(0, FROM, TO, &names, 2, 3_000, false, 2);
+    let mut rec = machine::plan(
+        0,
+        FROM,
+        TO,
+        &names,
+        Settings {
+            wave: 2,
+            catch_up_timeout_ms: 3_000,
+            reprotect: false,
+            threads: 2,
+        },
+    );
     let mut w = World {
         status: names.iter().map(|a| (a.clone(), "active".into())).collect(),
         host: names.iter().map(|a| (a.clone(), FROM.to_owned())).collect(),
