@@ -100,6 +100,18 @@ async fn fail_back_moves_every_account_home_losing_nothing() {
         return;
     }
     let bed = bed(home_later()).await;
+    // The dry run reads, prints each wave and every argv, changes nothing.
+    let dry = bed.run(&["--dry-run", "switchover", "--to", SOURCE, "--wave", "3"]);
+    assert_eq!(dry.status.code(), Some(0), "{}", text(&dry));
+    let said = text(&dry);
+    assert!(said.contains("wave 2 of 2"), "{said}");
+    assert!(
+        said.contains("promoteAccounts input_file")
+            && said.contains("destination mbox1.example.com"),
+        "{said}"
+    );
+    assert!(bed.fake.zmprov_processes().is_empty() && bed.promotions() == 0);
+    assert!(!bed.path("state/switchover.json").exists());
     let out = bed.run(&["switchover", "--to", SOURCE, "--wave", "3", "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(bed.fake.accounts_on(SOURCE).len(), 6, "{}", text(&out));
