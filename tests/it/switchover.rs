@@ -418,3 +418,59 @@ async fn status_shows_a_running_switchover() {
     let text_status = text(&bed.run(&["status"]));
     assert!(text_status.contains("stopped"), "{text_status}");
 }
+
+/// A switchover killed while the daemon runs: the daemon gives the
+/// statuses back by itself, no command needed (it looks once a minute).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_running_daemon_restores_what_a_killed_switchover_left() {
+    if !require(&[Need::Netns]) {
+        return;
+    }
+    let mut accounts = home_later();
+    accounts[0].replicas[0].delay = Some(3600.0);
+    let bed = bed(accounts).await;
+    let before = statuses(&bed);
+    let mut daemon = bed.spawn(bed.command(&["run"]), "daemon");
+    let mut child = bed.spawn(
+        bed.command(&[
+            "switchover",
+            "--to",
+            SOURCE,
+            "--wave",
+            "3",
+            "--catch-up-timeout",
+            "10m",
+            "--yes",
+        ]),
+        "switchover",
+    );
+    let mut waiting = false;
+    for _ in 0..600 {
+        if status_of(&bed, "alice@example.com") == "maintenance" {
+            waiting = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(waiting, "{}", bed.output_of("switchover"));
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = child.wait();
+    let mut restored = false;
+    for _ in 0..900 {
+        if statuses(&bed) == before {
+            restored = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = daemon.wait();
+    assert!(restored, "{}", bed.output_of("daemon"));
+    assert_eq!(bed.promotions(), 0);
+}
