@@ -100,6 +100,11 @@ pub enum Command {
     /// The event journal: detections, decisions, actions (newest first).
     #[command(after_long_help = HISTORY_HELP)]
     History(HistoryArgs),
+    /// Planned, zero-loss move of accounts to the mailstore --to, in
+    /// waves: fail-back after a failover, or emptying a mailstore before
+    /// maintenance.
+    #[command(after_long_help = SWITCHOVER_HELP)]
+    Switchover(SwitchoverArgs),
     /// Print shell completions.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -273,6 +278,74 @@ pub struct RecoverArgs {
     /// the Consul raft quorum with this DC's servers.
     #[arg(long, required = true)]
     pub peer_dc_lost: bool,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+const SWITCHOVER_HELP: &str = "\
+Both mailstores stay alive. Before the first wave every account must have
+a replica on --to that is available and reaches Kafka (else exit 4, the
+accounts named, nothing changed); the quorum gate is taken for --from and
+--to, and this habeat holds the state lock until the end, so no automatic
+action runs meanwhile. Per wave, each step recorded before it runs:
+  1. zimbraAccountStatus of each account recorded (zmprov ga), then set
+     to maintenance (zmprov ma): users are asked to wait, the MTA defers
+     their mail; one zmprov process per wave (batch mode on stdin);
+  2. wait until each replica on --to has the source's sequence and itemId
+     (one getAccountStatus per read); past --catch-up-timeout the wave's
+     statuses are restored and the switchover stops (exit 3), nothing of
+     that wave promoted;
+  3. promoteAccounts input_file FILE destination --to, then confirm where
+     each account lives;
+  4. each account's recorded status back, exactly (locked stays locked);
+  5. unless --no-reprotect, a replica back on --from (setAccountDestination).
+After a kill -9 the next habeat to start restores the statuses it had set;
+`habeat switchover --resume` goes on at the first unfinished step. SIGTERM
+finishes or rolls back the current wave. When the accounts are home again
+on the mailstore a promotion moved them from, that promotion is re-armed
+and the proxy switch deactivate commands run, as on a re-arm.
+
+Exit codes: 0 done, 3 a wave failed or timed out (or SIGTERM stopped it),
+4 refused (a replica not ready, the quorum gate, an unfinished switchover
+without --resume).
+
+Examples:
+  habeat --dry-run switchover --to mbox1.example.com    the waves and argv
+  habeat switchover --to mbox1.example.com --wave 200 --yes
+  habeat switchover --resume --yes";
+
+#[derive(Debug, Args)]
+pub struct SwitchoverArgs {
+    /// The mailstore the accounts move to.
+    #[arg(long, value_name = "HOST", required_unless_present = "resume")]
+    pub to: Option<String>,
+    /// The mailstore they leave (default: the other configured one).
+    #[arg(long, value_name = "HOST")]
+    pub from: Option<String>,
+    /// Move these accounts (comma separated; default: every account on --from).
+    #[arg(
+        long,
+        value_name = "A@X,B@Y",
+        value_delimiter = ',',
+        conflicts_with = "input_file"
+    )]
+    pub accounts: Option<Vec<String>>,
+    /// Move the accounts listed in FILE, one per line.
+    #[arg(long, value_name = "FILE")]
+    pub input_file: Option<PathBuf>,
+    /// Accounts per wave.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub wave: usize,
+    /// How long a wave in maintenance may wait for its replicas.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub catch_up_timeout: std::time::Duration,
+    /// Do not give the moved accounts a replica back on --from.
+    #[arg(long)]
+    pub no_reprotect: bool,
+    /// Go on with the recorded switchover where it stopped.
+    #[arg(long)]
+    pub resume: bool,
     /// Do not ask for confirmation.
     #[arg(long)]
     pub yes: bool,

@@ -25,4 +25,5 @@ pub mod session;
 pub mod sink;
 pub mod state;
 pub mod survey;
+pub mod switchover;
 pub mod view;

@@ -59,6 +59,7 @@ fn dispatch(cli: Cli) -> i32 {
             | Some(Command::Promote(_))
             | Some(Command::Recover(_))
             | Some(Command::Reprotect(_))
+            | Some(Command::Switchover(_))
     );
     let env = LoadEnv {
         host: if may_act {
@@ -104,6 +105,17 @@ fn dispatch(cli: Cli) -> i32 {
         habeat::exec::report_on_stderr();
     }
     let result = rt.block_on(async {
+        // Before anything else: statuses a crashed switchover set to
+        // maintenance are given back (`switchover-never-loses`).
+        if !dry {
+            match habeat::switchover::restore_after_crash(&cfg).await {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!(
+                    "a switchover was interrupted: the zimbraAccountStatus of {n} account(s) it                      had set to maintenance is restored; `habeat switchover --resume` goes on"
+                ),
+                Err(e) => tracing::error!("{e}"),
+            }
+        }
         match &cli.command {
             None | Some(Command::Check) => commands::check(&cfg, dry, json, cli.verbose).await,
             Some(Command::Run) => run_daemon(&cli, cfg.clone(), notifier, log).await,
@@ -127,6 +139,9 @@ fn dispatch(cli: Cli) -> i32 {
                 commands::operator(&cfg, OperatorCommand::Resume, dry, json, cli.verbose).await
             }
             Some(Command::History(args)) => commands::history(&cfg, args, json),
+            Some(Command::Switchover(args)) => {
+                commands::switchover(&cfg, args, dry, json, cli.verbose).await
+            }
             Some(Command::Completions { .. }) | Some(Command::Config(_)) => Ok(exit::OK),
         }
     });

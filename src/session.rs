@@ -559,6 +559,7 @@ fn stamp_operator(
         engine::OperatorCommand::Promote { .. } => "promote",
         engine::OperatorCommand::RecoverPeerDcLost { .. } => "recover --peer-dc-lost",
         engine::OperatorCommand::Reprotect { .. } => "reprotect",
+        engine::OperatorCommand::FailBack { .. } => "switchover",
     };
     t.state.last_operator = Some(engine::OperatorMark {
         command: command.to_owned(),

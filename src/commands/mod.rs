@@ -16,10 +16,12 @@ use std::time::Duration;
 
 mod reprotect;
 mod status;
+mod switchover;
 use crate::view::human_time;
 pub use reprotect::reprotect;
 use status::print_verdicts;
 pub use status::status;
+pub use switchover::switchover;
 
 /// How long a command waits for another habeat holding the state lock: a
 /// timer-driven `check` should outlast a short `status`/`rearm` of an
@@ -260,6 +262,7 @@ pub async fn operator(
         OperatorCommand::Resume => "resumed: automatic action is enabled again",
         OperatorCommand::Promote { .. } => "promotion recorded",
         OperatorCommand::Reprotect { .. } => "re-protection done",
+        OperatorCommand::FailBack { .. } => "fail-back: the promotion re-armed",
         OperatorCommand::RecoverPeerDcLost { .. } => {
             "raft recovered: the failover goes on through the quorum gate at the next round \
              (of the daemon, or of `habeat check`)"

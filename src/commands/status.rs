@@ -39,6 +39,12 @@ pub fn status(cfg: &Config, json_out: bool, verbose: bool, all_accounts: bool) -
     for l in head.lines() {
         crate::outln!("{l}");
     }
+    if let Some(s) = &view.switchover {
+        crate::outln!("{}", s.message);
+        for b in s.behind.iter().take(if verbose { usize::MAX } else { 10 }) {
+            crate::outln!("    behind: {} ({})", b.account, b.why);
+        }
+    }
     print_verdicts_as_of(&state, cfg, Some(&head.as_of()));
     print_holds(&view);
     for l in diverged_lines(&view.diverged) {

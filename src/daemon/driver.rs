@@ -70,6 +70,9 @@ pub struct SessionDriver {
     /// When the last survey was started (a failed one is not retried
     /// before `replicas.survey_interval`).
     survey_tried: Option<std::time::Instant>,
+    /// When the daemon last looked for statuses a crashed switchover left
+    /// in maintenance (once a minute, beside the rounds).
+    switchover_checked: Option<std::time::Instant>,
     /// Where a survey task posts what it fetched, for the next round to
     /// keep under the state lock.
     surveyed_tx: mpsc::UnboundedSender<Fetched>,
@@ -125,8 +128,32 @@ impl Published {
         }
     }
 }
+/// How often the daemon looks for a crashed switchover's statuses.
+const SWITCHOVER_CHECK: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl SessionDriver {
+    /// A switchover killed while this daemon runs leaves its wave in
+    /// maintenance: give the statuses back without waiting for a restart
+    /// or a command (`switchover-never-loses`). Looked at once a minute,
+    /// while no chain holds the state lock.
+    async fn restore_after_switchover_crash(&mut self) {
+        if self
+            .switchover_checked
+            .is_some_and(|t| t.elapsed() < SWITCHOVER_CHECK)
+        {
+            return;
+        }
+        self.switchover_checked = Some(std::time::Instant::now());
+        match crate::switchover::restore_after_crash(&self.cfg).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                "a switchover was interrupted: the zimbraAccountStatus of {n} account(s) it had \
+                 set to maintenance is restored; `habeat switchover --resume` goes on"
+            ),
+            Err(e) => tracing::error!("{e}"),
+        }
+    }
+
     /// Build the pipeline for a validated configuration.
     pub fn new(
         config_path: PathBuf,
@@ -160,6 +187,7 @@ impl SessionDriver {
             lease,
             survey: None,
             survey_tried: None,
+            switchover_checked: None,
             surveyed_tx,
             surveyed,
             local_consul_up: None,
@@ -611,6 +639,7 @@ impl SessionDriver {
                 action: None,
             });
         }
+        self.restore_after_switchover_crash().await;
         let dir = self.cfg.local.state_dir.clone();
         let lock = tokio::task::spawn_blocking(move || StateLock::acquire(&dir, ROUND_LOCK_WAIT))
             .await

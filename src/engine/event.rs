@@ -274,6 +274,22 @@ pub enum EventKind {
     DivergenceDiscarded {
         accounts: Vec<super::reprotect::Diverged>,
     },
+    /// A step of `habeat switchover` (started, a wave's step, a wave done
+    /// or rolled back, statuses restored after a crash, the end).
+    Switchover {
+        /// The switchover's id (when it started, ms).
+        id: u64,
+        /// `started`, `maintenance_set`, `caught_up`, `promoted`,
+        /// `restored`, `reprotected`, `wave_done`, `rolled_back`,
+        /// `restored_after_crash`, `done`, `failed`, `stopped`.
+        step: String,
+        /// The wave (1-based), when the step is a wave's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wave: Option<usize>,
+        /// The accounts concerned.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        accounts: Vec<String>,
+    },
 }
 
 impl EventKind {
@@ -321,6 +337,7 @@ impl EventKind {
             EventKind::AccountsDiverged { .. } => "accounts_diverged",
             EventKind::ReprotectLeftOut { .. } => "reprotect_left_out",
             EventKind::DivergenceDiscarded { .. } => "divergence_discarded",
+            EventKind::Switchover { .. } => "switchover",
         }
     }
 }

@@ -566,6 +566,7 @@ impl<'a> Cx<'a> {
                 local_leader,
             } => self.recover_peer_dc_lost(evidence, *local_leader),
             OperatorCommand::Reprotect { request } => self.reprotect_by_operator(request),
+            OperatorCommand::FailBack { mail_host } => self.fail_back(mail_host),
         }
     }
 

@@ -44,6 +44,7 @@ pub use kind::PipelineKind;
 pub use machine::{Input, Transition, step};
 pub use plan::{Explanation, Next, Plan, RolePlan, plan, plan_live, plan_round, wants_more_rounds};
 pub use promotion::follow_up_commands;
+pub use rearm::promoted_from;
 pub use reason::{
     Blocked, GateRefusal, GiveUp, Idle, OperatorRefusal, PEER_DC_LOST_HINT, PeerLeaseWait,
     PeerReturnedWarning, RaftWait, Stall, WaitOver, Waiting,

@@ -98,19 +98,68 @@ impl Cx<'_> {
         self.event(Severity::Info, EventKind::Rearmed, None, msg.into());
     }
 
+    /// `habeat switchover` brought the accounts home to `mail_host`: every
+    /// recorded failover away from it (the appserver's promotion of that
+    /// host, and the proxy switch) is re-armed, with the proxy switch's
+    /// `deactivate` commands, as when the peer is seen back.
+    pub(super) fn fail_back(&mut self, mail_host: &str) {
+        let mut any = false;
+        for role in self.s.roles.keys().copied().collect::<Vec<_>>() {
+            let Some(p) = self.s.role(role).failover else {
+                continue;
+            };
+            let away_from_it = match &p.promotion {
+                Some(d) => d.source_mail_host.eq_ignore_ascii_case(mail_host),
+                None => role == Role::Proxyserver,
+            };
+            if !away_from_it {
+                continue;
+            }
+            any = true;
+            let deactivate = self.cfg.proxy_enable_deactivate
+                && (role == Role::Proxyserver
+                    || p.step_started(|s| {
+                        matches!(
+                            s,
+                            Step::Command {
+                                action: super::action::ActionKind::RunCommand {
+                                    purpose: CommandPurpose::ProxyActivate,
+                                    ..
+                                }
+                            }
+                        )
+                    }));
+            self.rearm_with(role, &p, Origin::Operator, deactivate);
+        }
+        let msg = if any {
+            format!(
+                "fail-back: the accounts are home on {mail_host}; its failover is re-armed,                  automatic action possible again"
+            )
+        } else {
+            format!("fail-back to {mail_host}: no failover away from it was recorded")
+        };
+        self.event(Severity::Info, EventKind::Rearmed, None, msg);
+    }
+
     /// Start re-arming `role`, whose failover record is `p`: undo what it
     /// did that must be undone, remove its locks, run the recovery hooks
     /// (automatic re-arm only). The failover record is cleared now; the
     /// re-arm pipeline is recorded in its place.
     pub(super) fn start_rearm(&mut self, role: Role, p: &Pipeline, origin: Origin) {
+        let deactivate = origin == Origin::Automatic
+            && role == Role::Proxyserver
+            && self.cfg.proxy_enable_deactivate;
+        self.rearm_with(role, p, origin, deactivate);
+    }
+
+    /// [`Cx::start_rearm`], the proxy switch's `deactivate` commands run
+    /// when `deactivate`.
+    fn rearm_with(&mut self, role: Role, p: &Pipeline, origin: Origin, deactivate: bool) {
         let mut steps = Vec::new();
         if p.step_started(|s| matches!(s, Step::StopHaModule)) {
             steps.push(Step::StartHaModule);
         }
-        if origin == Origin::Automatic
-            && role == Role::Proxyserver
-            && self.cfg.proxy_enable_deactivate
-        {
+        if deactivate {
             steps.extend(commands(
                 CommandPurpose::ProxyDeactivate,
                 &self.cfg.proxy_deactivate,
@@ -163,4 +212,16 @@ impl Cx<'_> {
             format!("re-arming {role} (pipeline {id}): {reason}"),
         );
     }
+}
+
+/// True when `state` records a failover that moved accounts away from
+/// `mail_host` (the promotion a fail-back to it re-arms).
+pub fn promoted_from(state: &super::State, mail_host: &str) -> bool {
+    state.roles.values().any(|r| {
+        r.failover.as_ref().is_some_and(|p| {
+            p.promotion
+                .as_ref()
+                .is_some_and(|d| d.source_mail_host.eq_ignore_ascii_case(mail_host))
+        })
+    })
 }

@@ -649,6 +649,10 @@ pub enum OperatorCommand {
         #[serde(default)]
         local_leader: Option<bool>,
     },
+    /// `habeat switchover` moved the accounts home to `mail_host`: the
+    /// promotion that moved them away from it is re-armed, and the proxy
+    /// switch's `deactivate` commands run, as an automatic re-arm does.
+    FailBack { mail_host: String },
 }
 
 /// Presence of one legacy lock file, read by the driver before deciding.

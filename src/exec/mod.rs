@@ -17,7 +17,7 @@ mod dry;
 mod kinds;
 mod lease;
 pub use dry::{PREVIEW, report_on_stderr};
-pub use kinds::{ACTION_KINDS, label};
+pub use kinds::{ACTION_KINDS, acquire_gate, label};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 

@@ -59,6 +59,9 @@ pub struct StatusView {
     /// The serving lease (`null` without one).
     pub lease: Option<LeaseShown>,
     pub raft: RaftShown,
+    /// The recorded `habeat switchover` (`null` without one): its
+    /// progress while it runs, how it ended after.
+    pub switchover: Option<crate::switchover::Shown>,
     /// Whether a daemon watches, how old the evidence is, the local
     /// Consul, the quorum gate and what to do: keys of their own.
     #[serde(flatten)]
@@ -181,6 +184,7 @@ impl StatusView {
                 peer_returned_at: state.raft.peer_returned_at,
                 warning: returned_warning(state),
             },
+            switchover: crate::switchover::shown(&cfg.local.state_dir),
             head: Head::read(state, cfg, &ecfg, now),
             daemon: None,
             refused: None,

@@ -79,6 +79,7 @@ fn the_view_has_the_keys_of_status_json_and_only_the_daemon_adds_cannot_decide()
         "replicas",
         "roles",
         "safe_hold",
+        "switchover",
         "votes",
         "whoami",
         "why",

@@ -19,3 +19,4 @@ mod engine_fencing;
 mod engine_invariants;
 mod engine_operator_retry;
 mod engine_reprotect;
+mod engine_switchover;

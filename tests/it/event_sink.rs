@@ -184,6 +184,12 @@ fn every_kind() -> Vec<EventKind> {
         EventKind::DivergenceDiscarded {
             accounts: vec![diverged()],
         },
+        EventKind::Switchover {
+            id: 1,
+            step: "wave_done".into(),
+            wave: Some(1),
+            accounts: vec!["alice@example.com".into()],
+        },
     ];
     for k in &all {
         // No wildcard: a new kind is a compile error until it has a sample.
@@ -226,7 +232,8 @@ fn every_kind() -> Vec<EventKind> {
             | EventKind::AccountsDiverged { .. }
             | EventKind::ReprotectRecorded { .. }
             | EventKind::ReprotectLeftOut { .. }
-            | EventKind::DivergenceDiscarded { .. } => {}
+            | EventKind::DivergenceDiscarded { .. }
+            | EventKind::Switchover { .. } => {}
         }
     }
     all

@@ -64,6 +64,7 @@ mod state_lock;
 mod state_store;
 mod status_crisis;
 mod status_view;
+mod switchover;
 mod systemd_sandbox;
 mod systemd_units;
 mod test_guards;

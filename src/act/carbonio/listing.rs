@@ -80,7 +80,7 @@ pub fn parse_response(stdout: &[u8]) -> Result<Value, String> {
 type RawObject<'a> = BTreeMap<String, &'a RawValue>;
 
 /// The checks of [`parse_response`]; returns `response` unparsed.
-fn response_raw(stdout: &[u8]) -> Result<&RawValue, String> {
+pub(super) fn response_raw(stdout: &[u8]) -> Result<&RawValue, String> {
     let text = std::str::from_utf8(stdout).map_err(|_| "the output is not UTF-8".to_owned())?;
     let trimmed = text.trim();
     if trimmed.is_empty() {
@@ -246,7 +246,11 @@ pub fn parse_account_status(
         .collect()
 }
 
-fn parse_account(v: &Value, host: &MailHost, fields: Fields) -> Result<AccountStatus, String> {
+pub(super) fn parse_account(
+    v: &Value,
+    host: &MailHost,
+    fields: Fields,
+) -> Result<AccountStatus, String> {
     AccountStatus::check(&Entry::of(v)?, host, fields)
 }
 

@@ -21,6 +21,7 @@ mod listing;
 mod scan;
 mod stream;
 mod survey;
+mod switch;
 
 pub use super::names::{AccountName, MailHost, NameError};
 pub use accounts::{account_batches, read_account_file};
@@ -30,6 +31,7 @@ pub use listing::{
     parse_operations, parse_response, parse_survey_listing,
 };
 pub use survey::{SurveySink, parse_survey, parse_survey_into};
+pub use switch::{Located, ReplicaPosition, parse_located, parse_statuses};
 
 use super::process::{self, RunAs, Spec, Status, TEMP_ROOT};
 use crate::config;
@@ -114,13 +116,34 @@ pub enum Command {
     StartModule,
     /// `carbonio --json core getAllOperations`
     GetAllOperations,
+    /// `carbonio --json <module> getAccountStatus input_file <path>`: the
+    /// named accounts, wherever they live.
+    GetAccountStatusOf {
+        /// habeat's private copy of the account list.
+        path: PathBuf,
+    },
+    /// `carbonio --sync <module> promoteAccounts input_file <path>
+    /// destination <host> threads <n>`: a planned move to `destination`.
+    PromoteTo {
+        /// habeat's private copy of the account list.
+        path: PathBuf,
+        /// The mailstore the accounts move to.
+        destination: MailHost,
+        threads: u32,
+    },
     /// `carbonio <module> setAccountDestination <destination> <priority>
-    /// input_file <path>`: each account listed gets a replica there.
+    /// input_file <path>`: a new replica of each account on `destination`.
     SetAccountDestination {
         destination: MailHost,
         priority: u32,
-        /// The file the CLI reads (habeat's private, validated copy).
+        /// habeat's private copy of the account list.
         path: PathBuf,
+    },
+    /// `zmprov` reading `lines` commands on its standard input (batch
+    /// mode): one process for a whole wave.
+    ZmprovBatch {
+        /// How many commands it is given (the commands go to stdin).
+        lines: usize,
     },
     /// `zmprov fc [-a] account <name>`
     FlushCache {
@@ -139,13 +162,16 @@ impl Command {
             Command::PromoteSourceHost { .. }
                 | Command::PromoteAccounts { .. }
                 | Command::PromoteInputFile { .. }
+                | Command::PromoteTo { .. }
         )
     }
 
     fn expects_json(&self) -> bool {
         matches!(
             self,
-            Command::GetAccountStatus { .. } | Command::GetAllOperations
+            Command::GetAccountStatus { .. }
+                | Command::GetAccountStatusOf { .. }
+                | Command::GetAllOperations
         )
     }
 }
@@ -285,6 +311,23 @@ impl Carbonio {
                 carbonio(&mut a, Some("--json"), "core");
                 push(&mut a, &["getAllOperations"]);
             }
+            Command::GetAccountStatusOf { path } => {
+                carbonio(&mut a, Some("--json"), m);
+                push(&mut a, &["getAccountStatus", "input_file"]);
+                a.push(path.clone().into());
+            }
+            Command::PromoteTo {
+                path,
+                destination,
+                threads,
+            } => {
+                carbonio(&mut a, Some("--sync"), m);
+                push(&mut a, &["promoteAccounts", "input_file"]);
+                a.push(path.clone().into());
+                push(&mut a, &["destination", destination.as_str()]);
+                push(&mut a, &["threads", &threads.to_string()]);
+            }
+            Command::ZmprovBatch { .. } => a.push(self.zmprov.clone().into()),
             Command::FlushCache {
                 account,
                 all_servers,
@@ -372,7 +415,18 @@ impl Carbonio {
     /// a command that exited 0 in time and did not report the server
     /// unreachable (JSON commands: also not truncated).
     async fn exec(&self, cmd: &Command) -> Result<(Vec<u8>, CommandReport), CarbonioError> {
-        let spec = self.spec(cmd)?;
+        self.exec_with(cmd, None).await
+    }
+
+    /// [`Carbonio::exec`] with `stdin` written to the command's standard
+    /// input (zmprov's batch mode).
+    async fn exec_with(
+        &self,
+        cmd: &Command,
+        stdin: Option<Vec<u8>>,
+    ) -> Result<(Vec<u8>, CommandReport), CarbonioError> {
+        let mut spec = self.spec(cmd)?;
+        spec.stdin = stdin;
         let command = spec.display();
         tracing::info!(%command, "running");
         let out = process::run(&spec)
@@ -733,50 +787,4 @@ impl Carbonio {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn host() -> MailHost {
-        MailHost::parse("mbox1.example.com").expect("valid")
-    }
-
-    #[test]
-    fn argv_never_passes_through_a_shell_and_keeps_each_word_whole() {
-        let c = Carbonio::new(&config::Carbonio::default()).expect("default config");
-        let acc = AccountName::parse("o'brien@example.com").expect("valid");
-        let argv = c.argv(&Command::FlushCache {
-            account: acc,
-            all_servers: true,
-        });
-        assert_eq!(
-            argv,
-            [
-                "/opt/zextras/bin/zmprov",
-                "fc",
-                "-a",
-                "account",
-                "o'brien@example.com"
-            ]
-            .map(OsString::from)
-        );
-        assert_eq!(
-            c.display(&Command::PromoteSourceHost {
-                source: host(),
-                threads: 5
-            }),
-            "/opt/zextras/bin/carbonio --sync MailReplica promoteAccounts source_mail_host mbox1.example.com threads 5"
-        );
-    }
-
-    #[test]
-    fn a_module_name_that_is_not_a_word_is_refused() {
-        let cfg = config::Carbonio {
-            module: "Mail Replica".into(),
-            ..Default::default()
-        };
-        assert!(matches!(
-            Carbonio::new(&cfg),
-            Err(CarbonioError::BadModule(_))
-        ));
-    }
-}
+mod tests;

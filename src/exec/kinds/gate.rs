@@ -178,6 +178,30 @@ impl Effect for ReleaseQuorumGate<'_> {
     }
 }
 
+/// Take the quorum gate for `host` for `purpose` (an operator's command
+/// that holds it for its whole run), taking the place of a habeat of this
+/// node that held it and is gone (see [`stale_own_holder`]).
+pub async fn acquire_gate(
+    client: &crate::consul::Client,
+    host: &str,
+    purpose: &str,
+    ttl: Duration,
+) -> Result<gate::FailoverLock, gate::Refusal> {
+    let holder = gate::Holder::this_process(purpose);
+    let res = gate::acquire(client, host, &holder, ttl).await;
+    if let Err(gate::Refusal::HeldByAnother {
+        holder: Some(held),
+        session,
+        ..
+    }) = &res
+        && stale_own_holder(held, &holder)
+        && take_over(client, &gate::lock_key(host), session.as_deref()).await
+    {
+        return gate::acquire(client, host, &holder, ttl).await;
+    }
+    res
+}
+
 /// True when the gate's holder (the JSON it wrote into the key) is a habeat
 /// of this very node whose process is gone: a habeat killed during a
 /// promotion. Its Consul session lives on until its TTL

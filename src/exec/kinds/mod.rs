@@ -13,6 +13,7 @@ use std::time::Duration;
 mod command;
 mod fence;
 mod gate;
+pub use gate::acquire_gate;
 mod ha_module;
 mod listing;
 mod locks;
