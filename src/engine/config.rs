@@ -138,7 +138,7 @@ impl EngineConfig {
             at_risk: crate::model::AtRiskPolicy::Promote,
             reprotect: crate::model::ReprotectPolicy::Manual,
             own_mail_host: None,
-            reprotect_batch: super::reprotect::DEFAULT_BATCH,
+            reprotect_batch: super::protection::DEFAULT_BATCH,
             whoami: whoami.to_owned(),
             dc_check: dc_check.to_owned(),
             is_primary: whoami == "primary",

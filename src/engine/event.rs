@@ -253,7 +253,7 @@ pub enum EventKind {
     /// Accounts at risk at their promotion are now known diverged, with
     /// their gap (`no-seed-over-a-diverged-copy`).
     AccountsDiverged {
-        accounts: Vec<super::reprotect::Diverged>,
+        accounts: Vec<super::protection::Diverged>,
     },
     /// A re-protection was recorded: its batches are the steps of
     /// pipeline `pipeline`.
@@ -267,12 +267,12 @@ pub enum EventKind {
     /// mailstore (`no-seed-over-a-diverged-copy`), with their gap.
     ReprotectLeftOut {
         destination: String,
-        accounts: Vec<super::reprotect::Diverged>,
+        accounts: Vec<super::protection::Diverged>,
     },
     /// The operator named diverged accounts (`reprotect
     /// --discard-diverged`): their old copy is given up for a replica.
     DivergenceDiscarded {
-        accounts: Vec<super::reprotect::Diverged>,
+        accounts: Vec<super::protection::Diverged>,
     },
     /// A step of `habeat switchover` (started, a wave's step, a wave done
     /// or rolled back, statuses restored after a crash, the end).

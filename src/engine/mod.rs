@@ -24,6 +24,7 @@ mod outcome;
 mod pipeline;
 mod plan;
 mod promotion;
+mod protection;
 mod proxy;
 mod raft;
 mod rearm;
@@ -44,20 +45,21 @@ pub use kind::PipelineKind;
 pub use machine::{Input, Transition, step};
 pub use plan::{Explanation, Next, Plan, RolePlan, plan, plan_live, plan_round, wants_more_rounds};
 pub use promotion::follow_up_commands;
+pub use protection::{
+    AfterPromotion, DEFAULT_BATCH, DEFAULT_PRIORITY, Discard, Diverged, ReprotectRequest,
+};
 pub use rearm::promoted_from;
 pub use reason::{
     Blocked, GateRefusal, GiveUp, Idle, OperatorRefusal, PEER_DC_LOST_HINT, PeerLeaseWait,
     PeerReturnedWarning, RaftWait, Stall, WaitOver, Waiting,
 };
+pub use record::Protection;
 pub use record::{
     ComponentState, LastPromotion, LeaderWatch, Live, LockFileSeen, OperatorCommand, OperatorMark,
     Pause, Pipeline, PromotionDetails, RaftMemory, RoleState, STATE_VERSION, SafeHold, State, Step,
     StepState, StepStatus, WitnessState,
 };
-pub use reprotect::{
-    AfterPromotion, DEFAULT_BATCH, DEFAULT_PRIORITY, Discard, Diverged, Protection,
-    ReprotectRequest, Split, include_command, left_out_sentence, split,
-};
+pub use reprotect::{Split, include_command, left_out_sentence, split};
 pub use time::{BootId, BootTime, Now, UnixMillis};
 pub use witness::next_deadline;
 pub use witness::{SourceVote, observe, verdict, votes};

@@ -52,11 +52,8 @@ pub struct State {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_operator: Option<OperatorMark>,
     /// Diverged accounts and re-protection (`no-seed-over-a-diverged-copy`).
-    #[serde(
-        default,
-        skip_serializing_if = "super::reprotect::Protection::is_empty"
-    )]
-    pub protection: super::reprotect::Protection,
+    #[serde(default, skip_serializing_if = "Protection::is_empty")]
+    pub protection: Protection,
 }
 
 /// Who gave an operator command, and when.
@@ -638,7 +635,7 @@ pub enum OperatorCommand {
     /// is lost; raft recovery now, journaled as the operator's.
     /// `habeat reprotect`: give accounts a replica on a mailstore.
     Reprotect {
-        request: super::reprotect::ReprotectRequest,
+        request: super::protection::ReprotectRequest,
     },
     RecoverPeerDcLost {
         /// A fresh probe round of the peer Consul servers' witnesses.
@@ -666,4 +663,49 @@ pub struct LockFileSeen {
     pub present: bool,
     /// The `when` of its JSON body, if it had one.
     pub written_at: Option<UnixMillis>,
+}
+
+/// What habeat keeps about the protection of accounts after promotions.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Protection {
+    /// Every account at risk at its promotion, until the operator
+    /// resolves it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub diverged: Vec<super::protection::Diverged>,
+    /// The last promotion whose accounts the daemon has not re-protected
+    /// yet (`replicas.reprotect: auto` does it once the peer is Up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_promotion: Option<super::protection::AfterPromotion>,
+    /// Accounts of the peer's mailstore the survey found without a
+    /// replica, not yet given one here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uncovered: Vec<String>,
+    /// Accounts of the peer's mailstore already given a replica here by
+    /// the daemon: once per account.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub covered: std::collections::BTreeSet<String>,
+    /// The last re-protection: its batches are its steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<Pipeline>,
+    /// The diverged accounts the last re-protection left out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<super::protection::Diverged>,
+}
+
+impl Protection {
+    pub fn is_empty(&self) -> bool {
+        *self == Protection::default()
+    }
+
+    /// The divergence of `account` onto `host`, if it has one there.
+    pub fn diverged_onto(&self, account: &str, host: &str) -> Option<&super::protection::Diverged> {
+        self.diverged.iter().find(|d| {
+            d.account.eq_ignore_ascii_case(account) && d.mail_host.eq_ignore_ascii_case(host)
+        })
+    }
+
+    /// The current run, while it has batches left.
+    pub fn unfinished_run(&self) -> Option<&Pipeline> {
+        self.run.as_ref().filter(|p| !p.is_finished())
+    }
 }
