@@ -51,7 +51,18 @@ pub fn status(cfg: &Config, json_out: bool, verbose: bool, all_accounts: bool) -
         crate::outln!("{l}");
     }
     for l in crate::survey::show::lines(cfg, now(), verbose) {
-        crate::outln!("{l}");
+        // An empty survey of a mailstore habeat promoted away from is the
+        // failover's doing, not replication never set up.
+        match view.replicas.survey.as_ref() {
+            Some(s)
+                if s.nothing_to_fail_over
+                    && l.starts_with("WARNING: nothing to fail over")
+                    && crate::survey::show::last_promoted_from(&state, &s.host) =>
+            {
+                crate::outln!("replicas: {}", crate::survey::show::promoted_away(&s.host));
+            }
+            _ => crate::outln!("{l}"),
+        }
     }
     for l in view.protection.lines(cfg) {
         crate::outln!("{l}");

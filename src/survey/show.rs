@@ -233,6 +233,27 @@ pub fn nothing_to_fail_over(s: &Survey) -> Option<String> {
     ))
 }
 
+/// What an empty survey of `host` means once habeat has promoted its
+/// accounts away (they live on this DC's mailstore now): not a mailstore
+/// never replicated, so not the advice to set replicas up there.
+pub fn promoted_away(host: &str) -> String {
+    format!(
+        "the survey of {host} lists no replicated account: habeat promoted them to this DC's \
+         mailstore, where they live now (see this DC's mailstore below); they return with \
+         `habeat reprotect` then `habeat switchover --to {host}` (docs/install.md §8)"
+    )
+}
+
+/// Whether the last promotion habeat recorded moved the accounts away
+/// from `host` (kept after a re-arm: the accounts stay here until a
+/// switchover takes them home, which fills `host`'s survey again).
+pub fn last_promoted_from(state: &crate::engine::State, host: &str) -> bool {
+    state
+        .last_promotion
+        .as_ref()
+        .is_some_and(|p| p.source_mail_host.eq_ignore_ascii_case(host))
+}
+
 /// How long ago, in words (`3 min ago`).
 pub fn ago(secs: u64) -> String {
     match secs {

@@ -174,7 +174,16 @@ impl StatusView {
             last_round_at: state.last_round_at,
             why: plan.explain(),
             plan,
-            replicas: crate::survey::show::replicas(cfg, now),
+            replicas: {
+                let mut r = crate::survey::show::replicas(cfg, now);
+                if let Some(s) = r.survey.as_mut()
+                    && s.nothing_to_fail_over
+                    && crate::survey::show::last_promoted_from(state, &s.host)
+                {
+                    s.warning = Some(crate::survey::show::promoted_away(&s.host));
+                }
+                r
+            },
             protection: protection::ProtectionShown::read(cfg, now),
             diverged: state.protection.diverged.clone(),
             lease: crate::lease::status::file_status(cfg).map(LeaseShown::File),

@@ -389,3 +389,50 @@ async fn a_new_replica_is_followed_from_initialising_to_catching_up_to_protected
     );
     assert!(!s.contains("re-protection of"), "{s}");
 }
+
+/// After a failover the peer's mailstore lists nothing: its accounts live
+/// here now. `status` says so, not that replication was never set up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_failover_an_empty_peer_survey_says_where_the_accounts_went() {
+    if !require(&[Need::Netns]) {
+        return;
+    }
+    let bed = Bed::builder()
+        .accounts(seven())
+        .consul_provider_threads_3()
+        .carbonio_timeouts("20s", "20s")
+        .tail("replicas:\n  survey_interval: 1ms\n")
+        .start()
+        .await;
+    bed.kill_peer();
+    let out = habeat(&bed, &["check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(bed.fake.accounts_on(REPLICA).len(), 7, "{}", text(&out));
+    bed.revive_peer();
+    // Checks until one has surveyed the returned peer's (empty) mailstore.
+    let mut s = String::new();
+    for _ in 0..20 {
+        let out = habeat(&bed, &["check"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        s = stdout(&habeat(&bed, &["status"]));
+        if s.contains(&format!(
+            "the survey of {SOURCE} lists no replicated account"
+        )) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        s.contains("habeat promoted them to this DC's mailstore"),
+        "status does not say where the accounts went:\n{s}"
+    );
+    assert!(
+        !s.contains("set up the replicas of its accounts"),
+        "status gives the advice for a mailstore never replicated:\n{s}"
+    );
+    let js = crate::bin::json(&habeat(&bed, &["--json", "status"]));
+    let w = js["replicas"]["survey"]["warning"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(w.contains("habeat promoted them"), "{js:#}");
+}
