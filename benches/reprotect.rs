@@ -14,10 +14,12 @@
 //!     off (the floor), every 10 s and every second: the round's time must
 //!     not move.
 //!
-//! Run as root (network namespaces): `cargo build --examples && cargo
-//! bench --bench reprotect` (or `cargo test --bench reprotect -- --bench`
-//! for a debug build). `HABEAT_BENCH_ACCOUNTS` changes the size. Returns
-//! at once without `--bench` (`cargo test --all-targets` runs it).
+//! Run as root (network namespaces), the stand-in built first in the same
+//! profile: `cargo build --examples && cargo test --bench reprotect --
+//! --bench` (debug), or `cargo build --release --examples && cargo bench
+//! --bench reprotect`. `HABEAT_BENCH_PART=1` or `2` runs one part,
+//! `HABEAT_BENCH_ACCOUNTS` changes the size. Returns at once without
+//! `--bench` (`cargo test --all-targets` runs it).
 
 #[path = "../tests/support/bed.rs"]
 mod bed;
