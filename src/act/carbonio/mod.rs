@@ -591,14 +591,7 @@ impl Carbonio {
             path: PathBuf::from(TEMP_ROOT),
             threads,
         };
-        self.non_empty(accounts, &probe)?;
-        let (user, _, _) = self.user(&probe)?;
-        let copy = AccountListCopy::create(accounts, user.as_ref()).map_err(|reason| {
-            CarbonioError::InputFile {
-                path: PathBuf::from(TEMP_ROOT),
-                reason,
-            }
-        })?;
+        let copy = self.list_copy(accounts, &probe)?;
         self.exec_text(Command::PromoteInputFile {
             path: copy.file.clone(),
             threads,
@@ -621,14 +614,7 @@ impl Carbonio {
             priority,
             path: PathBuf::from(TEMP_ROOT),
         };
-        self.non_empty(accounts, &probe)?;
-        let (user, _, _) = self.user(&probe)?;
-        let copy = AccountListCopy::create(accounts, user.as_ref()).map_err(|reason| {
-            CarbonioError::InputFile {
-                path: PathBuf::from(TEMP_ROOT),
-                reason,
-            }
-        })?;
+        let copy = self.list_copy(accounts, &probe)?;
         self.exec_text(Command::SetAccountDestination {
             destination: destination.clone(),
             priority,

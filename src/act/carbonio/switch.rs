@@ -106,8 +106,9 @@ pub const ACCOUNT_STATUSES: [&str; 6] = [
 ];
 
 impl Carbonio {
-    /// A private copy of `accounts` for an `input_file` parameter.
-    fn list_copy(
+    /// habeat's private copy of `accounts` for `probe`'s `input_file`
+    /// (never empty, readable by `run_as`).
+    pub(super) fn list_copy(
         &self,
         accounts: &[AccountName],
         probe: &Command,
