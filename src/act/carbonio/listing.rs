@@ -225,18 +225,22 @@ fn refuse_not_ok(obj: &RawObject, at: &str) -> Result<(), String> {
     }
 }
 
+/// The `values` list of a CLI's `response`, or why there is none.
+pub(super) fn values_of(response: &Value) -> Result<&Vec<Value>, String> {
+    response
+        .get("values")
+        .ok_or("the response has no \"values\" list")?
+        .as_array()
+        .ok_or_else(|| "\"values\" in the response is not a list".to_owned())
+}
+
 /// `response.values` of `getAccountStatus`, every entry validated and on
 /// the host that was asked about.
 pub fn parse_account_status(
     response: &Value,
     host: &MailHost,
 ) -> Result<Vec<AccountStatus>, String> {
-    let values = response
-        .get("values")
-        .ok_or("the response has no \"values\" list")?
-        .as_array()
-        .ok_or("\"values\" in the response is not a list")?;
-    values
+    values_of(response)?
         .iter()
         .enumerate()
         .map(|(i, v)| {

@@ -6,7 +6,7 @@
 
 use super::accounts::AccountListCopy;
 use super::entry::Fields;
-use super::listing::{parse_account, response_raw};
+use super::listing::{parse_account, response_raw, values_of};
 use super::{AccountName, Carbonio, CarbonioError, Command, CommandReport, MailHost};
 use crate::act::process::TEMP_ROOT;
 use serde::Serialize;
@@ -40,12 +40,7 @@ pub struct ReplicaPosition {
 pub fn parse_located(stdout: &[u8]) -> Result<Vec<Located>, String> {
     let response: Value = serde_json::from_str(response_raw(stdout)?.get())
         .map_err(|e| format!("the response is not JSON: {e}"))?;
-    let values = response
-        .get("values")
-        .ok_or("the response has no \"values\" list")?
-        .as_array()
-        .ok_or("\"values\" in the response is not a list")?;
-    values
+    values_of(&response)?
         .iter()
         .enumerate()
         .map(|(i, v)| {
