@@ -124,6 +124,11 @@ fn boot_time() -> Option<BootTime> {
 }
 
 impl Session {
+    /// Whether this session writes nothing (`--dry-run`).
+    pub fn dry_run(&self) -> bool {
+        self.dry_run
+    }
+
     /// Load the state of `cfg.local.state_dir`. A corrupt state file is set
     /// aside and reported; the engine then starts in its safe hold.
     pub fn open(cfg: &Config, dry_run: bool) -> Result<Session, StateError> {
@@ -425,9 +430,21 @@ impl Session {
         &mut self,
         fetched: Result<crate::survey::Survey, String>,
     ) -> Result<(), StateError> {
+        self.keep_staged_own_survey(fetched.and_then(|survey| {
+            let staged = crate::survey::own::stage(&self.cfg, &survey, self.dry_run)?;
+            Ok((survey, staged))
+        }))
+    }
+
+    /// [`Session::keep_own_survey`] of a survey staged beforehand
+    /// ([`crate::survey::own::stage`]), so that keeping it costs a rename.
+    pub fn keep_staged_own_survey(
+        &mut self,
+        fetched: Result<(crate::survey::Survey, crate::survey::own::Staged), String>,
+    ) -> Result<(), StateError> {
         use crate::survey::own;
         match fetched {
-            Ok(survey) => match own::keep(&self.cfg, &survey, self.dry_run) {
+            Ok((survey, staged)) => match own::commit(&self.cfg, staged, &survey) {
                 Ok(Some(e)) => self.record_events(std::slice::from_ref(&e)),
                 Ok(None) => Ok(()),
                 Err(e) => {
@@ -459,25 +476,33 @@ impl Session {
             Ok(None) => {}
             Err(e) => tracing::warn!("{e}"),
         }
-        self.note_unreplicated(survey)
+        self.note_unreplicated(crate::survey::job::unreplicated(survey))
+    }
+
+    /// [`Session::keep_survey`] of a survey staged beforehand, so that
+    /// keeping it costs a rename (the daemon stages it in its survey
+    /// task, off the round).
+    pub fn keep_staged_survey(
+        &mut self,
+        s: crate::survey::job::StagedSurvey,
+    ) -> Result<(), StateError> {
+        match crate::survey::job::commit(&self.cfg, s.staged, &s.survey) {
+            Ok(Some(e)) => self.record_events(std::slice::from_ref(&e))?,
+            Ok(None) => {}
+            Err(e) => tracing::warn!("{e}"),
+        }
+        self.note_unreplicated(s.unreplicated)
     }
 
     /// With `replicas.reprotect: auto`, tell the engine which accounts of
     /// the peer's mailstore the survey found without any replica: the
     /// next round gives each never covered one a replica here.
-    fn note_unreplicated(&mut self, survey: &crate::survey::Survey) -> Result<(), StateError> {
+    fn note_unreplicated(&mut self, accounts: Vec<String>) -> Result<(), StateError> {
         if self.ecfg.reprotect != crate::model::ReprotectPolicy::Auto
             || !self.ecfg.roles.contains(&crate::model::Role::Appserver)
         {
             return Ok(());
         }
-        let accounts: Vec<String> = survey
-            .summary()
-            .at_risk
-            .into_iter()
-            .filter(|r| r.state == crate::replica::ReplicaState::NoReplica)
-            .map(|r| r.account)
-            .collect();
         if accounts.is_empty() && self.state.protection.uncovered.is_empty() {
             return Ok(());
         }

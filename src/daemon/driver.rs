@@ -89,10 +89,44 @@ pub struct SessionDriver {
     _running: crate::state::DaemonLock,
 }
 
-/// What a survey task fetched: of the peer's mailstore, or of this DC's.
+/// What a survey task fetched: of the peer's mailstore, or of this DC's,
+/// staged when it could be (read, compared and written beside its place
+/// in the task, so that the round that keeps it only renames it).
 enum Fetched {
     Peer(Result<Survey, String>),
+    PeerStaged(Box<crate::survey::job::StagedSurvey>),
     Own(Result<Survey, String>),
+    OwnStaged(Box<(Survey, crate::survey::own::Staged)>),
+}
+
+impl Fetched {
+    /// Stage a survey of the peer's mailstore, and show it ahead from the
+    /// file it will be: all the reading and writing a kept survey costs,
+    /// done here rather than in the round. A survey that cannot be staged
+    /// is kept the slow way (which says why it cannot).
+    fn peer(cfg: &Config, survey: Survey, dry_run: bool) -> Fetched {
+        let s = match crate::survey::job::StagedSurvey::new(cfg, survey, dry_run) {
+            Ok(s) => s,
+            Err(survey) => return Fetched::Peer(Ok(*survey)),
+        };
+        if let Some(stamp) = s.staged.stamp(&cfg.local.state_dir) {
+            crate::view::protection::prepare_peer(cfg, stamp.clone(), &s.survey);
+            crate::survey::show::prepare(cfg, stamp, s.survey.clone());
+        }
+        Fetched::PeerStaged(Box::new(s))
+    }
+
+    /// [`Fetched::peer`] for a survey of this DC's mailstore.
+    fn own(cfg: &Config, survey: Survey, dry_run: bool) -> Fetched {
+        let staged = match crate::survey::own::stage(cfg, &survey, dry_run) {
+            Ok(s) => s,
+            Err(_) => return Fetched::Own(Ok(survey)),
+        };
+        if let Some(stamp) = staged.stamp(&cfg.local.state_dir) {
+            crate::view::protection::prepare_own(stamp, &survey);
+        }
+        Fetched::OwnStaged(Box::new((survey, staged)))
+    }
 }
 
 /// `/status` as the last round left it: its body serialized once (every
@@ -367,18 +401,37 @@ impl SessionDriver {
         self.survey_tried = Some(std::time::Instant::now());
         let (cfg, tx) = (self.cfg.clone(), self.surveyed_tx.clone());
         let metrics = self.metrics.clone();
+        let dry_run = self.session.dry_run();
         self.survey = Some(tokio::spawn(async move {
             // Sends fail only when the daemon is gone.
             if peer {
-                let fetched = crate::survey::job::fetch(&cfg, &cli, crate::session::now).await;
-                if fetched.is_err() {
-                    metrics.record_survey_failure();
-                }
-                let _ = tx.send(Fetched::Peer(fetched));
+                let fetched = match crate::survey::job::fetch(&cfg, &cli, crate::session::now).await
+                {
+                    Ok(survey) => {
+                        let cfg = cfg.clone();
+                        tokio::task::spawn_blocking(move || Fetched::peer(&cfg, survey, dry_run))
+                            .await
+                            .unwrap_or_else(|e| Fetched::Peer(Err(e.to_string())))
+                    }
+                    Err(e) => {
+                        metrics.record_survey_failure();
+                        Fetched::Peer(Err(e))
+                    }
+                };
+                let _ = tx.send(fetched);
             }
             if own {
-                let fetched = crate::survey::own::fetch(&cfg, &cli, crate::session::now).await;
-                let _ = tx.send(Fetched::Own(fetched));
+                let fetched = match crate::survey::own::fetch(&cfg, &cli, crate::session::now).await
+                {
+                    Ok(survey) => {
+                        let cfg = cfg.clone();
+                        tokio::task::spawn_blocking(move || Fetched::own(&cfg, survey, dry_run))
+                            .await
+                            .unwrap_or_else(|e| Fetched::Own(Err(e.to_string())))
+                    }
+                    Err(e) => Fetched::Own(Err(e)),
+                };
+                let _ = tx.send(fetched);
             }
         }));
     }
@@ -391,8 +444,8 @@ impl SessionDriver {
         let (mut fetched, mut own) = (None, None);
         while let Ok(f) = self.surveyed.try_recv() {
             match f {
-                Fetched::Peer(f) => fetched = Some(f),
-                Fetched::Own(f) => own = Some(f),
+                f @ (Fetched::Peer(_) | Fetched::PeerStaged(_)) => fetched = Some(f),
+                f @ (Fetched::Own(_) | Fetched::OwnStaged(_)) => own = Some(f),
             }
         }
         if fetched.is_none() && own.is_none() {
@@ -403,17 +456,22 @@ impl SessionDriver {
             return;
         }
         if let Some(fetched) = fetched {
-            let done = match &fetched {
-                Ok(survey) => self.session.keep_survey(survey),
-                Err(e) => self.session.survey_failed(e),
+            let done = match fetched {
+                Fetched::PeerStaged(s) => self.session.keep_staged_survey(*s),
+                Fetched::Peer(Ok(survey)) => self.session.keep_survey(&survey),
+                Fetched::Peer(Err(e)) => self.session.survey_failed(&e),
+                Fetched::Own(_) | Fetched::OwnStaged(_) => Ok(()),
             };
             if let Err(e) = done {
                 tracing::error!("replica survey not recorded: {e}");
             }
         }
-        if let Some(own) = own
-            && let Err(e) = self.session.keep_own_survey(own)
-        {
+        let own = match own {
+            Some(Fetched::OwnStaged(s)) => Some(self.session.keep_staged_own_survey(Ok(*s))),
+            Some(Fetched::Own(f)) => Some(self.session.keep_own_survey(f)),
+            _ => None,
+        };
+        if let Some(Err(e)) = own {
             tracing::error!("survey of this DC's mailstore not recorded: {e}");
         }
     }

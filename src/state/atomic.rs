@@ -138,6 +138,56 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
     result
 }
 
+/// A file written and fsynced beside its place, not yet renamed into it:
+/// the slow part of [`write_atomic`] done ahead, so that whoever must hold
+/// the state lock to replace the file only pays for the rename. Dropped
+/// without [`Pending::commit`], the temp file is removed.
+#[derive(Debug)]
+pub struct Pending {
+    tmp: PathBuf,
+    path: PathBuf,
+    done: bool,
+}
+
+impl Pending {
+    /// Write `bytes` to a temp file beside `path` and fsync it.
+    pub fn write(path: &Path, bytes: &[u8]) -> Result<Pending, StateError> {
+        let (tmp, mut f) = create_temp(path)?;
+        let pending = Pending {
+            tmp,
+            path: path.to_path_buf(),
+            done: false,
+        };
+        f.write_all(bytes)
+            .map_err(|e| StateError::io("write", &pending.tmp, e))?;
+        f.sync_all()
+            .map_err(|e| StateError::io("fsync", &pending.tmp, e))?;
+        Ok(pending)
+    }
+
+    /// The temp file, whose size and modification time the file will have
+    /// once renamed into place.
+    pub fn temp_path(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// Rename it into place and fsync the directory.
+    pub fn commit(mut self) -> Result<(), StateError> {
+        fs::rename(&self.tmp, &self.path)
+            .map_err(|e| StateError::io("rename into place", &self.path, e))?;
+        self.done = true;
+        sync_dir(parent_dir(&self.path))
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
 /// The directory holding `path`.
 pub(crate) fn parent_dir(path: &Path) -> &Path {
     path.parent()

@@ -15,10 +15,11 @@ mod daemon_lock;
 mod dir;
 mod journal;
 mod lock_files;
+pub mod stamp;
 mod state_lock;
 mod store;
 
-pub use atomic::{read_nofollow, write_atomic};
+pub use atomic::{Pending, read_nofollow, write_atomic};
 pub use daemon_lock::{Daemon, DaemonLock, FILE as DAEMON_LOCK, daemon};
 pub use dir::check_state_dir;
 pub use journal::{

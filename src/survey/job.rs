@@ -13,6 +13,8 @@ use crate::act::carbonio::Carbonio;
 use crate::config::Config;
 use crate::engine::{Event, EventKind, Severity, State, UnixMillis};
 use crate::model::{Component, Role, Verdict};
+use crate::state::Pending;
+use crate::state::stamp::Stamp;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -82,25 +84,117 @@ pub async fn fetch(
     Ok(accounts.finish(host, clock()))
 }
 
-/// Keep a complete survey (unless `dry_run`) in place of the last one;
-/// returns the `replicas_at_risk_changed` event when the set of accounts
-/// at risk changed. Called with the state lock held.
-pub fn keep(cfg: &Config, survey: &Survey, dry_run: bool) -> Result<Option<Event>, String> {
+/// A survey made ready to keep off the daemon's round: the last one read
+/// and compared, the new one written beside its place. [`commit`] then
+/// only renames it, under the state lock.
+pub struct Staged {
+    /// The `replicas_at_risk_changed` event against the file in place
+    /// when staged.
+    event: Option<Event>,
+    /// That file (`None`: there was none).
+    before: Option<Stamp>,
+    /// The new survey's file, fsynced, not yet in place (`None` in a dry
+    /// run).
+    file: Option<Pending>,
+}
+
+impl Staged {
+    /// The stamp the new survey's file will have in place.
+    pub fn stamp(&self, state_dir: &std::path::Path) -> Option<Stamp> {
+        self.file
+            .as_ref()
+            .and_then(|f| Stamp::renamed(f.temp_path(), &store::path(state_dir)))
+    }
+}
+
+/// Stage a complete survey (nothing written in a dry run); see [`Staged`].
+pub fn stage(cfg: &Config, survey: &Survey, dry_run: bool) -> Result<Staged, String> {
     let dir = &cfg.local.state_dir;
-    let before = match store::load(dir) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!("{e}");
-            None
-        }
+    let before = Stamp::of(&store::path(dir));
+    let event = changed(last(dir).as_ref(), survey);
+    let file = if dry_run {
+        None
+    } else {
+        Some(
+            store::stage(dir, survey)
+                .map_err(|e| format!("cannot keep the replica survey: {e}"))?,
+        )
     };
-    if !dry_run {
-        store::save(dir, survey).map_err(|e| format!("cannot keep the replica survey: {e}"))?;
+    Ok(Staged {
+        event,
+        before,
+        file,
+    })
+}
+
+/// Keep a staged survey in place of the last one (called with the state
+/// lock held); returns the `replicas_at_risk_changed` event when the set
+/// of accounts at risk changed. If another habeat kept a survey since it
+/// was staged, it is judged again against that one.
+pub fn commit(cfg: &Config, staged: Staged, survey: &Survey) -> Result<Option<Event>, String> {
+    let dir = &cfg.local.state_dir;
+    let event = if Stamp::of(&store::path(dir)) == staged.before {
+        staged.event
+    } else {
+        changed(last(dir).as_ref(), survey)
+    };
+    if let Some(file) = staged.file {
+        file.commit()
+            .map_err(|e| format!("cannot keep the replica survey: {e}"))?;
         if let Err(e) = store::clear_failure(dir) {
             tracing::warn!("{e}");
         }
     }
-    Ok(changed(before.as_ref(), survey))
+    Ok(event)
+}
+
+/// Keep a complete survey (unless `dry_run`) in place of the last one at
+/// once: [`stage`] then [`commit`].
+pub fn keep(cfg: &Config, survey: &Survey, dry_run: bool) -> Result<Option<Event>, String> {
+    commit(cfg, stage(cfg, survey, dry_run)?, survey)
+}
+
+/// A finished survey of the peer's mailstore, staged, with the accounts
+/// it found with no replica at all ([`unreplicated`]).
+pub struct StagedSurvey {
+    pub survey: std::sync::Arc<Survey>,
+    pub staged: Staged,
+    pub unreplicated: Vec<String>,
+}
+
+impl StagedSurvey {
+    /// Stage `survey` ([`stage`]) and find its accounts with no replica;
+    /// the survey back when it cannot be staged (kept the slow way, by
+    /// [`keep`], it says why).
+    pub fn new(cfg: &Config, survey: Survey, dry_run: bool) -> Result<StagedSurvey, Box<Survey>> {
+        let Ok(staged) = stage(cfg, &survey, dry_run) else {
+            return Err(Box::new(survey));
+        };
+        Ok(StagedSurvey {
+            staged,
+            unreplicated: unreplicated(&survey),
+            survey: std::sync::Arc::new(survey),
+        })
+    }
+}
+
+/// The accounts of the peer's mailstore with no replica at all (created
+/// after replication was set up): what `replicas.reprotect: auto` covers.
+pub fn unreplicated(survey: &Survey) -> Vec<String> {
+    survey
+        .summary()
+        .at_risk
+        .into_iter()
+        .filter(|r| r.state == crate::replica::ReplicaState::NoReplica)
+        .map(|r| r.account)
+        .collect()
+}
+
+fn last(dir: &std::path::Path) -> Option<Survey> {
+    store::load(dir).unwrap_or_else(|e| {
+        tracing::warn!("{e}");
+        None
+    })
 }
 
 /// The `replicas_at_risk_changed` event between two surveys, if the set of
@@ -240,5 +334,65 @@ mod tests {
             Some(&last),
             UnixMillis(10_000_000 - 3_600_000)
         ));
+    }
+
+    /// A survey of mbox1 where the accounts named in `at_risk` have no
+    /// replica.
+    fn with_at_risk(at: u64, at_risk: &[&str]) -> Survey {
+        use crate::replica::{ReplicaSeen, Surveyed};
+        let acct = |name: &str| {
+            let ok = !at_risk.contains(&name);
+            Surveyed {
+                account: name.into(),
+                source_sequence: Some(5),
+                source_item_id: Some(5),
+                source_paused: false,
+                replica: ok.then(|| ReplicaSeen {
+                    destination: Some("mbox2.example.com".into()),
+                    available: Some(true),
+                    can_connect_to_kafka: Some(true),
+                    paused: Some(false),
+                    sequence: Some(5),
+                    item_id: Some(5),
+                    priority: Some(10),
+                }),
+                replicas: usize::from(ok),
+                unreadable: Vec::new(),
+            }
+        };
+        Survey::new(
+            "mbox1.example.com",
+            UnixMillis(at),
+            vec![acct("a@x"), acct("b@x")],
+        )
+    }
+
+    fn added(e: &Event) -> Vec<String> {
+        match &e.kind {
+            EventKind::ReplicasAtRiskChanged { added, .. } => added.clone(),
+            k => panic!("{k:?}"),
+        }
+    }
+
+    #[test]
+    fn a_survey_staged_before_another_habeat_kept_one_is_judged_against_that_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut cfg, _) = setup();
+        cfg.local.state_dir = dir.path().to_path_buf();
+        let staged = stage(&cfg, &with_at_risk(2000, &["a@x", "b@x"]), false).expect("staged");
+        // Meanwhile a `check` keeps a survey where a@x is at risk.
+        let e = keep(&cfg, &with_at_risk(1000, &["a@x"]), false).expect("kept");
+        assert_eq!(added(&e.expect("a change")), ["a@x"]);
+        let e = commit(&cfg, staged, &with_at_risk(2000, &["a@x", "b@x"]))
+            .expect("committed")
+            .expect("a change");
+        assert_eq!(
+            added(&e),
+            ["b@x"],
+            "judged against the survey kept meanwhile"
+        );
+        let kept = store::load(dir.path()).expect("readable").expect("kept");
+        assert_eq!(kept.at, UnixMillis(2000));
+        assert_eq!(unreplicated(&kept), ["a@x", "b@x"]);
     }
 }

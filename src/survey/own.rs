@@ -19,7 +19,8 @@ use crate::act::carbonio::Carbonio;
 use crate::config::Config;
 use crate::engine::{Event, EventKind, Severity, UnixMillis};
 use crate::model::Role;
-use crate::state::{StateError, read_nofollow};
+use crate::state::stamp::Stamp;
+use crate::state::{Pending, StateError, read_nofollow};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -136,11 +137,90 @@ pub async fn fetch(
     Ok(built.finish(host, clock()))
 }
 
-/// Keep a complete survey of this mailstore (unless `dry_run`), with since
-/// when its accounts are unprotected; returns the
-/// `accounts_unprotected_changed` event when the set changed.
-pub fn keep(cfg: &Config, survey: &Survey, dry_run: bool) -> Result<Option<Event>, String> {
+/// A survey of this mailstore made ready to keep off the daemon's round:
+/// the last one read and compared, the new one written beside its place.
+/// [`commit`] then only renames it, under the state lock.
+pub struct Staged {
+    /// What the survey says against the file in place when staged.
+    judged: Judged,
+    /// That file (`None`: there was none).
+    before: Option<Stamp>,
+    /// The new survey's file, fsynced, not yet in place (`None` in a dry
+    /// run).
+    file: Option<Pending>,
+}
+
+impl Staged {
+    /// The stamp the new survey's file will have in place.
+    pub fn stamp(&self, state_dir: &Path) -> Option<Stamp> {
+        self.file
+            .as_ref()
+            .and_then(|f| Stamp::renamed(f.temp_path(), &path(state_dir)))
+    }
+}
+
+/// Since when the accounts are unprotected, and the event if the set
+/// changed, against the survey kept now.
+struct Judged {
+    since: Option<UnixMillis>,
+    event: Option<Event>,
+}
+
+/// Stage a complete survey of this mailstore (nothing written in a dry
+/// run); see [`Staged`].
+pub fn stage(cfg: &Config, survey: &Survey, dry_run: bool) -> Result<Staged, String> {
     let dir = &cfg.local.state_dir;
+    let before = Stamp::of(&path(dir));
+    let judged = judge(dir, survey);
+    let file = if dry_run {
+        None
+    } else {
+        let p = path(dir);
+        let file = store::encode(&p, survey).and_then(|bytes| Pending::write(&p, &bytes));
+        Some(file.map_err(|e| format!("cannot keep the survey of this DC's mailstore: {e}"))?)
+    };
+    Ok(Staged {
+        judged,
+        before,
+        file,
+    })
+}
+
+/// Keep a staged survey in place of the last one, with since when its
+/// accounts are unprotected (called with the state lock held); returns
+/// the `accounts_unprotected_changed` event when the set changed. If
+/// another habeat kept a survey since it was staged, it is judged again
+/// against that one.
+pub fn commit(cfg: &Config, staged: Staged, survey: &Survey) -> Result<Option<Event>, String> {
+    let dir = &cfg.local.state_dir;
+    let Judged { since, event } = if Stamp::of(&path(dir)) == staged.before {
+        staged.judged
+    } else {
+        judge(dir, survey)
+    };
+    if let Some(file) = staged.file {
+        let keep = || -> Result<(), StateError> {
+            file.commit()?;
+            if load_since(dir) != since {
+                match since {
+                    Some(since) => store::save_small(&dir.join(SINCE_FILE), &Since { since })?,
+                    None => remove(&dir.join(SINCE_FILE))?,
+                }
+            }
+            remove(&dir.join(FAILED_FILE))
+        };
+        keep().map_err(|e| format!("cannot keep the survey of this DC's mailstore: {e}"))?;
+    }
+    Ok(event)
+}
+
+/// Keep a complete survey of this mailstore (unless `dry_run`) at once:
+/// [`stage`] then [`commit`].
+pub fn keep(cfg: &Config, survey: &Survey, dry_run: bool) -> Result<Option<Event>, String> {
+    commit(cfg, stage(cfg, survey, dry_run)?, survey)
+}
+
+fn judge(dir: &Path, survey: &Survey) -> Judged {
     let before = load(dir).unwrap_or_else(|e| {
         tracing::warn!("{e}");
         None
@@ -161,22 +241,23 @@ pub fn keep(cfg: &Config, survey: &Survey, dry_run: bool) -> Result<Option<Event
         (false, Some(s)) if !old.is_empty() => Some(s),
         (false, _) => Some(survey.at),
     };
-    if !dry_run {
-        let keep = || -> Result<(), StateError> {
-            store::save_file(path(dir), survey)?;
-            match since {
-                Some(since) => store::save_small(&dir.join(SINCE_FILE), &Since { since })?,
-                None => remove(&dir.join(SINCE_FILE))?,
-            }
-            remove(&dir.join(FAILED_FILE))
-        };
-        keep().map_err(|e| format!("cannot keep the survey of this DC's mailstore: {e}"))?;
+    Judged {
+        since,
+        event: changed(survey, &old, &now, since),
     }
+}
+
+fn changed(
+    survey: &Survey,
+    old: &BTreeSet<String>,
+    now: &super::protect::ProtectionSummary,
+    since: Option<UnixMillis>,
+) -> Option<Event> {
     let new: BTreeSet<String> = now.unprotected.iter().map(|u| u.account.clone()).collect();
-    if old == new {
-        return Ok(None);
+    if *old == new {
+        return None;
     }
-    let added: Vec<String> = new.difference(&old).cloned().collect();
+    let added: Vec<String> = new.difference(old).cloned().collect();
     let cleared: Vec<String> = old.difference(&new).cloned().collect();
     let named: Vec<String> = now
         .unprotected
@@ -212,7 +293,7 @@ pub fn keep(cfg: &Config, survey: &Survey, dry_run: bool) -> Result<Option<Event
         )
     };
     let cap = |v: &[String]| v.iter().take(NAMED).cloned().collect::<Vec<_>>();
-    Ok(Some(Event {
+    Some(Event {
         operator: None,
         at: survey.at,
         severity: if new.is_empty() {
@@ -237,7 +318,7 @@ pub fn keep(cfg: &Config, survey: &Survey, dry_run: bool) -> Result<Option<Event
         role: Some(Role::Appserver),
         component: None,
         message,
-    }))
+    })
 }
 
 /// Record a failed survey of this mailstore (unless `dry_run`); the
@@ -345,5 +426,57 @@ mod tests {
         assert!(super::keep(&cfg, &survey(5000, &[true, true]), true).is_ok());
         assert_eq!(std::fs::read(path(dir.path())).expect("kept"), before);
         assert_eq!(load_since(dir.path()), Some(UnixMillis(4000)));
+    }
+
+    #[test]
+    fn a_survey_staged_before_another_habeat_kept_one_is_judged_against_that_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = cfg(dir.path());
+        assert!(keep(&cfg, &survey(500, &[true, true]), false).is_ok());
+        // Staged against "all protected": a staged change of both.
+        let staged = stage(&cfg, &survey(2000, &[false, false]), false).expect("staged");
+        let stamp = staged.stamp(dir.path()).expect("its stamp");
+        // Meanwhile a `check` keeps a survey where a@x is unprotected.
+        let e = keep(&cfg, &survey(1000, &[false, true]), false).expect("kept");
+        assert_eq!(
+            counts(&e.expect("a change")),
+            (1, 1, 0, Some(UnixMillis(1000)))
+        );
+        let e = commit(&cfg, staged, &survey(2000, &[false, false]))
+            .expect("committed")
+            .expect("a change");
+        // Against the one kept meanwhile: b@x is the only new one, and the
+        // set has been non-empty since that survey.
+        assert_eq!(counts(&e), (2, 1, 0, Some(UnixMillis(1000))));
+        assert_eq!(load_since(dir.path()), Some(UnixMillis(1000)));
+        assert_eq!(
+            crate::state::stamp::Stamp::of(&path(dir.path())),
+            Some(stamp)
+        );
+        let kept = load(dir.path()).expect("readable").expect("kept");
+        assert_eq!(kept.at, UnixMillis(2000));
+    }
+
+    #[test]
+    fn a_staged_survey_never_kept_leaves_neither_file_nor_temp() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = cfg(dir.path());
+        assert!(keep(&cfg, &survey(500, &[true, true]), false).is_ok());
+        let before: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        drop(stage(&cfg, &survey(2000, &[false, false]), false).expect("staged"));
+        let after: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(before, after);
+        assert_eq!(
+            load(dir.path()).expect("readable").expect("kept").at,
+            UnixMillis(500)
+        );
     }
 }

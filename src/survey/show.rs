@@ -8,6 +8,7 @@
 use super::{ReplicaSeen, ReplicaState, Risk, Survey, age_seconds, classify, store};
 use crate::config::Config;
 use crate::engine::UnixMillis;
+use crate::state::stamp::{Stamp, StampCache};
 use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -117,18 +118,10 @@ pub struct SurveyFailure {
     pub reason: String,
 }
 
-/// The last [`Replicas`] built from a good survey, by the file it was
-/// built from (path, size, modification time): the daemon publishes
-/// `/status` every round, and a survey of 100k accounts is megabytes to
-/// read and classify again.
-type Cached = (
-    std::path::PathBuf,
-    u64,
-    std::time::SystemTime,
-    Replicas,
-    Option<Arc<Survey>>,
-);
-static CACHE: std::sync::Mutex<Option<Cached>> = std::sync::Mutex::new(None);
+/// The [`Replicas`] built from a good survey, by the file it was built
+/// from: the daemon publishes `/status` every round.
+type Built = (Replicas, Option<Arc<Survey>>);
+static CACHE: StampCache<Built> = StampCache::new();
 
 /// The replicas as `status --json` and `/status` show them: the last good
 /// survey (cached) and the failure after it (read each time: a small
@@ -158,60 +151,67 @@ fn replicas_with(cfg: &Config, now: UnixMillis, all: bool) -> Replicas {
 }
 
 fn good(cfg: &Config, now: UnixMillis) -> (Replicas, Option<Arc<Survey>>) {
-    let path = store::path(&cfg.local.state_dir);
-    let stamp = std::fs::symlink_metadata(&path)
-        .ok()
-        .and_then(|m| Some((m.len(), m.modified().ok()?)));
-    if let Some((len, mtime)) = stamp
-        && let Ok(cache) = CACHE.lock()
-        && let Some((p, l, t, r, survey)) = cache.as_ref()
-        && *p == path
-        && *l == len
-        && *t == mtime
-    {
-        let mut r = r.clone();
+    let stamp = Stamp::of(&store::path(&cfg.local.state_dir));
+    if let Some((mut r, survey)) = stamp.as_ref().and_then(|s| CACHE.get(s)) {
         if let Some(s) = &mut r.survey {
             s.age_seconds = age_seconds(s.at, now);
         }
-        return (r, survey.clone());
+        return (r, survey);
     }
     let (r, survey) = build(cfg, now);
-    if let (Some((len, mtime)), Ok(mut cache)) = (stamp, CACHE.lock())
+    if let Some(stamp) = stamp
         && r.survey.is_some()
     {
-        *cache = Some((path, len, mtime, r.clone(), survey.clone()));
+        CACHE.put(stamp, (r.clone(), survey.clone()));
     }
     (r, survey)
 }
 
-fn build(cfg: &Config, now: UnixMillis) -> (Replicas, Option<Arc<Survey>>) {
-    let mut r = Replicas {
+/// Show `survey` from the file it is about to become (`stamp`), built
+/// now rather than read back after its rename: the daemon's survey task
+/// does this, so that the round that keeps the survey does not read it.
+pub fn prepare(cfg: &Config, stamp: Stamp, survey: Arc<Survey>) {
+    let mut r = empty(cfg);
+    r.survey = Some(summary_of(&survey, survey.at));
+    CACHE.put(stamp, (r, Some(survey)));
+}
+
+fn empty(cfg: &Config) -> Replicas {
+    Replicas {
         survey_interval: humantime::format_duration(cfg.replicas.survey_interval).to_string(),
         at_risk_policy: cfg.replicas.at_risk.as_str(),
         survey: None,
         error: None,
         accounts: None,
         last_failure: None,
-    };
+    }
+}
+
+fn summary_of(s: &Survey, now: UnixMillis) -> SurveySummary {
+    let sum = s.summary();
+    SurveySummary {
+        age_seconds: age_seconds(sum.at, now),
+        host: sum.host,
+        at: sum.at,
+        accounts: sum.accounts,
+        counts: sum.counts,
+        at_risk_count: sum.at_risk.len(),
+        at_risk: sum.at_risk,
+        max_lag_sequence: sum.max_lag_sequence,
+        max_lag_item_id: sum.max_lag_item_id,
+        destinations: sum.destinations,
+        nothing_to_fail_over: s.is_empty(),
+        warning: nothing_to_fail_over(s),
+    }
+}
+
+fn build(cfg: &Config, now: UnixMillis) -> (Replicas, Option<Arc<Survey>>) {
+    let mut r = empty(cfg);
     match store::load(&cfg.local.state_dir) {
         Ok(None) => {}
         Err(e) => r.error = Some(e.to_string()),
         Ok(Some(s)) => {
-            let sum = s.summary();
-            r.survey = Some(SurveySummary {
-                age_seconds: age_seconds(sum.at, now),
-                host: sum.host,
-                at: sum.at,
-                accounts: sum.accounts,
-                counts: sum.counts,
-                at_risk_count: sum.at_risk.len(),
-                at_risk: sum.at_risk,
-                max_lag_sequence: sum.max_lag_sequence,
-                max_lag_item_id: sum.max_lag_item_id,
-                destinations: sum.destinations,
-                nothing_to_fail_over: s.is_empty(),
-                warning: nothing_to_fail_over(&s),
-            });
+            r.survey = Some(summary_of(&s, now));
             return (r, Some(Arc::new(s)));
         }
     }

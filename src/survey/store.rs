@@ -6,7 +6,7 @@
 //! make every save of the engine's state (each round) rewrite megabytes.
 
 use super::{SURVEY_VERSION, Survey};
-use crate::state::{StateError, read_nofollow, write_atomic};
+use crate::state::{Pending, StateError, read_nofollow, write_atomic};
 use std::path::{Path, PathBuf};
 
 /// The file name inside `state_dir`.
@@ -92,11 +92,22 @@ pub fn save(state_dir: &Path, s: &Survey) -> Result<(), StateError> {
 
 /// Replace the survey kept in `p` with `s`, atomically.
 pub fn save_file(p: PathBuf, s: &Survey) -> Result<(), StateError> {
-    let bytes = serde_json::to_vec(s).map_err(|e| StateError::Encode {
-        path: p.clone(),
+    write_atomic(&p, &encode(&p, s)?)
+}
+
+/// Write `s` beside `survey.json`, ready to rename into place
+/// ([`crate::survey::job::Staged`]).
+pub fn stage(state_dir: &Path, s: &Survey) -> Result<Pending, StateError> {
+    let p = path(state_dir);
+    Pending::write(&p, &encode(&p, s)?)
+}
+
+/// `s` as the bytes of the file `p`.
+pub fn encode(p: &Path, s: &Survey) -> Result<Vec<u8>, StateError> {
+    serde_json::to_vec(s).map_err(|e| StateError::Encode {
+        path: p.to_path_buf(),
         message: e.to_string(),
-    })?;
-    write_atomic(&p, &bytes)
+    })
 }
 
 /// The file that records the last failed survey, inside `state_dir`.

@@ -9,13 +9,12 @@ use super::human_time;
 use crate::config::Config;
 use crate::engine::UnixMillis;
 use crate::replica::Protection;
+use crate::state::stamp::{Stamp, StampCache};
 use crate::survey::protect::{OnItsWay, ProtectionSummary, Unprotected};
 use crate::survey::show::{SurveyFailure, ago};
-use crate::survey::{age_seconds, own, store};
+use crate::survey::{Survey, age_seconds, own, store};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::time::SystemTime;
 
 /// How many unprotected accounts the headline names without `--verbose`.
 pub const HEADLINE_NAMES: usize = 5;
@@ -100,52 +99,68 @@ impl Progress {
     }
 }
 
-/// Both surveys' summaries, by the files they came from (path, size,
-/// modification time): the daemon builds this every round, and a survey
-/// of 100k accounts is megabytes to read and classify again.
-type Stamp = Option<(PathBuf, u64, SystemTime)>;
-type Cached = (Stamp, Stamp, Summaries);
-static CACHE: std::sync::Mutex<Option<Cached>> = std::sync::Mutex::new(None);
+/// Each survey's protection summary, by the file it came from: the daemon
+/// builds this every round. The peer's survey is summarised as the
+/// replicas it puts on this DC's mailstore, so it is cached with that host.
+static OWN: StampCache<Result<Option<ProtectionSummary>, String>> = StampCache::new();
+static PEER_HERE: StampCache<(Option<String>, Option<ProtectionSummary>)> = StampCache::new();
 
-#[derive(Clone)]
 struct Summaries {
     own: Result<Option<ProtectionSummary>, String>,
     peer_here: Option<ProtectionSummary>,
 }
 
-fn stamp(p: PathBuf) -> Stamp {
-    let m = std::fs::symlink_metadata(&p).ok()?;
-    Some((p, m.len(), m.modified().ok()?))
-}
-
 fn summaries(cfg: &Config) -> Summaries {
     let dir = &cfg.local.state_dir;
-    let (own_stamp, peer_stamp) = (
-        stamp(own::path(dir)),
-        stamp(crate::survey::store::path(dir)),
-    );
-    if let Ok(cache) = CACHE.lock()
-        && let Some((o, p, s)) = cache.as_ref()
-        && *o == own_stamp
-        && *p == peer_stamp
-    {
-        return s.clone();
-    }
-    let host = own::own_host(cfg);
-    let s = Summaries {
-        own: own::load(dir)
-            .map(|s| s.map(|s| s.protection(None)))
-            .map_err(|e| e.to_string()),
-        peer_here: host.and_then(|h| {
-            let peer = store::load(dir).ok().flatten()?;
-            let p = peer.protection(Some(&h));
-            (p.accounts > 0).then_some(p)
-        }),
+    let own_stamp = Stamp::of(&own::path(dir));
+    let own = match own_stamp.as_ref().and_then(|s| OWN.get(s)) {
+        Some(o) => o,
+        None => {
+            let o = own::load(dir)
+                .map(|s| s.map(|s| s.protection(None)))
+                .map_err(|e| e.to_string());
+            if let Some(stamp) = own_stamp {
+                OWN.put(stamp, o.clone());
+            }
+            o
+        }
     };
-    if let Ok(mut cache) = CACHE.lock() {
-        *cache = Some((own_stamp, peer_stamp, s.clone()));
-    }
-    s
+    let host = own::own_host(cfg);
+    let peer_stamp = Stamp::of(&store::path(dir));
+    let peer_here = match peer_stamp.as_ref().and_then(|s| PEER_HERE.get(s)) {
+        Some((h, p)) if h == host => p,
+        _ => {
+            let p = host.as_deref().and_then(|h| {
+                let peer = store::load(dir).ok().flatten()?;
+                peer_here_of(&peer, h)
+            });
+            if let Some(stamp) = peer_stamp {
+                PEER_HERE.put(stamp, (host, p.clone()));
+            }
+            p
+        }
+    };
+    Summaries { own, peer_here }
+}
+
+fn peer_here_of(peer: &Survey, here: &str) -> Option<ProtectionSummary> {
+    let p = peer.protection(Some(here));
+    (p.accounts > 0).then_some(p)
+}
+
+/// Summarise a survey of this DC's mailstore from the file it is about
+/// to become (`stamp`), rather than read it back after its rename: the
+/// daemon's survey task does this, so that the round that keeps the
+/// survey does not read it.
+pub fn prepare_own(stamp: Stamp, survey: &Survey) {
+    OWN.put(stamp, Ok(Some(survey.protection(None))));
+}
+
+/// [`prepare_own`] for a survey of the peer's mailstore.
+pub fn prepare_peer(cfg: &Config, stamp: Stamp, survey: &Survey) {
+    let host = own::own_host(cfg);
+    let p = host.as_deref().and_then(|h| peer_here_of(survey, h));
+    PEER_HERE.put(stamp, (host, p));
 }
 
 impl ProtectionShown {
