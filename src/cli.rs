@@ -227,8 +227,11 @@ pub struct PromoteArgs {
     /// Promotion threads (default: local.threads).
     #[arg(long, value_name = "N")]
     pub threads: Option<u32>,
-    /// Promote even while a witness sees the source appserver Up
-    /// (risks split brain: only when you know the source is gone).
+    /// Promote even while a witness sees the source appserver Up, or its
+    /// primary still holds its serving lease (without it, habeat waits
+    /// for the lease to lapse: exit 4, the promotion recorded for the
+    /// daemon to finish). Risks split brain: only when you know the
+    /// source cannot serve mail.
     #[arg(long)]
     pub force: bool,
     /// Do not ask for confirmation.

@@ -250,9 +250,10 @@ pub async fn operator(
     // the same: the wanted end holds).
     let was_paused = s.state.paused_at(now());
     let before = s.state.clone();
-    let (is_resume, is_rearm) = (
+    let (is_resume, is_rearm, is_promote) = (
         matches!(cmd, OperatorCommand::Resume),
         matches!(cmd, OperatorCommand::Rearm),
+        matches!(cmd, OperatorCommand::Promote { .. }),
     );
     let label = match &cmd {
         OperatorCommand::Rearm => "re-armed: automatic action is enabled again",
@@ -282,7 +283,21 @@ pub async fn operator(
     } else {
         label
     };
-    let code = conclude(&fed, json_out);
+    let mut code = conclude(&fed, json_out);
+    // A promotion waiting for the primary's serving lease has not
+    // happened: the command did not do what it was asked, for safety.
+    let lease_wait = fed.actions.iter().find_map(|(_, r)| match r {
+        Some(engine::OutcomeResult::PeerLeaseWait { wait }) => Some(wait),
+        _ => None,
+    });
+    if let (true, exit::OK, Some(wait)) = (is_promote, code, lease_wait) {
+        eprintln!(
+            "habeat: nothing promoted yet: {wait}. The promotion is recorded: the daemon (or the \
+             next `habeat check`) promotes once that lease lapses, and `habeat status` says what \
+             it waits for."
+        );
+        code = exit::REFUSED;
+    }
     if code == exit::OK && !json_out && dry_run {
         crate::outln!("dry run: nothing was recorded or changed; the real run would end: {label}");
     } else if code == exit::OK && !json_out {

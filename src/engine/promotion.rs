@@ -490,11 +490,12 @@ impl Cx<'_> {
     }
 
     /// The checks an operator's promotion step carries beyond its
-    /// origin's (none, [`PreStepCheck::for_action`]): run again without
-    /// `--force`, the automatic path's `lease-before-takeover`: the
-    /// primary may hold its serving lease again by then, and the
-    /// operator's command promised no split. The first attempt of the
-    /// process whose command judged it carries none.
+    /// origin's (none, [`PreStepCheck::for_action`]): without `--force`,
+    /// the automatic path's `lease-before-takeover`, at every attempt. The
+    /// command's own judgement sees only the witnesses, and they can all
+    /// see the source Down while its primary still holds its serving lease
+    /// (this side cut off from it, the primary still reaching the Consul
+    /// majority): the operator's command promised no split (invariant 14).
     pub(super) fn operator_step_checks(
         &mut self,
         role: Role,
@@ -510,9 +511,8 @@ impl Cx<'_> {
         else {
             return Vec::new();
         };
-        if self.live.operator_judged.take() == Some(sr.pipeline) {
-            return Vec::new();
-        }
+        // The command's judgement covers its first attempt only.
+        self.live.operator_judged.take();
         let forced = self
             .pipeline_mut(role, sr.pipeline)
             .and_then(|(p, _)| p.promotion.as_ref())

@@ -84,8 +84,31 @@ fn with_the_quorum_gate_off_only_the_lease_is_checked() {
     }
 }
 
+/// The operator's promotion carries no gate check and no input file; its
+/// only check, without `--force`, is the primary's serving lease (the
+/// command's judgement sees only the witnesses); with `--force`, none.
 #[test]
-fn an_operator_promotion_is_handed_out_without_checks_nor_input_file() {
+fn an_operator_promotion_carries_only_the_lease_check_and_none_when_forced() {
+    for force in [false, true] {
+        let mut sim = Sim::new(appserver_config(), World::new(&ACCOUNTS));
+        sim.operator(OperatorCommand::Promote {
+            target: PromoteTarget::Accounts(vec!["b@example.com".into()]),
+            accounts: vec![],
+            threads: None,
+            force,
+            evidence: all(Component::Appserver, Vote::Down),
+            follow_ups: true,
+        });
+        let promote = sim
+            .world
+            .handed
+            .iter()
+            .find(|a| is_promote(&a.kind))
+            .expect("promoted");
+        assert_eq!(promote.origin, Origin::Operator);
+        let want = if force { vec![] } else { vec![lease()] };
+        assert_eq!(promote.checks, want, "--force: {force}");
+    }
     let mut sim = Sim::new(appserver_config(), World::new(&ACCOUNTS));
     sim.operator(OperatorCommand::Promote {
         target: PromoteTarget::Accounts(vec!["b@example.com".into()]),
@@ -101,8 +124,6 @@ fn an_operator_promotion_is_handed_out_without_checks_nor_input_file() {
         .iter()
         .find(|a| is_promote(&a.kind))
         .expect("promoted");
-    assert_eq!(promote.origin, Origin::Operator);
-    assert!(promote.checks.is_empty(), "{:?}", promote.checks);
     assert!(
         matches!(
             promote.kind,
