@@ -239,6 +239,12 @@ async fn a_promote_without_force_waits_while_the_primary_holds_its_serving_lease
         "the way out is named: {}",
         text(&out)
     );
+    let status = bed.run(&["status"]);
+    assert!(
+        stdout(&status).contains(&format!("habeat/serving/{SOURCE}")),
+        "status says what the promotion waits for: {}",
+        text(&status)
+    );
     let out = bed.run(&["promote", "--source-mail-host", SOURCE, "--yes", "--force"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(
