@@ -173,37 +173,6 @@ async fn a_promote_run_again_after_the_peer_came_back_is_refused() {
     assert!(journal.contains("pipeline_stalled"), "{journal}");
 }
 
-/// What the primary's lease keeper does: a TTL session with the 15 s
-/// lock-delay, holding `habeat/serving/<its host>`.
-async fn primary_holds_its_lease(bed: &Bed) {
-    let c = reqwest::Client::new();
-    let v: serde_json::Value = c
-        .put(format!("{}/v1/session/create", bed.consul.url()))
-        .body(
-            serde_json::json!({"TTL": "10s", "LockDelay": "15s", "Checks": [], "NodeChecks": []})
-                .to_string(),
-        )
-        .send()
-        .await
-        .expect("create")
-        .json()
-        .await
-        .expect("json");
-    let id = v["ID"].as_str().expect("id");
-    let ok: bool = c
-        .put(format!(
-            "{}/v1/kv/habeat/serving/{SOURCE}?acquire={id}",
-            bed.consul.url()
-        ))
-        .send()
-        .await
-        .expect("acquire")
-        .json()
-        .await
-        .expect("bool");
-    assert!(ok, "the primary's lease taken");
-}
-
 /// The command judges the witnesses, and they can all see the source Down
 /// while its primary is alive: this side cut off from it, the primary
 /// still reaching the Consul majority and holding its serving lease.
@@ -215,7 +184,9 @@ async fn a_promote_without_force_waits_while_the_primary_holds_its_serving_lease
         return;
     }
     let bed = dead_peer().await;
-    primary_holds_its_lease(&bed).await;
+    bed.consul
+        .hold_lease(&format!("habeat/serving/{SOURCE}"))
+        .await;
     let out = bed.run(&["promote", "--source-mail-host", SOURCE, "--yes"]);
     assert!(
         bed.fake.accounts_on(REPLICA).is_empty(),

@@ -8,7 +8,7 @@
 
 use crate::bed::{Bed, text};
 use crate::support::{Need, require};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const SERVING: &str = "habeat/serving/mbox1.example.com";
 
@@ -122,18 +122,7 @@ async fn with_the_gate_off_a_lease_that_can_be_read_and_is_held_by_the_peer_hold
     // The primary's keeper: a TTL-only session with the 15s lock-delay,
     // holding the serving key (the primary is cut off from this side's
     // witnesses but still reaches the Consul majority).
-    let c = reqwest::Client::new();
-    let v: Value = c
-        .put(format!("{}/v1/session/create", bed.consul.url()))
-        .body(json!({"TTL": "10s", "LockDelay": "15s", "Checks": [], "NodeChecks": []}).to_string())
-        .send()
-        .await
-        .expect("create")
-        .json()
-        .await
-        .expect("json");
-    let primary = v["ID"].as_str().expect("id").to_owned();
-    bed.consul.put_locked(SERVING, b"{}", &primary);
+    let primary = bed.consul.hold_lease(SERVING).await;
     bed.kill_peer();
     let out = bed.run(&["check"]);
     assert_eq!(

@@ -6,9 +6,7 @@
 //! the outcome says why (typed). The stand-in's clock is moved by hand.
 
 use crate::bed::{ExecBed, automatic as action, promote_source as promote};
-use crate::support::consul_api::ConsulApi;
 use habeat::engine::{ActionKind, OutcomeResult, PeerLeaseWait};
-use serde_json::json;
 use std::time::Duration;
 
 const GATE: &str = "habeat/failover/mbox1.example.com";
@@ -18,38 +16,12 @@ fn require(r: &str) -> String {
     format!("safety:\n  require_peer_lease: {r}\n")
 }
 
-/// What the primary's keeper does: a TTL-only session with the 15s
-/// lock-delay, holding the serving key.
-async fn primary_holds_the_lease(api: &ConsulApi) -> String {
-    let c = reqwest::Client::new();
-    let v: serde_json::Value = c
-        .put(format!("{}/v1/session/create", api.url()))
-        .body(json!({"TTL": "10s", "LockDelay": "15s", "Checks": [], "NodeChecks": []}).to_string())
-        .send()
-        .await
-        .expect("create")
-        .json()
-        .await
-        .expect("json");
-    let id = v["ID"].as_str().expect("id").to_owned();
-    let ok: bool = c
-        .put(format!("{}/v1/kv/{SERVING}?acquire={id}", api.url()))
-        .send()
-        .await
-        .expect("acquire")
-        .json()
-        .await
-        .expect("bool");
-    assert!(ok);
-    id
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn no_promotion_while_the_primary_holds_its_lease_nor_before_its_lock_delay_has_passed() {
     let bed = ExecBed::start().await;
     let api = &bed.api;
     let mut exec = bed.executor(&require("auto"));
-    let primary = primary_holds_the_lease(api).await;
+    let primary = api.hold_lease(SERVING).await;
     let out = exec
         .execute(
             &action(1, ActionKind::AcquireQuorumGate { key: GATE.into() }),
@@ -156,7 +128,7 @@ async fn with_the_gate_off_the_takeover_session_is_reused_and_none_is_left_behin
     let api = &bed.api;
     let mut exec = bed.executor(&format!("{}  quorum_gate: false\n", require("auto")));
     let action = |id, kind| crate::bed::automatic_gated(id, kind, false);
-    let primary = primary_holds_the_lease(api).await;
+    let primary = api.hold_lease(SERVING).await;
     for id in 1..=3 {
         let out = exec
             .execute(&action(id, promote()), &habeat::exec::Given::default())

@@ -752,6 +752,36 @@ impl ConsulApi {
         st.kv.get(key).and_then(|e| e.session.clone())
     }
 
+    /// What a primary's lease keeper does, through the HTTP API: a
+    /// TTL-only session (10 s, the 15 s lock-delay, no checks) that
+    /// acquires `key`. Returns the session.
+    pub async fn hold_lease(&self, key: &str) -> String {
+        let c = reqwest::Client::new();
+        let v: serde_json::Value = c
+            .put(format!("{}/v1/session/create", self.url()))
+            .body(
+                serde_json::json!({"TTL": "10s", "LockDelay": "15s", "Checks": [], "NodeChecks": []})
+                    .to_string(),
+            )
+            .send()
+            .await
+            .expect("create a session")
+            .json()
+            .await
+            .expect("the session's JSON");
+        let id = v["ID"].as_str().expect("a session id").to_owned();
+        let ok: bool = c
+            .put(format!("{}/v1/kv/{key}?acquire={id}", self.url()))
+            .send()
+            .await
+            .expect("acquire")
+            .json()
+            .await
+            .expect("true or false");
+        assert!(ok, "{key} acquired");
+        id
+    }
+
     /// Store `key` as locked by `session` with `value`, whatever `session`
     /// is (no such session needs to exist): what a compromised or broken
     /// agent could answer in the key's `Session` field.
