@@ -154,31 +154,45 @@ fn plain_ascii_account_name(raw: &str) -> bool {
         return false;
     };
     let (local, domain) = (&b[..at], &b[at + 1..]);
-    if local.is_empty()
-        || local.len() > 64
-        || local[0] == b'.'
-        || local[local.len() - 1] == b'.'
-        || local.windows(2).any(|w| w == b"..")
-        || !local
-            .iter()
-            .all(|&c| NAME_BYTES.get(usize::from(c)).is_some_and(|t| t & 1 != 0))
-    {
+    // Before '@': 1 to 64 bytes of atext, dots single and inside.
+    if local.is_empty() || local.len() > 64 || local[0] == b'.' || local[local.len() - 1] == b'.' {
         return false;
+    }
+    let mut prev = 0u8;
+    for &c in local {
+        if !NAME_BYTES.get(usize::from(c)).is_some_and(|t| t & 1 != 0)
+            || (c == b'.' && prev == b'.')
+        {
+            return false;
+        }
+        prev = c;
     }
     if domain.is_empty() || domain.len() > 253 {
         return false;
     }
-    domain.split(|&c| c == b'.').all(|label| {
-        !label.is_empty()
-            && label.len() <= 63
-            && label[0] != b'-'
-            && label[label.len() - 1] != b'-'
-            && label.iter().all(|&c| {
-                NAME_BYTES
-                    .get(usize::from(c))
-                    .is_some_and(|t| t & 2 != 0 && c != b'.')
-            })
-    })
+    // The domain: labels of 1 to 63 bytes between dots, no '-' at either
+    // end of one.
+    let (mut len, mut prev) = (0usize, b'.');
+    for &c in domain {
+        if c == b'.' {
+            if len == 0 || prev == b'-' {
+                return false;
+            }
+            len = 0;
+        } else {
+            if !NAME_BYTES.get(usize::from(c)).is_some_and(|t| t & 2 != 0)
+                || (len == 0 && c == b'-')
+            {
+                return false;
+            }
+            len += 1;
+            if len > 63 {
+                return false;
+            }
+        }
+        prev = c;
+    }
+    len != 0 && prev != b'-'
 }
 
 /// RFC 5322 `atext`, plus non-ASCII letters and digits (SMTPUTF8).

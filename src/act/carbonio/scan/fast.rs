@@ -301,7 +301,7 @@ impl<'a> Cur<'a> {
         // One entry filled in turn for each account, its list of replicas
         // kept for the next, as the serde pass does.
         let mut entry = Entry::default();
-        let mut others = Others::default();
+        let (mut others, mut replica_others) = (Others::default(), Others::default());
         self.list(|c| {
             let spare = match std::mem::take(&mut entry.replicas) {
                 Replicas::List(mut list) => {
@@ -312,7 +312,7 @@ impl<'a> Cur<'a> {
             };
             entry = Entry::default();
             others.0.clear();
-            c.entry(&mut entry, spare, &mut others)?;
+            c.entry(&mut entry, spare, &mut others, &mut replica_others)?;
             out.push(each(&entry).ok_or(Stop::Refused)?);
             Ok(())
         })?;
@@ -324,6 +324,7 @@ impl<'a> Cur<'a> {
         e: &mut Entry<'a>,
         spare: Vec<Option<ReplicaFields<'a>>>,
         others: &mut Others<'a>,
+        replica_others: &mut Others<'a>,
     ) -> Res<()> {
         let mut spare = Some(spare);
         let mut seen = 0u8;
@@ -341,10 +342,9 @@ impl<'a> Cur<'a> {
                         c.literal(b"null")?;
                         Replicas::None
                     } else {
-                        let mut rs = Others::default();
                         c.list(|c| {
-                            rs.0.clear();
-                            list.push(Some(c.replica(&mut rs)?));
+                            replica_others.0.clear();
+                            list.push(Some(c.replica(replica_others)?));
                             Ok(())
                         })?;
                         Replicas::List(list)
