@@ -141,6 +141,11 @@ const NAME_BYTES: [u8; 128] = {
     t
 };
 
+/// Whether `c` has `bit` in [`NAME_BYTES`] (never a non-ASCII byte).
+fn name_byte(c: u8, bit: u8) -> bool {
+    NAME_BYTES.get(usize::from(c)).is_some_and(|t| t & bit != 0)
+}
+
 /// Whether `raw` is an ASCII account name [`AccountName::parse_long`]
 /// accepts, in one pass: `false` for any other name (non-ASCII ones
 /// included), which the long way then judges. A survey validates every
@@ -160,9 +165,7 @@ fn plain_ascii_account_name(raw: &str) -> bool {
     }
     let mut prev = 0u8;
     for &c in local {
-        if !NAME_BYTES.get(usize::from(c)).is_some_and(|t| t & 1 != 0)
-            || (c == b'.' && prev == b'.')
-        {
+        if !name_byte(c, 1) || (c == b'.' && prev == b'.') {
             return false;
         }
         prev = c;
@@ -180,9 +183,7 @@ fn plain_ascii_account_name(raw: &str) -> bool {
             }
             len = 0;
         } else {
-            if !NAME_BYTES.get(usize::from(c)).is_some_and(|t| t & 2 != 0)
-                || (len == 0 && c == b'-')
-            {
+            if !name_byte(c, 2) || (len == 0 && c == b'-') {
                 return false;
             }
             len += 1;
