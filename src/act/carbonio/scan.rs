@@ -12,6 +12,11 @@
 //! Unicode whitespace around the JSON, accepts it). So the errors an
 //! operator sees are the reference reading's, and the cost of the tree is
 //! paid only for output that is wrong.
+//!
+//! Held whole, the output is first read by hand over its bytes
+//! (`scan/fast.rs`: the same entries, for output as the CLI prints it);
+//! serde's pass below reads what that reading is not sure of, and the
+//! output read from a pipe.
 
 use super::entry::{Entry, Field, ReplicaFields, Replicas};
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
