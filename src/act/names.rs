@@ -64,6 +64,17 @@ impl AccountName {
 
     /// Validate an account name.
     pub fn parse(raw: &str) -> Result<AccountName, NameError> {
+        // The ordinary name (ASCII) in one pass over its bytes; anything
+        // else, and every refusal with its reason, the long way.
+        if plain_ascii_account_name(raw) {
+            return Ok(AccountName(raw.to_owned()));
+        }
+        Self::parse_long(raw)
+    }
+
+    /// The rules of [`Self::parse`] as written, one after the other:
+    /// these say why a name is refused.
+    fn parse_long(raw: &str) -> Result<AccountName, NameError> {
         let err = |reason: &str| NameError::new(Self::KIND, raw, reason);
         if raw.is_empty() {
             return Err(err("it is empty"));
@@ -106,6 +117,83 @@ impl AccountName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// What each ASCII byte may be in an account name: bit 0 in the part
+/// before `@` (`atext` or `.`), bit 1 in the domain (letter, digit, `-`
+/// or `.`).
+const NAME_BYTES: [u8; 128] = {
+    let mut t = [0u8; 128];
+    let mut c = 0;
+    while c < 128 {
+        let b = c as u8;
+        let alnum = b.is_ascii_alphanumeric();
+        let mut atext = alnum || b == b'.';
+        let specials = b"!#$%&'*+/=?^_`{|}~-";
+        let mut i = 0;
+        while i < specials.len() {
+            atext |= specials[i] == b;
+            i += 1;
+        }
+        t[c] = (atext as u8) | (((alnum || b == b'-' || b == b'.') as u8) << 1);
+        c += 1;
+    }
+    t
+};
+
+/// Whether `c` has `bit` in [`NAME_BYTES`] (never a non-ASCII byte).
+fn name_byte(c: u8, bit: u8) -> bool {
+    NAME_BYTES.get(usize::from(c)).is_some_and(|t| t & bit != 0)
+}
+
+/// Whether `raw` is an ASCII account name [`AccountName::parse_long`]
+/// accepts, in one pass: `false` for any other name (non-ASCII ones
+/// included), which the long way then judges. A survey validates every
+/// account of a mailstore.
+fn plain_ascii_account_name(raw: &str) -> bool {
+    let b = raw.as_bytes();
+    if b.is_empty() || b.len() > 254 || b[0] == b'-' {
+        return false;
+    }
+    let Some(at) = b.iter().rposition(|&c| c == b'@') else {
+        return false;
+    };
+    let (local, domain) = (&b[..at], &b[at + 1..]);
+    // Before '@': 1 to 64 bytes of atext, dots single and inside.
+    if local.is_empty() || local.len() > 64 || local[0] == b'.' || local[local.len() - 1] == b'.' {
+        return false;
+    }
+    let mut prev = 0u8;
+    for &c in local {
+        if !name_byte(c, 1) || (c == b'.' && prev == b'.') {
+            return false;
+        }
+        prev = c;
+    }
+    if domain.is_empty() || domain.len() > 253 {
+        return false;
+    }
+    // The domain: labels of 1 to 63 bytes between dots, no '-' at either
+    // end of one.
+    let (mut len, mut prev) = (0usize, b'.');
+    for &c in domain {
+        if c == b'.' {
+            if len == 0 || prev == b'-' {
+                return false;
+            }
+            len = 0;
+        } else {
+            if !name_byte(c, 2) || (len == 0 && c == b'-') {
+                return false;
+            }
+            len += 1;
+            if len > 63 {
+                return false;
+            }
+        }
+        prev = c;
+    }
+    len != 0 && prev != b'-'
 }
 
 /// RFC 5322 `atext`, plus non-ASCII letters and digits (SMTPUTF8).
@@ -317,7 +405,118 @@ mod tests {
         assert!(serde_json::from_str::<MailHost>("\"a b\"").is_err());
     }
 
+    /// Names at and around each rule's edge.
+    fn edge_names() -> Vec<String> {
+        let mut v: Vec<String> = [
+            "u@example.com",
+            "u@x",
+            "u@1",
+            "@example.com",
+            "u@",
+            "u@@example.com",
+            "a@b@example.com",
+            "u@.example.com",
+            "u@example.com.",
+            "u@example..com",
+            "u@-a.com",
+            "u@a-.com",
+            "u@a-b.com",
+            "u@a_b.com",
+            ".u@x",
+            "u.@x",
+            "u..v@x",
+            "u.v@x",
+            "-u@x",
+            "u-@x",
+            " u@x",
+            "u@x ",
+            "u\tv@x",
+            "u\u{7f}@x",
+            "u\u{b}@x",
+            "u\u{c}@x",
+            "!#$%&'*+/=?^_`{|}~-@x",
+            "\"u\"@x",
+            "u(x)@x",
+            "u,v@x",
+            "u;v@x",
+            "u[v]@x",
+            "u\\v@x",
+            "jürgen@exämple.de",
+            "u@exämple.de",
+            "ü@x",
+            "u\u{a0}@x",
+            "u\u{2028}@x",
+            "",
+            "@",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for n in [63, 64, 65] {
+            v.push(format!("{}@x", "a".repeat(n)));
+            v.push(format!("u@{}.com", "a".repeat(n)));
+        }
+        for n in [252, 253, 254] {
+            let mut d = "a.".repeat(n / 2);
+            d.truncate(n - 1);
+            d.push('b');
+            v.push(format!("u@{d}"));
+            // 254 bytes in all, then 255.
+            v.push(format!(
+                "{}@{d}",
+                "u".repeat(253_usize.saturating_sub(n).max(1))
+            ));
+            v.push(format!(
+                "{}@{d}",
+                "u".repeat(254_usize.saturating_sub(n).max(1))
+            ));
+        }
+        v
+    }
+
+    #[test]
+    fn the_one_pass_check_of_a_name_is_the_long_one_at_every_edge() {
+        for s in edge_names() {
+            assert_eq!(AccountName::parse(&s), AccountName::parse_long(&s), "{s:?}");
+            if s.is_ascii() {
+                assert_eq!(
+                    plain_ascii_account_name(&s),
+                    AccountName::parse_long(&s).is_ok(),
+                    "{s:?}"
+                );
+            }
+        }
+    }
+
     proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(5000))]
+
+        /// The one pass accepts exactly the ASCII names the rules written
+        /// out accept (any other name goes the long way), so a name is
+        /// taken, or refused with the same reason, either way.
+        #[test]
+        fn the_one_pass_check_of_a_name_is_the_long_one(
+            s in proptest::prop_oneof![
+                "[a-z0-9.@_+-]{0,12}@[a-z0-9._+-]{0,12}",
+                "[ -~]{0,20}",
+                "[a-zA-Z0-9.@!#$%&'*+/=?^_`{|}~ ,()\\\"\t\n-]{0,30}",
+                "[a-z.]{60,70}@[a-z.-]{1,8}",
+                "[a-z]{1,3}@[a-z-]{58,66}(\\.[a-z]{1,3})?",
+                "[a-z]{1,4}@([a-z]{60,63}\\.){3,4}[a-z]{1,20}",
+                "\\PC{0,30}",
+                "[a-zü\u{a0}\u{7f}\u{1f}@.]{0,12}",
+            ]
+        ) {
+            proptest::prop_assert_eq!(AccountName::parse(&s), AccountName::parse_long(&s), "{:?}", s);
+            if s.is_ascii() {
+                proptest::prop_assert_eq!(
+                    plain_ascii_account_name(&s),
+                    AccountName::parse_long(&s).is_ok(),
+                    "{:?}", s
+                );
+            }
+        }
+
         /// Whatever is accepted can never be an option, split a list or a
         /// line, or carry shell quoting.
         #[test]

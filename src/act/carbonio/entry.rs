@@ -233,25 +233,13 @@ pub(super) fn check<'e>(
         Some(p) => loose_bool(p)
             .ok_or_else(|| format!("{account_name}: \"paused\" is not true or false"))?,
     };
-    let counter = |f: &Option<Field<'_>>, key: &str, at: At| {
-        field(
-            f,
-            key,
-            fields,
-            at,
-            "a whole number of at least 0",
-            counter_value,
-        )
-    };
     let flag = |f: &Option<Field<'_>>, key: &str, at: At| {
         field(f, key, fields, at, "true or false", loose_bool)
     };
     let mut unreadable = Vec::new();
-    let sequence = judged(&e.sequence, "sequence", fields, &mut unreadable)
-        .map_or_else(|| counter(&e.sequence, "sequence", At(None)), Ok)
+    let sequence = counter(&e.sequence, "sequence", fields, At(None), &mut unreadable)
         .map_err(|err| format!("{account_name}: {err}"))?;
-    let item_id = judged(&e.item_id, "itemId", fields, &mut unreadable)
-        .map_or_else(|| counter(&e.item_id, "itemId", At(None)), Ok)
+    let item_id = counter(&e.item_id, "itemId", fields, At(None), &mut unreadable)
         .map_err(|err| format!("{account_name}: {err}"))?;
     let replicas = match &e.replicas {
         Replicas::None => 0,
@@ -267,8 +255,6 @@ pub(super) fn check<'e>(
                     continue;
                 };
                 let mut odd = Vec::new();
-                let seq = judged(&r.sequence, "sequence", fields, &mut odd);
-                let item = judged(&r.item_id, "itemId", fields, &mut odd);
                 let checked = (|| {
                     Ok::<_, String>(CheckedReplica {
                         destination: field(
@@ -288,8 +274,8 @@ pub(super) fn check<'e>(
                             "a whole number",
                             loose_int,
                         )?,
-                        sequence: seq.map_or_else(|| counter(&r.sequence, "sequence", at), Ok)?,
-                        item_id: item.map_or_else(|| counter(&r.item_id, "itemId", at), Ok)?,
+                        sequence: counter(&r.sequence, "sequence", fields, at, &mut odd)?,
+                        item_id: counter(&r.item_id, "itemId", fields, at, &mut odd)?,
                         can_connect_to_kafka: flag(
                             &r.can_connect_to_kafka,
                             "canConnectToKafka",
@@ -317,30 +303,41 @@ pub(super) fn check<'e>(
     })
 }
 
-/// The survey's judgement of a counter that is a number but no position
-/// (see [`super::parse_survey_listing`]): `Some(None)` with `key` noted as
-/// unreadable; `None` to read it as usual (a counter, absent, or not a
-/// number at all, which the strict reading refuses).
-fn judged(
+/// A counter (`sequence`, `itemId`), read once: [`field`] of
+/// [`counter_value`], but in the survey a number that is no position
+/// (see [`super::parse_survey_listing`]) is unknown with `key` noted as
+/// unreadable instead of refused (a value that is no number at all is
+/// still refused).
+fn counter(
     f: &Option<Field<'_>>,
     key: &'static str,
     fields: Fields,
+    at: At,
     unreadable: &mut Vec<&'static str>,
-) -> Option<Option<u64>> {
-    if fields != Fields::Strict {
-        return None;
+) -> Result<Option<u64>, String> {
+    let Some(v) = f else {
+        return Ok(None);
+    };
+    if let Some(n) = counter_value(v) {
+        return Ok(Some(n));
     }
-    let v = f.as_ref()?;
     let numeric = match v {
         Field::Num(_) => true,
         Field::Str(s) => s.trim().parse::<f64>().is_ok_and(f64::is_finite),
         _ => false,
     };
-    if !numeric || counter_value(v).is_some() {
-        return None;
+    if fields == Fields::Strict && numeric {
+        unreadable.push(key);
+        return Ok(None);
     }
-    unreadable.push(key);
-    Some(None)
+    field(
+        f,
+        key,
+        fields,
+        at,
+        "a whole number of at least 0",
+        counter_value,
+    )
 }
 
 /// One optional field: absent or `null` is `None`; a value `read`

@@ -12,6 +12,11 @@
 //! Unicode whitespace around the JSON, accepts it). So the errors an
 //! operator sees are the reference reading's, and the cost of the tree is
 //! paid only for output that is wrong.
+//!
+//! Held whole, the output is first read by hand over its bytes
+//! (`scan/fast.rs`: the same entries, for output as the CLI prints it);
+//! serde's pass below reads what that reading is not sure of, and the
+//! output read from a pipe.
 
 use super::entry::{Entry, Field, ReplicaFields, Replicas};
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
@@ -29,15 +34,43 @@ pub(super) fn listing<'de, T>(
     bytes: &'de [u8],
     each: impl FnMut(&Entry<'de>) -> Option<T>,
 ) -> Option<Vec<T>> {
+    listing_restarting(bytes, each, || {})
+}
+
+/// [`listing`], for an `each` that keeps what it is handed elsewhere:
+/// `restart` is called when the reading starts again from the first entry
+/// (the output is read by hand first, and by serde when that reading is
+/// not sure of it), to forget what `each` kept.
+pub(super) fn listing_restarting<'de, T>(
+    bytes: &'de [u8],
+    mut each: impl FnMut(&Entry<'de>) -> Option<T>,
+    restart: impl FnOnce(),
+) -> Option<Vec<T>> {
     // serde_json skips strings it ignores without checking their UTF-8,
     // and the reference reading refuses any output that is not UTF-8.
     let text = std::str::from_utf8(bytes).ok()?;
-    let mut de = serde_json::Deserializer::from_str(text);
     // Room for as many entries as the output could hold at a few hundred
     // bytes each: the list is then not copied as it grows (a copy would
     // hold it twice), and what is not filled is never touched, so it
     // costs no memory.
-    read(&mut de, each, bytes.len() / 256, true).ok()
+    let guess = bytes.len() / 256;
+    match fast::listing(text, &mut each, guess) {
+        Ok(out) => return Some(out),
+        // The same entry, read by serde, would be refused too.
+        Err(fast::Stop::Refused) => return None,
+        Err(fast::Stop::Unsupported) => restart(),
+    }
+    listing_serde(text, each, guess)
+}
+
+/// The listing in `text` read by serde, visiting every key and field.
+fn listing_serde<'de, T>(
+    text: &'de str,
+    each: impl FnMut(&Entry<'de>) -> Option<T>,
+    guess: usize,
+) -> Option<Vec<T>> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    read(&mut de, each, guess, true).ok()
 }
 
 /// [`listing`] of output read as it comes (a pipe), never held whole: the
@@ -627,6 +660,8 @@ impl<'de> Visitor<'de> for AnyValue {
         Ok(())
     }
 }
+
+mod fast;
 
 #[cfg(test)]
 mod tests;

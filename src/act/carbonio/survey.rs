@@ -152,20 +152,26 @@ impl<S: SurveySink> Sink for Strict<S> {
 pub fn parse_survey_into<S: SurveySink>(
     stdout: &[u8],
     host: &MailHost,
-    mut sink: S,
+    sink: S,
 ) -> Result<S, String> {
     let mut destinations = Destinations::default();
     let mut refused = None;
-    let read = scan::listing(stdout, |e| {
-        let a = survey_entry(e, host, &mut destinations)?;
-        match sink.account(a) {
-            Ok(()) => Some(()),
-            Err(why) => {
-                refused = Some(why);
-                None
+    let sink = std::cell::RefCell::new(sink);
+    let read = scan::listing_restarting(
+        stdout,
+        |e| {
+            let a = survey_entry(e, host, &mut destinations)?;
+            match sink.borrow_mut().account(a) {
+                Ok(()) => Some(()),
+                Err(why) => {
+                    refused = Some(why);
+                    None
+                }
             }
-        }
-    });
+        },
+        || sink.borrow_mut().clear(),
+    );
+    let mut sink = sink.into_inner();
     if read.is_some() {
         return Ok(sink);
     }
@@ -238,5 +244,45 @@ mod tests {
         );
         assert_eq!(list[0].replicas, 2);
         assert_eq!(list[0].source_sequence, Some(5));
+    }
+
+    #[test]
+    fn a_listing_read_again_from_the_start_hands_each_account_over_once() {
+        struct Kept(Vec<String>);
+        impl SurveySink for Kept {
+            fn account(&mut self, a: Surveyed) -> Result<(), String> {
+                self.0.push(a.account);
+                Ok(())
+            }
+            fn clear(&mut self) {
+                self.0.clear();
+            }
+        }
+        // The third name is written with an escape: the reading by hand
+        // hands over two accounts, gives up there, and serde reads the
+        // listing again from its first account.
+        let entry = |name: &str| {
+            format!(
+                r#"{{"accountId":"1","accountName":"{name}","accountMailHost":"mbox1.example.com","sequence":5,"itemId":7,"replicas":[{{"destination":"mbox2.example.com","sequence":5,"itemId":7}}]}}"#
+            )
+        };
+        let out = format!(
+            r#"{{"response":{{"values":[{},{},{},{}]}}}}"#,
+            entry("u1@example.com"),
+            entry("u2@example.com"),
+            entry(r"u3\u0040example.com"),
+            entry("u4@example.com")
+        );
+        let host = MailHost::parse("mbox1.example.com").expect("valid");
+        let kept = parse_survey_into(out.as_bytes(), &host, Kept(Vec::new())).expect("a listing");
+        assert_eq!(
+            kept.0,
+            [
+                "u1@example.com",
+                "u2@example.com",
+                "u3@example.com",
+                "u4@example.com"
+            ]
+        );
     }
 }

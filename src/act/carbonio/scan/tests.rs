@@ -5,7 +5,7 @@ use super::super::entry::Fields;
 use super::super::listing::parse_listing_whole;
 use super::super::survey::{Destinations, survey_entry};
 use super::super::{AccountStatus, MailHost};
-use super::{listing, listing_from_reader};
+use super::{fast, listing, listing_from_reader, listing_serde};
 use crate::survey::Surveyed;
 use proptest::prelude::*;
 
@@ -239,5 +239,167 @@ proptest! {
             .ok();
             prop_assert_eq!(piped, held, "{}", out);
         }
+    }
+}
+
+/// Bytes that change what JSON means, for [`edited`].
+const EDITS: &[u8] = b" \t\n\r\x0b\x01\"\\,:{}[]0123456789.-+eEtrufalsn@x";
+
+/// An output of `outputs`, with a byte or two changed, put in or taken
+/// out: most no longer JSON, or JSON of another shape.
+fn edited(outputs: impl Strategy<Value = String>) -> impl Strategy<Value = String> {
+    (
+        outputs,
+        prop::collection::vec(
+            (
+                any::<prop::sample::Index>(),
+                0u8..3,
+                prop::sample::select(EDITS),
+            ),
+            0..3,
+        ),
+    )
+        .prop_map(|(out, edits)| {
+            let mut b = out.into_bytes();
+            for (at, kind, byte) in edits {
+                let i = at.index(b.len() + 1);
+                match kind {
+                    0 => b.insert(i, byte),
+                    1 if i < b.len() => {
+                        b.remove(i);
+                    }
+                    _ if i < b.len() => b[i] = byte,
+                    _ => {}
+                }
+            }
+            String::from_utf8_lossy(&b).into_owned()
+        })
+}
+
+/// An entry as the CLI prints it, give or take a field's form.
+fn usual_entry() -> impl Strategy<Value = String> {
+    (
+        0usize..100_000,
+        any::<bool>(),
+        prop::sample::select(&["true", "false", r#""false""#, "null"][..]),
+        prop::sample::select(&["10", r#""10""#, "null", "0"][..]),
+        prop::sample::select(&["true", "false", r#""true""#, "null"][..]),
+        0usize..3,
+        any::<bool>(),
+    )
+        .prop_map(|(i, as_text, paused, priority, available, n, null)| {
+            let seq = if as_text {
+                format!("\"{i}\"")
+            } else {
+                i.to_string()
+            };
+            let replicas: Vec<String> = (0..n)
+                .map(|j| {
+                    format!(
+                        r#"{{"accountId":"x","destination":"mbox{j}.example.com","available":{available},"priority":{priority},"sequence":{seq},"itemId":{i},"canConnectToKafka":true,"paused":{paused},"mailboxId":7}}"#
+                    )
+                })
+                .collect();
+            let replicas = if null && n == 0 {
+                "null".to_owned()
+            } else {
+                format!("[{}]", replicas.join(","))
+            };
+            format!(
+                r#"{{"accountName":"u{i}@example.com","accountMailHost":"mbox1.example.com","accountId":"id-{i}","paused":{paused},"sequence":{seq},"itemId":"{i}","mailboxId":{i},"replicas":{replicas}}}"#
+            )
+        })
+}
+
+/// Listings as the CLI prints them: most are valid.
+fn usual() -> impl Strategy<Value = String> {
+    (
+        prop::collection::vec(usual_entry(), 0..4),
+        prop::sample::select(
+            &[
+                r#"{"response":{"values":[@]}}"#,
+                "{\"ok\":true,\"response\":{\"ok\":true,\"values\":[@],\"n\":3}}\n",
+                "\r\n{ \"response\" : {\t\"values\" : [ @ ] } } ",
+            ][..],
+        ),
+    )
+        .prop_map(|(es, wrap)| wrap.replace('@', &es.join(" ,\n ")))
+}
+
+/// Each entry as the reading hands it over, in words.
+fn shown(e: &super::Entry<'_>) -> Option<String> {
+    Some(format!("{e:?}"))
+}
+
+/// A listing of `n` accounts as the CLI prints it.
+fn printed(n: usize) -> String {
+    let entries: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"accountId":"9e94-{i}","accountName":"user{i}@example.com","accountMailHost":"mbox1.example.com","paused":false,"mailboxId":{i},"sequence":1000,"itemId":"{item}","replicas":[{{"accountId":"9e94-{i}","itemId":{item},"sequence":1000,"mailboxId":7,"destination":"mbox2.example.com","available":true,"priority":10,"canConnectToKafka":true}}]}}"#,
+                item = 257 + i
+            )
+        })
+        .collect();
+    format!(r#"{{"response":{{"values":[{}]}}}}"#, entries.join(","))
+}
+
+#[test]
+fn the_listing_as_printed_is_read_by_hand_and_as_serde_reads_it() {
+    for out in [
+        printed(0),
+        printed(3),
+        // Indented, as `--json` may print it, and `ok` at both levels.
+        printed(2)
+            .replacen('{', "{\n  \"ok\": true,\n  ", 2)
+            .replace(',', ",\n    ")
+            .replace(':', ": "),
+    ] {
+        let by_hand = fast::listing(&out, &mut shown, 0);
+        assert!(by_hand.is_ok(), "not read by hand: {out}");
+        assert_eq!(by_hand.ok(), listing_serde(&out, shown, 0), "{out}");
+    }
+}
+
+#[test]
+fn what_the_reading_by_hand_is_not_sure_of_is_left_to_serde() {
+    for (from, to) in [
+        ("user1@", r"user1\u0040"),
+        (r#""sequence":1000"#, r#""sequence":1000.0"#),
+        (r#""sequence":1000"#, r#""sequence":1e3"#),
+        (r#""priority":10"#, r#""priority":-10"#),
+        (r#""mailboxId":7"#, r#""mailboxId":[7]"#),
+        (r#""mailboxId":7"#, r#""mailboxId":18446744073709551616"#),
+    ] {
+        let out = printed(3).replacen(from, to, 1);
+        assert_ne!(out, printed(3));
+        assert_eq!(
+            fast::listing(&out, &mut shown, 0).err(),
+            Some(fast::Stop::Unsupported),
+            "{out}"
+        );
+        assert!(listing_serde(&out, shown, 0).is_some(), "{out}");
+        assert_eq!(
+            listing(out.as_bytes(), shown),
+            listing_serde(&out, shown, 0)
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    /// The reading by hand takes nothing serde's pass refuses, and hands
+    /// on the same entries; with serde after it where it gives up, the
+    /// listing reads exactly as serde's pass alone read it.
+    #[test]
+    fn the_reading_by_hand_is_serde_s_reading(
+        out in prop_oneof![output(), edited(output()), usual(), edited(usual())]
+    ) {
+        let serde = listing_serde(&out, shown, 0);
+        if let Ok(by_hand) = fast::listing(&out, &mut shown, 0) {
+            prop_assert_eq!(Some(by_hand), serde.clone(), "{}", out);
+        }
+        prop_assert_eq!(listing(out.as_bytes(), shown), serde, "{}", out);
     }
 }
