@@ -18,13 +18,16 @@ pub enum Kind {
     /// `hooks.on_unfence`) while accounts of its host live on the
     /// secondary: two sides serving one account.
     ResumedServing,
-    /// (a) An automatic promotion while the primary serves, its
-    /// `lease.json` saying fenced (`hooks.on_fence` never completed).
+    /// (a) A promotion (automatic, or the operator's without `--force`)
+    /// while the primary serves, where the configuration promises it
+    /// cannot, its `lease.json` saying fenced (`hooks.on_fence` never completed).
     FencedButServing,
-    /// (a) An automatic promotion while the primary serves, where the
-    /// configuration promises it cannot (`fencing.appserver`, or the lease
-    /// on with the quorum gate on), the primary's fence hook not reported
-    /// failed.
+    /// (a) A promotion while the primary serves, where the configuration
+    /// promises it cannot, the primary's fence hook not reported failed:
+    /// an automatic one with `fencing.appserver`, or the lease on with the
+    /// quorum gate on; an operator's without `--force` with the lease on
+    /// and either the quorum gate on or the lease readable from the
+    /// secondary's side (it carries the lease check, never the gate).
     PromotedBesideServing,
     /// (b) SPEC 12: an automatic promotion with `fencing.appserver` in
     /// the configuration in force and no confirmed OFF in its pipeline.
@@ -95,9 +98,17 @@ pub struct Promotion<'a> {
     pub at: u64,
     pub pipeline: u64,
     pub automatic: bool,
+    /// The operator's `promote --force` (the pipeline's record).
+    pub forced: bool,
     pub moved: &'a [String],
     pub fencing_configured: bool,
-    pub lease_and_gate: bool,
+    /// `lease.enabled` in force on the primary.
+    pub lease: bool,
+    /// `safety.quorum_gate` in force on the secondary.
+    pub quorum_gate: bool,
+    /// The secondary reaches a Consul leader: the primary's serving lease
+    /// can be read from its side.
+    pub lease_readable: bool,
     pub primary_serving: bool,
     pub primary_record_fenced: bool,
     pub fence_hook_failed: bool,
@@ -147,7 +158,7 @@ impl Checker {
             }
         }
         if !p.automatic {
-            return None;
+            return Self::operator_promotion(p);
         }
         if p.fencing_configured && !self.fenced.contains(&id) {
             return v(
@@ -167,31 +178,61 @@ impl Checker {
                 ),
             );
         }
-        if !p.moved.is_empty()
-            && p.primary_serving
-            && (p.fencing_configured || p.lease_and_gate)
-            && !p.fence_hook_failed
-        {
-            return if p.primary_record_fenced {
-                v(
-                    Kind::FencedButServing,
-                    format!(
-                        "pipeline {id} promoted {:?} while the primary serves them: its lease.json \
-                         says fenced, its routes are up (hooks.on_fence never completed)",
-                        p.moved
-                    ),
-                )
-            } else {
-                v(
-                    Kind::PromotedBesideServing,
-                    format!(
-                        "pipeline {id} promoted {:?} while the primary serves them",
-                        p.moved
-                    ),
-                )
-            };
+        Self::beside_serving(p, p.fencing_configured || (p.lease && p.quorum_gate))
+    }
+
+    /// An operator's promotion: with `--force` the operator has taken the
+    /// split on themselves (exempt). Without it the promotion carries the
+    /// serving lease check at every attempt (no gate, no fence step), and
+    /// the executor honours that lease whenever it can read it; unreadable
+    /// (no Consul leader on the secondary's side), it waits with the quorum
+    /// gate on, and goes on with `peer_lease_unchecked` with the gate off
+    /// and `safety.require_peer_lease: auto` (docs/decisions.md §7, "With
+    /// the quorum gate off"): no promise then.
+    fn operator_promotion(p: &Promotion) -> Option<Violation> {
+        if p.forced {
+            return None;
         }
-        None
+        Self::beside_serving(p, p.lease && (p.quorum_gate || p.lease_readable))
+    }
+
+    /// Rule (a) at a promotion: accounts moved while the primary serves,
+    /// where `promised` says the configuration prevents it.
+    fn beside_serving(p: &Promotion, promised: bool) -> Option<Violation> {
+        if p.moved.is_empty() || !p.primary_serving || !promised || p.fence_hook_failed {
+            return None;
+        }
+        let (id, who) = (
+            p.pipeline,
+            if p.automatic {
+                "automatic"
+            } else {
+                "operator's (without --force)"
+            },
+        );
+        let (kind, detail) = if p.primary_record_fenced {
+            (
+                Kind::FencedButServing,
+                format!(
+                    "{who} pipeline {id} promoted {:?} while the primary serves them: its \
+                     lease.json says fenced, its routes are up (hooks.on_fence never completed)",
+                    p.moved
+                ),
+            )
+        } else {
+            (
+                Kind::PromotedBesideServing,
+                format!(
+                    "{who} pipeline {id} promoted {:?} while the primary serves them",
+                    p.moved
+                ),
+            )
+        };
+        Some(Violation {
+            kind,
+            at: p.at,
+            detail,
+        })
     }
 
     /// The primary's serving changed from `before` to `after` by
@@ -224,9 +265,12 @@ mod tests {
             at,
             pipeline,
             automatic: true,
+            forced: false,
             moved: &[],
             fencing_configured: false,
-            lease_and_gate: true,
+            lease: true,
+            quorum_gate: true,
+            lease_readable: true,
             primary_serving: false,
             primary_record_fenced: false,
             fence_hook_failed: false,
