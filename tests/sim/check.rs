@@ -20,14 +20,15 @@ pub enum Kind {
     ResumedServing,
     /// (a) A promotion (automatic, or the operator's without `--force`)
     /// while the primary serves, where the configuration promises it
-    /// cannot, its `lease.json` saying fenced (`hooks.on_fence` never completed).
+    /// cannot, its `lease.json` saying fenced (`hooks.on_fence` never
+    /// completed).
     FencedButServing,
     /// (a) A promotion while the primary serves, where the configuration
     /// promises it cannot, the primary's fence hook not reported failed:
-    /// an automatic one with `fencing.appserver`, or the lease on with the
-    /// quorum gate on; an operator's without `--force` with the lease on
-    /// and either the quorum gate on or the lease readable from the
-    /// secondary's side (it carries the lease check, never the gate).
+    /// an automatic one with `fencing.appserver`; an automatic one or an
+    /// operator's without `--force` with the lease on and either the
+    /// quorum gate on or the lease readable from the secondary's side
+    /// ([`Promotion::lease_promised`]).
     PromotedBesideServing,
     /// (b) SPEC 12: an automatic promotion with `fencing.appserver` in
     /// the configuration in force and no confirmed OFF in its pipeline.
@@ -48,6 +49,7 @@ impl Kind {
             Kind::ResumedServing => Some(1),
             Kind::FencedButServing => Some(2),
             Kind::PromotedWithoutFence => Some(3),
+            Kind::PromotedBesideServing => Some(6),
             _ => None,
         }
     }
@@ -117,6 +119,21 @@ pub struct Promotion<'a> {
     pub block: Duration,
 }
 
+impl Promotion<'_> {
+    /// The serving lease promises this promotion waits for the primary to
+    /// have fenced itself. An automatic promotion and an operator's
+    /// without `--force` carry the lease check at every attempt, and the
+    /// executor honours the lease whenever it can read it. Unreadable (no
+    /// Consul leader on the secondary's side) it waits with the quorum gate
+    /// on, and goes on with `peer_lease_unchecked` with the gate off and
+    /// `safety.require_peer_lease: auto` (docs/decisions.md §7, "With the
+    /// quorum gate off"): no promise then. An operator's promotion takes no
+    /// gate, but the gate's setting decides this all the same.
+    fn lease_promised(&self) -> bool {
+        self.lease && (self.quorum_gate || self.lease_readable)
+    }
+}
+
 impl Checker {
     pub fn promotion(&mut self, p: &Promotion) -> Option<Violation> {
         let v = |kind, detail: String| {
@@ -178,22 +195,17 @@ impl Checker {
                 ),
             );
         }
-        Self::beside_serving(p, p.fencing_configured || (p.lease && p.quorum_gate))
+        Self::beside_serving(p, p.fencing_configured || p.lease_promised())
     }
 
     /// An operator's promotion: with `--force` the operator has taken the
-    /// split on themselves (exempt). Without it the promotion carries the
-    /// serving lease check at every attempt (no gate, no fence step), and
-    /// the executor honours that lease whenever it can read it; unreadable
-    /// (no Consul leader on the secondary's side), it waits with the quorum
-    /// gate on, and goes on with `peer_lease_unchecked` with the gate off
-    /// and `safety.require_peer_lease: auto` (docs/decisions.md §7, "With
-    /// the quorum gate off"): no promise then.
+    /// split on themselves (exempt). Without it, held to the lease as an
+    /// automatic one is; never to the fence (it has no fence step).
     fn operator_promotion(p: &Promotion) -> Option<Violation> {
         if p.forced {
             return None;
         }
-        Self::beside_serving(p, p.lease && (p.quorum_gate || p.lease_readable))
+        Self::beside_serving(p, p.lease_promised())
     }
 
     /// Rule (a) at a promotion: accounts moved while the primary serves,
@@ -324,5 +336,69 @@ mod tests {
         );
         assert!(c.primary_transition(0, false, true, &moved).is_some());
         assert!(c.primary_transition(0, true, true, &moved).is_none());
+    }
+
+    /// An operator's promotion beside the serving primary breaks rule (a)
+    /// where its lease check promises it cannot, and only there.
+    #[test]
+    fn an_operators_promotion_is_held_to_the_lease() {
+        let moved = ["a".to_owned()];
+        let op = |forced, quorum_gate, lease_readable| Promotion {
+            automatic: false,
+            forced,
+            moved: &moved,
+            quorum_gate,
+            lease_readable,
+            primary_serving: true,
+            // Neither of the automatic path's conditions applies.
+            fencing_configured: true,
+            witness_up: true,
+            verdict_down: false,
+            ..auto(0, 1)
+        };
+        let kind = |p: Promotion| Checker::default().promotion(&p).map(|v| v.kind);
+        assert_eq!(
+            kind(op(false, true, false)),
+            Some(Kind::PromotedBesideServing),
+            "the gate on: an unreadable lease holds it"
+        );
+        assert_eq!(
+            kind(op(false, false, true)),
+            Some(Kind::PromotedBesideServing),
+            "the gate off: a readable lease still holds it"
+        );
+        assert_eq!(
+            kind(op(false, false, false)),
+            None,
+            "the gate off and the lease unreadable: peer_lease_unchecked, by design"
+        );
+        assert_eq!(kind(op(true, true, true)), None, "--force is exempt");
+        assert_eq!(
+            kind(Promotion {
+                quorum_gate: false,
+                lease_readable: true,
+                moved: &moved,
+                primary_serving: true,
+                ..auto(0, 1)
+            }),
+            Some(Kind::PromotedBesideServing),
+            "an automatic one too: the gate off, the lease readable"
+        );
+        assert_eq!(
+            kind(Promotion {
+                lease: false,
+                ..op(false, true, true)
+            }),
+            None,
+            "no lease, no promise"
+        );
+        assert_eq!(
+            kind(Promotion {
+                fence_hook_failed: true,
+                ..op(false, true, true)
+            }),
+            None,
+            "the primary's on_fence failed: the operator's hook"
+        );
     }
 }
