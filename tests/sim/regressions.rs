@@ -1,6 +1,8 @@
 //! The minimal histories in which the simulator found defects 1 to 3 of
-//! "Safety at the seams" on the main of that day, and defect 4 (a record
-//! of "nothing lives here" from before a failback) later, kept as data
+//! "Safety at the seams" on the main of that day, and defects 4 to 6 (a
+//! record of "nothing lives here" from before a failback, an operator's
+//! promotion run again after the heal, an operator's promotion beside a
+//! primary holding its lease) later, kept as data
 //! (not as seeds, so that tuning the schedule's probabilities does not
 //! change them). Each test fails while its defect is present.
 //!
