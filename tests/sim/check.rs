@@ -18,13 +18,17 @@ pub enum Kind {
     /// `hooks.on_unfence`) while accounts of its host live on the
     /// secondary: two sides serving one account.
     ResumedServing,
-    /// (a) An automatic promotion while the primary serves, its
-    /// `lease.json` saying fenced (`hooks.on_fence` never completed).
+    /// (a) A promotion (automatic, or the operator's without `--force`)
+    /// while the primary serves, where the configuration promises it
+    /// cannot, its `lease.json` saying fenced (`hooks.on_fence` never
+    /// completed).
     FencedButServing,
-    /// (a) An automatic promotion while the primary serves, where the
-    /// configuration promises it cannot (`fencing.appserver`, or the lease
-    /// on with the quorum gate on), the primary's fence hook not reported
-    /// failed.
+    /// (a) A promotion while the primary serves, where the configuration
+    /// promises it cannot, the primary's fence hook not reported failed:
+    /// an automatic one with `fencing.appserver`; an automatic one or an
+    /// operator's without `--force` with the lease on and either the
+    /// quorum gate on or the lease readable from the secondary's side
+    /// ([`Promotion::lease_promised`]).
     PromotedBesideServing,
     /// (b) SPEC 12: an automatic promotion with `fencing.appserver` in
     /// the configuration in force and no confirmed OFF in its pipeline.
@@ -45,6 +49,7 @@ impl Kind {
             Kind::ResumedServing => Some(1),
             Kind::FencedButServing => Some(2),
             Kind::PromotedWithoutFence => Some(3),
+            Kind::PromotedBesideServing => Some(6),
             _ => None,
         }
     }
@@ -95,15 +100,38 @@ pub struct Promotion<'a> {
     pub at: u64,
     pub pipeline: u64,
     pub automatic: bool,
+    /// The operator's `promote --force` (the pipeline's record).
+    pub forced: bool,
     pub moved: &'a [String],
     pub fencing_configured: bool,
-    pub lease_and_gate: bool,
+    /// `lease.enabled` in force on the primary.
+    pub lease: bool,
+    /// `safety.quorum_gate` in force on the secondary.
+    pub quorum_gate: bool,
+    /// The secondary reaches a Consul leader: the primary's serving lease
+    /// can be read from its side.
+    pub lease_readable: bool,
     pub primary_serving: bool,
     pub primary_record_fenced: bool,
     pub fence_hook_failed: bool,
     pub witness_up: bool,
     pub verdict_down: bool,
     pub block: Duration,
+}
+
+impl Promotion<'_> {
+    /// The serving lease promises this promotion waits for the primary to
+    /// have fenced itself. An automatic promotion and an operator's
+    /// without `--force` carry the lease check at every attempt, and the
+    /// executor honours the lease whenever it can read it. Unreadable (no
+    /// Consul leader on the secondary's side) it waits with the quorum gate
+    /// on, and goes on with `peer_lease_unchecked` with the gate off and
+    /// `safety.require_peer_lease: auto` (docs/decisions.md §7, "With the
+    /// quorum gate off"): no promise then. An operator's promotion takes no
+    /// gate, but the gate's setting decides this all the same.
+    fn lease_promised(&self) -> bool {
+        self.lease && (self.quorum_gate || self.lease_readable)
+    }
 }
 
 impl Checker {
@@ -147,7 +175,7 @@ impl Checker {
             }
         }
         if !p.automatic {
-            return None;
+            return Self::operator_promotion(p);
         }
         if p.fencing_configured && !self.fenced.contains(&id) {
             return v(
@@ -167,31 +195,56 @@ impl Checker {
                 ),
             );
         }
-        if !p.moved.is_empty()
-            && p.primary_serving
-            && (p.fencing_configured || p.lease_and_gate)
-            && !p.fence_hook_failed
-        {
-            return if p.primary_record_fenced {
-                v(
-                    Kind::FencedButServing,
-                    format!(
-                        "pipeline {id} promoted {:?} while the primary serves them: its lease.json \
-                         says fenced, its routes are up (hooks.on_fence never completed)",
-                        p.moved
-                    ),
-                )
-            } else {
-                v(
-                    Kind::PromotedBesideServing,
-                    format!(
-                        "pipeline {id} promoted {:?} while the primary serves them",
-                        p.moved
-                    ),
-                )
-            };
+        Self::beside_serving(p, p.fencing_configured || p.lease_promised())
+    }
+
+    /// An operator's promotion: with `--force` the operator has taken the
+    /// split on themselves (exempt). Without it, held to the lease as an
+    /// automatic one is; never to the fence (it has no fence step).
+    fn operator_promotion(p: &Promotion) -> Option<Violation> {
+        if p.forced {
+            return None;
         }
-        None
+        Self::beside_serving(p, p.lease_promised())
+    }
+
+    /// Rule (a) at a promotion: accounts moved while the primary serves,
+    /// where `promised` says the configuration prevents it.
+    fn beside_serving(p: &Promotion, promised: bool) -> Option<Violation> {
+        if p.moved.is_empty() || !p.primary_serving || !promised || p.fence_hook_failed {
+            return None;
+        }
+        let (id, who) = (
+            p.pipeline,
+            if p.automatic {
+                "automatic"
+            } else {
+                "operator's (without --force)"
+            },
+        );
+        let (kind, detail) = if p.primary_record_fenced {
+            (
+                Kind::FencedButServing,
+                format!(
+                    "{who} pipeline {id} promoted {:?} while the primary serves them: its \
+                     lease.json says fenced, its routes are up (hooks.on_fence never completed)",
+                    p.moved
+                ),
+            )
+        } else {
+            (
+                Kind::PromotedBesideServing,
+                format!(
+                    "{who} pipeline {id} promoted {:?} while the primary serves them",
+                    p.moved
+                ),
+            )
+        };
+        Some(Violation {
+            kind,
+            at: p.at,
+            detail,
+        })
     }
 
     /// The primary's serving changed from `before` to `after` by
@@ -224,9 +277,12 @@ mod tests {
             at,
             pipeline,
             automatic: true,
+            forced: false,
             moved: &[],
             fencing_configured: false,
-            lease_and_gate: true,
+            lease: true,
+            quorum_gate: true,
+            lease_readable: true,
             primary_serving: false,
             primary_record_fenced: false,
             fence_hook_failed: false,
@@ -280,5 +336,69 @@ mod tests {
         );
         assert!(c.primary_transition(0, false, true, &moved).is_some());
         assert!(c.primary_transition(0, true, true, &moved).is_none());
+    }
+
+    /// An operator's promotion beside the serving primary breaks rule (a)
+    /// where its lease check promises it cannot, and only there.
+    #[test]
+    fn an_operators_promotion_is_held_to_the_lease() {
+        let moved = ["a".to_owned()];
+        let op = |forced, quorum_gate, lease_readable| Promotion {
+            automatic: false,
+            forced,
+            moved: &moved,
+            quorum_gate,
+            lease_readable,
+            primary_serving: true,
+            // Neither of the automatic path's conditions applies.
+            fencing_configured: true,
+            witness_up: true,
+            verdict_down: false,
+            ..auto(0, 1)
+        };
+        let kind = |p: Promotion| Checker::default().promotion(&p).map(|v| v.kind);
+        assert_eq!(
+            kind(op(false, true, false)),
+            Some(Kind::PromotedBesideServing),
+            "the gate on: an unreadable lease holds it"
+        );
+        assert_eq!(
+            kind(op(false, false, true)),
+            Some(Kind::PromotedBesideServing),
+            "the gate off: a readable lease still holds it"
+        );
+        assert_eq!(
+            kind(op(false, false, false)),
+            None,
+            "the gate off and the lease unreadable: peer_lease_unchecked, by design"
+        );
+        assert_eq!(kind(op(true, true, true)), None, "--force is exempt");
+        assert_eq!(
+            kind(Promotion {
+                quorum_gate: false,
+                lease_readable: true,
+                moved: &moved,
+                primary_serving: true,
+                ..auto(0, 1)
+            }),
+            Some(Kind::PromotedBesideServing),
+            "an automatic one too: the gate off, the lease readable"
+        );
+        assert_eq!(
+            kind(Promotion {
+                lease: false,
+                ..op(false, true, true)
+            }),
+            None,
+            "no lease, no promise"
+        );
+        assert_eq!(
+            kind(Promotion {
+                fence_hook_failed: true,
+                ..op(false, true, true)
+            }),
+            None,
+            "the primary's on_fence failed: the operator's hook"
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! The minimal histories in which the simulator found defects 1 to 3 of
-//! "Safety at the seams" on the main of that day, and defect 4 (a record
-//! of "nothing lives here" from before a failback) later, kept as data
+//! "Safety at the seams" on the main of that day, and defects 4 to 6 (a
+//! record of "nothing lives here" from before a failback, an operator's
+//! promotion run again after the heal, an operator's promotion beside a
+//! primary holding its lease) later, kept as data
 //! (not as seeds, so that tuning the schedule's probabilities does not
 //! change them). Each test fails while its defect is present.
 //!
@@ -427,4 +429,71 @@ fn defect_5_an_operators_promotion_failed_in_promote_accounts_run_again() {
     );
     let st = holds(&s);
     assert_eq!(st.manual_promotions, 0, "the retry was refused");
+}
+
+/// Defect 6, the gate on: the link between the DCs cut, both still
+/// reaching the arbiter. Every witness sees the primary Down, so the
+/// operator's `habeat promote` (without `--force`) passes its command's
+/// judgement, but the primary is alive and holds its serving lease through
+/// the arbiter. Its first attempt carried no lease check and promoted
+/// beside the serving primary. It now waits for the lease, and after the
+/// heal the daemon's retry is judged again (the primary seen Up) and
+/// refused. Found as seed 14.
+#[test]
+fn defect_6_an_operators_promotion_beside_a_primary_holding_its_lease() {
+    let s = case(
+        14,
+        Setup {
+            lease: true,
+            quorum_gate: true,
+            fencing: false,
+            rearm_auto: false,
+        },
+        300,
+        vec![
+            (
+                198,
+                Fault::Partition {
+                    shape: Shape::InterDc,
+                    secs: 24,
+                },
+            ),
+            (203, Fault::Promote { force: false }),
+        ],
+    );
+    let st = holds(&s);
+    assert_eq!(st.manual_promotions, 0, "nothing promoted beside the lease");
+}
+
+/// Defect 6, the gate off: the primary DC cut off from the rest, the
+/// operator promotes a second later, before the primary's lease lapses.
+/// The secondary still reaches the Consul majority, so the lease can be
+/// read and the promotion must wait for it even without the gate; its
+/// first attempt promoted at once. Now it lands once the primary has
+/// fenced itself and its lease lapsed. Found as seed 2.
+#[test]
+fn defect_6_an_operators_promotion_before_the_lease_lapses_without_the_gate() {
+    let s = case(
+        2,
+        Setup {
+            lease: true,
+            quorum_gate: false,
+            fencing: true,
+            rearm_auto: true,
+        },
+        300,
+        vec![
+            (
+                113,
+                Fault::Partition {
+                    shape: Shape::IsolatePrimary,
+                    secs: 139,
+                },
+            ),
+            (114, Fault::Promote { force: false }),
+        ],
+    );
+    let st = holds(&s);
+    assert_eq!(st.manual_promotions, 1, "promoted once the lease lapsed");
+    assert!(st.lease_fenced >= 1, "the primary fenced itself first");
 }

@@ -157,6 +157,11 @@ pub struct Schedule {
     pub faults: Vec<(u64, Fault)>,
 }
 
+/// The seed of the operator's swarm is the seed xor this.
+const OPERATOR_STREAM: u64 = 0x0B5E_55ED_0F0E_7A70;
+/// Per mille of the cuts the operator's swarm reaches.
+const OPERATOR_SWARM: u64 = 300;
+
 /// Simulated seconds of one history.
 pub const SECS: u64 = 900;
 /// No fault before this second.
@@ -171,6 +176,9 @@ impl Schedule {
             fencing: r.chance(350),
             rearm_auto: r.chance(700),
         };
+        // The operator's swarm below draws from a stream of its own, so
+        // that every other fault of a seed is what it was without it.
+        let mut op = Rng::new(seed ^ OPERATOR_STREAM);
         let n = r.range(8, 40);
         let mut faults = Vec::with_capacity(n as usize);
         for _ in 0..n {
@@ -238,6 +246,18 @@ impl Schedule {
                     *at_io %= 3;
                 }
                 faults.push((at + r.range(4, 12), k));
+            }
+            // Swarm the operator's moment: the secondary cut off from the
+            // primary, which still reaches the Consul majority through the
+            // arbiter and holds its serving lease; every witness sees it
+            // Down, so `habeat promote` without `--force` passes its
+            // command's judgement, and only the lease check stands between
+            // it and a split.
+            if let Fault::Partition { shape, secs } = &f
+                && matches!(shape, Shape::InterDc | Shape::IsolateSecondary)
+                && op.chance(OPERATOR_SWARM)
+            {
+                faults.push((at + op.range(1, *secs), Fault::Promote { force: false }));
             }
             faults.push((at, f));
         }

@@ -513,13 +513,28 @@ impl System {
                     .witnesses
                     .iter()
                     .any(|w| w.witness.component == Component::Appserver && w.vote == Vote::Up);
+                let pipeline = a.step.map_or(0, |s| s.pipeline);
+                // `--force` as its pipeline records it (saved before the
+                // step ran): the command's, or a later run's.
+                let forced = self
+                    .sec
+                    .file
+                    .role(Role::Appserver)
+                    .failover
+                    .as_ref()
+                    .filter(|p| p.id == pipeline)
+                    .and_then(|p| p.promotion.as_ref())
+                    .is_some_and(|d| d.forced);
                 let p = Promotion {
                     at: self.w.now / 1000,
-                    pipeline: a.step.map_or(0, |s| s.pipeline),
+                    pipeline,
                     automatic,
+                    forced,
                     moved,
                     fencing_configured: self.sec.cfg.fencing.contains_key(&Component::Appserver),
-                    lease_and_gate: self.lease && self.sec.cfg.quorum_gate,
+                    lease: self.lease,
+                    quorum_gate: self.sec.cfg.quorum_gate,
+                    lease_readable: self.w.leader(Side::Secondary),
                     primary_serving: self.w.primary_serving(),
                     primary_record_fenced: self.primary.file.as_ref().is_some_and(|s| s.fenced),
                     fence_hook_failed: self.primary.fence_hook_failed,
