@@ -67,9 +67,11 @@ pub struct SessionDriver {
     lease: Option<crate::lease::keeper::KeeperHandle>,
     /// The replica survey running beside the rounds, if any.
     survey: Option<tokio::task::JoinHandle<()>>,
-    /// When the last survey was started (a failed one is not retried
-    /// before `replicas.survey_interval`).
-    survey_tried: Option<std::time::Instant>,
+    /// When the last survey of the peer's mailstore and of this DC's
+    /// was started (a failed one is not retried before
+    /// `replicas.survey_interval`), each apart: a survey of one says
+    /// nothing about when the other is due.
+    survey_tried: SurveyTried,
     /// When the daemon last looked for statuses a crashed switchover left
     /// in maintenance (once a minute, beside the rounds).
     switchover_checked: Option<std::time::Instant>,
@@ -87,6 +89,13 @@ pub struct SessionDriver {
     /// `state_dir/daemon.lock`, held for the daemon's life: how `status`
     /// knows a daemon runs.
     _running: crate::state::DaemonLock,
+}
+
+/// When a survey of each mailstore was last started.
+#[derive(Debug, Default)]
+struct SurveyTried {
+    peer: Option<std::time::Instant>,
+    own: Option<std::time::Instant>,
 }
 
 /// What a survey task fetched: of the peer's mailstore, or of this DC's,
@@ -220,7 +229,7 @@ impl SessionDriver {
             cannot_decide: None,
             lease,
             survey: None,
-            survey_tried: None,
+            survey_tried: SurveyTried::default(),
             switchover_checked: None,
             surveyed_tx,
             surveyed,
@@ -385,20 +394,26 @@ impl SessionDriver {
             return;
         }
         let interval = self.cfg.replicas.survey_interval;
-        if self.survey_tried.is_some_and(|at| at.elapsed() < interval) {
-            return;
-        }
+        let waited =
+            |tried: Option<std::time::Instant>| tried.is_none_or(|at| at.elapsed() >= interval);
         let now = crate::session::now();
-        let peer = crate::survey::job::due_by_mtime(&self.cfg, &self.session.state, now);
+        let peer = waited(self.survey_tried.peer)
+            && crate::survey::job::due_by_mtime(&self.cfg, &self.session.state, now);
         // This DC's own mailstore, on the same interval, whatever the peer.
-        let own = crate::survey::own::due_by_mtime(&self.cfg, now);
+        let own = waited(self.survey_tried.own) && crate::survey::own::due_by_mtime(&self.cfg, now);
         if !peer && !own {
             return;
         }
         let Ok(cli) = crate::act::carbonio::Carbonio::new(&self.cfg.carbonio) else {
             return;
         };
-        self.survey_tried = Some(std::time::Instant::now());
+        let started = Some(std::time::Instant::now());
+        if peer {
+            self.survey_tried.peer = started;
+        }
+        if own {
+            self.survey_tried.own = started;
+        }
         let (cfg, tx) = (self.cfg.clone(), self.surveyed_tx.clone());
         let metrics = self.metrics.clone();
         let dry_run = self.session.dry_run();

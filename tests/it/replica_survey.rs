@@ -726,3 +726,53 @@ async fn an_odd_sequence_makes_its_account_at_risk_and_fails_nothing() {
         assert!(line.contains("sequence unreadable"), "{odd}: {line}");
     }
 }
+
+/// A daemon that starts while the peer cannot be reached surveys only this
+/// DC's mailstore. The peer's survey follows once the peer is Up, not a
+/// `survey_interval` (here an hour) later: a survey of one mailstore says
+/// nothing about when the other is due.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_daemon_surveys_the_peer_once_it_is_back_though_its_own_mailstore_went_first() {
+    if !require(&[Need::Netns]) {
+        return;
+    }
+    let bed = start("  survey_interval: 1h", "").await;
+    // Paused, so that the peer unreachable at the start is no failover.
+    let out = habeat(&bed, &["pause", "--for", "1h"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    bed.kill_peer();
+    let mut daemon = bed
+        .command(&["run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the daemon");
+    let own = bed.path("state/survey-own.json");
+    for _ in 0..600 {
+        if own.exists() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    bed.revive_peer();
+    let mut both = false;
+    for _ in 0..600 {
+        if own.exists() && survey_file(&bed).exists() {
+            both = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    assert!(own.exists(), "this DC's mailstore was never surveyed");
+    assert!(
+        both,
+        "the peer's mailstore was not surveyed within a minute of the daemon's start (surveys \
+         every hour; getAccountStatus calls: {:?})",
+        bed.calls("getAccountStatus")
+            .iter()
+            .map(|c| c.args.join(" "))
+            .collect::<Vec<_>>()
+    );
+}
