@@ -436,3 +436,5 @@ fn a_value_nobody_reads_that_json_refuses_refuses_the_listing() {
         }
     }
 }
+
+mod adversarial;
