@@ -532,3 +532,67 @@ mod tests {
         }
     }
 }
+
+/// Every short ASCII name and names at each length limit.
+#[cfg(test)]
+mod one_pass_against_long {
+    use super::*;
+
+    #[test]
+    fn every_short_ascii_name_is_judged_alike() {
+        let alpha: &[u8] = b"a-.@_!A0\" ,";
+        let mut n = 0;
+        for len in 0..=5u32 {
+            let total = alpha.len().pow(len);
+            for mut k in 0..total {
+                let mut s = Vec::new();
+                for _ in 0..len {
+                    s.push(alpha[k % alpha.len()]);
+                    k /= alpha.len();
+                }
+                let s = String::from_utf8(s).expect("ascii");
+                assert_eq!(
+                    plain_ascii_account_name(&s),
+                    AccountName::parse_long(&s).is_ok(),
+                    "{s:?}"
+                );
+                assert_eq!(AccountName::parse(&s), AccountName::parse_long(&s), "{s:?}");
+                n += 1;
+            }
+        }
+        // Lengths at each limit, with dots and hyphens at label edges.
+        for local in [1usize, 63, 64, 65] {
+            for label in [1usize, 62, 63, 64] {
+                for labels in 1..=5usize {
+                    for tail in ["", "-", ".", "a-", "-a"] {
+                        let d = vec!["b".repeat(label); labels].join(".");
+                        let s = format!("{}@{d}{tail}", "a".repeat(local));
+                        assert_eq!(
+                            plain_ascii_account_name(&s),
+                            AccountName::parse_long(&s).is_ok(),
+                            "{s:?}"
+                        );
+                        assert_eq!(AccountName::parse(&s), AccountName::parse_long(&s), "{s:?}");
+                        n += 1;
+                    }
+                }
+            }
+        }
+        assert!(n > 100_000);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(5_000))]
+        #[test]
+        fn any_name_is_judged_alike(s in proptest::prop_oneof![
+            "[a-zA-Z0-9.@!#$%&'*+/=?^_`{|}~\u{0}-\u{7f}-]{0,80}",
+            "[a-z.-]{0,70}@[a-z0-9.-]{0,260}",
+            "\\PC{0,40}@\\PC{0,10}",
+        ]) {
+            proptest::prop_assert_eq!(AccountName::parse(&s), AccountName::parse_long(&s), "{:?}", s);
+            if s.is_ascii() {
+                proptest::prop_assert_eq!(plain_ascii_account_name(&s), AccountName::parse_long(&s).is_ok(), "{:?}", s);
+            }
+        }
+    }
+}

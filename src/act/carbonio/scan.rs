@@ -162,17 +162,24 @@ fn ok<'de, A: MapAccess<'de>>(map: &mut A) -> Result<(), A::Error> {
     }
 }
 
-/// Pass over a value nobody reads: taken as it is printed (no string or
-/// number in it converted), and only a list or object is walked, for keys
-/// that appear twice. From a pipe, where nothing can be borrowed, it is
-/// walked whole.
+/// Pass over a value nobody reads: taken as it is printed when it is a
+/// string without escapes, `true`, `false` or `null`; anything else is
+/// walked, for keys that appear twice and for what taking a value as
+/// printed does not check but the reference reading refuses (a `\u`
+/// escape of half a surrogate pair, a number beyond a float). From a
+/// pipe, where nothing can be borrowed, it is walked whole.
 fn skip<'de, A: MapAccess<'de>>(map: &mut A, keys: &Keys<'de>) -> Result<(), A::Error> {
     if !keys.raw {
         return map.next_value_seed(AnyValue);
     }
     let raw: &'de RawValue = map.next_value()?;
     let text = raw.get();
-    if text.starts_with(['{', '[']) {
+    let plain = match text.as_bytes().first() {
+        Some(b'"') => !text.contains('\\'),
+        Some(b't' | b'f' | b'n') => true,
+        _ => false,
+    };
+    if !plain {
         let mut de = serde_json::Deserializer::from_str(text);
         AnyValue
             .deserialize(&mut de)

@@ -403,3 +403,38 @@ proptest! {
         prop_assert_eq!(listing(out.as_bytes(), shown), serde, "{}", out);
     }
 }
+
+/// A value nobody reads is still JSON: a `\u` escape of half a
+/// surrogate pair, or a number beyond what a float holds, makes the
+/// reference reading refuse the output, and so must the pass held whole
+/// (as the pass from a pipe does).
+#[test]
+fn a_value_nobody_reads_that_json_refuses_refuses_the_listing() {
+    let host = host();
+    for odd in [
+        r#""\ud800x""#,
+        r#""\udc00""#,
+        "1e400",
+        "-1e400",
+        &"9".repeat(400),
+    ] {
+        for out in [
+            printed(2).replacen(r#""mailboxId":0"#, &format!(r#""mailboxId":{odd}"#), 1),
+            printed(2).replacen(r#""mailboxId":7"#, &format!(r#""mailboxId":{odd}"#), 1),
+            printed(2).replacen('{', &format!(r#"{{"note":{odd},"#), 1),
+        ] {
+            let whole = parse_listing_whole(out.as_bytes(), &host, Fields::Strict);
+            assert!(whole.is_err(), "{out}");
+            let piped = listing_from_reader(out.as_bytes(), |e| {
+                AccountStatus::check(e, &host, Fields::Strict).ok()
+            });
+            assert!(piped.is_err(), "{out}");
+            let held = listing(out.as_bytes(), |e| {
+                AccountStatus::check(e, &host, Fields::Strict).ok()
+            });
+            assert_eq!(held, None, "{out}");
+        }
+    }
+}
+
+mod adversarial;
