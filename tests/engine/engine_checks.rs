@@ -108,31 +108,16 @@ fn an_operator_promotion_carries_only_the_lease_check_and_none_when_forced() {
         assert_eq!(promote.origin, Origin::Operator);
         let want = if force { vec![] } else { vec![lease()] };
         assert_eq!(promote.checks, want, "--force: {force}");
+        assert!(
+            matches!(
+                promote.kind,
+                ActionKind::PromoteAccounts {
+                    input_file: false,
+                    ..
+                }
+            ),
+            "{:?}",
+            promote.kind
+        );
     }
-    let mut sim = Sim::new(appserver_config(), World::new(&ACCOUNTS));
-    sim.operator(OperatorCommand::Promote {
-        target: PromoteTarget::Accounts(vec!["b@example.com".into()]),
-        accounts: vec![],
-        threads: None,
-        force: false,
-        evidence: all(Component::Appserver, Vote::Down),
-        follow_ups: true,
-    });
-    let promote = sim
-        .world
-        .handed
-        .iter()
-        .find(|a| is_promote(&a.kind))
-        .expect("promoted");
-    assert!(
-        matches!(
-            promote.kind,
-            ActionKind::PromoteAccounts {
-                input_file: false,
-                ..
-            }
-        ),
-        "{:?}",
-        promote.kind
-    );
 }
