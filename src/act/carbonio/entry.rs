@@ -103,6 +103,22 @@ pub(super) struct ReplicaFields<'a> {
 }
 
 impl<'a> Entry<'a> {
+    /// Empty this entry for the next account, and hand back its list of
+    /// replicas emptied, for that account's to reuse: one entry is filled
+    /// in place for each account in turn (moving it costs more than
+    /// reading some of its fields).
+    pub(super) fn recycle(&mut self) -> Vec<Option<ReplicaFields<'a>>> {
+        let spare = match std::mem::take(&mut self.replicas) {
+            Replicas::List(mut list) => {
+                list.clear();
+                list
+            }
+            _ => Vec::new(),
+        };
+        *self = Entry::default();
+        spare
+    }
+
     /// The entry of a parsed tree.
     pub(super) fn of(v: &'a Value) -> Result<Entry<'a>, String> {
         let obj = v.as_object().ok_or("it is not an object")?;

@@ -323,14 +323,7 @@ where
         // replicas kept for the next.
         let mut entry = Entry::default();
         loop {
-            let spare = match std::mem::take(&mut entry.replicas) {
-                Replicas::List(mut list) => {
-                    list.clear();
-                    list
-                }
-                _ => Vec::new(),
-            };
-            entry = Entry::default();
+            let spare = entry.recycle();
             let seed = EntrySeed {
                 scratch: &mut *self.scratch,
                 spare,

@@ -115,18 +115,27 @@ impl<'a> Cur<'a> {
             self.eat(b':')?;
             self.ws();
             key(self, k)?;
-            self.ws();
-            match self.peek()? {
-                b',' => {
-                    self.i += 1;
-                    self.ws();
-                }
-                b'}' => {
-                    self.i += 1;
-                    return Ok(());
-                }
-                _ => return Err(Stop::Unsupported),
+            if !self.more(b'}')? {
+                return Ok(());
             }
+        }
+    }
+
+    /// After an element of an object or a list: `,` (another follows) or
+    /// `close` (the end), read.
+    fn more(&mut self, close: u8) -> Res<bool> {
+        self.ws();
+        match self.peek()? {
+            b',' => {
+                self.i += 1;
+                self.ws();
+                Ok(true)
+            }
+            c if c == close => {
+                self.i += 1;
+                Ok(false)
+            }
+            _ => Err(Stop::Unsupported),
         }
     }
 
@@ -140,17 +149,8 @@ impl<'a> Cur<'a> {
         }
         loop {
             item(self)?;
-            self.ws();
-            match self.peek()? {
-                b',' => {
-                    self.i += 1;
-                    self.ws();
-                }
-                b']' => {
-                    self.i += 1;
-                    return Ok(());
-                }
-                _ => return Err(Stop::Unsupported),
+            if !self.more(b']')? {
+                return Ok(());
             }
         }
     }
@@ -303,14 +303,7 @@ impl<'a> Cur<'a> {
         let mut entry = Entry::default();
         let (mut others, mut replica_others) = (Others::default(), Others::default());
         self.list(|c| {
-            let spare = match std::mem::take(&mut entry.replicas) {
-                Replicas::List(mut list) => {
-                    list.clear();
-                    list
-                }
-                _ => Vec::new(),
-            };
-            entry = Entry::default();
+            let spare = entry.recycle();
             others.0.clear();
             c.entry(&mut entry, spare, &mut others, &mut replica_others)?;
             out.push(each(&entry).ok_or(Stop::Refused)?);
