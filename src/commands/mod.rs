@@ -11,9 +11,10 @@ use crate::probe::Prober;
 use crate::session::{Fed, Session, now};
 use crate::state::{Journal, StateLock};
 use crate::view::StatusView;
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::Write;
 use std::time::Duration;
 
+mod ask;
 mod reprotect;
 mod status;
 mod switchover;
@@ -60,6 +61,14 @@ impl Failure {
             code: exit::RUNTIME,
             message: message.to_string(),
         }
+    }
+}
+
+/// Bad input from the operator (exit 2), saying what to do instead.
+fn usage(message: impl Into<String>) -> Failure {
+    Failure {
+        code: exit::USAGE,
+        message: message.into(),
     }
 }
 
@@ -413,10 +422,6 @@ pub async fn promote(
     json_out: bool,
     verbose: bool,
 ) -> Outcome {
-    let usage = |m: String| Failure {
-        code: exit::USAGE,
-        message: m,
-    };
     let exec =
         crate::act::carbonio::Carbonio::new(&cfg.carbonio).map_err(|e| usage(e.to_string()))?;
     let (target, shown) = if let Some(host) = &args.source.source_mail_host {
@@ -447,7 +452,7 @@ pub async fn promote(
                 .collect()
         } else {
             return Err(usage(
-                "say what to promote: --source-mail-host, --accounts or --input-file".into(),
+                "say what to promote: --source-mail-host, --accounts or --input-file",
             ));
         };
         (PromoteTarget::Accounts(names.clone()), names)
@@ -466,27 +471,13 @@ pub async fn promote(
         .filter(|o| o.witness.component == Component::Appserver)
         .collect();
     if !args.yes && !dry_run {
-        if !std::io::stdin().is_terminal() {
-            return Err(usage(
-                "promote asks for confirmation on a terminal; add --yes to run it from a script"
-                    .into(),
-            ));
-        }
+        ask::on_terminal("promote")?;
         crate::outln!("Accounts to promote to this datacenter ({}):", shown.len());
-        for a in shown.iter().take(50) {
-            crate::outln!("  {a}");
-        }
-        if shown.len() > 50 {
-            crate::outln!("  … and {} more", shown.len() - 50);
-        }
+        ask::name_some(&shown, shown.len());
         for o in &evidence {
             crate::outln!("  witness {}: {:?} ({})", o.witness, o.vote, o.reason);
         }
-        crate::out!("Promote them? [y/N] ");
-        let _ = std::io::stdout().flush();
-        let mut answer = String::new();
-        let _ = std::io::stdin().lock().read_line(&mut answer);
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        if !ask::yes("Promote them?") {
             crate::outln!("nothing done");
             return Ok(exit::OK);
         }
@@ -558,12 +549,8 @@ pub async fn recover(
     json_out: bool,
     verbose: bool,
 ) -> Outcome {
-    let usage = |m: String| Failure {
-        code: exit::USAGE,
-        message: m,
-    };
     if !args.peer_dc_lost {
-        return Err(usage("say what was lost: --peer-dc-lost".into()));
+        return Err(usage("say what was lost: --peer-dc-lost"));
     }
     if !cfg.local.roles.contains(&crate::model::Role::Consulserver) {
         return Err(usage(format!(
@@ -583,12 +570,7 @@ pub async fn recover(
         .collect();
     let up = evidence.iter().any(|o| o.vote == crate::model::Vote::Up);
     if !args.yes && !dry_run && !up && local_leader != Some(true) && !evidence.is_empty() {
-        if !std::io::stdin().is_terminal() {
-            return Err(usage(
-                "recover asks for confirmation on a terminal; add --yes to run it from a script"
-                    .into(),
-            ));
-        }
+        ask::on_terminal("recover")?;
         crate::outln!(
             "The peer Consul servers ({}) as seen now:",
             cfg.dcs
@@ -605,11 +587,7 @@ pub async fn recover(
              Consul and mail.",
             cfg.consul.service_discover_data.display()
         );
-        crate::out!("Is the peer datacenter lost? Recover raft now? [y/N] ");
-        let _ = std::io::stdout().flush();
-        let mut answer = String::new();
-        let _ = std::io::stdin().lock().read_line(&mut answer);
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        if !ask::yes("Is the peer datacenter lost? Recover raft now?") {
             crate::outln!("nothing done");
             return Ok(exit::OK);
         }

@@ -4,7 +4,7 @@
 //! batches and leaves diverged accounts out (`no-seed-over-a-diverged-copy`);
 //! the session records each batch before it runs.
 
-use super::{Failure, conclude, lock, open, operator_identity};
+use super::{Failure, conclude, lock, open, operator_identity, usage};
 use crate::act::carbonio::{AccountStatus, Carbonio};
 use crate::act::{AccountName, MailHost};
 use crate::cli::ReprotectArgs;
@@ -13,7 +13,6 @@ use crate::engine::{self, Discard, Input, OperatorCommand, ReprotectRequest};
 use crate::exit;
 use crate::model::Component;
 use crate::probe::Prober;
-use std::io::{BufRead, IsTerminal, Write};
 
 /// Whether an account has a replica that could take over: available and
 /// reaching Kafka (a release that does not report Kafka is taken at its
@@ -22,13 +21,6 @@ pub fn protected(a: &AccountStatus) -> bool {
     a.replicas
         .iter()
         .any(|r| r.available == Some(true) && r.can_connect_to_kafka != Some(false))
-}
-
-fn usage(m: String) -> Failure {
-    Failure {
-        code: exit::USAGE,
-        message: m,
-    }
 }
 
 /// `habeat reprotect`.
@@ -153,24 +145,14 @@ pub async fn reprotect(
         None
     };
     if !args.yes && !dry_run && !resuming {
-        if !std::io::stdin().is_terminal() {
-            return Err(usage(
-                "reprotect asks for confirmation on a terminal; add --yes to run it from a script"
-                    .into(),
-            ));
-        }
+        super::ask::on_terminal("reprotect")?;
         let n: usize = preview.batches.iter().map(Vec::len).sum();
         crate::outln!(
             "{n} account(s) get a replica on {destination} (priority {}), in {} batch(es):",
             args.priority,
             preview.batches.len()
         );
-        for a in preview.batches.iter().flatten().take(50) {
-            crate::outln!("  {a}");
-        }
-        if n > 50 {
-            crate::outln!("  … and {} more", n - 50);
-        }
+        super::ask::name_some(preview.batches.iter().flatten(), n);
         for d in &preview.discarded {
             crate::outln!(
                 "  {} is diverged ({}): its copy on {destination} will be overwritten",
@@ -178,11 +160,7 @@ pub async fn reprotect(
                 d.gap()
             );
         }
-        crate::out!("Go on? [y/N] ");
-        let _ = std::io::stdout().flush();
-        let mut answer = String::new();
-        let _ = std::io::stdin().lock().read_line(&mut answer);
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        if !super::ask::yes("Go on?") {
             crate::outln!("nothing done");
             return Ok(exit::OK);
         }

@@ -2,7 +2,7 @@
 //! waves ([`crate::switchover::drive`]) with the state lock held for the
 //! whole run, and the fail-back's re-arm when the accounts are home.
 
-use super::{Failure, Outcome, lock};
+use super::{Failure, Outcome, lock, usage};
 use crate::act::carbonio::Carbonio;
 use crate::act::{AccountName, MailHost};
 use crate::cli::SwitchoverArgs;
@@ -11,19 +11,11 @@ use crate::engine::Severity;
 use crate::exit;
 use crate::switchover::drive::{self, Driver, positions};
 use crate::switchover::machine::{self, End, Input, Record};
-use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// How many accounts a listing names before "and N more".
 const SHOWN: usize = 20;
-
-fn usage(m: impl Into<String>) -> Failure {
-    Failure {
-        code: exit::USAGE,
-        message: m.into(),
-    }
-}
 
 fn refused(m: impl Into<String>) -> Failure {
     Failure {
@@ -305,11 +297,7 @@ async fn plan(
 }
 
 fn confirm(rec: &Record) -> Result<bool, Failure> {
-    if !std::io::stdin().is_terminal() {
-        return Err(usage(
-            "switchover asks for confirmation on a terminal; add --yes to run it from a script",
-        ));
-    }
+    super::ask::on_terminal("switchover")?;
     let p = machine::progress(rec);
     crate::outln!(
         "Move {} account(s) from {} to {} in {} wave(s); each wave's users are in maintenance \
@@ -320,11 +308,7 @@ fn confirm(rec: &Record) -> Result<bool, Failure> {
         rec.to,
         p.waves
     );
-    crate::out!("Go ahead? [y/N] ");
-    let _ = std::io::stdout().flush();
-    let mut answer = String::new();
-    let _ = std::io::stdin().lock().read_line(&mut answer);
-    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+    Ok(super::ask::yes("Go ahead?"))
 }
 
 fn print_dry_run(cli: &Carbonio, rec: &Record) {
