@@ -32,6 +32,32 @@ pub struct Surveyed {
     pub unreadable: Vec<String>,
 }
 
+#[cfg(test)]
+impl Surveyed {
+    /// An account whose source is at sequence and itemId 5, with a replica
+    /// on `replica_on` caught up, available and reaching Kafka, or with
+    /// none.
+    pub fn caught_up(account: &str, replica_on: Option<&str>) -> Surveyed {
+        Surveyed {
+            account: account.into(),
+            source_sequence: Some(5),
+            source_item_id: Some(5),
+            source_paused: false,
+            replica: replica_on.map(|d| ReplicaSeen {
+                destination: Some(d.into()),
+                available: Some(true),
+                can_connect_to_kafka: Some(true),
+                paused: Some(false),
+                sequence: Some(5),
+                item_id: Some(5),
+                priority: Some(10),
+            }),
+            replicas: usize::from(replica_on.is_some()),
+            unreadable: Vec::new(),
+        }
+    }
+}
+
 /// The fields of one replica that decide its class.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct ReplicaSeen {

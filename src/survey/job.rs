@@ -339,26 +339,9 @@ mod tests {
     /// A survey of mbox1 where the accounts named in `at_risk` have no
     /// replica.
     fn with_at_risk(at: u64, at_risk: &[&str]) -> Survey {
-        use crate::replica::{ReplicaSeen, Surveyed};
         let acct = |name: &str| {
-            let ok = !at_risk.contains(&name);
-            Surveyed {
-                account: name.into(),
-                source_sequence: Some(5),
-                source_item_id: Some(5),
-                source_paused: false,
-                replica: ok.then(|| ReplicaSeen {
-                    destination: Some("mbox2.example.com".into()),
-                    available: Some(true),
-                    can_connect_to_kafka: Some(true),
-                    paused: Some(false),
-                    sequence: Some(5),
-                    item_id: Some(5),
-                    priority: Some(10),
-                }),
-                replicas: usize::from(ok),
-                unreadable: Vec::new(),
-            }
+            let on = (!at_risk.contains(&name)).then_some("mbox2.example.com");
+            crate::replica::Surveyed::caught_up(name, on)
         };
         Survey::new(
             "mbox1.example.com",

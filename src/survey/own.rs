@@ -346,7 +346,7 @@ pub fn failed(cfg: &Config, reason: &str, at: UnixMillis, dry_run: bool) -> Stri
 mod tests {
     use super::*;
     use crate::config::{LoadEnv, load_str_with};
-    use crate::replica::{ReplicaSeen, Surveyed};
+    use crate::replica::Surveyed;
 
     fn cfg(dir: &Path) -> Config {
         let mut cfg = load_str_with(
@@ -361,23 +361,8 @@ mod tests {
 
     /// `protected`: which of a@x and b@x have a usable replica.
     fn survey(at: u64, protected: &[bool]) -> Survey {
-        let acct = |name: &str, ok: bool| Surveyed {
-            account: name.into(),
-            source_sequence: Some(5),
-            source_item_id: Some(5),
-            source_paused: false,
-            replica: ok.then(|| ReplicaSeen {
-                destination: Some("mbox1.example.com".into()),
-                available: Some(true),
-                can_connect_to_kafka: Some(true),
-                paused: Some(false),
-                sequence: Some(5),
-                item_id: Some(5),
-                priority: Some(10),
-            }),
-            replicas: usize::from(ok),
-            unreadable: Vec::new(),
-        };
+        let acct =
+            |name: &str, ok: bool| Surveyed::caught_up(name, ok.then_some("mbox1.example.com"));
         Survey::new(
             "mbox2.example.com",
             UnixMillis(at),
