@@ -300,8 +300,15 @@ pub async fn operator(
         _ => None,
     });
     if let (true, exit::OK, Some(wait)) = (is_promote, code, lease_wait) {
+        // The text output has just said why (the step's WAITING line);
+        // with --json stdout is the document, so stderr says it.
+        let why = if json_out {
+            wait.to_string()
+        } else {
+            "it waits for the primary's serving lease (above)".to_owned()
+        };
         eprintln!(
-            "habeat: nothing promoted yet: {wait}. The promotion is recorded: the daemon (or the \
+            "habeat: nothing promoted yet: {why}. The promotion is recorded: the daemon (or the \
              next `habeat check`) promotes once that lease lapses, and `habeat status` says what \
              it waits for."
         );
