@@ -25,6 +25,7 @@
 mod bed;
 #[path = "../tests/support/bin.rs"]
 mod bin;
+mod common;
 #[path = "../tests/support/fake_carbonio.rs"]
 mod fake_carbonio;
 #[path = "../tests/support/mod.rs"]
@@ -32,46 +33,20 @@ mod fake_carbonio;
 mod support;
 
 use bed::{Bed, REPLICA, SOURCE};
+use common::{done_lines, env_usize, spawn_run};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 /// The replica's initialisation (seeding) time in the stand-in.
 const CATCH_UP: Duration = Duration::from_secs(5);
 
-fn env_usize(k: &str, default: usize) -> usize {
-    std::env::var(k)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// `26.396259ms`, `1.2s`, `850µs` (a `Duration`'s Debug form).
-fn parse_debug_duration(s: &str) -> Option<Duration> {
-    let i = s.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-    let (n, unit) = s.split_at(i);
-    let n: f64 = n.parse().ok()?;
-    let secs = match unit {
-        "s" => n,
-        "ms" => n / 1e3,
-        "µs" | "us" => n / 1e6,
-        "ns" => n / 1e9,
-        _ => return None,
-    };
-    Some(Duration::from_secs_f64(secs))
-}
-
 /// The durations of the binary's `done command=...` log lines whose
 /// command contains `what`.
 fn done(log: &str, what: &str) -> Vec<Duration> {
-    log.lines()
-        .filter_map(|l| {
-            let (_, rest) = l.split_once(" done command=")?;
-            let (command, took) = rest.rsplit_once(" duration=")?;
-            if !command.contains(what) {
-                return None;
-            }
-            parse_debug_duration(took.split_whitespace().next()?)
-        })
+    done_lines(log)
+        .into_iter()
+        .filter(|d| d.command.contains(what))
+        .map(|d| d.took)
         .collect()
 }
 
@@ -259,16 +234,7 @@ fn round_time(n: usize, interval: &str, window: Duration) -> Result<Rounds, Stri
     );
     let config = dir.path().join("habeat.yml");
     std::fs::write(&config, yaml).map_err(|e| e.to_string())?;
-    let child = Command::new(env!("CARGO_BIN_EXE_habeat"))
-        .arg("--config")
-        .arg(&config)
-        .arg("run")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start habeat run: {e}"))?;
-    let _d = Daemon(child);
+    let _d = Daemon(spawn_run(&config)?);
     let metrics = || -> Option<Histo> {
         let out = Command::new("curl")
             .args(["-sf", &format!("http://127.0.0.1:{port}/metrics")])

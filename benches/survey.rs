@@ -31,6 +31,7 @@
 //! Run: `cargo bench --bench survey` (ICMP needs root or ping_group_range).
 //! Returns at once without `--bench` (`cargo test --all-targets` runs it).
 
+mod common;
 #[path = "../tests/support/fake_carbonio.rs"]
 mod fake_carbonio;
 #[path = "../tests/support/mod.rs"]
@@ -444,15 +445,7 @@ carbonio:
         );
         let config = dir.path().join("habeat.yml");
         std::fs::write(&config, yaml).map_err(|e| e.to_string())?;
-        let child = Command::new(env!("CARGO_BIN_EXE_habeat"))
-            .arg("--config")
-            .arg(&config)
-            .arg("run")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start habeat run: {e}"))?;
+        let child = common::spawn_run(&config)?;
         let daemon = Daemon {
             child,
             port,

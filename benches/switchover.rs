@@ -20,61 +20,19 @@
 //! `HABEAT_BENCH_WAVE` change the sizes. Returns at once without
 //! `--bench` (`cargo test --all-targets` runs it).
 
+mod common;
 #[path = "../tests/support/fake_carbonio.rs"]
 mod fake_carbonio;
 
+use common::{Done, done_lines, env_usize};
 use fake_carbonio::{FakeCarbonio, live_account, with_accounts};
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 const SOURCE: &str = "mbox1.example.com";
 const REPLICA: &str = "mbox2.example.com";
 /// The stand-in's replica latency: the catch-up after quiescing.
 const DELAY: Duration = Duration::from_secs(1);
-
-fn env_usize(k: &str, default: usize) -> usize {
-    std::env::var(k)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// `26.396259ms`, `1.2s`, `850µs` (a `Duration`'s Debug form).
-fn parse_debug_duration(s: &str) -> Option<Duration> {
-    let i = s.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-    let (n, unit) = s.split_at(i);
-    let n: f64 = n.parse().ok()?;
-    let secs = match unit {
-        "s" => n,
-        "ms" => n / 1e3,
-        "µs" | "us" => n / 1e6,
-        "ns" => n / 1e9,
-        _ => return None,
-    };
-    Some(Duration::from_secs_f64(secs))
-}
-
-/// One `done command=... duration=...` line of the binary's log.
-struct Done {
-    at: SystemTime,
-    command: String,
-    took: Duration,
-}
-
-fn done_lines(log: &str) -> Vec<Done> {
-    log.lines()
-        .filter_map(|l| {
-            let (at, rest) = l.split_once(' ')?;
-            let rest = rest.trim_start().strip_prefix("INFO done command=")?;
-            let (command, took) = rest.rsplit_once(" duration=")?;
-            Some(Done {
-                at: humantime::parse_rfc3339(at).ok()?,
-                command: command.to_owned(),
-                took: parse_debug_duration(took.trim())?,
-            })
-        })
-        .collect()
-}
 
 fn pct(v: &mut [Duration], p: f64) -> Duration {
     v.sort();
