@@ -8,6 +8,7 @@
 use crate::bed::{Bed, REPLICA, SOURCE, text};
 use crate::fake_carbonio::{Account, live_account};
 use crate::support::{Need, require};
+use nix::sys::signal::Signal;
 use std::time::Duration;
 
 /// Six live accounts on this DC's mailstore (after a failover), each with
@@ -48,6 +49,28 @@ async fn bed(accounts: Vec<Account>) -> Bed {
         .count();
     assert_eq!(behind, 6, "every replica is behind its live source");
     bed
+}
+
+/// `habeat switchover --to` the primary in waves of 3, each given ten
+/// minutes to catch up, in the background (its output as "switchover").
+fn waves_of_3(bed: &Bed) -> std::process::Child {
+    bed.spawn(
+        bed.command(&[
+            "switchover",
+            "--to",
+            SOURCE,
+            "--wave",
+            "3",
+            "--catch-up-timeout",
+            "10m",
+            "--yes",
+        ]),
+        "switchover",
+    )
+}
+
+fn signal(child: &std::process::Child, sig: Signal) {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig);
 }
 
 /// `getAccountStatus mailHost` of this DC's mailstore, through the fake.
@@ -210,19 +233,7 @@ async fn kill_9_while_a_wave_waits_is_restored_and_resumed() {
     accounts[0].replicas[0].delay = Some(3600.0);
     let bed = bed(accounts).await;
     let before = statuses(&bed);
-    let mut child = bed.spawn(
-        bed.command(&[
-            "switchover",
-            "--to",
-            SOURCE,
-            "--wave",
-            "3",
-            "--catch-up-timeout",
-            "10m",
-            "--yes",
-        ]),
-        "switchover",
-    );
+    let mut child = waves_of_3(&bed);
     // Wait until the first wave is in maintenance and waiting.
     let mut waiting = false;
     for _ in 0..400 {
@@ -236,10 +247,7 @@ async fn kill_9_while_a_wave_waits_is_restored_and_resumed() {
     }
     assert!(waiting, "{}", bed.output_of("switchover"));
     std::thread::sleep(Duration::from_millis(300));
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    );
+    signal(&child, Signal::SIGKILL);
     let _ = child.wait();
     assert_eq!(
         status_of(&bed, "alice@example.com"),
@@ -368,19 +376,7 @@ async fn status_shows_a_running_switchover() {
     let mut accounts = home_later();
     accounts[3].replicas[0].delay = Some(3600.0);
     let bed = bed(accounts).await;
-    let mut child = bed.spawn(
-        bed.command(&[
-            "switchover",
-            "--to",
-            SOURCE,
-            "--wave",
-            "3",
-            "--catch-up-timeout",
-            "10m",
-            "--yes",
-        ]),
-        "switchover",
-    );
+    let mut child = waves_of_3(&bed);
     let mut seen = String::new();
     for _ in 0..400 {
         let out = bed.run(&["status", "--json"]);
@@ -392,10 +388,7 @@ async fn status_shows_a_running_switchover() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    );
+    signal(&child, Signal::SIGTERM);
     let code = child.wait().map(|s| s.code());
     assert!(!seen.is_empty(), "{}", bed.output_of("switchover"));
     assert!(seen.contains("\"moved\":3"), "{seen}");
@@ -431,19 +424,7 @@ async fn the_running_daemon_restores_what_a_killed_switchover_left() {
     let bed = bed(accounts).await;
     let before = statuses(&bed);
     let mut daemon = bed.spawn(bed.command(&["run"]), "daemon");
-    let mut child = bed.spawn(
-        bed.command(&[
-            "switchover",
-            "--to",
-            SOURCE,
-            "--wave",
-            "3",
-            "--catch-up-timeout",
-            "10m",
-            "--yes",
-        ]),
-        "switchover",
-    );
+    let mut child = waves_of_3(&bed);
     let mut waiting = false;
     for _ in 0..600 {
         if status_of(&bed, "alice@example.com") == "maintenance" {
@@ -453,10 +434,7 @@ async fn the_running_daemon_restores_what_a_killed_switchover_left() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(waiting, "{}", bed.output_of("switchover"));
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    );
+    signal(&child, Signal::SIGKILL);
     let _ = child.wait();
     let mut restored = false;
     for _ in 0..900 {
@@ -466,10 +444,7 @@ async fn the_running_daemon_restores_what_a_killed_switchover_left() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(daemon.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    );
+    signal(&daemon, Signal::SIGTERM);
     let _ = daemon.wait();
     assert!(restored, "{}", bed.output_of("daemon"));
     assert_eq!(bed.promotions(), 0);
